@@ -1,0 +1,107 @@
+/* engine.h — the matching engine: events in, alerts out.
+ *
+ * One engine instance is single-threaded and owns the per-key state of the
+ * keys routed to it (the server runs one engine per worker, routing each key
+ * to exactly one worker, so per-key state needs no locks). It keeps per
+ * (rule, key) partial matches ("runs", FlinkCEP NFA semantics) and window
+ * contents, drives timers by event time (watermark), and calls back with
+ * alerts. It has no sockets, threads or Lua: `vigil replay`, the unit tests
+ * and any 20-line C program use it directly:
+ *
+ *     vigil_engine *eng = vigil_engine_create(rs, NULL, on_alert, ud);
+ *     vigil_event_decode_json(rs, &opts, buf, len, NULL, 1, &ev, &err);
+ *     vigil_engine_feed(eng, ev, &err);   vigil_event_release(ev);
+ *     vigil_engine_advance(eng, INT64_MAX);  // end of input: fire pending timers
+ *     vigil_engine_destroy(eng);
+ */
+#ifndef VIGIL_ENGINE_H
+#define VIGIL_ENGINE_H
+
+#include <stdint.h>
+#include "vigil/status.h"
+#include "vigil/ruleset.h"
+#include "vigil/event.h"
+#include "vigil/store.h"
+
+typedef struct vigil_engine vigil_engine;
+
+typedef struct vigil_engine_opts {
+    uint32_t max_runs;               /* partial matches per (rule, key); default 64 */
+    uint32_t max_alert_events;       /* ids in alert.events; default 100 */
+    uint32_t max_evidence;           /* events in alert.evidence; default 20 */
+    int64_t allowed_lateness_ms;     /* default 0 */
+} vigil_engine_opts;
+
+/* An alert (DESIGN.md §3, contract). Everything it points to lives only
+ * during the alert callback: copy or serialise it there. */
+typedef struct vigil_alert {
+    char id[33];                     /* 32 hex digits of SHA-256 (see alert id rule) */
+    const char *rule;
+    int rule_version;
+    vigil_severity severity;
+    vigil_mode mode;
+    const char *key_field;
+    const char *key;
+    int64_t ts;                      /* ms: time of the completing event */
+    const char *const *events;       /* matched ids in match order */
+    int nevents;
+    int events_truncated;
+    const char *event;               /* the completing event's id */
+    vigil_event *const *evidence;    /* the first max_evidence matched events */
+    int nevidence;
+    int has_window;                  /* tumbling/session alerts */
+    int64_t window_start, window_end;
+    const char *details_json;        /* a JSON object text, never NULL */
+} vigil_alert;
+
+/* Called once per alert, on the thread that fed the engine. */
+typedef void (*vigil_alert_fn)(void *ud, const vigil_alert *a);
+
+/* Create an engine over rs (takes a reference). opts may be NULL. The store
+ * may be NULL (state only in memory); else the engine uses it as described
+ * in store.h. Returns NULL when out of memory. */
+vigil_engine *vigil_engine_create(vigil_ruleset *rs, const vigil_engine_opts *opts,
+                                  vigil_store *store, vigil_alert_fn fn, void *ud);
+void vigil_engine_destroy(vigil_engine *eng);   /* accepts NULL; does not destroy the store */
+
+/* Feed one event to every key group it has a key for (replay), or to one key
+ * group (the server routes per group). The engine takes its own references
+ * to what it keeps; the caller still releases ev. Events of one key must come
+ * in event-time order; an event older than watermark - allowed_lateness is
+ * late: counted, not matched, VIGIL_ELATE. */
+vigil_status vigil_engine_feed(vigil_engine *eng, vigil_event *ev, vigil_error *err);
+vigil_status vigil_engine_feed_group(vigil_engine *eng, vigil_event *ev, int g, vigil_error *err);
+
+/* Move the watermark to wm (ms) and fire the timers it passes (within expiry,
+ * absence, window close). INT64_MAX at end of input. */
+void vigil_engine_advance(vigil_engine *eng, int64_t wm);
+int64_t vigil_engine_watermark(const vigil_engine *eng);
+
+/* Batch boundaries for a persistent store: prefetch the state of the keys of
+ * these events that are not cached (one round trip), and write back the keys
+ * that changed since the last commit (one round trip). No-ops without store. */
+vigil_status vigil_engine_prefetch(vigil_engine *eng, vigil_event *const *evs, const int *groups,
+                                   int n, vigil_error *err);
+vigil_status vigil_engine_commit(vigil_engine *eng, vigil_error *err);
+
+typedef struct vigil_engine_stats {
+    uint64_t events;          /* events fed (per key group) */
+    uint64_t alerts;
+    uint64_t late;
+    uint64_t runs_evicted;    /* max_runs overflow */
+    uint64_t keys;            /* keys with state in memory */
+    uint64_t runs;            /* live partial matches */
+} vigil_engine_stats;
+void vigil_engine_get_stats(const vigil_engine *eng, vigil_engine_stats *st);
+/* Per-rule counters: alerts and matched events (indexes as in the ruleset). */
+uint64_t vigil_engine_rule_alerts(const vigil_engine *eng, int rule);
+
+/* JSON text of an alert (DESIGN.md §3), with detected_at = detected_ms.
+ * Returns a malloc'd string the caller frees, or NULL when out of memory. */
+char *vigil_alert_to_json(const vigil_alert *a, int64_t detected_ms);
+
+/* The explain view of one key: its runs and windows, as a malloc'd JSON text
+ * (NULL when the key has no state). */
+char *vigil_engine_explain_key(vigil_engine *eng, int g, const char *key);
+
+#endif

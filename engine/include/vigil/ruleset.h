@@ -1,0 +1,192 @@
+/* ruleset.h — the compiled form of a set of rules, built by lua/ (or by a C
+ * program directly) and matched by the engine.
+ *
+ * The rule language (lua/) turns rule{} tables into calls of this builder:
+ * expressions for conditions and aggregate `when`s, step definitions for
+ * patterns, then one vigil_ruleset_finalize(). After finalize the ruleset is
+ * immutable and may be shared by any number of engines and threads; it is
+ * refcounted so that a hot reload can swap it while workers still hold the
+ * old one. Semantics follow FlinkCEP (steps, contiguity, quantifiers,
+ * after-match skip strategies) and DESIGN.md §3–4. */
+#ifndef VIGIL_RULESET_H
+#define VIGIL_RULESET_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include "vigil/status.h"
+
+#define VIGIL_UNBOUNDED UINT32_MAX   /* times_or_more: no upper bound */
+#define VIGIL_MAX_STEPS 32
+#define VIGIL_MAX_RULE_NAME 63
+
+typedef struct vigil_ruleset vigil_ruleset;
+typedef struct vigil_expr vigil_expr;
+
+/* A typed value. Strings are borrowed (ptr + len, not NUL-terminated unless
+ * said so). No implicit conversion: the number 596 and the string "596"
+ * differ, except that key values always compare as strings. */
+typedef enum vigil_type {
+    VIGIL_T_MISSING = 0, /* field absent from the event */
+    VIGIL_T_NULL,
+    VIGIL_T_BOOL,
+    VIGIL_T_NUM,
+    VIGIL_T_STR,
+    VIGIL_T_UNDEF        /* result of an aggregate over no event: every comparison is false */
+} vigil_type;
+
+typedef struct vigil_value {
+    vigil_type type;
+    uint32_t len;          /* VIGIL_T_STR: bytes */
+    union {
+        double num;        /* VIGIL_T_NUM */
+        int b;             /* VIGIL_T_BOOL */
+        const char *str;   /* VIGIL_T_STR */
+    } u;
+} vigil_value;
+
+typedef enum vigil_expr_op {
+    VIGIL_X_CONST,      /* a literal value */
+    VIGIL_X_FIELD,      /* the current event's field (e.f, or the field of a where{} entry) */
+    VIGIL_X_REF,        /* ref(step, field): the field of the last event the step accepted */
+    VIGIL_X_AGG,        /* an aggregate over the rule's window (see vigil_expr_agg) */
+    VIGIL_X_IS_NEW,     /* is_new(f): current value of f absent from the window before it */
+    VIGIL_X_ADD, VIGIL_X_SUB, VIGIL_X_MUL, VIGIL_X_DIV, VIGIL_X_NEG,
+    VIGIL_X_EQ, VIGIL_X_NE, VIGIL_X_GT, VIGIL_X_GE, VIGIL_X_LT, VIGIL_X_LE,
+    VIGIL_X_BETWEEN,    /* args: x, lo, hi — inclusive */
+    VIGIL_X_ONE_OF,     /* args: x, v1, v2, … — equality with any */
+    VIGIL_X_EXISTS,     /* args: x — present and not null */
+    VIGIL_X_MISSING,    /* args: x — absent or null */
+    VIGIL_X_MATCHES,    /* built by vigil_expr_matches */
+    VIGIL_X_IN_LIST,    /* built by vigil_expr_in_list */
+    VIGIL_X_AND, VIGIL_X_OR, VIGIL_X_NOT
+} vigil_expr_op;
+
+typedef enum vigil_agg_kind {
+    VIGIL_AGG_COUNT, VIGIL_AGG_SUM, VIGIL_AGG_AVG,
+    VIGIL_AGG_MIN, VIGIL_AGG_MAX, VIGIL_AGG_DISTINCT
+} vigil_agg_kind;
+
+/* Expression constructors. Nodes are owned by the ruleset and freed with it;
+ * strings are copied. Each returns NULL only when out of memory. Type errors
+ * (a comparison of two constants, a MATCHES on a non-field) are reported by
+ * vigil_ruleset_add_rule, with the rule's file and line. */
+vigil_expr *vigil_expr_const(vigil_ruleset *rs, vigil_value v);
+vigil_expr *vigil_expr_num(vigil_ruleset *rs, double v);
+vigil_expr *vigil_expr_str(vigil_ruleset *rs, const char *s, size_t len);
+vigil_expr *vigil_expr_bool(vigil_ruleset *rs, int b);
+vigil_expr *vigil_expr_field(vigil_ruleset *rs, const char *path);
+vigil_expr *vigil_expr_ref(vigil_ruleset *rs, const char *step, const char *path);
+/* args[0..n): the node keeps its own copy of the array. */
+vigil_expr *vigil_expr_apply(vigil_ruleset *rs, vigil_expr_op op, vigil_expr *const *args, int n);
+/* `regex` in Hyperscan's dialect (unanchored); flags: "" or "i". */
+vigil_expr *vigil_expr_matches(vigil_ruleset *rs, vigil_expr *field, const char *regex, const char *flags);
+vigil_expr *vigil_expr_in_list(vigil_ruleset *rs, vigil_expr *field, const char *list);
+/* An aggregate over the window's events that pass the rule's `where` and,
+ * when given, `filter` (an expression over event fields). `path` is NULL for
+ * COUNT. `prior` excludes the current event. */
+vigil_expr *vigil_expr_agg(vigil_ruleset *rs, vigil_agg_kind k, const char *path,
+                           vigil_expr *filter, int prior);
+vigil_expr *vigil_expr_is_new(vigil_ruleset *rs, const char *path);
+
+/* Named lists for in_list(): a hash set of strings. Numbers in events are
+ * compared by their text. Values are copied. Adding a list of a name that
+ * exists replaces it. */
+vigil_status vigil_ruleset_add_list(vigil_ruleset *rs, const char *name,
+                                    const char *const *values, size_t n);
+
+typedef enum vigil_severity {
+    VIGIL_SEV_INFO, VIGIL_SEV_LOW, VIGIL_SEV_MEDIUM, VIGIL_SEV_HIGH, VIGIL_SEV_CRITICAL
+} vigil_severity;
+typedef enum vigil_mode { VIGIL_MODE_ACTIVE, VIGIL_MODE_SHADOW } vigil_mode;
+
+/* How a step follows the one before it (FlinkCEP "Combining Patterns"). */
+typedef enum vigil_contiguity {
+    VIGIL_CONT_STRICT,          /* next(): the very next event of the key */
+    VIGIL_CONT_RELAXED,         /* followed_by(): skip-till-next-match */
+    VIGIL_CONT_NONDET,          /* followed_by_any(): skip-till-any-match */
+    VIGIL_CONT_NOT_NEXT,        /* not_next(): the next event must not match */
+    VIGIL_CONT_NOT_FOLLOWED_BY  /* not_followed_by(): no matching event until the next step (or `within`) */
+} vigil_contiguity;
+
+/* After-match skip strategies (FlinkCEP "After Match Skip Strategy"). */
+typedef enum vigil_skip {
+    VIGIL_SKIP_NO_SKIP, VIGIL_SKIP_TO_NEXT, VIGIL_SKIP_PAST_LAST_EVENT,
+    VIGIL_SKIP_TO_FIRST, VIGIL_SKIP_TO_LAST
+} vigil_skip;
+
+typedef enum vigil_window_kind {
+    VIGIL_WIN_NONE, VIGIL_WIN_SLIDING, VIGIL_WIN_TUMBLING, VIGIL_WIN_SESSION
+} vigil_window_kind;
+
+typedef struct vigil_step_def {
+    const char *name;             /* unique within the rule */
+    vigil_contiguity contiguity;  /* ignored for the first step */
+    uint32_t min, max;            /* quantifier; a plain step is 1,1; max may be VIGIL_UNBOUNDED */
+    unsigned optional : 1;        /* optional(): min becomes 0 */
+    unsigned greedy : 1;
+    unsigned consecutive : 1;     /* strict contiguity between a looping step's events */
+    vigil_expr *cond;             /* where/or_where as one expression; NULL = any event */
+    vigil_expr *stop_when;        /* until-condition of a looping step; NULL = none */
+} vigil_step_def;
+
+/* One rule. Exactly one of (steps, window) is set. Strings and the steps
+ * array are copied by vigil_ruleset_add_rule; expressions must come from the
+ * same ruleset. */
+typedef struct vigil_rule_def {
+    const char *name;             /* [a-z0-9_]+, unique in the ruleset */
+    const char *description;      /* may be NULL */
+    int version;                  /* >= 1 */
+    vigil_severity severity;
+    vigil_mode mode;
+    const char *key;              /* key field path, e.g. "card_id" or "card.bin" */
+    const char *file;             /* source file, for errors; may be NULL */
+    int line;                     /* line of the rule{} call */
+    /* pattern rule */
+    const vigil_step_def *steps;
+    int nsteps;
+    int64_t within_ms;            /* 0: no bound; else last.ts - first.ts < within */
+    vigil_skip skip;
+    const char *skip_step;        /* for SKIP_TO_FIRST / SKIP_TO_LAST */
+    /* aggregate rule */
+    vigil_expr *where;            /* NULL = every event of the key */
+    vigil_window_kind window;
+    int64_t window_ms;            /* size or session gap */
+    int64_t precision_ms;         /* 0 = exact */
+    vigil_expr *when;             /* must be a boolean expression */
+    /* both */
+    int64_t suppress_ms;          /* 0 = alert on every match */
+} vigil_rule_def;
+
+/* Create an empty ruleset (refcount 1). NULL when out of memory. */
+vigil_ruleset *vigil_ruleset_create(void);
+void vigil_ruleset_retain(vigil_ruleset *rs);
+/* Drops one reference; frees at zero. Accepts NULL. */
+void vigil_ruleset_release(vigil_ruleset *rs);
+
+/* Validate and add a rule. On error nothing is added and err names the
+ * file, line and rule. */
+vigil_status vigil_ruleset_add_rule(vigil_ruleset *rs, const vigil_rule_def *def, vigil_error *err);
+
+/* Build what matching needs (key groups, field table, one Hyperscan database
+ * per regex field). After this the ruleset is immutable; add_rule fails. */
+vigil_status vigil_ruleset_finalize(vigil_ruleset *rs, vigil_error *err);
+
+/* Introspection (valid after finalize). Returned strings live as long as rs. */
+int vigil_ruleset_rule_count(const vigil_ruleset *rs);
+const char *vigil_ruleset_rule_name(const vigil_ruleset *rs, int i);
+int vigil_ruleset_rule_version(const vigil_ruleset *rs, int i);
+vigil_mode vigil_ruleset_rule_mode(const vigil_ruleset *rs, int i);
+vigil_severity vigil_ruleset_rule_severity(const vigil_ruleset *rs, int i);
+const char *vigil_ruleset_rule_key(const vigil_ruleset *rs, int i);
+int vigil_ruleset_rule_index(const vigil_ruleset *rs, const char *name); /* -1 if none */
+int vigil_ruleset_group_count(const vigil_ruleset *rs);       /* key groups */
+const char *vigil_ruleset_group_key(const vigil_ruleset *rs, int g);
+int vigil_ruleset_field_count(const vigil_ruleset *rs);
+
+const char *vigil_severity_str(vigil_severity s);   /* "high" */
+const char *vigil_mode_str(vigil_mode m);           /* "active" */
+
+/* Parse "10m", "1h", "500ms", "30d", "1.5s" into milliseconds. */
+vigil_status vigil_duration_parse(const char *s, int64_t *ms);
+
+#endif

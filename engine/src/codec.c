@@ -1,0 +1,343 @@
+/* codec.c — encoding a key's state into a versioned byte record and back.
+ *
+ * The record is what the Redis store keeps per key (and what a memory-store
+ * snapshot will hold). Layout, little-endian, version 1:
+ *   "VGS" 1 | u64 seq | i64 last_ts | u32 nevents | events | u32 nrules | rules
+ *   event: str id | i64 ts | str json            (shared by runs: stored once)
+ *   rule:  str name | u32 version | u8 kind(1 pattern, 2 window) | body
+ *   pattern: i64 last_alert | u8 alerted | u32 nruns | runs
+ *     run: i32 step | u32 count | u8 closed | i64 start_ts | u64 start_seq |
+ *          u64 last_seq | u32 nev | nev × (u32 event index | u8 step | u64 seq)
+ *   window: i64 last_alert | u8 alerted | u32 nagg | u32 n | n × entry
+ *     entry: i64 ts | u32 mask | per set bit: f64, or str for text aggregates
+ *   str: u32 len | bytes
+ * Rules are matched by name and version on decode, so a new version of a
+ * rule starts with empty state while the old one's record is ignored. */
+#include <stdlib.h>
+#include <string.h>
+#include "codec.h"
+
+typedef union vcell { double num; char *str; } vcell;
+typedef struct ventry { int64_t ts; uint32_t mask; uint32_t pad; vcell v[]; } ventry;
+
+static int put(vcodec_buf *b, const void *p, size_t n) {
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 256;
+        while (cap < b->len + n) cap *= 2;
+        unsigned char *np = realloc(b->p, cap);
+        if (!np) return -1;
+        b->p = np;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, p, n);
+    b->len += n;
+    return 0;
+}
+#define PUT(b, v) put((b), &(v), sizeof(v))
+static int put_str(vcodec_buf *b, const char *s, size_t n) {
+    uint32_t l = (uint32_t)n;
+    return PUT(b, l) || put(b, s, n);
+}
+
+typedef struct evtab { vigil_event **v; uint32_t n, cap; } evtab;
+
+static int ev_index(evtab *t, vigil_event *e, uint32_t *idx) {
+    for (uint32_t i = 0; i < t->n; i++)
+        if (t->v[i] == e) {
+            *idx = i;
+            return 0;
+        }
+    if (t->n == t->cap) {
+        uint32_t cap = t->cap ? t->cap * 2 : 16;
+        vigil_event **nv = realloc(t->v, cap * sizeof *nv);
+        if (!nv) return -1;
+        t->v = nv;
+        t->cap = cap;
+    }
+    t->v[t->n] = e;
+    *idx = t->n++;
+    return 0;
+}
+
+static int uses_text(const vagg *a) { return a->is_new || a->kind == VIGIL_AGG_DISTINCT; }
+
+vigil_status vcodec_encode(const vigil_engine *eng, const vkeystate *ks, vcodec_buf *out) {
+    const vigil_ruleset *rs = eng->rs;
+    const vgroup *g = &rs->groups[ks->group];
+    vcodec_buf body = {0};
+    evtab et = {0};
+    int bad = 0;
+    uint32_t nr = (uint32_t)g->nrules;
+    bad |= PUT(&body, nr);
+    for (int i = 0; i < g->nrules && !bad; i++) {
+        const vrule *r = &rs->rules[g->rules[i]];
+        uint32_t ver = (uint32_t)r->version;
+        bad |= put_str(&body, r->name, strlen(r->name)) || PUT(&body, ver);
+        if (r->nsteps) {
+            const vpat *p = ks->rs[i];
+            uint8_t kind = 1, alerted = p ? (uint8_t)p->alerted : 0;
+            int64_t la = p ? p->last_alert_ts : 0;
+            uint32_t n = p ? p->nruns : 0;
+            bad |= PUT(&body, kind) || PUT(&body, la) || PUT(&body, alerted) || PUT(&body, n);
+            for (uint32_t j = 0; j < n && !bad; j++) {
+                const vrun *run = &p->runs[j];
+                bad |= PUT(&body, run->step) || PUT(&body, run->count) || PUT(&body, run->closed) ||
+                       PUT(&body, run->start_ts) || PUT(&body, run->start_seq) || PUT(&body, run->last_seq) ||
+                       PUT(&body, run->nev);
+                for (uint32_t k = 0; k < run->nev && !bad; k++) {
+                    uint32_t idx;
+                    bad |= ev_index(&et, run->ev[k], &idx) || PUT(&body, idx) || PUT(&body, run->evstep[k]) ||
+                           PUT(&body, run->evseq[k]);
+                }
+            }
+        } else {
+            const vwin *w = ks->rs[i];
+            uint8_t kind = 2, alerted = w ? (uint8_t)w->alerted : 0;
+            int64_t la = w ? w->last_alert_ts : 0;
+            uint32_t nagg = (uint32_t)r->nagg, n = w ? w->n : 0;
+            bad |= PUT(&body, kind) || PUT(&body, la) || PUT(&body, alerted) || PUT(&body, nagg) || PUT(&body, n);
+            size_t es = sizeof(ventry) + (size_t)r->nagg * sizeof(vcell);
+            for (uint32_t j = 0; j < n && !bad; j++) {
+                const ventry *e = (const ventry *)(w->ring + (size_t)((w->head + j) % w->cap) * es);
+                bad |= PUT(&body, e->ts) || PUT(&body, e->mask);
+                for (int k = 0; k < r->nagg && !bad; k++) {
+                    if (!(e->mask >> k & 1)) continue;
+                    if (uses_text(&r->aggs[k])) bad |= put_str(&body, e->v[k].str, strlen(e->v[k].str));
+                    else bad |= PUT(&body, e->v[k].num);
+                }
+            }
+        }
+    }
+    bad |= put(out, "VGS\1", 4) || PUT(out, ks->seq) || PUT(out, ks->last_ts) || PUT(out, et.n);
+    for (uint32_t i = 0; i < et.n && !bad; i++) {
+        size_t jl;
+        const char *j = vigil_event_json(et.v[i], &jl);
+        bad |= put_str(out, et.v[i]->id, strlen(et.v[i]->id)) || PUT(out, et.v[i]->ts) || put_str(out, j, jl);
+    }
+    bad |= put(out, body.p, body.len);
+    free(body.p);
+    free(et.v);
+    return bad ? VIGIL_ENOMEM : VIGIL_OK;
+}
+
+typedef struct rd { const unsigned char *p; size_t len, off; int bad; } rd;
+static void get(rd *r, void *v, size_t n) {
+    if (r->bad || r->len - r->off < n) {
+        r->bad = 1;
+        memset(v, 0, n);
+        return;
+    }
+    memcpy(v, r->p + r->off, n);
+    r->off += n;
+}
+#define GET(r, v) get((r), &(v), sizeof(v))
+static const char *get_str(rd *r, uint32_t *n) {
+    GET(r, *n);
+    if (r->bad || r->len - r->off < *n) {
+        r->bad = 1;
+        return NULL;
+    }
+    const char *s = (const char *)r->p + r->off;
+    r->off += *n;
+    return s;
+}
+
+static void clear_rule_state(vigil_engine *eng, vkeystate *ks) {
+    const vgroup *g = &eng->rs->groups[ks->group];
+    for (int i = 0; i < g->nrules; i++) {
+        const vrule *r = &eng->rs->rules[g->rules[i]];
+        if (r->nsteps) vnfa_free(ks->rs[i]);
+        else vwin_free(ks->rs[i], r);
+        ks->rs[i] = NULL;
+    }
+}
+
+vigil_status vcodec_decode(vigil_engine *eng, vkeystate *ks, const unsigned char *p, size_t len) {
+    const vigil_ruleset *rs = eng->rs;
+    const vgroup *g = &rs->groups[ks->group];
+    rd r = {.p = p, .len = len};
+    char magic[4];
+    get(&r, magic, 4);
+    if (r.bad || memcmp(magic, "VGS\1", 4) != 0) return VIGIL_ESTORE;
+    clear_rule_state(eng, ks);
+    uint32_t nev;
+    GET(&r, ks->seq);
+    GET(&r, ks->last_ts);
+    GET(&r, nev);
+    if (r.bad || nev > len) return VIGIL_ESTORE;
+    vigil_event **evs = calloc(nev ? nev : 1, sizeof *evs);
+    if (!evs) return VIGIL_ENOMEM;
+    vigil_status s = VIGIL_OK;
+    for (uint32_t i = 0; i < nev && !r.bad; i++) {
+        uint32_t il, jl;
+        int64_t ts;
+        const char *id = get_str(&r, &il);
+        GET(&r, ts);
+        const char *js = get_str(&r, &jl);
+        if (r.bad) break;
+        if ((s = vev_from_record(rs, id, il, ts, js, jl, &evs[i])) != VIGIL_OK) break;
+    }
+    uint32_t nr = 0;
+    GET(&r, nr);
+    for (uint32_t i = 0; i < nr && !r.bad && s == VIGIL_OK; i++) {
+        uint32_t nl, ver;
+        const char *name = get_str(&r, &nl);
+        uint8_t kind;
+        GET(&r, ver);
+        GET(&r, kind);
+        if (r.bad) break;
+        int slot = -1;
+        const vrule *rule = NULL;
+        for (int j = 0; j < g->nrules; j++) {
+            const vrule *x = &rs->rules[g->rules[j]];
+            if (strlen(x->name) == nl && memcmp(x->name, name, nl) == 0 && (uint32_t)x->version == ver) {
+                slot = j;
+                rule = x;
+            }
+        }
+        int64_t la;
+        uint8_t alerted;
+        GET(&r, la);
+        GET(&r, alerted);
+        if (kind == 1) {
+            uint32_t n;
+            GET(&r, n);
+            vpat *pt = NULL;
+            if (rule && rule->nsteps && n < len) {
+                if (!(pt = calloc(1, sizeof *pt)) || (n && !(pt->runs = calloc(n, sizeof *pt->runs)))) {
+                    free(pt);
+                    s = VIGIL_ENOMEM;
+                    break;
+                }
+                pt->cap = n;
+                pt->last_alert_ts = la;
+                pt->alerted = alerted;
+                ks->rs[slot] = pt;
+            }
+            for (uint32_t j = 0; j < n && !r.bad; j++) {
+                vrun run;
+                memset(&run, 0, sizeof run);
+                GET(&r, run.step);
+                GET(&r, run.count);
+                GET(&r, run.closed);
+                GET(&r, run.start_ts);
+                GET(&r, run.start_seq);
+                GET(&r, run.last_seq);
+                uint32_t ne;
+                GET(&r, ne);
+                if (r.bad || ne > len) {
+                    r.bad = 1;
+                    break;
+                }
+                size_t sz = (size_t)(ne ? ne : 1) * (sizeof(vigil_event *) + sizeof(uint64_t) + 1);
+                unsigned char *m = pt ? malloc(sz) : NULL;
+                if (pt && !m) {
+                    s = VIGIL_ENOMEM;
+                    break;
+                }
+                if (m) {
+                    run.cap = ne ? ne : 1;
+                    run.ev = (vigil_event **)m;
+                    run.evseq = (uint64_t *)(run.ev + run.cap);
+                    run.evstep = (uint8_t *)(run.evseq + run.cap);
+                }
+                for (uint32_t k = 0; k < ne && !r.bad; k++) {
+                    uint32_t idx;
+                    uint8_t st;
+                    uint64_t sq;
+                    GET(&r, idx);
+                    GET(&r, st);
+                    GET(&r, sq);
+                    if (idx >= nev || !evs[idx]) r.bad = 1;
+                    if (m && !r.bad) {
+                        run.ev[run.nev] = evs[idx];
+                        vigil_event_retain(evs[idx]);
+                        run.evstep[run.nev] = st;
+                        run.evseq[run.nev++] = sq;
+                    }
+                }
+                if (pt && !r.bad && run.step >= 0 && run.step < rule->nsteps) pt->runs[pt->nruns++] = run;
+                else if (m) vrun_clear(&run);
+            }
+        } else if (kind == 2) {
+            uint32_t nagg, n;
+            GET(&r, nagg);
+            GET(&r, n);
+            vwin *w = NULL;
+            vigil_event dummy;
+            (void)dummy;
+            if (rule && !rule->nsteps && (int)nagg == rule->nagg && n < len) {
+                size_t na = nagg ? nagg : 1;
+                size_t es = sizeof(ventry) + (size_t)nagg * sizeof(vcell);
+                if (!(w = calloc(1, sizeof *w)) || !(w->sum = calloc(na, sizeof *w->sum)) ||
+                    !(w->cnt = calloc(na, sizeof *w->cnt)) || !(w->ring = calloc(n ? n : 1, es))) {
+                    if (w) {
+                        free(w->sum);
+                        free(w->cnt);
+                    }
+                    free(w);
+                    s = VIGIL_ENOMEM;
+                    break;
+                }
+                w->cap = n ? n : 1;
+                w->last_alert_ts = la;
+                w->alerted = alerted;
+                ks->rs[slot] = w;
+            }
+            for (uint32_t j = 0; j < n && !r.bad; j++) {
+                int64_t ts;
+                uint32_t mask;
+                GET(&r, ts);
+                GET(&r, mask);
+                size_t es = sizeof(ventry) + (size_t)nagg * sizeof(vcell);
+                ventry *e = w ? (ventry *)(w->ring + (size_t)j * es) : NULL;
+                if (e) {
+                    e->ts = ts;
+                    e->mask = 0;
+                }
+                for (uint32_t k = 0; k < nagg && k < 32 && !r.bad; k++) {
+                    if (!(mask >> k & 1)) continue;
+                    int text = rule && (int)k < rule->nagg ? uses_text(&rule->aggs[k]) : 0;
+                    if (!w) {   /* skip an unknown rule's entry: we cannot know its types */
+                        r.bad = 1;
+                        break;
+                    }
+                    if (text) {
+                        uint32_t sl;
+                        const char *sv = get_str(&r, &sl);
+                        if (r.bad || !(e->v[k].str = strndup(sv, sl))) {
+                            r.bad = 1;
+                            break;
+                        }
+                    } else {
+                        GET(&r, e->v[k].num);
+                    }
+                    e->mask |= 1u << k;
+                    w->cnt[k]++;
+                    if (!text) w->sum[k] += e->v[k].num;
+                }
+                if (w) w->n++;
+            }
+        } else {
+            r.bad = 1;
+        }
+    }
+    for (uint32_t i = 0; i < nev; i++) vigil_event_release(evs[i]);
+    free(evs);
+    if (s == VIGIL_OK && r.bad) s = VIGIL_ESTORE;
+    if (s != VIGIL_OK) clear_rule_state(eng, ks);
+    return s;
+}
+
+int64_t vcodec_ttl(const vigil_engine *eng, const vkeystate *ks) {
+    const vgroup *g = &eng->rs->groups[ks->group];
+    int64_t longest = 0;
+    for (int i = 0; i < g->nrules; i++) {
+        const vrule *r = &eng->rs->rules[g->rules[i]];
+        int64_t d = r->nsteps ? r->within_ms : r->window_ms;
+        if (r->suppress_ms > d) d = r->suppress_ms;
+        if (!d) return 0;   /* an unbounded pattern: keep the key */
+        if (d > longest) longest = d;
+    }
+    return longest;
+}

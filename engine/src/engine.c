@@ -1,0 +1,444 @@
+/* engine.c — the engine: per-key state table, routing of an event to the
+ * rules of its key group, event-time watermark, alert emission.
+ *
+ * Single-threaded by design: the server gives each worker its own engine and
+ * routes every key to one worker, so nothing here locks. An event is scanned
+ * by Hyperscan once per regex field (not once per rule), then each rule of
+ * the key group runs its pattern (nfa.c) or window (window.c) on the key's
+ * state. Alerts get their contract id here: the first 32 hex digits of
+ * SHA-256 over rule, version, key and the matched event ids joined by NUL
+ * bytes (DESIGN.md §3), so replay and serve agree. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <openssl/evp.h>
+#include <cjson/cJSON.h>
+#include "engine_int.h"
+#include "codec.h"
+
+static int hs_on_match(unsigned int id, unsigned long long from, unsigned long long to, unsigned int flags,
+                       void *ctx) {
+    uint64_t *hits = ctx;
+    hits[id >> 6] |= 1ULL << (id & 63);
+    return 0;
+}
+
+vigil_engine *vigil_engine_create(vigil_ruleset *rs, const vigil_engine_opts *opts, vigil_store *store,
+                                  vigil_alert_fn fn, void *ud) {
+    vigil_engine *eng = calloc(1, sizeof *eng);
+    if (!eng) return NULL;
+    vigil_ruleset_retain(rs);
+    eng->rs = rs;
+    if (opts) eng->o = *opts;
+    if (!eng->o.max_runs) eng->o.max_runs = 64;
+    if (!eng->o.max_alert_events) eng->o.max_alert_events = 100;
+    if (!eng->o.max_evidence) eng->o.max_evidence = 20;
+    eng->store = store;
+    eng->fn = fn;
+    eng->ud = ud;
+    eng->wm = INT64_MIN;
+    eng->cap = 1024;
+    eng->slots = calloc(eng->cap, sizeof *eng->slots);
+    eng->rule_alerts = calloc((size_t)(rs->nrules ? rs->nrules : 1), sizeof *eng->rule_alerts);
+    int maxagg = 1;
+    for (int i = 0; i < rs->nrules; i++)
+        if (rs->rules[i].nagg > maxagg) maxagg = rs->rules[i].nagg;
+    eng->maxagg = maxagg;
+    eng->aggv = calloc((size_t)maxagg, sizeof *eng->aggv);
+    eng->priorv = calloc((size_t)maxagg, sizeof *eng->priorv);
+    eng->isnew = calloc((size_t)maxagg, sizeof *eng->isnew);
+    eng->regex_words = ((size_t)rs->nregex + 63) / 64;
+    if (eng->regex_words) eng->regex_hits = calloc(eng->regex_words, sizeof *eng->regex_hits);
+    if (!eng->slots || !eng->rule_alerts || !eng->aggv || !eng->priorv || !eng->isnew ||
+        (eng->regex_words && !eng->regex_hits)) {
+        vigil_engine_destroy(eng);
+        return NULL;
+    }
+    for (int i = 0; i < rs->nregex_dbs; i++)
+        if (hs_alloc_scratch(rs->regex_dbs[i].db, &eng->scratch) != HS_SUCCESS) {
+            vigil_engine_destroy(eng);
+            return NULL;
+        }
+    return eng;
+}
+
+static void ks_free(vigil_engine *eng, vkeystate *ks) {
+    const vgroup *g = &eng->rs->groups[ks->group];
+    for (int i = 0; i < g->nrules; i++) {
+        const vrule *r = &eng->rs->rules[g->rules[i]];
+        if (r->nsteps) vnfa_free(ks->rs[i]);
+        else vwin_free(ks->rs[i], r);
+    }
+    free(ks->key);
+    free(ks);
+}
+
+void vigil_engine_destroy(vigil_engine *eng) {
+    if (!eng) return;
+    for (size_t i = 0; eng->slots && i < eng->cap; i++)
+        if (eng->slots[i]) ks_free(eng, eng->slots[i]);
+    free(eng->slots);
+    free(eng->dirty);
+    for (uint32_t i = 0; i < eng->ntmp_new; i++) vrun_clear(&eng->tmp_new[i]);
+    for (uint32_t i = 0; i < eng->ntmp_done; i++) vrun_clear(&eng->tmp_done[i]);
+    free(eng->tmp_new);
+    free(eng->tmp_done);
+    free(eng->rule_alerts);
+    free(eng->aggv);
+    free(eng->priorv);
+    free(eng->isnew);
+    free(eng->regex_hits);
+    hs_free_scratch(eng->scratch);
+    vigil_ruleset_release(eng->rs);
+    free(eng);
+}
+
+/* ---- key table ------------------------------------------------------------- */
+
+static uint64_t key_hash(int g, const char *k, size_t n) { return vhash(k, n) ^ ((uint64_t)g * 0x9E3779B97F4A7C15ULL); }
+
+static vkeystate **ks_slot(vigil_engine *eng, int g, const char *k, size_t n, uint64_t h) {
+    size_t mask = eng->cap - 1, i = h & mask;
+    for (;;) {
+        vkeystate *ks = eng->slots[i];
+        if (!ks || (ks->hash == h && ks->group == g && ks->keylen == n && memcmp(ks->key, k, n) == 0))
+            return &eng->slots[i];
+        i = (i + 1) & mask;
+    }
+}
+
+static int ks_grow(vigil_engine *eng) {
+    size_t cap = eng->cap * 2;
+    vkeystate **ns = calloc(cap, sizeof *ns);
+    if (!ns) return -1;
+    for (size_t i = 0; i < eng->cap; i++) {
+        vkeystate *ks = eng->slots[i];
+        if (!ks) continue;
+        size_t j = ks->hash & (cap - 1);
+        while (ns[j]) j = (j + 1) & (cap - 1);
+        ns[j] = ks;
+    }
+    free(eng->slots);
+    eng->slots = ns;
+    eng->cap = cap;
+    return 0;
+}
+
+vkeystate *veng_key(vigil_engine *eng, int g, const char *k, size_t n, int create) {
+    uint64_t h = key_hash(g, k, n);
+    vkeystate **slot = ks_slot(eng, g, k, n, h);
+    if (*slot || !create) return *slot;
+    if ((eng->nkeys + 1) * 4 > eng->cap * 3) {
+        if (ks_grow(eng) != 0) return NULL;
+        slot = ks_slot(eng, g, k, n, h);
+    }
+    const vgroup *gr = &eng->rs->groups[g];
+    vkeystate *ks = calloc(1, sizeof *ks + (size_t)gr->nrules * sizeof(void *));
+    if (!ks || !(ks->key = malloc(n + 1))) {
+        free(ks);
+        return NULL;
+    }
+    memcpy(ks->key, k, n);
+    ks->key[n] = '\0';
+    ks->keylen = (uint32_t)n;
+    ks->hash = h;
+    ks->group = g;
+    *slot = ks;
+    eng->nkeys++;
+    return ks;
+}
+
+int veng_mark_dirty(vigil_engine *eng, vkeystate *ks) {
+    if (ks->dirty) return 0;
+    if (eng->ndirty == eng->capdirty) {
+        size_t cap = eng->capdirty ? eng->capdirty * 2 : 256;
+        vkeystate **d = realloc(eng->dirty, cap * sizeof *d);
+        if (!d) return -1;
+        eng->dirty = d;
+        eng->capdirty = cap;
+    }
+    eng->dirty[eng->ndirty++] = ks;
+    ks->dirty = 1;
+    return 0;
+}
+
+/* ---- feeding --------------------------------------------------------------- */
+
+static const uint64_t *scan(vigil_engine *eng, const vigil_event *ev) {
+    if (!eng->regex_words) return NULL;
+    if (eng->hits_for == ev) return eng->regex_hits;
+    memset(eng->regex_hits, 0, eng->regex_words * sizeof *eng->regex_hits);
+    for (int i = 0; i < eng->rs->nregex_dbs; i++) {
+        const vregex_db *d = &eng->rs->regex_dbs[i];
+        const vigil_value *v = &ev->slots[d->field];
+        if (v->type != VIGIL_T_STR) continue;
+        hs_scan(d->db, v->u.str, v->len, 0, eng->scratch, hs_on_match, eng->regex_hits);
+    }
+    eng->hits_for = ev;
+    return eng->regex_hits;
+}
+
+vigil_status vigil_engine_feed_group(vigil_engine *eng, vigil_event *ev, int g, vigil_error *err) {
+    const vigil_ruleset *rs = eng->rs;
+    if (g < 0 || g >= rs->ngroups) return vigil_error_set(err, VIGIL_EINVAL, "no key group %d", g);
+    size_t kl;
+    const char *k = vigil_event_key(ev, g, &kl);
+    if (!k) return vigil_error_set(err, VIGIL_ENOKEY, "event %s lacks key field '%s'", ev->id, rs->groups[g].key);
+    if (eng->wm != INT64_MIN && ev->ts < eng->wm - eng->o.allowed_lateness_ms) {
+        eng->st.late++;
+        return vigil_error_set(err, VIGIL_ELATE, "event %s is late: its time is before the watermark minus allowed lateness", ev->id);
+    }
+    vkeystate *ks = veng_key(eng, g, k, kl, 1);
+    if (!ks) return vigil_error_set(err, VIGIL_ENOMEM, "out of memory for key state");
+    uint64_t seq = ++ks->seq;
+    ks->last_ts = ev->ts;
+    if (veng_mark_dirty(eng, ks) != 0) return vigil_error_set(err, VIGIL_ENOMEM, "out of memory");
+    eng->st.events++;
+    const uint64_t *hits = scan(eng, ev);
+    const vgroup *gr = &rs->groups[g];
+    for (int i = 0; i < gr->nrules; i++) {
+        const vrule *r = &rs->rules[gr->rules[i]];
+        vigil_status s = r->nsteps ? vnfa_feed(eng, r, ks, (vpat **)&ks->rs[i], ev, seq, hits)
+                                   : vwin_feed(eng, r, ks, (vwin **)&ks->rs[i], ev, hits);
+        if (s != VIGIL_OK) return vigil_error_set(err, s, "rule '%s': %s", r->name, vigil_status_str(s));
+    }
+    if (ev->ts > eng->wm) eng->wm = ev->ts;
+    return VIGIL_OK;
+}
+
+vigil_status vigil_engine_feed(vigil_engine *eng, vigil_event *ev, vigil_error *err) {
+    int any = 0;
+    vigil_status s = VIGIL_OK;
+    int64_t wm = eng->wm;
+    if (wm != INT64_MIN && ev->ts < wm - eng->o.allowed_lateness_ms) {
+        eng->st.late++;
+        return vigil_error_set(err, VIGIL_ELATE, "event %s is late: its time is before the watermark minus allowed lateness", ev->id);
+    }
+    for (int g = 0; g < eng->rs->ngroups; g++) {
+        if (!vigil_event_key(ev, g, NULL)) continue;
+        any = 1;
+        if ((s = vigil_engine_feed_group(eng, ev, g, err)) != VIGIL_OK) return s;
+    }
+    if (!any && eng->rs->ngroups)
+        return vigil_error_set(err, VIGIL_ENOKEY, "event %s has none of the key fields of the rules", ev->id);
+    return VIGIL_OK;
+}
+
+void vigil_engine_advance(vigil_engine *eng, int64_t wm) {
+    if (wm <= eng->wm && wm != INT64_MAX) return;
+    eng->wm = wm;
+    for (size_t i = 0; i < eng->cap; i++) {
+        vkeystate *ks = eng->slots[i];
+        if (!ks) continue;
+        const vgroup *g = &eng->rs->groups[ks->group];
+        for (int j = 0; j < g->nrules; j++) {
+            const vrule *r = &eng->rs->rules[g->rules[j]];
+            if (r->nsteps) vnfa_expire(ks->rs[j], r, wm);
+            else vwin_expire(ks->rs[j], r, wm);
+        }
+    }
+}
+
+int64_t vigil_engine_watermark(const vigil_engine *eng) { return eng->wm; }
+
+void vigil_engine_get_stats(const vigil_engine *eng, vigil_engine_stats *st) {
+    *st = eng->st;
+    st->keys = eng->nkeys;
+    uint64_t runs = 0;
+    for (size_t i = 0; i < eng->cap; i++) {
+        vkeystate *ks = eng->slots[i];
+        if (!ks) continue;
+        const vgroup *g = &eng->rs->groups[ks->group];
+        for (int j = 0; j < g->nrules; j++)
+            if (eng->rs->rules[g->rules[j]].nsteps && ks->rs[j]) runs += ((vpat *)ks->rs[j])->nruns;
+    }
+    st->runs = runs;
+}
+
+uint64_t vigil_engine_rule_alerts(const vigil_engine *eng, int rule) {
+    return rule >= 0 && rule < eng->rs->nrules ? eng->rule_alerts[rule] : 0;
+}
+
+/* ---- alerts ----------------------------------------------------------------- */
+
+static void alert_id(const vigil_alert *a, char out[33]) {
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    unsigned char d[EVP_MAX_MD_SIZE];
+    unsigned int dl = 0;
+    char ver[24], ws[48];
+    snprintf(ver, sizeof ver, "%d", a->rule_version);
+    EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+    EVP_DigestUpdate(ctx, a->rule, strlen(a->rule) + 1);   /* with its NUL */
+    EVP_DigestUpdate(ctx, ver, strlen(ver) + 1);
+    EVP_DigestUpdate(ctx, a->key, strlen(a->key));
+    for (int i = 0; i < a->nevents; i++) {
+        EVP_DigestUpdate(ctx, "", 1);
+        EVP_DigestUpdate(ctx, a->events[i], strlen(a->events[i]));
+    }
+    if (a->has_window) {
+        int n = snprintf(ws, sizeof ws, "%lld", (long long)a->window_start);
+        EVP_DigestUpdate(ctx, "", 1);
+        EVP_DigestUpdate(ctx, ws, (size_t)n);
+        n = snprintf(ws, sizeof ws, "%lld", (long long)a->window_end);
+        EVP_DigestUpdate(ctx, "", 1);
+        EVP_DigestUpdate(ctx, ws, (size_t)n);
+    }
+    EVP_DigestFinal_ex(ctx, d, &dl);
+    EVP_MD_CTX_free(ctx);
+    for (int i = 0; i < 16; i++) snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+void veng_emit(vigil_engine *eng, const vrule *r, const vkeystate *ks, vigil_event *const *evs, int nev,
+               const char *details_json) {
+    const char *ids_stack[128];
+    const char **ids = ids_stack;
+    int nids = nev;
+    int truncated = 0;
+    if ((uint32_t)nids > eng->o.max_alert_events) {
+        nids = (int)eng->o.max_alert_events;
+        truncated = 1;
+    }
+    if (nids > 128 && !(ids = malloc((size_t)nids * sizeof *ids))) return;
+    for (int i = 0; i < nids; i++) ids[i] = evs[i]->id;
+    vigil_alert a;
+    memset(&a, 0, sizeof a);
+    a.rule = r->name;
+    a.rule_version = r->version;
+    a.severity = r->severity;
+    a.mode = r->mode;
+    a.key_field = r->key;
+    a.key = ks->key;
+    a.ts = evs[nev - 1]->ts;
+    a.events = ids;
+    a.nevents = nids;
+    a.events_truncated = truncated;
+    a.event = evs[nev - 1]->id;
+    a.evidence = evs;
+    a.nevidence = nev < (int)eng->o.max_evidence ? nev : (int)eng->o.max_evidence;
+    a.details_json = details_json ? details_json : "{}";
+    alert_id(&a, a.id);
+    eng->st.alerts++;
+    eng->rule_alerts[r - eng->rs->rules]++;
+    if (eng->fn) eng->fn(eng->ud, &a);
+    if (ids != ids_stack) free(ids);
+}
+
+char *vigil_alert_to_json(const vigil_alert *a, int64_t detected_ms) {
+    char ts[40], det[40];
+    vigil_time_format_rfc3339(a->ts, ts, sizeof ts);
+    vigil_time_format_rfc3339(detected_ms, det, sizeof det);
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return NULL;
+    cJSON_AddStringToObject(o, "id", a->id);
+    cJSON_AddStringToObject(o, "rule", a->rule);
+    cJSON_AddNumberToObject(o, "rule_version", a->rule_version);
+    cJSON_AddStringToObject(o, "severity", vigil_severity_str(a->severity));
+    cJSON_AddStringToObject(o, "mode", vigil_mode_str(a->mode));
+    cJSON_AddStringToObject(o, "key_field", a->key_field);
+    cJSON_AddStringToObject(o, "key", a->key);
+    cJSON_AddStringToObject(o, "ts", ts);
+    cJSON_AddStringToObject(o, "detected_at", det);
+    if (a->has_window) {
+        vigil_time_format_rfc3339(a->window_start, ts, sizeof ts);
+        cJSON_AddStringToObject(o, "window_start", ts);
+        vigil_time_format_rfc3339(a->window_end, ts, sizeof ts);
+        cJSON_AddStringToObject(o, "window_end", ts);
+    }
+    cJSON *evs = cJSON_AddArrayToObject(o, "events");
+    for (int i = 0; evs && i < a->nevents; i++) cJSON_AddItemToArray(evs, cJSON_CreateString(a->events[i]));
+    if (a->events_truncated) cJSON_AddTrueToObject(o, "events_truncated");
+    cJSON_AddStringToObject(o, "event", a->event);
+    cJSON *evd = cJSON_AddArrayToObject(o, "evidence");
+    for (int i = 0; evd && i < a->nevidence; i++) {
+        const char *j = vigil_event_json(a->evidence[i], NULL);
+        cJSON_AddItemToArray(evd, cJSON_CreateRaw(j));
+    }
+    cJSON_AddItemToObject(o, "details", cJSON_CreateRaw(a->details_json));
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+/* ---- store batches ------------------------------------------------------------ */
+
+typedef struct pf_ctx {
+    vigil_engine *eng;
+    vigil_store_key *keys;
+    vigil_status st;
+} pf_ctx;
+
+static void pf_found(void *ud, int i, const unsigned char *data, size_t len) {
+    pf_ctx *c = ud;
+    vigil_store_key *k = &c->keys[i];
+    vkeystate *ks = veng_key(c->eng, k->group, k->key, k->keylen, 1);
+    if (!ks) {
+        c->st = VIGIL_ENOMEM;
+        return;
+    }
+    if (vcodec_decode(c->eng, ks, data, len) != VIGIL_OK) c->st = VIGIL_ESTORE;
+    ks->dirty = 0;
+}
+
+vigil_status vigil_engine_prefetch(vigil_engine *eng, vigil_event *const *evs, const int *groups, int n,
+                                   vigil_error *err) {
+    if (!eng->store || n <= 0) return VIGIL_OK;
+    vigil_store_key *keys = malloc((size_t)n * sizeof *keys);
+    if (!keys) return VIGIL_ENOMEM;
+    int nk = 0;
+    for (int i = 0; i < n; i++) {
+        int g = groups ? groups[i] : -1;
+        for (int gg = 0; gg < eng->rs->ngroups; gg++) {
+            if (g >= 0 && gg != g) continue;
+            size_t kl;
+            const char *k = vigil_event_key(evs[i], gg, &kl);
+            if (!k || veng_key(eng, gg, k, kl, 0)) continue;
+            int dup = 0;
+            for (int j = 0; j < nk && !dup; j++)
+                dup = keys[j].group == gg && keys[j].keylen == kl && memcmp(keys[j].key, k, kl) == 0;
+            if (dup) continue;
+            if (g < 0 && nk == n) break;   /* replay-style: at most n keys per call */
+            keys[nk++] = (vigil_store_key){.group = gg, .group_name = eng->rs->groups[gg].key, .key = k, .keylen = kl};
+            if (nk == n) break;
+        }
+    }
+    pf_ctx c = {.eng = eng, .keys = keys, .st = VIGIL_OK};
+    vigil_status s = nk ? eng->store->load(eng->store, keys, nk, pf_found, &c, err) : VIGIL_OK;
+    free(keys);
+    if (s == VIGIL_OK && c.st != VIGIL_OK)
+        s = vigil_error_set(err, c.st, "could not decode a stored key state record");
+    return s;
+}
+
+vigil_status vigil_engine_commit(vigil_engine *eng, vigil_error *err) {
+    if (!eng->store || !eng->ndirty) {
+        for (size_t i = 0; i < eng->ndirty; i++) eng->dirty[i]->dirty = 0;
+        eng->ndirty = 0;
+        return VIGIL_OK;
+    }
+    size_t n = eng->ndirty;
+    vigil_store_record *recs = calloc(n, sizeof *recs);
+    vcodec_buf *bufs = calloc(n, sizeof *bufs);
+    vigil_status s = VIGIL_OK;
+    if (!recs || !bufs) {
+        free(recs);
+        free(bufs);
+        return VIGIL_ENOMEM;
+    }
+    for (size_t i = 0; i < n && s == VIGIL_OK; i++) {
+        vkeystate *ks = eng->dirty[i];
+        if ((s = vcodec_encode(eng, ks, &bufs[i])) != VIGIL_OK) break;
+        recs[i] = (vigil_store_record){.k = {.group = ks->group, .group_name = eng->rs->groups[ks->group].key,
+                                             .key = ks->key, .keylen = ks->keylen},
+                                       .data = bufs[i].p, .len = bufs[i].len,
+                                       .ttl_ms = vcodec_ttl(eng, ks)};
+    }
+    if (s == VIGIL_OK) s = eng->store->save(eng->store, recs, (int)n, err);
+    if (s == VIGIL_OK) {   /* on failure the keys stay dirty: the next commit retries them */
+        for (size_t i = 0; i < n; i++) eng->dirty[i]->dirty = 0;
+        eng->ndirty = 0;
+    }
+    for (size_t i = 0; i < n; i++) free(bufs[i].p);
+    free(recs);
+    free(bufs);
+    return s;
+}

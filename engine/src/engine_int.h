@@ -1,0 +1,100 @@
+/* engine_int.h — the engine's private per-key state and the interfaces
+ * between engine.c (key table, routing, alerts), nfa.c (pattern runs) and
+ * window.c (sliding windows). */
+#ifndef VIGIL_ENGINE_INT_H
+#define VIGIL_ENGINE_INT_H
+
+#include "internal.h"
+
+/* A partial match (FlinkCEP "computation state"): the step it is in, how
+ * many events that step has taken, and the events accepted so far. */
+typedef struct vrun {
+    int32_t step;
+    uint32_t count;
+    uint8_t closed;          /* the current step's loop takes no more events */
+    int64_t start_ts;
+    uint64_t start_seq, last_seq;   /* per-key event sequence numbers */
+    uint32_t nev, cap;
+    vigil_event **ev;        /* retained */
+    uint8_t *evstep;
+    uint64_t *evseq;
+} vrun;
+
+typedef struct vpat {        /* a pattern rule's state for one key */
+    uint32_t nruns, cap;
+    vrun *runs;
+    int64_t last_alert_ts;
+    int alerted;
+} vpat;
+
+typedef struct vwin {        /* a sliding window rule's state for one key */
+    uint32_t head, n, cap;   /* ring of entries */
+    unsigned char *ring;     /* entries of size vwin_entry_size(rule) */
+    double *sum;             /* per aggregate: running sum over entries with the bit set */
+    uint32_t *cnt;           /* per aggregate: entries with the bit set */
+    int64_t last_alert_ts;
+    int alerted;
+} vwin;
+
+typedef struct vkeystate {
+    uint64_t hash;
+    uint32_t keylen;
+    int group;
+    char *key;
+    uint64_t seq;            /* events of this key seen */
+    int64_t last_ts;
+    int dirty;
+    void *rs[];              /* per rule of the group: vpat* or vwin* */
+} vkeystate;
+
+struct vigil_engine {
+    vigil_ruleset *rs;
+    vigil_engine_opts o;
+    vigil_store *store;
+    vigil_alert_fn fn;
+    void *ud;
+    int64_t wm;
+    /* key table: open addressing */
+    vkeystate **slots;
+    size_t cap, nkeys;
+    /* stats */
+    vigil_engine_stats st;
+    uint64_t *rule_alerts;
+    /* per-event scratch */
+    hs_scratch_t *scratch;
+    uint64_t *regex_hits;
+    size_t regex_words;
+    const vigil_event *hits_for;
+    /* NFA scratch */
+    vrun *tmp_new, *tmp_done;
+    uint32_t ntmp_new, captmp_new, ntmp_done, captmp_done;
+    /* window scratch */
+    vigil_value *aggv, *priorv;
+    int *isnew;
+    int maxagg;
+    /* keys changed since the last commit */
+    vkeystate **dirty;
+    size_t ndirty, capdirty;
+};
+
+vkeystate *veng_key(vigil_engine *eng, int g, const char *k, size_t n, int create);
+int veng_mark_dirty(vigil_engine *eng, vkeystate *ks);
+
+/* nfa.c */
+vigil_status vnfa_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, vpat **pp, vigil_event *ev,
+                       uint64_t seq, const uint64_t *hits);
+void vnfa_free(vpat *p);
+void vnfa_expire(vpat *p, const vrule *r, int64_t wm);
+void vrun_clear(vrun *r);
+
+/* window.c */
+vigil_status vwin_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, vwin **wp, vigil_event *ev,
+                       const uint64_t *hits);
+void vwin_free(vwin *w, const vrule *r);
+void vwin_expire(vwin *w, const vrule *r, int64_t wm);
+
+/* engine.c: emit an alert for rule r and key ks (suppress already checked) */
+void veng_emit(vigil_engine *eng, const vrule *r, const vkeystate *ks, vigil_event *const *evs,
+               int nev, const char *details_json);
+
+#endif

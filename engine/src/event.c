@@ -1,0 +1,731 @@
+/* event.c — decoding JSON objects and CSV rows into events with typed slots.
+ *
+ * First stage of the flow. JSON goes through cJSON; only the ruleset's fields
+ * (paths like "card.bin": nested objects, or a literal key with a dot) are
+ * copied into slots. Keys and ids are taken as text: strings as they are,
+ * numbers by their raw JSON text (cJSON keeps only a double, so a number
+ * that a double cannot hold exactly is re-read from the raw bytes). CSV rows
+ * are split in place (RFC 4180 quoting) and rendered to JSON only when an
+ * alert needs them as evidence. */
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <cjson/cJSON.h>
+#include <openssl/sha.h>
+#include "internal.h"
+
+vigil_event *vev_new(int nslots, int ngroups) {
+    size_t sz = sizeof(vigil_event) + (size_t)nslots * sizeof(vigil_value) + (size_t)ngroups * sizeof(vkey);
+    vigil_event *e = calloc(1, sz);
+    if (!e) return NULL;
+    atomic_init(&e->refs, 1);
+    e->nslots = nslots;
+    e->ngroups = ngroups;
+    e->slots = (vigil_value *)(e + 1);
+    e->keys = (vkey *)(e->slots + nslots);
+    return e;
+}
+
+void vigil_event_retain(vigil_event *e) { atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed); }
+
+void vigil_event_release(vigil_event *e) {
+    if (!e || atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel) != 1) return;
+    free(e->json);
+    free(e->line);
+    free(e->strs);
+    vigil_csv_header_destroy(e->csv);
+    free(e);
+}
+
+int64_t vigil_event_time(const vigil_event *e) { return e->ts; }
+const char *vigil_event_id(const vigil_event *e) { return e->id; }
+const vigil_value *vigil_event_slot(const vigil_event *e, int f) { return &e->slots[f]; }
+
+const char *vigil_event_key(const vigil_event *e, int g, size_t *len) {
+    if (g < 0 || g >= e->ngroups || !e->keys[g].s) return NULL;
+    if (len) *len = e->keys[g].len;
+    return e->keys[g].s;
+}
+
+/* ---- time -------------------------------------------------------------------- */
+
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {   /* H. Hinnant's algorithm */
+    y -= m <= 2;
+    const int64_t era = (y >= 0 ? y : y - 399) / 400;
+    const unsigned yoe = (unsigned)(y - era * 400);
+    const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+static int digits(const char *s, size_t len, size_t at, int n, int *out) {
+    if (at + (size_t)n > len) return -1;
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)s[at + i])) return -1;
+        v = v * 10 + (s[at + i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+vigil_status vigil_time_parse_rfc3339(const char *s, size_t len, int64_t *ms) {
+    int y, mo, d, h = 0, mi = 0, sec = 0;
+    if (digits(s, len, 0, 4, &y) || len < 10 || s[4] != '-' || digits(s, len, 5, 2, &mo) ||
+        s[7] != '-' || digits(s, len, 8, 2, &d))
+        return VIGIL_EPARSE;
+    size_t i = 10;
+    int64_t frac = 0, off = 0;
+    if (i < len) {
+        if (s[i] != 'T' && s[i] != 't' && s[i] != ' ') return VIGIL_EPARSE;
+        if (digits(s, len, i + 1, 2, &h) || i + 3 >= len || s[i + 3] != ':' ||
+            digits(s, len, i + 4, 2, &mi) || i + 6 >= len || s[i + 6] != ':' ||
+            digits(s, len, i + 7, 2, &sec))
+            return VIGIL_EPARSE;
+        i += 9;
+        if (i < len && s[i] == '.') {
+            int nd = 0;
+            i++;
+            while (i < len && isdigit((unsigned char)s[i])) {
+                if (nd < 3) frac = frac * 10 + (s[i] - '0');
+                nd++;
+                i++;
+            }
+            if (nd == 0) return VIGIL_EPARSE;
+            for (; nd < 3; nd++) frac *= 10;
+        }
+        if (i >= len) return VIGIL_EPARSE;   /* RFC 3339 requires an offset */
+        if (s[i] == 'Z' || s[i] == 'z') {
+            i++;
+        } else if (s[i] == '+' || s[i] == '-') {
+            int oh, om;
+            if (digits(s, len, i + 1, 2, &oh) || i + 3 >= len || s[i + 3] != ':' ||
+                digits(s, len, i + 4, 2, &om))
+                return VIGIL_EPARSE;
+            off = (int64_t)(oh * 60 + om) * 60000 * (s[i] == '+' ? 1 : -1);
+            i += 6;
+        } else {
+            return VIGIL_EPARSE;
+        }
+    }
+    if (i != len || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+        return VIGIL_EPARSE;
+    int64_t days = days_from_civil(y, (unsigned)mo, (unsigned)d);
+    *ms = ((days * 24 + h) * 60 + mi) * 60000 + (int64_t)sec * 1000 + frac - off;
+    return VIGIL_OK;
+}
+
+vigil_status vigil_time_from_number(double v, vigil_time_format f, int64_t *ms) {
+    if (!isfinite(v) || fabs(v) > 9.0e15) return VIGIL_EPARSE;
+    if (f == VIGIL_TIME_RFC3339) return VIGIL_EPARSE;
+    if (f == VIGIL_TIME_S || (f == VIGIL_TIME_AUTO && fabs(v) < 1e11))
+        *ms = (int64_t)llround(v * 1000.0);
+    else
+        *ms = (int64_t)llround(v);
+    return VIGIL_OK;
+}
+
+void vigil_time_format_rfc3339(int64_t ms, char *buf, size_t n) {
+    int64_t secs = ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
+    int msr = (int)(ms - secs * 1000);
+    time_t t = (time_t)secs;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    snprintf(buf, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, msr);
+}
+
+vigil_status vigil_time_format_parse(const char *s, vigil_time_format *f) {
+    if (strcmp(s, "auto") == 0) *f = VIGIL_TIME_AUTO;
+    else if (strcmp(s, "s") == 0) *f = VIGIL_TIME_S;
+    else if (strcmp(s, "ms") == 0) *f = VIGIL_TIME_MS;
+    else if (strcmp(s, "rfc3339") == 0) *f = VIGIL_TIME_RFC3339;
+    else return VIGIL_EPARSE;
+    return VIGIL_OK;
+}
+
+vigil_status vigil_decode_opts_set_list(const char *csv, const char **fields, int *n, char **store) {
+    char *copy = strdup(csv);
+    if (!copy) return VIGIL_ENOMEM;
+    *n = 0;
+    char *save = NULL;
+    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (*n == VIGIL_MAX_NAME_FIELDS) {
+            free(copy);
+            return VIGIL_EINVAL;
+        }
+        fields[(*n)++] = t;
+    }
+    *store = copy;
+    return *n ? VIGIL_OK : VIGIL_EINVAL;
+}
+
+/* ---- string pool for one event ------------------------------------------------ */
+
+typedef struct spool { char *buf; size_t len, cap; } spool;
+
+/* Append s and return its offset, or (size_t)-1. Offsets, not pointers:
+ * the buffer may move while it grows. */
+static size_t spool_add(spool *p, const char *s, size_t n) {
+    if (p->len + n + 1 > p->cap) {
+        size_t cap = p->cap ? p->cap * 2 : 128;
+        while (cap < p->len + n + 1) cap *= 2;
+        char *b = realloc(p->buf, cap);
+        if (!b) return (size_t)-1;
+        p->buf = b;
+        p->cap = cap;
+    }
+    size_t off = p->len;
+    memcpy(p->buf + off, s, n);
+    p->buf[off + n] = '\0';
+    p->len += n + 1;
+    return off;
+}
+
+/* Slots and keys hold offsets into the pool while decoding (as pointers
+ * cast from offset + 1, 0 meaning none); fix them up once the pool is final. */
+#define OFFPTR(o) ((const char *)(uintptr_t)((o) + 1))
+static void fixup(vigil_event *e, spool *p) {
+    e->strs = p->buf;
+    for (int i = 0; i < e->nslots; i++)
+        if (e->slots[i].type == VIGIL_T_STR) e->slots[i].u.str = p->buf + ((uintptr_t)e->slots[i].u.str - 1);
+    for (int g = 0; g < e->ngroups; g++)
+        if (e->keys[g].s) e->keys[g].s = p->buf + ((uintptr_t)e->keys[g].s - 1);
+    e->id = p->buf + ((uintptr_t)e->id - 1);
+}
+
+/* Format an integral double exactly, as an id or key text. */
+static int num_text(double v, char *buf, size_t n) {
+    if (fabs(v) < 9007199254740992.0 && v == floor(v)) return snprintf(buf, n, "%.0f", v);
+    return snprintf(buf, n, "%.17g", v);
+}
+
+/* ---- JSON -------------------------------------------------------------------- */
+
+static const cJSON *json_path(const cJSON *obj, const char *path) {
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, path);
+    if (it || !strchr(path, '.')) return it;
+    char seg[256];
+    const char *p = path;
+    const cJSON *cur = obj;
+    while (cur && *p) {
+        const char *dot = strchr(p, '.');
+        size_t n = dot ? (size_t)(dot - p) : strlen(p);
+        if (n >= sizeof seg) return NULL;
+        memcpy(seg, p, n);
+        seg[n] = '\0';
+        if (!cJSON_IsObject(cur)) return NULL;
+        cur = cJSON_GetObjectItemCaseSensitive(cur, seg);
+        p = dot ? dot + 1 : p + n;
+    }
+    return cur;
+}
+
+/* Find the raw text of top-level member `name`'s number value in buf. Used
+ * only for ids and keys whose double would lose digits. */
+static int raw_member_number(const char *buf, size_t len, const char *name, const char **out, size_t *olen) {
+    size_t nlen = strlen(name);
+    int depth = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = buf[i];
+        if (c == '{' || c == '[') depth++;
+        else if (c == '}' || c == ']') depth--;
+        else if (c == '"') {
+            size_t st = ++i;
+            while (i < len && buf[i] != '"') i += buf[i] == '\\' ? 2 : 1;
+            if (i >= len) return -1;
+            if (depth == 1 && i - st == nlen && memcmp(buf + st, name, nlen) == 0) {
+                size_t j = i + 1;
+                while (j < len && isspace((unsigned char)buf[j])) j++;
+                if (j >= len || buf[j] != ':') continue;
+                j++;
+                while (j < len && isspace((unsigned char)buf[j])) j++;
+                size_t k = j;
+                while (k < len && (isdigit((unsigned char)buf[k]) || strchr("+-.eE", buf[k]))) k++;
+                if (k == j) return -1;
+                *out = buf + j;
+                *olen = k - j;
+                return 0;
+            }
+        }
+    }
+    return -1;
+}
+
+static vigil_status value_text(const cJSON *it, const char *buf, size_t len, const char *name,
+                               spool *p, size_t *off) {
+    char tmp[64];
+    if (cJSON_IsString(it)) {
+        *off = spool_add(p, it->valuestring, strlen(it->valuestring));
+    } else if (cJSON_IsNumber(it)) {
+        const char *raw;
+        size_t rl;
+        double v = it->valuedouble;
+        if (!(fabs(v) < 9007199254740992.0 && v == floor(v)) &&
+            raw_member_number(buf, len, name, &raw, &rl) == 0) {
+            *off = spool_add(p, raw, rl);
+        } else {
+            int n = num_text(v, tmp, sizeof tmp);
+            *off = spool_add(p, tmp, (size_t)n);
+        }
+    } else if (cJSON_IsBool(it)) {
+        *off = spool_add(p, cJSON_IsTrue(it) ? "true" : "false", cJSON_IsTrue(it) ? 4 : 5);
+    } else {
+        return VIGIL_EPARSE;
+    }
+    return *off == (size_t)-1 ? VIGIL_ENOMEM : VIGIL_OK;
+}
+
+static vigil_status json_fill(const vigil_ruleset *rs, const cJSON *root, const char *buf, size_t len,
+                              vigil_event *e, spool *p) {
+    for (int f = 0; f < rs->nfields; f++) {
+        const cJSON *it = json_path(root, rs->fields[f]);
+        vigil_value *v = &e->slots[f];
+        if (!it) {
+            v->type = VIGIL_T_MISSING;
+        } else if (cJSON_IsNumber(it)) {
+            v->type = VIGIL_T_NUM;
+            v->u.num = it->valuedouble;
+        } else if (cJSON_IsString(it)) {
+            size_t n = strlen(it->valuestring), off = spool_add(p, it->valuestring, n);
+            if (off == (size_t)-1) return VIGIL_ENOMEM;
+            v->type = VIGIL_T_STR;
+            v->len = (uint32_t)n;
+            v->u.str = OFFPTR(off);
+        } else if (cJSON_IsBool(it)) {
+            v->type = VIGIL_T_BOOL;
+            v->u.b = cJSON_IsTrue(it);
+        } else if (cJSON_IsNull(it)) {
+            v->type = VIGIL_T_NULL;
+        } else {
+            v->type = VIGIL_T_MISSING;   /* objects and arrays are not comparable values */
+        }
+    }
+    for (int g = 0; g < rs->ngroups; g++) {
+        const cJSON *it = json_path(root, rs->groups[g].key);
+        size_t off;
+        e->keys[g].s = NULL;
+        if (!it || value_text(it, buf, len, rs->groups[g].key, p, &off) != VIGIL_OK) continue;
+        e->keys[g].s = OFFPTR(off);
+        e->keys[g].len = (uint32_t)strlen(p->buf + off);
+    }
+    return VIGIL_OK;
+}
+
+static void hash_id(const char *buf, size_t len, char out[17]) {
+    unsigned char d[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)buf, len, d);
+    for (int i = 0; i < 8; i++) snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+static vigil_status check_keys(const vigil_ruleset *rs, vigil_event *e, int require, vigil_error *err) {
+    if (!require) return VIGIL_OK;
+    int any = 0;
+    for (int g = 0; g < rs->ngroups; g++) any |= e->keys[g].s != NULL;
+    if (any || rs->ngroups == 0) return VIGIL_OK;
+    return vigil_error_set(err, VIGIL_ENOKEY, "event has none of the key fields of the rules (first: '%s')",
+                           rs->groups[0].key);
+}
+
+vigil_status vigil_event_decode_json(const vigil_ruleset *rs, const vigil_decode_opts *o, const char *buf,
+                                     size_t len, const char *fallback_id, int require_keys,
+                                     vigil_event **out, vigil_error *err) {
+    static const vigil_decode_opts defaults = {.time_fields = {"ts"}, .ntime_fields = 1,
+                                               .id_fields = {"id"}, .nid_fields = 1};
+    if (!o) o = &defaults;
+    *out = NULL;
+    cJSON *root = cJSON_ParseWithLength(buf, len);
+    if (!root) {
+        const char *ep = cJSON_GetErrorPtr();
+        long at = ep && ep >= buf && ep <= buf + len ? (long)(ep - buf) : -1;
+        return vigil_error_set(err, VIGIL_EPARSE, "invalid JSON near byte %ld", at);
+    }
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return vigil_error_set(err, VIGIL_EPARSE, "expected a JSON object");
+    }
+    vigil_status s = VIGIL_ENOMEM;
+    spool p = {0};
+    vigil_event *e = vev_new(rs->nfields, rs->ngroups);
+    if (!e) goto fail;
+    if ((s = json_fill(rs, root, buf, len, e, &p)) != VIGIL_OK) goto fail;
+    if (o->type_default && rs->type_field >= 0 && e->slots[rs->type_field].type == VIGIL_T_MISSING) {
+        size_t off = spool_add(&p, o->type_default, strlen(o->type_default));
+        if (off == (size_t)-1) goto fail;
+        e->slots[rs->type_field] = (vigil_value){.type = VIGIL_T_STR, .len = (uint32_t)strlen(o->type_default),
+                                                 .u.str = OFFPTR(off)};
+    }
+    /* time */
+    const cJSON *t = NULL;
+    const char *tname = o->ntime_fields ? o->time_fields[0] : "ts";
+    for (int i = 0; i < o->ntime_fields && !t; i++)
+        if ((t = json_path(root, o->time_fields[i]))) tname = o->time_fields[i];
+    if (!o->ntime_fields) t = json_path(root, "ts");
+    if (!t) {
+        s = vigil_error_set(err, VIGIL_ENOTIME, "missing event time field '%s'", tname);
+        goto fail;
+    }
+    if (cJSON_IsNumber(t)) s = vigil_time_from_number(t->valuedouble, o->time_format, &e->ts);
+    else if (cJSON_IsString(t) && o->time_format != VIGIL_TIME_S && o->time_format != VIGIL_TIME_MS)
+        s = vigil_time_parse_rfc3339(t->valuestring, strlen(t->valuestring), &e->ts);
+    else s = VIGIL_EPARSE;
+    if (s != VIGIL_OK) {
+        s = vigil_error_set(err, VIGIL_ENOTIME, "event time field '%s' is not a valid time (expected RFC 3339 text or epoch s/ms)", tname);
+        goto fail;
+    }
+    /* id */
+    const cJSON *idv = NULL;
+    const char *idname = "id";
+    for (int i = 0; i < o->nid_fields && !idv; i++)
+        if ((idv = json_path(root, o->id_fields[i]))) idname = o->id_fields[i];
+    if (!o->nid_fields) idv = json_path(root, "id");
+    size_t off;
+    if (idv && (s = value_text(idv, buf, len, idname, &p, &off)) == VIGIL_OK) {
+        e->id = OFFPTR(off);
+    } else if (fallback_id) {
+        if ((off = spool_add(&p, fallback_id, strlen(fallback_id))) == (size_t)-1) goto fail;
+        e->id = OFFPTR(off);
+    } else {
+        char h[17];
+        hash_id(buf, len, h);
+        if ((off = spool_add(&p, h, 16)) == (size_t)-1) goto fail;
+        e->id = OFFPTR(off);
+    }
+    fixup(e, &p);
+    p.buf = NULL;
+    if (!(e->json = malloc(len + 1))) goto fail;
+    memcpy(e->json, buf, len);
+    e->json[len] = '\0';
+    e->json_len = len;
+    cJSON_Delete(root);
+    if ((s = check_keys(rs, e, require_keys, err)) != VIGIL_OK) {
+        vigil_event_release(e);
+        return s;
+    }
+    *out = e;
+    return VIGIL_OK;
+fail:
+    cJSON_Delete(root);
+    free(p.buf);
+    vigil_event_release(e);
+    if (s == VIGIL_ENOMEM) vigil_error_set(err, s, "out of memory decoding an event");
+    return s;
+}
+
+vigil_status vev_from_record(const vigil_ruleset *rs, const char *id, size_t idlen, int64_t ts,
+                             const char *json, size_t len, vigil_event **out) {
+    cJSON *root = cJSON_ParseWithLength(json, len);
+    if (!root) return VIGIL_EPARSE;
+    spool p = {0};
+    vigil_status s = VIGIL_ENOMEM;
+    vigil_event *e = vev_new(rs->nfields, rs->ngroups);
+    size_t off;
+    if (!e) goto fail;
+    if ((s = json_fill(rs, root, json, len, e, &p)) != VIGIL_OK) goto fail;
+    s = VIGIL_ENOMEM;
+    if ((off = spool_add(&p, id, idlen)) == (size_t)-1) goto fail;
+    e->id = OFFPTR(off);
+    e->ts = ts;
+    fixup(e, &p);
+    p.buf = NULL;
+    if (!(e->json = malloc(len + 1))) goto fail;
+    memcpy(e->json, json, len);
+    e->json[len] = '\0';
+    e->json_len = len;
+    cJSON_Delete(root);
+    *out = e;
+    return VIGIL_OK;
+fail:
+    cJSON_Delete(root);
+    free(p.buf);
+    vigil_event_release(e);
+    return s;
+}
+
+/* ---- CSV --------------------------------------------------------------------- */
+
+#define CSV_MAX_COLS 256
+
+/* Split one CSV line in place into fields (RFC 4180: quotes, doubled quotes).
+ * Returns the field count, or -1 on a malformed line. */
+static int csv_split(char *line, size_t len, char **f, size_t *fl, int max) {
+    int n = 0;
+    size_t i = 0;
+    while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) len--;
+    for (;;) {
+        if (n == max) return -1;
+        if (i < len && line[i] == '"') {
+            size_t w = ++i, st = w;
+            for (;;) {
+                if (i >= len) return -1;
+                if (line[i] == '"') {
+                    if (i + 1 < len && line[i + 1] == '"') {
+                        line[w++] = '"';
+                        i += 2;
+                        continue;
+                    }
+                    i++;
+                    break;
+                }
+                line[w++] = line[i++];
+            }
+            f[n] = line + st;
+            fl[n++] = w - st;
+            if (i < len && line[i] != ',') return -1;
+        } else {
+            size_t st = i;
+            while (i < len && line[i] != ',') i++;
+            f[n] = line + st;
+            fl[n++] = i - st;
+        }
+        if (i >= len) break;
+        i++;   /* comma */
+    }
+    return n;
+}
+
+vigil_status vigil_csv_header_create(const vigil_ruleset *rs, const char *line, size_t len,
+                                     vigil_csv_header **out, vigil_error *err) {
+    char *copy = malloc(len + 1);
+    char *f[CSV_MAX_COLS];
+    size_t fl[CSV_MAX_COLS];
+    if (!copy) return VIGIL_ENOMEM;
+    memcpy(copy, line, len);
+    copy[len] = '\0';
+    int n = csv_split(copy, len, f, fl, CSV_MAX_COLS);
+    if (n <= 0) {
+        free(copy);
+        return vigil_error_set(err, VIGIL_EPARSE, "malformed CSV header (at most %d columns)", CSV_MAX_COLS);
+    }
+    vigil_csv_header *h = calloc(1, sizeof *h);
+    if (!h || !(h->names = calloc((size_t)n, sizeof *h->names)) || !(h->col_field = calloc((size_t)n, sizeof(int)))) {
+        free(copy);
+        if (h) free(h->names);
+        free(h);
+        return VIGIL_ENOMEM;
+    }
+    atomic_init(&h->refs, 1);
+    h->ncols = n;
+    h->nfields = rs->nfields;
+    for (int i = 0; i < n; i++) {
+        /* strip a UTF-8 BOM from the first column */
+        if (i == 0 && fl[0] >= 3 && memcmp(f[0], "\xEF\xBB\xBF", 3) == 0) {
+            f[0] += 3;
+            fl[0] -= 3;
+        }
+        h->names[i] = strndup(f[i], fl[i]);
+        if (!h->names[i]) {
+            h->ncols = i;
+            vigil_csv_header_destroy(h);
+            free(copy);
+            return VIGIL_ENOMEM;
+        }
+        h->col_field = h->col_field;
+        h->col_field[i] = vrs_field_index(rs, h->names[i]);
+    }
+    free(copy);
+    *out = h;
+    return VIGIL_OK;
+}
+
+void vigil_csv_header_destroy(vigil_csv_header *h) {
+    if (!h || atomic_fetch_sub(&h->refs, 1) != 1) return;
+    for (int i = 0; i < h->ncols; i++) free(h->names[i]);
+    free(h->names);
+    free(h->col_field);
+    free(h);
+}
+
+static int parse_number(const char *s, size_t n, double *v) {
+    char tmp[64];
+    if (n == 0 || n >= sizeof tmp) return 0;
+    if (!(isdigit((unsigned char)s[0]) || s[0] == '-' || s[0] == '+' || s[0] == '.')) return 0;
+    memcpy(tmp, s, n);
+    tmp[n] = '\0';
+    char *end;
+    errno = 0;
+    double d = strtod(tmp, &end);
+    if (*end != '\0' || errno == ERANGE || !isfinite(d)) return 0;
+    *v = d;
+    return 1;
+}
+
+static int col_of(const vigil_csv_header *h, const char *name) {
+    for (int i = 0; i < h->ncols; i++)
+        if (strcmp(h->names[i], name) == 0) return i;
+    return -1;
+}
+
+vigil_status vigil_event_decode_csv(const vigil_ruleset *rs, const vigil_decode_opts *o, vigil_csv_header *h,
+                                    const char *line, size_t len, const char *fallback_id, int require_keys,
+                                    vigil_event **out, vigil_error *err) {
+    static const vigil_decode_opts defaults = {.time_fields = {"ts"}, .ntime_fields = 1,
+                                               .id_fields = {"id"}, .nid_fields = 1};
+    if (!o) o = &defaults;
+    *out = NULL;
+    char *f[CSV_MAX_COLS];
+    size_t fl[CSV_MAX_COLS];
+    vigil_event *e = vev_new(rs->nfields, rs->ngroups);
+    if (!e) return VIGIL_ENOMEM;
+    /* the event owns a copy of the line; fields are split inside a second
+     * copy that becomes the string pool (so slots point into stable memory) */
+    size_t ll = len;
+    while (ll && (line[ll - 1] == '\n' || line[ll - 1] == '\r')) ll--;
+    e->line = malloc(ll + 1);
+    e->strs = malloc(ll + 1);
+    if (!e->line || !e->strs) {
+        vigil_event_release(e);
+        return VIGIL_ENOMEM;
+    }
+    memcpy(e->line, line, ll);
+    e->line[ll] = '\0';
+    e->line_len = ll;
+    memcpy(e->strs, line, ll);
+    e->strs[ll] = '\0';
+    int n = csv_split(e->strs, ll, f, fl, CSV_MAX_COLS);
+    if (n != h->ncols) {
+        vigil_event_release(e);
+        if (n < 0) return vigil_error_set(err, VIGIL_EPARSE, "malformed CSV row (unbalanced quotes)");
+        return vigil_error_set(err, VIGIL_EPARSE, "CSV row has %d columns, the header has %d", n, h->ncols);
+    }
+    for (int i = 0; i < n; i++) f[i][fl[i]] = '\0';   /* fields end at a comma or quote: safe */
+    for (int i = 0; i < n; i++) {
+        int fi = h->col_field[i];
+        if (fi < 0 || fi >= rs->nfields) continue;
+        vigil_value *v = &e->slots[fi];
+        double d;
+        if (fl[i] == 0) v->type = VIGIL_T_MISSING;
+        else if (parse_number(f[i], fl[i], &d)) {
+            v->type = VIGIL_T_NUM;
+            v->u.num = d;
+        } else {
+            v->type = VIGIL_T_STR;
+            v->u.str = f[i];
+            v->len = (uint32_t)fl[i];
+        }
+    }
+    if (o->type_default && rs->type_field >= 0 && e->slots[rs->type_field].type == VIGIL_T_MISSING) {
+        e->slots[rs->type_field] = (vigil_value){.type = VIGIL_T_STR, .len = (uint32_t)strlen(o->type_default),
+                                                 .u.str = o->type_default};
+        e->type_default = o->type_default;   /* must outlive the event: the caller's option string */
+    }
+    for (int g = 0; g < rs->ngroups; g++) {
+        int c = col_of(h, rs->groups[g].key);
+        e->keys[g].s = NULL;
+        if (c >= 0 && fl[c] > 0) {
+            e->keys[g].s = f[c];
+            e->keys[g].len = (uint32_t)fl[c];
+        }
+    }
+    /* time */
+    int tc = -1;
+    const char *tname = o->ntime_fields ? o->time_fields[0] : "ts";
+    for (int i = 0; i < (o->ntime_fields ? o->ntime_fields : 1) && tc < 0; i++) {
+        const char *nm = o->ntime_fields ? o->time_fields[i] : "ts";
+        int c = col_of(h, nm);
+        if (c >= 0 && fl[c] > 0) {
+            tc = c;
+            tname = nm;
+        }
+    }
+    if (tc < 0) {
+        vigil_event_release(e);
+        return vigil_error_set(err, VIGIL_ENOTIME, "missing event time field '%s'", tname);
+    }
+    double d;
+    vigil_status s;
+    if (o->time_format != VIGIL_TIME_RFC3339 && parse_number(f[tc], fl[tc], &d))
+        s = vigil_time_from_number(d, o->time_format, &e->ts);
+    else if (o->time_format == VIGIL_TIME_S || o->time_format == VIGIL_TIME_MS)
+        s = VIGIL_EPARSE;
+    else
+        s = vigil_time_parse_rfc3339(f[tc], fl[tc], &e->ts);
+    if (s != VIGIL_OK) {
+        vigil_event_release(e);
+        return vigil_error_set(err, VIGIL_ENOTIME, "event time field '%s' is not a valid time: \"%.*s\"", tname,
+                               (int)(fl[tc] > 40 ? 40 : fl[tc]), f[tc]);
+    }
+    /* id */
+    int ic = -1;
+    for (int i = 0; i < (o->nid_fields ? o->nid_fields : 1) && ic < 0; i++) {
+        int c = col_of(h, o->nid_fields ? o->id_fields[i] : "id");
+        if (c >= 0 && fl[c] > 0) ic = c;
+    }
+    if (ic >= 0) {
+        e->id = f[ic];
+    } else {
+        const char *fid = fallback_id ? fallback_id : "";
+        size_t fidl = strlen(fid);
+        char *copy = malloc(fidl + 1);   /* kept in json slot until rendered: no, own field */
+        if (!copy) {
+            vigil_event_release(e);
+            return VIGIL_ENOMEM;
+        }
+        memcpy(copy, fid, fidl + 1);
+        /* store the fallback id at the end of the string pool */
+        char *np = realloc(e->strs, ll + 1 + fidl + 1);
+        if (!np) {
+            free(copy);
+            vigil_event_release(e);
+            return VIGIL_ENOMEM;
+        }
+        /* the pool moved: rebase slots and keys */
+        ptrdiff_t delta = np - e->strs;
+        for (int i = 0; i < e->nslots; i++)
+            if (e->slots[i].type == VIGIL_T_STR && e->slots[i].u.str != o->type_default)
+                e->slots[i].u.str += delta;
+        for (int g = 0; g < e->ngroups; g++)
+            if (e->keys[g].s) e->keys[g].s += delta;
+        e->strs = np;
+        memcpy(np + ll + 1, copy, fidl + 1);
+        free(copy);
+        e->id = np + ll + 1;
+    }
+    atomic_fetch_add(&h->refs, 1);
+    e->csv = h;
+    vigil_status ks = check_keys(rs, e, require_keys, err);
+    if (ks != VIGIL_OK) {
+        vigil_event_release(e);
+        return ks;
+    }
+    *out = e;
+    return VIGIL_OK;
+}
+
+/* Render a CSV event as a JSON object: numbers as numbers, the rest as
+ * strings, empty values omitted; plus "type" when set by TYPE=. */
+static char *render_csv(const vigil_event *e, size_t *olen) {
+    const vigil_csv_header *h = e->csv;
+    char *copy = strdup(e->line);
+    char *f[CSV_MAX_COLS];
+    size_t fl[CSV_MAX_COLS];
+    if (!copy) return NULL;
+    int n = csv_split(copy, e->line_len, f, fl, CSV_MAX_COLS);
+    cJSON *o = cJSON_CreateObject();
+    for (int i = 0; o && i < n && i < h->ncols; i++) {
+        if (fl[i] == 0) continue;
+        double d;
+        char save = f[i][fl[i]];
+        f[i][fl[i]] = '\0';
+        if (parse_number(f[i], fl[i], &d)) cJSON_AddItemToObject(o, h->names[i], cJSON_CreateRaw(f[i]));
+        else cJSON_AddStringToObject(o, h->names[i], f[i]);
+        f[i][fl[i]] = save;
+    }
+    if (o && e->type_default && col_of(h, "type") < 0) cJSON_AddStringToObject(o, "type", e->type_default);
+    free(copy);
+    char *s = o ? cJSON_PrintUnformatted(o) : NULL;
+    cJSON_Delete(o);
+    if (s) *olen = strlen(s);
+    return s;
+}
+
+const char *vigil_event_json(const vigil_event *e, size_t *len) {
+    vigil_event *m = (vigil_event *)e;   /* lazy render; CSV events are used by one thread (replay) */
+    if (!m->json && m->csv) m->json = render_csv(m, &m->json_len);
+    if (len) *len = m->json ? m->json_len : 2;
+    return m->json ? m->json : "{}";
+}

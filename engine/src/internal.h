@@ -1,0 +1,177 @@
+/* internal.h — private structures shared by the engine's source files.
+ *
+ * Nothing here is public API: api/ and lua/ see only engine/include/vigil/.
+ * The ruleset is immutable after finalize; events are refcounted; per-key
+ * state (runs and window contents) is owned by one engine. */
+#ifndef VIGIL_INTERNAL_H
+#define VIGIL_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stddef.h>
+#include <hs/hs.h>
+#include "vigil/status.h"
+#include "vigil/ruleset.h"
+#include "vigil/event.h"
+#include "vigil/engine.h"
+
+/* ---- ruleset ---------------------------------------------------------- */
+
+typedef struct vlist {          /* in_list() set: open addressing over strings */
+    char *name;
+    char **slots;
+    size_t cap, n;
+} vlist;
+
+struct vigil_expr {
+    vigil_expr_op op;
+    int nargs;
+    vigil_expr **args;
+    vigil_value v;               /* CONST */
+    char *path;                  /* FIELD, REF, AGG, IS_NEW */
+    int field;                   /* resolved field index, -1 for COUNT */
+    char *step;                  /* REF: step name */
+    int step_idx;                /* REF: resolved by add_rule */
+    vigil_agg_kind agg;          /* AGG */
+    vigil_expr *filter;          /* AGG: may be NULL */
+    int prior;                   /* AGG */
+    int agg_idx;                 /* AGG, IS_NEW: index into the rule's aggregate table */
+    char *regex, *rflags;        /* MATCHES */
+    int regex_id;                /* MATCHES: global id across the ruleset */
+    char *list_name;             /* IN_LIST */
+    vlist *list;
+};
+
+typedef struct vstep {
+    char *name;
+    vigil_contiguity contiguity;
+    uint32_t min, max;
+    unsigned optional : 1, greedy : 1, consecutive : 1;
+    vigil_expr *cond, *stop_when;
+} vstep;
+
+typedef struct vagg {            /* one distinct aggregate of a window rule */
+    vigil_agg_kind kind;
+    int field;                   /* -1 for count */
+    vigil_expr *filter;
+    int is_new;                  /* is_new(f): a distinct-style table without filter */
+    char label[96];
+} vagg;
+
+typedef struct vrule {
+    char *name, *description, *key, *file;
+    int line, version;
+    vigil_severity severity;
+    vigil_mode mode;
+    int group;                   /* key group index */
+    int key_field;
+    /* pattern */
+    int nsteps;
+    vstep *steps;
+    int64_t within_ms;
+    vigil_skip skip;
+    int skip_step;
+    /* window */
+    vigil_expr *where;
+    vigil_window_kind window;
+    int64_t window_ms, precision_ms;
+    vigil_expr *when;
+    int nagg;
+    vagg *aggs;
+    int64_t suppress_ms;
+} vrule;
+
+typedef struct vgroup {
+    char *key;                   /* key field path */
+    int field;
+    int nrules;
+    int *rules;                  /* indexes into rs->rules */
+} vgroup;
+
+typedef struct vregex_db {       /* one Hyperscan database per field */
+    int field;
+    hs_database_t *db;
+    int first_id, n;             /* regex ids [first_id, first_id + n) */
+} vregex_db;
+
+typedef struct arena_block arena_block;
+
+struct vigil_ruleset {
+    atomic_int refs;
+    int finalized;
+    arena_block *arena;
+    int nfields, capfields;
+    char **fields;               /* field paths, index = slot */
+    int type_field;              /* slot of "type", or -1 */
+    int nrules, caprules;
+    vrule *rules;
+    int ngroups;
+    vgroup *groups;
+    int nlists, caplists;
+    vlist **lists;
+    int nregex, capregex;
+    vigil_expr **regexes;        /* by regex id */
+    int nregex_dbs;
+    vregex_db *regex_dbs;
+    int *field_regex_db;         /* field -> index into regex_dbs or -1 */
+};
+
+void *vrs_alloc(vigil_ruleset *rs, size_t n);   /* arena, zeroed */
+char *vrs_strdup(vigil_ruleset *rs, const char *s);
+int vrs_field_index(const vigil_ruleset *rs, const char *path); /* -1 if unknown */
+int vrs_field_add(vigil_ruleset *rs, const char *path);
+int vlist_contains(const vlist *l, const char *s, size_t len);
+uint64_t vhash(const void *p, size_t n);
+
+/* ---- events ----------------------------------------------------------- */
+
+typedef struct vkey { const char *s; uint32_t len; } vkey;
+
+struct vigil_event {
+    atomic_int refs;
+    int64_t ts;
+    const char *id;
+    int nslots;
+    vigil_value *slots;
+    int ngroups;
+    vkey *keys;
+    char *json;                  /* raw JSON, or rendered lazily for CSV */
+    size_t json_len;
+    struct vigil_csv_header *csv;/* CSV events: header, to render JSON */
+    char *line;                  /* CSV events: the row */
+    size_t line_len;
+    const char *type_default;
+    char *strs;                  /* copied strings the slots and keys point into */
+};
+
+struct vigil_csv_header {
+    atomic_int refs;
+    int ncols;
+    char **names;                /* column names */
+    int *col_field;              /* column -> ruleset field or -1 */
+    int nfields;                 /* ruleset field count when made */
+};
+
+vigil_event *vev_new(int nslots, int ngroups);
+/* Rebuild an event from a stored record: id, ts and JSON text (the state
+ * codec). Slots and keys are re-extracted from the JSON. */
+vigil_status vev_from_record(const vigil_ruleset *rs, const char *id, size_t idlen, int64_t ts,
+                             const char *json, size_t len, vigil_event **out);
+
+/* ---- expression evaluation ------------------------------------------ */
+
+struct vrun;
+typedef struct veval {           /* context for evaluating one expression */
+    const vigil_event *ev;       /* current event */
+    const struct vrun *run;      /* for REF: the run being extended */
+    const vrule *rule;
+    const vigil_value *aggs;     /* current aggregate values */
+    const vigil_value *prior;    /* aggregate values without the current event */
+    const int *is_new;           /* per aggregate index */
+    const uint64_t *regex_hits;  /* bitset by regex id, computed for this event */
+} veval;
+
+vigil_value vexpr_eval(const vigil_expr *x, const veval *c);
+int vexpr_true(const vigil_expr *x, const veval *c);   /* NULL is true */
+
+#endif

@@ -1,0 +1,324 @@
+/* nfa.c — pattern matching: per (rule, key) partial matches ("runs").
+ *
+ * Semantics follow FlinkCEP's NFA (Flink docs, "FlinkCEP — Pattern API":
+ * "Combining Patterns", "Looping patterns", "After Match Skip Strategy"),
+ * itself SASE's (Agrawal et al., SIGMOD 2008): a run sits in a step having
+ * taken `count` events there. On each event of its key a run may
+ *   - TAKE it into its looping step (count < max, condition holds; a
+ *     consecutive() loop only if the event is the very next of the key),
+ *   - PROCEED to a later step and take it there (count >= min; optional
+ *     steps may be skipped; next() needs the very next event of the key),
+ *   - IGNORE it and stay, where contiguity allows: followed_by() is
+ *     skip-till-next-match (a run ignores only events its next move cannot
+ *     take), followed_by_any() is skip-till-any-match (it may always ignore),
+ *     next() never ignores.
+ * Every take makes a new run (branching); a new run starts at every event
+ * that matches the first step. A run completes when the rest of the pattern
+ * may be empty; completed runs become alerts in order of (start event,
+ * longest first), each applying the after-match skip strategy to the other
+ * runs. `within` bounds last.ts - first.ts < within. Runs per (rule, key)
+ * are bounded by max_runs; the oldest are evicted and counted. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "engine_int.h"
+
+void vrun_clear(vrun *r) {
+    for (uint32_t i = 0; i < r->nev; i++) vigil_event_release(r->ev[i]);
+    free(r->ev);   /* one allocation holds ev, evstep and evseq */
+    memset(r, 0, sizeof *r);
+}
+
+static int run_reserve(vrun *r, uint32_t n) {
+    if (n <= r->cap) return 0;
+    uint32_t cap = r->cap ? r->cap * 2 : 4;
+    while (cap < n) cap *= 2;
+    size_t sz = (size_t)cap * (sizeof(vigil_event *) + sizeof(uint64_t) + 1);
+    unsigned char *m = malloc(sz);
+    if (!m) return -1;
+    vigil_event **ev = (vigil_event **)m;
+    uint64_t *seq = (uint64_t *)(ev + cap);
+    uint8_t *st = (uint8_t *)(seq + cap);
+    if (r->nev) {
+        memcpy(ev, r->ev, r->nev * sizeof *ev);
+        memcpy(seq, r->evseq, r->nev * sizeof *seq);
+        memcpy(st, r->evstep, r->nev);
+    }
+    free(r->ev);
+    r->ev = ev;
+    r->evseq = seq;
+    r->evstep = st;
+    r->cap = cap;
+    return 0;
+}
+
+/* A copy of `from` (or a fresh run) extended by ev at step `step`. */
+static int run_extend(vrun *out, const vrun *from, vigil_event *ev, uint64_t seq, int step) {
+    memset(out, 0, sizeof *out);
+    uint32_t n = from ? from->nev : 0;
+    if (run_reserve(out, n + 1) != 0) return -1;
+    if (from) {
+        for (uint32_t i = 0; i < n; i++) {
+            out->ev[i] = from->ev[i];
+            vigil_event_retain(out->ev[i]);
+        }
+        memcpy(out->evseq, from->evseq, n * sizeof *out->evseq);
+        memcpy(out->evstep, from->evstep, n);
+        out->start_ts = from->start_ts;
+        out->start_seq = from->start_seq;
+        out->count = from->step == step ? from->count + 1 : 1;
+    } else {
+        out->start_ts = ev->ts;
+        out->start_seq = seq;
+        out->count = 1;
+    }
+    vigil_event_retain(ev);
+    out->ev[n] = ev;
+    out->evseq[n] = seq;
+    out->evstep[n] = (uint8_t)step;
+    out->nev = n + 1;
+    out->step = step;
+    out->last_seq = seq;
+    out->closed = 0;
+    return 0;
+}
+
+static vrun *push(vrun **v, uint32_t *n, uint32_t *cap) {
+    if (*n == *cap) {
+        uint32_t c = *cap ? *cap * 2 : 16;
+        vrun *nv = realloc(*v, c * sizeof *nv);
+        if (!nv) return NULL;
+        *v = nv;
+        *cap = c;
+    }
+    return &(*v)[(*n)++];
+}
+
+/* The rest of the pattern after step j may match nothing. */
+static int rest_optional(const vrule *r, int j) {
+    for (int k = j + 1; k < r->nsteps; k++)
+        if (r->steps[k].min > 0) return 0;
+    return 1;
+}
+
+/* The run can still take more events after completing (keeps it alive). */
+static int can_continue(const vrule *r, const vrun *run) {
+    const vstep *st = &r->steps[run->step];
+    return run->count < st->max || run->step + 1 < r->nsteps;
+}
+
+static int cond(const vstep *st, const veval *c) { return vexpr_true(st->cond, c); }
+
+static int run_copy(vrun *dst, const vrun *src) {
+    *dst = *src;
+    dst->ev = NULL;
+    dst->cap = 0;
+    dst->nev = 0;
+    if (run_reserve(dst, src->nev) != 0) return -1;
+    for (uint32_t i = 0; i < src->nev; i++) {
+        dst->ev[i] = src->ev[i];
+        vigil_event_retain(dst->ev[i]);
+    }
+    memcpy(dst->evseq, src->evseq, src->nev * sizeof *dst->evseq);
+    memcpy(dst->evstep, src->evstep, src->nev);
+    dst->nev = src->nev;
+    return 0;
+}
+
+/* Record a derived run: a completed one goes to tmp_done, and stays a
+ * partial run as well when it can still take events (a looping last step,
+ * optional steps after it). */
+static int derive(vigil_engine *eng, const vrule *r, const vrun *from, vigil_event *ev, uint64_t seq,
+                  int step) {
+    vrun nr;
+    if (run_extend(&nr, from, ev, seq, step) != 0) return -1;
+    int complete = nr.count >= r->steps[step].min && rest_optional(r, step);
+    int partial = !complete || can_continue(r, &nr);
+    if (complete) {
+        vrun *d = push(&eng->tmp_done, &eng->ntmp_done, &eng->captmp_done);
+        if (!d || (partial ? run_copy(d, &nr) : (*d = nr, 0)) != 0) {
+            if (d) eng->ntmp_done--;
+            vrun_clear(&nr);
+            return -1;
+        }
+    }
+    if (partial) {
+        vrun *p = push(&eng->tmp_new, &eng->ntmp_new, &eng->captmp_new);
+        if (!p) {
+            vrun_clear(&nr);
+            return -1;
+        }
+        *p = nr;
+    }
+    return 0;
+}
+
+/* Advance one run by one event. Returns 1 if the run itself survives
+ * (possibly closed), 0 if it dies; -1 when out of memory. */
+static int advance(vigil_engine *eng, const vrule *r, vrun *run, vigil_event *ev, uint64_t seq,
+                   const uint64_t *hits) {
+    const vstep *st = &r->steps[run->step];
+    int adjacent = seq == run->last_seq + 1;
+    veval c = {.ev = ev, .run = run, .rule = r, .regex_hits = hits};
+    int took_loop = 0;
+    if (!run->closed && run->count < st->max) {
+        if (st->stop_when && vexpr_true(st->stop_when, &c)) {
+            run->closed = 1;
+        } else if ((!st->consecutive || adjacent) && cond(st, &c)) {
+            if (derive(eng, r, run, ev, seq, run->step) != 0) return -1;
+            took_loop = 1;
+        }
+    }
+    int proceed_alive = 0;
+    if (run->count >= st->min) {
+        for (int j = run->step + 1; j < r->nsteps; j++) {
+            const vstep *sj = &r->steps[j];
+            int took = 0;
+            if ((sj->contiguity != VIGIL_CONT_STRICT || adjacent) && cond(sj, &c)) {
+                if (derive(eng, r, run, ev, seq, j) != 0) return -1;
+                took = 1;
+            }
+            if (sj->contiguity == VIGIL_CONT_NONDET || (sj->contiguity == VIGIL_CONT_RELAXED && !took))
+                proceed_alive = 1;
+            if (sj->min > 0) break;
+        }
+    }
+    int loop_alive = !run->closed && run->count < st->max && !took_loop && !st->consecutive;
+    if (loop_alive) return 1;
+    if (proceed_alive) {
+        run->closed = 1;
+        return 1;
+    }
+    return 0;
+}
+
+static int cmp_done(const void *a, const void *b) {
+    const vrun *x = a, *y = b;
+    if (x->start_seq != y->start_seq) return x->start_seq < y->start_seq ? -1 : 1;
+    if (x->nev != y->nev) return x->nev > y->nev ? -1 : 1;
+    return 0;
+}
+
+/* Which runs the skip strategy discards after emitting match m: returns the
+ * bound such that runs with start_seq < bound (or == for SKIP_TO_NEXT) go. */
+static int pruned(const vrule *r, const vrun *m, const vrun *x) {
+    switch (r->skip) {
+    case VIGIL_SKIP_NO_SKIP: return 0;
+    case VIGIL_SKIP_TO_NEXT: return x->start_seq == m->start_seq;
+    case VIGIL_SKIP_PAST_LAST_EVENT: return x->start_seq <= m->last_seq;
+    case VIGIL_SKIP_TO_FIRST:
+    case VIGIL_SKIP_TO_LAST: {
+        uint64_t bound = 0;
+        int found = 0;
+        for (uint32_t i = 0; i < m->nev; i++)
+            if (m->evstep[i] == r->skip_step) {
+                if (!found || r->skip == VIGIL_SKIP_TO_LAST) bound = m->evseq[i];
+                found = 1;
+            }
+        return found && x->start_seq < bound;
+    }
+    }
+    return 0;
+}
+
+static void compact(vpat *p) {
+    uint32_t w = 0;
+    for (uint32_t i = 0; i < p->nruns; i++)
+        if (p->runs[i].nev) p->runs[w++] = p->runs[i];
+    p->nruns = w;
+}
+
+static void emit(vigil_engine *eng, const vrule *r, vkeystate *ks, vpat *p, const vrun *m) {
+    if (r->suppress_ms && p->alerted && m->ev[m->nev - 1]->ts - p->last_alert_ts < r->suppress_ms) return;
+    p->alerted = 1;
+    p->last_alert_ts = m->ev[m->nev - 1]->ts;
+    /* details: events per step */
+    char det[1024];
+    size_t off = (size_t)snprintf(det, sizeof det, "{\"steps\":{");
+    for (int s = 0; s < r->nsteps && off < sizeof det - 80; s++) {
+        uint32_t n = 0;
+        for (uint32_t i = 0; i < m->nev; i++) n += m->evstep[i] == s;
+        off += (size_t)snprintf(det + off, sizeof det - off, "%s\"%s\":%u", s ? "," : "", r->steps[s].name, n);
+    }
+    snprintf(det + off, sizeof det - off, "}}");
+    veng_emit(eng, r, ks, m->ev, (int)m->nev, det);
+}
+
+vigil_status vnfa_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, vpat **pp, vigil_event *ev,
+                       uint64_t seq, const uint64_t *hits) {
+    vpat *p = *pp;
+    veval c = {.ev = ev, .rule = r, .regex_hits = hits};
+    int starts = cond(&r->steps[0], &c);
+    if (!p) {
+        if (!starts) return VIGIL_OK;
+        if (!(p = calloc(1, sizeof *p))) return VIGIL_ENOMEM;
+        *pp = p;
+    }
+    eng->ntmp_new = eng->ntmp_done = 0;
+    /* existing runs, oldest first */
+    for (uint32_t i = 0; i < p->nruns; i++) {
+        vrun *run = &p->runs[i];
+        if (r->within_ms && ev->ts - run->start_ts >= r->within_ms) {
+            vrun_clear(run);
+            continue;
+        }
+        int a = advance(eng, r, run, ev, seq, hits);
+        if (a < 0) return VIGIL_ENOMEM;
+        if (a == 0) vrun_clear(run);
+    }
+    compact(p);
+    if (starts && derive(eng, r, NULL, ev, seq, 0) != 0) return VIGIL_ENOMEM;
+    /* new partial runs join the key's runs */
+    for (uint32_t i = 0; i < eng->ntmp_new; i++) {
+        vrun *d = push(&p->runs, &p->nruns, &p->cap);
+        if (!d) return VIGIL_ENOMEM;
+        *d = eng->tmp_new[i];
+    }
+    eng->ntmp_new = 0;
+    /* completed matches: emit in order, each pruning the rest */
+    if (eng->ntmp_done) {
+        qsort(eng->tmp_done, eng->ntmp_done, sizeof *eng->tmp_done, cmp_done);
+        for (uint32_t i = 0; i < eng->ntmp_done; i++) {
+            vrun *m = &eng->tmp_done[i];
+            if (!m->nev) continue;   /* pruned by an earlier match */
+            emit(eng, r, ks, p, m);
+            for (uint32_t j = i + 1; j < eng->ntmp_done; j++)
+                if (eng->tmp_done[j].nev && pruned(r, m, &eng->tmp_done[j])) vrun_clear(&eng->tmp_done[j]);
+            for (uint32_t j = 0; j < p->nruns; j++)
+                if (pruned(r, m, &p->runs[j])) vrun_clear(&p->runs[j]);
+            vrun_clear(m);
+        }
+        eng->ntmp_done = 0;
+        compact(p);
+    }
+    /* bound the runs: evict the oldest */
+    if (p->nruns > eng->o.max_runs) {
+        uint32_t over = p->nruns - eng->o.max_runs;
+        /* runs are appended in creation order, so oldest starts come first
+         * except for branches; sort by start to evict the truly oldest */
+        for (uint32_t k = 0; k < over; k++) {
+            uint32_t oldest = 0;
+            for (uint32_t j = 1; j < p->nruns; j++)
+                if (p->runs[j].nev && (!p->runs[oldest].nev || p->runs[j].start_seq < p->runs[oldest].start_seq))
+                    oldest = j;
+            vrun_clear(&p->runs[oldest]);
+        }
+        compact(p);
+        eng->st.runs_evicted += over;
+    }
+    return VIGIL_OK;
+}
+
+void vnfa_expire(vpat *p, const vrule *r, int64_t wm) {
+    if (!p || !r->within_ms) return;
+    for (uint32_t i = 0; i < p->nruns; i++)
+        if (wm - p->runs[i].start_ts >= r->within_ms) vrun_clear(&p->runs[i]);
+    compact(p);
+}
+
+void vnfa_free(vpat *p) {
+    if (!p) return;
+    for (uint32_t i = 0; i < p->nruns; i++) vrun_clear(&p->runs[i]);
+    free(p->runs);
+    free(p);
+}

@@ -1,0 +1,770 @@
+/* ruleset.c — the builder and the immutable compiled form of a set of rules.
+ *
+ * lua/ (or a C program) builds expressions and rule definitions here; add_rule
+ * validates each rule (steps, refs, aggregates, types) and resolves field
+ * paths to slot indexes; finalize groups rules by key field (key groups) and
+ * compiles every regex of one field into one Hyperscan database
+ * (hs_compile_multi), so that a field is scanned once per event however many
+ * rules use it. Everything lives in one arena freed with the ruleset. */
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "internal.h"
+
+struct arena_block {
+    arena_block *next;
+    size_t used, cap;
+    _Alignas(16) unsigned char data[];
+};
+
+void *vrs_alloc(vigil_ruleset *rs, size_t n) {
+    n = (n + 15) & ~(size_t)15;
+    arena_block *b = rs->arena;
+    if (!b || b->cap - b->used < n) {
+        size_t cap = n > 16384 ? n : 16384;
+        arena_block *nb = malloc(sizeof *nb + cap);
+        if (!nb) return NULL;
+        nb->next = b;
+        nb->used = 0;
+        nb->cap = cap;
+        rs->arena = b = nb;
+    }
+    void *p = b->data + b->used;
+    b->used += n;
+    memset(p, 0, n);
+    return p;
+}
+
+char *vrs_strdup(vigil_ruleset *rs, const char *s) {
+    if (!s) return NULL;
+    size_t n = strlen(s);
+    char *d = vrs_alloc(rs, n + 1);
+    if (d) memcpy(d, s, n + 1);
+    return d;
+}
+
+uint64_t vhash(const void *p, size_t n) {   /* FNV-1a, 64 bit */
+    const unsigned char *s = p;
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++) {
+        h ^= s[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+int vrs_field_index(const vigil_ruleset *rs, const char *path) {
+    for (int i = 0; i < rs->nfields; i++)
+        if (strcmp(rs->fields[i], path) == 0) return i;
+    return -1;
+}
+
+int vrs_field_add(vigil_ruleset *rs, const char *path) {
+    int i = vrs_field_index(rs, path);
+    if (i >= 0) return i;
+    if (rs->nfields == rs->capfields) {
+        int cap = rs->capfields ? rs->capfields * 2 : 16;
+        char **f = realloc(rs->fields, (size_t)cap * sizeof *f);
+        if (!f) return -1;
+        rs->fields = f;
+        rs->capfields = cap;
+    }
+    char *p = vrs_strdup(rs, path);
+    if (!p) return -1;
+    rs->fields[rs->nfields] = p;
+    if (strcmp(path, "type") == 0) rs->type_field = rs->nfields;
+    return rs->nfields++;
+}
+
+vigil_ruleset *vigil_ruleset_create(void) {
+    vigil_ruleset *rs = calloc(1, sizeof *rs);
+    if (!rs) return NULL;
+    atomic_init(&rs->refs, 1);
+    rs->type_field = -1;
+    return rs;
+}
+
+void vigil_ruleset_retain(vigil_ruleset *rs) {
+    atomic_fetch_add(&rs->refs, 1);
+}
+
+void vigil_ruleset_release(vigil_ruleset *rs) {
+    if (!rs || atomic_fetch_sub(&rs->refs, 1) != 1) return;
+    for (int i = 0; i < rs->nregex_dbs; i++) hs_free_database(rs->regex_dbs[i].db);
+    free(rs->regex_dbs);
+    free(rs->field_regex_db);
+    for (int i = 0; i < rs->nlists; i++) {
+        vlist *l = rs->lists[i];
+        for (size_t j = 0; j < l->cap; j++) free(l->slots[j]);
+        free(l->slots);
+        free(l->name);
+        free(l);
+    }
+    free(rs->lists);
+    for (int g = 0; g < rs->ngroups; g++) free(rs->groups[g].rules);
+    free(rs->groups);
+    free(rs->rules);
+    free(rs->regexes);
+    free(rs->fields);
+    arena_block *b = rs->arena;
+    while (b) {
+        arena_block *n = b->next;
+        free(b);
+        b = n;
+    }
+    free(rs);
+}
+
+/* ---- expressions ------------------------------------------------------ */
+
+static vigil_expr *xnew(vigil_ruleset *rs, vigil_expr_op op) {
+    vigil_expr *x = vrs_alloc(rs, sizeof *x);
+    if (!x) return NULL;
+    x->op = op;
+    x->field = -1;
+    x->step_idx = -1;
+    x->agg_idx = -1;
+    x->regex_id = -1;
+    return x;
+}
+
+vigil_expr *vigil_expr_const(vigil_ruleset *rs, vigil_value v) {
+    vigil_expr *x = xnew(rs, VIGIL_X_CONST);
+    if (!x) return NULL;
+    x->v = v;
+    if (v.type == VIGIL_T_STR) {
+        char *s = vrs_alloc(rs, v.len + 1);
+        if (!s) return NULL;
+        memcpy(s, v.u.str, v.len);
+        x->v.u.str = s;
+    }
+    return x;
+}
+
+vigil_expr *vigil_expr_num(vigil_ruleset *rs, double d) {
+    vigil_value v = {.type = VIGIL_T_NUM, .u.num = d};
+    return vigil_expr_const(rs, v);
+}
+
+vigil_expr *vigil_expr_str(vigil_ruleset *rs, const char *s, size_t len) {
+    vigil_value v = {.type = VIGIL_T_STR, .len = (uint32_t)len, .u.str = s};
+    return vigil_expr_const(rs, v);
+}
+
+vigil_expr *vigil_expr_bool(vigil_ruleset *rs, int b) {
+    vigil_value v = {.type = VIGIL_T_BOOL, .u.b = !!b};
+    return vigil_expr_const(rs, v);
+}
+
+vigil_expr *vigil_expr_field(vigil_ruleset *rs, const char *path) {
+    vigil_expr *x = xnew(rs, VIGIL_X_FIELD);
+    if (!x || !(x->path = vrs_strdup(rs, path))) return NULL;
+    return x;
+}
+
+vigil_expr *vigil_expr_ref(vigil_ruleset *rs, const char *step, const char *path) {
+    vigil_expr *x = xnew(rs, VIGIL_X_REF);
+    if (!x || !(x->path = vrs_strdup(rs, path)) || !(x->step = vrs_strdup(rs, step))) return NULL;
+    return x;
+}
+
+vigil_expr *vigil_expr_apply(vigil_ruleset *rs, vigil_expr_op op, vigil_expr *const *args, int n) {
+    vigil_expr *x = xnew(rs, op);
+    if (!x) return NULL;
+    if (n > 0) {
+        x->args = vrs_alloc(rs, (size_t)n * sizeof *x->args);
+        if (!x->args) return NULL;
+        memcpy(x->args, args, (size_t)n * sizeof *x->args);
+    }
+    x->nargs = n;
+    return x;
+}
+
+vigil_expr *vigil_expr_matches(vigil_ruleset *rs, vigil_expr *field, const char *regex,
+                               const char *flags) {
+    vigil_expr *x = vigil_expr_apply(rs, VIGIL_X_MATCHES, &field, 1);
+    if (!x || !(x->regex = vrs_strdup(rs, regex)) || !(x->rflags = vrs_strdup(rs, flags ? flags : "")))
+        return NULL;
+    return x;
+}
+
+vigil_expr *vigil_expr_in_list(vigil_ruleset *rs, vigil_expr *field, const char *list) {
+    vigil_expr *x = vigil_expr_apply(rs, VIGIL_X_IN_LIST, &field, 1);
+    if (!x || !(x->list_name = vrs_strdup(rs, list))) return NULL;
+    return x;
+}
+
+vigil_expr *vigil_expr_agg(vigil_ruleset *rs, vigil_agg_kind k, const char *path,
+                           vigil_expr *filter, int prior) {
+    vigil_expr *x = xnew(rs, VIGIL_X_AGG);
+    if (!x) return NULL;
+    x->agg = k;
+    x->filter = filter;
+    x->prior = !!prior;
+    if (path && !(x->path = vrs_strdup(rs, path))) return NULL;
+    return x;
+}
+
+vigil_expr *vigil_expr_is_new(vigil_ruleset *rs, const char *path) {
+    vigil_expr *x = xnew(rs, VIGIL_X_IS_NEW);
+    if (!x || !(x->path = vrs_strdup(rs, path))) return NULL;
+    return x;
+}
+
+/* ---- lists ------------------------------------------------------------- */
+
+static int list_insert(vlist *l, const char *s, size_t len) {
+    if ((l->n + 1) * 2 > l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        char **slots = calloc(cap, sizeof *slots);
+        if (!slots) return -1;
+        for (size_t i = 0; i < l->cap; i++) {
+            if (!l->slots[i]) continue;
+            size_t j = vhash(l->slots[i], strlen(l->slots[i])) & (cap - 1);
+            while (slots[j]) j = (j + 1) & (cap - 1);
+            slots[j] = l->slots[i];
+        }
+        free(l->slots);
+        l->slots = slots;
+        l->cap = cap;
+    }
+    size_t j = vhash(s, len) & (l->cap - 1);
+    while (l->slots[j]) {
+        if (strlen(l->slots[j]) == len && memcmp(l->slots[j], s, len) == 0) return 0;
+        j = (j + 1) & (l->cap - 1);
+    }
+    char *d = malloc(len + 1);
+    if (!d) return -1;
+    memcpy(d, s, len);
+    d[len] = '\0';
+    l->slots[j] = d;
+    l->n++;
+    return 0;
+}
+
+int vlist_contains(const vlist *l, const char *s, size_t len) {
+    if (!l->cap) return 0;
+    size_t j = vhash(s, len) & (l->cap - 1);
+    while (l->slots[j]) {
+        if (strlen(l->slots[j]) == len && memcmp(l->slots[j], s, len) == 0) return 1;
+        j = (j + 1) & (l->cap - 1);
+    }
+    return 0;
+}
+
+vigil_status vigil_ruleset_add_list(vigil_ruleset *rs, const char *name, const char *const *values,
+                                    size_t n) {
+    if (rs->finalized) return VIGIL_EINVAL;
+    vlist *l = calloc(1, sizeof *l);
+    if (!l || !(l->name = strdup(name))) {
+        free(l);
+        return VIGIL_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (list_insert(l, values[i], strlen(values[i])) != 0) {
+            for (size_t j = 0; j < l->cap; j++) free(l->slots[j]);
+            free(l->slots);
+            free(l->name);
+            free(l);
+            return VIGIL_ENOMEM;
+        }
+    }
+    for (int i = 0; i < rs->nlists; i++) {
+        if (strcmp(rs->lists[i]->name, name) == 0) {   /* replace */
+            vlist *old = rs->lists[i];
+            for (size_t j = 0; j < old->cap; j++) free(old->slots[j]);
+            free(old->slots);
+            free(old->name);
+            free(old);
+            rs->lists[i] = l;
+            return VIGIL_OK;
+        }
+    }
+    if (rs->nlists == rs->caplists) {
+        int cap = rs->caplists ? rs->caplists * 2 : 8;
+        vlist **ls = realloc(rs->lists, (size_t)cap * sizeof *ls);
+        if (!ls) return VIGIL_ENOMEM;
+        rs->lists = ls;
+        rs->caplists = cap;
+    }
+    rs->lists[rs->nlists++] = l;
+    return VIGIL_OK;
+}
+
+/* ---- rule validation ----------------------------------------------------- */
+
+typedef struct vctx {            /* state while validating one rule */
+    vigil_ruleset *rs;
+    vrule *r;
+    vigil_error *err;
+    int in_when;                 /* aggregates allowed */
+    int in_filter;               /* inside an aggregate filter: no aggregates, no refs */
+    int cur_step;                /* pattern: index of the step whose condition this is */
+} vctx;
+
+static const char *op_name(vigil_expr_op op) {
+    static const char *n[] = {"const", "field", "ref", "aggregate", "is_new", "+", "-", "*", "/",
+                              "unary -", "eq", "ne", "gt", "ge", "lt", "le", "between", "one_of",
+                              "exists", "missing", "matches", "in_list", "all_of", "any_of",
+                              "none_of"};
+    return (unsigned)op < sizeof n / sizeof n[0] ? n[op] : "?";
+}
+
+static int is_bool_op(vigil_expr_op op) {
+    return (op >= VIGIL_X_EQ && op <= VIGIL_X_NOT) || op == VIGIL_X_IS_NEW;
+}
+
+static int add_agg(vctx *c, vigil_expr *x) {
+    vrule *r = c->r;
+    /* dedupe identical aggregates (same kind, field, filter node) */
+    int field = x->field;
+    for (int i = 0; i < r->nagg; i++) {
+        vagg *a = &r->aggs[i];
+        if (a->is_new == (x->op == VIGIL_X_IS_NEW) && a->kind == x->agg && a->field == field &&
+            a->filter == x->filter)
+            return i;
+    }
+    vagg *na = realloc(r->aggs, (size_t)(r->nagg + 1) * sizeof *na);
+    if (!na) return -1;
+    r->aggs = na;
+    vagg *a = &r->aggs[r->nagg];
+    memset(a, 0, sizeof *a);
+    a->kind = x->agg;
+    a->field = field;
+    a->filter = x->filter;
+    a->is_new = x->op == VIGIL_X_IS_NEW;
+    static const char *kn[] = {"count", "sum", "avg", "min", "max", "distinct"};
+    if (a->is_new)
+        snprintf(a->label, sizeof a->label, "is_new(%s)", x->path);
+    else
+        snprintf(a->label, sizeof a->label, "%s(%s)%s", kn[a->kind], x->path ? x->path : "",
+                 a->filter ? "{filtered}" : "");
+    return r->nagg++;
+}
+
+static vigil_status check_expr(vctx *c, vigil_expr *x) {
+    if (!x) return vigil_error_set(c->err, VIGIL_ECOMPILE, "missing expression");
+    vigil_ruleset *rs = c->rs;
+    switch (x->op) {
+    case VIGIL_X_CONST:
+        return VIGIL_OK;
+    case VIGIL_X_FIELD:
+        if ((x->field = vrs_field_add(rs, x->path)) < 0) return VIGIL_ENOMEM;
+        return VIGIL_OK;
+    case VIGIL_X_REF: {
+        if (c->in_filter || c->r->nsteps == 0)
+            return vigil_error_set(c->err, VIGIL_ECOMPILE,
+                                   "ref(\"%s\", \"%s\") is only allowed in a pattern step's condition",
+                                   x->step, x->path);
+        int si = -1;
+        for (int i = 0; i < c->r->nsteps; i++)
+            if (strcmp(c->r->steps[i].name, x->step) == 0) si = i;
+        if (si < 0)
+            return vigil_error_set(c->err, VIGIL_ECOMPILE, "ref() names unknown step '%s'", x->step);
+        if (si > c->cur_step)
+            return vigil_error_set(c->err, VIGIL_ECOMPILE,
+                                   "ref(\"%s\", …) refers to a later step; ref() may name only this or an earlier step",
+                                   x->step);
+        x->step_idx = si;
+        if ((x->field = vrs_field_add(rs, x->path)) < 0) return VIGIL_ENOMEM;
+        return VIGIL_OK;
+    }
+    case VIGIL_X_AGG:
+    case VIGIL_X_IS_NEW:
+        if (!c->in_when || c->in_filter)
+            return vigil_error_set(c->err, VIGIL_ECOMPILE,
+                                   "aggregates and is_new() are only allowed in a window rule's `when`");
+        if (x->op == VIGIL_X_AGG && x->agg != VIGIL_AGG_COUNT && !x->path)
+            return vigil_error_set(c->err, VIGIL_ECOMPILE, "this aggregate needs a field name");
+        if (x->path && (x->field = vrs_field_add(rs, x->path)) < 0) return VIGIL_ENOMEM;
+        if (x->filter) {
+            c->in_filter = 1;
+            vigil_status s = check_expr(c, x->filter);
+            c->in_filter = 0;
+            if (s != VIGIL_OK) return s;
+            if (!is_bool_op(x->filter->op))
+                return vigil_error_set(c->err, VIGIL_ECOMPILE, "an aggregate's filter must be a condition");
+        }
+        if ((x->agg_idx = add_agg(c, x)) < 0) return VIGIL_ENOMEM;
+        return VIGIL_OK;
+    case VIGIL_X_MATCHES:
+    case VIGIL_X_IN_LIST:
+    case VIGIL_X_EXISTS:
+    case VIGIL_X_MISSING:
+        if (x->nargs != 1 || !x->args[0] || x->args[0]->op != VIGIL_X_FIELD)
+            return vigil_error_set(c->err, VIGIL_ECOMPILE, "%s() applies to an event field",
+                                   op_name(x->op));
+        if (check_expr(c, x->args[0]) != VIGIL_OK) return VIGIL_ECOMPILE;
+        if (x->op == VIGIL_X_IN_LIST) {
+            for (int i = 0; i < rs->nlists; i++)
+                if (strcmp(rs->lists[i]->name, x->list_name) == 0) x->list = rs->lists[i];
+            if (!x->list)
+                return vigil_error_set(c->err, VIGIL_ECOMPILE,
+                                       "unknown list '%s' (expected a file lists/%s.txt)",
+                                       x->list_name, x->list_name);
+        }
+        if (x->op == VIGIL_X_MATCHES) {
+            if (strcmp(x->rflags, "") != 0 && strcmp(x->rflags, "i") != 0)
+                return vigil_error_set(c->err, VIGIL_ECOMPILE,
+                                       "matches(): unknown flags \"%s\" (expected \"\" or \"i\")", x->rflags);
+            hs_expr_info_t *info = NULL;
+            hs_compile_error_t *ce = NULL;
+            unsigned fl = HS_FLAG_SINGLEMATCH | HS_FLAG_ALLOWEMPTY;
+            if (x->rflags[0] == 'i') fl |= HS_FLAG_CASELESS;
+            if (hs_expression_info(x->regex, fl, &info, &ce) != HS_SUCCESS) {
+                vigil_error_set(c->err, VIGIL_EREGEX, "matches(\"%s\"): Hyperscan cannot compile it: %s",
+                                x->regex, ce ? ce->message : "unknown error");
+                hs_free_compile_error(ce);
+                return VIGIL_ECOMPILE;
+            }
+            free(info);
+            if (rs->nregex == rs->capregex) {
+                int cap = rs->capregex ? rs->capregex * 2 : 16;
+                vigil_expr **rx = realloc(rs->regexes, (size_t)cap * sizeof *rx);
+                if (!rx) return VIGIL_ENOMEM;
+                rs->regexes = rx;
+                rs->capregex = cap;
+            }
+            x->regex_id = rs->nregex;
+            rs->regexes[rs->nregex++] = x;
+        }
+        return VIGIL_OK;
+    case VIGIL_X_NOT:
+        if (x->nargs != 1) return vigil_error_set(c->err, VIGIL_ECOMPILE, "not takes one condition");
+        /* fallthrough */
+    case VIGIL_X_AND:
+    case VIGIL_X_OR:
+        for (int i = 0; i < x->nargs; i++) {
+            vigil_status s = check_expr(c, x->args[i]);
+            if (s != VIGIL_OK) return s;
+            if (!is_bool_op(x->args[i]->op) &&
+                !(x->args[i]->op == VIGIL_X_CONST && x->args[i]->v.type == VIGIL_T_BOOL))
+                return vigil_error_set(c->err, VIGIL_ECOMPILE,
+                                       "%s{} takes conditions, got a %s", op_name(x->op),
+                                       op_name(x->args[i]->op));
+        }
+        return VIGIL_OK;
+    default:
+        break;
+    }
+    int want = -1;
+    if (x->op >= VIGIL_X_ADD && x->op <= VIGIL_X_DIV) want = 2;
+    if (x->op == VIGIL_X_NEG) want = 1;
+    if (x->op >= VIGIL_X_EQ && x->op <= VIGIL_X_LE) want = 2;
+    if (x->op == VIGIL_X_BETWEEN) want = 3;
+    if (want >= 0 && x->nargs != want)
+        return vigil_error_set(c->err, VIGIL_ECOMPILE, "%s takes %d operands, got %d",
+                               op_name(x->op), want, x->nargs);
+    if (x->op == VIGIL_X_ONE_OF && x->nargs < 2)
+        return vigil_error_set(c->err, VIGIL_ECOMPILE, "one_of{} needs at least one value");
+    for (int i = 0; i < x->nargs; i++) {
+        vigil_status s = check_expr(c, x->args[i]);
+        if (s != VIGIL_OK) return s;
+        if (is_bool_op(x->args[i]->op) && x->op != VIGIL_X_EQ && x->op != VIGIL_X_NE)
+            return vigil_error_set(c->err, VIGIL_ECOMPILE, "%s: operand %d is a condition, expected a value",
+                                   op_name(x->op), i + 1);
+    }
+    return VIGIL_OK;
+}
+
+static int valid_name(const char *s) {
+    if (!s || !*s || strlen(s) > VIGIL_MAX_RULE_NAME) return 0;
+    for (; *s; s++)
+        if (!(islower((unsigned char)*s) || isdigit((unsigned char)*s) || *s == '_')) return 0;
+    return 1;
+}
+
+static vigil_status rule_fail(vigil_error *err, const vigil_rule_def *d, vigil_status s) {
+    if (err) {
+        snprintf(err->file, sizeof err->file, "%s", d->file ? d->file : "");
+        err->line = d->line;
+        snprintf(err->rule, sizeof err->rule, "%s", d->name ? d->name : "");
+    }
+    return s;
+}
+
+vigil_status vigil_ruleset_add_rule(vigil_ruleset *rs, const vigil_rule_def *d, vigil_error *err) {
+    if (rs->finalized) return vigil_error_set(err, VIGIL_EINVAL, "ruleset already finalized");
+    vigil_status s = VIGIL_ECOMPILE;
+    if (!valid_name(d->name)) {
+        vigil_error_set(err, s, "rule name '%s' is invalid: expected [a-z0-9_]+, at most %d characters",
+                        d->name ? d->name : "", VIGIL_MAX_RULE_NAME);
+        return rule_fail(err, d, s);
+    }
+    for (int i = 0; i < rs->nrules; i++)
+        if (strcmp(rs->rules[i].name, d->name) == 0) {
+            vigil_error_set(err, s, "duplicate rule name '%s' (first defined at %s:%d)", d->name,
+                            rs->rules[i].file ? rs->rules[i].file : "?", rs->rules[i].line);
+            return rule_fail(err, d, s);
+        }
+    if (!d->key || !*d->key) {
+        vigil_error_set(err, s, "missing `key`: the field that partitions state, e.g. key = \"card_id\"");
+        return rule_fail(err, d, s);
+    }
+    if ((d->nsteps > 0) == (d->window != VIGIL_WIN_NONE)) {
+        vigil_error_set(err, s, "a rule needs exactly one of `pattern` or `window` (with `when`)");
+        return rule_fail(err, d, s);
+    }
+    if (d->nsteps > VIGIL_MAX_STEPS) {
+        vigil_error_set(err, s, "a pattern has at most %d steps, got %d", VIGIL_MAX_STEPS, d->nsteps);
+        return rule_fail(err, d, s);
+    }
+    if (d->version < 1 || d->within_ms < 0 || d->suppress_ms < 0 || d->window_ms < 0) {
+        vigil_error_set(err, s, "version must be >= 1 and durations >= 0");
+        return rule_fail(err, d, s);
+    }
+    if (rs->nrules == rs->caprules) {
+        int cap = rs->caprules ? rs->caprules * 2 : 16;
+        vrule *nr = realloc(rs->rules, (size_t)cap * sizeof *nr);
+        if (!nr) return VIGIL_ENOMEM;
+        rs->rules = nr;
+        rs->caprules = cap;
+    }
+    vrule r;
+    memset(&r, 0, sizeof r);
+    r.name = vrs_strdup(rs, d->name);
+    r.description = vrs_strdup(rs, d->description ? d->description : "");
+    r.key = vrs_strdup(rs, d->key);
+    r.file = vrs_strdup(rs, d->file ? d->file : "");
+    r.line = d->line;
+    r.version = d->version;
+    r.severity = d->severity;
+    r.mode = d->mode;
+    r.within_ms = d->within_ms;
+    r.skip = d->skip;
+    r.skip_step = -1;
+    r.where = d->where;
+    r.window = d->window;
+    r.window_ms = d->window_ms;
+    r.precision_ms = d->precision_ms;
+    r.when = d->when;
+    r.suppress_ms = d->suppress_ms;
+    r.key_field = vrs_field_add(rs, d->key);
+    vctx c = {.rs = rs, .r = &r, .err = err};
+    if (r.key_field < 0 || !r.name || !r.key) return VIGIL_ENOMEM;
+
+    if (d->nsteps > 0) {
+        r.nsteps = d->nsteps;
+        r.steps = vrs_alloc(rs, (size_t)d->nsteps * sizeof *r.steps);
+        if (!r.steps) return VIGIL_ENOMEM;
+        for (int i = 0; i < d->nsteps; i++) {
+            const vigil_step_def *sd = &d->steps[i];
+            vstep *st = &r.steps[i];
+            if (!valid_name(sd->name)) {
+                vigil_error_set(err, s, "step name '%s' is invalid: expected [a-z0-9_]+",
+                                sd->name ? sd->name : "");
+                return rule_fail(err, d, s);
+            }
+            for (int j = 0; j < i; j++)
+                if (strcmp(r.steps[j].name, sd->name) == 0) {
+                    vigil_error_set(err, s, "duplicate step name '%s'", sd->name);
+                    return rule_fail(err, d, s);
+                }
+            st->name = vrs_strdup(rs, sd->name);
+            st->contiguity = i == 0 ? VIGIL_CONT_STRICT : sd->contiguity;
+            st->min = sd->min;
+            st->max = sd->max;
+            st->optional = sd->optional;
+            st->greedy = sd->greedy;
+            st->consecutive = sd->consecutive;
+            st->cond = sd->cond;
+            st->stop_when = sd->stop_when;
+            if (st->optional) st->min = 0;
+            if (st->max == 0 || (st->min > st->max)) {
+                vigil_error_set(err, s, "step '%s': times(%u, %u) is empty; expected 1 <= min <= max",
+                                sd->name, sd->min, sd->max);
+                return rule_fail(err, d, s);
+            }
+            if (sd->contiguity == VIGIL_CONT_NOT_NEXT || sd->contiguity == VIGIL_CONT_NOT_FOLLOWED_BY) {
+                if (i == 0) {
+                    vigil_error_set(err, s, "a pattern cannot begin with a negation");
+                    return rule_fail(err, d, s);
+                }
+                vigil_error_set(err, s,
+                                "step '%s': not_next/not_followed_by are not supported by this engine yet",
+                                sd->name);
+                return rule_fail(err, d, s);
+            }
+            if (i == 0 && st->min == 0) {
+                vigil_error_set(err, s, "the first step '%s' cannot be optional", sd->name);
+                return rule_fail(err, d, s);
+            }
+        }
+        for (int i = 0; i < d->nsteps; i++) {
+            c.cur_step = i;
+            if (r.steps[i].cond && (check_expr(&c, r.steps[i].cond) != VIGIL_OK))
+                return rule_fail(err, d, VIGIL_ECOMPILE);
+            if (r.steps[i].stop_when && check_expr(&c, r.steps[i].stop_when) != VIGIL_OK)
+                return rule_fail(err, d, VIGIL_ECOMPILE);
+        }
+        if (d->skip == VIGIL_SKIP_TO_FIRST || d->skip == VIGIL_SKIP_TO_LAST) {
+            for (int i = 0; i < r.nsteps; i++)
+                if (d->skip_step && strcmp(r.steps[i].name, d->skip_step) == 0) r.skip_step = i;
+            if (r.skip_step < 0) {
+                vigil_error_set(err, s, "skip strategy names unknown step '%s'",
+                                d->skip_step ? d->skip_step : "");
+                return rule_fail(err, d, s);
+            }
+        }
+    } else {
+        if (d->window != VIGIL_WIN_SLIDING) {
+            vigil_error_set(err, s, "only sliding() windows are supported by this engine yet");
+            return rule_fail(err, d, s);
+        }
+        if (d->window_ms <= 0) {
+            vigil_error_set(err, s, "the window needs a positive size");
+            return rule_fail(err, d, s);
+        }
+        if (!d->when) {
+            vigil_error_set(err, s, "a window rule needs `when`, e.g. when = ge(count(), 4)");
+            return rule_fail(err, d, s);
+        }
+        if (r.where && check_expr(&c, r.where) != VIGIL_OK) return rule_fail(err, d, VIGIL_ECOMPILE);
+        c.in_when = 1;
+        if (check_expr(&c, r.when) != VIGIL_OK) {
+            free(r.aggs);
+            return rule_fail(err, d, VIGIL_ECOMPILE);
+        }
+        if (!is_bool_op(r.when->op)) {
+            free(r.aggs);
+            vigil_error_set(err, s, "`when` must be a condition such as ge(count(), 4), got a %s",
+                            op_name(r.when->op));
+            return rule_fail(err, d, s);
+        }
+    }
+    rs->rules[rs->nrules++] = r;
+    return VIGIL_OK;
+}
+
+/* ---- finalize -------------------------------------------------------------- */
+
+static vigil_status build_regex_dbs(vigil_ruleset *rs, vigil_error *err) {
+    rs->field_regex_db = malloc((size_t)(rs->nfields ? rs->nfields : 1) * sizeof(int));
+    if (!rs->field_regex_db) return VIGIL_ENOMEM;
+    for (int f = 0; f < rs->nfields; f++) rs->field_regex_db[f] = -1;
+    if (!rs->nregex) return VIGIL_OK;
+    /* renumber regex ids so that each field's regexes are contiguous */
+    vigil_expr **sorted = malloc((size_t)rs->nregex * sizeof *sorted);
+    rs->regex_dbs = calloc((size_t)rs->nfields, sizeof *rs->regex_dbs);
+    if (!sorted || !rs->regex_dbs) {
+        free(sorted);
+        return VIGIL_ENOMEM;
+    }
+    int n = 0;
+    for (int f = 0; f < rs->nfields; f++) {
+        int first = n;
+        for (int i = 0; i < rs->nregex; i++)
+            if (rs->regexes[i]->args[0]->field == f) {
+                sorted[n] = rs->regexes[i];
+                sorted[n]->regex_id = n;
+                n++;
+            }
+        if (n == first) continue;
+        int cnt = n - first;
+        const char **exprs = malloc((size_t)cnt * sizeof *exprs);
+        unsigned *flags = malloc((size_t)cnt * sizeof *flags);
+        unsigned *ids = malloc((size_t)cnt * sizeof *ids);
+        if (!exprs || !flags || !ids) {
+            free(exprs); free(flags); free(ids); free(sorted);
+            return VIGIL_ENOMEM;
+        }
+        for (int i = 0; i < cnt; i++) {
+            exprs[i] = sorted[first + i]->regex;
+            flags[i] = HS_FLAG_SINGLEMATCH | HS_FLAG_ALLOWEMPTY |
+                       (sorted[first + i]->rflags[0] == 'i' ? HS_FLAG_CASELESS : 0);
+            ids[i] = (unsigned)(first + i);
+        }
+        hs_database_t *db = NULL;
+        hs_compile_error_t *ce = NULL;
+        hs_error_t he = hs_compile_multi(exprs, flags, ids, (unsigned)cnt, HS_MODE_BLOCK, NULL, &db, &ce);
+        free(exprs); free(flags); free(ids);
+        if (he != HS_SUCCESS) {
+            vigil_error_set(err, VIGIL_EREGEX, "Hyperscan could not compile the regexes of field '%s': %s",
+                            rs->fields[f], ce ? ce->message : "unknown error");
+            hs_free_compile_error(ce);
+            free(sorted);
+            return VIGIL_EREGEX;
+        }
+        vregex_db *rd = &rs->regex_dbs[rs->nregex_dbs];
+        rd->field = f;
+        rd->db = db;
+        rd->first_id = first;
+        rd->n = cnt;
+        rs->field_regex_db[f] = rs->nregex_dbs++;
+    }
+    free(rs->regexes);
+    rs->regexes = sorted;
+    return VIGIL_OK;
+}
+
+vigil_status vigil_ruleset_finalize(vigil_ruleset *rs, vigil_error *err) {
+    if (rs->finalized) return VIGIL_OK;
+    /* key groups: rules sharing a key field */
+    rs->groups = calloc((size_t)(rs->nrules ? rs->nrules : 1), sizeof *rs->groups);
+    if (!rs->groups) return VIGIL_ENOMEM;
+    for (int i = 0; i < rs->nrules; i++) {
+        vrule *r = &rs->rules[i];
+        int g = 0;
+        while (g < rs->ngroups && strcmp(rs->groups[g].key, r->key) != 0) g++;
+        if (g == rs->ngroups) {
+            rs->groups[g].key = r->key;
+            rs->groups[g].field = r->key_field;
+            rs->ngroups++;
+        }
+        vgroup *gr = &rs->groups[g];
+        int *nr = realloc(gr->rules, (size_t)(gr->nrules + 1) * sizeof *nr);
+        if (!nr) return VIGIL_ENOMEM;
+        gr->rules = nr;
+        gr->rules[gr->nrules++] = i;
+        r->group = g;
+    }
+    vigil_status s = build_regex_dbs(rs, err);
+    if (s != VIGIL_OK) return s;
+    rs->finalized = 1;
+    return VIGIL_OK;
+}
+
+int vigil_ruleset_rule_count(const vigil_ruleset *rs) { return rs->nrules; }
+const char *vigil_ruleset_rule_name(const vigil_ruleset *rs, int i) { return rs->rules[i].name; }
+int vigil_ruleset_rule_version(const vigil_ruleset *rs, int i) { return rs->rules[i].version; }
+vigil_mode vigil_ruleset_rule_mode(const vigil_ruleset *rs, int i) { return rs->rules[i].mode; }
+vigil_severity vigil_ruleset_rule_severity(const vigil_ruleset *rs, int i) { return rs->rules[i].severity; }
+const char *vigil_ruleset_rule_key(const vigil_ruleset *rs, int i) { return rs->rules[i].key; }
+int vigil_ruleset_group_count(const vigil_ruleset *rs) { return rs->ngroups; }
+const char *vigil_ruleset_group_key(const vigil_ruleset *rs, int g) { return rs->groups[g].key; }
+int vigil_ruleset_field_count(const vigil_ruleset *rs) { return rs->nfields; }
+
+int vigil_ruleset_rule_index(const vigil_ruleset *rs, const char *name) {
+    for (int i = 0; i < rs->nrules; i++)
+        if (strcmp(rs->rules[i].name, name) == 0) return i;
+    return -1;
+}
+
+const char *vigil_severity_str(vigil_severity s) {
+    static const char *n[] = {"info", "low", "medium", "high", "critical"};
+    return (unsigned)s < 5 ? n[s] : "medium";
+}
+
+const char *vigil_mode_str(vigil_mode m) {
+    return m == VIGIL_MODE_SHADOW ? "shadow" : "active";
+}
+
+vigil_status vigil_duration_parse(const char *s, int64_t *ms) {
+    if (!s || !*s) return VIGIL_EPARSE;
+    char *end = NULL;
+    double v = strtod(s, &end);
+    if (end == s || !isfinite(v) || v < 0) return VIGIL_EPARSE;
+    double mul;
+    if (strcmp(end, "ms") == 0) mul = 1;
+    else if (strcmp(end, "s") == 0) mul = 1000;
+    else if (strcmp(end, "m") == 0) mul = 60000;
+    else if (strcmp(end, "h") == 0) mul = 3600000;
+    else if (strcmp(end, "d") == 0) mul = 86400000;
+    else return VIGIL_EPARSE;
+    double r = v * mul;
+    if (r > 9.0e15) return VIGIL_EPARSE;
+    *ms = (int64_t)llround(r);
+    return VIGIL_OK;
+}

@@ -1,0 +1,226 @@
+/* window.c — sliding-window aggregates per (rule, key).
+ *
+ * A window rule keeps, per key, the events that passed its `where` within
+ * (t − size, t] as compact entries: the event time, one bit per aggregate
+ * (the event passed that aggregate's filter and has a usable value) and the
+ * value itself (a number, or the text for distinct()/is_new()). count, sum
+ * and avg are maintained incrementally as entries enter and leave; min, max,
+ * distinct and is_new scan the window (windows of one key are small in fraud
+ * traffic; a later revision may use monotonic deques and counted hash sets).
+ * prior(agg) is the value before the current event is added. Evaluated at
+ * every qualifying event (DESIGN.md §3). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "engine_int.h"
+
+typedef union vcell { double num; char *str; } vcell;
+
+typedef struct ventry {
+    int64_t ts;
+    uint32_t mask;
+    uint32_t pad;
+    vcell v[];               /* one per aggregate */
+} ventry;
+
+static size_t esize(const vrule *r) { return sizeof(ventry) + (size_t)r->nagg * sizeof(vcell); }
+
+static ventry *at(const vwin *w, const vrule *r, uint32_t i) {
+    return (ventry *)(w->ring + (size_t)((w->head + i) % w->cap) * esize(r));
+}
+
+static int uses_text(const vagg *a) { return a->is_new || a->kind == VIGIL_AGG_DISTINCT; }
+
+static void entry_free(ventry *e, const vrule *r) {
+    for (int k = 0; k < r->nagg; k++)
+        if (uses_text(&r->aggs[k]) && (e->mask >> k & 1)) free(e->v[k].str);
+}
+
+static void drop_front(vwin *w, const vrule *r) {
+    ventry *e = at(w, r, 0);
+    for (int k = 0; k < r->nagg; k++)
+        if (e->mask >> k & 1) {
+            w->cnt[k]--;
+            if (!uses_text(&r->aggs[k])) w->sum[k] -= e->v[k].num;
+        }
+    entry_free(e, r);
+    w->head = (w->head + 1) % w->cap;
+    w->n--;
+    if (w->n == 0) memset(w->sum, 0, (size_t)r->nagg * sizeof *w->sum);   /* no drift */
+}
+
+static int grow(vwin *w, const vrule *r) {
+    uint32_t cap = w->cap ? w->cap * 2 : 8;
+    unsigned char *ring = malloc((size_t)cap * esize(r));
+    if (!ring) return -1;
+    for (uint32_t i = 0; i < w->n; i++) memcpy(ring + (size_t)i * esize(r), at(w, r, i), esize(r));
+    free(w->ring);
+    w->ring = ring;
+    w->head = 0;
+    w->cap = cap;
+    return 0;
+}
+
+static char *value_text(const vigil_value *v) {
+    char t[64];
+    int n;
+    if (v->type == VIGIL_T_STR) return strndup(v->u.str, v->len);
+    if (v->type == VIGIL_T_NUM) {
+        if (v->u.num == floor(v->u.num) && fabs(v->u.num) < 9007199254740992.0) n = snprintf(t, sizeof t, "%.0f", v->u.num);
+        else n = snprintf(t, sizeof t, "%.17g", v->u.num);
+        return strndup(t, (size_t)n);
+    }
+    if (v->type == VIGIL_T_BOOL) return strdup(v->u.b ? "true" : "false");
+    return NULL;
+}
+
+/* Value of aggregate k over entries [0, n). */
+static vigil_value agg_value(const vwin *w, const vrule *r, int k, uint32_t n, int incremental) {
+    const vagg *a = &r->aggs[k];
+    vigil_value v = {.type = VIGIL_T_NUM};
+    if (a->kind == VIGIL_AGG_COUNT && incremental) {
+        v.u.num = w->cnt[k];
+        return v;
+    }
+    if ((a->kind == VIGIL_AGG_SUM || a->kind == VIGIL_AGG_AVG) && incremental) {
+        if (a->kind == VIGIL_AGG_SUM) v.u.num = w->sum[k];
+        else if (w->cnt[k]) v.u.num = w->sum[k] / w->cnt[k];
+        else v.type = VIGIL_T_UNDEF;
+        return v;
+    }
+    if (a->kind == VIGIL_AGG_MIN || a->kind == VIGIL_AGG_MAX) {
+        int any = 0;
+        double m = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            const ventry *e = at(w, r, i);
+            if (!(e->mask >> k & 1)) continue;
+            double x = e->v[k].num;
+            if (!any || (a->kind == VIGIL_AGG_MIN ? x < m : x > m)) m = x;
+            any = 1;
+        }
+        if (!any) v.type = VIGIL_T_UNDEF;
+        v.u.num = m;
+        return v;
+    }
+    if (a->kind == VIGIL_AGG_DISTINCT) {
+        uint32_t d = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            const ventry *e = at(w, r, i);
+            if (!(e->mask >> k & 1)) continue;
+            int seen = 0;
+            for (uint32_t j = 0; j < i && !seen; j++) {
+                const ventry *f = at(w, r, j);
+                seen = (f->mask >> k & 1) && strcmp(f->v[k].str, e->v[k].str) == 0;
+            }
+            d += !seen;
+        }
+        v.u.num = d;
+        return v;
+    }
+    v.type = VIGIL_T_UNDEF;
+    return v;
+}
+
+vigil_status vwin_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, vwin **wp, vigil_event *ev,
+                       const uint64_t *hits) {
+    veval c = {.ev = ev, .rule = r, .regex_hits = hits};
+    if (!vexpr_true(r->where, &c)) return VIGIL_OK;
+    vwin *w = *wp;
+    if (!w) {
+        size_t na = (size_t)(r->nagg ? r->nagg : 1);
+        if (!(w = calloc(1, sizeof *w)) || !(w->sum = calloc(na, sizeof *w->sum)) ||
+            !(w->cnt = calloc(na, sizeof *w->cnt))) {
+            if (w) free(w->sum);
+            free(w);
+            return VIGIL_ENOMEM;
+        }
+        *wp = w;
+    }
+    /* evict what left (t - size, t] */
+    while (w->n && at(w, r, 0)->ts <= ev->ts - r->window_ms) drop_front(w, r);
+    vigil_value *prior = eng->priorv, *cur = eng->aggv;
+    int *isnew = eng->isnew;
+    for (int k = 0; k < r->nagg; k++) prior[k] = agg_value(w, r, k, w->n, 1);
+    /* the new entry */
+    if (w->n == w->cap && grow(w, r) != 0) return VIGIL_ENOMEM;
+    ventry *e = at(w, r, w->n);
+    memset(e, 0, esize(r));
+    e->ts = ev->ts;
+    for (int k = 0; k < r->nagg; k++) {
+        const vagg *a = &r->aggs[k];
+        if (a->filter && !vexpr_true(a->filter, &c)) continue;
+        if (a->kind == VIGIL_AGG_COUNT && !a->is_new) {
+            e->mask |= 1u << k;
+            continue;
+        }
+        const vigil_value *fv = &ev->slots[a->field];
+        if (uses_text(a)) {
+            if (!(e->v[k].str = value_text(fv))) continue;
+        } else {
+            if (fv->type != VIGIL_T_NUM) continue;
+            e->v[k].num = fv->u.num;
+        }
+        e->mask |= 1u << k;
+    }
+    w->n++;
+    for (int k = 0; k < r->nagg; k++)
+        if (e->mask >> k & 1) {
+            w->cnt[k]++;
+            if (!uses_text(&r->aggs[k])) w->sum[k] += e->v[k].num;
+        }
+    for (int k = 0; k < r->nagg; k++) {
+        cur[k] = agg_value(w, r, k, w->n, 1);
+        isnew[k] = 0;
+        if (r->aggs[k].is_new && (e->mask >> k & 1)) {
+            int seen = 0;
+            for (uint32_t i = 0; i + 1 < w->n && !seen; i++) {
+                const ventry *f = at(w, r, i);
+                seen = (f->mask >> k & 1) && strcmp(f->v[k].str, e->v[k].str) == 0;
+            }
+            isnew[k] = !seen;
+        }
+    }
+    c.aggs = cur;
+    c.prior = prior;
+    c.is_new = isnew;
+    if (!vexpr_true(r->when, &c)) return VIGIL_OK;
+    if (r->suppress_ms && w->alerted && ev->ts - w->last_alert_ts < r->suppress_ms) return VIGIL_OK;
+    w->alerted = 1;
+    w->last_alert_ts = ev->ts;
+    /* details: every aggregate's value, current and prior */
+    char det[2048];
+    size_t off = (size_t)snprintf(det, sizeof det, "{\"aggregates\":{");
+    for (int k = 0; k < r->nagg && off < sizeof det - 200; k++) {
+        const vagg *a = &r->aggs[k];
+        if (a->is_new) {
+            off += (size_t)snprintf(det + off, sizeof det - off, "%s\"%s\":%s", k ? "," : "", a->label,
+                                    isnew[k] ? "true" : "false");
+            continue;
+        }
+        char vb[40], pb[40];
+        if (cur[k].type == VIGIL_T_NUM) snprintf(vb, sizeof vb, "%.10g", cur[k].u.num);
+        else snprintf(vb, sizeof vb, "null");
+        if (prior[k].type == VIGIL_T_NUM) snprintf(pb, sizeof pb, "%.10g", prior[k].u.num);
+        else snprintf(pb, sizeof pb, "null");
+        off += (size_t)snprintf(det + off, sizeof det - off, "%s\"%s\":%s,\"prior(%s)\":%s", k ? "," : "",
+                                a->label, vb, a->label, pb);
+    }
+    snprintf(det + off, sizeof det - off, "}}");
+    veng_emit(eng, r, ks, &ev, 1, det);
+    return VIGIL_OK;
+}
+
+void vwin_expire(vwin *w, const vrule *r, int64_t wm) {
+    if (!w) return;
+    while (w->n && at(w, r, 0)->ts <= wm - r->window_ms) drop_front(w, r);
+}
+
+void vwin_free(vwin *w, const vrule *r) {
+    if (!w) return;
+    while (w->n) drop_front(w, r);
+    free(w->ring);
+    free(w->sum);
+    free(w->cnt);
+    free(w);
+}

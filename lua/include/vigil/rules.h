@@ -1,0 +1,41 @@
+/* rules.h — the rule language (DSL v1, DESIGN.md §4): Lua rule files in, a
+ * finalized vigil_ruleset out.
+ *
+ * Each rule file is run in its own sandboxed Lua 5.4 state (allow-listed
+ * globals, text chunks only, an instruction budget plus a wall-clock check,
+ * a memory cap) with the DSL prelude (rule, begin, gt, sliding, count, …)
+ * loaded. Every rule{} call is checked strictly and turned into
+ * vigil_rule_def/vigil_expr via the ruleset builder (engine/). Errors carry
+ * file, line and rule. */
+#ifndef VIGIL_RULES_H
+#define VIGIL_RULES_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "vigil/status.h"
+#include "vigil/ruleset.h"
+
+typedef struct vigil_rules_opts {
+    const char *lists_dir;     /* directory of in_list() files (NAME.txt, one value per
+                                  line, '#' comments); NULL: "<rules dir>/lists" if it
+                                  exists, else "rules/lists" */
+    uint64_t instr_budget;     /* Lua VM instructions per file; 0: 10,000,000 */
+    int64_t wall_ms;           /* wall-clock limit per file; 0: 2000 */
+    size_t mem_cap;            /* bytes per Lua state; 0: 64 MiB */
+} vigil_rules_opts;
+
+/* Load FILE (one .lua) or every *.lua of DIR (sorted by name, not recursing
+ * into lists/) into a new finalized ruleset. On failure *out is NULL and up
+ * to maxerrs errors are written to errs (*nerrs = how many), each naming
+ * file, line and rule; every file is still checked so that `vigil check`
+ * reports all errors at once. opts may be NULL. */
+vigil_status vigil_rules_load(const char *path, const vigil_rules_opts *opts,
+                              vigil_ruleset **out, vigil_error *errs, int maxerrs, int *nerrs);
+
+/* The same for one source text; `name` is used as the file name in errors
+ * (e.g. the rule name of a PUT /v1/rules/{name}). */
+vigil_status vigil_rules_load_string(const char *name, const char *src, size_t len,
+                                     const vigil_rules_opts *opts, vigil_ruleset **out,
+                                     vigil_error *errs, int maxerrs, int *nerrs);
+
+#endif
