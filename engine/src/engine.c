@@ -166,7 +166,6 @@ int veng_mark_dirty(vigil_engine *eng, vkeystate *ks) {
 
 static const uint64_t *scan(vigil_engine *eng, const vigil_event *ev) {
     if (!eng->regex_words) return NULL;
-    if (eng->hits_for == ev) return eng->regex_hits;
     memset(eng->regex_hits, 0, eng->regex_words * sizeof *eng->regex_hits);
     for (int i = 0; i < eng->rs->nregex_dbs; i++) {
         const vregex_db *d = &eng->rs->regex_dbs[i];
@@ -174,11 +173,11 @@ static const uint64_t *scan(vigil_engine *eng, const vigil_event *ev) {
         if (v->type != VIGIL_T_STR) continue;
         hs_scan(d->db, v->u.str, v->len, 0, eng->scratch, hs_on_match, eng->regex_hits);
     }
-    eng->hits_for = ev;
     return eng->regex_hits;
 }
 
-vigil_status vigil_engine_feed_group(vigil_engine *eng, vigil_event *ev, int g, vigil_error *err) {
+static vigil_status feed_group(vigil_engine *eng, vigil_event *ev, int g, const uint64_t *hits,
+                               vigil_error *err) {
     const vigil_ruleset *rs = eng->rs;
     if (g < 0 || g >= rs->ngroups) return vigil_error_set(err, VIGIL_EINVAL, "no key group %d", g);
     size_t kl;
@@ -194,7 +193,6 @@ vigil_status vigil_engine_feed_group(vigil_engine *eng, vigil_event *ev, int g, 
     ks->last_ts = ev->ts;
     if (veng_mark_dirty(eng, ks) != 0) return vigil_error_set(err, VIGIL_ENOMEM, "out of memory");
     eng->st.events++;
-    const uint64_t *hits = scan(eng, ev);
     const vgroup *gr = &rs->groups[g];
     for (int i = 0; i < gr->nrules; i++) {
         const vrule *r = &rs->rules[gr->rules[i]];
@@ -206,6 +204,10 @@ vigil_status vigil_engine_feed_group(vigil_engine *eng, vigil_event *ev, int g, 
     return VIGIL_OK;
 }
 
+vigil_status vigil_engine_feed_group(vigil_engine *eng, vigil_event *ev, int g, vigil_error *err) {
+    return feed_group(eng, ev, g, scan(eng, ev), err);
+}
+
 vigil_status vigil_engine_feed(vigil_engine *eng, vigil_event *ev, vigil_error *err) {
     int any = 0;
     vigil_status s = VIGIL_OK;
@@ -214,10 +216,12 @@ vigil_status vigil_engine_feed(vigil_engine *eng, vigil_event *ev, vigil_error *
         eng->st.late++;
         return vigil_error_set(err, VIGIL_ELATE, "event %s is late: its time is before the watermark minus allowed lateness", ev->id);
     }
+    const uint64_t *hits = NULL;
     for (int g = 0; g < eng->rs->ngroups; g++) {
         if (!vigil_event_key(ev, g, NULL)) continue;
+        if (!any) hits = scan(eng, ev);   /* one Hyperscan scan per field per event */
         any = 1;
-        if ((s = vigil_engine_feed_group(eng, ev, g, err)) != VIGIL_OK) return s;
+        if ((s = feed_group(eng, ev, g, hits, err)) != VIGIL_OK) return s;
     }
     if (!any && eng->rs->ngroups)
         return vigil_error_set(err, VIGIL_ENOKEY, "event %s has none of the key fields of the rules", ev->id);

@@ -64,7 +64,6 @@ struct vigil_engine {
     hs_scratch_t *scratch;
     uint64_t *regex_hits;
     size_t regex_words;
-    const vigil_event *hits_for;
     /* NFA scratch */
     vrun *tmp_new, *tmp_done;
     uint32_t ntmp_new, captmp_new, ntmp_done, captmp_done;
