@@ -1,8 +1,36 @@
-/* main.c — the vigil binary: one command per subcommand (DESIGN.md §5). */
+/* main.c — the vigil binary: one subcommand per job (DESIGN.md §5). */
 #include <stdio.h>
 #include <string.h>
+#include "cli.h"
+#include "gen.h"
+
+static void usage(void) {
+    fprintf(stderr,
+            "usage: vigil <command> [options]\n"
+            "  serve   run the server (HTTP, NATS, webhooks, dashboard)\n"
+            "  check   compile rules: vigil check DIR|FILE\n"
+            "  replay  run rules over event files (CSV, JSON Lines, .gz)\n"
+            "  feed    publish event files over NATS or HTTP\n"
+            "  gen     generate an endless realistic card-transaction stream (NDJSON)\n"
+            "Run `vigil <command> --help` for its options.\n");
+}
 
 int main(int argc, char **argv) {
-    fprintf(stderr, "usage: vigil serve|check|test|replay|feed|gen …\n");
+    if (argc < 2) {
+        usage();
+        return 2;
+    }
+    const char *c = argv[1];
+    if (strcmp(c, "replay") == 0) return vigil_cmd_replay(argc - 1, argv + 1);
+    if (strcmp(c, "check") == 0) return vigil_cmd_check(argc - 1, argv + 1);
+    if (strcmp(c, "serve") == 0) return vigil_cmd_serve(argc - 1, argv + 1);
+    if (strcmp(c, "feed") == 0) return vigil_cmd_feed(argc - 1, argv + 1);
+    if (strcmp(c, "gen") == 0) return vigil_cmd_gen(argc - 1, argv + 1);
+    if (strcmp(c, "-h") == 0 || strcmp(c, "--help") == 0 || strcmp(c, "help") == 0) {
+        usage();
+        return 0;
+    }
+    fprintf(stderr, "vigil: unknown command '%s'\n", c);
+    usage();
     return 2;
 }

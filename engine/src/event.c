@@ -729,3 +729,31 @@ const char *vigil_event_json(const vigil_event *e, size_t *len) {
     if (len) *len = m->json ? m->json_len : 2;
     return m->json ? m->json : "{}";
 }
+
+int vigil_event_field_text(const vigil_event *e, const char *path, char *buf, size_t n) {
+    if (!n) return 0;
+    buf[0] = '\0';
+    if (e->csv) {
+        int c = col_of(e->csv, path);
+        if (c < 0) return 0;
+        char *copy = strdup(e->line);
+        char *f[CSV_MAX_COLS];
+        size_t fl[CSV_MAX_COLS];
+        if (!copy) return 0;
+        int nf = csv_split(copy, e->line_len, f, fl, CSV_MAX_COLS);
+        int ok = c < nf && fl[c] > 0;
+        if (ok) snprintf(buf, n, "%.*s", (int)fl[c], f[c]);
+        free(copy);
+        return ok;
+    }
+    size_t len;
+    const char *js = vigil_event_json(e, &len);
+    cJSON *root = cJSON_ParseWithLength(js, len);
+    const cJSON *it = root ? json_path(root, path) : NULL;
+    int ok = 0;
+    if (it && cJSON_IsString(it)) ok = snprintf(buf, n, "%s", it->valuestring) >= 0;
+    else if (it && cJSON_IsNumber(it)) ok = num_text(it->valuedouble, buf, n) > 0;
+    else if (it && cJSON_IsBool(it)) ok = snprintf(buf, n, "%s", cJSON_IsTrue(it) ? "true" : "false") > 0;
+    cJSON_Delete(root);
+    return ok;
+}

@@ -82,6 +82,13 @@ const vigil_value *vigil_event_slot(const vigil_event *e, int f);
  * from the row for CSV). Lives with e. */
 const char *vigil_event_json(const vigil_event *e, size_t *len);
 
+/* Any field of the event by path, also one no rule references (replay's
+ * --label-field): for CSV the column's text ("1", "0.5"), for JSON the
+ * value's text (strings unquoted, numbers and booleans as written by
+ * cJSON). Writes a NUL-terminated text into buf; returns 0 if the field is
+ * absent. Slow path (JSON events are parsed again): for scoring, not rules. */
+int vigil_event_field_text(const vigil_event *e, const char *path, char *buf, size_t n);
+
 /* Parse a time value: RFC 3339 text ("2018-04-01T00:00:31Z",
  * "2018-04-01T00:00:31.250+02:00") or a number per the format. */
 vigil_status vigil_time_parse_rfc3339(const char *s, size_t len, int64_t *ms);

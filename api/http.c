@@ -1,0 +1,441 @@
+/* http.c — the HTTP API v1 (DESIGN.md §6) on libmicrohttpd.
+ *
+ * Ingest (POST /v1/events: one JSON event or an NDJSON batch, all or
+ * nothing; ?wait=MS answers with the event's alerts), viewers (alerts list
+ * and SSE stream via the hub, rules), operations (/metrics in Prometheus
+ * text format, /healthz, /readyz) and the dashboard. Errors are
+ * application/problem+json (RFC 9457). The daemon runs an internal polling
+ * thread pool with suspend/resume: a waiting request is suspended, never
+ * blocking an MHD thread, and resumed by the worker that finishes its event
+ * or by the server's deadline timer. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cjson/cJSON.h>
+#include "server_int.h"
+#include "redis_store.h"
+
+typedef struct req {
+    char *body;
+    size_t len, cap;
+    int too_big;
+    vwaiter *w;
+    int fail_status;             /* set when a suspended request could not be enqueued */
+} req;
+
+static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status, const char *type, const char *body,
+                                 size_t len) {
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (!r) return MHD_NO;
+    MHD_add_response_header(r, "Content-Type", type);
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    enum MHD_Result ret = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, cJSON *o) {
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!s) return MHD_NO;
+    enum MHD_Result r = send_text(c, status, "application/json", s, strlen(s));
+    free(s);
+    return r;
+}
+
+/* RFC 9457 problem details; extra (may be NULL) is merged in. */
+static enum MHD_Result problem(struct MHD_Connection *c, unsigned status, const char *title, const char *detail,
+                               cJSON *extra, const char *retry_after) {
+    cJSON *o = extra ? extra : cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "type", "about:blank");
+    cJSON_AddStringToObject(o, "title", title);
+    cJSON_AddNumberToObject(o, "status", status);
+    if (detail) cJSON_AddStringToObject(o, "detail", detail);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!s) return MHD_NO;
+    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(s);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", "application/problem+json");
+    if (retry_after) MHD_add_response_header(r, "Retry-After", retry_after);
+    enum MHD_Result ret = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+/* ---- POST /v1/events ------------------------------------------------------------ */
+
+static enum MHD_Result answer_waiter(struct MHD_Connection *c, req *r) {
+    vwaiter *w = r->w;
+    pthread_mutex_lock(&w->mu);
+    int done = w->done;
+    w->responded = 1;
+    w->conn = NULL;
+    char *body = NULL;
+    if (done) {
+        size_t n = w->len + 32;
+        body = malloc(n);
+        if (body) snprintf(body, n, "{\"alerts\":%.*s]}", (int)w->len, w->len ? w->alerts : "[");
+    }
+    pthread_mutex_unlock(&w->mu);
+    if (!done) return problem(c, 504, "Gateway Timeout", "the event was not processed within wait=MS; it stays queued and will be processed", NULL, NULL);
+    if (!body) return MHD_NO;
+    enum MHD_Result ret = send_text(c, 200, "application/json", body, strlen(body));
+    free(body);
+    return ret;
+}
+
+static enum MHD_Result post_events(vigil_server *s, struct MHD_Connection *c, req *r) {
+    if (r->fail_status) {
+        if (r->fail_status == 503) return problem(c, 503, "Service Unavailable", "queues are full; retry later", NULL, "1");
+        return problem(c, r->fail_status, "Request failed", NULL, NULL, NULL);
+    }
+    if (r->w) return answer_waiter(c, r);
+    if (r->too_big) {
+        char d[128];
+        snprintf(d, sizeof d, "body larger than %zu bytes", s->cfg.max_body);
+        return problem(c, 413, "Content Too Large", d, NULL, NULL);
+    }
+    const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+    int ndjson = ct && strstr(ct, "ndjson");
+    const char *wait = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "wait");
+    long wait_ms = -1;
+    if (wait) {
+        char *end;
+        wait_ms = strtol(wait, &end, 10);
+        if (*end || wait_ms < 0 || wait_ms > 60000)
+            return problem(c, 400, "Bad Request", "wait must be milliseconds between 0 and 60000", NULL, NULL);
+    }
+    /* split: NDJSON lines, or the whole body as one event */
+    size_t cap = 64, n = 0;
+    vigil_event **evs = malloc(cap * sizeof *evs);
+    if (!evs) return MHD_NO;
+    const char *p = r->body ? r->body : "", *end = p + r->len;
+    int line = 0;
+    while (p < end || (n == 0 && line == 0)) {
+        const char *nl = ndjson ? memchr(p, '\n', (size_t)(end - p)) : NULL;
+        const char *le = nl ? nl : end;
+        line++;
+        const char *a = p, *b = le;
+        while (a < b && (*a == ' ' || *a == '\t' || *a == '\r' || *a == '\n')) a++;
+        while (b > a && (b[-1] == ' ' || b[-1] == '\t' || b[-1] == '\r' || b[-1] == '\n')) b--;
+        p = nl ? nl + 1 : end;
+        if (a == b) {
+            if (!ndjson || p >= end) {
+                if (n == 0) {
+                    free(evs);
+                    return problem(c, 400, "Bad Request", "empty body: expected a JSON event or NDJSON lines", NULL, NULL);
+                }
+                break;
+            }
+            continue;
+        }
+        vigil_event *ev;
+        vigil_error err;
+        vigil_error_clear(&err);
+        vigil_status st = vigil_event_decode_json(s->rs, &s->cfg.ev.decode, a, (size_t)(b - a), NULL, 1, &ev, &err);
+        if (st != VIGIL_OK) {
+            for (size_t i = 0; i < n; i++) vigil_event_release(evs[i]);
+            free(evs);
+            atomic_fetch_add(st == VIGIL_ENOKEY ? &s->rejected_nokey : &s->rejected_bad, 1);
+            char d[700];
+            snprintf(d, sizeof d, "line %d: %s; nothing of this batch was applied", line, err.msg);
+            cJSON *x = cJSON_CreateObject();
+            cJSON_AddNumberToObject(x, "line", line);
+            cJSON_AddStringToObject(x, "reason", err.msg);
+            return problem(c, 400, "Bad Request", d, x, NULL);
+        }
+        if (n == cap) {
+            cap *= 2;
+            vigil_event **ne = realloc(evs, cap * sizeof *ne);
+            if (!ne) {
+                vigil_event_release(ev);
+                for (size_t i = 0; i < n; i++) vigil_event_release(evs[i]);
+                free(evs);
+                return MHD_NO;
+            }
+            evs = ne;
+        }
+        evs[n++] = ev;
+        if (!ndjson) break;
+    }
+    if (wait_ms >= 0) {
+        if (n != 1) {
+            for (size_t i = 0; i < n; i++) vigil_event_release(evs[i]);
+            free(evs);
+            return problem(c, 400, "Bad Request", "wait=MS takes exactly one event", NULL, NULL);
+        }
+        vwaiter *w = calloc(1, sizeof *w);
+        if (!w) return MHD_NO;
+        pthread_mutex_init(&w->mu, NULL);
+        atomic_init(&w->refs, 1);
+        for (int g = 0; g < vigil_ruleset_group_count(s->rs); g++) w->pending += vigil_event_key(evs[0], g, NULL) != NULL;
+        w->conn = c;
+        w->deadline_ms = vigil_now_ms() + wait_ms;
+        r->w = w;
+        MHD_suspend_connection(c);
+        vigil_status st = vsrv_enqueue(s, evs, 1, w, 0);
+        if (st != VIGIL_OK) {
+            vigil_event_release(evs[0]);
+            r->fail_status = (st == VIGIL_EFULL || st == VIGIL_EUNAVAILABLE) ? 503 : 413;
+            w->conn = NULL;
+            vwaiter_release(w);
+            r->w = NULL;
+            MHD_resume_connection(c);
+        } else {
+            atomic_fetch_add(&s->http_events, 1);
+            vsrv_wait_register(s, w);
+        }
+        free(evs);
+        return MHD_YES;
+    }
+    vigil_status st = vsrv_enqueue(s, evs, (int)n, NULL, 0);
+    if (st != VIGIL_OK) {
+        for (size_t i = 0; i < n; i++) vigil_event_release(evs[i]);
+        free(evs);
+        atomic_fetch_add(&s->rejected_full, n);
+        if (st == VIGIL_EFULL || st == VIGIL_EUNAVAILABLE) return problem(c, 503, "Service Unavailable", "queues are full; nothing of this batch was applied; retry later", NULL, "1");
+        return problem(c, 413, "Content Too Large", "batch larger than a worker queue", NULL, NULL);
+    }
+    free(evs);
+    atomic_fetch_add(&s->http_events, n);
+    char body[64];
+    snprintf(body, sizeof body, "{\"accepted\":%zu}", n);
+    return send_text(c, 202, "application/json", body, strlen(body));
+}
+
+/* ---- rules, health, metrics ---------------------------------------------------------- */
+
+static cJSON *rule_json(vigil_server *s, int i) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "name", vigil_ruleset_rule_name(s->rs, i));
+    cJSON_AddNumberToObject(o, "version", vigil_ruleset_rule_version(s->rs, i));
+    cJSON_AddStringToObject(o, "mode", vigil_mode_str(vigil_ruleset_rule_mode(s->rs, i)));
+    cJSON_AddStringToObject(o, "severity", vigil_severity_str(vigil_ruleset_rule_severity(s->rs, i)));
+    cJSON_AddStringToObject(o, "key", vigil_ruleset_rule_key(s->rs, i));
+    cJSON_AddNumberToObject(o, "alerts", (double)atomic_load(&s->rule_alerts[i]));
+    return o;
+}
+
+static enum MHD_Result get_rules(vigil_server *s, struct MHD_Connection *c, const char *name) {
+    if (name) {
+        int i = vigil_ruleset_rule_index(s->rs, name);
+        if (i < 0) return problem(c, 404, "Not Found", "no such rule", NULL, NULL);
+        return send_json(c, 200, rule_json(s, i));
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON *a = cJSON_AddArrayToObject(o, "rules");
+    for (int i = 0; i < vigil_ruleset_rule_count(s->rs); i++) cJSON_AddItemToArray(a, rule_json(s, i));
+    return send_json(c, 200, o);
+}
+
+static enum MHD_Result readyz(vigil_server *s, struct MHD_Connection *c) {
+    cJSON *o = cJSON_CreateObject();
+    int ok = 1;
+    cJSON_AddStringToObject(o, "rules", "loaded");
+    if (s->cfg.redis_url) {
+        vigil_error err;
+        int up = vigil_redis_ping(s->cfg.redis_url, &err) == VIGIL_OK;
+        cJSON_AddStringToObject(o, "redis", up ? "up" : "down");
+        ok &= up;
+    }
+    if (s->cfg.nats_url) {
+        int up = s->nc && natsConnection_Status(s->nc) == NATS_CONN_STATUS_CONNECTED;
+        cJSON_AddStringToObject(o, "nats", up ? "up" : "down");
+        ok &= up;
+    }
+    cJSON_AddStringToObject(o, "status", ok ? "ready" : "not ready");
+    return send_json(c, ok ? 200 : 503, o);
+}
+
+typedef struct sbuf { char *p; size_t len, cap; } sbuf;
+static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(sbuf *b, const char *fmt, ...) {
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) return;
+        if (b->p && b->len + (size_t)n < b->cap) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t cap = b->cap ? b->cap * 2 : 4096;
+        while (cap < b->len + (size_t)n + 1) cap *= 2;
+        char *np = realloc(b->p, cap);
+        if (!np) return;
+        b->p = np;
+        b->cap = cap;
+    }
+}
+
+static enum MHD_Result metrics(vigil_server *s, struct MHD_Connection *c) {
+    sbuf b = {0};
+    unsigned long long processed = 0, late = 0, keys = 0, runs = 0, depth = 0, commits = 0, cerr = 0;
+    for (int i = 0; i < s->nworkers; i++) {
+        vworker *w = &s->workers[i];
+        processed += atomic_load(&w->processed);
+        late += atomic_load(&w->late);
+        keys += atomic_load(&w->keys);
+        runs += atomic_load(&w->runs);
+        commits += atomic_load(&w->commits);
+        cerr += atomic_load(&w->commit_errors);
+        pthread_mutex_lock(&w->q.mu);
+        depth += w->q.n;
+        pthread_mutex_unlock(&w->q.mu);
+    }
+    sb_printf(&b, "# HELP vigil_events_received_total Events accepted from a source.\n# TYPE vigil_events_received_total counter\n");
+    sb_printf(&b, "vigil_events_received_total{source=\"http\"} %llu\n", (unsigned long long)atomic_load(&s->http_events));
+    sb_printf(&b, "vigil_events_received_total{source=\"nats\"} %llu\n", (unsigned long long)atomic_load(&s->nats_events));
+    sb_printf(&b, "# HELP vigil_events_rejected_total Events refused, by reason.\n# TYPE vigil_events_rejected_total counter\n");
+    sb_printf(&b, "vigil_events_rejected_total{reason=\"malformed\"} %llu\n", (unsigned long long)atomic_load(&s->rejected_bad));
+    sb_printf(&b, "vigil_events_rejected_total{reason=\"no_key\"} %llu\n", (unsigned long long)atomic_load(&s->rejected_nokey));
+    sb_printf(&b, "vigil_events_rejected_total{reason=\"queue_full\"} %llu\n", (unsigned long long)atomic_load(&s->rejected_full));
+    sb_printf(&b, "# HELP vigil_events_processed_total Event deliveries to key groups processed by workers.\n# TYPE vigil_events_processed_total counter\n");
+    sb_printf(&b, "vigil_events_processed_total %llu\n", processed);
+    sb_printf(&b, "# HELP vigil_events_late_total Events older than watermark minus allowed lateness.\n# TYPE vigil_events_late_total counter\n");
+    sb_printf(&b, "vigil_events_late_total %llu\n", late);
+    sb_printf(&b, "# HELP vigil_queue_depth Items waiting in worker queues.\n# TYPE vigil_queue_depth gauge\nvigil_queue_depth %llu\n", depth);
+    sb_printf(&b, "# HELP vigil_state_keys Keys with state in worker memory.\n# TYPE vigil_state_keys gauge\nvigil_state_keys %llu\n", keys);
+    sb_printf(&b, "# HELP vigil_partial_matches Live pattern runs.\n# TYPE vigil_partial_matches gauge\nvigil_partial_matches %llu\n", runs);
+    sb_printf(&b, "# HELP vigil_state_commits_total Batches committed to the state store.\n# TYPE vigil_state_commits_total counter\nvigil_state_commits_total %llu\n", commits);
+    sb_printf(&b, "# HELP vigil_state_errors_total Failed state loads or commits (retried).\n# TYPE vigil_state_errors_total counter\nvigil_state_errors_total %llu\n", cerr);
+    sb_printf(&b, "# HELP vigil_alerts_total Alerts produced, by rule and mode.\n# TYPE vigil_alerts_total counter\n");
+    for (int i = 0; i < vigil_ruleset_rule_count(s->rs); i++)
+        sb_printf(&b, "vigil_alerts_total{rule=\"%s\",mode=\"%s\"} %llu\n", vigil_ruleset_rule_name(s->rs, i),
+                  vigil_mode_str(vigil_ruleset_rule_mode(s->rs, i)), (unsigned long long)atomic_load(&s->rule_alerts[i]));
+    vigil_hub_counters hc;
+    if (vigil_hub_stats(s->hub, &hc) == VIGIL_OK)
+        sb_printf(&b, "# HELP vigil_sse_subscribers Open alert streams.\n# TYPE vigil_sse_subscribers gauge\nvigil_sse_subscribers %zu\n", hc.subscribers);
+    if (s->webhook) {
+        vigil_webhook_counters wc;
+        vigil_webhook_stats(s->webhook, &wc);
+        sb_printf(&b, "# HELP vigil_webhook_deliveries_total Webhook deliveries by outcome.\n# TYPE vigil_webhook_deliveries_total counter\n");
+        sb_printf(&b, "vigil_webhook_deliveries_total{outcome=\"delivered\"} %llu\n", wc.delivered);
+        sb_printf(&b, "vigil_webhook_deliveries_total{outcome=\"failed\"} %llu\n", wc.failed);
+        sb_printf(&b, "vigil_webhook_deliveries_total{outcome=\"dropped\"} %llu\n", wc.dropped);
+        sb_printf(&b, "# HELP vigil_webhook_retries_total Webhook attempts retried.\n# TYPE vigil_webhook_retries_total counter\nvigil_webhook_retries_total %llu\n", wc.retries);
+        sb_printf(&b, "# HELP vigil_webhook_pending Webhook deliveries queued or in flight.\n# TYPE vigil_webhook_pending gauge\nvigil_webhook_pending %llu\n", wc.pending);
+    }
+    sb_printf(&b, "# HELP vigil_nats_published_total Alerts published to NATS.\n# TYPE vigil_nats_published_total counter\nvigil_nats_published_total %llu\n",
+              (unsigned long long)atomic_load(&s->nats_published));
+    sb_printf(&b, "# HELP vigil_uptime_seconds Seconds since start.\n# TYPE vigil_uptime_seconds gauge\nvigil_uptime_seconds %.3f\n",
+              (double)(vigil_now_ms() - s->started_ms) / 1000.0);
+    enum MHD_Result r = send_text(c, 200, "text/plain; version=0.0.4; charset=utf-8", b.p ? b.p : "", b.len);
+    free(b.p);
+    return r;
+}
+
+/* ---- routing -------------------------------------------------------------------------- */
+
+static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                               const char *version, const char *upload, size_t *upload_size, void **con_cls) {
+    vigil_server *s = cls;
+    req *r = *con_cls;
+    if (!r) {
+        if (!(r = calloc(1, sizeof *r))) return MHD_NO;
+        *con_cls = r;
+        return MHD_YES;
+    }
+    int is_post = strcmp(method, "POST") == 0, is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+    if (is_post && *upload_size) {
+        if (!r->too_big) {
+            if (r->len + *upload_size > s->cfg.max_body) {
+                r->too_big = 1;
+                free(r->body);
+                r->body = NULL;
+                r->len = r->cap = 0;
+            } else {
+                if (r->len + *upload_size + 1 > r->cap) {
+                    size_t cap = r->cap ? r->cap * 2 : 4096;
+                    while (cap < r->len + *upload_size + 1) cap *= 2;
+                    char *nb = realloc(r->body, cap);
+                    if (!nb) return MHD_NO;
+                    r->body = nb;
+                    r->cap = cap;
+                }
+                memcpy(r->body + r->len, upload, *upload_size);
+                r->len += *upload_size;
+            }
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (strcmp(url, "/v1/events") == 0) {
+        if (!is_post) return problem(c, 405, "Method Not Allowed", "use POST", NULL, NULL);
+        return post_events(s, c, r);
+    }
+    if (!is_get) return problem(c, 405, "Method Not Allowed", "this resource supports GET only", NULL, NULL);
+    if (strcmp(url, "/v1/alerts") == 0) return vigil_hub_handle_list(s->hub, c);
+    if (strcmp(url, "/v1/alerts/stream") == 0) return vigil_hub_handle_stream(s->hub, c);
+    if (strcmp(url, "/v1/rules") == 0) return get_rules(s, c, NULL);
+    if (strncmp(url, "/v1/rules/", 10) == 0) return get_rules(s, c, url + 10);
+    if (strcmp(url, "/metrics") == 0) return metrics(s, c);
+    if (strcmp(url, "/healthz") == 0) return send_text(c, 200, "application/json", "{\"status\":\"ok\"}", 15);
+    if (strcmp(url, "/readyz") == 0) return readyz(s, c);
+    if (strncmp(url, "/v1/", 4) == 0) return problem(c, 404, "Not Found", "no such API resource", NULL, NULL);
+    return vigil_hub_handle_asset(c, url);
+}
+
+static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
+    req *r = *con_cls;
+    if (!r) return;
+    if (r->w) {
+        pthread_mutex_lock(&r->w->mu);
+        r->w->conn = NULL;   /* never resume a connection that is gone */
+        pthread_mutex_unlock(&r->w->mu);
+        vwaiter_release(r->w);
+    }
+    free(r->body);
+    free(r);
+    *con_cls = NULL;
+}
+
+static int loopback(const char *host) {
+    return strcmp(host, "localhost") == 0 || strncmp(host, "127.", 4) == 0;
+}
+
+vigil_status vhttp_start(vigil_server *s, vigil_error *err) {
+    char host[256];
+    const char *colon = strrchr(s->cfg.listen, ':');
+    if (!colon || (size_t)(colon - s->cfg.listen) >= sizeof host)
+        return vigil_error_set(err, VIGIL_EINVAL, "--listen '%s': expected HOST:PORT", s->cfg.listen);
+    memcpy(host, s->cfg.listen, (size_t)(colon - s->cfg.listen));
+    host[colon - s->cfg.listen] = '\0';
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end || port < 0 || port > 65535)
+        return vigil_error_set(err, VIGIL_EINVAL, "--listen '%s': bad port", s->cfg.listen);
+    if (!loopback(host))
+        return vigil_error_set(err, VIGIL_EINVAL,
+                               "--listen '%s': with no API tokens configured vigil listens on loopback only", s->cfg.listen);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET, strcmp(host, "localhost") == 0 ? "127.0.0.1" : host, &sa.sin_addr) != 1)
+        return vigil_error_set(err, VIGIL_EINVAL, "--listen '%s': bad IPv4 address", s->cfg.listen);
+    s->httpd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_LINUX_ONLY | MHD_ALLOW_SUSPEND_RESUME |
+                                    MHD_USE_ERROR_LOG,
+                                (uint16_t)port, NULL, NULL, handler, s, MHD_OPTION_SOCK_ADDR, &sa,
+                                MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_THREAD_POOL_SIZE, 2,
+                                MHD_OPTION_CONNECTION_LIMIT, 1000, MHD_OPTION_END);
+    if (!s->httpd) return vigil_error_set(err, VIGIL_EIO, "cannot listen on %s (in use?)", s->cfg.listen);
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->httpd, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = di ? di->port : (int)port;
+    return VIGIL_OK;
+}
+
+void vhttp_stop(vigil_server *s) {
+    if (!s->httpd) return;
+    vigil_hub_close(s->hub);
+    MHD_stop_daemon(s->httpd);
+    s->httpd = NULL;
+}

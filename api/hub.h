@@ -1,0 +1,112 @@
+/* hub.h — the alert hub: where produced alerts go for HTTP viewers.
+ *
+ * Sink stage of the flow (DESIGN.md §2: alerts ─► SSE hub ─► dashboard). The
+ * workers publish every alert (active and shadow) here; the hub keeps the
+ * most recent N in a ring, each with a sequence number, and serves them over
+ * HTTP: `GET /v1/alerts` (recent alerts, filtered) and `GET /v1/alerts/stream`
+ * (Server-Sent Events, resumable with Last-Event-ID). It also serves the
+ * dashboard's static files, which are compiled into the binary.
+ *
+ * Threads: vigil_hub_publish may be called from any number of threads at
+ * once. The handlers are called from libmicrohttpd's threads. The daemon
+ * must be started with MHD_ALLOW_SUSPEND_RESUME and an internal polling
+ * thread (or thread pool), not MHD_USE_THREAD_PER_CONNECTION: idle streams
+ * are suspended (see hub.c for why and how). The stream handler answers 500
+ * when the daemon does not allow suspend/resume.
+ *
+ * Shutdown order (either is safe):
+ *   vigil_hub_close(hub); MHD_stop_daemon(d); vigil_hub_destroy(hub);
+ *   vigil_hub_destroy(hub); MHD_stop_daemon(d);
+ * MHD_stop_daemon panics while a connection is suspended, so the hub must be
+ * closed (or destroyed) before the daemon is stopped. */
+#ifndef VIGIL_HUB_H
+#define VIGIL_HUB_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <microhttpd.h>
+
+#include "vigil/status.h"
+
+typedef struct vigil_hub vigil_hub;
+
+#define VIGIL_HUB_DEFAULT_CAP       10000u       /* alerts kept in the ring */
+#define VIGIL_HUB_MAX_ALERT_BYTES   (1u << 20)   /* larger alert JSON: ETOOBIG */
+#define VIGIL_HUB_KEEPALIVE_MS      15000        /* SSE comment when idle */
+#define VIGIL_HUB_LIST_DEFAULT      100          /* GET /v1/alerts limit */
+#define VIGIL_HUB_LIST_MAX          1000
+
+/* Create a hub keeping the `cap` most recent alerts (0: VIGIL_HUB_DEFAULT_CAP;
+ * when full, publishing overwrites the oldest). Starts one background thread
+ * (the keepalive timer; it sleeps while nobody is subscribed).
+ * Errors: EINVAL (out == NULL or cap > 10^7), ENOMEM, EIO (thread). */
+vigil_status vigil_hub_create(size_t cap, vigil_hub **out);
+
+/* End every open stream (each ends its chunked response cleanly and is
+ * resumed, so no connection stays suspended), refuse new streams (503) and
+ * stop the keepalive thread. Publishing and listing keep working. Idempotent;
+ * accepts NULL. Call it before MHD_stop_daemon. */
+void vigil_hub_close(vigil_hub *hub);
+
+/* vigil_hub_close, then release the hub. Streams still attached to a
+ * connection keep the hub's memory alive until libmicrohttpd frees their
+ * responses (the last one frees it), so this may run before or after
+ * MHD_stop_daemon. Accepts NULL. */
+void vigil_hub_destroy(vigil_hub *hub);
+
+/* Milliseconds between keepalive comments on an idle stream
+ * (default VIGIL_HUB_KEEPALIVE_MS; tests use less). Keepalives also make a
+ * suspended stream notice a vanished client. EINVAL when ms < 10. */
+vigil_status vigil_hub_set_keepalive(vigil_hub *hub, int ms);
+
+/* Publish one alert: copies json (len bytes, the alert object of DESIGN.md
+ * §3), rule, severity, key (NUL-terminated; NULL is taken as ""), ts_ms (the
+ * alert's `ts`, ms since the epoch). Assigns the next sequence number (from
+ * 1) and wakes every waiting stream. Raw CR/LF in json (only legal as
+ * whitespace between JSON tokens) become spaces so one alert is one SSE
+ * `data:` line. Thread-safe; never blocks on the network (it only takes the
+ * hub's mutex and wakes suspended connections).
+ * Errors: EINVAL (hub or json NULL, len 0), ETOOBIG (len over
+ * VIGIL_HUB_MAX_ALERT_BYTES), ENOMEM; nothing changes on error. */
+vigil_status vigil_hub_publish(vigil_hub *hub, const char *json, size_t len,
+                               const char *rule, const char *severity,
+                               const char *key, int64_t ts_ms);
+
+typedef struct vigil_hub_counters {
+    uint64_t published;     /* alerts published since create */
+    uint64_t last_seq;      /* sequence number of the newest alert, 0 if none */
+    size_t stored;          /* alerts currently in the ring (<= cap) */
+    size_t subscribers;     /* open SSE streams */
+} vigil_hub_counters;
+
+/* A consistent snapshot of the counters. EINVAL when hub or out is NULL. */
+vigil_status vigil_hub_stats(vigil_hub *hub, vigil_hub_counters *out);
+
+/* GET /v1/alerts?rule=&key=&since=&limit= — answers
+ *   200 {"alerts":[<alert>, …newest first…], "last_seq":N}
+ * rule, key: exact match; since: RFC 3339 time or ms since the epoch, keeps
+ * alerts with ts >= since; limit: 1..1000, default 100, larger is clamped.
+ * `last_seq` is the newest sequence number at the time of the snapshot: pass
+ * it as ?last_event_id= to the stream to continue without a gap.
+ * Bad since/limit: 400 application/problem+json (RFC 9457).
+ * Returns the result of MHD_queue_response. */
+enum MHD_Result vigil_hub_handle_list(vigil_hub *hub, struct MHD_Connection *conn);
+
+/* GET /v1/alerts/stream — Server-Sent Events (text/event-stream), one alert
+ * per event:  "id: <seq>\nevent: alert\ndata: <alert json>\n\n".
+ * Starts after the Last-Event-ID header, else after ?last_event_id=, replaying
+ * what the ring still holds (from the oldest one kept when the client is
+ * further behind, or when its id is newer than anything here, e.g. after a
+ * restart); with neither, starts with the next alert published. A comment
+ * line (": keepalive") is sent when a stream has been idle for the keepalive
+ * period. ?access_token= is for the router's auth and ignored here.
+ * 503 problem+json after vigil_hub_close. */
+enum MHD_Result vigil_hub_handle_stream(vigil_hub *hub, struct MHD_Connection *conn);
+
+/* GET / and the dashboard's static files, compiled into the binary
+ * (dashboards/embed.cmake): "/" is "/index.html"; content type from the
+ * extension (html, js, mjs, css, svg, png, json, ico, else octet-stream);
+ * 404 problem+json for anything else. */
+enum MHD_Result vigil_hub_handle_asset(struct MHD_Connection *conn, const char *url);
+
+#endif

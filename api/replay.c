@@ -1,0 +1,300 @@
+/* replay.c — `vigil replay`: the engine over files, as a backtest.
+ *
+ * Reads every --input (merged by event time), feeds the engine on this one
+ * thread, writes alerts as JSON Lines (stdout or --output) and prints a
+ * per-rule summary on stderr; with --label-field it scores the rules:
+ * an event whose label is true (non-zero, `true`, "1") counts as detected
+ * when some alert's `event` is that event; precision counts events that
+ * received at least one alert (DESIGN.md §5). --segment-field breaks recall
+ * down per value (e.g. per fraud scenario). End of input advances the
+ * watermark to infinity so that pending timers fire. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "cli.h"
+#include "input.h"
+#include "vigil/engine.h"
+#include "vigil/rules.h"
+
+#define MAX_INPUTS 32
+#define MAX_SEGMENTS 64
+
+typedef struct seg { char name[64]; uint64_t pos, hit; } seg;
+
+typedef struct replay {
+    FILE *out;
+    const vigil_ruleset *rs;
+    int nrules;
+    const char *cur_id;          /* the event being fed */
+    uint8_t *hit;                /* per rule: alerted the current event */
+    uint64_t *alerts, *events_alerted, *tp;
+    uint64_t total_alerts, out_errors;
+    int64_t detected_ms;
+} replay;
+
+static void on_alert(void *ud, const vigil_alert *a) {
+    replay *r = ud;
+    int ri = vigil_ruleset_rule_index(r->rs, a->rule);
+    r->total_alerts++;
+    if (ri >= 0) {
+        r->alerts[ri]++;
+        if (r->cur_id && strcmp(a->event, r->cur_id) == 0) r->hit[ri] = 1;
+    }
+    char *js = vigil_alert_to_json(a, r->detected_ms);
+    if (!js || fputs(js, r->out) == EOF || fputc('\n', r->out) == EOF) r->out_errors++;
+    free(js);
+}
+
+static void on_input_error(void *ud, const vigil_error *err) {
+    uint64_t *n = ud;
+    char buf[1024];
+    (*n)++;
+    if (*n <= 20) {
+        vigil_error_format(err, buf, sizeof buf);
+        fprintf(stderr, "vigil replay: rejected: %s\n", buf);
+    } else if (*n == 21) {
+        fprintf(stderr, "vigil replay: further rejected lines are counted, not printed\n");
+    }
+}
+
+static int label_true(const char *s) {
+    if (!*s) return 0;
+    if (strcmp(s, "true") == 0 || strcmp(s, "1") == 0) return 1;
+    char *end;
+    double d = strtod(s, &end);
+    return end != s && *end == '\0' && d != 0;
+}
+
+static void usage(void) {
+    fprintf(stderr,
+            "usage: vigil replay --rules DIR|FILE --input [TYPE=]F [--input …] [--time-field N[,N2…]]\n"
+            "                    [--time-format auto|s|ms|rfc3339] [--id-field N[,N2…]]\n"
+            "                    [--label-field N [--segment-field N]] [--output F] [--allowed-lateness D]\n");
+}
+
+static double pct(uint64_t a, uint64_t b) { return b ? 100.0 * (double)a / (double)b : 0.0; }
+
+int vigil_cmd_replay(int argc, char **argv) {
+    const char *rules = NULL, *output = NULL, *label = NULL, *segment = NULL;
+    const char *inputs[MAX_INPUTS];
+    int ninputs = 0;
+    int64_t lateness = 0;
+    vigil_cli_event_opts eo;
+    vigil_cli_event_opts_init(&eo);
+    for (int i = 1; i < argc; i++) {
+        int r = vigil_cli_event_opt(argc, argv, &i, &eo);
+        if (r < 0) return 2;
+        if (r > 0) continue;
+        const char *a = argv[i], *v = NULL;
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            usage();
+            return 0;
+        }
+        if (!(v = vigil_cli_value(argc, argv, &i))) {
+            usage();
+            return 2;
+        }
+        if (strcmp(a, "--rules") == 0) rules = v;
+        else if (strcmp(a, "--output") == 0) output = v;
+        else if (strcmp(a, "--label-field") == 0) label = v;
+        else if (strcmp(a, "--segment-field") == 0) segment = v;
+        else if (strcmp(a, "--allowed-lateness") == 0) {
+            if (vigil_duration_parse(v, &lateness) != VIGIL_OK) {
+                fprintf(stderr, "vigil replay: --allowed-lateness '%s': expected a duration like 10s, 5m\n", v);
+                return 2;
+            }
+        } else if (strcmp(a, "--input") == 0) {
+            if (ninputs == MAX_INPUTS) {
+                fprintf(stderr, "vigil replay: at most %d inputs\n", MAX_INPUTS);
+                return 2;
+            }
+            inputs[ninputs++] = v;
+        } else {
+            fprintf(stderr, "vigil replay: unknown option '%s'\n", a);
+            usage();
+            return 2;
+        }
+    }
+    if (!rules || !ninputs) {
+        fprintf(stderr, "vigil replay: --rules and at least one --input are required\n");
+        usage();
+        return 2;
+    }
+    if (segment && !label) {
+        fprintf(stderr, "vigil replay: --segment-field needs --label-field\n");
+        return 2;
+    }
+    vigil_error errs[32];
+    int nerrs = 0;
+    vigil_ruleset *rs = NULL;
+    if (vigil_rules_load(rules, NULL, &rs, errs, 32, &nerrs) != VIGIL_OK) {
+        char buf[1024];
+        for (int i = 0; i < nerrs; i++) {
+            vigil_error_format(&errs[i], buf, sizeof buf);
+            fprintf(stderr, "%s\n", buf);
+        }
+        fprintf(stderr, "vigil replay: rules in '%s' did not compile\n", rules);
+        return 1;
+    }
+    vigil_input *ins[MAX_INPUTS];
+    for (int i = 0; i < ninputs; i++) {
+        vigil_error err;
+        vigil_error_clear(&err);
+        if (vigil_input_open(inputs[i], rs, &eo.decode, &ins[i], &err) != VIGIL_OK) {
+            char buf[1024];
+            vigil_error_format(&err, buf, sizeof buf);
+            fprintf(stderr, "vigil replay: %s\n", buf);
+            while (i--) vigil_input_close(ins[i]);
+            vigil_ruleset_release(rs);
+            return 1;
+        }
+    }
+    uint64_t rejected = 0;
+    vigil_merge *m;
+    if (vigil_merge_create(ins, ninputs, on_input_error, &rejected, &m) != VIGIL_OK) return 1;
+    replay R = {.rs = rs, .nrules = vigil_ruleset_rule_count(rs), .detected_ms = vigil_now_ms()};
+    R.out = output ? fopen(output, "w") : stdout;
+    if (!R.out) {
+        fprintf(stderr, "vigil replay: cannot write '%s'\n", output);
+        return 1;
+    }
+    static char obuf[1 << 20];
+    setvbuf(R.out, obuf, _IOFBF, sizeof obuf);
+    size_t nr = (size_t)(R.nrules ? R.nrules : 1);
+    R.hit = calloc(nr, 1);
+    R.alerts = calloc(nr, sizeof *R.alerts);
+    R.events_alerted = calloc(nr, sizeof *R.events_alerted);
+    R.tp = calloc(nr, sizeof *R.tp);
+    vigil_engine_opts opts = {.allowed_lateness_ms = lateness};
+    vigil_engine *eng = vigil_engine_create(rs, &opts, NULL, on_alert, &R);
+    if (!R.hit || !R.alerts || !R.events_alerted || !R.tp || !eng) {
+        fprintf(stderr, "vigil replay: out of memory\n");
+        return 1;
+    }
+    seg segs[MAX_SEGMENTS];
+    int nseg = 0;
+    uint64_t events = 0, nokey = 0, late = 0, positives = 0, alerted = 0, alerted_tp = 0;
+    int tty = isatty(2);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    vigil_event *ev;
+    char lbuf[64], sbuf[64];
+    while (vigil_merge_next(m, &ev, NULL) == VIGIL_OK) {
+        vigil_error err;
+        events++;
+        R.cur_id = vigil_event_id(ev);
+        memset(R.hit, 0, nr);
+        vigil_status s = vigil_engine_feed(eng, ev, &err);
+        if (s == VIGIL_ENOKEY) nokey++;
+        else if (s == VIGIL_ELATE) late++;
+        else if (s != VIGIL_OK) fprintf(stderr, "vigil replay: event %s: %s\n", R.cur_id, err.msg);
+        if (label) {
+            int pos = vigil_event_field_text(ev, label, lbuf, sizeof lbuf) && label_true(lbuf);
+            int any = 0;
+            for (int i = 0; i < R.nrules; i++)
+                if (R.hit[i]) {
+                    any = 1;
+                    R.events_alerted[i]++;
+                    R.tp[i] += pos;
+                }
+            alerted += any;
+            alerted_tp += any && pos;
+            positives += pos;
+            if (segment && pos && vigil_event_field_text(ev, segment, sbuf, sizeof sbuf)) {
+                int k = 0;
+                while (k < nseg && strcmp(segs[k].name, sbuf) != 0) k++;
+                if (k == nseg && nseg < MAX_SEGMENTS) {
+                    snprintf(segs[nseg].name, sizeof segs[0].name, "%s", sbuf);
+                    segs[nseg].pos = segs[nseg].hit = 0;
+                    nseg++;
+                }
+                if (k < nseg) {
+                    segs[k].pos++;
+                    segs[k].hit += any;
+                }
+            }
+        } else {
+            for (int i = 0; i < R.nrules; i++) R.events_alerted[i] += R.hit[i];
+        }
+        vigil_event_release(ev);
+        if (tty && (events & 0xFFFF) == 0) {
+            double p = vigil_merge_progress(m);
+            int w = (int)(p * 40);
+            fprintf(stderr, "\r[%.*s%*s] %5.1f%% %llu events, %llu alerts", w,
+                    "########################################", 40 - w, "", 100 * p,
+                    (unsigned long long)events, (unsigned long long)R.total_alerts);
+        }
+    }
+    R.cur_id = NULL;
+    vigil_engine_advance(eng, INT64_MAX);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (tty) fprintf(stderr, "\r%*s\r", 80, "");
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    fflush(R.out);
+    if (output) fclose(R.out);
+    /* summary */
+    fprintf(stderr, "%-28s %9s %9s", "rule", "alerts", "events");
+    if (label) fprintf(stderr, " %9s %9s %10s %8s", "TP", "FP", "precision", "recall");
+    fprintf(stderr, "\n");
+    for (int i = 0; i < R.nrules; i++) {
+        fprintf(stderr, "%-28s %9llu %9llu", vigil_ruleset_rule_name(rs, i), (unsigned long long)R.alerts[i],
+                (unsigned long long)R.events_alerted[i]);
+        if (label)
+            fprintf(stderr, " %9llu %9llu %9.2f%% %7.2f%%", (unsigned long long)R.tp[i],
+                    (unsigned long long)(R.events_alerted[i] - R.tp[i]), pct(R.tp[i], R.events_alerted[i]),
+                    pct(R.tp[i], positives));
+        fprintf(stderr, "\n");
+    }
+    if (label) {
+        fprintf(stderr, "%-28s %9llu %9llu %9llu %9llu %9.2f%% %7.2f%%\n", "all rules (distinct events)",
+                (unsigned long long)R.total_alerts, (unsigned long long)alerted, (unsigned long long)alerted_tp,
+                (unsigned long long)(alerted - alerted_tp), pct(alerted_tp, alerted), pct(alerted_tp, positives));
+        fprintf(stderr, "labelled true: %llu events\n", (unsigned long long)positives);
+        for (int k = 0; k < nseg; k++)
+            fprintf(stderr, "recall %s=%s: %.2f%% (%llu of %llu)\n", segment, segs[k].name, pct(segs[k].hit, segs[k].pos),
+                    (unsigned long long)segs[k].hit, (unsigned long long)segs[k].pos);
+    }
+    fprintf(stderr, "events: %llu read in %.2f s (%.0f events/s), %llu rejected lines, %llu without any rule key, %llu late; %llu alerts\n",
+            (unsigned long long)events, secs, secs > 0 ? (double)events / secs : 0, (unsigned long long)rejected,
+            (unsigned long long)nokey, (unsigned long long)late, (unsigned long long)R.total_alerts);
+    int rc = R.out_errors ? 1 : 0;
+    if (R.out_errors) fprintf(stderr, "vigil replay: %llu alerts could not be written\n", (unsigned long long)R.out_errors);
+    vigil_engine_destroy(eng);
+    vigil_merge_destroy(m);
+    vigil_ruleset_release(rs);
+    free(R.hit);
+    free(R.alerts);
+    free(R.events_alerted);
+    free(R.tp);
+    vigil_cli_event_opts_free(&eo);
+    return rc;
+}
+
+int vigil_cmd_check(int argc, char **argv) {
+    if (argc != 2) {
+        fprintf(stderr, "usage: vigil check DIR|FILE\n");
+        return 2;
+    }
+    vigil_error errs[64];
+    int nerrs = 0;
+    vigil_ruleset *rs = NULL;
+    if (vigil_rules_load(argv[1], NULL, &rs, errs, 64, &nerrs) != VIGIL_OK) {
+        char buf[1024];
+        for (int i = 0; i < nerrs; i++) {
+            vigil_error_format(&errs[i], buf, sizeof buf);
+            fprintf(stderr, "%s\n", buf);
+        }
+        if (!nerrs) fprintf(stderr, "vigil check: '%s' did not load\n", argv[1]);
+        return 1;
+    }
+    int n = vigil_ruleset_rule_count(rs);
+    for (int i = 0; i < n; i++)
+        printf("ok  %-28s key=%-14s v%d %s %s\n", vigil_ruleset_rule_name(rs, i), vigil_ruleset_rule_key(rs, i),
+               vigil_ruleset_rule_version(rs, i), vigil_severity_str(vigil_ruleset_rule_severity(rs, i)),
+               vigil_mode_str(vigil_ruleset_rule_mode(rs, i)));
+    printf("%d rules compiled\n", n);
+    vigil_ruleset_release(rs);
+    return 0;
+}

@@ -1,0 +1,44 @@
+/* server.h — `vigil serve`: the process that ties the edges to the engine.
+ *
+ * Sources (HTTP POST /v1/events, NATS core subscription) decode events and
+ * route them, once per key group, by hash of the key to the worker that owns
+ * it; each worker runs its own engine over its bounded queue in batches
+ * (prefetch state, feed, commit state in one pipelined round trip), then
+ * hands the batch's alerts to the sinks: the hub (SSE, GET /v1/alerts), NATS
+ * (vigil.alerts.<rule>, vigil.shadow.<rule>) and webhooks (active alerts).
+ * A request with ?wait=MS is answered with the alerts its event produced. */
+#ifndef VIGIL_SERVER_H
+#define VIGIL_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "cli.h"
+
+#define VIGIL_MAX_WEBHOOKS 16
+
+typedef struct vigil_server_config {
+    const char *rules;            /* dir or file; default "rules" */
+    const char *listen;           /* "127.0.0.1:8080" */
+    const char *nats_url;         /* NULL: no NATS */
+    const char *subject;          /* "vigil.events.>" */
+    const char *redis_url;        /* NULL: memory store */
+    const char *webhooks[VIGIL_MAX_WEBHOOKS];
+    int nwebhooks;
+    const char *webhook_secret;   /* whsec_…; from VIGIL_WEBHOOK_SECRET */
+    int workers;                  /* default 2 */
+    size_t queue_cap;             /* events per worker queue; default 65536 */
+    size_t max_body;              /* bytes; default 16 MiB */
+    int64_t allowed_lateness_ms;
+    vigil_cli_event_opts ev;
+} vigil_server_config;
+
+typedef struct vigil_server vigil_server;
+
+/* Start everything; on error nothing is left running and err says why. */
+vigil_status vigil_server_start(const vigil_server_config *cfg, vigil_server **out, vigil_error *err);
+/* The port HTTP listens on (useful with port 0). */
+int vigil_server_port(const vigil_server *s);
+/* Stop intake, drain the queues, commit state, flush sinks, free. */
+void vigil_server_stop(vigil_server *s);
+
+#endif

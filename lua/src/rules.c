@@ -1,0 +1,336 @@
+/* rules.c — loading rule files into a ruleset: the entry points of lua/
+ * (vigil_rules_load, vigil_rules_load_string), used by `vigil check`,
+ * `vigil replay`, `vigil serve` and the rules API.
+ *
+ * It walks a directory (sorted by name, recursing into subdirectories except
+ * lists/ and hidden ones), runs every file in its own sandbox (sandbox.c)
+ * with the DSL (prelude.c, compile.c), reads the in_list() files on first use
+ * and collects every error of every file, so that one `vigil check` shows
+ * them all. Only a load with no error at all is finalized and returned: a
+ * rule that fails to compile never replaces a running one (DESIGN.md §4). */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include "rules_int.h"
+
+#define MAX_FILE_BYTES ((size_t)16 << 20)   /* a rule file over this is refused */
+#define MAX_DEPTH 8                         /* directory nesting */
+#define MAX_LIST_NAME 128
+
+struct loader {
+    vigil_ruleset *rs;
+    const vigil_rules_opts *opts;
+    char lists_dir[PATH_MAX];
+    vigil_error *errs;
+    int maxerrs, nerrs;          /* stored errors */
+    int total;                   /* all errors, stored or not */
+    vigil_status first;          /* status of the first error */
+    char **lists;                /* names of the lists registered so far */
+    int nlists, caplists;
+};
+
+vigil_ruleset *ld_ruleset(loader *ld) { return ld->rs; }
+
+void ld_add_error(loader *ld, vigil_status s, const vigil_error *e) {
+    if (ld->total++ == 0) ld->first = s;
+    if (ld->errs && ld->nerrs < ld->maxerrs) ld->errs[ld->nerrs++] = *e;
+}
+
+static void add_msg(loader *ld, vigil_status s, const char *file, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void add_msg(loader *ld, vigil_status s, const char *file, const char *fmt, ...) {
+    vigil_error e;
+    vigil_error_clear(&e);
+    snprintf(e.file, sizeof e.file, "%s", file ? file : "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e.msg, sizeof e.msg, fmt, ap);
+    va_end(ap);
+    ld_add_error(ld, s, &e);
+}
+
+static int valid_list_name(const char *s) {
+    size_t n = strlen(s);
+    if (n == 0 || n > MAX_LIST_NAME || s[0] == '.') return 0;
+    for (; *s; s++)
+        if (!(isalnum((unsigned char)*s) || *s == '_' || *s == '-' || *s == '.')) return 0;
+    return 1;
+}
+
+/* One value per line; blank lines and lines starting with '#' are skipped;
+ * surrounding white space (and a CR) is trimmed. */
+static vigil_status read_list(vigil_ruleset *rs, const char *name, FILE *f) {
+    char *line = NULL, **vals = NULL;
+    size_t cap = 0, n = 0, vcap = 0;
+    ssize_t len;
+    vigil_status s = VIGIL_OK;
+    while ((len = getline(&line, &cap, f)) >= 0) {
+        char *b = line, *e = line + len;
+        while (b < e && isspace((unsigned char)*b)) b++;
+        while (e > b && isspace((unsigned char)e[-1])) e--;
+        if (b == e || *b == '#') continue;
+        if (n == vcap) {
+            size_t nc = vcap ? vcap * 2 : 64;
+            char **nv = realloc(vals, nc * sizeof *nv);
+            if (!nv) {
+                s = VIGIL_ENOMEM;
+                break;
+            }
+            vals = nv;
+            vcap = nc;
+        }
+        if (!(vals[n] = malloc((size_t)(e - b) + 1))) {
+            s = VIGIL_ENOMEM;
+            break;
+        }
+        memcpy(vals[n], b, (size_t)(e - b));
+        vals[n++][e - b] = '\0';
+    }
+    if (s == VIGIL_OK && ferror(f)) s = VIGIL_EIO;
+    if (s == VIGIL_OK) s = vigil_ruleset_add_list(rs, name, (const char *const *)vals, n);
+    for (size_t i = 0; i < n; i++) free(vals[i]);
+    free(vals);
+    free(line);
+    return s;
+}
+
+vigil_status ld_need_list(loader *ld, const char *name, vigil_error *err) {
+    for (int i = 0; i < ld->nlists; i++)
+        if (strcmp(ld->lists[i], name) == 0) return VIGIL_OK;
+    if (!valid_list_name(name))
+        return vigil_error_set(err, VIGIL_ECOMPILE,
+                               "in_list(\"%s\"): a list name is letters, digits, '_', '-' and '.' "
+                               "(the file lists/NAME.txt)", name);
+    char path[PATH_MAX + 200];
+    snprintf(path, sizeof path, "%s/%s.txt", ld->lists_dir, name);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return vigil_error_set(err, VIGIL_ECOMPILE, "unknown list '%s': cannot read %s (%s)", name, path,
+                               strerror(errno));
+    vigil_status s = read_list(ld->rs, name, f);
+    fclose(f);
+    if (s == VIGIL_EIO) return vigil_error_set(err, VIGIL_ECOMPILE, "in_list(\"%s\"): error reading %s", name, path);
+    if (s != VIGIL_OK) return s;
+    if (ld->nlists == ld->caplists) {
+        int nc = ld->caplists ? ld->caplists * 2 : 8;
+        char **nl = realloc(ld->lists, (size_t)nc * sizeof *nl);
+        if (!nl) return VIGIL_ENOMEM;
+        ld->lists = nl;
+        ld->caplists = nc;
+    }
+    size_t n = strlen(name);
+    if (!(ld->lists[ld->nlists] = malloc(n + 1))) return VIGIL_ENOMEM;
+    memcpy(ld->lists[ld->nlists++], name, n + 1);
+    return VIGIL_OK;
+}
+
+/* Run one source text in a fresh sandbox; errors go to the loader. */
+static void load_src(loader *ld, const char *file, const char *src, size_t len) {
+    sandbox sb;
+    vigil_error e;
+    vigil_error_clear(&e);
+    if (sb_open(&sb, file, ld->opts) != VIGIL_OK) {
+        add_msg(ld, VIGIL_ENOMEM, file, "out of memory creating the Lua state");
+        return;
+    }
+    vigil_status s = sb_make_env(&sb, ld, &e);
+    if (s == VIGIL_OK) s = sb_run(&sb, src, len, &e);
+    if (s != VIGIL_OK) ld_add_error(ld, s, &e);
+    sb_close(&sb);
+}
+
+static void load_file(loader *ld, const char *file) {
+    FILE *f = fopen(file, "rb");
+    if (!f) {
+        add_msg(ld, VIGIL_EIO, file, "cannot open: %s", strerror(errno));
+        return;
+    }
+    char *buf = NULL;
+    size_t n = 0, cap = 0;
+    vigil_status s = VIGIL_OK;
+    for (;;) {
+        if (cap - n < 4096) {
+            size_t nc = cap ? cap * 2 : 16384;
+            if (nc > MAX_FILE_BYTES + 4096) nc = MAX_FILE_BYTES + 4096;
+            if (nc <= cap) {
+                s = VIGIL_ETOOBIG;
+                break;
+            }
+            char *nb = realloc(buf, nc);
+            if (!nb) {
+                s = VIGIL_ENOMEM;
+                break;
+            }
+            buf = nb;
+            cap = nc;
+        }
+        size_t r = fread(buf + n, 1, cap - n, f);
+        n += r;
+        if (n > MAX_FILE_BYTES) {
+            s = VIGIL_ETOOBIG;
+            break;
+        }
+        if (r == 0) {
+            if (ferror(f)) s = VIGIL_EIO;
+            break;
+        }
+    }
+    fclose(f);
+    if (s == VIGIL_ETOOBIG)
+        add_msg(ld, s, file, "rule file is over the %zu MiB limit", MAX_FILE_BYTES >> 20);
+    else if (s != VIGIL_OK)
+        add_msg(ld, s, file, "cannot read: %s", vigil_status_str(s));
+    else
+        load_src(ld, file, buf ? buf : "", n);
+    free(buf);
+}
+
+static int cmp_name(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int ends_with(const char *s, const char *suf) {
+    size_t n = strlen(s), m = strlen(suf);
+    return n > m && strcmp(s + n - m, suf) == 0;
+}
+
+static void walk(loader *ld, const char *dir, int depth) {
+    DIR *d = opendir(dir);
+    if (!d) {
+        add_msg(ld, VIGIL_EIO, dir, "cannot open directory: %s", strerror(errno));
+        return;
+    }
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *de;
+    int oom = 0;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.') continue;
+        if (n == cap) {
+            size_t nc = cap ? cap * 2 : 32;
+            char **nn = realloc(names, nc * sizeof *nn);
+            if (!nn) {
+                oom = 1;
+                break;
+            }
+            names = nn;
+            cap = nc;
+        }
+        size_t len = strlen(de->d_name);
+        if (!(names[n] = malloc(len + 1))) {
+            oom = 1;
+            break;
+        }
+        memcpy(names[n++], de->d_name, len + 1);
+    }
+    closedir(d);
+    if (oom) add_msg(ld, VIGIL_ENOMEM, dir, "out of memory listing the directory");
+    if (n) qsort(names, n, sizeof *names, cmp_name);
+    for (size_t i = 0; i < n && !oom; i++) {
+        char path[PATH_MAX];
+        int w = snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        if (w < 0 || (size_t)w >= sizeof path) {
+            add_msg(ld, VIGIL_EINVAL, dir, "path too long: %s", names[i]);
+            continue;
+        }
+        struct stat st;
+        if (stat(path, &st) != 0) continue;   /* a dangling symlink or a race: nothing to load */
+        if (S_ISDIR(st.st_mode)) {
+            if (strcmp(names[i], "lists") != 0 && depth < MAX_DEPTH) walk(ld, path, depth + 1);
+        } else if (S_ISREG(st.st_mode) && ends_with(names[i], ".lua")) {
+            load_file(ld, path);
+        }
+    }
+    for (size_t i = 0; i < n; i++) free(names[i]);
+    free(names);
+}
+
+static int is_dir(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static vigil_status begin(loader *ld, const vigil_rules_opts *opts, const char *rules_dir,
+                          vigil_error *errs, int maxerrs) {
+    memset(ld, 0, sizeof *ld);
+    ld->opts = opts;
+    ld->errs = errs;
+    ld->maxerrs = errs && maxerrs > 0 ? maxerrs : 0;
+    if (opts && opts->lists_dir) {
+        snprintf(ld->lists_dir, sizeof ld->lists_dir, "%s", opts->lists_dir);
+    } else {
+        int w = snprintf(ld->lists_dir, sizeof ld->lists_dir, "%s/lists", rules_dir ? rules_dir : ".");
+        if (!rules_dir || w < 0 || (size_t)w >= sizeof ld->lists_dir || !is_dir(ld->lists_dir))
+            snprintf(ld->lists_dir, sizeof ld->lists_dir, "rules/lists");
+    }
+    ld->rs = vigil_ruleset_create();
+    return ld->rs ? VIGIL_OK : VIGIL_ENOMEM;
+}
+
+static vigil_status finish(loader *ld, vigil_ruleset **out, int *nerrs) {
+    if (ld->total == 0) {
+        vigil_error e;
+        vigil_error_clear(&e);
+        vigil_status s = vigil_ruleset_finalize(ld->rs, &e);
+        if (s != VIGIL_OK) {
+            if (!e.msg[0]) snprintf(e.msg, sizeof e.msg, "finalizing the ruleset: %s", vigil_status_str(s));
+            ld_add_error(ld, s, &e);
+        }
+    }
+    for (int i = 0; i < ld->nlists; i++) free(ld->lists[i]);
+    free(ld->lists);
+    if (nerrs) *nerrs = ld->nerrs;
+    if (ld->total) {
+        vigil_ruleset_release(ld->rs);
+        return ld->first;
+    }
+    *out = ld->rs;
+    return VIGIL_OK;
+}
+
+vigil_status vigil_rules_load(const char *path, const vigil_rules_opts *opts, vigil_ruleset **out,
+                              vigil_error *errs, int maxerrs, int *nerrs) {
+    if (nerrs) *nerrs = 0;
+    if (!out || !path) return VIGIL_EINVAL;
+    *out = NULL;
+    loader ld;
+    struct stat st;
+    int dir = stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+    char rules_dir[PATH_MAX];
+    snprintf(rules_dir, sizeof rules_dir, "%s", path);
+    if (!dir) {                                 /* the file's directory */
+        char *slash = strrchr(rules_dir, '/');
+        if (slash == rules_dir) slash[1] = '\0';
+        else if (slash) *slash = '\0';
+        else snprintf(rules_dir, sizeof rules_dir, ".");
+    }
+    vigil_status s = begin(&ld, opts, rules_dir, errs, maxerrs);
+    if (s != VIGIL_OK) return s;
+    if (stat(path, &st) != 0) {
+        add_msg(&ld, VIGIL_ENOTFOUND, path, "no such file or directory");
+    } else if (dir) {
+        walk(&ld, path, 0);
+    } else {
+        load_file(&ld, path);
+    }
+    return finish(&ld, out, nerrs);
+}
+
+vigil_status vigil_rules_load_string(const char *name, const char *src, size_t len,
+                                     const vigil_rules_opts *opts, vigil_ruleset **out,
+                                     vigil_error *errs, int maxerrs, int *nerrs) {
+    if (nerrs) *nerrs = 0;
+    if (!out || (!src && len)) return VIGIL_EINVAL;
+    *out = NULL;
+    loader ld;
+    vigil_status s = begin(&ld, opts, NULL, errs, maxerrs);
+    if (s != VIGIL_OK) return s;
+    load_src(&ld, name && *name ? name : "<string>", src ? src : "", len);
+    return finish(&ld, out, nerrs);
+}

@@ -1,0 +1,97 @@
+/* rules_int.h — private interfaces between the files of lua/ (the rule
+ * language): the sandbox (sandbox.c), the DSL prelude (prelude.c), the
+ * compiler from rule{} tables to the ruleset builder (compile.c) and the
+ * loader that walks files and collects errors (rules.c).
+ *
+ * Why a sandbox struct rather than globals: each rule file runs in its own
+ * lua_State, and everything the allocator, the count hook and the C
+ * functions of the DSL need is reachable from that state (the allocator's
+ * userdata), so several loads may run at once on different threads. */
+#ifndef VIGIL_RULES_INT_H
+#define VIGIL_RULES_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <lua.h>
+#include "vigil/rules.h"
+
+/* ---- sandbox.c ------------------------------------------------------------ */
+
+typedef struct sandbox {
+    lua_State *L;
+    size_t used, cap;            /* bytes held by the state / the memory cap */
+    uint64_t instr, budget;      /* VM instructions counted by the hook / the budget */
+    int64_t wall_ms;
+    int64_t deadline_ns;         /* CLOCK_MONOTONIC */
+    int killed;                  /* budget or wall clock exceeded: fatal, pcall cannot catch it */
+    char kill_msg[512];
+    int kill_line;               /* user line when killed */
+    int last_line;               /* last user line seen by the hook (for memory errors) */
+    int mem_hit;                 /* the allocator refused a request */
+    int err_line;                /* set by the message handler: innermost user frame */
+    char chunkname[300];         /* "@" + file: how frames of the rule file are recognised */
+    const char *file;            /* the file name used in errors (borrowed) */
+    int env_ref;                 /* registry ref of the rule file's _ENV */
+    int nrules;                  /* rule{} calls so far */
+} sandbox;
+
+/* Create the state with the allocator cap, open the allow-listed libraries.
+ * Returns VIGIL_ENOMEM when the state cannot be created. */
+vigil_status sb_open(sandbox *sb, const char *file, const vigil_rules_opts *opts);
+
+struct loader;
+
+/* Build the rule file's environment: the allow-listed globals plus the DSL
+ * names of the prelude, whose rule() adds to ld's ruleset. On failure
+ * err->msg says why (a prelude error is a bug; a tiny mem_cap is not). */
+vigil_status sb_make_env(sandbox *sb, struct loader *ld, vigil_error *err);
+
+/* Load SRC as a text chunk named after sb->file, run it under the hook with
+ * the environment from sb_make_env. Errors (syntax, runtime, budget, wall
+ * clock, memory) are written to err with file and line. */
+vigil_status sb_run(sandbox *sb, const char *src, size_t len, vigil_error *err);
+
+void sb_close(sandbox *sb);
+
+/* The sandbox of a state (the allocator's userdata). */
+sandbox *sb_of(lua_State *L);
+
+/* Line of the innermost frame that belongs to the rule file, searching from
+ * stack level `from`; 0 when there is none. short_src (LUA_IDSIZE bytes) may
+ * be NULL. */
+int sb_user_line(lua_State *L, int from, char *short_src);
+
+/* Raise a Lua error "file:line: msg" positioned at the innermost frame of the
+ * rule file (not at the prelude or a C function). Never returns. */
+int sb_raise(lua_State *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- prelude.c -------------------------------------------------------------- */
+
+/* Run the DSL prelude in L (unprotected: call from inside a pcall) and push
+ * the table of DSL names (rule, begin, gt, sliding, count, e, …); rule()
+ * compiles into ld's ruleset. */
+void prelude_push(lua_State *L, struct loader *ld);
+
+/* ---- rules.c: the loader, shared by every file of one load ---------------- */
+
+typedef struct loader loader;
+
+/* Append an error to the load's list (keeps the first maxerrs). */
+void ld_add_error(loader *ld, vigil_status s, const vigil_error *e);
+
+/* The ruleset being built. */
+vigil_ruleset *ld_ruleset(loader *ld);
+
+/* Make sure list NAME is registered with the ruleset (reading
+ * lists_dir/NAME.txt on first use). On failure err->msg says why. */
+vigil_status ld_need_list(loader *ld, const char *name, vigil_error *err);
+
+/* ---- compile.c ------------------------------------------------------------ */
+
+/* The rule() C function of the DSL; upvalue 1 = the loader (light userdata). */
+int compile_rule(lua_State *L);
+
+/* duration(s) -> milliseconds or nil: for the prelude's window constructors. */
+int compile_duration(lua_State *L);
+
+#endif

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# test_dashboard.sh — end-to-end test of vigil's live alert dashboard in
+# headless Chromium, run by ctest as `bash test_dashboard.sh <vigil binary>`.
+#
+# It starts `<vigil> serve` on a free loopback port with a one-rule rule
+# directory (memory store, the default), waits for it to answer, and runs
+# dashboard.test.mjs (playwright-core driving /usr/bin/chromium), which loads
+# the dashboard, POSTs an event that triggers the rule and checks that the
+# alert appears live (no reload) with its counters. The screenshot goes to
+# tests/artifacts/dashboard.png. The server is always killed on exit. Prints
+# a final "N passed, M failed" line; exits non-zero on any failure.
+#
+# node_modules is installed on first use (npm ci from package-lock.json,
+# falling back to npm install); set CHROMIUM to use another browser binary.
+set -u
+
+VIGIL=${1:-}
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+ARTIFACTS="$ROOT/tests/artifacts"
+
+fail() {
+    echo "test_dashboard: $*" >&2
+    echo "0 passed, 1 failed"
+    exit 1
+}
+
+[ -n "$VIGIL" ] || fail "usage: bash test_dashboard.sh <path-to-vigil-binary>"
+[ -x "$VIGIL" ] || fail "vigil binary not found or not executable: $VIGIL"
+command -v node >/dev/null || fail "node is not installed"
+[ -x "${CHROMIUM:-/usr/bin/chromium}" ] || fail "chromium not found at ${CHROMIUM:-/usr/bin/chromium}"
+
+if [ ! -d "$HERE/node_modules/playwright-core" ]; then
+    echo "test_dashboard: installing playwright-core in $HERE"
+    (cd "$HERE" && { npm ci --no-audit --no-fund || npm install --no-audit --no-fund; }) >&2 \
+        || fail "npm could not install playwright-core"
+fi
+
+TMP=$(mktemp -d /tmp/vigil-dash-XXXXXX) || fail "mktemp failed"
+PID=""
+cleanup() {
+    if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
+        kill -TERM "$PID" 2>/dev/null
+        for _ in $(seq 1 50); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$PID" 2>/dev/null
+        wait "$PID" 2>/dev/null
+    fi
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+
+mkdir -p "$TMP/rules" "$ARTIFACTS"
+cat > "$TMP/rules/big_amount.lua" <<'EOF'
+-- big_amount.lua — the dashboard test's rule: any payment over 100 alerts.
+rule {
+  name        = "big_amount",
+  description = "A single amount over 100 on a card",
+  severity    = "high",
+  key         = "card_id",
+  where       = { amount = gt(100) },
+  window      = sliding("1h"),
+  when        = ge(count(), 1),
+}
+EOF
+
+# A port that was free a moment ago; retry with a new one if vigil cannot bind.
+free_port() {
+    node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close();});'
+}
+
+URL=""
+for attempt in 1 2 3; do
+    PORT=$(free_port) || fail "could not find a free port"
+    LOG="$TMP/vigil-$PORT.log"
+    # run from the temp dir so that a default ./rules or snapshot never leaks in
+    (cd "$TMP" && exec "$VIGIL" serve --listen "127.0.0.1:$PORT" --rules "$TMP/rules") >"$LOG" 2>&1 &
+    PID=$!
+    for _ in $(seq 1 150); do      # 15 s
+        if ! kill -0 "$PID" 2>/dev/null; then break; fi
+        if node -e 'fetch(process.argv[1]).then(r=>process.exit(r.status===200?0:1),()=>process.exit(1))' \
+                "http://127.0.0.1:$PORT/" 2>/dev/null; then
+            URL="http://127.0.0.1:$PORT"
+            break
+        fi
+        sleep 0.1
+    done
+    [ -n "$URL" ] && break
+    echo "test_dashboard: vigil serve did not come up on port $PORT (attempt $attempt); its log:" >&2
+    tail -n 30 "$LOG" >&2
+    kill -KILL "$PID" 2>/dev/null; wait "$PID" 2>/dev/null; PID=""
+done
+[ -n "$URL" ] || fail "vigil serve never answered on /"
+
+node "$HERE/dashboard.test.mjs" --url "$URL" --screenshot "$ARTIFACTS/dashboard.png"
+rc=$?
+if [ $rc -ne 0 ]; then
+    echo "test_dashboard: vigil log tail:" >&2
+    tail -n 40 "$LOG" >&2
+    echo "0 passed, 1 failed"
+    exit 1
+fi
+echo "1 passed, 0 failed"
+exit 0
