@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/resource.h>
 #include "cli.h"
 #include "input.h"
 #include "vigil/engine.h"
@@ -71,7 +72,8 @@ static void usage(void) {
     fprintf(stderr,
             "usage: vigil replay --rules DIR|FILE --input [TYPE=]F [--input …] [--time-field N[,N2…]]\n"
             "                    [--time-format auto|s|ms|rfc3339] [--id-field N[,N2…]]\n"
-            "                    [--label-field N [--segment-field N]] [--output F] [--allowed-lateness D]\n");
+            "                    [--label-field N [--segment-field N]] [--output F] [--allowed-lateness D]\n"
+            "                    [--decode-only]   (benchmark: read and decode only, no engine)\n");
 }
 
 static double pct(uint64_t a, uint64_t b) { return b ? 100.0 * (double)a / (double)b : 0.0; }
@@ -81,6 +83,7 @@ int vigil_cmd_replay(int argc, char **argv) {
     const char *inputs[MAX_INPUTS];
     int ninputs = 0;
     int64_t lateness = 0;
+    int decode_only = 0;
     vigil_cli_event_opts eo;
     vigil_cli_event_opts_init(&eo);
     for (int i = 1; i < argc; i++) {
@@ -91,6 +94,10 @@ int vigil_cmd_replay(int argc, char **argv) {
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             usage();
             return 0;
+        }
+        if (strcmp(a, "--decode-only") == 0) {   /* benchmark ceiling: read, decode, merge; no engine */
+            decode_only = 1;
+            continue;
         }
         if (!(v = vigil_cli_value(argc, argv, &i))) {
             usage();
@@ -186,6 +193,10 @@ int vigil_cmd_replay(int argc, char **argv) {
         events++;
         R.cur_id = vigil_event_id(ev);
         memset(R.hit, 0, nr);
+        if (decode_only) {
+            vigil_event_release(ev);
+            continue;
+        }
         vigil_status s = vigil_engine_feed(eng, ev, &err);
         if (s == VIGIL_ENOKEY) nokey++;
         else if (s == VIGIL_ELATE) late++;
@@ -259,6 +270,9 @@ int vigil_cmd_replay(int argc, char **argv) {
     fprintf(stderr, "events: %llu read in %.2f s (%.0f events/s), %llu rejected lines, %llu without any rule key, %llu late; %llu alerts\n",
             (unsigned long long)events, secs, secs > 0 ? (double)events / secs : 0, (unsigned long long)rejected,
             (unsigned long long)nokey, (unsigned long long)late, (unsigned long long)R.total_alerts);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    fprintf(stderr, "peak memory: %.1f MiB (max RSS)%s\n", (double)ru.ru_maxrss / 1024.0, decode_only ? "; decode only" : "");
     int rc = R.out_errors ? 1 : 0;
     if (R.out_errors) fprintf(stderr, "vigil replay: %llu alerts could not be written\n", (unsigned long long)R.out_errors);
     vigil_engine_destroy(eng);

@@ -98,7 +98,7 @@ vigil_status vcodec_encode(const vigil_engine *eng, const vkeystate *ks, vcodec_
             bad |= PUT(&body, kind) || PUT(&body, la) || PUT(&body, alerted) || PUT(&body, nagg) || PUT(&body, n);
             size_t es = sizeof(ventry) + (size_t)r->nagg * sizeof(vcell);
             for (uint32_t j = 0; j < n && !bad; j++) {
-                const ventry *e = (const ventry *)(w->ring + (size_t)((w->head + j) % w->cap) * es);
+                const ventry *e = (const ventry *)(w->ring + (size_t)((w->head + j) & (w->cap - 1)) * es);
                 bad |= PUT(&body, e->ts) || PUT(&body, e->mask);
                 for (int k = 0; k < r->nagg && !bad; k++) {
                     if (!(e->mask >> k & 1)) continue;
@@ -269,8 +269,10 @@ vigil_status vcodec_decode(vigil_engine *eng, vkeystate *ks, const unsigned char
             if (rule && !rule->nsteps && (int)nagg == rule->nagg && n < len) {
                 size_t na = nagg ? nagg : 1;
                 size_t es = sizeof(ventry) + (size_t)nagg * sizeof(vcell);
+                uint32_t cap = 8;
+                while (cap < n) cap *= 2;   /* window rings have a power-of-two capacity */
                 if (!(w = calloc(1, sizeof *w)) || !(w->sum = calloc(na, sizeof *w->sum)) ||
-                    !(w->cnt = calloc(na, sizeof *w->cnt)) || !(w->ring = calloc(n ? n : 1, es))) {
+                    !(w->cnt = calloc(na, sizeof *w->cnt)) || !(w->ring = calloc(cap, es))) {
                     if (w) {
                         free(w->sum);
                         free(w->cnt);
@@ -279,7 +281,7 @@ vigil_status vcodec_decode(vigil_engine *eng, vkeystate *ks, const unsigned char
                     s = VIGIL_ENOMEM;
                     break;
                 }
-                w->cap = n ? n : 1;
+                w->cap = cap;
                 w->last_alert_ts = la;
                 w->alerted = alerted;
                 ks->rs[slot] = w;

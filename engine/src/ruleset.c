@@ -45,13 +45,21 @@ char *vrs_strdup(vigil_ruleset *rs, const char *s) {
     return d;
 }
 
-uint64_t vhash(const void *p, size_t n) {   /* FNV-1a, 64 bit */
+/* FNV-1a over the bytes, then MurmurHash3's fmix64 finalizer: FNV alone
+ * leaves the low bits (the ones a power-of-two table uses) poorly mixed for
+ * short keys such as "596" and "597". */
+uint64_t vhash(const void *p, size_t n) {
     const unsigned char *s = p;
     uint64_t h = 1469598103934665603ULL;
     for (size_t i = 0; i < n; i++) {
         h ^= s[i];
         h *= 1099511628211ULL;
     }
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
     return h;
 }
 
@@ -103,6 +111,7 @@ void vigil_ruleset_release(vigil_ruleset *rs) {
         free(l);
     }
     free(rs->lists);
+    for (int i = 0; i < rs->nrules; i++) free(rs->rules[i].aggs);
     for (int g = 0; g < rs->ngroups; g++) free(rs->groups[g].rules);
     free(rs->groups);
     free(rs->rules);
@@ -326,6 +335,7 @@ static int add_agg(vctx *c, vigil_expr *x) {
             a->filter == x->filter)
             return i;
     }
+    if (r->nagg == 32) return -2;
     vagg *na = realloc(r->aggs, (size_t)(r->nagg + 1) * sizeof *na);
     if (!na) return -1;
     r->aggs = na;
@@ -387,7 +397,9 @@ static vigil_status check_expr(vctx *c, vigil_expr *x) {
             if (!is_bool_op(x->filter->op))
                 return vigil_error_set(c->err, VIGIL_ECOMPILE, "an aggregate's filter must be a condition");
         }
-        if ((x->agg_idx = add_agg(c, x)) < 0) return VIGIL_ENOMEM;
+        if ((x->agg_idx = add_agg(c, x)) == -2)
+            return vigil_error_set(c->err, VIGIL_ECOMPILE, "a rule uses at most 32 different aggregates");
+        if (x->agg_idx < 0) return VIGIL_ENOMEM;
         return VIGIL_OK;
     case VIGIL_X_MATCHES:
     case VIGIL_X_IN_LIST:

@@ -27,7 +27,7 @@ typedef struct ventry {
 static size_t esize(const vrule *r) { return sizeof(ventry) + (size_t)r->nagg * sizeof(vcell); }
 
 static ventry *at(const vwin *w, const vrule *r, uint32_t i) {
-    return (ventry *)(w->ring + (size_t)((w->head + i) % w->cap) * esize(r));
+    return (ventry *)(w->ring + (size_t)((w->head + i) & (w->cap - 1)) * esize(r));   /* cap: power of two */
 }
 
 static int uses_text(const vagg *a) { return a->is_new || a->kind == VIGIL_AGG_DISTINCT; }
@@ -45,7 +45,7 @@ static void drop_front(vwin *w, const vrule *r) {
             if (!uses_text(&r->aggs[k])) w->sum[k] -= e->v[k].num;
         }
     entry_free(e, r);
-    w->head = (w->head + 1) % w->cap;
+    w->head = (w->head + 1) & (w->cap - 1);
     w->n--;
     if (w->n == 0) memset(w->sum, 0, (size_t)r->nagg * sizeof *w->sum);   /* no drift */
 }

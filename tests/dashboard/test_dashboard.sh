@@ -27,6 +27,7 @@ fail() {
 
 [ -n "$VIGIL" ] || fail "usage: bash test_dashboard.sh <path-to-vigil-binary>"
 [ -x "$VIGIL" ] || fail "vigil binary not found or not executable: $VIGIL"
+VIGIL=$(cd "$(dirname "$VIGIL")" && pwd)/$(basename "$VIGIL")   # we cd before running it
 command -v node >/dev/null || fail "node is not installed"
 [ -x "${CHROMIUM:-/usr/bin/chromium}" ] || fail "chromium not found at ${CHROMIUM:-/usr/bin/chromium}"
 

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <CUnit/Basic.h>
 #include "vigil/rules.h"
@@ -224,7 +225,16 @@ static void test_err_whole_dir(void) {
     vigil_status s = vigil_rules_load(BAD_DIR, NULL, &rs, errs, MAXERR, &nerrs);
     CU_ASSERT_EQUAL(s, VIGIL_ECOMPILE);
     CU_ASSERT_PTR_NULL(rs);
-    CU_ASSERT_EQUAL(nerrs, 17);
+    int files = 0;                    /* each .lua file of tests/rules_bad has exactly one error */
+    DIR *d = opendir(BAD_DIR);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    for (struct dirent *de; (de = readdir(d));) {
+        size_t n = strlen(de->d_name);
+        files += n > 4 && strcmp(de->d_name + n - 4, ".lua") == 0;
+    }
+    closedir(d);
+    CU_ASSERT(files >= 17);
+    CU_ASSERT_EQUAL(nerrs, files);
     for (int i = 1; i < nerrs; i++)   /* sorted by file name */
         CU_ASSERT(strcmp(errs[i - 1].file, errs[i].file) < 0);
 }

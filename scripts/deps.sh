@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# deps.sh — install what vigil needs to build, test and run on Debian 12:
+# the libraries of DESIGN.md §10, the servers the tests start (nats-server,
+# redis-server), Chromium and Node for the dashboard test. Idempotent: skips
+# apt-get when everything is already there.
+set -euo pipefail
+PKGS=(build-essential cmake pkg-config git ca-certificates
+      libhyperscan-dev libmicrohttpd-dev libnats-dev libhiredis-dev liblua5.4-dev
+      libcunit1-dev libcurl4-openssl-dev libcjson-dev libssl-dev zlib1g-dev
+      nats-server redis-server util-linux)
+[ "${VIGIL_NO_BROWSER:-0}" = 1 ] || PKGS+=(chromium)
+command -v node >/dev/null && command -v npm >/dev/null || PKGS+=(nodejs npm)
+missing=()
+for p in "${PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO=sudo
+    echo "deps: installing ${missing[*]}" >&2
+    $SUDO apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# test.sh — the whole test suite, as CI runs it (.ci/run calls this):
+# install dependencies, build (RelWithDebInfo), run every ctest suite (unit,
+# integration against real nats-server/redis-server/webhook receiver, the
+# dashboard in headless Chromium), then build the unit tests with
+# AddressSanitizer + UndefinedBehaviorSanitizer and run them again.
+# Tests that need ../shared/data skip outside CI when it is absent.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+bash scripts/deps.sh
+JOBS=$(nproc 2>/dev/null || echo 2)
+
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j"$JOBS"
+(cd build && ctest --output-on-failure)
+
+# sanitizers: unit tests only (the integration tests spawn the normal build)
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DVIGIL_SANITIZE=ON >/dev/null
+cmake --build build-asan -j"$JOBS" --target test_engine test_rules test_hub test_webhook test_gen webhook_receiver
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    ctest --output-on-failure -L unit)
+echo "test.sh: all suites passed"
