@@ -178,7 +178,11 @@ static int advance(vigil_engine *eng, const vrule *r, vrun *run, vigil_event *ev
                 if (derive(eng, r, run, ev, seq, j) != 0) return -1;
                 took = 1;
             }
-            if (sj->contiguity == VIGIL_CONT_NONDET || (sj->contiguity == VIGIL_CONT_RELAXED && !took))
+            /* the run waits at the very next step: it may ignore this event
+             * only as that step's contiguity allows (FlinkCEP: a waiting
+             * state's ignore condition is its own) */
+            if (j == run->step + 1 &&
+                (sj->contiguity == VIGIL_CONT_NONDET || (sj->contiguity == VIGIL_CONT_RELAXED && !took)))
                 proceed_alive = 1;
             if (sj->min > 0) break;
         }

@@ -1,0 +1,150 @@
+/* test_dsl.c — golden rule tests through the whole rule language: each case
+ * is (rule source, events, expected matches), jq-style. The rule is compiled
+ * by lua/ (vigil_rules_load_string), the events decoded from JSON and fed to
+ * the engine; the alerts' event ids, in order, must equal the expectation
+ * ("a,b|c": two alerts, the first over events a and b). Covers the where{}
+ * predicates, Hyperscan regexes, lists-free operators, ref(), quantifiers,
+ * optional, stop_when, followed_by_any, and window aggregates. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <CUnit/Basic.h>
+#include "vigil/engine.h"
+#include "vigil/rules.h"
+
+typedef struct golden {
+    const char *name;
+    const char *rule;
+    const char *events;   /* one JSON object per line; key "k", time "ts" (s) */
+    const char *expect;   /* alerts separated by '|', ids by ',' */
+} golden;
+
+static const golden cases[] = {
+    {"equality and gt", "rule{name='r',key='k',pattern=begin('a'):where{type='x',amount=gt(10)}}",
+     "{\"id\":\"1\",\"k\":1,\"ts\":1,\"type\":\"x\",\"amount\":10}\n{\"id\":\"2\",\"k\":1,\"ts\":2,\"type\":\"x\",\"amount\":11}\n"
+     "{\"id\":\"3\",\"k\":1,\"ts\":3,\"type\":\"y\",\"amount\":50}",
+     "2"},
+    {"number vs string differ", "rule{name='r',key='k',pattern=begin('a'):where{code=596}}",
+     "{\"id\":\"1\",\"k\":1,\"ts\":1,\"code\":\"596\"}\n{\"id\":\"2\",\"k\":1,\"ts\":2,\"code\":596}", "2"},
+    {"between, one_of, ne", "rule{name='r',key='k',pattern=begin('a'):where{amount=between(5,10),country=one_of{'FR','DE'},channel=ne('atm')}}",
+     "{\"id\":\"1\",\"k\":1,\"ts\":1,\"amount\":5,\"country\":\"FR\",\"channel\":\"web\"}\n"
+     "{\"id\":\"2\",\"k\":1,\"ts\":2,\"amount\":10.5,\"country\":\"FR\",\"channel\":\"web\"}\n"
+     "{\"id\":\"3\",\"k\":1,\"ts\":3,\"amount\":10,\"country\":\"US\",\"channel\":\"web\"}\n"
+     "{\"id\":\"4\",\"k\":1,\"ts\":4,\"amount\":7,\"country\":\"DE\",\"channel\":\"atm\"}\n"
+     "{\"id\":\"5\",\"k\":1,\"ts\":5,\"amount\":10,\"country\":\"DE\",\"channel\":\"pos\"}",
+     "1|5"},
+    {"exists and missing", "rule{name='r',key='k',pattern=begin('a'):where{device=exists(),promo=missing()}}",
+     "{\"id\":\"1\",\"k\":1,\"ts\":1,\"device\":\"d\",\"promo\":\"p\"}\n{\"id\":\"2\",\"k\":1,\"ts\":2,\"promo\":null,\"device\":\"d\"}\n"
+     "{\"id\":\"3\",\"k\":1,\"ts\":3,\"device\":null}",
+     "2"},
+    {"nested path", "rule{name='r',key='k',pattern=begin('a'):where{['card.bin']='4111'}}",
+     "{\"id\":\"1\",\"k\":1,\"ts\":1,\"card\":{\"bin\":\"4111\"}}\n{\"id\":\"2\",\"k\":1,\"ts\":2,\"card\":{\"bin\":\"5500\"}}", "1"},
+    {"matches (Hyperscan), case-insensitive", "rule{name='r',key='k',pattern=begin('a'):where{email=matches('@(mailinator|guerrillamail)\\\\.com$','i')}}",
+     "{\"id\":\"1\",\"k\":1,\"ts\":1,\"email\":\"a@MAILINATOR.com\"}\n{\"id\":\"2\",\"k\":1,\"ts\":2,\"email\":\"a@gmail.com\"}\n"
+     "{\"id\":\"3\",\"k\":1,\"ts\":3,\"email\":\"b@guerrillamail.com\"}",
+     "1|3"},
+    {"or_where", "rule{name='r',key='k',pattern=begin('a'):where{type='x'}:or_where{type='y'}}",
+     "{\"id\":\"1\",\"k\":1,\"ts\":1,\"type\":\"x\"}\n{\"id\":\"2\",\"k\":1,\"ts\":2,\"type\":\"z\"}\n{\"id\":\"3\",\"k\":1,\"ts\":3,\"type\":\"y\"}",
+     "1|3"},
+    {"ref: other country than the login", "rule{name='r',key='k',pattern=begin('login'):where{type='login'}:followed_by('pay'):where{type='pay',country=ne(ref('login','country'))}}",
+     "{\"id\":\"1\",\"k\":1,\"ts\":1,\"type\":\"login\",\"country\":\"FR\"}\n{\"id\":\"2\",\"k\":1,\"ts\":2,\"type\":\"pay\",\"country\":\"FR\"}\n"
+     "{\"id\":\"3\",\"k\":1,\"ts\":3,\"type\":\"pay\",\"country\":\"BR\"}",
+     "1,3"},
+    {"3 failed logins then success, within 10m", "rule{name='r',key='k',within='10m',pattern=begin('fail'):where{type='login',ok=false}:times(3):followed_by('ok'):where{type='login',ok=true}}",
+     "{\"id\":\"1\",\"k\":1,\"ts\":0,\"type\":\"login\",\"ok\":false}\n{\"id\":\"2\",\"k\":1,\"ts\":60,\"type\":\"login\",\"ok\":false}\n"
+     "{\"id\":\"3\",\"k\":1,\"ts\":120,\"type\":\"login\",\"ok\":false}\n{\"id\":\"4\",\"k\":1,\"ts\":180,\"type\":\"login\",\"ok\":true}\n"
+     "{\"id\":\"5\",\"k\":1,\"ts\":1000,\"type\":\"login\",\"ok\":false}\n{\"id\":\"6\",\"k\":1,\"ts\":1100,\"type\":\"login\",\"ok\":false}\n"
+     "{\"id\":\"7\",\"k\":1,\"ts\":1200,\"type\":\"login\",\"ok\":false}\n{\"id\":\"8\",\"k\":1,\"ts\":1700,\"type\":\"login\",\"ok\":true}",
+     "1,2,3,4"},
+    {"keys are separate streams", "rule{name='r',key='k',pattern=begin('a'):where{type='a'}:next('b'):where{type='b'}}",
+     "{\"id\":\"1\",\"k\":1,\"ts\":1,\"type\":\"a\"}\n{\"id\":\"2\",\"k\":2,\"ts\":2,\"type\":\"x\"}\n{\"id\":\"3\",\"k\":1,\"ts\":3,\"type\":\"b\"}",
+     "1,3"},
+    {"optional middle step", "rule{name='r',key='k',skip='no_skip',pattern=begin('a'):where{type='a'}:followed_by('m'):where{type='m'}:optional():followed_by('c'):where{type='c'}}",
+     "{\"id\":\"1\",\"k\":1,\"ts\":1,\"type\":\"a\"}\n{\"id\":\"2\",\"k\":1,\"ts\":2,\"type\":\"c\"}\n"
+     "{\"id\":\"3\",\"k\":1,\"ts\":3,\"type\":\"a\"}\n{\"id\":\"4\",\"k\":1,\"ts\":4,\"type\":\"m\"}\n{\"id\":\"5\",\"k\":1,\"ts\":5,\"type\":\"c\"}",
+     "1,2|1,4,5|3,4,5"},   /* a1 still waits at m after c2 (no_skip); m4 consumes both waiting runs */
+    {"stop_when closes a loop", "rule{name='r',key='k',pattern=begin('a'):where{type='a'}:one_or_more():stop_when{type='stop'}:followed_by('c'):where{type='c'}}",
+     "{\"id\":\"1\",\"k\":1,\"ts\":1,\"type\":\"a\"}\n{\"id\":\"2\",\"k\":1,\"ts\":2,\"type\":\"stop\"}\n{\"id\":\"3\",\"k\":1,\"ts\":3,\"type\":\"a\"}\n"
+     "{\"id\":\"4\",\"k\":1,\"ts\":4,\"type\":\"c\"}",
+     "1,4"},
+    {"consecutive loop", "rule{name='r',key='k',pattern=begin('a'):where{type='a'}:times(2):consecutive():followed_by('c'):where{type='c'}}",
+     "{\"id\":\"1\",\"k\":1,\"ts\":1,\"type\":\"a\"}\n{\"id\":\"2\",\"k\":1,\"ts\":2,\"type\":\"x\"}\n{\"id\":\"3\",\"k\":1,\"ts\":3,\"type\":\"a\"}\n"
+     "{\"id\":\"4\",\"k\":1,\"ts\":4,\"type\":\"a\"}\n{\"id\":\"5\",\"k\":1,\"ts\":5,\"type\":\"c\"}",
+     "3,4,5"},
+    {"velocity: count in sliding 1h with suppress", "rule{name='r',key='k',where={type='tx'},window=sliding('1h'),when=ge(count(),3),suppress='1h'}",
+     "{\"id\":\"1\",\"k\":1,\"ts\":0,\"type\":\"tx\"}\n{\"id\":\"2\",\"k\":1,\"ts\":10,\"type\":\"tx\"}\n{\"id\":\"3\",\"k\":1,\"ts\":20,\"type\":\"tx\"}\n"
+     "{\"id\":\"4\",\"k\":1,\"ts\":30,\"type\":\"tx\"}\n{\"id\":\"5\",\"k\":1,\"ts\":3700,\"type\":\"tx\"}",
+     "3"},
+    {"min, max, sum", "rule{name='r',key='k',window=sliding('1h'),when=all_of{ge(sum('a'),30),lt(min('a'),5),gt(max('a'),20)}}",
+     "{\"id\":\"1\",\"k\":1,\"ts\":0,\"a\":4}\n{\"id\":\"2\",\"k\":1,\"ts\":1,\"a\":10}\n{\"id\":\"3\",\"k\":1,\"ts\":2,\"a\":21}",
+     "3"},
+    {"distinct and is_new", "rule{name='r',key='k',window=sliding('1d'),when=all_of{ge(distinct('device'),3),is_new('device')}}",
+     "{\"id\":\"1\",\"k\":1,\"ts\":0,\"device\":\"a\"}\n{\"id\":\"2\",\"k\":1,\"ts\":1,\"device\":\"b\"}\n{\"id\":\"3\",\"k\":1,\"ts\":2,\"device\":\"a\"}\n"
+     "{\"id\":\"4\",\"k\":1,\"ts\":3,\"device\":\"c\"}\n{\"id\":\"5\",\"k\":1,\"ts\":4,\"device\":\"c\"}",
+     "4"},
+    {"prior avg spike, arithmetic", "rule{name='r',key='k',window=sliding('30d'),when=all_of{ge(prior(count()),2),gt(e.amount,2*prior(avg('amount'))+1)}}",
+     "{\"id\":\"1\",\"k\":1,\"ts\":0,\"amount\":10}\n{\"id\":\"2\",\"k\":1,\"ts\":1,\"amount\":10}\n{\"id\":\"3\",\"k\":1,\"ts\":2,\"amount\":21}\n"
+     "{\"id\":\"4\",\"k\":1,\"ts\":3,\"amount\":40}",
+     "4"},
+    {"avg of empty window is undefined", "rule{name='r',key='k',window=sliding('1h'),when=lt(prior(avg('amount')),1000)}",
+     "{\"id\":\"1\",\"k\":1,\"ts\":0,\"amount\":10}\n{\"id\":\"2\",\"k\":1,\"ts\":1,\"amount\":10}", "2"},
+};
+
+typedef struct got { char buf[1024]; size_t len; } got;
+
+static void on_alert(void *ud, const vigil_alert *a) {
+    got *g = ud;
+    if (g->len) g->len += (size_t)snprintf(g->buf + g->len, sizeof g->buf - g->len, "|");
+    for (int i = 0; i < a->nevents && g->len < sizeof g->buf; i++)
+        g->len += (size_t)snprintf(g->buf + g->len, sizeof g->buf - g->len, "%s%s", i ? "," : "", a->events[i]);
+}
+
+static void run_case(const golden *c) {
+    vigil_ruleset *rs = NULL;
+    vigil_error errs[4];
+    int nerrs = 0;
+    vigil_status st = vigil_rules_load_string("golden.lua", c->rule, strlen(c->rule), NULL, &rs, errs, 4, &nerrs);
+    if (st != VIGIL_OK) {
+        char buf[1024];
+        vigil_error_format(&errs[0], buf, sizeof buf);
+        fprintf(stderr, "\n  %s: compile error: %s\n", c->name, buf);
+        CU_FAIL("rule did not compile");
+        return;
+    }
+    got g = {0};
+    vigil_engine *eng = vigil_engine_create(rs, NULL, NULL, on_alert, &g);
+    const char *p = c->events;
+    while (*p) {
+        const char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p) : strlen(p);
+        vigil_event *ev;
+        vigil_error err;
+        st = vigil_event_decode_json(rs, NULL, p, len, NULL, 1, &ev, &err);
+        CU_ASSERT_EQUAL(st, VIGIL_OK);
+        if (st == VIGIL_OK) {
+            vigil_engine_feed(eng, ev, &err);
+            vigil_event_release(ev);
+        }
+        p += len + (nl != NULL);
+    }
+    vigil_engine_advance(eng, INT64_MAX);
+    if (strcmp(g.buf, c->expect) != 0) fprintf(stderr, "\n  %s: got \"%s\", expected \"%s\"\n", c->name, g.buf, c->expect);
+    CU_ASSERT_STRING_EQUAL(g.buf, c->expect);
+    vigil_engine_destroy(eng);
+    vigil_ruleset_release(rs);
+}
+
+static void test_golden(void) {
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i]);
+}
+
+int main(void) {
+    if (CU_initialize_registry() != CUE_SUCCESS) return 2;
+    CU_pSuite s = CU_add_suite("dsl golden", NULL, NULL);
+    CU_add_test(s, "golden rule cases", test_golden);
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    int fails = (int)CU_get_number_of_failures();
+    CU_cleanup_registry();
+    return fails != 0;
+}
