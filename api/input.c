@@ -21,6 +21,7 @@ struct vigil_input {
     uint64_t line;
     uint64_t size;
     char idbuf[300];
+    int csv_has_id;          /* the header has one of the id fields */
 };
 
 static int ends_with(const char *s, const char *suf) {
@@ -64,6 +65,18 @@ vigil_status vigil_input_open(const char *spec, const vigil_ruleset *rs, const v
         }
         in->line = 1;
         vigil_status s = vigil_csv_header_create(rs, in->buf, strlen(in->buf), &in->hdr, err);
+        if (s == VIGIL_OK) {
+            int nid = in->opts.nid_fields ? in->opts.nid_fields : 1;
+            for (int i = 0; i < nid; i++) {
+                const char *name = in->opts.nid_fields ? in->opts.id_fields[i] : "id";
+                size_t nl = strlen(name);
+                const char *h = in->buf;   /* header text: look for the column name */
+                for (const char *p = strstr(h, name); p; p = strstr(p + 1, name))
+                    if ((p == h || p[-1] == ',' || p[-1] == '"') &&
+                        (p[nl] == ',' || p[nl] == '"' || p[nl] == '\n' || p[nl] == '\r' || p[nl] == '\0'))
+                        in->csv_has_id = 1;
+            }
+        }
         if (s != VIGIL_OK) {
             if (err) {
                 snprintf(err->file, sizeof err->file, "%s", in->path);
@@ -110,9 +123,19 @@ vigil_status vigil_input_next(vigil_input *in, vigil_event **ev, vigil_error *er
         }
         while (len && (in->buf[len - 1] == '\n' || in->buf[len - 1] == '\r')) len--;
         if (len == 0) continue;
-        snprintf(in->idbuf, sizeof in->idbuf, "%s:%llu", in->path, (unsigned long long)in->line);
-        vigil_status s = in->csv ? vigil_event_decode_csv(in->rs, &in->opts, in->hdr, in->buf, len, in->idbuf, 0, ev, err)
-                                 : vigil_event_decode_json(in->rs, &in->opts, in->buf, len, in->idbuf, 0, ev, err);
+        /* the fallback id "<input>:<line>" only where the rows may lack an id */
+        const char *fid = NULL;
+        if (!in->csv || !in->csv_has_id) {
+            snprintf(in->idbuf, sizeof in->idbuf, "%s:%llu", in->path, (unsigned long long)in->line);
+            fid = in->idbuf;
+        }
+        vigil_status s = in->csv ? vigil_event_decode_csv(in->rs, &in->opts, in->hdr, in->buf, len, fid, 0, ev, err)
+                                 : vigil_event_decode_json(in->rs, &in->opts, in->buf, len, fid, 0, ev, err);
+        if (s == VIGIL_OK && in->csv && !vigil_event_id(*ev)[0]) {   /* an empty id cell: retry with the fallback */
+            vigil_event_release(*ev);
+            snprintf(in->idbuf, sizeof in->idbuf, "%s:%llu", in->path, (unsigned long long)in->line);
+            s = vigil_event_decode_csv(in->rs, &in->opts, in->hdr, in->buf, len, in->idbuf, 0, ev, err);
+        }
         if (s != VIGIL_OK && err) {
             snprintf(err->file, sizeof err->file, "%s", in->path);
             err->line = (int)in->line;
@@ -140,7 +163,8 @@ static void fill(vigil_merge *m, int i) {
     if (!m->ins[i]) return;
     for (;;) {
         vigil_error err;
-        vigil_error_clear(&err);
+        err.file[0] = err.rule[0] = err.msg[0] = '\0';   /* not a full clear: this runs per event */
+        err.line = 0;
         vigil_status s = vigil_input_next(m->ins[i], &m->head[i], &err);
         if (s == VIGIL_OK) return;
         if (s == VIGIL_ENOTFOUND || s == VIGIL_EIO) {

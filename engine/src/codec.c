@@ -318,7 +318,10 @@ vigil_status vcodec_decode(vigil_engine *eng, vkeystate *ks, const unsigned char
                     w->cnt[k]++;
                     if (!text) w->sum[k] += e->v[k].num;
                 }
-                if (w) w->n++;
+                if (w) {
+                    if (w->n == 0) w->head_ts = ts;
+                    w->n++;
+                }
             }
         } else {
             r.bad = 1;

@@ -39,6 +39,7 @@ vigil_engine *vigil_engine_create(vigil_ruleset *rs, const vigil_engine_opts *op
     eng->wm = INT64_MIN;
     eng->cap = 1024;
     eng->slots = calloc(eng->cap, sizeof *eng->slots);
+    eng->hashes = calloc(eng->cap, sizeof *eng->hashes);
     eng->rule_alerts = calloc((size_t)(rs->nrules ? rs->nrules : 1), sizeof *eng->rule_alerts);
     int maxagg = 1;
     for (int i = 0; i < rs->nrules; i++)
@@ -49,7 +50,7 @@ vigil_engine *vigil_engine_create(vigil_ruleset *rs, const vigil_engine_opts *op
     eng->isnew = calloc((size_t)maxagg, sizeof *eng->isnew);
     eng->regex_words = ((size_t)rs->nregex + 63) / 64;
     if (eng->regex_words) eng->regex_hits = calloc(eng->regex_words, sizeof *eng->regex_hits);
-    if (!eng->slots || !eng->rule_alerts || !eng->aggv || !eng->priorv || !eng->isnew ||
+    if (!eng->slots || !eng->hashes || !eng->rule_alerts || !eng->aggv || !eng->priorv || !eng->isnew ||
         (eng->regex_words && !eng->regex_hits)) {
         vigil_engine_destroy(eng);
         return NULL;
@@ -69,7 +70,6 @@ static void ks_free(vigil_engine *eng, vkeystate *ks) {
         if (r->nsteps) vnfa_free(ks->rs[i]);
         else vwin_free(ks->rs[i], r);
     }
-    free(ks->key);
     free(ks);
 }
 
@@ -78,6 +78,7 @@ void vigil_engine_destroy(vigil_engine *eng) {
     for (size_t i = 0; eng->slots && i < eng->cap; i++)
         if (eng->slots[i]) ks_free(eng, eng->slots[i]);
     free(eng->slots);
+    free(eng->hashes);
     free(eng->dirty);
     for (uint32_t i = 0; i < eng->ntmp_new; i++) vrun_clear(&eng->tmp_new[i]);
     for (uint32_t i = 0; i < eng->ntmp_done; i++) vrun_clear(&eng->tmp_done[i]);
@@ -97,12 +98,12 @@ void vigil_engine_destroy(vigil_engine *eng) {
 
 static uint64_t key_hash(int g, const char *k, size_t n) { return vhash(k, n) ^ ((uint64_t)g * 0x9E3779B97F4A7C15ULL); }
 
-static vkeystate **ks_slot(vigil_engine *eng, int g, const char *k, size_t n, uint64_t h) {
+static size_t ks_slot(vigil_engine *eng, int g, const char *k, size_t n, uint64_t h) {
     size_t mask = eng->cap - 1, i = h & mask;
     for (;;) {
         vkeystate *ks = eng->slots[i];
-        if (!ks || (ks->hash == h && ks->group == g && ks->keylen == n && memcmp(ks->key, k, n) == 0))
-            return &eng->slots[i];
+        if (!ks || (eng->hashes[i] == h && ks->group == g && ks->keylen == n && memcmp(ks->key, k, n) == 0))
+            return i;
         i = (i + 1) & mask;
     }
 }
@@ -110,40 +111,50 @@ static vkeystate **ks_slot(vigil_engine *eng, int g, const char *k, size_t n, ui
 static int ks_grow(vigil_engine *eng) {
     size_t cap = eng->cap * 2;
     vkeystate **ns = calloc(cap, sizeof *ns);
-    if (!ns) return -1;
+    uint64_t *nh = calloc(cap, sizeof *nh);
+    if (!ns || !nh) {
+        free(ns);
+        free(nh);
+        return -1;
+    }
     for (size_t i = 0; i < eng->cap; i++) {
         vkeystate *ks = eng->slots[i];
         if (!ks) continue;
         size_t j = ks->hash & (cap - 1);
         while (ns[j]) j = (j + 1) & (cap - 1);
         ns[j] = ks;
+        nh[j] = ks->hash;
     }
     free(eng->slots);
+    free(eng->hashes);
     eng->slots = ns;
+    eng->hashes = nh;
     eng->cap = cap;
     return 0;
 }
 
 vkeystate *veng_key(vigil_engine *eng, int g, const char *k, size_t n, int create) {
     uint64_t h = key_hash(g, k, n);
-    vkeystate **slot = ks_slot(eng, g, k, n, h);
-    if (*slot || !create) return *slot;
-    if ((eng->nkeys + 1) * 4 > eng->cap * 3) {
+    size_t slot = ks_slot(eng, g, k, n, h);
+    if (eng->slots[slot] || !create) return eng->slots[slot];
+    if ((eng->nkeys + 1) * 2 > eng->cap) {   /* load factor 1/2: short probes */
         if (ks_grow(eng) != 0) return NULL;
         slot = ks_slot(eng, g, k, n, h);
     }
     const vgroup *gr = &eng->rs->groups[g];
-    vkeystate *ks = calloc(1, sizeof *ks + (size_t)gr->nrules * sizeof(void *));
-    if (!ks || !(ks->key = malloc(n + 1))) {
-        free(ks);
-        return NULL;
-    }
+    /* one allocation: the state, its rule slots, then the key text (saves a
+     * cache miss per lookup) */
+    size_t head = sizeof(vkeystate) + (size_t)gr->nrules * sizeof(void *);
+    vkeystate *ks = calloc(1, head + n + 1);
+    if (!ks) return NULL;
+    ks->key = (char *)ks + head;
     memcpy(ks->key, k, n);
     ks->key[n] = '\0';
     ks->keylen = (uint32_t)n;
     ks->hash = h;
     ks->group = g;
-    *slot = ks;
+    eng->slots[slot] = ks;
+    eng->hashes[slot] = h;
     eng->nkeys++;
     return ks;
 }

@@ -28,7 +28,8 @@ typedef struct vpat {        /* a pattern rule's state for one key */
 } vpat;
 
 typedef struct vwin {        /* a sliding window rule's state for one key */
-    uint32_t head, n, cap;   /* ring of entries */
+    uint32_t head, n, cap;   /* ring of entries; cap is a power of two */
+    int64_t head_ts;         /* time of the oldest entry (kept here: no cache miss when nothing expires) */
     unsigned char *ring;     /* entries of size vwin_entry_size(rule) */
     double *sum;             /* per aggregate: running sum over entries with the bit set */
     uint32_t *cnt;           /* per aggregate: entries with the bit set */
@@ -54,8 +55,10 @@ struct vigil_engine {
     vigil_alert_fn fn;
     void *ud;
     int64_t wm;
-    /* key table: open addressing */
+    /* key table: open addressing; hashes kept beside the pointers so that
+     * probing does not touch each key's state */
     vkeystate **slots;
+    uint64_t *hashes;
     size_t cap, nkeys;
     /* stats */
     vigil_engine_stats st;

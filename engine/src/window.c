@@ -47,6 +47,7 @@ static void drop_front(vwin *w, const vrule *r) {
     entry_free(e, r);
     w->head = (w->head + 1) & (w->cap - 1);
     w->n--;
+    w->head_ts = w->n ? at(w, r, 0)->ts : INT64_MAX;
     if (w->n == 0) memset(w->sum, 0, (size_t)r->nagg * sizeof *w->sum);   /* no drift */
 }
 
@@ -138,7 +139,7 @@ vigil_status vwin_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, vwin **
         *wp = w;
     }
     /* evict what left (t - size, t] */
-    while (w->n && at(w, r, 0)->ts <= ev->ts - r->window_ms) drop_front(w, r);
+    while (w->n && w->head_ts <= ev->ts - r->window_ms) drop_front(w, r);
     vigil_value *prior = eng->priorv, *cur = eng->aggv;
     int *isnew = eng->isnew;
     for (int k = 0; k < r->nagg; k++) prior[k] = agg_value(w, r, k, w->n, 1);
@@ -147,6 +148,7 @@ vigil_status vwin_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, vwin **
     ventry *e = at(w, r, w->n);
     memset(e, 0, esize(r));
     e->ts = ev->ts;
+    if (w->n == 0) w->head_ts = ev->ts;
     for (int k = 0; k < r->nagg; k++) {
         const vagg *a = &r->aggs[k];
         if (a->filter && !vexpr_true(a->filter, &c)) continue;
@@ -213,7 +215,7 @@ vigil_status vwin_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, vwin **
 
 void vwin_expire(vwin *w, const vrule *r, int64_t wm) {
     if (!w) return;
-    while (w->n && at(w, r, 0)->ts <= wm - r->window_ms) drop_front(w, r);
+    while (w->n && w->head_ts <= wm - r->window_ms) drop_front(w, r);
 }
 
 void vwin_free(vwin *w, const vrule *r) {
