@@ -81,7 +81,7 @@ static enum MHD_Result answer_waiter(struct MHD_Connection *c, req *r) {
     if (done) {
         size_t n = w->len + 32;
         body = malloc(n);
-        if (body) snprintf(body, n, "{\"alerts\":%.*s]}", (int)w->len, w->len ? w->alerts : "[");
+        if (body) snprintf(body, n, "{\"alerts\":%.*s]}", (int)(w->len ? w->len : 1), w->len ? w->alerts : "[");
     }
     pthread_mutex_unlock(&w->mu);
     if (!done) return problem(c, 504, "Gateway Timeout", "the event was not processed within wait=MS; it stays queued and will be processed", NULL, NULL);

@@ -504,6 +504,13 @@ int vigil_cmd_serve(int argc, char **argv) {
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    /* block them until sigsuspend, so that none arrives between the check
+     * and the wait; threads started below inherit the mask and never take them */
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
     vigil_server *s;
     vigil_error err;
     vigil_error_clear(&err);
@@ -519,7 +526,7 @@ int vigil_cmd_serve(int argc, char **argv) {
             cfg.nats_url ? cfg.nats_url : "off", cfg.nwebhooks, s->nworkers);
     fprintf(stderr, "vigil: listening on http://127.0.0.1:%d/ (dashboard at /)\n", s->port);
     fflush(stderr);
-    while (!got_signal) pause();
+    while (!got_signal) sigsuspend(&old);
     fprintf(stderr, "vigil: signal %d, draining and stopping\n", (int)got_signal);
     vigil_server_stop(s);
     vigil_cli_event_opts_free(&cfg.ev);

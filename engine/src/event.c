@@ -204,6 +204,18 @@ static int num_text(double v, char *buf, size_t n) {
     return snprintf(buf, n, "%.17g", v);
 }
 
+/* "'a' or 'b'" for error messages; fields NULL means the default "ts". */
+static void join_names(const char *const *fields, int n, char *buf, size_t len) {
+    size_t off = 0;
+    buf[0] = '\0';
+    if (!fields || n == 0) {
+        snprintf(buf, len, "'ts'");
+        return;
+    }
+    for (int i = 0; i < n && off < len; i++)
+        off += (size_t)snprintf(buf + off, len - off, "%s'%s'", i ? (i + 1 == n ? " or " : ", ") : "", fields[i]);
+}
+
 /* ---- JSON -------------------------------------------------------------------- */
 
 static const cJSON *json_path(const cJSON *obj, const char *path) {
@@ -366,7 +378,9 @@ vigil_status vigil_event_decode_json(const vigil_ruleset *rs, const vigil_decode
         if ((t = json_path(root, o->time_fields[i]))) tname = o->time_fields[i];
     if (!o->ntime_fields) t = json_path(root, "ts");
     if (!t) {
-        s = vigil_error_set(err, VIGIL_ENOTIME, "missing event time field '%s'", tname);
+        char names[256];
+        join_names(o->ntime_fields ? o->time_fields : NULL, o->ntime_fields, names, sizeof names);
+        s = vigil_error_set(err, VIGIL_ENOTIME, "missing event time field (looked for %s)", names);
         goto fail;
     }
     if (cJSON_IsNumber(t)) s = vigil_time_from_number(t->valuedouble, o->time_format, &e->ts);
@@ -633,8 +647,10 @@ vigil_status vigil_event_decode_csv(const vigil_ruleset *rs, const vigil_decode_
         }
     }
     if (tc < 0) {
+        char names[256];
+        join_names(o->ntime_fields ? o->time_fields : NULL, o->ntime_fields, names, sizeof names);
         vigil_event_release(e);
-        return vigil_error_set(err, VIGIL_ENOTIME, "missing event time field '%s'", tname);
+        return vigil_error_set(err, VIGIL_ENOTIME, "missing event time field (looked for %s)", names);
     }
     double d;
     vigil_status s;

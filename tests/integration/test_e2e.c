@@ -1188,6 +1188,17 @@ static void test_wait(void)
     }
     cJSON_Delete(o);
     free(body);
+    /* An ordinary transaction: 200 with an empty, parsable alerts array. */
+    const char *ev2 = "{\"type\":\"tx\",\"transaction_id\":\"w2\",\"tx_datetime\":\"2018-04-20T00:00:01Z\","
+                      "\"customer_id\":2,\"terminal_id\":2,\"tx_amount\":5}";
+    body = http_post_ct(url, ev2, "application/json", &st, ct, sizeof ct);
+    CU_ASSERT_EQUAL(st, 200);
+    o = body ? cJSON_Parse(body) : NULL;
+    alerts = cJSON_GetObjectItemCaseSensitive(o, "alerts");
+    CU_ASSERT(cJSON_IsArray(alerts) && cJSON_GetArraySize(alerts) == 0);
+    if (!cJSON_IsArray(alerts)) printf("  ?wait with no alert answered: %.200s\n", body ? body : "(no body)");
+    cJSON_Delete(o);
+    free(body);
     if (CU_get_number_of_failures() != failures)
         vt_dump_log(http_srv.log, LOG_TAIL);
 }
