@@ -6,7 +6,7 @@
  *   event: str id | i64 ts | str json            (shared by runs: stored once)
  *   rule:  str name | u32 version | u8 kind(1 pattern, 2 window) | body
  *   pattern: i64 last_alert | u8 alerted | u32 nruns | runs
- *     run: i32 step | u32 count | u8 closed | i64 start_ts | u64 start_seq |
+ *     run: i32 step | u32 count | u8 closed | u8 negated | i64 start_ts | u64 start_seq |
  *          u64 last_seq | u32 nev | nev × (u32 event index | u8 step | u64 seq)
  *   window: i64 last_alert | u8 alerted | u32 nagg | u32 n | n × entry
  *     entry: i64 ts | u32 mask | per set bit: f64, or str for text aggregates
@@ -81,7 +81,7 @@ vigil_status vcodec_encode(const vigil_engine *eng, const vkeystate *ks, vcodec_
             bad |= PUT(&body, kind) || PUT(&body, la) || PUT(&body, alerted) || PUT(&body, n);
             for (uint32_t j = 0; j < n && !bad; j++) {
                 const vrun *run = &p->runs[j];
-                bad |= PUT(&body, run->step) || PUT(&body, run->count) || PUT(&body, run->closed) ||
+                bad |= PUT(&body, run->step) || PUT(&body, run->count) || PUT(&body, run->closed) || PUT(&body, run->negated) ||
                        PUT(&body, run->start_ts) || PUT(&body, run->start_seq) || PUT(&body, run->last_seq) ||
                        PUT(&body, run->nev);
                 for (uint32_t k = 0; k < run->nev && !bad; k++) {
@@ -220,6 +220,7 @@ vigil_status vcodec_decode(vigil_engine *eng, vkeystate *ks, const unsigned char
                 GET(&r, run.step);
                 GET(&r, run.count);
                 GET(&r, run.closed);
+                GET(&r, run.negated);
                 GET(&r, run.start_ts);
                 GET(&r, run.start_seq);
                 GET(&r, run.last_seq);

@@ -80,6 +80,7 @@ void vigil_engine_destroy(vigil_engine *eng) {
     free(eng->slots);
     free(eng->hashes);
     free(eng->dirty);
+    free(eng->timers);
     for (uint32_t i = 0; i < eng->ntmp_new; i++) vrun_clear(&eng->tmp_new[i]);
     for (uint32_t i = 0; i < eng->ntmp_done; i++) vrun_clear(&eng->tmp_done[i]);
     free(eng->tmp_new);
@@ -173,6 +174,68 @@ int veng_mark_dirty(vigil_engine *eng, vkeystate *ks) {
     return 0;
 }
 
+/* ---- timers: a binary min-heap by event time ------------------------------------ */
+
+int veng_timer_add(vigil_engine *eng, int64_t when, vkeystate *ks, int slot) {
+    if (eng->ntimers == eng->captimers) {
+        size_t cap = eng->captimers ? eng->captimers * 2 : 1024;
+        vtimer *t = realloc(eng->timers, cap * sizeof *t);
+        if (!t) return -1;
+        eng->timers = t;
+        eng->captimers = cap;
+    }
+    size_t i = eng->ntimers++;
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (eng->timers[parent].when <= when) break;
+        eng->timers[i] = eng->timers[parent];
+        i = parent;
+    }
+    eng->timers[i] = (vtimer){.when = when, .ks = ks, .slot = slot};
+    return 0;
+}
+
+static vtimer timer_pop(vigil_engine *eng) {
+    vtimer top = eng->timers[0], last = eng->timers[--eng->ntimers];
+    size_t i = 0, n = eng->ntimers;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && eng->timers[c + 1].when < eng->timers[c].when) c++;
+        if (last.when <= eng->timers[c].when) break;
+        eng->timers[i] = eng->timers[c];
+        i = c;
+    }
+    if (n) eng->timers[i] = last;
+    return top;
+}
+
+static void fire_timers(vigil_engine *eng, int64_t upto) {
+    while (eng->ntimers && eng->timers[0].when <= upto) {
+        vtimer t = timer_pop(eng);
+        const vrule *r = &eng->rs->rules[eng->rs->groups[t.ks->group].rules[t.slot]];
+        if (r->nsteps && t.ks->rs[t.slot]) {
+            vnfa_timer(eng, r, t.ks, t.ks->rs[t.slot], t.when);
+            veng_mark_dirty(eng, t.ks);
+        }
+    }
+}
+
+void veng_rearm(vigil_engine *eng, vkeystate *ks) {
+    const vgroup *g = &eng->rs->groups[ks->group];
+    for (int i = 0; i < g->nrules; i++) {
+        const vrule *r = &eng->rs->rules[g->rules[i]];
+        const vpat *p = ks->rs[i];
+        if (!r->nsteps || !r->within_ms || !p) continue;
+        int64_t last = INT64_MIN;
+        for (uint32_t j = 0; j < p->nruns; j++)   /* one timer per distinct start */
+            if (p->runs[j].start_ts != last) {
+                last = p->runs[j].start_ts;
+                veng_timer_add(eng, last + r->within_ms, ks, i);
+            }
+    }
+}
+
 /* ---- feeding --------------------------------------------------------------- */
 
 static const uint64_t *scan(vigil_engine *eng, const vigil_event *ev) {
@@ -198,6 +261,9 @@ static vigil_status feed_group(vigil_engine *eng, vigil_event *ev, int g, const 
         eng->st.late++;
         return vigil_error_set(err, VIGIL_ELATE, "event %s is late: its time is before the watermark minus allowed lateness", ev->id);
     }
+    /* the watermark moves to this event's time first: what expires before
+     * it (absences, within) is decided before the event is matched */
+    if (eng->ntimers && eng->timers[0].when <= ev->ts) fire_timers(eng, ev->ts);
     vkeystate *ks = veng_key(eng, g, k, kl, 1);
     if (!ks) return vigil_error_set(err, VIGIL_ENOMEM, "out of memory for key state");
     uint64_t seq = ++ks->seq;
@@ -207,7 +273,7 @@ static vigil_status feed_group(vigil_engine *eng, vigil_event *ev, int g, const 
     const vgroup *gr = &rs->groups[g];
     for (int i = 0; i < gr->nrules; i++) {
         const vrule *r = &rs->rules[gr->rules[i]];
-        vigil_status s = r->nsteps ? vnfa_feed(eng, r, ks, (vpat **)&ks->rs[i], ev, seq, hits)
+        vigil_status s = r->nsteps ? vnfa_feed(eng, r, ks, i, (vpat **)&ks->rs[i], ev, seq, hits)
                                    : vwin_feed(eng, r, ks, (vwin **)&ks->rs[i], ev, hits);
         if (s != VIGIL_OK) return vigil_error_set(err, s, "rule '%s': %s", r->name, vigil_status_str(s));
     }
@@ -240,18 +306,8 @@ vigil_status vigil_engine_feed(vigil_engine *eng, vigil_event *ev, vigil_error *
 }
 
 void vigil_engine_advance(vigil_engine *eng, int64_t wm) {
-    if (wm <= eng->wm && wm != INT64_MAX) return;
-    eng->wm = wm;
-    for (size_t i = 0; i < eng->cap; i++) {
-        vkeystate *ks = eng->slots[i];
-        if (!ks) continue;
-        const vgroup *g = &eng->rs->groups[ks->group];
-        for (int j = 0; j < g->nrules; j++) {
-            const vrule *r = &eng->rs->rules[g->rules[j]];
-            if (r->nsteps) vnfa_expire(ks->rs[j], r, wm);
-            else vwin_expire(ks->rs[j], r, wm);
-        }
-    }
+    fire_timers(eng, wm);
+    if (wm > eng->wm) eng->wm = wm;
 }
 
 int64_t vigil_engine_watermark(const vigil_engine *eng) { return eng->wm; }
@@ -304,7 +360,7 @@ static void alert_id(const vigil_alert *a, char out[33]) {
 }
 
 void veng_emit(vigil_engine *eng, const vrule *r, const vkeystate *ks, vigil_event *const *evs, int nev,
-               const char *details_json) {
+               const char *details_json, int64_t ts) {
     const char *ids_stack[128];
     const char **ids = ids_stack;
     int nids = nev;
@@ -323,7 +379,7 @@ void veng_emit(vigil_engine *eng, const vrule *r, const vkeystate *ks, vigil_eve
     a.mode = r->mode;
     a.key_field = r->key;
     a.key = ks->key;
-    a.ts = evs[nev - 1]->ts;
+    a.ts = ts == INT64_MIN ? evs[nev - 1]->ts : ts;
     a.events = ids;
     a.nevents = nids;
     a.events_truncated = truncated;
@@ -391,6 +447,7 @@ static void pf_found(void *ud, int i, const unsigned char *data, size_t len) {
         return;
     }
     if (vcodec_decode(c->eng, ks, data, len) != VIGIL_OK) c->st = VIGIL_ESTORE;
+    else veng_rearm(c->eng, ks);
     ks->dirty = 0;
 }
 

@@ -12,6 +12,7 @@ typedef struct vrun {
     int32_t step;
     uint32_t count;
     uint8_t closed;          /* the current step's loop takes no more events */
+    uint8_t negated;         /* a not_followed_by guard saw its event: may no longer proceed */
     int64_t start_ts;
     uint64_t start_seq, last_seq;   /* per-key event sequence numbers */
     uint32_t nev, cap;
@@ -74,19 +75,31 @@ struct vigil_engine {
     vigil_value *aggv, *priorv;
     int *isnew;
     int maxagg;
+    /* event-time timers: a min-heap by time of (key, rule slot); entries may
+     * be stale (their runs already gone), the handler then does nothing */
+    struct vtimer *timers;
+    size_t ntimers, captimers;
     /* keys changed since the last commit */
     vkeystate **dirty;
     size_t ndirty, capdirty;
 };
 
+typedef struct vtimer { int64_t when; vkeystate *ks; int slot; } vtimer;
+
 vkeystate *veng_key(vigil_engine *eng, int g, const char *k, size_t n, int create);
+/* Call the rule in `slot` of ks's group back when the watermark reaches
+ * `when` (vnfa_timer / vwin_timer). */
+int veng_timer_add(vigil_engine *eng, int64_t when, vkeystate *ks, int slot);
+/* Re-register the timers of a key whose state was loaded from a store. */
+void veng_rearm(vigil_engine *eng, vkeystate *ks);
 int veng_mark_dirty(vigil_engine *eng, vkeystate *ks);
 
 /* nfa.c */
-vigil_status vnfa_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, vpat **pp, vigil_event *ev,
+vigil_status vnfa_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, int slot, vpat **pp, vigil_event *ev,
                        uint64_t seq, const uint64_t *hits);
+/* The watermark reached wm: complete absences, drop runs past `within`. */
+void vnfa_timer(vigil_engine *eng, const vrule *r, vkeystate *ks, vpat *p, int64_t wm);
 void vnfa_free(vpat *p);
-void vnfa_expire(vpat *p, const vrule *r, int64_t wm);
 void vrun_clear(vrun *r);
 
 /* window.c */
@@ -95,8 +108,9 @@ vigil_status vwin_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, vwin **
 void vwin_free(vwin *w, const vrule *r);
 void vwin_expire(vwin *w, const vrule *r, int64_t wm);
 
-/* engine.c: emit an alert for rule r and key ks (suppress already checked) */
+/* engine.c: emit an alert for rule r and key ks (suppress already checked).
+ * ts: the alert's time, or INT64_MIN for the last event's. */
 void veng_emit(vigil_engine *eng, const vrule *r, const vkeystate *ks, vigil_event *const *evs,
-               int nev, const char *details_json);
+               int nev, const char *details_json, int64_t ts);
 
 #endif

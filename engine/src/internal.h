@@ -47,6 +47,7 @@ typedef struct vstep {
     vigil_contiguity contiguity;
     uint32_t min, max;
     unsigned optional : 1, greedy : 1, consecutive : 1;
+    unsigned negative : 1;       /* not_next / not_followed_by: a guard, takes no event */
     vigil_expr *cond, *stop_when;
 } vstep;
 
@@ -71,6 +72,8 @@ typedef struct vrule {
     int64_t within_ms;
     vigil_skip skip;
     int skip_step;
+    int last_pos;                /* index of the last positive step */
+    int absence;                 /* the pattern ends in not_followed_by: completes when `within` expires */
     /* window */
     vigil_expr *where;
     vigil_window_kind window;

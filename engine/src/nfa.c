@@ -97,8 +97,14 @@ static vrun *push(vrun **v, uint32_t *n, uint32_t *cap) {
 /* The rest of the pattern after step j may match nothing. */
 static int rest_optional(const vrule *r, int j) {
     for (int k = j + 1; k < r->nsteps; k++)
-        if (r->steps[k].min > 0) return 0;
+        if (!r->steps[k].negative && r->steps[k].min > 0) return 0;
     return 1;
+}
+
+/* A run that has taken everything but a trailing not_followed_by: it
+ * completes when `within` expires with no guard event seen. */
+static int absence_pending(const vrule *r, const vrun *run) {
+    return r->absence && !run->negated && run->count >= r->steps[run->step].min && rest_optional(r, run->step);
 }
 
 /* The run can still take more events after completing (keeps it alive). */
@@ -132,7 +138,7 @@ static int derive(vigil_engine *eng, const vrule *r, const vrun *from, vigil_eve
                   int step) {
     vrun nr;
     if (run_extend(&nr, from, ev, seq, step) != 0) return -1;
-    int complete = nr.count >= r->steps[step].min && rest_optional(r, step);
+    int complete = !r->absence && nr.count >= r->steps[step].min && rest_optional(r, step);
     int partial = !complete || can_continue(r, &nr);
     if (complete) {
         vrun *d = push(&eng->tmp_done, &eng->ntmp_done, &eng->captmp_done);
@@ -170,21 +176,33 @@ static int advance(vigil_engine *eng, const vrule *r, vrun *run, vigil_event *ev
         }
     }
     int proceed_alive = 0;
-    if (run->count >= st->min) {
-        for (int j = run->step + 1; j < r->nsteps; j++) {
-            const vstep *sj = &r->steps[j];
-            int took = 0;
-            if ((sj->contiguity != VIGIL_CONT_STRICT || adjacent) && cond(sj, &c)) {
-                if (derive(eng, r, run, ev, seq, j) != 0) return -1;
-                took = 1;
+    if (run->count >= st->min && !run->negated) {
+        /* guards between this step and the next positive one: not_next
+         * forbids the very next event, not_followed_by every event until
+         * the next step (or until `within` expires, for an absence) */
+        int j = run->step + 1;
+        for (; j < r->nsteps && r->steps[j].negative; j++) {
+            const vstep *g = &r->steps[j];
+            if ((g->contiguity == VIGIL_CONT_NOT_FOLLOWED_BY || adjacent) && cond(g, &c)) run->negated = 1;
+        }
+        int next = j;
+        if (!run->negated) {
+            if (next == r->nsteps) proceed_alive = 1;   /* waiting for the absence to complete */
+            for (; j < r->nsteps && !r->steps[j].negative; j++) {
+                const vstep *sj = &r->steps[j];
+                int took = 0;
+                if ((sj->contiguity != VIGIL_CONT_STRICT || adjacent) && cond(sj, &c)) {
+                    if (derive(eng, r, run, ev, seq, j) != 0) return -1;
+                    took = 1;
+                }
+                /* the run waits at the very next step: it may ignore this
+                 * event only as that step's contiguity allows (FlinkCEP: a
+                 * waiting state's ignore condition is its own) */
+                if (j == next &&
+                    (sj->contiguity == VIGIL_CONT_NONDET || (sj->contiguity == VIGIL_CONT_RELAXED && !took)))
+                    proceed_alive = 1;
+                if (sj->min > 0) break;
             }
-            /* the run waits at the very next step: it may ignore this event
-             * only as that step's contiguity allows (FlinkCEP: a waiting
-             * state's ignore condition is its own) */
-            if (j == run->step + 1 &&
-                (sj->contiguity == VIGIL_CONT_NONDET || (sj->contiguity == VIGIL_CONT_RELAXED && !took)))
-                proceed_alive = 1;
-            if (sj->min > 0) break;
         }
     }
     int loop_alive = !run->closed && run->count < st->max && !took_loop && !st->consecutive;
@@ -232,10 +250,11 @@ static void compact(vpat *p) {
     p->nruns = w;
 }
 
-static void emit(vigil_engine *eng, const vrule *r, vkeystate *ks, vpat *p, const vrun *m) {
-    if (r->suppress_ms && p->alerted && m->ev[m->nev - 1]->ts - p->last_alert_ts < r->suppress_ms) return;
+static void emit(vigil_engine *eng, const vrule *r, vkeystate *ks, vpat *p, const vrun *m, int64_t ts) {
+    if (ts == INT64_MIN) ts = m->ev[m->nev - 1]->ts;
+    if (r->suppress_ms && p->alerted && ts - p->last_alert_ts < r->suppress_ms) return;
     p->alerted = 1;
-    p->last_alert_ts = m->ev[m->nev - 1]->ts;
+    p->last_alert_ts = ts;
     /* details: events per step */
     char det[1024];
     size_t off = (size_t)snprintf(det, sizeof det, "{\"steps\":{");
@@ -245,10 +264,30 @@ static void emit(vigil_engine *eng, const vrule *r, vkeystate *ks, vpat *p, cons
         off += (size_t)snprintf(det + off, sizeof det - off, "%s\"%s\":%u", s ? "," : "", r->steps[s].name, n);
     }
     snprintf(det + off, sizeof det - off, "}}");
-    veng_emit(eng, r, ks, m->ev, (int)m->nev, det);
+    veng_emit(eng, r, ks, m->ev, (int)m->nev, det, ts);
 }
 
-vigil_status vnfa_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, vpat **pp, vigil_event *ev,
+/* Emit the completed matches in tmp_done in order, each applying the skip
+ * strategy to the rest and to the key's partial runs. ts: the alerts' time
+ * (INT64_MIN: each match's last event). */
+static void emit_done(vigil_engine *eng, const vrule *r, vkeystate *ks, vpat *p, int64_t ts) {
+    if (!eng->ntmp_done) return;
+    qsort(eng->tmp_done, eng->ntmp_done, sizeof *eng->tmp_done, cmp_done);
+    for (uint32_t i = 0; i < eng->ntmp_done; i++) {
+        vrun *m = &eng->tmp_done[i];
+        if (!m->nev) continue;   /* pruned by an earlier match */
+        emit(eng, r, ks, p, m, ts == INT64_MIN ? INT64_MIN : m->start_ts + r->within_ms);
+        for (uint32_t j = i + 1; j < eng->ntmp_done; j++)
+            if (eng->tmp_done[j].nev && pruned(r, m, &eng->tmp_done[j])) vrun_clear(&eng->tmp_done[j]);
+        for (uint32_t j = 0; j < p->nruns; j++)
+            if (pruned(r, m, &p->runs[j])) vrun_clear(&p->runs[j]);
+        vrun_clear(m);
+    }
+    eng->ntmp_done = 0;
+    compact(p);
+}
+
+vigil_status vnfa_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, int slot, vpat **pp, vigil_event *ev,
                        uint64_t seq, const uint64_t *hits) {
     vpat *p = *pp;
     veval c = {.ev = ev, .rule = r, .regex_hits = hits};
@@ -271,7 +310,11 @@ vigil_status vnfa_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, vpat **
         if (a == 0) vrun_clear(run);
     }
     compact(p);
-    if (starts && derive(eng, r, NULL, ev, seq, 0) != 0) return VIGIL_ENOMEM;
+    if (starts) {
+        if (derive(eng, r, NULL, ev, seq, 0) != 0) return VIGIL_ENOMEM;
+        /* one timer per new run: `within` expiry (pruning, absences) */
+        if (r->within_ms && veng_timer_add(eng, ev->ts + r->within_ms, ks, slot) != 0) return VIGIL_ENOMEM;
+    }
     /* new partial runs join the key's runs */
     for (uint32_t i = 0; i < eng->ntmp_new; i++) {
         vrun *d = push(&p->runs, &p->nruns, &p->cap);
@@ -279,22 +322,7 @@ vigil_status vnfa_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, vpat **
         *d = eng->tmp_new[i];
     }
     eng->ntmp_new = 0;
-    /* completed matches: emit in order, each pruning the rest */
-    if (eng->ntmp_done) {
-        qsort(eng->tmp_done, eng->ntmp_done, sizeof *eng->tmp_done, cmp_done);
-        for (uint32_t i = 0; i < eng->ntmp_done; i++) {
-            vrun *m = &eng->tmp_done[i];
-            if (!m->nev) continue;   /* pruned by an earlier match */
-            emit(eng, r, ks, p, m);
-            for (uint32_t j = i + 1; j < eng->ntmp_done; j++)
-                if (eng->tmp_done[j].nev && pruned(r, m, &eng->tmp_done[j])) vrun_clear(&eng->tmp_done[j]);
-            for (uint32_t j = 0; j < p->nruns; j++)
-                if (pruned(r, m, &p->runs[j])) vrun_clear(&p->runs[j]);
-            vrun_clear(m);
-        }
-        eng->ntmp_done = 0;
-        compact(p);
-    }
+    emit_done(eng, r, ks, p, INT64_MIN);
     /* bound the runs: evict the oldest */
     if (p->nruns > eng->o.max_runs) {
         uint32_t over = p->nruns - eng->o.max_runs;
@@ -313,11 +341,24 @@ vigil_status vnfa_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, vpat **
     return VIGIL_OK;
 }
 
-void vnfa_expire(vpat *p, const vrule *r, int64_t wm) {
+void vnfa_timer(vigil_engine *eng, const vrule *r, vkeystate *ks, vpat *p, int64_t wm) {
     if (!p || !r->within_ms) return;
-    for (uint32_t i = 0; i < p->nruns; i++)
-        if (wm - p->runs[i].start_ts >= r->within_ms) vrun_clear(&p->runs[i]);
+    eng->ntmp_done = 0;
+    for (uint32_t i = 0; i < p->nruns; i++) {
+        vrun *run = &p->runs[i];
+        if (wm - run->start_ts < r->within_ms) continue;
+        if (absence_pending(r, run)) {   /* nothing came to negate it: a match */
+            vrun *d = push(&eng->tmp_done, &eng->ntmp_done, &eng->captmp_done);
+            if (d) {
+                *d = *run;
+                memset(run, 0, sizeof *run);
+                continue;
+            }
+        }
+        vrun_clear(run);
+    }
     compact(p);
+    emit_done(eng, r, ks, p, 0);   /* absence alerts: ts = first event + within */
 }
 
 void vnfa_free(vpat *p) {

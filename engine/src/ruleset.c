@@ -377,6 +377,9 @@ static vigil_status check_expr(vctx *c, vigil_expr *x) {
             return vigil_error_set(c->err, VIGIL_ECOMPILE,
                                    "ref(\"%s\", …) refers to a later step; ref() may name only this or an earlier step",
                                    x->step);
+        if (c->r->steps[si].negative)
+            return vigil_error_set(c->err, VIGIL_ECOMPILE, "ref(\"%s\", …) names a negation step, which accepts no event",
+                                   x->step);
         x->step_idx = si;
         if ((x->field = vrs_field_add(rs, x->path)) < 0) return VIGIL_ENOMEM;
         return VIGIL_OK;
@@ -594,16 +597,34 @@ vigil_status vigil_ruleset_add_rule(vigil_ruleset *rs, const vigil_rule_def *d, 
                     vigil_error_set(err, s, "a pattern cannot begin with a negation");
                     return rule_fail(err, d, s);
                 }
-                vigil_error_set(err, s,
-                                "step '%s': not_next/not_followed_by are not supported by this engine yet",
-                                sd->name);
-                return rule_fail(err, d, s);
+                if (sd->min != 1 || sd->max != 1 || sd->optional || sd->stop_when) {
+                    vigil_error_set(err, s, "step '%s': a negation (not_next/not_followed_by) takes no quantifier, "
+                                    "optional() or stop_when", sd->name);
+                    return rule_fail(err, d, s);
+                }
+                if (i == d->nsteps - 1 && sd->contiguity == VIGIL_CONT_NOT_NEXT) {
+                    vigil_error_set(err, s, "step '%s': not_next cannot end a pattern; use not_followed_by with `within` "
+                                    "for an absence", sd->name);
+                    return rule_fail(err, d, s);
+                }
+                if (i == d->nsteps - 1 && d->within_ms <= 0) {
+                    vigil_error_set(err, s, "step '%s': a pattern ending in not_followed_by needs `within` (the absence "
+                                    "is decided when it expires)", sd->name);
+                    return rule_fail(err, d, s);
+                }
             }
             if (i == 0 && st->min == 0) {
                 vigil_error_set(err, s, "the first step '%s' cannot be optional", sd->name);
                 return rule_fail(err, d, s);
             }
         }
+        r.last_pos = -1;
+        for (int i = 0; i < d->nsteps; i++) {
+            r.steps[i].negative = r.steps[i].contiguity == VIGIL_CONT_NOT_NEXT ||
+                                  r.steps[i].contiguity == VIGIL_CONT_NOT_FOLLOWED_BY;
+            if (!r.steps[i].negative) r.last_pos = i;
+        }
+        r.absence = r.last_pos < d->nsteps - 1;
         for (int i = 0; i < d->nsteps; i++) {
             c.cur_step = i;
             if (r.steps[i].cond && (check_expr(&c, r.steps[i].cond) != VIGIL_OK))
@@ -614,6 +635,7 @@ vigil_status vigil_ruleset_add_rule(vigil_ruleset *rs, const vigil_rule_def *d, 
         if (d->skip == VIGIL_SKIP_TO_FIRST || d->skip == VIGIL_SKIP_TO_LAST) {
             for (int i = 0; i < r.nsteps; i++)
                 if (d->skip_step && strcmp(r.steps[i].name, d->skip_step) == 0) r.skip_step = i;
+            if (r.skip_step >= 0 && r.steps[r.skip_step].negative) r.skip_step = -1;
             if (r.skip_step < 0) {
                 vigil_error_set(err, s, "skip strategy names unknown step '%s'",
                                 d->skip_step ? d->skip_step : "");

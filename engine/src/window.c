@@ -209,7 +209,7 @@ vigil_status vwin_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, vwin **
                                 a->label, vb, a->label, pb);
     }
     snprintf(det + off, sizeof det - off, "}}");
-    veng_emit(eng, r, ks, &ev, 1, det);
+    veng_emit(eng, r, ks, &ev, 1, det, INT64_MIN);
     return VIGIL_OK;
 }
 

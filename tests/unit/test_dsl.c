@@ -71,6 +71,24 @@ static const golden cases[] = {
      "{\"id\":\"1\",\"k\":1,\"ts\":1,\"type\":\"a\"}\n{\"id\":\"2\",\"k\":1,\"ts\":2,\"type\":\"x\"}\n{\"id\":\"3\",\"k\":1,\"ts\":3,\"type\":\"a\"}\n"
      "{\"id\":\"4\",\"k\":1,\"ts\":4,\"type\":\"a\"}\n{\"id\":\"5\",\"k\":1,\"ts\":5,\"type\":\"c\"}",
      "3,4,5"},
+    /* FlinkCEP "Groups of patterns / notNext, notFollowedBy" */
+    {"not_next", "rule{name='r',key='k',pattern=begin('a'):where{type='a'}:not_next('b'):where{type='b'}:followed_by('c'):where{type='c'}}",
+     "{\"id\":\"1\",\"k\":1,\"ts\":1,\"type\":\"a\"}\n{\"id\":\"2\",\"k\":1,\"ts\":2,\"type\":\"b\"}\n{\"id\":\"3\",\"k\":1,\"ts\":3,\"type\":\"c\"}\n"
+     "{\"id\":\"4\",\"k\":1,\"ts\":4,\"type\":\"a\"}\n{\"id\":\"5\",\"k\":1,\"ts\":5,\"type\":\"x\"}\n{\"id\":\"6\",\"k\":1,\"ts\":6,\"type\":\"b\"}\n"
+     "{\"id\":\"7\",\"k\":1,\"ts\":7,\"type\":\"c\"}",
+     "4,7"},
+    {"not_followed_by between steps", "rule{name='r',key='k',pattern=begin('a'):where{type='a'}:not_followed_by('b'):where{type='b'}:followed_by('c'):where{type='c'}}",
+     "{\"id\":\"1\",\"k\":1,\"ts\":1,\"type\":\"a\"}\n{\"id\":\"2\",\"k\":1,\"ts\":2,\"type\":\"x\"}\n{\"id\":\"3\",\"k\":1,\"ts\":3,\"type\":\"b\"}\n"
+     "{\"id\":\"4\",\"k\":1,\"ts\":4,\"type\":\"c\"}\n{\"id\":\"5\",\"k\":1,\"ts\":5,\"type\":\"a\"}\n{\"id\":\"6\",\"k\":1,\"ts\":6,\"type\":\"c\"}",
+     "5,6"},
+    {"absence: 3 failed logins not followed by a success within 10m",
+     "rule{name='r',key='k',within='10m',pattern=begin('fail'):where{type='fail'}:times(3):not_followed_by('ok'):where{type='ok'}}",
+     "{\"id\":\"1\",\"k\":1,\"ts\":0,\"type\":\"fail\"}\n{\"id\":\"2\",\"k\":1,\"ts\":60,\"type\":\"fail\"}\n{\"id\":\"3\",\"k\":1,\"ts\":120,\"type\":\"fail\"}\n"
+     "{\"id\":\"4\",\"k\":2,\"ts\":1000,\"type\":\"x\"}\n"
+     "{\"id\":\"5\",\"k\":1,\"ts\":2000,\"type\":\"fail\"}\n{\"id\":\"6\",\"k\":1,\"ts\":2060,\"type\":\"fail\"}\n{\"id\":\"7\",\"k\":1,\"ts\":2120,\"type\":\"fail\"}\n"
+     "{\"id\":\"8\",\"k\":1,\"ts\":2200,\"type\":\"ok\"}\n"
+     "{\"id\":\"9\",\"k\":3,\"ts\":3000,\"type\":\"fail\"}\n{\"id\":\"10\",\"k\":3,\"ts\":3060,\"type\":\"fail\"}\n{\"id\":\"11\",\"k\":3,\"ts\":3120,\"type\":\"fail\"}",
+     "1,2,3|9,10,11"},   /* the first fires on another key's event (watermark), the last at end of input */
     {"velocity: count in sliding 1h with suppress", "rule{name='r',key='k',where={type='tx'},window=sliding('1h'),when=ge(count(),3),suppress='1h'}",
      "{\"id\":\"1\",\"k\":1,\"ts\":0,\"type\":\"tx\"}\n{\"id\":\"2\",\"k\":1,\"ts\":10,\"type\":\"tx\"}\n{\"id\":\"3\",\"k\":1,\"ts\":20,\"type\":\"tx\"}\n"
      "{\"id\":\"4\",\"k\":1,\"ts\":30,\"type\":\"tx\"}\n{\"id\":\"5\",\"k\":1,\"ts\":3700,\"type\":\"tx\"}",
@@ -90,10 +108,11 @@ static const golden cases[] = {
      "{\"id\":\"1\",\"k\":1,\"ts\":0,\"amount\":10}\n{\"id\":\"2\",\"k\":1,\"ts\":1,\"amount\":10}", "2"},
 };
 
-typedef struct got { char buf[1024]; size_t len; } got;
+typedef struct got { char buf[1024]; size_t len; int64_t last_ts; } got;
 
 static void on_alert(void *ud, const vigil_alert *a) {
     got *g = ud;
+    g->last_ts = a->ts;
     if (g->len) g->len += (size_t)snprintf(g->buf + g->len, sizeof g->buf - g->len, "|");
     for (int i = 0; i < a->nevents && g->len < sizeof g->buf; i++)
         g->len += (size_t)snprintf(g->buf + g->len, sizeof g->buf - g->len, "%s%s", i ? "," : "", a->events[i]);
@@ -138,10 +157,49 @@ static void test_golden(void) {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i]);
 }
 
+/* An absence alert's time is first event + within, its `event` the last
+ * matched one (DESIGN.md §3), and it fires with no new event of its key. */
+static char absence_json[4096];
+static void on_absence(void *ud, const vigil_alert *a) {
+    char *j = vigil_alert_to_json(a, 0);
+    snprintf(absence_json, sizeof absence_json, "%s", j ? j : "");
+    free(j);
+    (*(int *)ud)++;
+}
+
+static void test_absence_alert(void) {
+    const char *src = "rule{name='no_ok',key='k',within='10m',pattern=begin('fail'):where{type='fail'}:times(2)"
+                      ":not_followed_by('ok'):where{type='ok'}}";
+    vigil_ruleset *rs = NULL;
+    vigil_error errs[2];
+    int nerrs = 0, n = 0;
+    CU_ASSERT_EQUAL_FATAL(vigil_rules_load_string("a.lua", src, strlen(src), NULL, &rs, errs, 2, &nerrs), VIGIL_OK);
+    vigil_engine *eng = vigil_engine_create(rs, NULL, NULL, on_absence, &n);
+    const char *evs[] = {"{\"id\":\"f1\",\"k\":\"u\",\"ts\":100,\"type\":\"fail\"}",
+                         "{\"id\":\"f2\",\"k\":\"u\",\"ts\":200,\"type\":\"fail\"}",
+                         "{\"id\":\"z\",\"k\":\"other\",\"ts\":699,\"type\":\"x\"}",
+                         "{\"id\":\"y\",\"k\":\"other\",\"ts\":700,\"type\":\"x\"}"};
+    for (int i = 0; i < 4; i++) {
+        vigil_event *ev;
+        vigil_error err;
+        CU_ASSERT_EQUAL_FATAL(vigil_event_decode_json(rs, NULL, evs[i], strlen(evs[i]), NULL, 1, &ev, &err), VIGIL_OK);
+        vigil_engine_feed(eng, ev, &err);
+        vigil_event_release(ev);
+        if (i == 2) CU_ASSERT_EQUAL(n, 0);   /* 699 s: 599 s after f1, not yet */
+    }
+    CU_ASSERT_EQUAL(n, 1);                   /* the watermark passed 100 s + 10 min */
+    CU_ASSERT_PTR_NOT_NULL(strstr(absence_json, "\"ts\":\"1970-01-01T00:11:40.000Z\""));
+    CU_ASSERT_PTR_NOT_NULL(strstr(absence_json, "\"events\":[\"f1\",\"f2\"]"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(absence_json, "\"event\":\"f2\""));
+    vigil_engine_destroy(eng);
+    vigil_ruleset_release(rs);
+}
+
 int main(void) {
     if (CU_initialize_registry() != CUE_SUCCESS) return 2;
     CU_pSuite s = CU_add_suite("dsl golden", NULL, NULL);
     CU_add_test(s, "golden rule cases", test_golden);
+    CU_add_test(s, "absence alert: time, events, fired by the watermark", test_absence_alert);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     int fails = (int)CU_get_number_of_failures();
