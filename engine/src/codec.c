@@ -8,7 +8,9 @@
  *   pattern: i64 last_alert | u8 alerted | u32 nruns | runs
  *     run: i32 step | u32 count | u8 closed | u8 negated | i64 start_ts | u64 start_seq |
  *          u64 last_seq | u32 nev | nev × (u32 event index | u8 step | u64 seq)
- *   window: i64 last_alert | u8 alerted | u32 nagg | u32 n | n × entry
+ *   window: i64 last_alert | u8 alerted | u32 nagg | u32 n | n × entry |
+ *           u8 open | i64 win_start | i64 win_end | u64 total | u32 nevs |
+ *           nevs × u32 event index | u8 has_last [| u32 event index]
  *     entry: i64 ts | u32 mask | per set bit: f64, or str for text aggregates
  *   str: u32 len | bytes
  * Rules are matched by name and version on decode, so a new version of a
@@ -106,6 +108,15 @@ vigil_status vcodec_encode(const vigil_engine *eng, const vkeystate *ks, vcodec_
                     else bad |= PUT(&body, e->v[k].num);
                 }
             }
+            /* tumbling/session: the open window and its kept events */
+            uint8_t open = w ? (uint8_t)w->open : 0, has_last = w && w->last;
+            int64_t ws = w ? w->win_start : 0, we = w ? w->win_end : 0;
+            uint64_t total = w ? w->total : 0;
+            uint32_t nevs = w ? w->nevs : 0, idx = 0;
+            bad |= PUT(&body, open) || PUT(&body, ws) || PUT(&body, we) || PUT(&body, total) || PUT(&body, nevs);
+            for (uint32_t j = 0; j < nevs && !bad; j++) bad |= ev_index(&et, w->evs[j], &idx) || PUT(&body, idx);
+            bad |= PUT(&body, has_last);
+            if (has_last && !bad) bad |= ev_index(&et, w->last, &idx) || PUT(&body, idx);
         }
     }
     bad |= put(out, "VGS\1", 4) || PUT(out, ks->seq) || PUT(out, ks->last_ts) || PUT(out, et.n);
@@ -323,6 +334,46 @@ vigil_status vcodec_decode(vigil_engine *eng, vkeystate *ks, const unsigned char
                     if (w->n == 0) w->head_ts = ts;
                     w->n++;
                 }
+            }
+            uint8_t open, has_last;
+            int64_t ws, we;
+            uint64_t total;
+            uint32_t nevs, idx;
+            GET(&r, open);
+            GET(&r, ws);
+            GET(&r, we);
+            GET(&r, total);
+            GET(&r, nevs);
+            if (r.bad || nevs > len) {
+                r.bad = 1;
+                break;
+            }
+            if (w && nevs && !(w->evs = calloc(nevs, sizeof *w->evs))) {
+                s = VIGIL_ENOMEM;
+                break;
+            }
+            for (uint32_t j = 0; j < nevs && !r.bad; j++) {
+                GET(&r, idx);
+                if (idx >= nev || !evs[idx]) r.bad = 1;
+                else if (w) {
+                    vigil_event_retain(evs[idx]);
+                    w->evs[w->nevs++] = evs[idx];
+                }
+            }
+            GET(&r, has_last);
+            if (has_last) {
+                GET(&r, idx);
+                if (idx >= nev || !evs[idx]) r.bad = 1;
+                else if (w) {
+                    vigil_event_retain(evs[idx]);
+                    w->last = evs[idx];
+                }
+            }
+            if (w) {
+                w->open = open;
+                w->win_start = ws;
+                w->win_end = we;
+                w->total = total;
             }
         } else {
             r.bad = 1;

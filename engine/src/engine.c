@@ -214,10 +214,10 @@ static void fire_timers(vigil_engine *eng, int64_t upto) {
     while (eng->ntimers && eng->timers[0].when <= upto) {
         vtimer t = timer_pop(eng);
         const vrule *r = &eng->rs->rules[eng->rs->groups[t.ks->group].rules[t.slot]];
-        if (r->nsteps && t.ks->rs[t.slot]) {
-            vnfa_timer(eng, r, t.ks, t.ks->rs[t.slot], t.when);
-            veng_mark_dirty(eng, t.ks);
-        }
+        if (!t.ks->rs[t.slot]) continue;
+        if (r->nsteps) vnfa_timer(eng, r, t.ks, t.ks->rs[t.slot], t.when);
+        else vwin_timer(eng, r, t.ks, t.ks->rs[t.slot], t.when);
+        veng_mark_dirty(eng, t.ks);
     }
 }
 
@@ -225,8 +225,13 @@ void veng_rearm(vigil_engine *eng, vkeystate *ks) {
     const vgroup *g = &eng->rs->groups[ks->group];
     for (int i = 0; i < g->nrules; i++) {
         const vrule *r = &eng->rs->rules[g->rules[i]];
+        if (!r->nsteps) {   /* an open tumbling/session window closes at its end */
+            const vwin *w = ks->rs[i];
+            if (w && w->open) veng_timer_add(eng, w->win_end, ks, i);
+            continue;
+        }
         const vpat *p = ks->rs[i];
-        if (!r->nsteps || !r->within_ms || !p) continue;
+        if (!r->within_ms || !p) continue;
         int64_t last = INT64_MIN;
         for (uint32_t j = 0; j < p->nruns; j++)   /* one timer per distinct start */
             if (p->runs[j].start_ts != last) {
@@ -274,7 +279,7 @@ static vigil_status feed_group(vigil_engine *eng, vigil_event *ev, int g, const 
     for (int i = 0; i < gr->nrules; i++) {
         const vrule *r = &rs->rules[gr->rules[i]];
         vigil_status s = r->nsteps ? vnfa_feed(eng, r, ks, i, (vpat **)&ks->rs[i], ev, seq, hits)
-                                   : vwin_feed(eng, r, ks, (vwin **)&ks->rs[i], ev, hits);
+                                   : vwin_feed(eng, r, ks, i, (vwin **)&ks->rs[i], ev, hits);
         if (s != VIGIL_OK) return vigil_error_set(err, s, "rule '%s': %s", r->name, vigil_status_str(s));
     }
     if (ev->ts > eng->wm) eng->wm = ev->ts;
@@ -359,12 +364,25 @@ static void alert_id(const vigil_alert *a, char out[33]) {
     for (int i = 0; i < 16; i++) snprintf(out + 2 * i, 3, "%02x", d[i]);
 }
 
+static void emit_common(vigil_engine *eng, const vrule *r, const vkeystate *ks, vigil_event *const *evs, int nev,
+                        const char *details_json, int64_t ts, int truncated, const int64_t *win);
+
 void veng_emit(vigil_engine *eng, const vrule *r, const vkeystate *ks, vigil_event *const *evs, int nev,
                const char *details_json, int64_t ts) {
+    emit_common(eng, r, ks, evs, nev, details_json, ts, 0, NULL);
+}
+
+void veng_emit_window(vigil_engine *eng, const vrule *r, const vkeystate *ks, vigil_event *const *evs, int nev,
+                      int truncated, const char *details_json, int64_t start, int64_t end) {
+    int64_t win[2] = {start, end};
+    emit_common(eng, r, ks, evs, nev, details_json, INT64_MIN, truncated, win);
+}
+
+static void emit_common(vigil_engine *eng, const vrule *r, const vkeystate *ks, vigil_event *const *evs, int nev,
+                        const char *details_json, int64_t ts, int truncated, const int64_t *win) {
     const char *ids_stack[128];
     const char **ids = ids_stack;
     int nids = nev;
-    int truncated = 0;
     if ((uint32_t)nids > eng->o.max_alert_events) {
         nids = (int)eng->o.max_alert_events;
         truncated = 1;
@@ -387,6 +405,11 @@ void veng_emit(vigil_engine *eng, const vrule *r, const vkeystate *ks, vigil_eve
     a.evidence = evs;
     a.nevidence = nev < (int)eng->o.max_evidence ? nev : (int)eng->o.max_evidence;
     a.details_json = details_json ? details_json : "{}";
+    if (win) {
+        a.has_window = 1;
+        a.window_start = win[0];
+        a.window_end = win[1];
+    }
     alert_id(&a, a.id);
     eng->st.alerts++;
     eng->rule_alerts[r - eng->rs->rules]++;

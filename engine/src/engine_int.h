@@ -36,6 +36,13 @@ typedef struct vwin {        /* a sliding window rule's state for one key */
     uint32_t *cnt;           /* per aggregate: entries with the bit set */
     int64_t last_alert_ts;
     int alerted;
+    /* tumbling and session windows: the open window and its events */
+    int open;
+    int64_t win_start, win_end;   /* [start, end): end = start + size, or last event + gap */
+    vigil_event **evs;            /* the first max_alert_events - 1 events, retained */
+    uint32_t nevs;
+    uint64_t total;               /* events in the window */
+    vigil_event *last;            /* the latest event, retained */
 } vwin;
 
 typedef struct vkeystate {
@@ -103,14 +110,18 @@ void vnfa_free(vpat *p);
 void vrun_clear(vrun *r);
 
 /* window.c */
-vigil_status vwin_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, vwin **wp, vigil_event *ev,
+vigil_status vwin_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, int slot, vwin **wp, vigil_event *ev,
                        const uint64_t *hits);
+/* The watermark reached wm: close a tumbling/session window that ended. */
+void vwin_timer(vigil_engine *eng, const vrule *r, vkeystate *ks, vwin *w, int64_t wm);
 void vwin_free(vwin *w, const vrule *r);
-void vwin_expire(vwin *w, const vrule *r, int64_t wm);
 
 /* engine.c: emit an alert for rule r and key ks (suppress already checked).
  * ts: the alert's time, or INT64_MIN for the last event's. */
 void veng_emit(vigil_engine *eng, const vrule *r, const vkeystate *ks, vigil_event *const *evs,
                int nev, const char *details_json, int64_t ts);
+/* The same for a closed tumbling/session window [start, end). */
+void veng_emit_window(vigil_engine *eng, const vrule *r, const vkeystate *ks, vigil_event *const *evs, int nev,
+                      int truncated, const char *details_json, int64_t start, int64_t end);
 
 #endif

@@ -643,10 +643,6 @@ vigil_status vigil_ruleset_add_rule(vigil_ruleset *rs, const vigil_rule_def *d, 
             }
         }
     } else {
-        if (d->window != VIGIL_WIN_SLIDING) {
-            vigil_error_set(err, s, "only sliding() windows are supported by this engine yet");
-            return rule_fail(err, d, s);
-        }
         if (d->window_ms <= 0) {
             vigil_error_set(err, s, "the window needs a positive size");
             return rule_fail(err, d, s);

@@ -7,8 +7,11 @@
  * and avg are maintained incrementally as entries enter and leave; min, max,
  * distinct and is_new scan the window (windows of one key are small in fraud
  * traffic; a later revision may use monotonic deques and counted hash sets).
- * prior(agg) is the value before the current event is added. Evaluated at
- * every qualifying event (DESIGN.md §3). */
+ * prior(agg) is the value before the current event is added. Sliding
+ * windows are evaluated at every qualifying event; tumbling windows (aligned
+ * to the epoch) and session windows (closed by a gap of inactivity) are
+ * evaluated once, when the watermark passes their end (an engine timer), and
+ * keep their first events for the alert (DESIGN.md §3). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,27 +126,9 @@ static vigil_value agg_value(const vwin *w, const vrule *r, int k, uint32_t n, i
     return v;
 }
 
-vigil_status vwin_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, vwin **wp, vigil_event *ev,
-                       const uint64_t *hits) {
-    veval c = {.ev = ev, .rule = r, .regex_hits = hits};
-    if (!vexpr_true(r->where, &c)) return VIGIL_OK;
-    vwin *w = *wp;
-    if (!w) {
-        size_t na = (size_t)(r->nagg ? r->nagg : 1);
-        if (!(w = calloc(1, sizeof *w)) || !(w->sum = calloc(na, sizeof *w->sum)) ||
-            !(w->cnt = calloc(na, sizeof *w->cnt))) {
-            if (w) free(w->sum);
-            free(w);
-            return VIGIL_ENOMEM;
-        }
-        *wp = w;
-    }
-    /* evict what left (t - size, t] */
-    while (w->n && w->head_ts <= ev->ts - r->window_ms) drop_front(w, r);
-    vigil_value *prior = eng->priorv, *cur = eng->aggv;
-    int *isnew = eng->isnew;
-    for (int k = 0; k < r->nagg; k++) prior[k] = agg_value(w, r, k, w->n, 1);
-    /* the new entry */
+/* Append the entry of ev (which passed `where`) and update the running
+ * counts and sums. */
+static vigil_status add_entry(vwin *w, const vrule *r, vigil_event *ev, const veval *c) {
     if (w->n == w->cap && grow(w, r) != 0) return VIGIL_ENOMEM;
     ventry *e = at(w, r, w->n);
     memset(e, 0, esize(r));
@@ -151,7 +136,7 @@ vigil_status vwin_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, vwin **
     if (w->n == 0) w->head_ts = ev->ts;
     for (int k = 0; k < r->nagg; k++) {
         const vagg *a = &r->aggs[k];
-        if (a->filter && !vexpr_true(a->filter, &c)) continue;
+        if (a->filter && !vexpr_true(a->filter, c)) continue;
         if (a->kind == VIGIL_AGG_COUNT && !a->is_new) {
             e->mask |= 1u << k;
             continue;
@@ -171,33 +156,32 @@ vigil_status vwin_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, vwin **
             w->cnt[k]++;
             if (!uses_text(&r->aggs[k])) w->sum[k] += e->v[k].num;
         }
+    return VIGIL_OK;
+}
+
+/* is_new of the newest entry for every aggregate that asks. */
+static void newest_is_new(const vwin *w, const vrule *r, int *isnew) {
+    const ventry *e = at(w, r, w->n - 1);
     for (int k = 0; k < r->nagg; k++) {
-        cur[k] = agg_value(w, r, k, w->n, 1);
         isnew[k] = 0;
-        if (r->aggs[k].is_new && (e->mask >> k & 1)) {
-            int seen = 0;
-            for (uint32_t i = 0; i + 1 < w->n && !seen; i++) {
-                const ventry *f = at(w, r, i);
-                seen = (f->mask >> k & 1) && strcmp(f->v[k].str, e->v[k].str) == 0;
-            }
-            isnew[k] = !seen;
+        if (!r->aggs[k].is_new || !(e->mask >> k & 1)) continue;
+        int seen = 0;
+        for (uint32_t i = 0; i + 1 < w->n && !seen; i++) {
+            const ventry *f = at(w, r, i);
+            seen = (f->mask >> k & 1) && strcmp(f->v[k].str, e->v[k].str) == 0;
         }
+        isnew[k] = !seen;
     }
-    c.aggs = cur;
-    c.prior = prior;
-    c.is_new = isnew;
-    if (!vexpr_true(r->when, &c)) return VIGIL_OK;
-    if (r->suppress_ms && w->alerted && ev->ts - w->last_alert_ts < r->suppress_ms) return VIGIL_OK;
-    w->alerted = 1;
-    w->last_alert_ts = ev->ts;
-    /* details: every aggregate's value, current and prior */
-    char det[2048];
-    size_t off = (size_t)snprintf(det, sizeof det, "{\"aggregates\":{");
-    for (int k = 0; k < r->nagg && off < sizeof det - 200; k++) {
+}
+
+/* The alert's details: every aggregate's value, current and prior. */
+static void details(const vrule *r, const vigil_value *cur, const vigil_value *prior, const int *isnew, char *det,
+                    size_t n) {
+    size_t off = (size_t)snprintf(det, n, "{\"aggregates\":{");
+    for (int k = 0; k < r->nagg && off < n - 200; k++) {
         const vagg *a = &r->aggs[k];
         if (a->is_new) {
-            off += (size_t)snprintf(det + off, sizeof det - off, "%s\"%s\":%s", k ? "," : "", a->label,
-                                    isnew[k] ? "true" : "false");
+            off += (size_t)snprintf(det + off, n - off, "%s\"%s\":%s", k ? "," : "", a->label, isnew[k] ? "true" : "false");
             continue;
         }
         char vb[40], pb[40];
@@ -205,22 +189,154 @@ vigil_status vwin_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, vwin **
         else snprintf(vb, sizeof vb, "null");
         if (prior[k].type == VIGIL_T_NUM) snprintf(pb, sizeof pb, "%.10g", prior[k].u.num);
         else snprintf(pb, sizeof pb, "null");
-        off += (size_t)snprintf(det + off, sizeof det - off, "%s\"%s\":%s,\"prior(%s)\":%s", k ? "," : "",
-                                a->label, vb, a->label, pb);
+        off += (size_t)snprintf(det + off, n - off, "%s\"%s\":%s,\"prior(%s)\":%s", k ? "," : "", a->label, vb,
+                                a->label, pb);
     }
-    snprintf(det + off, sizeof det - off, "}}");
+    snprintf(det + off, n - off, "}}");
+}
+
+static vwin *win_new(const vrule *r) {
+    size_t na = (size_t)(r->nagg ? r->nagg : 1);
+    vwin *w = calloc(1, sizeof *w);
+    if (!w || !(w->sum = calloc(na, sizeof *w->sum)) || !(w->cnt = calloc(na, sizeof *w->cnt))) {
+        if (w) free(w->sum);
+        free(w);
+        return NULL;
+    }
+    return w;
+}
+
+/* Close a tumbling/session window: evaluate `when` over all its events
+ * (`e` is the latest; prior() leaves the latest out), alert, empty it. */
+static void close_window(vigil_engine *eng, const vrule *r, vkeystate *ks, vwin *w) {
+    if (!w->open) return;
+    if (w->n > 0 && w->last) {
+        vigil_value *cur = eng->aggv, *prior = eng->priorv;
+        const ventry *lastent = at(w, r, w->n - 1);
+        for (int k = 0; k < r->nagg; k++) {
+            cur[k] = agg_value(w, r, k, w->n, 1);
+            const vagg *a = &r->aggs[k];
+            int bit = lastent->mask >> k & 1;
+            if (a->kind == VIGIL_AGG_COUNT) {
+                prior[k] = (vigil_value){.type = VIGIL_T_NUM, .u.num = w->cnt[k] - (uint32_t)bit};
+            } else if (a->kind == VIGIL_AGG_SUM || a->kind == VIGIL_AGG_AVG) {
+                double sum = w->sum[k] - (bit ? lastent->v[k].num : 0);
+                uint32_t cnt = w->cnt[k] - (uint32_t)bit;
+                prior[k] = (vigil_value){.type = VIGIL_T_NUM, .u.num = a->kind == VIGIL_AGG_SUM ? sum : cnt ? sum / cnt : 0};
+                if (a->kind == VIGIL_AGG_AVG && !cnt) prior[k].type = VIGIL_T_UNDEF;
+            } else {
+                prior[k] = agg_value(w, r, k, w->n - 1, 0);
+            }
+        }
+        newest_is_new(w, r, eng->isnew);
+        veval c = {.ev = w->last, .rule = r, .aggs = cur, .prior = prior, .is_new = eng->isnew};
+        int64_t ts = w->win_end;
+        if (vexpr_true(r->when, &c) && !(r->suppress_ms && w->alerted && ts - w->last_alert_ts < r->suppress_ms)) {
+            w->alerted = 1;
+            w->last_alert_ts = ts;
+            char det[2048];
+            details(r, cur, prior, eng->isnew, det, sizeof det);
+            vigil_event *stack[128], **evs = stack;
+            uint32_t n = w->nevs + 1;
+            if (n > 128 && !(evs = malloc(n * sizeof *evs))) evs = NULL;
+            if (evs) {
+                memcpy(evs, w->evs, w->nevs * sizeof *evs);
+                evs[w->nevs] = w->last;
+                veng_emit_window(eng, r, ks, evs, (int)n, w->total > n, det, w->win_start, w->win_end);
+                if (evs != stack) free(evs);
+            }
+        }
+    }
+    while (w->n) drop_front(w, r);
+    for (uint32_t i = 0; i < w->nevs; i++) vigil_event_release(w->evs[i]);
+    w->nevs = 0;
+    vigil_event_release(w->last);
+    w->last = NULL;
+    w->total = 0;
+    w->open = 0;
+}
+
+static int64_t floor_div(int64_t a, int64_t b) { return a / b - (a % b != 0 && (a < 0) != (b < 0)); }
+
+static vigil_status windowed_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, int slot, vwin *w,
+                                  vigil_event *ev, const veval *c) {
+    if (w->open && ev->ts >= w->win_end) close_window(eng, r, ks, w);
+    if (!w->open) {
+        w->open = 1;
+        if (r->window == VIGIL_WIN_TUMBLING) {
+            w->win_start = floor_div(ev->ts, r->window_ms) * r->window_ms;   /* aligned to the epoch */
+            w->win_end = w->win_start + r->window_ms;
+            if (veng_timer_add(eng, w->win_end, ks, slot) != 0) return VIGIL_ENOMEM;
+        } else {
+            w->win_start = ev->ts;
+        }
+    }
+    if (r->window == VIGIL_WIN_SESSION) {   /* the gap restarts at every event */
+        w->win_end = ev->ts + r->window_ms;
+        if (veng_timer_add(eng, w->win_end, ks, slot) != 0) return VIGIL_ENOMEM;
+    }
+    vigil_status s = add_entry(w, r, ev, c);
+    if (s != VIGIL_OK) return s;
+    w->total++;
+    uint32_t keep = eng->o.max_alert_events > 1 ? eng->o.max_alert_events - 1 : 0;
+    if (w->last) {   /* the previous latest joins the kept list, or is let go */
+        if (w->nevs < keep) {
+            vigil_event **ne = realloc(w->evs, (w->nevs + 1) * sizeof *ne);
+            if (!ne) return VIGIL_ENOMEM;
+            w->evs = ne;
+            w->evs[w->nevs++] = w->last;
+        } else {
+            vigil_event_release(w->last);
+        }
+    }
+    vigil_event_retain(ev);
+    w->last = ev;
+    return VIGIL_OK;
+}
+
+void vwin_timer(vigil_engine *eng, const vrule *r, vkeystate *ks, vwin *w, int64_t wm) {
+    if (w && w->open && wm >= w->win_end) close_window(eng, r, ks, w);
+}
+
+vigil_status vwin_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, int slot, vwin **wp, vigil_event *ev,
+                       const uint64_t *hits) {
+    veval c = {.ev = ev, .rule = r, .regex_hits = hits};
+    if (!vexpr_true(r->where, &c)) return VIGIL_OK;
+    vwin *w = *wp;
+    if (!w) {
+        if (!(w = win_new(r))) return VIGIL_ENOMEM;
+        *wp = w;
+    }
+    if (r->window != VIGIL_WIN_SLIDING) return windowed_feed(eng, r, ks, slot, w, ev, &c);
+    /* sliding: evict what left (t - size, t] */
+    while (w->n && w->head_ts <= ev->ts - r->window_ms) drop_front(w, r);
+    vigil_value *prior = eng->priorv, *cur = eng->aggv;
+    int *isnew = eng->isnew;
+    for (int k = 0; k < r->nagg; k++) prior[k] = agg_value(w, r, k, w->n, 1);
+    vigil_status s = add_entry(w, r, ev, &c);
+    if (s != VIGIL_OK) return s;
+    for (int k = 0; k < r->nagg; k++) cur[k] = agg_value(w, r, k, w->n, 1);
+    newest_is_new(w, r, isnew);
+    c.aggs = cur;
+    c.prior = prior;
+    c.is_new = isnew;
+    if (!vexpr_true(r->when, &c)) return VIGIL_OK;
+    if (r->suppress_ms && w->alerted && ev->ts - w->last_alert_ts < r->suppress_ms) return VIGIL_OK;
+    w->alerted = 1;
+    w->last_alert_ts = ev->ts;
+    char det[2048];
+    details(r, cur, prior, isnew, det, sizeof det);
     veng_emit(eng, r, ks, &ev, 1, det, INT64_MIN);
     return VIGIL_OK;
 }
 
-void vwin_expire(vwin *w, const vrule *r, int64_t wm) {
-    if (!w) return;
-    while (w->n && w->head_ts <= wm - r->window_ms) drop_front(w, r);
-}
 
 void vwin_free(vwin *w, const vrule *r) {
     if (!w) return;
     while (w->n) drop_front(w, r);
+    for (uint32_t i = 0; i < w->nevs; i++) vigil_event_release(w->evs[i]);
+    free(w->evs);
+    vigil_event_release(w->last);
     free(w->ring);
     free(w->sum);
     free(w->cnt);

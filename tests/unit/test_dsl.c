@@ -93,6 +93,14 @@ static const golden cases[] = {
      "{\"id\":\"1\",\"k\":1,\"ts\":0,\"type\":\"tx\"}\n{\"id\":\"2\",\"k\":1,\"ts\":10,\"type\":\"tx\"}\n{\"id\":\"3\",\"k\":1,\"ts\":20,\"type\":\"tx\"}\n"
      "{\"id\":\"4\",\"k\":1,\"ts\":30,\"type\":\"tx\"}\n{\"id\":\"5\",\"k\":1,\"ts\":3700,\"type\":\"tx\"}",
      "3"},
+    {"tumbling 1m: once per closed window", "rule{name='r',key='k',window=tumbling('1m'),when=ge(count(),2)}",
+     "{\"id\":\"1\",\"k\":1,\"ts\":0}\n{\"id\":\"2\",\"k\":1,\"ts\":30}\n{\"id\":\"3\",\"k\":1,\"ts\":59}\n"
+     "{\"id\":\"4\",\"k\":1,\"ts\":61}\n{\"id\":\"5\",\"k\":1,\"ts\":130}\n{\"id\":\"6\",\"k\":1,\"ts\":140}",
+     "1,2,3|5,6"},   /* [0,60) closes when 4 arrives; [60,120) has one event; [120,180) closes at end of input */
+    {"session 30s gap", "rule{name='r',key='k',window=session('30s'),when=ge(sum('amount'),100)}",
+     "{\"id\":\"1\",\"k\":1,\"ts\":0,\"amount\":50}\n{\"id\":\"2\",\"k\":1,\"ts\":20,\"amount\":60}\n"
+     "{\"id\":\"3\",\"k\":1,\"ts\":100,\"amount\":10}\n{\"id\":\"4\",\"k\":1,\"ts\":120,\"amount\":5}",
+     "1,2"},
     {"min, max, sum", "rule{name='r',key='k',window=sliding('1h'),when=all_of{ge(sum('a'),30),lt(min('a'),5),gt(max('a'),20)}}",
      "{\"id\":\"1\",\"k\":1,\"ts\":0,\"a\":4}\n{\"id\":\"2\",\"k\":1,\"ts\":1,\"a\":10}\n{\"id\":\"3\",\"k\":1,\"ts\":2,\"a\":21}",
      "3"},
@@ -195,11 +203,34 @@ static void test_absence_alert(void) {
     vigil_ruleset_release(rs);
 }
 
+static void test_window_alert_fields(void) {
+    const char *src = "rule{name='per_min',key='k',window=tumbling('1m'),when=ge(count(),1)}";
+    vigil_ruleset *rs = NULL;
+    vigil_error errs[2];
+    int nerrs = 0, n = 0;
+    CU_ASSERT_EQUAL_FATAL(vigil_rules_load_string("t.lua", src, strlen(src), NULL, &rs, errs, 2, &nerrs), VIGIL_OK);
+    vigil_engine *eng = vigil_engine_create(rs, NULL, NULL, on_absence, &n);
+    const char *js = "{\"id\":\"a\",\"k\":\"u\",\"ts\":125}";
+    vigil_event *ev;
+    vigil_error err;
+    CU_ASSERT_EQUAL_FATAL(vigil_event_decode_json(rs, NULL, js, strlen(js), NULL, 1, &ev, &err), VIGIL_OK);
+    vigil_engine_feed(eng, ev, &err);
+    vigil_event_release(ev);
+    CU_ASSERT_EQUAL(n, 0);                  /* not before the window closes */
+    vigil_engine_advance(eng, 180000);      /* the watermark reaches its end */
+    CU_ASSERT_EQUAL(n, 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(absence_json, "\"window_start\":\"1970-01-01T00:02:00.000Z\""));
+    CU_ASSERT_PTR_NOT_NULL(strstr(absence_json, "\"window_end\":\"1970-01-01T00:03:00.000Z\""));
+    vigil_engine_destroy(eng);
+    vigil_ruleset_release(rs);
+}
+
 int main(void) {
     if (CU_initialize_registry() != CUE_SUCCESS) return 2;
     CU_pSuite s = CU_add_suite("dsl golden", NULL, NULL);
     CU_add_test(s, "golden rule cases", test_golden);
     CU_add_test(s, "absence alert: time, events, fired by the watermark", test_absence_alert);
+    CU_add_test(s, "tumbling alert: window_start, window_end, fired by the watermark", test_window_alert_fields);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     int fails = (int)CU_get_number_of_failures();

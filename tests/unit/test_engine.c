@@ -374,6 +374,39 @@ static void test_state_roundtrip(void) {
     vigil_ruleset_release(rs);
 }
 
+static void test_window_state_roundtrip(void) {
+    /* an open tumbling window survives a move between engines via the store */
+    vigil_ruleset *rs = vigil_ruleset_create();
+    vigil_error err;
+    vigil_expr *ge[2] = {vigil_expr_agg(rs, VIGIL_AGG_SUM, "amount", NULL, 0), vigil_expr_num(rs, 10)};
+    vigil_rule_def d = {.name = "tw", .version = 1, .key = "card", .window = VIGIL_WIN_TUMBLING, .window_ms = 60000,
+                        .when = vigil_expr_apply(rs, VIGIL_X_GE, ge, 2)};
+    CU_ASSERT_EQUAL_FATAL(vigil_ruleset_add_rule(rs, &d, &err), VIGIL_OK);
+    CU_ASSERT_EQUAL_FATAL(vigil_ruleset_finalize(rs, &err), VIGIL_OK);
+    mstore m = {.base = {.load = ms_load, .save = ms_save}};
+    got g = {0};
+    vigil_engine *e1 = vigil_engine_create(rs, NULL, &m.base, on_alert, &g);
+    feed(e1, rs, "w1:tx:1:4 w2:tx:2:7");
+    CU_ASSERT_EQUAL(vigil_engine_commit(e1, &err), VIGIL_OK);
+    vigil_engine_destroy(e1);
+    CU_ASSERT_EQUAL(g.n, 0);
+    vigil_engine *e2 = vigil_engine_create(rs, NULL, &m.base, on_alert, &g);
+    const char *js = "{\"id\":\"w3\",\"type\":\"tx\",\"ts\":70,\"card\":\"k1\",\"amount\":1}";
+    vigil_event *ev;
+    CU_ASSERT_EQUAL_FATAL(vigil_event_decode_json(rs, NULL, js, strlen(js), NULL, 1, &ev, &err), VIGIL_OK);
+    CU_ASSERT_EQUAL(vigil_engine_prefetch(e2, &ev, NULL, 1, &err), VIGIL_OK);
+    CU_ASSERT_EQUAL(vigil_engine_feed(e2, ev, &err), VIGIL_OK);   /* closes [0, 60 s): 4 + 7 >= 10 */
+    vigil_event_release(ev);
+    CU_ASSERT_EQUAL(g.n, 1);
+    if (g.n) {
+        CU_ASSERT_STRING_EQUAL(g.ids[0], "w1,w2");
+        CU_ASSERT_PTR_NOT_NULL(strstr(g.json[0], "\"window_end\":\"1970-01-01T00:01:00.000Z\""));
+    }
+    vigil_engine_destroy(e2);
+    for (int i = 0; i < m.n; i++) free(m.data[i]);
+    vigil_ruleset_release(rs);
+}
+
 int main(void) {
     if (CU_initialize_registry() != CUE_SUCCESS) return 2;
     CU_pSuite s = CU_add_suite("engine", NULL, NULL);
@@ -386,6 +419,7 @@ int main(void) {
     CU_add_test(s, "time parsing", test_time_parse);
     CU_add_test(s, "ids and keys as text, CSV", test_ids_and_keys_as_text);
     CU_add_test(s, "state codec round trip via store", test_state_roundtrip);
+    CU_add_test(s, "tumbling window state round trip via store", test_window_state_roundtrip);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     int fails = (int)CU_get_number_of_failures();
