@@ -240,7 +240,7 @@ static void close_window(vigil_engine *eng, const vrule *r, vkeystate *ks, vwin 
             uint32_t n = w->nevs + 1;
             if (n > 128 && !(evs = malloc(n * sizeof *evs))) evs = NULL;
             if (evs) {
-                memcpy(evs, w->evs, w->nevs * sizeof *evs);
+                if (w->nevs) memcpy(evs, w->evs, w->nevs * sizeof *evs);
                 evs[w->nevs] = w->last;
                 veng_emit_window(eng, r, ks, evs, (int)n, w->total > n, det, w->win_start, w->win_end);
                 if (evs != stack) free(evs);
