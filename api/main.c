@@ -9,6 +9,7 @@ static void usage(void) {
             "usage: vigil <command> [options]\n"
             "  serve   run the server (HTTP, NATS, webhooks, dashboard)\n"
             "  check   compile rules: vigil check DIR|FILE\n"
+            "  test    run every rule's examples: vigil test DIR|FILE\n"
             "  replay  run rules over event files (CSV, JSON Lines, .gz)\n"
             "  feed    publish event files over NATS or HTTP\n"
             "  gen     generate an endless realistic card-transaction stream (NDJSON)\n"
@@ -23,6 +24,7 @@ int main(int argc, char **argv) {
     const char *c = argv[1];
     if (strcmp(c, "replay") == 0) return vigil_cmd_replay(argc - 1, argv + 1);
     if (strcmp(c, "check") == 0) return vigil_cmd_check(argc - 1, argv + 1);
+    if (strcmp(c, "test") == 0) return vigil_cmd_test(argc - 1, argv + 1);
     if (strcmp(c, "serve") == 0) return vigil_cmd_serve(argc - 1, argv + 1);
     if (strcmp(c, "feed") == 0) return vigil_cmd_feed(argc - 1, argv + 1);
     if (strcmp(c, "gen") == 0) return vigil_cmd_gen(argc - 1, argv + 1);

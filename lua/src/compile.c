@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <lauxlib.h>
+#include <cjson/cJSON.h>
 #include "rules_int.h"
 
 #define MAX_DEPTH 200
@@ -56,6 +57,111 @@ static void *cfail(cc *c, const char *fmt, ...) {
 }
 
 static int bad(const cc *c) { return c->failed || c->st != VIGIL_OK; }
+
+/* A Lua value of an example event as JSON: tables with keys 1..n are
+ * arrays, other tables objects; integral numbers print without a fraction. */
+static cJSON *to_json(lua_State *L, int idx, int depth) {
+    if (depth > 32) return NULL;
+    idx = lua_absindex(L, idx);
+    switch (lua_type(L, idx)) {
+    case LUA_TBOOLEAN: return cJSON_CreateBool(lua_toboolean(L, idx));
+    case LUA_TNUMBER: return cJSON_CreateNumber(lua_tonumber(L, idx));
+    case LUA_TSTRING: return cJSON_CreateString(lua_tostring(L, idx));
+    case LUA_TTABLE: {
+        lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
+        cJSON *o = n > 0 ? cJSON_CreateArray() : cJSON_CreateObject();
+        if (!o) return NULL;
+        if (n > 0) {
+            for (lua_Integer i = 1; i <= n; i++) {
+                lua_rawgeti(L, idx, i);
+                cJSON *v = to_json(L, -1, depth + 1);
+                lua_pop(L, 1);
+                if (!v) { cJSON_Delete(o); return NULL; }
+                cJSON_AddItemToArray(o, v);
+            }
+            return o;
+        }
+        lua_pushnil(L);
+        while (lua_next(L, idx)) {
+            if (lua_type(L, -2) != LUA_TSTRING) { lua_pop(L, 2); cJSON_Delete(o); return NULL; }
+            cJSON *v = to_json(L, -1, depth + 1);
+            if (!v) { lua_pop(L, 2); cJSON_Delete(o); return NULL; }
+            cJSON_AddItemToObject(o, lua_tostring(L, -2), v);
+            lua_pop(L, 1);
+        }
+        return o;
+    }
+    default: return NULL;
+    }
+}
+
+/* examples = { { events = { {…}, … }, alerts = n }, … } → the loader's list. */
+static void examples_of(cc *c, int t, const vigil_rule_def *d) {
+    lua_State *L = c->L;
+    vigil_rule_examples *ex = ld_examples(c->ld);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, t);
+    for (lua_Integer i = 1; i <= n && !bad(c); i++) {
+        lua_rawgeti(L, t, i);
+        int e = lua_gettop(L);
+        lua_getfield(L, e, "events");
+        lua_getfield(L, e, "alerts");
+        if (!lua_istable(L, -2) || !lua_isinteger(L, -1) || lua_tointeger(L, -1) < 0) {
+            cfail(c, "examples[%lld] must be { events = { {...}, ... }, alerts = n } with n >= 0", (long long)i);
+            lua_settop(L, e - 1);
+            return;
+        }
+        int alerts = (int)lua_tointeger(L, -1);
+        char *text = NULL;
+        size_t len = 0, cap = 0;
+        lua_Integer ne = (lua_Integer)lua_rawlen(L, -2);
+        for (lua_Integer k = 1; k <= ne; k++) {
+            lua_rawgeti(L, -2, k);
+            cJSON *o = lua_istable(L, -1) ? to_json(L, -1, 0) : NULL;
+            lua_pop(L, 1);
+            char *js = o && cJSON_IsObject(o) ? cJSON_PrintUnformatted(o) : NULL;
+            cJSON_Delete(o);
+            if (!js) {
+                free(text);
+                cfail(c, "examples[%lld].events[%lld] must be a table of fields (strings, numbers, booleans)",
+                      (long long)i, (long long)k);
+                lua_settop(L, e - 1);
+                return;
+            }
+            size_t jl = strlen(js);
+            if (len + jl + 2 > cap) {
+                cap = (len + jl + 2) * 2;
+                char *nt = realloc(text, cap);
+                if (!nt) { free(js); free(text); c->st = VIGIL_ENOMEM; lua_settop(L, e - 1); return; }
+                text = nt;
+            }
+            memcpy(text + len, js, jl);
+            len += jl;
+            text[len++] = '\n';
+            text[len] = '\0';
+            free(js);
+        }
+        lua_settop(L, e - 1);
+        if (!ex) {
+            free(text);
+            continue;
+        }
+        if (ex->n == ex->cap) {
+            int nc = ex->cap ? ex->cap * 2 : 16;
+            vigil_rule_example *nv = realloc(ex->v, (size_t)nc * sizeof *nv);
+            if (!nv) { free(text); c->st = VIGIL_ENOMEM; return; }
+            ex->v = nv;
+            ex->cap = nc;
+        }
+        vigil_rule_example *x = &ex->v[ex->n++];
+        memset(x, 0, sizeof *x);
+        snprintf(x->rule, sizeof x->rule, "%s", d->name ? d->name : "");
+        snprintf(x->file, sizeof x->file, "%s", c->err.file);   /* d->file/line are set after rule_of */
+        x->line = c->err.line;
+        x->index = (int)i;
+        x->events = text ? text : strdup("");
+        x->alerts = alerts;
+    }
+}
 
 /* Every builder result goes through here: NULL means out of memory. */
 static vigil_expr *node(cc *c, vigil_expr *x) {
@@ -821,10 +927,12 @@ static void rule_of(cc *c, vigil_rule_def *d, vigil_step_def *steps) {
         cfail(c, "alert must be a function(m) returning a table of details, got %s",
               describe(L, -1, buf, sizeof buf));
     lua_pop(L, 1);
-    ty = rget(L, 1, "examples");       /* accepted for `vigil test` (a later issue) */
+    ty = rget(L, 1, "examples");       /* run by `vigil test` */
     if (ty != LUA_TNIL && kind_of(L, -1) != K_PLAIN)
         cfail(c, "examples must be a list of { events = {...}, alerts = n }, got %s",
               describe(L, -1, buf, sizeof buf));
+    else if (ty != LUA_TNIL)
+        examples_of(c, lua_gettop(L), d);
     lua_pop(L, 1);
     if (bad(c)) return;
     int64_t sup = duration_of(c, 1, "suppress");

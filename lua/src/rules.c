@@ -36,6 +36,14 @@ struct loader {
 };
 
 vigil_ruleset *ld_ruleset(loader *ld) { return ld->rs; }
+vigil_rule_examples *ld_examples(loader *ld) { return ld->opts ? ld->opts->examples : NULL; }
+
+void vigil_rule_examples_free(vigil_rule_examples *ex) {
+    if (!ex) return;
+    for (int i = 0; i < ex->n; i++) free(ex->v[i].events);
+    free(ex->v);
+    memset(ex, 0, sizeof *ex);
+}
 
 void ld_add_error(loader *ld, vigil_status s, const vigil_error *e) {
     if (ld->total++ == 0) ld->first = s;

@@ -82,6 +82,9 @@ void ld_add_error(loader *ld, vigil_status s, const vigil_error *e);
 /* The ruleset being built. */
 vigil_ruleset *ld_ruleset(loader *ld);
 
+/* Where examples go (NULL: the caller does not want them). */
+vigil_rule_examples *ld_examples(loader *ld);
+
 /* Make sure list NAME is registered with the ruleset (reading
  * lists_dir/NAME.txt on first use). On failure err->msg says why. */
 vigil_status ld_need_list(loader *ld, const char *name, vigil_error *err);

@@ -16,4 +16,17 @@ rule {
   key         = "terminal_id",
   window      = sliding("7d"),
   when        = all_of{ eq(e.type, "tx"), ge(count{ type = "report" }, 2) },
+  examples    = {
+    { events = {
+        { type = "report", report_id = "r1", terminal_id = 7, ts = "2018-05-01T10:00:00Z" },
+        { type = "report", report_id = "r2", terminal_id = 7, ts = "2018-05-02T10:00:00Z" },
+        { type = "tx", transaction_id = 1, terminal_id = 7, tx_amount = 40, ts = "2018-05-03T09:00:00Z" },
+      }, alerts = 1 },
+    { events = {   -- one report is not enough; reports older than 7 days do not count
+        { type = "report", report_id = "r1", terminal_id = 7, ts = "2018-05-01T10:00:00Z" },
+        { type = "tx", transaction_id = 1, terminal_id = 7, tx_amount = 40, ts = "2018-05-02T09:00:00Z" },
+        { type = "report", report_id = "r2", terminal_id = 7, ts = "2018-05-02T10:00:00Z" },
+        { type = "tx", transaction_id = 2, terminal_id = 7, tx_amount = 40, ts = "2018-05-09T11:00:00Z" },
+      }, alerts = 0 },
+  },
 }

@@ -12,4 +12,11 @@ rule {
   when        = ge(count(), 5),
   suppress    = "1h",
   mode        = "shadow",
+  examples    = {
+    { events = {
+        { type = "tx", customer_id = 1, ts = 0 }, { type = "tx", customer_id = 1, ts = 600 },
+        { type = "tx", customer_id = 1, ts = 1200 }, { type = "tx", customer_id = 1, ts = 1800 },
+        { type = "tx", customer_id = 1, ts = 2400 }, { type = "tx", customer_id = 1, ts = 3000 },
+      }, alerts = 1 },   -- the 5th fires; the 6th is suppressed for an hour
+  },
 }

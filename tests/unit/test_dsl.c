@@ -8,9 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <CUnit/Basic.h>
 #include "vigil/engine.h"
 #include "vigil/rules.h"
+#include "cli.h"
 
 typedef struct golden {
     const char *name;
@@ -225,12 +227,58 @@ static void test_window_alert_fields(void) {
     vigil_ruleset_release(rs);
 }
 
+/* `vigil test`: examples are collected as JSON and run; exit 0 when every
+ * example gives its expected alert count, 1 otherwise. */
+static void test_examples(void) {
+    const char *src = "rule{name='big',key='k',where={amount=gt(100)},window=sliding('1h'),when=ge(count(),1),\n"
+                      "  examples={ {events={ {k=1,amount=150,ts=0}, {k=1,amount=5,ts=1,tags={'a','b'}} }, alerts=1 },\n"
+                      "             {events={ {k=1,amount=50,ts=0} }, alerts=0} } }";
+    vigil_rule_examples ex = {0};
+    vigil_rules_opts opts = {.examples = &ex};
+    vigil_ruleset *rs = NULL;
+    vigil_error errs[2];
+    int nerrs = 0;
+    CU_ASSERT_EQUAL_FATAL(vigil_rules_load_string("ex.lua", src, strlen(src), &opts, &rs, errs, 2, &nerrs), VIGIL_OK);
+    CU_ASSERT_EQUAL(ex.n, 2);
+    if (ex.n == 2) {
+        CU_ASSERT_STRING_EQUAL(ex.v[0].rule, "big");
+        CU_ASSERT_EQUAL(ex.v[0].alerts, 1);
+        CU_ASSERT_EQUAL(ex.v[0].line, 1);
+        CU_ASSERT_PTR_NOT_NULL(strstr(ex.v[0].events, "\"amount\":150"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(ex.v[0].events, "\"tags\":[\"a\",\"b\"]"));
+        CU_ASSERT_EQUAL(ex.v[1].alerts, 0);
+    }
+    vigil_rule_examples_free(&ex);
+    vigil_ruleset_release(rs);
+    /* the command, on a passing and a failing file, and on the shipped pack */
+    char dir[] = "/tmp/vigil-test-XXXXXX";
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+    char good[300], badf[300];
+    snprintf(good, sizeof good, "%s/good.lua", dir);
+    snprintf(badf, sizeof badf, "%s/bad.lua", dir);
+    FILE *f = fopen(good, "w");
+    fputs(src, f);
+    fclose(f);
+    f = fopen(badf, "w");
+    fputs("rule{name='b',key='k',where={amount=gt(100)},window=sliding('1h'),when=ge(count(),1),"
+          "examples={ {events={ {k=1,amount=50,ts=0} }, alerts=1} } }", f);
+    fclose(f);
+    char *a1[] = {"test", good, NULL}, *a2[] = {"test", badf, NULL}, *a3[] = {"test", VIGIL_SOURCE_DIR "/rules/fraud", NULL};
+    CU_ASSERT_EQUAL(vigil_cmd_test(2, a1), 0);
+    CU_ASSERT_EQUAL(vigil_cmd_test(2, a2), 1);
+    CU_ASSERT_EQUAL(vigil_cmd_test(2, a3), 0);   /* the shipped rule pack's own examples */
+    remove(good);
+    remove(badf);
+    rmdir(dir);
+}
+
 int main(void) {
     if (CU_initialize_registry() != CUE_SUCCESS) return 2;
     CU_pSuite s = CU_add_suite("dsl golden", NULL, NULL);
     CU_add_test(s, "golden rule cases", test_golden);
     CU_add_test(s, "absence alert: time, events, fired by the watermark", test_absence_alert);
     CU_add_test(s, "tumbling alert: window_start, window_end, fired by the watermark", test_window_alert_fields);
+    CU_add_test(s, "examples and vigil test", test_examples);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     int fails = (int)CU_get_number_of_failures();

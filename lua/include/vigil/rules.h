@@ -15,6 +15,26 @@
 #include "vigil/status.h"
 #include "vigil/ruleset.h"
 
+/* One entry of a rule's `examples` (run by `vigil test`): the events as
+ * NDJSON (one JSON object per line, converted from the Lua tables) and the
+ * number of alerts the rule must give on them. */
+typedef struct vigil_rule_example {
+    char rule[64];
+    char file[256];
+    int line;                  /* of the rule{} call */
+    int index;                 /* 1-based within the rule's examples */
+    char *events;              /* malloc'd NDJSON */
+    int alerts;
+} vigil_rule_example;
+
+typedef struct vigil_rule_examples {
+    vigil_rule_example *v;
+    int n, cap;
+} vigil_rule_examples;
+
+/* Frees the examples' texts and the array; accepts NULL. */
+void vigil_rule_examples_free(vigil_rule_examples *ex);
+
 typedef struct vigil_rules_opts {
     const char *lists_dir;     /* directory of in_list() files (NAME.txt, one value per
                                   line, '#' comments); NULL: "<rules dir>/lists" if it
@@ -22,6 +42,7 @@ typedef struct vigil_rules_opts {
     uint64_t instr_budget;     /* Lua VM instructions per file; 0: 10,000,000 */
     int64_t wall_ms;           /* wall-clock limit per file; 0: 2000 */
     size_t mem_cap;            /* bytes per Lua state; 0: 64 MiB */
+    vigil_rule_examples *examples; /* when set, every rule's examples are appended here */
 } vigil_rules_opts;
 
 /* Load FILE (one .lua) or every *.lua of DIR (sorted by name, not recursing
