@@ -17,6 +17,7 @@
 #include <cjson/cJSON.h>
 #include "server_int.h"
 #include "redis_store.h"
+#include "vigil/rules.h"
 
 typedef struct req {
     char *body;
@@ -210,6 +211,95 @@ static enum MHD_Result post_events(vigil_server *s, struct MHD_Connection *c, re
     return send_text(c, 202, "application/json", body, strlen(body));
 }
 
+/* ---- POST /v1/rules:test -------------------------------------------------------------- */
+
+#define RULES_TEST_MAX_EVENTS 10000
+
+typedef struct dry { cJSON *alerts; int n; } dry;
+static void dry_alert(void *ud, const vigil_alert *a) {
+    dry *d = ud;
+    char *js = vigil_alert_to_json(a, vigil_now_ms());
+    cJSON *o = js ? cJSON_Parse(js) : NULL;
+    free(js);
+    if (o) {
+        cJSON_AddItemToArray(d->alerts, o);
+        d->n++;
+    }
+}
+
+/* A dry run: {"source": "<rule file text>", "events": [{…}, …]} → the
+ * alerts those rules give on those events, in a private engine (no state,
+ * no sinks touched). Compile errors: 422 with every error; a bad event: 400
+ * naming its index. Events use the server's time and id fields. */
+static enum MHD_Result rules_test(vigil_server *s, struct MHD_Connection *c, req *r) {
+    if (r->too_big) return problem(c, 413, "Content Too Large", "body over the size limit", NULL, NULL);
+    cJSON *in = r->body ? cJSON_ParseWithLength(r->body, r->len) : NULL;
+    const cJSON *src = cJSON_GetObjectItemCaseSensitive(in, "source");
+    const cJSON *evs = cJSON_GetObjectItemCaseSensitive(in, "events");
+    if (!cJSON_IsString(src) || !cJSON_IsArray(evs)) {
+        cJSON_Delete(in);
+        return problem(c, 400, "Bad Request", "expected {\"source\": \"<Lua rule text>\", \"events\": [{...}, ...]}", NULL, NULL);
+    }
+    if (cJSON_GetArraySize(evs) > RULES_TEST_MAX_EVENTS) {
+        cJSON_Delete(in);
+        return problem(c, 413, "Content Too Large", "at most 10000 events per dry run", NULL, NULL);
+    }
+    vigil_error errs[32];
+    int nerrs = 0;
+    vigil_ruleset *rs = NULL;
+    vigil_status st = vigil_rules_load_string("test.lua", src->valuestring, strlen(src->valuestring), NULL, &rs, errs, 32, &nerrs);
+    if (st != VIGIL_OK) {
+        cJSON *x = cJSON_CreateObject();
+        cJSON *a = cJSON_AddArrayToObject(x, "errors");
+        for (int i = 0; i < nerrs; i++) {
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddStringToObject(e, "file", errs[i].file);
+            cJSON_AddNumberToObject(e, "line", errs[i].line);
+            cJSON_AddStringToObject(e, "rule", errs[i].rule);
+            cJSON_AddStringToObject(e, "message", errs[i].msg);
+            cJSON_AddItemToArray(a, e);
+        }
+        cJSON_Delete(in);
+        return problem(c, 422, "Unprocessable Content", "the rule source did not compile", x, NULL);
+    }
+    dry d = {.alerts = cJSON_CreateArray()};
+    vigil_engine *eng = vigil_engine_create(rs, NULL, NULL, dry_alert, &d);
+    int idx = 0;
+    const cJSON *ev;
+    cJSON_ArrayForEach(ev, evs) {
+        char *js = cJSON_PrintUnformatted(ev);
+        char fid[32];
+        snprintf(fid, sizeof fid, "event:%d", idx);
+        vigil_event *e = NULL;
+        vigil_error err;
+        vigil_error_clear(&err);
+        st = js ? vigil_event_decode_json(rs, &s->cfg.ev.decode, js, strlen(js), fid, 0, &e, &err) : VIGIL_ENOMEM;
+        free(js);
+        if (st != VIGIL_OK) {
+            vigil_engine_destroy(eng);
+            vigil_ruleset_release(rs);
+            cJSON_Delete(d.alerts);
+            cJSON_Delete(in);
+            char det[700];
+            snprintf(det, sizeof det, "events[%d]: %s", idx, err.msg);
+            cJSON *x = cJSON_CreateObject();
+            cJSON_AddNumberToObject(x, "index", idx);
+            return problem(c, 400, "Bad Request", det, x, NULL);
+        }
+        vigil_engine_feed(eng, e, &err);   /* an event with no key of these rules is skipped, as in serve */
+        vigil_event_release(e);
+        idx++;
+    }
+    vigil_engine_advance(eng, INT64_MAX);   /* close windows, fire absences */
+    vigil_engine_destroy(eng);
+    vigil_ruleset_release(rs);
+    cJSON_Delete(in);
+    cJSON *out = cJSON_CreateObject();
+    cJSON_AddNumberToObject(out, "events", idx);
+    cJSON_AddItemToObject(out, "alerts", d.alerts);
+    return send_json(c, 200, out);
+}
+
 /* ---- rules, health, metrics ---------------------------------------------------------- */
 
 static cJSON *rule_json(vigil_server *s, int i) {
@@ -371,6 +461,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     if (strcmp(url, "/v1/events") == 0) {
         if (!is_post) return problem(c, 405, "Method Not Allowed", "use POST", NULL, NULL);
         return post_events(s, c, r);
+    }
+    if (strcmp(url, "/v1/rules:test") == 0) {
+        if (!is_post) return problem(c, 405, "Method Not Allowed", "use POST", NULL, NULL);
+        return rules_test(s, c, r);
     }
     if (!is_get) return problem(c, 405, "Method Not Allowed", "this resource supports GET only", NULL, NULL);
     if (strcmp(url, "/v1/alerts") == 0) return vigil_hub_handle_list(s->hub, c);

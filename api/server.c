@@ -253,6 +253,7 @@ static void *worker_main(void *arg) {
     vigil_event **evs = malloc(BATCH * sizeof *evs);
     int *groups = malloc(BATCH * sizeof *groups);
     if (!it || !evs || !groups) abort();
+    int64_t last_stats = 0;
     for (;;) {
         pthread_mutex_lock(&wk->q.mu);
         while (wk->q.n == 0 && !atomic_load(&wk->srv->stopping)) pthread_cond_wait(&wk->q.nonempty, &wk->q.mu);
@@ -285,6 +286,17 @@ static void *worker_main(void *arg) {
         with_retry(wk, op_commit, NULL, "committing key state");
         atomic_fetch_add(&wk->commits, 1);
         dispatch_alerts(wk);
+        /* counters before answering waiters: a client that got its answer
+         * must see its event counted */
+        int64_t now = vigil_now_ms();
+        if (now - last_stats >= 1000) {   /* the stats walk every key: at most once a second */
+            vigil_engine_stats st;
+            vigil_engine_get_stats(wk->eng, &st);
+            atomic_store(&wk->keys, st.keys);
+            atomic_store(&wk->runs, st.runs);
+            last_stats = now;
+        }
+        atomic_fetch_add(&wk->processed, (unsigned long long)n);
         for (int i = 0; i < n; i++) {
             if (it[i].w) {
                 waiter_done(it[i].w);
@@ -292,11 +304,6 @@ static void *worker_main(void *arg) {
             }
             vigil_event_release(it[i].ev);
         }
-        vigil_engine_stats st;
-        vigil_engine_get_stats(wk->eng, &st);
-        atomic_store(&wk->keys, st.keys);
-        atomic_store(&wk->runs, st.runs);
-        atomic_fetch_add(&wk->processed, (unsigned long long)n);
     }
     free(it);
     free(evs);

@@ -1203,6 +1203,50 @@ static void test_wait(void)
         vt_dump_log(http_srv.log, LOG_TAIL);
 }
 
+/* POST /v1/rules:test: a dry run in a private engine — alerts in the
+ * answer, nothing counted, listed or sent by the live server; a rule that
+ * does not compile answers 422 with its errors. */
+static void test_rules_dry_run(void)
+{
+    require_http_server();
+    unsigned failures = CU_get_number_of_failures();
+    state before;
+    CU_ASSERT_EQUAL_FATAL(observe(&before), 0);
+    char url[256], ct[128];
+    snprintf(url, sizeof url, "%s/v1/rules:test", http_srv.base);
+    const char *good =
+        "{\"source\":\"rule{name='dry',key='customer_id',where={tx_amount=gt(100)},window=sliding('1h'),when=ge(count(),2)}\","
+        "\"events\":[{\"customer_id\":9,\"tx_amount\":500,\"tx_datetime\":\"2018-05-01T00:00:00Z\"},"
+        "{\"customer_id\":9,\"tx_amount\":300,\"tx_datetime\":\"2018-05-01T00:10:00Z\"},"
+        "{\"customer_id\":8,\"tx_amount\":300,\"tx_datetime\":\"2018-05-01T00:20:00Z\"}]}";
+    long st;
+    char *body = http_post_ct(url, good, "application/json", &st, ct, sizeof ct);
+    CU_ASSERT_EQUAL(st, 200);
+    cJSON *o = body ? cJSON_Parse(body) : NULL;
+    const cJSON *alerts = cJSON_GetObjectItemCaseSensitive(o, "alerts");
+    CU_ASSERT(cJSON_IsArray(alerts) && cJSON_GetArraySize(alerts) == 1);
+    if (cJSON_IsArray(alerts) && cJSON_GetArraySize(alerts) == 1) {
+        const cJSON *a = cJSON_GetArrayItem(alerts, 0);
+        CU_ASSERT_STRING_EQUAL(str_item(a, "rule") ?: "", "dry");
+        CU_ASSERT_STRING_EQUAL(str_item(a, "key") ?: "", "9");
+    }
+    cJSON_Delete(o);
+    free(body);
+    assert_unchanged(&before);
+    const char *bad = "{\"source\":\"rule{name='dry',key='k',bogus=1}\",\"events\":[]}";
+    body = http_post_ct(url, bad, "application/json", &st, ct, sizeof ct);
+    CU_ASSERT_EQUAL(st, 422);
+    CU_ASSERT(strstr(ct, "application/problem+json") != NULL);
+    o = body ? cJSON_Parse(body) : NULL;
+    const cJSON *errs = cJSON_GetObjectItemCaseSensitive(o, "errors");
+    CU_ASSERT(cJSON_IsArray(errs) && cJSON_GetArraySize(errs) >= 1);
+    CU_ASSERT(body && strstr(body, "bogus"));
+    cJSON_Delete(o);
+    free(body);
+    if (CU_get_number_of_failures() != failures)
+        vt_dump_log(http_srv.log, LOG_TAIL);
+}
+
 static void test_http_stop(void)
 {
     if (http_srv.p)
@@ -1248,6 +1292,7 @@ int main(void)
         !CU_add_test(s, "feed --http, memory store, webhooks = replay", test_http_feed) ||
         !CU_add_test(s, "malformed NDJSON and missing time: 400, nothing applied", test_malformed_batch) ||
         !CU_add_test(s, "?wait=MS returns the event's alerts", test_wait) ||
+        !CU_add_test(s, "POST /v1/rules:test: dry run, no side effects; 422 on compile errors", test_rules_dry_run) ||
         !CU_add_test(s, "HTTP server stops cleanly on SIGTERM", test_http_stop)) {
         CU_cleanup_registry();
         return 1;
