@@ -16,22 +16,20 @@
 #include <sys/resource.h>
 #include "cli.h"
 #include "input.h"
+#include "score.h"
 #include "vigil/engine.h"
 #include "vigil/rules.h"
 
 #define MAX_INPUTS 32
 #define MAX_SEGMENTS 64
 
-typedef struct seg { char name[64]; uint64_t pos, hit; } seg;
-
 typedef struct replay {
     FILE *out;
     const vigil_ruleset *rs;
     int nrules;
-    const char *cur_id;          /* the event being fed */
-    uint8_t *hit;                /* per rule: alerted the current event */
-    uint64_t *alerts, *events_alerted, *tp;
-    uint64_t total_alerts, out_errors;
+    vigil_score *score;          /* by event id: alerts may name an earlier event */
+    uint64_t *alerts;
+    uint64_t total_alerts, out_errors, score_errors;
     int64_t detected_ms;
 } replay;
 
@@ -41,7 +39,7 @@ static void on_alert(void *ud, const vigil_alert *a) {
     r->total_alerts++;
     if (ri >= 0) {
         r->alerts[ri]++;
-        if (r->cur_id && strcmp(a->event, r->cur_id) == 0) r->hit[ri] = 1;
+        if (vigil_score_alert(r->score, a->event, ri) != 0) r->score_errors++;
     }
     char *js = vigil_alert_to_json(a, r->detected_ms);
     if (!js || fputs(js, r->out) == EOF || fputc('\n', r->out) == EOF) r->out_errors++;
@@ -170,19 +168,17 @@ int vigil_cmd_replay(int argc, char **argv) {
     static char obuf[1 << 20];
     setvbuf(R.out, obuf, _IOFBF, sizeof obuf);
     size_t nr = (size_t)(R.nrules ? R.nrules : 1);
-    R.hit = calloc(nr, 1);
     R.alerts = calloc(nr, sizeof *R.alerts);
-    R.events_alerted = calloc(nr, sizeof *R.events_alerted);
-    R.tp = calloc(nr, sizeof *R.tp);
+    R.score = vigil_score_create(R.nrules, MAX_SEGMENTS);
     vigil_engine_opts opts = {.allowed_lateness_ms = lateness};
     vigil_engine *eng = vigil_engine_create(rs, &opts, NULL, on_alert, &R);
-    if (!R.hit || !R.alerts || !R.events_alerted || !R.tp || !eng) {
+    if (!R.alerts || !R.score || !eng) {
         fprintf(stderr, "vigil replay: out of memory\n");
         return 1;
     }
-    seg segs[MAX_SEGMENTS];
+    char segs[MAX_SEGMENTS][64];
     int nseg = 0;
-    uint64_t events = 0, nokey = 0, late = 0, positives = 0, alerted = 0, alerted_tp = 0;
+    uint64_t events = 0, nokey = 0, late = 0;
     int tty = isatty(2);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -191,44 +187,26 @@ int vigil_cmd_replay(int argc, char **argv) {
     while (vigil_merge_next(m, &ev, NULL) == VIGIL_OK) {
         vigil_error err;
         events++;
-        R.cur_id = vigil_event_id(ev);
-        memset(R.hit, 0, nr);
         if (decode_only) {
             vigil_event_release(ev);
             continue;
         }
+        /* remember the event's label before feeding: an alert names it */
+        int pos = 0, segi = -1;
+        if (label) {
+            pos = vigil_event_field_text(ev, label, lbuf, sizeof lbuf) && label_true(lbuf);
+            if (segment && pos && vigil_event_field_text(ev, segment, sbuf, sizeof sbuf)) {
+                int k = 0;
+                while (k < nseg && strcmp(segs[k], sbuf) != 0) k++;
+                if (k == nseg && nseg < MAX_SEGMENTS) snprintf(segs[nseg++], sizeof segs[0], "%s", sbuf);
+                if (k < nseg) segi = k;
+            }
+        }
+        if (label && vigil_score_event(R.score, vigil_event_id(ev), pos, segi) != 0) R.score_errors++;
         vigil_status s = vigil_engine_feed(eng, ev, &err);
         if (s == VIGIL_ENOKEY) nokey++;
         else if (s == VIGIL_ELATE) late++;
-        else if (s != VIGIL_OK) fprintf(stderr, "vigil replay: event %s: %s\n", R.cur_id, err.msg);
-        if (label) {
-            int pos = vigil_event_field_text(ev, label, lbuf, sizeof lbuf) && label_true(lbuf);
-            int any = 0;
-            for (int i = 0; i < R.nrules; i++)
-                if (R.hit[i]) {
-                    any = 1;
-                    R.events_alerted[i]++;
-                    R.tp[i] += pos;
-                }
-            alerted += any;
-            alerted_tp += any && pos;
-            positives += pos;
-            if (segment && pos && vigil_event_field_text(ev, segment, sbuf, sizeof sbuf)) {
-                int k = 0;
-                while (k < nseg && strcmp(segs[k].name, sbuf) != 0) k++;
-                if (k == nseg && nseg < MAX_SEGMENTS) {
-                    snprintf(segs[nseg].name, sizeof segs[0].name, "%s", sbuf);
-                    segs[nseg].pos = segs[nseg].hit = 0;
-                    nseg++;
-                }
-                if (k < nseg) {
-                    segs[k].pos++;
-                    segs[k].hit += any;
-                }
-            }
-        } else {
-            for (int i = 0; i < R.nrules; i++) R.events_alerted[i] += R.hit[i];
-        }
+        else if (s != VIGIL_OK) fprintf(stderr, "vigil replay: event %s: %s\n", vigil_event_id(ev), err.msg);
         vigil_event_release(ev);
         if (tty && (events & 0xFFFF) == 0) {
             double p = vigil_merge_progress(m);
@@ -238,35 +216,41 @@ int vigil_cmd_replay(int argc, char **argv) {
                     (unsigned long long)events, (unsigned long long)R.total_alerts);
         }
     }
-    R.cur_id = NULL;
-    vigil_engine_advance(eng, INT64_MAX);
+    vigil_engine_advance(eng, INT64_MAX);   /* end of input: close windows, fire absences */
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if (tty) fprintf(stderr, "\r%*s\r", 80, "");
     double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     fflush(R.out);
     if (output) fclose(R.out);
     /* summary */
+    vigil_score_result sr;
+    if (vigil_score_finish(R.score, &sr) != 0 || R.score_errors) {
+        fprintf(stderr, "vigil replay: out of memory while scoring\n");
+        return 1;
+    }
     fprintf(stderr, "%-28s %9s %9s", "rule", "alerts", "events");
     if (label) fprintf(stderr, " %9s %9s %10s %8s", "TP", "FP", "precision", "recall");
     fprintf(stderr, "\n");
     for (int i = 0; i < R.nrules; i++) {
         fprintf(stderr, "%-28s %9llu %9llu", vigil_ruleset_rule_name(rs, i), (unsigned long long)R.alerts[i],
-                (unsigned long long)R.events_alerted[i]);
+                (unsigned long long)sr.events_alerted[i]);
         if (label)
-            fprintf(stderr, " %9llu %9llu %9.2f%% %7.2f%%", (unsigned long long)R.tp[i],
-                    (unsigned long long)(R.events_alerted[i] - R.tp[i]), pct(R.tp[i], R.events_alerted[i]),
-                    pct(R.tp[i], positives));
+            fprintf(stderr, " %9llu %9llu %9.2f%% %7.2f%%", (unsigned long long)sr.tp[i],
+                    (unsigned long long)(sr.events_alerted[i] - sr.tp[i]), pct(sr.tp[i], sr.events_alerted[i]),
+                    pct(sr.tp[i], sr.positives));
         fprintf(stderr, "\n");
     }
     if (label) {
         fprintf(stderr, "%-28s %9llu %9llu %9llu %9llu %9.2f%% %7.2f%%\n", "all rules (distinct events)",
-                (unsigned long long)R.total_alerts, (unsigned long long)alerted, (unsigned long long)alerted_tp,
-                (unsigned long long)(alerted - alerted_tp), pct(alerted_tp, alerted), pct(alerted_tp, positives));
-        fprintf(stderr, "labelled true: %llu events\n", (unsigned long long)positives);
+                (unsigned long long)R.total_alerts, (unsigned long long)sr.alerted, (unsigned long long)sr.alerted_tp,
+                (unsigned long long)(sr.alerted - sr.alerted_tp), pct(sr.alerted_tp, sr.alerted),
+                pct(sr.alerted_tp, sr.positives));
+        fprintf(stderr, "labelled true: %llu events\n", (unsigned long long)sr.positives);
         for (int k = 0; k < nseg; k++)
-            fprintf(stderr, "recall %s=%s: %.2f%% (%llu of %llu)\n", segment, segs[k].name, pct(segs[k].hit, segs[k].pos),
-                    (unsigned long long)segs[k].hit, (unsigned long long)segs[k].pos);
+            fprintf(stderr, "recall %s=%s: %.2f%% (%llu of %llu)\n", segment, segs[k], pct(sr.seg_hit[k], sr.seg_pos[k]),
+                    (unsigned long long)sr.seg_hit[k], (unsigned long long)sr.seg_pos[k]);
     }
+    vigil_score_result_free(&sr);
     fprintf(stderr, "events: %llu read in %.2f s (%.0f events/s), %llu rejected lines, %llu without any rule key, %llu late; %llu alerts\n",
             (unsigned long long)events, secs, secs > 0 ? (double)events / secs : 0, (unsigned long long)rejected,
             (unsigned long long)nokey, (unsigned long long)late, (unsigned long long)R.total_alerts);
@@ -278,10 +262,8 @@ int vigil_cmd_replay(int argc, char **argv) {
     vigil_engine_destroy(eng);
     vigil_merge_destroy(m);
     vigil_ruleset_release(rs);
-    free(R.hit);
     free(R.alerts);
-    free(R.events_alerted);
-    free(R.tp);
+    vigil_score_destroy(R.score);
     vigil_cli_event_opts_free(&eo);
     return rc;
 }
