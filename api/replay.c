@@ -71,6 +71,7 @@ static void usage(void) {
             "usage: vigil replay --rules DIR|FILE --input [TYPE=]F [--input …] [--time-field N[,N2…]]\n"
             "                    [--time-format auto|s|ms|rfc3339] [--id-field N[,N2…]]\n"
             "                    [--label-field N [--segment-field N]] [--output F] [--allowed-lateness D]\n"
+            "                    [--max-out-of-orderness D]\n"
             "                    [--decode-only]   (benchmark: read and decode only, no engine)\n");
 }
 
@@ -80,7 +81,7 @@ int vigil_cmd_replay(int argc, char **argv) {
     const char *rules = NULL, *output = NULL, *label = NULL, *segment = NULL;
     const char *inputs[MAX_INPUTS];
     int ninputs = 0;
-    int64_t lateness = 0;
+    int64_t lateness = 0, ooo = 0;
     int decode_only = 0;
     vigil_cli_event_opts eo;
     vigil_cli_event_opts_init(&eo);
@@ -108,6 +109,11 @@ int vigil_cmd_replay(int argc, char **argv) {
         else if (strcmp(a, "--allowed-lateness") == 0) {
             if (vigil_duration_parse(v, &lateness) != VIGIL_OK) {
                 fprintf(stderr, "vigil replay: --allowed-lateness '%s': expected a duration like 10s, 5m\n", v);
+                return 2;
+            }
+        } else if (strcmp(a, "--max-out-of-orderness") == 0) {
+            if (vigil_duration_parse(v, &ooo) != VIGIL_OK) {
+                fprintf(stderr, "vigil replay: --max-out-of-orderness '%s': expected a duration like 10s, 5m\n", v);
                 return 2;
             }
         } else if (strcmp(a, "--input") == 0) {
@@ -170,7 +176,7 @@ int vigil_cmd_replay(int argc, char **argv) {
     size_t nr = (size_t)(R.nrules ? R.nrules : 1);
     R.alerts = calloc(nr, sizeof *R.alerts);
     R.score = vigil_score_create(R.nrules, MAX_SEGMENTS);
-    vigil_engine_opts opts = {.allowed_lateness_ms = lateness};
+    vigil_engine_opts opts = {.allowed_lateness_ms = lateness, .max_out_of_orderness_ms = ooo};
     vigil_engine *eng = vigil_engine_create(rs, &opts, NULL, on_alert, &R);
     if (!R.alerts || !R.score || !eng) {
         fprintf(stderr, "vigil replay: out of memory\n");

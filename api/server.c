@@ -356,7 +356,8 @@ vigil_status vigil_server_start(const vigil_server_config *cfg, vigil_server **o
     }
     s->nworkers = s->cfg.workers;
     s->workers = calloc((size_t)s->nworkers, sizeof *s->workers);
-    vigil_engine_opts eo = {.allowed_lateness_ms = s->cfg.allowed_lateness_ms};
+    vigil_engine_opts eo = {.allowed_lateness_ms = s->cfg.allowed_lateness_ms,
+                            .max_out_of_orderness_ms = s->cfg.max_out_of_orderness_ms};
     for (int i = 0; i < s->nworkers; i++) {
         vworker *wk = &s->workers[i];
         wk->srv = s;
@@ -450,6 +451,7 @@ static void serve_usage(void) {
             "usage: vigil serve [--config F] [--rules DIR] [--listen ADDR] [--nats URL] [--redis URL]\n"
             "                   [--webhook URL …] [--time-field N[,N2…]] [--id-field N[,N2…]]\n"
             "                   [--time-format F] [--workers N] [--allowed-lateness D] [--subject S]\n"
+            "                   [--max-out-of-orderness D]   (?wait answers only events matched at once)\n"
             "environment: VIGIL_WEBHOOK_SECRET (whsec_…), VIGIL_RULES, VIGIL_LISTEN, VIGIL_NATS, VIGIL_REDIS\n");
 }
 
@@ -494,6 +496,11 @@ int vigil_cmd_serve(int argc, char **argv) {
         } else if (strcmp(a, "--allowed-lateness") == 0) {
             if (vigil_duration_parse(v, &cfg.allowed_lateness_ms) != VIGIL_OK) {
                 fprintf(stderr, "vigil serve: --allowed-lateness '%s': expected a duration like 10s\n", v);
+                return 2;
+            }
+        } else if (strcmp(a, "--max-out-of-orderness") == 0) {
+            if (vigil_duration_parse(v, &cfg.max_out_of_orderness_ms) != VIGIL_OK) {
+                fprintf(stderr, "vigil serve: --max-out-of-orderness '%s': expected a duration like 10s\n", v);
                 return 2;
             }
         } else if (strcmp(a, "--config") == 0) {

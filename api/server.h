@@ -29,6 +29,7 @@ typedef struct vigil_server_config {
     size_t queue_cap;             /* events per worker queue; default 65536 */
     size_t max_body;              /* bytes; default 16 MiB */
     int64_t allowed_lateness_ms;
+    int64_t max_out_of_orderness_ms;  /* events held and sorted within this bound (per worker) */
     vigil_cli_event_opts ev;
 } vigil_server_config;
 

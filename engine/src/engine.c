@@ -37,6 +37,7 @@ vigil_engine *vigil_engine_create(vigil_ruleset *rs, const vigil_engine_opts *op
     eng->fn = fn;
     eng->ud = ud;
     eng->wm = INT64_MIN;
+    eng->max_seen = INT64_MIN;
     eng->cap = 1024;
     eng->slots = calloc(eng->cap, sizeof *eng->slots);
     eng->hashes = calloc(eng->cap, sizeof *eng->hashes);
@@ -81,6 +82,8 @@ void vigil_engine_destroy(vigil_engine *eng) {
     free(eng->hashes);
     free(eng->dirty);
     free(eng->timers);
+    for (size_t i = 0; i < eng->nheld; i++) vigil_event_release(eng->held[i].ev);
+    free(eng->held);
     for (uint32_t i = 0; i < eng->ntmp_new; i++) vrun_clear(&eng->tmp_new[i]);
     for (uint32_t i = 0; i < eng->ntmp_done; i++) vrun_clear(&eng->tmp_done[i]);
     free(eng->tmp_new);
@@ -262,10 +265,6 @@ static vigil_status feed_group(vigil_engine *eng, vigil_event *ev, int g, const 
     size_t kl;
     const char *k = vigil_event_key(ev, g, &kl);
     if (!k) return vigil_error_set(err, VIGIL_ENOKEY, "event %s lacks key field '%s'", ev->id, rs->groups[g].key);
-    if (eng->wm != INT64_MIN && ev->ts < eng->wm - eng->o.allowed_lateness_ms) {
-        eng->st.late++;
-        return vigil_error_set(err, VIGIL_ELATE, "event %s is late: its time is before the watermark minus allowed lateness", ev->id);
-    }
     /* the watermark moves to this event's time first: what expires before
      * it (absences, within) is decided before the event is matched */
     if (eng->ntimers && eng->timers[0].when <= ev->ts) fire_timers(eng, ev->ts);
@@ -282,37 +281,113 @@ static vigil_status feed_group(vigil_engine *eng, vigil_event *ev, int g, const 
                                    : vwin_feed(eng, r, ks, i, (vwin **)&ks->rs[i], ev, hits);
         if (s != VIGIL_OK) return vigil_error_set(err, s, "rule '%s': %s", r->name, vigil_status_str(s));
     }
-    if (ev->ts > eng->wm) eng->wm = ev->ts;
+    return VIGIL_OK;
+}
+
+/* Match an event now: one key group, or (g < 0) every group it has a key for. */
+static vigil_status process(vigil_engine *eng, vigil_event *ev, int g, vigil_error *err) {
+    if (g >= 0) return feed_group(eng, ev, g, scan(eng, ev), err);
+    int any = 0;
+    const uint64_t *hits = NULL;
+    for (int gg = 0; gg < eng->rs->ngroups; gg++) {
+        if (!vigil_event_key(ev, gg, NULL)) continue;
+        if (!any) hits = scan(eng, ev);   /* one Hyperscan scan per field per event */
+        any = 1;
+        vigil_status s = feed_group(eng, ev, gg, hits, err);
+        if (s != VIGIL_OK) return s;
+    }
+    return VIGIL_OK;
+}
+
+static void held_push(vigil_engine *eng, vheld h) {
+    size_t i = eng->nheld++;
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        const vheld *p = &eng->held[parent];
+        if (p->ts < h.ts || (p->ts == h.ts && p->seq < h.seq)) break;
+        eng->held[i] = *p;
+        i = parent;
+    }
+    eng->held[i] = h;
+}
+
+static vheld held_pop(vigil_engine *eng) {
+    vheld top = eng->held[0], last = eng->held[--eng->nheld];
+    size_t i = 0, n = eng->nheld;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && (eng->held[c + 1].ts < eng->held[c].ts ||
+                          (eng->held[c + 1].ts == eng->held[c].ts && eng->held[c + 1].seq < eng->held[c].seq)))
+            c++;
+        if (last.ts < eng->held[c].ts || (last.ts == eng->held[c].ts && last.seq < eng->held[c].seq)) break;
+        eng->held[i] = eng->held[c];
+        i = c;
+    }
+    if (n) eng->held[i] = last;
+    return top;
+}
+
+/* Match the held events the watermark has passed, in (time, arrival) order.
+ * Their errors cannot reach a caller any more: they are counted. */
+static void release_held(vigil_engine *eng, int64_t wm) {
+    while (eng->nheld && eng->held[0].ts <= wm) {
+        vheld h = held_pop(eng);
+        vigil_error err;
+        if (process(eng, h.ev, h.group, &err) != VIGIL_OK) eng->st.errors++;
+        vigil_event_release(h.ev);
+    }
+}
+
+/* An event arrives: late check, watermark, then matched now or held. */
+static vigil_status arrive(vigil_engine *eng, vigil_event *ev, int g, vigil_error *err) {
+    if (g >= 0 && (g >= eng->rs->ngroups || !vigil_event_key(ev, g, NULL))) {
+        if (g >= eng->rs->ngroups) return vigil_error_set(err, VIGIL_EINVAL, "no key group %d", g);
+        return vigil_error_set(err, VIGIL_ENOKEY, "event %s lacks key field '%s'", ev->id, eng->rs->groups[g].key);
+    }
+    if (g < 0) {
+        int any = 0;
+        for (int gg = 0; gg < eng->rs->ngroups && !any; gg++) any = vigil_event_key(ev, gg, NULL) != NULL;
+        if (!any && eng->rs->ngroups)
+            return vigil_error_set(err, VIGIL_ENOKEY, "event %s has none of the key fields of the rules", ev->id);
+    }
+    if (eng->wm != INT64_MIN && ev->ts < eng->wm - eng->o.allowed_lateness_ms) {
+        eng->st.late++;
+        return vigil_error_set(err, VIGIL_ELATE, "event %s is late: its time is before the watermark minus allowed lateness", ev->id);
+    }
+    if (ev->ts > eng->max_seen || eng->max_seen == INT64_MIN) eng->max_seen = ev->ts;
+    int64_t wm = eng->max_seen - eng->o.max_out_of_orderness_ms;
+    if (eng->o.max_out_of_orderness_ms <= 0) {
+        if (wm > eng->wm) eng->wm = wm;
+        return process(eng, ev, g, err);
+    }
+    if (eng->nheld == eng->capheld) {
+        size_t cap = eng->capheld ? eng->capheld * 2 : 1024;
+        vheld *nh = realloc(eng->held, cap * sizeof *nh);
+        if (!nh) return vigil_error_set(err, VIGIL_ENOMEM, "out of memory for the out-of-order buffer");
+        eng->held = nh;
+        eng->capheld = cap;
+    }
+    vigil_event_retain(ev);
+    held_push(eng, (vheld){.ts = ev->ts, .seq = eng->arrivals++, .ev = ev, .group = g});
+    if (wm > eng->wm) eng->wm = wm;
+    release_held(eng, eng->wm);
+    if (eng->ntimers && eng->timers[0].when <= eng->wm) fire_timers(eng, eng->wm);
     return VIGIL_OK;
 }
 
 vigil_status vigil_engine_feed_group(vigil_engine *eng, vigil_event *ev, int g, vigil_error *err) {
-    return feed_group(eng, ev, g, scan(eng, ev), err);
+    return arrive(eng, ev, g, err);
 }
 
 vigil_status vigil_engine_feed(vigil_engine *eng, vigil_event *ev, vigil_error *err) {
-    int any = 0;
-    vigil_status s = VIGIL_OK;
-    int64_t wm = eng->wm;
-    if (wm != INT64_MIN && ev->ts < wm - eng->o.allowed_lateness_ms) {
-        eng->st.late++;
-        return vigil_error_set(err, VIGIL_ELATE, "event %s is late: its time is before the watermark minus allowed lateness", ev->id);
-    }
-    const uint64_t *hits = NULL;
-    for (int g = 0; g < eng->rs->ngroups; g++) {
-        if (!vigil_event_key(ev, g, NULL)) continue;
-        if (!any) hits = scan(eng, ev);   /* one Hyperscan scan per field per event */
-        any = 1;
-        if ((s = feed_group(eng, ev, g, hits, err)) != VIGIL_OK) return s;
-    }
-    if (!any && eng->rs->ngroups)
-        return vigil_error_set(err, VIGIL_ENOKEY, "event %s has none of the key fields of the rules", ev->id);
-    return VIGIL_OK;
+    return arrive(eng, ev, -1, err);
 }
 
 void vigil_engine_advance(vigil_engine *eng, int64_t wm) {
-    fire_timers(eng, wm);
     if (wm > eng->wm) eng->wm = wm;
+    release_held(eng, wm);
+    fire_timers(eng, wm);
 }
 
 int64_t vigil_engine_watermark(const vigil_engine *eng) { return eng->wm; }
@@ -320,6 +395,7 @@ int64_t vigil_engine_watermark(const vigil_engine *eng) { return eng->wm; }
 void vigil_engine_get_stats(const vigil_engine *eng, vigil_engine_stats *st) {
     *st = eng->st;
     st->keys = eng->nkeys;
+    st->buffered = eng->nheld;
     uint64_t runs = 0;
     for (size_t i = 0; i < eng->cap; i++) {
         vkeystate *ks = eng->slots[i];

@@ -86,12 +86,18 @@ struct vigil_engine {
      * be stale (their runs already gone), the handler then does nothing */
     struct vtimer *timers;
     size_t ntimers, captimers;
+    /* events held for max_out_of_orderness: a min-heap by (time, arrival) */
+    struct vheld *held;
+    size_t nheld, capheld;
+    uint64_t arrivals;
+    int64_t max_seen;
     /* keys changed since the last commit */
     vkeystate **dirty;
     size_t ndirty, capdirty;
 };
 
 typedef struct vtimer { int64_t when; vkeystate *ks; int slot; } vtimer;
+typedef struct vheld { int64_t ts; uint64_t seq; vigil_event *ev; int group; } vheld;
 
 vkeystate *veng_key(vigil_engine *eng, int g, const char *k, size_t n, int create);
 /* Call the rule in `slot` of ks's group back when the watermark reaches

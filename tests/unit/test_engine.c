@@ -407,6 +407,39 @@ static void test_window_state_roundtrip(void) {
     vigil_ruleset_release(rs);
 }
 
+static void test_out_of_orderness(void) {
+    /* bound 5 s: events are matched in event-time order once the
+     * watermark (highest time seen - 5 s) passes them */
+    vigil_ruleset *rs = pattern2("a", 1, 1, VIGIL_CONT_RELAXED, "c", VIGIL_SKIP_NO_SKIP, NULL, 0);
+    got g = {0};
+    vigil_engine_opts o = {.max_out_of_orderness_ms = 5000};
+    vigil_engine *eng = vigil_engine_create(rs, &o, NULL, on_alert, &g);
+    feed(eng, rs, "a1:a:10 c1:c:8 a2:a:20 c2:c:22");   /* c1 sorts before a1: no match for it */
+    CU_ASSERT_EQUAL(g.n, 0);                            /* c2 still held: watermark 17 s */
+    vigil_engine_stats st;
+    vigil_engine_get_stats(eng, &st);
+    CU_ASSERT_EQUAL(st.buffered, 2);
+    feed(eng, rs, "y:y:30");                             /* watermark 25 s releases a2, c2 */
+    CU_ASSERT_EQUAL(g.n, 2);
+    if (g.n == 2) {
+        CU_ASSERT_STRING_EQUAL(g.ids[0], "a1,c2");
+        CU_ASSERT_STRING_EQUAL(g.ids[1], "a2,c2");
+    }
+    const char *js = "{\"id\":\"late\",\"type\":\"c\",\"ts\":19,\"card\":\"k1\"}";
+    vigil_event *ev;
+    vigil_error err;
+    CU_ASSERT_EQUAL_FATAL(vigil_event_decode_json(rs, NULL, js, strlen(js), NULL, 1, &ev, &err), VIGIL_OK);
+    CU_ASSERT_EQUAL(vigil_engine_feed(eng, ev, &err), VIGIL_ELATE);   /* before the watermark */
+    vigil_event_release(ev);
+    feed(eng, rs, "a3:a:40");
+    vigil_engine_advance(eng, INT64_MAX);                /* end of input flushes the buffer */
+    vigil_engine_get_stats(eng, &st);
+    CU_ASSERT_EQUAL(st.buffered, 0);
+    CU_ASSERT_EQUAL(st.late, 1);
+    vigil_engine_destroy(eng);
+    vigil_ruleset_release(rs);
+}
+
 int main(void) {
     if (CU_initialize_registry() != CUE_SUCCESS) return 2;
     CU_pSuite s = CU_add_suite("engine", NULL, NULL);
@@ -420,6 +453,7 @@ int main(void) {
     CU_add_test(s, "ids and keys as text, CSV", test_ids_and_keys_as_text);
     CU_add_test(s, "state codec round trip via store", test_state_roundtrip);
     CU_add_test(s, "tumbling window state round trip via store", test_window_state_roundtrip);
+    CU_add_test(s, "max_out_of_orderness: buffered, sorted, late beyond it", test_out_of_orderness);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     int fails = (int)CU_get_number_of_failures();

@@ -30,6 +30,9 @@ typedef struct vigil_engine_opts {
     uint32_t max_alert_events;       /* ids in alert.events; default 100 */
     uint32_t max_evidence;           /* events in alert.evidence; default 20 */
     int64_t allowed_lateness_ms;     /* default 0 */
+    int64_t max_out_of_orderness_ms; /* default 0: process on arrival. Else events are held
+                                        until the watermark (highest event time seen minus
+                                        this) passes them, and processed in event-time order */
 } vigil_engine_opts;
 
 /* An alert (DESIGN.md §3, contract). Everything it points to lives only
@@ -66,9 +69,12 @@ void vigil_engine_destroy(vigil_engine *eng);   /* accepts NULL; does not destro
 
 /* Feed one event to every key group it has a key for (replay), or to one key
  * group (the server routes per group). The engine takes its own references
- * to what it keeps; the caller still releases ev. Events of one key must come
- * in event-time order; an event older than watermark - allowed_lateness is
- * late: counted, not matched, VIGIL_ELATE. */
+ * to what it keeps; the caller still releases ev. The watermark is the
+ * highest event time seen minus max_out_of_orderness; an event older than
+ * watermark - allowed_lateness is late: counted, not matched, VIGIL_ELATE.
+ * With max_out_of_orderness, events wait in a buffer until the watermark
+ * passes them and are then matched in (event time, arrival) order, so their
+ * alerts come from a later feed or advance call. */
 vigil_status vigil_engine_feed(vigil_engine *eng, vigil_event *ev, vigil_error *err);
 vigil_status vigil_engine_feed_group(vigil_engine *eng, vigil_event *ev, int g, vigil_error *err);
 
@@ -91,6 +97,8 @@ typedef struct vigil_engine_stats {
     uint64_t runs_evicted;    /* max_runs overflow */
     uint64_t keys;            /* keys with state in memory */
     uint64_t runs;            /* live partial matches */
+    uint64_t buffered;        /* events waiting for the watermark (max_out_of_orderness) */
+    uint64_t errors;          /* held events that failed when released (out of memory) */
 } vigil_engine_stats;
 void vigil_engine_get_stats(const vigil_engine *eng, vigil_engine_stats *st);
 /* Per-rule counters: alerts and matched events (indexes as in the ruleset). */
