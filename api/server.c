@@ -254,9 +254,38 @@ static void *worker_main(void *arg) {
     int *groups = malloc(BATCH * sizeof *groups);
     if (!it || !evs || !groups) abort();
     int64_t last_stats = 0;
+    int64_t last_arrival = 0, wm_at_arrival = INT64_MIN;   /* wall ms of the last batch; the watermark then */
     for (;;) {
         pthread_mutex_lock(&wk->q.mu);
-        while (wk->q.n == 0 && !atomic_load(&wk->srv->stopping)) pthread_cond_wait(&wk->q.nonempty, &wk->q.mu);
+        int idle_tick = 0;
+        while (wk->q.n == 0 && !atomic_load(&wk->srv->stopping)) {
+            int64_t idle = wk->srv->cfg.idle_timeout_ms;
+            if (idle <= 0 || last_arrival == 0) {
+                pthread_cond_wait(&wk->q.nonempty, &wk->q.mu);
+                continue;
+            }
+            /* wake at the idle timeout, then every idle/4 while idle */
+            int64_t now = vigil_now_ms(), wake = last_arrival + idle;
+            if (wake <= now) wake = now + (idle / 4 > 10 ? idle / 4 : 10);
+            struct timespec ts = {.tv_sec = wake / 1000, .tv_nsec = (wake % 1000) * 1000000};
+            if (pthread_cond_timedwait(&wk->q.nonempty, &wk->q.mu, &ts) != 0 && wk->q.n == 0 &&
+                vigil_now_ms() - last_arrival >= idle) {
+                idle_tick = 1;
+                break;
+            }
+        }
+        if (idle_tick) {
+            /* an idle source: event time moves on with processing time, so
+             * absences and window closes fire without new traffic */
+            pthread_mutex_unlock(&wk->q.mu);
+            int64_t wm = wm_at_arrival + (vigil_now_ms() - last_arrival);
+            if (wm > vigil_engine_watermark(wk->eng)) {
+                vigil_engine_advance(wk->eng, wm);
+                with_retry(wk, op_commit, NULL, "committing key state");
+                dispatch_alerts(wk);
+            }
+            continue;
+        }
         if (wk->q.n == 0) {
             pthread_mutex_unlock(&wk->q.mu);
             break;
@@ -283,6 +312,8 @@ static void *worker_main(void *arg) {
             else if (st != VIGIL_OK) fprintf(stderr, "vigil: worker %d: event %s: %s\n", wk->idx, vigil_event_id(it[i].ev), err.msg);
         }
         wk->cur_waiter = NULL;
+        last_arrival = vigil_now_ms();
+        wm_at_arrival = vigil_engine_watermark(wk->eng);
         with_retry(wk, op_commit, NULL, "committing key state");
         atomic_fetch_add(&wk->commits, 1);
         dispatch_alerts(wk);
@@ -324,6 +355,7 @@ vigil_status vigil_server_start(const vigil_server_config *cfg, vigil_server **o
     if (s->cfg.workers <= 0) s->cfg.workers = 2;
     if (!s->cfg.queue_cap) s->cfg.queue_cap = 65536;
     if (!s->cfg.max_body) s->cfg.max_body = 16u << 20;
+    if (s->cfg.idle_timeout_ms < 0) s->cfg.idle_timeout_ms = 0;
     pthread_mutex_init(&s->ingest_mu, NULL);
     pthread_mutex_init(&s->wmu, NULL);
     pthread_cond_init(&s->wcond, NULL);
@@ -452,12 +484,14 @@ static void serve_usage(void) {
             "                   [--webhook URL …] [--time-field N[,N2…]] [--id-field N[,N2…]]\n"
             "                   [--time-format F] [--workers N] [--allowed-lateness D] [--subject S]\n"
             "                   [--max-out-of-orderness D]   (?wait answers only events matched at once)\n"
+            "                   [--idle-timeout D]   (default 30s; 0 = the watermark moves only with events)\n"
             "environment: VIGIL_WEBHOOK_SECRET (whsec_…), VIGIL_RULES, VIGIL_LISTEN, VIGIL_NATS, VIGIL_REDIS\n");
 }
 
 int vigil_cmd_serve(int argc, char **argv) {
     vigil_server_config cfg;
     memset(&cfg, 0, sizeof cfg);
+    cfg.idle_timeout_ms = 30000;
     vigil_cli_event_opts_init(&cfg.ev);
     cfg.rules = getenv("VIGIL_RULES");
     cfg.listen = getenv("VIGIL_LISTEN");
@@ -496,6 +530,11 @@ int vigil_cmd_serve(int argc, char **argv) {
         } else if (strcmp(a, "--allowed-lateness") == 0) {
             if (vigil_duration_parse(v, &cfg.allowed_lateness_ms) != VIGIL_OK) {
                 fprintf(stderr, "vigil serve: --allowed-lateness '%s': expected a duration like 10s\n", v);
+                return 2;
+            }
+        } else if (strcmp(a, "--idle-timeout") == 0) {
+            if (vigil_duration_parse(v, &cfg.idle_timeout_ms) != VIGIL_OK) {
+                fprintf(stderr, "vigil serve: --idle-timeout '%s': expected a duration like 30s (0 = never)\n", v);
                 return 2;
             }
         } else if (strcmp(a, "--max-out-of-orderness") == 0) {

@@ -30,6 +30,8 @@ typedef struct vigil_server_config {
     size_t max_body;              /* bytes; default 16 MiB */
     int64_t allowed_lateness_ms;
     int64_t max_out_of_orderness_ms;  /* events held and sorted within this bound (per worker) */
+    int64_t idle_timeout_ms;          /* a worker idle this long advances its watermark with
+                                         processing time (0: never); `vigil serve` default 30 s */
     vigil_cli_event_opts ev;
 } vigil_server_config;
 
