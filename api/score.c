@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "score.h"
+#include "vigil/ruleset.h"
 
 typedef struct entry {
     uint64_t hash;
@@ -22,18 +23,6 @@ struct vigil_score {
     char *strs;
     size_t slen, scap;
 };
-
-static uint64_t hash(const char *s) {
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ULL;
-    }
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    return h;
-}
 
 vigil_score *vigil_score_create(int nrules, int nsegs) {
     vigil_score *sc = calloc(1, sizeof *sc);
@@ -77,7 +66,7 @@ static int grow_table(vigil_score *sc) {
 
 /* The entry of id, created when absent (label -1); NULL when out of memory. */
 static entry *find(vigil_score *sc, const char *id, int create, size_t *index) {
-    uint64_t h = hash(id);
+    uint64_t h = vigil_hash(id, strlen(id));
     size_t j = h & (sc->cap - 1);
     while (sc->table[j]) {
         entry *e = &sc->ents[sc->table[j] - 1];

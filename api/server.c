@@ -18,15 +18,6 @@
 
 #define BATCH 1000
 
-static uint64_t route_hash(const char *s, size_t n) {
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
-
 /* ---- waiters --------------------------------------------------------------- */
 
 void vwaiter_release(vwaiter *w) {
@@ -129,7 +120,7 @@ vigil_status vsrv_enqueue(vigil_server *s, vigil_event **evs, int n, vwaiter *w,
         for (int g = 0; g < ng; g++) {
             size_t kl;
             const char *k = vigil_event_key(evs[i], g, &kl);
-            if (k) need[route_hash(k, kl) % (uint64_t)s->nworkers]++;
+            if (k) need[vigil_hash(k, kl) % (uint64_t)s->nworkers]++;
         }
     pthread_mutex_lock(&s->ingest_mu);
     /* all or nothing: every target queue must have room for its share */
@@ -166,7 +157,7 @@ vigil_status vsrv_enqueue(vigil_server *s, vigil_event **evs, int n, vwaiter *w,
             size_t kl;
             const char *k = vigil_event_key(evs[i], g, &kl);
             if (!k) continue;
-            vqueue *q = &s->workers[route_hash(k, kl) % (uint64_t)s->nworkers].q;
+            vqueue *q = &s->workers[vigil_hash(k, kl) % (uint64_t)s->nworkers].q;
             pthread_mutex_lock(&q->mu);
             vigil_event_retain(evs[i]);
             if (w) atomic_fetch_add(&w->refs, 1);

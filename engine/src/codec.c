@@ -276,8 +276,6 @@ vigil_status vcodec_decode(vigil_engine *eng, vkeystate *ks, const unsigned char
             GET(&r, nagg);
             GET(&r, n);
             vwin *w = NULL;
-            vigil_event dummy;
-            (void)dummy;
             if (rule && !rule->nsteps && (int)nagg == rule->nagg && n < len) {
                 size_t na = nagg ? nagg : 1;
                 size_t es = sizeof(ventry) + (size_t)nagg * sizeof(vcell);

@@ -100,7 +100,7 @@ void vigil_engine_destroy(vigil_engine *eng) {
 
 /* ---- key table ------------------------------------------------------------- */
 
-static uint64_t key_hash(int g, const char *k, size_t n) { return vhash(k, n) ^ ((uint64_t)g * 0x9E3779B97F4A7C15ULL); }
+static uint64_t key_hash(int g, const char *k, size_t n) { return vigil_hash(k, n) ^ ((uint64_t)g * 0x9E3779B97F4A7C15ULL); }
 
 static size_t ks_slot(vigil_engine *eng, int g, const char *k, size_t n, uint64_t h) {
     size_t mask = eng->cap - 1, i = h & mask;

@@ -524,7 +524,6 @@ vigil_status vigil_csv_header_create(const vigil_ruleset *rs, const char *line, 
     }
     atomic_init(&h->refs, 1);
     h->ncols = n;
-    h->nfields = rs->nfields;
     for (int i = 0; i < n; i++) {
         /* strip a UTF-8 BOM from the first column */
         if (i == 0 && fl[0] >= 3 && memcmp(f[0], "\xEF\xBB\xBF", 3) == 0) {
@@ -538,7 +537,6 @@ vigil_status vigil_csv_header_create(const vigil_ruleset *rs, const char *line, 
             free(copy);
             return VIGIL_ENOMEM;
         }
-        h->col_field = h->col_field;
         h->col_field[i] = vrs_field_index(rs, h->names[i]);
     }
     free(copy);

@@ -124,7 +124,6 @@ char *vrs_strdup(vigil_ruleset *rs, const char *s);
 int vrs_field_index(const vigil_ruleset *rs, const char *path); /* -1 if unknown */
 int vrs_field_add(vigil_ruleset *rs, const char *path);
 int vlist_contains(const vlist *l, const char *s, size_t len);
-uint64_t vhash(const void *p, size_t n);
 
 /* ---- events ----------------------------------------------------------- */
 
@@ -152,7 +151,6 @@ struct vigil_csv_header {
     int ncols;
     char **names;                /* column names */
     int *col_field;              /* column -> ruleset field or -1 */
-    int nfields;                 /* ruleset field count when made */
 };
 
 vigil_event *vev_new(int nslots, int ngroups);

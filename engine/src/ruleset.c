@@ -48,7 +48,7 @@ char *vrs_strdup(vigil_ruleset *rs, const char *s) {
 /* FNV-1a over the bytes, then MurmurHash3's fmix64 finalizer: FNV alone
  * leaves the low bits (the ones a power-of-two table uses) poorly mixed for
  * short keys such as "596" and "597". */
-uint64_t vhash(const void *p, size_t n) {
+uint64_t vigil_hash(const void *p, size_t n) {
     const unsigned char *s = p;
     uint64_t h = 1469598103934665603ULL;
     for (size_t i = 0; i < n; i++) {
@@ -231,7 +231,7 @@ static int list_insert(vlist *l, const char *s, size_t len) {
         if (!slots) return -1;
         for (size_t i = 0; i < l->cap; i++) {
             if (!l->slots[i]) continue;
-            size_t j = vhash(l->slots[i], strlen(l->slots[i])) & (cap - 1);
+            size_t j = vigil_hash(l->slots[i], strlen(l->slots[i])) & (cap - 1);
             while (slots[j]) j = (j + 1) & (cap - 1);
             slots[j] = l->slots[i];
         }
@@ -239,7 +239,7 @@ static int list_insert(vlist *l, const char *s, size_t len) {
         l->slots = slots;
         l->cap = cap;
     }
-    size_t j = vhash(s, len) & (l->cap - 1);
+    size_t j = vigil_hash(s, len) & (l->cap - 1);
     while (l->slots[j]) {
         if (strlen(l->slots[j]) == len && memcmp(l->slots[j], s, len) == 0) return 0;
         j = (j + 1) & (l->cap - 1);
@@ -255,7 +255,7 @@ static int list_insert(vlist *l, const char *s, size_t len) {
 
 int vlist_contains(const vlist *l, const char *s, size_t len) {
     if (!l->cap) return 0;
-    size_t j = vhash(s, len) & (l->cap - 1);
+    size_t j = vigil_hash(s, len) & (l->cap - 1);
     while (l->slots[j]) {
         if (strlen(l->slots[j]) == len && memcmp(l->slots[j], s, len) == 0) return 1;
         j = (j + 1) & (l->cap - 1);

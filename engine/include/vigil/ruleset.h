@@ -186,6 +186,11 @@ int vigil_ruleset_field_count(const vigil_ruleset *rs);
 const char *vigil_severity_str(vigil_severity s);   /* "high" */
 const char *vigil_mode_str(vigil_mode m);           /* "active" */
 
+/* The hash vigil uses for keys everywhere (FNV-1a with MurmurHash3's fmix64
+ * finalizer): the engine's key table, the server's routing of a key to its
+ * worker, replay scoring. Stable within a build, not a wire format. */
+uint64_t vigil_hash(const void *p, size_t n);
+
 /* Parse "10m", "1h", "500ms", "30d", "1.5s" into milliseconds. */
 vigil_status vigil_duration_parse(const char *s, int64_t *ms);
 
