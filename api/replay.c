@@ -190,7 +190,17 @@ int vigil_cmd_replay(int argc, char **argv) {
     clock_gettime(CLOCK_MONOTONIC, &t0);
     vigil_event *ev;
     char lbuf[64], sbuf[64];
-    while (vigil_merge_next(m, &ev, NULL) == VIGIL_OK) {
+    vigil_event *batch[64];
+    int nb = 0, bi = 0, more = 1;
+    for (;;) {
+        if (bi == nb) {   /* next batch: read it, then warm its keys' state */
+            if (!more) break;
+            nb = bi = 0;
+            while (nb < 64 && (more = vigil_merge_next(m, &batch[nb], NULL) == VIGIL_OK)) nb++;
+            if (!nb) break;
+            if (!decode_only) vigil_engine_warm(eng, batch, nb);
+        }
+        ev = batch[bi++];
         vigil_error err;
         events++;
         if (decode_only) {

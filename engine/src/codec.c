@@ -1,17 +1,19 @@
 /* codec.c — encoding a key's state into a versioned byte record and back.
  *
  * The record is what the Redis store keeps per key (and what a memory-store
- * snapshot will hold). Layout, little-endian, version 1:
- *   "VGS" 1 | u64 seq | i64 last_ts | u32 nevents | events | u32 nrules | rules
+ * snapshot will hold). Layout, little-endian, version 2 (version 1, still
+ * read, lacks the window's precision and the bucket counts):
+ *   "VGS" 2 | u64 seq | i64 last_ts | u32 nevents | events | u32 nrules | rules
  *   event: str id | i64 ts | str json            (shared by runs: stored once)
  *   rule:  str name | u32 version | u8 kind(1 pattern, 2 window) | body
  *   pattern: i64 last_alert | u8 alerted | u32 nruns | runs
  *     run: i32 step | u32 count | u8 closed | u8 negated | i64 start_ts | u64 start_seq |
  *          u64 last_seq | u32 nev | nev × (u32 event index | u8 step | u64 seq)
- *   window: i64 last_alert | u8 alerted | u32 nagg | u32 n | n × entry |
+ *   window: i64 last_alert | u8 alerted | u32 nagg | i64 precision | u32 n | n × entry |
  *           u8 open | i64 win_start | i64 win_end | u64 total | u32 nevs |
  *           nevs × u32 event index | u8 has_last [| u32 event index]
  *     entry: i64 ts | u32 mask | per set bit: f64, or str for text aggregates
+ *            [| per set bit: u32 events in the bucket, when precision > 0]
  *   str: u32 len | bytes
  * Rules are matched by name and version on decode, so a new version of a
  * rule starts with empty state while the old one's record is ignored. */
@@ -19,8 +21,6 @@
 #include <string.h>
 #include "codec.h"
 
-typedef union vcell { double num; char *str; } vcell;
-typedef struct ventry { int64_t ts; uint32_t mask; uint32_t pad; vcell v[]; } ventry;
 
 static int put(vcodec_buf *b, const void *p, size_t n) {
     if (b->len + n > b->cap) {
@@ -97,8 +97,10 @@ vigil_status vcodec_encode(const vigil_engine *eng, const vkeystate *ks, vcodec_
             uint8_t kind = 2, alerted = w ? (uint8_t)w->alerted : 0;
             int64_t la = w ? w->last_alert_ts : 0;
             uint32_t nagg = (uint32_t)r->nagg, n = w ? w->n : 0;
-            bad |= PUT(&body, kind) || PUT(&body, la) || PUT(&body, alerted) || PUT(&body, nagg) || PUT(&body, n);
-            size_t es = sizeof(ventry) + (size_t)r->nagg * sizeof(vcell);
+            int64_t prec = r->precision_ms;
+            bad |= PUT(&body, kind) || PUT(&body, la) || PUT(&body, alerted) || PUT(&body, nagg) || PUT(&body, prec) ||
+                   PUT(&body, n);
+            size_t es = vwin_entry_size(r);
             for (uint32_t j = 0; j < n && !bad; j++) {
                 const ventry *e = (const ventry *)(w->ring + (size_t)((w->head + j) & (w->cap - 1)) * es);
                 bad |= PUT(&body, e->ts) || PUT(&body, e->mask);
@@ -107,6 +109,9 @@ vigil_status vcodec_encode(const vigil_engine *eng, const vkeystate *ks, vcodec_
                     if (uses_text(&r->aggs[k])) bad |= put_str(&body, e->v[k].str, strlen(e->v[k].str));
                     else bad |= PUT(&body, e->v[k].num);
                 }
+                const uint32_t *ec = (const uint32_t *)(uintptr_t)&e->v[r->nagg];
+                for (int k = 0; prec && k < r->nagg && !bad; k++)
+                    if (e->mask >> k & 1) bad |= PUT(&body, ec[k]);
             }
             /* tumbling/session: the open window and its kept events */
             uint8_t open = w ? (uint8_t)w->open : 0, has_last = w && w->last;
@@ -119,7 +124,7 @@ vigil_status vcodec_encode(const vigil_engine *eng, const vkeystate *ks, vcodec_
             if (has_last && !bad) bad |= ev_index(&et, w->last, &idx) || PUT(&body, idx);
         }
     }
-    bad |= put(out, "VGS\1", 4) || PUT(out, ks->seq) || PUT(out, ks->last_ts) || PUT(out, et.n);
+    bad |= put(out, "VGS\2", 4) || PUT(out, ks->seq) || PUT(out, ks->last_ts) || PUT(out, et.n);
     for (uint32_t i = 0; i < et.n && !bad; i++) {
         size_t jl;
         const char *j = vigil_event_json(et.v[i], &jl);
@@ -169,7 +174,8 @@ vigil_status vcodec_decode(vigil_engine *eng, vkeystate *ks, const unsigned char
     rd r = {.p = p, .len = len};
     char magic[4];
     get(&r, magic, 4);
-    if (r.bad || memcmp(magic, "VGS\1", 4) != 0) return VIGIL_ESTORE;
+    if (r.bad || memcmp(magic, "VGS", 3) != 0 || magic[3] < 1 || magic[3] > 2) return VIGIL_ESTORE;
+    int version = magic[3];
     clear_rule_state(eng, ks);
     uint32_t nev;
     GET(&r, ks->seq);
@@ -273,20 +279,21 @@ vigil_status vcodec_decode(vigil_engine *eng, vkeystate *ks, const unsigned char
             }
         } else if (kind == 2) {
             uint32_t nagg, n;
+            int64_t prec = 0;
             GET(&r, nagg);
+            if (version >= 2) GET(&r, prec);
             GET(&r, n);
             vwin *w = NULL;
-            if (rule && !rule->nsteps && (int)nagg == rule->nagg && n < len) {
-                size_t na = nagg ? nagg : 1;
-                size_t es = sizeof(ventry) + (size_t)nagg * sizeof(vcell);
+            int known = rule && !rule->nsteps && (int)nagg == rule->nagg && n < len;
+            /* parsed into a scratch rule view when the precision changed,
+             * then dropped: the entries cannot be reused */
+            vrule shape = known ? *rule : (vrule){0};
+            shape.precision_ms = prec;
+            if (known) {
+                size_t es = vwin_entry_size(&shape);
                 uint32_t cap = 8;
                 while (cap < n) cap *= 2;   /* window rings have a power-of-two capacity */
-                if (!(w = calloc(1, sizeof *w)) || !(w->sum = calloc(na, sizeof *w->sum)) ||
-                    !(w->cnt = calloc(na, sizeof *w->cnt)) || !(w->ring = calloc(cap, es))) {
-                    if (w) {
-                        free(w->sum);
-                        free(w->cnt);
-                    }
+                if (!(w = vwin_new(rule)) || !(w->ring = calloc(cap, es))) {
                     free(w);
                     s = VIGIL_ENOMEM;
                     break;
@@ -301,8 +308,7 @@ vigil_status vcodec_decode(vigil_engine *eng, vkeystate *ks, const unsigned char
                 uint32_t mask;
                 GET(&r, ts);
                 GET(&r, mask);
-                size_t es = sizeof(ventry) + (size_t)nagg * sizeof(vcell);
-                ventry *e = w ? (ventry *)(w->ring + (size_t)j * es) : NULL;
+                ventry *e = w ? (ventry *)(w->ring + (size_t)j * vwin_entry_size(&shape)) : NULL;
                 if (e) {
                     e->ts = ts;
                     e->mask = 0;
@@ -325,13 +331,31 @@ vigil_status vcodec_decode(vigil_engine *eng, vkeystate *ks, const unsigned char
                         GET(&r, e->v[k].num);
                     }
                     e->mask |= 1u << k;
-                    w->cnt[k]++;
                     if (!text) w->sum[k] += e->v[k].num;
+                }
+                uint32_t *ec = e ? (uint32_t *)(uintptr_t)&e->v[nagg] : NULL;
+                for (uint32_t k = 0; k < nagg && k < 32 && !r.bad; k++) {
+                    if (!(mask >> k & 1) || !w) continue;
+                    uint32_t c = 1;
+                    if (prec) GET(&r, c);
+                    if (prec) ec[k] = c;
+                    w->cnt[k] += c;
                 }
                 if (w) {
                     if (w->n == 0) w->head_ts = ts;
                     w->n++;
                 }
+            }
+            if (w && !r.bad && prec != rule->precision_ms) {   /* another precision: start empty */
+                vwin_free(w, &shape);
+                if (!(w = vwin_new(rule))) {
+                    ks->rs[slot] = NULL;
+                    s = VIGIL_ENOMEM;
+                    break;
+                }
+                w->last_alert_ts = la;
+                w->alerted = alerted;
+                ks->rs[slot] = w;
             }
             uint8_t open, has_last;
             int64_t ws, we;

@@ -39,8 +39,7 @@ vigil_engine *vigil_engine_create(vigil_ruleset *rs, const vigil_engine_opts *op
     eng->wm = INT64_MIN;
     eng->max_seen = INT64_MIN;
     eng->cap = 1024;
-    eng->slots = calloc(eng->cap, sizeof *eng->slots);
-    eng->hashes = calloc(eng->cap, sizeof *eng->hashes);
+    eng->tab = calloc(eng->cap, sizeof *eng->tab);
     eng->rule_alerts = calloc((size_t)(rs->nrules ? rs->nrules : 1), sizeof *eng->rule_alerts);
     int maxagg = 1;
     for (int i = 0; i < rs->nrules; i++)
@@ -51,7 +50,7 @@ vigil_engine *vigil_engine_create(vigil_ruleset *rs, const vigil_engine_opts *op
     eng->isnew = calloc((size_t)maxagg, sizeof *eng->isnew);
     eng->regex_words = ((size_t)rs->nregex + 63) / 64;
     if (eng->regex_words) eng->regex_hits = calloc(eng->regex_words, sizeof *eng->regex_hits);
-    if (!eng->slots || !eng->hashes || !eng->rule_alerts || !eng->aggv || !eng->priorv || !eng->isnew ||
+    if (!eng->tab || !eng->rule_alerts || !eng->aggv || !eng->priorv || !eng->isnew ||
         (eng->regex_words && !eng->regex_hits)) {
         vigil_engine_destroy(eng);
         return NULL;
@@ -76,10 +75,9 @@ static void ks_free(vigil_engine *eng, vkeystate *ks) {
 
 void vigil_engine_destroy(vigil_engine *eng) {
     if (!eng) return;
-    for (size_t i = 0; eng->slots && i < eng->cap; i++)
-        if (eng->slots[i]) ks_free(eng, eng->slots[i]);
-    free(eng->slots);
-    free(eng->hashes);
+    for (size_t i = 0; eng->tab && i < eng->cap; i++)
+        if (eng->tab[i].ks) ks_free(eng, eng->tab[i].ks);
+    free(eng->tab);
     free(eng->dirty);
     free(eng->timers);
     for (size_t i = 0; i < eng->nheld; i++) vigil_event_release(eng->held[i].ev);
@@ -102,11 +100,11 @@ void vigil_engine_destroy(vigil_engine *eng) {
 
 static uint64_t key_hash(int g, const char *k, size_t n) { return vigil_hash(k, n) ^ ((uint64_t)g * 0x9E3779B97F4A7C15ULL); }
 
-static size_t ks_slot(vigil_engine *eng, int g, const char *k, size_t n, uint64_t h) {
+static size_t ks_slot(const vigil_engine *eng, int g, const char *k, size_t n, uint64_t h) {
     size_t mask = eng->cap - 1, i = h & mask;
     for (;;) {
-        vkeystate *ks = eng->slots[i];
-        if (!ks || (eng->hashes[i] == h && ks->group == g && ks->keylen == n && memcmp(ks->key, k, n) == 0))
+        const vslot *sl = &eng->tab[i];
+        if (!sl->ks || (sl->h == h && sl->ks->group == g && sl->ks->keylen == n && memcmp(sl->ks->key, k, n) == 0))
             return i;
         i = (i + 1) & mask;
     }
@@ -114,33 +112,43 @@ static size_t ks_slot(vigil_engine *eng, int g, const char *k, size_t n, uint64_
 
 static int ks_grow(vigil_engine *eng) {
     size_t cap = eng->cap * 2;
-    vkeystate **ns = calloc(cap, sizeof *ns);
-    uint64_t *nh = calloc(cap, sizeof *nh);
-    if (!ns || !nh) {
-        free(ns);
-        free(nh);
-        return -1;
-    }
+    vslot *nt = calloc(cap, sizeof *nt);
+    if (!nt) return -1;
     for (size_t i = 0; i < eng->cap; i++) {
-        vkeystate *ks = eng->slots[i];
-        if (!ks) continue;
-        size_t j = ks->hash & (cap - 1);
-        while (ns[j]) j = (j + 1) & (cap - 1);
-        ns[j] = ks;
-        nh[j] = ks->hash;
+        if (!eng->tab[i].ks) continue;
+        size_t j = eng->tab[i].h & (cap - 1);
+        while (nt[j].ks) j = (j + 1) & (cap - 1);
+        nt[j] = eng->tab[i];
     }
-    free(eng->slots);
-    free(eng->hashes);
-    eng->slots = ns;
-    eng->hashes = nh;
+    free(eng->tab);
+    eng->tab = nt;
     eng->cap = cap;
+    eng->sweep = 0;
     return 0;
+}
+
+/* Remove the key in slot i: backward-shift deletion (no tombstones), so
+ * probe sequences stay as short as if the key had never been there. */
+static __attribute__((unused)) void ks_remove(vigil_engine *eng, size_t i) {
+    size_t mask = eng->cap - 1, j = i;
+    for (;;) {
+        eng->tab[i].ks = NULL;
+        for (;;) {
+            j = (j + 1) & mask;
+            if (!eng->tab[j].ks) return;
+            size_t home = eng->tab[j].h & mask;
+            /* the entry at j may move to i when its home is not in (i, j] */
+            if (i <= j ? (home <= i || home > j) : (home <= i && home > j)) break;
+        }
+        eng->tab[i] = eng->tab[j];
+        i = j;
+    }
 }
 
 vkeystate *veng_key(vigil_engine *eng, int g, const char *k, size_t n, int create) {
     uint64_t h = key_hash(g, k, n);
     size_t slot = ks_slot(eng, g, k, n, h);
-    if (eng->slots[slot] || !create) return eng->slots[slot];
+    if (eng->tab[slot].ks || !create) return eng->tab[slot].ks;
     if ((eng->nkeys + 1) * 2 > eng->cap) {   /* load factor 1/2: short probes */
         if (ks_grow(eng) != 0) return NULL;
         slot = ks_slot(eng, g, k, n, h);
@@ -157,8 +165,7 @@ vkeystate *veng_key(vigil_engine *eng, int g, const char *k, size_t n, int creat
     ks->keylen = (uint32_t)n;
     ks->hash = h;
     ks->group = g;
-    eng->slots[slot] = ks;
-    eng->hashes[slot] = h;
+    eng->tab[slot] = (vslot){.h = h, .ks = ks};
     eng->nkeys++;
     return ks;
 }
@@ -195,6 +202,7 @@ int veng_timer_add(vigil_engine *eng, int64_t when, vkeystate *ks, int slot) {
         i = parent;
     }
     eng->timers[i] = (vtimer){.when = when, .ks = ks, .slot = slot};
+    ks->ntimers++;
     return 0;
 }
 
@@ -216,6 +224,7 @@ static vtimer timer_pop(vigil_engine *eng) {
 static void fire_timers(vigil_engine *eng, int64_t upto) {
     while (eng->ntimers && eng->timers[0].when <= upto) {
         vtimer t = timer_pop(eng);
+        t.ks->ntimers--;
         const vrule *r = &eng->rs->rules[eng->rs->groups[t.ks->group].rules[t.slot]];
         if (!t.ks->rs[t.slot]) continue;
         if (r->nsteps) vnfa_timer(eng, r, t.ks, t.ks->rs[t.slot], t.when);
@@ -282,6 +291,66 @@ static vigil_status feed_group(vigil_engine *eng, vigil_event *ev, int g, const 
         if (s != VIGIL_OK) return vigil_error_set(err, s, "rule '%s': %s", r->name, vigil_status_str(s));
     }
     return VIGIL_OK;
+}
+
+/* ---- warming: software prefetch over a batch ------------------------------- */
+
+/* Most of the time of a fed event goes to cache misses on its key's slot,
+ * state, rule states and window rings, which sit in random places of a large
+ * heap. Touching them for a whole batch first, in stages (slots; then the
+ * states they point to; then the rule states; then the rings and runs), lets
+ * the memory system serve these misses in parallel instead of one after the
+ * other (the batched-lookup technique of e.g. "Cuckoo++ hash tables",
+ * Le Scouarnec 2018; DPDK's rte_hash bulk lookup). Only a hint: it changes
+ * nothing observable. */
+#define WARM_MAX 64
+
+void vigil_engine_warm(vigil_engine *eng, vigil_event *const *evs, int n) {
+    const vigil_ruleset *rs = eng->rs;
+    while (n > 0) {
+        int m = n < WARM_MAX ? n : WARM_MAX;
+        uint64_t h[WARM_MAX * 4];
+        int grp[WARM_MAX * 4];
+        const vigil_event *who[WARM_MAX * 4];
+        vkeystate *ks[WARM_MAX * 4];
+        int nk = 0;
+        size_t mask = eng->cap - 1;
+        for (int i = 0; i < m; i++)
+            for (int g = 0; g < rs->ngroups && g < 4; g++) {
+                size_t kl;
+                const char *k = vigil_event_key(evs[i], g, &kl);
+                if (!k) continue;
+                h[nk] = key_hash(g, k, kl);
+                grp[nk] = g;
+                who[nk] = evs[i];
+                __builtin_prefetch(&eng->tab[h[nk] & mask]);
+                nk++;
+            }
+        for (int j = 0; j < nk; j++) {
+            size_t kl;
+            const char *k = vigil_event_key(who[j], grp[j], &kl);
+            ks[j] = eng->tab[ks_slot(eng, grp[j], k, kl, h[j])].ks;
+            if (ks[j]) __builtin_prefetch(ks[j]->rs);
+        }
+        for (int j = 0; j < nk; j++) {
+            if (!ks[j]) continue;
+            const vgroup *gr = &rs->groups[grp[j]];
+            for (int i = 0; i < gr->nrules; i++)
+                if (ks[j]->rs[i]) __builtin_prefetch(ks[j]->rs[i]);
+        }
+        for (int j = 0; j < nk; j++) {
+            if (!ks[j]) continue;
+            const vgroup *gr = &rs->groups[grp[j]];
+            for (int i = 0; i < gr->nrules; i++) {
+                const vrule *r = &rs->rules[gr->rules[i]];
+                if (!ks[j]->rs[i]) continue;
+                if (r->nsteps) vnfa_warm(ks[j]->rs[i]);
+                else vwin_warm(ks[j]->rs[i], r);
+            }
+        }
+        evs += m;
+        n -= m;
+    }
 }
 
 /* Match an event now: one key group, or (g < 0) every group it has a key for. */
@@ -398,7 +467,7 @@ void vigil_engine_get_stats(const vigil_engine *eng, vigil_engine_stats *st) {
     st->buffered = eng->nheld;
     uint64_t runs = 0;
     for (size_t i = 0; i < eng->cap; i++) {
-        vkeystate *ks = eng->slots[i];
+        vkeystate *ks = eng->tab[i].ks;
         if (!ks) continue;
         const vgroup *g = &eng->rs->groups[ks->group];
         for (int j = 0; j < g->nrules; j++)

@@ -28,6 +28,15 @@ typedef struct vpat {        /* a pattern rule's state for one key */
     int alerted;
 } vpat;
 
+/* A window entry: an event (or, with precision, a bucket of events). */
+typedef union vcell { double num; char *str; } vcell;
+typedef struct ventry {
+    int64_t ts;              /* event time, or the bucket's start */
+    uint32_t mask;           /* bit k: aggregate k has a value here */
+    uint32_t pad;
+    vcell v[];               /* one per aggregate; with precision, then u32 count per aggregate */
+} ventry;
+
 typedef struct vwin {        /* a sliding window rule's state for one key */
     uint32_t head, n, cap;   /* ring of entries; cap is a power of two */
     int64_t head_ts;         /* time of the oldest entry (kept here: no cache miss when nothing expires) */
@@ -53,6 +62,7 @@ typedef struct vkeystate {
     uint64_t seq;            /* events of this key seen */
     int64_t last_ts;
     int dirty;
+    uint32_t ntimers;        /* timers in the heap that point here: the key cannot expire */
     void *rs[];              /* per rule of the group: vpat* or vwin* */
 } vkeystate;
 
@@ -63,11 +73,13 @@ struct vigil_engine {
     vigil_alert_fn fn;
     void *ud;
     int64_t wm;
-    /* key table: open addressing; hashes kept beside the pointers so that
-     * probing does not touch each key's state */
-    vkeystate **slots;
-    uint64_t *hashes;
+    /* key table: open addressing, linear probing; each slot keeps the hash
+     * beside the pointer so that probing costs one cache line and does not
+     * touch the keys' states */
+    struct vslot *tab;
     size_t cap, nkeys;
+    size_t sweep;            /* idle-key expiry: next slot to look at */
+    int64_t sweep_wm;        /* watermark of the last sweep step */
     /* stats */
     vigil_engine_stats st;
     uint64_t *rule_alerts;
@@ -96,6 +108,7 @@ struct vigil_engine {
     size_t ndirty, capdirty;
 };
 
+typedef struct vslot { uint64_t h; vkeystate *ks; } vslot;
 typedef struct vtimer { int64_t when; vkeystate *ks; int slot; } vtimer;
 typedef struct vheld { int64_t ts; uint64_t seq; vigil_event *ev; int group; } vheld;
 
@@ -113,6 +126,7 @@ vigil_status vnfa_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, int slo
 /* The watermark reached wm: complete absences, drop runs past `within`. */
 void vnfa_timer(vigil_engine *eng, const vrule *r, vkeystate *ks, vpat *p, int64_t wm);
 void vnfa_free(vpat *p);
+void vnfa_warm(const vpat *p);   /* prefetch the runs (vigil_engine_warm) */
 void vrun_clear(vrun *r);
 
 /* window.c */
@@ -121,6 +135,13 @@ vigil_status vwin_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, int slo
 /* The watermark reached wm: close a tumbling/session window that ended. */
 void vwin_timer(vigil_engine *eng, const vrule *r, vkeystate *ks, vwin *w, int64_t wm);
 void vwin_free(vwin *w, const vrule *r);
+vwin *vwin_new(const vrule *r);
+void vwin_warm(const vwin *w, const vrule *r);   /* prefetch the ring's ends */   /* empty state; NULL when out of memory */
+static inline size_t vwin_entry_size(const vrule *r) {
+    size_t n = sizeof(ventry) + (size_t)r->nagg * sizeof(vcell);
+    if (r->precision_ms) n += ((size_t)r->nagg * sizeof(uint32_t) + 7) & ~(size_t)7;
+    return n;
+}
 
 /* engine.c: emit an alert for rule r and key ks (suppress already checked).
  * ts: the alert's time, or INT64_MIN for the last event's. */

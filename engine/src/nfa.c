@@ -361,6 +361,10 @@ void vnfa_timer(vigil_engine *eng, const vrule *r, vkeystate *ks, vpat *p, int64
     emit_done(eng, r, ks, p, 0);   /* absence alerts: ts = first event + within */
 }
 
+void vnfa_warm(const vpat *p) {
+    if (p->nruns) __builtin_prefetch(p->runs);
+}
+
 void vnfa_free(vpat *p) {
     if (!p) return;
     for (uint32_t i = 0; i < p->nruns; i++) vrun_clear(&p->runs[i]);

@@ -663,6 +663,18 @@ vigil_status vigil_ruleset_add_rule(vigil_ruleset *rs, const vigil_rule_def *d, 
                             op_name(r.when->op));
             return rule_fail(err, d, s);
         }
+        if (r.precision_ms && r.window != VIGIL_WIN_SLIDING) {
+            free(r.aggs);
+            vigil_error_set(err, s, "precision applies to sliding windows only");
+            return rule_fail(err, d, s);
+        }
+        for (int k = 0; r.precision_ms && k < r.nagg; k++)
+            if (r.aggs[k].is_new || r.aggs[k].kind == VIGIL_AGG_DISTINCT) {
+                free(r.aggs);
+                vigil_error_set(err, s, "a bucketed window (precision) keeps counts, not values: distinct() and "
+                                        "is_new() need an exact window (drop precision)");
+                return rule_fail(err, d, s);
+            }
     }
     rs->rules[rs->nrules++] = r;
     return VIGIL_OK;

@@ -18,16 +18,10 @@
 #include <string.h>
 #include "engine_int.h"
 
-typedef union vcell { double num; char *str; } vcell;
-
-typedef struct ventry {
-    int64_t ts;
-    uint32_t mask;
-    uint32_t pad;
-    vcell v[];               /* one per aggregate */
-} ventry;
-
-static size_t esize(const vrule *r) { return sizeof(ventry) + (size_t)r->nagg * sizeof(vcell); }
+/* A bucketed rule (sliding(d, { precision = p })) also keeps, after the
+ * values, how many events each aggregate's bucket holds. */
+static size_t esize(const vrule *r) { return vwin_entry_size(r); }
+static uint32_t *ecnt(const ventry *e, const vrule *r) { return (uint32_t *)(uintptr_t)&e->v[r->nagg]; }
 
 static ventry *at(const vwin *w, const vrule *r, uint32_t i) {
     return (ventry *)(w->ring + (size_t)((w->head + i) & (w->cap - 1)) * esize(r));   /* cap: power of two */
@@ -42,9 +36,10 @@ static void entry_free(ventry *e, const vrule *r) {
 
 static void drop_front(vwin *w, const vrule *r) {
     ventry *e = at(w, r, 0);
+    const uint32_t *ec = r->precision_ms ? ecnt(e, r) : NULL;
     for (int k = 0; k < r->nagg; k++)
         if (e->mask >> k & 1) {
-            w->cnt[k]--;
+            w->cnt[k] -= ec ? ec[k] : 1;
             if (!uses_text(&r->aggs[k])) w->sum[k] -= e->v[k].num;
         }
     entry_free(e, r);
@@ -127,35 +122,79 @@ static vigil_value agg_value(const vwin *w, const vrule *r, int k, uint32_t n, i
 }
 
 /* Append the entry of ev (which passed `where`) and update the running
- * counts and sums. */
-static vigil_status add_entry(vwin *w, const vrule *r, vigil_event *ev, const veval *c) {
-    if (w->n == w->cap && grow(w, r) != 0) return VIGIL_ENOMEM;
-    ventry *e = at(w, r, w->n);
-    memset(e, 0, esize(r));
-    e->ts = ev->ts;
-    if (w->n == 0) w->head_ts = ev->ts;
+ * counts and sums. *added tells whether an entry was appended: a sliding
+ * window keeps no entry that no aggregate uses (an event that passes no
+ * aggregate's filter), and a bucketed one adds to the newest entry when the
+ * event falls in its bucket. */
+static vigil_status add_entry(vwin *w, const vrule *r, vigil_event *ev, const veval *c, int *added) {
+    vcell val[32];
+    uint32_t mask = 0;
+    *added = 0;
     for (int k = 0; k < r->nagg; k++) {
         const vagg *a = &r->aggs[k];
         if (a->filter && !vexpr_true(a->filter, c)) continue;
         if (a->kind == VIGIL_AGG_COUNT && !a->is_new) {
-            e->mask |= 1u << k;
+            val[k].num = 0;
+            mask |= 1u << k;
             continue;
         }
         const vigil_value *fv = &ev->slots[a->field];
         if (uses_text(a)) {
-            if (!(e->v[k].str = value_text(fv))) continue;
+            if (fv->type != VIGIL_T_STR && fv->type != VIGIL_T_NUM && fv->type != VIGIL_T_BOOL) continue;
+            if (!(val[k].str = value_text(fv))) {
+                for (int j = 0; j < k; j++)
+                    if (mask >> j & 1 && uses_text(&r->aggs[j])) free(val[j].str);
+                return VIGIL_ENOMEM;
+            }
         } else {
             if (fv->type != VIGIL_T_NUM) continue;
-            e->v[k].num = fv->u.num;
+            val[k].num = fv->u.num;
         }
-        e->mask |= 1u << k;
+        mask |= 1u << k;
+    }
+    int sliding = r->window == VIGIL_WIN_SLIDING;
+    if (!mask && sliding) return VIGIL_OK;
+    int64_t ts = ev->ts;
+    if (r->precision_ms) {
+        ts -= ((ts % r->precision_ms) + r->precision_ms) % r->precision_ms;   /* bucket start */
+        ventry *last = w->n ? at(w, r, w->n - 1) : NULL;
+        if (last && last->ts == ts) {   /* same bucket: combine */
+            uint32_t *ec = ecnt(last, r);
+            for (int k = 0; k < r->nagg; k++) {
+                if (!(mask >> k & 1)) continue;
+                w->cnt[k]++;
+                w->sum[k] += r->aggs[k].kind == VIGIL_AGG_COUNT ? 0 : val[k].num;
+                if (!(last->mask >> k & 1)) last->v[k] = val[k];
+                else if (r->aggs[k].kind == VIGIL_AGG_MIN) last->v[k].num = val[k].num < last->v[k].num ? val[k].num : last->v[k].num;
+                else if (r->aggs[k].kind == VIGIL_AGG_MAX) last->v[k].num = val[k].num > last->v[k].num ? val[k].num : last->v[k].num;
+                else last->v[k].num += r->aggs[k].kind == VIGIL_AGG_COUNT ? 0 : val[k].num;
+                last->mask |= 1u << k;
+                ec[k]++;
+            }
+            return VIGIL_OK;
+        }
+    }
+    if (w->n == w->cap && grow(w, r) != 0) {
+        for (int k = 0; k < r->nagg; k++)
+            if (mask >> k & 1 && uses_text(&r->aggs[k])) free(val[k].str);
+        return VIGIL_ENOMEM;
+    }
+    ventry *e = at(w, r, w->n);
+    e->ts = ts;
+    e->mask = mask;
+    e->pad = 0;
+    if (w->n == 0) w->head_ts = ts;
+    uint32_t *ec = r->precision_ms ? ecnt(e, r) : NULL;
+    for (int k = 0; k < r->nagg; k++) {
+        int on = mask >> k & 1;
+        e->v[k] = on ? val[k] : (vcell){.num = 0};
+        if (ec) ec[k] = (uint32_t)on;
+        if (!on) continue;
+        w->cnt[k]++;
+        if (!uses_text(&r->aggs[k])) w->sum[k] += r->aggs[k].kind == VIGIL_AGG_COUNT ? 0 : val[k].num;
     }
     w->n++;
-    for (int k = 0; k < r->nagg; k++)
-        if (e->mask >> k & 1) {
-            w->cnt[k]++;
-            if (!uses_text(&r->aggs[k])) w->sum[k] += e->v[k].num;
-        }
+    *added = 1;
     return VIGIL_OK;
 }
 
@@ -195,14 +234,13 @@ static void details(const vrule *r, const vigil_value *cur, const vigil_value *p
     snprintf(det + off, n - off, "}}");
 }
 
-static vwin *win_new(const vrule *r) {
+vwin *vwin_new(const vrule *r) {
     size_t na = (size_t)(r->nagg ? r->nagg : 1);
-    vwin *w = calloc(1, sizeof *w);
-    if (!w || !(w->sum = calloc(na, sizeof *w->sum)) || !(w->cnt = calloc(na, sizeof *w->cnt))) {
-        if (w) free(w->sum);
-        free(w);
-        return NULL;
-    }
+    /* one allocation: the state, then the running sums and counts */
+    vwin *w = calloc(1, sizeof *w + na * (sizeof *w->sum + sizeof *w->cnt));
+    if (!w) return NULL;
+    w->sum = (double *)(w + 1);
+    w->cnt = (uint32_t *)(w->sum + na);
     return w;
 }
 
@@ -275,7 +313,8 @@ static vigil_status windowed_feed(vigil_engine *eng, const vrule *r, vkeystate *
         w->win_end = ev->ts + r->window_ms;
         if (veng_timer_add(eng, w->win_end, ks, slot) != 0) return VIGIL_ENOMEM;
     }
-    vigil_status s = add_entry(w, r, ev, c);
+    int added;
+    vigil_status s = add_entry(w, r, ev, c, &added);
     if (s != VIGIL_OK) return s;
     w->total++;
     uint32_t keep = eng->o.max_alert_events > 1 ? eng->o.max_alert_events - 1 : 0;
@@ -304,19 +343,24 @@ vigil_status vwin_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, int slo
     if (!vexpr_true(r->where, &c)) return VIGIL_OK;
     vwin *w = *wp;
     if (!w) {
-        if (!(w = win_new(r))) return VIGIL_ENOMEM;
+        if (!(w = vwin_new(r))) return VIGIL_ENOMEM;
         *wp = w;
     }
     if (r->window != VIGIL_WIN_SLIDING) return windowed_feed(eng, r, ks, slot, w, ev, &c);
     /* sliding: evict what left (t - size, t] */
-    while (w->n && w->head_ts <= ev->ts - r->window_ms) drop_front(w, r);
+    /* a bucket [b, b + precision) leaves once its last instant has: the
+     * window then spans at most precision - 1 ms more than (t - size, t] */
+    int64_t horizon = ev->ts - r->window_ms - (r->precision_ms ? r->precision_ms - 1 : 0);
+    while (w->n && w->head_ts <= horizon) drop_front(w, r);
     vigil_value *prior = eng->priorv, *cur = eng->aggv;
     int *isnew = eng->isnew;
     for (int k = 0; k < r->nagg; k++) prior[k] = agg_value(w, r, k, w->n, 1);
-    vigil_status s = add_entry(w, r, ev, &c);
+    int added;
+    vigil_status s = add_entry(w, r, ev, &c, &added);
     if (s != VIGIL_OK) return s;
     for (int k = 0; k < r->nagg; k++) cur[k] = agg_value(w, r, k, w->n, 1);
-    newest_is_new(w, r, isnew);
+    if (added) newest_is_new(w, r, isnew);
+    else memset(isnew, 0, (size_t)r->nagg * sizeof *isnew);
     c.aggs = cur;
     c.prior = prior;
     c.is_new = isnew;
@@ -331,6 +375,12 @@ vigil_status vwin_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, int slo
 }
 
 
+void vwin_warm(const vwin *w, const vrule *r) {
+    if (!w->n) return;
+    __builtin_prefetch(at(w, r, 0));
+    __builtin_prefetch(at(w, r, w->n - 1));
+}
+
 void vwin_free(vwin *w, const vrule *r) {
     if (!w) return;
     while (w->n) drop_front(w, r);
@@ -338,7 +388,5 @@ void vwin_free(vwin *w, const vrule *r) {
     free(w->evs);
     vigil_event_release(w->last);
     free(w->ring);
-    free(w->sum);
-    free(w->cnt);
     free(w);
 }

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <CUnit/Basic.h>
 #include "vigil/rules.h"
+#include "cli.h"
 
 #define BAD_DIR VIGIL_SOURCE_DIR "/tests/rules_bad"
 #define MAXERR 64
@@ -173,7 +174,7 @@ static void test_dsl_surface(void) {
         "    :followed_by(\"y\"):times_or_more(2) }\n"
         "rule { name = \"c\", key = \"user_id\", skip = skip_to_last(\"x\"), severity = \"critical\",\n"
         "  pattern = base:followed_by(\"x\"):where{ amount = le(5) }:where{ amount = ge(1) }:times(3) }\n"
-        "rule { name = \"d\", key = \"card.bin\", window = sliding(\"30d\", { precision = \"1h\" }),\n"
+        "rule { name = \"d\", key = \"card.bin\", window = sliding(\"30d\"),\n"
         "  where = { type = \"tx\", amount = gt(0) },\n"
         "  when = any_of{ gt(sum(\"amount\", { type = \"tx\" }) - -e.amount, 1000),\n"
         "                 lt(min(\"amount\") / 2, max(e.amount) * 0.5),\n"
@@ -306,6 +307,130 @@ static void test_err_several_in_one_file(void) {
         CU_ASSERT_STRING_EQUAL(errs[1].rule, "b2");
         CU_ASSERT_PTR_NOT_NULL(strstr(errs[1].msg, "unknown key 'kye'"));
     }
+}
+
+/* ---- examples: matches, late, engine options --------------------------------------- */
+
+static const char *examples_src =
+    "rule { name = \"ab\", key = \"k\", skip = \"no_skip\",\n"
+    "  pattern = begin(\"a\"):where{ type = \"a\" }:followed_by_any(\"b\"):where{ type = \"b\" },\n"
+    "  examples = {\n"
+    "    { events = { { id = \"1\", k = 1, ts = 1, type = \"a\" }, { id = \"2\", k = 1, ts = 2, type = \"b\" },\n"
+    "                 { id = \"3\", k = 1, ts = 3, type = \"b\" } },\n"
+    "      matches = { { \"1\", \"2\" }, { \"1\", \"3\" } } },\n"
+    "    { events = { { id = \"1\", k = 1, ts = 5, type = \"a\" }, { id = \"2\", k = 1, ts = 1, type = \"b\" } },\n"
+    "      alerts = 0, matches = {}, late = { \"2\" }, max_out_of_orderness = \"2s\", allowed_lateness = \"500ms\" },\n"
+    "    { events = { { k = 1, ts = 1, type = \"a\" } }, alerts = 0 },\n"
+    "  } }\n";
+
+static void test_examples_parse(void) {
+    vigil_rule_examples ex = {0};
+    vigil_rules_opts o = {.examples = &ex};
+    vigil_ruleset *rs = NULL;
+    vigil_status s = load_str(examples_src, &o, &rs);
+    if (s != VIGIL_OK) dump_errs();
+    CU_ASSERT_EQUAL_FATAL(s, VIGIL_OK);
+    CU_ASSERT_EQUAL_FATAL(ex.n, 3);
+    const vigil_rule_example *x = &ex.v[0];
+    CU_ASSERT_STRING_EQUAL(x->rule, "ab");
+    CU_ASSERT_EQUAL(x->index, 1);
+    CU_ASSERT(x->has_matches);
+    CU_ASSERT_EQUAL(x->alerts, 2);          /* alerts left out: the count of matches */
+    CU_ASSERT_EQUAL_FATAL(x->nmatches, 2);
+    CU_ASSERT_EQUAL(x->matches[0].n, 2);
+    CU_ASSERT_STRING_EQUAL(x->matches[0].ids[0], "1");
+    CU_ASSERT_STRING_EQUAL(x->matches[0].ids[1], "2");
+    CU_ASSERT_STRING_EQUAL(x->matches[1].ids[1], "3");
+    CU_ASSERT(!x->has_late);
+    CU_ASSERT_EQUAL(x->max_out_of_orderness_ms, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(x->events, "\"id\":\"3\""));
+    x = &ex.v[1];
+    CU_ASSERT(x->has_matches);
+    CU_ASSERT_EQUAL(x->nmatches, 0);        /* matches = {}: no alert at all */
+    CU_ASSERT_EQUAL(x->alerts, 0);
+    CU_ASSERT(x->has_late);
+    CU_ASSERT_EQUAL_FATAL(x->nlate, 1);
+    CU_ASSERT_STRING_EQUAL(x->late[0], "2");
+    CU_ASSERT_EQUAL(x->max_out_of_orderness_ms, 2000);
+    CU_ASSERT_EQUAL(x->allowed_lateness_ms, 500);
+    x = &ex.v[2];
+    CU_ASSERT(!x->has_matches);
+    CU_ASSERT(!x->has_late);
+    CU_ASSERT_EQUAL(x->alerts, 0);
+    vigil_rule_examples_free(&ex);
+    CU_ASSERT_EQUAL(ex.n, 0);
+    vigil_ruleset_release(rs);
+    /* without an examples list (vigil check) they are checked all the same */
+    vigil_ruleset_release(must_load(examples_src));
+}
+
+#define EX_RULE "rule { name = \"x\", key = \"k\", pattern = begin(\"a\"),\n  examples = { "
+
+static void test_examples_errors(void) {
+    must_fail(EX_RULE "{ events = {}, alerts = 1, matchs = {} } } }", 1,
+              "examples[1]: unknown key 'matchs'; expected one of: events, alerts, matches, late, "
+              "max_out_of_orderness, allowed_lateness");
+    must_fail(EX_RULE "{ events = {}, alerts = 0 }, { events = {}, zeta = 1, beta = 2 } } }", 1,
+              "examples[2]: unknown key 'beta'");
+    must_fail(EX_RULE "{ events = {}, matches = \"1,3|2\" } } }", 1,
+              "examples[1].matches must be a list of the expected alerts");
+    must_fail(EX_RULE "{ events = {}, matches = { \"1\", \"3\" } } } }", 1,
+              "examples[1].matches[1] must be a list of event ids");
+    must_fail(EX_RULE "{ events = {}, matches = { { \"1\" }, { 3 } } } } }", 1,
+              "examples[1].matches[2][1] must be an event id string such as \"7\"");
+    must_fail(EX_RULE "{ events = {}, matches = { {} } } } }", 1, "examples[1].matches[1] is empty");
+    must_fail(EX_RULE "{ events = {}, matches = { { \"1\" }, n = 2 } } } }", 1,
+              "examples[1].matches must be a list");
+    must_fail(EX_RULE "{ events = {}, alerts = 2, matches = { { \"1\" } } } } }", 1,
+              "alerts = 2 but matches lists 1 alert; they must agree");
+    must_fail(EX_RULE "{ events = {} } } }", 1, "needs alerts = n");
+    must_fail(EX_RULE "{ alerts = 0 } } }", 1, "needs events = ");
+    must_fail(EX_RULE "{ events = {}, alerts = 0, late = \"7\" } } }", 1,
+              "examples[1].late must be a list of event ids");
+    must_fail(EX_RULE "{ events = {}, alerts = 0, late = { 7 } } } }", 1, "examples[1].late[1] must be an event id");
+    must_fail(EX_RULE "{ events = {}, alerts = 0, max_out_of_orderness = \"10 s\" } } }", 1,
+              "examples[1].max_out_of_orderness = \"10 s\" is not a duration");
+    must_fail(EX_RULE "{ events = {}, alerts = 0, allowed_lateness = 5 } } }", 1,
+              "examples[1].allowed_lateness must be a duration string");
+    must_fail(EX_RULE "{ {}, alerts = 0 } } }", 1, "named keys only");
+}
+
+/* `vigil test` compares the alerts with `matches` and the late events with
+ * `late`, and skips the examples of a pending/ directory. */
+static void test_examples_command(void) {
+    char dir[] = "/tmp/vigil-examples-XXXXXX";
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+    char path[300], pend[300], pfile[340];
+    snprintf(path, sizeof path, "%s/ab.lua", dir);
+    FILE *f = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs(examples_src, f);
+    fclose(f);
+    char *argv1[] = {"test", path, NULL};
+    CU_ASSERT_EQUAL(vigil_cmd_test(2, argv1), 0);
+    /* the same rule, wrong expectations: another order, a missing late event */
+    snprintf(pend, sizeof pend, "%s/pending", dir);
+    CU_ASSERT_EQUAL_FATAL(mkdir(pend, 0700), 0);
+    snprintf(pfile, sizeof pfile, "%s/wrong.lua", pend);
+    f = fopen(pfile, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs("rule { name = \"ab2\", key = \"k\", skip = \"no_skip\",\n"
+          "  pattern = begin(\"a\"):where{ type = \"a\" }:followed_by_any(\"b\"):where{ type = \"b\" },\n"
+          "  examples = {\n"
+          "    { events = { { id = \"1\", k = 1, ts = 1, type = \"a\" }, { id = \"2\", k = 1, ts = 2, type = \"b\" },\n"
+          "                 { id = \"3\", k = 1, ts = 3, type = \"b\" } },\n"
+          "      matches = { { \"1\", \"3\" }, { \"1\", \"2\" } } },\n"
+          "    { events = { { id = \"1\", k = 1, ts = 5, type = \"a\" }, { id = \"2\", k = 1, ts = 1, type = \"b\" } },\n"
+          "      alerts = 0, late = {} } } }\n", f);
+    fclose(f);
+    char *argv2[] = {"test", pfile, NULL}, *argv3[] = {"test", dir, NULL}, *argv4[] = {"test", pend, NULL};
+    CU_ASSERT_EQUAL(vigil_cmd_test(2, argv2), 1);   /* named itself: run, and it fails */
+    CU_ASSERT_EQUAL(vigil_cmd_test(2, argv4), 1);
+    CU_ASSERT_EQUAL(vigil_cmd_test(2, argv3), 0);   /* below DIR/pending/: compiled, skipped */
+    unlink(pfile);
+    rmdir(pend);
+    unlink(path);
+    rmdir(dir);
 }
 
 /* ---- sandbox ---------------------------------------------------------------------- */
@@ -593,6 +718,9 @@ int main(void) {
         {"error: whole directory", test_err_whole_dir},
         {"error: messages", test_err_messages},
         {"error: several in one file", test_err_several_in_one_file},
+        {"examples: matches, late, engine options", test_examples_parse},
+        {"examples: errors", test_examples_errors},
+        {"examples: vigil test checks matches and late", test_examples_command},
         {"sandbox: os", test_sandbox_os},
         {"sandbox: io", test_sandbox_io},
         {"sandbox: load", test_sandbox_load},

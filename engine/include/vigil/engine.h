@@ -78,6 +78,11 @@ void vigil_engine_destroy(vigil_engine *eng);   /* accepts NULL; does not destro
 vigil_status vigil_engine_feed(vigil_engine *eng, vigil_event *ev, vigil_error *err);
 vigil_status vigil_engine_feed_group(vigil_engine *eng, vigil_event *ev, int g, vigil_error *err);
 
+/* A hint before feeding these events (in this order): prefetches their
+ * keys' states into the cache, for a batch at a time, so that the cache
+ * misses of many keys overlap. Changes nothing observable. */
+void vigil_engine_warm(vigil_engine *eng, vigil_event *const *evs, int n);
+
 /* Move the watermark to wm (ms) and fire the timers it passes (within expiry,
  * absence, window close). INT64_MAX at end of input. */
 void vigil_engine_advance(vigil_engine *eng, int64_t wm);
