@@ -16,6 +16,7 @@
 #include <sys/resource.h>
 #include "cli.h"
 #include "input.h"
+#include "reader.h"
 #include "score.h"
 #include "vigil/engine.h"
 #include "vigil/rules.h"
@@ -71,14 +72,19 @@ static void usage(void) {
             "usage: vigil replay --rules DIR|FILE --input [TYPE=]F [--input …] [--time-field N[,N2…]]\n"
             "                    [--time-format auto|s|ms|rfc3339] [--id-field N[,N2…]]\n"
             "                    [--label-field N [--segment-field N]] [--output F] [--allowed-lateness D]\n"
-            "                    [--max-out-of-orderness D]\n"
-            "                    [--decode-only]   (benchmark: read and decode only, no engine)\n");
+            "                    [--max-out-of-orderness D] [--late-output F] [--threads 1|2]\n"
+            "                    [--decode-only]   (benchmark: read and decode only, no engine)\n"
+            "  --late-output F   late events (older than the watermark minus the allowed lateness,\n"
+            "                    never matched) as JSON Lines\n"
+            "  --threads 2       read and decode on a second thread while this one matches (default);\n"
+            "                    1: everything on one thread\n");
 }
 
 static double pct(uint64_t a, uint64_t b) { return b ? 100.0 * (double)a / (double)b : 0.0; }
 
 int vigil_cmd_replay(int argc, char **argv) {
-    const char *rules = NULL, *output = NULL, *label = NULL, *segment = NULL;
+    const char *rules = NULL, *output = NULL, *label = NULL, *segment = NULL, *late_path = NULL;
+    int threads = 2;
     const char *inputs[MAX_INPUTS];
     int ninputs = 0;
     int64_t lateness = 0, ooo = 0;
@@ -106,6 +112,14 @@ int vigil_cmd_replay(int argc, char **argv) {
         else if (strcmp(a, "--output") == 0) output = v;
         else if (strcmp(a, "--label-field") == 0) label = v;
         else if (strcmp(a, "--segment-field") == 0) segment = v;
+        else if (strcmp(a, "--late-output") == 0) late_path = v;
+        else if (strcmp(a, "--threads") == 0) {
+            if (strcmp(v, "1") != 0 && strcmp(v, "2") != 0) {
+                fprintf(stderr, "vigil replay: --threads '%s': expected 1 or 2\n", v);
+                return 2;
+            }
+            threads = atoi(v);
+        }
         else if (strcmp(a, "--allowed-lateness") == 0) {
             if (vigil_duration_parse(v, &lateness) != VIGIL_OK) {
                 fprintf(stderr, "vigil replay: --allowed-lateness '%s': expected a duration like 10s, 5m\n", v);
@@ -171,6 +185,11 @@ int vigil_cmd_replay(int argc, char **argv) {
         fprintf(stderr, "vigil replay: cannot write '%s'\n", output);
         return 1;
     }
+    FILE *late_out = late_path ? fopen(late_path, "w") : NULL;
+    if (late_path && !late_out) {
+        fprintf(stderr, "vigil replay: cannot write '%s'\n", late_path);
+        return 1;
+    }
     static char obuf[1 << 20];
     setvbuf(R.out, obuf, _IOFBF, sizeof obuf);
     size_t nr = (size_t)(R.nrules ? R.nrules : 1);
@@ -190,13 +209,22 @@ int vigil_cmd_replay(int argc, char **argv) {
     clock_gettime(CLOCK_MONOTONIC, &t0);
     vigil_event *ev;
     char lbuf[64], sbuf[64];
-    vigil_event *batch[64];
+    /* with a reader thread, reading and decoding overlap matching */
+    vigil_reader *rd = threads > 1 ? vigil_reader_start(m) : NULL;
+    if (threads > 1 && !rd) fprintf(stderr, "vigil replay: cannot start the reader thread; reading on this one\n");
+    vigil_event *batch[VIGIL_READER_BATCH];
     int nb = 0, bi = 0, more = 1;
+    double progress = 0;
     for (;;) {
         if (bi == nb) {   /* next batch: read it, then warm its keys' state */
             if (!more) break;
             nb = bi = 0;
-            while (nb < 64 && (more = vigil_merge_next(m, &batch[nb], NULL) == VIGIL_OK)) nb++;
+            if (rd) {
+                more = (nb = vigil_reader_next(rd, batch, &progress)) > 0;
+            } else {
+                while (nb < 64 && (more = vigil_merge_next(m, &batch[nb], NULL) == VIGIL_OK)) nb++;
+                progress = vigil_merge_progress(m);
+            }
             if (!nb) break;
             if (!decode_only) vigil_engine_warm(eng, batch, nb);
         }
@@ -221,18 +249,25 @@ int vigil_cmd_replay(int argc, char **argv) {
         if (label && vigil_score_event(R.score, vigil_event_id(ev), pos, segi) != 0) R.score_errors++;
         vigil_status s = vigil_engine_feed(eng, ev, &err);
         if (s == VIGIL_ENOKEY) nokey++;
-        else if (s == VIGIL_ELATE) late++;
+        else if (s == VIGIL_ELATE) {
+            late++;
+            size_t jl;
+            const char *js = late_out ? vigil_event_json(ev, &jl) : NULL;
+            if (js && (fwrite(js, 1, jl, late_out) != jl || fputc('\n', late_out) == EOF)) R.out_errors++;
+        }
         else if (s != VIGIL_OK) fprintf(stderr, "vigil replay: event %s: %s\n", vigil_event_id(ev), err.msg);
         vigil_event_release(ev);
         if (tty && (events & 0xFFFF) == 0) {
-            double p = vigil_merge_progress(m);
+            double p = progress;
             int w = (int)(p * 40);
             fprintf(stderr, "\r[%.*s%*s] %5.1f%% %llu events, %llu alerts", w,
                     "########################################", 40 - w, "", 100 * p,
                     (unsigned long long)events, (unsigned long long)R.total_alerts);
         }
     }
+    vigil_reader_destroy(rd);
     vigil_engine_advance(eng, INT64_MAX);   /* end of input: close windows, fire absences */
+    if (late_out && fclose(late_out) != 0) R.out_errors++;
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if (tty) fprintf(stderr, "\r%*s\r", 80, "");
     double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
