@@ -368,13 +368,16 @@ static void sb_printf(sbuf *b, const char *fmt, ...) {
 
 static enum MHD_Result metrics(vigil_server *s, struct MHD_Connection *c) {
     sbuf b = {0};
-    unsigned long long processed = 0, late = 0, keys = 0, runs = 0, depth = 0, commits = 0, cerr = 0;
+    unsigned long long processed = 0, late = 0, keys = 0, runs = 0, depth = 0, commits = 0, cerr = 0, expired = 0,
+                       evicted = 0;
     for (int i = 0; i < s->nworkers; i++) {
         vworker *w = &s->workers[i];
         processed += atomic_load(&w->processed);
         late += atomic_load(&w->late);
         keys += atomic_load(&w->keys);
         runs += atomic_load(&w->runs);
+        expired += atomic_load(&w->keys_expired);
+        evicted += atomic_load(&w->runs_evicted);
         commits += atomic_load(&w->commits);
         cerr += atomic_load(&w->commit_errors);
         pthread_mutex_lock(&w->q.mu);
@@ -394,6 +397,10 @@ static enum MHD_Result metrics(vigil_server *s, struct MHD_Connection *c) {
     sb_printf(&b, "vigil_events_late_total %llu\n", late);
     sb_printf(&b, "# HELP vigil_queue_depth Items waiting in worker queues.\n# TYPE vigil_queue_depth gauge\nvigil_queue_depth %llu\n", depth);
     sb_printf(&b, "# HELP vigil_state_keys Keys with state in worker memory.\n# TYPE vigil_state_keys gauge\nvigil_state_keys %llu\n", keys);
+    sb_printf(&b, "# HELP vigil_state_keys_expired_total Idle keys whose state was dropped.\n# TYPE vigil_state_keys_expired_total counter\nvigil_state_keys_expired_total %llu\n", expired);
+    sb_printf(&b, "# HELP vigil_runs_evicted_total Partial matches evicted by max_runs.\n# TYPE vigil_runs_evicted_total counter\nvigil_runs_evicted_total %llu\n", evicted);
+    sb_printf(&b, "# HELP vigil_late_published_total Late events published to vigil.late.<key field>.\n# TYPE vigil_late_published_total counter\nvigil_late_published_total %llu\n",
+              (unsigned long long)atomic_load(&s->nats_late_published));
     sb_printf(&b, "# HELP vigil_partial_matches Live pattern runs.\n# TYPE vigil_partial_matches gauge\nvigil_partial_matches %llu\n", runs);
     sb_printf(&b, "# HELP vigil_state_commits_total Batches committed to the state store.\n# TYPE vigil_state_commits_total counter\nvigil_state_commits_total %llu\n", commits);
     sb_printf(&b, "# HELP vigil_state_errors_total Failed state loads or commits (retried).\n# TYPE vigil_state_errors_total counter\nvigil_state_errors_total %llu\n", cerr);

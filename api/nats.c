@@ -92,3 +92,15 @@ void vnats_publish_alert(vigil_server *s, const valert *a) {
     snprintf(subj, sizeof subj, "vigil.%s.%s", a->mode == VIGIL_MODE_SHADOW ? "shadow" : "alerts", a->rule_name);
     if (natsConnection_Publish(s->nc, subj, a->json, (int)a->len) == NATS_OK) atomic_fetch_add(&s->nats_published, 1);
 }
+
+/* A late event (older than the watermark minus the allowed lateness: never
+ * matched) goes to vigil.late.<key field> as it came, so that nothing is
+ * dropped silently (DESIGN.md §7). Called from a worker thread; natsConnection
+ * is thread-safe. */
+void vnats_publish_late(vigil_server *s, const vigil_event *ev, const char *key_field) {
+    char subj[160];
+    size_t jl;
+    const char *js = vigil_event_json(ev, &jl);
+    snprintf(subj, sizeof subj, "vigil.late.%s", key_field);
+    if (js && natsConnection_Publish(s->nc, subj, js, (int)jl) == NATS_OK) atomic_fetch_add(&s->nats_late_published, 1);
+}

@@ -305,6 +305,12 @@ int vigil_cmd_replay(int argc, char **argv) {
     fprintf(stderr, "events: %llu read in %.2f s (%.0f events/s), %llu rejected lines, %llu without any rule key, %llu late; %llu alerts\n",
             (unsigned long long)events, secs, secs > 0 ? (double)events / secs : 0, (unsigned long long)rejected,
             (unsigned long long)nokey, (unsigned long long)late, (unsigned long long)R.total_alerts);
+    if (!decode_only) {
+        vigil_engine_stats es;
+        vigil_engine_get_stats(eng, &es);
+        fprintf(stderr, "state: %llu keys at the end, %llu idle keys expired, %llu runs evicted by max_runs\n",
+                (unsigned long long)es.keys, (unsigned long long)es.keys_expired, (unsigned long long)es.runs_evicted);
+    }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     fprintf(stderr, "peak memory: %.1f MiB (max RSS)%s\n", (double)ru.ru_maxrss / 1024.0, decode_only ? "; decode only" : "");

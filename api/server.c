@@ -299,7 +299,10 @@ static void *worker_main(void *arg) {
             vigil_error err;
             wk->cur_waiter = it[i].w;
             vigil_status st = vigil_engine_feed_group(wk->eng, it[i].ev, it[i].group, &err);
-            if (st == VIGIL_ELATE) atomic_fetch_add(&wk->late, 1);
+            if (st == VIGIL_ELATE) {
+                atomic_fetch_add(&wk->late, 1);
+                if (wk->srv->nc) vnats_publish_late(wk->srv, it[i].ev, vigil_ruleset_group_key(wk->srv->rs, it[i].group));
+            }
             else if (st != VIGIL_OK) fprintf(stderr, "vigil: worker %d: event %s: %s\n", wk->idx, vigil_event_id(it[i].ev), err.msg);
         }
         wk->cur_waiter = NULL;
@@ -316,6 +319,8 @@ static void *worker_main(void *arg) {
             vigil_engine_get_stats(wk->eng, &st);
             atomic_store(&wk->keys, st.keys);
             atomic_store(&wk->runs, st.runs);
+            atomic_store(&wk->keys_expired, st.keys_expired);
+            atomic_store(&wk->runs_evicted, st.runs_evicted);
             last_stats = now;
         }
         atomic_fetch_add(&wk->processed, (unsigned long long)n);

@@ -58,7 +58,7 @@ typedef struct vworker {
     valert *alerts;
     size_t nalerts, capalerts;
     vwaiter *cur_waiter;
-    atomic_ullong keys, runs, processed, late, commits, commit_errors;
+    atomic_ullong keys, runs, processed, late, commits, commit_errors, keys_expired, runs_evicted;
 } vworker;
 
 struct vigil_server {
@@ -83,7 +83,7 @@ struct vigil_server {
     /* counters (Prometheus) */
     atomic_ullong http_events, nats_events, rejected_bad, rejected_nokey, rejected_full, nats_errors;
     atomic_ullong *rule_alerts;  /* per rule */
-    atomic_ullong alerts_total, nats_published;
+    atomic_ullong alerts_total, nats_published, nats_late_published;
     int64_t started_ms;
 };
 
@@ -104,5 +104,6 @@ void vhttp_stop(vigil_server *s);
 vigil_status vnats_start(vigil_server *s, vigil_error *err);
 void vnats_stop(vigil_server *s);
 void vnats_publish_alert(vigil_server *s, const valert *a);
+void vnats_publish_late(vigil_server *s, const vigil_event *ev, const char *key_field);
 
 #endif

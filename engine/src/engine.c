@@ -41,6 +41,17 @@ vigil_engine *vigil_engine_create(vigil_ruleset *rs, const vigil_engine_opts *op
     eng->cap = 1024;
     eng->tab = calloc(eng->cap, sizeof *eng->tab);
     eng->rule_alerts = calloc((size_t)(rs->nrules ? rs->nrules : 1), sizeof *eng->rule_alerts);
+    eng->horizon = calloc((size_t)(rs->ngroups ? rs->ngroups : 1), sizeof *eng->horizon);
+    for (int g = 0; eng->horizon && g < rs->ngroups; g++) {
+        int64_t h = 0;
+        for (int i = 0; i < rs->groups[g].nrules; i++) {
+            const vrule *r = &rs->rules[rs->groups[g].rules[i]];
+            int64_t x = r->window_ms + r->precision_ms;
+            if (r->within_ms > x) x = r->within_ms;   /* suppression: checked per key, it may be long */
+            if (x > h) h = x;
+        }
+        eng->horizon[g] = h + eng->o.allowed_lateness_ms + eng->o.max_out_of_orderness_ms;
+    }
     int maxagg = 1;
     for (int i = 0; i < rs->nrules; i++)
         if (rs->rules[i].nagg > maxagg) maxagg = rs->rules[i].nagg;
@@ -50,7 +61,7 @@ vigil_engine *vigil_engine_create(vigil_ruleset *rs, const vigil_engine_opts *op
     eng->isnew = calloc((size_t)maxagg, sizeof *eng->isnew);
     eng->regex_words = ((size_t)rs->nregex + 63) / 64;
     if (eng->regex_words) eng->regex_hits = calloc(eng->regex_words, sizeof *eng->regex_hits);
-    if (!eng->tab || !eng->rule_alerts || !eng->aggv || !eng->priorv || !eng->isnew ||
+    if (!eng->tab || !eng->horizon || !eng->rule_alerts || !eng->aggv || !eng->priorv || !eng->isnew ||
         (eng->regex_words && !eng->regex_hits)) {
         vigil_engine_destroy(eng);
         return NULL;
@@ -87,6 +98,7 @@ void vigil_engine_destroy(vigil_engine *eng) {
     free(eng->tmp_new);
     free(eng->tmp_done);
     free(eng->rule_alerts);
+    free(eng->horizon);
     free(eng->aggv);
     free(eng->priorv);
     free(eng->isnew);
@@ -129,7 +141,7 @@ static int ks_grow(vigil_engine *eng) {
 
 /* Remove the key in slot i: backward-shift deletion (no tombstones), so
  * probe sequences stay as short as if the key had never been there. */
-static __attribute__((unused)) void ks_remove(vigil_engine *eng, size_t i) {
+static void ks_remove(vigil_engine *eng, size_t i) {
     size_t mask = eng->cap - 1, j = i;
     for (;;) {
         eng->tab[i].ks = NULL;
@@ -145,12 +157,19 @@ static __attribute__((unused)) void ks_remove(vigil_engine *eng, size_t i) {
     }
 }
 
+static void sweep(vigil_engine *eng, size_t n);
+
 vkeystate *veng_key(vigil_engine *eng, int g, const char *k, size_t n, int create) {
     uint64_t h = key_hash(g, k, n);
     size_t slot = ks_slot(eng, g, k, n, h);
     if (eng->tab[slot].ks || !create) return eng->tab[slot].ks;
     if ((eng->nkeys + 1) * 2 > eng->cap) {   /* load factor 1/2: short probes */
-        if (ks_grow(eng) != 0) return NULL;
+        /* drop idle keys before growing: the table then tracks live state */
+        size_t before = eng->nkeys;
+        sweep(eng, eng->cap);
+        if ((eng->nkeys + 1) * 2 > eng->cap || eng->nkeys * 8 > before * 7) {   /* freed < 1/8: grow */
+            if (ks_grow(eng) != 0) return NULL;
+        }
         slot = ks_slot(eng, g, k, n, h);
     }
     const vgroup *gr = &eng->rs->groups[g];
@@ -171,7 +190,7 @@ vkeystate *veng_key(vigil_engine *eng, int g, const char *k, size_t n, int creat
 }
 
 int veng_mark_dirty(vigil_engine *eng, vkeystate *ks) {
-    if (ks->dirty) return 0;
+    if (ks->dirty || !eng->store) return 0;   /* only a store needs to know what changed */
     if (eng->ndirty == eng->capdirty) {
         size_t cap = eng->capdirty ? eng->capdirty * 2 : 256;
         vkeystate **d = realloc(eng->dirty, cap * sizeof *d);
@@ -182,6 +201,56 @@ int veng_mark_dirty(vigil_engine *eng, vkeystate *ks) {
     eng->dirty[eng->ndirty++] = ks;
     ks->dirty = 1;
     return 0;
+}
+
+/* ---- idle-key expiry ------------------------------------------------------- */
+
+/* A key can go when its state is as good as none at watermark wm: no timer
+ * points at it, it is not waiting for a commit, its last event is older
+ * than its group's horizon, and no rule holds a run (a pattern without
+ * `within` keeps its runs forever, as FlinkCEP does, bounded by max_runs),
+ * an open window, or a suppression that is still running. Sliding window
+ * entries are all past their window once the horizon has passed. */
+static int ks_expirable(const vigil_engine *eng, const vkeystate *ks, int64_t wm) {
+    if (ks->dirty || ks->ntimers || ks->last_ts > wm - eng->horizon[ks->group]) return 0;
+    const vgroup *g = &eng->rs->groups[ks->group];
+    int64_t t0 = wm - eng->o.allowed_lateness_ms;
+    for (int i = 0; i < g->nrules; i++) {
+        const vrule *r = &eng->rs->rules[g->rules[i]];
+        if (!ks->rs[i]) continue;
+        int alerted;
+        int64_t la;
+        if (r->nsteps) {
+            const vpat *p = ks->rs[i];
+            if (p->nruns) return 0;
+            alerted = p->alerted, la = p->last_alert_ts;
+        } else {
+            const vwin *w = ks->rs[i];
+            if (w->open) return 0;
+            alerted = w->alerted, la = w->last_alert_ts;
+        }
+        if (r->suppress_ms && alerted && la + r->suppress_ms > t0) return 0;
+    }
+    return 1;
+}
+
+/* Look at up to n slots from the sweep cursor and drop the keys that can go.
+ * Called a little per event (cheap: most keys fail the horizon test on their
+ * first cache line) and fully before the table would grow. */
+static void sweep(vigil_engine *eng, size_t n) {
+    if (eng->wm == INT64_MIN) return;
+    while (n--) {
+        size_t i = eng->sweep & (eng->cap - 1);
+        vkeystate *ks = eng->tab[i].ks;
+        if (ks && ks_expirable(eng, ks, eng->wm)) {
+            ks_free(eng, ks);
+            ks_remove(eng, i);   /* a later key may shift into slot i: look at it again */
+            eng->nkeys--;
+            eng->st.keys_expired++;
+            continue;
+        }
+        eng->sweep = (i + 1) & (eng->cap - 1);
+    }
 }
 
 /* ---- timers: a binary min-heap by event time ------------------------------------ */
@@ -355,6 +424,7 @@ void vigil_engine_warm(vigil_engine *eng, vigil_event *const *evs, int n) {
 
 /* Match an event now: one key group, or (g < 0) every group it has a key for. */
 static vigil_status process(vigil_engine *eng, vigil_event *ev, int g, vigil_error *err) {
+    sweep(eng, 2);   /* idle-key expiry, a little at a time */
     if (g >= 0) return feed_group(eng, ev, g, scan(eng, ev), err);
     int any = 0;
     const uint64_t *hits = NULL;

@@ -79,7 +79,8 @@ struct vigil_engine {
     struct vslot *tab;
     size_t cap, nkeys;
     size_t sweep;            /* idle-key expiry: next slot to look at */
-    int64_t sweep_wm;        /* watermark of the last sweep step */
+    int64_t *horizon;        /* per key group: how long after a key's last event its state
+                                can still matter (longest window or within, lateness) */
     /* stats */
     vigil_engine_stats st;
     uint64_t *rule_alerts;
