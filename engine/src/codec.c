@@ -11,7 +11,7 @@
  *          u64 last_seq | u32 nev | nev × (u32 event index | u8 step | u64 seq)
  *   window: i64 last_alert | u8 alerted | u32 nagg | i64 precision | u32 n | n × entry |
  *           u8 open | i64 win_start | i64 win_end | u64 total | u32 nevs |
- *           nevs × u32 event index | u8 has_last [| u32 event index]
+ *           nevs × u32 event index | u8 has_last [| u32 event index] | i64 closed_end (v2)
  *     entry: i64 ts | u32 mask | per set bit: f64, or str for text aggregates
  *            [| per set bit: u32 events in the bucket, when precision > 0]
  *   str: u32 len | bytes
@@ -122,6 +122,8 @@ vigil_status vcodec_encode(const vigil_engine *eng, const vkeystate *ks, vcodec_
             for (uint32_t j = 0; j < nevs && !bad; j++) bad |= ev_index(&et, w->evs[j], &idx) || PUT(&body, idx);
             bad |= PUT(&body, has_last);
             if (has_last && !bad) bad |= ev_index(&et, w->last, &idx) || PUT(&body, idx);
+            int64_t ce = w ? w->closed_end : INT64_MIN;
+            bad |= PUT(&body, ce);
         }
     }
     bad |= put(out, "VGS\2", 4) || PUT(out, ks->seq) || PUT(out, ks->last_ts) || PUT(out, et.n);
@@ -391,7 +393,10 @@ vigil_status vcodec_decode(vigil_engine *eng, vkeystate *ks, const unsigned char
                     w->last = evs[idx];
                 }
             }
+            int64_t ce = INT64_MIN;
+            if (version >= 2) GET(&r, ce);
             if (w) {
+                w->closed_end = ce;
                 w->open = open;
                 w->win_start = ws;
                 w->win_end = we;

@@ -52,6 +52,7 @@ typedef struct vwin {        /* a sliding window rule's state for one key */
     uint32_t nevs;
     uint64_t total;               /* events in the window */
     vigil_event *last;            /* the latest event, retained */
+    int64_t closed_end;           /* end of the last closed window: older events are late for it */
 } vwin;
 
 typedef struct vkeystate {

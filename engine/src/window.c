@@ -240,6 +240,7 @@ vwin *vwin_new(const vrule *r) {
     vwin *w = calloc(1, sizeof *w + na * (sizeof *w->sum + sizeof *w->cnt));
     if (!w) return NULL;
     w->sum = (double *)(w + 1);
+    w->closed_end = INT64_MIN;
     w->cnt = (uint32_t *)(w->sum + na);
     return w;
 }
@@ -285,6 +286,7 @@ static void close_window(vigil_engine *eng, const vrule *r, vkeystate *ks, vwin 
             }
         }
     }
+    w->closed_end = w->win_end;
     while (w->n) drop_front(w, r);
     for (uint32_t i = 0; i < w->nevs; i++) vigil_event_release(w->evs[i]);
     w->nevs = 0;
@@ -296,10 +298,28 @@ static void close_window(vigil_engine *eng, const vrule *r, vkeystate *ks, vwin 
 
 static int64_t floor_div(int64_t a, int64_t b) { return a / b - (a % b != 0 && (a < 0) != (b < 0)); }
 
+/* Tumbling and session windows. Events reach them in event-time order
+ * unless allowed_lateness lets an older one through: such an event joins the
+ * open window when it belongs to it — a session then grows backwards, since
+ * the event's own [t, t + gap) overlaps it (sessions merge, as Flink's
+ * merging windows do) — and is counted in window_late when its window has
+ * already closed and alerted (a closed window is never reopened). */
 static vigil_status windowed_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, int slot, vwin *w,
                                   vigil_event *ev, const veval *c) {
+    int session = r->window == VIGIL_WIN_SESSION;
     if (w->open && ev->ts >= w->win_end) close_window(eng, r, ks, w);
+    if (w->open && ev->ts < w->win_start) {
+        if (!session || ev->ts + r->window_ms <= w->win_start) {
+            eng->st.window_late++;
+            return VIGIL_OK;
+        }
+        w->win_start = ev->ts;   /* merge: the session now starts here */
+    }
     if (!w->open) {
+        if (w->closed_end > ev->ts) {   /* its window closed already (a late event) */
+            eng->st.window_late++;
+            return VIGIL_OK;
+        }
         w->open = 1;
         if (r->window == VIGIL_WIN_TUMBLING) {
             w->win_start = floor_div(ev->ts, r->window_ms) * r->window_ms;   /* aligned to the epoch */
@@ -307,9 +327,10 @@ static vigil_status windowed_feed(vigil_engine *eng, const vrule *r, vkeystate *
             if (veng_timer_add(eng, w->win_end, ks, slot) != 0) return VIGIL_ENOMEM;
         } else {
             w->win_start = ev->ts;
+            w->win_end = INT64_MIN;
         }
     }
-    if (r->window == VIGIL_WIN_SESSION) {   /* the gap restarts at every event */
+    if (session && ev->ts + r->window_ms > w->win_end) {   /* the gap restarts at the latest event */
         w->win_end = ev->ts + r->window_ms;
         if (veng_timer_add(eng, w->win_end, ks, slot) != 0) return VIGIL_ENOMEM;
     }
@@ -318,18 +339,37 @@ static vigil_status windowed_feed(vigil_engine *eng, const vrule *r, vkeystate *
     if (s != VIGIL_OK) return s;
     w->total++;
     uint32_t keep = eng->o.max_alert_events > 1 ? eng->o.max_alert_events - 1 : 0;
-    if (w->last) {   /* the previous latest joins the kept list, or is let go */
-        if (w->nevs < keep) {
-            vigil_event **ne = realloc(w->evs, (w->nevs + 1) * sizeof *ne);
-            if (!ne) return VIGIL_ENOMEM;
-            w->evs = ne;
-            w->evs[w->nevs++] = w->last;
-        } else {
-            vigil_event_release(w->last);
+    vigil_event *older = ev;   /* the event that goes to the kept list */
+    if (!w->last || ev->ts >= w->last->ts) {   /* the latest is `e` of `when` */
+        older = w->last;
+        vigil_event_retain(ev);
+        w->last = ev;
+    } else {
+        vigil_event_retain(ev);
+        if (added && w->n >= 2) {   /* keep the latest event's entry last: prior() leaves it out */
+            size_t es = esize(r);
+            unsigned char tmp[512];
+            ventry *a = at(w, r, w->n - 1), *b = at(w, r, w->n - 2);
+            if (es <= sizeof tmp) {
+                memcpy(tmp, a, es);
+                memcpy(a, b, es);
+                memcpy(b, tmp, es);
+            }
         }
     }
-    vigil_event_retain(ev);
-    w->last = ev;
+    if (older) {   /* joins the kept list, or is let go */
+        if (w->nevs < keep) {
+            vigil_event **ne = realloc(w->evs, (w->nevs + 1) * sizeof *ne);
+            if (!ne) {
+                vigil_event_release(older);
+                return VIGIL_ENOMEM;
+            }
+            w->evs = ne;
+            w->evs[w->nevs++] = older;
+        } else {
+            vigil_event_release(older);
+        }
+    }
     return VIGIL_OK;
 }
 

@@ -40,7 +40,11 @@ vigil_rule_examples *ld_examples(loader *ld) { return ld->opts ? ld->opts->examp
 
 void vigil_rule_examples_free(vigil_rule_examples *ex) {
     if (!ex) return;
-    for (int i = 0; i < ex->n; i++) free(ex->v[i].events);
+    for (int i = 0; i < ex->n; i++) {
+        free(ex->v[i].events);
+        free(ex->v[i].matches);        /* one block: the matches, their id arrays and strings */
+        free((void *)ex->v[i].late);   /* one block: the id array and strings */
+    }
     free(ex->v);
     memset(ex, 0, sizeof *ex);
 }

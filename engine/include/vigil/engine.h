@@ -105,6 +105,7 @@ typedef struct vigil_engine_stats {
     uint64_t buffered;        /* events waiting for the watermark (max_out_of_orderness) */
     uint64_t errors;          /* held events that failed when released (out of memory) */
     uint64_t keys_expired;    /* idle keys whose state was dropped (nothing could still need it) */
+    uint64_t window_late;     /* events whose tumbling/session window had closed: not in it */
 } vigil_engine_stats;
 void vigil_engine_get_stats(const vigil_engine *eng, vigil_engine_stats *st);
 /* Per-rule counters: alerts and matched events (indexes as in the ruleset). */

@@ -15,16 +15,42 @@
 #include "vigil/status.h"
 #include "vigil/ruleset.h"
 
-/* One entry of a rule's `examples` (run by `vigil test`): the events as
- * NDJSON (one JSON object per line, converted from the Lua tables) and the
- * number of alerts the rule must give on them. */
+/* One expected alert of an example: the ids of its matched events, in match
+ * order (the alert's `events` array). The strings point into the block that
+ * holds the example's matches (see vigil_rule_example). */
+typedef struct vigil_example_match {
+    const char *const *ids;
+    int n;                     /* >= 1 */
+} vigil_example_match;
+
+/* One entry of a rule's `examples` (run by `vigil test`):
+ *   { events = { {...}, ... }, alerts = n,
+ *     matches = { {"1", "3"}, {"2", "4"} }, late = { "7" },
+ *     max_out_of_orderness = "10s", allowed_lateness = "5s" }
+ * `events` is required, and `alerts` or `matches` (both: they must agree).
+ * Every pointer below is owned by the example and freed by
+ * vigil_rule_examples_free. */
 typedef struct vigil_rule_example {
     char rule[64];
     char file[256];
     int line;                  /* of the rule{} call */
     int index;                 /* 1-based within the rule's examples */
-    char *events;              /* malloc'd NDJSON */
-    int alerts;
+    char *events;              /* malloc'd NDJSON, converted from the Lua tables; an
+                                  event's own `id` field is its id, else "example:<n>" */
+    int alerts;                /* alerts the example's rule must give (with `matches`:
+                                  how many it lists) */
+    int has_matches;           /* `matches` given: the alerts must be exactly these */
+    vigil_example_match *matches; /* nmatches expected alerts in emission order; one
+                                  malloc'd block with their id arrays and strings;
+                                  NULL when nmatches is 0 */
+    int nmatches;
+    int has_late;              /* `late` given: exactly these events must be reported
+                                  late (vigil_engine_feed returns VIGIL_ELATE) */
+    const char *const *late;   /* nlate ids as the example lists them; one malloc'd block (NULL
+                                  when nlate is 0) */
+    int nlate;
+    int64_t max_out_of_orderness_ms; /* engine options for this example, ms; 0: the */
+    int64_t allowed_lateness_ms;     /* engine's default (0: process on arrival)    */
 } vigil_rule_example;
 
 typedef struct vigil_rule_examples {
@@ -32,7 +58,7 @@ typedef struct vigil_rule_examples {
     int n, cap;
 } vigil_rule_examples;
 
-/* Frees the examples' texts and the array; accepts NULL. */
+/* Frees the examples' texts, matches, late ids and the array; accepts NULL. */
 void vigil_rule_examples_free(vigil_rule_examples *ex);
 
 typedef struct vigil_rules_opts {

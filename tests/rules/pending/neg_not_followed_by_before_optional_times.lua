@@ -1,0 +1,35 @@
+-- PENDING: vigil differs from FlinkCEP here; not run by `vigil test tests/rules`
+-- (tests/rules/README.md). Run it alone: vigil test tests/rules/pending/neg_not_followed_by_before_optional_times.lua
+--
+-- An optional loop below its minimum. FlinkCEP: times(n)/times_or_more(n) with optional()
+-- matches either no event or at least n; vigil lets a run that took fewer than n events of
+-- the loop (here one) go on to the next step, which adds matches with a single loop event.
+--
+-- FlinkCEP (the test cited below): a1,c1,c2,d
+-- vigil today:                   a1,c1,c2,d|a1,c1,d
+
+-- seq("a1 b1 c@7") -> { {id="a1", type="a", ts=1, k="k1"}, {id="b1", type="b", ts=2, k="k1"},
+-- {id="c", type="c", ts=7, k="k1"} }: the type is the id's leading letters, the time (epoch
+-- seconds) the position in the list unless given after '@'; extra[id] adds or overrides fields.
+local function seq(s, extra)
+  local evs, i = {}, 0
+  for tok in s:gmatch("%S+") do
+    i = i + 1
+    local id, ts, at = tok, i, tok:find("@", 1, true)
+    if at then id, ts = tok:sub(1, at - 1), tonumber(tok:sub(at + 1)) end
+    local e = { id = id, type = id:match("^[%a_]+"), ts = ts, k = "k1" }
+    for f, v in pairs(extra and extra[id] or {}) do e[f] = v end
+    evs[i] = e
+  end
+  return evs
+end
+
+-- flink-cep NotPatternITCase testNotFollowedByBeforeOptionalTimes: a notFollowedBy b
+-- followedByAny c times(2) optional followedBy d; input a1 c1 b1 c2 d -> {a1 c1 c2 d}.
+rule { name = "neg_not_followed_by_before_optional_times", key = "k", skip = "no_skip",
+  pattern = begin("start"):where{ type = "a" }:not_followed_by("not"):where{ type = "b" }
+            :followed_by_any("middle"):where{ type = "c" }:times(2):optional()
+            :followed_by("end"):where{ type = "d" },
+  examples = {
+    { events = seq("a1 c1 b1 c2 d"), matches = { { "a1", "c1", "c2", "d" } } },
+  } }

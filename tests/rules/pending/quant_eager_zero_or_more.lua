@@ -1,0 +1,37 @@
+-- PENDING: vigil differs from FlinkCEP here; not run by `vigil test tests/rules`
+-- (tests/rules/README.md). Run it alone: vigil test tests/rules/pending/quant_eager_zero_or_more.lua
+--
+-- Skipping an optional step whose condition the event meets. FlinkCEP keeps a branch that
+-- skipped the optional step and waits at the following step, ignoring events that only
+-- the optional step takes; vigil drops the run that has not taken the optional step as
+-- soon as an event meets that step's condition, so the match without it is missing.
+--
+-- FlinkCEP (the test cited below): c,a1,a2,a3,b|c,a1,a2,b|c,a1,b|c,b
+-- vigil today:                   c,a1,a2,a3,b|c,a1,a2,b|c,a1,b
+
+-- seq("a1 b1 c@7") -> { {id="a1", type="a", ts=1, k="k1"}, {id="b1", type="b", ts=2, k="k1"},
+-- {id="c", type="c", ts=7, k="k1"} }: the type is the id's leading letters, the time (epoch
+-- seconds) the position in the list unless given after '@'; extra[id] adds or overrides fields.
+local function seq(s, extra)
+  local evs, i = {}, 0
+  for tok in s:gmatch("%S+") do
+    i = i + 1
+    local id, ts, at = tok, i, tok:find("@", 1, true)
+    if at then id, ts = tok:sub(1, at - 1), tonumber(tok:sub(at + 1)) end
+    local e = { id = id, type = id:match("^[%a_]+"), ts = ts, k = "k1" }
+    for f, v in pairs(extra and extra[id] or {}) do e[f] = v end
+    evs[i] = e
+  end
+  return evs
+end
+
+-- flink-cep NFAITCase testEagerZeroOrMore: c followedBy a one_or_more optional followedBy
+-- b; input c a1 a2 d a3 b -> {c a1 a2 a3 b}, {c a1 a2 b}, {c a1 b}, {c b}.
+rule { name = "quant_eager_zero_or_more", key = "k", skip = "no_skip",
+  pattern = begin("start"):where{ type = "c" }
+            :followed_by("middle"):where{ type = "a" }:one_or_more():optional()
+            :followed_by("end1"):where{ type = "b" },
+  examples = {
+    { events = seq("c@1 a1@3 a2@4 d@5 a3@6 b@7"),
+      matches = { { "c", "a1", "a2", "a3", "b" }, { "c", "a1", "a2", "b" }, { "c", "a1", "b" }, { "c", "b" } } },
+  } }

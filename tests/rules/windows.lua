@@ -1,0 +1,88 @@
+-- Golden cases: window rules (sliding, tumbling, session), for completeness. These are not
+-- FlinkCEP patterns: the semantics are vigil's (DESIGN.md §3 "Windows", docs/rules.md
+-- "Window rules"); tumbling and session windows follow Flink's DataStream windows (Flink
+-- docs "DataStream API / Operators / Windows": Tumbling Windows, Session Windows), while
+-- vigil's sliding(d) is exact over (t - d, t] at every event (Flink's sliding windows hop
+-- by a slide instead). A sliding alert lists the current event; a tumbling or session
+-- alert lists the window's events. Format, helper and citations: tests/rules/README.md.
+
+-- seq("a1 b1 c@7") -> { {id="a1", type="a", ts=1, k="k1"}, {id="b1", type="b", ts=2, k="k1"},
+-- {id="c", type="c", ts=7, k="k1"} }: the type is the id's leading letters, the time (epoch
+-- seconds) the position in the list unless given after '@'; extra[id] adds or overrides fields.
+local function seq(s, extra)
+  local evs, i = {}, 0
+  for tok in s:gmatch("%S+") do
+    i = i + 1
+    local id, ts, at = tok, i, tok:find("@", 1, true)
+    if at then id, ts = tok:sub(1, at - 1), tonumber(tok:sub(at + 1)) end
+    local e = { id = id, type = id:match("^[%a_]+"), ts = ts, k = "k1" }
+    for f, v in pairs(extra and extra[id] or {}) do e[f] = v end
+    evs[i] = e
+  end
+  return evs
+end
+
+-- vigil DESIGN.md §3 "Windows", sliding: exact over (t - 1h, t], the current event
+-- included, evaluated at every event that passes where{}. Three or more transactions
+-- within an hour: tx3 and tx4 alert ("other" is not counted); the window of tx5,
+-- (3700 - 3600, 3700], holds tx5 alone.
+rule { name = "win_sliding_count", key = "k",
+  where = { type = "tx" }, window = sliding("1h"), when = ge(count(), 3),
+  examples = {
+    { events = seq("tx1@0 tx2@10 other@15 tx3@20 tx4@30 tx5@3700"), matches = { { "tx3" }, { "tx4" } } },
+  } }
+
+-- Same section: a sum with a filter, and suppress (at most one alert per key per period):
+-- the amount of "tx" events over 10 minutes reaches 100 at tx3; tx4 would alert again but
+-- is suppressed for 1 h; tx5 an hour later alerts.
+rule { name = "win_sliding_sum_suppress", key = "k",
+  window = sliding("10m"), when = ge(sum("amount", { type = "tx" }), 100), suppress = "1h",
+  examples = {
+    { events = seq("tx1@0 refund@10 tx2@20 tx3@30 tx4@40 tx5@3700 tx6@3710",
+                   { tx1 = { amount = 40 }, refund = { amount = 500 }, tx2 = { amount = 40 },
+                     tx3 = { amount = 30 }, tx4 = { amount = 30 }, tx5 = { amount = 60 }, tx6 = { amount = 50 } }),
+      matches = { { "tx3" }, { "tx6" } } },
+  } }
+
+-- Same section, prior(): the current amount is more than twice the average of the
+-- window without it (at least two earlier events): t3 = 22 is exactly twice (10 + 12) / 2,
+-- not more; t4 = 70 is more than twice (10 + 12 + 22) / 3.
+rule { name = "win_sliding_prior_avg", key = "k",
+  window = sliding("1d"), when = all_of{ ge(prior(count()), 2), gt(e.amount, 2 * prior(avg("amount"))) },
+  examples = {
+    { events = seq("t1@0 t2@1 t3@2 t4@3",
+                   { t1 = { amount = 10 }, t2 = { amount = 12 }, t3 = { amount = 22 }, t4 = { amount = 70 } }),
+      matches = { { "t4" } } },
+  } }
+
+-- Flink docs "Windows / Tumbling Windows" (fixed, non-overlapping, aligned to the epoch)
+-- and vigil DESIGN.md §3: one evaluation per closed window, when the watermark passes its
+-- end. Two or more events per minute: [0, 60) has 3, [60, 120) has 1, [120, 180) has 2
+-- (closed at the end of the input).
+rule { name = "win_tumbling_count", key = "k",
+  window = tumbling("1m"), when = ge(count(), 2),
+  examples = {
+    { events = seq("e1@0 e2@30 e3@59 e4@61 e5@130 e6@140"), matches = { { "e1", "e2", "e3" }, { "e5", "e6" } } },
+  } }
+
+-- Flink docs "Windows / Session Windows" (a key's activity separated by a gap of
+-- inactivity) and vigil DESIGN.md §3: evaluated once the gap has elapsed. Sessions with a
+-- 30 s gap whose amounts sum to 100 or more: {s1 s2} (50 + 60); {s3 s4} sums to 15.
+rule { name = "win_session_sum", key = "k",
+  window = session("30s"), when = ge(sum("amount"), 100),
+  examples = {
+    { events = seq("s1@0 s2@20 s3@100 s4@120",
+                   { s1 = { amount = 50 }, s2 = { amount = 60 }, s3 = { amount = 10 }, s4 = { amount = 5 } }),
+      matches = { { "s1", "s2" } } },
+  } }
+
+-- Same sections, several keys: windows are per key; the other key's events move the
+-- watermark, which closes u1's session without a new event of u1.
+rule { name = "win_session_keys", key = "user",
+  window = session("30s"), when = ge(count(), 2),
+  examples = {
+    { events = { { id = "a1", user = "u1", ts = 0 }, { id = "b1", user = "u2", ts = 5 },
+                 { id = "a2", user = "u1", ts = 10 }, { id = "b2", user = "u2", ts = 100 },
+                 { id = "b3", user = "u2", ts = 110 } },
+      matches = { { "a1", "a2" }, { "b2", "b3" } } },
+  } }
