@@ -12,7 +12,9 @@ typedef struct vrun {
     int32_t step;
     uint32_t count;
     uint8_t closed;          /* the current step's loop takes no more events */
-    uint8_t negated;         /* a not_followed_by guard saw its event: may no longer proceed */
+    uint8_t negated;         /* a guard saw its event: the run is dead (kept for the codec's format) */
+    uint8_t from;            /* first step it may proceed to: > step + 1 once it skipped optional
+                                steps while its copy took the event there (0: step + 1) */
     int64_t start_ts;
     uint64_t start_seq, last_seq;   /* per-key event sequence numbers */
     uint32_t nev, cap;

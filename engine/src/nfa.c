@@ -97,7 +97,7 @@ static vrun *push(vrun **v, uint32_t *n, uint32_t *cap) {
 /* The rest of the pattern after step j may match nothing. */
 static int rest_optional(const vrule *r, int j) {
     for (int k = j + 1; k < r->nsteps; k++)
-        if (!r->steps[k].negative && r->steps[k].min > 0) return 0;
+        if (!r->steps[k].negative && !r->steps[k].optional) return 0;
     return 1;
 }
 
@@ -160,12 +160,41 @@ static int derive(vigil_engine *eng, const vrule *r, const vrun *from, vigil_eve
 }
 
 /* Advance one run by one event. Returns 1 if the run itself survives
- * (possibly closed), 0 if it dies; -1 when out of memory. */
+ * (possibly closed), 0 if it dies; -1 when out of memory.
+ *
+ * Where this follows FlinkCEP's compiled NFA rather than the simple reading:
+ *  - a guard (not_next / not_followed_by) after a looping step watches from
+ *    the loop's first event on, and a run whose guard saw its event dies (it
+ *    cannot take more loop events either): FlinkCEP folds the negation into
+ *    the loop state's ignore condition (NotPatternITCase
+ *    testTimesWithNotFollowedBy, testNotNextAfterOneOrMoreSkipTillNext);
+ *  - optional() makes a step skippable as a whole: times(2):optional() is
+ *    zero or two events, never one (NFAITCase testTimesNonStrictOptional*);
+ *  - skipping an optional step is its own branch: when the run takes the
+ *    event at the optional step, a copy that skipped the step still waits
+ *    at the step after it, if that step may ignore the event (NFAITCase
+ *    testOptional: c a b gives c a b and c b);
+ *  - greedy(): a loop that can take the event does not proceed with it, and
+ *    the shorter run does not wait (GreedyITCase). */
 static int advance(vigil_engine *eng, const vrule *r, vrun *run, vigil_event *ev, uint64_t seq,
                    const uint64_t *hits) {
     const vstep *st = &r->steps[run->step];
     int adjacent = seq == run->last_seq + 1;
     veval c = {.ev = ev, .run = run, .rule = r, .regex_hits = hits};
+    int first = run->from > run->step + 1 ? run->from : run->step + 1;
+    /* guards between this step and the next positive one: not_next forbids
+     * the very next event, not_followed_by every event until the next step
+     * (or until `within` expires, for an absence) */
+    int j = first;
+    while (j < r->nsteps && r->steps[j].negative) j++;
+    int next = j;
+    for (int k = run->step + 1; k < next; k++) {   /* a branch that skipped optional steps keeps their guards */
+        const vstep *g = &r->steps[k];
+        if (g->negative && (g->contiguity == VIGIL_CONT_NOT_FOLLOWED_BY || adjacent) && cond(g, &c)) {
+            run->negated = 1;
+            return 0;
+        }
+    }
     int took_loop = 0;
     if (!run->closed && run->count < st->max) {
         if (st->stop_when && vexpr_true(st->stop_when, &c)) {
@@ -175,40 +204,39 @@ static int advance(vigil_engine *eng, const vrule *r, vrun *run, vigil_event *ev
             took_loop = 1;
         }
     }
-    int proceed_alive = 0;
-    if (run->count >= st->min && !run->negated) {
-        /* guards between this step and the next positive one: not_next
-         * forbids the very next event, not_followed_by every event until
-         * the next step (or until `within` expires, for an absence) */
-        int j = run->step + 1;
-        for (; j < r->nsteps && r->steps[j].negative; j++) {
-            const vstep *g = &r->steps[j];
-            if ((g->contiguity == VIGIL_CONT_NOT_FOLLOWED_BY || adjacent) && cond(g, &c)) run->negated = 1;
-        }
-        int next = j;
-        if (!run->negated) {
-            if (next == r->nsteps) proceed_alive = 1;   /* waiting for the absence to complete */
-            for (; j < r->nsteps && !r->steps[j].negative; j++) {
-                const vstep *sj = &r->steps[j];
-                int took = 0;
-                if ((sj->contiguity != VIGIL_CONT_STRICT || adjacent) && cond(sj, &c)) {
-                    if (derive(eng, r, run, ev, seq, j) != 0) return -1;
-                    took = 1;
-                }
-                /* the run waits at the very next step: it may ignore this
-                 * event only as that step's contiguity allows (FlinkCEP: a
-                 * waiting state's ignore condition is its own) */
-                if (j == next &&
-                    (sj->contiguity == VIGIL_CONT_NONDET || (sj->contiguity == VIGIL_CONT_RELAXED && !took)))
-                    proceed_alive = 1;
-                if (sj->min > 0) break;
+    int proceed_alive = 0, skip_to = -1;
+    if (run->count >= st->min && !(st->greedy && took_loop)) {
+        if (next == r->nsteps) proceed_alive = 1;   /* waiting for the absence to complete */
+        int died_at_next = 0;
+        for (; j < r->nsteps && !r->steps[j].negative; j++) {
+            const vstep *sj = &r->steps[j];
+            int took = 0;
+            if ((sj->contiguity != VIGIL_CONT_STRICT || adjacent) && cond(sj, &c)) {
+                if (derive(eng, r, run, ev, seq, j) != 0) return -1;
+                took = 1;
             }
+            /* the run waits at the very next step: it may ignore this
+             * event only as that step's contiguity allows (FlinkCEP: a
+             * waiting state's ignore condition is its own) */
+            int may_ignore = sj->contiguity == VIGIL_CONT_NONDET || (sj->contiguity == VIGIL_CONT_RELAXED && !took);
+            if (j == next) {
+                if (may_ignore) proceed_alive = 1;
+                else died_at_next = !sj->greedy;   /* a greedy step that takes is not skipped */
+            } else if (died_at_next && skip_to < 0 && may_ignore) {
+                skip_to = j;   /* the branch that skipped the optional steps before j */
+            }
+            if (!sj->optional) break;
         }
     }
     int loop_alive = !run->closed && run->count < st->max && !took_loop && !st->consecutive;
     if (loop_alive) return 1;
     if (proceed_alive) {
         run->closed = 1;
+        return 1;
+    }
+    if (skip_to >= 0) {
+        run->closed = 1;
+        run->from = (uint8_t)skip_to;
         return 1;
     }
     return 0;

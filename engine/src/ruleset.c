@@ -586,7 +586,6 @@ vigil_status vigil_ruleset_add_rule(vigil_ruleset *rs, const vigil_rule_def *d, 
             st->consecutive = sd->consecutive;
             st->cond = sd->cond;
             st->stop_when = sd->stop_when;
-            if (st->optional) st->min = 0;
             if (st->max == 0 || (st->min > st->max)) {
                 vigil_error_set(err, s, "step '%s': times(%u, %u) is empty; expected 1 <= min <= max",
                                 sd->name, sd->min, sd->max);

@@ -122,7 +122,7 @@ typedef struct vigil_step_def {
     const char *name;             /* unique within the rule */
     vigil_contiguity contiguity;  /* ignored for the first step */
     uint32_t min, max;            /* quantifier; a plain step is 1,1; max may be VIGIL_UNBOUNDED */
-    unsigned optional : 1;        /* optional(): min becomes 0 */
+    unsigned optional : 1;        /* optional(): the step may take no event at all (else min..max) */
     unsigned greedy : 1;
     unsigned consecutive : 1;     /* strict contiguity between a looping step's events */
     vigil_expr *cond;             /* where/or_where as one expression; NULL = any event */

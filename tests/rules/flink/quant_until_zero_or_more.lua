@@ -1,5 +1,5 @@
--- PENDING: vigil differs from FlinkCEP here; not run by `vigil test tests/rules`
--- (tests/rules/README.md). Run it alone: vigil test tests/rules/pending/quant_until_zero_or_more.lua
+-- A FlinkCEP behaviour vigil got wrong until 2026-11-21 (fixed in engine/src/nfa.c,
+-- advance()); kept as its own regression case. What vigil gave before: "vigil then".
 --
 -- Skipping an optional step whose condition the event meets. FlinkCEP keeps a branch that
 -- skipped the optional step and waits at the following step, ignoring events that only
@@ -7,7 +7,7 @@
 -- soon as an event meets that step's condition, so the match without it is missing.
 --
 -- FlinkCEP (the test cited below): c,a1,a2,a5|c,a1,a5|c,a5
--- vigil today:                   c,a1,a2,a5|c,a1,a5
+-- vigil then:                      c,a1,a2,a5|c,a1,a5
 
 -- seq("a1 b1 c@7") -> { {id="a1", type="a", ts=1, k="k1"}, {id="b1", type="b", ts=2, k="k1"},
 -- {id="c", type="c", ts=7, k="k1"} }: the type is the id's leading letters, the time (epoch

@@ -1,5 +1,5 @@
--- PENDING: vigil differs from FlinkCEP here; not run by `vigil test tests/rules`
--- (tests/rules/README.md). Run it alone: vigil test tests/rules/pending/quant_times_or_more_next_optional.lua
+-- A FlinkCEP behaviour vigil got wrong until 2026-11-21 (fixed in engine/src/nfa.c,
+-- advance()); kept as its own regression case. What vigil gave before: "vigil then".
 --
 -- An optional loop below its minimum. FlinkCEP: times(n)/times_or_more(n) with optional()
 -- matches either no event or at least n; vigil lets a run that took fewer than n events of
@@ -11,7 +11,7 @@
 -- soon as an event meets that step's condition, so the match without it is missing.
 --
 -- FlinkCEP (the test cited below): c,a1,a2,a3,b|c,a1,a2,b|c,b
--- vigil today:                   c,a1,a2,a3,b|c,a1,a2,b|c,a1,b
+-- vigil then:                      c,a1,a2,a3,b|c,a1,a2,b|c,a1,b
 
 -- seq("a1 b1 c@7") -> { {id="a1", type="a", ts=1, k="k1"}, {id="b1", type="b", ts=2, k="k1"},
 -- {id="c", type="c", ts=7, k="k1"} }: the type is the id's leading letters, the time (epoch

@@ -1,5 +1,5 @@
--- PENDING: vigil differs from FlinkCEP here; not run by `vigil test tests/rules`
--- (tests/rules/README.md). Run it alone: vigil test tests/rules/pending/neg_not_next_after_one_or_more.lua
+-- A FlinkCEP behaviour vigil got wrong until 2026-11-21 (fixed in engine/src/nfa.c,
+-- advance()); kept as its own regression case. What vigil gave before: "vigil then".
 --
 -- A negation after a looping step. FlinkCEP checks a not_next / not_followed_by that follows
 -- a looping step against the events after the loop's events, from its first one on: a
@@ -8,7 +8,7 @@
 -- more loop event after the guard event starts un-negated, so the guard is forgotten.
 --
 -- FlinkCEP (the test cited below): (none)
--- vigil today:                   a1,b1,b2,d1
+-- vigil then:                      a1,b1,b2,d1
 
 -- seq("a1 b1 c@7") -> { {id="a1", type="a", ts=1, k="k1"}, {id="b1", type="b", ts=2, k="k1"},
 -- {id="c", type="c", ts=7, k="k1"} }: the type is the id's leading letters, the time (epoch
