@@ -161,8 +161,57 @@ vigil_value vexpr_eval(const vigil_expr *x, const veval *c) {
     return V_UNDEF;
 }
 
+/* An operand without copying it when it is a constant, a field of the event
+ * or an aggregate (the usual leaves); anything else is evaluated into tmp. */
+static inline const vigil_value *operand(const vigil_expr *x, const veval *c, vigil_value *tmp) {
+    switch (x->op) {
+    case VIGIL_X_CONST: return &x->v;
+    case VIGIL_X_FIELD: return &c->ev->slots[x->field];
+    case VIGIL_X_AGG: return x->prior ? &c->prior[x->agg_idx] : &c->aggs[x->agg_idx];
+    default: *tmp = vexpr_eval(x, c); return tmp;
+    }
+}
+
+/* The truth of a condition. The common shapes (all_of/any_of/none_of over
+ * comparisons of fields, constants and aggregates, regex bits) are decided
+ * here without building intermediate values: this runs for every rule's
+ * `where` and `when` on every event. Same semantics as vexpr_eval. */
 int vexpr_true(const vigil_expr *x, const veval *c) {
     if (!x) return 1;
-    vigil_value v = vexpr_eval(x, c);
-    return v.type == VIGIL_T_BOOL && v.u.b;
+    vigil_value ta, tb;
+    const vigil_value *a, *b;
+    switch (x->op) {
+    case VIGIL_X_AND:
+        for (int i = 0; i < x->nargs; i++)
+            if (!vexpr_true(x->args[i], c)) return 0;
+        return 1;
+    case VIGIL_X_OR:
+        for (int i = 0; i < x->nargs; i++)
+            if (vexpr_true(x->args[i], c)) return 1;
+        return 0;
+    case VIGIL_X_NOT:
+        return !vexpr_true(x->args[0], c);
+    case VIGIL_X_EQ:
+    case VIGIL_X_NE:
+        a = operand(x->args[0], c, &ta);
+        b = operand(x->args[1], c, &tb);
+        if (!defined(a) || !defined(b)) return 0;
+        return equal(a, b) == (x->op == VIGIL_X_EQ);
+    case VIGIL_X_GT:
+    case VIGIL_X_GE:
+    case VIGIL_X_LT:
+    case VIGIL_X_LE: {
+        a = operand(x->args[0], c, &ta);
+        b = operand(x->args[1], c, &tb);
+        int o = order(a, b);
+        if (o == -2) return 0;
+        return x->op == VIGIL_X_GT ? o > 0 : x->op == VIGIL_X_GE ? o >= 0 : x->op == VIGIL_X_LT ? o < 0 : o <= 0;
+    }
+    case VIGIL_X_MATCHES:
+        return c->regex_hits && ((c->regex_hits[x->regex_id >> 6] >> (x->regex_id & 63)) & 1);
+    default: {
+        vigil_value v = vexpr_eval(x, c);
+        return v.type == VIGIL_T_BOOL && v.u.b;
+    }
+    }
 }
