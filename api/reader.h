@@ -25,6 +25,12 @@ vigil_reader *vigil_reader_start(vigil_merge *m);
  * end of input. *progress (may be NULL) gets the merge's progress, 0..1. */
 int vigil_reader_next(vigil_reader *r, vigil_event **evs, double *progress);
 
+/* Hand events the caller is done with back to the reader thread, which
+ * releases them: the allocator then frees on the thread that allocated
+ * (no cross-thread frees, no arena lock contention), and the engine thread
+ * does less. Takes the caller's references. n <= VIGIL_READER_BATCH. */
+void vigil_reader_recycle(vigil_reader *r, vigil_event **evs, int n);
+
 /* Stop the thread (also before the end of input) and free the reader and
  * the events it still holds. Accepts NULL. */
 void vigil_reader_destroy(vigil_reader *r);

@@ -217,6 +217,7 @@ int vigil_cmd_replay(int argc, char **argv) {
     double progress = 0;
     for (;;) {
         if (bi == nb) {   /* next batch: read it, then warm its keys' state */
+            if (rd && nb) vigil_reader_recycle(rd, batch, nb);   /* released on the reader thread */
             if (!more) break;
             nb = bi = 0;
             if (rd) {
@@ -232,7 +233,7 @@ int vigil_cmd_replay(int argc, char **argv) {
         vigil_error err;
         events++;
         if (decode_only) {
-            vigil_event_release(ev);
+            if (!rd) vigil_event_release(ev);
             continue;
         }
         /* remember the event's label before feeding: an alert names it */
@@ -256,7 +257,7 @@ int vigil_cmd_replay(int argc, char **argv) {
             if (js && (fwrite(js, 1, jl, late_out) != jl || fputc('\n', late_out) == EOF)) R.out_errors++;
         }
         else if (s != VIGIL_OK) fprintf(stderr, "vigil replay: event %s: %s\n", vigil_event_id(ev), err.msg);
-        vigil_event_release(ev);
+        if (!rd) vigil_event_release(ev);
         if (tty && (events & 0xFFFF) == 0) {
             double p = progress;
             int w = (int)(p * 40);
