@@ -86,3 +86,40 @@ rule { name = "win_session_keys", key = "user",
                  { id = "b3", user = "u2", ts = 110 } },
       matches = { { "a1", "a2" }, { "b2", "b3" } } },
   } }
+
+-- Flink docs "Windows / Session Windows": session windows are merging windows — each
+-- event opens [t, t + gap) and overlapping ones merge, so an event that arrives out of
+-- order can join two sessions into one. s3@40 arrives after s4@60: with a 25 s gap,
+-- {s1@0 s2@20} and {s4@60} are apart, s3 bridges them. Within max_out_of_orderness (30 s)
+-- the watermark has not passed the first session's end (45 s) when s3 comes, so the
+-- sessions merge and alert once, over all four events.
+rule { name = "win_session_merge_ooo", key = "k",
+  window = session("25s"), when = ge(count(), 4),
+  examples = {
+    { events = seq("s1@0 s2@20 s4@60 s3@40"), max_out_of_orderness = "30s",
+      matches = { { "s1", "s2", "s3", "s4" } } },
+    -- processed on arrival, s3 is late: never matched, and the sessions stay apart
+    { events = seq("s1@0 s2@20 s4@60 s3@40"), late = { "s3" }, matches = {} },
+  } }
+
+-- The same with allowed_lateness instead: events behind the watermark join the open
+-- session when their own [t, t + gap) overlaps it, so the session grows backwards
+-- (s3@40, then s2@20); s1@0 is more than 45 s behind the watermark (60 s): late. The
+-- alert lists the events in arrival order, the latest (s4) last.
+rule { name = "win_session_merge_late", key = "k",
+  window = session("25s"), when = ge(count(), 3),
+  examples = {
+    { events = seq("s4@60 s3@40 s2@20 s1@0"), allowed_lateness = "45s",
+      matches = { { "s3", "s2", "s4" } }, late = { "s1" } },
+  } }
+
+-- Flink docs "Windows / Allowed Lateness": an element for a window that has already fired
+-- is not added to a later window. e3@50 belongs to [0, 60), which closed when e4@61
+-- arrived; with 20 s of lateness it is accepted, but counted late for its window
+-- (window_late), never counted in [60, 120).
+rule { name = "win_tumbling_late_for_window", key = "k",
+  window = tumbling("1m"), when = ge(count(), 2),
+  examples = {
+    { events = seq("e1@0 e2@30 e4@61 e3@50 e5@70"), allowed_lateness = "20s",
+      matches = { { "e1", "e2" }, { "e4", "e5" } } },
+  } }
