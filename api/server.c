@@ -529,7 +529,8 @@ int vigil_cmd_serve(int argc, char **argv) {
                 return 2;
             }
         } else if (strcmp(a, "--idle-timeout") == 0) {
-            if (vigil_duration_parse(v, &cfg.idle_timeout_ms) != VIGIL_OK) {
+            if (strcmp(v, "0") == 0) cfg.idle_timeout_ms = 0;
+            else if (vigil_duration_parse(v, &cfg.idle_timeout_ms) != VIGIL_OK) {
                 fprintf(stderr, "vigil serve: --idle-timeout '%s': expected a duration like 30s (0 = never)\n", v);
                 return 2;
             }

@@ -601,6 +601,12 @@ vigil_status vigil_ruleset_add_rule(vigil_ruleset *rs, const vigil_rule_def *d, 
                                     "optional() or stop_when", sd->name);
                     return rule_fail(err, d, s);
                 }
+                if (d->steps[i - 1].optional) {   /* FlinkCEP refuses it too */
+                    vigil_error_set(err, s, "step '%s': a negation cannot follow the optional step '%s' (it would "
+                                    "guard nothing when that step is skipped); make '%s' required or move the "
+                                    "negation", sd->name, d->steps[i - 1].name, d->steps[i - 1].name);
+                    return rule_fail(err, d, s);
+                }
                 if (i == d->nsteps - 1 && sd->contiguity == VIGIL_CONT_NOT_NEXT) {
                     vigil_error_set(err, s, "step '%s': not_next cannot end a pattern; use not_followed_by with `within` "
                                     "for an absence", sd->name);
@@ -612,7 +618,7 @@ vigil_status vigil_ruleset_add_rule(vigil_ruleset *rs, const vigil_rule_def *d, 
                     return rule_fail(err, d, s);
                 }
             }
-            if (i == 0 && st->min == 0) {
+            if (i == 0 && st->optional) {
                 vigil_error_set(err, s, "the first step '%s' cannot be optional", sd->name);
                 return rule_fail(err, d, s);
             }
