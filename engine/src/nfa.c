@@ -206,12 +206,15 @@ static int advance(vigil_engine *eng, const vrule *r, vrun *run, vigil_event *ev
     }
     int proceed_alive = 0, skip_to = -1;
     if (run->count >= st->min && !(st->greedy && took_loop)) {
-        if (next == r->nsteps) proceed_alive = 1;   /* waiting for the absence to complete */
+        if (next == r->nsteps && r->absence) proceed_alive = 1;   /* waiting for the absence to complete */
         int died_at_next = 0;
         for (; j < r->nsteps && !r->steps[j].negative; j++) {
             const vstep *sj = &r->steps[j];
             int took = 0;
-            if ((sj->contiguity != VIGIL_CONT_STRICT || adjacent) && cond(sj, &c)) {
+            /* stop_when also refuses a loop's first event (FlinkCEP builds every
+             * take of the step as "where and not until") */
+            if ((sj->contiguity != VIGIL_CONT_STRICT || adjacent) && cond(sj, &c) &&
+                !(sj->stop_when && vexpr_true(sj->stop_when, &c))) {
                 if (derive(eng, r, run, ev, seq, j) != 0) return -1;
                 took = 1;
             }
@@ -319,7 +322,7 @@ vigil_status vnfa_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, int slo
                        uint64_t seq, const uint64_t *hits) {
     vpat *p = *pp;
     veval c = {.ev = ev, .rule = r, .regex_hits = hits};
-    int starts = cond(&r->steps[0], &c);
+    int starts = cond(&r->steps[0], &c) && !(r->steps[0].stop_when && vexpr_true(r->steps[0].stop_when, &c));
     if (!p) {
         if (!starts) return VIGIL_OK;
         if (!(p = calloc(1, sizeof *p))) return VIGIL_ENOMEM;
