@@ -7,7 +7,7 @@
  *   event: str id | i64 ts | str json            (shared by runs: stored once)
  *   rule:  str name | u32 version | u8 kind(1 pattern, 2 window) | body
  *   pattern: i64 last_alert | u8 alerted | u32 nruns | runs
- *     run: i32 step | u32 count | u8 closed | u8 negated | [u8 from (v2) |] i64 start_ts | u64 start_seq |
+ *     run: i32 step | u32 count | u8 closed | u8 negated | [u8 from | u8 noproceed | u8 noskip (v2) |] i64 start_ts | u64 start_seq |
  *          u64 last_seq | u32 nev | nev × (u32 event index | u8 step | u64 seq)
  *   window: i64 last_alert | u8 alerted | u32 nagg | i64 precision | u32 n | n × entry |
  *           u8 open | i64 win_start | i64 win_end | u64 total | u32 nevs |
@@ -83,7 +83,7 @@ vigil_status vcodec_encode(const vigil_engine *eng, const vkeystate *ks, vcodec_
             bad |= PUT(&body, kind) || PUT(&body, la) || PUT(&body, alerted) || PUT(&body, n);
             for (uint32_t j = 0; j < n && !bad; j++) {
                 const vrun *run = &p->runs[j];
-                bad |= PUT(&body, run->step) || PUT(&body, run->count) || PUT(&body, run->closed) || PUT(&body, run->negated) || PUT(&body, run->from) ||
+                bad |= PUT(&body, run->step) || PUT(&body, run->count) || PUT(&body, run->closed) || PUT(&body, run->negated) || PUT(&body, run->from) || PUT(&body, run->noproceed) || PUT(&body, run->noskip) ||
                        PUT(&body, run->start_ts) || PUT(&body, run->start_seq) || PUT(&body, run->last_seq) ||
                        PUT(&body, run->nev);
                 for (uint32_t k = 0; k < run->nev && !bad; k++) {
@@ -240,7 +240,11 @@ vigil_status vcodec_decode(vigil_engine *eng, vkeystate *ks, const unsigned char
                 GET(&r, run.count);
                 GET(&r, run.closed);
                 GET(&r, run.negated);
-                if (version >= 2) GET(&r, run.from);
+                if (version >= 2) {
+                    GET(&r, run.from);
+                    GET(&r, run.noproceed);
+                    GET(&r, run.noskip);
+                }
                 GET(&r, run.start_ts);
                 GET(&r, run.start_seq);
                 GET(&r, run.last_seq);

@@ -15,6 +15,8 @@ typedef struct vrun {
     uint8_t negated;         /* a guard saw its event: the run is dead (kept for the codec's format) */
     uint8_t from;            /* first step it may proceed to: > step + 1 once it skipped optional
                                 steps while its copy took the event there (0: step + 1) */
+    uint8_t noproceed;       /* its loop ignored an event: it may not proceed until it takes again */
+    uint8_t noskip;          /* waiting at `from`, an optional step that ignored: it may not skip it */
     int64_t start_ts;
     uint64_t start_seq, last_seq;   /* per-key event sequence numbers */
     uint32_t nev, cap;

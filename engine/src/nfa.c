@@ -204,45 +204,70 @@ static int advance(vigil_engine *eng, const vrule *r, vrun *run, vigil_event *ev
             took_loop = 1;
         }
     }
-    int proceed_alive = 0, skip_to = -1;
-    if (run->count >= st->min && !(st->greedy && took_loop)) {
-        if (next == r->nsteps && r->absence) proceed_alive = 1;   /* waiting for the absence to complete */
-        int died_at_next = 0;
+    /* The run stands for several FlinkCEP waiting states at once: its loop
+     * (when it can take more) and each step it may proceed to (the next one,
+     * and past it while steps are optional). Each state ignores or dies by
+     * its own condition, and a state that ignored an event loses its way on
+     * (FlinkCEP's "ignore" states have no PROCEED edge): a loop that ignored
+     * cannot proceed until it takes again, an optional step that ignored
+     * can no longer be skipped. While every state survives, the one run
+     * still stands for them all; otherwise it splits into the survivors. */
+    int active = run->count >= st->min && !run->noproceed && !(st->greedy && took_loop);
+    int nchain = 0, nsurv = 0, absence_wait = 0;
+    int surv[256];
+    if (active) {
+        if (next == r->nsteps && r->absence) absence_wait = 1;   /* waiting for the absence to complete */
+        int stop_at_next = 0;
         for (; j < r->nsteps && !r->steps[j].negative; j++) {
             const vstep *sj = &r->steps[j];
-            int took = 0;
+            int took = 0, holds = cond(sj, &c);
             /* stop_when also refuses a loop's first event (FlinkCEP builds every
              * take of the step as "where and not until") */
-            if ((sj->contiguity != VIGIL_CONT_STRICT || adjacent) && cond(sj, &c) &&
+            if ((sj->contiguity != VIGIL_CONT_STRICT || adjacent) && holds &&
                 !(sj->stop_when && vexpr_true(sj->stop_when, &c))) {
                 if (derive(eng, r, run, ev, seq, j) != 0) return -1;
                 took = 1;
             }
-            /* the run waits at the very next step: it may ignore this
-             * event only as that step's contiguity allows (FlinkCEP: a
-             * waiting state's ignore condition is its own) */
-            int may_ignore = sj->contiguity == VIGIL_CONT_NONDET || (sj->contiguity == VIGIL_CONT_RELAXED && !took);
-            if (j == next) {
-                if (may_ignore) proceed_alive = 1;
-                else died_at_next = !sj->greedy;   /* a greedy step that takes is not skipped */
-            } else if (died_at_next && skip_to < 0 && may_ignore) {
-                skip_to = j;   /* the branch that skipped the optional steps before j */
-            }
-            if (!sj->optional) break;
+            nchain++;
+            /* a waiting state may ignore this event only as its own
+             * contiguity allows: skip-till-next ignores only events its
+             * condition rejects (one that stop_when refused is not ignored) */
+            int may_ignore = sj->contiguity == VIGIL_CONT_NONDET || (sj->contiguity == VIGIL_CONT_RELAXED && !holds);
+            if (may_ignore && !stop_at_next) surv[nsurv++] = j;
+            if (j == next && took && sj->greedy) stop_at_next = 1;   /* a greedy step that takes is not skipped */
+            if (!sj->optional || run->noskip) break;
         }
     }
     int loop_alive = !run->closed && run->count < st->max && !took_loop && !st->consecutive;
-    if (loop_alive) return 1;
-    if (proceed_alive) {
-        run->closed = 1;
+    int all = active && nsurv == nchain;
+    if (absence_wait || (all && nchain > 0)) {   /* one run still stands for every state */
+        if (!loop_alive) run->closed = 1;
         return 1;
     }
-    if (skip_to >= 0) {
+    if (!loop_alive && nsurv == 0) return 0;
+    /* split: each surviving waiting state becomes a run of its own */
+    int k = 0;
+    if (!loop_alive) {   /* the run itself becomes the first survivor */
         run->closed = 1;
-        run->from = (uint8_t)skip_to;
-        return 1;
+        run->from = (uint8_t)surv[0];
+        run->noskip = r->steps[surv[0]].optional;
+        k = 1;
+    } else if (active) {
+        run->noproceed = 1;   /* the loop ignored the event */
     }
-    return 0;
+    for (; k < nsurv; k++) {
+        vrun *cp = push(&eng->tmp_new, &eng->ntmp_new, &eng->captmp_new);
+        if (!cp) return -1;
+        if (run_copy(cp, run) != 0) {
+            eng->ntmp_new--;
+            return -1;
+        }
+        cp->closed = 1;
+        cp->noproceed = 0;
+        cp->from = (uint8_t)surv[k];
+        cp->noskip = r->steps[surv[k]].optional;
+    }
+    return 1;
 }
 
 static int cmp_done(const void *a, const void *b) {
