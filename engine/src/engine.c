@@ -51,6 +51,7 @@ vigil_engine *vigil_engine_create(vigil_ruleset *rs, const vigil_engine_opts *op
             if (x > h) h = x;
         }
         eng->horizon[g] = h + eng->o.allowed_lateness_ms + eng->o.max_out_of_orderness_ms;
+        if (g == 0 || eng->horizon[g] < eng->horizon_min) eng->horizon_min = eng->horizon[g];
     }
     int maxagg = 1;
     for (int i = 0; i < rs->nrules; i++)
@@ -116,7 +117,7 @@ static size_t ks_slot(const vigil_engine *eng, int g, const char *k, size_t n, u
     size_t mask = eng->cap - 1, i = h & mask;
     for (;;) {
         const vslot *sl = &eng->tab[i];
-        if (!sl->ks || (sl->h == h && sl->ks->group == g && sl->ks->keylen == n && memcmp(sl->ks->key, k, n) == 0))
+        if (!sl->ks || (sl->h == (uint32_t)h && sl->ks->group == g && sl->ks->keylen == n && memcmp(sl->ks->key, k, n) == 0))
             return i;
         i = (i + 1) & mask;
     }
@@ -128,7 +129,7 @@ static int ks_grow(vigil_engine *eng) {
     if (!nt) return -1;
     for (size_t i = 0; i < eng->cap; i++) {
         if (!eng->tab[i].ks) continue;
-        size_t j = eng->tab[i].h & (cap - 1);
+        size_t j = eng->tab[i].ks->hash & (cap - 1);
         while (nt[j].ks) j = (j + 1) & (cap - 1);
         nt[j] = eng->tab[i];
     }
@@ -162,6 +163,7 @@ static void sweep(vigil_engine *eng, size_t n);
 vkeystate *veng_key(vigil_engine *eng, int g, const char *k, size_t n, int create) {
     uint64_t h = key_hash(g, k, n);
     size_t slot = ks_slot(eng, g, k, n, h);
+    eng->last_slot = slot;
     if (eng->tab[slot].ks || !create) return eng->tab[slot].ks;
     if ((eng->nkeys + 1) * 2 > eng->cap) {   /* load factor 1/2: short probes */
         /* drop idle keys before growing: the table then tracks live state */
@@ -184,7 +186,8 @@ vkeystate *veng_key(vigil_engine *eng, int g, const char *k, size_t n, int creat
     ks->keylen = (uint32_t)n;
     ks->hash = h;
     ks->group = g;
-    eng->tab[slot] = (vslot){.h = h, .ks = ks};
+    eng->tab[slot] = (vslot){.h = (uint32_t)h, .ks = ks};
+    eng->last_slot = slot;
     eng->nkeys++;
     return ks;
 }
@@ -242,7 +245,9 @@ static void sweep(vigil_engine *eng, size_t n) {
     while (n--) {
         size_t i = eng->sweep & (eng->cap - 1);
         vkeystate *ks = eng->tab[i].ks;
-        if (ks && ks_expirable(eng, ks, eng->wm)) {
+        /* the slot's second of the last event rules most keys out unread */
+        if (ks && ((int64_t)eng->tab[i].last_s + 1) * 1000 <= eng->wm - eng->horizon_min &&
+            ks_expirable(eng, ks, eng->wm)) {
             ks_free(eng, ks);
             ks_remove(eng, i);   /* a later key may shift into slot i: look at it again */
             eng->nkeys--;
@@ -350,6 +355,7 @@ static vigil_status feed_group(vigil_engine *eng, vigil_event *ev, int g, const 
     if (!ks) return vigil_error_set(err, VIGIL_ENOMEM, "out of memory for key state");
     uint64_t seq = ++ks->seq;
     ks->last_ts = ev->ts;
+    eng->tab[eng->last_slot].last_s = ev->ts <= 0 ? 0 : ev->ts / 1000 >= UINT32_MAX ? UINT32_MAX : (uint32_t)(ev->ts / 1000);
     if (veng_mark_dirty(eng, ks) != 0) return vigil_error_set(err, VIGIL_ENOMEM, "out of memory");
     eng->st.events++;
     const vgroup *gr = &rs->groups[g];

@@ -84,6 +84,8 @@ struct vigil_engine {
     struct vslot *tab;
     size_t cap, nkeys;
     size_t sweep;            /* idle-key expiry: next slot to look at */
+    size_t last_slot;        /* slot of the key veng_key returned last */
+    int64_t horizon_min;     /* the shortest horizon of any group */
     int64_t *horizon;        /* per key group: how long after a key's last event its state
                                 can still matter (longest window or within, lateness) */
     /* stats */
@@ -114,7 +116,10 @@ struct vigil_engine {
     size_t ndirty, capdirty;
 };
 
-typedef struct vslot { uint64_t h; vkeystate *ks; } vslot;
+/* A key table slot: the low half of the key's hash (its home slot and a
+ * cheap filter before comparing keys) and the second of its last event, so
+ * that the idle-key sweep skips recent keys without touching their state. */
+typedef struct vslot { uint32_t h; uint32_t last_s; vkeystate *ks; } vslot;
 typedef struct vtimer { int64_t when; vkeystate *ks; int slot; } vtimer;
 typedef struct vheld { int64_t ts; uint64_t seq; vigil_event *ev; int group; } vheld;
 

@@ -50,7 +50,7 @@ static void drop_front(vwin *w, const vrule *r) {
 }
 
 static int grow(vwin *w, const vrule *r) {
-    uint32_t cap = w->cap ? w->cap * 2 : 8;
+    uint32_t cap = w->cap ? w->cap * 2 : 1;   /* most keys are quiet: start with one entry */
     unsigned char *ring = malloc((size_t)cap * esize(r));
     if (!ring) return -1;
     for (uint32_t i = 0; i < w->n; i++) memcpy(ring + (size_t)i * esize(r), at(w, r, i), esize(r));
