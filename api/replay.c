@@ -76,15 +76,16 @@ static void usage(void) {
             "                    [--decode-only]   (benchmark: read and decode only, no engine)\n"
             "  --late-output F   late events (older than the watermark minus the allowed lateness,\n"
             "                    never matched) as JSON Lines\n"
-            "  --threads 2       read and decode on a second thread while this one matches (default);\n"
-            "                    1: everything on one thread\n");
+            "  --threads 2       read and decode on a second thread while this one matches;\n"
+            "                    1 (default): everything on one thread — faster on the 2-core VMs\n"
+            "                    measured (bench/README.md), where the handover costs more than it saves\n");
 }
 
 static double pct(uint64_t a, uint64_t b) { return b ? 100.0 * (double)a / (double)b : 0.0; }
 
 int vigil_cmd_replay(int argc, char **argv) {
     const char *rules = NULL, *output = NULL, *label = NULL, *segment = NULL, *late_path = NULL;
-    int threads = 2;
+    int threads = 1;
     const char *inputs[MAX_INPUTS];
     int ninputs = 0;
     int64_t lateness = 0, ooo = 0;
