@@ -4,7 +4,7 @@
 # redis-server), Chromium and Node for the dashboard test. Idempotent: skips
 # apt-get when everything is already there.
 set -euo pipefail
-PKGS=(build-essential cmake pkg-config git ca-certificates
+PKGS=(build-essential cmake pkg-config git ca-certificates clang libclang-rt-14-dev
       libhyperscan-dev libmicrohttpd-dev libnats-dev libhiredis-dev liblua5.4-dev
       libcunit1-dev libcurl4-openssl-dev libcjson-dev libssl-dev zlib1g-dev
       nats-server redis-server util-linux)

@@ -23,4 +23,7 @@ cmake --build build-asan -j"$JOBS"
     ctest --output-on-failure -L unit)
 (cd build-asan && ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --output-on-failure -L integration)
+# fuzz regression: every libFuzzer target once over its kept corpus (no fuzzing)
+echo "== fuzz corpora (tests/fuzz/regress.sh)"
+bash tests/fuzz/regress.sh
 echo "test.sh: all suites passed"

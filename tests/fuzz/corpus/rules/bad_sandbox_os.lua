@@ -1,0 +1,2 @@
+-- sandbox: os is not available (line 2)
+os.execute("touch /tmp/vigil-pwned")

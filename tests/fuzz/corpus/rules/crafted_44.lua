@@ -1,0 +1,4 @@
+local P = getmetatable(begin('a'))
+local X = getmetatable(e.a)
+local W = getmetatable(sliding('1h'))
+rule { name = 'x', key = 'k', pattern = setmetatable({ _steps = 5 }, P) }

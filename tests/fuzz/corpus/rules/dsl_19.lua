@@ -1,0 +1,1 @@
+rule{name='r',key='k',window=session('30s'),when=ge(sum('amount'),100)}

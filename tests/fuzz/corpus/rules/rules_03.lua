@@ -1,0 +1,4 @@
+rule { name = "x", key = "k",
+  pattern = begin("a"),
+  window = sliding("1h") }
+

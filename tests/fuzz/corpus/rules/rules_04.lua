@@ -1,0 +1,1 @@
+rule { name = "Bad-Name", key = "k", window = sliding("1h"), when = ge(count(), 1) }

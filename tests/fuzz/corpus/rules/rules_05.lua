@@ -1,0 +1,1 @@
+rule { key = "k", window = sliding("1h"), when = ge(count(), 1) }

@@ -1,0 +1,3 @@
+
+
+rule { name = "x", key = "k", window = sliding("1hour"), when = ge(count(), 1) }

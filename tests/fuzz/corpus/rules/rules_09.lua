@@ -1,0 +1,1 @@
+rule { name = "x", key = "k", severity = "urgent", pattern = begin("a") }

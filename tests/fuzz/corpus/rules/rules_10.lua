@@ -1,0 +1,1 @@
+rule { name = "x", key = "k", mode = "dry", pattern = begin("a") }

@@ -1,0 +1,1 @@
+rule { name = "x", key = "k", pattern = begin("a"):where{ gt(5) } }

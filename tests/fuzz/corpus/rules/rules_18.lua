@@ -1,0 +1,1 @@
+rule { name = "x", key = "k", pattern = begin("a"):where{ d = in_list("no_such_list") } }

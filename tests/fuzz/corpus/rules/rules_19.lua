@@ -1,0 +1,2 @@
+rule { name = "x", key = "k", window = sliding("1h"),
+  when = not ge(count(), 1) }

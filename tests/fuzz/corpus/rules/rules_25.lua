@@ -1,0 +1,4 @@
+local x = e.a
+local y = x * 2
+local z = count() <= y
+

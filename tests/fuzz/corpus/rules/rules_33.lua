@@ -1,0 +1,4 @@
+while true do
+  xpcall(function() while true do end end, function(m) return m end)
+end
+

@@ -1,0 +1,3 @@
+local s = string.rep('a', 3000)
+local i = s:find('.-.-.-.-b')
+

@@ -1,0 +1,3 @@
+local s = string.rep('a', 5000)
+local i = s:gsub('a-', '')
+
