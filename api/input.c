@@ -115,7 +115,8 @@ vigil_status vigil_input_next(vigil_input *in, vigil_event **ev, vigil_error *er
         size_t len = strlen(in->buf);
         if (len == MAX_LINE - 1 && in->buf[len - 1] != '\n') {
             /* skip the rest of an over-long line, then report it */
-            while (gzgets(in->gz, in->buf, MAX_LINE) && in->buf[strlen(in->buf) - 1] != '\n') {}
+            size_t sl;   /* (a NUL byte in the data can make a chunk look empty) */
+            while (gzgets(in->gz, in->buf, MAX_LINE) && ((sl = strlen(in->buf)) == 0 || in->buf[sl - 1] != '\n')) {}
             vigil_error_set(err, VIGIL_ETOOBIG, "line longer than %d bytes", MAX_LINE - 1);
             snprintf(err->file, sizeof err->file, "%s", in->path);
             err->line = (int)in->line;

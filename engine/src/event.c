@@ -579,6 +579,9 @@ vigil_status vigil_event_decode_csv(const vigil_ruleset *rs, const vigil_decode_
                                                .id_fields = {"id"}, .nid_fields = 1};
     if (!o) o = &defaults;
     *out = NULL;
+    if (memchr(line, '\0', len))   /* the line is kept and re-split as text later */
+        return vigil_error_set(err, VIGIL_EPARSE, "CSV line contains a NUL byte at column %zu",
+                               (size_t)((const char *)memchr(line, '\0', len) - line) + 1);
     char *f[CSV_MAX_COLS];
     size_t fl[CSV_MAX_COLS];
     vigil_event *e = vev_new(rs->nfields, rs->ngroups);
