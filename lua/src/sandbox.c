@@ -145,11 +145,25 @@ static int g_pcall(lua_State *L) {
     return lua_gettop(L);
 }
 
-/* xpcall(f, handler, ...) with the same rule. */
+/* The message handler runs where the error was raised: for a budget or
+ * wall-clock kill that is inside the count hook, where Lua disables hooks,
+ * so a user handler would run unbounded. Skip it once the file is killed. */
+static int xpcall_handler(lua_State *L) {
+    if (sb_of(L)->killed) return 1;
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 1);
+    return 1;
+}
+
+/* xpcall(f, handler, ...) with the same rule; the handler is wrapped. */
 static int g_xpcall(lua_State *L) {
     int n = lua_gettop(L);
     luaL_checktype(L, 2, LUA_TFUNCTION);
     luaL_checkstack(L, 2, NULL);
+    lua_pushvalue(L, 2);
+    lua_pushcclosure(L, xpcall_handler, 1);
+    lua_replace(L, 2);
     lua_pushvalue(L, 1);
     lua_rotate(L, 3, 1);                     /* f, handler, f, args… */
     int st = lua_pcall(L, n - 2, LUA_MULTRET, 2);

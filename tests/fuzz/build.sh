@@ -42,7 +42,7 @@ mkdir -p "$OUT/obj"
 probe="$OUT/obj/probe.c"
 printf '#include <stdint.h>\n#include <stddef.h>\nint LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) { (void)d; (void)n; return 0; }\n' >"$probe"
 "$CC" -fsanitize=fuzzer,address,undefined "$probe" -o "$OUT/obj/probe" >/dev/null 2>&1 ||
-    die "'$CC' cannot link -fsanitize=fuzzer,address,undefined: libFuzzer runtime missing (install the clang compiler-rt package, e.g. libclang-rt-dev or clang-14's libclang-common-14-dev)"
+    die "'$CC' cannot link -fsanitize=fuzzer,address,undefined: libFuzzer runtime missing (install clang's compiler-rt: apt-get install libclang-rt-14-dev, see scripts/deps.sh)"
 
 SAN="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
 CFLAGS="-std=gnu11 -O1 -g $SAN -Wall -Wextra -Wno-unused-parameter ${FUZZ_CFLAGS:-}"

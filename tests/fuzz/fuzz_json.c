@@ -9,10 +9,11 @@
  * groups) under four decode options (defaults; several time/id fields with
  * a TYPE= default; epoch seconds; RFC 3339 only with epoch ms for numbers),
  * the accessors are read back, and the events of the first option (or, for
- * every other input length, of the epoch-seconds option, whose times reach
+ * half of the input lengths, of the epoch-seconds option, whose times reach
  * ±9e18 ms) are fed to a fresh engine (held for out-of-orderness, then
- * drained) so that slot values and extreme times reach the matcher. Every event is released and the engine
- * destroyed: LeakSanitizer checks ownership. */
+ * drained) so that slot values and extreme times reach the matcher. Every
+ * event is released and the engine destroyed: LeakSanitizer checks
+ * ownership. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

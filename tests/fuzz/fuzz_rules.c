@@ -129,7 +129,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int nerrs = 0;
     vigil_status s = vigil_rules_load_string("fuzz.lua", (const char *)data, size, &ro, &rs, errs, 4, &nerrs);
     char buf[1024];
-    for (int i = 0; i < nerrs && i < 4; i++) vigil_error_format(&errs[i], buf, sizeof buf);
+    static int verbose = -1;   /* FUZZ_VERBOSE=1 ./fuzz_rules file.lua: show the outcome */
+    if (verbose < 0) verbose = getenv("FUZZ_VERBOSE") != NULL;
+    for (int i = 0; i < nerrs && i < 4; i++) {
+        vigil_error_format(&errs[i], buf, sizeof buf);
+        if (verbose) fprintf(stderr, "fuzz_rules: %s\n", buf);
+    }
+    if (verbose) fprintf(stderr, "fuzz_rules: %s, %d example(s)\n", vigil_status_str(s), ex.n);
     if (s == VIGIL_OK) {
         if (!rs) abort();
         exercise(rs, &ex);
