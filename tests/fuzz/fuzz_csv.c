@@ -28,10 +28,8 @@
 #include "input.h"
 #include "vigil/event.h"
 #include "vigil/rules.h"
+#include "fuzz_common.h"
 
-#ifndef FUZZ_LISTS_DIR
-#define FUZZ_LISTS_DIR "tests/fuzz/lists"
-#endif
 
 #define MAX_EVENTS 256
 
@@ -86,16 +84,7 @@ static void sweep(const char *tmp) {
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;
     (void)argv;
-    vigil_rules_opts ro = {.lists_dir = FUZZ_LISTS_DIR};
-    vigil_error errs[4];
-    int nerrs = 0;
-    if (vigil_rules_load_string("fuzz_csv.lua", rules_src, strlen(rules_src), &ro, &rs, errs, 4, &nerrs) !=
-        VIGIL_OK) {
-        char buf[1024];
-        vigil_error_format(&errs[0], buf, sizeof buf);
-        fprintf(stderr, "fuzz_csv: the fuzz ruleset does not compile: %s\n", buf);
-        abort();
-    }
+    rs = fuzz_ruleset("fuzz_csv", rules_src);
     opts_b = (vigil_decode_opts){.time_fields = {"tx_datetime", "report_datetime", "ts"}, .ntime_fields = 3,
                                  .id_fields = {"transaction_id", "report_id"}, .nid_fields = 2,
                                  .time_format = VIGIL_TIME_AUTO};

@@ -21,10 +21,8 @@
 #include "vigil/engine.h"
 #include "vigil/event.h"
 #include "vigil/rules.h"
+#include "fuzz_common.h"
 
-#ifndef FUZZ_LISTS_DIR
-#define FUZZ_LISTS_DIR "tests/fuzz/lists"
-#endif
 
 #define MAX_LINES 64            /* lines fed to the engine per input */
 
@@ -58,16 +56,7 @@ static vigil_decode_opts opts[4];
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;
     (void)argv;
-    vigil_rules_opts ro = {.lists_dir = FUZZ_LISTS_DIR};
-    vigil_error errs[4];
-    int nerrs = 0;
-    if (vigil_rules_load_string("fuzz_json.lua", rules_src, strlen(rules_src), &ro, &rs, errs, 4, &nerrs) !=
-        VIGIL_OK) {
-        char buf[1024];
-        vigil_error_format(&errs[0], buf, sizeof buf);
-        fprintf(stderr, "fuzz_json: the fuzz ruleset does not compile: %s\n", buf);
-        abort();
-    }
+    rs = fuzz_ruleset("fuzz_json", rules_src);
     /* 0: zero-initialised = "ts", "id", auto */
     opts[1] = (vigil_decode_opts){.time_fields = {"tx_datetime", "report_datetime", "ts"}, .ntime_fields = 3,
                                   .id_fields = {"transaction_id", "report_id", "card.id"}, .nid_fields = 3,
