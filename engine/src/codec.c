@@ -281,7 +281,8 @@ vigil_status vcodec_decode(vigil_engine *eng, vkeystate *ks, const unsigned char
                         run.evseq[run.nev++] = sq;
                     }
                 }
-                if (pt && !r.bad && run.step >= 0 && run.step < rule->nsteps) pt->runs[pt->nruns++] = run;
+                /* a v1 run whose guard saw its event is dead under today's rules: dropped */
+                if (pt && !r.bad && !run.negated && run.step >= 0 && run.step < rule->nsteps) pt->runs[pt->nruns++] = run;
                 else if (m) vrun_clear(&run);
             }
         } else if (kind == 2) {

@@ -12,7 +12,8 @@ typedef struct vrun {
     int32_t step;
     uint32_t count;
     uint8_t closed;          /* the current step's loop takes no more events */
-    uint8_t negated;         /* a guard saw its event: the run is dead (kept for the codec's format) */
+    uint8_t negated;         /* unused since runs die when a guard sees its event; kept: a byte of
+                                the state record (always 0 when written) */
     uint8_t from;            /* first step it may proceed to: > step + 1 once it skipped optional
                                 steps while its copy took the event there (0: step + 1) */
     uint8_t noproceed;       /* its loop ignored an event: it may not proceed until it takes again */

@@ -104,7 +104,7 @@ static int rest_optional(const vrule *r, int j) {
 /* A run that has taken everything but a trailing not_followed_by: it
  * completes when `within` expires with no guard event seen. */
 static int absence_pending(const vrule *r, const vrun *run) {
-    return r->absence && !run->negated && run->count >= r->steps[run->step].min && rest_optional(r, run->step);
+    return r->absence && run->count >= r->steps[run->step].min && rest_optional(r, run->step);
 }
 
 /* The run can still take more events after completing (keeps it alive). */
@@ -114,6 +114,9 @@ static int can_continue(const vrule *r, const vrun *run) {
 }
 
 static int cond(const vstep *st, const veval *c) { return vexpr_true(st->cond, c); }
+
+/* The step's stop_when holds (FlinkCEP's until): the loop takes no more. */
+static int stops(const vstep *st, const veval *c) { return st->stop_when && vexpr_true(st->stop_when, c); }
 
 static int run_copy(vrun *dst, const vrun *src) {
     *dst = *src;
@@ -190,14 +193,12 @@ static int advance(vigil_engine *eng, const vrule *r, vrun *run, vigil_event *ev
     int next = j;
     for (int k = run->step + 1; k < next; k++) {   /* a branch that skipped optional steps keeps their guards */
         const vstep *g = &r->steps[k];
-        if (g->negative && (g->contiguity == VIGIL_CONT_NOT_FOLLOWED_BY || adjacent) && cond(g, &c)) {
-            run->negated = 1;
-            return 0;
-        }
+        if (g->negative && (g->contiguity == VIGIL_CONT_NOT_FOLLOWED_BY || adjacent) && cond(g, &c))
+            return 0;   /* the guard saw its event: the run dies */
     }
     int took_loop = 0;
     if (!run->closed && run->count < st->max) {
-        if (st->stop_when && vexpr_true(st->stop_when, &c)) {
+        if (stops(st, &c)) {
             run->closed = 1;
         } else if ((!st->consecutive || adjacent) && cond(st, &c)) {
             if (derive(eng, r, run, ev, seq, run->step) != 0) return -1;
@@ -224,7 +225,7 @@ static int advance(vigil_engine *eng, const vrule *r, vrun *run, vigil_event *ev
             /* stop_when also refuses a loop's first event (FlinkCEP builds every
              * take of the step as "where and not until") */
             if ((sj->contiguity != VIGIL_CONT_STRICT || adjacent) && holds &&
-                !(sj->stop_when && vexpr_true(sj->stop_when, &c))) {
+                !stops(sj, &c)) {
                 if (derive(eng, r, run, ev, seq, j) != 0) return -1;
                 took = 1;
             }
@@ -347,7 +348,7 @@ vigil_status vnfa_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, int slo
                        uint64_t seq, const uint64_t *hits) {
     vpat *p = *pp;
     veval c = {.ev = ev, .rule = r, .regex_hits = hits};
-    int starts = cond(&r->steps[0], &c) && !(r->steps[0].stop_when && vexpr_true(r->steps[0].stop_when, &c));
+    int starts = cond(&r->steps[0], &c) && !stops(&r->steps[0], &c);
     if (!p) {
         if (!starts) return VIGIL_OK;
         if (!(p = calloc(1, sizeof *p))) return VIGIL_ENOMEM;
