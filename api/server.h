@@ -13,8 +13,15 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "cli.h"
+#include "endpoint.h"
 
 #define VIGIL_MAX_WEBHOOKS 16
+#define VIGIL_MAX_TOKENS 16
+
+typedef struct vigil_token_config {   /* a bearer token and its role */
+    const char *token;
+    const char *role;          /* "ingest" | "viewer" | "analyst" | "admin" */
+} vigil_token_config;
 
 typedef struct vigil_server_config {
     const char *rules;            /* dir or file; default "rules" */
@@ -22,16 +29,31 @@ typedef struct vigil_server_config {
     const char *nats_url;         /* NULL: no NATS */
     const char *subject;          /* "vigil.events.>" */
     const char *redis_url;        /* NULL: memory store */
-    const char *webhooks[VIGIL_MAX_WEBHOOKS];
+    const char *redis_prefix;     /* key prefix; default "vigil" */
+    const char *webhooks[VIGIL_MAX_WEBHOOKS];   /* --webhook URL: endpoints with defaults */
     int nwebhooks;
+    vigil_endpoint_config endpoints[VIGIL_MAX_WEBHOOKS];  /* from the config file */
+    int nendpoints;
     const char *webhook_secret;   /* whsec_…; from VIGIL_WEBHOOK_SECRET */
+    vigil_token_config tokens[VIGIL_MAX_TOKENS];
+    int ntokens;
     int workers;                  /* default 2 */
+    int partitions;               /* key partitions per group (offsets, hash tags); default 16; fixed for a deployment */
     size_t queue_cap;             /* events per worker queue; default 65536 */
     size_t max_body;              /* bytes; default 16 MiB */
     int64_t allowed_lateness_ms;
     int64_t max_out_of_orderness_ms;  /* events held and sorted within this bound (per worker) */
     int64_t idle_timeout_ms;          /* a worker idle this long advances its watermark with
                                          processing time (0: never); `vigil serve` default 30 s */
+    /* JetStream ingest (DESIGN.md §7): on when jetstream != 0 and nats_url is set */
+    int jetstream;
+    const char *stream;           /* default "VIGIL_EVENTS" */
+    const char *consumer;         /* durable pull consumer; default "vigil" */
+    int fetch_batch;              /* messages per fetch; default 1000 */
+    /* durability of the memory store */
+    const char *data_dir;         /* snapshot and outbox files; default "./vigil-data"; "" = none */
+    int64_t snapshot_interval_ms; /* default 10000 */
+    int outbox_fsync;             /* fsync the outbox file on every commit; default 1 */
     vigil_cli_event_opts ev;
 } vigil_server_config;
 

@@ -1,0 +1,104 @@
+/* outbox.h — the alert outbox: alerts wait here until every endpoint has them.
+ *
+ * DESIGN.md §2/§8 and issue 4: an alert is appended to the outbox in the
+ * same commit as the key state that produced it, and removed only once
+ * delivery succeeded (or it went to the dead-letter list). Dispatchers
+ * (webhook.c) read it per endpoint; each endpoint has its own progress, so a
+ * slow or dead endpoint never holds back another.
+ *
+ * Two backends, one reading interface (struct vigil_outbox):
+ *   - Redis (with the Redis store): the stream <prefix>:outbox. Workers
+ *     append with XADD inside their commit's MULTI/EXEC (redis_store.c), with
+ *     exactly these fields, in this order:
+ *         id <alert id> rule <rule> severity <sev> key <key> mode <active|shadow> json <alert JSON>
+ *     Each endpoint is a consumer group named after it (created at 0 if
+ *     absent, so nothing appended before is missed); acked entries are
+ *     trimmed once every group has acked them. Dead letters: the stream
+ *     <prefix>:deadletter.
+ *   - File (with the memory store): <data_dir>/outbox.log, an append-only
+ *     log of appended alerts and per-endpoint acks, replayed on open and
+ *     compacted when mostly acked. Appending an alert whose id the log still
+ *     holds does nothing (a replay after a crash regenerates the same ids).
+ *     Dead letters: <data_dir>/deadletter.jsonl.
+ *
+ * Positions ("ref") are opaque strings: a Redis stream id, or a decimal
+ * sequence for the file backend; they increase in append order.
+ *
+ * Threads: one outbox object may be used by several threads at once (the
+ * backends lock or use one connection per call as needed). */
+#ifndef VIGIL_OUTBOX_H
+#define VIGIL_OUTBOX_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "vigil/status.h"
+
+#define VIGIL_OUTBOX_REF_MAX 48
+
+/* What a worker appends: one alert (strings NUL-terminated, json len bytes). */
+typedef struct vigil_outbox_alert {
+    const char *id;            /* 32 hex digits */
+    const char *rule;
+    const char *severity;      /* "low" | "medium" | "high" | "critical" */
+    const char *key;
+    int shadow;                /* mode "shadow": never sent to webhooks */
+    const char *json;
+    size_t len;
+} vigil_outbox_alert;
+
+/* What a dispatcher reads. json is malloc'd and owned by the entry. */
+typedef struct vigil_outbox_entry {
+    char ref[VIGIL_OUTBOX_REF_MAX];
+    char id[33];
+    char rule[64];
+    char severity[16];
+    char key[256];
+    int shadow;
+    char *json;
+    size_t len;
+} vigil_outbox_entry;
+
+void vigil_outbox_entry_free(vigil_outbox_entry *e);   /* frees e->json only */
+
+typedef struct vigil_outbox vigil_outbox;
+struct vigil_outbox {
+    /* Up to max entries that endpoint `ep` has not acked, oldest first,
+     * strictly after position `after` ("" = from the oldest unacked one:
+     * after a restart that re-reads what was read but never acked). Waits
+     * up to wait_ms for one to arrive when there is none. *n = count. */
+    vigil_status (*read)(vigil_outbox *ob, const char *ep, const char *after, vigil_outbox_entry *out,
+                         int max, int *n, int wait_ms, vigil_error *err);
+    /* Endpoint ep is done with these entries (delivered, filtered out, or
+     * dead-lettered). Idempotent. */
+    vigil_status (*ack)(vigil_outbox *ob, const char *ep, const char *const *refs, int n, vigil_error *err);
+    /* Append e to the dead-letter list with why it failed, then ack it for ep. */
+    vigil_status (*dead)(vigil_outbox *ob, const char *ep, const vigil_outbox_entry *e, const char *reason,
+                         int attempts, vigil_error *err);
+    /* The newest `limit` dead letters (of ep, or all when ep is NULL) as a
+     * JSON array text, malloc'd: [{"endpoint","alert_id","rule","key",
+     * "reason","attempts","dead_at","alert":{…}}…] */
+    vigil_status (*list_dead)(vigil_outbox *ob, const char *ep, int limit, char **json, vigil_error *err);
+    /* Entries appended and not yet acked by ep (its backlog). */
+    vigil_status (*depth)(vigil_outbox *ob, const char *ep, uint64_t *n, vigil_error *err);
+    void (*destroy)(vigil_outbox *ob);
+};
+
+/* Redis backend on url with key prefix (NULL: "vigil"); endpoint names are
+ * the consumer groups, created if absent. Own connection(s). */
+vigil_status vigil_outbox_redis_open(const char *url, const char *prefix, const char *const *endpoints,
+                                     int nendpoints, vigil_outbox **out, vigil_error *err);
+
+/* File backend in dir (created if absent). fsync: fsync after each append. */
+vigil_status vigil_outbox_file_open(const char *dir, const char *const *endpoints, int nendpoints, int fsync,
+                                    vigil_outbox **out, vigil_error *err);
+/* File backend, the writer side (workers, thread-safe): append alerts in
+ * order, all or nothing; ids the log already holds are skipped. */
+vigil_status vigil_outbox_file_append(vigil_outbox *ob, const vigil_outbox_alert *alerts, int n,
+                                      vigil_error *err);
+/* Every alert appended before the previous call of this is covered by a
+ * state snapshot, so a restart can no longer regenerate it: the log may
+ * forget those ids once they are acked (compaction keeps later ids, acked
+ * or not, for deduplication). */
+void vigil_outbox_file_mark_snapshot(vigil_outbox *ob);
+
+#endif
