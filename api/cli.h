@@ -23,6 +23,7 @@ void vigil_cli_event_opts_free(vigil_cli_event_opts *o);
 const char *vigil_cli_value(int argc, char **argv, int *i);
 
 int64_t vigil_now_ms(void);   /* wall clock, ms since the epoch */
+int64_t vigil_now_us(void);   /* wall clock, µs since the epoch */
 
 int vigil_cmd_replay(int argc, char **argv);
 int vigil_cmd_check(int argc, char **argv);

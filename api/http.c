@@ -25,6 +25,10 @@ typedef struct req {
     int too_big;
     vwaiter *w;
     int fail_status;             /* set when a suspended request could not be enqueued */
+    int pub_wait;                /* suspended while the batch is published to JetStream */
+    int pub_status;              /* 202, or 503 when the stream refused */
+    size_t pub_events;
+    char pub_detail[256];
 } req;
 
 static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status, const char *type, const char *body,
@@ -98,6 +102,13 @@ static enum MHD_Result post_events(vigil_server *s, struct MHD_Connection *c, re
         return problem(c, r->fail_status, "Request failed", NULL, NULL, NULL);
     }
     if (r->w) return answer_waiter(c, r);
+    if (r->pub_wait) {   /* resumed: the stream answered */
+        if (r->pub_status != 202) return problem(c, 503, "Service Unavailable", r->pub_detail, NULL, "1");
+        atomic_fetch_add(&s->http_events, r->pub_events);
+        char body[64];
+        snprintf(body, sizeof body, "{\"accepted\":%zu}", r->pub_events);
+        return send_text(c, 202, "application/json", body, strlen(body));
+    }
     if (r->too_big) {
         char d[128];
         snprintf(d, sizeof d, "body larger than %zu bytes", s->cfg.max_body);
@@ -194,6 +205,48 @@ static enum MHD_Result post_events(vigil_server *s, struct MHD_Connection *c, re
             vsrv_wait_register(s, w);
         }
         free(evs);
+        return MHD_YES;
+    }
+    if (vsrv_paused(s)) {
+        for (size_t i = 0; i < n; i++) vigil_event_release(evs[i]);
+        free(evs);
+        atomic_fetch_add(&s->rejected_full, n);
+        return problem(c, 503, "Service Unavailable",
+                       "intake is paused: the state store or the event stream is unreachable; nothing of this batch "
+                       "was applied; retry later", NULL, "1");
+    }
+    if (s->js) {
+        /* durable path: the batch becomes one stream message, all or nothing;
+         * the fetcher applies it like any other. NDJSON of the decoded
+         * events, so that a pretty-printed single event stays one line. */
+        size_t total = 0;
+        for (size_t i = 0; i < n; i++) {
+            size_t jl;
+            vigil_event_json(evs[i], &jl);
+            total += jl + 1;
+        }
+        char *msg = malloc(total ? total : 1), *o = msg;
+        for (size_t i = 0; msg && i < n; i++) {
+            size_t jl;
+            const char *js = vigil_event_json(evs[i], &jl);
+            memcpy(o, js, jl);
+            o += jl;
+            *o++ = '\n';
+        }
+        for (size_t i = 0; i < n; i++) vigil_event_release(evs[i]);
+        free(evs);
+        if (!msg) return MHD_NO;
+        r->pub_wait = 1;
+        r->pub_events = n;
+        MHD_suspend_connection(c);
+        vigil_status pst = vjs_publish_async(s, msg, total, c, &r->pub_status, r->pub_detail, sizeof r->pub_detail);
+        free(msg);
+        if (pst != VIGIL_OK) {
+            r->pub_status = 503;
+            snprintf(r->pub_detail, sizeof r->pub_detail, "too many batches waiting for the event stream; nothing "
+                     "of this batch was applied; retry later");
+            MHD_resume_connection(c);
+        }
         return MHD_YES;
     }
     vigil_status st = vsrv_enqueue(s, evs, (int)n, NULL, 0);
@@ -338,8 +391,12 @@ static enum MHD_Result readyz(vigil_server *s, struct MHD_Connection *c) {
     if (s->cfg.nats_url) {
         int up = s->nc && natsConnection_Status(s->nc) == NATS_CONN_STATUS_CONNECTED;
         cJSON_AddStringToObject(o, "nats", up ? "up" : "down");
+        if (s->js) cJSON_AddStringToObject(o, "jetstream", up ? "up" : "down");
         ok &= up;
     }
+    int paused = vsrv_paused(s);
+    cJSON_AddStringToObject(o, "intake", paused ? "paused" : "open");
+    ok &= !paused;
     cJSON_AddStringToObject(o, "status", ok ? "ready" : "not ready");
     return send_json(c, ok ? 200 : 503, o);
 }
@@ -369,9 +426,15 @@ static void sb_printf(sbuf *b, const char *fmt, ...) {
 static enum MHD_Result metrics(vigil_server *s, struct MHD_Connection *c) {
     sbuf b = {0};
     unsigned long long processed = 0, late = 0, keys = 0, runs = 0, depth = 0, commits = 0, cerr = 0, expired = 0,
-                       evicted = 0;
+                       evicted = 0, skipped = 0, snaps = 0, cus = 0, ccount = 0;
+    int down = 0;
     for (int i = 0; i < s->nworkers; i++) {
         vworker *w = &s->workers[i];
+        skipped += atomic_load(&w->skipped);
+        snaps += atomic_load(&w->snapshots);
+        cus += atomic_load(&w->commit_us_sum);
+        ccount += atomic_load(&w->commit_count);
+        down |= atomic_load(&w->store_down);
         processed += atomic_load(&w->processed);
         late += atomic_load(&w->late);
         keys += atomic_load(&w->keys);
@@ -404,6 +467,23 @@ static enum MHD_Result metrics(vigil_server *s, struct MHD_Connection *c) {
     sb_printf(&b, "# HELP vigil_partial_matches Live pattern runs.\n# TYPE vigil_partial_matches gauge\nvigil_partial_matches %llu\n", runs);
     sb_printf(&b, "# HELP vigil_state_commits_total Batches committed to the state store.\n# TYPE vigil_state_commits_total counter\nvigil_state_commits_total %llu\n", commits);
     sb_printf(&b, "# HELP vigil_state_errors_total Failed state loads or commits (retried).\n# TYPE vigil_state_errors_total counter\nvigil_state_errors_total %llu\n", cerr);
+    sb_printf(&b, "# HELP vigil_commit_seconds Time spent committing batches (state, offsets, alerts).\n# TYPE vigil_commit_seconds summary\n"
+                  "vigil_commit_seconds_sum %.6f\nvigil_commit_seconds_count %llu\n", (double)cus / 1e6, ccount);
+    sb_printf(&b, "# HELP vigil_events_skipped_total Redelivered events at or below their pair's committed offset (already applied).\n"
+                  "# TYPE vigil_events_skipped_total counter\nvigil_events_skipped_total %llu\n", skipped);
+    sb_printf(&b, "# HELP vigil_snapshots_total Memory-store snapshots written.\n# TYPE vigil_snapshots_total counter\nvigil_snapshots_total %llu\n", snaps);
+    sb_printf(&b, "# HELP vigil_store_up Whether the last state load or commit succeeded.\n# TYPE vigil_store_up gauge\nvigil_store_up %d\n", !down);
+    sb_printf(&b, "# HELP vigil_intake_paused Whether intake is paused (a store or the event stream unreachable).\n# TYPE vigil_intake_paused gauge\nvigil_intake_paused %d\n", vsrv_paused(s));
+    if (s->js) {
+        sb_printf(&b, "# HELP vigil_jetstream_messages_total JetStream messages fetched and acked.\n# TYPE vigil_jetstream_messages_total counter\n");
+        sb_printf(&b, "vigil_jetstream_messages_total{outcome=\"fetched\"} %llu\n", (unsigned long long)atomic_load(&s->js_fetched));
+        sb_printf(&b, "vigil_jetstream_messages_total{outcome=\"acked\"} %llu\n", (unsigned long long)atomic_load(&s->js_acked));
+        sb_printf(&b, "vigil_jetstream_messages_total{outcome=\"with_bad_lines\"} %llu\n", (unsigned long long)atomic_load(&s->js_msgs_bad));
+        sb_printf(&b, "# HELP vigil_jetstream_fetch_errors_total Failed fetches (retried).\n# TYPE vigil_jetstream_fetch_errors_total counter\nvigil_jetstream_fetch_errors_total %llu\n",
+                  (unsigned long long)atomic_load(&s->js_fetch_errors));
+        sb_printf(&b, "# HELP vigil_jetstream_lag Messages fetched and not yet acked.\n# TYPE vigil_jetstream_lag gauge\nvigil_jetstream_lag %llu\n",
+                  (unsigned long long)(atomic_load(&s->js_fetched) - atomic_load(&s->js_acked)));
+    }
     sb_printf(&b, "# HELP vigil_alerts_total Alerts produced, by rule and mode.\n# TYPE vigil_alerts_total counter\n");
     for (int i = 0; i < vigil_ruleset_rule_count(s->rs); i++)
         sb_printf(&b, "vigil_alerts_total{rule=\"%s\",mode=\"%s\"} %llu\n", vigil_ruleset_rule_name(s->rs, i),

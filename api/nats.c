@@ -2,8 +2,9 @@
  *
  * In: a core-NATS subscription on `vigil.events.>` (configurable): each
  * message is one JSON event or NDJSON lines. Core NATS is at-most-once: a
- * message lost before it reaches us is not redelivered (JetStream ingest is
- * the durable path, a later issue). The callback decodes and routes; when
+ * message lost before it reaches us is not redelivered. JetStream ingest
+ * (jetstream.c) is the durable path; with it on, core NATS is not
+ * subscribed: every event takes one path. The callback decodes and routes; when
  * the worker queues are full it waits for room, which backs pressure up into
  * the subscription's pending buffer (limits raised below) instead of
  * dropping. A bad line is counted and logged, the others go on.
@@ -61,6 +62,15 @@ vigil_status vnats_start(vigil_server *s, vigil_error *err) {
     if (ns != NATS_OK)
         return vigil_error_set(err, VIGIL_EUNAVAILABLE, "cannot connect to NATS at %s: %s", s->cfg.nats_url,
                                natsStatus_GetText(ns));
+    if (s->cfg.jetstream) {   /* every event takes one path: the stream (jetstream.c) */
+        vigil_status st = vjs_start(s, err);
+        if (st != VIGIL_OK) {
+            vjs_stop(s);
+            natsConnection_Destroy(s->nc);
+            s->nc = NULL;
+        }
+        return st;
+    }
     ns = natsConnection_Subscribe(&s->sub, s->nc, s->cfg.subject, on_msg, s);
     if (ns == NATS_OK) ns = natsSubscription_SetPendingLimits(s->sub, 1000000, 1024 * 1024 * 1024);
     if (ns != NATS_OK) {

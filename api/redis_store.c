@@ -9,6 +9,9 @@
  * so a half-written pipeline never stays in a buffer: the next call starts on
  * a fresh connection. */
 #include "redis_store.h"
+#include "fault.h"
+#include "outbox.h"
+#include "vigil/event.h"
 
 #include <hiredis/hiredis.h>
 #include <hiredis/sds.h>
@@ -37,6 +40,7 @@ typedef struct redis_store {
     int connected_once;
     vigil_redis_stats stats;
     char keybuf[VIGIL_REDIS_MAX_KEY];
+    int partitions;            /* 0: tag {group}; else {group:p<hash % partitions>} */
     redisReply **replies;      /* load(): replies held until all are checked */
     size_t replies_cap;
 } redis_store;
@@ -342,21 +346,33 @@ static vigil_status check_key(const redis_store *rs, const vigil_store_key *k, v
         return vigil_error_set(err, VIGIL_EINVAL,
                                "Redis store: group name '%s' contains '{' or '}' (it is the hash tag)",
                                k->group_name);
-    size_t total = rs->prefixlen + 2 + strlen(k->group_name) + 4 + k->keylen;
+    size_t total = rs->prefixlen + 2 + strlen(k->group_name) + 16 + 4 + k->keylen;
     if (total > VIGIL_REDIS_MAX_KEY)
         return vigil_error_set(err, VIGIL_ETOOBIG, "Redis store: key of group '%s' is %zu bytes (max %d)",
                                k->group_name, total, VIGIL_REDIS_MAX_KEY);
     return VIGIL_OK;
 }
 
-/* Build "<prefix>:{<group>}:k:<key>" into buf (the caller checked the size). */
-static size_t build_key(const char *prefix, size_t prefixlen, const char *group, const char *key,
-                        size_t keylen, char *buf)
+/* The hash tag's partition suffix ":p<n>" for key (empty without
+ * partitions) into buf (>= 16 bytes); returns its length. */
+static size_t part_tag(int partitions, const char *key, size_t keylen, char *buf)
+{
+    if (partitions <= 0)
+        return 0;
+    unsigned p = (unsigned)(vigil_hash(key, keylen) % (uint64_t)partitions);
+    return (size_t)snprintf(buf, 16, ":p%u", p);
+}
+
+/* Build "<prefix>:{<group>[:p<n>]}:k:<key>" into buf (the caller checked the size). */
+static size_t build_key(const redis_store *rs, const char *group, const char *key, size_t keylen, char *buf)
 {
     size_t gl = strlen(group), o = 0;
-    memcpy(buf + o, prefix, prefixlen); o += prefixlen;
+    char tag[16];
+    size_t tl = part_tag(rs->partitions, key, keylen, tag);
+    memcpy(buf + o, rs->prefix, rs->prefixlen); o += rs->prefixlen;
     memcpy(buf + o, ":{", 2); o += 2;
     memcpy(buf + o, group, gl); o += gl;
+    memcpy(buf + o, tag, tl); o += tl;
     memcpy(buf + o, "}:k:", 4); o += 4;
     if (keylen)
         memcpy(buf + o, key, keylen);
@@ -370,10 +386,10 @@ vigil_status vigil_redis_store_key(const vigil_store *st, const char *group_name
     const redis_store *rs = (const redis_store *)st;
     if (!rs || rs->magic != STORE_MAGIC || !group_name || (!key && keylen) || !buf)
         return VIGIL_EINVAL;
-    size_t total = rs->prefixlen + 2 + strlen(group_name) + 4 + keylen;
+    size_t total = rs->prefixlen + 2 + strlen(group_name) + 16 + 4 + keylen;
     if (total > n)
         return VIGIL_ETOOBIG;
-    size_t l = build_key(rs->prefix, rs->prefixlen, group_name, key, keylen, buf);
+    size_t l = build_key(rs, group_name, key, keylen, buf);
     if (len)
         *len = l;
     return VIGIL_OK;
@@ -423,7 +439,7 @@ static vigil_status do_load(vigil_store *st, const vigil_store_key *keys, int n,
     }
     for (int i = 0; i < n; i++) {
         const vigil_store_key *k = &keys[i];
-        size_t kl = build_key(rs->prefix, rs->prefixlen, k->group_name, k->key, k->keylen, rs->keybuf);
+        size_t kl = build_key(rs, k->group_name, k->key, k->keylen, rs->keybuf);
         const char *av[2] = { "GET", rs->keybuf };
         size_t al[2] = { 3, kl };
         if (redisAppendCommandArgv(rs->c, 2, av, al) != REDIS_OK) {
@@ -474,13 +490,20 @@ static vigil_status do_load(vigil_store *st, const vigil_store_key *keys, int n,
     return s;
 }
 
-static vigil_status do_save(vigil_store *st, const vigil_store_record *recs, int n, vigil_error *err)
+static vigil_status do_save(vigil_store *st, const vigil_store_record *recs, int n,
+                            const vigil_redis_offset *offs, int noffs, const vigil_outbox_alert *alerts,
+                            int nalerts, vigil_error *err)
 {
     redis_store *rs = (redis_store *)st;
-    if (!rs || rs->magic != STORE_MAGIC || n < 0 || (n > 0 && !recs))
+    if (!rs || rs->magic != STORE_MAGIC || n < 0 || (n > 0 && !recs) || noffs < 0 || nalerts < 0 ||
+        (noffs && !offs) || (nalerts && !alerts))
         return vigil_error_set(err, VIGIL_EINVAL, "Redis store save: bad arguments");
-    if (n == 0)
+    if (n + noffs + nalerts == 0)
         return VIGIL_OK;
+    for (int i = 0; i < noffs; i++)
+        if (!offs[i].group_name || strpbrk(offs[i].group_name, "{}") || strlen(offs[i].group_name) > 200 ||
+            offs[i].partition < 0)
+            return vigil_error_set(err, VIGIL_EINVAL, "Redis store save: bad offset %d", i);
     uint64_t nsets = 0, ndels = 0;
     for (int i = 0; i < n; i++) {
         vigil_status s = check_key(rs, &recs[i].k, err);
@@ -511,8 +534,7 @@ static vigil_status do_save(vigil_store *st, const vigil_store_record *recs, int
     }
     for (int i = 0; i < n; i++) {
         const vigil_store_record *rec = &recs[i];
-        size_t kl = build_key(rs->prefix, rs->prefixlen, rec->k.group_name, rec->k.key, rec->k.keylen,
-                              rs->keybuf);
+        size_t kl = build_key(rs, rec->k.group_name, rec->k.key, rec->k.keylen, rs->keybuf);
         const char *av[5];
         size_t al[5];
         int ac = 0;
@@ -535,16 +557,50 @@ static vigil_status do_save(vigil_store *st, const vigil_store_record *recs, int
             return conn_failed(rs, "cannot queue SET", err);
         }
     }
+    for (int i = 0; i < noffs; i++) {
+        char key[300], val[48];
+        int kl = snprintf(key, sizeof key, "%s:{%s:p%d}:offset", rs->prefix, offs[i].group_name, offs[i].partition);
+        int vl = snprintf(val, sizeof val, "%llu %lld", (unsigned long long)offs[i].seq, (long long)offs[i].wm);
+        const char *av[3] = { "SET", key, val };
+        size_t al[3] = { 3, (size_t)kl, (size_t)vl };
+        if (redisAppendCommandArgv(rs->c, 3, av, al) != REDIS_OK) {
+            rs->stats.errors++;
+            return conn_failed(rs, "cannot queue an offset", err);
+        }
+    }
+    if (nalerts) {
+        char okey[300];
+        int okl = snprintf(okey, sizeof okey, "%s:outbox", rs->prefix);
+        for (int i = 0; i < nalerts; i++) {
+            const vigil_outbox_alert *a = &alerts[i];
+            const char *av[15] = { "XADD", okey, "*", "id", a->id, "rule", a->rule, "severity", a->severity,
+                                   "key", a->key, "mode", a->shadow ? "shadow" : "active", "json", a->json };
+            size_t al[15] = { 4, (size_t)okl, 1, 2, strlen(a->id), 4, strlen(a->rule), 8, strlen(a->severity),
+                              3, strlen(a->key), 4, 6, 4, a->len };
+            if (redisAppendCommandArgv(rs->c, 15, av, al) != REDIS_OK) {
+                rs->stats.errors++;
+                return conn_failed(rs, "cannot queue XADD", err);
+            }
+        }
+    }
+    int ncmd = n + noffs + nalerts;
     if (redisAppendCommandArgv(rs->c, 1, &exec, &el) != REDIS_OK) {
         rs->stats.errors++;
         return conn_failed(rs, "cannot queue EXEC", err);
     }
     rs->stats.round_trips++;
     rs->stats.saves++;
-    /* n + 2 replies: +OK, n × +QUEUED (or an error), then EXEC's. Read them
-     * all, whatever they say, to keep the connection in sync. */
+    /* ncmd + 2 replies: +OK, ncmd × +QUEUED (or an error), then EXEC's.
+     * Read them all, whatever they say, to keep the connection in sync. */
     s = VIGIL_OK;
-    for (int i = 0; i < n + 2; i++) {
+    if (ncmd > n && vigil_fault_due("commit")) {
+        /* fault injection (VIGIL_FAULT=commit:N, counted over server
+         * commits): the whole transaction is on the wire, its reply unread */
+        int done = 0;
+        while (!done && redisBufferWrite(rs->c, &done) == REDIS_OK) {}
+        vigil_fault_kill("commit");
+    }
+    for (int i = 0; i < ncmd + 2; i++) {
         void *vr = NULL;
         if (redisGetReply(rs->c, &vr) != REDIS_OK || !vr) {
             /* Unsent bytes left in the output buffer mean EXEC never reached
@@ -559,16 +615,16 @@ static vigil_status do_save(vigil_store *st, const vigil_store_record *recs, int
         if (s == VIGIL_OK) {
             if (r->type == REDIS_REPLY_ERROR)
                 s = vigil_error_set(err, VIGIL_ESTORE, "Redis save (%s): %.*s",
-                                    i == 0 ? "MULTI" : i == n + 1 ? "EXEC" : "queueing",
+                                    i == 0 ? "MULTI" : i == ncmd + 1 ? "EXEC" : "queueing",
                                     (int)r->len, r->str);
             else if (i == 0 && !(r->type == REDIS_REPLY_STATUS && strcmp(r->str, "OK") == 0))
                 s = vigil_error_set(err, VIGIL_ESTORE, "Redis save: unexpected reply to MULTI");
-            else if (i > 0 && i <= n && !(r->type == REDIS_REPLY_STATUS && strcmp(r->str, "QUEUED") == 0))
+            else if (i > 0 && i <= ncmd && !(r->type == REDIS_REPLY_STATUS && strcmp(r->str, "QUEUED") == 0))
                 s = vigil_error_set(err, VIGIL_ESTORE, "Redis save: command %d not queued", i - 1);
-            else if (i == n + 1) {
+            else if (i == ncmd + 1) {
                 if (r->type == REDIS_REPLY_NIL)
                     s = vigil_error_set(err, VIGIL_ESTORE, "Redis save: transaction aborted");
-                else if (r->type != REDIS_REPLY_ARRAY || r->elements != (size_t)n)
+                else if (r->type != REDIS_REPLY_ARRAY || r->elements != (size_t)ncmd)
                     s = vigil_error_set(err, VIGIL_ESTORE, "Redis save: unexpected reply to EXEC");
                 else
                     for (size_t j = 0; j < r->elements && s == VIGIL_OK; j++)
@@ -603,7 +659,7 @@ static vigil_status rs_save(vigil_store *st, const vigil_store_record *recs, int
 {
     pipe_guard g;
     pipe_block(&g);
-    vigil_status s = do_save(st, recs, n, err);
+    vigil_status s = do_save(st, recs, n, NULL, 0, NULL, 0, err);
     pipe_unblock(&g);
     return s;
 }
@@ -702,6 +758,101 @@ vigil_status vigil_redis_ping(const char *url, vigil_error *err)
         s = simple_cmd(c, 1, av, al, "PONG", "PING", host, port, err);
         redisFree(c);
     }
+    pipe_unblock(&g);
+    return s;
+}
+
+/* ---- the server's commit: state, offsets and alerts in one transaction ---- */
+
+vigil_status vigil_redis_store_set_partitions(vigil_store *st, int partitions)
+{
+    redis_store *rs = (redis_store *)st;
+    if (!rs || rs->magic != STORE_MAGIC || partitions < 0 || partitions > 65536)
+        return VIGIL_EINVAL;
+    rs->partitions = partitions;
+    return VIGIL_OK;
+}
+
+vigil_status vigil_redis_store_commit(vigil_store *st, const vigil_store_record *recs, int n,
+                                      const vigil_redis_offset *offs, int noffs,
+                                      const vigil_outbox_alert *alerts, int nalerts, vigil_error *err)
+{
+    pipe_guard g;
+    pipe_block(&g);
+    vigil_status s = do_save(st, recs, n, offs, noffs, alerts, nalerts, err);
+    pipe_unblock(&g);
+    return s;
+}
+
+static vigil_status do_offsets(redis_store *rs, const char *const *groups, int ngroups, int partitions,
+                               uint64_t *seqs, int64_t *wms, vigil_error *err)
+{
+    vigil_status s = ensure_conn(rs, err);
+    if (s != VIGIL_OK)
+        return s;
+    /* the partition count is fixed for a deployment: offsets and hash tags depend on it */
+    char mkey[300], pv[16];
+    int mkl = snprintf(mkey, sizeof mkey, "%s:partitions", rs->prefix);
+    int pvl = snprintf(pv, sizeof pv, "%d", partitions);
+    const char *sv[4] = { "SET", mkey, pv, "NX" };
+    size_t sl[4] = { 3, (size_t)mkl, (size_t)pvl, 2 };
+    const char *gv[2] = { "GET", mkey };
+    size_t gl[2] = { 3, (size_t)mkl };
+    if (redisAppendCommandArgv(rs->c, 4, sv, sl) != REDIS_OK || redisAppendCommandArgv(rs->c, 2, gv, gl) != REDIS_OK)
+        return conn_failed(rs, "cannot queue the partition check", err);
+    for (int gi = 0; gi < ngroups; gi++)
+        for (int p = 0; p < partitions; p++) {
+            char key[300];
+            int kl = snprintf(key, sizeof key, "%s:{%s:p%d}:offset", rs->prefix, groups[gi], p);
+            const char *av[2] = { "GET", key };
+            size_t al[2] = { 3, (size_t)kl };
+            if (redisAppendCommandArgv(rs->c, 2, av, al) != REDIS_OK)
+                return conn_failed(rs, "cannot queue GET offset", err);
+        }
+    rs->stats.round_trips++;
+    int total = 2 + ngroups * partitions;
+    s = VIGIL_OK;
+    for (int i = 0; i < total; i++) {
+        void *vr = NULL;
+        if (redisGetReply(rs->c, &vr) != REDIS_OK || !vr)
+            return conn_failed(rs, "reading offsets failed", err);
+        redisReply *r = vr;
+        if (s == VIGIL_OK && r->type == REDIS_REPLY_ERROR)
+            s = vigil_error_set(err, VIGIL_ESTORE, "Redis: reading offsets: %.*s", (int)r->len, r->str);
+        else if (s == VIGIL_OK && i == 1 && r->type == REDIS_REPLY_STRING &&
+                 ((size_t)pvl != r->len || memcmp(r->str, pv, r->len) != 0))
+            s = vigil_error_set(err, VIGIL_EINVAL,
+                                "Redis prefix '%s' holds state made with %.*s partitions, not %d: partitions "
+                                "are fixed for a deployment (set partitions = %.*s, or use another prefix)",
+                                rs->prefix, (int)r->len, r->str, partitions, (int)r->len, r->str);
+        else if (s == VIGIL_OK && i >= 2) {
+            unsigned long long q = 0;
+            long long w = INT64_MIN;
+            if (r->type == REDIS_REPLY_STRING) {
+                char buf[64];
+                size_t l = r->len < sizeof buf - 1 ? r->len : sizeof buf - 1;
+                memcpy(buf, r->str, l);
+                buf[l] = 0;
+                if (sscanf(buf, "%llu %lld", &q, &w) != 2)
+                    s = vigil_error_set(err, VIGIL_ESTORE, "Redis: offset record '%s' is not '<seq> <watermark>'", buf);
+            }
+            seqs[i - 2] = q;
+            wms[i - 2] = w;
+        }
+        freeReplyObject(r);
+    }
+    return s;
+}
+
+vigil_status vigil_redis_store_load_offsets(vigil_store *st, const char *const *groups, int ngroups,
+                                            int partitions, uint64_t *seqs, int64_t *wms, vigil_error *err)
+{
+    redis_store *rs = (redis_store *)st;
+    if (!rs || rs->magic != STORE_MAGIC || ngroups < 0 || partitions < 1 || !seqs || !wms)
+        return vigil_error_set(err, VIGIL_EINVAL, "Redis store: bad arguments to load_offsets");
+    pipe_guard g;
+    pipe_block(&g);
+    vigil_status s = do_offsets(rs, groups, ngroups, partitions, seqs, wms, err);
     pipe_unblock(&g);
     return s;
 }

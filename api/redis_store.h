@@ -104,4 +104,36 @@ vigil_status vigil_redis_store_key(const vigil_store *st, const char *group_name
  * (e.g. NOAUTH, LOADING); VIGIL_EPARSE for a bad URL. */
 vigil_status vigil_redis_ping(const char *url, vigil_error *err);
 
+/* ---- the server's commit (issue 4: effectively-once state) ----------------
+ *
+ * With partitions > 0 the hash tag of a key is {<group>:p<n>}, n =
+ * vigil_hash(key) % partitions (DESIGN.md §3: vigil:{customer_id:p7}:k:596),
+ * and each (group, partition) has an offset record
+ *     <prefix>:{<group>:p<n>}:offset = "<stream seq> <watermark ms>"
+ * naming the last source message whose events for that pair are applied. */
+vigil_status vigil_redis_store_set_partitions(vigil_store *st, int partitions);
+
+typedef struct vigil_redis_offset {
+    const char *group_name;
+    int partition;
+    uint64_t seq;              /* JetStream stream sequence */
+    int64_t wm;                /* the engine's watermark then (ms) */
+} vigil_redis_offset;
+
+struct vigil_outbox_alert;
+/* One MULTI/EXEC: the records (as save()), the offsets, and one XADD per
+ * alert to <prefix>:outbox (field layout in outbox.h). All or nothing; one
+ * round trip; errors as save(). VIGIL_FAULT=commit:N kills the process once
+ * the N-th such transaction is on the wire. */
+vigil_status vigil_redis_store_commit(vigil_store *st, const vigil_store_record *recs, int n,
+                                      const vigil_redis_offset *offs, int noffs,
+                                      const struct vigil_outbox_alert *alerts, int nalerts, vigil_error *err);
+
+/* One round trip: check (and on first use record) the partition count under
+ * <prefix>:partitions — VIGIL_EINVAL with an explanation when it differs —
+ * and read every (group, partition) offset into seqs/wms[g * partitions + p]
+ * (0 and INT64_MIN when absent). */
+vigil_status vigil_redis_store_load_offsets(vigil_store *st, const char *const *groups, int ngroups,
+                                            int partitions, uint64_t *seqs, int64_t *wms, vigil_error *err);
+
 #endif

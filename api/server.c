@@ -14,6 +14,8 @@
 #include <unistd.h>
 #include "server_int.h"
 #include "redis_store.h"
+#include "outbox.h"
+#include "fault.h"
 #include "vigil/rules.h"
 
 #define BATCH 1000
@@ -111,34 +113,38 @@ static int queue_init(vqueue *q, size_t cap) {
     return q->items ? 0 : -1;
 }
 
-vigil_status vsrv_enqueue(vigil_server *s, vigil_event **evs, int n, vwaiter *w, int block) {
+static inline int key_part(vigil_server *s, const char *k, size_t kl) {
+    return (int)(vigil_hash(k, kl) % (uint64_t)s->partitions);
+}
+
+static vigil_status enqueue(vigil_server *s, vigil_event **evs, int n, vwaiter *w, vsrcmsg *src, int block) {
     if (atomic_load(&s->stopping)) return VIGIL_EUNAVAILABLE;
     int ng = vigil_ruleset_group_count(s->rs);
     size_t *need = calloc((size_t)s->nworkers, sizeof *need);
-    if (!need) return VIGIL_ENOMEM;
+    size_t *last = calloc((size_t)s->nworkers, sizeof *last);   /* queue slot of each worker's last item */
+    if (!need || !last) {
+        free(need);
+        free(last);
+        return VIGIL_ENOMEM;
+    }
     for (int i = 0; i < n; i++)
         for (int g = 0; g < ng; g++) {
             size_t kl;
             const char *k = vigil_event_key(evs[i], g, &kl);
-            if (k) need[vigil_hash(k, kl) % (uint64_t)s->nworkers]++;
+            if (k) need[key_part(s, k, kl) % s->nworkers]++;
         }
     pthread_mutex_lock(&s->ingest_mu);
     /* all or nothing: every target queue must have room for its share */
-    for (int wi = 0; wi < s->nworkers; wi++) {
+    vigil_status st = VIGIL_OK;
+    for (int wi = 0; wi < s->nworkers && st == VIGIL_OK; wi++) {
         vqueue *q = &s->workers[wi].q;
         pthread_mutex_lock(&q->mu);
-        if (need[wi] > q->cap) {
-            pthread_mutex_unlock(&q->mu);
-            pthread_mutex_unlock(&s->ingest_mu);
-            free(need);
-            return VIGIL_ETOOBIG;
-        }
-        while (q->cap - q->n < need[wi]) {
-            if (!block || atomic_load(&s->stopping)) {
-                pthread_mutex_unlock(&q->mu);
-                pthread_mutex_unlock(&s->ingest_mu);
-                free(need);
-                return VIGIL_EFULL;
+        if (need[wi] > q->cap) st = VIGIL_ETOOBIG;
+        while (st == VIGIL_OK && q->cap - q->n < need[wi]) {
+            int quit = atomic_load(&s->stopping) || (src && atomic_load(&s->js_stop));
+            if (!block || quit) {
+                st = quit ? VIGIL_EUNAVAILABLE : VIGIL_EFULL;
+                break;
             }
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
@@ -151,26 +157,72 @@ vigil_status vsrv_enqueue(vigil_server *s, vigil_event **evs, int n, vwaiter *w,
         }
         pthread_mutex_unlock(&q->mu);
     }
-    /* only this thread adds (ingest_mu held) and workers only remove: the room stays */
-    for (int i = 0; i < n; i++) {
-        for (int g = 0; g < ng; g++) {
-            size_t kl;
-            const char *k = vigil_event_key(evs[i], g, &kl);
-            if (!k) continue;
-            vqueue *q = &s->workers[vigil_hash(k, kl) % (uint64_t)s->nworkers].q;
-            pthread_mutex_lock(&q->mu);
-            vigil_event_retain(evs[i]);
-            if (w) atomic_fetch_add(&w->refs, 1);
-            q->items[(q->head + q->n) % q->cap] = (vitem){.ev = evs[i], .group = g, .w = w};
-            q->n++;
-            pthread_cond_signal(&q->nonempty);
-            pthread_mutex_unlock(&q->mu);
-        }
-        vigil_event_release(evs[i]);   /* the queues hold their own references */
+    if (st != VIGIL_OK) {
+        pthread_mutex_unlock(&s->ingest_mu);
+        free(need);
+        free(last);
+        return st;
     }
+    /* only this thread adds (ingest_mu held) and workers only remove: the
+     * room stays. Each queue takes its share under one lock, so a worker
+     * never sees part of a source message. */
+    for (int wi = 0; wi < s->nworkers; wi++) {
+        if (!need[wi]) continue;
+        vqueue *q = &s->workers[wi].q;
+        pthread_mutex_lock(&q->mu);
+        size_t lastslot = 0;
+        int any = 0;
+        for (int i = 0; i < n; i++)
+            for (int g = 0; g < ng; g++) {
+                size_t kl;
+                const char *k = vigil_event_key(evs[i], g, &kl);
+                if (!k) continue;
+                int part = key_part(s, k, kl);
+                if (part % s->nworkers != wi) continue;
+                vigil_event_retain(evs[i]);
+                if (w) atomic_fetch_add(&w->refs, 1);
+                if (src) atomic_fetch_add(&src->refs, 1);
+                size_t slot = (q->head + q->n) % q->cap;
+                /* an item is its message's last in this queue until another follows */
+                if (src && any) q->items[lastslot].msg_end = 0;
+                q->items[slot] = (vitem){.ev = evs[i], .group = g, .part = part, .msg_end = 1,
+                                         .seq = src ? src->seq : 0, .src = src, .w = w};
+                lastslot = slot;
+                any = 1;
+                q->n++;
+            }
+        pthread_cond_signal(&q->nonempty);
+        pthread_mutex_unlock(&q->mu);
+    }
+    for (int i = 0; i < n; i++) vigil_event_release(evs[i]);   /* the queues hold their own references */
     pthread_mutex_unlock(&s->ingest_mu);
     free(need);
+    free(last);
     return VIGIL_OK;
+}
+
+vigil_status vsrv_enqueue(vigil_server *s, vigil_event **evs, int n, vwaiter *w, int block) {
+    return enqueue(s, evs, n, w, NULL, block);
+}
+
+vigil_status vsrv_enqueue_src(vigil_server *s, vigil_event **evs, int n, vsrcmsg *src, int block) {
+    return enqueue(s, evs, n, NULL, src, block);
+}
+
+void vsrv_src_release(vigil_server *s, vsrcmsg *src) {
+    if (!src || atomic_fetch_sub(&src->refs, 1) != 1) return;
+    if (src->msg) {
+        if (natsMsg_Ack(src->msg, NULL) == NATS_OK) atomic_fetch_add(&s->js_acked, 1);
+        natsMsg_Destroy(src->msg);
+    }
+    free(src);
+}
+
+int vsrv_paused(vigil_server *s) {
+    for (int i = 0; i < s->nworkers; i++)
+        if (atomic_load(&s->workers[i].store_down)) return 1;
+    if (s->js && (!s->nc || natsConnection_Status(s->nc) != NATS_CONN_STATUS_CONNECTED)) return 1;
+    return 0;
 }
 
 /* ---- workers ------------------------------------------------------------------ */
@@ -205,7 +257,9 @@ static void dispatch_alerts(vworker *wk) {
         valert *a = &wk->alerts[i];
         vigil_hub_publish(s->hub, a->json, a->len, a->rule_name, a->severity, a->key, a->ts);
         if (s->nc) vnats_publish_alert(s, a);
-        if (s->webhook && a->mode == VIGIL_MODE_ACTIVE) vigil_webhook_send(s->webhook, a->id, a->json, a->len);
+        /* without a durable outbox (none configured): straight to the webhook queue */
+        if (s->webhook && !s->outbox && a->mode == VIGIL_MODE_ACTIVE)
+            vigil_webhook_send(s->webhook, a->id, a->json, a->len);
         if (a->w) waiter_append(a->w, a->json, a->len);
         if (a->rule >= 0) atomic_fetch_add(&s->rule_alerts[a->rule], 1);
         atomic_fetch_add(&s->alerts_total, 1);
@@ -215,15 +269,20 @@ static void dispatch_alerts(vworker *wk) {
 }
 
 /* Retry a store operation until it succeeds or the server stops: losing the
- * store pauses this worker instead of matching on missing state. */
+ * store pauses this worker (and, through full queues and vsrv_paused, the
+ * intake) instead of matching on missing state or losing a commit. */
 static int with_retry(vworker *wk, vigil_status (*op)(vworker *, void *, vigil_error *), void *arg, const char *what) {
     int delay = 100;
     for (;;) {
         vigil_error err;
         vigil_error_clear(&err);
         vigil_status st = op(wk, arg, &err);
-        if (st == VIGIL_OK) return 0;
+        if (st == VIGIL_OK) {
+            atomic_store(&wk->store_down, 0);
+            return 0;
+        }
         atomic_fetch_add(&wk->commit_errors, 1);
+        if (st == VIGIL_EUNAVAILABLE) atomic_store(&wk->store_down, 1);
         fprintf(stderr, "vigil: worker %d: %s failed: %s (%s); retrying\n", wk->idx, what, err.msg, vigil_status_str(st));
         if (atomic_load(&wk->srv->stopping) > 1) return -1;
         usleep((useconds_t)delay * 1000);
@@ -236,31 +295,156 @@ static vigil_status op_prefetch(vworker *wk, void *arg, vigil_error *err) {
     batch *b = arg;
     return vigil_engine_prefetch(wk->eng, b->evs, b->groups, b->n, err);
 }
-static vigil_status op_commit(vworker *wk, void *arg, vigil_error *err) { return vigil_engine_commit(wk->eng, err); }
+
+/* The outbox's view of the batch's alerts: active ones, when endpoints exist. */
+static int outbox_alerts(vworker *wk, vigil_outbox_alert **out) {
+    *out = NULL;
+    if (!wk->srv->outbox || !wk->nalerts) return 0;
+    vigil_outbox_alert *oa = calloc(wk->nalerts, sizeof *oa);
+    if (!oa) return -1;
+    int n = 0;
+    for (size_t i = 0; i < wk->nalerts; i++) {
+        valert *a = &wk->alerts[i];
+        if (a->mode != VIGIL_MODE_ACTIVE) continue;
+        oa[n++] = (vigil_outbox_alert){.id = a->id, .rule = a->rule_name, .severity = a->severity, .key = a->key,
+                                       .shadow = 0, .json = a->json, .len = a->len};
+    }
+    *out = oa;
+    return n;
+}
+
+/* One commit: the changed key states, the offsets this batch moved and its
+ * alerts, all or nothing. Redis: one MULTI/EXEC. Memory store: the alerts
+ * go to the outbox file (the state is in memory; snapshots make it
+ * durable). */
+static vigil_status op_commit(vworker *wk, void *arg, vigil_error *err) {
+    (void)arg;
+    vigil_server *s = wk->srv;
+    vigil_outbox_alert *oa;
+    int noa = outbox_alerts(wk, &oa);
+    if (noa < 0) return vigil_error_set(err, VIGIL_ENOMEM, "out of memory for the outbox");
+    vigil_status st = VIGIL_OK;
+    if (wk->store) {
+        const vigil_store_record *recs;
+        size_t n;
+        st = vigil_engine_commit_begin(wk->eng, &recs, &n, err);
+        vigil_redis_offset *offs = NULL;
+        if (st == VIGIL_OK && wk->ntouched) {
+            offs = calloc((size_t)wk->ntouched, sizeof *offs);
+            if (!offs) st = vigil_error_set(err, VIGIL_ENOMEM, "out of memory for offsets");
+            for (int i = 0; offs && i < wk->ntouched; i++) {
+                int pair = wk->touched[i];
+                offs[i] = (vigil_redis_offset){.group_name = vigil_ruleset_group_key(s->rs, pair / s->partitions),
+                                               .partition = pair % s->partitions, .seq = s->off_seq[pair],
+                                               .wm = vigil_engine_watermark(wk->eng)};
+            }
+        }
+        if (st == VIGIL_OK)
+            st = vigil_redis_store_commit(wk->store, recs, (int)n, offs, wk->ntouched, oa, noa, err);
+        vigil_engine_commit_end(wk->eng, st == VIGIL_OK);
+        free(offs);
+    } else if (noa) {
+        st = vigil_outbox_file_append(s->outbox, oa, noa, err);
+    }
+    free(oa);
+    return st;
+}
+
+static void touch_clear(vworker *wk) {
+    for (int i = 0; i < wk->ntouched; i++) wk->touched_mark[wk->touched[i]] = 0;
+    wk->ntouched = 0;
+}
+
+static void commit_batch(vworker *wk) {
+    int64_t t0 = vigil_now_us();
+    if (with_retry(wk, op_commit, NULL, "committing key state") == 0) {
+        atomic_fetch_add(&wk->commit_us_sum, (unsigned long long)(vigil_now_us() - t0));
+        atomic_fetch_add(&wk->commit_count, 1);
+    }
+    touch_clear(wk);
+}
+
+/* The memory store: snapshot when due; then the sources it covers are acked. */
+static void snapshot_if_due(vworker *wk, int force) {
+    vigil_server *s = wk->srv;
+    if (wk->store || !s->cfg.data_dir || !*s->cfg.data_dir) return;
+    int64_t now = vigil_now_ms();
+    int due = force || wk->nunacked > 20000 ||
+              (wk->dirty_since_snapshot && now - wk->last_snapshot_ms >= s->cfg.snapshot_interval_ms);
+    if (!due || (!wk->dirty_since_snapshot && !wk->nunacked)) return;
+    vigil_error err;
+    vigil_error_clear(&err);
+    if (vsnap_write(wk, &err) != VIGIL_OK) {
+        fprintf(stderr, "vigil: worker %d: snapshot failed: %s (state stays in memory; retrying later)\n", wk->idx, err.msg);
+        atomic_fetch_add(&wk->commit_errors, 1);
+        wk->last_snapshot_ms = now;   /* not again at once */
+        return;
+    }
+    atomic_fetch_add(&wk->snapshots, 1);
+    wk->last_snapshot_ms = now;
+    wk->dirty_since_snapshot = 0;
+    for (size_t i = 0; i < wk->nunacked; i++) vsrv_src_release(s, wk->unacked[i]);
+    wk->nunacked = 0;
+}
+
+/* After the commit: sources whose items are all committed get acked (the
+ * memory store defers that to the snapshot that makes them durable). */
+static void release_sources(vworker *wk, vitem *it, int n) {
+    vigil_server *s = wk->srv;
+    int defer = !wk->store && s->cfg.data_dir && *s->cfg.data_dir;
+    for (int i = 0; i < n; i++) {
+        if (!it[i].src) continue;
+        if (!defer) {
+            vsrv_src_release(s, it[i].src);
+            continue;
+        }
+        if (wk->nunacked == wk->capunacked) {
+            size_t cap = wk->capunacked ? wk->capunacked * 2 : 1024;
+            vsrcmsg **u = realloc(wk->unacked, cap * sizeof *u);
+            if (!u) {   /* cannot defer: ack now (the snapshot may then lag it) */
+                vsrv_src_release(s, it[i].src);
+                continue;
+            }
+            wk->unacked = u;
+            wk->capunacked = cap;
+        }
+        wk->unacked[wk->nunacked++] = it[i].src;
+    }
+}
 
 static void *worker_main(void *arg) {
     vworker *wk = arg;
-    vitem *it = malloc(BATCH * sizeof *it);
-    vigil_event **evs = malloc(BATCH * sizeof *evs);
-    int *groups = malloc(BATCH * sizeof *groups);
+    vigil_server *s = wk->srv;
+    size_t cap = BATCH;
+    vitem *it = malloc(cap * sizeof *it);
+    vigil_event **evs = malloc(cap * sizeof *evs);
+    int *groups = malloc(cap * sizeof *groups);
     if (!it || !evs || !groups) abort();
     int64_t last_stats = 0;
     int64_t last_arrival = 0, wm_at_arrival = INT64_MIN;   /* wall ms of the last batch; the watermark then */
+    wk->last_snapshot_ms = vigil_now_ms();
     for (;;) {
         pthread_mutex_lock(&wk->q.mu);
         int idle_tick = 0;
-        while (wk->q.n == 0 && !atomic_load(&wk->srv->stopping)) {
-            int64_t idle = wk->srv->cfg.idle_timeout_ms;
-            if (idle <= 0 || last_arrival == 0) {
+        while (wk->q.n == 0 && !atomic_load(&s->stopping)) {
+            int64_t idle = s->cfg.idle_timeout_ms;
+            int64_t now = vigil_now_ms(), wake;
+            int snap_pending = !wk->store && (wk->dirty_since_snapshot || wk->nunacked) && s->cfg.data_dir && *s->cfg.data_dir;
+            if ((idle <= 0 || last_arrival == 0) && !snap_pending) {
                 pthread_cond_wait(&wk->q.nonempty, &wk->q.mu);
                 continue;
             }
-            /* wake at the idle timeout, then every idle/4 while idle */
-            int64_t now = vigil_now_ms(), wake = last_arrival + idle;
-            if (wake <= now) wake = now + (idle / 4 > 10 ? idle / 4 : 10);
+            /* wake at the idle timeout, then every idle/4 while idle; and for a due snapshot */
+            wake = INT64_MAX;
+            if (idle > 0 && last_arrival) {
+                wake = last_arrival + idle;
+                if (wake <= now) wake = now + (idle / 4 > 10 ? idle / 4 : 10);
+            }
+            if (snap_pending && wk->last_snapshot_ms + s->cfg.snapshot_interval_ms < wake)
+                wake = wk->last_snapshot_ms + s->cfg.snapshot_interval_ms;
+            if (wake < now + 1) wake = now + 1;
             struct timespec ts = {.tv_sec = wake / 1000, .tv_nsec = (wake % 1000) * 1000000};
-            if (pthread_cond_timedwait(&wk->q.nonempty, &wk->q.mu, &ts) != 0 && wk->q.n == 0 &&
-                vigil_now_ms() - last_arrival >= idle) {
+            if (pthread_cond_timedwait(&wk->q.nonempty, &wk->q.mu, &ts) != 0 && wk->q.n == 0) {
                 idle_tick = 1;
                 break;
             }
@@ -269,20 +453,37 @@ static void *worker_main(void *arg) {
             /* an idle source: event time moves on with processing time, so
              * absences and window closes fire without new traffic */
             pthread_mutex_unlock(&wk->q.mu);
-            int64_t wm = wm_at_arrival + (vigil_now_ms() - last_arrival);
-            if (wm > vigil_engine_watermark(wk->eng)) {
-                vigil_engine_advance(wk->eng, wm);
-                with_retry(wk, op_commit, NULL, "committing key state");
-                dispatch_alerts(wk);
+            int64_t idle = s->cfg.idle_timeout_ms;
+            if (idle > 0 && last_arrival && vigil_now_ms() - last_arrival >= idle) {
+                int64_t wm = wm_at_arrival + (vigil_now_ms() - last_arrival);
+                if (wm > vigil_engine_watermark(wk->eng)) {
+                    vigil_engine_advance(wk->eng, wm);
+                    commit_batch(wk);
+                    dispatch_alerts(wk);
+                    wk->dirty_since_snapshot = 1;
+                }
             }
+            snapshot_if_due(wk, 0);
             continue;
         }
         if (wk->q.n == 0) {
             pthread_mutex_unlock(&wk->q.mu);
             break;
         }
+        /* a batch: up to BATCH items, never splitting a source message (its
+         * offset covers all of it) */
         int n = 0;
-        while (wk->q.n && n < BATCH) {
+        while (wk->q.n && (n < BATCH || !it[n - 1].msg_end)) {
+            if ((size_t)n == cap) {
+                cap *= 2;
+                vitem *ni = realloc(it, cap * sizeof *ni);
+                vigil_event **ne = realloc(evs, cap * sizeof *ne);
+                int *ng = realloc(groups, cap * sizeof *ng);
+                if (!ni || !ne || !ng) abort();
+                it = ni;
+                evs = ne;
+                groups = ng;
+            }
             it[n++] = wk->q.items[wk->q.head];
             wk->q.head = (wk->q.head + 1) % wk->q.cap;
             wk->q.n--;
@@ -297,20 +498,37 @@ static void *worker_main(void *arg) {
         if (wk->store) with_retry(wk, op_prefetch, &b, "loading key state");
         for (int i = 0; i < n; i++) {
             vigil_error err;
+            if (n > 1 && i == n / 2) vigil_fault_point("feed");
+            if (it[i].seq) {
+                int pair = it[i].group * s->partitions + it[i].part;
+                if (it[i].seq <= s->off_seq[pair]) {   /* applied before (a redelivery after a restart) */
+                    atomic_fetch_add(&wk->skipped, 1);
+                    continue;
+                }
+                s->off_seq[pair] = it[i].seq;
+                if (!wk->touched_mark[pair]) {
+                    wk->touched_mark[pair] = 1;
+                    wk->touched[wk->ntouched++] = pair;
+                }
+            }
             wk->cur_waiter = it[i].w;
             vigil_status st = vigil_engine_feed_group(wk->eng, it[i].ev, it[i].group, &err);
             if (st == VIGIL_ELATE) {
                 atomic_fetch_add(&wk->late, 1);
-                if (wk->srv->nc) vnats_publish_late(wk->srv, it[i].ev, vigil_ruleset_group_key(wk->srv->rs, it[i].group));
+                if (s->nc) vnats_publish_late(s, it[i].ev, vigil_ruleset_group_key(s->rs, it[i].group));
             }
             else if (st != VIGIL_OK) fprintf(stderr, "vigil: worker %d: event %s: %s\n", wk->idx, vigil_event_id(it[i].ev), err.msg);
         }
         wk->cur_waiter = NULL;
+        wk->dirty_since_snapshot = 1;
         last_arrival = vigil_now_ms();
         wm_at_arrival = vigil_engine_watermark(wk->eng);
-        with_retry(wk, op_commit, NULL, "committing key state");
+        commit_batch(wk);
         atomic_fetch_add(&wk->commits, 1);
+        vigil_fault_point("ack");
+        release_sources(wk, it, n);
         dispatch_alerts(wk);
+        snapshot_if_due(wk, 0);
         /* counters before answering waiters: a client that got its answer
          * must see its event counted */
         int64_t now = vigil_now_ms();
@@ -332,6 +550,7 @@ static void *worker_main(void *arg) {
             vigil_event_release(it[i].ev);
         }
     }
+    snapshot_if_due(wk, 1);   /* stopping: the last snapshot, then its acks */
     free(it);
     free(evs);
     free(groups);
@@ -339,6 +558,60 @@ static void *worker_main(void *arg) {
 }
 
 /* ---- start / stop ------------------------------------------------------------- */
+
+static void server_free(vigil_server *s) {
+    for (int i = 0; s->workers && i < s->nworkers; i++) {
+        vworker *wk = &s->workers[i];
+        vigil_engine_destroy(wk->eng);
+        if (wk->store) wk->store->destroy(wk->store);
+        free(wk->q.items);
+        free(wk->alerts);
+        free(wk->touched);
+        free(wk->touched_mark);
+        for (size_t j = 0; j < wk->nunacked; j++) vsrv_src_release(s, wk->unacked[j]);
+        free(wk->unacked);
+    }
+    free(s->workers);
+    if (s->outbox) s->outbox->destroy(s->outbox);
+    vigil_webhook_destroy(s->webhook);
+    vigil_hub_destroy(s->hub);
+    free(s->rule_alerts);
+    free(s->off_seq);
+    free(s->off_wm);
+    if (s->rs) vigil_ruleset_release(s->rs);
+    free(s);
+}
+
+/* Offsets and watermarks from where the state is: Redis, or the snapshot
+ * files (which also hold the memory store's key states). */
+static vigil_status load_durable_state(vigil_server *s, vigil_error *err) {
+    int ng = vigil_ruleset_group_count(s->rs);
+    if (s->cfg.redis_url) {
+        const char **names = calloc((size_t)(ng ? ng : 1), sizeof *names);
+        if (!names) return VIGIL_ENOMEM;
+        for (int g = 0; g < ng; g++) names[g] = vigil_ruleset_group_key(s->rs, g);
+        vigil_status st;
+        for (;;) {   /* Redis not up yet: wait for it rather than start on empty state */
+            st = vigil_redis_store_load_offsets(s->workers[0].store, names, ng, s->partitions, s->off_seq, s->off_wm, err);
+            if (st != VIGIL_EUNAVAILABLE) break;
+            fprintf(stderr, "vigil: reading offsets: %s; retrying\n", err->msg);
+            usleep(500000);
+        }
+        free(names);
+        if (st != VIGIL_OK) return st;
+    } else if (s->cfg.data_dir && *s->cfg.data_dir) {
+        vigil_status st = vsnap_load(s, err);
+        if (st != VIGIL_OK) return st;
+    }
+    /* each worker's watermark resumes where its pairs' last commit left it */
+    for (int i = 0; i < s->nworkers; i++) {
+        int64_t wm = INT64_MIN;
+        for (int pair = 0; pair < ng * s->partitions; pair++)
+            if ((pair % s->partitions) % s->nworkers == i && s->off_wm[pair] > wm) wm = s->off_wm[pair];
+        if (wm > INT64_MIN) vigil_engine_advance(s->workers[i].eng, wm);
+    }
+    return VIGIL_OK;
+}
 
 vigil_status vigil_server_start(const vigil_server_config *cfg, vigil_server **out, vigil_error *err) {
     vigil_server *s = calloc(1, sizeof *s);
@@ -348,10 +621,17 @@ vigil_status vigil_server_start(const vigil_server_config *cfg, vigil_server **o
     if (!s->cfg.rules) s->cfg.rules = "rules";
     if (!s->cfg.listen) s->cfg.listen = "127.0.0.1:8080";
     if (!s->cfg.subject) s->cfg.subject = "vigil.events.>";
+    if (!s->cfg.stream) s->cfg.stream = "VIGIL_EVENTS";
+    if (!s->cfg.consumer) s->cfg.consumer = "vigil";
+    if (s->cfg.fetch_batch <= 0) s->cfg.fetch_batch = 1000;
     if (s->cfg.workers <= 0) s->cfg.workers = 2;
+    if (s->cfg.partitions <= 0) s->cfg.partitions = 16;
     if (!s->cfg.queue_cap) s->cfg.queue_cap = 65536;
     if (!s->cfg.max_body) s->cfg.max_body = 16u << 20;
     if (s->cfg.idle_timeout_ms < 0) s->cfg.idle_timeout_ms = 0;
+    if (s->cfg.snapshot_interval_ms <= 0) s->cfg.snapshot_interval_ms = 10000;
+    if (!s->cfg.redis_prefix) s->cfg.redis_prefix = "vigil";
+    s->partitions = s->cfg.partitions;
     pthread_mutex_init(&s->ingest_mu, NULL);
     pthread_mutex_init(&s->wmu, NULL);
     pthread_cond_init(&s->wcond, NULL);
@@ -369,11 +649,20 @@ vigil_status vigil_server_start(const vigil_server_config *cfg, vigil_server **o
         } else {
             vigil_error_set(err, st, "cannot load rules from '%s'", s->cfg.rules);
         }
-        free(s);
+        s->rs = NULL;
+        server_free(s);
         return st;
     }
-    int nr = vigil_ruleset_rule_count(s->rs);
+    int nr = vigil_ruleset_rule_count(s->rs), ng = vigil_ruleset_group_count(s->rs);
+    size_t npairs = (size_t)(ng ? ng : 1) * (size_t)s->partitions;
     s->rule_alerts = calloc((size_t)(nr ? nr : 1), sizeof *s->rule_alerts);
+    s->off_seq = calloc(npairs, sizeof *s->off_seq);
+    s->off_wm = malloc(npairs * sizeof *s->off_wm);
+    if (!s->rule_alerts || !s->off_seq || !s->off_wm) {
+        server_free(s);
+        return vigil_error_set(err, VIGIL_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < npairs; i++) s->off_wm[i] = INT64_MIN;
     if ((st = vigil_hub_create(0, &s->hub)) != VIGIL_OK) {
         vigil_error_set(err, st, "cannot create the alert hub");
         goto fail;
@@ -384,6 +673,10 @@ vigil_status vigil_server_start(const vigil_server_config *cfg, vigil_server **o
     }
     s->nworkers = s->cfg.workers;
     s->workers = calloc((size_t)s->nworkers, sizeof *s->workers);
+    if (!s->workers) {
+        st = vigil_error_set(err, VIGIL_ENOMEM, "out of memory");
+        goto fail;
+    }
     vigil_engine_opts eo = {.allowed_lateness_ms = s->cfg.allowed_lateness_ms,
                             .max_out_of_orderness_ms = s->cfg.max_out_of_orderness_ms};
     for (int i = 0; i < s->nworkers; i++) {
@@ -394,14 +687,23 @@ vigil_status vigil_server_start(const vigil_server_config *cfg, vigil_server **o
             st = vigil_error_set(err, VIGIL_ENOMEM, "out of memory for queues");
             goto fail;
         }
-        if (s->cfg.redis_url &&
-            (st = vigil_redis_store_create(s->cfg.redis_url, "vigil", &wk->store, err)) != VIGIL_OK)
+        wk->touched = malloc(npairs * sizeof *wk->touched);
+        wk->touched_mark = calloc(npairs, 1);
+        if (!wk->touched || !wk->touched_mark) {
+            st = vigil_error_set(err, VIGIL_ENOMEM, "out of memory");
             goto fail;
+        }
+        if (s->cfg.redis_url) {
+            if ((st = vigil_redis_store_create(s->cfg.redis_url, s->cfg.redis_prefix, &wk->store, err)) != VIGIL_OK)
+                goto fail;
+            vigil_redis_store_set_partitions(wk->store, s->partitions);
+        }
         if (!(wk->eng = vigil_engine_create(s->rs, &eo, wk->store, on_alert, wk))) {
             st = vigil_error_set(err, VIGIL_ENOMEM, "out of memory for an engine");
             goto fail;
         }
     }
+    if ((st = load_durable_state(s, err)) != VIGIL_OK) goto fail;
     for (int i = 0; i < s->nworkers; i++) pthread_create(&s->workers[i].th, NULL, worker_main, &s->workers[i]);
     pthread_create(&s->reaper, NULL, reaper_main, s);
     s->reaper_started = 1;
@@ -416,17 +718,7 @@ vigil_status vigil_server_start(const vigil_server_config *cfg, vigil_server **o
     *out = s;
     return VIGIL_OK;
 fail:
-    for (int i = 0; s->workers && i < s->nworkers; i++) {
-        vigil_engine_destroy(s->workers[i].eng);
-        if (s->workers[i].store) s->workers[i].store->destroy(s->workers[i].store);
-        free(s->workers[i].q.items);
-    }
-    free(s->workers);
-    vigil_webhook_destroy(s->webhook);
-    vigil_hub_destroy(s->hub);
-    free(s->rule_alerts);
-    vigil_ruleset_release(s->rs);
-    free(s);
+    server_free(s);
     return st;
 }
 
@@ -435,9 +727,10 @@ int vigil_server_port(const vigil_server *s) { return s->port; }
 void vigil_server_stop(vigil_server *s) {
     if (!s) return;
     /* 1: no new input */
+    vjs_stop_fetch(s);
     vnats_stop(s);
     atomic_store(&s->stopping, 1);
-    /* 2: drain: workers finish their queues, commit and dispatch */
+    /* 2: drain: workers finish their queues, commit, dispatch and snapshot */
     for (int i = 0; i < s->nworkers; i++) {
         pthread_mutex_lock(&s->workers[i].q.mu);
         pthread_cond_broadcast(&s->workers[i].q.nonempty);
@@ -452,19 +745,8 @@ void vigil_server_stop(vigil_server *s) {
         pthread_mutex_unlock(&s->wmu);
         pthread_join(s->reaper, NULL);
     }
+    vjs_stop(s);     /* publishers finish (they resume suspended HTTP requests) */
     vhttp_stop(s);
     vnats_stop(s);
-    vigil_webhook_destroy(s->webhook);
-    vigil_hub_destroy(s->hub);
-    for (int i = 0; i < s->nworkers; i++) {
-        vworker *wk = &s->workers[i];
-        vigil_engine_destroy(wk->eng);
-        if (wk->store) wk->store->destroy(wk->store);
-        free(wk->q.items);
-        free(wk->alerts);
-    }
-    free(s->workers);
-    free(s->rule_alerts);
-    vigil_ruleset_release(s->rs);
-    free(s);
+    server_free(s);
 }

@@ -25,9 +25,21 @@ typedef struct vwaiter {
     struct vwaiter *next;        /* in the server's waiting list */
 } vwaiter;
 
+/* One source message (a JetStream message, possibly an NDJSON batch) while
+ * its events are in the workers: acked once every item is committed. */
+typedef struct vsrcmsg {
+    natsMsg *msg;
+    uint64_t seq;                /* stream sequence */
+    atomic_int refs;             /* items not yet committed, +1 while routing */
+} vsrcmsg;
+
 typedef struct vitem {           /* one event for one key group */
     vigil_event *ev;
     int group;
+    int part;                    /* partition of the key: vigil_hash(key) % partitions */
+    int msg_end;                 /* last item of its source message in this queue */
+    uint64_t seq;                /* source stream sequence; 0: none (core NATS, HTTP) */
+    vsrcmsg *src;                /* NULL: nothing to ack */
     vwaiter *w;
 } vitem;
 
@@ -58,7 +70,16 @@ typedef struct vworker {
     valert *alerts;
     size_t nalerts, capalerts;
     vwaiter *cur_waiter;
+    int *touched;                /* pairs (g * partitions + p) whose offset this batch moves */
+    int ntouched;
+    unsigned char *touched_mark;
+    vsrcmsg **unacked;           /* memory store: sources waiting for the next snapshot */
+    size_t nunacked, capunacked;
+    int64_t last_snapshot_ms;
+    int dirty_since_snapshot;
+    atomic_int store_down;       /* the last commit or load failed: intake pauses */
     atomic_ullong keys, runs, processed, late, commits, commit_errors, keys_expired, runs_evicted;
+    atomic_ullong skipped, snapshots, commit_us_sum, commit_count;
 } vworker;
 
 struct vigil_server {
@@ -74,6 +95,21 @@ struct vigil_server {
     vigil_webhook *webhook;
     natsConnection *nc;
     natsSubscription *sub;
+    /* JetStream (jetstream.c) */
+    jsCtx *js;
+    natsSubscription *jsub;
+    pthread_t fetcher;
+    atomic_int js_stop;          /* the fetcher stops (before the workers drain) */
+    int fetcher_started;
+    struct vjspub *pub;          /* HTTP → JetStream publisher */
+    atomic_ullong js_fetched, js_acked, js_msgs_bad, js_fetch_errors;
+    /* offsets: the last applied source sequence per (group, partition),
+     * written only by the pair's worker */
+    int partitions;
+    uint64_t *off_seq;
+    int64_t *off_wm;
+    struct vigil_outbox *outbox; /* NULL: no endpoints (or no durable outbox) */
+    struct vigil_dispatch *dispatch;
     /* waiters with deadlines */
     pthread_mutex_t wmu;
     pthread_cond_t wcond;
@@ -93,12 +129,33 @@ struct vigil_server {
  * block != 0 waits for space instead (NATS). w may be NULL. Takes over the
  * caller's references to the events on success. */
 vigil_status vsrv_enqueue(vigil_server *s, vigil_event **evs, int n, vwaiter *w, int block);
+/* The same for the events of one source message (seq, src; src->refs gets
+ * one per item). */
+vigil_status vsrv_enqueue_src(vigil_server *s, vigil_event **evs, int n, vsrcmsg *src, int block);
+/* Drop one reference of src: the last one acks the message and frees it. */
+void vsrv_src_release(vigil_server *s, vsrcmsg *src);
+/* 1 when intake must pause (a store is down, JetStream unreachable). */
+int vsrv_paused(vigil_server *s);
 void vwaiter_release(vwaiter *w);
 void vsrv_wait_register(vigil_server *s, vwaiter *w);
 
 /* http.c */
 vigil_status vhttp_start(vigil_server *s, vigil_error *err);
 void vhttp_stop(vigil_server *s);
+
+/* snapshot.c — the memory store's snapshots */
+vigil_status vsnap_load(vigil_server *s, vigil_error *err);
+vigil_status vsnap_write(vworker *wk, vigil_error *err);
+
+/* jetstream.c */
+vigil_status vjs_start(vigil_server *s, vigil_error *err);
+void vjs_stop_fetch(vigil_server *s);
+void vjs_stop(vigil_server *s);
+/* Publish an HTTP body (already validated) as one stream message with
+ * Nats-Msg-Id = SHA-256 of the body; conn is suspended by the caller and
+ * resumed once the stream acked (*status = 202) or refused (503/500). */
+vigil_status vjs_publish_async(vigil_server *s, const char *body, size_t len, struct MHD_Connection *conn,
+                               int *status, char *detail, size_t detail_len);
 
 /* nats.c */
 vigil_status vnats_start(vigil_server *s, vigil_error *err);

@@ -16,6 +16,8 @@
 #include "engine_int.h"
 #include "codec.h"
 
+static void veng_commit_free(vigil_engine *eng);
+
 static int hs_on_match(unsigned int id, unsigned long long from, unsigned long long to, unsigned int flags,
                        void *ctx) {
     uint64_t *hits = ctx;
@@ -91,6 +93,7 @@ void vigil_engine_destroy(vigil_engine *eng) {
         if (eng->tab[i].ks) ks_free(eng, eng->tab[i].ks);
     free(eng->tab);
     free(eng->dirty);
+    veng_commit_free(eng);
     free(eng->timers);
     for (size_t i = 0; i < eng->nheld; i++) vigil_event_release(eng->held[i].ev);
     free(eng->held);
@@ -676,6 +679,15 @@ char *vigil_alert_to_json(const vigil_alert *a, int64_t detected_ms) {
 
 /* ---- store batches ------------------------------------------------------------ */
 
+static void veng_commit_free(vigil_engine *eng) {
+    for (size_t i = 0; eng->cbufs && i < eng->ncrecs; i++) free(eng->cbufs[i].p);
+    free(eng->cbufs);
+    free(eng->crecs);
+    eng->cbufs = NULL;
+    eng->crecs = NULL;
+    eng->ncrecs = 0;
+}
+
 typedef struct pf_ctx {
     vigil_engine *eng;
     vigil_store_key *keys;
@@ -725,36 +737,91 @@ vigil_status vigil_engine_prefetch(vigil_engine *eng, vigil_event *const *evs, c
     return s;
 }
 
-vigil_status vigil_engine_commit(vigil_engine *eng, vigil_error *err) {
-    if (!eng->store || !eng->ndirty) {
+vigil_status vigil_engine_commit_begin(vigil_engine *eng, const vigil_store_record **recs, size_t *n,
+                                       vigil_error *err) {
+    *recs = NULL;
+    *n = 0;
+    veng_commit_free(eng);
+    size_t nd = eng->ndirty;
+    if (!nd) return VIGIL_OK;
+    eng->crecs = calloc(nd, sizeof *eng->crecs);
+    eng->cbufs = calloc(nd, sizeof *eng->cbufs);
+    if (!eng->crecs || !eng->cbufs) {
+        veng_commit_free(eng);
+        return vigil_error_set(err, VIGIL_ENOMEM, "out of memory encoding %zu key states", nd);
+    }
+    eng->ncrecs = nd;
+    for (size_t i = 0; i < nd; i++) {
+        vkeystate *ks = eng->dirty[i];
+        vigil_status s = vcodec_encode(eng, ks, &eng->cbufs[i]);
+        if (s != VIGIL_OK) {
+            veng_commit_free(eng);
+            return vigil_error_set(err, s, "cannot encode the state of a key");
+        }
+        eng->crecs[i] = (vigil_store_record){.k = {.group = ks->group, .group_name = eng->rs->groups[ks->group].key,
+                                                   .key = ks->key, .keylen = ks->keylen},
+                                             .data = eng->cbufs[i].p, .len = eng->cbufs[i].len,
+                                             .ttl_ms = vcodec_ttl(eng, ks)};
+    }
+    *recs = eng->crecs;
+    *n = nd;
+    return VIGIL_OK;
+}
+
+void vigil_engine_commit_end(vigil_engine *eng, int saved) {
+    if (saved) {   /* on failure the keys stay dirty: the next commit retries them */
         for (size_t i = 0; i < eng->ndirty; i++) eng->dirty[i]->dirty = 0;
         eng->ndirty = 0;
+    }
+    veng_commit_free(eng);
+}
+
+vigil_status vigil_engine_commit(vigil_engine *eng, vigil_error *err) {
+    if (!eng->store) {
+        vigil_engine_commit_end(eng, 1);
         return VIGIL_OK;
     }
-    size_t n = eng->ndirty;
-    vigil_store_record *recs = calloc(n, sizeof *recs);
-    vcodec_buf *bufs = calloc(n, sizeof *bufs);
-    vigil_status s = VIGIL_OK;
-    if (!recs || !bufs) {
-        free(recs);
-        free(bufs);
-        return VIGIL_ENOMEM;
-    }
-    for (size_t i = 0; i < n && s == VIGIL_OK; i++) {
-        vkeystate *ks = eng->dirty[i];
-        if ((s = vcodec_encode(eng, ks, &bufs[i])) != VIGIL_OK) break;
-        recs[i] = (vigil_store_record){.k = {.group = ks->group, .group_name = eng->rs->groups[ks->group].key,
-                                             .key = ks->key, .keylen = ks->keylen},
-                                       .data = bufs[i].p, .len = bufs[i].len,
-                                       .ttl_ms = vcodec_ttl(eng, ks)};
-    }
-    if (s == VIGIL_OK) s = eng->store->save(eng->store, recs, (int)n, err);
-    if (s == VIGIL_OK) {   /* on failure the keys stay dirty: the next commit retries them */
-        for (size_t i = 0; i < n; i++) eng->dirty[i]->dirty = 0;
-        eng->ndirty = 0;
-    }
-    for (size_t i = 0; i < n; i++) free(bufs[i].p);
-    free(recs);
-    free(bufs);
+    const vigil_store_record *recs;
+    size_t n;
+    vigil_status s = vigil_engine_commit_begin(eng, &recs, &n, err);
+    if (s == VIGIL_OK && n) s = eng->store->save(eng->store, recs, (int)n, err);
+    vigil_engine_commit_end(eng, s == VIGIL_OK);
     return s;
+}
+
+vigil_status vigil_engine_foreach_state(vigil_engine *eng, vigil_state_fn fn, void *ud, vigil_error *err) {
+    vcodec_buf b = {0};
+    for (size_t i = 0; i < eng->cap; i++) {
+        vkeystate *ks = eng->tab[i].ks;
+        if (!ks) continue;
+        vigil_status s = vcodec_encode(eng, ks, &b);
+        if (s != VIGIL_OK) {
+            free(b.p);
+            return vigil_error_set(err, s, "cannot encode the state of a key");
+        }
+        vigil_store_record r = {.k = {.group = ks->group, .group_name = eng->rs->groups[ks->group].key,
+                                      .key = ks->key, .keylen = ks->keylen},
+                                .data = b.p, .len = b.len, .ttl_ms = vcodec_ttl(eng, ks)};
+        int stop = fn(ud, &r);
+        b.len = 0;   /* the buffer is reused for the next key */
+        if (stop) {
+            free(b.p);
+            return vigil_error_set(err, VIGIL_EIO, "stopped by the caller");
+        }
+    }
+    free(b.p);
+    return VIGIL_OK;
+}
+
+vigil_status vigil_engine_load_state(vigil_engine *eng, int g, const char *key, size_t keylen,
+                                     const unsigned char *data, size_t len, vigil_error *err) {
+    if (g < 0 || g >= eng->rs->ngroups) return vigil_error_set(err, VIGIL_EINVAL, "no key group %d", g);
+    vkeystate *ks = veng_key(eng, g, key, keylen, 1);
+    if (!ks) return vigil_error_set(err, VIGIL_ENOMEM, "out of memory for a key");
+    if (vcodec_decode(eng, ks, data, len) != VIGIL_OK)
+        return vigil_error_set(err, VIGIL_ESTORE, "bad state record for %s key '%.*s'", eng->rs->groups[g].key,
+                               (int)(keylen > 64 ? 64 : keylen), key);
+    veng_rearm(eng, ks);
+    ks->dirty = 0;
+    return VIGIL_OK;
 }

@@ -114,6 +114,9 @@ struct vigil_engine {
     int64_t max_seen;
     /* keys changed since the last commit */
     vkeystate **dirty;
+    struct vcodec_buf *cbufs;      /* commit_begin … commit_end: the encoded records */
+    vigil_store_record *crecs;
+    size_t ncrecs;
     size_t ndirty, capdirty;
 };
 

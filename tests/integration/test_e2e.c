@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "vigil/ruleset.h"
 #include <sys/wait.h>
 #include <zlib.h>
 
@@ -442,6 +443,11 @@ static int server_start(server *s, const char *tag, const char *nats_url, const 
     argv[i++] = ID_FIELDS;
     argv[i++] = "--workers";
     argv[i++] = "2";
+    /* each server its own data directory: no snapshot of another test */
+    static char datadir[600];
+    snprintf(datadir, sizeof datadir, "%s/data-%s", dir, tag);
+    argv[i++] = "--data-dir";
+    argv[i++] = datadir;
     if (nats_url) {
         argv[i++] = "--nats";
         argv[i++] = nats_url;
@@ -874,7 +880,9 @@ static long scan_count(redisContext *c, const char *pattern)
 
 static int redis_exists(redisContext *c, const char *group, const char *key)
 {
-    redisReply *r = redisCommand(c, "EXISTS vigil:{%s}:k:%s", group, key);
+    /* the server's default: 16 partitions, hash tag {group:p<hash % 16>} */
+    unsigned part = (unsigned)(vigil_hash(key, strlen(key)) % 16);
+    redisReply *r = redisCommand(c, "EXISTS vigil:{%s:p%u}:k:%s", group, part, key);
     int v = r && r->type == REDIS_REPLY_INTEGER ? (int)r->integer : -1;
     if (r)
         freeReplyObject(r);
@@ -887,8 +895,8 @@ static void check_redis(int port)
     redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
     CU_ASSERT_FATAL(c && !c->err);
     redisSetTimeout(c, tv);
-    long customers = scan_count(c, "vigil:{customer_id}:k:*");
-    long terminals = scan_count(c, "vigil:{terminal_id}:k:*");
+    long customers = scan_count(c, "vigil:{customer_id:p*}:k:*");
+    long terminals = scan_count(c, "vigil:{terminal_id:p*}:k:*");
     printf("  redis: %ld customer keys (%ld customers in the slice), %ld terminal keys (%ld terminals)\n",
            customers, distinct_customers, terminals, distinct_terminals);
     CU_ASSERT(customers > 0);

@@ -95,6 +95,26 @@ vigil_status vigil_engine_prefetch(vigil_engine *eng, vigil_event *const *evs, c
                                    int n, vigil_error *err);
 vigil_status vigil_engine_commit(vigil_engine *eng, vigil_error *err);
 
+/* The commit in two steps, for a caller that writes the state together with
+ * other data in one transaction (the server adds stream offsets and alerts):
+ * commit_begin encodes every key changed since the last commit into *recs
+ * (n of them; owned by the engine, valid until commit_end); the caller
+ * writes them; commit_end(saved = 1) marks them clean, saved = 0 keeps them
+ * dirty for the next commit. Keys change only with a store (see create). */
+vigil_status vigil_engine_commit_begin(vigil_engine *eng, const vigil_store_record **recs, size_t *n,
+                                       vigil_error *err);
+void vigil_engine_commit_end(vigil_engine *eng, int saved);
+
+/* Every key's state as a store record (snapshots of the memory store).
+ * fn returns non-zero to stop (then VIGIL_EIO). The record lives only
+ * during the call. Keys are visited in table order. */
+typedef int (*vigil_state_fn)(void *ud, const vigil_store_record *rec);
+vigil_status vigil_engine_foreach_state(vigil_engine *eng, vigil_state_fn fn, void *ud, vigil_error *err);
+/* Replace key (g, key)'s state by a record made by foreach_state or a
+ * commit (any version the codec reads); its timers are re-armed. */
+vigil_status vigil_engine_load_state(vigil_engine *eng, int g, const char *key, size_t keylen,
+                                     const unsigned char *data, size_t len, vigil_error *err);
+
 typedef struct vigil_engine_stats {
     uint64_t events;          /* events fed (per key group) */
     uint64_t alerts;
