@@ -351,6 +351,8 @@ static vigil_status op_commit(vworker *wk, void *arg, vigil_error *err) {
 }
 
 static void touch_clear(vworker *wk) {
+    /* the batch held whole messages: none of them has items still to come */
+    for (int i = 0; i < wk->ntouched; i++) wk->srv->off_src[wk->touched[i]] = NULL;
     for (int i = 0; i < wk->ntouched; i++) wk->touched_mark[wk->touched[i]] = 0;
     wk->ntouched = 0;
 }
@@ -500,12 +502,15 @@ static void *worker_main(void *arg) {
             vigil_error err;
             if (n > 1 && i == n / 2) vigil_fault_point("feed");
             if (it[i].seq) {
+                /* applied before (a redelivery): an older message, or the
+                 * same sequence from another copy than the one being applied */
                 int pair = it[i].group * s->partitions + it[i].part;
-                if (it[i].seq <= s->off_seq[pair]) {   /* applied before (a redelivery after a restart) */
+                if (it[i].seq < s->off_seq[pair] || (it[i].seq == s->off_seq[pair] && it[i].src != s->off_src[pair])) {
                     atomic_fetch_add(&wk->skipped, 1);
                     continue;
                 }
                 s->off_seq[pair] = it[i].seq;
+                s->off_src[pair] = it[i].src;
                 if (!wk->touched_mark[pair]) {
                     wk->touched_mark[pair] = 1;
                     wk->touched[wk->ntouched++] = pair;
@@ -578,6 +583,7 @@ static void server_free(vigil_server *s) {
     free(s->rule_alerts);
     free(s->off_seq);
     free(s->off_wm);
+    free(s->off_src);
     if (s->rs) vigil_ruleset_release(s->rs);
     free(s);
 }
@@ -658,7 +664,8 @@ vigil_status vigil_server_start(const vigil_server_config *cfg, vigil_server **o
     s->rule_alerts = calloc((size_t)(nr ? nr : 1), sizeof *s->rule_alerts);
     s->off_seq = calloc(npairs, sizeof *s->off_seq);
     s->off_wm = malloc(npairs * sizeof *s->off_wm);
-    if (!s->rule_alerts || !s->off_seq || !s->off_wm) {
+    s->off_src = calloc(npairs, sizeof *s->off_src);
+    if (!s->rule_alerts || !s->off_seq || !s->off_wm || !s->off_src) {
         server_free(s);
         return vigil_error_set(err, VIGIL_ENOMEM, "out of memory");
     }

@@ -108,6 +108,7 @@ struct vigil_server {
     int partitions;
     uint64_t *off_seq;
     int64_t *off_wm;
+    vsrcmsg **off_src;           /* the message being applied at off_seq (NULL once committed) */
     struct vigil_outbox *outbox; /* NULL: no endpoints (or no durable outbox) */
     struct vigil_dispatch *dispatch;
     /* waiters with deadlines */
