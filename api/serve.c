@@ -1,11 +1,13 @@
 /* serve.c — the `vigil serve` command: options (flags over VIGIL_*
- * environment variables over the config file over defaults), signals, and
+ * environment variables over the config file over defaults; config.c reads
+ * the file and the variables and parses the flags' values), signals, and
  * the server's life from start to a clean stop. */
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "config.h"
 #include "server_int.h"
 #include "vigil/rules.h"
 
@@ -18,75 +20,133 @@ static void serve_usage(void) {
     fprintf(stderr,
             "usage: vigil serve [--config F] [--rules DIR] [--listen ADDR] [--nats URL] [--redis URL]\n"
             "                   [--webhook URL …] [--time-field N[,N2…]] [--id-field N[,N2…]]\n"
-            "                   [--time-format F] [--workers N] [--allowed-lateness D] [--subject S]\n"
-            "                   [--max-out-of-orderness D]   (?wait answers only events matched at once)\n"
+            "                   [--time-format F] [--workers N] [--partitions N] [--queue-cap N] [--max-body SIZE]\n"
+            "                   [--allowed-lateness D] [--max-out-of-orderness D]   (?wait answers only events matched at once)\n"
             "                   [--idle-timeout D]   (default 30s; 0 = the watermark moves only with events)\n"
-            "environment: VIGIL_WEBHOOK_SECRET (whsec_…), VIGIL_RULES, VIGIL_LISTEN, VIGIL_NATS, VIGIL_REDIS\n");
+            "                   [--subject S] [--jetstream] [--stream S] [--consumer C] [--fetch-batch N]\n"
+            "                   [--redis-prefix P] [--data-dir D] [--snapshot-interval D]\n"
+            "config: a Lua file returning a table (--config F, else VIGIL_CONFIG); see deploy/vigil.conf.lua.\n"
+            "precedence: flags over VIGIL_* variables over the config file over defaults (docs/operations.md).\n"
+            "environment: VIGIL_CONFIG, VIGIL_RULES, VIGIL_LISTEN, VIGIL_WORKERS, VIGIL_PARTITIONS, VIGIL_QUEUE_CAP,\n"
+            "  VIGIL_MAX_BODY, VIGIL_TIME_FIELD, VIGIL_ID_FIELD, VIGIL_TIME_FORMAT, VIGIL_ALLOWED_LATENESS,\n"
+            "  VIGIL_MAX_OUT_OF_ORDERNESS, VIGIL_IDLE_TIMEOUT, VIGIL_NATS, VIGIL_SUBJECT, VIGIL_JETSTREAM, VIGIL_STREAM,\n"
+            "  VIGIL_CONSUMER, VIGIL_FETCH_BATCH, VIGIL_REDIS, VIGIL_REDIS_PREFIX, VIGIL_DATA_DIR,\n"
+            "  VIGIL_SNAPSHOT_INTERVAL, VIGIL_OUTBOX_FSYNC, VIGIL_WEBHOOK_SECRET (whsec_…), VIGIL_WEBHOOKS (URL,URL…)\n");
 }
 
-int vigil_cmd_serve(int argc, char **argv) {
-    vigil_server_config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.idle_timeout_ms = 30000;
-    vigil_cli_event_opts_init(&cfg.ev);
-    cfg.rules = getenv("VIGIL_RULES");
-    cfg.listen = getenv("VIGIL_LISTEN");
-    cfg.nats_url = getenv("VIGIL_NATS");
-    cfg.redis_url = getenv("VIGIL_REDIS");
-    cfg.webhook_secret = getenv("VIGIL_WEBHOOK_SECRET");
+/* Flags that set one scalar key of the config (vigil_config_set parses them,
+ * so a flag means what the same key means in the file). */
+static const struct {
+    const char *flag, *key;
+} flag_keys[] = {
+    {"--rules", "rules"},
+    {"--listen", "listen"},
+    {"--nats", "nats.url"},
+    {"--redis", "redis.url"},
+    {"--subject", "nats.subject"},
+    {"--workers", "workers"},
+    {"--partitions", "partitions"},
+    {"--queue-cap", "queue_cap"},
+    {"--max-body", "max_body"},
+    {"--allowed-lateness", "allowed_lateness"},
+    {"--max-out-of-orderness", "max_out_of_orderness"},
+    {"--idle-timeout", "idle_timeout"},
+    {"--stream", "nats.jetstream.stream"},
+    {"--consumer", "nats.jetstream.consumer"},
+    {"--fetch-batch", "nats.jetstream.fetch_batch"},
+    {"--redis-prefix", "redis.prefix"},
+    {"--data-dir", "store.data_dir"},
+    {"--snapshot-interval", "store.snapshot_interval"},
+};
+
+/* First pass over argv: --help and the config file's path (flags are applied
+ * after the file and the environment, so the file must be known first).
+ * Returns 0 to go on, 1 when --help was given, -1 on a missing value. */
+static int prescan(int argc, char **argv, const char **config) {
     for (int i = 1; i < argc; i++) {
-        int r = vigil_cli_event_opt(argc, argv, &i, &cfg.ev);
+        const char *a = argv[i];
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) return 1;
+        if (strcmp(a, "--jetstream") == 0) continue;
+        if (strcmp(a, "--config") == 0) {
+            if (!vigil_cli_value(argc, argv, &i)) return -1;
+            *config = argv[i];
+        } else if (a[0] == '-' && i + 1 < argc) {
+            i++;   /* every other option takes a value; unknown ones are reported later */
+        }
+    }
+    return 0;
+}
+
+/* Flags over what the file and the environment set. Returns 0, or 2 (message printed). */
+static int apply_flags(int argc, char **argv, vigil_server_config *cfg, vigil_config_owner *own) {
+    for (int i = 1; i < argc; i++) {
+        int r = vigil_cli_event_opt(argc, argv, &i, &cfg->ev);
         if (r < 0) return 2;
         if (r > 0) continue;
         const char *a = argv[i], *v;
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            serve_usage();
-            return 0;
+        if (strcmp(a, "--jetstream") == 0) {
+            cfg->jetstream = 1;
+            continue;
         }
-        if (!(v = vigil_cli_value(argc, argv, &i))) return 2;
-        if (strcmp(a, "--rules") == 0) cfg.rules = v;
-        else if (strcmp(a, "--listen") == 0) cfg.listen = v;
-        else if (strcmp(a, "--nats") == 0) cfg.nats_url = v;
-        else if (strcmp(a, "--redis") == 0) cfg.redis_url = v;
-        else if (strcmp(a, "--subject") == 0) cfg.subject = v;
-        else if (strcmp(a, "--webhook") == 0) {
-            if (cfg.nwebhooks == VIGIL_MAX_WEBHOOKS) {
-                fprintf(stderr, "vigil serve: at most %d webhooks\n", VIGIL_MAX_WEBHOOKS);
-                return 2;
-            }
-            cfg.webhooks[cfg.nwebhooks++] = v;
-        } else if (strcmp(a, "--workers") == 0) {
-            char *end;
-            long n = strtol(v, &end, 10);
-            if (*end || n < 1 || n > 64) {
-                fprintf(stderr, "vigil serve: --workers '%s': expected 1..64\n", v);
-                return 2;
-            }
-            cfg.workers = (int)n;
-        } else if (strcmp(a, "--allowed-lateness") == 0) {
-            if (vigil_duration_parse(v, &cfg.allowed_lateness_ms) != VIGIL_OK) {
-                fprintf(stderr, "vigil serve: --allowed-lateness '%s': expected a duration like 10s\n", v);
-                return 2;
-            }
-        } else if (strcmp(a, "--idle-timeout") == 0) {
-            if (strcmp(v, "0") == 0) cfg.idle_timeout_ms = 0;
-            else if (vigil_duration_parse(v, &cfg.idle_timeout_ms) != VIGIL_OK) {
-                fprintf(stderr, "vigil serve: --idle-timeout '%s': expected a duration like 30s (0 = never)\n", v);
-                return 2;
-            }
-        } else if (strcmp(a, "--max-out-of-orderness") == 0) {
-            if (vigil_duration_parse(v, &cfg.max_out_of_orderness_ms) != VIGIL_OK) {
-                fprintf(stderr, "vigil serve: --max-out-of-orderness '%s': expected a duration like 10s\n", v);
-                return 2;
-            }
-        } else if (strcmp(a, "--config") == 0) {
-            fprintf(stderr, "vigil serve: --config is not supported yet (planned: a Lua config file); use flags and VIGIL_* variables\n");
-            return 2;
-        } else {
+        const char *key = NULL;
+        for (size_t k = 0; k < sizeof flag_keys / sizeof flag_keys[0]; k++)
+            if (strcmp(a, flag_keys[k].flag) == 0) key = flag_keys[k].key;
+        if (!key && strcmp(a, "--webhook") != 0 && strcmp(a, "--config") != 0) {
             fprintf(stderr, "vigil serve: unknown option '%s'\n", a);
             serve_usage();
             return 2;
         }
+        if (!(v = vigil_cli_value(argc, argv, &i))) return 2;
+        if (strcmp(a, "--config") == 0) continue;   /* read before the environment */
+        if (strcmp(a, "--webhook") == 0) {
+            if (cfg->nwebhooks == VIGIL_MAX_WEBHOOKS) {
+                fprintf(stderr, "vigil serve: at most %d webhooks\n", VIGIL_MAX_WEBHOOKS);
+                return 2;
+            }
+            cfg->webhooks[cfg->nwebhooks++] = v;
+            continue;
+        }
+        vigil_error err;
+        if (vigil_config_set(cfg, own, key, v, a, &err) != VIGIL_OK) {
+            fprintf(stderr, "vigil serve: %s\n", err.msg);
+            return 2;
+        }
+    }
+    return 0;
+}
+
+int vigil_cmd_serve(int argc, char **argv) {
+    vigil_server_config cfg;
+    vigil_config_defaults(&cfg);
+    const char *config = NULL;
+    int rc = prescan(argc, argv, &config);
+    if (rc != 0) {
+        if (rc > 0) serve_usage();
+        vigil_cli_event_opts_free(&cfg.ev);
+        return rc > 0 ? 0 : 2;
+    }
+    if (!config && getenv("VIGIL_CONFIG") && *getenv("VIGIL_CONFIG")) config = getenv("VIGIL_CONFIG");
+    vigil_config_owner *own = vigil_config_owner_create();
+    if (!own) {
+        fprintf(stderr, "vigil serve: out of memory\n");
+        vigil_cli_event_opts_free(&cfg.ev);
+        return 1;
+    }
+    vigil_error err;
+    vigil_error_clear(&err);
+    char buf[1024];
+    if ((config && vigil_config_load_file(config, &cfg, own, &err) != VIGIL_OK) ||
+        vigil_config_apply_env(&cfg, own, &err) != VIGIL_OK) {
+        vigil_error_format(&err, buf, sizeof buf);
+        fprintf(stderr, "vigil serve: %s\n", buf);
+        rc = 2;
+    } else {
+        rc = apply_flags(argc, argv, &cfg, own);
+    }
+    if (rc != 0) {
+        vigil_cli_event_opts_free(&cfg.ev);
+        vigil_config_owner_destroy(own);
+        return rc;
     }
     signal(SIGPIPE, SIG_IGN);
     struct sigaction sa;
@@ -102,23 +162,25 @@ int vigil_cmd_serve(int argc, char **argv) {
     sigaddset(&block, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &block, &old);
     vigil_server *s;
-    vigil_error err;
     vigil_error_clear(&err);
     vigil_status st = vigil_server_start(&cfg, &s, &err);
     if (st != VIGIL_OK) {
-        char buf[1024];
         vigil_error_format(&err, buf, sizeof buf);
         fprintf(stderr, "vigil serve: %s\n", buf[0] ? buf : vigil_status_str(st));
+        vigil_cli_event_opts_free(&cfg.ev);
+        vigil_config_owner_destroy(own);
         return 1;
     }
+    if (config) fprintf(stderr, "vigil: config from %s\n", config);
     fprintf(stderr, "vigil: %d rules from %s; store %s; NATS %s; %d webhook(s); %d workers\n",
             vigil_ruleset_rule_count(s->rs), s->cfg.rules, cfg.redis_url ? cfg.redis_url : "memory",
-            cfg.nats_url ? cfg.nats_url : "off", cfg.nwebhooks, s->nworkers);
+            cfg.nats_url ? cfg.nats_url : "off", cfg.nwebhooks + cfg.nendpoints, s->nworkers);
     fprintf(stderr, "vigil: listening on http://127.0.0.1:%d/ (dashboard at /)\n", s->port);
     fflush(stderr);
     while (!got_signal) sigsuspend(&old);
     fprintf(stderr, "vigil: signal %d, draining and stopping\n", (int)got_signal);
     vigil_server_stop(s);
     vigil_cli_event_opts_free(&cfg.ev);
+    vigil_config_owner_destroy(own);   /* after stop: the server used the config's strings */
     return 0;
 }
