@@ -471,6 +471,21 @@ static enum MHD_Result metrics(vigil_server *s, struct MHD_Connection *c) {
                   "vigil_commit_seconds_sum %.6f\nvigil_commit_seconds_count %llu\n", (double)cus / 1e6, ccount);
     sb_printf(&b, "# HELP vigil_events_skipped_total Redelivered events at or below their pair's committed offset (already applied).\n"
                   "# TYPE vigil_events_skipped_total counter\nvigil_events_skipped_total %llu\n", skipped);
+    if (s->cfg.redis_url) {
+        unsigned long long rt = 0, ld = 0, sv = 0;
+        for (int i = 0; i < s->nworkers; i++) {
+            vigil_redis_stats rst;
+            /* counters of another thread's store: read racily, monotonic */
+            if (s->workers[i].store && vigil_redis_store_stats(s->workers[i].store, &rst) == VIGIL_OK) {
+                rt += rst.round_trips;
+                ld += rst.keys_loaded;
+                sv += rst.keys_saved;
+            }
+        }
+        sb_printf(&b, "# HELP vigil_redis_round_trips_total Round trips to Redis for state (loads and commits).\n# TYPE vigil_redis_round_trips_total counter\nvigil_redis_round_trips_total %llu\n", rt);
+        sb_printf(&b, "# HELP vigil_redis_keys_total Key states loaded from and saved to Redis.\n# TYPE vigil_redis_keys_total counter\n"
+                      "vigil_redis_keys_total{op=\"load\"} %llu\nvigil_redis_keys_total{op=\"save\"} %llu\n", ld, sv);
+    }
     sb_printf(&b, "# HELP vigil_snapshots_total Memory-store snapshots written.\n# TYPE vigil_snapshots_total counter\nvigil_snapshots_total %llu\n", snaps);
     sb_printf(&b, "# HELP vigil_store_up Whether the last state load or commit succeeded.\n# TYPE vigil_store_up gauge\nvigil_store_up %d\n", !down);
     sb_printf(&b, "# HELP vigil_intake_paused Whether intake is paused (a store or the event stream unreachable).\n# TYPE vigil_intake_paused gauge\nvigil_intake_paused %d\n", vsrv_paused(s));
