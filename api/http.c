@@ -17,6 +17,7 @@
 #include <cjson/cJSON.h>
 #include "server_int.h"
 #include "redis_store.h"
+#include "dispatch.h"
 #include "vigil/rules.h"
 
 typedef struct req {
@@ -423,6 +424,31 @@ static void sb_printf(sbuf *b, const char *fmt, ...) {
     }
 }
 
+static void sb_emit(void *ud, const char *text, size_t len) { sb_printf(ud, "%.*s", (int)len, text); }
+
+/* GET /v1/deadletters?endpoint=&limit= : alerts a webhook endpoint gave up on. */
+static enum MHD_Result dead_letters(vigil_server *s, struct MHD_Connection *c) {
+    if (!s->dispatch) return send_text(c, 200, "application/json", "[]", 2);
+    const char *ep = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "endpoint");
+    const char *ls = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
+    long limit = 100;
+    if (ls) {
+        char *end;
+        limit = strtol(ls, &end, 10);
+        if (*end || limit < 1 || limit > 10000)
+            return problem(c, 400, "Bad Request", "limit must be between 1 and 10000", NULL, NULL);
+    }
+    char *json = NULL;
+    vigil_error err;
+    vigil_error_clear(&err);
+    vigil_status st = vigil_dispatch_dead_letters(s->dispatch, ep && *ep ? ep : NULL, (int)limit, &json, &err);
+    if (st == VIGIL_ENOTFOUND || st == VIGIL_EINVAL) return problem(c, 404, "Not Found", err.msg, NULL, NULL);
+    if (st != VIGIL_OK) return problem(c, 503, "Service Unavailable", err.msg, NULL, "1");
+    enum MHD_Result r = send_text(c, 200, "application/json", json, strlen(json));
+    free(json);
+    return r;
+}
+
 static enum MHD_Result metrics(vigil_server *s, struct MHD_Connection *c) {
     sbuf b = {0};
     unsigned long long processed = 0, late = 0, keys = 0, runs = 0, depth = 0, commits = 0, cerr = 0, expired = 0,
@@ -516,6 +542,7 @@ static enum MHD_Result metrics(vigil_server *s, struct MHD_Connection *c) {
         sb_printf(&b, "# HELP vigil_webhook_retries_total Webhook attempts retried.\n# TYPE vigil_webhook_retries_total counter\nvigil_webhook_retries_total %llu\n", wc.retries);
         sb_printf(&b, "# HELP vigil_webhook_pending Webhook deliveries queued or in flight.\n# TYPE vigil_webhook_pending gauge\nvigil_webhook_pending %llu\n", wc.pending);
     }
+    if (s->dispatch) vigil_dispatch_metrics(s->dispatch, sb_emit, &b);
     sb_printf(&b, "# HELP vigil_nats_published_total Alerts published to NATS.\n# TYPE vigil_nats_published_total counter\nvigil_nats_published_total %llu\n",
               (unsigned long long)atomic_load(&s->nats_published));
     sb_printf(&b, "# HELP vigil_uptime_seconds Seconds since start.\n# TYPE vigil_uptime_seconds gauge\nvigil_uptime_seconds %.3f\n",
@@ -574,6 +601,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     if (strcmp(url, "/v1/rules") == 0) return get_rules(s, c, NULL);
     if (strncmp(url, "/v1/rules/", 10) == 0) return get_rules(s, c, url + 10);
     if (strcmp(url, "/metrics") == 0) return metrics(s, c);
+    if (strcmp(url, "/v1/deadletters") == 0) return dead_letters(s, c);
     if (strcmp(url, "/healthz") == 0) return send_text(c, 200, "application/json", "{\"status\":\"ok\"}", 15);
     if (strcmp(url, "/readyz") == 0) return readyz(s, c);
     if (strncmp(url, "/v1/", 4) == 0) return problem(c, 404, "Not Found", "no such API resource", NULL, NULL);

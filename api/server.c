@@ -15,6 +15,7 @@
 #include "server_int.h"
 #include "redis_store.h"
 #include "outbox.h"
+#include "dispatch.h"
 #include "fault.h"
 #include "vigil/rules.h"
 
@@ -384,6 +385,12 @@ static void snapshot_if_due(vworker *wk, int force) {
     }
     atomic_fetch_add(&wk->snapshots, 1);
     wk->last_snapshot_ms = now;
+    if (s->outbox) {   /* once every worker snapshotted since the last mark, the outbox may forget older ids */
+        unsigned long long all = s->nworkers >= 64 ? ~0ull : (1ull << s->nworkers) - 1;
+        unsigned long long m = atomic_fetch_or(&s->snap_mask, 1ull << (wk->idx % 64)) | (1ull << (wk->idx % 64));
+        if ((m & all) == all && atomic_compare_exchange_strong(&s->snap_mask, &m, 0))
+            vigil_outbox_file_mark_snapshot(s->outbox);
+    }
     wk->dirty_since_snapshot = 0;
     for (size_t i = 0; i < wk->nunacked; i++) vsrv_src_release(s, wk->unacked[i]);
     wk->nunacked = 0;
@@ -577,6 +584,7 @@ static void server_free(vigil_server *s) {
         free(wk->unacked);
     }
     free(s->workers);
+    vigil_dispatch_destroy(s->dispatch);
     if (s->outbox) s->outbox->destroy(s->outbox);
     vigil_webhook_destroy(s->webhook);
     vigil_hub_destroy(s->hub);
@@ -617,6 +625,47 @@ static vigil_status load_durable_state(vigil_server *s, vigil_error *err) {
         if (wm > INT64_MIN) vigil_engine_advance(s->workers[i].eng, wm);
     }
     return VIGIL_OK;
+}
+
+/* Webhook endpoints: the config file's, then one per --webhook URL. With
+ * a durable outbox (the Redis store's stream, or the memory store's file in
+ * data_dir) the dispatcher delivers from it; with data_dir "" and no Redis
+ * nothing is durable and the in-memory sender (webhook.c) is used. */
+static vigil_status start_webhooks(vigil_server *s, vigil_error *err) {
+    int n = s->cfg.nendpoints + s->cfg.nwebhooks;
+    if (!n) return VIGIL_OK;
+    if (n > VIGIL_MAX_WEBHOOKS)
+        return vigil_error_set(err, VIGIL_EINVAL, "%d webhook endpoints: at most %d", n, VIGIL_MAX_WEBHOOKS);
+    int durable = s->cfg.redis_url || (s->cfg.data_dir && *s->cfg.data_dir);
+    if (!durable) {
+        const char *urls[VIGIL_MAX_WEBHOOKS];
+        for (int i = 0; i < s->cfg.nendpoints; i++) urls[i] = s->cfg.endpoints[i].url;
+        for (int i = 0; i < s->cfg.nwebhooks; i++) urls[s->cfg.nendpoints + i] = s->cfg.webhooks[i];
+        vigil_webhook_opts wo = {.urls = urls, .nurls = n, .secret = s->cfg.webhook_secret};
+        return vigil_webhook_create(&wo, &s->webhook, err);
+    }
+    vigil_endpoint_config eps[VIGIL_MAX_WEBHOOKS];
+    char names[VIGIL_MAX_WEBHOOKS][65];
+    const char *pn[VIGIL_MAX_WEBHOOKS];
+    for (int i = 0; i < n; i++) {
+        if (i < s->cfg.nendpoints) eps[i] = s->cfg.endpoints[i];
+        else eps[i] = (vigil_endpoint_config){.url = s->cfg.webhooks[i - s->cfg.nendpoints]};
+        vigil_dispatch_endpoint_name(&eps[i], i, names[i], sizeof names[i]);
+        pn[i] = names[i];
+    }
+    vigil_status st;
+    if (s->cfg.redis_url) {
+        for (;;) {   /* Redis not up yet: wait rather than start without the outbox */
+            st = vigil_outbox_redis_open(s->cfg.redis_url, s->cfg.redis_prefix, pn, n, &s->outbox, err);
+            if (st != VIGIL_EUNAVAILABLE) break;
+            fprintf(stderr, "vigil: opening the outbox: %s; retrying\n", err->msg);
+            usleep(500000);
+        }
+    } else {
+        st = vigil_outbox_file_open(s->cfg.data_dir, pn, n, s->cfg.outbox_fsync, &s->outbox, err);
+    }
+    if (st != VIGIL_OK) return st;
+    return vigil_dispatch_create(eps, n, s->cfg.webhook_secret, s->outbox, 2000, &s->dispatch, err);
 }
 
 vigil_status vigil_server_start(const vigil_server_config *cfg, vigil_server **out, vigil_error *err) {
@@ -674,10 +723,7 @@ vigil_status vigil_server_start(const vigil_server_config *cfg, vigil_server **o
         vigil_error_set(err, st, "cannot create the alert hub");
         goto fail;
     }
-    if (s->cfg.nwebhooks) {
-        vigil_webhook_opts wo = {.urls = s->cfg.webhooks, .nurls = s->cfg.nwebhooks, .secret = s->cfg.webhook_secret};
-        if ((st = vigil_webhook_create(&wo, &s->webhook, err)) != VIGIL_OK) goto fail;
-    }
+    if ((st = start_webhooks(s, err)) != VIGIL_OK) goto fail;
     s->nworkers = s->cfg.workers;
     s->workers = calloc((size_t)s->nworkers, sizeof *s->workers);
     if (!s->workers) {

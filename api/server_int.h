@@ -111,6 +111,7 @@ struct vigil_server {
     vsrcmsg **off_src;           /* the message being applied at off_seq (NULL once committed) */
     struct vigil_outbox *outbox; /* NULL: no endpoints (or no durable outbox) */
     struct vigil_dispatch *dispatch;
+    atomic_ullong snap_mask;     /* workers that snapshotted since the outbox's last mark */
     /* waiters with deadlines */
     pthread_mutex_t wmu;
     pthread_cond_t wcond;
