@@ -92,6 +92,10 @@ static vigil_status position_consumer(vigil_server *s, vigil_error *err) {
     natsStatus ns = js_GetConsumerInfo(&ci, s->js, s->cfg.stream, s->cfg.consumer, NULL, &jerr);
     if (ns == NATS_OK) {
         floor = ci->AckFloor.Stream;
+        /* a consumer we created at sequence N that acked nothing yet reports
+         * floor 0, though everything before N was acked by its predecessor */
+        if (ci->Config && ci->Config->DeliverPolicy == js_DeliverByStartSequence && ci->Config->OptStartSeq > floor + 1)
+            floor = ci->Config->OptStartSeq - 1;
         jsConsumerInfo_Destroy(ci);
         ci = NULL;
         ns = js_DeleteConsumer(s->js, s->cfg.stream, s->cfg.consumer, NULL, &jerr);

@@ -3,7 +3,7 @@
  * DESIGN.md §2/§8 and issue 4: an alert is appended to the outbox in the
  * same commit as the key state that produced it, and removed only once
  * delivery succeeded (or it went to the dead-letter list). Dispatchers
- * (webhook.c) read it per endpoint; each endpoint has its own progress, so a
+ * (dispatch.c) read it per endpoint; each endpoint has its own progress, so a
  * slow or dead endpoint never holds back another.
  *
  * Two backends, one reading interface (struct vigil_outbox):
@@ -25,7 +25,15 @@
  * sequence for the file backend; they increase in append order.
  *
  * Threads: one outbox object may be used by several threads at once (the
- * backends lock or use one connection per call as needed). */
+ * backends lock or use one connection per call as needed), but each
+ * endpoint has ONE reader: Redis reads as the single consumer "vigil" of
+ * the endpoint's group (outbox_redis.c has the details).
+ *
+ * Errors (every call): VIGIL_EINVAL (bad argument or position),
+ * VIGIL_ENOTFOUND (file: an endpoint not given at open), VIGIL_ENOMEM,
+ * VIGIL_EIO (file), VIGIL_EUNAVAILABLE (Redis unreachable or the connection
+ * dropped: retry later), VIGIL_ESTORE (Redis answered an error). err may be
+ * NULL. */
 #ifndef VIGIL_OUTBOX_H
 #define VIGIL_OUTBOX_H
 
@@ -46,7 +54,9 @@ typedef struct vigil_outbox_alert {
     size_t len;
 } vigil_outbox_alert;
 
-/* What a dispatcher reads. json is malloc'd and owned by the entry. */
+/* What a dispatcher reads. json is malloc'd and owned by the entry. A rule,
+ * severity or key longer than its field is cut to fit (they serve filtering
+ * and per-key ordering only; json is always whole). */
 typedef struct vigil_outbox_entry {
     char ref[VIGIL_OUTBOX_REF_MAX];
     char id[33];
@@ -56,6 +66,12 @@ typedef struct vigil_outbox_entry {
     int shadow;
     char *json;
     size_t len;
+    /* Added: wall-clock ms since the Unix epoch when the alert was appended
+     * (Redis: the time part of its stream id, the server's clock; file: the
+     * appender's clock). The dispatcher puts it in the envelope's
+     * "timestamp", so every attempt, before and after a restart, sends the
+     * same body. 0 when unknown. */
+    long long appended_ms;
 } vigil_outbox_entry;
 
 void vigil_outbox_entry_free(vigil_outbox_entry *e);   /* frees e->json only */
@@ -100,5 +116,50 @@ vigil_status vigil_outbox_file_append(vigil_outbox *ob, const vigil_outbox_alert
  * forget those ids once they are acked (compaction keeps later ids, acked
  * or not, for deduplication). */
 void vigil_outbox_file_mark_snapshot(vigil_outbox *ob);
+
+/* ---- added (outbox_file.c, outbox_redis.c) --------------------------------
+ *
+ * File backend, on-disk shape (outbox_file.c): "VIGILOB1" then records
+ *   [u32 len][u32 crc32(type, payload)][u8 type][payload: len bytes]   (LE)
+ * type 'A' alert (seq, appended_ms, shadow, id, rule, severity, key, json),
+ * 'K' acks of one endpoint (name, seqs), 'D' an acked id kept only for
+ * deduplication (seq, id), 'M' meta (last seq, forget-up-to seq from
+ * mark_snapshot). Open replays the records; the first short or
+ * checksum-failing record and everything after it are a torn tail: ignored,
+ * truncated away, reported on stderr. Compaction writes outbox.log.tmp,
+ * fsyncs it and renames it over outbox.log. */
+
+/* File backend: compact now (normally automatic after an ack once the log is
+ * at least 1 MiB and less than half of it is still needed). Drops alerts
+ * every configured endpoint acked, keeping their ids ('D') unless
+ * mark_snapshot let them go. VIGIL_EIO (err says why; the old log stays in
+ * use), VIGIL_EINVAL when ob is not a file outbox. For tests and tools. */
+vigil_status vigil_outbox_file_compact(vigil_outbox *ob, vigil_error *err);
+
+/* Redis backend: XTRIM <prefix>:outbox MINID <oldest entry some configured
+ * endpoint still needs> now (normally run from ack() at most once a
+ * second). Only the endpoints given at open count: a group left behind by a
+ * removed endpoint does not hold the stream; with no endpoints nothing is
+ * trimmed. VIGIL_EUNAVAILABLE / VIGIL_ESTORE as for the other calls,
+ * VIGIL_EINVAL when ob is not a Redis outbox. For tests and tools. */
+vigil_status vigil_outbox_redis_trim(vigil_outbox *ob, vigil_error *err);
+
+/* The XADD of one alert in the field layout above, as an argv for
+ * redisAppendCommandArgv / redisCommandArgv:
+ *   XADD <stream> * id <id> rule <rule> severity <sev> key <key> mode <active|shadow> json <json>
+ * stream is "<prefix>:outbox". argv/lens need VIGIL_OUTBOX_XADD_ARGC slots;
+ * they borrow a's strings (and stream) and live as long as those. Returns
+ * the argc (VIGIL_OUTBOX_XADD_ARGC). The id must stay "*": the entry's time
+ * part is the append time (appended_ms). */
+#define VIGIL_OUTBOX_XADD_ARGC 15
+int vigil_outbox_redis_xadd_args(const char *stream, const vigil_outbox_alert *a, const char **argv,
+                                 size_t *lens);
+
+/* Redis backend, a writer side for tests and tools (the server's workers
+ * XADD inside their own MULTI/EXEC): append alerts in order in one
+ * MULTI/EXEC. No deduplication (Redis: the workers' offsets make replays
+ * effectively-once). VIGIL_EINVAL, VIGIL_EUNAVAILABLE, VIGIL_ESTORE. */
+vigil_status vigil_outbox_redis_append(vigil_outbox *ob, const vigil_outbox_alert *alerts, int n,
+                                       vigil_error *err);
 
 #endif

@@ -1,0 +1,1057 @@
+/* dispatch.c — the outbox dispatcher: one thread per webhook endpoint that
+ * reads the outbox, POSTs alerts with libcurl multi and acks what finished.
+ *
+ * Why this shape (see dispatch.h for the policy): delivery must survive
+ * crashes (the outbox holds an alert until its ack), keep each key's alerts
+ * in order, and never let one endpoint slow another. So every endpoint has
+ * its own thread, multi handle, slots and window of read alerts; the only
+ * shared things are the outbox (thread-safe by contract), the counters
+ * (C11 atomics) and the stop flag.
+ *
+ * An endpoint thread loops: read a batch after its last position (blocking
+ * up to 200 ms when it has nothing else to do, so an idle endpoint sleeps in
+ * the outbox, not in a busy loop), filter, then walk the window in outbox
+ * order starting attempts for alerts whose key has no earlier alert in
+ * flight or waiting for a retry, run curl, classify finished transfers, and
+ * ack in one batch what was delivered. Alerts in the window move through
+ *
+ *   READY → FLIGHT → (done: ack) | WAIT (retry due later) → FLIGHT …
+ *                               | DEAD (dead letter to write) → (done)
+ *
+ * Signing and URL checks are webhook.c's (vigil_webhook_signer, OpenSSL). */
+#define _GNU_SOURCE
+#include "dispatch.h"
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "webhook.h"
+
+#define MAX_ENDPOINTS 64
+#define MAX_CONCURRENCY 1024
+#define DEF_CONCURRENCY 16
+#define DEF_TIMEOUT_MS 5000
+#define DEF_BACKOFF_MS 1000
+#define DEF_MAX_BACKOFF_MS 3600000L
+#define DEF_HORIZON_MS 86400000L
+#define DEF_SHUTDOWN_MS 2000
+#define WINDOW 1024               /* read alerts held per endpoint */
+#define READ_BATCH 256
+#define READ_WAIT_MS 200          /* longest blocking read: bounds destroy's latency */
+#define POLL_READ_MS 50           /* busy endpoint: look for new alerts this often */
+#define RETRY_OUTBOX_MS 1000      /* failed read/ack/dead: try again after */
+#define MAX_PENDING_ACKS (4 * WINDOW)
+#define LOG_EVERY_MS 1000
+#define KEYSET (2 * WINDOW)       /* power of two > WINDOW */
+#define DISABLED_REASON "endpoint disabled: 410 Gone"
+
+static const double BUCKETS[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
+                                 300, 1800, 3600, 21600, 86400};
+#define NBUCKETS (sizeof BUCKETS / sizeof BUCKETS[0])
+
+enum { Q_READY, Q_FLIGHT, Q_WAIT, Q_DEAD };
+
+/* One read alert in an endpoint's window. */
+typedef struct item {
+    vigil_outbox_entry e;    /* owns e.json */
+    char *body;              /* the envelope; malloc'd */
+    size_t blen;
+    int state;
+    int attempts;
+    long long first_ms;      /* monotonic, first attempt */
+    long long due_ms;        /* Q_WAIT: when the retry may start */
+    char why[256];           /* last failure; Q_DEAD: the dead-letter reason */
+    struct item *prev, *next;
+} item;
+
+typedef struct slot {
+    CURL *easy;
+    struct curl_slist *hdrs;
+    item *it;                /* NULL when free */
+    struct slot *next_free;
+    char errbuf[CURL_ERROR_SIZE];
+} slot;
+
+typedef struct endpoint {
+    struct vigil_dispatch *d;
+    char name[65];
+    char *url, *label;
+    vigil_webhook_signer *signer;   /* NULL: unsigned */
+    char **rules;
+    int nrules;
+    int min_sev;
+    int concurrency;
+    long timeout_ms, backoff_ms, max_backoff_ms, horizon_ms;
+
+    pthread_t thread;
+    int started;
+    CURLM *multi;
+    slot *slots, *free_slots;
+
+    /* endpoint thread only */
+    item *head, *tail;
+    int nitems, ninflight, nwait, ndead, nready;
+    char after[VIGIL_OUTBOX_REF_MAX];
+    char **acks;
+    int nacks, capacks;
+    long long ack_retry_ms, dead_retry_ms, next_read_ms;
+    int disabled;
+    uint64_t rng;
+    long long log_ms;
+    unsigned long quiet;
+    struct { const char *k; unsigned gen; } keys[KEYSET];
+    unsigned gen;
+
+    atomic_ullong delivered, filtered, dead, attempts, retries, outbox_errors, inflight, window;
+    atomic_int disabled_flag;
+    atomic_ullong hist[NBUCKETS + 1];
+    atomic_ullong hist_sum_us, hist_count;
+} endpoint;
+
+struct vigil_dispatch {
+    vigil_outbox *ob;
+    endpoint *eps;
+    int n;
+    long shutdown_ms;
+    atomic_int stopping;
+    atomic_llong deadline_ms;
+    long long fault_deliver;         /* VIGIL_FAULT=deliver:N; 0 = off */
+    atomic_llong delivered_total;
+};
+
+/* ---- small helpers ------------------------------------------------------- */
+
+static long long mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static long long wall_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void rfc3339_ms(long long ms, char *buf, size_t n) {
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    size_t k = strftime(buf, n, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + k, n - k, ".%03dZ", (int)(ms % 1000));
+}
+
+static int severity_rank(const char *s) {
+    static const char *const names[] = {"info", "low", "medium", "high", "critical"};
+    for (int i = 0; s && i < 5; i++)
+        if (!strcasecmp(s, names[i])) return i;
+    return -1;
+}
+
+/* xorshift64*: jitter only, no security role. */
+static double rnd01(endpoint *ep) {
+    uint64_t x = ep->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    ep->rng = x;
+    return (double)((x * 0x2545F4914F6CDD1Dull) >> 11) / 9007199254740992.0;
+}
+
+void vigil_dispatch_endpoint_name(const vigil_endpoint_config *c, int index, char *buf, size_t n) {
+    if (!buf || n == 0) return;
+    if (c && c->name && *c->name) snprintf(buf, n, "%s", c->name);
+    else snprintf(buf, n, "webhook%d", index + 1);
+}
+
+static int valid_name(const char *s) {
+    size_t n = strlen(s);
+    if (n == 0 || n > 64) return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+              c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+static int valid_id(const char *id) {
+    if (!id[0]) return 0;
+    for (const char *p = id; *p; p++)
+        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f) return 0;
+    return 1;
+}
+
+/* Log a failure line, at most one per endpoint per LOG_EVERY_MS. */
+static void log_limited(endpoint *ep, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void log_limited(endpoint *ep, const char *fmt, ...) {
+    long long now = mono_ms();
+    if (ep->log_ms && now - ep->log_ms < LOG_EVERY_MS) {
+        ep->quiet++;
+        return;
+    }
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (ep->quiet)
+        fprintf(stderr, "vigil: webhook %s (%s): %s (%lu more not shown)\n", ep->name, ep->label, msg,
+                ep->quiet);
+    else
+        fprintf(stderr, "vigil: webhook %s (%s): %s\n", ep->name, ep->label, msg);
+    ep->log_ms = now;
+    ep->quiet = 0;
+}
+
+/* ---- window -------------------------------------------------------------- */
+
+static void item_free(item *it) {
+    if (!it) return;
+    vigil_outbox_entry_free(&it->e);
+    free(it->body);
+    free(it);
+}
+
+static void count_state(endpoint *ep, int state, int delta) {
+    switch (state) {
+    case Q_READY: ep->nready += delta; break;
+    case Q_FLIGHT: ep->ninflight += delta; break;
+    case Q_WAIT: ep->nwait += delta; break;
+    case Q_DEAD: ep->ndead += delta; break;
+    }
+}
+
+static void set_state(endpoint *ep, item *it, int state) {
+    count_state(ep, it->state, -1);
+    it->state = state;
+    count_state(ep, state, +1);
+}
+
+static void window_push(endpoint *ep, item *it) {
+    it->next = NULL;
+    it->prev = ep->tail;
+    if (ep->tail) ep->tail->next = it;
+    else ep->head = it;
+    ep->tail = it;
+    ep->nitems++;
+    count_state(ep, it->state, +1);
+    atomic_store(&ep->window, (unsigned long long)ep->nitems);
+}
+
+/* Unlink and free. */
+static void window_drop(endpoint *ep, item *it) {
+    if (it->prev) it->prev->next = it->next;
+    else ep->head = it->next;
+    if (it->next) it->next->prev = it->prev;
+    else ep->tail = it->prev;
+    ep->nitems--;
+    count_state(ep, it->state, -1);
+    atomic_store(&ep->window, (unsigned long long)ep->nitems);
+    item_free(it);
+}
+
+static int push_ack(endpoint *ep, const char *ref) {
+    if (ep->nacks == ep->capacks) {
+        int cap = ep->capacks ? ep->capacks * 2 : 64;
+        char **n = realloc(ep->acks, (size_t)cap * sizeof *n);
+        if (!n) return -1;
+        ep->acks = n;
+        ep->capacks = cap;
+    }
+    char *r = strdup(ref);
+    if (!r) return -1;
+    ep->acks[ep->nacks++] = r;
+    return 0;
+}
+
+static void flush_acks(endpoint *ep, long long now, int force) {
+    if (!ep->nacks || (!force && now < ep->ack_retry_ms)) return;
+    vigil_error err;
+    vigil_error_clear(&err);
+    vigil_status s = ep->d->ob->ack(ep->d->ob, ep->name, (const char *const *)ep->acks, ep->nacks, &err);
+    if (s != VIGIL_OK) {
+        atomic_fetch_add(&ep->outbox_errors, 1);
+        ep->ack_retry_ms = now + RETRY_OUTBOX_MS;
+        log_limited(ep, "outbox ack of %d alert%s failed (retrying): %s", ep->nacks,
+                    ep->nacks == 1 ? "" : "s", err.msg);
+        return;
+    }
+    for (int i = 0; i < ep->nacks; i++) free(ep->acks[i]);
+    ep->nacks = 0;
+}
+
+/* The alert is finished at this endpoint without a delivery: to the
+ * dead-letter list (written by flush_dead). */
+static void to_dead(endpoint *ep, item *it, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void to_dead(endpoint *ep, item *it, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(it->why, sizeof it->why, fmt, ap);
+    va_end(ap);
+    set_state(ep, it, Q_DEAD);
+}
+
+static void flush_dead(endpoint *ep, long long now, int force) {
+    if (!ep->ndead || (!force && now < ep->dead_retry_ms)) return;
+    item *it = ep->head;
+    while (it) {
+        item *next = it->next;
+        if (it->state == Q_DEAD) {
+            vigil_error err;
+            vigil_error_clear(&err);
+            vigil_status s = ep->d->ob->dead(ep->d->ob, ep->name, &it->e, it->why, it->attempts, &err);
+            if (s != VIGIL_OK) {
+                atomic_fetch_add(&ep->outbox_errors, 1);
+                ep->dead_retry_ms = now + RETRY_OUTBOX_MS;
+                log_limited(ep, "outbox dead letter of alert %s failed (retrying): %s", it->e.id, err.msg);
+                return;
+            }
+            atomic_fetch_add(&ep->dead, 1);
+            window_drop(ep, it);
+        }
+        it = next;
+    }
+}
+
+static void disable(endpoint *ep) {
+    if (ep->disabled) return;
+    ep->disabled = 1;
+    atomic_store(&ep->disabled_flag, 1);
+    fprintf(stderr, "vigil: webhook %s (%s): answered 410 Gone; endpoint disabled until restart, "
+                    "its alerts go to the dead-letter list\n", ep->name, ep->label);
+    for (item *it = ep->head; it; it = it->next)
+        if (it->state == Q_READY || it->state == Q_WAIT) to_dead(ep, it, DISABLED_REASON);
+}
+
+/* ---- reading ------------------------------------------------------------- */
+
+static int wanted(const endpoint *ep, const vigil_outbox_entry *e) {
+    if (e->shadow) return 0;
+    if (ep->nrules) {
+        int hit = 0;
+        for (int i = 0; i < ep->nrules && !hit; i++) hit = !strcmp(ep->rules[i], e->rule);
+        if (!hit) return 0;
+    }
+    if (ep->min_sev > 0) {
+        int r = severity_rank(e->severity);
+        if (r < ep->min_sev) return 0;
+    }
+    return 1;
+}
+
+/* Take one read entry (its json moves into the window or is freed).
+ * -1 when out of memory: the entry is freed and the position stays before
+ * it, so the next read returns it again. */
+static int take(endpoint *ep, vigil_outbox_entry *e) {
+    if (!wanted(ep, e)) {
+        if (push_ack(ep, e->ref) != 0) {
+            vigil_outbox_entry_free(e);
+            return -1;
+        }
+        atomic_fetch_add(&ep->filtered, 1);
+        snprintf(ep->after, sizeof ep->after, "%s", e->ref);
+        vigil_outbox_entry_free(e);
+        return 0;
+    }
+    item *it = calloc(1, sizeof *it);
+    char ts[40];
+    rfc3339_ms(e->appended_ms > 0 ? e->appended_ms : wall_ms(), ts, sizeof ts);
+    static const char pre[] = "{\"type\":\"alert.created\",\"timestamp\":\"";
+    static const char mid[] = "\",\"data\":";
+    size_t blen = sizeof pre - 1 + strlen(ts) + sizeof mid - 1 + e->len + 1;
+    char *body = it ? malloc(blen + 1) : NULL;
+    if (!it || !body) {
+        free(it);
+        vigil_outbox_entry_free(e);
+        return -1;
+    }
+    char *p = body;
+    memcpy(p, pre, sizeof pre - 1); p += sizeof pre - 1;
+    memcpy(p, ts, strlen(ts)); p += strlen(ts);
+    memcpy(p, mid, sizeof mid - 1); p += sizeof mid - 1;
+    memcpy(p, e->json, e->len); p += e->len;
+    *p++ = '}';
+    *p = '\0';
+    snprintf(ep->after, sizeof ep->after, "%s", e->ref);
+    it->e = *e;              /* json ownership moves */
+    e->json = NULL;
+    it->body = body;
+    it->blen = blen;
+    it->state = Q_READY;
+    window_push(ep, it);
+    if (!valid_id(it->e.id)) to_dead(ep, it, "alert id not usable as webhook-id");
+    else if (ep->disabled) to_dead(ep, it, DISABLED_REASON);
+    return 0;
+}
+
+static void do_read(endpoint *ep, vigil_outbox_entry *buf, int wait_ms) {
+    int room = WINDOW - ep->nitems;
+    if (room > READ_BATCH) room = READ_BATCH;
+    int n = 0;
+    vigil_error err;
+    vigil_error_clear(&err);
+    vigil_status s = ep->d->ob->read(ep->d->ob, ep->name, ep->after, buf, room, &n, wait_ms, &err);
+    long long now = mono_ms();
+    if (s != VIGIL_OK) {
+        atomic_fetch_add(&ep->outbox_errors, 1);
+        ep->next_read_ms = now + RETRY_OUTBOX_MS;
+        log_limited(ep, "outbox read failed (retrying): %s", err.msg);
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        if (take(ep, &buf[i]) != 0) {
+            for (int k = i + 1; k < n; k++) vigil_outbox_entry_free(&buf[k]);
+            ep->next_read_ms = now + RETRY_OUTBOX_MS;
+            log_limited(ep, "out of memory taking alerts from the outbox (retrying)");
+            return;
+        }
+    }
+    /* A full batch: there may be more right away. Otherwise look again soon
+     * (a busy endpoint) or block in the next read (an idle one). */
+    ep->next_read_ms = n == room ? 0 : now + POLL_READ_MS;
+}
+
+/* ---- HTTP ---------------------------------------------------------------- */
+
+static size_t discard_body(char *p, size_t size, size_t n, void *ud) {
+    (void)p;
+    (void)ud;
+    return size * n;
+}
+
+static int add_header(struct curl_slist **h, const char *line) {
+    struct curl_slist *n = curl_slist_append(*h, line);
+    if (!n) return 0;
+    *h = n;
+    return 1;
+}
+
+static void retry_or_dead(endpoint *ep, item *it, long retry_after_s);
+
+static void start(endpoint *ep, item *it, long long now) {
+    slot *s = ep->free_slots;
+    char line[128 + VIGIL_OUTBOX_REF_MAX];
+    char sig[VIGIL_WEBHOOK_SIG_MAX];
+    struct curl_slist *h = NULL;
+    long long ts = (long long)time(NULL);
+
+    if (it->attempts == 0) it->first_ms = now;
+    it->attempts++;
+    atomic_fetch_add(&ep->attempts, 1);
+    int ok = add_header(&h, "Content-Type: application/json");
+    snprintf(line, sizeof line, "webhook-id: %s", it->e.id);
+    ok = ok && add_header(&h, line);
+    snprintf(line, sizeof line, "webhook-timestamp: %lld", ts);
+    ok = ok && add_header(&h, line);
+    if (ok && ep->signer) {
+        ok = vigil_webhook_signer_sign(ep->signer, it->e.id, ts, it->body, it->blen, sig, sizeof sig) ==
+             VIGIL_OK;
+        snprintf(line, sizeof line, "webhook-signature: %s", ok ? sig : "");
+        ok = ok && add_header(&h, line);
+    }
+    ok = ok && add_header(&h, "Expect:");
+    if (!ok) {
+        curl_slist_free_all(h);
+        snprintf(it->why, sizeof it->why, "out of memory building the request");
+        retry_or_dead(ep, it, 0);
+        return;
+    }
+    CURL *e = s->easy;
+    curl_easy_reset(e);
+    s->errbuf[0] = '\0';
+    curl_easy_setopt(e, CURLOPT_URL, ep->url);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)it->blen);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, it->body);   /* borrowed: the item outlives the transfer */
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "vigil-webhook/1");
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, ep->timeout_ms);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, ep->timeout_ms);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard_body);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, s->errbuf);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, s);
+#if LIBCURL_VERSION_NUM >= 0x075500
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+    if (curl_multi_add_handle(ep->multi, e) != CURLM_OK) {
+        curl_slist_free_all(h);
+        snprintf(it->why, sizeof it->why, "curl_multi_add_handle failed");
+        retry_or_dead(ep, it, 0);
+        return;
+    }
+    ep->free_slots = s->next_free;
+    s->next_free = NULL;
+    s->hdrs = h;
+    s->it = it;
+    set_state(ep, it, Q_FLIGHT);
+    atomic_fetch_add(&ep->inflight, 1);
+}
+
+/* A failed attempt (it->why says why): another one after the backoff, or
+ * the dead-letter list once the horizon would be passed. During shutdown
+ * the alert is just left unacked. */
+static void retry_or_dead(endpoint *ep, item *it, long retry_after_s) {
+    long long now = mono_ms();
+    if (atomic_load(&ep->d->stopping)) {
+        window_drop(ep, it);
+        return;
+    }
+    if (ep->disabled) {
+        to_dead(ep, it, DISABLED_REASON);
+        return;
+    }
+    double delay = (double)ep->backoff_ms;
+    for (int i = 1; i < it->attempts && delay < (double)ep->max_backoff_ms; i++) delay *= 2;
+    if (delay > (double)ep->max_backoff_ms) delay = (double)ep->max_backoff_ms;
+    delay *= 0.8 + 0.4 * rnd01(ep);
+    if (retry_after_s > 0 && (double)retry_after_s * 1000.0 > delay) delay = (double)retry_after_s * 1000.0;
+    if (delay > (double)ep->max_backoff_ms) delay = (double)ep->max_backoff_ms;
+    long long d = (long long)delay;
+    if (d < 1) d = 1;
+    if (now + d - it->first_ms > ep->horizon_ms) {
+        char why[sizeof it->why];
+        snprintf(why, sizeof why, "%s", it->why);
+        log_limited(ep, "alert %s: giving up after %d attempt%s in %lld ms: %s", it->e.id, it->attempts,
+                    it->attempts == 1 ? "" : "s", now - it->first_ms, why);
+        to_dead(ep, it, "gave up after %d attempt%s in %lld ms: %s", it->attempts,
+                it->attempts == 1 ? "" : "s", now - it->first_ms, why);
+        return;
+    }
+    log_limited(ep, "alert %s: attempt %d failed: %s; retry in %lld ms", it->e.id, it->attempts, it->why, d);
+    it->due_ms = now + d;
+    set_state(ep, it, Q_WAIT);
+    atomic_fetch_add(&ep->retries, 1);
+}
+
+static void delivered(endpoint *ep, item *it) {
+    vigil_dispatch *d = ep->d;
+    atomic_fetch_add(&ep->delivered, 1);
+    if (it->e.appended_ms > 0) {
+        long long lat = wall_ms() - it->e.appended_ms;
+        if (lat < 0) lat = 0;   /* clock skew between Redis and us */
+        double sec = (double)lat / 1000.0;
+        size_t b = 0;
+        while (b < NBUCKETS && sec > BUCKETS[b]) b++;
+        atomic_fetch_add(&ep->hist[b], 1);
+        atomic_fetch_add(&ep->hist_sum_us, (unsigned long long)lat * 1000ull);
+        atomic_fetch_add(&ep->hist_count, 1);
+    }
+    if (d->fault_deliver > 0 && atomic_fetch_add(&d->delivered_total, 1) + 1 == d->fault_deliver) {
+        fprintf(stderr, "vigil: VIGIL_FAULT: SIGKILL after delivery %lld (alert %s), before its ack\n",
+                d->fault_deliver, it->e.id);
+        raise(SIGKILL);
+    }
+    if (push_ack(ep, it->e.ref) != 0) {
+        /* Not acked: re-sent after a restart (at-least-once). */
+        log_limited(ep, "out of memory queueing the ack of alert %s", it->e.id);
+    }
+    window_drop(ep, it);
+}
+
+static void finish(endpoint *ep, slot *s, CURLcode rc) {
+    item *it = s->it;
+    long code = 0;
+    curl_off_t retry_after = 0;
+    curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &code);
+#if LIBCURL_VERSION_NUM >= 0x074200
+    curl_easy_getinfo(s->easy, CURLINFO_RETRY_AFTER, &retry_after);
+#endif
+    curl_multi_remove_handle(ep->multi, s->easy);
+    curl_slist_free_all(s->hdrs);
+    s->hdrs = NULL;
+    s->it = NULL;
+    s->next_free = ep->free_slots;
+    ep->free_slots = s;
+    atomic_fetch_sub(&ep->inflight, 1);
+    set_state(ep, it, Q_READY);   /* neutral until classified below */
+
+    if (rc == CURLE_OK) {
+        snprintf(it->why, sizeof it->why, "HTTP %ld", code);
+        if (code >= 200 && code <= 299) {
+            delivered(ep, it);
+        } else if (code == 410) {
+            disable(ep);
+            to_dead(ep, it, DISABLED_REASON);
+        } else if (code == 408 || code == 429 || (code >= 500 && code <= 599)) {
+            retry_or_dead(ep, it, (long)retry_after);
+        } else if (ep->disabled) {
+            to_dead(ep, it, DISABLED_REASON);
+        } else {
+            log_limited(ep, "alert %s: HTTP %ld is not retryable: dead letter", it->e.id, code);
+            to_dead(ep, it, "HTTP %ld (not retryable)", code);
+        }
+        return;
+    }
+    snprintf(it->why, sizeof it->why, "%s", s->errbuf[0] ? s->errbuf : curl_easy_strerror(rc));
+    switch (rc) {
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+    case CURLE_NOT_BUILT_IN:
+    case CURLE_BAD_FUNCTION_ARGUMENT:
+        to_dead(ep, it, "%s (not retryable)", curl_easy_strerror(rc));
+        break;
+    default:
+        retry_or_dead(ep, it, 0);
+    }
+}
+
+static void drain(endpoint *ep) {
+    CURLMsg *m;
+    int left;
+    while ((m = curl_multi_info_read(ep->multi, &left))) {
+        if (m->msg != CURLMSG_DONE) continue;
+        char *priv = NULL;
+        CURLcode rc = m->data.result;
+        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &priv);
+        finish(ep, (slot *)priv, rc);
+    }
+}
+
+/* ---- scheduling ---------------------------------------------------------- */
+
+static size_t key_hash(const char *k) {
+    size_t h = 1469598103934665603ull;
+    for (; *k; k++) h = (h ^ (unsigned char)*k) * 1099511628211ull;
+    return h;
+}
+
+/* Mark key busy; returns 1 if it already was. */
+static int key_busy(endpoint *ep, const char *k) {
+    size_t m = KEYSET - 1;
+    for (size_t i = key_hash(k) & m;; i = (i + 1) & m) {
+        if (ep->keys[i].gen != ep->gen) {
+            ep->keys[i].gen = ep->gen;
+            ep->keys[i].k = k;
+            return 0;
+        }
+        if (!strcmp(ep->keys[i].k, k)) return 1;
+    }
+}
+
+/* Start what may start: in outbox order, an alert whose key has no earlier
+ * alert in flight or waiting. */
+static void schedule(endpoint *ep, long long now) {
+    if (!ep->nready && !ep->nwait) return;
+    if (++ep->gen == 0) {   /* wrapped: clear the stamps */
+        for (size_t i = 0; i < KEYSET; i++) ep->keys[i].gen = 0;
+        ep->gen = 1;
+    }
+    item *it = ep->head;
+    while (it) {
+        item *next = it->next;
+        switch (it->state) {
+        case Q_FLIGHT:
+            key_busy(ep, it->e.key);
+            break;
+        case Q_WAIT:
+        case Q_READY: {
+            int busy = key_busy(ep, it->e.key);
+            int due = it->state == Q_READY || it->due_ms <= now;
+            if (!busy && due && ep->free_slots) start(ep, it, now);
+            break;
+        }
+        default:   /* Q_DEAD: finished here, holds nothing back */
+            break;
+        }
+        it = next;
+    }
+}
+
+static long long next_due(const endpoint *ep) {
+    long long due = -1;
+    if (!ep->nwait) return -1;
+    for (const item *it = ep->head; it; it = it->next)
+        if (it->state == Q_WAIT && (due < 0 || it->due_ms < due)) due = it->due_ms;
+    return due;
+}
+
+/* ---- the endpoint thread ------------------------------------------------- */
+
+static void *run(void *arg) {
+    endpoint *ep = arg;
+    vigil_dispatch *d = ep->d;
+    vigil_outbox_entry *buf = calloc(READ_BATCH, sizeof *buf);
+    int stop_seen = 0;
+    if (!buf) {
+        fprintf(stderr, "vigil: webhook %s: out of memory; endpoint not served\n", ep->name);
+        return NULL;
+    }
+    for (;;) {
+        long long now = mono_ms();
+        int stopping = atomic_load(&d->stopping);
+        if (stopping && !stop_seen) {
+            /* Not started yet: left unacked, read again by the next run. */
+            stop_seen = 1;
+            for (item *it = ep->head, *next; it; it = next) {
+                next = it->next;
+                if (it->state == Q_READY || it->state == Q_WAIT) window_drop(ep, it);
+            }
+        }
+        if (stopping) {
+            if (ep->ninflight == 0 || now >= atomic_load(&d->deadline_ms)) break;
+        } else if (ep->nitems < WINDOW && ep->nacks < MAX_PENDING_ACKS && now >= ep->next_read_ms) {
+            int wait = 0;
+            if (!ep->ninflight && !ep->nready && !ep->ndead && !ep->nacks) {
+                long long due = next_due(ep);
+                wait = READ_WAIT_MS;
+                if (due >= 0 && due - now < wait) wait = due - now > 0 ? (int)(due - now) : 0;
+            }
+            do_read(ep, buf, wait);
+            now = mono_ms();
+        }
+        flush_dead(ep, now, 0);
+        if (!stopping) schedule(ep, now);
+        int running = 0;
+        curl_multi_perform(ep->multi, &running);
+        drain(ep);
+        now = mono_ms();
+        flush_acks(ep, now, 0);
+        flush_dead(ep, now, 0);
+
+        /* Nothing to run and reading may block: the next read is the sleep. */
+        int can_read = !stopping && ep->nitems < WINDOW && ep->nacks < MAX_PENDING_ACKS;
+        if (can_read && now >= ep->next_read_ms && !ep->ninflight && !ep->nready && !ep->ndead && !ep->nacks)
+            continue;
+        long long t = 1000;
+        if (can_read) t = ep->next_read_ms - now < t ? ep->next_read_ms - now : t;
+        long long due = stopping ? -1 : next_due(ep);
+        if (due >= 0 && due - now < t) t = due - now;
+        if (ep->nacks && ep->ack_retry_ms - now < t) t = ep->ack_retry_ms - now;
+        if (ep->ndead && ep->dead_retry_ms - now < t) t = ep->dead_retry_ms - now;
+        if (stopping && atomic_load(&d->deadline_ms) - now < t) t = atomic_load(&d->deadline_ms) - now;
+        if (t < 0) t = 0;
+        curl_multi_poll(ep->multi, NULL, 0, (int)t, NULL);
+    }
+    /* Cut what is still in flight (unacked), then write what is settled. */
+    int cut = 0;
+    for (int i = 0; i < ep->concurrency; i++) {
+        slot *s = &ep->slots[i];
+        if (!s->it) continue;
+        curl_multi_remove_handle(ep->multi, s->easy);
+        curl_slist_free_all(s->hdrs);
+        s->hdrs = NULL;
+        atomic_fetch_sub(&ep->inflight, 1);
+        set_state(ep, s->it, Q_READY);
+        window_drop(ep, s->it);
+        s->it = NULL;
+        cut++;
+    }
+    if (cut)
+        fprintf(stderr, "vigil: webhook %s (%s): shutdown deadline passed, %d request%s cut (unacked, "
+                        "re-sent after restart)\n", ep->name, ep->label, cut, cut == 1 ? "" : "s");
+    flush_acks(ep, mono_ms(), 1);
+    flush_dead(ep, mono_ms(), 1);
+    if (ep->nacks)
+        fprintf(stderr, "vigil: webhook %s: %d delivered alert%s not acked (re-sent after restart)\n",
+                ep->name, ep->nacks, ep->nacks == 1 ? "" : "s");
+    while (ep->head) window_drop(ep, ep->head);   /* unsettled dead letters: read again next run */
+    free(buf);
+    return NULL;
+}
+
+/* ---- create / destroy ---------------------------------------------------- */
+
+static void free_endpoint(endpoint *ep) {
+    if (ep->slots) {
+        for (int i = 0; i < ep->concurrency; i++) {
+            if (ep->slots[i].easy) {
+                if (ep->multi && ep->slots[i].it) curl_multi_remove_handle(ep->multi, ep->slots[i].easy);
+                curl_easy_cleanup(ep->slots[i].easy);
+            }
+            curl_slist_free_all(ep->slots[i].hdrs);
+        }
+        free(ep->slots);
+    }
+    if (ep->multi) curl_multi_cleanup(ep->multi);
+    while (ep->head) window_drop(ep, ep->head);
+    for (int i = 0; i < ep->nacks; i++) free(ep->acks[i]);
+    free(ep->acks);
+    for (int i = 0; i < ep->nrules; i++) free(ep->rules[i]);
+    free(ep->rules);
+    free(ep->url);
+    free(ep->label);
+    vigil_webhook_signer_destroy(ep->signer);
+}
+
+static void free_all(vigil_dispatch *d) {
+    for (int i = 0; d->eps && i < d->n; i++) free_endpoint(&d->eps[i]);
+    free(d->eps);
+    free(d);
+}
+
+static vigil_status setup_endpoint(vigil_dispatch *d, endpoint *ep, const vigil_endpoint_config *c, int index,
+                                   const char *default_secret, vigil_error *err) {
+    ep->d = d;
+    vigil_dispatch_endpoint_name(c, index, ep->name, sizeof ep->name);
+    if (!valid_name(ep->name))
+        return vigil_error_set(err, VIGIL_EINVAL, "webhook endpoint %d: name '%s' must be 1..64 of "
+                               "[A-Za-z0-9_-]", index + 1, ep->name);
+    vigil_status s = vigil_webhook_url_label(c->url, &ep->label, err);
+    if (s != VIGIL_OK) {
+        char msg[sizeof err->msg];
+        if (err) {
+            snprintf(msg, sizeof msg, "%s", err->msg);
+            vigil_error_set(err, s, "webhook endpoint %s: %s", ep->name, msg);
+        }
+        return s;
+    }
+    if (!(ep->url = strdup(c->url))) return vigil_error_set(err, VIGIL_ENOMEM, "webhook: out of memory");
+    const char *secret = c->secret ? c->secret : default_secret;
+    if (secret) {
+        s = vigil_webhook_signer_create(secret, &ep->signer, err);
+        if (s != VIGIL_OK) {
+            if (s == VIGIL_EINVAL)
+                vigil_error_set(err, s, "webhook endpoint %s: secret must be \"whsec_\" followed by "
+                                "base64", ep->name);
+            return s;
+        }
+    }
+    if (c->nrules < 0 || c->nrules > 32)
+        return vigil_error_set(err, VIGIL_EINVAL, "webhook endpoint %s: 0..32 rules", ep->name);
+    if (c->nrules) {
+        ep->rules = calloc((size_t)c->nrules, sizeof *ep->rules);
+        if (!ep->rules) return vigil_error_set(err, VIGIL_ENOMEM, "webhook: out of memory");
+    }
+    for (int i = 0; i < c->nrules; i++) {
+        if (!c->rules[i] || !*c->rules[i])
+            return vigil_error_set(err, VIGIL_EINVAL, "webhook endpoint %s: rule %d is empty", ep->name, i + 1);
+        ep->nrules = i + 1;
+        if (!(ep->rules[i] = strdup(c->rules[i]))) return vigil_error_set(err, VIGIL_ENOMEM, "webhook: out of memory");
+    }
+    ep->min_sev = 0;
+    if (c->min_severity && *c->min_severity) {
+        ep->min_sev = severity_rank(c->min_severity);
+        if (ep->min_sev < 0)
+            return vigil_error_set(err, VIGIL_EINVAL, "webhook endpoint %s: min_severity '%s' is not one "
+                                   "of info, low, medium, high, critical", ep->name, c->min_severity);
+    }
+    if (c->concurrency < 0 || c->concurrency > MAX_CONCURRENCY || c->timeout_ms < 0 || c->backoff_ms < 0 ||
+        c->max_backoff_ms < 0 || c->horizon_ms < 0)
+        return vigil_error_set(err, VIGIL_EINVAL, "webhook endpoint %s: negative number or concurrency "
+                               "over %d", ep->name, MAX_CONCURRENCY);
+    ep->concurrency = c->concurrency ? c->concurrency : DEF_CONCURRENCY;
+    ep->timeout_ms = c->timeout_ms ? c->timeout_ms : DEF_TIMEOUT_MS;
+    ep->backoff_ms = c->backoff_ms ? c->backoff_ms : DEF_BACKOFF_MS;
+    ep->max_backoff_ms = c->max_backoff_ms ? c->max_backoff_ms : DEF_MAX_BACKOFF_MS;
+    ep->horizon_ms = c->horizon_ms ? c->horizon_ms : DEF_HORIZON_MS;
+    if (ep->max_backoff_ms < ep->backoff_ms) ep->max_backoff_ms = ep->backoff_ms;
+    ep->rng = ((uint64_t)wall_ms() << 16) ^ (uint64_t)(uintptr_t)ep ^ 0x9E3779B97F4A7C15ull;
+    if (!ep->rng) ep->rng = 1;
+
+    ep->multi = curl_multi_init();
+    ep->slots = calloc((size_t)ep->concurrency, sizeof *ep->slots);
+    if (!ep->multi || !ep->slots) return vigil_error_set(err, VIGIL_ENOMEM, "webhook: out of memory");
+    for (int i = 0; i < ep->concurrency; i++) {
+        if (!(ep->slots[i].easy = curl_easy_init())) return vigil_error_set(err, VIGIL_ENOMEM, "webhook: out of memory");
+        ep->slots[i].next_free = ep->free_slots;
+        ep->free_slots = &ep->slots[i];
+    }
+    curl_multi_setopt(ep->multi, CURLMOPT_MAXCONNECTS, (long)ep->concurrency);
+    return VIGIL_OK;
+}
+
+vigil_status vigil_dispatch_create(const vigil_endpoint_config *endpoints, int n,
+                                   const char *default_secret, vigil_outbox *outbox,
+                                   long shutdown_ms, vigil_dispatch **out, vigil_error *err) {
+    if (!out) return vigil_error_set(err, VIGIL_EINVAL, "dispatch: NULL argument");
+    *out = NULL;
+    if (!outbox || n < 0 || (n > 0 && !endpoints) || shutdown_ms < 0)
+        return vigil_error_set(err, VIGIL_EINVAL, "dispatch: bad argument (outbox, endpoints, shutdown_ms)");
+    if (n > MAX_ENDPOINTS)
+        return vigil_error_set(err, VIGIL_EINVAL, "dispatch: at most %d endpoints", MAX_ENDPOINTS);
+    vigil_status s = vigil_webhook_global_init(err);
+    if (s != VIGIL_OK) return s;
+
+    vigil_dispatch *d = calloc(1, sizeof *d);
+    if (!d) return vigil_error_set(err, VIGIL_ENOMEM, "dispatch: out of memory");
+    d->ob = outbox;
+    d->shutdown_ms = shutdown_ms ? shutdown_ms : DEF_SHUTDOWN_MS;
+    const char *fault = getenv("VIGIL_FAULT");
+    if (fault && !strncmp(fault, "deliver:", 8)) {
+        char *end;
+        long long v = strtoll(fault + 8, &end, 10);
+        if (end != fault + 8 && !*end && v > 0) d->fault_deliver = v;
+        else fprintf(stderr, "vigil: VIGIL_FAULT '%s' not understood (want deliver:N)\n", fault);
+    }
+    if (n) {
+        d->eps = calloc((size_t)n, sizeof *d->eps);
+        if (!d->eps) {
+            free(d);
+            return vigil_error_set(err, VIGIL_ENOMEM, "dispatch: out of memory");
+        }
+    }
+    for (int i = 0; s == VIGIL_OK && i < n; i++) {
+        d->n = i + 1;
+        s = setup_endpoint(d, &d->eps[i], &endpoints[i], i, default_secret, err);
+        for (int k = 0; s == VIGIL_OK && k < i; k++)
+            if (!strcmp(d->eps[k].name, d->eps[i].name))
+                s = vigil_error_set(err, VIGIL_EINVAL, "webhook endpoint name '%s' used twice", d->eps[i].name);
+    }
+    if (s == VIGIL_OK) {
+        /* Endpoint threads take no signals: the process's signal thread does. */
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        for (int i = 0; i < n; i++) {
+            if (pthread_create(&d->eps[i].thread, NULL, run, &d->eps[i]) != 0) {
+                s = vigil_error_set(err, VIGIL_EIO, "dispatch: cannot start the thread of endpoint %s",
+                                    d->eps[i].name);
+                break;
+            }
+            d->eps[i].started = 1;
+        }
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+    }
+    if (s != VIGIL_OK) {
+        d->shutdown_ms = 0;
+        atomic_store(&d->deadline_ms, mono_ms());
+        atomic_store(&d->stopping, 1);
+        for (int i = 0; i < d->n; i++)
+            if (d->eps[i].started) {
+                curl_multi_wakeup(d->eps[i].multi);
+                pthread_join(d->eps[i].thread, NULL);
+            }
+        free_all(d);
+        return s;
+    }
+    *out = d;
+    return VIGIL_OK;
+}
+
+int vigil_dispatch_count(const vigil_dispatch *d) { return d ? d->n : 0; }
+
+vigil_status vigil_dispatch_stats_get(vigil_dispatch *d, int i, vigil_dispatch_stats *st) {
+    if (!d || !st || i < 0 || i >= d->n) return VIGIL_EINVAL;
+    endpoint *ep = &d->eps[i];
+    memset(st, 0, sizeof *st);
+    snprintf(st->name, sizeof st->name, "%s", ep->name);
+    snprintf(st->label, sizeof st->label, "%s", ep->label);
+    st->delivered = atomic_load(&ep->delivered);
+    st->filtered = atomic_load(&ep->filtered);
+    st->dead = atomic_load(&ep->dead);
+    st->attempts = atomic_load(&ep->attempts);
+    st->retries = atomic_load(&ep->retries);
+    st->outbox_errors = atomic_load(&ep->outbox_errors);
+    st->inflight = atomic_load(&ep->inflight);
+    st->window = atomic_load(&ep->window);
+    st->disabled = atomic_load(&ep->disabled_flag);
+    return VIGIL_OK;
+}
+
+/* ---- metrics ------------------------------------------------------------- */
+
+typedef struct out {
+    void (*emit)(void *, const char *, size_t);
+    void *ud;
+} out;
+
+static void say(out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(out *o, const char *fmt, ...) {
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    if ((size_t)n >= sizeof line) n = (int)sizeof line - 1;
+    o->emit(o->ud, line, (size_t)n);
+}
+
+void vigil_dispatch_metrics(vigil_dispatch *d, void (*emit)(void *ud, const char *text, size_t len),
+                            void *ud) {
+    if (!d || !emit || d->n == 0) return;
+    out o = {emit, ud};
+    /* endpoint names are [A-Za-z0-9_-]: nothing to escape in label values */
+    say(&o, "# HELP vigil_webhook_deliveries_total Alerts finished per webhook endpoint: delivered "
+            "(2xx), dead_letter (gave up, not retryable, endpoint disabled) or filtered (shadow, rule, "
+            "severity).\n# TYPE vigil_webhook_deliveries_total counter\n");
+    for (int i = 0; i < d->n; i++) {
+        endpoint *ep = &d->eps[i];
+        say(&o, "vigil_webhook_deliveries_total{endpoint=\"%s\",outcome=\"delivered\"} %llu\n", ep->name,
+            atomic_load(&ep->delivered));
+        say(&o, "vigil_webhook_deliveries_total{endpoint=\"%s\",outcome=\"dead_letter\"} %llu\n", ep->name,
+            atomic_load(&ep->dead));
+        say(&o, "vigil_webhook_deliveries_total{endpoint=\"%s\",outcome=\"filtered\"} %llu\n", ep->name,
+            atomic_load(&ep->filtered));
+    }
+    say(&o, "# HELP vigil_webhook_attempts_total HTTP requests started per webhook endpoint.\n"
+            "# TYPE vigil_webhook_attempts_total counter\n");
+    for (int i = 0; i < d->n; i++)
+        say(&o, "vigil_webhook_attempts_total{endpoint=\"%s\"} %llu\n", d->eps[i].name,
+            atomic_load(&d->eps[i].attempts));
+    say(&o, "# HELP vigil_webhook_retries_total Retries scheduled after a failed attempt (timeout, "
+            "transport error, 408, 429, 5xx).\n# TYPE vigil_webhook_retries_total counter\n");
+    for (int i = 0; i < d->n; i++)
+        say(&o, "vigil_webhook_retries_total{endpoint=\"%s\"} %llu\n", d->eps[i].name,
+            atomic_load(&d->eps[i].retries));
+    say(&o, "# HELP vigil_webhook_dead_letters_total Alerts written to the dead-letter list.\n"
+            "# TYPE vigil_webhook_dead_letters_total counter\n");
+    for (int i = 0; i < d->n; i++)
+        say(&o, "vigil_webhook_dead_letters_total{endpoint=\"%s\"} %llu\n", d->eps[i].name,
+            atomic_load(&d->eps[i].dead));
+    say(&o, "# HELP vigil_webhook_inflight HTTP requests running now.\n"
+            "# TYPE vigil_webhook_inflight gauge\n");
+    for (int i = 0; i < d->n; i++)
+        say(&o, "vigil_webhook_inflight{endpoint=\"%s\"} %llu\n", d->eps[i].name,
+            atomic_load(&d->eps[i].inflight));
+    say(&o, "# HELP vigil_webhook_endpoint_disabled 1 once the endpoint answered 410 Gone (until restart).\n"
+            "# TYPE vigil_webhook_endpoint_disabled gauge\n");
+    for (int i = 0; i < d->n; i++)
+        say(&o, "vigil_webhook_endpoint_disabled{endpoint=\"%s\"} %d\n", d->eps[i].name,
+            atomic_load(&d->eps[i].disabled_flag));
+    say(&o, "# HELP vigil_outbox_pending Alerts in the outbox not yet acked by the endpoint.\n"
+            "# TYPE vigil_outbox_pending gauge\n");
+    for (int i = 0; i < d->n; i++) {
+        uint64_t depth = 0;
+        if (d->ob->depth(d->ob, d->eps[i].name, &depth, NULL) == VIGIL_OK)
+            say(&o, "vigil_outbox_pending{endpoint=\"%s\"} %llu\n", d->eps[i].name, (unsigned long long)depth);
+    }
+    say(&o, "# HELP vigil_webhook_delivery_seconds Time from the alert's outbox append to its 2xx, "
+            "waits and retries included.\n# TYPE vigil_webhook_delivery_seconds histogram\n");
+    for (int i = 0; i < d->n; i++) {
+        endpoint *ep = &d->eps[i];
+        unsigned long long cum = 0;
+        for (size_t b = 0; b < NBUCKETS; b++) {
+            cum += atomic_load(&ep->hist[b]);
+            say(&o, "vigil_webhook_delivery_seconds_bucket{endpoint=\"%s\",le=\"%g\"} %llu\n", ep->name,
+                BUCKETS[b], cum);
+        }
+        cum += atomic_load(&ep->hist[NBUCKETS]);
+        say(&o, "vigil_webhook_delivery_seconds_bucket{endpoint=\"%s\",le=\"+Inf\"} %llu\n", ep->name, cum);
+        say(&o, "vigil_webhook_delivery_seconds_sum{endpoint=\"%s\"} %.6f\n", ep->name,
+            (double)atomic_load(&ep->hist_sum_us) / 1e6);
+        say(&o, "vigil_webhook_delivery_seconds_count{endpoint=\"%s\"} %llu\n", ep->name,
+            atomic_load(&ep->hist_count));
+    }
+}
+
+vigil_status vigil_dispatch_dead_letters(vigil_dispatch *d, const char *ep_name, int limit,
+                                         char **json, vigil_error *err) {
+    if (!d || !json) return vigil_error_set(err, VIGIL_EINVAL, "dispatch: NULL argument");
+    return d->ob->list_dead(d->ob, ep_name, limit, json, err);
+}
+
+void vigil_dispatch_destroy(vigil_dispatch *d) {
+    if (!d) return;
+    atomic_store(&d->deadline_ms, mono_ms() + d->shutdown_ms);
+    atomic_store(&d->stopping, 1);
+    for (int i = 0; i < d->n; i++)
+        if (d->eps[i].started) curl_multi_wakeup(d->eps[i].multi);
+    for (int i = 0; i < d->n; i++)
+        if (d->eps[i].started) pthread_join(d->eps[i].thread, NULL);
+    free_all(d);
+}
