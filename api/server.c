@@ -607,7 +607,7 @@ static vigil_status load_durable_state(vigil_server *s, vigil_error *err) {
         vigil_status st;
         for (;;) {   /* Redis not up yet: wait for it rather than start on empty state */
             st = vigil_redis_store_load_offsets(s->workers[0].store, names, ng, s->partitions, s->off_seq, s->off_wm, err);
-            if (st != VIGIL_EUNAVAILABLE) break;
+            if (st != VIGIL_EUNAVAILABLE && !(st == VIGIL_ESTORE && strstr(err->msg, "LOADING"))) break;
             fprintf(stderr, "vigil: reading offsets: %s; retrying\n", err->msg);
             usleep(500000);
         }
@@ -657,7 +657,8 @@ static vigil_status start_webhooks(vigil_server *s, vigil_error *err) {
     if (s->cfg.redis_url) {
         for (;;) {   /* Redis not up yet: wait rather than start without the outbox */
             st = vigil_outbox_redis_open(s->cfg.redis_url, s->cfg.redis_prefix, pn, n, &s->outbox, err);
-            if (st != VIGIL_EUNAVAILABLE) break;
+            /* LOADING: Redis is still reading its AOF */
+            if (st != VIGIL_EUNAVAILABLE && !(st == VIGIL_ESTORE && strstr(err->msg, "LOADING"))) break;
             fprintf(stderr, "vigil: opening the outbox: %s; retrying\n", err->msg);
             usleep(500000);
         }

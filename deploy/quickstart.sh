@@ -38,7 +38,7 @@ stop() {
 trap stop EXIT
 trap 'exit 130' INT TERM
 
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly yes --appendfsync everysec \
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly yes --appendfsync always \
     --dir "$RUN/redis" >"$RUN/log/redis.log" 2>&1 &
 PIDS+=($!)
 nats-server -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$RUN/nats" >"$RUN/log/nats.log" 2>&1 &
@@ -48,13 +48,13 @@ PIDS+=($!)
 wait_port "$REDIS_PORT"; wait_port "$NATS_PORT"; wait_port "$HOOK_PORT"
 
 VIGIL_WEBHOOK_SECRET=$SECRET "$BIN/vigil" serve --rules rules/fraud --listen "127.0.0.1:$HTTP_PORT" \
-    --nats "nats://127.0.0.1:$NATS_PORT" --redis "redis://127.0.0.1:$REDIS_PORT" \
-    --webhook "http://127.0.0.1:$HOOK_PORT/hook" \
+    --nats "nats://127.0.0.1:$NATS_PORT" --jetstream --redis "redis://127.0.0.1:$REDIS_PORT" \
+    --data-dir "$RUN/data" --webhook "http://127.0.0.1:$HOOK_PORT/hook" \
     --time-field tx_datetime,report_datetime --id-field transaction_id,report_id \
     >"$RUN/log/vigil.log" 2>&1 &
 PIDS+=($!)
 wait_port "$HTTP_PORT"
-"$BIN/vigil" feed --gen --rate "${VIGIL_RATE:-300}" --nats "nats://127.0.0.1:$NATS_PORT" >"$RUN/log/feed.log" 2>&1 &
+"$BIN/vigil" feed --gen --rate "${VIGIL_RATE:-300}" --nats "nats://127.0.0.1:$NATS_PORT" --jetstream >"$RUN/log/feed.log" 2>&1 &
 PIDS+=($!)
 
 cat <<MSG
@@ -63,8 +63,8 @@ cat <<MSG
     dashboard     http://127.0.0.1:$HTTP_PORT/
     metrics       http://127.0.0.1:$HTTP_PORT/metrics
     alerts API    http://127.0.0.1:$HTTP_PORT/v1/alerts
-    NATS          nats://127.0.0.1:$NATS_PORT  (alerts on vigil.alerts.<rule>)
-    Redis state   redis://127.0.0.1:$REDIS_PORT (keys vigil:{customer_id}:k:…)
+    NATS          nats://127.0.0.1:$NATS_PORT  (events: JetStream stream VIGIL_EVENTS; alerts on vigil.alerts.<rule>)
+    Redis state   redis://127.0.0.1:$REDIS_PORT (keys vigil:{customer_id:p<n>}:k:…, outbox stream vigil:outbox)
     webhooks      signed deliveries logged to $RUN/webhooks.jsonl
     logs          $RUN/log/
   Feeding ${VIGIL_RATE:-300} generated events/s (vigil feed --gen). Ctrl-C stops everything.
