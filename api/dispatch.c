@@ -34,6 +34,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "fault.h"
 #include "webhook.h"
 
 #define MAX_ENDPOINTS 64
@@ -124,8 +125,6 @@ struct vigil_dispatch {
     long shutdown_ms;
     atomic_int stopping;
     atomic_llong deadline_ms;
-    long long fault_deliver;         /* VIGIL_FAULT=deliver:N; 0 = off */
-    atomic_llong delivered_total;
 };
 
 /* ---- small helpers ------------------------------------------------------- */
@@ -538,7 +537,6 @@ static void retry_or_dead(endpoint *ep, item *it, long retry_after_s) {
 }
 
 static void delivered(endpoint *ep, item *it) {
-    vigil_dispatch *d = ep->d;
     atomic_fetch_add(&ep->delivered, 1);
     if (it->e.appended_ms > 0) {
         long long lat = wall_ms() - it->e.appended_ms;
@@ -550,10 +548,10 @@ static void delivered(endpoint *ep, item *it) {
         atomic_fetch_add(&ep->hist_sum_us, (unsigned long long)lat * 1000ull);
         atomic_fetch_add(&ep->hist_count, 1);
     }
-    if (d->fault_deliver > 0 && atomic_fetch_add(&d->delivered_total, 1) + 1 == d->fault_deliver) {
-        fprintf(stderr, "vigil: VIGIL_FAULT: SIGKILL after delivery %lld (alert %s), before its ack\n",
-                d->fault_deliver, it->e.id);
-        raise(SIGKILL);
+    /* crash tests: VIGIL_FAULT=deliver:N dies between the 2xx and the ack */
+    if (vigil_fault_due("deliver")) {
+        fprintf(stderr, "vigil: VIGIL_FAULT: alert %s delivered to %s, not acked\n", it->e.id, ep->name);
+        vigil_fault_kill("deliver");
     }
     if (push_ack(ep, it->e.ref) != 0) {
         /* Not acked: re-sent after a restart (at-least-once). */
@@ -810,8 +808,8 @@ static vigil_status setup_endpoint(vigil_dispatch *d, endpoint *ep, const vigil_
         return s;
     }
     if (!(ep->url = strdup(c->url))) return vigil_error_set(err, VIGIL_ENOMEM, "webhook: out of memory");
-    const char *secret = c->secret ? c->secret : default_secret;
-    if (secret) {
+    const char *secret = c->secret && *c->secret ? c->secret : default_secret;
+    if (secret && *secret) {
         s = vigil_webhook_signer_create(secret, &ep->signer, err);
         if (s != VIGIL_OK) {
             if (s == VIGIL_EINVAL)
@@ -880,13 +878,7 @@ vigil_status vigil_dispatch_create(const vigil_endpoint_config *endpoints, int n
     if (!d) return vigil_error_set(err, VIGIL_ENOMEM, "dispatch: out of memory");
     d->ob = outbox;
     d->shutdown_ms = shutdown_ms ? shutdown_ms : DEF_SHUTDOWN_MS;
-    const char *fault = getenv("VIGIL_FAULT");
-    if (fault && !strncmp(fault, "deliver:", 8)) {
-        char *end;
-        long long v = strtoll(fault + 8, &end, 10);
-        if (end != fault + 8 && !*end && v > 0) d->fault_deliver = v;
-        else fprintf(stderr, "vigil: VIGIL_FAULT '%s' not understood (want deliver:N)\n", fault);
-    }
+    vigil_fault_due("");   /* VIGIL_FAULT is read now, once per process (fault.c) */
     if (n) {
         d->eps = calloc((size_t)n, sizeof *d->eps);
         if (!d->eps) {

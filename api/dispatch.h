@@ -55,9 +55,10 @@
  * Memory: each endpoint holds at most 1024 read alerts (its window); when
  * the window is full of alerts waiting behind retrying keys, reading pauses.
  *
- * Fault injection for crash tests: when the environment variable VIGIL_FAULT
- * is "deliver:N" at create, the process raises SIGKILL on itself right after
- * the N-th 2xx delivery (counted over all endpoints) and before its ack.
+ * Fault injection for crash tests (fault.h): with VIGIL_FAULT="deliver:N"
+ * in the environment (read once per process, at the first create at the
+ * latest), the process SIGKILLs itself right after the N-th 2xx delivery
+ * (counted over all endpoints) and before its ack.
  */
 #ifndef VIGIL_DISPATCH_H
 #define VIGIL_DISPATCH_H
@@ -94,7 +95,7 @@ void vigil_dispatch_endpoint_name(const vigil_endpoint_config *c, int index, cha
 /* Validate the endpoints, copy everything, and start one thread per
  * endpoint reading `outbox` (borrowed: it must outlive the dispatcher).
  * Unset fields take the defaults of endpoint.h; `secret` of an endpoint
- * falls back to default_secret (NULL: unsigned). shutdown_ms: how long
+ * (NULL or "") falls back to default_secret (NULL or "": unsigned). shutdown_ms: how long
  * destroy lets in-flight requests finish (0: 2000). n may be 0 (no thread).
  * Errors: VIGIL_EINVAL (err names the endpoint and field: bad or duplicate
  * name, URL not http(s), bad secret, unknown min_severity, more than 32

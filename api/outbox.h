@@ -92,7 +92,9 @@ struct vigil_outbox {
                          int attempts, vigil_error *err);
     /* The newest `limit` dead letters (of ep, or all when ep is NULL) as a
      * JSON array text, malloc'd: [{"endpoint","alert_id","rule","key",
-     * "reason","attempts","dead_at","alert":{…}}…] */
+     * "reason","attempts","dead_at","alert":{…}}…], newest first; limit <= 0
+     * means 100, at most 10000. ("dead_at": RFC 3339 ms UTC; "alert" is the
+     * alert JSON, or a string if it was not JSON.) */
     vigil_status (*list_dead)(vigil_outbox *ob, const char *ep, int limit, char **json, vigil_error *err);
     /* Entries appended and not yet acked by ep (its backlog). */
     vigil_status (*depth)(vigil_outbox *ob, const char *ep, uint64_t *n, vigil_error *err);

@@ -104,6 +104,7 @@ typedef struct fob {
     uint64_t unacked[MAX_ENDPOINTS];
     size_t hint[MAX_ENDPOINTS];  /* index below which ep acked everything */
     uint64_t live_bytes;     /* what compaction would keep, estimated */
+    uint64_t compact_retry_size; /* after a failed compaction: wait for this size */
 } fob;
 
 /* ---- small helpers ------------------------------------------------------- */
@@ -738,10 +739,18 @@ out:
 }
 
 static void maybe_compact(fob *o) {
-    if (o->file_size < COMPACT_MIN_BYTES || o->live_bytes * 2 >= o->file_size) return;
+    if (o->file_size < COMPACT_MIN_BYTES || o->live_bytes * 2 >= o->file_size ||
+        o->file_size < o->compact_retry_size)
+        return;
     vigil_error err;
     vigil_error_clear(&err);
-    if (compact_locked(o, &err) != VIGIL_OK) fprintf(stderr, "vigil: %s\n", err.msg);
+    if (compact_locked(o, &err) != VIGIL_OK) {
+        /* e.g. disk full: not again at every ack, only once the log grew a quarter */
+        o->compact_retry_size = o->file_size + o->file_size / 4;
+        fprintf(stderr, "vigil: %s\n", err.msg);
+    } else {
+        o->compact_retry_size = 0;
+    }
 }
 
 vigil_status vigil_outbox_file_compact(vigil_outbox *ob, vigil_error *err) {

@@ -319,6 +319,22 @@ static void put(call *k) {
         if (k->c) redisFree(k->c);
         k->c = NULL;
     }
+    if (k->broken) {
+        /* The server went away: the idle connections are as dead as this
+         * one. Drop them so the next calls connect afresh instead of each
+         * failing once on a stale socket. */
+        pthread_mutex_lock(&o->mu);
+        rconn *list = o->pool;
+        o->pool = NULL;
+        o->npool = 0;
+        pthread_mutex_unlock(&o->mu);
+        while (list) {
+            rconn *next = list->next;
+            redisFree(list->c);
+            free(list);
+            list = next;
+        }
+    }
     pipe_unblock(&k->g);
 }
 

@@ -14,6 +14,10 @@
  * atomics; everything else (ready list, retry lists, slots, targets, the HMAC
  * context) belongs to the dispatcher thread alone.
  *
+ * The URL check, the signer and curl's global init are also exported
+ * (webhook.h, "helpers shared with the outbox dispatcher") so that dispatch.c
+ * signs and validates exactly alike.
+ *
  * Crypto and base64 are OpenSSL's (EVP_MAC HMAC-SHA256, EVP_EncodeBlock,
  * EVP_DecodeBlock): no hand-written replacements. */
 #include "webhook.h"
@@ -539,6 +543,14 @@ static void curl_init(void) {
     curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
+vigil_status vigil_webhook_global_init(vigil_error *err) {
+    pthread_once(&curl_once, curl_init);
+    if (curl_init_rc != CURLE_OK)
+        return vigil_error_set(err, VIGIL_EIO, "webhook: curl_global_init: %s",
+                               curl_easy_strerror(curl_init_rc));
+    return VIGIL_OK;
+}
+
 /* Free everything; the thread must not be running. */
 static void free_all(vigil_webhook *w) {
     if (w->slots) {
@@ -590,6 +602,57 @@ static vigil_status check_url(const char *url, char **label, vigil_error *err) {
     curl_free(port);
     curl_url_cleanup(u);
     return s;
+}
+
+vigil_status vigil_webhook_url_label(const char *url, char **label, vigil_error *err) {
+    if (!label) return vigil_error_set(err, VIGIL_EINVAL, "webhook: NULL argument");
+    *label = NULL;
+    return check_url(url, label, err);
+}
+
+/* ---- signer (shared with dispatch.c) -------------------------------------- */
+
+struct vigil_webhook_signer {
+    unsigned char key[KEY_MAX];
+    size_t keylen;
+    EVP_MAC *mac;
+    EVP_MAC_CTX *ctx;
+};
+
+void vigil_webhook_signer_destroy(vigil_webhook_signer *s) {
+    if (!s) return;
+    EVP_MAC_CTX_free(s->ctx);
+    EVP_MAC_free(s->mac);
+    OPENSSL_cleanse(s->key, sizeof s->key);
+    free(s);
+}
+
+vigil_status vigil_webhook_signer_create(const char *secret, vigil_webhook_signer **out,
+                                         vigil_error *err) {
+    if (!out) return vigil_error_set(err, VIGIL_EINVAL, "webhook: NULL argument");
+    *out = NULL;
+    vigil_webhook_signer *s = calloc(1, sizeof *s);
+    if (!s) return vigil_error_set(err, VIGIL_ENOMEM, "webhook: out of memory");
+    if (decode_secret(secret, s->key, &s->keylen) != VIGIL_OK) {
+        vigil_webhook_signer_destroy(s);
+        return vigil_error_set(err, VIGIL_EINVAL,
+                               "webhook secret must be \"whsec_\" followed by base64 "
+                               "(at most %d characters)", SECRET_B64_MAX);
+    }
+    s->mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    s->ctx = s->mac ? EVP_MAC_CTX_new(s->mac) : NULL;
+    if (!s->ctx) {
+        vigil_webhook_signer_destroy(s);
+        return vigil_error_set(err, VIGIL_ENOMEM, "webhook: cannot create an HMAC context");
+    }
+    *out = s;
+    return VIGIL_OK;
+}
+
+vigil_status vigil_webhook_signer_sign(vigil_webhook_signer *s, const char *id, long long ts,
+                                       const char *body, size_t len, char *out, size_t outlen) {
+    if (!s || !id || (!body && len) || !out || outlen < VIGIL_WEBHOOK_SIG_MAX) return VIGIL_EINVAL;
+    return sign_with_key(s->ctx, s->key, s->keylen, id, ts, body ? body : "", len, out, outlen);
 }
 
 vigil_status vigil_webhook_create(const vigil_webhook_opts *opts, vigil_webhook **out,

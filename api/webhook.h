@@ -126,4 +126,36 @@ void vigil_webhook_destroy(vigil_webhook *w);
 vigil_status vigil_webhook_sign(const char *secret, const char *id, long long ts,
                                 const char *body, size_t len, char *out, size_t outlen);
 
+/* ---- helpers shared with the outbox dispatcher (dispatch.c) --------------
+ * The same code paths the queue dispatcher above uses, exposed so that the
+ * outbox dispatcher signs, validates and logs exactly alike. */
+
+/* curl_global_init(CURL_GLOBAL_DEFAULT), once per process, thread-safe
+ * (never cleaned up). VIGIL_EIO (err says why) if libcurl failed. */
+vigil_status vigil_webhook_global_init(vigil_error *err);
+
+/* Check that url is a well-formed http:// or https:// URL and give its log
+ * label "scheme://host[:port]" (paths and queries of webhook URLs often carry
+ * tokens, so logs never show them). *label is malloc'd, owned by the caller.
+ * Errors: VIGIL_EINVAL (err names the URL), VIGIL_ENOMEM. */
+vigil_status vigil_webhook_url_label(const char *url, char **label, vigil_error *err);
+
+/* A signing key decoded once, with its own HMAC context: one signer per
+ * thread (not thread-safe). */
+typedef struct vigil_webhook_signer vigil_webhook_signer;
+
+/* secret "whsec_<base64>" (at most 256 base64 characters, padding optional).
+ * *out owned by the caller until vigil_webhook_signer_destroy.
+ * Errors: VIGIL_EINVAL (bad secret; err says so), VIGIL_ENOMEM. */
+vigil_status vigil_webhook_signer_create(const char *secret, vigil_webhook_signer **out,
+                                         vigil_error *err);
+
+/* As vigil_webhook_sign, with the signer's key (outlen >= VIGIL_WEBHOOK_SIG_MAX).
+ * Errors: VIGIL_EINVAL, VIGIL_ENOMEM. */
+vigil_status vigil_webhook_signer_sign(vigil_webhook_signer *s, const char *id, long long ts,
+                                       const char *body, size_t len, char *out, size_t outlen);
+
+/* Wipes the key and frees. Accepts NULL. */
+void vigil_webhook_signer_destroy(vigil_webhook_signer *s);
+
 #endif

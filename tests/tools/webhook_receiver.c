@@ -14,16 +14,25 @@
  * added when "valid" is false. Usage:
  *
  *   webhook_receiver --out FILE [--port N] [--secret whsec_…] [--status CODE]
- *                    [--fail-first N]
+ *                    [--fail-first N] [--status-file F] [--delay-ms N] [--retry-after S]
  *
  * --port 0 (the default) picks a free port. "PORT <n>" is always printed on
  * stdout (flushed) once the server listens. --status is the answer to every
  * request (default 200); --fail-first N answers 503 to the first N requests
- * (to exercise retries). Without --secret a request is valid when it has a
+ * (to exercise retries). --status-file F: when F exists and holds a status
+ * code (100..599), that is the answer, read anew for every request, so a
+ * test can switch the receiver between 503, 200 and 410 while it runs (write
+ * F atomically: a temporary file and rename); it overrides --fail-first and
+ * --status. --delay-ms N waits N ms before answering (a huge N: a receiver
+ * that never answers); the line is written when the answer goes out, and a
+ * request still waiting when the receiver stops is neither answered nor
+ * logged. --retry-after S adds "Retry-After: S" to every answer that is not
+ * 2xx. Without --secret a request is valid when it has a
  * webhook-id and webhook-timestamp and no signature is checked. A timestamp
  * more than 5 minutes from now is invalid (the spec's replay tolerance).
- * SIGTERM or SIGINT stops it cleanly (exit 0). Requests are handled one at a
- * time by MHD's single internal thread, so the file needs no lock. */
+ * SIGTERM or SIGINT stops it cleanly (exit 0). Each connection has its own
+ * MHD thread (so a delayed answer holds only its own request); the counters
+ * and the file are guarded by one mutex. */
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -32,6 +41,7 @@
 #include <openssl/crypto.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,7 +58,40 @@ struct cfg {
     unsigned status;
     long fail_first;
     long seen;               /* requests answered so far */
+    const char *status_file; /* NULL: not used */
+    long delay_ms;
+    long retry_after;        /* seconds, sent with non-2xx answers; 0: none */
+    pthread_mutex_t mu;      /* seen, out */
 };
+
+static atomic_int stopping;   /* set once a stop signal arrived */
+
+/* The status in the --status-file, or 0 when absent or not a code. */
+static unsigned status_from_file(const char *path) {
+    char buf[32];
+    FILE *f = path ? fopen(path, "r") : NULL;
+    if (!f) return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *end;
+    errno = 0;
+    long v = strtol(buf, &end, 10);
+    while (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t') end++;
+    if (errno || end == buf || *end || v < 100 || v > 599) return 0;
+    return (unsigned)v;
+}
+
+/* Sleep ms in small steps; 0 if the receiver began stopping meanwhile. */
+static int nap(long ms) {
+    while (ms > 0 && !stopping) {
+        long step = ms < 50 ? ms : 50;
+        struct timespec ts = {0, step * 1000000L};
+        nanosleep(&ts, NULL);
+        ms -= step;
+    }
+    return !stopping;
+}
 
 /* Per-request upload buffer; malloc'd, freed in request_done. */
 struct req {
@@ -94,8 +137,11 @@ static unsigned record(struct cfg *cfg, struct MHD_Connection *c, struct req *r)
     const char *reason = NULL;
     long long ts = 0;
     int have_ts = 0, valid = 0;
-    unsigned status = cfg->seen < cfg->fail_first ? 503 : cfg->status;
+    unsigned status = status_from_file(cfg->status_file);
+    pthread_mutex_lock(&cfg->mu);
+    if (!status) status = cfg->seen < cfg->fail_first ? 503 : cfg->status;
     cfg->seen++;
+    pthread_mutex_unlock(&cfg->mu);
 
     if (tss) {
         char *end;
@@ -127,18 +173,25 @@ static unsigned record(struct cfg *cfg, struct MHD_Connection *c, struct req *r)
     char *text = cJSON_PrintUnformatted(line);
     cJSON_Delete(line);
     if (!text) return 500;
+    pthread_mutex_lock(&cfg->mu);
     fputs(text, cfg->out);
     fputc('\n', cfg->out);
     fflush(cfg->out);
+    pthread_mutex_unlock(&cfg->mu);
     cJSON_free(text);
     return status;
 }
 
-static enum MHD_Result answer(struct MHD_Connection *c, unsigned status) {
+static enum MHD_Result answer(struct MHD_Connection *c, unsigned status, long retry_after) {
     static const char ok[] = "ok\n";
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(sizeof ok - 1, (void *)ok, MHD_RESPMEM_PERSISTENT);
     if (!resp) return MHD_NO;
+    if (retry_after > 0 && status >= 300) {
+        char v[32];
+        snprintf(v, sizeof v, "%ld", retry_after);
+        MHD_add_response_header(resp, "Retry-After", v);
+    }
     enum MHD_Result ret = MHD_queue_response(c, status, resp);
     MHD_destroy_response(resp);
     return ret;
@@ -177,9 +230,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         r->buf[r->len] = '\0';
         return MHD_YES;
     }
-    if (strcmp(method, "POST") != 0) return answer(c, 405);
-    if (r->too_big) return answer(c, 413);
-    return answer(c, record(cfg, c, r));
+    if (strcmp(method, "POST") != 0) return answer(c, 405, 0);
+    if (r->too_big) return answer(c, 413, 0);
+    if (cfg->delay_ms > 0 && !nap(cfg->delay_ms)) return MHD_NO;   /* stopping: drop it */
+    return answer(c, record(cfg, c, r), cfg->retry_after);
 }
 
 static void request_done(void *cls, struct MHD_Connection *c, void **con_cls,
@@ -197,12 +251,14 @@ static void request_done(void *cls, struct MHD_Connection *c, void **con_cls,
 
 static int usage(void) {
     fprintf(stderr, "usage: webhook_receiver --out FILE [--port N] [--secret whsec_...] "
-                    "[--status CODE] [--fail-first N]\n");
+                    "[--status CODE] [--fail-first N] [--status-file F] [--delay-ms N] "
+                    "[--retry-after S]\n");
     return 2;
 }
 
 int main(int argc, char **argv) {
     struct cfg cfg = {.status = 200};
+    pthread_mutex_init(&cfg.mu, NULL);
     const char *out = NULL;
     long port = 0, v;
 
@@ -220,6 +276,14 @@ int main(int argc, char **argv) {
         } else if (!strcmp(a, "--fail-first")) {
             if (parse_long(val, 0, 1000000, &v)) return usage();
             cfg.fail_first = v;
+        } else if (!strcmp(a, "--status-file")) {
+            cfg.status_file = val;
+        } else if (!strcmp(a, "--retry-after")) {
+            if (parse_long(val, 0, 86400, &v)) return usage();
+            cfg.retry_after = v;
+        } else if (!strcmp(a, "--delay-ms")) {
+            if (parse_long(val, 0, 86400000L, &v)) return usage();
+            cfg.delay_ms = v;
         } else return usage();
     }
     if (!out) return usage();
@@ -251,7 +315,8 @@ int main(int argc, char **argv) {
     sa.sin_port = htons((uint16_t)port);
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     struct MHD_Daemon *d = MHD_start_daemon(
-        MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG, (uint16_t)port, NULL, NULL, handle,
+        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
+        (uint16_t)port, NULL, NULL, handle,
         &cfg, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED,
         request_done, NULL, MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);
@@ -267,6 +332,7 @@ int main(int argc, char **argv) {
     int sig = 0;
     while (sigwait(&stop, &sig) != 0) {
     }
+    stopping = 1;   /* delayed requests give up within 50 ms */
     MHD_stop_daemon(d);
     fclose(cfg.out);
     return 0;
