@@ -211,11 +211,50 @@ static void handle_msg(vigil_server *s, natsMsg *msg) {
     vsrv_src_release(s, src);   /* acks now if nothing (left) to apply */
 }
 
+static vigil_status bind_consumer(vigil_server *s, vigil_error *err) {
+    vigil_status st = position_consumer(s, err);
+    if (st != VIGIL_OK) return st;
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Stream = s->cfg.stream;
+    so.Consumer = s->cfg.consumer;
+    jsErrCode jerr = 0;
+    natsStatus ns = js_PullSubscribe(&s->jsub, s->js, s->cfg.subject, s->cfg.consumer, NULL, &so, &jerr);
+    if (ns != NATS_OK)
+        return vigil_error_set(err, VIGIL_EUNAVAILABLE, "JetStream: cannot bind to consumer %s: %s (error %d)",
+                               s->cfg.consumer, natsStatus_GetText(ns), (int)jerr);
+    return VIGIL_OK;
+}
+
+/* NATS reconnected (nats.c sets the flag): acks sent around a server
+ * restart may never have been applied, leaving messages delivered and
+ * unacked until AckWait. Re-position the consumer at its ack floor now:
+ * what follows is redelivered in order, skipped by the offsets and acked. */
+static void resync(vigil_server *s) {
+    if (s->jsub) {
+        natsSubscription_Destroy(s->jsub);
+        s->jsub = NULL;
+    }
+    vigil_error err;
+    vigil_error_clear(&err);
+    if (bind_consumer(s, &err) != VIGIL_OK) {
+        fprintf(stderr, "vigil: JetStream: re-binding after a reconnect failed: %s; retrying\n", err.msg);
+        atomic_store(&s->js_resync, 1);
+        usleep(500000);
+    }
+}
+
+void vjs_on_reconnected(vigil_server *s) { atomic_store(&s->js_resync, 1); }
+
 static void *fetcher_main(void *arg) {
     vigil_server *s = arg;
     int errors = 0;
     while (!atomic_load(&s->stopping) && !atomic_load(&s->js_stop)) {
-        if (vsrv_paused(s)) {
+        if (atomic_exchange(&s->js_resync, 0)) {
+            resync(s);
+            continue;
+        }
+        if (!s->jsub || vsrv_paused(s)) {
             usleep(100000);
             continue;
         }
@@ -317,17 +356,9 @@ vigil_status vjs_start(vigil_server *s, vigil_error *err) {
     natsStatus ns = natsConnection_JetStream(&s->js, s->nc, NULL);
     if (ns != NATS_OK) return vigil_error_set(err, VIGIL_EUNAVAILABLE, "JetStream: %s", natsStatus_GetText(ns));
     vigil_status st = ensure_stream(s, err);
-    if (st == VIGIL_OK) st = position_consumer(s, err);
+    if (st == VIGIL_OK) st = bind_consumer(s, err);
     if (st != VIGIL_OK) return st;
-    jsSubOptions so;
-    jsSubOptions_Init(&so);
-    so.Stream = s->cfg.stream;
-    so.Consumer = s->cfg.consumer;
-    jsErrCode jerr = 0;
-    ns = js_PullSubscribe(&s->jsub, s->js, s->cfg.subject, s->cfg.consumer, NULL, &so, &jerr);
-    if (ns != NATS_OK)
-        return vigil_error_set(err, VIGIL_EUNAVAILABLE, "JetStream: cannot bind to consumer %s: %s (error %d)",
-                               s->cfg.consumer, natsStatus_GetText(ns), (int)jerr);
+    atomic_store(&s->js_resync, 0);
     s->pub = calloc(1, sizeof *s->pub);
     if (!s->pub) return vigil_error_set(err, VIGIL_ENOMEM, "out of memory");
     pthread_mutex_init(&s->pub->mu, NULL);

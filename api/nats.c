@@ -50,6 +50,11 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
     natsMsg_Destroy(msg);
 }
 
+static void on_reconnected(natsConnection *nc, void *closure) {
+    (void)nc;
+    vjs_on_reconnected(closure);
+}
+
 vigil_status vnats_start(vigil_server *s, vigil_error *err) {
     natsOptions *o = NULL;
     natsStatus ns = natsOptions_Create(&o);
@@ -57,6 +62,7 @@ vigil_status vnats_start(vigil_server *s, vigil_error *err) {
     if (ns == NATS_OK) ns = natsOptions_SetMaxReconnect(o, -1);
     if (ns == NATS_OK) ns = natsOptions_SetReconnectWait(o, 500);
     if (ns == NATS_OK) ns = natsOptions_SetName(o, "vigil");
+    if (ns == NATS_OK) ns = natsOptions_SetReconnectedCB(o, on_reconnected, s);
     if (ns == NATS_OK) ns = natsConnection_Connect(&s->nc, o);
     natsOptions_Destroy(o);
     if (ns != NATS_OK)

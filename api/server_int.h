@@ -99,6 +99,7 @@ struct vigil_server {
     jsCtx *js;
     natsSubscription *jsub;
     pthread_t fetcher;
+    atomic_int js_resync;        /* NATS reconnected: re-position the consumer */
     atomic_int js_stop;          /* the fetcher stops (before the workers drain) */
     int fetcher_started;
     struct vjspub *pub;          /* HTTP → JetStream publisher */
@@ -153,6 +154,7 @@ vigil_status vsnap_write(vworker *wk, vigil_error *err);
 vigil_status vjs_start(vigil_server *s, vigil_error *err);
 void vjs_stop_fetch(vigil_server *s);
 void vjs_stop(vigil_server *s);
+void vjs_on_reconnected(vigil_server *s);   /* from the NATS reconnect callback */
 /* Publish an HTTP body (already validated) as one stream message with
  * Nats-Msg-Id = SHA-256 of the body; conn is suspended by the caller and
  * resumed once the stream acked (*status = 202) or refused (503/500). */

@@ -199,7 +199,49 @@ static int on_path(const char *prog)
     return 0;
 }
 
+/* environ with the "NAME=value" entries of `env` replacing or added to the
+ * test's own; an array of borrowed pointers (free the array only), or NULL
+ * when out of memory. */
+static char **merged_env(const char *const env[])
+{
+    size_t n = 0, k = 0, extra = 0;
+    while (environ[n])
+        n++;
+    while (env && env[extra])
+        extra++;
+    char **out = calloc(n + extra + 1, sizeof *out);
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        int replaced = 0;
+        for (size_t j = 0; j < extra && !replaced; j++) {
+            const char *eq = strchr(env[j], '=');
+            size_t nl = eq ? (size_t)(eq - env[j]) : strlen(env[j]);
+            replaced = strncmp(environ[i], env[j], nl) == 0 && environ[i][nl] == '=';
+        }
+        if (!replaced)
+            out[k++] = environ[i];
+    }
+    for (size_t j = 0; j < extra; j++)
+        if (strchr(env[j], '='))   /* a bare "NAME" only removes NAME */
+            out[k++] = (char *)env[j];
+    out[k] = NULL;
+    return out;
+}
+
+static vt_proc *spawn_env(const char *const argv[], const char *const env[], const char *log_path);
+
 vt_proc *vt_spawn(const char *const argv[], const char *log_path)
+{
+    return spawn_env(argv, NULL, log_path);
+}
+
+vt_proc *vt_spawn_env(const char *const argv[], const char *const env[], const char *log_path)
+{
+    return spawn_env(argv, env, log_path);
+}
+
+static vt_proc *spawn_env(const char *const argv[], const char *const env[], const char *log_path)
 {
     if (!argv || !argv[0])
         return NULL;
@@ -271,7 +313,10 @@ vt_proc *vt_spawn(const char *const argv[], const char *log_path)
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
                                         POSIX_SPAWN_SETSIGDEF);
     pid_t pid;
-    int rc = posix_spawnp(&pid, av[0], &fa, &attr, (char *const *)av, environ);
+    char **envp = env ? merged_env(env) : environ;
+    int rc = envp ? posix_spawnp(&pid, av[0], &fa, &attr, (char *const *)av, envp) : ENOMEM;
+    if (envp != environ)
+        free(envp);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
     close(fd);
@@ -298,6 +343,19 @@ int vt_alive(vt_proc *p)
     p->exited = 1;
     p->status = (r == p->pid) ? st : 0;
     return 0;
+}
+
+int vt_wait_exit(vt_proc *p, int timeout_ms)
+{
+    if (!p)
+        return 1;
+    long long deadline = vt_now_ms() + timeout_ms;
+    while (vt_alive(p)) {
+        if (vt_now_ms() >= deadline)
+            return 0;
+        vt_sleep_ms(10);
+    }
+    return 1;
 }
 
 void vt_kill(vt_proc *p, int sig)
@@ -493,15 +551,81 @@ static void nats_argv(int port, const char *dir, char portbuf[16], const char *a
     argv[i] = NULL;
 }
 
+/* As redis_argv, with the append-only file fsynced on every write. */
+static void redis_aof_argv(int port, const char *dir, char portbuf[16], const char *argv[16])
+{
+    snprintf(portbuf, 16, "%d", port);
+    int i = 0;
+    argv[i++] = "redis-server";
+    argv[i++] = "--port";
+    argv[i++] = portbuf;
+    argv[i++] = "--bind";
+    argv[i++] = "127.0.0.1";
+    argv[i++] = "--save";
+    argv[i++] = "";
+    argv[i++] = "--appendonly";
+    argv[i++] = "yes";
+    argv[i++] = "--appendfsync";
+    argv[i++] = "always";
+    argv[i++] = "--dir";
+    argv[i++] = dir;
+    argv[i] = NULL;
+}
+
 vt_proc *vt_start_redis(int *port, const char *dir)
 {
     return start_server("redis", port, dir, redis_argv, "PING\r\n", "+PONG");
+}
+
+vt_proc *vt_start_redis_aof(int *port, const char *dir)
+{
+    /* While it replays the AOF, Redis answers PING with -LOADING: "+PONG"
+     * means the data is back. */
+    return start_server("redis", port, dir, redis_aof_argv, "PING\r\n", "+PONG");
 }
 
 vt_proc *vt_start_nats(int *port, const char *dir)
 {
     /* The server greets every client with INFO once it is ready. */
     return start_server("nats", port, dir, nats_argv, NULL, "INFO");
+}
+
+/* Stop p with sig, wait for its port to close, start it again on the same
+ * port and dir (a few attempts: the port may linger for a moment). */
+static vt_proc *restart_server(const char *what, vt_proc *p, int sig, int port, const char *dir,
+                               vt_proc *(*start)(int *, const char *))
+{
+    if (port <= 0 || !dir)
+        return NULL;
+    if (p)
+        vt_kill(p, sig);
+    long long deadline = vt_now_ms() + VT_START_TIMEOUT_MS;
+    while (vt_now_ms() < deadline) {
+        int fd = connect_once(port, 100);
+        if (fd < 0)
+            break;
+        close(fd);   /* still answering: not ours any more, or not yet gone */
+        vt_sleep_ms(50);
+    }
+    for (int attempt = 0; attempt < VT_START_ATTEMPTS; attempt++) {
+        int fixed = port;
+        vt_proc *np = start(&fixed, dir);
+        if (np)
+            return np;
+        vt_sleep_ms(500);
+    }
+    fprintf(stderr, "harness: could not restart %s on port %d with %s\n", what, port, dir);
+    return NULL;
+}
+
+vt_proc *vt_restart_redis_aof(vt_proc *p, int sig, int port, const char *dir)
+{
+    return restart_server("redis-server", p, sig, port, dir, vt_start_redis_aof);
+}
+
+vt_proc *vt_restart_nats(vt_proc *p, int sig, int port, const char *dir)
+{
+    return restart_server("nats-server", p, sig, port, dir, vt_start_nats);
 }
 
 void vt_dump_log(const char *path, size_t max_bytes)

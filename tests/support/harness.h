@@ -4,8 +4,10 @@
  * vigil binary) started on free loopback ports, and against the real card data
  * in ../shared/data when it is present. This harness spawns and reaps those
  * processes, waits for them to answer (always with a deadline: nothing here
- * waits forever), makes scratch directories, locates the data files and talks
- * HTTP through libcurl.
+ * waits forever), restarts them on the same port and data (the crash tests:
+ * Redis with its AOF fsynced always, nats-server with its JetStream store),
+ * makes scratch directories, locates the data files and talks HTTP through
+ * libcurl.
  *
  * Teardown: every process started by vt_spawn() is remembered; an atexit()
  * handler and handlers for SIGINT, SIGTERM, SIGHUP, SIGSEGV, SIGBUS, SIGFPE and
@@ -41,6 +43,15 @@ int vt_free_port(void);
  * Returns a handle owned by the harness, or NULL (with a message on stderr). */
 vt_proc *vt_spawn(const char *const argv[], const char *log_path);
 
+/* vt_spawn with a changed environment for this child only: each "NAME=value"
+ * in env (NULL-terminated; may be NULL) replaces or adds NAME, a bare "NAME"
+ * removes it. The test's own environment is left alone. */
+vt_proc *vt_spawn_env(const char *const argv[], const char *const env[], const char *log_path);
+
+/* Wait up to timeout_ms for the process to exit. 1 when it has (it is reaped
+ * and p->status holds its wait status), 0 when it is still running. */
+int vt_wait_exit(vt_proc *p, int timeout_ms);
+
 /* Send `sig` to the process, wait for it up to 5 s, then SIGKILL and reap it.
  * Frees the handle (it must not be used afterwards). Accepts NULL. */
 void vt_kill(vt_proc *p, int sig);
@@ -66,6 +77,25 @@ vt_proc *vt_start_redis(int *port, const char *dir);
  * returns once the port accepts connections (10 s deadline). *port as for
  * vt_start_redis. */
 vt_proc *vt_start_nats(int *port, const char *dir);
+
+/* vt_start_redis with durability: --appendonly yes --appendfsync always (no
+ * RDB), so every write Redis acknowledged is on disk and survives a SIGKILL
+ * of the server. The AOF lives in DIR (DIR/appendonlydir): give each such
+ * server a directory of its own. Started again with the same *port and DIR
+ * it reloads the AOF; it returns only once the data is loaded (Redis answers
+ * PING with -LOADING until then). */
+vt_proc *vt_start_redis_aof(int *port, const char *dir);
+
+/* Restart a server on the port and directory clients already know: stop p
+ * with sig (SIGKILL: a crash; SIGTERM: a clean shutdown; p may be NULL when
+ * it is already gone), wait until the port is closed, start it again with
+ * the same port and dir, and return the new handle (p is freed), or NULL
+ * with a message. vt_restart_redis_aof reloads the AOF (nothing acknowledged
+ * is lost); vt_restart_nats reuses the store dir (-sd), so JetStream streams,
+ * their messages and consumer state survive. Each takes at most about 10 s
+ * to wait for the old port plus the start deadlines of a few attempts. */
+vt_proc *vt_restart_redis_aof(vt_proc *p, int sig, int port, const char *dir);
+vt_proc *vt_restart_nats(vt_proc *p, int sig, int port, const char *dir);
 
 /* The path of a shared data file, e.g. vt_data_path("fdh-transactions-2018-04-to-07.csv.gz"):
  * $VIGIL_DATA_DIR/NAME when that variable is set, else
