@@ -11,7 +11,10 @@
  *   {"webhook_id":"…","timestamp":1700000000,"valid":true,"status":200,"body":{…}}
  *
  * "body" is the parsed request body (null when it is not JSON); "reason" is
- * added when "valid" is false. Usage:
+ * added when "valid" is false; "received_us" is the wall clock
+ * (CLOCK_REALTIME, µs since the epoch) when the request was recorded, after
+ * any --delay-ms (bench/durable.sh measures event → webhook latency with
+ * it). Usage:
  *
  *   webhook_receiver --out FILE [--port N] [--secret whsec_…] [--status CODE]
  *                    [--fail-first N] [--status-file F] [--delay-ms N] [--retry-after S]
@@ -131,6 +134,9 @@ static int signature_matches(const char *secret, const char *id, long long ts, c
 
 /* Verify and write one line. Returns the status to answer. */
 static unsigned record(struct cfg *cfg, struct MHD_Connection *c, struct req *r) {
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    long long received_us = (long long)now.tv_sec * 1000000LL + now.tv_nsec / 1000;
     const char *id = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "webhook-id");
     const char *tss = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "webhook-timestamp");
     const char *sig = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "webhook-signature");
@@ -170,6 +176,7 @@ static unsigned record(struct cfg *cfg, struct MHD_Connection *c, struct req *r)
     cJSON_AddNumberToObject(line, "status", status);
     cJSON_AddItemToObject(line, "body", parsed ? parsed : cJSON_CreateNull());
     if (!valid) cJSON_AddStringToObject(line, "reason", reason);
+    cJSON_AddNumberToObject(line, "received_us", (double)received_us);
     char *text = cJSON_PrintUnformatted(line);
     cJSON_Delete(line);
     if (!text) return 500;
