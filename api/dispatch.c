@@ -48,7 +48,7 @@
 #define WINDOW 1024               /* read alerts held per endpoint */
 #define READ_BATCH 256
 #define READ_WAIT_MS 200          /* longest blocking read: bounds destroy's latency */
-#define POLL_READ_MS 50           /* busy endpoint: look for new alerts this often */
+#define POLL_READ_MS 2            /* busy endpoint: look for new alerts this often (a read is cheap; 50 ms cost 90 ms of p99 latency) */
 #define RETRY_OUTBOX_MS 1000      /* failed read/ack/dead: try again after */
 #define MAX_PENDING_ACKS (4 * WINDOW)
 #define LOG_EVERY_MS 1000
