@@ -34,6 +34,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include "cli.h"
+#include "vigil/event.h"
 #include "fault.h"
 #include "webhook.h"
 
@@ -133,20 +135,6 @@ static long long mono_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static long long wall_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void rfc3339_ms(long long ms, char *buf, size_t n) {
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    size_t k = strftime(buf, n, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf + k, n - k, ".%03dZ", (int)(ms % 1000));
 }
 
 static int severity_rank(const char *s) {
@@ -365,7 +353,7 @@ static int take(endpoint *ep, vigil_outbox_entry *e) {
     }
     item *it = calloc(1, sizeof *it);
     char ts[40];
-    rfc3339_ms(e->appended_ms > 0 ? e->appended_ms : wall_ms(), ts, sizeof ts);
+    vigil_time_format_rfc3339(e->appended_ms > 0 ? e->appended_ms : vigil_now_ms(), ts, sizeof ts);
     static const char pre[] = "{\"type\":\"alert.created\",\"timestamp\":\"";
     static const char mid[] = "\",\"data\":";
     size_t blen = sizeof pre - 1 + strlen(ts) + sizeof mid - 1 + e->len + 1;
@@ -539,7 +527,7 @@ static void retry_or_dead(endpoint *ep, item *it, long retry_after_s) {
 static void delivered(endpoint *ep, item *it) {
     atomic_fetch_add(&ep->delivered, 1);
     if (it->e.appended_ms > 0) {
-        long long lat = wall_ms() - it->e.appended_ms;
+        long long lat = vigil_now_ms() - it->e.appended_ms;
         if (lat < 0) lat = 0;   /* clock skew between Redis and us */
         double sec = (double)lat / 1000.0;
         size_t b = 0;
@@ -847,7 +835,7 @@ static vigil_status setup_endpoint(vigil_dispatch *d, endpoint *ep, const vigil_
     ep->max_backoff_ms = c->max_backoff_ms ? c->max_backoff_ms : DEF_MAX_BACKOFF_MS;
     ep->horizon_ms = c->horizon_ms ? c->horizon_ms : DEF_HORIZON_MS;
     if (ep->max_backoff_ms < ep->backoff_ms) ep->max_backoff_ms = ep->backoff_ms;
-    ep->rng = ((uint64_t)wall_ms() << 16) ^ (uint64_t)(uintptr_t)ep ^ 0x9E3779B97F4A7C15ull;
+    ep->rng = ((uint64_t)vigil_now_ms() << 16) ^ (uint64_t)(uintptr_t)ep ^ 0x9E3779B97F4A7C15ull;
     if (!ep->rng) ep->rng = 1;
 
     ep->multi = curl_multi_init();

@@ -31,6 +31,8 @@
  * Threads: one mutex guards everything; read() waits on a condition
  * variable (CLOCK_MONOTONIC) that append broadcasts. */
 #define _GNU_SOURCE
+#include "cli.h"
+#include "vigil/event.h"
 #include "outbox.h"
 
 #include <cjson/cJSON.h>
@@ -108,20 +110,6 @@ typedef struct fob {
 } fob;
 
 /* ---- small helpers ------------------------------------------------------- */
-
-static long long wall_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void rfc3339_ms(long long ms, char *buf, size_t n) {
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    size_t k = strftime(buf, n, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf + k, n - k, ".%03dZ", (int)(ms % 1000));
-}
 
 static char *join(const char *a, const char *b) {
     size_t n = strlen(a) + strlen(b) + 2;
@@ -906,7 +894,7 @@ static vigil_status f_ack(vigil_outbox *ob, const char *ep, const char *const *r
 static char *dead_line(const char *ep, const vigil_outbox_entry *e, const char *reason, int attempts,
                        size_t *len) {
     char ts[40];
-    rfc3339_ms(wall_ms(), ts, sizeof ts);
+    vigil_time_format_rfc3339(vigil_now_ms(), ts, sizeof ts);
     cJSON *o = cJSON_CreateObject();
     if (!o) return NULL;
     cJSON_AddStringToObject(o, "endpoint", ep);
@@ -1140,7 +1128,7 @@ vigil_status vigil_outbox_file_append(vigil_outbox *ob, const vigil_outbox_alert
             return vigil_error_set(err, VIGIL_ETOOBIG, "outbox append: alert %s: %zu bytes", a->id, a->len);
     }
     buf b = {0};
-    int64_t now = wall_ms();
+    int64_t now = vigil_now_ms();
     pthread_mutex_lock(&o->mu);
     uint64_t seq = o->last_seq;
     char *take = calloc((size_t)n + 1, 1);

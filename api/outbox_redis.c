@@ -29,6 +29,8 @@
  * around every call (the same guard as redis_store.c). Error replies are
  * VIGIL_ESTORE. */
 #define _GNU_SOURCE
+#include "cli.h"
+#include "vigil/event.h"
 #include "outbox.h"
 
 #include <cjson/cJSON.h>
@@ -104,20 +106,6 @@ static long long mono_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static long long wall_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void rfc3339_ms(long long ms, char *buf, size_t n) {
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    size_t k = strftime(buf, n, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf + k, n - k, ".%03dZ", (int)(ms % 1000));
 }
 
 static struct timeval ms_tv(int ms) {
@@ -456,7 +444,7 @@ static vigil_status dead_on(call *k, const char *ep, const vigil_outbox_entry *e
     rob *o = k->o;
     char att[16], ts[40];
     snprintf(att, sizeof att, "%d", attempts);
-    rfc3339_ms(wall_ms(), ts, sizeof ts);
+    vigil_time_format_rfc3339(vigil_now_ms(), ts, sizeof ts);
     if (!reason) reason = "";
     const char *json = e->json ? e->json : "null";
     size_t jlen = e->json ? e->len : 4;
