@@ -452,7 +452,7 @@ static enum MHD_Result dead_letters(vigil_server *s, struct MHD_Connection *c) {
 static enum MHD_Result metrics(vigil_server *s, struct MHD_Connection *c) {
     sbuf b = {0};
     unsigned long long processed = 0, late = 0, keys = 0, runs = 0, depth = 0, commits = 0, cerr = 0, expired = 0,
-                       evicted = 0, skipped = 0, snaps = 0, cus = 0, ccount = 0;
+                       evicted = 0, fnerr = 0, skipped = 0, snaps = 0, cus = 0, ccount = 0;
     int down = 0;
     for (int i = 0; i < s->nworkers; i++) {
         vworker *w = &s->workers[i];
@@ -467,6 +467,7 @@ static enum MHD_Result metrics(vigil_server *s, struct MHD_Connection *c) {
         runs += atomic_load(&w->runs);
         expired += atomic_load(&w->keys_expired);
         evicted += atomic_load(&w->runs_evicted);
+        fnerr += atomic_load(&w->function_errors);
         commits += atomic_load(&w->commits);
         cerr += atomic_load(&w->commit_errors);
         pthread_mutex_lock(&w->q.mu);
@@ -488,6 +489,7 @@ static enum MHD_Result metrics(vigil_server *s, struct MHD_Connection *c) {
     sb_printf(&b, "# HELP vigil_state_keys Keys with state in worker memory.\n# TYPE vigil_state_keys gauge\nvigil_state_keys %llu\n", keys);
     sb_printf(&b, "# HELP vigil_state_keys_expired_total Idle keys whose state was dropped.\n# TYPE vigil_state_keys_expired_total counter\nvigil_state_keys_expired_total %llu\n", expired);
     sb_printf(&b, "# HELP vigil_runs_evicted_total Partial matches evicted by max_runs.\n# TYPE vigil_runs_evicted_total counter\nvigil_runs_evicted_total %llu\n", evicted);
+    sb_printf(&b, "# HELP vigil_function_errors_total Calls of Lua function predicates or alert functions that failed (error or budget): false, or the built-in details.\n# TYPE vigil_function_errors_total counter\nvigil_function_errors_total %llu\n", fnerr);
     sb_printf(&b, "# HELP vigil_late_published_total Late events published to vigil.late.<key field>.\n# TYPE vigil_late_published_total counter\nvigil_late_published_total %llu\n",
               (unsigned long long)atomic_load(&s->nats_late_published));
     sb_printf(&b, "# HELP vigil_partial_matches Live pattern runs.\n# TYPE vigil_partial_matches gauge\nvigil_partial_matches %llu\n", runs);

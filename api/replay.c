@@ -312,6 +312,10 @@ int vigil_cmd_replay(int argc, char **argv) {
         vigil_engine_get_stats(eng, &es);
         fprintf(stderr, "state: %llu keys at the end, %llu idle keys expired, %llu runs evicted by max_runs\n",
                 (unsigned long long)es.keys, (unsigned long long)es.keys_expired, (unsigned long long)es.runs_evicted);
+        if (es.function_errors)
+            fprintf(stderr, "functions: %llu calls of Lua function predicates or alert functions failed "
+                            "(false / built-in details; the first ones are reported above)\n",
+                    (unsigned long long)es.function_errors);
     }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);

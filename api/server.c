@@ -551,6 +551,7 @@ static void *worker_main(void *arg) {
             atomic_store(&wk->runs, st.runs);
             atomic_store(&wk->keys_expired, st.keys_expired);
             atomic_store(&wk->runs_evicted, st.runs_evicted);
+            atomic_store(&wk->function_errors, st.function_errors);
             last_stats = now;
         }
         atomic_fetch_add(&wk->processed, (unsigned long long)n);

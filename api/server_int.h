@@ -79,6 +79,7 @@ typedef struct vworker {
     int dirty_since_snapshot;
     atomic_int store_down;       /* the last commit or load failed: intake pauses */
     atomic_ullong keys, runs, processed, late, commits, commit_errors, keys_expired, runs_evicted;
+    atomic_ullong function_errors;   /* Lua function predicates / alert functions that failed */
     atomic_ullong skipped, snapshots, commit_us_sum, commit_count;
 } vworker;
 

@@ -1,13 +1,15 @@
 /* codec.c — encoding a key's state into a versioned byte record and back.
  *
  * The record is what the Redis store keeps per key (and what a memory-store
- * snapshot will hold). Layout, little-endian, version 2 (version 1, still
- * read, lacks the window's precision and the bucket counts):
- *   "VGS" 2 | u64 seq | i64 last_ts | u32 nevents | events | u32 nrules | rules
+ * snapshot will hold). Layout, little-endian, version 3 (versions 1 and 2
+ * are still read: version 1 lacks the window's precision and the bucket
+ * counts; before version 3 the run's held byte was `negated`, always 0 in
+ * version 2, and a v1 run with it set is dropped):
+ *   "VGS" 3 | u64 seq | i64 last_ts | u32 nevents | events | u32 nrules | rules
  *   event: str id | i64 ts | str json            (shared by runs: stored once)
  *   rule:  str name | u32 version | u8 kind(1 pattern, 2 window) | body
  *   pattern: i64 last_alert | u8 alerted | u32 nruns | runs
- *     run: i32 step | u32 count | u8 closed | u8 negated | [u8 from | u8 noproceed | u8 noskip (v2) |] i64 start_ts | u64 start_seq |
+ *     run: i32 step | u32 count | u8 closed | u8 held (v3; before: negated) | [u8 from | u8 noproceed | u8 noskip (v2) |] i64 start_ts | u64 start_seq |
  *          u64 last_seq | u32 nev | nev × (u32 event index | u8 step | u64 seq)
  *   window: i64 last_alert | u8 alerted | u32 nagg | i64 precision | u32 n | n × entry |
  *           u8 open | i64 win_start | i64 win_end | u64 total | u32 nevs |
@@ -83,7 +85,7 @@ vigil_status vcodec_encode(const vigil_engine *eng, const vkeystate *ks, vcodec_
             bad |= PUT(&body, kind) || PUT(&body, la) || PUT(&body, alerted) || PUT(&body, n);
             for (uint32_t j = 0; j < n && !bad; j++) {
                 const vrun *run = &p->runs[j];
-                bad |= PUT(&body, run->step) || PUT(&body, run->count) || PUT(&body, run->closed) || PUT(&body, run->negated) || PUT(&body, run->from) || PUT(&body, run->noproceed) || PUT(&body, run->noskip) ||
+                bad |= PUT(&body, run->step) || PUT(&body, run->count) || PUT(&body, run->closed) || PUT(&body, run->held) || PUT(&body, run->from) || PUT(&body, run->noproceed) || PUT(&body, run->noskip) ||
                        PUT(&body, run->start_ts) || PUT(&body, run->start_seq) || PUT(&body, run->last_seq) ||
                        PUT(&body, run->nev);
                 for (uint32_t k = 0; k < run->nev && !bad; k++) {
@@ -100,9 +102,8 @@ vigil_status vcodec_encode(const vigil_engine *eng, const vkeystate *ks, vcodec_
             int64_t prec = r->precision_ms;
             bad |= PUT(&body, kind) || PUT(&body, la) || PUT(&body, alerted) || PUT(&body, nagg) || PUT(&body, prec) ||
                    PUT(&body, n);
-            size_t es = vwin_entry_size(r);
             for (uint32_t j = 0; j < n && !bad; j++) {
-                const ventry *e = (const ventry *)(w->ring + (size_t)((w->head + j) & (w->cap - 1)) * es);
+                const ventry *e = vwin_at(w, r, j);
                 bad |= PUT(&body, e->ts) || PUT(&body, e->mask);
                 for (int k = 0; k < r->nagg && !bad; k++) {
                     if (!(e->mask >> k & 1)) continue;
@@ -113,20 +114,23 @@ vigil_status vcodec_encode(const vigil_engine *eng, const vkeystate *ks, vcodec_
                 for (int k = 0; prec && k < r->nagg && !bad; k++)
                     if (e->mask >> k & 1) bad |= PUT(&body, ec[k]);
             }
-            /* tumbling/session: the open window and its kept events */
-            uint8_t open = w ? (uint8_t)w->open : 0, has_last = w && w->last;
-            int64_t ws = w ? w->win_start : 0, we = w ? w->win_end : 0;
-            uint64_t total = w ? w->total : 0;
-            uint32_t nevs = w ? w->nevs : 0, idx = 0;
+            /* tumbling/session: the open window and its kept events (a
+             * sliding window writes what an empty one has: zeros, and
+             * INT64_MIN for closed_end) */
+            const vwtail *t = w ? vwin_tail(w, r) : NULL;
+            uint8_t open = w ? (uint8_t)w->open : 0, has_last = t && t->last;
+            int64_t ws = t ? t->win_start : 0, we = w ? w->win_end : 0;
+            uint64_t total = t ? t->total : 0;
+            uint32_t nevs = t ? t->nevs : 0, idx = 0;
             bad |= PUT(&body, open) || PUT(&body, ws) || PUT(&body, we) || PUT(&body, total) || PUT(&body, nevs);
-            for (uint32_t j = 0; j < nevs && !bad; j++) bad |= ev_index(&et, w->evs[j], &idx) || PUT(&body, idx);
+            for (uint32_t j = 0; j < nevs && !bad; j++) bad |= ev_index(&et, t->evs[j], &idx) || PUT(&body, idx);
             bad |= PUT(&body, has_last);
-            if (has_last && !bad) bad |= ev_index(&et, w->last, &idx) || PUT(&body, idx);
-            int64_t ce = w ? w->closed_end : INT64_MIN;
+            if (has_last && !bad) bad |= ev_index(&et, t->last, &idx) || PUT(&body, idx);
+            int64_t ce = t ? t->closed_end : INT64_MIN;
             bad |= PUT(&body, ce);
         }
     }
-    bad |= put(out, "VGS\2", 4) || PUT(out, ks->seq) || PUT(out, ks->last_ts) || PUT(out, et.n);
+    bad |= put(out, "VGS\3", 4) || PUT(out, ks->seq) || PUT(out, ks->last_ts) || PUT(out, et.n);
     for (uint32_t i = 0; i < et.n && !bad; i++) {
         size_t jl;
         const char *j = vigil_event_json(et.v[i], &jl);
@@ -176,7 +180,7 @@ vigil_status vcodec_decode(vigil_engine *eng, vkeystate *ks, const unsigned char
     rd r = {.p = p, .len = len};
     char magic[4];
     get(&r, magic, 4);
-    if (r.bad || memcmp(magic, "VGS", 3) != 0 || magic[3] < 1 || magic[3] > 2) return VIGIL_ESTORE;
+    if (r.bad || memcmp(magic, "VGS", 3) != 0 || magic[3] < 1 || magic[3] > 3) return VIGIL_ESTORE;
     int version = magic[3];
     clear_rule_state(eng, ks);
     uint32_t nev;
@@ -239,7 +243,9 @@ vigil_status vcodec_decode(vigil_engine *eng, vkeystate *ks, const unsigned char
                 GET(&r, run.step);
                 GET(&r, run.count);
                 GET(&r, run.closed);
-                GET(&r, run.negated);
+                uint8_t held_or_negated;   /* v3: held; before: negated */
+                GET(&r, held_or_negated);
+                if (version >= 3) run.held = held_or_negated != 0;
                 if (version >= 2) {
                     GET(&r, run.from);
                     GET(&r, run.noproceed);
@@ -282,8 +288,13 @@ vigil_status vcodec_decode(vigil_engine *eng, vkeystate *ks, const unsigned char
                     }
                 }
                 /* a v1 run whose guard saw its event is dead under today's rules: dropped */
-                if (pt && !r.bad && !run.negated && run.step >= 0 && run.step < rule->nsteps) pt->runs[pt->nruns++] = run;
-                else if (m) vrun_clear(&run);
+                int dead = version < 3 && held_or_negated;
+                if (pt && !r.bad && !dead && run.step >= 0 && run.step < rule->nsteps) {
+                    pt->nheld += run.held;
+                    pt->runs[pt->nruns++] = run;
+                } else if (m) {
+                    vrun_clear(&run);
+                }
             }
         } else if (kind == 2) {
             uint32_t nagg, n;
@@ -298,15 +309,11 @@ vigil_status vcodec_decode(vigil_engine *eng, vkeystate *ks, const unsigned char
             vrule shape = known ? *rule : (vrule){0};
             shape.precision_ms = prec;
             if (known) {
-                size_t es = vwin_entry_size(&shape);
-                uint32_t cap = 8;
-                while (cap < n) cap *= 2;   /* window rings have a power-of-two capacity */
-                if (!(w = vwin_new(rule)) || !(w->ring = calloc(cap, es))) {
-                    free(w);
+                if (!(w = vwin_new(&shape)) || vwin_reserve(w, &shape, n) != 0) {
+                    vwin_free(w, &shape);
                     s = VIGIL_ENOMEM;
                     break;
                 }
-                w->cap = cap;
                 w->last_alert_ts = la;
                 w->alerted = alerted;
                 ks->rs[slot] = w;
@@ -316,7 +323,7 @@ vigil_status vcodec_decode(vigil_engine *eng, vkeystate *ks, const unsigned char
                 uint32_t mask;
                 GET(&r, ts);
                 GET(&r, mask);
-                ventry *e = w ? (ventry *)(w->ring + (size_t)j * vwin_entry_size(&shape)) : NULL;
+                ventry *e = w ? vwin_at(w, &shape, j) : NULL;   /* head 0: entry j */
                 if (e) {
                     e->ts = ts;
                     e->mask = 0;
@@ -339,7 +346,7 @@ vigil_status vcodec_decode(vigil_engine *eng, vkeystate *ks, const unsigned char
                         GET(&r, e->v[k].num);
                     }
                     e->mask |= 1u << k;
-                    if (!text) w->sum[k] += e->v[k].num;
+                    if (!text) vwin_sum(w)[k] += e->v[k].num;
                 }
                 uint32_t *ec = e ? (uint32_t *)(uintptr_t)&e->v[nagg] : NULL;
                 for (uint32_t k = 0; k < nagg && k < 32 && !r.bad; k++) {
@@ -347,7 +354,7 @@ vigil_status vcodec_decode(vigil_engine *eng, vkeystate *ks, const unsigned char
                     uint32_t c = 1;
                     if (prec) GET(&r, c);
                     if (prec) ec[k] = c;
-                    w->cnt[k] += c;
+                    vwin_cnt(w, &shape)[k] += c;
                 }
                 if (w) {
                     if (w->n == 0) w->head_ts = ts;
@@ -378,35 +385,38 @@ vigil_status vcodec_decode(vigil_engine *eng, vkeystate *ks, const unsigned char
                 r.bad = 1;
                 break;
             }
-            if (w && nevs && !(w->evs = calloc(nevs, sizeof *w->evs))) {
+            /* a sliding window has no tail: what the record says of an open
+             * window is read and dropped */
+            vwtail *t = w ? vwin_tail(w, rule) : NULL;
+            if (t && nevs && !(t->evs = calloc(nevs, sizeof *t->evs))) {
                 s = VIGIL_ENOMEM;
                 break;
             }
             for (uint32_t j = 0; j < nevs && !r.bad; j++) {
                 GET(&r, idx);
                 if (idx >= nev || !evs[idx]) r.bad = 1;
-                else if (w) {
+                else if (t) {
                     vigil_event_retain(evs[idx]);
-                    w->evs[w->nevs++] = evs[idx];
+                    t->evs[t->nevs++] = evs[idx];
                 }
             }
             GET(&r, has_last);
             if (has_last) {
                 GET(&r, idx);
                 if (idx >= nev || !evs[idx]) r.bad = 1;
-                else if (w) {
+                else if (t) {
                     vigil_event_retain(evs[idx]);
-                    w->last = evs[idx];
+                    t->last = evs[idx];
                 }
             }
             int64_t ce = INT64_MIN;
             if (version >= 2) GET(&r, ce);
-            if (w) {
-                w->closed_end = ce;
+            if (t) {
+                t->closed_end = ce;
                 w->open = open;
-                w->win_start = ws;
+                t->win_start = ws;
                 w->win_end = we;
-                w->total = total;
+                t->total = total;
             }
         } else {
             r.bad = 1;

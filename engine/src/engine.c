@@ -74,6 +74,10 @@ vigil_engine *vigil_engine_create(vigil_ruleset *rs, const vigil_engine_opts *op
             vigil_engine_destroy(eng);
             return NULL;
         }
+    if (rs->host.open && !(eng->host = rs->host.open(rs->host_ud, rs))) {
+        vigil_engine_destroy(eng);
+        return NULL;
+    }
     return eng;
 }
 
@@ -108,6 +112,7 @@ void vigil_engine_destroy(vigil_engine *eng) {
     free(eng->isnew);
     free(eng->regex_hits);
     hs_free_scratch(eng->scratch);
+    if (eng->host) eng->rs->host.close(eng->host);
     vigil_ruleset_release(eng->rs);
     free(eng);
 }
@@ -214,7 +219,8 @@ int veng_mark_dirty(vigil_engine *eng, vkeystate *ks) {
 /* A key can go when its state is as good as none at watermark wm: no timer
  * points at it, it is not waiting for a commit, its last event is older
  * than its group's horizon, and no rule holds a run (a pattern without
- * `within` keeps its runs forever, as FlinkCEP does, bounded by max_runs),
+ * `within` keeps its runs forever, as FlinkCEP does, bounded by max_runs;
+ * held matches are runs too, so they are never dropped unemitted),
  * an open window, or a suppression that is still running. Sliding window
  * entries are all past their window once the horizon has passed. */
 static int ks_expirable(const vigil_engine *eng, const vkeystate *ks, int64_t wm) {
@@ -322,8 +328,8 @@ void veng_rearm(vigil_engine *eng, vkeystate *ks) {
         const vpat *p = ks->rs[i];
         if (!r->within_ms || !p) continue;
         int64_t last = INT64_MIN;
-        for (uint32_t j = 0; j < p->nruns; j++)   /* one timer per distinct start */
-            if (p->runs[j].start_ts != last) {
+        for (uint32_t j = 0; j < p->nruns; j++)   /* one timer per distinct start of a partial run */
+            if (!p->runs[j].held && p->runs[j].start_ts != last) {
                 last = p->runs[j].start_ts;
                 veng_timer_add(eng, last + r->within_ms, ks, i);
             }
@@ -550,7 +556,8 @@ void vigil_engine_get_stats(const vigil_engine *eng, vigil_engine_stats *st) {
         if (!ks) continue;
         const vgroup *g = &eng->rs->groups[ks->group];
         for (int j = 0; j < g->nrules; j++)
-            if (eng->rs->rules[g->rules[j]].nsteps && ks->rs[j]) runs += ((vpat *)ks->rs[j])->nruns;
+            if (eng->rs->rules[g->rules[j]].nsteps && ks->rs[j])   /* held matches are not partial */
+                runs += ((vpat *)ks->rs[j])->nruns - ((vpat *)ks->rs[j])->nheld;
     }
     st->runs = runs;
 }
@@ -593,13 +600,65 @@ static void emit_common(vigil_engine *eng, const vrule *r, const vkeystate *ks, 
 
 void veng_emit(vigil_engine *eng, const vrule *r, const vkeystate *ks, vigil_event *const *evs, int nev,
                const char *details_json, int64_t ts) {
-    emit_common(eng, r, ks, evs, nev, details_json, ts, 0, NULL);
+    veng_emit_match(eng, r, ks, evs, NULL, nev, details_json, ts);
+}
+
+int veng_host_pred(const veval *c, int fn) {
+    vigil_engine *eng = c->eng;
+    if (!eng || !eng->host) return 0;
+    const vrun *run = c->run;
+    vigil_match_view m = {.rs = eng->rs, .rule = (int)(c->rule - eng->rs->rules),
+                          .events = run ? run->ev : NULL, .steps = run ? run->evstep : NULL,
+                          .n = run ? (int)run->nev : 0};
+    int v = eng->rs->host.pred(eng->host, fn, c->ev, &m);
+    if (v < 0) eng->st.function_errors++;
+    return v > 0;
+}
+
+/* The built-in details with the members of the alert function's result
+ * added (the function's win on a clash). NULL: keep the built-in ones. */
+static char *alert_details(vigil_engine *eng, const vrule *r, vigil_event *const *evs, const uint8_t *steps,
+                           int nev, const char *builtin) {
+    vigil_match_view m = {.rs = eng->rs, .rule = (int)(r - eng->rs->rules), .events = evs, .steps = steps,
+                          .n = nev};
+    char *own = eng->rs->host.alert(eng->host, r->alert_fn, &m);
+    if (!own) {
+        eng->st.function_errors++;
+        return NULL;
+    }
+    cJSON *base = cJSON_Parse(builtin ? builtin : "{}"), *add = cJSON_Parse(own);
+    free(own);
+    char *out = NULL;
+    if (base && cJSON_IsObject(add)) {
+        cJSON *it = add->child;
+        while (it) {
+            cJSON *next = it->next;
+            cJSON_DetachItemViaPointer(add, it);
+            cJSON_DeleteItemFromObjectCaseSensitive(base, it->string);   /* the function's member wins */
+            cJSON_AddItemToObject(base, it->string, it);
+            it = next;
+        }
+        out = cJSON_PrintUnformatted(base);
+    }
+    if (!out) eng->st.function_errors++;
+    cJSON_Delete(base);
+    cJSON_Delete(add);
+    return out;
+}
+
+void veng_emit_match(vigil_engine *eng, const vrule *r, const vkeystate *ks, vigil_event *const *evs,
+                     const uint8_t *steps, int nev, const char *details_json, int64_t ts) {
+    char *det = r->alert_fn && eng->host ? alert_details(eng, r, evs, steps, nev, details_json) : NULL;
+    emit_common(eng, r, ks, evs, nev, det ? det : details_json, ts, 0, NULL);
+    free(det);
 }
 
 void veng_emit_window(vigil_engine *eng, const vrule *r, const vkeystate *ks, vigil_event *const *evs, int nev,
                       int truncated, const char *details_json, int64_t start, int64_t end) {
     int64_t win[2] = {start, end};
-    emit_common(eng, r, ks, evs, nev, details_json, INT64_MIN, truncated, win);
+    char *det = r->alert_fn && eng->host ? alert_details(eng, r, evs, NULL, nev, details_json) : NULL;
+    emit_common(eng, r, ks, evs, nev, det ? det : details_json, INT64_MIN, truncated, win);
+    free(det);
 }
 
 static void emit_common(vigil_engine *eng, const vrule *r, const vkeystate *ks, vigil_event *const *evs, int nev,

@@ -12,8 +12,8 @@ typedef struct vrun {
     int32_t step;
     uint32_t count;
     uint8_t closed;          /* the current step's loop takes no more events */
-    uint8_t negated;         /* unused since runs die when a guard sees its event; kept: a byte of
-                                the state record (always 0 when written) */
+    uint8_t held;            /* a completed match waiting to be emitted (skip strategies other
+                                than no_skip): never advanced, never expires; see nfa.c */
     uint8_t from;            /* first step it may proceed to: > step + 1 once it skipped optional
                                 steps while its copy took the event there (0: step + 1) */
     uint8_t noproceed;       /* its loop ignored an event: it may not proceed until it takes again */
@@ -28,7 +28,8 @@ typedef struct vrun {
 
 typedef struct vpat {        /* a pattern rule's state for one key */
     uint32_t nruns, cap;
-    vrun *runs;
+    vrun *runs;              /* partial matches and, flagged held, completed matches not emitted yet */
+    uint32_t nheld;          /* runs that are held */
     int64_t last_alert_ts;
     int alerted;
 } vpat;
@@ -42,23 +43,33 @@ typedef struct ventry {
     vcell v[];               /* one per aggregate; with precision, then u32 count per aggregate */
 } ventry;
 
-typedef struct vwin {        /* a sliding window rule's state for one key */
-    uint32_t head, n, cap;   /* ring of entries; cap is a power of two */
+/* A window rule's state for one key: this header, then (one allocation,
+ * laid out from the rule by the vwin_* helpers below):
+ *   f64 sum[nagg] | u32 cnt[nagg] | pad to 8 | one entry (the ring while it
+ *   holds one: most keys are quiet) | vwtail (tumbling/session rules only) |
+ *   a pointer to the counted sets of distinct()/is_new() (rules that use
+ *   them only; window.c, NULL until a window is big enough to need them).
+ * An idle velocity key (one sliding count, one event) is then one 96-byte
+ * malloc chunk instead of a header, a ring and per-kind fields it never uses. */
+typedef struct vwin {
+    uint32_t head, n, cap;   /* ring of entries; cap is a power of two (1: the inline entry) */
+    uint8_t open;            /* tumbling/session: a window is open; it ends at win_end */
+    uint8_t alerted;
+    uint16_t pad;
     int64_t head_ts;         /* time of the oldest entry (kept here: no cache miss when nothing expires) */
-    unsigned char *ring;     /* entries of size vwin_entry_size(rule) */
-    double *sum;             /* per aggregate: running sum over entries with the bit set */
-    uint32_t *cnt;           /* per aggregate: entries with the bit set */
     int64_t last_alert_ts;
-    int alerted;
-    /* tumbling and session windows: the open window and its events */
-    int open;
-    int64_t win_start, win_end;   /* [start, end): end = start + size, or last event + gap */
-    vigil_event **evs;            /* the first max_alert_events - 1 events, retained */
-    uint32_t nevs;
-    uint64_t total;               /* events in the window */
-    vigil_event *last;            /* the latest event, retained */
-    int64_t closed_end;           /* end of the last closed window: older events are late for it */
+    int64_t win_end;         /* tumbling/session: [start, end), end = start + size or last event + gap */
+    unsigned char *ring;     /* entries of size vwin_entry_size(rule): the inline one, or malloc'd */
 } vwin;
+
+typedef struct vwtail {      /* tumbling and session windows: the open window and its events */
+    int64_t win_start;
+    int64_t closed_end;      /* end of the last closed window: older events are late for it */
+    uint64_t total;          /* events in the window */
+    vigil_event **evs;       /* the first max_alert_events - 1 events, retained */
+    vigil_event *last;       /* the latest event, retained */
+    uint32_t nevs;
+} vwtail;
 
 typedef struct vkeystate {
     uint64_t hash;
@@ -89,6 +100,7 @@ struct vigil_engine {
     int64_t horizon_min;     /* the shortest horizon of any group */
     int64_t *horizon;        /* per key group: how long after a key's last event its state
                                 can still matter (longest window or within, lateness) */
+    void *host;              /* this engine's instance of the ruleset's host (Lua functions), or NULL */
     /* stats */
     vigil_engine_stats st;
     uint64_t *rule_alerts;
@@ -149,13 +161,34 @@ vigil_status vwin_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, int slo
                        const uint64_t *hits);
 /* The watermark reached wm: close a tumbling/session window that ended. */
 void vwin_timer(vigil_engine *eng, const vrule *r, vkeystate *ks, vwin *w, int64_t wm);
-void vwin_free(vwin *w, const vrule *r);
-vwin *vwin_new(const vrule *r);
-void vwin_warm(const vwin *w, const vrule *r);   /* prefetch the ring's ends */   /* empty state; NULL when out of memory */
+void vwin_free(vwin *w, const vrule *r);                /* accepts NULL */
+vwin *vwin_new(const vrule *r);                         /* empty state; NULL when out of memory */
+/* Make room for n entries (the codec fills them); -1 when out of memory. */
+int vwin_reserve(vwin *w, const vrule *r, uint32_t n);
+void vwin_warm(const vwin *w, const vrule *r);          /* prefetch the ring's ends */
+
 static inline size_t vwin_entry_size(const vrule *r) {
     size_t n = sizeof(ventry) + (size_t)r->nagg * sizeof(vcell);
     if (r->precision_ms) n += ((size_t)r->nagg * sizeof(uint32_t) + 7) & ~(size_t)7;
     return n;
+}
+/* Where the parts after the header are (see vwin). */
+static inline size_t vwin_inline_off(const vrule *r) {
+    return (sizeof(vwin) + (size_t)r->nagg * (sizeof(double) + sizeof(uint32_t)) + 7) & ~(size_t)7;
+}
+static inline double *vwin_sum(const vwin *w) { return (double *)(uintptr_t)(w + 1); }
+static inline uint32_t *vwin_cnt(const vwin *w, const vrule *r) { return (uint32_t *)(vwin_sum(w) + r->nagg); }
+static inline unsigned char *vwin_inline(const vwin *w, const vrule *r) {
+    return (unsigned char *)(uintptr_t)w + vwin_inline_off(r);
+}
+/* NULL for a sliding window. */
+static inline vwtail *vwin_tail(const vwin *w, const vrule *r) {
+    if (r->window == VIGIL_WIN_SLIDING) return NULL;
+    return (vwtail *)(void *)(vwin_inline(w, r) + vwin_entry_size(r));
+}
+/* Entry i from the oldest (i < n). */
+static inline ventry *vwin_at(const vwin *w, const vrule *r, uint32_t i) {
+    return (ventry *)(void *)(w->ring + (size_t)((w->head + i) & (w->cap - 1)) * vwin_entry_size(r));
 }
 
 /* engine.c: emit an alert for rule r and key ks (suppress already checked).
@@ -163,6 +196,13 @@ static inline size_t vwin_entry_size(const vrule *r) {
 void veng_emit(vigil_engine *eng, const vrule *r, const vkeystate *ks, vigil_event *const *evs,
                int nev, const char *details_json, int64_t ts);
 /* The same for a closed tumbling/session window [start, end). */
+/* veng_emit for a pattern match: steps[i] is the step of evs[i] (for the
+ * rule's alert function). */
+void veng_emit_match(vigil_engine *eng, const vrule *r, const vkeystate *ks, vigil_event *const *evs,
+                     const uint8_t *steps, int nev, const char *details_json, int64_t ts);
+/* Host predicate fn on c->ev with c->run as the match so far: 1, 0; a failure
+ * counts in stats.function_errors and gives 0. */
+int veng_host_pred(const veval *c, int fn);
 void veng_emit_window(vigil_engine *eng, const vrule *r, const vkeystate *ks, vigil_event *const *evs, int nev,
                       int truncated, const char *details_json, int64_t start, int64_t end);
 

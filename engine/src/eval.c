@@ -2,7 +2,7 @@
  *
  * Conditions and `when` expressions are small trees of typed values. The
  * rules of comparison are the DSL's (DESIGN.md §3–4): no implicit
- * conversion (596 and "596" differ), a missing field or an undefined
+ * conversion (596 and "596" differ), a missing or null field or an undefined
  * aggregate (avg of an empty window) makes every comparison false, strings
  * order bytewise. Regex results come precomputed per event (one Hyperscan
  * scan per field, see engine.c). */
@@ -19,8 +19,10 @@ static vigil_value vbool(int b) {
     return v;
 }
 
+/* JSON null counts as absent in every comparison, as in exists()/missing():
+ * ne("atm") holds neither on a missing channel nor on `"channel": null`. */
 static int defined(const vigil_value *v) {
-    return v->type != VIGIL_T_MISSING && v->type != VIGIL_T_UNDEF;
+    return v->type != VIGIL_T_MISSING && v->type != VIGIL_T_UNDEF && v->type != VIGIL_T_NULL;
 }
 
 /* 1 equal, 0 different; both must be defined */
@@ -155,6 +157,7 @@ vigil_value vexpr_eval(const vigil_expr *x, const veval *c) {
         for (int i = 0; i < x->nargs; i++)
             if (vexpr_true(x->args[i], c)) return vbool(1);
         return vbool(0);
+    case VIGIL_X_HOST: return vbool(veng_host_pred(c, x->host_fn) > 0);
     case VIGIL_X_NOT:
         return vbool(!vexpr_true(x->args[0], c));
     }

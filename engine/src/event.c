@@ -6,9 +6,18 @@
  * numbers by their raw JSON text (cJSON keeps only a double, so a number
  * that a double cannot hold exactly is re-read from the raw bytes). CSV rows
  * are split in place (RFC 4180 quoting) and rendered to JSON only when an
- * alert needs them as evidence. */
+ * alert needs them as evidence.
+ *
+ * CSV decoding is the replay's hot path (about a million rows a second), so
+ * it has fast paths that give exactly what the general code gives: a CSV
+ * event is one allocation (the event, its slots and keys, the row and the
+ * split copy of the row); numbers short enough for Clinger's fast path are
+ * converted without strtod (bit-identical results, strtod for the rest);
+ * RFC 3339 times of the fixed shape "YYYY-MM-DDTHH:MM:SSZ" skip the general
+ * parser; key columns are looked up once per header. */
 #include <ctype.h>
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,10 +27,14 @@
 #include <openssl/sha.h>
 #include "internal.h"
 
-vigil_event *vev_new(int nslots, int ngroups) {
+/* An event with `text` more bytes after its keys (vev_text): CSV events
+ * keep their row there, so that one malloc serves the whole event. The
+ * struct, slots and keys are zeroed, the text is not. */
+static vigil_event *vev_alloc(int nslots, int ngroups, size_t text) {
     size_t sz = sizeof(vigil_event) + (size_t)nslots * sizeof(vigil_value) + (size_t)ngroups * sizeof(vkey);
-    vigil_event *e = calloc(1, sz);
+    vigil_event *e = malloc(sz + text);
     if (!e) return NULL;
+    memset(e, 0, sz);
     atomic_init(&e->refs, 1);
     e->nslots = nslots;
     e->ngroups = ngroups;
@@ -30,13 +43,19 @@ vigil_event *vev_new(int nslots, int ngroups) {
     return e;
 }
 
+static char *vev_text(vigil_event *e) { return (char *)(e->keys + e->ngroups); }
+
+vigil_event *vev_new(int nslots, int ngroups) { return vev_alloc(nslots, ngroups, 0); }
+
 void vigil_event_retain(vigil_event *e) { atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed); }
 
 void vigil_event_release(vigil_event *e) {
     if (!e || atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel) != 1) return;
     free(e->json);
-    free(e->line);
-    free(e->strs);
+    if (e->line != vev_text(e)) {   /* CSV events keep line and strs inside the event */
+        free(e->line);
+        free(e->strs);
+    }
     vigil_csv_header_destroy(e->csv);
     free(e);
 }
@@ -62,18 +81,62 @@ static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {   /* H. Hinn
     return era * 146097 + (int64_t)doe - 719468;
 }
 
+/* '0'..'9' (what isdigit means in every locale), without the table lookup */
+static int is_digit(char c) { return (unsigned char)(c - '0') < 10; }
+
 static int digits(const char *s, size_t len, size_t at, int n, int *out) {
     if (at + (size_t)n > len) return -1;
     int v = 0;
     for (int i = 0; i < n; i++) {
-        if (!isdigit((unsigned char)s[at + i])) return -1;
+        if (!is_digit(s[at + i])) return -1;
         v = v * 10 + (s[at + i] - '0');
     }
     *out = v;
     return 0;
 }
 
+static uint64_t load8(const void *p) {
+    uint64_t w;
+    memcpy(&w, p, 8);
+    return w;
+}
+
+/* The shape of the card data and of most feeds, "2018-04-01T00:00:31Z":
+ * the same checks and result as the general parser below, without
+ * branches on the characters. s[0..8), s[8..16) and s[12..20) are XORed
+ * with the expected bytes ('0' for a digit), after which a digit must be
+ * at most 9 and a separator 0: byte-wise, (t & 0x7f) + (0x7f - limit) | t
+ * has its high bit set iff t > limit (no carry crosses a byte, so the byte
+ * order does not matter). Bytes 10 (T, t or space) and 19 (Z or z) are
+ * checked apart (limit 0x7f there). */
+static int rfc3339_fixed(const char *s, int64_t *ms) {
+    static const unsigned char pat[3][8] = {{'0', '0', '0', '0', '-', '0', '0', '-'},
+                                            {'0', '0', 0, '0', '0', ':', '0', '0'},
+                                            {'0', ':', '0', '0', ':', '0', '0', 0}};
+    static const unsigned char add[3][8] = {{0x76, 0x76, 0x76, 0x76, 0x7f, 0x76, 0x76, 0x7f},
+                                            {0x76, 0x76, 0, 0x76, 0x76, 0x7f, 0x76, 0x76},
+                                            {0x76, 0x7f, 0x76, 0x76, 0x7f, 0x76, 0x76, 0}};
+    static const unsigned char at[3] = {0, 8, 12};
+    const uint64_t low7 = UINT64_C(0x7f7f7f7f7f7f7f7f);
+    uint64_t bad = 0;
+    for (int k = 0; k < 3; k++) {
+        uint64_t t = load8(s + at[k]) ^ load8(pat[k]);
+        bad |= ((t & low7) + load8(add[k])) | t;
+    }
+    if ((bad & ~low7) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || (s[19] != 'Z' && s[19] != 'z'))
+        return -1;
+#define D(i) (s[i] - '0')
+    int y = D(0) * 1000 + D(1) * 100 + D(2) * 10 + D(3), mo = D(5) * 10 + D(6), d = D(8) * 10 + D(9),
+        h = D(11) * 10 + D(12), mi = D(14) * 10 + D(15), sec = D(17) * 10 + D(18);
+#undef D
+    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) return -1;
+    int64_t days = days_from_civil(y, (unsigned)mo, (unsigned)d);
+    *ms = ((days * 24 + h) * 60 + mi) * 60000 + (int64_t)sec * 1000;
+    return 0;
+}
+
 vigil_status vigil_time_parse_rfc3339(const char *s, size_t len, int64_t *ms) {
+    if (len == 20 && rfc3339_fixed(s, ms) == 0) return VIGIL_OK;
     int y, mo, d, h = 0, mi = 0, sec = 0;
     if (digits(s, len, 0, 4, &y) || len < 10 || s[4] != '-' || digits(s, len, 5, 2, &mo) ||
         s[7] != '-' || digits(s, len, 8, 2, &d))
@@ -90,7 +153,7 @@ vigil_status vigil_time_parse_rfc3339(const char *s, size_t len, int64_t *ms) {
         if (i < len && s[i] == '.') {
             int nd = 0;
             i++;
-            while (i < len && isdigit((unsigned char)s[i])) {
+            while (i < len && is_digit(s[i])) {
                 if (nd < 3) frac = frac * 10 + (s[i] - '0');
                 nd++;
                 i++;
@@ -502,6 +565,61 @@ static int csv_split(char *line, size_t len, char **f, size_t *fl, int max) {
     return n;
 }
 
+/* Bytes of w equal to zero, as the high bit of each such byte (exact: no
+ * carry crosses a byte; "Bit Twiddling Hacks", determine if a word has a
+ * zero byte). */
+static uint64_t zero_bytes(uint64_t w) {
+    const uint64_t low7 = UINT64_C(0x7f7f7f7f7f7f7f7f);
+    return ~(((w & low7) + low7) | w | low7);
+}
+
+/* csv_split for decoding a row without quotes (the usual row): the same
+ * fields, each NUL-terminated in place (the comma becomes the NUL). Commas
+ * are found eight bytes at a time: s[len .. len + 8) must be readable and
+ * NUL. Returns the field count, -1 where csv_split would, or -2 if the row
+ * has a '"' anywhere (then csv_split does the row). */
+static int csv_split_plain(char *s, size_t len, char **f, size_t *fl, int max) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const uint64_t commas = UINT64_C(0x2c2c2c2c2c2c2c2c), quotes = UINT64_C(0x2222222222222222);
+    int n = 0;
+    size_t st = 0;
+    for (size_t i = 0; i < len; i += 8) {
+        uint64_t w;   /* bytes past len are 0: neither comma nor quote */
+        memcpy(&w, s + i, 8);
+        if (zero_bytes(w ^ quotes)) return -2;
+        for (uint64_t m = zero_bytes(w ^ commas); m; m &= m - 1) {
+            size_t at = i + (size_t)(__builtin_ctzll(m) >> 3);
+            if (n == max) return -1;
+            f[n] = s + st;
+            fl[n++] = at - st;
+            s[at] = '\0';
+            st = at + 1;
+        }
+    }
+    if (n == max) return -1;
+    f[n] = s + st;
+    fl[n++] = len - st;
+    return n;
+#else
+    if (memchr(s, '"', len)) return -2;
+    int n = csv_split(s, len, f, fl, max);
+    for (int i = 0; i < n; i++) f[i][fl[i]] = '\0';
+    return n;
+#endif
+}
+
+/* A header as event.c allocates it: the shared struct, then each key
+ * group's column, mapped once for the ruleset the header was created for
+ * (as col_field is) instead of by name on every row. */
+typedef struct csv_hdr {
+    struct vigil_csv_header pub;   /* first: a vigil_csv_header * is a csv_hdr * */
+    const vigil_ruleset *rs;
+    int ngroups;
+    int group_col[];               /* key group -> column or -1 */
+} csv_hdr;
+
+static int col_of(const vigil_csv_header *h, const char *name);
+
 vigil_status vigil_csv_header_create(const vigil_ruleset *rs, const char *line, size_t len,
                                      vigil_csv_header **out, vigil_error *err) {
     char *copy = malloc(len + 1);
@@ -515,7 +633,8 @@ vigil_status vigil_csv_header_create(const vigil_ruleset *rs, const char *line, 
         free(copy);
         return vigil_error_set(err, VIGIL_EPARSE, "malformed CSV header (at most %d columns)", CSV_MAX_COLS);
     }
-    vigil_csv_header *h = calloc(1, sizeof *h);
+    csv_hdr *x = calloc(1, sizeof *x + (size_t)rs->ngroups * sizeof(int));
+    vigil_csv_header *h = x ? &x->pub : NULL;
     if (!h || !(h->names = calloc((size_t)n, sizeof *h->names)) || !(h->col_field = calloc((size_t)n, sizeof(int)))) {
         free(copy);
         if (h) free(h->names);
@@ -540,6 +659,9 @@ vigil_status vigil_csv_header_create(const vigil_ruleset *rs, const char *line, 
         h->col_field[i] = vrs_field_index(rs, h->names[i]);
     }
     free(copy);
+    x->rs = rs;
+    x->ngroups = rs->ngroups;
+    for (int g = 0; g < rs->ngroups; g++) x->group_col[g] = col_of(h, rs->groups[g].key);
     *out = h;
     return VIGIL_OK;
 }
@@ -552,10 +674,77 @@ void vigil_csv_header_destroy(vigil_csv_header *h) {
     free(h);
 }
 
-static int parse_number(const char *s, size_t n, double *v) {
-    char tmp[64];
-    if (n == 0 || n >= sizeof tmp) return 0;
-    if (!(isdigit((unsigned char)s[0]) || s[0] == '-' || s[0] == '+' || s[0] == '.')) return 0;
+enum { NUM_NO, NUM_YES, NUM_ASK };   /* not a number, a number, ask strtod */
+
+/* 10^0 .. 10^22: every one exactly a double (5^22 < 2^53). */
+static const double pow10_exact[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                                       1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/* Clinger's fast path (W. D. Clinger, "How to Read Floating Point Numbers
+ * Accurately", PLDI 1990; the first step of every correctly rounding
+ * strtod): a decimal [+-]digits[.digits][(e|E)[+-]digits] whose digits
+ * make an integer M <= 2^53 and whose exponent is 10^k, |k| <= 22, is
+ * M * 10^k or M / 10^-k: both operands are exact doubles, so the one
+ * rounding of that operation gives the correctly rounded value, which is
+ * what glibc's strtod returns (in any rounding mode). Answers NUM_ASK for
+ * whatever else strtod might accept (hex, inf, nan, more digits, a larger
+ * exponent, an exponent without digits) and NUM_NO only where strtod
+ * stops before the end of the field: the decimal syntax ends there, and
+ * the stop is not the 'x' of "0x" nor a NUL (strtod would stop there and
+ * accept). Assumes the "C" LC_NUMERIC locale (radix '.'): vigil never
+ * calls setlocale. Needs FLT_EVAL_METHOD 0 (no excess precision). */
+static int number_fast(const char *s, size_t n, double *v) {
+#if FLT_EVAL_METHOD == 0
+    const char *p = s, *end = s + n;
+    int neg = 0;
+    if (*p == '-' || *p == '+') neg = *p++ == '-';
+    const char *d0 = p;
+    while (p < end && *p == '0') p++;   /* leading zeros: not significant */
+    const char *ds = p;
+    uint64_t m = 0;   /* wraps past 19 digits: then nd says ask */
+    for (; p < end && is_digit(*p); p++) m = m * 10 + (uint64_t)(*p - '0');
+    ptrdiff_t nd = p - ds, e10 = 0;
+    int any = p > d0;
+    if (p < end && *p == '.') {
+        const char *fs = ++p;
+        if (nd == 0)
+            while (p < end && *p == '0') p++;   /* 0.000123: zeros after the point only scale */
+        const char *fd = p;
+        for (; p < end && is_digit(*p); p++) m = m * 10 + (uint64_t)(*p - '0');
+        nd += p - fd;
+        e10 = -(p - fs);
+        any |= p > fs;
+    }
+    if (!any || nd > 19) return NUM_ASK;
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        const char *q = p + 1;
+        int eneg = 0;
+        ptrdiff_t ex = 0;
+        if (q < end && (*q == '+' || *q == '-')) eneg = *q++ == '-';
+        if (q >= end || !is_digit(*q)) return NUM_ASK;
+        for (; q < end && is_digit(*q); q++)
+            if (ex < 100000) ex = ex * 10 + (*q - '0');
+        e10 += eneg ? -ex : ex;
+        p = q;
+    }
+    if (p < end) return *p == 'x' || *p == 'X' || *p == '\0' ? NUM_ASK : NUM_NO;
+    if (e10 < -22 || e10 > 22 || m > (UINT64_C(1) << 53)) return NUM_ASK;
+    double d = (double)m;
+    d = e10 < 0 ? d / pow10_exact[-e10] : d * pow10_exact[e10];
+    *v = neg ? -d : d;
+    return NUM_YES;
+#else
+    (void)s;
+    (void)n;
+    (void)v;
+    return NUM_ASK;
+#endif
+}
+
+#define NUMBER_MAX 63   /* longer values are text */
+
+static __attribute__((noinline)) int number_strtod(const char *s, size_t n, double *v) {
+    char tmp[NUMBER_MAX + 1];
     memcpy(tmp, s, n);
     tmp[n] = '\0';
     char *end;
@@ -564,6 +753,16 @@ static int parse_number(const char *s, size_t n, double *v) {
     if (*end != '\0' || errno == ERANGE || !isfinite(d)) return 0;
     *v = d;
     return 1;
+}
+
+/* A CSV value is a number when strtod reads all of it (at most 63 bytes,
+ * starting with a digit, sign or '.'), finite and in range. */
+static int parse_number(const char *s, size_t n, double *v) {
+    if (n == 0 || n > NUMBER_MAX) return 0;
+    if (!(is_digit(s[0]) || s[0] == '-' || s[0] == '+' || s[0] == '.')) return 0;
+    int r = number_fast(s, n, v);
+    if (r != NUM_ASK) return r == NUM_YES;
+    return number_strtod(s, n, v);
 }
 
 static int col_of(const vigil_csv_header *h, const char *name) {
@@ -584,30 +783,35 @@ vigil_status vigil_event_decode_csv(const vigil_ruleset *rs, const vigil_decode_
                                (size_t)((const char *)memchr(line, '\0', len) - line) + 1);
     char *f[CSV_MAX_COLS];
     size_t fl[CSV_MAX_COLS];
-    vigil_event *e = vev_new(rs->nfields, rs->ngroups);
-    if (!e) return VIGIL_ENOMEM;
-    /* the event owns a copy of the line; fields are split inside a second
-     * copy that becomes the string pool (so slots point into stable memory) */
+    /* One allocation: the event, then the row as given (kept for rendering
+     * and field_text), then a copy split in place into NUL-terminated
+     * fields that the slots, keys and id point into, then room for the
+     * fallback id and 7 bytes for csv_split_plain to read past the row
+     * (vev_text; vigil_event_release frees it all at once). */
     size_t ll = len;
     while (ll && (line[ll - 1] == '\n' || line[ll - 1] == '\r')) ll--;
-    e->line = malloc(ll + 1);
-    e->strs = malloc(ll + 1);
-    if (!e->line || !e->strs) {
-        vigil_event_release(e);
-        return VIGIL_ENOMEM;
-    }
+    const char *fid = fallback_id ? fallback_id : "";
+    size_t fidl = strlen(fid);
+    vigil_event *e = vev_alloc(rs->nfields, rs->ngroups, 2 * (ll + 1) + fidl + 1 + 7);
+    if (!e) return VIGIL_ENOMEM;
+    e->line = vev_text(e);
     memcpy(e->line, line, ll);
     e->line[ll] = '\0';
     e->line_len = ll;
+    e->strs = e->line + ll + 1;
     memcpy(e->strs, line, ll);
-    e->strs[ll] = '\0';
-    int n = csv_split(e->strs, ll, f, fl, CSV_MAX_COLS);
+    memset(e->strs + ll, 0, 8);
+    int n = csv_split_plain(e->strs, ll, f, fl, CSV_MAX_COLS);
+    if (n == -2) {   /* quoted fields: split a fresh copy the general way */
+        memcpy(e->strs, line, ll);
+        n = csv_split(e->strs, ll, f, fl, CSV_MAX_COLS);
+        for (int i = 0; i < n; i++) f[i][fl[i]] = '\0';   /* fields end at a comma or quote: safe */
+    }
     if (n != h->ncols) {
         vigil_event_release(e);
         if (n < 0) return vigil_error_set(err, VIGIL_EPARSE, "malformed CSV row (unbalanced quotes)");
         return vigil_error_set(err, VIGIL_EPARSE, "CSV row has %d columns, the header has %d", n, h->ncols);
     }
-    for (int i = 0; i < n; i++) f[i][fl[i]] = '\0';   /* fields end at a comma or quote: safe */
     for (int i = 0; i < n; i++) {
         int fi = h->col_field[i];
         if (fi < 0 || fi >= rs->nfields) continue;
@@ -628,8 +832,9 @@ vigil_status vigil_event_decode_csv(const vigil_ruleset *rs, const vigil_decode_
                                                  .u.str = o->type_default};
         e->type_default = o->type_default;   /* must outlive the event: the caller's option string */
     }
+    const csv_hdr *x = (const csv_hdr *)h;
     for (int g = 0; g < rs->ngroups; g++) {
-        int c = col_of(h, rs->groups[g].key);
+        int c = x->rs == rs && g < x->ngroups ? x->group_col[g] : col_of(h, rs->groups[g].key);
         e->keys[g].s = NULL;
         if (c >= 0 && fl[c] > 0) {
             e->keys[g].s = f[c];
@@ -661,10 +866,11 @@ vigil_status vigil_event_decode_csv(const vigil_ruleset *rs, const vigil_decode_
         s = VIGIL_EPARSE;
     else
         s = vigil_time_parse_rfc3339(f[tc], fl[tc], &e->ts);
-    if (s != VIGIL_OK) {
+    if (s != VIGIL_OK) {   /* the message quotes the field: release the event after it */
+        s = vigil_error_set(err, VIGIL_ENOTIME, "event time field '%s' is not a valid time: \"%.*s\"", tname,
+                            (int)(fl[tc] > 40 ? 40 : fl[tc]), f[tc]);
         vigil_event_release(e);
-        return vigil_error_set(err, VIGIL_ENOTIME, "event time field '%s' is not a valid time: \"%.*s\"", tname,
-                               (int)(fl[tc] > 40 ? 40 : fl[tc]), f[tc]);
+        return s;
     }
     /* id */
     int ic = -1;
@@ -674,33 +880,9 @@ vigil_status vigil_event_decode_csv(const vigil_ruleset *rs, const vigil_decode_
     }
     if (ic >= 0) {
         e->id = f[ic];
-    } else {
-        const char *fid = fallback_id ? fallback_id : "";
-        size_t fidl = strlen(fid);
-        char *copy = malloc(fidl + 1);   /* kept in json slot until rendered: no, own field */
-        if (!copy) {
-            vigil_event_release(e);
-            return VIGIL_ENOMEM;
-        }
-        memcpy(copy, fid, fidl + 1);
-        /* store the fallback id at the end of the string pool */
-        char *np = realloc(e->strs, ll + 1 + fidl + 1);
-        if (!np) {
-            free(copy);
-            vigil_event_release(e);
-            return VIGIL_ENOMEM;
-        }
-        /* the pool moved: rebase slots and keys */
-        ptrdiff_t delta = np - e->strs;
-        for (int i = 0; i < e->nslots; i++)
-            if (e->slots[i].type == VIGIL_T_STR && e->slots[i].u.str != o->type_default)
-                e->slots[i].u.str += delta;
-        for (int g = 0; g < e->ngroups; g++)
-            if (e->keys[g].s) e->keys[g].s += delta;
-        e->strs = np;
-        memcpy(np + ll + 1, copy, fidl + 1);
-        free(copy);
-        e->id = np + ll + 1;
+    } else {   /* the fallback id goes after the split row, in the room left for it */
+        memcpy(e->strs + ll + 1, fid, fidl + 1);
+        e->id = e->strs + ll + 1;
     }
     atomic_fetch_add(&h->refs, 1);
     e->csv = h;

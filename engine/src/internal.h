@@ -40,6 +40,7 @@ struct vigil_expr {
     int regex_id;                /* MATCHES: global id across the ruleset */
     char *list_name;             /* IN_LIST */
     vlist *list;
+    int host_fn;                 /* HOST */
 };
 
 typedef struct vstep {
@@ -82,6 +83,7 @@ typedef struct vrule {
     int nagg;
     vagg *aggs;
     int64_t suppress_ms;
+    int alert_fn;                /* host function of `alert = function(m)`, 0: none */
 } vrule;
 
 typedef struct vgroup {
@@ -117,6 +119,8 @@ struct vigil_ruleset {
     int nregex_dbs;
     vregex_db *regex_dbs;
     int *field_regex_db;         /* field -> index into regex_dbs or -1 */
+    vigil_host host;             /* Lua functions (lua/); host.open NULL: none */
+    void *host_ud;
 };
 
 void *vrs_alloc(vigil_ruleset *rs, size_t n);   /* arena, zeroed */
@@ -170,6 +174,7 @@ typedef struct veval {           /* context for evaluating one expression */
     const vigil_value *prior;    /* aggregate values without the current event */
     const int *is_new;           /* per aggregate index */
     const uint64_t *regex_hits;  /* bitset by regex id, computed for this event */
+    struct vigil_engine *eng;    /* for HOST predicates (its host instance); may be NULL */
 } veval;
 
 vigil_value vexpr_eval(const vigil_expr *x, const veval *c);

@@ -14,10 +14,15 @@
  *     next() never ignores.
  * Every take makes a new run (branching); a new run starts at every event
  * that matches the first step. A run completes when the rest of the pattern
- * may be empty; completed runs become alerts in order of (start event,
- * longest first), each applying the after-match skip strategy to the other
- * runs. `within` bounds last.ts - first.ts < within. Runs per (rule, key)
- * are bounded by max_runs; the oldest are evicted and counted. */
+ * may be empty. With no_skip every completed run becomes an alert at once,
+ * in order of (start event, longest first). With any other after-match skip
+ * strategy a completed run is held, as FlinkCEP does
+ * (NFA.processMatchesAccordingToSkipStrategy, NFAState's comparator): the
+ * earliest held match is emitted, and applies the strategy to the other
+ * runs and held matches, only once no partial run that started before it
+ * is alive; see release(). `within` bounds last.ts - first.ts < within.
+ * Runs per (rule, key), partial and held, are bounded by max_runs; the
+ * oldest partial ones are evicted and counted. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -183,7 +188,7 @@ static int advance(vigil_engine *eng, const vrule *r, vrun *run, vigil_event *ev
                    const uint64_t *hits) {
     const vstep *st = &r->steps[run->step];
     int adjacent = seq == run->last_seq + 1;
-    veval c = {.ev = ev, .run = run, .rule = r, .regex_hits = hits};
+    veval c = {.ev = ev, .run = run, .rule = r, .regex_hits = hits, .eng = eng};
     int first = run->from > run->step + 1 ? run->from : run->step + 1;
     /* guards between this step and the next positive one: not_next forbids
      * the very next event, not_followed_by every event until the next step
@@ -321,12 +326,13 @@ static void emit(vigil_engine *eng, const vrule *r, vkeystate *ks, vpat *p, cons
         off += (size_t)snprintf(det + off, sizeof det - off, "%s\"%s\":%u", s ? "," : "", r->steps[s].name, n);
     }
     snprintf(det + off, sizeof det - off, "}}");
-    veng_emit(eng, r, ks, m->ev, (int)m->nev, det, ts);
+    veng_emit_match(eng, r, ks, m->ev, m->evstep, (int)m->nev, det, ts);
 }
 
 /* Emit the completed matches in tmp_done in order, each applying the skip
- * strategy to the rest and to the key's partial runs. ts: the alerts' time
- * (INT64_MIN: each match's last event). */
+ * strategy to the rest and to the key's partial runs (no_skip: nothing is
+ * held, nothing pruned). ts: the alerts' time (INT64_MIN: each match's last
+ * event). */
 static void emit_done(vigil_engine *eng, const vrule *r, vkeystate *ks, vpat *p, int64_t ts) {
     if (!eng->ntmp_done) return;
     qsort(eng->tmp_done, eng->ntmp_done, sizeof *eng->tmp_done, cmp_done);
@@ -344,10 +350,86 @@ static void emit_done(vigil_engine *eng, const vrule *r, vkeystate *ks, vpat *p,
     compact(p);
 }
 
+/* Held matches (any skip strategy but no_skip), FlinkCEP's queue of
+ * completed matches (NFA.processMatchesAccordingToSkipStrategy, ordered by
+ * NFAState.COMPUTATION_STATE_COMPARATOR: start event, here start_seq; then
+ * longest first, cmp_done): the earliest is emitted while it started no later
+ * than every partial run still alive, and prunes by the skip strategy both the
+ * partial runs and the other held matches. The rest wait in p->runs, flagged
+ * held, until the partial runs that started before them die: fail on an
+ * event, expire by `within` (vnfa_timer) or are evicted by max_runs (bound).
+ * Without `within` a match may so wait as long as its blocker lives. */
+
+/* Move the completed matches of tmp_done into the key's runs, held. On
+ * failure (out of memory) the ones not moved are dropped. */
+static int hold_done(vigil_engine *eng, vpat *p) {
+    for (uint32_t i = 0; i < eng->ntmp_done; i++) {
+        vrun *d = push(&p->runs, &p->nruns, &p->cap);
+        if (!d) {
+            for (; i < eng->ntmp_done; i++) vrun_clear(&eng->tmp_done[i]);
+            eng->ntmp_done = 0;
+            return -1;
+        }
+        *d = eng->tmp_done[i];
+        d->held = 1;
+        p->nheld++;
+    }
+    eng->ntmp_done = 0;
+    return 0;
+}
+
+/* Emit the held matches no partial run blocks, earliest first (ties: the
+ * order they completed in). p must be compacted. The alert time is what it
+ * would have been at once: the last event's, or for an absence first event
+ * + within. */
+static void release(vigil_engine *eng, const vrule *r, vkeystate *ks, vpat *p) {
+    while (p->nheld) {
+        uint32_t best = UINT32_MAX;
+        uint64_t blocker = UINT64_MAX;   /* earliest start of a partial run */
+        for (uint32_t i = 0; i < p->nruns; i++) {
+            const vrun *x = &p->runs[i];
+            if (!x->held) {
+                if (x->start_seq < blocker) blocker = x->start_seq;
+            } else if (best == UINT32_MAX || cmp_done(x, &p->runs[best]) < 0) {
+                best = i;
+            }
+        }
+        vrun *m = &p->runs[best];
+        if (m->start_seq > blocker) break;
+        emit(eng, r, ks, p, m, r->absence ? m->start_ts + r->within_ms : INT64_MIN);
+        for (uint32_t j = 0; j < p->nruns; j++)
+            if (j != best && pruned(r, m, &p->runs[j])) {
+                p->nheld -= p->runs[j].held;
+                vrun_clear(&p->runs[j]);
+            }
+        vrun_clear(m);
+        p->nheld--;
+        compact(p);
+    }
+}
+
+/* Bound the key's runs by max_runs: while partial and held runs together
+ * are too many, evict the oldest partial run (runs are appended in creation
+ * order, so oldest starts come first except for branches: look for the
+ * earliest start) and count it. An evicted blocker may let held matches go;
+ * held matches themselves are never evicted. */
+static void bound(vigil_engine *eng, const vrule *r, vkeystate *ks, vpat *p) {
+    while (p->nruns > eng->o.max_runs && p->nruns > p->nheld) {
+        uint32_t oldest = UINT32_MAX;
+        for (uint32_t j = 0; j < p->nruns; j++)
+            if (!p->runs[j].held && (oldest == UINT32_MAX || p->runs[j].start_seq < p->runs[oldest].start_seq))
+                oldest = j;
+        vrun_clear(&p->runs[oldest]);
+        compact(p);
+        eng->st.runs_evicted++;
+        if (p->nheld) release(eng, r, ks, p);
+    }
+}
+
 vigil_status vnfa_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, int slot, vpat **pp, vigil_event *ev,
                        uint64_t seq, const uint64_t *hits) {
     vpat *p = *pp;
-    veval c = {.ev = ev, .rule = r, .regex_hits = hits};
+    veval c = {.ev = ev, .rule = r, .regex_hits = hits, .eng = eng};
     int starts = cond(&r->steps[0], &c) && !stops(&r->steps[0], &c);
     if (!p) {
         if (!starts) return VIGIL_OK;
@@ -355,9 +437,10 @@ vigil_status vnfa_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, int slo
         *pp = p;
     }
     eng->ntmp_new = eng->ntmp_done = 0;
-    /* existing runs, oldest first */
+    /* existing runs, oldest first; held matches wait as they are */
     for (uint32_t i = 0; i < p->nruns; i++) {
         vrun *run = &p->runs[i];
+        if (run->held) continue;
         if (r->within_ms && ev->ts - run->start_ts >= r->within_ms) {
             vrun_clear(run);
             continue;
@@ -379,22 +462,10 @@ vigil_status vnfa_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, int slo
         *d = eng->tmp_new[i];
     }
     eng->ntmp_new = 0;
-    emit_done(eng, r, ks, p, INT64_MIN);
-    /* bound the runs: evict the oldest */
-    if (p->nruns > eng->o.max_runs) {
-        uint32_t over = p->nruns - eng->o.max_runs;
-        /* runs are appended in creation order, so oldest starts come first
-         * except for branches; sort by start to evict the truly oldest */
-        for (uint32_t k = 0; k < over; k++) {
-            uint32_t oldest = 0;
-            for (uint32_t j = 1; j < p->nruns; j++)
-                if (p->runs[j].nev && (!p->runs[oldest].nev || p->runs[j].start_seq < p->runs[oldest].start_seq))
-                    oldest = j;
-            vrun_clear(&p->runs[oldest]);
-        }
-        compact(p);
-        eng->st.runs_evicted += over;
-    }
+    if (r->skip == VIGIL_SKIP_NO_SKIP) emit_done(eng, r, ks, p, INT64_MIN);
+    else if (hold_done(eng, p) != 0) return VIGIL_ENOMEM;
+    if (p->nheld) release(eng, r, ks, p);
+    bound(eng, r, ks, p);
     return VIGIL_OK;
 }
 
@@ -403,7 +474,7 @@ void vnfa_timer(vigil_engine *eng, const vrule *r, vkeystate *ks, vpat *p, int64
     eng->ntmp_done = 0;
     for (uint32_t i = 0; i < p->nruns; i++) {
         vrun *run = &p->runs[i];
-        if (wm - run->start_ts < r->within_ms) continue;
+        if (run->held || wm - run->start_ts < r->within_ms) continue;
         if (absence_pending(r, run)) {   /* nothing came to negate it: a match */
             vrun *d = push(&eng->tmp_done, &eng->ntmp_done, &eng->captmp_done);
             if (d) {
@@ -415,7 +486,10 @@ void vnfa_timer(vigil_engine *eng, const vrule *r, vkeystate *ks, vpat *p, int64
         vrun_clear(run);
     }
     compact(p);
-    emit_done(eng, r, ks, p, 0);   /* absence alerts: ts = first event + within */
+    /* absence alerts: ts = first event + within; expired runs may let held matches go */
+    if (r->skip == VIGIL_SKIP_NO_SKIP) emit_done(eng, r, ks, p, 0);
+    else hold_done(eng, p);   /* out of memory: the absence matches are lost */
+    if (p->nheld) release(eng, r, ks, p);
 }
 
 void vnfa_warm(const vpat *p) {

@@ -100,6 +100,7 @@ void vigil_ruleset_retain(vigil_ruleset *rs) {
 
 void vigil_ruleset_release(vigil_ruleset *rs) {
     if (!rs || atomic_fetch_sub(&rs->refs, 1) != 1) return;
+    if (rs->host.free_ud) rs->host.free_ud(rs->host_ud);
     for (int i = 0; i < rs->nregex_dbs; i++) hs_free_database(rs->regex_dbs[i].db);
     free(rs->regex_dbs);
     free(rs->field_regex_db);
@@ -216,6 +217,20 @@ vigil_expr *vigil_expr_agg(vigil_ruleset *rs, vigil_agg_kind k, const char *path
     return x;
 }
 
+vigil_expr *vigil_expr_host(vigil_ruleset *rs, int fn) {
+    vigil_expr *x = fn >= 1 ? xnew(rs, VIGIL_X_HOST) : NULL;
+    if (x) x->host_fn = fn;
+    return x;
+}
+
+vigil_status vigil_ruleset_set_host(vigil_ruleset *rs, const vigil_host *h, void *ud) {
+    if (!rs || !h || !h->open || !h->close || !h->pred || !h->alert || rs->host.open || rs->finalized)
+        return VIGIL_EINVAL;
+    rs->host = *h;
+    rs->host_ud = ud;
+    return VIGIL_OK;
+}
+
 vigil_expr *vigil_expr_is_new(vigil_ruleset *rs, const char *path) {
     vigil_expr *x = xnew(rs, VIGIL_X_IS_NEW);
     if (!x || !(x->path = vrs_strdup(rs, path))) return NULL;
@@ -317,12 +332,12 @@ static const char *op_name(vigil_expr_op op) {
     static const char *n[] = {"const", "field", "ref", "aggregate", "is_new", "+", "-", "*", "/",
                               "unary -", "eq", "ne", "gt", "ge", "lt", "le", "between", "one_of",
                               "exists", "missing", "matches", "in_list", "all_of", "any_of",
-                              "none_of"};
+                              "none_of", "function"};
     return (unsigned)op < sizeof n / sizeof n[0] ? n[op] : "?";
 }
 
 static int is_bool_op(vigil_expr_op op) {
-    return (op >= VIGIL_X_EQ && op <= VIGIL_X_NOT) || op == VIGIL_X_IS_NEW;
+    return (op >= VIGIL_X_EQ && op <= VIGIL_X_NOT) || op == VIGIL_X_IS_NEW || op == VIGIL_X_HOST;
 }
 
 static int add_agg(vctx *c, vigil_expr *x) {
@@ -446,6 +461,13 @@ static vigil_status check_expr(vctx *c, vigil_expr *x) {
             rs->regexes[rs->nregex++] = x;
         }
         return VIGIL_OK;
+    case VIGIL_X_HOST:
+        if (!rs->host.open)
+            return vigil_error_set(c->err, VIGIL_ECOMPILE, "a function predicate needs a host (vigil_ruleset_set_host)");
+        if (!c->r->nsteps || c->in_when)
+            return vigil_error_set(c->err, VIGIL_ECOMPILE,
+                                   "function predicates are for pattern steps: :where(function(e, m) ... end)");
+        return VIGIL_OK;
     case VIGIL_X_NOT:
         if (x->nargs != 1) return vigil_error_set(c->err, VIGIL_ECOMPILE, "not takes one condition");
         /* fallthrough */
@@ -556,6 +578,11 @@ vigil_status vigil_ruleset_add_rule(vigil_ruleset *rs, const vigil_rule_def *d, 
     r.precision_ms = d->precision_ms;
     r.when = d->when;
     r.suppress_ms = d->suppress_ms;
+    r.alert_fn = d->alert_fn;
+    if (r.alert_fn && !rs->host.open) {
+        vigil_error_set(err, VIGIL_ECOMPILE, "alert = function(m) needs a host (vigil_ruleset_set_host)");
+        return rule_fail(err, d, VIGIL_ECOMPILE);
+    }
     r.key_field = vrs_field_add(rs, d->key);
     vctx c = {.rs = rs, .r = &r, .err = err};
     if (r.key_field < 0 || !r.name || !r.key) return VIGIL_ENOMEM;
@@ -782,6 +809,15 @@ const char *vigil_ruleset_rule_key(const vigil_ruleset *rs, int i) { return rs->
 int vigil_ruleset_group_count(const vigil_ruleset *rs) { return rs->ngroups; }
 const char *vigil_ruleset_group_key(const vigil_ruleset *rs, int g) { return rs->groups[g].key; }
 int vigil_ruleset_field_count(const vigil_ruleset *rs) { return rs->nfields; }
+
+int vigil_ruleset_step_count(const vigil_ruleset *rs, int rule) {
+    return rule >= 0 && rule < rs->nrules ? rs->rules[rule].nsteps : 0;
+}
+
+const char *vigil_ruleset_step_name(const vigil_ruleset *rs, int rule, int step) {
+    if (rule < 0 || rule >= rs->nrules || step < 0 || step >= rs->rules[rule].nsteps) return NULL;
+    return rs->rules[rule].steps[step].name;
+}
 
 int vigil_ruleset_rule_index(const vigil_ruleset *rs, const char *name) {
     for (int i = 0; i < rs->nrules; i++)

@@ -4,14 +4,18 @@
  * (t − size, t] as compact entries: the event time, one bit per aggregate
  * (the event passed that aggregate's filter and has a usable value) and the
  * value itself (a number, or the text for distinct()/is_new()). count, sum
- * and avg are maintained incrementally as entries enter and leave; min, max,
- * distinct and is_new scan the window (windows of one key are small in fraud
- * traffic; a later revision may use monotonic deques and counted hash sets).
- * prior(agg) is the value before the current event is added. Sliding
- * windows are evaluated at every qualifying event; tumbling windows (aligned
- * to the epoch) and session windows (closed by a gap of inactivity) are
- * evaluated once, when the watermark passes their end (an engine timer), and
- * keep their first events for the alert (DESIGN.md §3). */
+ * and avg are maintained incrementally as entries enter and leave. distinct
+ * and is_new use a counted hash set per aggregate (how many entries hold each
+ * value's text), also maintained as entries enter and leave, once a window
+ * holds DSET_MIN entries; smaller windows scan, which is cheaper there and
+ * costs no memory (an attacker key sending thousands of events an hour made
+ * the scan O(n × distinct) per event). min and max scan the window. prior(agg)
+ * is the value before the current event is added. Sliding windows are
+ * evaluated at every qualifying event; tumbling windows (aligned to the
+ * epoch) and session windows (closed by a gap of inactivity) are evaluated
+ * once, when the watermark passes their end (an engine timer), and keep their
+ * first events for the alert (DESIGN.md §3). The state's memory layout (one
+ * allocation, its first entry inline) is described at vwin in engine_int.h. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,12 +26,137 @@
  * values, how many events each aggregate's bucket holds. */
 static size_t esize(const vrule *r) { return vwin_entry_size(r); }
 static uint32_t *ecnt(const ventry *e, const vrule *r) { return (uint32_t *)(uintptr_t)&e->v[r->nagg]; }
-
-static ventry *at(const vwin *w, const vrule *r, uint32_t i) {
-    return (ventry *)(w->ring + (size_t)((w->head + i) & (w->cap - 1)) * esize(r));   /* cap: power of two */
-}
+static ventry *at(const vwin *w, const vrule *r, uint32_t i) { return vwin_at(w, r, i); }
 
 static int uses_text(const vagg *a) { return a->is_new || a->kind == VIGIL_AGG_DISTINCT; }
+
+static int has_text(const vrule *r) {
+    for (int k = 0; k < r->nagg; k++)
+        if (uses_text(&r->aggs[k])) return 1;
+    return 0;
+}
+
+/* ---- counted sets for distinct() and is_new() ------------------------------ */
+
+/* How many entries a window holds before its distinct()/is_new() aggregates
+ * get a counted set (below it they scan: at most DSET_MIN² / 2 comparisons);
+ * a window that shrinks under DSET_MIN / 4 entries lets its sets go. */
+#define DSET_MIN 8
+
+/* One value's text and how many of the aggregate's entries hold it. The set
+ * owns a copy of the text (entries come and go in any order, so none of
+ * theirs can stand for the value). Open addressing, linear probing, load at
+ * most 1/2, deletion by backward shift (Knuth, TAOCP vol. 3, 6.4 Algorithm R):
+ * no tombstones, so a long-lived attacker window does not degrade. */
+typedef struct vdslot { uint32_t h, n; char *s; } vdslot;   /* n == 0: empty */
+typedef struct vdset { uint32_t cap, n; vdslot *slot; } vdset;   /* n: distinct values; slot NULL: not built */
+
+/* The rule's sets (one per aggregate, used for the text ones), or NULL. */
+static vdset **sets_ptr(const vwin *w, const vrule *r) {
+    size_t off = vwin_inline_off(r) + esize(r) + (r->window == VIGIL_WIN_SLIDING ? 0 : sizeof(vwtail));
+    return (vdset **)(void *)((unsigned char *)(uintptr_t)w + off);
+}
+
+static uint32_t text_hash(const char *s) { return (uint32_t)vigil_hash(s, strlen(s)); }
+
+/* The slot holding s, or the empty slot where it would go. */
+static vdslot *dset_find(const vdset *d, const char *s, uint32_t h) {
+    uint32_t m = d->cap - 1;
+    for (uint32_t i = h & m;; i = (i + 1) & m) {
+        vdslot *x = &d->slot[i];
+        if (!x->n || (x->h == h && strcmp(x->s, s) == 0)) return x;
+    }
+}
+
+static void dset_clear(vdset *d) {
+    for (uint32_t i = 0; d->slot && i < d->cap; i++)
+        if (d->slot[i].n) free(d->slot[i].s);
+    free(d->slot);
+    *d = (vdset){0};
+}
+
+static int dset_resize(vdset *d, uint32_t cap) {
+    vdslot *old = d->slot;
+    uint32_t oc = d->cap;
+    if (!(d->slot = calloc(cap, sizeof *d->slot))) {
+        d->slot = old;
+        return -1;
+    }
+    d->cap = cap;
+    for (uint32_t i = 0; i < oc; i++)
+        if (old[i].n) *dset_find(d, old[i].s, old[i].h) = old[i];
+    free(old);
+    return 0;
+}
+
+/* One more entry holds s. -1 when out of memory (the set is then unchanged). */
+static int dset_add(vdset *d, const char *s) {
+    if ((d->n + 1) * 2 > d->cap && dset_resize(d, d->cap * 2) != 0) return -1;
+    uint32_t h = text_hash(s);
+    vdslot *x = dset_find(d, s, h);
+    if (x->n) {
+        x->n++;
+        return 0;
+    }
+    if (!(x->s = strdup(s))) return -1;
+    x->h = h;
+    x->n = 1;
+    d->n++;
+    return 0;
+}
+
+/* One entry holding s (which the set has) left. */
+static void dset_remove(vdset *d, const char *s) {
+    uint32_t h = text_hash(s), m = d->cap - 1;
+    vdslot *x = dset_find(d, s, h);
+    if (!x->n || --x->n) return;
+    free(x->s);
+    d->n--;
+    uint32_t i = (uint32_t)(x - d->slot);   /* the hole: later slots of the probe run move back into it */
+    for (uint32_t j = (i + 1) & m; d->slot[j].n; j = (j + 1) & m) {
+        uint32_t home = d->slot[j].h & m;
+        if (((j - home) & m) >= ((j - i) & m)) {   /* the hole lies on j's probe path */
+            d->slot[i] = d->slot[j];
+            i = j;
+        }
+    }
+    d->slot[i] = (vdslot){0};
+}
+
+/* How many entries hold s. */
+static uint32_t dset_count(const vdset *d, const char *s) { return dset_find(d, s, text_hash(s))->n; }
+
+static void sets_free(vwin *w, const vrule *r) {
+    vdset **sp = sets_ptr(w, r);
+    if (!*sp) return;
+    for (int k = 0; k < r->nagg; k++) dset_clear(&(*sp)[k]);
+    free(*sp);
+    *sp = NULL;
+}
+
+/* The counted set of text aggregate k when the window has one or is big
+ * enough to build it; NULL: scan (also when out of memory). */
+static vdset *dset_get(vwin *w, const vrule *r, int k) {
+    vdset **sp = sets_ptr(w, r);
+    if (*sp && (*sp)[k].slot) return &(*sp)[k];
+    if (w->n < DSET_MIN) return NULL;
+    if (!*sp && !(*sp = calloc((size_t)r->nagg, sizeof **sp))) return NULL;
+    vdset *d = &(*sp)[k];
+    uint32_t cap = 8;
+    while (cap < 2 * w->n && cap < (1u << 30)) cap *= 2;
+    if (!(d->slot = calloc(cap, sizeof *d->slot))) return NULL;
+    d->cap = cap;
+    for (uint32_t i = 0; i < w->n; i++) {
+        const ventry *e = at(w, r, i);
+        if ((e->mask >> k & 1) && dset_add(d, e->v[k].str) != 0) {
+            dset_clear(d);
+            return NULL;
+        }
+    }
+    return d;
+}
+
+/* ---- the ring of entries ---------------------------------------------------- */
 
 static void entry_free(ventry *e, const vrule *r) {
     for (int k = 0; k < r->nagg; k++)
@@ -37,28 +166,57 @@ static void entry_free(ventry *e, const vrule *r) {
 static void drop_front(vwin *w, const vrule *r) {
     ventry *e = at(w, r, 0);
     const uint32_t *ec = r->precision_ms ? ecnt(e, r) : NULL;
-    for (int k = 0; k < r->nagg; k++)
-        if (e->mask >> k & 1) {
-            w->cnt[k] -= ec ? ec[k] : 1;
-            if (!uses_text(&r->aggs[k])) w->sum[k] -= e->v[k].num;
-        }
+    double *sum = vwin_sum(w);
+    uint32_t *cnt = vwin_cnt(w, r);
+    vdset *sets = has_text(r) ? *sets_ptr(w, r) : NULL;
+    for (int k = 0; k < r->nagg; k++) {
+        if (!(e->mask >> k & 1)) continue;
+        cnt[k] -= ec ? ec[k] : 1;
+        if (!uses_text(&r->aggs[k])) sum[k] -= e->v[k].num;
+        else if (sets && sets[k].slot) dset_remove(&sets[k], e->v[k].str);
+    }
     entry_free(e, r);
     w->head = (w->head + 1) & (w->cap - 1);
     w->n--;
     w->head_ts = w->n ? at(w, r, 0)->ts : INT64_MAX;
-    if (w->n == 0) memset(w->sum, 0, (size_t)r->nagg * sizeof *w->sum);   /* no drift */
+    if (w->n == 0) memset(sum, 0, (size_t)r->nagg * sizeof *sum);   /* no drift */
+    if (sets && w->n < DSET_MIN / 4) sets_free(w, r);
 }
 
-static int grow(vwin *w, const vrule *r) {
-    uint32_t cap = w->cap ? w->cap * 2 : 1;   /* most keys are quiet: start with one entry */
-    unsigned char *ring = malloc((size_t)cap * esize(r));
+/* Move the ring to cap entries (a power of two, >= n): the inline entry when
+ * cap is 1, else a malloc'd ring. -1 when out of memory. */
+static int resize(vwin *w, const vrule *r, uint32_t cap) {
+    size_t es = esize(r);
+    unsigned char *inl = vwin_inline(w, r);
+    unsigned char *ring = cap == 1 ? inl : malloc((size_t)cap * es);
     if (!ring) return -1;
-    for (uint32_t i = 0; i < w->n; i++) memcpy(ring + (size_t)i * esize(r), at(w, r, i), esize(r));
-    free(w->ring);
+    if (ring != w->ring)
+        for (uint32_t i = 0; i < w->n; i++) memmove(ring + (size_t)i * es, at(w, r, i), es);
+    if (w->ring != inl) free(w->ring);
     w->ring = ring;
     w->head = 0;
     w->cap = cap;
     return 0;
+}
+
+static int grow(vwin *w, const vrule *r) {
+    if (w->cap > UINT32_MAX / 4) return -1;
+    return resize(w, r, w->cap * 2);
+}
+
+int vwin_reserve(vwin *w, const vrule *r, uint32_t n) {
+    uint32_t cap = w->cap;
+    while (cap < n) {
+        if (cap > UINT32_MAX / 4) return -1;
+        cap *= 2;
+    }
+    return cap == w->cap ? 0 : resize(w, r, cap);
+}
+
+/* An empty window gives back a big ring (small ones are kept: a key that
+ * comes back soon would allocate it again). */
+static void shrink_if_empty(vwin *w, const vrule *r) {
+    if (w->n == 0 && w->cap >= 8) resize(w, r, 1);
 }
 
 static char *value_text(const vigil_value *v) {
@@ -74,17 +232,45 @@ static char *value_text(const vigil_value *v) {
     return NULL;
 }
 
+/* distinct() of text aggregate k over entries [0, n): n is w->n, or w->n - 1
+ * for prior() of a closed window (the newest entry left out). */
+static uint32_t distinct(vwin *w, const vrule *r, int k, uint32_t n) {
+    vdset *d = dset_get(w, r, k);
+    if (d) {
+        uint32_t c = d->n;
+        if (n < w->n) {
+            const ventry *e = at(w, r, w->n - 1);
+            if ((e->mask >> k & 1) && dset_count(d, e->v[k].str) == 1) c--;
+        }
+        return c;
+    }
+    uint32_t c = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        const ventry *e = at(w, r, i);
+        if (!(e->mask >> k & 1)) continue;
+        int seen = 0;
+        for (uint32_t j = 0; j < i && !seen; j++) {
+            const ventry *f = at(w, r, j);
+            seen = (f->mask >> k & 1) && strcmp(f->v[k].str, e->v[k].str) == 0;
+        }
+        c += !seen;
+    }
+    return c;
+}
+
 /* Value of aggregate k over entries [0, n). */
-static vigil_value agg_value(const vwin *w, const vrule *r, int k, uint32_t n, int incremental) {
+static vigil_value agg_value(vwin *w, const vrule *r, int k, uint32_t n, int incremental) {
     const vagg *a = &r->aggs[k];
     vigil_value v = {.type = VIGIL_T_NUM};
+    const double *sum = vwin_sum(w);
+    const uint32_t *cnt = vwin_cnt(w, r);
     if (a->kind == VIGIL_AGG_COUNT && incremental) {
-        v.u.num = w->cnt[k];
+        v.u.num = cnt[k];
         return v;
     }
     if ((a->kind == VIGIL_AGG_SUM || a->kind == VIGIL_AGG_AVG) && incremental) {
-        if (a->kind == VIGIL_AGG_SUM) v.u.num = w->sum[k];
-        else if (w->cnt[k]) v.u.num = w->sum[k] / w->cnt[k];
+        if (a->kind == VIGIL_AGG_SUM) v.u.num = sum[k];
+        else if (cnt[k]) v.u.num = sum[k] / cnt[k];
         else v.type = VIGIL_T_UNDEF;
         return v;
     }
@@ -103,18 +289,7 @@ static vigil_value agg_value(const vwin *w, const vrule *r, int k, uint32_t n, i
         return v;
     }
     if (a->kind == VIGIL_AGG_DISTINCT) {
-        uint32_t d = 0;
-        for (uint32_t i = 0; i < n; i++) {
-            const ventry *e = at(w, r, i);
-            if (!(e->mask >> k & 1)) continue;
-            int seen = 0;
-            for (uint32_t j = 0; j < i && !seen; j++) {
-                const ventry *f = at(w, r, j);
-                seen = (f->mask >> k & 1) && strcmp(f->v[k].str, e->v[k].str) == 0;
-            }
-            d += !seen;
-        }
-        v.u.num = d;
+        v.u.num = distinct(w, r, k, n);
         return v;
     }
     v.type = VIGIL_T_UNDEF;
@@ -158,12 +333,12 @@ static vigil_status add_entry(vwin *w, const vrule *r, vigil_event *ev, const ve
     if (r->precision_ms) {
         ts -= ((ts % r->precision_ms) + r->precision_ms) % r->precision_ms;   /* bucket start */
         ventry *last = w->n ? at(w, r, w->n - 1) : NULL;
-        if (last && last->ts == ts) {   /* same bucket: combine */
+        if (last && last->ts == ts) {   /* same bucket: combine (no text aggregate here: the compiler refuses them) */
             uint32_t *ec = ecnt(last, r);
             for (int k = 0; k < r->nagg; k++) {
                 if (!(mask >> k & 1)) continue;
-                w->cnt[k]++;
-                w->sum[k] += r->aggs[k].kind == VIGIL_AGG_COUNT ? 0 : val[k].num;
+                vwin_cnt(w, r)[k]++;
+                vwin_sum(w)[k] += r->aggs[k].kind == VIGIL_AGG_COUNT ? 0 : val[k].num;
                 if (!(last->mask >> k & 1)) last->v[k] = val[k];
                 else if (r->aggs[k].kind == VIGIL_AGG_MIN) last->v[k].num = val[k].num < last->v[k].num ? val[k].num : last->v[k].num;
                 else if (r->aggs[k].kind == VIGIL_AGG_MAX) last->v[k].num = val[k].num > last->v[k].num ? val[k].num : last->v[k].num;
@@ -185,25 +360,36 @@ static vigil_status add_entry(vwin *w, const vrule *r, vigil_event *ev, const ve
     e->pad = 0;
     if (w->n == 0) w->head_ts = ts;
     uint32_t *ec = r->precision_ms ? ecnt(e, r) : NULL;
+    double *sum = vwin_sum(w);
+    uint32_t *cnt = vwin_cnt(w, r);
+    vdset *sets = has_text(r) ? *sets_ptr(w, r) : NULL;
     for (int k = 0; k < r->nagg; k++) {
         int on = mask >> k & 1;
         e->v[k] = on ? val[k] : (vcell){.num = 0};
         if (ec) ec[k] = (uint32_t)on;
         if (!on) continue;
-        w->cnt[k]++;
-        if (!uses_text(&r->aggs[k])) w->sum[k] += r->aggs[k].kind == VIGIL_AGG_COUNT ? 0 : val[k].num;
+        cnt[k]++;
+        if (!uses_text(&r->aggs[k])) sum[k] += r->aggs[k].kind == VIGIL_AGG_COUNT ? 0 : val[k].num;
+        else if (sets && sets[k].slot && dset_add(&sets[k], val[k].str) != 0)
+            dset_clear(&sets[k]);   /* out of memory: this aggregate scans (or rebuilds) from now on */
     }
     w->n++;
     *added = 1;
     return VIGIL_OK;
 }
 
-/* is_new of the newest entry for every aggregate that asks. */
-static void newest_is_new(const vwin *w, const vrule *r, int *isnew) {
+/* is_new of the newest entry for every aggregate that asks: no other entry
+ * holds its value. */
+static void newest_is_new(vwin *w, const vrule *r, int *isnew) {
     const ventry *e = at(w, r, w->n - 1);
     for (int k = 0; k < r->nagg; k++) {
         isnew[k] = 0;
         if (!r->aggs[k].is_new || !(e->mask >> k & 1)) continue;
+        const vdset *d = dset_get(w, r, k);
+        if (d) {
+            isnew[k] = dset_count(d, e->v[k].str) == 1;
+            continue;
+        }
         int seen = 0;
         for (uint32_t i = 0; i + 1 < w->n && !seen; i++) {
             const ventry *f = at(w, r, i);
@@ -235,32 +421,37 @@ static void details(const vrule *r, const vigil_value *cur, const vigil_value *p
 }
 
 vwin *vwin_new(const vrule *r) {
-    size_t na = (size_t)(r->nagg ? r->nagg : 1);
-    /* one allocation: the state, then the running sums and counts */
-    vwin *w = calloc(1, sizeof *w + na * (sizeof *w->sum + sizeof *w->cnt));
+    size_t size = vwin_inline_off(r) + esize(r);
+    if (r->window != VIGIL_WIN_SLIDING) size += sizeof(vwtail);
+    if (has_text(r)) size += sizeof(vdset *);
+    vwin *w = calloc(1, size);
     if (!w) return NULL;
-    w->sum = (double *)(w + 1);
-    w->closed_end = INT64_MIN;
-    w->cnt = (uint32_t *)(w->sum + na);
+    w->ring = vwin_inline(w, r);
+    w->cap = 1;
+    vwtail *t = vwin_tail(w, r);
+    if (t) t->closed_end = INT64_MIN;
     return w;
 }
 
 /* Close a tumbling/session window: evaluate `when` over all its events
  * (`e` is the latest; prior() leaves the latest out), alert, empty it. */
 static void close_window(vigil_engine *eng, const vrule *r, vkeystate *ks, vwin *w) {
+    vwtail *t = vwin_tail(w, r);
     if (!w->open) return;
-    if (w->n > 0 && w->last) {
+    if (w->n > 0 && t->last) {
         vigil_value *cur = eng->aggv, *prior = eng->priorv;
         const ventry *lastent = at(w, r, w->n - 1);
+        const double *wsum = vwin_sum(w);
+        const uint32_t *wcnt = vwin_cnt(w, r);
         for (int k = 0; k < r->nagg; k++) {
             cur[k] = agg_value(w, r, k, w->n, 1);
             const vagg *a = &r->aggs[k];
             int bit = lastent->mask >> k & 1;
             if (a->kind == VIGIL_AGG_COUNT) {
-                prior[k] = (vigil_value){.type = VIGIL_T_NUM, .u.num = w->cnt[k] - (uint32_t)bit};
+                prior[k] = (vigil_value){.type = VIGIL_T_NUM, .u.num = wcnt[k] - (uint32_t)bit};
             } else if (a->kind == VIGIL_AGG_SUM || a->kind == VIGIL_AGG_AVG) {
-                double sum = w->sum[k] - (bit ? lastent->v[k].num : 0);
-                uint32_t cnt = w->cnt[k] - (uint32_t)bit;
+                double sum = wsum[k] - (bit ? lastent->v[k].num : 0);
+                uint32_t cnt = wcnt[k] - (uint32_t)bit;
                 prior[k] = (vigil_value){.type = VIGIL_T_NUM, .u.num = a->kind == VIGIL_AGG_SUM ? sum : cnt ? sum / cnt : 0};
                 if (a->kind == VIGIL_AGG_AVG && !cnt) prior[k].type = VIGIL_T_UNDEF;
             } else {
@@ -268,7 +459,7 @@ static void close_window(vigil_engine *eng, const vrule *r, vkeystate *ks, vwin 
             }
         }
         newest_is_new(w, r, eng->isnew);
-        veval c = {.ev = w->last, .rule = r, .aggs = cur, .prior = prior, .is_new = eng->isnew};
+        veval c = {.ev = t->last, .rule = r, .aggs = cur, .prior = prior, .is_new = eng->isnew};
         int64_t ts = w->win_end;
         if (vexpr_true(r->when, &c) && !(r->suppress_ms && w->alerted && ts - w->last_alert_ts < r->suppress_ms)) {
             w->alerted = 1;
@@ -276,23 +467,24 @@ static void close_window(vigil_engine *eng, const vrule *r, vkeystate *ks, vwin 
             char det[2048];
             details(r, cur, prior, eng->isnew, det, sizeof det);
             vigil_event *stack[128], **evs = stack;
-            uint32_t n = w->nevs + 1;
+            uint32_t n = t->nevs + 1;
             if (n > 128 && !(evs = malloc(n * sizeof *evs))) evs = NULL;
             if (evs) {
-                if (w->nevs) memcpy(evs, w->evs, w->nevs * sizeof *evs);
-                evs[w->nevs] = w->last;
-                veng_emit_window(eng, r, ks, evs, (int)n, w->total > n, det, w->win_start, w->win_end);
+                if (t->nevs) memcpy(evs, t->evs, t->nevs * sizeof *evs);
+                evs[t->nevs] = t->last;
+                veng_emit_window(eng, r, ks, evs, (int)n, t->total > n, det, t->win_start, w->win_end);
                 if (evs != stack) free(evs);
             }
         }
     }
-    w->closed_end = w->win_end;
+    t->closed_end = w->win_end;
     while (w->n) drop_front(w, r);
-    for (uint32_t i = 0; i < w->nevs; i++) vigil_event_release(w->evs[i]);
-    w->nevs = 0;
-    vigil_event_release(w->last);
-    w->last = NULL;
-    w->total = 0;
+    shrink_if_empty(w, r);
+    for (uint32_t i = 0; i < t->nevs; i++) vigil_event_release(t->evs[i]);
+    t->nevs = 0;
+    vigil_event_release(t->last);
+    t->last = NULL;
+    t->total = 0;
     w->open = 0;
 }
 
@@ -307,26 +499,27 @@ static int64_t floor_div(int64_t a, int64_t b) { return a / b - (a % b != 0 && (
 static vigil_status windowed_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, int slot, vwin *w,
                                   vigil_event *ev, const veval *c) {
     int session = r->window == VIGIL_WIN_SESSION;
+    vwtail *t = vwin_tail(w, r);
     if (w->open && ev->ts >= w->win_end) close_window(eng, r, ks, w);
-    if (w->open && ev->ts < w->win_start) {
-        if (!session || ev->ts + r->window_ms <= w->win_start) {
+    if (w->open && ev->ts < t->win_start) {
+        if (!session || ev->ts + r->window_ms <= t->win_start) {
             eng->st.window_late++;
             return VIGIL_OK;
         }
-        w->win_start = ev->ts;   /* merge: the session now starts here */
+        t->win_start = ev->ts;   /* merge: the session now starts here */
     }
     if (!w->open) {
-        if (w->closed_end > ev->ts) {   /* its window closed already (a late event) */
+        if (t->closed_end > ev->ts) {   /* its window closed already (a late event) */
             eng->st.window_late++;
             return VIGIL_OK;
         }
         w->open = 1;
         if (r->window == VIGIL_WIN_TUMBLING) {
-            w->win_start = floor_div(ev->ts, r->window_ms) * r->window_ms;   /* aligned to the epoch */
-            w->win_end = w->win_start + r->window_ms;
+            t->win_start = floor_div(ev->ts, r->window_ms) * r->window_ms;   /* aligned to the epoch */
+            w->win_end = t->win_start + r->window_ms;
             if (veng_timer_add(eng, w->win_end, ks, slot) != 0) return VIGIL_ENOMEM;
         } else {
-            w->win_start = ev->ts;
+            t->win_start = ev->ts;
             w->win_end = INT64_MIN;
         }
     }
@@ -337,13 +530,13 @@ static vigil_status windowed_feed(vigil_engine *eng, const vrule *r, vkeystate *
     int added;
     vigil_status s = add_entry(w, r, ev, c, &added);
     if (s != VIGIL_OK) return s;
-    w->total++;
+    t->total++;
     uint32_t keep = eng->o.max_alert_events > 1 ? eng->o.max_alert_events - 1 : 0;
     vigil_event *older = ev;   /* the event that goes to the kept list */
-    if (!w->last || ev->ts >= w->last->ts) {   /* the latest is `e` of `when` */
-        older = w->last;
+    if (!t->last || ev->ts >= t->last->ts) {   /* the latest is `e` of `when` */
+        older = t->last;
         vigil_event_retain(ev);
-        w->last = ev;
+        t->last = ev;
     } else {
         vigil_event_retain(ev);
         if (added && w->n >= 2) {   /* keep the latest event's entry last: prior() leaves it out */
@@ -358,14 +551,14 @@ static vigil_status windowed_feed(vigil_engine *eng, const vrule *r, vkeystate *
         }
     }
     if (older) {   /* joins the kept list, or is let go */
-        if (w->nevs < keep) {
-            vigil_event **ne = realloc(w->evs, (w->nevs + 1) * sizeof *ne);
+        if (t->nevs < keep) {
+            vigil_event **ne = realloc(t->evs, (t->nevs + 1) * sizeof *ne);
             if (!ne) {
                 vigil_event_release(older);
                 return VIGIL_ENOMEM;
             }
-            w->evs = ne;
-            w->evs[w->nevs++] = older;
+            t->evs = ne;
+            t->evs[t->nevs++] = older;
         } else {
             vigil_event_release(older);
         }
@@ -391,7 +584,10 @@ vigil_status vwin_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, int slo
     /* a bucket [b, b + precision) leaves once its last instant has: the
      * window then spans at most precision - 1 ms more than (t - size, t] */
     int64_t horizon = ev->ts - r->window_ms - (r->precision_ms ? r->precision_ms - 1 : 0);
-    while (w->n && w->head_ts <= horizon) drop_front(w, r);
+    if (w->n && w->head_ts <= horizon) {
+        while (w->n && w->head_ts <= horizon) drop_front(w, r);
+        shrink_if_empty(w, r);
+    }
     vigil_value *prior = eng->priorv, *cur = eng->aggv;
     int *isnew = eng->isnew;
     for (int k = 0; k < r->nagg; k++) prior[k] = agg_value(w, r, k, w->n, 1);
@@ -423,10 +619,14 @@ void vwin_warm(const vwin *w, const vrule *r) {
 
 void vwin_free(vwin *w, const vrule *r) {
     if (!w) return;
+    if (has_text(r)) sets_free(w, r);   /* first: the entries then leave without updating them */
     while (w->n) drop_front(w, r);
-    for (uint32_t i = 0; i < w->nevs; i++) vigil_event_release(w->evs[i]);
-    free(w->evs);
-    vigil_event_release(w->last);
-    free(w->ring);
+    vwtail *t = vwin_tail(w, r);
+    if (t) {
+        for (uint32_t i = 0; i < t->nevs; i++) vigil_event_release(t->evs[i]);
+        free(t->evs);
+        vigil_event_release(t->last);
+    }
+    if (w->ring != vwin_inline(w, r)) free(w->ring);
     free(w);
 }

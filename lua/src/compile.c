@@ -353,8 +353,8 @@ static vigil_expr *cx_inner(cc *c, int idx) {
     }
     case LUA_TBOOLEAN: return node(c, vigil_expr_bool(c->rs, lua_toboolean(L, idx)));
     case LUA_TFUNCTION:
-        return cfail(c, "Lua function predicates are not supported yet; use where{ field = condition }"
-                        " and expressions such as gt(e.amount, 500)");
+        return cfail(c, "a function is not a value; a Lua function predicate is a whole step condition: "
+                        ":where(function(e, m) return ... end)");
     case LUA_TTABLE:
         switch (kind_of(L, idx)) {
         case K_EXPR: return expr_obj(c, idx);
@@ -391,7 +391,8 @@ static vigil_expr *cond_of(cc *c, const char *path, int v) {
     int ty = lua_type(L, v);
     kind_t k = kind_of(L, v);
     if (ty == LUA_TFUNCTION)
-        return cfail(c, "%s = function: Lua function predicates are not supported yet", path);
+        return cfail(c, "%s = function: a function is not a condition of one field; a Lua function "
+                        "predicate is a whole step condition: :where(function(e, m) return ... end)", path);
     if (ty == LUA_TTABLE && k != K_EXPR && k != K_COND) {
         if (k == K_PLAIN)
             return cfail(c, "where{ %s = {...} }: a table is not a value; for a set of values use "
@@ -455,8 +456,8 @@ static int cwhere(cc *c, int idx, const char *what, vigil_expr **out) {
         return *out ? 0 : -1;
     }
     if (lua_type(L, idx) == LUA_TFUNCTION) {
-        cfail(c, "%s: Lua function predicates are not supported yet; use %s{ field = condition, ... }",
-              what, what);
+        cfail(c, "%s: Lua function predicates are for pattern steps (:where(function(e, m) ... end)); "
+                 "use %s{ field = condition, ... }", what, what);
         return -1;
     }
     if (k != K_PLAIN) {
@@ -659,14 +660,19 @@ static void step_of(cc *c, int st, int i, vigil_step_def *sd) {
         how = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "and";
         lua_pop(L, 1);
         lua_rawgeti(L, e, 2);
-        if (lua_type(L, -1) == LUA_TFUNCTION) {
-            cfail(c, "step '%s': Lua function predicates are not supported yet (where(function ...)); "
-                     "use where{ field = condition, ... } or an expression such as "
-                     "where(gt(e.amount, 500))", name);
+        vigil_expr *x = NULL;
+        if (lua_type(L, -1) == LUA_TFUNCTION) {   /* :where(function(e, m) ... end): the host calls it */
+            vigil_error he;
+            vigil_error_clear(&he);
+            int id = ld_host_fn(c->ld, L, lua_gettop(L), &he);
+            if (id < 0) {
+                cfail(c, "step '%s': %s", name, he.msg);
+                break;
+            }
+            if (!(x = node(c, vigil_expr_host(c->rs, id)))) break;
+        } else if (cwhere(c, lua_gettop(L), what, &x) != 0) {
             break;
         }
-        vigil_expr *x = NULL;
-        if (cwhere(c, lua_gettop(L), what, &x) != 0) break;
         lua_settop(L, e - 1);
         int is_or = strcmp(how, "or") == 0;
         if (!any) {
@@ -1181,10 +1187,16 @@ static void rule_of(cc *c, vigil_rule_def *d, vigil_step_def *steps) {
         d->version = (int)v;
     }
     lua_pop(L, 1);
-    ty = rget(L, 1, "alert");          /* accepted; the engine has no alert-details hook yet */
-    if (ty != LUA_TNIL && ty != LUA_TFUNCTION)
+    ty = rget(L, 1, "alert");          /* called by the host on every alert of the rule */
+    if (ty != LUA_TNIL && ty != LUA_TFUNCTION) {
         cfail(c, "alert must be a function(m) returning a table of details, got %s",
               describe(L, -1, buf, sizeof buf));
+    } else if (ty == LUA_TFUNCTION && !bad(c)) {
+        vigil_error he;
+        vigil_error_clear(&he);
+        d->alert_fn = ld_host_fn(c->ld, L, lua_gettop(L), &he);
+        if (d->alert_fn < 0) cfail(c, "alert: %s", he.msg);
+    }
     lua_pop(L, 1);
     ty = rget(L, 1, "examples");       /* run by `vigil test` */
     if (ty != LUA_TNIL && kind_of(L, -1) != K_PLAIN)
@@ -1239,6 +1251,7 @@ int compile_rule(lua_State *L) {
     memset(steps, 0, sizeof steps);
     vigil_rule_def d;
     memset(&d, 0, sizeof d);
+    if (ld_running(c.ld)) return sb_raise(L, "rule{} cannot be called from a function predicate or an alert function");
     if (lua_gettop(L) != 1 || kind_of(L, 1) != K_PLAIN) {
         cfail(&c, "rule{} takes one table: rule{ name = \"...\", key = \"...\", pattern = ... }");
     } else if (++sb->nrules > MAX_RULES_PER_FILE) {
@@ -1246,7 +1259,7 @@ int compile_rule(lua_State *L) {
     } else {
         rule_of(&c, &d, steps);
     }
-    if (!bad(&c)) {
+    if (!bad(&c) && !ld_replaying(c.ld)) {   /* a replay only registers the functions again */
         d.file = sb->file;
         d.line = c.err.line;
         vigil_error e;

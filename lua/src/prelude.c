@@ -12,10 +12,9 @@
  * it is loaded as text, like the rule files.
  *
  * Syntax choice for a bucketed long window: sliding("30d", { precision = "1h" }).
- * Not supported yet (clear compile errors): where(function(e, m) … end)
- * predicates. alert = function and examples = {…} are accepted and checked
- * for type only: the engine has no alert-details hook and `vigil test` is a
- * later issue. */
+ * :where(function(e, m) … end) and alert = function(m) pass through as
+ * functions: compile.c registers them as host functions (host.c calls them
+ * at match time). */
 #include <lauxlib.h>
 #include "rules_int.h"
 
@@ -427,7 +426,7 @@ static const char prelude_src[] =
     "end\n"
     "\n"
     "local function snapshot(c, m)\n"
-    "  if type(c) == \"function\" then return c end   -- reported by the compiler, with the rule\n"
+    "  if type(c) == \"function\" then return c end   -- a function predicate: compile.c registers it\n"
     "  if kind(c) == \"expr\" then return c end\n"
     "  if not plain(c) then\n"
     "    fail(m .. ' takes a table of conditions: ' .. m .. '{ type = \"auth\", amount = gt(500) }, got '\n"

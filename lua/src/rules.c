@@ -33,6 +33,12 @@ struct loader {
     vigil_status first;          /* status of the first error */
     char **lists;                /* names of the lists registered so far */
     int nlists, caplists;
+    /* host functions (host.c) */
+    vhost_proto *proto;          /* the ruleset's host ud, once a file defines a function */
+    int file_first;              /* proto->nfn when the current file started */
+    struct vhost_inst *inst;     /* replaying for this instance (rule{} adds nothing) */
+    int replay_next, replay_end; /* ids the replayed file registers: next .. end - 1 */
+    int running;                 /* the replay is over: rule{} is refused */
 };
 
 vigil_ruleset *ld_ruleset(loader *ld) { return ld->rs; }
@@ -113,6 +119,7 @@ static vigil_status read_list(vigil_ruleset *rs, const char *name, FILE *f) {
 }
 
 vigil_status ld_need_list(loader *ld, const char *name, vigil_error *err) {
+    if (ld->inst) return VIGIL_OK;    /* a replay adds no rule: its lists are not needed */
     for (int i = 0; i < ld->nlists; i++)
         if (strcmp(ld->lists[i], name) == 0) return VIGIL_OK;
     if (!valid_list_name(name))
@@ -142,6 +149,107 @@ vigil_status ld_need_list(loader *ld, const char *name, vigil_error *err) {
     return VIGIL_OK;
 }
 
+/* ---- host functions ------------------------------------------------------ */
+
+int ld_replaying(const loader *ld) { return ld->inst != NULL && !ld->running; }
+int ld_running(const loader *ld) { return ld->running; }
+
+int ld_host_fn(loader *ld, lua_State *L, int idx, vigil_error *err) {
+    if (ld->running) {
+        vigil_error_set(err, VIGIL_ECOMPILE, "rule{} cannot be called from a function predicate");
+        return -1;
+    }
+    if (ld->inst) {                   /* replay: the same functions come in the same order */
+        if (ld->replay_next >= ld->replay_end) {
+            vigil_error_set(err, VIGIL_ECOMPILE, "the rule file defined more functions when run again "
+                                                 "(it must not depend on time or randomness)");
+            return -1;
+        }
+        vhost_keep(ld->inst, ld->replay_next, L, idx);
+        return ld->replay_next++;
+    }
+    if (!ld->proto) {
+        vhost_proto *p = calloc(1, sizeof *p);
+        if (!p || vigil_ruleset_set_host(ld->rs, &vhost_callbacks, p) != VIGIL_OK) {
+            free(p);
+            vigil_error_set(err, VIGIL_ENOMEM, "out of memory registering a function");
+            return -1;
+        }
+        snprintf(p->lists_dir, sizeof p->lists_dir, "%s", ld->lists_dir);
+        p->mem_cap = ld->opts ? ld->opts->mem_cap : 0;
+        ld->proto = p;
+    }
+    return ++ld->proto->nfn;
+}
+
+/* Keep the file's text when it defined functions: every engine's host
+ * instance runs it again (host.c). */
+static void keep_src(loader *ld, const char *file, const char *src, size_t len) {
+    vhost_proto *p = ld->proto;
+    if (!p || p->nfn == ld->file_first) return;
+    if (p->nsrcs == p->capsrcs) {
+        int nc = p->capsrcs ? p->capsrcs * 2 : 4;
+        vhost_src *ns = realloc(p->srcs, (size_t)nc * sizeof *ns);
+        if (!ns) goto oom;
+        p->srcs = ns;
+        p->capsrcs = nc;
+    }
+    vhost_src *hs = &p->srcs[p->nsrcs];
+    hs->file = strdup(file);
+    hs->src = malloc(len ? len : 1);
+    if (!hs->file || !hs->src) {
+        free(hs->file);
+        free(hs->src);
+        goto oom;
+    }
+    memcpy(hs->src, src, len);
+    hs->len = len;
+    hs->first = ld->file_first + 1;
+    hs->n = p->nfn - ld->file_first;
+    p->nsrcs++;
+    return;
+oom:
+    add_msg(ld, VIGIL_ENOMEM, file, "out of memory keeping the file for its functions");
+}
+
+vigil_status ld_replay(const vhost_proto *p, int i, struct vhost_inst *in, sandbox *sb, loader **ldp,
+                       vigil_error *err) {
+    const vhost_src *hs = &p->srcs[i];
+    vigil_rules_opts o = {.lists_dir = p->lists_dir, .mem_cap = p->mem_cap};
+    loader *ld = calloc(1, sizeof *ld);
+    *ldp = ld;
+    if (!ld) return vigil_error_set(err, VIGIL_ENOMEM, "out of memory");
+    ld->opts = NULL;
+    ld->inst = in;
+    ld->replay_next = hs->first;
+    ld->replay_end = hs->first + hs->n;
+    snprintf(ld->lists_dir, sizeof ld->lists_dir, "%s", p->lists_dir);
+    if (!(ld->rs = vigil_ruleset_create())) return vigil_error_set(err, VIGIL_ENOMEM, "out of memory");
+    ld->errs = err;
+    ld->maxerrs = 1;
+    if (sb_open(sb, hs->file, &o) != VIGIL_OK) return vigil_error_set(err, VIGIL_ENOMEM, "out of memory");
+    vigil_status s = sb_make_env(sb, ld, err);
+    if (s == VIGIL_OK) s = sb_run(sb, hs->src, hs->len, err);
+    if (s == VIGIL_OK && ld->total) s = ld->first;
+    if (s == VIGIL_OK && ld->replay_next != ld->replay_end) {
+        snprintf(err->file, sizeof err->file, "%s", hs->file);
+        s = vigil_error_set(err, VIGIL_ECOMPILE, "the rule file defined %d functions when run again, %d at load "
+                                                 "(it must not depend on time or randomness)",
+                            ld->replay_next - hs->first, hs->n);
+    }
+    vigil_ruleset_release(ld->rs);   /* the replay's rules are not used */
+    ld->rs = NULL;
+    ld->running = 1;
+    return s;
+}
+
+void ld_replay_free(loader *ld) {
+    if (!ld) return;
+    for (int i = 0; i < ld->nlists; i++) free(ld->lists[i]);
+    free(ld->lists);
+    free(ld);
+}
+
 /* Run one source text in a fresh sandbox; errors go to the loader. */
 static void load_src(loader *ld, const char *file, const char *src, size_t len) {
     sandbox sb;
@@ -151,9 +259,11 @@ static void load_src(loader *ld, const char *file, const char *src, size_t len) 
         add_msg(ld, VIGIL_ENOMEM, file, "out of memory creating the Lua state");
         return;
     }
+    ld->file_first = ld->proto ? ld->proto->nfn : 0;
     vigil_status s = sb_make_env(&sb, ld, &e);
     if (s == VIGIL_OK) s = sb_run(&sb, src, len, &e);
     if (s != VIGIL_OK) ld_add_error(ld, s, &e);
+    else keep_src(ld, file, src, len);
     sb_close(&sb);
 }
 

@@ -33,6 +33,7 @@ typedef struct sandbox {
     const char *file;            /* the file name used in errors (borrowed) */
     int env_ref;                 /* registry ref of the rule file's _ENV */
     int nrules;                  /* rule{} calls so far */
+    int in_call;                 /* running a host function (sb_call), not the file */
 } sandbox;
 
 /* Create the state with the allocator cap, open the allow-listed libraries.
@@ -88,6 +89,56 @@ vigil_rule_examples *ld_examples(loader *ld);
 /* Make sure list NAME is registered with the ruleset (reading
  * lists_dir/NAME.txt on first use). On failure err->msg says why. */
 vigil_status ld_need_list(loader *ld, const char *name, vigil_error *err);
+
+/* Register the Lua function at stack index idx as a host function (a
+ * :where(function(e, m) … end) predicate or an alert function): its id,
+ * >= 1, or -1 with err->msg set. While a load compiles, ids are numbered and
+ * the file's source is kept for the host (host.c); while an engine's host
+ * instance replays the file, the function itself is kept for calling. */
+int ld_host_fn(loader *ld, lua_State *L, int idx, vigil_error *err);
+
+/* The file is being replayed for a host instance: rule{} compiles but adds
+ * nothing; or the replay is over: rule{} is refused (called from a function). */
+int ld_replaying(const loader *ld);
+int ld_running(const loader *ld);
+
+/* ---- host.c: Lua functions at match time ------------------------------------ */
+
+typedef struct vhost_src {       /* a rule file that defines host functions */
+    char *file;
+    char *src;
+    size_t len;
+    int first, n;                /* its host functions: ids first .. first + n - 1 */
+} vhost_src;
+
+typedef struct vhost_proto {     /* what every instance is built from: the ruleset's host ud */
+    vhost_src *srcs;
+    int nsrcs, capsrcs;
+    int nfn;                     /* host functions of the whole load */
+    char lists_dir[4096];
+    size_t mem_cap;
+} vhost_proto;
+
+struct vhost_inst;
+
+/* The vigil_host callbacks (open/close/pred/alert/free_ud) over a proto. */
+extern const vigil_host vhost_callbacks;
+
+/* The instance's slot for function id: keep the function at idx of sandbox
+ * src's state (a registry reference). */
+void vhost_keep(struct vhost_inst *in, int id, lua_State *L, int idx);
+
+/* Replay source i of the proto into sb (opened here, kept by the instance):
+ * runs the file so that its functions are registered again with the same
+ * ids. rules.c; err says why it failed. */
+vigil_status ld_replay(const vhost_proto *p, int i, struct vhost_inst *in, sandbox *sb, loader **ldp,
+                       vigil_error *err);
+void ld_replay_free(loader *ld);
+
+/* Run the function on top of the stack (below it nargs arguments) under the
+ * sandbox's limits with a fresh budget: nres results on success; on failure
+ * err (file, line, message). sandbox.c */
+vigil_status sb_call(sandbox *sb, int nargs, int nres, uint64_t budget, int64_t wall_ms, vigil_error *err);
 
 /* ---- compile.c ------------------------------------------------------------ */
 

@@ -115,8 +115,8 @@ static void hook(lua_State *L, lua_Debug *ar) {
         } else if (now_ns() > sb->deadline_ns) {
             sb->killed = 2;
             snprintf(sb->kill_msg, sizeof sb->kill_msg,
-                     "wall-clock limit exceeded: the file ran for more than %lld ms",
-                     (long long)sb->wall_ms);
+                     "wall-clock limit exceeded: the %s ran for more than %lld ms",
+                     sb->in_call ? "function" : "file", (long long)sb->wall_ms);
         }
         if (sb->killed) sb->kill_line = sb->last_line;
     }
@@ -482,6 +482,31 @@ vigil_status sb_run(sandbox *sb, const char *src, size_t len, vigil_error *err) 
         return VIGIL_ECOMPILE;
     }
     lua_settop(L, 0);
+    return VIGIL_OK;
+}
+
+vigil_status sb_call(sandbox *sb, int nargs, int nres, uint64_t budget, int64_t wall_ms, vigil_error *err) {
+    lua_State *L = sb->L;
+    int base = lua_gettop(L) - nargs;        /* the function's index */
+    lua_pushcfunction(L, msgh);
+    lua_insert(L, base);
+    sb->killed = 0;
+    sb->mem_hit = 0;
+    sb->in_call = 1;
+    sb->instr = 0;
+    sb->budget = budget;
+    sb->wall_ms = wall_ms;
+    sb->deadline_ns = now_ns() + wall_ms * 1000000;
+    lua_sethook(L, hook, LUA_MASKCOUNT, HOOK_EVERY);
+    int st = lua_pcall(L, nargs, nres, base);
+    lua_sethook(L, NULL, 0, 0);
+    if (st != LUA_OK) {
+        lua_err(sb, st, err);
+        sb->killed = 0;
+        lua_settop(L, base - 1);
+        return VIGIL_ECOMPILE;
+    }
+    lua_remove(L, base);                     /* the handler; the results stay */
     return VIGIL_OK;
 }
 

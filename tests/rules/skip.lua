@@ -4,7 +4,9 @@
 --
 -- FlinkCEP's default is NO_SKIP, vigil's is skip_past_last_event: every rule below names
 -- its strategy explicitly, except the ones that show vigil's default.
--- The cases where vigil differs from FlinkCEP today are in pending/ (README.md).
+-- With any strategy but no_skip a completed match is held while a partial match that
+-- started before it is alive (FlinkCEP NFA.processMatchesAccordingToSkipStrategy); the
+-- cases at the end show what releases it.
 
 -- seq("a1 b1 c@7") -> { {id="a1", type="a", ts=1, k="k1"}, {id="b1", type="b", ts=2, k="k1"},
 -- {id="c", type="c", ts=7, k="k1"} }: the type is the id's leading letters, the time (epoch
@@ -23,23 +25,25 @@ local function seq(s, extra)
 end
 
 -- Flink docs, FlinkCEP "After Match Skip Strategy", table for pattern "b+ c" and stream
--- "b1 b2 b3 c" (b+ then next c, as in docs/rules.md). NO_SKIP: b1 b2 b3 c, b2 b3 c, b3 c.
+-- "b1 b2 b3 c" (b+ consecutive then next c, as in docs/rules.md and in FlinkCEP's own tests
+-- of the table, AfterMatchSkipITCase test*WithOneOrMoreAtBeginning). NO_SKIP: b1 b2 b3 c,
+-- b2 b3 c, b3 c.
 rule { name = "skip_docs_no_skip", key = "k", skip = "no_skip",
-  pattern = begin("b"):where{ type = "b" }:one_or_more():next("c"):where{ type = "c" },
+  pattern = begin("b"):where{ type = "b" }:one_or_more():consecutive():next("c"):where{ type = "c" },
   examples = {
     { events = seq("b1 b2 b3 c"), matches = { { "b1", "b2", "b3", "c" }, { "b2", "b3", "c" }, { "b3", "c" } } },
   } }
 
 -- Same table, SKIP_TO_NEXT: b1 b2 b3 c, b2 b3 c, b3 c (no other match could start at b1).
 rule { name = "skip_docs_skip_to_next", key = "k", skip = "skip_to_next",
-  pattern = begin("b"):where{ type = "b" }:one_or_more():next("c"):where{ type = "c" },
+  pattern = begin("b"):where{ type = "b" }:one_or_more():consecutive():next("c"):where{ type = "c" },
   examples = {
     { events = seq("b1 b2 b3 c"), matches = { { "b1", "b2", "b3", "c" }, { "b2", "b3", "c" }, { "b3", "c" } } },
   } }
 
 -- Same table, SKIP_PAST_LAST_EVENT: b1 b2 b3 c (all started partial matches discarded).
 rule { name = "skip_docs_skip_past_last_event", key = "k", skip = "skip_past_last_event",
-  pattern = begin("b"):where{ type = "b" }:one_or_more():next("c"):where{ type = "c" },
+  pattern = begin("b"):where{ type = "b" }:one_or_more():consecutive():next("c"):where{ type = "c" },
   examples = {
     { events = seq("b1 b2 b3 c"), matches = { { "b1", "b2", "b3", "c" } } },
   } }
@@ -47,14 +51,14 @@ rule { name = "skip_docs_skip_past_last_event", key = "k", skip = "skip_past_las
 -- Same table, SKIP_TO_FIRST[b]: b1 b2 b3 c, b2 b3 c, b3 c (no partial match started
 -- before b1, nothing is discarded).
 rule { name = "skip_docs_skip_to_first", key = "k", skip = skip_to_first("b"),
-  pattern = begin("b"):where{ type = "b" }:one_or_more():next("c"):where{ type = "c" },
+  pattern = begin("b"):where{ type = "b" }:one_or_more():consecutive():next("c"):where{ type = "c" },
   examples = {
     { events = seq("b1 b2 b3 c"), matches = { { "b1", "b2", "b3", "c" }, { "b2", "b3", "c" }, { "b3", "c" } } },
   } }
 
 -- Same table, SKIP_TO_LAST[b]: b1 b2 b3 c, b3 c (b2 b3 c started before b3: discarded).
 rule { name = "skip_docs_skip_to_last", key = "k", skip = skip_to_last("b"),
-  pattern = begin("b"):where{ type = "b" }:one_or_more():next("c"):where{ type = "c" },
+  pattern = begin("b"):where{ type = "b" }:one_or_more():consecutive():next("c"):where{ type = "c" },
   examples = {
     { events = seq("b1 b2 b3 c"), matches = { { "b1", "b2", "b3", "c" }, { "b3", "c" } } },
   } }
@@ -62,7 +66,7 @@ rule { name = "skip_docs_skip_to_last", key = "k", skip = skip_to_last("b"),
 -- The same pattern without skip =: vigil's default is skip_past_last_event, not
 -- FlinkCEP's NO_SKIP (docs/rules.md) -> b1 b2 b3 c only.
 rule { name = "skip_docs_vigil_default", key = "k",
-  pattern = begin("b"):where{ type = "b" }:one_or_more():next("c"):where{ type = "c" },
+  pattern = begin("b"):where{ type = "b" }:one_or_more():consecutive():next("c"):where{ type = "c" },
   examples = {
     { events = seq("b1 b2 b3 c"), matches = { { "b1", "b2", "b3", "c" } } },
   } }
@@ -221,4 +225,78 @@ rule { name = "skip_to_first_discarding", key = "k", skip = skip_to_first("cs"),
             :followed_by("d"):where{ type = "d" },
   examples = {
     { events = seq("a b c1 c2 c3 d"), matches = { { "a", "b", "c1", "c2", "c3", "d" }, { "c1", "c2", "c3", "d" } } },
+  } }
+
+-- Held matches. With any strategy but no_skip, FlinkCEP (NFA
+-- processMatchesAccordingToSkipStrategy) keeps a completed match while a partial match that
+-- started before it is alive, then emits completed matches earliest start first, each
+-- pruning the others; NFA.advanceTime ends partial matches by `within` (which may free held
+-- ones). FlinkCEP's test of it is flink/skip_to_first_before_other_completed.lua; the cases
+-- below have none of their own: their results are derived from those two methods (the
+-- release by max_runs eviction, vigil's own, is in tests/unit/test_engine.c).
+
+-- a followed_by b (same x as the a) next c. a2 b3 c4 completes while a1 still waits for its
+-- b: held. 1: nothing comes (no within: a1's run lives on). 2: b5 takes a1's run on, d6 breaks
+-- next(c): the run dies, {a2 b3 c4} goes. 3: a1's run completes first-started, {a1 b5 c6} is
+-- emitted and prunes {a2 b3 c4} (started before c6).
+local X = { a1 = { x = 1 }, a2 = { x = 2 }, b3 = { x = 2 }, b5 = { x = 1 } }
+rule { name = "skip_held_until_blocker_ends", key = "k", skip = "skip_past_last_event",
+  pattern = begin("a"):where{ type = "a" }:followed_by("b"):where{ type = "b", x = ref("a", "x") }
+            :next("c"):where{ type = "c" },
+  examples = {
+    { events = seq("a1 a2 b3 c4", X), matches = {} },
+    { events = seq("a1 a2 b3 c4 b5 d6", X), matches = { { "a2", "b3", "c4" } } },
+    { events = seq("a1 a2 b3 c4 b5 c6", X), matches = { { "a1", "b5", "c6" } } },
+  } }
+
+-- The same with within 10 s: a1's run ends when the watermark passes a1 + 10 s. 1: at the
+-- end of input. 2: b5 at 12 s is past it, {a2 b3 c4} goes before b5 is matched. 3: b5 and c6
+-- at 10 s are inside it: as example 3 above.
+rule { name = "skip_held_until_within", key = "k", skip = "skip_past_last_event", within = "10s",
+  pattern = begin("a"):where{ type = "a" }:followed_by("b"):where{ type = "b", x = ref("a", "x") }
+            :next("c"):where{ type = "c" },
+  examples = {
+    { events = seq("a1 a2 b3 c4", X), matches = { { "a2", "b3", "c4" } } },
+    { events = seq("a1 a2 b3 c4 b5@12 c6@13", X), matches = { { "a2", "b3", "c4" } } },
+    { events = seq("a1 a2 b3 c4 b5@10 c6@10", X), matches = { { "a1", "b5", "c6" } } },
+  } }
+
+-- NO_SKIP holds nothing: every match at once, in completion order.
+rule { name = "skip_held_not_with_no_skip", key = "k", skip = "no_skip",
+  pattern = begin("a"):where{ type = "a" }:followed_by("b"):where{ type = "b", x = ref("a", "x") }
+            :next("c"):where{ type = "c" },
+  examples = {
+    { events = seq("a1 a2 b3 c4", X), matches = { { "a2", "b3", "c4" } } },
+    { events = seq("a1 a2 b3 c4 b5 c6", X), matches = { { "a2", "b3", "c4" }, { "a1", "b5", "c6" } } },
+  } }
+
+-- docs/rules.md §6.5: a followed_by b with b.x = a.x on a1(x=1) a2(x=2) b3(x=2) b4(x=1).
+-- Default skip: {a2 b3} waits for a1's run, {a1 b4} comes first and prunes it. skip_to_next
+-- prunes only matches that started at a1: both, earliest start first.
+local Y = { a1 = { x = 1 }, a2 = { x = 2 }, b3 = { x = 2 }, b4 = { x = 1 } }
+rule { name = "skip_held_docs_default", key = "k",
+  pattern = begin("a"):where{ type = "a" }:followed_by("b"):where{ type = "b", x = ref("a", "x") },
+  examples = {
+    { events = seq("a1 a2 b3 b4", Y), matches = { { "a1", "b4" } } },
+  } }
+
+rule { name = "skip_held_docs_skip_to_next", key = "k", skip = "skip_to_next",
+  pattern = begin("a"):where{ type = "a" }:followed_by("b"):where{ type = "b", x = ref("a", "x") },
+  examples = {
+    { events = seq("a1 a2 b3 b4", Y), matches = { { "a1", "b4" }, { "a2", "b3" } } },
+  } }
+
+-- The table's b+ c with a relaxed loop (no consecutive()): after c the runs of b1 and b2
+-- still wait in the loop for more b's, so with SKIP_TO_FIRST[b] {b2 b3 c} and {b3 c} are held
+-- behind b1's run: for good without within, until the end of input with it.
+rule { name = "skip_held_relaxed_loop", key = "k", skip = skip_to_first("b"),
+  pattern = begin("b"):where{ type = "b" }:one_or_more():next("c"):where{ type = "c" },
+  examples = {
+    { events = seq("b1 b2 b3 c"), matches = { { "b1", "b2", "b3", "c" } } },
+  } }
+
+rule { name = "skip_held_relaxed_loop_within", key = "k", skip = skip_to_first("b"), within = "1m",
+  pattern = begin("b"):where{ type = "b" }:one_or_more():next("c"):where{ type = "c" },
+  examples = {
+    { events = seq("b1 b2 b3 c"), matches = { { "b1", "b2", "b3", "c" }, { "b2", "b3", "c" }, { "b3", "c" } } },
   } }

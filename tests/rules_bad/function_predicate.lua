@@ -1,6 +1,6 @@
--- compile error: Lua function predicates are not supported yet (rule{} on line 2)
+-- compile error: a Lua function predicate is a whole step condition, not a field's (rule{} on line 2)
 rule {
   name = "function_predicate",
   key = "card_id",
-  pattern = begin("a"):where(function(e, m) return e.amount > 5 end),
+  pattern = begin("a"):where{ amount = function(v) return v > 5 end },
 }

@@ -28,6 +28,12 @@ static const golden cases[] = {
      "2"},
     {"number vs string differ", "rule{name='r',key='k',pattern=begin('a'):where{code=596}}",
      "{\"id\":\"1\",\"k\":1,\"ts\":1,\"code\":\"596\"}\n{\"id\":\"2\",\"k\":1,\"ts\":2,\"code\":596}", "2"},
+    {"null is absent: ne, eq, one_of are false on it",
+     "rule{name='r',key='k',pattern=begin('a'):where{channel=ne('atm')}:or_where{promo=one_of{'x','y'}}}",
+     "{\"id\":\"1\",\"k\":1,\"ts\":1,\"channel\":\"atm\"}\n{\"id\":\"2\",\"k\":1,\"ts\":2,\"channel\":\"web\"}\n"
+     "{\"id\":\"3\",\"k\":1,\"ts\":3}\n{\"id\":\"4\",\"k\":1,\"ts\":4,\"channel\":null,\"promo\":null}\n"
+     "{\"id\":\"5\",\"k\":1,\"ts\":5,\"channel\":5}\n{\"id\":\"6\",\"k\":1,\"ts\":6,\"channel\":\"atm\",\"promo\":\"y\"}",
+     "2|5|6"},
     {"between, one_of, ne", "rule{name='r',key='k',pattern=begin('a'):where{amount=between(5,10),country=one_of{'FR','DE'},channel=ne('atm')}}",
      "{\"id\":\"1\",\"k\":1,\"ts\":1,\"amount\":5,\"country\":\"FR\",\"channel\":\"web\"}\n"
      "{\"id\":\"2\",\"k\":1,\"ts\":2,\"amount\":10.5,\"country\":\"FR\",\"channel\":\"web\"}\n"

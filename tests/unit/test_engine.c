@@ -2,7 +2,8 @@
  * contiguity (next / followed_by), quantifiers, skip strategies (the cases of
  * the FlinkCEP documentation, "After Match Skip Strategy": pattern b+ c on
  * b1 b2 b3 c), within, sliding windows with filters and prior(), Hyperscan
- * regexes shared by rules, alert ids, and the state codec round trip. */
+ * regexes shared by rules, alert ids, the state codec round trip, and held
+ * matches (what releases them: within, max_runs; their state record). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,12 +60,12 @@ static vigil_expr *type_is(vigil_ruleset *rs, const char *t) {
     return vigil_expr_apply(rs, VIGIL_X_EQ, a, 2);
 }
 
-/* A two-step pattern rule: first (quantified) then second. */
-static vigil_ruleset *pattern2(const char *t1, uint32_t min1, uint32_t max1, vigil_contiguity c2, const char *t2,
-                               vigil_skip skip, const char *skip_step, int64_t within) {
+/* A two-step pattern rule: first (quantified, consecutive() if asked) then second. */
+static vigil_ruleset *pattern2x(const char *t1, uint32_t min1, uint32_t max1, int consecutive1, vigil_contiguity c2,
+                                const char *t2, vigil_skip skip, const char *skip_step, int64_t within) {
     vigil_ruleset *rs = vigil_ruleset_create();
     vigil_step_def st[2] = {
-        {.name = "b", .min = min1, .max = max1, .cond = type_is(rs, t1)},
+        {.name = "b", .min = min1, .max = max1, .consecutive = consecutive1 != 0, .cond = type_is(rs, t1)},
         {.name = "c", .contiguity = c2, .min = 1, .max = 1, .cond = type_is(rs, t2)},
     };
     vigil_rule_def d = {.name = "p", .version = 1, .key = "card", .steps = st, .nsteps = 2,
@@ -75,8 +76,15 @@ static vigil_ruleset *pattern2(const char *t1, uint32_t min1, uint32_t max1, vig
     return rs;
 }
 
-static void run_skip(vigil_skip skip, const char *skip_step, const char *expect[], int nexp) {
-    vigil_ruleset *rs = pattern2("b", 1, VIGIL_UNBOUNDED, VIGIL_CONT_STRICT, "c", skip, skip_step, 0);
+static vigil_ruleset *pattern2(const char *t1, uint32_t min1, uint32_t max1, vigil_contiguity c2, const char *t2,
+                               vigil_skip skip, const char *skip_step, int64_t within) {
+    return pattern2x(t1, min1, max1, 0, c2, t2, skip, skip_step, within);
+}
+
+/* b+ c on b1 b2 b3 c; b+ is consecutive, as in FlinkCEP's own tests of the
+ * documentation's table (AfterMatchSkipITCase *WithOneOrMoreAtBeginning). */
+static void run_skip_loop(int consecutive, vigil_skip skip, const char *skip_step, const char *expect[], int nexp) {
+    vigil_ruleset *rs = pattern2x("b", 1, VIGIL_UNBOUNDED, consecutive, VIGIL_CONT_STRICT, "c", skip, skip_step, 0);
     got g = {0};
     vigil_engine *eng = vigil_engine_create(rs, NULL, NULL, on_alert, &g);
     feed(eng, rs, "b1:b:1 b2:b:2 b3:b:3 c:c:4");
@@ -88,6 +96,10 @@ static void run_skip(vigil_skip skip, const char *skip_step, const char *expect[
     vigil_ruleset_release(rs);
 }
 
+static void run_skip(vigil_skip skip, const char *skip_step, const char *expect[], int nexp) {
+    run_skip_loop(1, skip, skip_step, expect, nexp);
+}
+
 static void test_skip_strategies(void) {
     const char *all[] = {"b1,b2,b3,c", "b2,b3,c", "b3,c"};
     const char *past[] = {"b1,b2,b3,c"};
@@ -97,6 +109,10 @@ static void test_skip_strategies(void) {
     run_skip(VIGIL_SKIP_PAST_LAST_EVENT, NULL, past, 1);
     run_skip(VIGIL_SKIP_TO_FIRST, "b", all, 3);
     run_skip(VIGIL_SKIP_TO_LAST, "b", last, 2);
+    /* a relaxed loop: the runs of b1 and b2 ignore c and still wait for b's,
+     * so {b2 b3 c} and {b3 c} are held behind b1's run (no within: for good) */
+    run_skip_loop(0, VIGIL_SKIP_TO_FIRST, "b", past, 1);
+    run_skip_loop(0, VIGIL_SKIP_NO_SKIP, NULL, all, 3);
 }
 
 static void test_contiguity(void) {
@@ -440,6 +456,125 @@ static void test_out_of_orderness(void) {
     vigil_ruleset_release(rs);
 }
 
+/* a (type a) followed_by b (type b, amount equal to a's): with several a's
+ * waiting, a later a can complete first (the shape of FlinkCEP's
+ * AfterMatchSkipITCase testSkipBeforeOtherAlreadyCompleted). */
+static vigil_ruleset *ref_rule(vigil_skip skip, int64_t within) {
+    vigil_ruleset *rs = vigil_ruleset_create();
+    vigil_expr *same[2] = {vigil_expr_field(rs, "amount"), vigil_expr_ref(rs, "a", "amount")};
+    vigil_expr *both[2] = {type_is(rs, "b"), vigil_expr_apply(rs, VIGIL_X_EQ, same, 2)};
+    vigil_step_def st[2] = {
+        {.name = "a", .min = 1, .max = 1, .cond = type_is(rs, "a")},
+        {.name = "b", .contiguity = VIGIL_CONT_RELAXED, .min = 1, .max = 1,
+         .cond = vigil_expr_apply(rs, VIGIL_X_AND, both, 2)},
+    };
+    vigil_rule_def d = {.name = "held", .version = 1, .key = "card", .steps = st, .nsteps = 2, .skip = skip,
+                        .within_ms = within};
+    vigil_error err;
+    CU_ASSERT_EQUAL(vigil_ruleset_add_rule(rs, &d, &err), VIGIL_OK);
+    CU_ASSERT_EQUAL(vigil_ruleset_finalize(rs, &err), VIGIL_OK);
+    return rs;
+}
+
+static vigil_engine_stats stats(vigil_engine *eng) {
+    vigil_engine_stats st;
+    vigil_engine_get_stats(eng, &st);
+    return st;
+}
+
+/* A completed match waits while a run that started before it is alive
+ * (FlinkCEP NFA.processMatchesAccordingToSkipStrategy); the watermark
+ * passing that run's first event + within releases it (NFA.advanceTime),
+ * with the time it would have had at once. */
+static void test_held_released_by_within(void) {
+    vigil_ruleset *rs = ref_rule(VIGIL_SKIP_PAST_LAST_EVENT, 10000);
+    got g = {0};
+    vigil_engine *eng = vigil_engine_create(rs, NULL, NULL, on_alert, &g);
+    feed(eng, rs, "a1:a:1:1 a2:a:2:2 b3:b:3:2");   /* {a2 b3} completes; a1 still waits */
+    CU_ASSERT_EQUAL(g.n, 0);
+    CU_ASSERT_EQUAL(stats(eng).runs, 1);           /* the held match is not a partial match */
+    feed(eng, rs, "x:x:10");                       /* watermark 10 s: a1's run lives until 11 s */
+    CU_ASSERT_EQUAL(g.n, 0);
+    feed(eng, rs, "y:y:11");                       /* a1's run expires: the match goes */
+    CU_ASSERT_EQUAL(g.n, 1);
+    if (g.n) {
+        CU_ASSERT_STRING_EQUAL(g.ids[0], "a2,b3");
+        CU_ASSERT_PTR_NOT_NULL(strstr(g.json[0], "\"ts\":\"1970-01-01T00:00:03.000Z\""));
+    }
+    CU_ASSERT_EQUAL(stats(eng).runs, 0);
+    vigil_engine_destroy(eng);
+    vigil_ruleset_release(rs);
+}
+
+/* Without within only the blocker's end releases a held match; max_runs
+ * counts held matches with the partial runs and evicts the oldest partial
+ * run, which lets the held match go. */
+static void test_held_released_by_max_runs(void) {
+    vigil_ruleset *rs = ref_rule(VIGIL_SKIP_PAST_LAST_EVENT, 0);
+    got g = {0};
+    vigil_engine_opts o = {.max_runs = 2};
+    vigil_engine *eng = vigil_engine_create(rs, &o, NULL, on_alert, &g);
+    feed(eng, rs, "a1:a:1:1 a2:a:2:2 b3:b:3:2");   /* a1's run + the held {a2 b3}: 2 runs */
+    CU_ASSERT_EQUAL(g.n, 0);
+    CU_ASSERT_EQUAL(stats(eng).runs_evicted, 0);
+    feed(eng, rs, "a4:a:4:4");                     /* 3 > 2: a1's run goes, {a2 b3} with it */
+    CU_ASSERT_EQUAL(stats(eng).runs_evicted, 1);
+    CU_ASSERT_EQUAL(g.n, 1);
+    if (g.n) CU_ASSERT_STRING_EQUAL(g.ids[0], "a2,b3");
+    feed(eng, rs, "b5:b:5:4");                     /* nothing started before a4: at once */
+    CU_ASSERT_EQUAL(g.n, 2);
+    if (g.n == 2) CU_ASSERT_STRING_EQUAL(g.ids[1], "a4,b5");
+    vigil_engine_destroy(eng);
+    vigil_ruleset_release(rs);
+}
+
+/* A held match is part of the key's state record (v3): it survives a move
+ * between engines, is emitted after the match of the run that blocked it
+ * (skip_to_next: neither prunes the other), and is never advanced itself.
+ * Records of version 2 still load with the byte's old meaning. */
+static void test_held_state_roundtrip(void) {
+    vigil_ruleset *rs = ref_rule(VIGIL_SKIP_TO_NEXT, 0);
+    mstore m = {.base = {.load = ms_load, .save = ms_save}};
+    got g = {0};
+    vigil_error err;
+    vigil_engine *e1 = vigil_engine_create(rs, NULL, &m.base, on_alert, &g);
+    feed(e1, rs, "a1:a:1:1 a2:a:2:2 b3:b:3:2");
+    CU_ASSERT_EQUAL(g.n, 0);
+    CU_ASSERT_EQUAL(vigil_engine_commit(e1, &err), VIGIL_OK);
+    CU_ASSERT_EQUAL_FATAL(m.n, 1);
+    CU_ASSERT(m.len[0] > 4 && memcmp(m.data[0], "VGS\3", 4) == 0);
+    vigil_engine_destroy(e1);
+    vigil_engine *e2 = vigil_engine_create(rs, NULL, &m.base, on_alert, &g);
+    /* b4 would also complete {a2 b4} if the held match were taken for a run */
+    const char *js = "{\"id\":\"b4\",\"type\":\"b\",\"ts\":4,\"card\":\"k1\",\"amount\":1}";
+    vigil_event *ev;
+    CU_ASSERT_EQUAL_FATAL(vigil_event_decode_json(rs, NULL, js, strlen(js), NULL, 1, &ev, &err), VIGIL_OK);
+    CU_ASSERT_EQUAL(vigil_engine_prefetch(e2, &ev, NULL, 1, &err), VIGIL_OK);
+    CU_ASSERT_EQUAL(vigil_engine_feed(e2, ev, &err), VIGIL_OK);
+    vigil_event_release(ev);
+    CU_ASSERT_EQUAL(g.n, 2);
+    if (g.n == 2) {
+        CU_ASSERT_STRING_EQUAL(g.ids[0], "a1,b4");
+        CU_ASSERT_STRING_EQUAL(g.ids[1], "a2,b3");
+    }
+    CU_ASSERT_EQUAL(stats(e2).runs, 0);
+    vigil_engine_destroy(e2);
+    /* the same bytes as a version 2 record: the byte is `negated` there, and a
+     * run with it set is dropped as dead, so only a1's run is left */
+    m.data[0][3] = 2;
+    got g2 = {0};
+    vigil_engine *e3 = vigil_engine_create(rs, NULL, &m.base, on_alert, &g2);
+    CU_ASSERT_EQUAL_FATAL(vigil_event_decode_json(rs, NULL, js, strlen(js), NULL, 1, &ev, &err), VIGIL_OK);
+    CU_ASSERT_EQUAL(vigil_engine_prefetch(e3, &ev, NULL, 1, &err), VIGIL_OK);
+    CU_ASSERT_EQUAL(vigil_engine_feed(e3, ev, &err), VIGIL_OK);
+    vigil_event_release(ev);
+    CU_ASSERT_EQUAL(g2.n, 1);
+    if (g2.n) CU_ASSERT_STRING_EQUAL(g2.ids[0], "a1,b4");
+    vigil_engine_destroy(e3);
+    for (int i = 0; i < m.n; i++) free(m.data[i]);
+    vigil_ruleset_release(rs);
+}
+
 int main(void) {
     if (CU_initialize_registry() != CUE_SUCCESS) return 2;
     CU_pSuite s = CU_add_suite("engine", NULL, NULL);
@@ -454,6 +589,9 @@ int main(void) {
     CU_add_test(s, "state codec round trip via store", test_state_roundtrip);
     CU_add_test(s, "tumbling window state round trip via store", test_window_state_roundtrip);
     CU_add_test(s, "max_out_of_orderness: buffered, sorted, late beyond it", test_out_of_orderness);
+    CU_add_test(s, "held match released when its blocker expires by within", test_held_released_by_within);
+    CU_add_test(s, "held match released when max_runs evicts its blocker", test_held_released_by_max_runs);
+    CU_add_test(s, "held match in the state record (v3)", test_held_state_roundtrip);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     int fails = (int)CU_get_number_of_failures();

@@ -211,7 +211,7 @@ static void test_err_duplicate(void) { bad_file("duplicate_name.lua", 8, 8, "dup
 static void test_err_bad_duration(void) { bad_file("bad_duration.lua", 2, 2, "\"10 minutes\" is not a duration"); }
 static void test_err_syntax(void) { bad_file("syntax_error.lua", 4, 4, "syntax error"); }
 static void test_err_function_predicate(void) {
-    bad_file("function_predicate.lua", 2, 2, "Lua function predicates are not supported yet");
+    bad_file("function_predicate.lua", 2, 2, "a Lua function predicate is a whole step condition");
 }
 
 static void test_err_rule_name_in_error(void) {

@@ -26,7 +26,8 @@
 typedef struct vigil_engine vigil_engine;
 
 typedef struct vigil_engine_opts {
-    uint32_t max_runs;               /* partial matches per (rule, key); default 64 */
+    uint32_t max_runs;               /* partial matches per (rule, key), held completed matches
+                                        included (the oldest partial one is evicted); default 64 */
     uint32_t max_alert_events;       /* ids in alert.events; default 100 */
     uint32_t max_evidence;           /* events in alert.evidence; default 20 */
     int64_t allowed_lateness_ms;     /* default 0 */
@@ -121,11 +122,15 @@ typedef struct vigil_engine_stats {
     uint64_t late;
     uint64_t runs_evicted;    /* max_runs overflow */
     uint64_t keys;            /* keys with state in memory */
-    uint64_t runs;            /* live partial matches */
+    uint64_t runs;            /* live partial matches (not counting completed matches held by a
+                                 skip strategy until earlier partial matches end) */
     uint64_t buffered;        /* events waiting for the watermark (max_out_of_orderness) */
     uint64_t errors;          /* held events that failed when released (out of memory) */
     uint64_t keys_expired;    /* idle keys whose state was dropped (nothing could still need it) */
     uint64_t window_late;     /* events whose tumbling/session window had closed: not in it */
+    uint64_t function_errors; /* Lua function predicates / alert functions that failed (error,
+                                 budget): a failed predicate is false, a failed alert
+                                 function leaves the built-in details */
 } vigil_engine_stats;
 void vigil_engine_get_stats(const vigil_engine *eng, vigil_engine_stats *st);
 /* Per-rule counters: alerts and matched events (indexes as in the ruleset). */

@@ -21,6 +21,7 @@
 
 typedef struct vigil_ruleset vigil_ruleset;
 typedef struct vigil_expr vigil_expr;
+typedef struct vigil_event vigil_event;   /* event.h */
 
 /* A typed value. Strings are borrowed (ptr + len, not NUL-terminated unless
  * said so). No implicit conversion: the number 596 and the string "596"
@@ -58,7 +59,8 @@ typedef enum vigil_expr_op {
     VIGIL_X_MISSING,    /* args: x — absent or null */
     VIGIL_X_MATCHES,    /* built by vigil_expr_matches */
     VIGIL_X_IN_LIST,    /* built by vigil_expr_in_list */
-    VIGIL_X_AND, VIGIL_X_OR, VIGIL_X_NOT
+    VIGIL_X_AND, VIGIL_X_OR, VIGIL_X_NOT,
+    VIGIL_X_HOST        /* a host predicate (a Lua function): built by vigil_expr_host */
 } vigil_expr_op;
 
 typedef enum vigil_agg_kind {
@@ -87,6 +89,47 @@ vigil_expr *vigil_expr_in_list(vigil_ruleset *rs, vigil_expr *field, const char 
 vigil_expr *vigil_expr_agg(vigil_ruleset *rs, vigil_agg_kind k, const char *path,
                            vigil_expr *filter, int prior);
 vigil_expr *vigil_expr_is_new(vigil_ruleset *rs, const char *path);
+/* A predicate the host evaluates (see vigil_host): host function `fn` (>= 1). */
+vigil_expr *vigil_expr_host(vigil_ruleset *rs, int fn);
+
+/* ---- host functions ---------------------------------------------------------
+ * The engine runs no Lua. A rule's `:where(function(e, m) … end)` and its
+ * `alert = function(m) … end` stay in the rule language (lua/), which numbers
+ * them (host functions 1, 2, …), builds vigil_expr_host nodes and rule defs
+ * with alert_fn, and gives the ruleset a host: a factory of instances, one per
+ * engine. An engine runs on one thread, so an instance is only ever called
+ * from one thread at a time; instances of one ruleset share nothing. */
+
+/* What a host function sees of a (partial) match: the events it accepted so
+ * far in match order and the step that took each (indexes into the rule's
+ * steps; NULL for a window rule's alert). Valid only during the call. */
+typedef struct vigil_match_view {
+    const vigil_ruleset *rs;
+    int rule;                        /* index in rs */
+    vigil_event *const *events;      /* vigil_event is declared in event.h */
+    const uint8_t *steps;
+    int n;
+} vigil_match_view;
+
+typedef struct vigil_host {
+    /* A new instance for one engine; NULL on failure (the host says why on
+     * stderr): vigil_engine_create then fails. */
+    void *(*open)(void *ud, const vigil_ruleset *rs);
+    void (*close)(void *inst);
+    /* Predicate fn on event ev, m = the run being extended (n = 0 for a first
+     * step). Returns 1 (holds), 0 (does not) or -1 (the function failed: the
+     * engine counts it and treats it as 0). */
+    int (*pred)(void *inst, int fn, const vigil_event *ev, const vigil_match_view *m);
+    /* Alert function fn on a complete match: a malloc'd JSON object text
+     * whose members are added to the alert's details, or NULL when it failed
+     * (counted; the alert goes out with the built-in details). */
+    char *(*alert)(void *inst, int fn, const vigil_match_view *m);
+    void (*free_ud)(void *ud);       /* called when the ruleset is freed; may be NULL */
+} vigil_host;
+
+/* Give the ruleset its host (before finalize); ud is freed with the ruleset
+ * through h->free_ud. At most one host per ruleset (EINVAL otherwise). */
+vigil_status vigil_ruleset_set_host(vigil_ruleset *rs, const vigil_host *h, void *ud);
 
 /* Named lists for in_list(): a hash set of strings. Numbers in events are
  * compared by their text. Values are copied. Adding a list of a name that
@@ -155,6 +198,7 @@ typedef struct vigil_rule_def {
     vigil_expr *when;             /* must be a boolean expression */
     /* both */
     int64_t suppress_ms;          /* 0 = alert on every match */
+    int alert_fn;                 /* host function of `alert = function(m)`; 0 = none */
 } vigil_rule_def;
 
 /* Create an empty ruleset (refcount 1). NULL when out of memory. */
@@ -182,6 +226,8 @@ int vigil_ruleset_rule_index(const vigil_ruleset *rs, const char *name); /* -1 i
 int vigil_ruleset_group_count(const vigil_ruleset *rs);       /* key groups */
 const char *vigil_ruleset_group_key(const vigil_ruleset *rs, int g);
 int vigil_ruleset_field_count(const vigil_ruleset *rs);
+int vigil_ruleset_step_count(const vigil_ruleset *rs, int rule);   /* 0 for a window rule */
+const char *vigil_ruleset_step_name(const vigil_ruleset *rs, int rule, int step);
 
 const char *vigil_severity_str(vigil_severity s);   /* "high" */
 const char *vigil_mode_str(vigil_mode m);           /* "active" */

@@ -1,14 +1,15 @@
--- PENDING: vigil differs from FlinkCEP here; not run by `vigil test tests/rules`
--- (tests/rules/README.md). Run it alone: vigil test tests/rules/pending/skip_to_first_before_other_completed.lua
+-- A FlinkCEP behaviour vigil got wrong until 2026-11-21 (fixed in engine/src/nfa.c,
+-- release(): completed matches are held); kept as its own regression case. What vigil
+-- gave before: "vigil then".
 --
--- Skip strategies apply in completion order, not start order. FlinkCEP (NFA
+-- Skip strategies applied in completion order, not start order. FlinkCEP (NFA
 -- processMatchesAccordingToSkipStrategy) holds a completed match while a partial match that
 -- started earlier is still alive, and emits completed matches by start, each pruning the
--- others; vigil emits a match when it completes and prunes the earlier partial match, which
--- then can never complete.
+-- others; vigil emitted a match when it completed and pruned the earlier partial match,
+-- which then could never complete.
 --
 -- FlinkCEP (the test cited below): a1,c1,b2|a2,c2,b1
--- vigil today:                   a2,c2,b1
+-- vigil then:                      a2,c2,b1
 
 -- seq("a1 b1 c@7") -> { {id="a1", type="a", ts=1, k="k1"}, {id="b1", type="b", ts=2, k="k1"},
 -- {id="c", type="c", ts=7, k="k1"} }: the type is the id's leading letters, the time (epoch
