@@ -51,7 +51,8 @@ static int has_text(const vrule *r) {
 typedef struct vdslot { uint32_t h, n; char *s; } vdslot;   /* n == 0: empty */
 typedef struct vdset { uint32_t cap, n; vdslot *slot; } vdset;   /* n: distinct values; slot NULL: not built */
 
-/* The rule's sets (one per aggregate, used for the text ones), or NULL. */
+/* Where a window of a rule with text aggregates keeps its sets (an array of
+ * one per aggregate, used for the text ones; NULL until one is built). */
 static vdset **sets_ptr(const vwin *w, const vrule *r) {
     size_t off = vwin_inline_off(r) + esize(r) + (r->window == VIGIL_WIN_SLIDING ? 0 : sizeof(vwtail));
     return (vdset **)(void *)((unsigned char *)(uintptr_t)w + off);
@@ -105,7 +106,8 @@ static int dset_add(vdset *d, const char *s) {
     return 0;
 }
 
-/* One entry holding s (which the set has) left. */
+/* One entry holding s (which the set has) left. A table left mostly empty
+ * (the values changed) is halved. */
 static void dset_remove(vdset *d, const char *s) {
     uint32_t h = text_hash(s), m = d->cap - 1;
     vdslot *x = dset_find(d, s, h);
@@ -121,6 +123,7 @@ static void dset_remove(vdset *d, const char *s) {
         }
     }
     d->slot[i] = (vdslot){0};
+    if (d->cap > 16 && d->n * 8 < d->cap) dset_resize(d, d->cap / 2);   /* out of memory: stays as it is */
 }
 
 /* How many entries hold s. */
@@ -142,10 +145,8 @@ static vdset *dset_get(vwin *w, const vrule *r, int k) {
     if (w->n < DSET_MIN) return NULL;
     if (!*sp && !(*sp = calloc((size_t)r->nagg, sizeof **sp))) return NULL;
     vdset *d = &(*sp)[k];
-    uint32_t cap = 8;
-    while (cap < 2 * w->n && cap < (1u << 30)) cap *= 2;
-    if (!(d->slot = calloc(cap, sizeof *d->slot))) return NULL;
-    d->cap = cap;
+    if (!(d->slot = calloc(8, sizeof *d->slot))) return NULL;   /* grows with the distinct values, not the entries */
+    d->cap = 8;
     for (uint32_t i = 0; i < w->n; i++) {
         const ventry *e = at(w, r, i);
         if ((e->mask >> k & 1) && dset_add(d, e->v[k].str) != 0) {

@@ -113,7 +113,7 @@ static unsigned rnd(unsigned *s) {
  * events in the same minute, and now and then two hours of silence, so that
  * the window crosses the size where window.c switches between scanning and
  * its counted sets, in both directions, and empties. */
-static int make_stream(mev *evs, int *vi, int n, unsigned seed) {
+static void make_stream(mev *evs, int *vi, int n, unsigned seed, const val *pool, int npool, int maxgap) {
     long long t = 1000;
     for (int i = 0; i < n; i++) {
         unsigned r = rnd(&seed) % 100;
@@ -121,14 +121,13 @@ static int make_stream(mev *evs, int *vi, int n, unsigned seed) {
         else if (r < 10) {   /* a burst */
             int b = 5 + (int)(rnd(&seed) % 36);
             for (int j = 0; j < b && i < n - 1; j++, i++) {
-                vi[i] = (int)(rnd(&seed) % (unsigned)NVALS);
-                evs[i] = (mev){t, (int)(rnd(&seed) % 2), vals[vi[i]].text};
+                vi[i] = (int)(rnd(&seed) % (unsigned)npool);
+                evs[i] = (mev){t, (int)(rnd(&seed) % 2), pool[vi[i]].text};
             }
-        } else t += rnd(&seed) % (20 * 60);
-        vi[i] = (int)(rnd(&seed) % (unsigned)NVALS);
-        evs[i] = (mev){t, (int)(rnd(&seed) % 2), vals[vi[i]].text};
+        } else t += rnd(&seed) % (unsigned)maxgap;
+        vi[i] = (int)(rnd(&seed) % (unsigned)npool);
+        evs[i] = (mev){t, (int)(rnd(&seed) % 2), pool[vi[i]].text};
     }
-    return n;
 }
 
 static const char *SLIDING =
@@ -160,12 +159,14 @@ static int window_of(const mev *evs, int i, int *first) {
 }
 
 /* Sliding 1 h: distinct (plain and filtered), prior and is_new at every
- * event of a 3,000-event stream with entries leaving and coming back. */
-static void test_sliding_distinct_model(void) {
+ * event of a stream with entries leaving and coming back: the values above
+ * (few, equal text forms), then 400 values in a denser stream (the sets
+ * grow, and shrink when the window thins out). */
+static void sliding_model(const val *pool, int npool, int maxgap, int minbig) {
     enum { N = 3000 };
     static mev evs[N];
     static int vi[N];
-    make_stream(evs, vi, N, 42);
+    make_stream(evs, vi, N, 42, pool, npool, maxgap);
     vigil_ruleset *rs = load(SLIDING);
     CU_ASSERT_PTR_NOT_NULL_FATAL(rs);
     static got g;
@@ -173,7 +174,7 @@ static void test_sliding_distinct_model(void) {
     vigil_engine *eng = vigil_engine_create(rs, NULL, NULL, on_alert, &g);
     int first = 0, biggest = 0, empties = 0;
     for (int i = 0; i < N; i++) {
-        feed(eng, rs, i, "k1", evs[i].ts, evs[i].tx, &vals[vi[i]]);
+        feed(eng, rs, i, "k1", evs[i].ts, evs[i].tx, &pool[vi[i]]);
         int n = window_of(evs, i, &first);
         if (n > biggest) biggest = n;
         empties += n == 1;
@@ -181,10 +182,23 @@ static void test_sliding_distinct_model(void) {
         check_sliding(&g, 0, &evs[first], n, i);
         g.n = 0;
     }
-    CU_ASSERT(biggest >= 40);   /* the stream did exercise big windows */
-    CU_ASSERT(empties >= 20);   /* and windows that emptied */
+    CU_ASSERT(biggest >= minbig);   /* the stream did exercise big windows */
+    CU_ASSERT(empties >= 20);       /* and windows that emptied */
     vigil_engine_destroy(eng);
     vigil_ruleset_release(rs);
+}
+
+static void test_sliding_distinct_model(void) { sliding_model(vals, NVALS, 20 * 60, 40); }
+
+static void test_sliding_many_values(void) {
+    static val many[400];
+    static char text[400][8], json[400][10];
+    for (int i = 0; i < 400; i++) {
+        snprintf(text[i], sizeof text[i], "v%d", i);
+        snprintf(json[i], sizeof json[i], "\"v%d\"", i);
+        many[i] = (val){json[i], text[i]};
+    }
+    sliding_model(many, 400, 60, 100);
 }
 
 /* A short case by hand: FR is new, then not while it is in the window, and
@@ -228,7 +242,7 @@ static void test_tumbling_distinct_model(void) {
     enum { N = 2000 };
     static mev evs[N];
     static int vi[N];
-    make_stream(evs, vi, N, 7);
+    make_stream(evs, vi, N, 7, vals, NVALS, 20 * 60);
     vigil_ruleset *rs = load("rule{name='t',key='k',window=tumbling('1h'),"
                              "when=all_of{ge(distinct('country'),0),any_of{is_new('country'),ge(count(),0)}}}");
     CU_ASSERT_PTR_NOT_NULL_FATAL(rs);
@@ -286,7 +300,7 @@ static void test_state_moves_mid_stream(void) {
     enum { N = 3000 };
     static mev evs[N];
     static int vi[N];
-    make_stream(evs, vi, N, 99);
+    make_stream(evs, vi, N, 99, vals, NVALS, 20 * 60);
     vigil_ruleset *rs = load(SLIDING);
     CU_ASSERT_PTR_NOT_NULL_FATAL(rs);
     static got ga, gb;
@@ -478,6 +492,7 @@ int main(int argc, char **argv) {
         CU_add_test(s, "print the golden record", print_golden);
     } else {
         CU_add_test(s, "sliding distinct/is_new/prior against a model", test_sliding_distinct_model);
+        CU_add_test(s, "sliding distinct with 400 values against a model", test_sliding_many_values);
         CU_add_test(s, "is_new and text forms by hand", test_is_new_by_hand);
         CU_add_test(s, "tumbling distinct and prior against a model", test_tumbling_distinct_model);
         CU_add_test(s, "window state moved between engines mid-stream", test_state_moves_mid_stream);
