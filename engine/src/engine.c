@@ -322,7 +322,7 @@ void veng_rearm(vigil_engine *eng, vkeystate *ks) {
         const vrule *r = &eng->rs->rules[g->rules[i]];
         if (!r->nsteps) {   /* an open tumbling/session window closes at its end */
             const vwin *w = ks->rs[i];
-            if (w && w->open) veng_timer_add(eng, w->win_end, ks, i);
+            if (w && w->open) veng_timer_add(eng, vwin_closes_at(r, w), ks, i);
             continue;
         }
         const vpat *p = ks->rs[i];

@@ -159,6 +159,11 @@ void vrun_clear(vrun *r);
 /* window.c */
 vigil_status vwin_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, int slot, vwin **wp, vigil_event *ev,
                        const uint64_t *hits);
+/* The watermark at which an open tumbling/session window closes: its end for
+ * a tumbling window; one past it for a session, since an event exactly `gap`
+ * after the last one still joins (Flink merges session windows that touch,
+ * TimeWindow.intersects). */
+int64_t vwin_closes_at(const vrule *r, const vwin *w);
 /* The watermark reached wm: close a tumbling/session window that ended. */
 void vwin_timer(vigil_engine *eng, const vrule *r, vkeystate *ks, vwin *w, int64_t wm);
 void vwin_free(vwin *w, const vrule *r);                /* accepts NULL */

@@ -497,20 +497,24 @@ static int64_t floor_div(int64_t a, int64_t b) { return a / b - (a % b != 0 && (
  * the event's own [t, t + gap) overlaps it (sessions merge, as Flink's
  * merging windows do) — and is counted in window_late when its window has
  * already closed and alerted (a closed window is never reopened). */
+int64_t vwin_closes_at(const vrule *r, const vwin *w) {
+    return r->window == VIGIL_WIN_SESSION ? w->win_end + 1 : w->win_end;
+}
+
 static vigil_status windowed_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, int slot, vwin *w,
                                   vigil_event *ev, const veval *c) {
     int session = r->window == VIGIL_WIN_SESSION;
     vwtail *t = vwin_tail(w, r);
-    if (w->open && ev->ts >= w->win_end) close_window(eng, r, ks, w);
+    if (w->open && ev->ts >= vwin_closes_at(r, w)) close_window(eng, r, ks, w);
     if (w->open && ev->ts < t->win_start) {
-        if (!session || ev->ts + r->window_ms <= t->win_start) {
+        if (!session || ev->ts + r->window_ms < t->win_start) {
             eng->st.window_late++;
             return VIGIL_OK;
         }
         t->win_start = ev->ts;   /* merge: the session now starts here */
     }
     if (!w->open) {
-        if (t->closed_end > ev->ts) {   /* its window closed already (a late event) */
+        if (t->closed_end > ev->ts || (session && t->closed_end == ev->ts)) {   /* its window closed already (a late event) */
             eng->st.window_late++;
             return VIGIL_OK;
         }
@@ -526,7 +530,7 @@ static vigil_status windowed_feed(vigil_engine *eng, const vrule *r, vkeystate *
     }
     if (session && ev->ts + r->window_ms > w->win_end) {   /* the gap restarts at the latest event */
         w->win_end = ev->ts + r->window_ms;
-        if (veng_timer_add(eng, w->win_end, ks, slot) != 0) return VIGIL_ENOMEM;
+        if (veng_timer_add(eng, vwin_closes_at(r, w), ks, slot) != 0) return VIGIL_ENOMEM;
     }
     int added;
     vigil_status s = add_entry(w, r, ev, c, &added);
@@ -568,7 +572,7 @@ static vigil_status windowed_feed(vigil_engine *eng, const vrule *r, vkeystate *
 }
 
 void vwin_timer(vigil_engine *eng, const vrule *r, vkeystate *ks, vwin *w, int64_t wm) {
-    if (w && w->open && wm >= w->win_end) close_window(eng, r, ks, w);
+    if (w && w->open && wm >= vwin_closes_at(r, w)) close_window(eng, r, ks, w);
 }
 
 vigil_status vwin_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, int slot, vwin **wp, vigil_event *ev,

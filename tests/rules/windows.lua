@@ -76,6 +76,17 @@ rule { name = "win_session_sum", key = "k",
       matches = { { "s1", "s2" } } },
   } }
 
+-- Flink's session windows are merging windows of [t, t + gap) per event, merged when they
+-- intersect (TimeWindow.intersects: touching counts): an event exactly `gap` after the
+-- previous one joins its session; one a millisecond later starts a new one.
+rule { name = "win_session_touching", key = "k",
+  window = session("30s"), when = ge(count(), 1),
+  examples = {
+    { events = seq("s1@0 s2@30 s3@61 s4@100"), matches = { { "s1", "s2" }, { "s3" }, { "s4" } } },
+    { events = { { id = "t1", type = "t", ts = 0, k = "k1" }, { id = "t2", type = "t", ts = 30.001, k = "k1" } },
+      matches = { { "t1" }, { "t2" } } },
+  } }
+
 -- Same sections, several keys: windows are per key; the other key's events move the
 -- watermark, which closes u1's session without a new event of u1.
 rule { name = "win_session_keys", key = "user",
