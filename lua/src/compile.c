@@ -58,43 +58,6 @@ static void *cfail(cc *c, const char *fmt, ...) {
 
 static int bad(const cc *c) { return c->failed || c->st != VIGIL_OK; }
 
-/* A Lua value of an example event as JSON: tables with keys 1..n are
- * arrays, other tables objects; integral numbers print without a fraction. */
-static cJSON *to_json(lua_State *L, int idx, int depth) {
-    if (depth > 32 || !lua_checkstack(L, 3)) return NULL;   /* lua_checkstack never raises */
-    idx = lua_absindex(L, idx);
-    switch (lua_type(L, idx)) {
-    case LUA_TBOOLEAN: return cJSON_CreateBool(lua_toboolean(L, idx));
-    case LUA_TNUMBER: return cJSON_CreateNumber(lua_tonumber(L, idx));
-    case LUA_TSTRING: return cJSON_CreateString(lua_tostring(L, idx));
-    case LUA_TTABLE: {
-        lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
-        cJSON *o = n > 0 ? cJSON_CreateArray() : cJSON_CreateObject();
-        if (!o) return NULL;
-        if (n > 0) {
-            for (lua_Integer i = 1; i <= n; i++) {
-                lua_rawgeti(L, idx, i);
-                cJSON *v = to_json(L, -1, depth + 1);
-                lua_pop(L, 1);
-                if (!v) { cJSON_Delete(o); return NULL; }
-                cJSON_AddItemToArray(o, v);
-            }
-            return o;
-        }
-        lua_pushnil(L);
-        while (lua_next(L, idx)) {
-            if (lua_type(L, -2) != LUA_TSTRING) { lua_pop(L, 2); cJSON_Delete(o); return NULL; }
-            cJSON *v = to_json(L, -1, depth + 1);
-            if (!v) { lua_pop(L, 2); cJSON_Delete(o); return NULL; }
-            cJSON_AddItemToObject(o, lua_tostring(L, -2), v);
-            lua_pop(L, 1);
-        }
-        return o;
-    }
-    default: return NULL;
-    }
-}
-
 /* Every builder result goes through here: NULL means out of memory. */
 static vigil_expr *node(cc *c, vigil_expr *x) {
     if (bad(c)) return NULL;
@@ -903,14 +866,15 @@ static int events_json(cc *c, int ev, lua_Integer nev, lua_Integer i, char **out
     *out = NULL;
     for (lua_Integer k = 1; k <= nev; k++) {
         lua_rawgeti(L, ev, k);
-        cJSON *o = kind_of(L, -1) == K_PLAIN ? to_json(L, -1, 0) : NULL;
+        const char *why = NULL;
+        cJSON *o = kind_of(L, -1) == K_PLAIN ? vlua_to_json(L, -1, 0, &why) : NULL;
         lua_pop(L, 1);
         char *js = o && cJSON_IsObject(o) ? cJSON_PrintUnformatted(o) : NULL;
         cJSON_Delete(o);
         if (!js) {
             free(text);
-            cfail(c, "examples[%lld].events[%lld] must be a table of fields (strings, numbers, booleans)",
-                  (long long)i, (long long)k);
+            cfail(c, "examples[%lld].events[%lld] must be a table of fields (strings, numbers, booleans)%s%s",
+                  (long long)i, (long long)k, why ? ": got " : "", why ? why : "");
             return -1;
         }
         size_t jl = strlen(js);

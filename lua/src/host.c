@@ -110,8 +110,7 @@ static void push_event(lua_State *L, const vigil_event *ev) {
     cJSON_Delete(j);
 }
 
-/* The value at idx as JSON; NULL (with *why) when it cannot be one. */
-static cJSON *to_json(lua_State *L, int idx, int depth, const char **why) {
+cJSON *vlua_to_json(lua_State *L, int idx, int depth, const char **why) {
     idx = lua_absindex(L, idx);
     switch (lua_type(L, idx)) {
     case LUA_TNIL: return cJSON_CreateNull();
@@ -156,7 +155,7 @@ static cJSON *to_json(lua_State *L, int idx, int depth, const char **why) {
     if (!strings) {
         for (lua_Integer i = 1; i <= n; i++) {
             lua_rawgeti(L, idx, i);
-            cJSON *c = to_json(L, -1, depth + 1, why);
+            cJSON *c = vlua_to_json(L, -1, depth + 1, why);
             lua_pop(L, 1);
             if (!c || !cJSON_AddItemToArray(o, c)) {
                 cJSON_Delete(c);
@@ -168,7 +167,7 @@ static cJSON *to_json(lua_State *L, int idx, int depth, const char **why) {
     }
     lua_pushnil(L);
     while (lua_next(L, idx)) {
-        cJSON *c = to_json(L, -1, depth + 1, why);
+        cJSON *c = vlua_to_json(L, -1, depth + 1, why);
         if (!c || !cJSON_AddItemToObject(o, lua_tostring(L, -2), c)) {
             lua_pop(L, 2);
             cJSON_Delete(c);
@@ -340,7 +339,7 @@ static char *inst_alert(void *vi, int fn, const vigil_match_view *m) {
         cJSON *j = NULL;
         if (lua_isnil(L, -1)) j = cJSON_CreateObject();
         else if (lua_type(L, -1) != LUA_TTABLE) why = "it must return a table of details (or nil)";
-        else j = to_json(L, -1, 0, &why);
+        else j = vlua_to_json(L, -1, 0, &why);
         if (j && !cJSON_IsObject(j)) {
             why = "it must return a table with named members, not a list";
             cJSON_Delete(j);

@@ -135,6 +135,13 @@ vigil_status ld_replay(const vhost_proto *p, int i, struct vhost_inst *in, sandb
                        vigil_error *err);
 void ld_replay_free(loader *ld);
 
+/* The Lua value at idx as JSON (an alert function's result, an example's
+ * event): tables with keys 1..n are arrays, with names objects (empty: an
+ * object); strings, finite numbers, booleans, nil as null. NULL when it cannot
+ * be one, with *why saying what was wrong (or out of memory). host.c */
+struct cJSON;
+struct cJSON *vlua_to_json(lua_State *L, int idx, int depth, const char **why);
+
 /* Run the function on top of the stack (below it nargs arguments) under the
  * sandbox's limits with a fresh budget: nres results on success; on failure
  * err (file, line, message). sandbox.c */
