@@ -170,7 +170,7 @@ RCV_NATS='vigil_events_received_total{source="nats"}'
 RCV_HTTP='vigil_events_received_total{source="http"}'
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(lscpu | sed -n 's/^Model name: *//p' | head -1)"
-echo "date:    $(date -u +%Y-%m-%dT%H:%MZ); commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- api engine lua 2>/dev/null || echo ' + uncommitted api/engine/lua changes')"
+echo "date:    $(date -u +%Y-%m-%dT%H:%MZ); commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- cli server engine lua 2>/dev/null || echo ' + uncommitted cli/server/engine/lua changes')"
 echo "servers: $(nats-server --version), $(redis-server --version | awk '{print $1, $2, $3}'); nats $NATS, redis $REDIS; tmp $T"
 echo "load:    $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min) before the run"
 echo

@@ -94,7 +94,7 @@ static int ev_add(events *e, const char *js, size_t len, const char *type) {
 }
 
 /* Read and merge the inputs like `vigil feed`: TYPE= adds "type" where absent. */
-static int load(events *e, const char **inputs, int ninputs, vigil_cli_event_opts *eo, long long limit) {
+static int load(events *e, const char **inputs, int ninputs, vigil_event_opts *eo, long long limit) {
     vigil_ruleset *rs = vigil_ruleset_create();   /* no fields: decode only time and id, as feed does */
     vigil_error err;
     vigil_ruleset_finalize(rs, &err);
@@ -196,8 +196,8 @@ int main(int argc, char **argv) {
     int ninputs = 0, jetstream = 0;
     long long count = -1, chunk = 1000, window = 0, done_count = -1;
     double rate = 0, poll_ms = 5;
-    vigil_cli_event_opts eo;
-    vigil_cli_event_opts_init(&eo);
+    vigil_event_opts eo;
+    vigil_event_opts_init(&eo);
     for (int i = 1; i < argc; i++) {
         int r = vigil_cli_event_opt(argc, argv, &i, &eo);
         if (r < 0) return 2;
@@ -379,6 +379,6 @@ int main(int argc, char **argv) {
     free(e.off);
     free(e.type);
     for (int t = 0; t < e.ntypes; t++) free(e.types[t]);
-    vigil_cli_event_opts_free(&eo);
+    vigil_event_opts_free(&eo);
     return rc;
 }

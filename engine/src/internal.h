@@ -1,6 +1,6 @@
 /* internal.h — private structures shared by the engine's source files.
  *
- * Nothing here is public API: api/ and lua/ see only engine/include/vigil/.
+ * Nothing here is public API: server/, cli/ and lua/ see only engine/include/vigil/.
  * The ruleset is immutable after finalize; events are refcounted; per-key
  * state (runs and window contents) is owned by one engine. */
 #ifndef VIGIL_INTERNAL_H

@@ -1,7 +1,7 @@
 /* host.c — Lua functions at match time: `:where(function(e, m) … end)`
  * predicates and `alert = function(m) … end` (DESIGN.md §4).
  *
- * The engine has no Lua (engine/ ← lua/ ← api/): it calls these through the
+ * The engine has no Lua (engine/ ← lua/ ← server/, cli/): it calls these through the
  * ruleset's vigil_host, one instance per engine. An engine runs on one
  * thread, so each instance owns its Lua states and nothing is shared or
  * locked. An instance is built by running again, in a fresh sandbox, every

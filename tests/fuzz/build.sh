@@ -2,7 +2,7 @@
 # build.sh — build the libFuzzer targets (fuzz_json, fuzz_csv, fuzz_rules)
 # into build-fuzz/ with clang, ASan and UBSan.
 #
-# The sources of engine/, lua/ and api/input.c are compiled directly (not
+# The sources of engine/, lua/ and cli/input.c are compiled directly (not
 # through CMake) so that every object carries the fuzzer's coverage
 # instrumentation; only the libraries they link (Hyperscan, cJSON,
 # libcrypto, zlib, Lua 5.4) come from pkg-config, uninstrumented.
@@ -10,7 +10,7 @@
 # Usage: tests/fuzz/build.sh [target...]      (default: all three)
 # Env:   CC (default clang; must be clang with libFuzzer), BUILD_DIR
 #        (default <repo>/build-fuzz), FUZZ_CFLAGS (extra flags),
-#        FUZZ_SRC_ROOT (default <repo>: where engine/, lua/, api/ are read
+#        FUZZ_SRC_ROOT (default <repo>: where engine/, lua/, cli/ are read
 #        from; point it at a `git archive` of a commit to fuzz a fixed
 #        snapshot while the working tree changes).
 # Everything is recompiled each time (about 10 s): headers change layouts,
@@ -46,7 +46,7 @@ printf '#include <stdint.h>\n#include <stddef.h>\nint LLVMFuzzerTestOneInput(con
 
 SAN="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
 CFLAGS="-std=gnu11 -O1 -g $SAN -Wall -Wextra -Wno-unused-parameter ${FUZZ_CFLAGS:-}"
-INC="-I$SRC/engine/include -I$SRC/engine/src -I$SRC/lua/include -I$SRC/lua/src -I$SRC/api $(pkg-config --cflags $PKGS)"
+INC="-I$SRC/engine/include -I$SRC/engine/src -I$SRC/lua/include -I$SRC/lua/src -I$SRC/cli $(pkg-config --cflags $PKGS)"
 DEFS="-DFUZZ_LISTS_DIR=\"$ROOT/tests/fuzz/lists\""
 LIBS="$(pkg-config --libs $PKGS) -lm -lpthread"
 
@@ -62,7 +62,7 @@ ENGINE_OBJS=()
 for s in "$SRC"/engine/src/*.c; do compile "$s"; ENGINE_OBJS+=("$OBJ"); done
 LUA_OBJS=()
 for s in "$SRC"/lua/src/*.c; do compile "$s"; LUA_OBJS+=("$OBJ"); done
-compile "$SRC/api/input.c"
+compile "$SRC/cli/input.c"
 INPUT_OBJ=$OBJ
 
 for t in "${TARGETS[@]}"; do

@@ -61,7 +61,7 @@ static void fx_init(fixture *f) {
 }
 
 static void fx_free(fixture *f) {
-    vigil_cli_event_opts_free(&f->cfg.ev);
+    vigil_event_opts_free(&f->cfg.ev);
     vigil_config_owner_destroy(f->o);
 }
 

@@ -43,6 +43,17 @@ typedef struct vigil_decode_opts {
 vigil_status vigil_decode_opts_set_list(const char *csv, const char **fields, int *n, char **store);
 vigil_status vigil_time_format_parse(const char *s, vigil_time_format *f);
 
+/* Decode options together with the strings their field lists point into,
+ * as the command line (--time-field a,b) and the config file set them.
+ * Owned by whoever holds the struct: init sets the defaults (ts, id, auto),
+ * free releases the backing strings (and accepts a zeroed struct). */
+typedef struct vigil_event_opts {
+    vigil_decode_opts decode;
+    char *time_store, *id_store;   /* backing strings of the field lists */
+} vigil_event_opts;
+void vigil_event_opts_init(vigil_event_opts *o);
+void vigil_event_opts_free(vigil_event_opts *o);
+
 typedef struct vigil_event vigil_event;
 
 /* Decode one JSON object of len bytes. `fallback_id` (e.g. "file.csv:17" or

@@ -5,7 +5,7 @@
  * so a networked store makes one pipelined round trip), after the batch it
  * hands it every key that changed (one call, one MULTI/EXEC). A state record
  * is an opaque versioned byte string made by the engine. The memory store is
- * "no store" (NULL): the cache is the state. The Redis store lives in api/
+ * "no store" (NULL): the cache is the state. The Redis store lives in server/state/
  * (hiredis) and implements this interface. */
 #ifndef VIGIL_STORE_H
 #define VIGIL_STORE_H

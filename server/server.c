@@ -13,10 +13,10 @@
 #include <time.h>
 #include <unistd.h>
 #include "server_int.h"
-#include "redis_store.h"
-#include "outbox.h"
-#include "dispatch.h"
-#include "fault.h"
+#include "server/state/redis_store.h"
+#include "server/alerts/outbox.h"
+#include "server/alerts/dispatch.h"
+#include "server/common/fault.h"
 #include "vigil/rules.h"
 
 #define BATCH 1000
@@ -778,6 +778,14 @@ fail:
 }
 
 int vigil_server_port(const vigil_server *s) { return s->port; }
+
+void vigil_server_log_start(const vigil_server *s) {
+    const vigil_server_config *c = &s->cfg;
+    fprintf(stderr, "vigil: %d rules from %s; store %s; NATS %s; %d webhook(s); %d workers\n",
+            vigil_ruleset_rule_count(s->rs), c->rules, c->redis_url ? c->redis_url : "memory",
+            c->nats_url ? c->nats_url : "off", c->nwebhooks + c->nendpoints, s->nworkers);
+    fprintf(stderr, "vigil: listening on http://127.0.0.1:%d/ (dashboard at /)\n", s->port);
+}
 
 void vigil_server_stop(vigil_server *s) {
     if (!s) return;

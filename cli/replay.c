@@ -90,8 +90,8 @@ int vigil_cmd_replay(int argc, char **argv) {
     int ninputs = 0;
     int64_t lateness = 0, ooo = 0;
     int decode_only = 0;
-    vigil_cli_event_opts eo;
-    vigil_cli_event_opts_init(&eo);
+    vigil_event_opts eo;
+    vigil_event_opts_init(&eo);
     for (int i = 1; i < argc; i++) {
         int r = vigil_cli_event_opt(argc, argv, &i, &eo);
         if (r < 0) return 2;
@@ -327,7 +327,7 @@ int vigil_cmd_replay(int argc, char **argv) {
     vigil_ruleset_release(rs);
     free(R.alerts);
     vigil_score_destroy(R.score);
-    vigil_cli_event_opts_free(&eo);
+    vigil_event_opts_free(&eo);
     return rc;
 }
 

@@ -12,8 +12,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include "cli.h"
-#include "endpoint.h"
+#include "vigil/event.h"
+#include "server/alerts/endpoint.h"
 
 #define VIGIL_MAX_WEBHOOKS 16
 #define VIGIL_MAX_TOKENS 16
@@ -54,7 +54,7 @@ typedef struct vigil_server_config {
     const char *data_dir;         /* snapshot and outbox files; default "./vigil-data"; "" = none */
     int64_t snapshot_interval_ms; /* default 10000 */
     int outbox_fsync;             /* fsync the outbox file on every commit; default 1 */
-    vigil_cli_event_opts ev;
+    vigil_event_opts ev;          /* time/id fields and format of events */
 } vigil_server_config;
 
 typedef struct vigil_server vigil_server;
@@ -63,6 +63,8 @@ typedef struct vigil_server vigil_server;
 vigil_status vigil_server_start(const vigil_server_config *cfg, vigil_server **out, vigil_error *err);
 /* The port HTTP listens on (useful with port 0). */
 int vigil_server_port(const vigil_server *s);
+/* One line on stderr: rules, store, NATS, webhooks, workers, the URL. */
+void vigil_server_log_start(const vigil_server *s);
 /* Stop intake, drain the queues, commit state, flush sinks, free. */
 void vigil_server_stop(vigil_server *s);
 

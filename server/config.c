@@ -36,7 +36,7 @@
 #include <lauxlib.h>
 #include <lualib.h>
 #include "config.h"
-#include "redis_store.h"
+#include "server/state/redis_store.h"
 
 #define FILE_MAX ((size_t)1 << 20)          /* bytes of config source */
 #define MEM_CAP ((size_t)16 << 20)          /* bytes the Lua state may hold */
@@ -103,7 +103,7 @@ void vigil_config_defaults(vigil_server_config *cfg) {
     cfg->data_dir = "./vigil-data";
     cfg->snapshot_interval_ms = 10000;
     cfg->outbox_fsync = 1;
-    vigil_cli_event_opts_init(&cfg->ev);
+    vigil_event_opts_init(&cfg->ev);
 }
 
 /* ---- the stage: a copy changed in place, committed only when all went well -------- */

@@ -269,8 +269,8 @@ int vigil_cmd_feed(int argc, char **argv) {
     int ninputs = 0, gen = 0, jetstream = 0;
     double rate = 0;
     uint64_t count = 0, seed = 1;
-    vigil_cli_event_opts eo;
-    vigil_cli_event_opts_init(&eo);
+    vigil_event_opts eo;
+    vigil_event_opts_init(&eo);
     for (int i = 1; i < argc; i++) {
         int r = vigil_cli_event_opt(argc, argv, &i, &eo);
         if (r < 0) return 2;
@@ -474,6 +474,6 @@ int vigil_cmd_feed(int argc, char **argv) {
     double secs = mono() - t0;
     fprintf(stderr, "vigil feed: %llu events in %.2f s (%.0f/s)\n", (unsigned long long)f.sent, secs,
             secs > 0 ? (double)f.sent / secs : 0);
-    vigil_cli_event_opts_free(&eo);
+    vigil_event_opts_free(&eo);
     return rc;
 }

@@ -34,9 +34,9 @@
 #include <strings.h>
 #include <time.h>
 
-#include "cli.h"
+#include "vigil/clock.h"
 #include "vigil/event.h"
-#include "fault.h"
+#include "server/common/fault.h"
 #include "webhook.h"
 
 #define MAX_ENDPOINTS 64

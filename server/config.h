@@ -56,7 +56,7 @@
  * vigil_config_owner, which must outlive cfg (for `vigil serve`: the
  * server's life). The event options' field lists are the exception: they are
  * owned by cfg->ev exactly as the --time-field/--id-field flags leave them
- * (free with vigil_cli_event_opts_free). */
+ * (free with vigil_event_opts_free). */
 #ifndef VIGIL_CONFIG_H
 #define VIGIL_CONFIG_H
 

@@ -28,8 +28,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
-#include "fault.h"
-#include "server_int.h"
+#include "server/common/fault.h"
+#include "server/server_int.h"
 #include "vigil/rules.h"
 
 #define SNAP_MAGIC "VIGILSNAP1\n"

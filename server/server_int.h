@@ -8,9 +8,10 @@
 #include <microhttpd.h>
 #include <nats/nats.h>
 #include "server.h"
-#include "hub.h"
-#include "webhook.h"
+#include "server/alerts/hub.h"
+#include "server/alerts/webhook.h"
 #include "vigil/engine.h"
+#include "vigil/clock.h"
 
 /* A request waiting for the alerts of its event (POST ?wait=MS). */
 typedef struct vwaiter {

@@ -1,21 +1,13 @@
-/* serve.c — the `vigil serve` command: options (flags over VIGIL_*
- * environment variables over the config file over defaults; config.c reads
- * the file and the variables and parses the flags' values), signals, and
- * the server's life from start to a clean stop. */
-#include <pthread.h>
-#include <signal.h>
+/* serve.c — the `vigil serve` command line: options (flags over VIGIL_*
+ * environment variables over the config file over defaults; server/config.c
+ * reads the file and the variables and parses the flags' values). The
+ * server's life, from start to a clean stop, is server/serve.c's. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "config.h"
-#include "server_int.h"
-#include "vigil/rules.h"
-
-/* ---- the command ---------------------------------------------------------------- */
-
-static volatile sig_atomic_t got_signal;
-static void on_signal(int sig) { got_signal = sig; }
-
+#include "cli.h"
+#include "server/config.h"
+#include "server/serve.h"
 static void serve_usage(void) {
     fprintf(stderr,
             "usage: vigil serve [--config F] [--rules DIR] [--listen ADDR] [--nats URL] [--redis URL]\n"
@@ -122,14 +114,14 @@ int vigil_cmd_serve(int argc, char **argv) {
     int rc = prescan(argc, argv, &config);
     if (rc != 0) {
         if (rc > 0) serve_usage();
-        vigil_cli_event_opts_free(&cfg.ev);
+        vigil_event_opts_free(&cfg.ev);
         return rc > 0 ? 0 : 2;
     }
     if (!config && getenv("VIGIL_CONFIG") && *getenv("VIGIL_CONFIG")) config = getenv("VIGIL_CONFIG");
     vigil_config_owner *own = vigil_config_owner_create();
     if (!own) {
         fprintf(stderr, "vigil serve: out of memory\n");
-        vigil_cli_event_opts_free(&cfg.ev);
+        vigil_event_opts_free(&cfg.ev);
         return 1;
     }
     vigil_error err;
@@ -144,43 +136,12 @@ int vigil_cmd_serve(int argc, char **argv) {
         rc = apply_flags(argc, argv, &cfg, own);
     }
     if (rc != 0) {
-        vigil_cli_event_opts_free(&cfg.ev);
+        vigil_event_opts_free(&cfg.ev);
         vigil_config_owner_destroy(own);
         return rc;
     }
-    signal(SIGPIPE, SIG_IGN);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    /* block them until sigsuspend, so that none arrives between the check
-     * and the wait; threads started below inherit the mask and never take them */
-    sigset_t block, old;
-    sigemptyset(&block);
-    sigaddset(&block, SIGINT);
-    sigaddset(&block, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &block, &old);
-    vigil_server *s;
-    vigil_error_clear(&err);
-    vigil_status st = vigil_server_start(&cfg, &s, &err);
-    if (st != VIGIL_OK) {
-        vigil_error_format(&err, buf, sizeof buf);
-        fprintf(stderr, "vigil serve: %s\n", buf[0] ? buf : vigil_status_str(st));
-        vigil_cli_event_opts_free(&cfg.ev);
-        vigil_config_owner_destroy(own);
-        return 1;
-    }
-    if (config) fprintf(stderr, "vigil: config from %s\n", config);
-    fprintf(stderr, "vigil: %d rules from %s; store %s; NATS %s; %d webhook(s); %d workers\n",
-            vigil_ruleset_rule_count(s->rs), s->cfg.rules, cfg.redis_url ? cfg.redis_url : "memory",
-            cfg.nats_url ? cfg.nats_url : "off", cfg.nwebhooks + cfg.nendpoints, s->nworkers);
-    fprintf(stderr, "vigil: listening on http://127.0.0.1:%d/ (dashboard at /)\n", s->port);
-    fflush(stderr);
-    while (!got_signal) sigsuspend(&old);
-    fprintf(stderr, "vigil: signal %d, draining and stopping\n", (int)got_signal);
-    vigil_server_stop(s);
-    vigil_cli_event_opts_free(&cfg.ev);
+    rc = vigil_serve_run(&cfg, config);
+    vigil_event_opts_free(&cfg.ev);
     vigil_config_owner_destroy(own);   /* after stop: the server used the config's strings */
-    return 0;
+    return rc;
 }

@@ -15,9 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cjson/cJSON.h>
-#include "server_int.h"
-#include "redis_store.h"
-#include "dispatch.h"
+#include "server/server_int.h"
+#include "server/state/redis_store.h"
+#include "server/alerts/dispatch.h"
 #include "vigil/rules.h"
 
 typedef struct req {

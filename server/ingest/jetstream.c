@@ -29,8 +29,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "fault.h"
-#include "server_int.h"
+#include "server/common/fault.h"
+#include "server/server_int.h"
 
 #define PUBLISHERS 4
 #define PUB_QUEUE 4096

@@ -9,8 +9,8 @@
  * so a half-written pipeline never stays in a buffer: the next call starts on
  * a fresh connection. */
 #include "redis_store.h"
-#include "fault.h"
-#include "outbox.h"
+#include "server/common/fault.h"
+#include "server/alerts/outbox.h"
 #include "vigil/event.h"
 
 #include <hiredis/hiredis.h>

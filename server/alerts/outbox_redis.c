@@ -29,7 +29,7 @@
  * around every call (the same guard as redis_store.c). Error replies are
  * VIGIL_ESTORE. */
 #define _GNU_SOURCE
-#include "cli.h"
+#include "vigil/clock.h"
 #include "vigil/event.h"
 #include "outbox.h"
 
@@ -45,7 +45,7 @@
 #include <sys/time.h>
 #include <time.h>
 
-#include "redis_store.h"   /* vigil_redis_url_parse */
+#include "server/state/redis_store.h"   /* vigil_redis_url_parse */
 
 #define ROB_MAGIC 0x524f4258u      /* "XBOR" */
 #define CONSUMER "vigil"

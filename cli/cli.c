@@ -1,21 +1,9 @@
-/* cli.c — the event options shared by replay, feed and serve (DESIGN.md §5). */
+/* cli.c — command-line helpers shared by the commands: an option's value and
+ * the event options (--time-field, --id-field, --time-format; DESIGN.md §5). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include "cli.h"
-
-int64_t vigil_now_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-int64_t vigil_now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 const char *vigil_cli_value(int argc, char **argv, int *i) {
     if (*i + 1 >= argc) {
@@ -25,22 +13,7 @@ const char *vigil_cli_value(int argc, char **argv, int *i) {
     return argv[++*i];
 }
 
-void vigil_cli_event_opts_init(vigil_cli_event_opts *o) {
-    memset(o, 0, sizeof *o);
-    o->decode.time_fields[0] = "ts";
-    o->decode.ntime_fields = 1;
-    o->decode.id_fields[0] = "id";
-    o->decode.nid_fields = 1;
-    o->decode.time_format = VIGIL_TIME_AUTO;
-}
-
-void vigil_cli_event_opts_free(vigil_cli_event_opts *o) {
-    free(o->time_store);
-    free(o->id_store);
-    o->time_store = o->id_store = NULL;
-}
-
-int vigil_cli_event_opt(int argc, char **argv, int *i, vigil_cli_event_opts *o) {
+int vigil_cli_event_opt(int argc, char **argv, int *i, vigil_event_opts *o) {
     const char *a = argv[*i], *v;
     if (strcmp(a, "--time-field") == 0) {
         if (!(v = vigil_cli_value(argc, argv, i))) return -1;

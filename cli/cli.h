@@ -6,24 +6,17 @@
 
 #include <stdint.h>
 #include "vigil/event.h"
+#include "vigil/clock.h"
 
-typedef struct vigil_cli_event_opts {
-    vigil_decode_opts decode;
-    char *time_store, *id_store;   /* backing strings of the field lists */
-} vigil_cli_event_opts;
 
 /* If argv[*i] is an event option, consume it (and its value), set o and
  * return 1; return 0 if it is not one; -1 (message printed) if its value is
  * missing or bad. */
-int vigil_cli_event_opt(int argc, char **argv, int *i, vigil_cli_event_opts *o);
-void vigil_cli_event_opts_init(vigil_cli_event_opts *o);   /* defaults: ts, id, auto */
-void vigil_cli_event_opts_free(vigil_cli_event_opts *o);
+int vigil_cli_event_opt(int argc, char **argv, int *i, vigil_event_opts *o);
 
 /* The value of option argv[*i] (advancing *i), or NULL with a message. */
 const char *vigil_cli_value(int argc, char **argv, int *i);
 
-int64_t vigil_now_ms(void);   /* wall clock, ms since the epoch */
-int64_t vigil_now_us(void);   /* wall clock, µs since the epoch */
 
 int vigil_cmd_replay(int argc, char **argv);
 int vigil_cmd_check(int argc, char **argv);

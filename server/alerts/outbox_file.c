@@ -31,7 +31,7 @@
  * Threads: one mutex guards everything; read() waits on a condition
  * variable (CLOCK_MONOTONIC) that append broadcasts. */
 #define _GNU_SOURCE
-#include "cli.h"
+#include "vigil/clock.h"
 #include "vigil/event.h"
 #include "outbox.h"
 
