@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "serve.h"
-#include "server_int.h"
+#include "server.h"
 
 static volatile sig_atomic_t got_signal, got_hup;
 static void on_signal(int sig) {

@@ -4,8 +4,8 @@
  * workers publish every alert (active and shadow) here; the hub keeps the
  * most recent N in a ring, each with a sequence number, and serves them over
  * HTTP: `GET /v1/alerts` (recent alerts, filtered) and `GET /v1/alerts/stream`
- * (Server-Sent Events, resumable with Last-Event-ID). It also serves the
- * dashboard's static files, which are compiled into the binary.
+ * (Server-Sent Events, resumable with Last-Event-ID). The dashboard's
+ * static files are the ops wing's (server/ops/assets.c).
  *
  * Threads: vigil_hub_publish may be called from any number of threads at
  * once. The handlers are called from libmicrohttpd's threads. The daemon
@@ -102,11 +102,5 @@ enum MHD_Result vigil_hub_handle_list(vigil_hub *hub, struct MHD_Connection *con
  * period. ?access_token= is for the router's auth and ignored here.
  * 503 problem+json after vigil_hub_close. */
 enum MHD_Result vigil_hub_handle_stream(vigil_hub *hub, struct MHD_Connection *conn);
-
-/* GET / and the dashboard's static files, compiled into the binary
- * (dashboards/embed.cmake): "/" is "/index.html"; content type from the
- * extension (html, js, mjs, css, svg, png, json, ico, else octet-stream);
- * 404 problem+json for anything else. */
-enum MHD_Result vigil_hub_handle_asset(struct MHD_Connection *conn, const char *url);
 
 #endif

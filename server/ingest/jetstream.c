@@ -19,7 +19,7 @@
  * uses one stream partition per instance, DESIGN.md §7).
  *
  * Backpressure: the fetcher blocks while a worker queue is full and does
- * not fetch while a store is down (vsrv_paused), so unacked messages stay
+ * not fetch while a store is down (vigil_ingest_paused), so unacked messages stay
  * in the stream. HTTP: POST /v1/events publishes the validated body as ONE
  * message (Nats-Msg-Id = SHA-256 of the body: a retried POST is dropped by
  * the stream's duplicate window) from a small pool of publisher threads;
@@ -30,7 +30,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "server/common/fault.h"
-#include "server/server_int.h"
+#include "ingest_int.h"
 
 #define PUBLISHERS 4
 #define PUB_QUEUE 4096
@@ -40,11 +40,28 @@
 typedef struct pubjob {
     char *body;
     size_t len;
-    struct MHD_Connection *conn;
-    int *status;
-    char *detail;
-    size_t detail_len;
+    const char *format;          /* "json" | "ndjson": how the fetcher splits it */
+    void (*done)(void *ctx, int status, const char *detail);
+    void *ctx;
 } pubjob;
+
+/* A fetched message while its events are in the workers: acked by the
+ * route wing's last release of it (vigil_source). */
+typedef struct jsrc {
+    vigil_source base;
+    natsMsg *msg;                /* NULL: leave unacked (stopping) */
+    vigil_ingest *ig;
+} jsrc;
+
+static void src_done(vigil_source *src, void *ud) {
+    jsrc *j = (jsrc *)src;
+    (void)ud;
+    if (j->msg) {
+        if (natsMsg_Ack(j->msg, NULL) == NATS_OK) atomic_fetch_add(&j->ig->js_acked, 1);
+        natsMsg_Destroy(j->msg);
+    }
+    free(j);
+}
 
 typedef struct vjspub {
     pthread_mutex_t mu;
@@ -58,38 +75,38 @@ typedef struct vjspub {
 
 /* ---- the stream and the consumer ------------------------------------------------ */
 
-static vigil_status ensure_stream(vigil_server *s, vigil_error *err) {
+static vigil_status ensure_stream(vigil_ingest *ig, vigil_error *err) {
     jsStreamInfo *si = NULL;
     jsErrCode jerr = 0;
-    natsStatus ns = js_GetStreamInfo(&si, s->js, s->cfg.stream, NULL, &jerr);
+    natsStatus ns = js_GetStreamInfo(&si, ig->js, ig->cfg.stream, NULL, &jerr);
     if (ns == NATS_OK) {
         jsStreamInfo_Destroy(si);
         return VIGIL_OK;
     }
     if (ns != NATS_NOT_FOUND)
         return vigil_error_set(err, VIGIL_EUNAVAILABLE, "JetStream: cannot look up stream %s: %s (is nats-server "
-                               "running with -js?)", s->cfg.stream, natsStatus_GetText(ns));
+                               "running with -js?)", ig->cfg.stream, natsStatus_GetText(ns));
     jsStreamConfig sc;
     jsStreamConfig_Init(&sc);
-    const char *subjects[1] = {s->cfg.subject};
-    sc.Name = s->cfg.stream;
+    const char *subjects[1] = {ig->cfg.subject};
+    sc.Name = ig->cfg.stream;
     sc.Subjects = subjects;
     sc.SubjectsLen = 1;
     sc.Storage = js_FileStorage;
-    ns = js_AddStream(&si, s->js, &sc, NULL, &jerr);
+    ns = js_AddStream(&si, ig->js, &sc, NULL, &jerr);
     if (ns != NATS_OK)
         return vigil_error_set(err, VIGIL_EUNAVAILABLE, "JetStream: cannot create stream %s on '%s': %s (error %d)",
-                               s->cfg.stream, s->cfg.subject, natsStatus_GetText(ns), (int)jerr);
+                               ig->cfg.stream, ig->cfg.subject, natsStatus_GetText(ns), (int)jerr);
     jsStreamInfo_Destroy(si);
-    fprintf(stderr, "vigil: created JetStream stream %s on '%s' (file storage)\n", s->cfg.stream, s->cfg.subject);
+    fprintf(stderr, "vigil: created JetStream stream %s on '%s' (file storage)\n", ig->cfg.stream, ig->cfg.subject);
     return VIGIL_OK;
 }
 
-static vigil_status position_consumer(vigil_server *s, vigil_error *err) {
+static vigil_status position_consumer(vigil_ingest *ig, vigil_error *err) {
     jsConsumerInfo *ci = NULL;
     jsErrCode jerr = 0;
     uint64_t floor = 0;
-    natsStatus ns = js_GetConsumerInfo(&ci, s->js, s->cfg.stream, s->cfg.consumer, NULL, &jerr);
+    natsStatus ns = js_GetConsumerInfo(&ci, ig->js, ig->cfg.stream, ig->cfg.consumer, NULL, &jerr);
     if (ns == NATS_OK) {
         floor = ci->AckFloor.Stream;
         /* a consumer we created at sequence N that acked nothing yet reports
@@ -98,42 +115,44 @@ static vigil_status position_consumer(vigil_server *s, vigil_error *err) {
             floor = ci->Config->OptStartSeq - 1;
         jsConsumerInfo_Destroy(ci);
         ci = NULL;
-        ns = js_DeleteConsumer(s->js, s->cfg.stream, s->cfg.consumer, NULL, &jerr);
+        ns = js_DeleteConsumer(ig->js, ig->cfg.stream, ig->cfg.consumer, NULL, &jerr);
         if (ns != NATS_OK)
             return vigil_error_set(err, VIGIL_EUNAVAILABLE, "JetStream: cannot reset consumer %s: %s",
-                                   s->cfg.consumer, natsStatus_GetText(ns));
+                                   ig->cfg.consumer, natsStatus_GetText(ns));
     } else if (ns != NATS_NOT_FOUND) {
-        return vigil_error_set(err, VIGIL_EUNAVAILABLE, "JetStream: cannot look up consumer %s: %s", s->cfg.consumer,
+        return vigil_error_set(err, VIGIL_EUNAVAILABLE, "JetStream: cannot look up consumer %s: %s", ig->cfg.consumer,
                                natsStatus_GetText(ns));
     }
     jsConsumerConfig cc;
     jsConsumerConfig_Init(&cc);
-    cc.Durable = s->cfg.consumer;
+    cc.Durable = ig->cfg.consumer;
     cc.AckPolicy = js_AckExplicit;
     cc.AckWait = ACK_WAIT_NS;
     cc.MaxDeliver = -1;
     cc.MaxAckPending = MAX_ACK_PENDING;
-    cc.FilterSubject = s->cfg.subject;
+    cc.FilterSubject = ig->cfg.subject;
     if (floor) {
         cc.DeliverPolicy = js_DeliverByStartSequence;
         cc.OptStartSeq = floor + 1;
     } else {
         cc.DeliverPolicy = js_DeliverAll;
     }
-    ns = js_AddConsumer(&ci, s->js, s->cfg.stream, &cc, NULL, &jerr);
+    ns = js_AddConsumer(&ci, ig->js, ig->cfg.stream, &cc, NULL, &jerr);
     if (ns != NATS_OK)
         return vigil_error_set(err, VIGIL_EUNAVAILABLE, "JetStream: cannot create consumer %s: %s (error %d)",
-                               s->cfg.consumer, natsStatus_GetText(ns), (int)jerr);
+                               ig->cfg.consumer, natsStatus_GetText(ns), (int)jerr);
     jsConsumerInfo_Destroy(ci);
-    fprintf(stderr, "vigil: JetStream consumer %s on %s resumes at stream sequence %llu\n", s->cfg.consumer,
-            s->cfg.stream, (unsigned long long)floor + 1);
+    fprintf(stderr, "vigil: JetStream consumer %s on %s resumes at stream sequence %llu\n", ig->cfg.consumer,
+            ig->cfg.stream, (unsigned long long)floor + 1);
     return VIGIL_OK;
 }
 
 /* ---- fetching ---------------------------------------------------------------------- */
 
-/* Decode one message (one event or NDJSON lines) and route it. Takes msg. */
-static void handle_msg(vigil_server *s, natsMsg *msg) {
+/* Decode one message (one event, or NDJSON lines; header Vigil-Format:
+ * json marks an HTTP body that is one, maybe pretty-printed, event) and
+ * route it. Takes msg. A bad line is counted and logged; the rest go on. */
+static void handle_msg(vigil_ingest *ig, natsMsg *msg) {
     jsMsgMetaData *meta = NULL;
     if (natsMsg_GetMetaData(&meta, msg) != NATS_OK) {
         natsMsg_Destroy(msg);
@@ -143,25 +162,27 @@ static void handle_msg(vigil_server *s, natsMsg *msg) {
     jsMsgMetaData_Destroy(meta);
     const char *data = natsMsg_GetData(msg);
     int len = natsMsg_GetDataLength(msg);
+    const char *fmt = NULL;
+    int one = natsMsgHeader_Get(msg, "Vigil-Format", &fmt) == NATS_OK && fmt && strcmp(fmt, "json") == 0;
     size_t cap = 16, n = 0;
     vigil_event **evs = malloc(cap * sizeof *evs);
     const char *p = data ? data : "", *end = p + (len > 0 ? len : 0);
     int line = 0, bad = 0;
     while (evs && p < end) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *nl = one ? NULL : memchr(p, '\n', (size_t)(end - p));
         const char *le = nl ? nl : end;
         line++;
         const char *a = p, *b = le;
         p = nl ? nl + 1 : end;
-        while (a < b && (*a == ' ' || *a == '\r' || *a == '\t')) a++;
-        while (b > a && (b[-1] == ' ' || b[-1] == '\r' || b[-1] == '\t')) b--;
+        while (a < b && (*a == ' ' || *a == '\r' || *a == '\t' || *a == '\n')) a++;
+        while (b > a && (b[-1] == ' ' || b[-1] == '\r' || b[-1] == '\t' || b[-1] == '\n')) b--;
         if (a == b) continue;
         vigil_event *ev;
         vigil_error err;
         vigil_error_clear(&err);
-        vigil_status st = vigil_event_decode_json(s->rs, &s->cfg.ev.decode, a, (size_t)(b - a), NULL, 1, &ev, &err);
+        vigil_status st = vigil_event_decode_json(ig->cfg.rs, ig->cfg.decode, a, (size_t)(b - a), NULL, 1, &ev, &err);
         if (st != VIGIL_OK) {
-            unsigned long long k = atomic_fetch_add(st == VIGIL_ENOKEY ? &s->rejected_nokey : &s->rejected_bad, 1);
+            unsigned long long k = atomic_fetch_add(st == VIGIL_ENOKEY ? &ig->rejected_nokey : &ig->rejected_bad, 1);
             if (k < 20)
                 fprintf(stderr, "vigil: JetStream %s seq %llu line %d rejected: %s\n", natsMsg_GetSubject(msg),
                         (unsigned long long)seq, line, err.msg);
@@ -179,8 +200,8 @@ static void handle_msg(vigil_server *s, natsMsg *msg) {
         }
         evs[n++] = ev;
     }
-    if (bad) atomic_fetch_add(&s->js_msgs_bad, 1);
-    vsrcmsg *src = calloc(1, sizeof *src);
+    if (bad) atomic_fetch_add(&ig->js_msgs_bad, 1);
+    jsrc *src = calloc(1, sizeof *src);
     if (!evs || !src) {   /* out of memory: leave it unacked, it comes back */
         for (size_t i = 0; i < n; i++) vigil_event_release(evs[i]);
         free(evs);
@@ -189,16 +210,18 @@ static void handle_msg(vigil_server *s, natsMsg *msg) {
         return;
     }
     src->msg = msg;
-    src->seq = seq;
-    atomic_init(&src->refs, 1);   /* ours while routing */
+    src->ig = ig;
+    src->base.seq = seq;
+    src->base.done = src_done;
+    atomic_init(&src->base.refs, 1);   /* ours while routing */
     if (n) {
-        vigil_status st = vsrv_enqueue_src(s, evs, (int)n, src, 1);
+        vigil_status st = vigil_router_enqueue_src(ig->cfg.router, evs, (int)n, &src->base, 1, &ig->js_stop);
         if (st == VIGIL_OK) {
-            atomic_fetch_add(&s->nats_events, n);
+            atomic_fetch_add(&ig->nats_events, n);
         } else {
             for (size_t i = 0; i < n; i++) vigil_event_release(evs[i]);
             if (st == VIGIL_ETOOBIG) {   /* can never fit: rejected, acked */
-                atomic_fetch_add(&s->rejected_full, n);
+                atomic_fetch_add(&ig->rejected_full, n);
                 fprintf(stderr, "vigil: JetStream seq %llu: %zu events do not fit a worker queue; rejected\n",
                         (unsigned long long)seq, n);
             } else {   /* stopping: leave it unacked for the next run */
@@ -208,21 +231,21 @@ static void handle_msg(vigil_server *s, natsMsg *msg) {
         }
     }
     free(evs);
-    vsrv_src_release(s, src);   /* acks now if nothing (left) to apply */
+    vigil_source_release(&src->base);   /* acks now if nothing (left) to apply */
 }
 
-static vigil_status bind_consumer(vigil_server *s, vigil_error *err) {
-    vigil_status st = position_consumer(s, err);
+static vigil_status bind_consumer(vigil_ingest *ig, vigil_error *err) {
+    vigil_status st = position_consumer(ig, err);
     if (st != VIGIL_OK) return st;
     jsSubOptions so;
     jsSubOptions_Init(&so);
-    so.Stream = s->cfg.stream;
-    so.Consumer = s->cfg.consumer;
+    so.Stream = ig->cfg.stream;
+    so.Consumer = ig->cfg.consumer;
     jsErrCode jerr = 0;
-    natsStatus ns = js_PullSubscribe(&s->jsub, s->js, s->cfg.subject, s->cfg.consumer, NULL, &so, &jerr);
+    natsStatus ns = js_PullSubscribe(&ig->jsub, ig->js, ig->cfg.subject, ig->cfg.consumer, NULL, &so, &jerr);
     if (ns != NATS_OK)
         return vigil_error_set(err, VIGIL_EUNAVAILABLE, "JetStream: cannot bind to consumer %s: %s (error %d)",
-                               s->cfg.consumer, natsStatus_GetText(ns), (int)jerr);
+                               ig->cfg.consumer, natsStatus_GetText(ns), (int)jerr);
     return VIGIL_OK;
 }
 
@@ -230,52 +253,52 @@ static vigil_status bind_consumer(vigil_server *s, vigil_error *err) {
  * restart may never have been applied, leaving messages delivered and
  * unacked until AckWait. Re-position the consumer at its ack floor now:
  * what follows is redelivered in order, skipped by the offsets and acked. */
-static void resync(vigil_server *s) {
-    if (s->jsub) {
-        natsSubscription_Destroy(s->jsub);
-        s->jsub = NULL;
+static void resync(vigil_ingest *ig) {
+    if (ig->jsub) {
+        natsSubscription_Destroy(ig->jsub);
+        ig->jsub = NULL;
     }
     vigil_error err;
     vigil_error_clear(&err);
-    if (bind_consumer(s, &err) != VIGIL_OK) {
+    if (bind_consumer(ig, &err) != VIGIL_OK) {
         fprintf(stderr, "vigil: JetStream: re-binding after a reconnect failed: %s; retrying\n", err.msg);
-        atomic_store(&s->js_resync, 1);
+        atomic_store(&ig->js_resync, 1);
         usleep(500000);
     }
 }
 
-void vjs_on_reconnected(vigil_server *s) { atomic_store(&s->js_resync, 1); }
+void vjs_on_reconnected(vigil_ingest *ig) { atomic_store(&ig->js_resync, 1); }
 
 static void *fetcher_main(void *arg) {
-    vigil_server *s = arg;
+    vigil_ingest *ig = arg;
     int errors = 0;
-    while (!atomic_load(&s->stopping) && !atomic_load(&s->js_stop)) {
-        if (atomic_exchange(&s->js_resync, 0)) {
-            resync(s);
+    while (!atomic_load(&ig->js_stop)) {
+        if (atomic_exchange(&ig->js_resync, 0)) {
+            resync(ig);
             continue;
         }
-        if (!s->jsub || vsrv_paused(s)) {
+        if (!ig->jsub || vigil_ingest_paused(ig)) {
             usleep(100000);
             continue;
         }
         natsMsgList list = {0};
         jsErrCode jerr = 0;
-        natsStatus ns = natsSubscription_Fetch(&list, s->jsub, s->cfg.fetch_batch, 500, &jerr);
+        natsStatus ns = natsSubscription_Fetch(&list, ig->jsub, ig->cfg.fetch_batch, 500, &jerr);
         if (ns == NATS_TIMEOUT) continue;
         if (ns != NATS_OK) {
-            atomic_fetch_add(&s->js_fetch_errors, 1);
+            atomic_fetch_add(&ig->js_fetch_errors, 1);
             if (errors++ < 5 || errors % 100 == 0)
                 fprintf(stderr, "vigil: JetStream fetch failed: %s; retrying\n", natsStatus_GetText(ns));
             usleep(200000);
             continue;
         }
         errors = 0;
-        atomic_fetch_add(&s->js_fetched, (unsigned long long)list.Count);
+        atomic_fetch_add(&ig->js_fetched, (unsigned long long)list.Count);
         vigil_fault_point("fetch");
         for (int i = 0; i < list.Count; i++) {
             natsMsg *m = list.Msgs[i];
             list.Msgs[i] = NULL;
-            handle_msg(s, m);
+            handle_msg(ig, m);
         }
         natsMsgList_Destroy(&list);
     }
@@ -285,8 +308,8 @@ static void *fetcher_main(void *arg) {
 /* ---- HTTP → stream ---------------------------------------------------------------- */
 
 static void *publisher_main(void *arg) {
-    vigil_server *s = arg;
-    vjspub *p = s->pub;
+    vigil_ingest *ig = arg;
+    vjspub *p = ig->pub;
     for (;;) {
         pthread_mutex_lock(&p->mu);
         while (!p->n && !p->stop) pthread_cond_wait(&p->cv, &p->mu);
@@ -304,11 +327,11 @@ static void *publisher_main(void *arg) {
         for (int i = 0; i < SHA256_DIGEST_LENGTH; i++) snprintf(id + 2 * i, 3, "%02x", h[i]);
         char subj[256];
         /* the stream's subject filter: vigil.events.> gives vigil.events.http */
-        size_t sl = strlen(s->cfg.subject);
-        if (sl >= 2 && strcmp(s->cfg.subject + sl - 2, ".>") == 0)
-            snprintf(subj, sizeof subj, "%.*s.http", (int)(sl - 2), s->cfg.subject);
+        size_t sl = strlen(ig->cfg.subject);
+        if (sl >= 2 && strcmp(ig->cfg.subject + sl - 2, ".>") == 0)
+            snprintf(subj, sizeof subj, "%.*s.http", (int)(sl - 2), ig->cfg.subject);
         else
-            snprintf(subj, sizeof subj, "%s", s->cfg.subject);
+            snprintf(subj, sizeof subj, "%s", ig->cfg.subject);
         natsMsg *m = NULL;
         jsPubAck *pa = NULL;
         jsErrCode jerr = 0;
@@ -317,21 +340,22 @@ static void *publisher_main(void *arg) {
         po.MsgId = id;
         po.MaxWait = 5000;
         natsStatus ns = natsMsg_Create(&m, subj, NULL, j.body, (int)j.len);
-        if (ns == NATS_OK) ns = js_PublishMsg(&pa, s->js, m, &po, &jerr);
-        *j.status = ns == NATS_OK ? 202 : 503;
+        if (ns == NATS_OK) ns = natsMsgHeader_Set(m, "Vigil-Format", j.format);
+        if (ns == NATS_OK) ns = js_PublishMsg(&pa, ig->js, m, &po, &jerr);
+        char detail[256] = "";
         if (ns != NATS_OK)
-            snprintf(j.detail, j.detail_len, "the event stream did not accept the batch: %s; nothing was applied; "
+            snprintf(detail, sizeof detail, "the event stream did not accept the batch: %s; nothing was applied; "
                      "retry later", natsStatus_GetText(ns));
         jsPubAck_Destroy(pa);
         natsMsg_Destroy(m);
         free(j.body);
-        MHD_resume_connection(j.conn);
+        j.done(j.ctx, ns == NATS_OK ? 202 : 503, detail);
     }
 }
 
-vigil_status vjs_publish_async(vigil_server *s, const char *body, size_t len, struct MHD_Connection *conn,
-                               int *status, char *detail, size_t detail_len) {
-    vjspub *p = s->pub;
+vigil_status vjs_publish_async(vigil_ingest *ig, const char *body, size_t len, const char *format,
+                               void (*done)(void *ctx, int status, const char *detail), void *ctx) {
+    vjspub *p = ig->pub;
     if (!p) return VIGIL_EUNAVAILABLE;
     char *copy = malloc(len ? len : 1);
     if (!copy) return VIGIL_ENOMEM;
@@ -343,7 +367,7 @@ vigil_status vjs_publish_async(vigil_server *s, const char *body, size_t len, st
         return VIGIL_EFULL;
     }
     p->q[(p->head + p->n) % PUB_QUEUE] =
-        (pubjob){.body = copy, .len = len, .conn = conn, .status = status, .detail = detail, .detail_len = detail_len};
+        (pubjob){.body = copy, .len = len, .format = format, .done = done, .ctx = ctx};
     p->n++;
     pthread_cond_signal(&p->cv);
     pthread_mutex_unlock(&p->mu);
@@ -352,50 +376,50 @@ vigil_status vjs_publish_async(vigil_server *s, const char *body, size_t len, st
 
 /* ---- start / stop ------------------------------------------------------------------- */
 
-vigil_status vjs_start(vigil_server *s, vigil_error *err) {
-    natsStatus ns = natsConnection_JetStream(&s->js, s->nc, NULL);
+vigil_status vjs_start(vigil_ingest *ig, vigil_error *err) {
+    natsStatus ns = natsConnection_JetStream(&ig->js, ig->nc, NULL);
     if (ns != NATS_OK) return vigil_error_set(err, VIGIL_EUNAVAILABLE, "JetStream: %s", natsStatus_GetText(ns));
-    vigil_status st = ensure_stream(s, err);
-    if (st == VIGIL_OK) st = bind_consumer(s, err);
+    vigil_status st = ensure_stream(ig, err);
+    if (st == VIGIL_OK) st = bind_consumer(ig, err);
     if (st != VIGIL_OK) return st;
-    atomic_store(&s->js_resync, 0);
-    s->pub = calloc(1, sizeof *s->pub);
-    if (!s->pub) return vigil_error_set(err, VIGIL_ENOMEM, "out of memory");
-    pthread_mutex_init(&s->pub->mu, NULL);
-    pthread_cond_init(&s->pub->cv, NULL);
+    atomic_store(&ig->js_resync, 0);
+    ig->pub = calloc(1, sizeof *ig->pub);
+    if (!ig->pub) return vigil_error_set(err, VIGIL_ENOMEM, "out of memory");
+    pthread_mutex_init(&ig->pub->mu, NULL);
+    pthread_cond_init(&ig->pub->cv, NULL);
     for (int i = 0; i < PUBLISHERS; i++)
-        if (pthread_create(&s->pub->th[i], NULL, publisher_main, s) == 0) s->pub->nth++;
-    if (pthread_create(&s->fetcher, NULL, fetcher_main, s) == 0) s->fetcher_started = 1;
+        if (pthread_create(&ig->pub->th[i], NULL, publisher_main, ig) == 0) ig->pub->nth++;
+    if (pthread_create(&ig->fetcher, NULL, fetcher_main, ig) == 0) ig->fetcher_started = 1;
     return VIGIL_OK;
 }
 
-void vjs_stop_fetch(vigil_server *s) {
-    atomic_store(&s->js_stop, 1);
-    if (s->fetcher_started) {
-        pthread_join(s->fetcher, NULL);
-        s->fetcher_started = 0;
+void vjs_stop_fetch(vigil_ingest *ig) {
+    atomic_store(&ig->js_stop, 1);
+    if (ig->fetcher_started) {
+        pthread_join(ig->fetcher, NULL);
+        ig->fetcher_started = 0;
     }
 }
 
-void vjs_stop(vigil_server *s) {
-    vjs_stop_fetch(s);
-    if (s->pub) {
-        pthread_mutex_lock(&s->pub->mu);
-        s->pub->stop = 1;
-        pthread_cond_broadcast(&s->pub->cv);
-        pthread_mutex_unlock(&s->pub->mu);
-        for (int i = 0; i < s->pub->nth; i++) pthread_join(s->pub->th[i], NULL);
-        pthread_mutex_destroy(&s->pub->mu);
-        pthread_cond_destroy(&s->pub->cv);
-        free(s->pub);
-        s->pub = NULL;
+void vjs_stop(vigil_ingest *ig) {
+    vjs_stop_fetch(ig);
+    if (ig->pub) {
+        pthread_mutex_lock(&ig->pub->mu);
+        ig->pub->stop = 1;
+        pthread_cond_broadcast(&ig->pub->cv);
+        pthread_mutex_unlock(&ig->pub->mu);
+        for (int i = 0; i < ig->pub->nth; i++) pthread_join(ig->pub->th[i], NULL);
+        pthread_mutex_destroy(&ig->pub->mu);
+        pthread_cond_destroy(&ig->pub->cv);
+        free(ig->pub);
+        ig->pub = NULL;
     }
-    if (s->jsub) {
-        natsSubscription_Destroy(s->jsub);   /* the durable consumer stays */
-        s->jsub = NULL;
+    if (ig->jsub) {
+        natsSubscription_Destroy(ig->jsub);   /* the durable consumer stays */
+        ig->jsub = NULL;
     }
-    if (s->js) {
-        jsCtx_Destroy(s->js);
-        s->js = NULL;
+    if (ig->js) {
+        jsCtx_Destroy(ig->js);
+        ig->js = NULL;
     }
 }

@@ -1,22 +1,22 @@
-/* nats.c — NATS in and out (DESIGN.md §7), with nats.c.
+/* nats.c — the NATS connection and core-NATS ingest (DESIGN.md §7), with
+ * nats.c, plus the ingest wing's life (create, start, stop, stats).
  *
- * In: a core-NATS subscription on `vigil.events.>` (configurable): each
- * message is one JSON event or NDJSON lines. Core NATS is at-most-once: a
- * message lost before it reaches us is not redelivered. JetStream ingest
+ * A core-NATS subscription on `vigil.events.>` (configurable): each message
+ * is one JSON event or NDJSON lines. Core NATS is at-most-once: a message
+ * lost before it reaches us is not redelivered. JetStream ingest
  * (jetstream.c) is the durable path; with it on, core NATS is not
- * subscribed: every event takes one path. The callback decodes and routes; when
- * the worker queues are full it waits for room, which backs pressure up into
- * the subscription's pending buffer (limits raised below) instead of
- * dropping. A bad line is counted and logged, the others go on.
- * Out: every alert to `vigil.alerts.<rule>`, shadow ones to
- * `vigil.shadow.<rule>`, the alert JSON itself (not the webhook envelope). */
+ * subscribed: every event takes one path. The callback decodes and routes;
+ * when the worker queues are full it waits for room, which backs pressure
+ * up into the subscription's pending buffer (limits raised below) instead
+ * of dropping. A bad line is counted and logged, the others go on. The
+ * connection is also the one the alert sinks publish on. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "server/server_int.h"
+#include "ingest_int.h"
 
 static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure) {
-    vigil_server *s = closure;
+    vigil_ingest *ig = closure;
     const char *data = natsMsg_GetData(msg);
     int len = natsMsg_GetDataLength(msg);
     const char *p = data, *end = data + len;
@@ -33,19 +33,19 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
         vigil_event *ev;
         vigil_error err;
         vigil_error_clear(&err);
-        vigil_status st = vigil_event_decode_json(s->rs, &s->cfg.ev.decode, a, (size_t)(b - a), NULL, 1, &ev, &err);
+        vigil_status st = vigil_event_decode_json(ig->cfg.rs, ig->cfg.decode, a, (size_t)(b - a), NULL, 1, &ev, &err);
         if (st != VIGIL_OK) {
-            unsigned long long n = atomic_fetch_add(st == VIGIL_ENOKEY ? &s->rejected_nokey : &s->rejected_bad, 1);
+            unsigned long long n = atomic_fetch_add(st == VIGIL_ENOKEY ? &ig->rejected_nokey : &ig->rejected_bad, 1);
             if (n < 20) fprintf(stderr, "vigil: NATS %s line %d rejected: %s\n", natsMsg_GetSubject(msg), line, err.msg);
             continue;
         }
-        st = vsrv_enqueue(s, &ev, 1, NULL, 1);
+        st = vigil_router_enqueue(ig->cfg.router, &ev, 1, NULL, 1, NULL);
         if (st != VIGIL_OK) {
             vigil_event_release(ev);
-            atomic_fetch_add(&s->rejected_full, 1);
+            atomic_fetch_add(&ig->rejected_full, 1);
             continue;
         }
-        atomic_fetch_add(&s->nats_events, 1);
+        atomic_fetch_add(&ig->nats_events, 1);
     }
     natsMsg_Destroy(msg);
 }
@@ -55,68 +55,95 @@ static void on_reconnected(natsConnection *nc, void *closure) {
     vjs_on_reconnected(closure);
 }
 
-vigil_status vnats_start(vigil_server *s, vigil_error *err) {
-    natsOptions *o = NULL;
-    natsStatus ns = natsOptions_Create(&o);
-    if (ns == NATS_OK) ns = natsOptions_SetURL(o, s->cfg.nats_url);
-    if (ns == NATS_OK) ns = natsOptions_SetMaxReconnect(o, -1);
-    if (ns == NATS_OK) ns = natsOptions_SetReconnectWait(o, 500);
-    if (ns == NATS_OK) ns = natsOptions_SetName(o, "vigil");
-    if (ns == NATS_OK) ns = natsOptions_SetReconnectedCB(o, on_reconnected, s);
-    if (ns == NATS_OK) ns = natsConnection_Connect(&s->nc, o);
-    natsOptions_Destroy(o);
-    if (ns != NATS_OK)
-        return vigil_error_set(err, VIGIL_EUNAVAILABLE, "cannot connect to NATS at %s: %s", s->cfg.nats_url,
-                               natsStatus_GetText(ns));
-    if (s->cfg.jetstream) {   /* every event takes one path: the stream (jetstream.c) */
-        vigil_status st = vjs_start(s, err);
-        if (st != VIGIL_OK) {
-            vjs_stop(s);
-            natsConnection_Destroy(s->nc);
-            s->nc = NULL;
-        }
-        return st;
-    }
-    ns = natsConnection_Subscribe(&s->sub, s->nc, s->cfg.subject, on_msg, s);
-    if (ns == NATS_OK) ns = natsSubscription_SetPendingLimits(s->sub, 1000000, 1024 * 1024 * 1024);
-    if (ns != NATS_OK) {
-        natsConnection_Destroy(s->nc);
-        s->nc = NULL;
-        return vigil_error_set(err, VIGIL_EUNAVAILABLE, "cannot subscribe to '%s': %s", s->cfg.subject,
-                               natsStatus_GetText(ns));
-    }
-    natsConnection_Flush(s->nc);
+vigil_status vigil_ingest_create(const vigil_ingest_config *cfg, vigil_ingest **out, vigil_error *err) {
+    vigil_ingest *ig = calloc(1, sizeof *ig);
+    if (!ig) return vigil_error_set(err, VIGIL_ENOMEM, "out of memory");
+    ig->cfg = *cfg;
+    if (!ig->cfg.subject) ig->cfg.subject = "vigil.events.>";
+    if (!ig->cfg.stream) ig->cfg.stream = "VIGIL_EVENTS";
+    if (!ig->cfg.consumer) ig->cfg.consumer = "vigil";
+    if (ig->cfg.fetch_batch <= 0) ig->cfg.fetch_batch = 1000;
+    vigil_ruleset_retain(cfg->rs);
+    *out = ig;
     return VIGIL_OK;
 }
 
-void vnats_stop(vigil_server *s) {
-    if (s->sub) {
-        natsSubscription_Unsubscribe(s->sub);
-        natsSubscription_WaitForDrainCompletion(s->sub, 100);
-        natsSubscription_Destroy(s->sub);
-        s->sub = NULL;
-    }
-    if (s->nc && atomic_load(&s->stopping) >= 2) {
-        natsConnection_FlushTimeout(s->nc, 2000);
-        natsConnection_Destroy(s->nc);
-        s->nc = NULL;
+vigil_status vigil_ingest_connect(vigil_ingest *ig, vigil_error *err) {
+    if (!ig->cfg.nats_url) return VIGIL_OK;
+    natsOptions *o = NULL;
+    natsStatus ns = natsOptions_Create(&o);
+    if (ns == NATS_OK) ns = natsOptions_SetURL(o, ig->cfg.nats_url);
+    if (ns == NATS_OK) ns = natsOptions_SetMaxReconnect(o, -1);
+    if (ns == NATS_OK) ns = natsOptions_SetReconnectWait(o, 500);
+    if (ns == NATS_OK) ns = natsOptions_SetName(o, "vigil");
+    if (ns == NATS_OK) ns = natsOptions_SetReconnectedCB(o, on_reconnected, ig);
+    if (ns == NATS_OK) ns = natsConnection_Connect(&ig->nc, o);
+    natsOptions_Destroy(o);
+    if (ns != NATS_OK)
+        return vigil_error_set(err, VIGIL_EUNAVAILABLE, "cannot connect to NATS at %s: %s", ig->cfg.nats_url,
+                               natsStatus_GetText(ns));
+    return VIGIL_OK;
+}
+
+natsConnection *vigil_ingest_nats(vigil_ingest *ig) { return ig->nc; }
+
+vigil_status vigil_ingest_start(vigil_ingest *ig, vigil_error *err) {
+    if (!ig->nc) return VIGIL_OK;
+    if (ig->cfg.jetstream) return vjs_start(ig, err);   /* every event takes one path: the stream */
+    natsStatus ns = natsConnection_Subscribe(&ig->sub, ig->nc, ig->cfg.subject, on_msg, ig);
+    if (ns == NATS_OK) ns = natsSubscription_SetPendingLimits(ig->sub, 1000000, 1024 * 1024 * 1024);
+    if (ns != NATS_OK)
+        return vigil_error_set(err, VIGIL_EUNAVAILABLE, "cannot subscribe to '%s': %s", ig->cfg.subject,
+                               natsStatus_GetText(ns));
+    natsConnection_Flush(ig->nc);
+    return VIGIL_OK;
+}
+
+void vigil_ingest_stop_intake(vigil_ingest *ig) {
+    if (!ig) return;
+    vjs_stop_fetch(ig);
+    if (ig->sub) {
+        natsSubscription_Unsubscribe(ig->sub);
+        natsSubscription_WaitForDrainCompletion(ig->sub, 100);
+        natsSubscription_Destroy(ig->sub);
+        ig->sub = NULL;
     }
 }
 
-void vnats_publish_alert(vigil_server *s, const valert *a) {
-    char subj[128];
-    snprintf(subj, sizeof subj, "vigil.%s.%s", a->mode == VIGIL_MODE_SHADOW ? "shadow" : "alerts", a->rule_name);
-    if (natsConnection_Publish(s->nc, subj, a->json, (int)a->len) == NATS_OK) atomic_fetch_add(&s->nats_published, 1);
+void vigil_ingest_stop(vigil_ingest *ig) {
+    if (ig) vjs_stop(ig);
 }
 
-/* A late event (older than the watermark minus the allowed lateness: never
- * matched) goes to vigil.late.<key field> as it came, so that nothing is
- * dropped silently (DESIGN.md §7). Called from a worker thread; natsConnection
- * is thread-safe. */
-void vnats_publish_late(vigil_server *s, const vigil_event *ev, const char *key_field) {
-    char subj[160];
-    size_t jl;
-    const char *js = vigil_event_json(ev, &jl);
-    snprintf(subj, sizeof subj, "vigil.late.%s", key_field);
-    if (js && natsConnection_Publish(s->nc, subj, js, (int)jl) == NATS_OK) atomic_fetch_add(&s->nats_late_published, 1);
+void vigil_ingest_destroy(vigil_ingest *ig) {
+    if (!ig) return;
+    vigil_ingest_stop_intake(ig);
+    vjs_stop(ig);
+    if (ig->nc) {
+        natsConnection_FlushTimeout(ig->nc, 2000);
+        natsConnection_Destroy(ig->nc);
+    }
+    vigil_ruleset_release(ig->cfg.rs);
+    free(ig);
+}
+
+int vigil_ingest_paused(vigil_ingest *ig) {
+    if (vigil_router_store_down(ig->cfg.router)) return 1;
+    if (ig->js && (!ig->nc || natsConnection_Status(ig->nc) != NATS_CONN_STATUS_CONNECTED)) return 1;
+    return 0;
+}
+
+void vigil_ingest_get_stats(vigil_ingest *ig, vigil_ingest_stats *o) {
+    memset(o, 0, sizeof *o);
+    o->http_events = atomic_load(&ig->http_events);
+    o->nats_events = atomic_load(&ig->nats_events);
+    o->rejected_bad = atomic_load(&ig->rejected_bad);
+    o->rejected_nokey = atomic_load(&ig->rejected_nokey);
+    o->rejected_full = atomic_load(&ig->rejected_full);
+    o->nats_configured = ig->cfg.nats_url != NULL;
+    o->nats_up = ig->nc && natsConnection_Status(ig->nc) == NATS_CONN_STATUS_CONNECTED;
+    o->jetstream = ig->js != NULL;
+    o->js_fetched = atomic_load(&ig->js_fetched);
+    o->js_acked = atomic_load(&ig->js_acked);
+    o->js_msgs_bad = atomic_load(&ig->js_msgs_bad);
+    o->js_fetch_errors = atomic_load(&ig->js_fetch_errors);
 }

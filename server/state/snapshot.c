@@ -29,7 +29,7 @@
 #include <unistd.h>
 #include <zlib.h>
 #include "server/common/fault.h"
-#include "server/server_int.h"
+#include "snapshot.h"
 #include "vigil/rules.h"
 
 #define SNAP_MAGIC "VIGILSNAP1\n"
@@ -93,8 +93,8 @@ static int put_record(void *ud, const vigil_store_record *r) {
     return c->w->failed != 0;
 }
 
-static void snap_path(const vigil_server *s, int idx, int n, const char *suffix, char *buf, size_t len) {
-    snprintf(buf, len, "%s/state-%d-of-%d.snap%s", s->cfg.data_dir, idx, n, suffix);
+static void snap_path(const vigil_snapshot_view *v, int idx, int n, const char *suffix, char *buf, size_t len) {
+    snprintf(buf, len, "%s/state-%d-of-%d.snap%s", v->data_dir, idx, n, suffix);
 }
 
 static int fsync_dir(const char *dir) {
@@ -105,36 +105,35 @@ static int fsync_dir(const char *dir) {
     return r;
 }
 
-vigil_status vsnap_write(vworker *wk, vigil_error *err) {
-    vigil_server *s = wk->srv;
+vigil_status vigil_snapshot_write(const vigil_snapshot_view *v, int worker, vigil_error *err) {
     char path[4096], tmp[4100];
-    snap_path(s, wk->idx, s->nworkers, "", path, sizeof path);
-    snap_path(s, wk->idx, s->nworkers, ".tmp", tmp, sizeof tmp);
+    snap_path(v, worker, v->nworkers, "", path, sizeof path);
+    snap_path(v, worker, v->nworkers, ".tmp", tmp, sizeof tmp);
     wfile w = {.f = fopen(tmp, "wb"), .crc = crc32(0L, Z_NULL, 0)};
     if (!w.f) return vigil_error_set(err, VIGIL_EIO, "snapshot %s: %s", tmp, strerror(errno));
     w_bytes(&w, SNAP_MAGIC, SNAP_MAGIC_LEN);
-    w_u32(&w, (uint32_t)s->partitions);
-    w_u32(&w, (uint32_t)s->nworkers);
-    w_u32(&w, (uint32_t)wk->idx);
-    int ng = vigil_ruleset_group_count(s->rs);
+    w_u32(&w, (uint32_t)v->partitions);
+    w_u32(&w, (uint32_t)v->nworkers);
+    w_u32(&w, (uint32_t)worker);
+    int ng = vigil_ruleset_group_count(v->rs);
     uint32_t npairs = 0;
-    for (int pair = 0; pair < ng * s->partitions; pair++)
-        if ((pair % s->partitions) % s->nworkers == wk->idx && s->off_seq[pair]) npairs++;
+    for (int pair = 0; pair < ng * v->partitions; pair++)
+        if ((pair % v->partitions) % v->nworkers == worker && v->off_seq[pair]) npairs++;
     w_u32(&w, npairs);
-    int64_t wm = vigil_engine_watermark(wk->eng);
-    for (int pair = 0; pair < ng * s->partitions; pair++) {
-        if ((pair % s->partitions) % s->nworkers != wk->idx || !s->off_seq[pair]) continue;
-        const char *gname = vigil_ruleset_group_key(s->rs, pair / s->partitions);
+    int64_t wm = vigil_engine_watermark(v->engines[worker]);
+    for (int pair = 0; pair < ng * v->partitions; pair++) {
+        if ((pair % v->partitions) % v->nworkers != worker || !v->off_seq[pair]) continue;
+        const char *gname = vigil_ruleset_group_key(v->rs, pair / v->partitions);
         w_u16(&w, (unsigned)strlen(gname));
         w_bytes(&w, gname, strlen(gname));
-        w_u32(&w, (uint32_t)(pair % s->partitions));
-        w_u64(&w, s->off_seq[pair]);
+        w_u32(&w, (uint32_t)(pair % v->partitions));
+        w_u64(&w, v->off_seq[pair]);
         w_u64(&w, (uint64_t)wm);
     }
     snap_ctx c = {.w = &w, .fault = vigil_fault_due("commit")};
     vigil_error e2;
     vigil_error_clear(&e2);
-    vigil_status st = vigil_engine_foreach_state(wk->eng, put_record, &c, &e2);
+    vigil_status st = vigil_engine_foreach_state(v->engines[worker], put_record, &c, &e2);
     w_u8(&w, 0);
     uLong crc = w.crc;
     w_u32(&w, (uint32_t)crc);
@@ -155,7 +154,7 @@ vigil_status vsnap_write(vworker *wk, vigil_error *err) {
         unlink(tmp);
         return vigil_error_set(err, VIGIL_EIO, "snapshot: rename %s: %s", path, strerror(e));
     }
-    fsync_dir(s->cfg.data_dir);
+    fsync_dir(v->data_dir);
     return VIGIL_OK;
 }
 
@@ -183,10 +182,10 @@ static uint64_t r_uint(rfile *r, int bytes) {
     return v;
 }
 
-static int group_index(vigil_server *s, const unsigned char *name, size_t len) {
-    int ng = vigil_ruleset_group_count(s->rs);
+static int group_index(const vigil_snapshot_view *v, const unsigned char *name, size_t len) {
+    int ng = vigil_ruleset_group_count(v->rs);
     for (int g = 0; g < ng; g++) {
-        const char *k = vigil_ruleset_group_key(s->rs, g);
+        const char *k = vigil_ruleset_group_key(v->rs, g);
         if (strlen(k) == len && memcmp(k, name, len) == 0) return g;
     }
     return -1;
@@ -204,7 +203,7 @@ static int mkdirs(const char *dir) {
     return mkdir(buf, 0750) != 0 && errno != EEXIST ? -1 : 0;
 }
 
-static vigil_status load_file(vigil_server *s, const char *path, uint64_t *keys, uint64_t *dropped, int *stale,
+static vigil_status load_file(const vigil_snapshot_view *v, const char *path, uint64_t *keys, uint64_t *dropped, int *stale,
                               vigil_error *err) {
     FILE *f = fopen(path, "rb");
     if (!f) return vigil_error_set(err, VIGIL_EIO, "snapshot %s: %s", path, strerror(errno));
@@ -242,12 +241,12 @@ static vigil_status load_file(vigil_server *s, const char *path, uint64_t *keys,
     rfile r = {.p = buf + SNAP_MAGIC_LEN, .end = buf + len - 4};
     uint32_t parts = (uint32_t)r_uint(&r, 4), nw = (uint32_t)r_uint(&r, 4);
     r_uint(&r, 4);
-    if (!r.bad && parts != (uint32_t)s->partitions) {
+    if (!r.bad && parts != (uint32_t)v->partitions) {
         st = vigil_error_set(err, VIGIL_EINVAL, "snapshot %s was made with %u partitions, not %d: partitions are "
-                             "fixed for a deployment (set partitions = %u)", path, parts, s->partitions, parts);
+                             "fixed for a deployment (set partitions = %u)", path, parts, v->partitions, parts);
         goto out;
     }
-    if (nw != (uint32_t)s->nworkers) *stale = 1;
+    if (nw != (uint32_t)v->nworkers) *stale = 1;
     uint32_t npairs = (uint32_t)r_uint(&r, 4);
     for (uint32_t i = 0; i < npairs && !r.bad; i++) {
         size_t gl = (size_t)r_uint(&r, 2);
@@ -255,11 +254,11 @@ static vigil_status load_file(vigil_server *s, const char *path, uint64_t *keys,
         uint32_t part = (uint32_t)r_uint(&r, 4);
         uint64_t seq = r_uint(&r, 8);
         int64_t wm = (int64_t)r_uint(&r, 8);
-        int g = gn ? group_index(s, gn, gl) : -1;
-        if (g < 0 || part >= (uint32_t)s->partitions) continue;
-        int pair = g * s->partitions + (int)part;
-        if (seq > s->off_seq[pair]) s->off_seq[pair] = seq;
-        if (wm > s->off_wm[pair]) s->off_wm[pair] = wm;
+        int g = gn ? group_index(v, gn, gl) : -1;
+        if (g < 0 || part >= (uint32_t)v->partitions) continue;
+        int pair = g * v->partitions + (int)part;
+        if (seq > v->off_seq[pair]) v->off_seq[pair] = seq;
+        if (wm > v->off_wm[pair]) v->off_wm[pair] = wm;
     }
     while (!r.bad) {
         unsigned kind = (unsigned)r_uint(&r, 1);
@@ -271,15 +270,14 @@ static vigil_status load_file(vigil_server *s, const char *path, uint64_t *keys,
         size_t dl = (size_t)r_uint(&r, 4);
         const unsigned char *data = r_bytes(&r, dl);
         if (r.bad) break;
-        int g = group_index(s, gn, gl);
+        int g = group_index(v, gn, gl);
         if (g < 0) {
             (*dropped)++;
             continue;
         }
-        int part = (int)(vigil_hash((const char *)key, kl) % (uint64_t)s->partitions);
-        vworker *wk = &s->workers[part % s->nworkers];
+        int part = (int)(vigil_hash((const char *)key, kl) % (uint64_t)v->partitions);
         vigil_error e;
-        if (vigil_engine_load_state(wk->eng, g, (const char *)key, kl, data, dl, &e) != VIGIL_OK) {
+        if (vigil_engine_load_state(v->engines[part % v->nworkers], g, (const char *)key, kl, data, dl, &e) != VIGIL_OK) {
             st = vigil_error_set(err, VIGIL_ESTORE, "snapshot %s: %s", path, e.msg);
             goto out;
         }
@@ -291,11 +289,11 @@ out:
     return st;
 }
 
-vigil_status vsnap_load(vigil_server *s, vigil_error *err) {
-    if (mkdirs(s->cfg.data_dir) != 0)
-        return vigil_error_set(err, VIGIL_EIO, "data directory %s: %s", s->cfg.data_dir, strerror(errno));
-    DIR *d = opendir(s->cfg.data_dir);
-    if (!d) return vigil_error_set(err, VIGIL_EIO, "data directory %s: %s", s->cfg.data_dir, strerror(errno));
+vigil_status vigil_snapshot_load(const vigil_snapshot_view *v, vigil_error *err) {
+    if (mkdirs(v->data_dir) != 0)
+        return vigil_error_set(err, VIGIL_EIO, "data directory %s: %s", v->data_dir, strerror(errno));
+    DIR *d = opendir(v->data_dir);
+    if (!d) return vigil_error_set(err, VIGIL_EIO, "data directory %s: %s", v->data_dir, strerror(errno));
     char **files = NULL;
     size_t nfiles = 0;
     struct dirent *de;
@@ -304,7 +302,7 @@ vigil_status vsnap_load(vigil_server *s, vigil_error *err) {
         const char *name = de->d_name;
         size_t nl = strlen(name);
         char path[4096];
-        snprintf(path, sizeof path, "%s/%s", s->cfg.data_dir, name);
+        snprintf(path, sizeof path, "%s/%s", v->data_dir, name);
         if (nl > 9 && strcmp(name + nl - 9, ".snap.tmp") == 0 && strncmp(name, "state-", 6) == 0) {
             unlink(path);   /* a snapshot that a crash interrupted */
             continue;
@@ -320,17 +318,17 @@ vigil_status vsnap_load(vigil_server *s, vigil_error *err) {
     uint64_t keys = 0, dropped = 0;
     int stale = 0;
     for (size_t i = 0; i < nfiles && st == VIGIL_OK; i++)
-        if (files[i]) st = load_file(s, files[i], &keys, &dropped, &stale, err);
+        if (files[i]) st = load_file(v, files[i], &keys, &dropped, &stale, err);
     if (st == VIGIL_OK && nfiles)
         fprintf(stderr, "vigil: snapshot: %llu keys from %zu file(s) in %s%s\n", (unsigned long long)keys, nfiles,
-                s->cfg.data_dir, dropped ? " (keys of key groups no rule uses any more were dropped)" : "");
+                v->data_dir, dropped ? " (keys of key groups no rule uses any more were dropped)" : "");
     if (st == VIGIL_OK && stale) {
         /* written by another worker count: rewrite as this one, then drop the others */
-        for (int i = 0; i < s->nworkers && st == VIGIL_OK; i++) st = vsnap_write(&s->workers[i], err);
+        for (int i = 0; i < v->nworkers && st == VIGIL_OK; i++) st = vigil_snapshot_write(v, i, err);
         for (size_t i = 0; i < nfiles && st == VIGIL_OK; i++) {
             int a, b;
             const char *base = strrchr(files[i], '/');
-            if (base && sscanf(base + 1, "state-%d-of-%d.snap", &a, &b) == 2 && b != s->nworkers) unlink(files[i]);
+            if (base && sscanf(base + 1, "state-%d-of-%d.snap", &a, &b) == 2 && b != v->nworkers) unlink(files[i]);
         }
     }
     for (size_t i = 0; i < nfiles; i++) free(files[i]);

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "hub.h"
+#include "ops.h"
 
 /* ---- a tiny server -------------------------------------------------------- */
 
@@ -47,7 +48,7 @@ static enum MHD_Result route(void *cls, struct MHD_Connection *conn, const char 
         return vigil_hub_handle_list(srv->hub, conn);
     if (strcmp(url, "/v1/alerts/stream") == 0)
         return vigil_hub_handle_stream(srv->hub, conn);
-    return vigil_hub_handle_asset(conn, url);
+    return vigil_ops_handle_asset(NULL, conn, url, NULL);
 }
 
 /* The daemon's polling mode: the streaming tests run once per mode that the

@@ -1,0 +1,53 @@
+/* sinks.h — where a committed batch's alerts and late events go.
+ *
+ * Sink stage of the flow (DESIGN.md §2): after a worker committed a batch,
+ * it hands each alert record (record.h) to vigil_sinks_alert, which
+ * publishes it to the hub (SSE, GET /v1/alerts) and to NATS
+ * (vigil.alerts.<rule>, shadow ones to vigil.shadow.<rule>: the alert JSON,
+ * not the webhook envelope), and counts it per rule. Webhooks are not here:
+ * they read the outbox the commit wrote (outbox.h, dispatch.h). Late events
+ * (older than the watermark minus the allowed lateness, never matched) go
+ * to vigil.late.<key field> as they came, also after the commit, so nothing
+ * leaves before the state that decided it is stored.
+ *
+ * Threads: every call is thread-safe (the workers call concurrently);
+ * nothing blocks on the network (nats.c buffers publishes). */
+#ifndef VIGIL_SINKS_H
+#define VIGIL_SINKS_H
+
+#include <nats/nats.h>
+#include "record.h"
+#include "hub.h"
+#include "vigil/event.h"
+
+typedef struct vigil_sinks vigil_sinks;
+
+/* hub: borrowed, required. nc: borrowed, NULL = no NATS (may be set later
+ * with vigil_sinks_set_nats before the first alert). rs: rule names for
+ * per-rule counters (retained). */
+vigil_status vigil_sinks_create(vigil_hub *hub, const vigil_ruleset *rs, vigil_sinks **out);
+void vigil_sinks_set_nats(vigil_sinks *s, natsConnection *nc);
+/* Without a durable outbox: active alerts also go to this in-memory sender. */
+struct vigil_webhook;
+void vigil_sinks_set_webhook(vigil_sinks *s, struct vigil_webhook *w);
+void vigil_sinks_destroy(vigil_sinks *s);   /* accepts NULL */
+
+/* One committed alert to the hub and NATS; counted per rule and mode. */
+void vigil_sinks_alert(vigil_sinks *s, const vigil_alert_record *a);
+/* One late event (its raw JSON) to vigil.late.<key_field>. */
+void vigil_sinks_late(vigil_sinks *s, const vigil_event *ev, const char *key_field);
+/* An alert the engine produced but that could not be kept (out of memory):
+ * counted and logged (at most once a second), never silent. */
+void vigil_sinks_lost(vigil_sinks *s, const char *rule, const char *why);
+
+typedef struct vigil_sinks_stats {
+    unsigned long long alerts;           /* alerts handed to the sinks */
+    unsigned long long lost;             /* alerts lost before the sinks (out of memory) */
+    unsigned long long nats_published;   /* alerts published to NATS */
+    unsigned long long late_published;   /* late events published to NATS */
+} vigil_sinks_stats;
+void vigil_sinks_get_stats(vigil_sinks *s, vigil_sinks_stats *out);
+/* Alerts of rule i (ruleset index) so far. */
+unsigned long long vigil_sinks_rule_alerts(vigil_sinks *s, int rule);
+
+#endif

@@ -1,0 +1,67 @@
+/* http.h — the HTTP edge: one libmicrohttpd daemon and the routing of
+ * requests to the handlers the wings register (DESIGN.md §6).
+ *
+ * The daemon runs an internal polling thread pool with suspend/resume, so a
+ * handler that must wait (a ?wait request, a publish to JetStream, an SSE
+ * stream) suspends its connection instead of blocking an MHD thread. The
+ * router reads request bodies up to max_body bytes (more: the handler sees
+ * too_big and answers 413), then calls the handler registered for the
+ * method and path; a path registered for another method answers 405, an
+ * unknown /v1/ path 404, anything else goes to the fallback (the
+ * dashboard's assets). Authentication will sit here (the access issue),
+ * before any handler runs.
+ *
+ * Only loopback addresses are accepted for `listen` while no API tokens
+ * exist. libmicrohttpd's own messages go to stderr, except the ones a
+ * client that went away causes (an SSE tab closed): those are counted
+ * (vigil_http_stats), not logged. */
+#ifndef VIGIL_HTTP_H
+#define VIGIL_HTTP_H
+
+#include <stddef.h>
+#include <microhttpd.h>
+#include "vigil/status.h"
+
+typedef struct vigil_http vigil_http;
+
+/* One request as the router collected it. state/state_free: the handler's
+ * own per-request state (kept across a suspend/resume; freed by the router
+ * when the request ends). */
+typedef struct vigil_http_req {
+    const char *method;
+    char *body;                  /* NUL-terminated, len bytes; NULL when empty */
+    size_t len, cap;
+    int too_big;                 /* the body was over max_body and was dropped */
+    void *state;
+    void (*state_free)(void *state);
+} vigil_http_req;
+
+/* A handler; url is the request path (for a prefix route, the whole path). */
+typedef enum MHD_Result (*vigil_http_handler)(void *ctx, struct MHD_Connection *c, const char *url,
+                                              vigil_http_req *r);
+
+#define VIGIL_HTTP_MAX_ROUTES 32
+
+/* Check listen ("HOST:PORT", IPv4 or localhost; loopback only) and prepare.
+ * Errors: VIGIL_EINVAL (err says why), VIGIL_ENOMEM. */
+vigil_status vigil_http_create(const char *listen, size_t max_body, vigil_http **out, vigil_error *err);
+/* method "GET" (HEAD too), "POST", …; path exact, or a prefix when prefix
+ * != 0 ("/v1/rules/"). Register before vigil_http_start. */
+void vigil_http_route(vigil_http *h, const char *method, const char *path, int prefix, vigil_http_handler fn,
+                      void *ctx);
+void vigil_http_fallback(vigil_http *h, vigil_http_handler fn, void *ctx);
+/* Called just before the daemon stops (the hub closes its streams there:
+ * MHD must not stop with a suspended connection). */
+void vigil_http_on_stop(vigil_http *h, void (*fn)(void *ctx), void *ctx);
+vigil_status vigil_http_start(vigil_http *h, vigil_error *err);
+int vigil_http_port(const vigil_http *h);   /* the bound port (useful with port 0) */
+void vigil_http_stop(vigil_http *h);        /* on_stop, then stop the daemon; idempotent */
+void vigil_http_destroy(vigil_http *h);     /* stop, free; accepts NULL */
+
+typedef struct vigil_http_stats {
+    unsigned long long clients_gone;   /* responses cut because the client went away */
+    unsigned long long errors_logged;  /* other libmicrohttpd messages (on stderr) */
+} vigil_http_stats;
+void vigil_http_get_stats(vigil_http *h, vigil_http_stats *out);
+
+#endif

@@ -1,0 +1,62 @@
+/* ingest.h — the sources: POST /v1/events, core NATS and JetStream
+ * (DESIGN.md §6–§7). Each turns bytes into decoded events and hands them to
+ * the route wing; the wing owns its counters (vigil_ingest_get_stats).
+ *
+ * With jetstream on, every event takes one path, the stream: HTTP batches
+ * are published to it as they came (one message per batch, all or
+ * nothing) and decoded once, by the fetcher; core NATS is not subscribed.
+ * Without it, the core subscription (at-most-once) and HTTP route directly.
+ * The NATS connection is the ingest wing's; the alert sinks borrow it
+ * (vigil_ingest_nats). */
+#ifndef VIGIL_INGEST_H
+#define VIGIL_INGEST_H
+
+#include <nats/nats.h>
+#include "vigil/event.h"
+#include "server/http/http.h"
+#include "server/route/router.h"
+
+typedef struct vigil_ingest vigil_ingest;
+
+typedef struct vigil_ingest_config {
+    vigil_ruleset *rs;                  /* retained */
+    const vigil_decode_opts *decode;    /* borrowed: outlives the ingest */
+    vigil_router *router;               /* borrowed */
+    vigil_waiters *waiters;             /* borrowed: the ?wait deadline timer */
+    size_t max_body;                    /* bytes of one HTTP body (for messages) */
+    const char *nats_url;               /* NULL: no NATS */
+    const char *subject;                /* "vigil.events.>" */
+    int jetstream;
+    const char *stream, *consumer;      /* "VIGIL_EVENTS", "vigil" */
+    int fetch_batch;                    /* messages per fetch; 1000 */
+} vigil_ingest_config;
+
+vigil_status vigil_ingest_create(const vigil_ingest_config *cfg, vigil_ingest **out, vigil_error *err);
+/* Connect to NATS (when configured): the connection the sinks publish on. */
+vigil_status vigil_ingest_connect(vigil_ingest *ig, vigil_error *err);
+natsConnection *vigil_ingest_nats(vigil_ingest *ig);   /* NULL without NATS */
+/* Subscribe (core) or bind the JetStream consumer and start its fetcher. */
+vigil_status vigil_ingest_start(vigil_ingest *ig, vigil_error *err);
+/* Stop taking input: the fetcher stops, the subscription drains. */
+void vigil_ingest_stop_intake(vigil_ingest *ig);
+/* After the workers drained: HTTP publishers finish (resuming their
+ * requests); JetStream context released. */
+void vigil_ingest_stop(vigil_ingest *ig);
+/* Close NATS (flushing what the sinks published) and free. Accepts NULL. */
+void vigil_ingest_destroy(vigil_ingest *ig);
+
+/* 1 when intake must pause: a store down, or JetStream unreachable. */
+int vigil_ingest_paused(vigil_ingest *ig);
+
+/* POST /v1/events (register with vigil_http_route, ctx = the ingest). */
+enum MHD_Result vigil_ingest_handle_events(void *ctx, struct MHD_Connection *c, const char *url, vigil_http_req *r);
+
+typedef struct vigil_ingest_stats {
+    unsigned long long http_events, nats_events;
+    unsigned long long rejected_bad, rejected_nokey, rejected_full;
+    int nats_configured, nats_up, jetstream;
+    unsigned long long js_fetched, js_acked, js_msgs_bad, js_fetch_errors;
+} vigil_ingest_stats;
+void vigil_ingest_get_stats(vigil_ingest *ig, vigil_ingest_stats *out);
+
+#endif

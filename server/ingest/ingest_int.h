@@ -1,0 +1,42 @@
+/* ingest_int.h — the ingest wing's private parts, shared by events.c (POST
+ * /v1/events), nats.c (the connection, core subscription) and jetstream.c
+ * (the pull consumer and HTTP publishers). Nothing outside server/ingest/
+ * includes it. */
+#ifndef VIGIL_INGEST_INT_H
+#define VIGIL_INGEST_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include "ingest.h"
+
+struct vigil_ingest {
+    vigil_ingest_config cfg;
+    natsConnection *nc;
+    natsSubscription *sub;
+    /* JetStream (jetstream.c) */
+    jsCtx *js;
+    natsSubscription *jsub;
+    pthread_t fetcher;
+    int fetcher_started;
+    atomic_int js_resync;        /* NATS reconnected: re-position the consumer */
+    atomic_int js_stop;          /* the fetcher stops (before the workers drain) */
+    struct vjspub *pub;          /* HTTP → JetStream publishers */
+    /* counters */
+    atomic_ullong http_events, nats_events, rejected_bad, rejected_nokey, rejected_full;
+    atomic_ullong js_fetched, js_acked, js_msgs_bad, js_fetch_errors;
+};
+
+/* jetstream.c */
+vigil_status vjs_start(vigil_ingest *ig, vigil_error *err);
+void vjs_stop_fetch(vigil_ingest *ig);
+void vjs_stop(vigil_ingest *ig);
+void vjs_on_reconnected(vigil_ingest *ig);
+/* Publish an HTTP body (already validated) as one stream message with
+ * Nats-Msg-Id = SHA-256 of the body; `format` is "json" (one event, maybe
+ * pretty-printed) or "ndjson". Calls done(ctx, status, detail) from a
+ * publisher thread once the stream acked (202) or refused (503).
+ * VIGIL_EFULL when too many batches wait. */
+vigil_status vjs_publish_async(vigil_ingest *ig, const char *body, size_t len, const char *format,
+                               void (*done)(void *ctx, int status, const char *detail), void *ctx);
+
+#endif

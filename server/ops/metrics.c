@@ -1,0 +1,126 @@
+/* metrics.c — GET /metrics: every wing's counters in the Prometheus text
+ * format (version 0.0.4), read through the wings' stats functions. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "ops_int.h"
+#include "server/http/reply.h"
+#include "server/alerts/webhook.h"
+#include "vigil/clock.h"
+
+typedef struct sbuf { char *p; size_t len, cap; } sbuf;
+static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(sbuf *b, const char *fmt, ...) {
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) return;
+        if (b->p && b->len + (size_t)n < b->cap) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t cap = b->cap ? b->cap * 2 : 4096;
+        while (cap < b->len + (size_t)n + 1) cap *= 2;
+        char *np = realloc(b->p, cap);
+        if (!np) return;
+        b->p = np;
+        b->cap = cap;
+    }
+}
+
+static void sb_emit(void *ud, const char *text, size_t len) { sb_printf(ud, "%.*s", (int)len, text); }
+
+enum MHD_Result vops_metrics(void *ctx, struct MHD_Connection *c, const char *url, vigil_http_req *r) {
+    vigil_ops *ops = ctx;
+    const vigil_ops_config *s = &ops->cfg;
+    sbuf b = {0};
+    vigil_router_stats rs;
+    vigil_router_get_stats(s->router, &rs);
+    vigil_ingest_stats is;
+    vigil_ingest_get_stats(s->ingest, &is);
+    vigil_sinks_stats ss;
+    vigil_sinks_get_stats(s->sinks, &ss);
+    vigil_http_stats hs;
+    vigil_http_get_stats(s->http, &hs);
+    unsigned long long processed = rs.processed, late = rs.late, keys = rs.keys, runs = rs.runs,
+                       depth = rs.queue_depth, commits = rs.commits, cerr = rs.commit_errors,
+                       expired = rs.keys_expired, evicted = rs.runs_evicted, fnerr = rs.function_errors,
+                       skipped = rs.skipped, snaps = rs.snapshots, cus = rs.commit_us_sum, ccount = rs.commit_count;
+    int down = rs.store_down;
+    sb_printf(&b, "# HELP vigil_events_received_total Events accepted from a source.\n# TYPE vigil_events_received_total counter\n");
+    sb_printf(&b, "vigil_events_received_total{source=\"http\"} %llu\n", (unsigned long long)is.http_events);
+    sb_printf(&b, "vigil_events_received_total{source=\"nats\"} %llu\n", (unsigned long long)is.nats_events);
+    sb_printf(&b, "# HELP vigil_events_rejected_total Events refused, by reason.\n# TYPE vigil_events_rejected_total counter\n");
+    sb_printf(&b, "vigil_events_rejected_total{reason=\"malformed\"} %llu\n", (unsigned long long)is.rejected_bad);
+    sb_printf(&b, "vigil_events_rejected_total{reason=\"no_key\"} %llu\n", (unsigned long long)is.rejected_nokey);
+    sb_printf(&b, "vigil_events_rejected_total{reason=\"queue_full\"} %llu\n", (unsigned long long)is.rejected_full);
+    sb_printf(&b, "# HELP vigil_events_processed_total Event deliveries to key groups processed by workers.\n# TYPE vigil_events_processed_total counter\n");
+    sb_printf(&b, "vigil_events_processed_total %llu\n", processed);
+    sb_printf(&b, "# HELP vigil_events_late_total Events older than watermark minus allowed lateness.\n# TYPE vigil_events_late_total counter\n");
+    sb_printf(&b, "vigil_events_late_total %llu\n", late);
+    sb_printf(&b, "# HELP vigil_queue_depth Items waiting in worker queues.\n# TYPE vigil_queue_depth gauge\nvigil_queue_depth %llu\n", depth);
+    sb_printf(&b, "# HELP vigil_state_keys Keys with state in worker memory.\n# TYPE vigil_state_keys gauge\nvigil_state_keys %llu\n", keys);
+    sb_printf(&b, "# HELP vigil_state_keys_expired_total Idle keys whose state was dropped.\n# TYPE vigil_state_keys_expired_total counter\nvigil_state_keys_expired_total %llu\n", expired);
+    sb_printf(&b, "# HELP vigil_runs_evicted_total Partial matches evicted by max_runs.\n# TYPE vigil_runs_evicted_total counter\nvigil_runs_evicted_total %llu\n", evicted);
+    sb_printf(&b, "# HELP vigil_function_errors_total Calls of Lua function predicates or alert functions that failed (error or budget): false, or the built-in details.\n# TYPE vigil_function_errors_total counter\nvigil_function_errors_total %llu\n", fnerr);
+    sb_printf(&b, "# HELP vigil_late_published_total Late events published to vigil.late.<key field>.\n# TYPE vigil_late_published_total counter\nvigil_late_published_total %llu\n",
+              ss.late_published);
+    sb_printf(&b, "# HELP vigil_partial_matches Live pattern runs.\n# TYPE vigil_partial_matches gauge\nvigil_partial_matches %llu\n", runs);
+    sb_printf(&b, "# HELP vigil_state_commits_total Batches committed to the state store.\n# TYPE vigil_state_commits_total counter\nvigil_state_commits_total %llu\n", commits);
+    sb_printf(&b, "# HELP vigil_state_errors_total Failed state loads or commits (retried).\n# TYPE vigil_state_errors_total counter\nvigil_state_errors_total %llu\n", cerr);
+    sb_printf(&b, "# HELP vigil_commit_seconds Time spent committing batches (state, offsets, alerts).\n# TYPE vigil_commit_seconds summary\n"
+                  "vigil_commit_seconds_sum %.6f\nvigil_commit_seconds_count %llu\n", (double)cus / 1e6, ccount);
+    sb_printf(&b, "# HELP vigil_events_skipped_total Redelivered events at or below their pair's committed offset (already applied).\n"
+                  "# TYPE vigil_events_skipped_total counter\nvigil_events_skipped_total %llu\n", skipped);
+    if (s->redis_url) {
+        unsigned long long rt = rs.redis_round_trips, ld = rs.redis_keys_loaded, sv = rs.redis_keys_saved;
+        sb_printf(&b, "# HELP vigil_redis_round_trips_total Round trips to Redis for state (loads and commits).\n# TYPE vigil_redis_round_trips_total counter\nvigil_redis_round_trips_total %llu\n", rt);
+        sb_printf(&b, "# HELP vigil_redis_keys_total Key states loaded from and saved to Redis.\n# TYPE vigil_redis_keys_total counter\n"
+                      "vigil_redis_keys_total{op=\"load\"} %llu\nvigil_redis_keys_total{op=\"save\"} %llu\n", ld, sv);
+    }
+    sb_printf(&b, "# HELP vigil_snapshots_total Memory-store snapshots written.\n# TYPE vigil_snapshots_total counter\nvigil_snapshots_total %llu\n", snaps);
+    sb_printf(&b, "# HELP vigil_store_up Whether the last state load or commit succeeded.\n# TYPE vigil_store_up gauge\nvigil_store_up %d\n", !down);
+    sb_printf(&b, "# HELP vigil_intake_paused Whether intake is paused (a store or the event stream unreachable).\n# TYPE vigil_intake_paused gauge\nvigil_intake_paused %d\n", vigil_ingest_paused(s->ingest));
+    if (is.jetstream) {
+        sb_printf(&b, "# HELP vigil_jetstream_messages_total JetStream messages fetched and acked.\n# TYPE vigil_jetstream_messages_total counter\n");
+        sb_printf(&b, "vigil_jetstream_messages_total{outcome=\"fetched\"} %llu\n", is.js_fetched);
+        sb_printf(&b, "vigil_jetstream_messages_total{outcome=\"acked\"} %llu\n", is.js_acked);
+        sb_printf(&b, "vigil_jetstream_messages_total{outcome=\"with_bad_lines\"} %llu\n", is.js_msgs_bad);
+        sb_printf(&b, "# HELP vigil_jetstream_fetch_errors_total Failed fetches (retried).\n# TYPE vigil_jetstream_fetch_errors_total counter\nvigil_jetstream_fetch_errors_total %llu\n",
+                  is.js_fetch_errors);
+        sb_printf(&b, "# HELP vigil_jetstream_lag Messages fetched and not yet acked.\n# TYPE vigil_jetstream_lag gauge\nvigil_jetstream_lag %llu\n",
+                  is.js_fetched - is.js_acked);
+    }
+    sb_printf(&b, "# HELP vigil_alerts_total Alerts produced, by rule and mode.\n# TYPE vigil_alerts_total counter\n");
+    for (int i = 0; i < vigil_ruleset_rule_count(s->rs); i++)
+        sb_printf(&b, "vigil_alerts_total{rule=\"%s\",mode=\"%s\"} %llu\n", vigil_ruleset_rule_name(s->rs, i),
+                  vigil_mode_str(vigil_ruleset_rule_mode(s->rs, i)), vigil_sinks_rule_alerts(s->sinks, i));
+    vigil_hub_counters hc;
+    if (vigil_hub_stats(s->hub, &hc) == VIGIL_OK)
+        sb_printf(&b, "# HELP vigil_sse_subscribers Open alert streams.\n# TYPE vigil_sse_subscribers gauge\nvigil_sse_subscribers %zu\n", hc.subscribers);
+    if (s->webhook) {
+        vigil_webhook_counters wc;
+        vigil_webhook_stats(s->webhook, &wc);
+        sb_printf(&b, "# HELP vigil_webhook_deliveries_total Webhook deliveries by outcome.\n# TYPE vigil_webhook_deliveries_total counter\n");
+        sb_printf(&b, "vigil_webhook_deliveries_total{outcome=\"delivered\"} %llu\n", wc.delivered);
+        sb_printf(&b, "vigil_webhook_deliveries_total{outcome=\"failed\"} %llu\n", wc.failed);
+        sb_printf(&b, "vigil_webhook_deliveries_total{outcome=\"dropped\"} %llu\n", wc.dropped);
+        sb_printf(&b, "# HELP vigil_webhook_retries_total Webhook attempts retried.\n# TYPE vigil_webhook_retries_total counter\nvigil_webhook_retries_total %llu\n", wc.retries);
+        sb_printf(&b, "# HELP vigil_webhook_pending Webhook deliveries queued or in flight.\n# TYPE vigil_webhook_pending gauge\nvigil_webhook_pending %llu\n", wc.pending);
+    }
+    if (s->dispatch) vigil_dispatch_metrics(s->dispatch, sb_emit, &b);
+    sb_printf(&b, "# HELP vigil_nats_published_total Alerts published to NATS.\n# TYPE vigil_nats_published_total counter\nvigil_nats_published_total %llu\n",
+              ss.nats_published);
+    sb_printf(&b, "# HELP vigil_alerts_lost_total Alerts the engine produced that could not be kept (out of memory), logged.\n# TYPE vigil_alerts_lost_total counter\nvigil_alerts_lost_total %llu\n", ss.lost);
+    sb_printf(&b, "# HELP vigil_http_clients_gone_total Responses cut short because the client went away (e.g. a closed dashboard tab).\n# TYPE vigil_http_clients_gone_total counter\nvigil_http_clients_gone_total %llu\n", hs.clients_gone);
+    if (rs.watermark_min > INT64_MIN)
+        sb_printf(&b, "# HELP vigil_watermark_seconds The lowest worker watermark (event time, seconds since the epoch).\n# TYPE vigil_watermark_seconds gauge\nvigil_watermark_seconds %.3f\n", (double)rs.watermark_min / 1000.0);
+    sb_printf(&b, "# HELP vigil_uptime_seconds Seconds since start.\n# TYPE vigil_uptime_seconds gauge\nvigil_uptime_seconds %.3f\n",
+              (double)(vigil_now_ms() - s->started_ms) / 1000.0);
+    enum MHD_Result res = vigil_http_send_text(c, 200, "text/plain; version=0.0.4; charset=utf-8", b.p ? b.p : "", b.len);
+    free(b.p);
+    return res;
+}

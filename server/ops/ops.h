@@ -1,0 +1,46 @@
+/* ops.h — the ops wing: what an operator reads (DESIGN.md §6, §9):
+ * /metrics (Prometheus text format), /healthz, /readyz, the dead-letter
+ * list and the dashboard's static files. It reads the other wings through
+ * their stats functions; nothing reads ops. Readiness comes from a cache
+ * that one background thread refreshes every second (the Redis ping
+ * included), so no health request ever waits on Redis on an MHD thread. */
+#ifndef VIGIL_OPS_H
+#define VIGIL_OPS_H
+
+#include <stdint.h>
+#include "server/http/http.h"
+#include "server/ingest/ingest.h"
+#include "server/route/router.h"
+#include "server/alerts/sinks.h"
+#include "server/alerts/hub.h"
+#include "server/alerts/dispatch.h"
+
+typedef struct vigil_ops vigil_ops;
+
+/* Borrowed views of the other wings (each outlives the ops wing; NULL
+ * where the feature is off). */
+typedef struct vigil_ops_config {
+    vigil_ruleset *rs;               /* retained */
+    vigil_http *http;
+    vigil_ingest *ingest;
+    vigil_router *router;
+    vigil_sinks *sinks;
+    vigil_hub *hub;
+    vigil_dispatch *dispatch;
+    struct vigil_webhook *webhook;   /* the in-memory sender (nothing durable) */
+    const char *redis_url;           /* NULL: memory store */
+    int64_t started_ms;
+} vigil_ops_config;
+
+/* Starts the health thread (first refresh done before it returns). */
+vigil_status vigil_ops_create(const vigil_ops_config *cfg, vigil_ops **out);
+/* /metrics, /healthz, /readyz, /v1/deadletters, and the assets as the fallback. */
+void vigil_ops_register(vigil_ops *ops, vigil_http *h);
+void vigil_ops_destroy(vigil_ops *ops);   /* accepts NULL */
+
+/* GET / and the dashboard's static files, compiled into the binary
+ * (dashboards/embed.cmake): "/" is "/index.html"; content type from the
+ * extension; 404 problem+json for anything else. */
+enum MHD_Result vigil_ops_handle_asset(void *ctx, struct MHD_Connection *c, const char *url, vigil_http_req *r);
+
+#endif

@@ -1,0 +1,83 @@
+/* route_int.h — the route wing's private parts, shared by router.c (queues,
+ * routing, start/stop, stats) and worker.c (the worker loop and its
+ * phases). Nothing outside server/route/ includes it. */
+#ifndef VIGIL_ROUTE_INT_H
+#define VIGIL_ROUTE_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include "router.h"
+#include "server/state/snapshot.h"
+#include "vigil/clock.h"
+
+typedef struct vitem {           /* one event for one key group */
+    vigil_event *ev;
+    int group;
+    int part;                    /* partition of the key: vigil_hash(key) % partitions */
+    int msg_end;                 /* last item of its source message in this queue */
+    uint64_t seq;                /* source stream sequence; 0: none (core NATS, HTTP) */
+    vigil_source *src;           /* NULL: nothing to ack */
+    vigil_waiter *w;
+} vitem;
+
+typedef struct vqueue {          /* bounded; when full the producer is told (EFULL) or waits */
+    pthread_mutex_t mu;
+    pthread_cond_t nonempty, nonfull;
+    vitem *items;
+    size_t cap, head, n;
+} vqueue;
+
+typedef struct vworker {
+    vigil_router *r;
+    int idx;
+    pthread_t th;
+    int started;
+    vqueue q;
+    vigil_engine *eng;
+    vigil_store *store;
+    /* the batch's alerts, released to the sinks after the commit */
+    vigil_alert_record *alerts;
+    vigil_waiter **alert_waiters;
+    size_t nalerts, capalerts;
+    vigil_waiter *cur_waiter;
+    /* the batch's late events, published after the commit */
+    vigil_event **late;
+    int *late_group;
+    size_t nlate, caplate;
+    int *touched;                /* pairs (g * partitions + p) whose offset this batch moves */
+    int ntouched;
+    unsigned char *touched_mark;
+    vigil_source **unacked;      /* memory store: sources waiting for the next snapshot */
+    size_t nunacked, capunacked;
+    int64_t last_snapshot_ms;
+    int dirty_since_snapshot;
+    atomic_int store_down;       /* the last commit or load failed: intake pauses */
+    atomic_llong watermark;
+    atomic_ullong keys, runs, processed, late_count, commits, commit_errors, keys_expired, runs_evicted;
+    atomic_ullong function_errors, skipped, snapshots, commit_us_sum, commit_count;
+} vworker;
+
+struct vigil_router {
+    vigil_router_config cfg;
+    vigil_ruleset *rs;
+    int nworkers, partitions;
+    vworker *workers;
+    vigil_engine **engines;      /* workers[i].eng, for snapshots */
+    atomic_int stopping;         /* 1: draining; 2: workers gone */
+    atomic_int closed;
+    pthread_mutex_t ingest_mu;   /* makes a batch's enqueue all-or-nothing */
+    /* the last applied source sequence per (group, partition), written only
+     * by the pair's worker */
+    uint64_t *off_seq;
+    int64_t *off_wm;
+    vigil_source **off_src;      /* the message being applied at off_seq (NULL once committed) */
+    atomic_ullong snap_mask;     /* workers that snapshotted since the outbox's last mark */
+};
+
+/* worker.c */
+void *vroute_worker_main(void *arg);
+void vroute_on_alert(void *ud, const vigil_alert *a);   /* the engines' alert callback */
+void vroute_snapshot_view(vigil_router *r, vigil_snapshot_view *v);
+int vroute_durable_snapshots(const vigil_router *r);   /* memory store with a data dir */
+
+#endif

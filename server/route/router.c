@@ -1,0 +1,320 @@
+/* router.c — the route wing's front (router.h): bounded worker queues,
+ * all-or-nothing routing of a batch by key hash, the workers' engines and
+ * stores, their durable starting point (offsets and watermarks from Redis
+ * or the snapshots), start, drain and stats. The worker loop is worker.c. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "route_int.h"
+#include "server/state/redis_store.h"
+#include "server/state/snapshot.h"
+
+void vigil_source_release(vigil_source *src) {
+    if (!src || atomic_fetch_sub(&src->refs, 1) != 1) return;
+    src->done(src, src->ud);
+}
+
+static int queue_init(vqueue *q, size_t cap) {
+    q->items = calloc(cap, sizeof *q->items);
+    q->cap = cap;
+    pthread_mutex_init(&q->mu, NULL);
+    pthread_cond_init(&q->nonempty, NULL);
+    pthread_cond_init(&q->nonfull, NULL);
+    return q->items ? 0 : -1;
+}
+
+static inline int key_part(const vigil_router *r, const char *k, size_t kl) {
+    return (int)(vigil_hash(k, kl) % (uint64_t)r->partitions);
+}
+
+int vigil_router_parts(const vigil_router *r, const vigil_event *ev) {
+    int n = 0;
+    for (int g = 0; g < vigil_ruleset_group_count(r->rs); g++) n += vigil_event_key(ev, g, NULL) != NULL;
+    return n;
+}
+
+int vigil_router_store_down(const vigil_router *r) {
+    for (int i = 0; i < r->nworkers; i++)
+        if (atomic_load(&r->workers[i].store_down)) return 1;
+    return 0;
+}
+
+static vigil_status enqueue(vigil_router *r, vigil_event **evs, int n, vigil_waiter *w, vigil_source *src,
+                            int block, const atomic_int *quitp) {
+    if (atomic_load(&r->closed)) return VIGIL_EUNAVAILABLE;
+    int ng = vigil_ruleset_group_count(r->rs);
+    size_t *need = calloc((size_t)r->nworkers, sizeof *need);
+    if (!need) return VIGIL_ENOMEM;
+    for (int i = 0; i < n; i++)
+        for (int g = 0; g < ng; g++) {
+            size_t kl;
+            const char *k = vigil_event_key(evs[i], g, &kl);
+            if (k) need[key_part(r, k, kl) % r->nworkers]++;
+        }
+    pthread_mutex_lock(&r->ingest_mu);
+    /* all or nothing: every target queue must have room for its share */
+    vigil_status st = VIGIL_OK;
+    for (int wi = 0; wi < r->nworkers && st == VIGIL_OK; wi++) {
+        vqueue *q = &r->workers[wi].q;
+        pthread_mutex_lock(&q->mu);
+        if (need[wi] > q->cap) st = VIGIL_ETOOBIG;
+        while (st == VIGIL_OK && q->cap - q->n < need[wi]) {
+            int quit = atomic_load(&r->closed) || (quitp && atomic_load(quitp));
+            if (!block || quit) {
+                st = quit ? VIGIL_EUNAVAILABLE : VIGIL_EFULL;
+                break;
+            }
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 100000000;
+            if (ts.tv_nsec >= 1000000000) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000;
+            }
+            pthread_cond_timedwait(&q->nonfull, &q->mu, &ts);
+        }
+        pthread_mutex_unlock(&q->mu);
+    }
+    if (st != VIGIL_OK) {
+        pthread_mutex_unlock(&r->ingest_mu);
+        free(need);
+        return st;
+    }
+    /* only this thread adds (ingest_mu held) and workers only remove: the
+     * room stays. Each queue takes its share under one lock, so a worker
+     * never sees part of a source message. */
+    for (int wi = 0; wi < r->nworkers; wi++) {
+        if (!need[wi]) continue;
+        vqueue *q = &r->workers[wi].q;
+        pthread_mutex_lock(&q->mu);
+        size_t lastslot = 0;
+        int any = 0;
+        for (int i = 0; i < n; i++)
+            for (int g = 0; g < ng; g++) {
+                size_t kl;
+                const char *k = vigil_event_key(evs[i], g, &kl);
+                if (!k) continue;
+                int part = key_part(r, k, kl);
+                if (part % r->nworkers != wi) continue;
+                vigil_event_retain(evs[i]);
+                if (w) vigil_waiter_retain(w);
+                if (src) atomic_fetch_add(&src->refs, 1);
+                size_t slot = (q->head + q->n) % q->cap;
+                /* an item is its message's last in this queue until another follows */
+                if (src && any) q->items[lastslot].msg_end = 0;
+                q->items[slot] = (vitem){.ev = evs[i], .group = g, .part = part, .msg_end = 1,
+                                         .seq = src ? src->seq : 0, .src = src, .w = w};
+                lastslot = slot;
+                any = 1;
+                q->n++;
+            }
+        pthread_cond_signal(&q->nonempty);
+        pthread_mutex_unlock(&q->mu);
+    }
+    for (int i = 0; i < n; i++) vigil_event_release(evs[i]);   /* the queues hold their own references */
+    pthread_mutex_unlock(&r->ingest_mu);
+    free(need);
+    return VIGIL_OK;
+}
+
+vigil_status vigil_router_enqueue(vigil_router *r, vigil_event **evs, int n, vigil_waiter *w, int block,
+                                  const atomic_int *quit) {
+    return enqueue(r, evs, n, w, NULL, block, quit);
+}
+
+vigil_status vigil_router_enqueue_src(vigil_router *r, vigil_event **evs, int n, vigil_source *src, int block,
+                                      const atomic_int *quit) {
+    return enqueue(r, evs, n, NULL, src, block, quit);
+}
+
+/* Offsets and watermarks from where the state is: Redis, or the snapshot
+ * files (which also hold the memory store's key states). */
+static vigil_status load_durable_state(vigil_router *r, vigil_error *err) {
+    int ng = vigil_ruleset_group_count(r->rs);
+    if (r->cfg.redis_url) {
+        const char **names = calloc((size_t)(ng ? ng : 1), sizeof *names);
+        if (!names) return VIGIL_ENOMEM;
+        for (int g = 0; g < ng; g++) names[g] = vigil_ruleset_group_key(r->rs, g);
+        vigil_status st;
+        for (;;) {   /* Redis not up yet: wait for it rather than start on empty state */
+            st = vigil_redis_store_load_offsets(r->workers[0].store, names, ng, r->partitions, r->off_seq, r->off_wm,
+                                                err);
+            if (st != VIGIL_EUNAVAILABLE && !(st == VIGIL_ESTORE && strstr(err->msg, "LOADING"))) break;
+            fprintf(stderr, "vigil: reading offsets: %s; retrying\n", err->msg);
+            usleep(500000);
+        }
+        free(names);
+        if (st != VIGIL_OK) return st;
+    } else if (vroute_durable_snapshots(r)) {
+        vigil_snapshot_view v;
+        vroute_snapshot_view(r, &v);
+        vigil_status st = vigil_snapshot_load(&v, err);
+        if (st != VIGIL_OK) return st;
+    }
+    /* each worker's watermark resumes where its pairs' last commit left it */
+    for (int i = 0; i < r->nworkers; i++) {
+        int64_t wm = INT64_MIN;
+        for (int pair = 0; pair < ng * r->partitions; pair++)
+            if ((pair % r->partitions) % r->nworkers == i && r->off_wm[pair] > wm) wm = r->off_wm[pair];
+        if (wm > INT64_MIN) vigil_engine_advance(r->workers[i].eng, wm);
+        atomic_store(&r->workers[i].watermark, vigil_engine_watermark(r->workers[i].eng));
+    }
+    return VIGIL_OK;
+}
+
+static void worker_free(vigil_router *r, vworker *wk) {
+    vigil_engine_destroy(wk->eng);
+    if (wk->store) wk->store->destroy(wk->store);
+    free(wk->q.items);
+    for (size_t j = 0; j < wk->nalerts; j++) vigil_alert_record_free(&wk->alerts[j]);
+    free(wk->alerts);
+    free(wk->alert_waiters);
+    for (size_t j = 0; j < wk->nlate; j++) vigil_event_release(wk->late[j]);
+    free(wk->late);
+    free(wk->late_group);
+    free(wk->touched);
+    free(wk->touched_mark);
+    for (size_t j = 0; j < wk->nunacked; j++) vigil_source_release(wk->unacked[j]);
+    free(wk->unacked);
+}
+
+static void router_free(vigil_router *r) {
+    for (int i = 0; r->workers && i < r->nworkers; i++) worker_free(r, &r->workers[i]);
+    free(r->workers);
+    free(r->engines);
+    free(r->off_seq);
+    free(r->off_wm);
+    free(r->off_src);
+    if (r->rs) vigil_ruleset_release(r->rs);
+    pthread_mutex_destroy(&r->ingest_mu);
+    free(r);
+}
+
+vigil_status vigil_router_create(const vigil_router_config *cfg, vigil_router **out, vigil_error *err) {
+    vigil_router *r = calloc(1, sizeof *r);
+    if (!r) return vigil_error_set(err, VIGIL_ENOMEM, "out of memory");
+    r->cfg = *cfg;
+    if (r->cfg.workers <= 0) r->cfg.workers = 2;
+    if (r->cfg.partitions <= 0) r->cfg.partitions = 16;
+    if (!r->cfg.queue_cap) r->cfg.queue_cap = 65536;
+    if (r->cfg.idle_timeout_ms < 0) r->cfg.idle_timeout_ms = 0;
+    if (r->cfg.snapshot_interval_ms <= 0) r->cfg.snapshot_interval_ms = 10000;
+    if (!r->cfg.redis_prefix) r->cfg.redis_prefix = "vigil";
+    pthread_mutex_init(&r->ingest_mu, NULL);
+    vigil_ruleset_retain(cfg->rs);
+    r->rs = cfg->rs;
+    r->nworkers = r->cfg.workers;
+    r->partitions = r->cfg.partitions;
+    int ng = vigil_ruleset_group_count(r->rs);
+    size_t npairs = (size_t)(ng ? ng : 1) * (size_t)r->partitions;
+    r->off_seq = calloc(npairs, sizeof *r->off_seq);
+    r->off_wm = malloc(npairs * sizeof *r->off_wm);
+    r->off_src = calloc(npairs, sizeof *r->off_src);
+    r->workers = calloc((size_t)r->nworkers, sizeof *r->workers);
+    r->engines = calloc((size_t)r->nworkers, sizeof *r->engines);
+    vigil_status st = VIGIL_OK;
+    if (!r->off_seq || !r->off_wm || !r->off_src || !r->workers || !r->engines) {
+        st = vigil_error_set(err, VIGIL_ENOMEM, "out of memory");
+        goto fail;
+    }
+    for (size_t i = 0; i < npairs; i++) r->off_wm[i] = INT64_MIN;
+    vigil_engine_opts eo = {.allowed_lateness_ms = r->cfg.allowed_lateness_ms,
+                            .max_out_of_orderness_ms = r->cfg.max_out_of_orderness_ms};
+    for (int i = 0; i < r->nworkers; i++) {
+        vworker *wk = &r->workers[i];
+        wk->r = r;
+        wk->idx = i;
+        atomic_init(&wk->watermark, INT64_MIN);
+        if (queue_init(&wk->q, r->cfg.queue_cap) != 0) {
+            st = vigil_error_set(err, VIGIL_ENOMEM, "out of memory for queues");
+            goto fail;
+        }
+        wk->touched = malloc(npairs * sizeof *wk->touched);
+        wk->touched_mark = calloc(npairs, 1);
+        if (!wk->touched || !wk->touched_mark) {
+            st = vigil_error_set(err, VIGIL_ENOMEM, "out of memory");
+            goto fail;
+        }
+        if (r->cfg.redis_url) {
+            if ((st = vigil_redis_store_create(r->cfg.redis_url, r->cfg.redis_prefix, &wk->store, err)) != VIGIL_OK)
+                goto fail;
+            vigil_redis_store_set_partitions(wk->store, r->partitions);
+        }
+        if (!(wk->eng = vigil_engine_create(r->rs, &eo, wk->store, vroute_on_alert, wk))) {
+            st = vigil_error_set(err, VIGIL_ENOMEM, "out of memory for an engine");
+            goto fail;
+        }
+        r->engines[i] = wk->eng;
+    }
+    if ((st = load_durable_state(r, err)) != VIGIL_OK) goto fail;
+    *out = r;
+    return VIGIL_OK;
+fail:
+    router_free(r);
+    return st;
+}
+
+void vigil_router_start(vigil_router *r) {
+    for (int i = 0; i < r->nworkers; i++)
+        if (pthread_create(&r->workers[i].th, NULL, vroute_worker_main, &r->workers[i]) == 0)
+            r->workers[i].started = 1;
+}
+
+void vigil_router_stop(vigil_router *r) {
+    if (!r || atomic_load(&r->stopping) == 2) return;
+    atomic_store(&r->closed, 1);
+    atomic_store(&r->stopping, 1);
+    for (int i = 0; i < r->nworkers; i++) {
+        pthread_mutex_lock(&r->workers[i].q.mu);
+        pthread_cond_broadcast(&r->workers[i].q.nonempty);
+        pthread_cond_broadcast(&r->workers[i].q.nonfull);
+        pthread_mutex_unlock(&r->workers[i].q.mu);
+    }
+    for (int i = 0; i < r->nworkers; i++)
+        if (r->workers[i].started) pthread_join(r->workers[i].th, NULL);
+    atomic_store(&r->stopping, 2);
+}
+
+void vigil_router_destroy(vigil_router *r) {
+    if (!r) return;
+    vigil_router_stop(r);
+    router_free(r);
+}
+
+void vigil_router_get_stats(vigil_router *r, vigil_router_stats *o) {
+    memset(o, 0, sizeof *o);
+    o->workers = r->nworkers;
+    o->watermark_min = INT64_MAX;
+    for (int i = 0; i < r->nworkers; i++) {
+        vworker *w = &r->workers[i];
+        o->skipped += atomic_load(&w->skipped);
+        o->snapshots += atomic_load(&w->snapshots);
+        o->commit_us_sum += atomic_load(&w->commit_us_sum);
+        o->commit_count += atomic_load(&w->commit_count);
+        o->store_down |= atomic_load(&w->store_down);
+        o->processed += atomic_load(&w->processed);
+        o->late += atomic_load(&w->late_count);
+        o->keys += atomic_load(&w->keys);
+        o->runs += atomic_load(&w->runs);
+        o->keys_expired += atomic_load(&w->keys_expired);
+        o->runs_evicted += atomic_load(&w->runs_evicted);
+        o->function_errors += atomic_load(&w->function_errors);
+        o->commits += atomic_load(&w->commits);
+        o->commit_errors += atomic_load(&w->commit_errors);
+        int64_t wm = atomic_load(&w->watermark);
+        if (wm < o->watermark_min) o->watermark_min = wm;
+        pthread_mutex_lock(&w->q.mu);
+        o->queue_depth += w->q.n;
+        pthread_mutex_unlock(&w->q.mu);
+        vigil_redis_stats rst;
+        /* counters of another thread's store: read racily, monotonic */
+        if (w->store && vigil_redis_store_stats(w->store, &rst) == VIGIL_OK) {
+            o->redis_round_trips += rst.round_trips;
+            o->redis_keys_loaded += rst.keys_loaded;
+            o->redis_keys_saved += rst.keys_saved;
+        }
+    }
+    if (o->watermark_min == INT64_MAX) o->watermark_min = INT64_MIN;
+}

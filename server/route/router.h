@@ -1,0 +1,100 @@
+/* router.h — the route wing: bounded queues, routing by key, and the
+ * workers that own the keys (DESIGN.md §2–§3).
+ *
+ * Sources hand decoded events to vigil_router_enqueue; each event goes once
+ * per key group, by hash of its key into one of `partitions` partitions,
+ * and partition p to worker p % workers, so one worker owns a key and its
+ * state needs no lock. A worker takes up to 1000 items (never splitting a
+ * source message), prefetches missing key state (one pipelined Redis round
+ * trip), feeds its engine, commits the changed keys with the batch's pair
+ * offsets and outbox rows (one MULTI/EXEC, or the outbox file), and only
+ * then hands the batch's alerts and late events to the sinks (sinks.h) and
+ * answers ?wait requests. The wing owns its counters; others read them
+ * through vigil_router_get_stats.
+ *
+ * Effectively once (JetStream): a source message (vigil_source) carries its
+ * stream sequence; each (group, partition) pair remembers the last sequence
+ * applied; a redelivered item at or below it is skipped. The source's
+ * `done` callback runs once every item of it is committed (memory store:
+ * once a snapshot holds them) — the ingest wing acks the message there. */
+#ifndef VIGIL_ROUTER_H
+#define VIGIL_ROUTER_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "vigil/engine.h"
+#include "server/route/waiter.h"
+#include "server/alerts/sinks.h"
+#include "server/alerts/outbox.h"
+
+typedef struct vigil_router vigil_router;
+
+/* A source message (a JetStream message, possibly an NDJSON batch) while
+ * its events are in the workers. The creator sets seq, done and ud, and
+ * holds one reference (refs = 1) while routing; vigil_source_release drops
+ * it; the last release calls done(src, ud), which frees src. */
+typedef struct vigil_source {
+    uint64_t seq;                                   /* stream sequence (> 0) */
+    atomic_int refs;
+    void (*done)(struct vigil_source *src, void *ud);
+    void *ud;
+} vigil_source;
+void vigil_source_release(vigil_source *src);        /* accepts NULL */
+
+typedef struct vigil_router_config {
+    vigil_ruleset *rs;                 /* retained */
+    int workers;                       /* default 2 */
+    int partitions;                    /* default 16; fixed for a deployment */
+    size_t queue_cap;                  /* items per worker queue; default 65536 */
+    int64_t allowed_lateness_ms, max_out_of_orderness_ms;
+    int64_t idle_timeout_ms;           /* 0: the watermark moves only with events */
+    const char *redis_url;             /* NULL: memory store */
+    const char *redis_prefix;          /* default "vigil" */
+    const char *data_dir;              /* memory store snapshots; NULL or "": none */
+    int64_t snapshot_interval_ms;      /* default 10000 */
+    vigil_sinks *sinks;                /* borrowed, required */
+    vigil_outbox *outbox;              /* borrowed; NULL: no webhook endpoints */
+} vigil_router_config;
+
+/* Create the workers' engines and stores, load offsets and state (Redis or
+ * the snapshots; waits for a Redis that is still loading). No thread runs
+ * until vigil_router_start. Errors: as the stores', VIGIL_ENOMEM. */
+vigil_status vigil_router_create(const vigil_router_config *cfg, vigil_router **out, vigil_error *err);
+void vigil_router_start(vigil_router *r);
+/* Drain: no new items from now on (enqueue answers VIGIL_EUNAVAILABLE);
+ * the workers finish their queues, commit, hand out, snapshot, and stop.
+ * Enqueue and stats stay callable until destroy. */
+void vigil_router_stop(vigil_router *r);
+/* Stop if not yet, then free. Accepts NULL. */
+void vigil_router_destroy(vigil_router *r);
+
+/* Route n decoded events, all or nothing: VIGIL_EFULL when some queue
+ * cannot take its share now (nothing enqueued), VIGIL_ETOOBIG when a share
+ * can never fit, VIGIL_EUNAVAILABLE when closed (or `quit` became non-zero
+ * while waiting). With block != 0 waits for room instead of EFULL. w
+ * (may be NULL) gets one reference per item. On success the queues own the
+ * events (the caller's references are taken over); on error the caller
+ * keeps them. */
+vigil_status vigil_router_enqueue(vigil_router *r, vigil_event **evs, int n, vigil_waiter *w, int block,
+                                  const atomic_int *quit);
+/* The same for the events of one source message (src->refs gets one per item). */
+vigil_status vigil_router_enqueue_src(vigil_router *r, vigil_event **evs, int n, vigil_source *src, int block,
+                                      const atomic_int *quit);
+
+/* Key groups that event ev goes to (a ?wait request waits for each). */
+int vigil_router_parts(const vigil_router *r, const vigil_event *ev);
+/* 1 while a store is down: intake must pause. */
+int vigil_router_store_down(const vigil_router *r);
+
+typedef struct vigil_router_stats {
+    unsigned long long processed, late, keys, runs, queue_depth, commits, commit_errors, keys_expired,
+        runs_evicted, function_errors, skipped, snapshots, commit_us_sum, commit_count;
+    unsigned long long redis_round_trips, redis_keys_loaded, redis_keys_saved;   /* Redis store only */
+    int64_t watermark_min;             /* lowest worker watermark (ms; INT64_MIN: none yet) */
+    int store_down;
+    int workers;
+} vigil_router_stats;
+void vigil_router_get_stats(vigil_router *r, vigil_router_stats *out);
+
+#endif

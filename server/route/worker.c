@@ -1,0 +1,405 @@
+/* worker.c — one worker's loop and its phases, in a fixed order per batch:
+ * take up to 1000 items (never splitting a source message), skip what the
+ * pair offsets say was applied, prefetch missing key state, feed the
+ * engine, commit (key states, pair offsets and outbox rows together), then
+ * release: acks (memory store: after the next snapshot), alerts and late
+ * events to the sinks, ?wait answers. So nothing leaves a worker before the
+ * state that produced it is stored. A store that fails pauses the worker
+ * (retried with backoff) instead of matching on missing state. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "route_int.h"
+#include "server/common/fault.h"
+#include "server/state/redis_store.h"
+
+#define BATCH 1000
+
+int vroute_durable_snapshots(const vigil_router *r) {
+    return !r->cfg.redis_url && r->cfg.data_dir && *r->cfg.data_dir;
+}
+
+void vroute_snapshot_view(vigil_router *r, vigil_snapshot_view *v) {
+    *v = (vigil_snapshot_view){.data_dir = r->cfg.data_dir, .rs = r->rs, .partitions = r->partitions,
+                               .nworkers = r->nworkers, .engines = r->engines, .off_seq = r->off_seq,
+                               .off_wm = r->off_wm};
+}
+
+/* ---- the batch's alerts and late events -------------------------------------- */
+
+void vroute_on_alert(void *ud, const vigil_alert *a) {
+    vworker *wk = ud;
+    vigil_sinks *sinks = wk->r->cfg.sinks;
+    if (wk->nalerts == wk->capalerts) {
+        size_t cap = wk->capalerts ? wk->capalerts * 2 : 64;
+        /* VIGIL_FAULT=alert_nomem:N makes the N-th growth fail, as a failed realloc would */
+        vigil_alert_record *n = vigil_fault_due("alert_nomem") ? NULL : realloc(wk->alerts, cap * sizeof *n);
+        if (n) wk->alerts = n;
+        vigil_waiter **nw = n ? realloc(wk->alert_waiters, cap * sizeof *nw) : NULL;
+        if (nw) wk->alert_waiters = nw;
+        if (!n || !nw) {
+            vigil_sinks_lost(sinks, a->rule, "out of memory for the batch's alerts");
+            return;
+        }
+        wk->capalerts = cap;
+    }
+    if (vigil_alert_record_from_alert(a, vigil_now_ms(), &wk->alerts[wk->nalerts]) != VIGIL_OK) {
+        vigil_sinks_lost(sinks, a->rule, "out of memory serialising the alert");
+        return;
+    }
+    wk->alert_waiters[wk->nalerts] = wk->cur_waiter;
+    wk->nalerts++;
+}
+
+static void note_late(vworker *wk, vigil_event *ev, int group) {
+    if (wk->nlate == wk->caplate) {
+        size_t cap = wk->caplate ? wk->caplate * 2 : 64;
+        vigil_event **n = realloc(wk->late, cap * sizeof *n);
+        if (n) wk->late = n;
+        int *ng = n ? realloc(wk->late_group, cap * sizeof *ng) : NULL;
+        if (ng) wk->late_group = ng;
+        if (!n || !ng) return;   /* counted as late; only its publication is lost */
+        wk->caplate = cap;
+    }
+    vigil_event_retain(ev);
+    wk->late[wk->nlate] = ev;
+    wk->late_group[wk->nlate++] = group;
+}
+
+/* After the commit: alerts to the sinks and their waiters, late events out. */
+static void release_outputs(vworker *wk) {
+    vigil_router *r = wk->r;
+    for (size_t i = 0; i < wk->nalerts; i++) {
+        vigil_alert_record *a = &wk->alerts[i];
+        vigil_sinks_alert(r->cfg.sinks, a);
+        if (wk->alert_waiters[i]) vigil_waiter_append(wk->alert_waiters[i], a->json, a->len);
+        vigil_alert_record_free(a);
+    }
+    wk->nalerts = 0;
+    for (size_t i = 0; i < wk->nlate; i++) {
+        vigil_sinks_late(r->cfg.sinks, wk->late[i], vigil_ruleset_group_key(r->rs, wk->late_group[i]));
+        vigil_event_release(wk->late[i]);
+    }
+    wk->nlate = 0;
+}
+
+/* ---- commit --------------------------------------------------------------------- */
+
+/* Retry a store operation until it succeeds or the server stops: losing the
+ * store pauses this worker (and, through full queues and store_down, the
+ * intake) instead of matching on missing state or losing a commit. */
+static int with_retry(vworker *wk, vigil_status (*op)(vworker *, void *, vigil_error *), void *arg, const char *what) {
+    int delay = 100;
+    for (;;) {
+        vigil_error err;
+        vigil_error_clear(&err);
+        vigil_status st = op(wk, arg, &err);
+        if (st == VIGIL_OK) {
+            atomic_store(&wk->store_down, 0);
+            return 0;
+        }
+        atomic_fetch_add(&wk->commit_errors, 1);
+        if (st == VIGIL_EUNAVAILABLE) atomic_store(&wk->store_down, 1);
+        fprintf(stderr, "vigil: worker %d: %s failed: %s (%s); retrying\n", wk->idx, what, err.msg, vigil_status_str(st));
+        if (atomic_load(&wk->r->stopping) > 1) return -1;
+        usleep((useconds_t)delay * 1000);
+        if (delay < 2000) delay *= 2;
+    }
+}
+
+typedef struct batch { vitem *it; int n; vigil_event **evs; int *groups; } batch;
+static vigil_status op_prefetch(vworker *wk, void *arg, vigil_error *err) {
+    batch *b = arg;
+    return vigil_engine_prefetch(wk->eng, b->evs, b->groups, b->n, err);
+}
+
+/* The outbox's rows of the batch: active alerts, when endpoints exist. */
+static int outbox_alerts(vworker *wk, vigil_outbox_alert **out) {
+    *out = NULL;
+    if (!wk->r->cfg.outbox || !wk->nalerts) return 0;
+    vigil_outbox_alert *oa = calloc(wk->nalerts, sizeof *oa);
+    if (!oa) return -1;
+    int n = 0;
+    for (size_t i = 0; i < wk->nalerts; i++) {
+        vigil_alert_record *a = &wk->alerts[i];
+        if (a->mode != VIGIL_MODE_ACTIVE) continue;
+        oa[n++] = (vigil_outbox_alert){.id = a->id, .rule = a->rule, .severity = a->severity, .key = a->key,
+                                       .shadow = 0, .json = a->json, .len = a->len};
+    }
+    *out = oa;
+    return n;
+}
+
+/* One commit: the changed key states, the offsets this batch moved and its
+ * alerts, all or nothing. Redis: one MULTI/EXEC. Memory store: the alerts
+ * go to the outbox file (the state is in memory; snapshots make it
+ * durable). */
+static vigil_status op_commit(vworker *wk, void *arg, vigil_error *err) {
+    (void)arg;
+    vigil_router *r = wk->r;
+    vigil_outbox_alert *oa;
+    int noa = outbox_alerts(wk, &oa);
+    if (noa < 0) return vigil_error_set(err, VIGIL_ENOMEM, "out of memory for the outbox");
+    vigil_status st = VIGIL_OK;
+    if (wk->store) {
+        const vigil_store_record *recs;
+        size_t n;
+        st = vigil_engine_commit_begin(wk->eng, &recs, &n, err);
+        vigil_redis_offset *offs = NULL;
+        if (st == VIGIL_OK && wk->ntouched) {
+            offs = calloc((size_t)wk->ntouched, sizeof *offs);
+            if (!offs) st = vigil_error_set(err, VIGIL_ENOMEM, "out of memory for offsets");
+            for (int i = 0; offs && i < wk->ntouched; i++) {
+                int pair = wk->touched[i];
+                offs[i] = (vigil_redis_offset){.group_name = vigil_ruleset_group_key(r->rs, pair / r->partitions),
+                                               .partition = pair % r->partitions, .seq = r->off_seq[pair],
+                                               .wm = vigil_engine_watermark(wk->eng)};
+            }
+        }
+        if (st == VIGIL_OK)
+            st = vigil_redis_store_commit(wk->store, recs, (int)n, offs, wk->ntouched, oa, noa, err);
+        vigil_engine_commit_end(wk->eng, st == VIGIL_OK);
+        free(offs);
+    } else if (noa) {
+        st = vigil_outbox_file_append(r->cfg.outbox, oa, noa, err);
+    }
+    free(oa);
+    return st;
+}
+
+static void touch_clear(vworker *wk) {
+    /* the batch held whole messages: none of them has items still to come */
+    for (int i = 0; i < wk->ntouched; i++) wk->r->off_src[wk->touched[i]] = NULL;
+    for (int i = 0; i < wk->ntouched; i++) wk->touched_mark[wk->touched[i]] = 0;
+    wk->ntouched = 0;
+}
+
+static void commit_batch(vworker *wk) {
+    int64_t t0 = vigil_now_us();
+    if (with_retry(wk, op_commit, NULL, "committing key state") == 0) {
+        atomic_fetch_add(&wk->commit_us_sum, (unsigned long long)(vigil_now_us() - t0));
+        atomic_fetch_add(&wk->commit_count, 1);
+    }
+    touch_clear(wk);
+    atomic_store(&wk->watermark, vigil_engine_watermark(wk->eng));
+}
+
+/* ---- snapshots and acks ------------------------------------------------------------ */
+
+/* The memory store: snapshot when due; then the sources it covers are acked. */
+static void snapshot_if_due(vworker *wk, int force) {
+    vigil_router *r = wk->r;
+    if (!vroute_durable_snapshots(r)) return;
+    int64_t now = vigil_now_ms();
+    int due = force || wk->nunacked > 20000 ||
+              (wk->dirty_since_snapshot && now - wk->last_snapshot_ms >= r->cfg.snapshot_interval_ms);
+    if (!due || (!wk->dirty_since_snapshot && !wk->nunacked)) return;
+    vigil_error err;
+    vigil_error_clear(&err);
+    vigil_snapshot_view v;
+    vroute_snapshot_view(r, &v);
+    if (vigil_snapshot_write(&v, wk->idx, &err) != VIGIL_OK) {
+        fprintf(stderr, "vigil: worker %d: snapshot failed: %s (state stays in memory; retrying later)\n", wk->idx, err.msg);
+        atomic_fetch_add(&wk->commit_errors, 1);
+        wk->last_snapshot_ms = now;   /* not again at once */
+        return;
+    }
+    atomic_fetch_add(&wk->snapshots, 1);
+    wk->last_snapshot_ms = now;
+    if (r->cfg.outbox) {   /* once every worker snapshotted since the last mark, the outbox may forget older ids */
+        unsigned long long all = r->nworkers >= 64 ? ~0ull : (1ull << r->nworkers) - 1;
+        unsigned long long m = atomic_fetch_or(&r->snap_mask, 1ull << (wk->idx % 64)) | (1ull << (wk->idx % 64));
+        if ((m & all) == all && atomic_compare_exchange_strong(&r->snap_mask, &m, 0))
+            vigil_outbox_file_mark_snapshot(r->cfg.outbox);
+    }
+    wk->dirty_since_snapshot = 0;
+    for (size_t i = 0; i < wk->nunacked; i++) vigil_source_release(wk->unacked[i]);
+    wk->nunacked = 0;
+}
+
+/* After the commit: sources whose items are all committed get acked (the
+ * memory store defers that to the snapshot that makes them durable). */
+static void release_sources(vworker *wk, vitem *it, int n) {
+    int defer = vroute_durable_snapshots(wk->r);
+    for (int i = 0; i < n; i++) {
+        if (!it[i].src) continue;
+        if (!defer) {
+            vigil_source_release(it[i].src);
+            continue;
+        }
+        if (wk->nunacked == wk->capunacked) {
+            size_t cap = wk->capunacked ? wk->capunacked * 2 : 1024;
+            vigil_source **u = realloc(wk->unacked, cap * sizeof *u);
+            if (!u) {   /* cannot defer: ack now (the snapshot may then lag it) */
+                vigil_source_release(it[i].src);
+                continue;
+            }
+            wk->unacked = u;
+            wk->capunacked = cap;
+        }
+        wk->unacked[wk->nunacked++] = it[i].src;
+    }
+}
+
+static void update_stats(vworker *wk) {
+    vigil_engine_stats st;
+    vigil_engine_get_stats(wk->eng, &st);
+    atomic_store(&wk->keys, st.keys);
+    atomic_store(&wk->runs, st.runs);
+    atomic_store(&wk->keys_expired, st.keys_expired);
+    atomic_store(&wk->runs_evicted, st.runs_evicted);
+    atomic_store(&wk->function_errors, st.function_errors);
+}
+
+/* ---- the loop ------------------------------------------------------------------------ */
+
+/* Wait for items; 1 when the idle timer fired instead (no items), 0 with
+ * q->mu held and items (or stopping). */
+static int wait_for_items(vworker *wk, int64_t last_arrival) {
+    vigil_router *r = wk->r;
+    pthread_mutex_lock(&wk->q.mu);
+    while (wk->q.n == 0 && !atomic_load(&r->stopping)) {
+        int64_t idle = r->cfg.idle_timeout_ms;
+        int64_t now = vigil_now_ms(), wake;
+        int snap_pending = vroute_durable_snapshots(r) && (wk->dirty_since_snapshot || wk->nunacked);
+        if ((idle <= 0 || last_arrival == 0) && !snap_pending) {
+            pthread_cond_wait(&wk->q.nonempty, &wk->q.mu);
+            continue;
+        }
+        /* wake at the idle timeout, then every idle/4 while idle; and for a due snapshot */
+        wake = INT64_MAX;
+        if (idle > 0 && last_arrival) {
+            wake = last_arrival + idle;
+            if (wake <= now) wake = now + (idle / 4 > 10 ? idle / 4 : 10);
+        }
+        if (snap_pending && wk->last_snapshot_ms + r->cfg.snapshot_interval_ms < wake)
+            wake = wk->last_snapshot_ms + r->cfg.snapshot_interval_ms;
+        if (wake < now + 1) wake = now + 1;
+        struct timespec ts = {.tv_sec = wake / 1000, .tv_nsec = (wake % 1000) * 1000000};
+        if (pthread_cond_timedwait(&wk->q.nonempty, &wk->q.mu, &ts) != 0 && wk->q.n == 0) {
+            pthread_mutex_unlock(&wk->q.mu);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+void *vroute_worker_main(void *arg) {
+    vworker *wk = arg;
+    vigil_router *r = wk->r;
+    size_t cap = BATCH;
+    vitem *it = malloc(cap * sizeof *it);
+    vigil_event **evs = malloc(cap * sizeof *evs);
+    int *groups = malloc(cap * sizeof *groups);
+    if (!it || !evs || !groups) abort();
+    int64_t last_stats = 0;
+    int64_t last_arrival = 0, wm_at_arrival = INT64_MIN;   /* wall ms of the last batch; the watermark then */
+    wk->last_snapshot_ms = vigil_now_ms();
+    for (;;) {
+        if (wait_for_items(wk, last_arrival)) {
+            /* an idle source: event time moves on with processing time, so
+             * absences and window closes fire without new traffic */
+            int64_t idle = r->cfg.idle_timeout_ms;
+            if (idle > 0 && last_arrival && vigil_now_ms() - last_arrival >= idle) {
+                int64_t wm = wm_at_arrival + (vigil_now_ms() - last_arrival);
+                if (wm > vigil_engine_watermark(wk->eng)) {
+                    vigil_engine_advance(wk->eng, wm);
+                    commit_batch(wk);
+                    release_outputs(wk);
+                    wk->dirty_since_snapshot = 1;
+                }
+            }
+            snapshot_if_due(wk, 0);
+            continue;
+        }
+        if (wk->q.n == 0) {
+            pthread_mutex_unlock(&wk->q.mu);
+            break;
+        }
+        /* a batch: up to BATCH items, never splitting a source message (its
+         * offset covers all of it) */
+        int n = 0;
+        while (wk->q.n && (n < BATCH || !it[n - 1].msg_end)) {
+            if ((size_t)n == cap) {
+                cap *= 2;
+                vitem *ni = realloc(it, cap * sizeof *ni);
+                vigil_event **ne = realloc(evs, cap * sizeof *ne);
+                int *ng = realloc(groups, cap * sizeof *ng);
+                if (!ni || !ne || !ng) abort();
+                it = ni;
+                evs = ne;
+                groups = ng;
+            }
+            it[n++] = wk->q.items[wk->q.head];
+            wk->q.head = (wk->q.head + 1) % wk->q.cap;
+            wk->q.n--;
+        }
+        pthread_cond_broadcast(&wk->q.nonfull);
+        pthread_mutex_unlock(&wk->q.mu);
+        for (int i = 0; i < n; i++) {
+            evs[i] = it[i].ev;
+            groups[i] = it[i].group;
+        }
+        batch b = {.it = it, .n = n, .evs = evs, .groups = groups};
+        if (wk->store) with_retry(wk, op_prefetch, &b, "loading key state");
+        for (int i = 0; i < n; i++) {
+            vigil_error err;
+            if (n > 1 && i == n / 2) vigil_fault_point("feed");
+            if (it[i].seq) {
+                /* applied before (a redelivery): an older message, or the
+                 * same sequence from another copy than the one being applied */
+                int pair = it[i].group * r->partitions + it[i].part;
+                if (it[i].seq < r->off_seq[pair] || (it[i].seq == r->off_seq[pair] && it[i].src != r->off_src[pair])) {
+                    atomic_fetch_add(&wk->skipped, 1);
+                    continue;
+                }
+                r->off_seq[pair] = it[i].seq;
+                r->off_src[pair] = it[i].src;
+                if (!wk->touched_mark[pair]) {
+                    wk->touched_mark[pair] = 1;
+                    wk->touched[wk->ntouched++] = pair;
+                }
+            }
+            wk->cur_waiter = it[i].w;
+            vigil_status st = vigil_engine_feed_group(wk->eng, it[i].ev, it[i].group, &err);
+            if (st == VIGIL_ELATE) {
+                atomic_fetch_add(&wk->late_count, 1);
+                note_late(wk, it[i].ev, it[i].group);   /* published after the commit */
+            } else if (st != VIGIL_OK) {
+                fprintf(stderr, "vigil: worker %d: event %s: %s\n", wk->idx, vigil_event_id(it[i].ev), err.msg);
+            }
+        }
+        wk->cur_waiter = NULL;
+        wk->dirty_since_snapshot = 1;
+        last_arrival = vigil_now_ms();
+        wm_at_arrival = vigil_engine_watermark(wk->eng);
+        commit_batch(wk);
+        atomic_fetch_add(&wk->commits, 1);
+        vigil_fault_point("ack");
+        release_sources(wk, it, n);
+        release_outputs(wk);
+        snapshot_if_due(wk, 0);
+        /* counters before answering waiters: a client that got its answer
+         * must see its event counted */
+        int64_t now = vigil_now_ms();
+        if (now - last_stats >= 1000) {   /* the stats walk every key: at most once a second */
+            update_stats(wk);
+            last_stats = now;
+        }
+        atomic_fetch_add(&wk->processed, (unsigned long long)n);
+        for (int i = 0; i < n; i++) {
+            if (it[i].w) {
+                vigil_waiter_done(it[i].w);
+                vigil_waiter_release(it[i].w);
+            }
+            vigil_event_release(it[i].ev);
+        }
+    }
+    snapshot_if_due(wk, 1);   /* stopping: the last snapshot, then its acks */
+    update_stats(wk);
+    free(it);
+    free(evs);
+    free(groups);
+    return NULL;
+}
