@@ -184,10 +184,9 @@ void vigil_http_on_stop(vigil_http *h, void (*fn)(void *ctx), void *ctx) {
 vigil_status vigil_http_start(vigil_http *h, vigil_error *err) {
     h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_LINUX_ONLY | MHD_ALLOW_SUSPEND_RESUME |
                                 MHD_USE_ERROR_LOG,
-                            (uint16_t)h->port, NULL, NULL, handler, h, MHD_OPTION_SOCK_ADDR, &h->sa,
-                            MHD_OPTION_NOTIFY_COMPLETED, completed, h, MHD_OPTION_THREAD_POOL_SIZE, 2,
-                            MHD_OPTION_CONNECTION_LIMIT, 1000, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
-                            MHD_OPTION_END);
+                            (uint16_t)h->port, NULL, NULL, handler, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
+                            MHD_OPTION_SOCK_ADDR, &h->sa, MHD_OPTION_NOTIFY_COMPLETED, completed, h,
+                            MHD_OPTION_THREAD_POOL_SIZE, 2, MHD_OPTION_CONNECTION_LIMIT, 1000, MHD_OPTION_END);
     if (!h->d) return vigil_error_set(err, VIGIL_EIO, "cannot listen on %s (in use?)", h->listen);
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
     if (di) h->port = di->port;
