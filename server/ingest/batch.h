@@ -50,8 +50,8 @@ typedef struct vigil_batch_error {
     vigil_status status;   /* EPARSE (not JSON, invalid UTF-8, empty body), ENOTIME, ENOKEY,
                               ETOOBIG, ENOMEM, EINVAL */
     char msg[512];         /* the reason, without the line number: "invalid UTF-8 at byte offset
-                              17: overlong encoding", or the decoder's message ("missing key
-                              field 'card_id'") */
+                              17: overlong encoding", or the decoder's message ("missing event
+                              time field (looked for 'ts')") */
 } vigil_batch_error;
 
 /* Called once per skipped line under SKIP_BAD, in body order, on the
