@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
-# build.sh — build the libFuzzer targets (fuzz_json, fuzz_csv, fuzz_rules)
-# into build-fuzz/ with clang, ASan and UBSan.
+# build.sh — build the libFuzzer targets (fuzz_json, fuzz_csv, fuzz_rules,
+# fuzz_batch) into build-fuzz/ with clang, ASan and UBSan.
 #
-# The sources of engine/, lua/ and cli/input.c are compiled directly (not
+# The sources of engine/, lua/, cli/input.c and server/ingest/batch.c (only
+# for fuzz_batch: it depends on engine/ alone) are compiled directly (not
 # through CMake) so that every object carries the fuzzer's coverage
 # instrumentation; only the libraries they link (Hyperscan, cJSON,
 # libcrypto, zlib, Lua 5.4) come from pkg-config, uninstrumented.
 #
-# Usage: tests/fuzz/build.sh [target...]      (default: all three)
+# Usage: tests/fuzz/build.sh [target...]      (default: all four)
 # Env:   CC (default clang; must be clang with libFuzzer), BUILD_DIR
 #        (default <repo>/build-fuzz), FUZZ_CFLAGS (extra flags),
-#        FUZZ_SRC_ROOT (default <repo>: where engine/, lua/, cli/ are read
+#        FUZZ_SRC_ROOT (default <repo>: where engine/, lua/, cli/, server/ are read
 #        from; point it at a `git archive` of a commit to fuzz a fixed
 #        snapshot while the working tree changes).
 # Everything is recompiled each time (about 10 s): headers change layouts,
@@ -22,9 +23,9 @@ SRC=$(cd "${FUZZ_SRC_ROOT:-$ROOT}" && pwd)
 OUT=${BUILD_DIR:-$ROOT/build-fuzz}
 CC=${CC:-clang}
 TARGETS=("$@")
-[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(fuzz_json fuzz_csv fuzz_rules)
+[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(fuzz_json fuzz_csv fuzz_rules fuzz_batch)
 for t in "${TARGETS[@]}"; do
-    case $t in fuzz_json|fuzz_csv|fuzz_rules) ;; *) echo "tests/fuzz/build.sh: unknown target '$t' (fuzz_json, fuzz_csv, fuzz_rules)" >&2; exit 1 ;; esac
+    case $t in fuzz_json|fuzz_csv|fuzz_rules|fuzz_batch) ;; *) echo "tests/fuzz/build.sh: unknown target '$t' (fuzz_json, fuzz_csv, fuzz_rules, fuzz_batch)" >&2; exit 1 ;; esac
 done
 
 die() { echo "tests/fuzz/build.sh: $*" >&2; exit 1; }
@@ -46,7 +47,7 @@ printf '#include <stdint.h>\n#include <stddef.h>\nint LLVMFuzzerTestOneInput(con
 
 SAN="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
 CFLAGS="-std=gnu11 -O1 -g $SAN -Wall -Wextra -Wno-unused-parameter ${FUZZ_CFLAGS:-}"
-INC="-I$SRC/engine/include -I$SRC/engine/src -I$SRC/lua/include -I$SRC/lua/src -I$SRC/cli $(pkg-config --cflags $PKGS)"
+INC="-I$SRC/engine/include -I$SRC/engine/src -I$SRC/lua/include -I$SRC/lua/src -I$SRC/cli -I$SRC/server/ingest $(pkg-config --cflags $PKGS)"
 DEFS="-DFUZZ_LISTS_DIR=\"$ROOT/tests/fuzz/lists\""
 LIBS="$(pkg-config --libs $PKGS) -lm -lpthread"
 
@@ -64,12 +65,15 @@ LUA_OBJS=()
 for s in "$SRC"/lua/src/*.c; do compile "$s"; LUA_OBJS+=("$OBJ"); done
 compile "$SRC/cli/input.c"
 INPUT_OBJ=$OBJ
+BATCH_OBJ=
+case " ${TARGETS[*]} " in *" fuzz_batch "*) compile "$SRC/server/ingest/batch.c"; BATCH_OBJ=$OBJ ;; esac
 
 for t in "${TARGETS[@]}"; do
     case $t in
         fuzz_json|fuzz_rules) extra=("${LUA_OBJS[@]}" "${ENGINE_OBJS[@]}") ;;
         fuzz_csv) extra=("$INPUT_OBJ" "${LUA_OBJS[@]}" "${ENGINE_OBJS[@]}") ;;
-        *) die "unknown target '$t' (fuzz_json, fuzz_csv, fuzz_rules)" ;;
+        fuzz_batch) extra=("$BATCH_OBJ" "${LUA_OBJS[@]}" "${ENGINE_OBJS[@]}") ;;
+        *) die "unknown target '$t' (fuzz_json, fuzz_csv, fuzz_rules, fuzz_batch)" ;;
     esac
     compile "$ROOT/tests/fuzz/$t.c"
     $CC $CFLAGS -fsanitize=fuzzer "$OBJ" "${extra[@]}" $LIBS -o "$OUT/$t" || die "linking $t failed"
