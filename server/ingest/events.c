@@ -5,10 +5,12 @@
  * connection is suspended, never blocking an MHD thread). With JetStream the
  * body is published to the stream as it came (one message, Nats-Msg-Id =
  * SHA-256 of it) and decoded once more only by the fetcher. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "ingest_int.h"
+#include "batch.h"
 #include "server/http/reply.h"
 #include "vigil/clock.h"
 
@@ -89,58 +91,33 @@ enum MHD_Result vigil_ingest_handle_events(void *ctx, struct MHD_Connection *c, 
         if (*end || wait_ms < 0 || wait_ms > 60000)
             return vigil_http_problem(c, 400, "Bad Request", "wait must be milliseconds between 0 and 60000", NULL, NULL);
     }
-    /* split: NDJSON lines, or the whole body as one event */
-    size_t cap = 64, n = 0;
-    vigil_event **evs = malloc(cap * sizeof *evs);
-    if (!evs) return MHD_NO;
-    const char *p = r->body ? r->body : "", *end = p + r->len;
-    int line = 0;
-    while (p < end || (n == 0 && line == 0)) {
-        const char *nl = ndjson ? memchr(p, '\n', (size_t)(end - p)) : NULL;
-        const char *le = nl ? nl : end;
-        line++;
-        const char *a = p, *b = le;
-        while (a < b && (*a == ' ' || *a == '\t' || *a == '\r' || *a == '\n')) a++;
-        while (b > a && (b[-1] == ' ' || b[-1] == '\t' || b[-1] == '\r' || b[-1] == '\n')) b--;
-        p = nl ? nl + 1 : end;
-        if (a == b) {
-            if (!ndjson || p >= end) {
-                if (n == 0) {
-                    free(evs);
-                    return vigil_http_problem(c, 400, "Bad Request", "empty body: expected a JSON event or NDJSON lines",
-                                              NULL, NULL);
-                }
-                break;
-            }
-            continue;
-        }
-        vigil_event *ev;
-        vigil_error err;
-        vigil_error_clear(&err);
-        vigil_status st = vigil_event_decode_json(ig->cfg.rs, ig->cfg.decode, a, (size_t)(b - a), NULL, 1, &ev, &err);
-        if (st != VIGIL_OK) {
-            release_all(evs, n);
-            atomic_fetch_add(st == VIGIL_ENOKEY ? &ig->rejected_nokey : &ig->rejected_bad, 1);
-            char d[700];
-            snprintf(d, sizeof d, "line %d: %s; nothing of this batch was applied", line, err.msg);
-            cJSON *x = cJSON_CreateObject();
-            cJSON_AddNumberToObject(x, "line", line);
-            cJSON_AddStringToObject(x, "reason", err.msg);
-            return vigil_http_problem(c, 400, "Bad Request", d, x, NULL);
-        }
-        if (n == cap) {
-            cap *= 2;
-            vigil_event **ne = realloc(evs, cap * sizeof *ne);
-            if (!ne) {
-                vigil_event_release(ev);
-                release_all(evs, n);
-                return MHD_NO;
-            }
-            evs = ne;
-        }
-        evs[n++] = ev;
-        if (!ndjson) break;
+    /* decode and validate the whole batch first: all or nothing */
+    vigil_batch_opts bo = {.mode = ndjson ? VIGIL_BATCH_LINES : VIGIL_BATCH_ONE_EVENT,
+                           .policy = VIGIL_BATCH_STOP_AT_FIRST_BAD, .decode = ig->cfg.decode,
+                           .max_events = SIZE_MAX};   /* the body limit bounds it */
+    vigil_batch batch;
+    vigil_batch_error berr;
+    vigil_status bst = vigil_batch_decode(ig->cfg.rs, &bo, r->body ? r->body : "", r->len, &batch, &berr);
+    if (bst == VIGIL_ENOMEM) return MHD_NO;
+    if (bst != VIGIL_OK) {
+        atomic_fetch_add(bst == VIGIL_ENOKEY ? &ig->rejected_nokey : &ig->rejected_bad, 1);
+        if (berr.line == 0) return vigil_http_problem(c, bst == VIGIL_ETOOBIG ? 413 : 400,
+                                                      bst == VIGIL_ETOOBIG ? "Content Too Large" : "Bad Request",
+                                                      berr.msg, NULL, NULL);
+        char d[700];
+        snprintf(d, sizeof d, "line %zu: %s; nothing of this batch was applied", berr.line, berr.msg);
+        cJSON *x = cJSON_CreateObject();
+        cJSON_AddNumberToObject(x, "line", (double)berr.line);
+        cJSON_AddNumberToObject(x, "offset", (double)berr.offset);
+        cJSON_AddStringToObject(x, "reason", berr.msg);
+        return vigil_http_problem(c, 400, "Bad Request", d, x, NULL);
     }
+    /* the events leave the batch: evs owns their references from here */
+    vigil_event **evs = batch.events;
+    size_t n = batch.n;
+    batch.events = NULL;
+    batch.n = 0;
+    vigil_batch_release(&batch);
     if (wait_ms >= 0) {
         if (n != 1) {
             release_all(evs, n);

@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include "ingest.h"
+#include "batch.h"
 
 struct vigil_ingest {
     vigil_ingest_config cfg;
@@ -25,6 +26,16 @@ struct vigil_ingest {
     atomic_ullong http_events, nats_events, rejected_bad, rejected_nokey, rejected_full;
     atomic_ullong js_fetched, js_acked, js_msgs_bad, js_fetch_errors;
 };
+
+/* nats.c: the on_bad callback of NATS and JetStream messages; ud is a
+ * vingest_badctx naming the message in log lines */
+typedef struct vingest_badctx {
+    vigil_ingest *ig;
+    const char *what;            /* "NATS" | "JetStream" */
+    uint64_t seq;                /* stream sequence, 0: none */
+    const char *subject;
+} vingest_badctx;
+void vingest_bad_line(void *ud, const vigil_batch_error *e);
 
 /* jetstream.c */
 vigil_status vjs_start(vigil_ingest *ig, vigil_error *err);

@@ -164,48 +164,29 @@ static void handle_msg(vigil_ingest *ig, natsMsg *msg) {
     int len = natsMsg_GetDataLength(msg);
     const char *fmt = NULL;
     int one = natsMsgHeader_Get(msg, "Vigil-Format", &fmt) == NATS_OK && fmt && strcmp(fmt, "json") == 0;
-    size_t cap = 16, n = 0;
-    vigil_event **evs = malloc(cap * sizeof *evs);
-    const char *p = data ? data : "", *end = p + (len > 0 ? len : 0);
-    int line = 0, bad = 0;
-    while (evs && p < end) {
-        const char *nl = one ? NULL : memchr(p, '\n', (size_t)(end - p));
-        const char *le = nl ? nl : end;
-        line++;
-        const char *a = p, *b = le;
-        p = nl ? nl + 1 : end;
-        while (a < b && (*a == ' ' || *a == '\r' || *a == '\t' || *a == '\n')) a++;
-        while (b > a && (b[-1] == ' ' || b[-1] == '\r' || b[-1] == '\t' || b[-1] == '\n')) b--;
-        if (a == b) continue;
-        vigil_event *ev;
-        vigil_error err;
-        vigil_error_clear(&err);
-        vigil_status st = vigil_event_decode_json(ig->cfg.rs, ig->cfg.decode, a, (size_t)(b - a), NULL, 1, &ev, &err);
-        if (st != VIGIL_OK) {
-            unsigned long long k = atomic_fetch_add(st == VIGIL_ENOKEY ? &ig->rejected_nokey : &ig->rejected_bad, 1);
-            if (k < 20)
-                fprintf(stderr, "vigil: JetStream %s seq %llu line %d rejected: %s\n", natsMsg_GetSubject(msg),
-                        (unsigned long long)seq, line, err.msg);
-            bad = 1;
-            continue;
-        }
-        if (n == cap) {
-            vigil_event **ne = realloc(evs, cap * 2 * sizeof *ne);
-            if (!ne) {
-                vigil_event_release(ev);
-                break;
-            }
-            evs = ne;
-            cap *= 2;
-        }
-        evs[n++] = ev;
+    vingest_badctx bc = {.ig = ig, .what = "JetStream", .seq = seq, .subject = natsMsg_GetSubject(msg)};
+    vigil_batch_opts bo = {.mode = one ? VIGIL_BATCH_ONE_EVENT : VIGIL_BATCH_LINES, .policy = VIGIL_BATCH_SKIP_BAD,
+                           .decode = ig->cfg.decode, .max_events = SIZE_MAX, .empty_ok = 1,
+                           .on_bad = vingest_bad_line, .ud = &bc};
+    vigil_batch b;
+    vigil_batch_error berr;
+    vigil_status bst = vigil_batch_decode(ig->cfg.rs, &bo, data ? data : "", len > 0 ? (size_t)len : 0, &b, &berr);
+    if (bst == VIGIL_ENOMEM) {   /* out of memory: leave it unacked, it comes back */
+        natsMsg_Destroy(msg);
+        return;
     }
-    if (bad) atomic_fetch_add(&ig->js_msgs_bad, 1);
+    if (bst != VIGIL_OK) {   /* cannot be decoded at all: rejected, acked below with nothing to apply */
+        atomic_fetch_add(&ig->rejected_bad, 1);
+        fprintf(stderr, "vigil: JetStream seq %llu rejected: %s\n", (unsigned long long)seq, berr.msg);
+        memset(&b, 0, sizeof b);
+        b.bad = 1;
+    }
+    if (b.bad) atomic_fetch_add(&ig->js_msgs_bad, 1);
+    vigil_event **evs = b.events;
+    size_t n = b.n;
     jsrc *src = calloc(1, sizeof *src);
-    if (!evs || !src) {   /* out of memory: leave it unacked, it comes back */
-        for (size_t i = 0; i < n; i++) vigil_event_release(evs[i]);
-        free(evs);
-        free(src);
+    if (!src) {   /* out of memory: leave it unacked, it comes back */
+        vigil_batch_release(&b);
         natsMsg_Destroy(msg);
         return;
     }
@@ -218,8 +199,8 @@ static void handle_msg(vigil_ingest *ig, natsMsg *msg) {
         vigil_status st = vigil_router_enqueue_src(ig->cfg.router, evs, (int)n, &src->base, 1, &ig->js_stop);
         if (st == VIGIL_OK) {
             atomic_fetch_add(&ig->nats_events, n);
+            b.n = 0;   /* the queues took the references */
         } else {
-            for (size_t i = 0; i < n; i++) vigil_event_release(evs[i]);
             if (st == VIGIL_ETOOBIG) {   /* can never fit: rejected, acked */
                 atomic_fetch_add(&ig->rejected_full, n);
                 fprintf(stderr, "vigil: JetStream seq %llu: %zu events do not fit a worker queue; rejected\n",
@@ -230,7 +211,7 @@ static void handle_msg(vigil_ingest *ig, natsMsg *msg) {
             }
         }
     }
-    free(evs);
+    vigil_batch_release(&b);
     vigil_source_release(&src->base);   /* acks now if nothing (left) to apply */
 }
 

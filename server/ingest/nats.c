@@ -10,43 +10,50 @@
  * up into the subscription's pending buffer (limits raised below) instead
  * of dropping. A bad line is counted and logged, the others go on. The
  * connection is also the one the alert sinks publish on. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "ingest_int.h"
 
+/* A bad line of a NATS or JetStream message: counted by reason, the first
+ * 20 logged; the message's other lines go on. */
+void vingest_bad_line(void *ud, const vigil_batch_error *e) {
+    vingest_badctx *b = ud;
+    unsigned long long n = atomic_fetch_add(e->status == VIGIL_ENOKEY ? &b->ig->rejected_nokey : &b->ig->rejected_bad, 1);
+    if (n >= 20) return;
+    if (b->seq)
+        fprintf(stderr, "vigil: %s %s seq %llu line %zu rejected: %s\n", b->what, b->subject,
+                (unsigned long long)b->seq, e->line, e->msg);
+    else
+        fprintf(stderr, "vigil: %s %s line %zu rejected: %s\n", b->what, b->subject, e->line, e->msg);
+}
+
 static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure) {
     vigil_ingest *ig = closure;
     const char *data = natsMsg_GetData(msg);
     int len = natsMsg_GetDataLength(msg);
-    const char *p = data, *end = data + len;
-    int line = 0;
-    while (p < end) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        const char *le = nl ? nl : end;
-        line++;
-        const char *a = p, *b = le;
-        p = nl ? nl + 1 : end;
-        while (a < b && (*a == ' ' || *a == '\r' || *a == '\t')) a++;
-        while (b > a && (b[-1] == ' ' || b[-1] == '\r' || b[-1] == '\t')) b--;
-        if (a == b) continue;
-        vigil_event *ev;
-        vigil_error err;
-        vigil_error_clear(&err);
-        vigil_status st = vigil_event_decode_json(ig->cfg.rs, ig->cfg.decode, a, (size_t)(b - a), NULL, 1, &ev, &err);
-        if (st != VIGIL_OK) {
-            unsigned long long n = atomic_fetch_add(st == VIGIL_ENOKEY ? &ig->rejected_nokey : &ig->rejected_bad, 1);
-            if (n < 20) fprintf(stderr, "vigil: NATS %s line %d rejected: %s\n", natsMsg_GetSubject(msg), line, err.msg);
-            continue;
-        }
-        st = vigil_router_enqueue(ig->cfg.router, &ev, 1, NULL, 1, NULL);
-        if (st != VIGIL_OK) {
-            vigil_event_release(ev);
+    vingest_badctx bc = {.ig = ig, .what = "NATS", .subject = natsMsg_GetSubject(msg)};
+    vigil_batch_opts bo = {.mode = VIGIL_BATCH_LINES, .policy = VIGIL_BATCH_SKIP_BAD, .decode = ig->cfg.decode,
+                           .max_events = SIZE_MAX, .empty_ok = 1, .on_bad = vingest_bad_line, .ud = &bc};
+    vigil_batch b;
+    vigil_batch_error err;
+    if (vigil_batch_decode(ig->cfg.rs, &bo, data ? data : "", len > 0 ? (size_t)len : 0, &b, &err) != VIGIL_OK) {
+        atomic_fetch_add(&ig->rejected_bad, 1);
+        fprintf(stderr, "vigil: NATS %s: message dropped: %s\n", bc.subject, err.msg);
+        natsMsg_Destroy(msg);
+        return;
+    }
+    /* core NATS is at-most-once: each event routed on its own, waiting for room */
+    for (size_t i = 0; i < b.n; i++) {
+        if (vigil_router_enqueue(ig->cfg.router, &b.events[i], 1, NULL, 1, NULL) != VIGIL_OK) {
             atomic_fetch_add(&ig->rejected_full, 1);
             continue;
         }
+        b.events[i] = NULL;   /* the queue took the reference */
         atomic_fetch_add(&ig->nats_events, 1);
     }
+    vigil_batch_release(&b);
     natsMsg_Destroy(msg);
 }
 
