@@ -21,8 +21,8 @@
  *   VIGIL_ESTORE        Redis answered with an error (AUTH/SELECT refused,
  *                       LOADING, WRONGTYPE…); the message has the reply text.
  *   VIGIL_EPARSE        a bad URL.
- * Messages name host:port and never the password (nor the user name's
- * password in the URL).
+ * Messages name host:port and never show the password (a URL in a message
+ * has its user:password replaced by "***").
  *
  * SIGPIPE: hiredis writes with write(2); every call here that does I/O blocks
  * SIGPIPE in the calling thread and swallows one it caused, so a server that
