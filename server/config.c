@@ -36,7 +36,7 @@
 #include <lauxlib.h>
 #include <lualib.h>
 #include "config.h"
-#include "server/state/redis_store.h"
+#include "server/state/redis.h"
 
 #define FILE_MAX ((size_t)1 << 20)          /* bytes of config source */
 #define MEM_CAP ((size_t)16 << 20)          /* bytes the Lua state may hold */

@@ -21,12 +21,13 @@
  *   - depth: XINFO GROUPS pending + lag (Redis 7); when lag is unknown, the
  *     entries after last-delivered-id are counted (up to 100000).
  *
- * hiredis 0.14, synchronous. A blocking XREADGROUP holds its connection, so
- * connections come from a pool: a call takes one (or opens one), and gives
- * it back when it is healthy; a connection that saw an I/O error is freed,
- * and the next call opens a new one. Redis down means VIGIL_EUNAVAILABLE from
- * the call, never a crash or a retry loop inside the call; SIGPIPE is blocked
- * around every call (the same guard as redis_store.c). Error replies are
+ * Connections are the server's one Redis layer's (server/state/redis.h:
+ * URL, timeouts, AUTH/SELECT, reconnecting, SIGPIPE, error mapping). A
+ * blocking XREADGROUP holds its connection, so they come from a pool: a call
+ * takes one (or clones a new one), and gives it back; one that saw an I/O
+ * error comes back disconnected, the idle ones are dropped with it, and the
+ * next call connects afresh. Redis down means VIGIL_EUNAVAILABLE from the
+ * call, never a crash or a retry loop inside the call. Error replies are
  * VIGIL_ESTORE. */
 #define _GNU_SOURCE
 #include "vigil/clock.h"
@@ -37,20 +38,16 @@
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/time.h>
 #include <time.h>
 
-#include "server/state/redis_store.h"   /* vigil_redis_url_parse */
+#include "server/state/redis.h"
 
 #define ROB_MAGIC 0x524f4258u      /* "XBOR" */
 #define CONSUMER "vigil"
-#define CONNECT_MS 2000
-#define IO_MS 5000
 #define POOL_MAX 32                /* idle connections kept */
 #define TRIM_EVERY_MS 1000
 #define DEAD_MAXLEN "100000"
@@ -66,7 +63,7 @@ typedef struct sid {
 } sid;
 
 typedef struct rconn {
-    redisContext *c;
+    vigil_redis *r;
     struct rconn *next;
 } rconn;
 
@@ -85,9 +82,7 @@ typedef struct repst {
 typedef struct rob {
     vigil_outbox base;       /* first */
     uint32_t magic;
-    char host[256];
-    int port, db;
-    char user[128], password[256];
+    vigil_redis *proto;      /* the server and timeouts; never connected: pool members are its clones */
     char *stream, *dead;     /* "<prefix>:outbox", "<prefix>:deadletter" */
     char **names;            /* configured endpoints (count for trimming) */
     int neps;
@@ -106,11 +101,6 @@ static long long mono_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static struct timeval ms_tv(int ms) {
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    return tv;
 }
 
 /* "ms-seq" (or "ms") → id. -1 when malformed. */
@@ -170,88 +160,27 @@ static void rfree(void *r) {
     if (r) freeReplyObject(r);
 }
 
-/* ---- SIGPIPE guard (as redis_store.c) ------------------------------------ */
-
-typedef struct pipe_guard {
-    sigset_t old;
-    int was_pending;
-} pipe_guard;
-
-static void pipe_block(pipe_guard *g) {
-    sigset_t set, pending;
-    sigemptyset(&set);
-    sigaddset(&set, SIGPIPE);
-    sigemptyset(&pending);
-    sigpending(&pending);
-    g->was_pending = sigismember(&pending, SIGPIPE) == 1;
-    pthread_sigmask(SIG_BLOCK, &set, &g->old);
-}
-
-static void pipe_unblock(pipe_guard *g) {
-    if (!g->was_pending) {
-        sigset_t pending;
-        sigemptyset(&pending);
-        if (sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1) {
-            sigset_t set;
-            sigemptyset(&set);
-            sigaddset(&set, SIGPIPE);
-            struct timespec zero = {0, 0};
-            sigtimedwait(&set, NULL, &zero);
-        }
-    }
-    pthread_sigmask(SIG_SETMASK, &g->old, NULL);
-}
-
 /* ---- connections --------------------------------------------------------- */
 
 /* A call's connection: taken from the pool, given back by put(). */
 typedef struct call {
     rob *o;
-    redisContext *c;
-    int broken;              /* an I/O error: free it instead of pooling */
-    pipe_guard g;
+    vigil_redis *r;          /* NULL when get() failed */
 } call;
 
-static vigil_status hello(redisContext *c, rob *o, vigil_error *err) {
-    const char *av[3];
-    size_t al[3];
-    int ac = 0;
-    redisReply *r = NULL;
-    if (o->password[0]) {
-        av[ac] = "AUTH"; al[ac++] = 4;
-        if (o->user[0]) {
-            av[ac] = o->user; al[ac++] = strlen(o->user);
-        }
-        av[ac] = o->password; al[ac++] = strlen(o->password);
-        r = redisCommandArgv(c, ac, av, al);
-        if (!r || r->type == REDIS_REPLY_ERROR) goto bad;
-        rfree(r);
+/* Free idle pool members. */
+static void pool_free(rconn *list) {
+    while (list) {
+        rconn *next = list->next;
+        vigil_redis_destroy(list->r);
+        free(list);
+        list = next;
     }
-    if (o->db) {
-        char dbs[16];
-        int n = snprintf(dbs, sizeof dbs, "%d", o->db);
-        av[0] = "SELECT"; al[0] = 6;
-        av[1] = dbs; al[1] = (size_t)n;
-        r = redisCommandArgv(c, 2, av, al);
-        if (!r || r->type == REDIS_REPLY_ERROR) goto bad;
-        rfree(r);
-    }
-    return VIGIL_OK;
-bad:
-    if (!r)
-        return vigil_error_set(err, VIGIL_EUNAVAILABLE, "Redis %s:%d: %s", o->host, o->port,
-                               c->errstr[0] ? c->errstr : "connection lost");
-    vigil_status s = vigil_error_set(err, VIGIL_ESTORE, "Redis %s:%d: %.*s", o->host, o->port,
-                                     (int)r->len, r->str);
-    rfree(r);
-    return s;
 }
 
 static vigil_status get(rob *o, call *k, vigil_error *err) {
     k->o = o;
-    k->c = NULL;
-    k->broken = 0;
-    pipe_block(&k->g);
+    k->r = NULL;
     pthread_mutex_lock(&o->mu);
     rconn *rc = o->pool;
     if (rc) {
@@ -259,55 +188,44 @@ static vigil_status get(rob *o, call *k, vigil_error *err) {
         o->npool--;
     }
     pthread_mutex_unlock(&o->mu);
-    if (rc) {
-        k->c = rc->c;
-        free(rc);
-        return VIGIL_OK;
-    }
-    redisContext *c = redisConnectWithTimeout(o->host, o->port, ms_tv(CONNECT_MS));
+    vigil_redis *r = NULL;
     vigil_status s = VIGIL_OK;
-    if (!c) s = vigil_error_set(err, VIGIL_ENOMEM, "Redis: cannot allocate a connection");
-    else if (c->err)
-        s = vigil_error_set(err, VIGIL_EUNAVAILABLE, "Redis %s:%d unreachable: %s", o->host, o->port,
-                            c->errstr);
-    else if (redisSetTimeout(c, ms_tv(IO_MS)) != REDIS_OK)
-        s = vigil_error_set(err, VIGIL_EUNAVAILABLE, "Redis %s:%d: cannot set socket timeout",
-                            o->host, o->port);
-    if (s == VIGIL_OK) {
-        redisEnableKeepAlive(c);
-        s = hello(c, o, err);
+    if (rc) {
+        r = rc->r;
+        free(rc);
+    } else {
+        s = vigil_redis_clone(o->proto, &r, err);
     }
+    if (s == VIGIL_OK) s = vigil_redis_connect(r, err);
     if (s != VIGIL_OK) {
-        if (c) redisFree(c);
-        pipe_unblock(&k->g);
+        vigil_redis_destroy(r);
         return s;
     }
-    k->c = c;
+    k->r = r;
     return VIGIL_OK;
 }
 
 static void put(call *k) {
     rob *o = k->o;
-    if (k->c) {
-        rconn *rc = NULL;
-        if (!k->broken && !k->c->err) rc = malloc(sizeof *rc);
-        if (rc) {
-            rc->c = k->c;
-            pthread_mutex_lock(&o->mu);
-            if (o->npool < POOL_MAX) {
-                rc->next = o->pool;
-                o->pool = rc;
-                o->npool++;
-                rc = NULL;
-                k->c = NULL;
-            }
-            pthread_mutex_unlock(&o->mu);
-            free(rc);
+    if (!k->r) return;
+    int broken = !vigil_redis_connected(k->r);
+    rconn *rc = broken ? NULL : malloc(sizeof *rc);
+    if (rc) {
+        rc->r = k->r;
+        pthread_mutex_lock(&o->mu);
+        if (o->npool < POOL_MAX) {
+            rc->next = o->pool;
+            o->pool = rc;
+            o->npool++;
+            rc = NULL;
+            k->r = NULL;
         }
-        if (k->c) redisFree(k->c);
-        k->c = NULL;
+        pthread_mutex_unlock(&o->mu);
+        free(rc);
     }
-    if (k->broken) {
+    vigil_redis_destroy(k->r);
+    k->r = NULL;
+    if (broken) {
         /* The server went away: the idle connections are as dead as this
          * one. Drop them so the next calls connect afresh instead of each
          * failing once on a stale socket. */
@@ -316,31 +234,22 @@ static void put(call *k) {
         o->pool = NULL;
         o->npool = 0;
         pthread_mutex_unlock(&o->mu);
-        while (list) {
-            rconn *next = list->next;
-            redisFree(list->c);
-            free(list);
-            list = next;
-        }
+        pool_free(list);
     }
-    pipe_unblock(&k->g);
 }
 
 /* One command. *out is the reply (caller frees) unless it is an error:
- * VIGIL_EUNAVAILABLE (no reply: the connection is marked broken) or
+ * VIGIL_EUNAVAILABLE (no reply: the layer dropped the connection) or
  * VIGIL_ESTORE (an error reply; its text in err, and in *out when keep_err). */
 static vigil_status cmd(call *k, redisReply **out, int keep_err, int argc, const char **argv,
                         const size_t *lens, vigil_error *err) {
     *out = NULL;
-    redisReply *r = redisCommandArgv(k->c, argc, argv, lens);
-    if (!r) {
-        k->broken = 1;
-        return vigil_error_set(err, VIGIL_EUNAVAILABLE, "Redis %s:%d: %s failed: %s", k->o->host,
-                               k->o->port, argv[0], k->c->errstr[0] ? k->c->errstr : "connection lost");
-    }
-    if (r->type == REDIS_REPLY_ERROR) {
-        vigil_status s = vigil_error_set(err, VIGIL_ESTORE, "Redis %s:%d: %s: %.*s", k->o->host,
-                                         k->o->port, argv[0], (int)r->len, r->str);
+    vigil_redis_cmd c = {argc, argv, lens};
+    redisReply *r = NULL;
+    vigil_status s = vigil_redis_command(k->r, &c, &r, argv[0], err);
+    if (s != VIGIL_OK) return s;
+    s = vigil_redis_reply_check(k->r, r, argv[0], err);
+    if (s != VIGIL_OK) {
         if (keep_err) *out = r;
         else rfree(r);
         return s;
@@ -458,25 +367,18 @@ static vigil_status dead_on(call *k, const char *ep, const vigil_outbox_entry *e
     size_t al[] = {4, strlen(o->stream), strlen(ep), strlen(e->ref)};
     const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"};
     size_t ml[] = {5}, el[] = {4};
-    redisAppendCommandArgv(k->c, 1, multi, ml);
-    redisAppendCommandArgv(k->c, 22, xadd, xl);
-    redisAppendCommandArgv(k->c, 4, ack, al);
-    redisAppendCommandArgv(k->c, 1, exec, el);
-    vigil_status s = VIGIL_OK;
+    const vigil_redis_cmd cmds[4] = {{1, multi, ml}, {22, xadd, xl}, {4, ack, al}, {1, exec, el}};
+    redisReply *rep[4];
+    vigil_status s = vigil_redis_pipeline(k->r, cmds, 4, rep, "dead letter", err);
+    if (s != VIGIL_OK) return s;
     for (int i = 0; i < 4; i++) {
-        void *rv = NULL;
-        if (redisGetReply(k->c, &rv) != REDIS_OK || !rv) {
-            k->broken = 1;
-            return vigil_error_set(err, VIGIL_EUNAVAILABLE, "Redis %s:%d: dead letter: %s", o->host,
-                                   o->port, k->c->errstr[0] ? k->c->errstr : "connection lost");
-        }
-        redisReply *r = rv;
+        redisReply *r = rep[i];
         if (s == VIGIL_OK && (r->type == REDIS_REPLY_ERROR || (i == 3 && r->type != REDIS_REPLY_ARRAY)))
-            s = vigil_error_set(err, VIGIL_ESTORE, "Redis %s:%d: dead letter: %.*s", o->host, o->port,
+            s = vigil_error_set(err, VIGIL_ESTORE, "Redis %s: dead letter: %.*s", vigil_redis_where(k->r),
                                 r->type == REDIS_REPLY_ERROR ? (int)r->len : 11,
                                 r->type == REDIS_REPLY_ERROR ? r->str : "EXEC failed");
-        rfree(r);
     }
+    vigil_redis_free_replies(rep, 4);
     return s;
 }
 
@@ -505,9 +407,9 @@ static vigil_status xread(call *k, const char *ep, const char *from, int max, in
     redisReply *r = NULL;
     vigil_status s = VIGIL_OK;
     for (int attempt = 0; attempt < 2; attempt++) {
-        if (block_ms > 0) redisSetTimeout(k->c, ms_tv(IO_MS + block_ms));
+        if (block_ms > 0) vigil_redis_set_wait(k->r, block_ms);
         s = cmd(k, &r, 1, ac, av, al, err);
-        if (block_ms > 0 && !k->broken) redisSetTimeout(k->c, ms_tv(IO_MS));
+        if (block_ms > 0) vigil_redis_set_wait(k->r, 0);
         if (s == VIGIL_ESTORE && is_err(r, "NOGROUP")) {
             rfree(r);
             r = NULL;
@@ -556,7 +458,7 @@ static vigil_status xread(call *k, const char *ep, const char *from, int max, in
                 vigil_status ds = dead_on(k, ep, e, "malformed outbox entry", 0, NULL);
                 vigil_outbox_entry_free(e);
                 if (ds == VIGIL_EUNAVAILABLE) {
-                    s = vigil_error_set(err, ds, "Redis %s:%d: connection lost", o->host, o->port);
+                    s = vigil_error_set(err, ds, "Redis %s: connection lost", vigil_redis_where(k->r));
                     break;
                 }
                 continue;
@@ -957,12 +859,9 @@ static vigil_status r_depth(vigil_outbox *ob, const char *ep, uint64_t *n, vigil
 static void r_destroy(vigil_outbox *ob) {
     rob *o = (rob *)ob;
     if (!o) return;
-    while (o->pool) {
-        rconn *rc = o->pool;
-        o->pool = rc->next;
-        redisFree(rc->c);
-        free(rc);
-    }
+    pool_free(o->pool);
+    o->pool = NULL;
+    vigil_redis_destroy(o->proto);
     for (int i = 0; i < o->neps; i++) free(o->names[i]);
     free(o->names);
     free(o->eps);
@@ -994,8 +893,7 @@ vigil_status vigil_outbox_redis_open(const char *url, const char *prefix, const 
     o->base.list_dead = r_list_dead;
     o->base.depth = r_depth;
     o->base.destroy = r_destroy;
-    vigil_status s = vigil_redis_url_parse(url, o->host, sizeof o->host, &o->port, &o->db, o->user,
-                                           sizeof o->user, o->password, sizeof o->password, err);
+    vigil_status s = vigil_redis_create(url, NULL, &o->proto, err);
     if (s == VIGIL_OK) {
         size_t n = strlen(prefix) + 16;
         o->stream = malloc(n);
@@ -1016,7 +914,7 @@ vigil_status vigil_outbox_redis_open(const char *url, const char *prefix, const 
         call k;
         s = get(o, &k, err);
         for (int i = 0; s == VIGIL_OK && i < nendpoints; i++) s = create_group(&k, endpoints[i], err);
-        if (k.c || s == VIGIL_OK) put(&k);
+        put(&k);
     }
     if (s != VIGIL_OK) {
         r_destroy(&o->base);
@@ -1052,25 +950,27 @@ vigil_status vigil_outbox_redis_append(vigil_outbox *ob, const vigil_outbox_aler
     if (s != VIGIL_OK) return s;
     const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"};
     size_t ml[] = {5}, el[] = {4};
-    redisAppendCommandArgv(k.c, 1, multi, ml);
-    for (int i = 0; i < n; i++) {
+    const vigil_redis_cmd mc = {1, multi, ml}, ec = {1, exec, el};
+    s = vigil_redis_append(k.r, &mc, err);
+    for (int i = 0; s == VIGIL_OK && i < n; i++) {
         const char *av[VIGIL_OUTBOX_XADD_ARGC];
         size_t al[VIGIL_OUTBOX_XADD_ARGC];
         int ac = vigil_outbox_redis_xadd_args(o->stream, &alerts[i], av, al);
-        redisAppendCommandArgv(k.c, ac, av, al);
+        const vigil_redis_cmd xc = {ac, av, al};
+        s = vigil_redis_append(k.r, &xc, err);
     }
-    redisAppendCommandArgv(k.c, 1, exec, el);
-    for (int i = 0; i < n + 2; i++) {
-        void *rv = NULL;
-        if (redisGetReply(k.c, &rv) != REDIS_OK || !rv) {
-            k.broken = 1;
-            s = vigil_error_set(err, VIGIL_EUNAVAILABLE, "Redis %s:%d: append: %s", o->host, o->port,
-                                k.c->errstr[0] ? k.c->errstr : "connection lost");
+    if (s == VIGIL_OK) s = vigil_redis_append(k.r, &ec, err);
+    if (s != VIGIL_OK) vigil_redis_disconnect(k.r);   /* never leave half a transaction buffered */
+    /* read every reply, whatever they say, to keep the connection in sync */
+    for (int i = 0; vigil_redis_connected(k.r) && i < n + 2; i++) {
+        redisReply *r = NULL;
+        vigil_status rs = vigil_redis_read(k.r, &r, "append", err);
+        if (rs != VIGIL_OK) {
+            s = rs;
             break;
         }
-        redisReply *r = rv;
         if (s == VIGIL_OK && (r->type == REDIS_REPLY_ERROR || (i == n + 1 && r->type != REDIS_REPLY_ARRAY)))
-            s = vigil_error_set(err, VIGIL_ESTORE, "Redis %s:%d: append: %.*s", o->host, o->port,
+            s = vigil_error_set(err, VIGIL_ESTORE, "Redis %s: append: %.*s", vigil_redis_where(k.r),
                                 r->type == REDIS_REPLY_ERROR ? (int)r->len : 11,
                                 r->type == REDIS_REPLY_ERROR ? r->str : "EXEC failed");
         rfree(r);

@@ -157,10 +157,27 @@ static vigil_status op_commit(vworker *wk, void *arg, vigil_error *err) {
                                                .wm = vigil_engine_watermark(wk->eng)};
             }
         }
+        /* the alerts' XADDs to <prefix>:outbox ride in the same MULTI/EXEC */
+        char stream[300];
+        snprintf(stream, sizeof stream, "%s:outbox", r->cfg.redis_prefix);
+        vigil_redis_cmd *xc = noa ? calloc((size_t)noa, sizeof *xc) : NULL;
+        const char **xv = noa ? calloc((size_t)noa * VIGIL_OUTBOX_XADD_ARGC, sizeof *xv) : NULL;
+        size_t *xl = noa ? calloc((size_t)noa * VIGIL_OUTBOX_XADD_ARGC, sizeof *xl) : NULL;
+        if (st == VIGIL_OK && noa && (!xc || !xv || !xl))
+            st = vigil_error_set(err, VIGIL_ENOMEM, "out of memory for the outbox");
+        for (int i = 0; st == VIGIL_OK && i < noa; i++) {
+            xc[i].argv = xv + (size_t)i * VIGIL_OUTBOX_XADD_ARGC;
+            xc[i].lens = xl + (size_t)i * VIGIL_OUTBOX_XADD_ARGC;
+            xc[i].argc = vigil_outbox_redis_xadd_args(stream, &oa[i], xv + (size_t)i * VIGIL_OUTBOX_XADD_ARGC,
+                                                      xl + (size_t)i * VIGIL_OUTBOX_XADD_ARGC);
+        }
         if (st == VIGIL_OK)
-            st = vigil_redis_store_commit(wk->store, recs, (int)n, offs, wk->ntouched, oa, noa, err);
+            st = vigil_redis_store_commit(wk->store, recs, (int)n, offs, wk->ntouched, xc, noa, err);
         vigil_engine_commit_end(wk->eng, st == VIGIL_OK);
         free(offs);
+        free(xc);
+        free(xv);
+        free(xl);
     } else if (noa) {
         st = vigil_outbox_file_append(r->cfg.outbox, oa, noa, err);
     }

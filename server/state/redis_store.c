@@ -2,338 +2,41 @@
  *
  * The state stage of the flow when vigil runs with --redis: see redis_store.h
  * for the key layout, the one-round-trip-per-call rule and the error model.
- * hiredis' synchronous API pipelines naturally: redisAppendCommandArgv only
- * fills the output buffer; the first redisGetReply writes it all and then
- * reads replies in order. A request is validated completely before anything
- * is appended, and after any connection-level failure the context is freed,
- * so a half-written pipeline never stays in a buffer: the next call starts on
- * a fresh connection. */
+ * The connection (URL, timeouts, AUTH/SELECT, reconnecting, SIGPIPE, the
+ * round-trip counter) is redis.c's: this file says which commands make a
+ * load, a save, a commit and an offset read, and what their replies mean.
+ * A request is validated completely before anything is appended; after a
+ * connection-level failure redis.c drops the connection, so a half-written
+ * pipeline never stays in a buffer: the next call starts on a fresh one. */
 #include "redis_store.h"
 #include "server/common/fault.h"
-#include "server/alerts/outbox.h"
 #include "vigil/event.h"
 
 #include <hiredis/hiredis.h>
-#include <hiredis/sds.h>
-#include <pthread.h>
-#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/time.h>
 
 #define STORE_MAGIC 0x56524453u   /* "VRDS" */
-#define DEFAULT_CONNECT_MS 2000
-#define DEFAULT_IO_MS 5000
-#define PING_TIMEOUT_MS 1000
 
 typedef struct redis_store {
     vigil_store base;          /* first: a vigil_store* is a redis_store* */
     uint32_t magic;
-    char host[256];
-    int port, db;
-    char user[128], password[256];
+    vigil_redis *conn;         /* owned; this store's one connection */
     char *prefix;              /* owned */
     size_t prefixlen;
-    int connect_ms, io_ms;
-    redisContext *c;           /* NULL while disconnected */
-    int connected_once;
-    vigil_redis_stats stats;
+    vigil_redis_stats stats;   /* round_trips and reconnects come from conn */
     char keybuf[VIGIL_REDIS_MAX_KEY];
     int partitions;            /* 0: tag {group}; else {group:p<hash % partitions>} */
     redisReply **replies;      /* load(): replies held until all are checked */
     size_t replies_cap;
 } redis_store;
 
-static struct timeval ms_tv(int ms)
+/* Queue one command on the store's connection. */
+static vigil_status queue(redis_store *rs, int argc, const char **argv, const size_t *lens, vigil_error *err)
 {
-    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-    return tv;
-}
-
-/* hiredis 0.14 writes with write(2): a server that closed the connection
- * would raise SIGPIPE and kill the process. Every entry point that does I/O
- * blocks SIGPIPE in the calling thread and swallows one it caused, so the
- * store is safe whatever the process' signal disposition. */
-typedef struct pipe_guard {
-    sigset_t old;
-    int was_pending;
-} pipe_guard;
-
-static void pipe_block(pipe_guard *g)
-{
-    sigset_t set, pending;
-    sigemptyset(&set);
-    sigaddset(&set, SIGPIPE);
-    sigemptyset(&pending);
-    sigpending(&pending);
-    g->was_pending = sigismember(&pending, SIGPIPE) == 1;
-    pthread_sigmask(SIG_BLOCK, &set, &g->old);
-}
-
-static void pipe_unblock(pipe_guard *g)
-{
-    if (!g->was_pending) {
-        sigset_t pending;
-        sigemptyset(&pending);
-        if (sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1) {
-            sigset_t set;
-            sigemptyset(&set);
-            sigaddset(&set, SIGPIPE);
-            struct timespec zero = { 0, 0 };
-            sigtimedwait(&set, NULL, &zero);
-        }
-    }
-    pthread_sigmask(SIG_SETMASK, &g->old, NULL);
-}
-
-/* ---- URL ---------------------------------------------------------------- */
-
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9') return ch - '0';
-    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
-    return -1;
-}
-
-/* Percent-decode s[0..n) into out (size outn, NUL-terminated). 0 on success. */
-static int pct_decode(const char *s, size_t n, char *out, size_t outn)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        char ch = s[i];
-        if (ch == '%') {
-            if (i + 2 >= n)
-                return -1;
-            int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
-            if (hi < 0 || lo < 0)
-                return -1;
-            ch = (char)(hi * 16 + lo);
-            i += 2;
-        }
-        if (o + 1 >= outn)
-            return -1;
-        out[o++] = ch;
-    }
-    if (outn)
-        out[o] = '\0';
-    return 0;
-}
-
-static int parse_int(const char *s, size_t n, long lo, long hi, long *out)
-{
-    if (n == 0 || n > 10)
-        return -1;
-    long v = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    if (v < lo || v > hi)
-        return -1;
-    *out = v;
-    return 0;
-}
-
-vigil_status vigil_redis_url_parse(const char *url, char *host, size_t hostn, int *port, int *db,
-                                   char *user, size_t usern, char *password, size_t passwordn,
-                                   vigil_error *err)
-{
-    char hbuf[256], ubuf[128], pbuf[256];
-    if (!url || !*url)
-        return vigil_error_set(err, VIGIL_EPARSE, "empty Redis URL (expected redis://host:port[/db])");
-    const char *s = url;
-    const char *sep = strstr(s, "://");
-    if (sep) {
-        size_t sl = (size_t)(sep - s);
-        if (!(sl == 5 && strncasecmp(s, "redis", 5) == 0)) {
-            if (sl == 6 && strncasecmp(s, "rediss", 6) == 0)
-                return vigil_error_set(err, VIGIL_EPARSE,
-                                       "Redis URL '%s': rediss:// (TLS) is not supported by hiredis 0.14",
-                                       url);
-            return vigil_error_set(err, VIGIL_EPARSE,
-                                   "Redis URL '%s': unknown scheme (expected redis://host:port[/db])", url);
-        }
-        s = sep + 3;
-    }
-    /* authority = s up to '/' or end */
-    const char *end = s + strcspn(s, "/?#");
-    if (*end == '?' || *end == '#')
-        return vigil_error_set(err, VIGIL_EPARSE, "Redis URL '%s': query and fragment are not supported", url);
-    const char *at = NULL;
-    for (const char *q = s; q < end; q++)
-        if (*q == '@')
-            at = q;
-    ubuf[0] = pbuf[0] = '\0';
-    if (at) {
-        const char *colon = memchr(s, ':', (size_t)(at - s));
-        int bad;
-        if (colon)
-            bad = pct_decode(s, (size_t)(colon - s), ubuf, sizeof ubuf) ||
-                  pct_decode(colon + 1, (size_t)(at - colon - 1), pbuf, sizeof pbuf);
-        else   /* "redis://secret@host": a bare userinfo is the password */
-            bad = pct_decode(s, (size_t)(at - s), pbuf, sizeof pbuf);
-        if (bad)
-            return vigil_error_set(err, VIGIL_EPARSE, "Redis URL: bad or too long user/password");
-        s = at + 1;
-    }
-    const char *hs = s, *he;
-    const char *portp = NULL;
-    if (*s == '[') {
-        he = memchr(s, ']', (size_t)(end - s));
-        if (!he)
-            return vigil_error_set(err, VIGIL_EPARSE, "Redis URL '%s': unterminated '[' in host", url);
-        hs = s + 1;
-        if (he + 1 < end) {
-            if (he[1] != ':')
-                return vigil_error_set(err, VIGIL_EPARSE, "Redis URL '%s': junk after ']'", url);
-            portp = he + 2;
-        }
-    } else {
-        he = memchr(s, ':', (size_t)(end - s));
-        if (he)
-            portp = he + 1;
-        else
-            he = end;
-    }
-    size_t hl = (size_t)(he - hs);
-    if (hl == 0)
-        return vigil_error_set(err, VIGIL_EPARSE, "Redis URL '%s': no host (expected redis://host:port[/db])", url);
-    if (hl >= sizeof hbuf)
-        return vigil_error_set(err, VIGIL_EPARSE, "Redis URL: host name too long");
-    memcpy(hbuf, hs, hl);
-    hbuf[hl] = '\0';
-    long pv = 6379, dv = 0;
-    if (portp && parse_int(portp, (size_t)(end - portp), 1, 65535, &pv) != 0)
-        return vigil_error_set(err, VIGIL_EPARSE, "Redis URL '%s': port must be 1..65535", url);
-    if (*end == '/') {
-        const char *d = end + 1;
-        size_t dl = strlen(d);
-        if (dl > 0 && parse_int(d, dl, 0, 1000000, &dv) != 0)
-            return vigil_error_set(err, VIGIL_EPARSE, "Redis URL '%s': database must be a number", url);
-    }
-    if (host) {
-        if (hostn <= hl)
-            return vigil_error_set(err, VIGIL_EPARSE, "Redis URL: host name too long");
-        memcpy(host, hbuf, hl + 1);
-    }
-    if (port) *port = (int)pv;
-    if (db) *db = (int)dv;
-    if (user && usern) {
-        if (strlen(ubuf) >= usern)
-            return vigil_error_set(err, VIGIL_EPARSE, "Redis URL: user name too long");
-        memcpy(user, ubuf, strlen(ubuf) + 1);
-    }
-    if (password && passwordn) {
-        if (strlen(pbuf) >= passwordn)
-            return vigil_error_set(err, VIGIL_EPARSE, "Redis URL: password too long");
-        memcpy(password, pbuf, strlen(pbuf) + 1);
-    }
-    return VIGIL_OK;
-}
-
-/* ---- connection -------------------------------------------------------- */
-
-/* Send one command and expect +OK (AUTH, SELECT) or +PONG (PING). */
-static vigil_status simple_cmd(redisContext *c, int argc, const char **argv, const size_t *lens,
-                               const char *expect, const char *what, const char *host, int port,
-                               vigil_error *err)
-{
-    redisReply *r = redisCommandArgv(c, argc, argv, lens);
-    if (!r)
-        return vigil_error_set(err, VIGIL_EUNAVAILABLE, "Redis %s:%d: %s failed: %s", host, port, what,
-                               c->errstr[0] ? c->errstr : "connection lost");
-    vigil_status s = VIGIL_OK;
-    if (r->type == REDIS_REPLY_ERROR)
-        s = vigil_error_set(err, VIGIL_ESTORE, "Redis %s:%d: %s refused: %.*s", host, port, what,
-                            (int)r->len, r->str);
-    else if (r->type != REDIS_REPLY_STATUS || strcmp(r->str, expect) != 0)
-        s = vigil_error_set(err, VIGIL_ESTORE, "Redis %s:%d: unexpected reply to %s", host, port, what);
-    freeReplyObject(r);
-    return s;
-}
-
-/* Connect, set timeouts, AUTH, SELECT. On success *out is a ready context. */
-static vigil_status open_conn(const char *host, int port, int db, const char *user,
-                              const char *password, int connect_ms, int io_ms,
-                              redisContext **out, vigil_error *err)
-{
-    *out = NULL;
-    redisContext *c = redisConnectWithTimeout(host, port, ms_tv(connect_ms));
-    if (!c)
-        return vigil_error_set(err, VIGIL_ENOMEM, "Redis: cannot allocate a connection");
-    if (c->err) {
-        vigil_status s = vigil_error_set(err, VIGIL_EUNAVAILABLE, "Redis %s:%d unreachable: %s",
-                                         host, port, c->errstr);
-        redisFree(c);
-        return s;
-    }
-    if (redisSetTimeout(c, ms_tv(io_ms)) != REDIS_OK) {
-        redisFree(c);
-        return vigil_error_set(err, VIGIL_EUNAVAILABLE, "Redis %s:%d: cannot set socket timeout",
-                               host, port);
-    }
-    redisEnableKeepAlive(c);
-    vigil_status s = VIGIL_OK;
-    if (password && *password) {
-        const char *av[3];
-        size_t al[3];
-        int ac = 0;
-        av[ac] = "AUTH"; al[ac++] = 4;
-        if (user && *user) {
-            av[ac] = user; al[ac++] = strlen(user);
-        }
-        av[ac] = password; al[ac++] = strlen(password);
-        s = simple_cmd(c, ac, av, al, "OK", "AUTH", host, port, err);
-    }
-    if (s == VIGIL_OK && db != 0) {
-        char dbs[16];
-        int n = snprintf(dbs, sizeof dbs, "%d", db);
-        const char *av[2] = { "SELECT", dbs };
-        size_t al[2] = { 6, (size_t)n };
-        s = simple_cmd(c, 2, av, al, "OK", "SELECT", host, port, err);
-    }
-    if (s != VIGIL_OK) {
-        redisFree(c);
-        return s;
-    }
-    *out = c;
-    return VIGIL_OK;
-}
-
-static void drop_conn(redis_store *rs)
-{
-    if (rs->c) {
-        redisFree(rs->c);
-        rs->c = NULL;
-    }
-}
-
-static vigil_status ensure_conn(redis_store *rs, vigil_error *err)
-{
-    if (rs->c)
-        return VIGIL_OK;
-    vigil_status s = open_conn(rs->host, rs->port, rs->db, rs->user, rs->password, rs->connect_ms,
-                               rs->io_ms, &rs->c, err);
-    if (s == VIGIL_OK) {
-        if (rs->connected_once)
-            rs->stats.reconnects++;
-        rs->connected_once = 1;
-    }
-    return s;
-}
-
-/* A connection-level failure: report it and drop the context so the next
- * call reconnects. */
-static vigil_status conn_failed(redis_store *rs, const char *what, vigil_error *err)
-{
-    const char *why = (rs->c && rs->c->errstr[0]) ? rs->c->errstr : "connection lost";
-    vigil_status s = vigil_error_set(err, VIGIL_EUNAVAILABLE, "Redis %s:%d: %s: %s", rs->host,
-                                     rs->port, what, why);
-    drop_conn(rs);
-    return s;
+    vigil_redis_cmd c = { argc, argv, lens };
+    return vigil_redis_append(rs->conn, &c, err);
 }
 
 /* ---- keys -------------------------------------------------------------- */
@@ -397,15 +100,6 @@ vigil_status vigil_redis_store_key(const vigil_store *st, const char *group_name
 
 /* ---- load / save ------------------------------------------------------- */
 
-static void free_replies(redisReply **r, int n)
-{
-    for (int i = 0; i < n; i++)
-        if (r[i]) {
-            freeReplyObject(r[i]);
-            r[i] = NULL;
-        }
-}
-
 static vigil_status do_load(vigil_store *st, const vigil_store_key *keys, int n,
                             void (*found)(void *ud, int i, const unsigned char *data, size_t len),
                             void *ud, vigil_error *err)
@@ -432,37 +126,30 @@ static vigil_status do_load(vigil_store *st, const vigil_store_key *keys, int n,
         rs->replies = nr;
         rs->replies_cap = (size_t)n;
     }
-    vigil_status s = ensure_conn(rs, err);
-    if (s != VIGIL_OK) {
-        rs->stats.errors++;
-        return s;
-    }
-    for (int i = 0; i < n; i++) {
+    vigil_status s = VIGIL_OK;
+    for (int i = 0; i < n && s == VIGIL_OK; i++) {
         const vigil_store_key *k = &keys[i];
         size_t kl = build_key(rs, k->group_name, k->key, k->keylen, rs->keybuf);
         const char *av[2] = { "GET", rs->keybuf };
         size_t al[2] = { 3, kl };
-        if (redisAppendCommandArgv(rs->c, 2, av, al) != REDIS_OK) {
-            rs->stats.errors++;
-            return conn_failed(rs, "cannot queue GET", err);
-        }
+        s = queue(rs, 2, av, al, err);
     }
-    rs->stats.round_trips++;
+    if (s != VIGIL_OK) {
+        rs->stats.errors++;
+        return s;
+    }
     rs->stats.loads++;
     rs->stats.keys_loaded += (uint64_t)n;
-    int got = 0;
-    for (; got < n; got++) {
-        void *r = NULL;
-        if (redisGetReply(rs->c, &r) != REDIS_OK || !r) {
-            free_replies(rs->replies, got);
+    for (int got = 0; got < n; got++) {
+        s = vigil_redis_read(rs->conn, &rs->replies[got], "load failed", err);
+        if (s != VIGIL_OK) {
+            vigil_redis_free_replies(rs->replies, got);
             rs->stats.errors++;
-            return conn_failed(rs, "load failed", err);
+            return s;
         }
-        rs->replies[got] = r;
     }
     /* Check every reply before the first callback: on error, found() is
      * never called. The connection stays in sync (all replies were read). */
-    s = VIGIL_OK;
     uint64_t nfound = 0;
     for (int i = 0; i < n && s == VIGIL_OK; i++) {
         redisReply *r = rs->replies[i];
@@ -486,24 +173,41 @@ static vigil_status do_load(vigil_store *st, const vigil_store_key *keys, int n,
     } else {
         rs->stats.errors++;
     }
-    free_replies(rs->replies, n);
+    vigil_redis_free_replies(rs->replies, n);
     return s;
 }
 
+/* The save's replies could not all be read: say whether EXEC left at all.
+ * Unsent bytes mean EXEC never reached the server, which discards an
+ * unfinished MULTI on disconnect; otherwise the outcome is unknown. */
+static vigil_status save_lost(redis_store *rs, vigil_status s, vigil_error *err)
+{
+    if (!err || s != VIGIL_EUNAVAILABLE)
+        return s;
+    char why[sizeof err->msg];
+    snprintf(why, sizeof why, "%s", err->msg);
+    return vigil_error_set(err, s, "%s (%s)", why,
+                           vigil_redis_unsent(rs->conn) ? "before EXEC was sent: nothing written"
+                                                        : "after EXEC was sent: outcome unknown, retry");
+}
+
 static vigil_status do_save(vigil_store *st, const vigil_store_record *recs, int n,
-                            const vigil_redis_offset *offs, int noffs, const vigil_outbox_alert *alerts,
-                            int nalerts, vigil_error *err)
+                            const vigil_redis_offset *offs, int noffs, const vigil_redis_cmd *extra,
+                            int nextra, vigil_error *err)
 {
     redis_store *rs = (redis_store *)st;
-    if (!rs || rs->magic != STORE_MAGIC || n < 0 || (n > 0 && !recs) || noffs < 0 || nalerts < 0 ||
-        (noffs && !offs) || (nalerts && !alerts))
+    if (!rs || rs->magic != STORE_MAGIC || n < 0 || (n > 0 && !recs) || noffs < 0 || nextra < 0 ||
+        (noffs && !offs) || (nextra && !extra))
         return vigil_error_set(err, VIGIL_EINVAL, "Redis store save: bad arguments");
-    if (n + noffs + nalerts == 0)
+    if (n + noffs + nextra == 0)
         return VIGIL_OK;
     for (int i = 0; i < noffs; i++)
         if (!offs[i].group_name || strpbrk(offs[i].group_name, "{}") || strlen(offs[i].group_name) > 200 ||
             offs[i].partition < 0)
             return vigil_error_set(err, VIGIL_EINVAL, "Redis store save: bad offset %d", i);
+    for (int i = 0; i < nextra; i++)
+        if (extra[i].argc <= 0 || !extra[i].argv || !extra[i].lens)
+            return vigil_error_set(err, VIGIL_EINVAL, "Redis store commit: extra command %d is empty", i);
     uint64_t nsets = 0, ndels = 0;
     for (int i = 0; i < n; i++) {
         vigil_status s = check_key(rs, &recs[i].k, err);
@@ -521,18 +225,10 @@ static vigil_status do_save(vigil_store *st, const vigil_store_record *recs, int
         else
             ndels++;
     }
-    vigil_status s = ensure_conn(rs, err);
-    if (s != VIGIL_OK) {
-        rs->stats.errors++;
-        return s;
-    }
     const char *multi = "MULTI", *exec = "EXEC";
     size_t ml = 5, el = 4;
-    if (redisAppendCommandArgv(rs->c, 1, &multi, &ml) != REDIS_OK) {
-        rs->stats.errors++;
-        return conn_failed(rs, "cannot queue MULTI", err);
-    }
-    for (int i = 0; i < n; i++) {
+    vigil_status s = queue(rs, 1, &multi, &ml, err);
+    for (int i = 0; i < n && s == VIGIL_OK; i++) {
         const vigil_store_record *rec = &recs[i];
         size_t kl = build_key(rs, rec->k.group_name, rec->k.key, rec->k.keylen, rs->keybuf);
         const char *av[5];
@@ -552,66 +248,42 @@ static vigil_status do_save(vigil_store *st, const vigil_store_record *recs, int
                 av[ac] = ttl; al[ac++] = (size_t)tl;
             }
         }
-        if (redisAppendCommandArgv(rs->c, ac, av, al) != REDIS_OK) {
-            rs->stats.errors++;
-            return conn_failed(rs, "cannot queue SET", err);
-        }
+        s = queue(rs, ac, av, al, err);
     }
-    for (int i = 0; i < noffs; i++) {
+    for (int i = 0; i < noffs && s == VIGIL_OK; i++) {
         char key[300], val[48];
         int kl = snprintf(key, sizeof key, "%s:{%s:p%d}:offset", rs->prefix, offs[i].group_name, offs[i].partition);
         int vl = snprintf(val, sizeof val, "%llu %lld", (unsigned long long)offs[i].seq, (long long)offs[i].wm);
         const char *av[3] = { "SET", key, val };
         size_t al[3] = { 3, (size_t)kl, (size_t)vl };
-        if (redisAppendCommandArgv(rs->c, 3, av, al) != REDIS_OK) {
-            rs->stats.errors++;
-            return conn_failed(rs, "cannot queue an offset", err);
-        }
+        s = queue(rs, 3, av, al, err);
     }
-    if (nalerts) {
-        char okey[300];
-        int okl = snprintf(okey, sizeof okey, "%s:outbox", rs->prefix);
-        for (int i = 0; i < nalerts; i++) {
-            const vigil_outbox_alert *a = &alerts[i];
-            const char *av[15] = { "XADD", okey, "*", "id", a->id, "rule", a->rule, "severity", a->severity,
-                                   "key", a->key, "mode", a->shadow ? "shadow" : "active", "json", a->json };
-            size_t al[15] = { 4, (size_t)okl, 1, 2, strlen(a->id), 4, strlen(a->rule), 8, strlen(a->severity),
-                              3, strlen(a->key), 4, 6, 4, a->len };
-            if (redisAppendCommandArgv(rs->c, 15, av, al) != REDIS_OK) {
-                rs->stats.errors++;
-                return conn_failed(rs, "cannot queue XADD", err);
-            }
-        }
-    }
-    int ncmd = n + noffs + nalerts;
-    if (redisAppendCommandArgv(rs->c, 1, &exec, &el) != REDIS_OK) {
+    for (int i = 0; i < nextra && s == VIGIL_OK; i++)
+        s = vigil_redis_append(rs->conn, &extra[i], err);
+    if (s == VIGIL_OK)
+        s = queue(rs, 1, &exec, &el, err);
+    if (s != VIGIL_OK) {
+        vigil_redis_disconnect(rs->conn);   /* never leave half a transaction buffered */
         rs->stats.errors++;
-        return conn_failed(rs, "cannot queue EXEC", err);
+        return s;
     }
-    rs->stats.round_trips++;
+    int ncmd = n + noffs + nextra;
     rs->stats.saves++;
     /* ncmd + 2 replies: +OK, ncmd × +QUEUED (or an error), then EXEC's.
      * Read them all, whatever they say, to keep the connection in sync. */
-    s = VIGIL_OK;
     if (ncmd > n && vigil_fault_due("commit")) {
         /* fault injection (VIGIL_FAULT=commit:N, counted over server
          * commits): the whole transaction is on the wire, its reply unread */
-        int done = 0;
-        while (!done && redisBufferWrite(rs->c, &done) == REDIS_OK) {}
+        vigil_redis_flush(rs->conn, NULL);
         vigil_fault_kill("commit");
     }
     for (int i = 0; i < ncmd + 2; i++) {
-        void *vr = NULL;
-        if (redisGetReply(rs->c, &vr) != REDIS_OK || !vr) {
-            /* Unsent bytes left in the output buffer mean EXEC never reached
-             * the server, which discards an unfinished MULTI on disconnect. */
-            int unsent = rs->c->obuf && sdslen(rs->c->obuf) > 0;
+        redisReply *r = NULL;
+        vigil_status rs_ = vigil_redis_read(rs->conn, &r, "save", err);
+        if (rs_ != VIGIL_OK) {
             rs->stats.errors++;
-            return conn_failed(rs, unsent ? "save failed before EXEC was sent (nothing written)"
-                                          : "save failed after EXEC was sent (outcome unknown: retry)",
-                               err);
+            return save_lost(rs, rs_, err);
         }
-        redisReply *r = vr;
         if (s == VIGIL_OK) {
             if (r->type == REDIS_REPLY_ERROR)
                 s = vigil_error_set(err, VIGIL_ESTORE, "Redis save (%s): %.*s",
@@ -648,20 +320,12 @@ static vigil_status rs_load(vigil_store *st, const vigil_store_key *keys, int n,
                             void (*found)(void *ud, int i, const unsigned char *data, size_t len),
                             void *ud, vigil_error *err)
 {
-    pipe_guard g;
-    pipe_block(&g);
-    vigil_status s = do_load(st, keys, n, found, ud, err);
-    pipe_unblock(&g);
-    return s;
+    return do_load(st, keys, n, found, ud, err);
 }
 
 static vigil_status rs_save(vigil_store *st, const vigil_store_record *recs, int n, vigil_error *err)
 {
-    pipe_guard g;
-    pipe_block(&g);
-    vigil_status s = do_save(st, recs, n, NULL, 0, NULL, 0, err);
-    pipe_unblock(&g);
-    return s;
+    return do_save(st, recs, n, NULL, 0, NULL, 0, err);
 }
 
 static void rs_destroy(vigil_store *st)
@@ -669,7 +333,7 @@ static void rs_destroy(vigil_store *st)
     redis_store *rs = (redis_store *)st;
     if (!rs)
         return;
-    drop_conn(rs);
+    vigil_redis_destroy(rs->conn);
     free(rs->prefix);
     free(rs->replies);
     rs->magic = 0;
@@ -694,29 +358,23 @@ vigil_status vigil_redis_store_create_opts(const char *url, const char *prefix,
     redis_store *rs = calloc(1, sizeof *rs);
     if (!rs)
         return vigil_error_set(err, VIGIL_ENOMEM, "Redis store: out of memory");
-    vigil_status s = vigil_redis_url_parse(url, rs->host, sizeof rs->host, &rs->port, &rs->db,
-                                           rs->user, sizeof rs->user, rs->password,
-                                           sizeof rs->password, err);
+    vigil_status s = vigil_redis_create(url, opts, &rs->conn, err);
     if (s != VIGIL_OK) {
         free(rs);
         return s;
     }
     rs->prefix = strdup(prefix);
     if (!rs->prefix) {
+        vigil_redis_destroy(rs->conn);
         free(rs);
         return vigil_error_set(err, VIGIL_ENOMEM, "Redis store: out of memory");
     }
     rs->prefixlen = strlen(prefix);
-    rs->connect_ms = (opts && opts->connect_timeout_ms > 0) ? opts->connect_timeout_ms : DEFAULT_CONNECT_MS;
-    rs->io_ms = (opts && opts->io_timeout_ms > 0) ? opts->io_timeout_ms : DEFAULT_IO_MS;
     rs->magic = STORE_MAGIC;
     rs->base.load = rs_load;
     rs->base.save = rs_save;
     rs->base.destroy = rs_destroy;
-    pipe_guard g;
-    pipe_block(&g);
-    s = ensure_conn(rs, err);
-    pipe_unblock(&g);
+    s = vigil_redis_connect(rs->conn, err);
     if (s != VIGIL_OK) {
         rs_destroy(&rs->base);
         return s;
@@ -736,33 +394,15 @@ vigil_status vigil_redis_store_stats(const vigil_store *st, vigil_redis_stats *o
     const redis_store *rs = (const redis_store *)st;
     if (!rs || rs->magic != STORE_MAGIC || !out)
         return VIGIL_EINVAL;
+    vigil_redis_counters c;
+    vigil_redis_get_counters(rs->conn, &c);
     *out = rs->stats;
+    out->round_trips = c.round_trips;
+    out->reconnects = c.reconnects;
     return VIGIL_OK;
 }
 
-vigil_status vigil_redis_ping(const char *url, vigil_error *err)
-{
-    char host[256], user[128], password[256];
-    int port, db;
-    vigil_status s = vigil_redis_url_parse(url, host, sizeof host, &port, &db, user, sizeof user,
-                                           password, sizeof password, err);
-    if (s != VIGIL_OK)
-        return s;
-    redisContext *c = NULL;
-    pipe_guard g;
-    pipe_block(&g);
-    s = open_conn(host, port, db, user, password, PING_TIMEOUT_MS, PING_TIMEOUT_MS, &c, err);
-    if (s == VIGIL_OK) {
-        const char *av[1] = { "PING" };
-        size_t al[1] = { 4 };
-        s = simple_cmd(c, 1, av, al, "PONG", "PING", host, port, err);
-        redisFree(c);
-    }
-    pipe_unblock(&g);
-    return s;
-}
-
-/* ---- the server's commit: state, offsets and alerts in one transaction ---- */
+/* ---- the server's commit: state, offsets and extra commands in one transaction ---- */
 
 vigil_status vigil_redis_store_set_partitions(vigil_store *st, int partitions)
 {
@@ -775,21 +415,14 @@ vigil_status vigil_redis_store_set_partitions(vigil_store *st, int partitions)
 
 vigil_status vigil_redis_store_commit(vigil_store *st, const vigil_store_record *recs, int n,
                                       const vigil_redis_offset *offs, int noffs,
-                                      const vigil_outbox_alert *alerts, int nalerts, vigil_error *err)
+                                      const vigil_redis_cmd *extra, int nextra, vigil_error *err)
 {
-    pipe_guard g;
-    pipe_block(&g);
-    vigil_status s = do_save(st, recs, n, offs, noffs, alerts, nalerts, err);
-    pipe_unblock(&g);
-    return s;
+    return do_save(st, recs, n, offs, noffs, extra, nextra, err);
 }
 
 static vigil_status do_offsets(redis_store *rs, const char *const *groups, int ngroups, int partitions,
                                uint64_t *seqs, int64_t *wms, vigil_error *err)
 {
-    vigil_status s = ensure_conn(rs, err);
-    if (s != VIGIL_OK)
-        return s;
     /* the partition count is fixed for a deployment: offsets and hash tags depend on it */
     char mkey[300], pv[16];
     int mkl = snprintf(mkey, sizeof mkey, "%s:partitions", rs->prefix);
@@ -798,25 +431,27 @@ static vigil_status do_offsets(redis_store *rs, const char *const *groups, int n
     size_t sl[4] = { 3, (size_t)mkl, (size_t)pvl, 2 };
     const char *gv[2] = { "GET", mkey };
     size_t gl[2] = { 3, (size_t)mkl };
-    if (redisAppendCommandArgv(rs->c, 4, sv, sl) != REDIS_OK || redisAppendCommandArgv(rs->c, 2, gv, gl) != REDIS_OK)
-        return conn_failed(rs, "cannot queue the partition check", err);
-    for (int gi = 0; gi < ngroups; gi++)
-        for (int p = 0; p < partitions; p++) {
+    vigil_status s = queue(rs, 4, sv, sl, err);
+    if (s == VIGIL_OK)
+        s = queue(rs, 2, gv, gl, err);
+    for (int gi = 0; gi < ngroups && s == VIGIL_OK; gi++)
+        for (int p = 0; p < partitions && s == VIGIL_OK; p++) {
             char key[300];
             int kl = snprintf(key, sizeof key, "%s:{%s:p%d}:offset", rs->prefix, groups[gi], p);
             const char *av[2] = { "GET", key };
             size_t al[2] = { 3, (size_t)kl };
-            if (redisAppendCommandArgv(rs->c, 2, av, al) != REDIS_OK)
-                return conn_failed(rs, "cannot queue GET offset", err);
+            s = queue(rs, 2, av, al, err);
         }
-    rs->stats.round_trips++;
+    if (s != VIGIL_OK) {
+        vigil_redis_disconnect(rs->conn);
+        return s;
+    }
     int total = 2 + ngroups * partitions;
-    s = VIGIL_OK;
     for (int i = 0; i < total; i++) {
-        void *vr = NULL;
-        if (redisGetReply(rs->c, &vr) != REDIS_OK || !vr)
-            return conn_failed(rs, "reading offsets failed", err);
-        redisReply *r = vr;
+        redisReply *r = NULL;
+        vigil_status rd = vigil_redis_read(rs->conn, &r, "reading offsets failed", err);
+        if (rd != VIGIL_OK)
+            return rd;
         if (s == VIGIL_OK && r->type == REDIS_REPLY_ERROR)
             s = vigil_error_set(err, VIGIL_ESTORE, "Redis: reading offsets: %.*s", (int)r->len, r->str);
         else if (s == VIGIL_OK && i == 1 && r->type == REDIS_REPLY_STRING &&
@@ -850,9 +485,5 @@ vigil_status vigil_redis_store_load_offsets(vigil_store *st, const char *const *
     redis_store *rs = (redis_store *)st;
     if (!rs || rs->magic != STORE_MAGIC || ngroups < 0 || partitions < 1 || !seqs || !wms)
         return vigil_error_set(err, VIGIL_EINVAL, "Redis store: bad arguments to load_offsets");
-    pipe_guard g;
-    pipe_block(&g);
-    vigil_status s = do_offsets(rs, groups, ngroups, partitions, seqs, wms, err);
-    pipe_unblock(&g);
-    return s;
+    return do_offsets(rs, groups, ngroups, partitions, seqs, wms, err);
 }

@@ -5,8 +5,9 @@
  * back after it. This store makes exactly one network round trip per call:
  * load() pipelines one GET per key and reads the replies; save() pipelines
  * MULTI, one SET (or DEL) per record, EXEC — atomic, all or nothing. Never one
- * round trip per event. It uses hiredis 0.14's synchronous API on its own
- * connection: create one store per worker thread (a store is not
+ * round trip per event. It talks to Redis through the server's one
+ * connection layer (redis.h: URL, timeouts, AUTH/SELECT, reconnecting) on a
+ * connection of its own: create one store per worker thread (a store is not
  * thread-safe).
  *
  * Key layout (one Redis string per (key group, key)):
@@ -40,20 +41,17 @@
 #include <stdint.h>
 #include "vigil/status.h"
 #include "vigil/store.h"
+#include "redis.h"   /* vigil_redis_opts, vigil_redis_cmd, vigil_redis_url_parse, vigil_redis_ping */
 
 /* Limits: a full Redis key (prefix, group and key) is at most this many
  * bytes, otherwise VIGIL_ETOOBIG. */
 #define VIGIL_REDIS_MAX_KEY 4096
 
-typedef struct vigil_redis_opts {
-    int connect_timeout_ms;   /* 0: 2000 */
-    int io_timeout_ms;        /* per call, 0: 5000 */
-} vigil_redis_opts;
-
 /* Counters since create, for metrics and benchmarks (round trips per 1000
  * events). A round trip is one load() or save() that went to the server
  * (calls with n == 0 make none); connection setup (AUTH, SELECT) is not
- * counted. */
+ * counted. round_trips and reconnects are the store's connection's counters
+ * (vigil_redis_counters); the load_offsets() round trip counts too. */
 typedef struct vigil_redis_stats {
     uint64_t round_trips;
     uint64_t loads, saves;    /* calls that made a round trip */
@@ -64,14 +62,6 @@ typedef struct vigil_redis_stats {
     uint64_t errors;          /* calls that returned an error */
     uint64_t reconnects;      /* connections made after the first */
 } vigil_redis_stats;
-
-/* Parse redis://[[user]:password@]host[:port][/db] (port 6379 and db 0 by
- * default; "host" may be a bracketed IPv6 address). Any out-parameter may be
- * NULL. user/password are "" when absent. Errors: VIGIL_EPARSE with the
- * reason. */
-vigil_status vigil_redis_url_parse(const char *url, char *host, size_t hostn, int *port, int *db,
-                                   char *user, size_t usern, char *password, size_t passwordn,
-                                   vigil_error *err);
 
 /* Create a Redis store on `url` (see vigil_redis_url_parse) with key prefix
  * `prefix` (NULL: "vigil"; must not contain '{' or '}'). It connects now,
@@ -97,13 +87,6 @@ vigil_status vigil_redis_store_key(const vigil_store *st, const char *group_name
                                    const char *key, size_t keylen, char *buf, size_t n,
                                    size_t *len);
 
-/* Connect to `url`, authenticate, select, PING, disconnect — for /healthz
- * and /readyz, from any thread (it uses its own connection, 1 s timeouts).
- * VIGIL_OK when the server answered PONG; VIGIL_EUNAVAILABLE when it cannot
- * be reached or did not answer in time; VIGIL_ESTORE for an error reply
- * (e.g. NOAUTH, LOADING); VIGIL_EPARSE for a bad URL. */
-vigil_status vigil_redis_ping(const char *url, vigil_error *err);
-
 /* ---- the server's commit (issue 4: effectively-once state) ----------------
  *
  * With partitions > 0 the hash tag of a key is {<group>:p<n>}, n =
@@ -120,14 +103,16 @@ typedef struct vigil_redis_offset {
     int64_t wm;                /* the engine's watermark then (ms) */
 } vigil_redis_offset;
 
-struct vigil_outbox_alert;
-/* One MULTI/EXEC: the records (as save()), the offsets, and one XADD per
- * alert to <prefix>:outbox (field layout in outbox.h). All or nothing; one
- * round trip; errors as save(). VIGIL_FAULT=commit:N kills the process once
- * the N-th such transaction is on the wire. */
+/* One MULTI/EXEC: the records (as save()), the offsets, then the `extra`
+ * commands as given — the server's XADDs of the batch's alerts to the outbox
+ * stream (built by vigil_outbox_redis_xadd_args; the state wing knows no
+ * alert). All or nothing; one round trip; errors as save() (an error reply
+ * to any command of the transaction gives VIGIL_ESTORE with its text). The
+ * commands' arrays are borrowed for the call. VIGIL_FAULT=commit:N kills the process
+ * once the N-th transaction with offsets or extra commands is on the wire. */
 vigil_status vigil_redis_store_commit(vigil_store *st, const vigil_store_record *recs, int n,
                                       const vigil_redis_offset *offs, int noffs,
-                                      const struct vigil_outbox_alert *alerts, int nalerts, vigil_error *err);
+                                      const vigil_redis_cmd *extra, int nextra, vigil_error *err);
 
 /* One round trip: check (and on first use record) the partition count under
  * <prefix>:partitions — VIGIL_EINVAL with an explanation when it differs —
