@@ -298,17 +298,17 @@ static vigil_status op_prefetch(vworker *wk, void *arg, vigil_error *err) {
 }
 
 /* The outbox's view of the batch's alerts: active ones, when endpoints exist. */
-static int outbox_alerts(vworker *wk, vigil_outbox_alert **out) {
+static int outbox_alerts(vworker *wk, vigil_alert_record **out) {
     *out = NULL;
     if (!wk->srv->outbox || !wk->nalerts) return 0;
-    vigil_outbox_alert *oa = calloc(wk->nalerts, sizeof *oa);
+    vigil_alert_record *oa = calloc(wk->nalerts, sizeof *oa);
     if (!oa) return -1;
     int n = 0;
     for (size_t i = 0; i < wk->nalerts; i++) {
         valert *a = &wk->alerts[i];
         if (a->mode != VIGIL_MODE_ACTIVE) continue;
-        oa[n++] = (vigil_outbox_alert){.id = a->id, .rule = a->rule_name, .severity = a->severity, .key = a->key,
-                                       .shadow = 0, .json = a->json, .len = a->len};
+        /* json borrowed from the valert (freed by dispatch_alerts), not owned by the record */
+        vigil_alert_record_set(&oa[n++], a->id, a->rule_name, a->severity, a->key, VIGIL_MODE_ACTIVE, a->json, a->len);
     }
     *out = oa;
     return n;
@@ -321,7 +321,7 @@ static int outbox_alerts(vworker *wk, vigil_outbox_alert **out) {
 static vigil_status op_commit(vworker *wk, void *arg, vigil_error *err) {
     (void)arg;
     vigil_server *s = wk->srv;
-    vigil_outbox_alert *oa;
+    vigil_alert_record *oa;
     int noa = outbox_alerts(wk, &oa);
     if (noa < 0) return vigil_error_set(err, VIGIL_ENOMEM, "out of memory for the outbox");
     vigil_status st = VIGIL_OK;

@@ -65,7 +65,7 @@ enum { Q_READY, Q_FLIGHT, Q_WAIT, Q_DEAD };
 
 /* One read alert in an endpoint's window. */
 typedef struct item {
-    vigil_outbox_entry e;    /* owns e.json */
+    vigil_alert_record e;    /* owns e.json */
     char *body;              /* the envelope; malloc'd */
     size_t blen;
     int state;
@@ -103,7 +103,7 @@ typedef struct endpoint {
     /* endpoint thread only */
     item *head, *tail;
     int nitems, ninflight, nwait, ndead, nready;
-    char after[VIGIL_OUTBOX_REF_MAX];
+    char after[VIGIL_ALERT_REF_MAX];
     char **acks;
     int nacks, capacks;
     long long ack_retry_ms, dead_retry_ms, next_read_ms;
@@ -205,7 +205,7 @@ static void log_limited(endpoint *ep, const char *fmt, ...) {
 
 static void item_free(item *it) {
     if (!it) return;
-    vigil_outbox_entry_free(&it->e);
+    vigil_alert_record_free(&it->e);
     free(it->body);
     free(it);
 }
@@ -323,8 +323,8 @@ static void disable(endpoint *ep) {
 
 /* ---- reading ------------------------------------------------------------- */
 
-static int wanted(const endpoint *ep, const vigil_outbox_entry *e) {
-    if (e->shadow) return 0;
+static int wanted(const endpoint *ep, const vigil_alert_record *e) {
+    if (e->mode == VIGIL_MODE_SHADOW) return 0;
     if (ep->nrules) {
         int hit = 0;
         for (int i = 0; i < ep->nrules && !hit; i++) hit = !strcmp(ep->rules[i], e->rule);
@@ -340,15 +340,15 @@ static int wanted(const endpoint *ep, const vigil_outbox_entry *e) {
 /* Take one read entry (its json moves into the window or is freed).
  * -1 when out of memory: the entry is freed and the position stays before
  * it, so the next read returns it again. */
-static int take(endpoint *ep, vigil_outbox_entry *e) {
+static int take(endpoint *ep, vigil_alert_record *e) {
     if (!wanted(ep, e)) {
         if (push_ack(ep, e->ref) != 0) {
-            vigil_outbox_entry_free(e);
+            vigil_alert_record_free(e);
             return -1;
         }
         atomic_fetch_add(&ep->filtered, 1);
         snprintf(ep->after, sizeof ep->after, "%s", e->ref);
-        vigil_outbox_entry_free(e);
+        vigil_alert_record_free(e);
         return 0;
     }
     item *it = calloc(1, sizeof *it);
@@ -360,7 +360,7 @@ static int take(endpoint *ep, vigil_outbox_entry *e) {
     char *body = it ? malloc(blen + 1) : NULL;
     if (!it || !body) {
         free(it);
-        vigil_outbox_entry_free(e);
+        vigil_alert_record_free(e);
         return -1;
     }
     char *p = body;
@@ -382,7 +382,7 @@ static int take(endpoint *ep, vigil_outbox_entry *e) {
     return 0;
 }
 
-static void do_read(endpoint *ep, vigil_outbox_entry *buf, int wait_ms) {
+static void do_read(endpoint *ep, vigil_alert_record *buf, int wait_ms) {
     int room = WINDOW - ep->nitems;
     if (room > READ_BATCH) room = READ_BATCH;
     int n = 0;
@@ -398,7 +398,7 @@ static void do_read(endpoint *ep, vigil_outbox_entry *buf, int wait_ms) {
     }
     for (int i = 0; i < n; i++) {
         if (take(ep, &buf[i]) != 0) {
-            for (int k = i + 1; k < n; k++) vigil_outbox_entry_free(&buf[k]);
+            for (int k = i + 1; k < n; k++) vigil_alert_record_free(&buf[k]);
             ep->next_read_ms = now + RETRY_OUTBOX_MS;
             log_limited(ep, "out of memory taking alerts from the outbox (retrying)");
             return;
@@ -428,7 +428,7 @@ static void retry_or_dead(endpoint *ep, item *it, long retry_after_s);
 
 static void start(endpoint *ep, item *it, long long now) {
     slot *s = ep->free_slots;
-    char line[128 + VIGIL_OUTBOX_REF_MAX];
+    char line[128 + VIGIL_ALERT_REF_MAX];
     char sig[VIGIL_WEBHOOK_SIG_MAX];
     struct curl_slist *h = NULL;
     long long ts = (long long)time(NULL);
@@ -670,7 +670,7 @@ static long long next_due(const endpoint *ep) {
 static void *run(void *arg) {
     endpoint *ep = arg;
     vigil_dispatch *d = ep->d;
-    vigil_outbox_entry *buf = calloc(READ_BATCH, sizeof *buf);
+    vigil_alert_record *buf = calloc(READ_BATCH, sizeof *buf);
     int stop_seen = 0;
     if (!buf) {
         fprintf(stderr, "vigil: webhook %s: out of memory; endpoint not served\n", ep->name);

@@ -491,7 +491,7 @@ static vigil_status do_load(vigil_store *st, const vigil_store_key *keys, int n,
 }
 
 static vigil_status do_save(vigil_store *st, const vigil_store_record *recs, int n,
-                            const vigil_redis_offset *offs, int noffs, const vigil_outbox_alert *alerts,
+                            const vigil_redis_offset *offs, int noffs, const vigil_alert_record *alerts,
                             int nalerts, vigil_error *err)
 {
     redis_store *rs = (redis_store *)st;
@@ -572,9 +572,9 @@ static vigil_status do_save(vigil_store *st, const vigil_store_record *recs, int
         char okey[300];
         int okl = snprintf(okey, sizeof okey, "%s:outbox", rs->prefix);
         for (int i = 0; i < nalerts; i++) {
-            const vigil_outbox_alert *a = &alerts[i];
+            const vigil_alert_record *a = &alerts[i];
             const char *av[15] = { "XADD", okey, "*", "id", a->id, "rule", a->rule, "severity", a->severity,
-                                   "key", a->key, "mode", a->shadow ? "shadow" : "active", "json", a->json };
+                                   "key", a->key, "mode", a->mode == VIGIL_MODE_SHADOW ? "shadow" : "active", "json", a->json };
             size_t al[15] = { 4, (size_t)okl, 1, 2, strlen(a->id), 4, strlen(a->rule), 8, strlen(a->severity),
                               3, strlen(a->key), 4, 6, 4, a->len };
             if (redisAppendCommandArgv(rs->c, 15, av, al) != REDIS_OK) {
@@ -775,7 +775,7 @@ vigil_status vigil_redis_store_set_partitions(vigil_store *st, int partitions)
 
 vigil_status vigil_redis_store_commit(vigil_store *st, const vigil_store_record *recs, int n,
                                       const vigil_redis_offset *offs, int noffs,
-                                      const vigil_outbox_alert *alerts, int nalerts, vigil_error *err)
+                                      const vigil_alert_record *alerts, int nalerts, vigil_error *err)
 {
     pipe_guard g;
     pipe_block(&g);

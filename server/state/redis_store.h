@@ -120,14 +120,14 @@ typedef struct vigil_redis_offset {
     int64_t wm;                /* the engine's watermark then (ms) */
 } vigil_redis_offset;
 
-struct vigil_outbox_alert;
+struct vigil_alert_record;
 /* One MULTI/EXEC: the records (as save()), the offsets, and one XADD per
  * alert to <prefix>:outbox (field layout in outbox.h). All or nothing; one
  * round trip; errors as save(). VIGIL_FAULT=commit:N kills the process once
  * the N-th such transaction is on the wire. */
 vigil_status vigil_redis_store_commit(vigil_store *st, const vigil_store_record *recs, int n,
                                       const vigil_redis_offset *offs, int noffs,
-                                      const struct vigil_outbox_alert *alerts, int nalerts, vigil_error *err);
+                                      const struct vigil_alert_record *alerts, int nalerts, vigil_error *err);
 
 /* One round trip: check (and on first use record) the partition count under
  * <prefix>:partitions — VIGIL_EINVAL with an explanation when it differs —
