@@ -258,9 +258,6 @@ static void dispatch_alerts(vworker *wk) {
         valert *a = &wk->alerts[i];
         vigil_hub_publish(s->hub, a->json, a->len, a->rule_name, a->severity, a->key, a->ts);
         if (s->nc) vnats_publish_alert(s, a);
-        /* without a durable outbox (none configured): straight to the webhook queue */
-        if (s->webhook && !s->outbox && a->mode == VIGIL_MODE_ACTIVE)
-            vigil_webhook_send(s->webhook, a->id, a->json, a->len);
         if (a->w) waiter_append(a->w, a->json, a->len);
         if (a->rule >= 0) atomic_fetch_add(&s->rule_alerts[a->rule], 1);
         atomic_fetch_add(&s->alerts_total, 1);
@@ -345,7 +342,7 @@ static vigil_status op_commit(vworker *wk, void *arg, vigil_error *err) {
         vigil_engine_commit_end(wk->eng, st == VIGIL_OK);
         free(offs);
     } else if (noa) {
-        st = vigil_outbox_file_append(s->outbox, oa, noa, err);
+        st = vigil_webhooks_append(s->outbox, oa, noa, err);
     }
     free(oa);
     return st;
@@ -585,9 +582,7 @@ static void server_free(vigil_server *s) {
         free(wk->unacked);
     }
     free(s->workers);
-    vigil_dispatch_destroy(s->dispatch);
-    if (s->outbox) s->outbox->destroy(s->outbox);
-    vigil_webhook_destroy(s->webhook);
+    vigil_webhooks_stop(s->dispatch, s->outbox);
     vigil_hub_destroy(s->hub);
     free(s->rule_alerts);
     free(s->off_seq);
@@ -628,46 +623,14 @@ static vigil_status load_durable_state(vigil_server *s, vigil_error *err) {
     return VIGIL_OK;
 }
 
-/* Webhook endpoints: the config file's, then one per --webhook URL. With
- * a durable outbox (the Redis store's stream, or the memory store's file in
- * data_dir) the dispatcher delivers from it; with data_dir "" and no Redis
- * nothing is durable and the in-memory sender (webhook.c) is used. */
+/* Webhook endpoints: the config file's, then one per --webhook URL, from
+ * the outbox the configuration calls for (webhooks.h). */
 static vigil_status start_webhooks(vigil_server *s, vigil_error *err) {
-    int n = s->cfg.nendpoints + s->cfg.nwebhooks;
-    if (!n) return VIGIL_OK;
-    if (n > VIGIL_MAX_WEBHOOKS)
-        return vigil_error_set(err, VIGIL_EINVAL, "%d webhook endpoints: at most %d", n, VIGIL_MAX_WEBHOOKS);
-    int durable = s->cfg.redis_url || (s->cfg.data_dir && *s->cfg.data_dir);
-    if (!durable) {
-        const char *urls[VIGIL_MAX_WEBHOOKS];
-        for (int i = 0; i < s->cfg.nendpoints; i++) urls[i] = s->cfg.endpoints[i].url;
-        for (int i = 0; i < s->cfg.nwebhooks; i++) urls[s->cfg.nendpoints + i] = s->cfg.webhooks[i];
-        vigil_webhook_opts wo = {.urls = urls, .nurls = n, .secret = s->cfg.webhook_secret};
-        return vigil_webhook_create(&wo, &s->webhook, err);
-    }
-    vigil_endpoint_config eps[VIGIL_MAX_WEBHOOKS];
-    char names[VIGIL_MAX_WEBHOOKS][65];
-    const char *pn[VIGIL_MAX_WEBHOOKS];
-    for (int i = 0; i < n; i++) {
-        if (i < s->cfg.nendpoints) eps[i] = s->cfg.endpoints[i];
-        else eps[i] = (vigil_endpoint_config){.url = s->cfg.webhooks[i - s->cfg.nendpoints]};
-        vigil_dispatch_endpoint_name(&eps[i], i, names[i], sizeof names[i]);
-        pn[i] = names[i];
-    }
-    vigil_status st;
-    if (s->cfg.redis_url) {
-        for (;;) {   /* Redis not up yet: wait rather than start without the outbox */
-            st = vigil_outbox_redis_open(s->cfg.redis_url, s->cfg.redis_prefix, pn, n, &s->outbox, err);
-            /* LOADING: Redis is still reading its AOF */
-            if (st != VIGIL_EUNAVAILABLE && !(st == VIGIL_ESTORE && strstr(err->msg, "LOADING"))) break;
-            fprintf(stderr, "vigil: opening the outbox: %s; retrying\n", err->msg);
-            usleep(500000);
-        }
-    } else {
-        st = vigil_outbox_file_open(s->cfg.data_dir, pn, n, s->cfg.outbox_fsync, &s->outbox, err);
-    }
-    if (st != VIGIL_OK) return st;
-    return vigil_dispatch_create(eps, n, s->cfg.webhook_secret, s->outbox, 2000, &s->dispatch, err);
+    const char *urls[VIGIL_MAX_WEBHOOKS];
+    for (int i = 0; i < s->cfg.nwebhooks; i++) urls[i] = s->cfg.webhooks[i];
+    return vigil_webhooks_start(s->cfg.endpoints, s->cfg.nendpoints, urls, s->cfg.nwebhooks, s->cfg.webhook_secret,
+                                s->cfg.redis_url, s->cfg.redis_prefix, s->cfg.data_dir, s->cfg.outbox_fsync,
+                                &s->outbox, &s->dispatch, err);
 }
 
 vigil_status vigil_server_start(const vigil_server_config *cfg, vigil_server **out, vigil_error *err) {

@@ -9,7 +9,7 @@
 #include <nats/nats.h>
 #include "server.h"
 #include "server/alerts/hub.h"
-#include "server/alerts/webhook.h"
+#include "server/alerts/webhooks.h"
 #include "vigil/engine.h"
 #include "vigil/clock.h"
 
@@ -94,7 +94,6 @@ struct vigil_server {
     struct MHD_Daemon *httpd;
     int port;
     vigil_hub *hub;
-    vigil_webhook *webhook;
     natsConnection *nc;
     natsSubscription *sub;
     /* JetStream (jetstream.c) */
@@ -112,7 +111,7 @@ struct vigil_server {
     uint64_t *off_seq;
     int64_t *off_wm;
     vsrcmsg **off_src;           /* the message being applied at off_seq (NULL once committed) */
-    struct vigil_outbox *outbox; /* NULL: no endpoints (or no durable outbox) */
+    struct vigil_outbox *outbox; /* NULL: no endpoints */
     struct vigil_dispatch *dispatch;
     atomic_ullong snap_mask;     /* workers that snapshotted since the outbox's last mark */
     /* waiters with deadlines */

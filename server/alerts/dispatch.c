@@ -18,7 +18,12 @@
  *   READY → FLIGHT → (done: ack) | WAIT (retry due later) → FLIGHT …
  *                               | DEAD (dead letter to write) → (done)
  *
- * Signing and URL checks are webhook.c's (vigil_webhook_signer, OpenSSL). */
+ * Signing and URL checks are sign.c's (vigil_webhook_signer, OpenSSL).
+ *
+ * This is the alerts wing's only libcurl sender: the in-memory case (no
+ * Redis, no data dir) reads the memory outbox (outbox_mem.c) through the
+ * same code, so every transfer option and every status decision below is
+ * made once. */
 #define _GNU_SOURCE
 #include "dispatch.h"
 
@@ -37,7 +42,8 @@
 #include "vigil/clock.h"
 #include "vigil/event.h"
 #include "server/common/fault.h"
-#include "webhook.h"
+#include "sign.h"
+#include <unistd.h>
 
 #define MAX_ENDPOINTS 64
 #define MAX_CONCURRENCY 1024
@@ -465,7 +471,12 @@ static void start(endpoint *ep, item *it, long long now) {
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, ep->timeout_ms);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, ep->timeout_ms);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    /* Redirects are never followed (dispatch.h): a 3xx would send a signed
+     * alert to a URL nobody configured (another host, an internal address),
+     * and libcurl turns the POST into a GET on 301/302/303. Said explicitly
+     * so that no default or later change decides it. */
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_MAXREDIRS, 0L);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard_body);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, s->errbuf);
     curl_easy_setopt(e, CURLOPT_PRIVATE, s);
@@ -1023,6 +1034,23 @@ vigil_status vigil_dispatch_dead_letters(vigil_dispatch *d, const char *ep_name,
                                          char **json, vigil_error *err) {
     if (!d || !json) return vigil_error_set(err, VIGIL_EINVAL, "dispatch: NULL argument");
     return d->ob->list_dead(d->ob, ep_name, limit, json, err);
+}
+
+int vigil_dispatch_drain(vigil_dispatch *d, long timeout_ms) {
+    if (!d) return 1;
+    long long deadline = mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    for (;;) {
+        int busy = 0;
+        for (int i = 0; i < d->n && !busy; i++) {
+            uint64_t depth = 0;
+            if (atomic_load(&d->eps[i].inflight) ||
+                d->ob->depth(d->ob, d->eps[i].name, &depth, NULL) != VIGIL_OK || depth)
+                busy = 1;
+        }
+        if (!busy) return 1;
+        if (mono_ms() >= deadline) return 0;
+        usleep(5000);
+    }
 }
 
 void vigil_dispatch_destroy(vigil_dispatch *d) {

@@ -9,6 +9,10 @@
  * delivery is at-least-once, and a re-sent alert carries the same webhook-id
  * and the same body, so receivers deduplicate by webhook-id.
  *
+ * This is the one webhook sender: with nothing durable (no Redis, no data
+ * dir) it reads the in-memory outbox (outbox_mem.c), so the policy below
+ * holds for every outbox.
+ *
  * One thread per endpoint, each with its own libcurl multi handle and its
  * own `concurrency` slots: an endpoint that never answers (per-attempt
  * timeout) or is down for a day holds only its own thread and backlog.
@@ -44,8 +48,12 @@
  *     everything it reads later go to the dead-letter list with reason
  *     "endpoint disabled: 410 Gone", so its backlog drains and stays visible.
  *     Other endpoints are not affected.
- *   - any other status (3xx included: redirects are not followed; 4xx):
- *     dead letter at once ("HTTP <code> (not retryable)").
+ *   - any other status (3xx included; 4xx): dead letter at once
+ *     ("HTTP <code> (not retryable)"). Redirects are never followed
+ *     (CURLOPT_FOLLOWLOCATION 0, one decision for every outbox): following
+ *     one would send a signed alert to a URL nobody configured, and libcurl
+ *     turns the POST into a GET on 301/302/303. A moved receiver is fixed
+ *     in the configuration, and the dead letters say which code came back.
  *   - outbox errors (Redis down): read, ack and dead-letter calls are retried
  *     every second; a delivered alert whose ack failed is not sent again
  *     while the process runs (and at most once more after a restart).
@@ -136,6 +144,12 @@ void vigil_dispatch_metrics(vigil_dispatch *d, void (*emit)(void *ud, const char
  * newest first; *json malloc'd, the caller frees. Errors as the outbox's. */
 vigil_status vigil_dispatch_dead_letters(vigil_dispatch *d, const char *endpoint, int limit,
                                          char **json, vigil_error *err);
+
+/* Wait until every endpoint's outbox backlog is empty and nothing is in
+ * flight, or timeout_ms passed; the endpoints keep running. 1 when
+ * drained, 0 on timeout. For the in-memory outbox, whose backlog a stop
+ * would lose (webhooks.c). Accepts NULL (1). */
+int vigil_dispatch_drain(vigil_dispatch *d, long timeout_ms);
 
 /* Stop reading, drop alerts not yet sent (unacked: read again next start),
  * give requests in flight up to shutdown_ms, ack what they delivered, cut

@@ -6,7 +6,7 @@
  * (dispatch.c) read it per endpoint; each endpoint has its own progress, so a
  * slow or dead endpoint never holds back another.
  *
- * Two backends, one reading interface (struct vigil_outbox):
+ * Three backends, one reading interface (struct vigil_outbox):
  *   - Redis (with the Redis store): the stream <prefix>:outbox. Workers
  *     append with XADD inside their commit's MULTI/EXEC (redis_store.c), with
  *     exactly these fields, in this order:
@@ -20,9 +20,13 @@
  *     compacted when mostly acked. Appending an alert whose id the log still
  *     holds does nothing (a replay after a crash regenerates the same ids).
  *     Dead letters: <data_dir>/deadletter.jsonl.
+ *   - Memory (nothing durable: no Redis, data_dir ""): a bounded ring in
+ *     the process (outbox_mem.c); a full ring refuses appends (VIGIL_EFULL,
+ *     counted, logged at most once a second). Lost at exit. Dead letters:
+ *     the newest VIGIL_OUTBOX_MEM_DEAD_MAX, in memory.
  *
  * Positions ("ref") are opaque strings: a Redis stream id, or a decimal
- * sequence for the file backend; they increase in append order.
+ * sequence for the file and memory backends; they increase in append order.
  *
  * Threads: one outbox object may be used by several threads at once (the
  * backends lock or use one connection per call as needed), but each
@@ -96,6 +100,38 @@ vigil_status vigil_outbox_file_append(vigil_outbox *ob, const vigil_alert_record
  * forget those ids once they are acked (compaction keeps later ids, acked
  * or not, for deduplication). */
 void vigil_outbox_file_mark_snapshot(vigil_outbox *ob);
+
+/* Memory backend (outbox_mem.c): at most cap alerts (0: 100000) and
+ * VIGIL_OUTBOX_MEM_MAX_BYTES of alert JSON held until every endpoint acked
+ * them. Endpoint names as for the other backends (at most 64). With no
+ * endpoint, appends are counted and dropped. *out owned by the caller
+ * (ob->destroy). Errors: VIGIL_EINVAL, VIGIL_ENOMEM. */
+#define VIGIL_OUTBOX_MEM_MAX_BYTES ((size_t)256 << 20)
+#define VIGIL_OUTBOX_MEM_DEAD_MAX 1000   /* dead letters kept; the oldest goes first */
+vigil_status vigil_outbox_mem_open(const char *const *endpoints, int nendpoints, size_t cap, vigil_outbox **out,
+                                   vigil_error *err);
+/* Memory backend, the writer side (thread-safe, never blocks): validate
+ * every alert (VIGIL_EINVAL: an id that is not 1..255 printable characters
+ * without spaces, or no JSON; VIGIL_ETOOBIG: JSON over 4 MiB; nothing is
+ * appended then), then append them in order. Policy when full: an alert
+ * that does not fit (cap alerts or VIGIL_OUTBOX_MEM_MAX_BYTES held) is
+ * refused and dropped, counted in `refused` and logged on stderr at most
+ * once a second; the others are appended and the call returns VIGIL_EFULL.
+ * VIGIL_ENOMEM: the alerts before the one that failed were appended. No
+ * deduplication (nothing is replayed without durability). */
+vigil_status vigil_outbox_mem_append(vigil_outbox *ob, const vigil_alert_record *alerts, int n, vigil_error *err);
+/* 1 when ob is a memory outbox. */
+int vigil_outbox_is_mem(const vigil_outbox *ob);
+
+typedef struct vigil_outbox_mem_counters {
+    unsigned long long appended;       /* alerts accepted since open */
+    unsigned long long refused;        /* alerts refused because the outbox was full */
+    size_t held, bytes, cap;           /* alerts (and their JSON bytes) held now; the capacity */
+    size_t dead;                       /* dead letters kept now */
+    unsigned long long dead_dropped;   /* dead letters dropped to keep the newest */
+} vigil_outbox_mem_counters;
+/* Counters of a memory outbox into *st. VIGIL_EINVAL when ob is not one. */
+vigil_status vigil_outbox_mem_stats(vigil_outbox *ob, vigil_outbox_mem_counters *st);
 
 /* ---- added (outbox_file.c, outbox_redis.c) --------------------------------
  *

@@ -33,7 +33,7 @@
 #include "dispatch.h"
 #include "harness.h"
 #include "outbox.h"
-#include "webhook.h"
+#include "sign.h"
 
 #define SECRET "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 #define RECEIVER VIGIL_BINARY_DIR "/webhook_receiver"
