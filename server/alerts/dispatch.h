@@ -72,11 +72,16 @@
 #define VIGIL_DISPATCH_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include "endpoint.h"
 #include "outbox.h"
 #include "vigil/status.h"
 
 typedef struct vigil_dispatch vigil_dispatch;
+
+/* Upper bounds (seconds) of the delivery-time histogram's buckets, then +Inf. */
+#define VIGIL_DISPATCH_NBUCKETS 18
+extern const double vigil_dispatch_buckets[VIGIL_DISPATCH_NBUCKETS];
 
 /* Counters of one endpoint since create. Every alert read ends as exactly
  * one of delivered, filtered or dead — or is left unacked at destroy (and
@@ -93,6 +98,9 @@ typedef struct vigil_dispatch_stats {
     unsigned long long inflight;    /* HTTP requests running now */
     unsigned long long window;      /* alerts read and not finished, now */
     int disabled;                   /* answered 410 */
+    /* outbox append to 2xx: per bucket (not cumulative; the last is +Inf), sum, count */
+    unsigned long long hist[VIGIL_DISPATCH_NBUCKETS + 1];
+    unsigned long long hist_sum_us, hist_count;
 } vigil_dispatch_stats;
 
 /* The name endpoint `index` (0-based) gets: c->name, or "webhook<index+1>"
@@ -121,6 +129,10 @@ int vigil_dispatch_count(const vigil_dispatch *d);
  * a bad index. */
 vigil_status vigil_dispatch_stats_get(vigil_dispatch *d, int i, vigil_dispatch_stats *st);
 
+/* Endpoint i's outbox backlog (the outbox's depth: one Redis round trip with
+ * the Redis backend). Errors as the outbox's; VIGIL_EINVAL for a bad index. */
+vigil_status vigil_dispatch_depth(vigil_dispatch *d, int i, uint64_t *n, vigil_error *err);
+
 /* Append the dispatcher's metrics in Prometheus text format (HELP/TYPE
  * lines included) by calling emit one or more times with pieces of text
  * (not NUL-terminated; valid during the call only):
@@ -135,7 +147,7 @@ vigil_status vigil_dispatch_stats_get(vigil_dispatch *d, int i, vigil_dispatch_s
  *   vigil_webhook_delivery_seconds{endpoint}         histogram: outbox append to
  *                                                    2xx, waits and retries included
  * Thread-safe; asks the outbox for its depth (one Redis round trip per
- * endpoint with the Redis backend). */
+ * endpoint with the Redis backend). In dispatch_metrics.c. */
 void vigil_dispatch_metrics(vigil_dispatch *d, void (*emit)(void *ud, const char *text, size_t len),
                             void *ud);
 
@@ -144,12 +156,6 @@ void vigil_dispatch_metrics(vigil_dispatch *d, void (*emit)(void *ud, const char
  * newest first; *json malloc'd, the caller frees. Errors as the outbox's. */
 vigil_status vigil_dispatch_dead_letters(vigil_dispatch *d, const char *endpoint, int limit,
                                          char **json, vigil_error *err);
-
-/* Wait until every endpoint's outbox backlog is empty and nothing is in
- * flight, or timeout_ms passed; the endpoints keep running. 1 when
- * drained, 0 on timeout. For the in-memory outbox, whose backlog a stop
- * would lose (webhooks.c). Accepts NULL (1). */
-int vigil_dispatch_drain(vigil_dispatch *d, long timeout_ms);
 
 /* Stop reading, drop alerts not yet sent (unacked: read again next start),
  * give requests in flight up to shutdown_ms, ack what they delivered, cut

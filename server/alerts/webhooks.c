@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "webhooks.h"
@@ -101,8 +102,31 @@ void vigil_webhooks_metrics(vigil_dispatch *d, vigil_outbox *ob, void (*emit)(vo
             "endpoint).\n# TYPE vigil_outbox_memory_held gauge\nvigil_outbox_memory_held %zu\n", c.held);
 }
 
+static long long mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Wait until every endpoint's backlog is empty and nothing is in flight,
+ * or timeout_ms passed (the endpoints keep running meanwhile). */
+static void drain(vigil_dispatch *d, long timeout_ms) {
+    long long deadline = mono_ms() + timeout_ms;
+    for (;;) {
+        int busy = 0;
+        for (int i = 0; i < vigil_dispatch_count(d) && !busy; i++) {
+            vigil_dispatch_stats st;
+            uint64_t depth = 0;
+            busy = vigil_dispatch_stats_get(d, i, &st) != VIGIL_OK || st.inflight ||
+                   vigil_dispatch_depth(d, i, &depth, NULL) != VIGIL_OK || depth;
+        }
+        if (!busy || mono_ms() >= deadline) return;
+        usleep(5000);
+    }
+}
+
 void vigil_webhooks_stop(vigil_dispatch *d, vigil_outbox *ob) {
-    if (d && vigil_outbox_is_mem(ob)) vigil_dispatch_drain(d, VIGIL_WEBHOOKS_SHUTDOWN_MS);
+    if (d && vigil_outbox_is_mem(ob)) drain(d, VIGIL_WEBHOOKS_SHUTDOWN_MS);
     vigil_dispatch_destroy(d);
     if (ob) ob->destroy(ob);
 }
