@@ -8,53 +8,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include "server_int.h"
 #include "vigil/clock.h"
 #include "vigil/rules.h"
 
 /* ---- webhooks ----------------------------------------------------------------------- */
 
-/* Webhook endpoints: the config file's, then one per --webhook URL. With
- * a durable outbox (the Redis store's stream, or the memory store's file in
- * data_dir) the dispatcher delivers from it; with data_dir "" and no Redis
- * nothing is durable and the in-memory sender (webhook.c) is used. */
+/* Webhook endpoints: the config file's, then one per --webhook URL, over
+ * the outbox the store calls for (alerts/webhooks.h). */
 static vigil_status start_webhooks(vigil_server *s, vigil_error *err) {
-    int n = s->cfg.nendpoints + s->cfg.nwebhooks;
-    if (!n) return VIGIL_OK;
-    if (n > VIGIL_MAX_WEBHOOKS)
-        return vigil_error_set(err, VIGIL_EINVAL, "%d webhook endpoints: at most %d", n, VIGIL_MAX_WEBHOOKS);
-    int durable = s->cfg.redis_url || (s->cfg.data_dir && *s->cfg.data_dir);
-    if (!durable) {
-        const char *urls[VIGIL_MAX_WEBHOOKS];
-        for (int i = 0; i < s->cfg.nendpoints; i++) urls[i] = s->cfg.endpoints[i].url;
-        for (int i = 0; i < s->cfg.nwebhooks; i++) urls[s->cfg.nendpoints + i] = s->cfg.webhooks[i];
-        vigil_webhook_opts wo = {.urls = urls, .nurls = n, .secret = s->cfg.webhook_secret};
-        return vigil_webhook_create(&wo, &s->webhook, err);
-    }
-    vigil_endpoint_config eps[VIGIL_MAX_WEBHOOKS];
-    char names[VIGIL_MAX_WEBHOOKS][65];
-    const char *pn[VIGIL_MAX_WEBHOOKS];
-    for (int i = 0; i < n; i++) {
-        if (i < s->cfg.nendpoints) eps[i] = s->cfg.endpoints[i];
-        else eps[i] = (vigil_endpoint_config){.url = s->cfg.webhooks[i - s->cfg.nendpoints]};
-        vigil_dispatch_endpoint_name(&eps[i], i, names[i], sizeof names[i]);
-        pn[i] = names[i];
-    }
-    vigil_status st;
-    if (s->cfg.redis_url) {
-        for (;;) {   /* Redis not up yet: wait rather than start without the outbox */
-            st = vigil_outbox_redis_open(s->cfg.redis_url, s->cfg.redis_prefix, pn, n, &s->outbox, err);
-            /* LOADING: Redis is still reading its AOF */
-            if (st != VIGIL_EUNAVAILABLE && !(st == VIGIL_ESTORE && strstr(err->msg, "LOADING"))) break;
-            fprintf(stderr, "vigil: opening the outbox: %s; retrying\n", err->msg);
-            usleep(500000);
-        }
-    } else {
-        st = vigil_outbox_file_open(s->cfg.data_dir, pn, n, s->cfg.outbox_fsync, &s->outbox, err);
-    }
-    if (st != VIGIL_OK) return st;
-    return vigil_dispatch_create(eps, n, s->cfg.webhook_secret, s->outbox, 2000, &s->dispatch, err);
+    return vigil_webhooks_start(s->cfg.endpoints, s->cfg.nendpoints, s->cfg.webhooks, s->cfg.nwebhooks,
+                                s->cfg.webhook_secret, s->cfg.redis_url, s->cfg.redis_prefix, s->cfg.data_dir,
+                                s->cfg.outbox_fsync, &s->outbox, &s->dispatch, err);
 }
 
 /* ---- the hub's routes --------------------------------------------------------------- */
@@ -78,9 +43,7 @@ static void server_free(vigil_server *s) {
     vigil_router_destroy(s->router);
     vigil_waiters_destroy(s->waiters);
     vigil_ingest_destroy(s->ingest);
-    vigil_dispatch_destroy(s->dispatch);
-    if (s->outbox) s->outbox->destroy(s->outbox);
-    vigil_webhook_destroy(s->webhook);
+    vigil_webhooks_stop(s->dispatch, s->outbox);
     vigil_sinks_destroy(s->sinks);
     vigil_hub_destroy(s->hub);
     if (s->rs) vigil_ruleset_release(s->rs);
@@ -142,7 +105,6 @@ vigil_status vigil_server_start(const vigil_server_config *cfg, vigil_server **o
         goto fail;
     }
     if ((st = start_webhooks(s, err)) != VIGIL_OK) goto fail;
-    vigil_sinks_set_webhook(s->sinks, s->webhook);
     /* route: workers, their engines and stores, their durable starting point */
     vigil_router_config rc = {.rs = s->rs, .workers = s->cfg.workers, .partitions = s->cfg.partitions,
                               .queue_cap = s->cfg.queue_cap, .allowed_lateness_ms = s->cfg.allowed_lateness_ms,
@@ -170,7 +132,7 @@ vigil_status vigil_server_start(const vigil_server_config *cfg, vigil_server **o
         goto fail;
     }
     vigil_ops_config oc = {.rs = s->rs, .http = s->http, .ingest = s->ingest, .router = s->router,
-                           .sinks = s->sinks, .hub = s->hub, .dispatch = s->dispatch, .webhook = s->webhook,
+                           .sinks = s->sinks, .hub = s->hub, .dispatch = s->dispatch, .outbox = s->outbox,
                            .redis_url = s->cfg.redis_url, .started_ms = started};
     if ((st = vigil_ops_create(&oc, &s->ops)) != VIGIL_OK) {
         vigil_error_set(err, st, "out of memory");

@@ -14,7 +14,7 @@
 #include "server/alerts/sinks.h"
 #include "server/alerts/outbox.h"
 #include "server/alerts/dispatch.h"
-#include "server/alerts/webhook.h"
+#include "server/alerts/webhooks.h"
 #include "server/ops/ops.h"
 
 struct vigil_server {
@@ -22,9 +22,8 @@ struct vigil_server {
     vigil_ruleset *rs;
     vigil_hub *hub;
     vigil_sinks *sinks;
-    vigil_outbox *outbox;          /* NULL: no endpoints (or nothing durable) */
+    vigil_outbox *outbox;          /* NULL: no webhook endpoints */
     vigil_dispatch *dispatch;
-    vigil_webhook *webhook;        /* the in-memory sender when nothing is durable */
     vigil_router *router;
     vigil_waiters *waiters;
     vigil_ingest *ingest;

@@ -9,6 +9,10 @@
  * delivery is at-least-once, and a re-sent alert carries the same webhook-id
  * and the same body, so receivers deduplicate by webhook-id.
  *
+ * This is the one webhook sender: with nothing durable (no Redis, no data
+ * dir) it reads the in-memory outbox (outbox_mem.c), so the policy below
+ * holds for every outbox.
+ *
  * One thread per endpoint, each with its own libcurl multi handle and its
  * own `concurrency` slots: an endpoint that never answers (per-attempt
  * timeout) or is down for a day holds only its own thread and backlog.
@@ -44,8 +48,12 @@
  *     everything it reads later go to the dead-letter list with reason
  *     "endpoint disabled: 410 Gone", so its backlog drains and stays visible.
  *     Other endpoints are not affected.
- *   - any other status (3xx included: redirects are not followed; 4xx):
- *     dead letter at once ("HTTP <code> (not retryable)").
+ *   - any other status (3xx included; 4xx): dead letter at once
+ *     ("HTTP <code> (not retryable)"). Redirects are never followed
+ *     (CURLOPT_FOLLOWLOCATION 0, one decision for every outbox): following
+ *     one would send a signed alert to a URL nobody configured, and libcurl
+ *     turns the POST into a GET on 301/302/303. A moved receiver is fixed
+ *     in the configuration, and the dead letters say which code came back.
  *   - outbox errors (Redis down): read, ack and dead-letter calls are retried
  *     every second; a delivered alert whose ack failed is not sent again
  *     while the process runs (and at most once more after a restart).
@@ -64,11 +72,16 @@
 #define VIGIL_DISPATCH_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include "endpoint.h"
 #include "outbox.h"
 #include "vigil/status.h"
 
 typedef struct vigil_dispatch vigil_dispatch;
+
+/* Upper bounds (seconds) of the delivery-time histogram's buckets, then +Inf. */
+#define VIGIL_DISPATCH_NBUCKETS 18
+extern const double vigil_dispatch_buckets[VIGIL_DISPATCH_NBUCKETS];
 
 /* Counters of one endpoint since create. Every alert read ends as exactly
  * one of delivered, filtered or dead — or is left unacked at destroy (and
@@ -85,6 +98,9 @@ typedef struct vigil_dispatch_stats {
     unsigned long long inflight;    /* HTTP requests running now */
     unsigned long long window;      /* alerts read and not finished, now */
     int disabled;                   /* answered 410 */
+    /* outbox append to 2xx: per bucket (not cumulative; the last is +Inf), sum, count */
+    unsigned long long hist[VIGIL_DISPATCH_NBUCKETS + 1];
+    unsigned long long hist_sum_us, hist_count;
 } vigil_dispatch_stats;
 
 /* The name endpoint `index` (0-based) gets: c->name, or "webhook<index+1>"
@@ -113,6 +129,10 @@ int vigil_dispatch_count(const vigil_dispatch *d);
  * a bad index. */
 vigil_status vigil_dispatch_stats_get(vigil_dispatch *d, int i, vigil_dispatch_stats *st);
 
+/* Endpoint i's outbox backlog (the outbox's depth: one Redis round trip with
+ * the Redis backend). Errors as the outbox's; VIGIL_EINVAL for a bad index. */
+vigil_status vigil_dispatch_depth(vigil_dispatch *d, int i, uint64_t *n, vigil_error *err);
+
 /* Append the dispatcher's metrics in Prometheus text format (HELP/TYPE
  * lines included) by calling emit one or more times with pieces of text
  * (not NUL-terminated; valid during the call only):
@@ -127,7 +147,7 @@ vigil_status vigil_dispatch_stats_get(vigil_dispatch *d, int i, vigil_dispatch_s
  *   vigil_webhook_delivery_seconds{endpoint}         histogram: outbox append to
  *                                                    2xx, waits and retries included
  * Thread-safe; asks the outbox for its depth (one Redis round trip per
- * endpoint with the Redis backend). */
+ * endpoint with the Redis backend). In dispatch_metrics.c. */
 void vigil_dispatch_metrics(vigil_dispatch *d, void (*emit)(void *ud, const char *text, size_t len),
                             void *ud);
 

@@ -1,7 +1,7 @@
 /* endpoint.h — how one webhook endpoint is configured (DESIGN.md §8).
  *
  * Shared by the config file reader (config.c), the server (server.h) and the
- * dispatcher (webhook.c), which is why it is its own header. */
+ * dispatcher (dispatch.c), which is why it is its own header. */
 #ifndef VIGIL_ENDPOINT_H
 #define VIGIL_ENDPOINT_H
 

@@ -6,7 +6,7 @@
  * (dispatch.c) read it per endpoint; each endpoint has its own progress, so a
  * slow or dead endpoint never holds back another.
  *
- * Two backends, one reading interface (struct vigil_outbox):
+ * Three backends, one reading interface (struct vigil_outbox):
  *   - Redis (with the Redis store): the stream <prefix>:outbox. Workers
  *     append with XADD inside their commit's MULTI/EXEC (redis_store.c), with
  *     exactly these fields, in this order:
@@ -20,9 +20,13 @@
  *     compacted when mostly acked. Appending an alert whose id the log still
  *     holds does nothing (a replay after a crash regenerates the same ids).
  *     Dead letters: <data_dir>/deadletter.jsonl.
+ *   - Memory (nothing durable: no Redis, data_dir ""): a bounded ring in
+ *     the process (outbox_mem.c); a full ring refuses appends (VIGIL_EFULL,
+ *     counted, logged at most once a second). Lost at exit. Dead letters:
+ *     the newest VIGIL_OUTBOX_MEM_DEAD_MAX, in memory.
  *
  * Positions ("ref") are opaque strings: a Redis stream id, or a decimal
- * sequence for the file backend; they increase in append order.
+ * sequence for the file and memory backends; they increase in append order.
  *
  * Threads: one outbox object may be used by several threads at once (the
  * backends lock or use one connection per call as needed), but each
@@ -40,41 +44,19 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "vigil/status.h"
+#include "record.h"
 
-#define VIGIL_OUTBOX_REF_MAX 48
-
-/* What a worker appends: one alert (strings NUL-terminated, json len bytes). */
-typedef struct vigil_outbox_alert {
-    const char *id;            /* 32 hex digits */
-    const char *rule;
-    const char *severity;      /* "low" | "medium" | "high" | "critical" */
-    const char *key;
-    int shadow;                /* mode "shadow": never sent to webhooks */
-    const char *json;
-    size_t len;
-} vigil_outbox_alert;
-
-/* What a dispatcher reads. json is malloc'd and owned by the entry. A rule,
- * severity or key longer than its field is cut to fit (they serve filtering
- * and per-key ordering only; json is always whole). */
-typedef struct vigil_outbox_entry {
-    char ref[VIGIL_OUTBOX_REF_MAX];
-    char id[33];
-    char rule[64];
-    char severity[16];
-    char key[256];
-    int shadow;
-    char *json;
-    size_t len;
-    /* Added: wall-clock ms since the Unix epoch when the alert was appended
-     * (Redis: the time part of its stream id, the server's clock; file: the
-     * appender's clock). The dispatcher puts it in the envelope's
-     * "timestamp", so every attempt, before and after a restart, sends the
-     * same body. 0 when unknown. */
-    long long appended_ms;
-} vigil_outbox_entry;
-
-void vigil_outbox_entry_free(vigil_outbox_entry *e);   /* frees e->json only */
+/* What a writer appends and a dispatcher reads is the server's one alert
+ * record (record.h). On append the outbox reads id, rule, severity, key,
+ * mode, json and len (ref, appended_ms and ts are ignored); read() fills
+ * every field but ts (0) and gives the record its own malloc'd json (free
+ * it with vigil_alert_record_free). A rule, severity or key longer than its
+ * field was cut to fit (they serve filtering and per-key ordering only;
+ * json is always whole). appended_ms is the wall clock (ms since the Unix
+ * epoch) when the alert was appended (Redis: the time part of its stream
+ * id, the server's clock; file and memory: the appender's clock); the
+ * dispatcher puts it in the envelope's "timestamp", so every attempt,
+ * before and after a restart, sends the same body. 0 when unknown. */
 
 typedef struct vigil_outbox vigil_outbox;
 struct vigil_outbox {
@@ -82,13 +64,13 @@ struct vigil_outbox {
      * strictly after position `after` ("" = from the oldest unacked one:
      * after a restart that re-reads what was read but never acked). Waits
      * up to wait_ms for one to arrive when there is none. *n = count. */
-    vigil_status (*read)(vigil_outbox *ob, const char *ep, const char *after, vigil_outbox_entry *out,
+    vigil_status (*read)(vigil_outbox *ob, const char *ep, const char *after, vigil_alert_record *out,
                          int max, int *n, int wait_ms, vigil_error *err);
     /* Endpoint ep is done with these entries (delivered, filtered out, or
      * dead-lettered). Idempotent. */
     vigil_status (*ack)(vigil_outbox *ob, const char *ep, const char *const *refs, int n, vigil_error *err);
     /* Append e to the dead-letter list with why it failed, then ack it for ep. */
-    vigil_status (*dead)(vigil_outbox *ob, const char *ep, const vigil_outbox_entry *e, const char *reason,
+    vigil_status (*dead)(vigil_outbox *ob, const char *ep, const vigil_alert_record *e, const char *reason,
                          int attempts, vigil_error *err);
     /* The newest `limit` dead letters (of ep, or all when ep is NULL) as a
      * JSON array text, malloc'd: [{"endpoint","alert_id","rule","key",
@@ -111,13 +93,45 @@ vigil_status vigil_outbox_file_open(const char *dir, const char *const *endpoint
                                     vigil_outbox **out, vigil_error *err);
 /* File backend, the writer side (workers, thread-safe): append alerts in
  * order, all or nothing; ids the log already holds are skipped. */
-vigil_status vigil_outbox_file_append(vigil_outbox *ob, const vigil_outbox_alert *alerts, int n,
+vigil_status vigil_outbox_file_append(vigil_outbox *ob, const vigil_alert_record *alerts, int n,
                                       vigil_error *err);
 /* Every alert appended before the previous call of this is covered by a
  * state snapshot, so a restart can no longer regenerate it: the log may
  * forget those ids once they are acked (compaction keeps later ids, acked
  * or not, for deduplication). */
 void vigil_outbox_file_mark_snapshot(vigil_outbox *ob);
+
+/* Memory backend (outbox_mem.c): at most cap alerts (0: 100000) and
+ * VIGIL_OUTBOX_MEM_MAX_BYTES of alert JSON held until every endpoint acked
+ * them. Endpoint names as for the other backends (at most 64). With no
+ * endpoint, appends are counted and dropped. *out owned by the caller
+ * (ob->destroy). Errors: VIGIL_EINVAL, VIGIL_ENOMEM. */
+#define VIGIL_OUTBOX_MEM_MAX_BYTES ((size_t)256 << 20)
+#define VIGIL_OUTBOX_MEM_DEAD_MAX 1000   /* dead letters kept; the oldest goes first */
+vigil_status vigil_outbox_mem_open(const char *const *endpoints, int nendpoints, size_t cap, vigil_outbox **out,
+                                   vigil_error *err);
+/* Memory backend, the writer side (thread-safe, never blocks): validate
+ * every alert (VIGIL_EINVAL: an id that is not 1..255 printable characters
+ * without spaces, or no JSON; VIGIL_ETOOBIG: JSON over 4 MiB; nothing is
+ * appended then), then append them in order. Policy when full: an alert
+ * that does not fit (cap alerts or VIGIL_OUTBOX_MEM_MAX_BYTES held) is
+ * refused and dropped, counted in `refused` and logged on stderr at most
+ * once a second; the others are appended and the call returns VIGIL_EFULL.
+ * VIGIL_ENOMEM: the alerts before the one that failed were appended. No
+ * deduplication (nothing is replayed without durability). */
+vigil_status vigil_outbox_mem_append(vigil_outbox *ob, const vigil_alert_record *alerts, int n, vigil_error *err);
+/* 1 when ob is a memory outbox. */
+int vigil_outbox_is_mem(const vigil_outbox *ob);
+
+typedef struct vigil_outbox_mem_counters {
+    unsigned long long appended;       /* alerts accepted since open */
+    unsigned long long refused;        /* alerts refused because the outbox was full */
+    size_t held, bytes, cap;           /* alerts (and their JSON bytes) held now; the capacity */
+    size_t dead;                       /* dead letters kept now */
+    unsigned long long dead_dropped;   /* dead letters dropped to keep the newest */
+} vigil_outbox_mem_counters;
+/* Counters of a memory outbox into *st. VIGIL_EINVAL when ob is not one. */
+vigil_status vigil_outbox_mem_stats(vigil_outbox *ob, vigil_outbox_mem_counters *st);
 
 /* ---- added (outbox_file.c, outbox_redis.c) --------------------------------
  *
@@ -154,14 +168,14 @@ vigil_status vigil_outbox_redis_trim(vigil_outbox *ob, vigil_error *err);
  * the argc (VIGIL_OUTBOX_XADD_ARGC). The id must stay "*": the entry's time
  * part is the append time (appended_ms). */
 #define VIGIL_OUTBOX_XADD_ARGC 15
-int vigil_outbox_redis_xadd_args(const char *stream, const vigil_outbox_alert *a, const char **argv,
+int vigil_outbox_redis_xadd_args(const char *stream, const vigil_alert_record *a, const char **argv,
                                  size_t *lens);
 
 /* Redis backend, a writer side for tests and tools (the server's workers
  * XADD inside their own MULTI/EXEC): append alerts in order in one
  * MULTI/EXEC. No deduplication (Redis: the workers' offsets make replays
  * effectively-once). VIGIL_EINVAL, VIGIL_EUNAVAILABLE, VIGIL_ESTORE. */
-vigil_status vigil_outbox_redis_append(vigil_outbox *ob, const vigil_outbox_alert *alerts, int n,
+vigil_status vigil_outbox_redis_append(vigil_outbox *ob, const vigil_alert_record *alerts, int n,
                                        vigil_error *err);
 
 #endif

@@ -752,15 +752,8 @@ vigil_status vigil_outbox_file_compact(vigil_outbox *ob, vigil_error *err) {
 
 /* ---- interface ----------------------------------------------------------- */
 
-void vigil_outbox_entry_free(vigil_outbox_entry *e) {
-    if (!e) return;
-    free(e->json);
-    e->json = NULL;
-    e->len = 0;
-}
-
 static vigil_status f_read(vigil_outbox *ob, const char *ep, const char *after,
-                           vigil_outbox_entry *out, int max, int *n, int wait_ms, vigil_error *err) {
+                           vigil_alert_record *out, int max, int *n, int wait_ms, vigil_error *err) {
     fob *o = (fob *)ob;
     uint64_t from;
     if (n) *n = 0;
@@ -795,7 +788,7 @@ static vigil_status f_read(vigil_outbox *ob, const char *ep, const char *after,
         for (; k < o->n && got < max; k++) {
             fent *e = &o->v[k];
             if (e->gone || (e->acked & bit)) continue;
-            vigil_outbox_entry *x = &out[got];
+            vigil_alert_record *x = &out[got];
             memset(x, 0, sizeof *x);
             x->json = malloc(e->json_len + 1);
             if (!x->json) {
@@ -809,7 +802,7 @@ static vigil_status f_read(vigil_outbox *ob, const char *ep, const char *after,
             snprintf(x->rule, sizeof x->rule, "%s", blob_rule(e));
             snprintf(x->severity, sizeof x->severity, "%s", blob_sev(e));
             snprintf(x->key, sizeof x->key, "%s", blob_key(e));
-            x->shadow = e->shadow;
+            x->mode = e->shadow ? VIGIL_MODE_SHADOW : VIGIL_MODE_ACTIVE;
             x->appended_ms = e->appended_ms;
             got++;
         }
@@ -818,7 +811,7 @@ static vigil_status f_read(vigil_outbox *ob, const char *ep, const char *after,
     }
     pthread_mutex_unlock(&o->mu);
     if (s != VIGIL_OK) {
-        for (int k = 0; k < got; k++) vigil_outbox_entry_free(&out[k]);
+        for (int k = 0; k < got; k++) vigil_alert_record_free(&out[k]);
         got = 0;
     }
     *n = got;
@@ -891,7 +884,7 @@ static vigil_status f_ack(vigil_outbox *ob, const char *ep, const char *const *r
 
 /* {"endpoint","alert_id","rule","key","reason","attempts","dead_at","alert"} as
  * one line (malloc'd, with '\n'); shared shape with the Redis backend. */
-static char *dead_line(const char *ep, const vigil_outbox_entry *e, const char *reason, int attempts,
+static char *dead_line(const char *ep, const vigil_alert_record *e, const char *reason, int attempts,
                        size_t *len) {
     char ts[40];
     vigil_time_format_rfc3339(vigil_now_ms(), ts, sizeof ts);
@@ -922,7 +915,7 @@ static char *dead_line(const char *ep, const vigil_outbox_entry *e, const char *
     return line;
 }
 
-static vigil_status f_dead(vigil_outbox *ob, const char *ep, const vigil_outbox_entry *e,
+static vigil_status f_dead(vigil_outbox *ob, const char *ep, const vigil_alert_record *e,
                            const char *reason, int attempts, vigil_error *err) {
     fob *o = (fob *)ob;
     uint64_t seq;
@@ -1109,19 +1102,16 @@ vigil_status vigil_outbox_file_open(const char *dir, const char *const *endpoint
     return VIGIL_OK;
 }
 
-vigil_status vigil_outbox_file_append(vigil_outbox *ob, const vigil_outbox_alert *alerts, int n,
+vigil_status vigil_outbox_file_append(vigil_outbox *ob, const vigil_alert_record *alerts, int n,
                                       vigil_error *err) {
     fob *o = (fob *)ob;
     if (!o || o->magic != FOB_MAGIC) return vigil_error_set(err, VIGIL_EINVAL, "outbox: not a file outbox");
     if (n < 0 || (n > 0 && !alerts)) return vigil_error_set(err, VIGIL_EINVAL, "outbox append: bad argument");
     for (int i = 0; i < n; i++) {
-        const vigil_outbox_alert *a = &alerts[i];
+        const vigil_alert_record *a = &alerts[i];
         if (!valid_id(a->id))
             return vigil_error_set(err, VIGIL_EINVAL, "outbox append: alert %d: id must be 1..%d "
                                    "printable characters", i + 1, ID_MAX);
-        if (!a->rule || !a->severity || !a->key)
-            return vigil_error_set(err, VIGIL_EINVAL, "outbox append: alert %s: rule, severity or key "
-                                   "missing", a->id);
         if (!a->json || a->len == 0)
             return vigil_error_set(err, VIGIL_EINVAL, "outbox append: alert %s: no JSON", a->id);
         if (a->len > MAX_PAYLOAD / 2)
@@ -1138,14 +1128,14 @@ vigil_status vigil_outbox_file_append(vigil_outbox *ob, const vigil_outbox_alert
     }
     int count = 0;
     for (int i = 0; i < n; i++) {
-        const vigil_outbox_alert *a = &alerts[i];
+        const vigil_alert_record *a = &alerts[i];
         if (id_find(o, a->id)) continue;                 /* the log still holds it */
         int dup = 0;
         for (int k = 0; k < i && !dup; k++) dup = take[k] && !strcmp(alerts[k].id, a->id);
         if (dup) continue;
         take[i] = 1;
         count++;
-        rec_alert(&b, ++seq, now, a->shadow, a->id, a->rule, a->severity, a->key, a->json, a->len);
+        rec_alert(&b, ++seq, now, a->mode == VIGIL_MODE_SHADOW, a->id, a->rule, a->severity, a->key, a->json, a->len);
     }
     vigil_status s = VIGIL_OK;
     if (count == 0) goto out;
@@ -1164,10 +1154,10 @@ vigil_status vigil_outbox_file_append(vigil_outbox *ob, const vigil_outbox_alert
     seq = o->last_seq;
     for (int i = 0; i < n; i++) {
         if (!take[i]) continue;
-        const vigil_outbox_alert *a = &alerts[i];
+        const vigil_alert_record *a = &alerts[i];
         char *blob = make_blob(a->rule, strlen(a->rule), a->severity, strlen(a->severity), a->key,
                                strlen(a->key), a->json, a->len);
-        if (!blob || add_entry(o, ++seq, now, a->shadow, a->id, blob, a->len,
+        if (!blob || add_entry(o, ++seq, now, a->mode == VIGIL_MODE_SHADOW, a->id, blob, a->len,
                                alert_rec_bytes(a->id, a->rule, a->severity, a->key, a->len)) != 0) {
             /* On disk but not in memory: the next open replays it. */
             free(blob);

@@ -316,7 +316,7 @@ static int copy_field(const redisReply *fv, const char *name, char *dst, size_t 
 
 /* Fill e from one stream entry [id, [f, v, …]]. -1: malformed (missing
  * fields); -2: out of memory. */
-static int parse_entry(const redisReply *ent, vigil_outbox_entry *e) {
+static int parse_entry(const redisReply *ent, vigil_alert_record *e) {
     memset(e, 0, sizeof *e);
     const redisReply *id = ent->element[0], *fv = ent->element[1];
     sid x;
@@ -338,7 +338,7 @@ static int parse_entry(const redisReply *ent, vigil_outbox_entry *e) {
         return -1;
     }
     copy_field(fv, "mode", mode, sizeof mode, 0);
-    e->shadow = !strcmp(mode, "shadow");
+    e->mode = !strcmp(mode, "shadow") ? VIGIL_MODE_SHADOW : VIGIL_MODE_ACTIVE;
     e->json = malloc(js->len + 1);
     if (!e->json) return -2;
     memcpy(e->json, js->str, js->len);
@@ -348,7 +348,7 @@ static int parse_entry(const redisReply *ent, vigil_outbox_entry *e) {
 }
 
 /* MULTI; XADD deadletter …; XACK; EXEC on k. */
-static vigil_status dead_on(call *k, const char *ep, const vigil_outbox_entry *e, const char *reason,
+static vigil_status dead_on(call *k, const char *ep, const vigil_alert_record *e, const char *reason,
                             int attempts, vigil_error *err) {
     rob *o = k->o;
     char att[16], ts[40];
@@ -386,7 +386,7 @@ static vigil_status dead_on(call *k, const char *ep, const vigil_outbox_entry *e
  * (deleted ones included), *last = the last id seen. Deleted pending
  * entries (nil fields) are acked; malformed ones dead-lettered. */
 static vigil_status xread(call *k, const char *ep, const char *from, int max, int block_ms,
-                          const sid *after, vigil_outbox_entry *out, int *n, int *raw, sid *last,
+                          const sid *after, vigil_alert_record *out, int *n, int *raw, sid *last,
                           vigil_error *err) {
     rob *o = k->o;
     char cnt[16], blk[16];
@@ -445,10 +445,10 @@ static vigil_status xread(call *k, const char *ep, const char *from, int max, in
                 continue;
             }
             if (after && sid_cmp(x, *after) <= 0) continue;
-            vigil_outbox_entry *e = &out[*n];
+            vigil_alert_record *e = &out[*n];
             int pr = parse_entry(ent, e);
             if (pr == -2) {
-                vigil_outbox_entry_free(e);
+                vigil_alert_record_free(e);
                 s = vigil_error_set(err, VIGIL_ENOMEM, "outbox: out of memory");
                 break;
             }
@@ -456,7 +456,7 @@ static vigil_status xread(call *k, const char *ep, const char *from, int max, in
                 fprintf(stderr, "vigil: outbox %s: entry %s lacks id/rule/severity/key/json: "
                                 "dead-lettered\n", o->stream, e->ref);
                 vigil_status ds = dead_on(k, ep, e, "malformed outbox entry", 0, NULL);
-                vigil_outbox_entry_free(e);
+                vigil_alert_record_free(e);
                 if (ds == VIGIL_EUNAVAILABLE) {
                     s = vigil_error_set(err, ds, "Redis %s: connection lost", vigil_redis_where(k->r));
                     break;
@@ -468,14 +468,14 @@ static vigil_status xread(call *k, const char *ep, const char *from, int max, in
     }
     rfree(r);
     if (s != VIGIL_OK) {
-        for (int i = 0; i < *n; i++) vigil_outbox_entry_free(&out[i]);
+        for (int i = 0; i < *n; i++) vigil_alert_record_free(&out[i]);
         *n = 0;
     }
     return s;
 }
 
 static vigil_status r_read(vigil_outbox *ob, const char *ep, const char *after,
-                           vigil_outbox_entry *out, int max, int *n, int wait_ms, vigil_error *err) {
+                           vigil_alert_record *out, int max, int *n, int wait_ms, vigil_error *err) {
     rob *o = (rob *)ob;
     sid aft = {0, 0};
     int have_after = after && *after;
@@ -688,7 +688,7 @@ static vigil_status r_ack(vigil_outbox *ob, const char *ep, const char *const *r
     return s;
 }
 
-static vigil_status r_dead(vigil_outbox *ob, const char *ep, const vigil_outbox_entry *e,
+static vigil_status r_dead(vigil_outbox *ob, const char *ep, const vigil_alert_record *e,
                            const char *reason, int attempts, vigil_error *err) {
     rob *o = (rob *)ob;
     sid x;
@@ -924,11 +924,11 @@ vigil_status vigil_outbox_redis_open(const char *url, const char *prefix, const 
     return VIGIL_OK;
 }
 
-int vigil_outbox_redis_xadd_args(const char *stream, const vigil_outbox_alert *a, const char **argv,
+int vigil_outbox_redis_xadd_args(const char *stream, const vigil_alert_record *a, const char **argv,
                                  size_t *lens) {
     const char *v[VIGIL_OUTBOX_XADD_ARGC] = {"XADD", stream, "*", "id", a->id, "rule", a->rule,
                                              "severity", a->severity, "key", a->key, "mode",
-                                             a->shadow ? "shadow" : "active", "json", a->json};
+                                             a->mode == VIGIL_MODE_SHADOW ? "shadow" : "active", "json", a->json};
     for (int i = 0; i < VIGIL_OUTBOX_XADD_ARGC; i++) {
         argv[i] = v[i];
         lens[i] = i == VIGIL_OUTBOX_XADD_ARGC - 1 ? a->len : strlen(v[i]);
@@ -936,14 +936,14 @@ int vigil_outbox_redis_xadd_args(const char *stream, const vigil_outbox_alert *a
     return VIGIL_OUTBOX_XADD_ARGC;
 }
 
-vigil_status vigil_outbox_redis_append(vigil_outbox *ob, const vigil_outbox_alert *alerts, int n,
+vigil_status vigil_outbox_redis_append(vigil_outbox *ob, const vigil_alert_record *alerts, int n,
                                        vigil_error *err) {
     rob *o = (rob *)ob;
     if (!o || o->magic != ROB_MAGIC) return vigil_error_set(err, VIGIL_EINVAL, "outbox: not a Redis outbox");
     if (n < 0 || (n > 0 && !alerts)) return vigil_error_set(err, VIGIL_EINVAL, "outbox append: bad argument");
     for (int i = 0; i < n; i++)
-        if (!alerts[i].id || !alerts[i].rule || !alerts[i].severity || !alerts[i].key || !alerts[i].json)
-            return vigil_error_set(err, VIGIL_EINVAL, "outbox append: alert %d lacks a field", i + 1);
+        if (!alerts[i].id[0] || !alerts[i].json)
+            return vigil_error_set(err, VIGIL_EINVAL, "outbox append: alert %d lacks an id or JSON", i + 1);
     if (n == 0) return VIGIL_OK;
     call k;
     vigil_status s = get(o, &k, err);

@@ -5,12 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include "sinks.h"
-#include "webhook.h"
 #include "vigil/clock.h"
 
 struct vigil_sinks {
     vigil_hub *hub;
-    vigil_webhook *webhook;      /* the in-memory sender when nothing is durable (active alerts) */
     natsConnection *_Atomic nc;
     vigil_ruleset *rs;
     atomic_ullong *rule_alerts;
@@ -37,8 +35,6 @@ vigil_status vigil_sinks_create(vigil_hub *hub, const vigil_ruleset *rs, vigil_s
 
 void vigil_sinks_set_nats(vigil_sinks *s, natsConnection *nc) { atomic_store(&s->nc, nc); }
 
-void vigil_sinks_set_webhook(vigil_sinks *s, struct vigil_webhook *w) { s->webhook = w; }
-
 void vigil_sinks_destroy(vigil_sinks *s) {
     if (!s) return;
     free(s->rule_alerts);
@@ -55,7 +51,6 @@ void vigil_sinks_alert(vigil_sinks *s, const vigil_alert_record *a) {
         if (natsConnection_Publish(nc, subj, a->json, (int)a->len) == NATS_OK)
             atomic_fetch_add(&s->nats_published, 1);
     }
-    if (s->webhook && a->mode == VIGIL_MODE_ACTIVE) vigil_webhook_send(s->webhook, a->id, a->json, a->len);
     int i = vigil_ruleset_rule_index(s->rs, a->rule);
     if (i >= 0 && i < s->nrules) atomic_fetch_add(&s->rule_alerts[i], 1);
     atomic_fetch_add(&s->alerts, 1);

@@ -27,9 +27,6 @@ typedef struct vigil_sinks vigil_sinks;
  * per-rule counters (retained). */
 vigil_status vigil_sinks_create(vigil_hub *hub, const vigil_ruleset *rs, vigil_sinks **out);
 void vigil_sinks_set_nats(vigil_sinks *s, natsConnection *nc);
-/* Without a durable outbox: active alerts also go to this in-memory sender. */
-struct vigil_webhook;
-void vigil_sinks_set_webhook(vigil_sinks *s, struct vigil_webhook *w);
 void vigil_sinks_destroy(vigil_sinks *s);   /* accepts NULL */
 
 /* One committed alert to the hub and NATS; counted per rule and mode. */

@@ -6,7 +6,7 @@
 #include <string.h>
 #include "ops_int.h"
 #include "server/http/reply.h"
-#include "server/alerts/webhook.h"
+#include "server/alerts/webhooks.h"
 #include "vigil/clock.h"
 
 typedef struct sbuf { char *p; size_t len, cap; } sbuf;
@@ -101,17 +101,7 @@ enum MHD_Result vops_metrics(void *ctx, struct MHD_Connection *c, const char *ur
     vigil_hub_counters hc;
     if (vigil_hub_stats(s->hub, &hc) == VIGIL_OK)
         sb_printf(&b, "# HELP vigil_sse_subscribers Open alert streams.\n# TYPE vigil_sse_subscribers gauge\nvigil_sse_subscribers %zu\n", hc.subscribers);
-    if (s->webhook) {
-        vigil_webhook_counters wc;
-        vigil_webhook_stats(s->webhook, &wc);
-        sb_printf(&b, "# HELP vigil_webhook_deliveries_total Webhook deliveries by outcome.\n# TYPE vigil_webhook_deliveries_total counter\n");
-        sb_printf(&b, "vigil_webhook_deliveries_total{outcome=\"delivered\"} %llu\n", wc.delivered);
-        sb_printf(&b, "vigil_webhook_deliveries_total{outcome=\"failed\"} %llu\n", wc.failed);
-        sb_printf(&b, "vigil_webhook_deliveries_total{outcome=\"dropped\"} %llu\n", wc.dropped);
-        sb_printf(&b, "# HELP vigil_webhook_retries_total Webhook attempts retried.\n# TYPE vigil_webhook_retries_total counter\nvigil_webhook_retries_total %llu\n", wc.retries);
-        sb_printf(&b, "# HELP vigil_webhook_pending Webhook deliveries queued or in flight.\n# TYPE vigil_webhook_pending gauge\nvigil_webhook_pending %llu\n", wc.pending);
-    }
-    if (s->dispatch) vigil_dispatch_metrics(s->dispatch, sb_emit, &b);
+    vigil_webhooks_metrics(s->dispatch, s->outbox, sb_emit, &b);
     sb_printf(&b, "# HELP vigil_nats_published_total Alerts published to NATS.\n# TYPE vigil_nats_published_total counter\nvigil_nats_published_total %llu\n",
               ss.nats_published);
     sb_printf(&b, "# HELP vigil_alerts_lost_total Alerts the engine produced that could not be kept (out of memory), logged.\n# TYPE vigil_alerts_lost_total counter\nvigil_alerts_lost_total %llu\n", ss.lost);

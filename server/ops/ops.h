@@ -14,6 +14,7 @@
 #include "server/alerts/sinks.h"
 #include "server/alerts/hub.h"
 #include "server/alerts/dispatch.h"
+#include "server/alerts/outbox.h"
 
 typedef struct vigil_ops vigil_ops;
 
@@ -27,7 +28,7 @@ typedef struct vigil_ops_config {
     vigil_sinks *sinks;
     vigil_hub *hub;
     vigil_dispatch *dispatch;
-    struct vigil_webhook *webhook;   /* the in-memory sender (nothing durable) */
+    vigil_outbox *outbox;            /* for its metrics (the memory outbox's) */
     const char *redis_url;           /* NULL: memory store */
     int64_t started_ms;
 } vigil_ops_config;

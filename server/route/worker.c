@@ -13,6 +13,7 @@
 #include "route_int.h"
 #include "server/common/fault.h"
 #include "server/state/redis_store.h"
+#include "server/alerts/webhooks.h"
 
 #define BATCH 1000
 
@@ -114,19 +115,16 @@ static vigil_status op_prefetch(vworker *wk, void *arg, vigil_error *err) {
     return vigil_engine_prefetch(wk->eng, b->evs, b->groups, b->n, err);
 }
 
-/* The outbox's rows of the batch: active alerts, when endpoints exist. */
-static int outbox_alerts(vworker *wk, vigil_outbox_alert **out) {
+/* The outbox's rows of the batch: its active alerts, when endpoints exist
+ * (shadow alerts never reach webhooks). Pointers into wk->alerts. */
+static int outbox_alerts(vworker *wk, const vigil_alert_record ***out) {
     *out = NULL;
     if (!wk->r->cfg.outbox || !wk->nalerts) return 0;
-    vigil_outbox_alert *oa = calloc(wk->nalerts, sizeof *oa);
+    const vigil_alert_record **oa = calloc(wk->nalerts, sizeof *oa);
     if (!oa) return -1;
     int n = 0;
-    for (size_t i = 0; i < wk->nalerts; i++) {
-        vigil_alert_record *a = &wk->alerts[i];
-        if (a->mode != VIGIL_MODE_ACTIVE) continue;
-        oa[n++] = (vigil_outbox_alert){.id = a->id, .rule = a->rule, .severity = a->severity, .key = a->key,
-                                       .shadow = 0, .json = a->json, .len = a->len};
-    }
+    for (size_t i = 0; i < wk->nalerts; i++)
+        if (wk->alerts[i].mode == VIGIL_MODE_ACTIVE) oa[n++] = &wk->alerts[i];
     *out = oa;
     return n;
 }
@@ -138,7 +136,7 @@ static int outbox_alerts(vworker *wk, vigil_outbox_alert **out) {
 static vigil_status op_commit(vworker *wk, void *arg, vigil_error *err) {
     (void)arg;
     vigil_router *r = wk->r;
-    vigil_outbox_alert *oa;
+    const vigil_alert_record **oa;
     int noa = outbox_alerts(wk, &oa);
     if (noa < 0) return vigil_error_set(err, VIGIL_ENOMEM, "out of memory for the outbox");
     vigil_status st = VIGIL_OK;
@@ -168,7 +166,7 @@ static vigil_status op_commit(vworker *wk, void *arg, vigil_error *err) {
         for (int i = 0; st == VIGIL_OK && i < noa; i++) {
             xc[i].argv = xv + (size_t)i * VIGIL_OUTBOX_XADD_ARGC;
             xc[i].lens = xl + (size_t)i * VIGIL_OUTBOX_XADD_ARGC;
-            xc[i].argc = vigil_outbox_redis_xadd_args(stream, &oa[i], xv + (size_t)i * VIGIL_OUTBOX_XADD_ARGC,
+            xc[i].argc = vigil_outbox_redis_xadd_args(stream, oa[i], xv + (size_t)i * VIGIL_OUTBOX_XADD_ARGC,
                                                       xl + (size_t)i * VIGIL_OUTBOX_XADD_ARGC);
         }
         if (st == VIGIL_OK)
@@ -178,8 +176,15 @@ static vigil_status op_commit(vworker *wk, void *arg, vigil_error *err) {
         free(xc);
         free(xv);
         free(xl);
-    } else if (noa) {
-        st = vigil_outbox_file_append(r->cfg.outbox, oa, noa, err);
+    } else if (noa) {   /* the memory store: the outbox file, or the in-memory outbox */
+        vigil_alert_record *recs = malloc((size_t)noa * sizeof *recs);
+        if (!recs) {
+            free(oa);
+            return vigil_error_set(err, VIGIL_ENOMEM, "out of memory for the outbox");
+        }
+        for (int i = 0; i < noa; i++) recs[i] = *oa[i];   /* shallow: json stays the batch's */
+        st = vigil_webhooks_append(r->cfg.outbox, recs, noa, err);
+        free(recs);
     }
     free(oa);
     return st;

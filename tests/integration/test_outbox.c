@@ -33,7 +33,7 @@
 #include "dispatch.h"
 #include "harness.h"
 #include "outbox.h"
-#include "webhook.h"
+#include "sign.h"
 
 #define SECRET "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 #define RECEIVER VIGIL_BINARY_DIR "/webhook_receiver"
@@ -173,7 +173,7 @@ static void free_lines(line *v, int n) {
 typedef struct talert {
     char id[40], rule[32], sev[16], key[32];
     char json[256];
-    vigil_outbox_alert a;
+    vigil_alert_record a;   /* json points into json[] above (not owned) */
 } talert;
 
 static void mk(talert *t, int i, const char *rule, const char *sev, const char *key, int shadow) {
@@ -184,7 +184,9 @@ static void mk(talert *t, int i, const char *rule, const char *sev, const char *
     int n = snprintf(t->json, sizeof t->json,
                      "{\"id\":\"%s\",\"rule\":\"%s\",\"severity\":\"%s\",\"mode\":\"%s\",\"key\":\"%s\",\"n\":%d}",
                      t->id, rule, sev, shadow ? "shadow" : "active", key, i);
-    t->a = (vigil_outbox_alert){t->id, t->rule, t->sev, t->key, shadow, t->json, (size_t)n};
+    memset(&t->a, 0, sizeof t->a);
+    vigil_alert_record_set(&t->a, t->id, t->rule, t->sev, t->key, shadow ? VIGIL_MODE_SHADOW : VIGIL_MODE_ACTIVE,
+                           t->json, (size_t)n);
 }
 
 typedef struct bk {
@@ -211,7 +213,7 @@ static vigil_outbox *bk_open(bk *b, const char *const *names, int n) {
 }
 
 static vigil_status bk_append(bk *b, vigil_outbox *ob, talert *t, int n) {
-    vigil_outbox_alert *a = calloc((size_t)n, sizeof *a);
+    vigil_alert_record *a = calloc((size_t)n, sizeof *a);
     for (int i = 0; i < n; i++) a[i] = t[i].a;
     vigil_error err;
     vigil_error_clear(&err);
@@ -352,7 +354,7 @@ static void *late_append(void *arg) {
 static void outbox_api(int is_redis) {
     bk b;
     talert t[8];
-    vigil_outbox_entry e[16];
+    vigil_alert_record e[16];
     int n = 0;
     vigil_error err;
     const char *names[] = {"a", "b"};
@@ -373,18 +375,18 @@ static void outbox_api(int is_redis) {
         CU_ASSERT(e[i].json && !memcmp(e[i].json, t[i].json, e[i].len));
         CU_ASSERT(e[i].appended_ms > 1600000000000LL);
     }
-    char last[VIGIL_OUTBOX_REF_MAX], third[VIGIL_OUTBOX_REF_MAX];
+    char last[VIGIL_ALERT_REF_MAX], third[VIGIL_ALERT_REF_MAX];
     snprintf(last, sizeof last, "%s", e[4].ref);
     snprintf(third, sizeof third, "%s", e[2].ref);
     const char *acks[] = {e[0].ref, e[1].ref, e[2].ref};
     CU_ASSERT_EQUAL(ob->ack(ob, "a", acks, 3, &err), VIGIL_OK);
     CU_ASSERT_EQUAL(ob->ack(ob, "a", acks, 3, &err), VIGIL_OK);   /* idempotent */
-    for (int i = 0; i < n; i++) vigil_outbox_entry_free(&e[i]);
+    for (int i = 0; i < n; i++) vigil_alert_record_free(&e[i]);
 
     /* after: strictly after the position; nothing new: waits, then 0 */
     CU_ASSERT_EQUAL(ob->read(ob, "a", third, e, 16, &n, 0, &err), VIGIL_OK);
     CU_ASSERT_EQUAL(n, 2);
-    for (int i = 0; i < n; i++) vigil_outbox_entry_free(&e[i]);
+    for (int i = 0; i < n; i++) vigil_alert_record_free(&e[i]);
     long long t0 = vt_now_ms();
     CU_ASSERT_EQUAL(ob->read(ob, "a", last, e, 16, &n, 120, &err), VIGIL_OK);
     CU_ASSERT_EQUAL(n, 0);
@@ -399,7 +401,7 @@ static void outbox_api(int is_redis) {
     pthread_join(th, NULL);
     CU_ASSERT_EQUAL_FATAL(n, 1);
     CU_ASSERT_STRING_EQUAL(e[0].id, t[5].id);
-    vigil_outbox_entry_free(&e[0]);
+    vigil_alert_record_free(&e[0]);
     CU_ASSERT_EQUAL(depth(ob, "a"), 3);
     CU_ASSERT_EQUAL(depth(ob, "b"), 6);
 
@@ -433,7 +435,7 @@ static void outbox_api(int is_redis) {
     free(json);
     const char *acks2[] = {e[1].ref, e[2].ref};
     CU_ASSERT_EQUAL(ob->ack(ob, "a", acks2, 2, &err), VIGIL_OK);
-    for (int i = 0; i < n; i++) vigil_outbox_entry_free(&e[i]);
+    for (int i = 0; i < n; i++) vigil_alert_record_free(&e[i]);
     CU_ASSERT_EQUAL(depth(ob, "a"), 0);
     /* b acks everything: the outbox can drop it */
     CU_ASSERT_EQUAL(ob->read(ob, "b", "", e, 16, &n, 0, &err), VIGIL_OK);
@@ -441,7 +443,7 @@ static void outbox_api(int is_redis) {
     const char *acks3[6];
     for (int i = 0; i < n; i++) acks3[i] = e[i].ref;
     CU_ASSERT_EQUAL(ob->ack(ob, "b", acks3, 6, &err), VIGIL_OK);
-    for (int i = 0; i < n; i++) vigil_outbox_entry_free(&e[i]);
+    for (int i = 0; i < n; i++) vigil_alert_record_free(&e[i]);
     CU_ASSERT_EQUAL(depth(ob, "b"), 0);
     if (is_redis) {
         char key[96];
@@ -472,7 +474,7 @@ static void outbox_api(int is_redis) {
     CU_ASSERT_EQUAL(ob->read(ob, "b", "", e, 16, &n, 0, &err), VIGIL_OK);
     CU_ASSERT_EQUAL(n, 1);
     if (n == 1) CU_ASSERT_STRING_EQUAL(e[0].id, t[6].id);
-    for (int i = 0; i < n; i++) vigil_outbox_entry_free(&e[i]);
+    for (int i = 0; i < n; i++) vigil_alert_record_free(&e[i]);
     /* bad input */
     CU_ASSERT_EQUAL(ob->read(ob, "a", "junk", e, 16, &n, 0, &err), VIGIL_EINVAL);
     const char *badref[] = {"x-y"};
@@ -486,7 +488,7 @@ static void test_api_redis(void) { outbox_api(1); }
 /* ---- file log: torn tail, deduplication ---------------------------------- */
 
 static int read_all(vigil_outbox *ob, const char *ep, talert *want, int nwant) {
-    vigil_outbox_entry e[64];
+    vigil_alert_record e[64];
     int n = 0, ok = 1;
     vigil_error err;
     if (ob->read(ob, ep, "", e, 64, &n, 0, &err) != VIGIL_OK) return 0;
@@ -496,7 +498,7 @@ static int read_all(vigil_outbox *ob, const char *ep, talert *want, int nwant) {
     }
     for (int i = 0; i < n; i++) {
         if (ok && strcmp(e[i].id, want[i].id)) ok = 0;
-        vigil_outbox_entry_free(&e[i]);
+        vigil_alert_record_free(&e[i]);
     }
     return ok;
 }
@@ -561,7 +563,7 @@ static void test_file_torn_tail(void) {
 static void test_file_dedup(void) {
     bk b;
     talert t[6];
-    vigil_outbox_entry e[16];
+    vigil_alert_record e[16];
     int n = 0;
     vigil_error err;
     const char *names[] = {"a"};
@@ -572,11 +574,8 @@ static void test_file_dedup(void) {
     CU_ASSERT_PTR_NOT_NULL_FATAL(ob);
     CU_ASSERT_EQUAL(bk_append(&b, ob, t, 3), VIGIL_OK);            /* 0 1 2 */
     talert again[4] = {t[1], t[2], t[3], t[3]};                     /* 1 2 3 3 */
-    for (int i = 0; i < 4; i++) {                                   /* re-point the copies */
-        again[i].a.id = again[i].id; again[i].a.rule = again[i].rule;
-        again[i].a.severity = again[i].sev; again[i].a.key = again[i].key;
-        again[i].a.json = again[i].json;
-    }
+    for (int i = 0; i < 4; i++)                                     /* re-point the copies (the record */
+        again[i].a.json = again[i].json;                            /* holds its strings, json borrowed) */
     CU_ASSERT_EQUAL(bk_append(&b, ob, again, 4), VIGIL_OK);
     CU_ASSERT(read_all(ob, "a", t, 4));                             /* 0 1 2 3 */
     /* acked and compacted: the ids are still remembered, across a restart */
@@ -584,7 +583,7 @@ static void test_file_dedup(void) {
     const char *refs[16];
     for (int i = 0; i < n; i++) refs[i] = e[i].ref;
     CU_ASSERT_EQUAL(ob->ack(ob, "a", refs, n, &err), VIGIL_OK);
-    for (int i = 0; i < n; i++) vigil_outbox_entry_free(&e[i]);
+    for (int i = 0; i < n; i++) vigil_alert_record_free(&e[i]);
     CU_ASSERT_EQUAL(vigil_outbox_file_compact(ob, &err), VIGIL_OK);
     ob->destroy(ob);
     ob = bk_open(&b, names, 1);
@@ -598,7 +597,7 @@ static void test_file_dedup(void) {
     CU_ASSERT_EQUAL(ob->read(ob, "a", "", e, 16, &n, 0, &err), VIGIL_OK);
     CU_ASSERT_EQUAL_FATAL(n, 1);
     CU_ASSERT_EQUAL(ob->ack(ob, "a", (const char *const[]){e[0].ref}, 1, &err), VIGIL_OK);
-    vigil_outbox_entry_free(&e[0]);
+    vigil_alert_record_free(&e[0]);
     CU_ASSERT_EQUAL(vigil_outbox_file_compact(ob, &err), VIGIL_OK);
     ob->destroy(ob);
     ob = bk_open(&b, names, 1);                                     /* the mark survives */
@@ -621,7 +620,7 @@ static void test_file_auto_compaction(void) {
     vigil_outbox *ob = bk_open(&b, names, 1);
     CU_ASSERT_PTR_NOT_NULL_FATAL(ob);
     talert *t = calloc(100, sizeof *t);
-    vigil_outbox_entry *e = calloc(100, sizeof *e);
+    vigil_alert_record *e = calloc(100, sizeof *e);
     off_t biggest = 0;
     for (int round = 0; round < 80; round++) {
         for (int i = 0; i < 100; i++) mk(&t[i], round * 100 + i, "rule", "low", "key", 0);
@@ -631,7 +630,7 @@ static void test_file_auto_compaction(void) {
         const char *refs[100];
         for (int i = 0; i < n; i++) refs[i] = e[i].ref;
         CU_ASSERT_EQUAL(ob->ack(ob, "a", refs, n, &err), VIGIL_OK);
-        for (int i = 0; i < n; i++) vigil_outbox_entry_free(&e[i]);
+        for (int i = 0; i < n; i++) vigil_alert_record_free(&e[i]);
         if (round % 10 == 9) {
             vigil_outbox_file_mark_snapshot(ob);
         }
@@ -746,7 +745,7 @@ static void restart(int is_redis) {
     bk b;
     rx r;
     talert t[30];
-    vigil_outbox_entry e[16];
+    vigil_alert_record e[16];
     int n = 0;
     vigil_error err;
     const char *names[] = {"main"};
@@ -771,7 +770,7 @@ static void restart(int is_redis) {
     CU_ASSERT_EQUAL(bk_append(&b, ob, &t[10], 10), VIGIL_OK);
     CU_ASSERT_EQUAL(ob->read(ob, "main", "", e, 6, &n, 0, &err), VIGIL_OK);
     CU_ASSERT_EQUAL(n, 6);
-    for (int i = 0; i < n; i++) vigil_outbox_entry_free(&e[i]);
+    for (int i = 0; i < n; i++) vigil_alert_record_free(&e[i]);
     ob->destroy(ob);
 
     ob = bk_open(&b, names, 1);
@@ -1127,7 +1126,7 @@ static void test_redis_down(void) {
     bk b;
     rx r;
     talert t[10];
-    vigil_outbox_entry e[4];
+    vigil_alert_record e[4];
     int n = 0;
     vigil_error err;
     const char *names[] = {"main"};

@@ -1,6 +1,6 @@
 /* webhook_receiver.c — a real Standard Webhooks receiver for the tests.
  *
- * Integration tests need to see what vigil's webhook sink (api/webhook.c)
+ * Integration tests need to see what vigil's webhook sender (server/alerts/dispatch.c)
  * actually puts on the wire, through a real HTTP server rather than a mock:
  * this tool listens on 127.0.0.1 with libmicrohttpd, verifies each POST's
  * Standard Webhooks v1 signature (webhook-id, webhook-timestamp,
@@ -18,6 +18,7 @@
  *
  *   webhook_receiver --out FILE [--port N] [--secret whsec_…] [--status CODE]
  *                    [--fail-first N] [--status-file F] [--delay-ms N] [--retry-after S]
+ *                    [--location URL]
  *
  * --port 0 (the default) picks a free port. "PORT <n>" is always printed on
  * stdout (flushed) once the server listens. --status is the answer to every
@@ -30,7 +31,8 @@
  * that never answers); the line is written when the answer goes out, and a
  * request still waiting when the receiver stops is neither answered nor
  * logged. --retry-after S adds "Retry-After: S" to every answer that is not
- * 2xx. Without --secret a request is valid when it has a
+ * 2xx; --location URL adds "Location: URL" to every 3xx answer (a
+ * redirect, to check that senders do not follow it). Without --secret a request is valid when it has a
  * webhook-id and webhook-timestamp and no signature is checked. A timestamp
  * more than 5 minutes from now is invalid (the spec's replay tolerance).
  * SIGTERM or SIGINT stops it cleanly (exit 0). Each connection has its own
@@ -50,7 +52,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "webhook.h"
+#include "sign.h"
 
 #define MAX_BODY (8u * 1024u * 1024u)
 #define TOLERANCE_S 300
@@ -64,6 +66,7 @@ struct cfg {
     const char *status_file; /* NULL: not used */
     long delay_ms;
     long retry_after;        /* seconds, sent with non-2xx answers; 0: none */
+    const char *location;    /* Location of 3xx answers; NULL: none */
     pthread_mutex_t mu;      /* seen, out */
 };
 
@@ -189,7 +192,7 @@ static unsigned record(struct cfg *cfg, struct MHD_Connection *c, struct req *r)
     return status;
 }
 
-static enum MHD_Result answer(struct MHD_Connection *c, unsigned status, long retry_after) {
+static enum MHD_Result answer(struct MHD_Connection *c, unsigned status, long retry_after, const char *location) {
     static const char ok[] = "ok\n";
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(sizeof ok - 1, (void *)ok, MHD_RESPMEM_PERSISTENT);
@@ -199,6 +202,7 @@ static enum MHD_Result answer(struct MHD_Connection *c, unsigned status, long re
         snprintf(v, sizeof v, "%ld", retry_after);
         MHD_add_response_header(resp, "Retry-After", v);
     }
+    if (location && status >= 300 && status <= 399) MHD_add_response_header(resp, "Location", location);
     enum MHD_Result ret = MHD_queue_response(c, status, resp);
     MHD_destroy_response(resp);
     return ret;
@@ -237,10 +241,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         r->buf[r->len] = '\0';
         return MHD_YES;
     }
-    if (strcmp(method, "POST") != 0) return answer(c, 405, 0);
-    if (r->too_big) return answer(c, 413, 0);
+    if (strcmp(method, "POST") != 0) return answer(c, 405, 0, NULL);
+    if (r->too_big) return answer(c, 413, 0, NULL);
     if (cfg->delay_ms > 0 && !nap(cfg->delay_ms)) return MHD_NO;   /* stopping: drop it */
-    return answer(c, record(cfg, c, r), cfg->retry_after);
+    return answer(c, record(cfg, c, r), cfg->retry_after, cfg->location);
 }
 
 static void request_done(void *cls, struct MHD_Connection *c, void **con_cls,
@@ -259,7 +263,7 @@ static void request_done(void *cls, struct MHD_Connection *c, void **con_cls,
 static int usage(void) {
     fprintf(stderr, "usage: webhook_receiver --out FILE [--port N] [--secret whsec_...] "
                     "[--status CODE] [--fail-first N] [--status-file F] [--delay-ms N] "
-                    "[--retry-after S]\n");
+                    "[--retry-after S] [--location URL]\n");
     return 2;
 }
 
@@ -288,6 +292,8 @@ int main(int argc, char **argv) {
         } else if (!strcmp(a, "--retry-after")) {
             if (parse_long(val, 0, 86400, &v)) return usage();
             cfg.retry_after = v;
+        } else if (!strcmp(a, "--location")) {
+            cfg.location = val;
         } else if (!strcmp(a, "--delay-ms")) {
             if (parse_long(val, 0, 86400000L, &v)) return usage();
             cfg.delay_ms = v;
