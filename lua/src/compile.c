@@ -70,12 +70,12 @@ static vigil_expr *node(cc *c, vigil_expr *x) {
     /* nodes live in the ruleset, outside the Lua heap: count them against the
      * file's cap all the same, so that a loop of rule{} calls cannot build an
      * unbounded ruleset */
-    sandbox *sb = sb_of(c->L);
-    if (sb->cap - sb->used < NODE_BYTES) {
+    vigil_sandbox *sb = vigil_sandbox_of(c->L);
+    if (vigil_sandbox_charge(sb, NODE_BYTES) != VIGIL_OK) {
         c->cap_hit = 1;
-        return cfail(c, "memory cap exceeded: the file's rules need more than %zu MiB", sb->cap >> 20);
+        return cfail(c, "memory cap exceeded: the file's rules need more than %zu MiB",
+                     vigil_sandbox_mem_cap(sb) >> 20);
     }
-    sb->used += NODE_BYTES;
     return x;
 }
 
@@ -1208,23 +1208,23 @@ int compile_rule(lua_State *L) {
     c.L = L;
     c.ld = lua_touserdata(L, lua_upvalueindex(1));
     c.rs = ld_ruleset(c.ld);
-    sandbox *sb = sb_of(L);
-    snprintf(c.err.file, sizeof c.err.file, "%s", sb->file);
-    c.err.line = sb_user_line(L, 0, NULL);
+    vigil_sandbox *sb = vigil_sandbox_of(L);
+    snprintf(c.err.file, sizeof c.err.file, "%s", vigil_sandbox_name(sb));
+    c.err.line = vigil_sandbox_line(L, 0, NULL);
     vigil_step_def steps[VIGIL_MAX_STEPS];
     memset(steps, 0, sizeof steps);
     vigil_rule_def d;
     memset(&d, 0, sizeof d);
-    if (ld_running(c.ld)) return sb_raise(L, "rule{} cannot be called from a function predicate or an alert function");
+    if (ld_running(c.ld)) return vigil_sandbox_raise(L, "rule{} cannot be called from a function predicate or an alert function");
     if (lua_gettop(L) != 1 || kind_of(L, 1) != K_PLAIN) {
         cfail(&c, "rule{} takes one table: rule{ name = \"...\", key = \"...\", pattern = ... }");
-    } else if (++sb->nrules > MAX_RULES_PER_FILE) {
+    } else if (ld_count_rule(c.ld) > MAX_RULES_PER_FILE) {
         cfail(&c, "more than %d rules in one file", MAX_RULES_PER_FILE);
     } else {
         rule_of(&c, &d, steps);
     }
     if (!bad(&c) && !ld_replaying(c.ld)) {   /* a replay only registers the functions again */
-        d.file = sb->file;
+        d.file = vigil_sandbox_name(sb);
         d.line = c.err.line;
         vigil_error e;
         vigil_error_clear(&e);
@@ -1241,11 +1241,7 @@ int compile_rule(lua_State *L) {
         snprintf(c.err.msg, sizeof c.err.msg, "out of memory while compiling the rule");
         ld_add_error(c.ld, c.st, &c.err);
     } else if (c.cap_hit) {            /* fatal like any memory cap error: one message, file stops */
-        sb->killed = 3;
-        snprintf(sb->kill_msg, sizeof sb->kill_msg, "%s", c.err.msg);
-        sb->kill_line = c.err.line;
-        lua_pushstring(L, c.err.msg);
-        return lua_error(L);
+        return vigil_sandbox_kill_memory(L, c.err.line, c.err.msg);
     } else if (c.failed) {
         ld_add_error(c.ld, VIGIL_ECOMPILE, &c.err);
     }
