@@ -76,7 +76,7 @@ vigil_status vigil_sandbox_create(const vigil_sandbox_opts *opts, vigil_sandbox 
 void vigil_sandbox_destroy(vigil_sandbox *sb);
 
 /* The sandbox's state: push arguments, read results. Borrowed for the
- * sandbox's life; never call lua_sethook or lua_close on it. */
+ * sandbox's life; never set its hook or close it. */
 lua_State *vigil_sandbox_state(vigil_sandbox *sb);
 
 /* Load src[0..len) as a text chunk named after opts->name (a precompiled
