@@ -7,7 +7,12 @@
  * the key group runs its pattern (nfa.c) or window (window.c) on the key's
  * state. Alerts get their contract id here: the first 32 hex digits of
  * SHA-256 over rule, version, key and the matched event ids joined by NUL
- * bytes (DESIGN.md §3), so replay and serve agree. */
+ * bytes (DESIGN.md §3), so replay and serve agree.
+ *
+ * Why over 800 lines: the key table, the timer heap, the watermark buffer and
+ * the store batches all act on the same per-key state of one engine, on its
+ * hot path; the matching itself is already apart (nfa.c, window.c, eval.c),
+ * the state record codec too (codec.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -5,7 +5,12 @@
  * paths to slot indexes; finalize groups rules by key field (key groups) and
  * compiles every regex of one field into one Hyperscan database
  * (hs_compile_multi), so that a field is scanned once per event however many
- * rules use it. Everything lives in one arena freed with the ruleset. */
+ * rules use it. Everything lives in one arena freed with the ruleset.
+ *
+ * Why over 800 lines: rule validation (steps, refs, aggregates, types) is
+ * most of it and reads the builder's structures directly; the matcher's view
+ * of the finished ruleset is in internal.h, so nothing else depends on how
+ * the builder is laid out. */
 #include <ctype.h>
 #include <math.h>
 #include <stdio.h>

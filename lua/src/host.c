@@ -48,7 +48,7 @@ typedef struct hfn {
 typedef struct vhost_inst {
     const vhost_proto *p;
     const vigil_ruleset *rs;
-    sandbox *sbs;                 /* one per source */
+    vigil_sandbox **sbs;          /* one per source */
     loader **lds;                 /* their replay loaders (rule() refuses once running) */
     int nsbs;
     hfn *fns;                     /* by id, 1..p->nfn */
@@ -185,10 +185,10 @@ cJSON *vlua_to_json(lua_State *L, int idx, int depth, const char **why) {
 static int match_index(lua_State *L) {
     vhost_inst *in = lua_touserdata(L, lua_upvalueindex(1));
     if ((uint64_t)lua_tointeger(L, lua_upvalueindex(2)) != in->gen || !in->view)
-        return sb_raise(L, "m is valid only during the call that received it");
+        return vigil_sandbox_raise(L, "m is valid only during the call that received it");
     const vigil_match_view *v = in->view;
     const char *name = lua_tostring(L, 2);
-    if (!name) return sb_raise(L, "m is indexed by step name (m.probe), got a %s", luaL_typename(L, 2));
+    if (!name) return vigil_sandbox_raise(L, "m is indexed by step name (m.probe), got a %s", luaL_typename(L, 2));
     int nsteps = vigil_ruleset_step_count(v->rs, v->rule), step = -1;
     for (int s = 0; s < nsteps && step < 0; s++)
         if (strcmp(vigil_ruleset_step_name(v->rs, v->rule, s), name) == 0) step = s;
@@ -199,7 +199,7 @@ static int match_index(lua_State *L) {
         for (int s = 0; s < nsteps && off < sizeof steps - 70; s++)
             off += (size_t)snprintf(steps + off, sizeof steps - off, "%s%s", s ? ", " : "",
                                     vigil_ruleset_step_name(v->rs, v->rule, s));
-        return sb_raise(L, "m.%s: the rule has no step '%s' (its steps: %s; m.events lists every event)", name,
+        return vigil_sandbox_raise(L, "m.%s: the rule has no step '%s' (its steps: %s; m.events lists every event)", name,
                         name, nsteps ? steps : "none");
     }
     lua_newtable(L);
@@ -231,7 +231,7 @@ static void inst_close(void *vi) {
     vhost_inst *in = vi;
     if (!in) return;
     for (int i = 0; i < in->nsbs; i++) {
-        sb_close(&in->sbs[i]);
+        vigil_sandbox_destroy(in->sbs[i]);
         ld_replay_free(in->lds[i]);
     }
     if (in->ev_cached) vigil_event_release((vigil_event *)in->ev_cached);
@@ -274,17 +274,17 @@ static void *inst_open(void *ud, const vigil_ruleset *rs) {
 }
 
 /* Push fn and its first argument, the event (cached per sandbox). */
-static sandbox *prepare(vhost_inst *in, int fn, const vigil_event *ev, int with_event) {
+static vigil_sandbox *prepare(vhost_inst *in, int fn, const vigil_event *ev, int with_event) {
     if (fn < 1 || fn > in->p->nfn) return NULL;
     const hfn *h = &in->fns[fn];
-    sandbox *sb = &in->sbs[h->src];
-    lua_State *L = sb->L;
+    vigil_sandbox *sb = in->sbs[h->src];
+    lua_State *L = vigil_sandbox_state(sb);
     lua_settop(L, 0);
     lua_rawgeti(L, LUA_REGISTRYINDEX, h->ref);
     if (!with_event) return sb;
     if (ev != in->ev_cached) {                 /* a new event: drop every sandbox's old table */
         for (int i = 0; i < in->nsbs; i++) {
-            luaL_unref(in->sbs[i].L, LUA_REGISTRYINDEX, in->ev_ref[i]);
+            luaL_unref(vigil_sandbox_state(in->sbs[i]), LUA_REGISTRYINDEX, in->ev_ref[i]);
             in->ev_ref[i] = LUA_NOREF;
         }
         vigil_event_retain((vigil_event *)ev);
@@ -303,36 +303,37 @@ static sandbox *prepare(vhost_inst *in, int fn, const vigil_event *ev, int with_
 
 static int inst_pred(void *vi, int fn, const vigil_event *ev, const vigil_match_view *m) {
     vhost_inst *in = vi;
-    sandbox *sb = prepare(in, fn, ev, 1);
+    vigil_sandbox *sb = prepare(in, fn, ev, 1);
     if (!sb) return -1;
+    lua_State *L = vigil_sandbox_state(sb);
     in->gen++;
     in->view = m;
-    push_match(in, sb->L);
+    push_match(in, L);
     vigil_error e;
     vigil_error_clear(&e);
-    vigil_status s = sb_call(sb, 2, 1, CALL_BUDGET, CALL_WALL_MS, &e);
+    vigil_status s = vigil_sandbox_call(sb, 2, 1, CALL_BUDGET, CALL_WALL_MS, &e);
     in->view = NULL;
     in->gen++;
     if (s != VIGIL_OK) {
         report(in, "function predicate", &e);
         return -1;
     }
-    int v = lua_toboolean(sb->L, -1);
-    lua_settop(sb->L, 0);
+    int v = lua_toboolean(L, -1);
+    lua_settop(L, 0);
     return v;
 }
 
 static char *inst_alert(void *vi, int fn, const vigil_match_view *m) {
     vhost_inst *in = vi;
-    sandbox *sb = prepare(in, fn, NULL, 0);
+    vigil_sandbox *sb = prepare(in, fn, NULL, 0);
     if (!sb) return NULL;
-    lua_State *L = sb->L;
+    lua_State *L = vigil_sandbox_state(sb);
     in->gen++;
     in->view = m;
     push_match(in, L);
     vigil_error e;
     vigil_error_clear(&e);
-    vigil_status s = sb_call(sb, 1, 1, CALL_BUDGET, CALL_WALL_MS, &e);
+    vigil_status s = vigil_sandbox_call(sb, 1, 1, CALL_BUDGET, CALL_WALL_MS, &e);
     char *out = NULL;
     if (s == VIGIL_OK) {
         const char *why = "out of memory";
@@ -348,7 +349,7 @@ static char *inst_alert(void *vi, int fn, const vigil_match_view *m) {
         if (j) out = cJSON_PrintUnformatted(j);
         cJSON_Delete(j);
         if (!out) {
-            snprintf(e.file, sizeof e.file, "%s", sb->file);
+            snprintf(e.file, sizeof e.file, "%s", vigil_sandbox_name(sb));
             snprintf(e.msg, sizeof e.msg, "%s", why);
         }
     }

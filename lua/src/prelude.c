@@ -15,6 +15,9 @@
  * :where(function(e, m) … end) and alert = function(m) pass through as
  * functions: compile.c registers them as host functions (host.c calls them
  * at match time). */
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
 #include <lauxlib.h>
 #include "rules_int.h"
 
@@ -511,7 +514,7 @@ static const char prelude_src[] =
 
 /* fail(msg): raise msg positioned at the rule file's innermost line. */
 static int prelude_fail(lua_State *L) {
-    return sb_raise(L, "%s", luaL_checkstring(L, 1));
+    return vigil_sandbox_raise(L, "%s", luaL_checkstring(L, 1));
 }
 
 void prelude_push(lua_State *L, struct loader *ld) {
@@ -522,4 +525,52 @@ void prelude_push(lua_State *L, struct loader *ld) {
     lua_pushcclosure(L, compile_rule, 1);
     lua_pushcfunction(L, compile_duration);
     lua_call(L, 3, 1);
+}
+
+/* docs/rules.md §12: `:where{ amount > 5 }` reads the undefined global
+ * `amount`; say how a where{} condition is written. The line is scanned for
+ * NAME <op> VALUE where op is a Lua comparison and VALUE a number, a quoted
+ * string, true or false. */
+void prelude_undefined_hint(const char *name, const char *line, size_t len, char *buf, size_t n, void *ud) {
+    (void)ud;
+    static const struct { const char *op, *fn; } ops[] = {
+        {">=", "ge"}, {"<=", "le"}, {"==", "eq"}, {"~=", "ne"}, {">", "gt"}, {"<", "lt"}};
+    size_t nl = strlen(name);
+    buf[0] = '\0';
+    for (size_t i = 0; i + nl <= len; i++) {
+        if (memcmp(line + i, name, nl) != 0) continue;
+        if (i > 0 && (isalnum((unsigned char)line[i - 1]) || line[i - 1] == '_' || line[i - 1] == '.')) continue;
+        size_t j = i + nl;
+        if (j < len && (isalnum((unsigned char)line[j]) || line[j] == '_')) continue;
+        while (j < len && (line[j] == ' ' || line[j] == '\t')) j++;
+        const char *fn = NULL;
+        for (size_t k = 0; k < sizeof ops / sizeof ops[0] && !fn; k++) {
+            size_t ol = strlen(ops[k].op);
+            if (j + ol <= len && memcmp(line + j, ops[k].op, ol) == 0) {
+                fn = ops[k].fn;
+                j += ol;
+            }
+        }
+        if (!fn) continue;
+        while (j < len && (line[j] == ' ' || line[j] == '\t')) j++;
+        size_t v = j;
+        if (j < len && (line[j] == '"' || line[j] == '\'')) {
+            char q = line[j++];
+            while (j < len && line[j] != q && line[j] != '\\') j++;
+            if (j >= len || line[j] != q) continue;
+            j++;
+        } else {
+            while (j < len && (isalnum((unsigned char)line[j]) || line[j] == '.' || line[j] == '_' ||
+                               ((line[j] == '-' || line[j] == '+') && j == v)))
+                j++;
+            int number = j > v && (isdigit((unsigned char)line[v]) || line[v] == '-' || line[v] == '+' ||
+                                   line[v] == '.');
+            int boolean = (j - v == 4 && memcmp(line + v, "true", 4) == 0) ||
+                          (j - v == 5 && memcmp(line + v, "false", 5) == 0);
+            if (!number && !boolean) continue;
+        }
+        if (j - v > 64) continue;
+        snprintf(buf, n, "write %s = %s(%.*s)", name, fn, (int)(j - v), line + v);
+        return;
+    }
 }

@@ -3,7 +3,7 @@
  * `vigil replay`, `vigil serve` and the rules API.
  *
  * It walks a directory (sorted by name, recursing into subdirectories except
- * lists/ and hidden ones), runs every file in its own sandbox (sandbox.c)
+ * lists/ and hidden ones), runs every file in its own sandbox (vigil/sandbox.h)
  * with the DSL (prelude.c, compile.c), reads the in_list() files on first use
  * and collects every error of every file, so that one `vigil check` shows
  * them all. Only a load with no error at all is finalized and returned: a
@@ -39,10 +39,54 @@ struct loader {
     struct vhost_inst *inst;     /* replaying for this instance (rule{} adds nothing) */
     int replay_next, replay_end; /* ids the replayed file registers: next .. end - 1 */
     int running;                 /* the replay is over: rule{} is refused */
+    int file_rules;              /* rule{} calls of the current file */
 };
 
 vigil_ruleset *ld_ruleset(loader *ld) { return ld->rs; }
 vigil_rule_examples *ld_examples(loader *ld) { return ld->opts ? ld->opts->examples : NULL; }
+int ld_count_rule(loader *ld) { return ++ld->file_rules; }
+
+/* vigil_sandbox_opts.extend: run the prelude and add the DSL names to the
+ * file's environment (over the base names: the DSL's own wins). */
+static void add_dsl(lua_State *L, int env, void *ud) {
+    prelude_push(L, ud);
+    int dsl = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, dsl)) {
+        if (lua_type(L, -2) == LUA_TSTRING) {
+            lua_pushvalue(L, -2);
+            lua_insert(L, -2);
+            lua_rawset(L, env);
+        } else {
+            lua_pop(L, 1);
+        }
+    }
+    lua_pop(L, 1);
+}
+
+vigil_status ld_sandbox(loader *ld, const char *file, const vigil_rules_opts *o, vigil_sandbox **out,
+                        vigil_error *err) {
+    vigil_sandbox_opts so = {
+        .name = file,
+        .what = "rule file",
+        .mem_cap = o ? o->mem_cap : 0,
+        .instr_budget = o ? o->instr_budget : 0,
+        .wall_ms = o ? o->wall_ms : 0,
+        .flags = VIGIL_SANDBOX_PCALL | VIGIL_SANDBOX_PATTERNS | VIGIL_SANDBOX_DUMP_ERROR,
+        .absent_msg = "undefined global '%s' (not available in the rule sandbox)",
+        .extend = add_dsl,
+        .undefined_hint = prelude_undefined_hint,
+        .ud = ld,
+    };
+    ld->file_rules = 0;
+    return vigil_sandbox_create(&so, out, err);
+}
+
+/* A rule file's failure, whatever the sandbox's status: a compile error
+ * (ENOMEM stays: the machine, not the file). */
+static vigil_status file_status(vigil_status s) {
+    return s == VIGIL_OK || s == VIGIL_ENOMEM ? s : VIGIL_ECOMPILE;
+}
 
 void vigil_rule_examples_free(vigil_rule_examples *ex) {
     if (!ex) return;
@@ -212,7 +256,7 @@ oom:
     add_msg(ld, VIGIL_ENOMEM, file, "out of memory keeping the file for its functions");
 }
 
-vigil_status ld_replay(const vhost_proto *p, int i, struct vhost_inst *in, sandbox *sb, loader **ldp,
+vigil_status ld_replay(const vhost_proto *p, int i, struct vhost_inst *in, vigil_sandbox **sbp, loader **ldp,
                        vigil_error *err) {
     const vhost_src *hs = &p->srcs[i];
     vigil_rules_opts o = {.lists_dir = p->lists_dir, .mem_cap = p->mem_cap};
@@ -227,9 +271,8 @@ vigil_status ld_replay(const vhost_proto *p, int i, struct vhost_inst *in, sandb
     if (!(ld->rs = vigil_ruleset_create())) return vigil_error_set(err, VIGIL_ENOMEM, "out of memory");
     ld->errs = err;
     ld->maxerrs = 1;
-    if (sb_open(sb, hs->file, &o) != VIGIL_OK) return vigil_error_set(err, VIGIL_ENOMEM, "out of memory");
-    vigil_status s = sb_make_env(sb, ld, err);
-    if (s == VIGIL_OK) s = sb_run(sb, hs->src, hs->len, err);
+    vigil_status s = file_status(ld_sandbox(ld, hs->file, &o, sbp, err));
+    if (s == VIGIL_OK) s = file_status(vigil_sandbox_run(*sbp, hs->src, hs->len, 0, err));
     if (s == VIGIL_OK && ld->total) s = ld->first;
     if (s == VIGIL_OK && ld->replay_next != ld->replay_end) {
         snprintf(err->file, sizeof err->file, "%s", hs->file);
@@ -252,19 +295,15 @@ void ld_replay_free(loader *ld) {
 
 /* Run one source text in a fresh sandbox; errors go to the loader. */
 static void load_src(loader *ld, const char *file, const char *src, size_t len) {
-    sandbox sb;
+    vigil_sandbox *sb = NULL;
     vigil_error e;
     vigil_error_clear(&e);
-    if (sb_open(&sb, file, ld->opts) != VIGIL_OK) {
-        add_msg(ld, VIGIL_ENOMEM, file, "out of memory creating the Lua state");
-        return;
-    }
     ld->file_first = ld->proto ? ld->proto->nfn : 0;
-    vigil_status s = sb_make_env(&sb, ld, &e);
-    if (s == VIGIL_OK) s = sb_run(&sb, src, len, &e);
+    vigil_status s = file_status(ld_sandbox(ld, file, ld->opts, &sb, &e));
+    if (s == VIGIL_OK) s = file_status(vigil_sandbox_run(sb, src, len, 0, &e));
     if (s != VIGIL_OK) ld_add_error(ld, s, &e);
     else keep_src(ld, file, src, len);
-    sb_close(&sb);
+    vigil_sandbox_destroy(sb);
 }
 
 static void load_file(loader *ld, const char *file) {

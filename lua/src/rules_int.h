@@ -1,12 +1,11 @@
 /* rules_int.h — private interfaces between the files of lua/ (the rule
- * language): the sandbox (sandbox.c), the DSL prelude (prelude.c), the
- * compiler from rule{} tables to the ruleset builder (compile.c) and the
- * loader that walks files and collects errors (rules.c).
- *
- * Why a sandbox struct rather than globals: each rule file runs in its own
- * lua_State, and everything the allocator, the count hook and the C
- * functions of the DSL need is reachable from that state (the allocator's
- * userdata), so several loads may run at once on different threads. */
+ * language): the DSL prelude (prelude.c), the compiler from rule{} tables to
+ * the ruleset builder (compile*.c), the loader that walks files and collects
+ * errors (rules.c) and the host functions at match time (host.c). Each rule
+ * file runs in its own sandbox (vigil/sandbox.h, sandbox.c), and everything
+ * the C functions of the DSL need is reachable from the state (the loader as
+ * an upvalue, the sandbox as the allocator's userdata), so several loads may
+ * run at once on different threads. */
 #ifndef VIGIL_RULES_INT_H
 #define VIGIL_RULES_INT_H
 
@@ -14,57 +13,17 @@
 #include <stdint.h>
 #include <lua.h>
 #include "vigil/rules.h"
+#include "vigil/sandbox.h"
 
-/* ---- sandbox.c ------------------------------------------------------------ */
-
-typedef struct sandbox {
-    lua_State *L;
-    size_t used, cap;            /* bytes held by the state / the memory cap */
-    uint64_t instr, budget;      /* VM instructions counted by the hook / the budget */
-    int64_t wall_ms;
-    int64_t deadline_ns;         /* CLOCK_MONOTONIC */
-    int killed;                  /* budget or wall clock exceeded: fatal, pcall cannot catch it */
-    char kill_msg[512];
-    int kill_line;               /* user line when killed */
-    int last_line;               /* last user line seen by the hook (for memory errors) */
-    int mem_hit;                 /* the allocator refused a request */
-    int err_line;                /* set by the message handler: innermost user frame */
-    char chunkname[300];         /* "@" + file: how frames of the rule file are recognised */
-    const char *file;            /* the file name used in errors (borrowed) */
-    int env_ref;                 /* registry ref of the rule file's _ENV */
-    int nrules;                  /* rule{} calls so far */
-    int in_call;                 /* running a host function (sb_call), not the file */
-} sandbox;
-
-/* Create the state with the allocator cap, open the allow-listed libraries.
- * Returns VIGIL_ENOMEM when the state cannot be created. */
-vigil_status sb_open(sandbox *sb, const char *file, const vigil_rules_opts *opts);
+/* ---- rules.c: the rule file's sandbox ---------------------------------------- */
 
 struct loader;
 
-/* Build the rule file's environment: the allow-listed globals plus the DSL
- * names of the prelude, whose rule() adds to ld's ruleset. On failure
- * err->msg says why (a prelude error is a bug; a tiny mem_cap is not). */
-vigil_status sb_make_env(sandbox *sb, struct loader *ld, vigil_error *err);
-
-/* Load SRC as a text chunk named after sb->file, run it under the hook with
- * the environment from sb_make_env. Errors (syntax, runtime, budget, wall
- * clock, memory) are written to err with file and line. */
-vigil_status sb_run(sandbox *sb, const char *src, size_t len, vigil_error *err);
-
-void sb_close(sandbox *sb);
-
-/* The sandbox of a state (the allocator's userdata). */
-sandbox *sb_of(lua_State *L);
-
-/* Line of the innermost frame that belongs to the rule file, searching from
- * stack level `from`; 0 when there is none. short_src (LUA_IDSIZE bytes) may
- * be NULL. */
-int sb_user_line(lua_State *L, int from, char *short_src);
-
-/* Raise a Lua error "file:line: msg" positioned at the innermost frame of the
- * rule file (not at the prelude or a C function). Never returns. */
-int sb_raise(lua_State *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A sandbox for rule file `file` with the DSL prelude, whose rule() adds to
+ * ld's ruleset; the limits of opts (may be NULL). On failure *out is NULL and
+ * err says why. */
+vigil_status ld_sandbox(struct loader *ld, const char *file, const vigil_rules_opts *opts, vigil_sandbox **out,
+                        vigil_error *err);
 
 /* ---- prelude.c -------------------------------------------------------------- */
 
@@ -72,6 +31,11 @@ int sb_raise(lua_State *L, const char *fmt, ...) __attribute__((format(printf, 2
  * the table of DSL names (rule, begin, gt, sliding, count, e, …); rule()
  * compiles into ld's ruleset. */
 void prelude_push(lua_State *L, struct loader *ld);
+
+/* The hint of docs/rules.md §12 for an undefined global read in a
+ * comparison (`:where{ amount > 5 }` → "write amount = gt(5)"); a
+ * vigil_sandbox_opts.undefined_hint. */
+void prelude_undefined_hint(const char *name, const char *line, size_t len, char *buf, size_t n, void *ud);
 
 /* ---- rules.c: the loader, shared by every file of one load ---------------- */
 
@@ -82,6 +46,9 @@ void ld_add_error(loader *ld, vigil_status s, const vigil_error *e);
 
 /* The ruleset being built. */
 vigil_ruleset *ld_ruleset(loader *ld);
+
+/* Count one more rule{} call of the current file; the count so far. */
+int ld_count_rule(loader *ld);
 
 /* Where examples go (NULL: the caller does not want them). */
 vigil_rule_examples *ld_examples(loader *ld);
@@ -130,8 +97,8 @@ void vhost_keep(struct vhost_inst *in, int id, lua_State *L, int idx);
 
 /* Replay source i of the proto into sb (opened here, kept by the instance):
  * runs the file so that its functions are registered again with the same
- * ids. rules.c; err says why it failed. */
-vigil_status ld_replay(const vhost_proto *p, int i, struct vhost_inst *in, sandbox *sb, loader **ldp,
+ * ids; *sbp is the new sandbox (the instance destroys it). rules.c; err says why it failed. */
+vigil_status ld_replay(const vhost_proto *p, int i, struct vhost_inst *in, vigil_sandbox **sbp, loader **ldp,
                        vigil_error *err);
 void ld_replay_free(loader *ld);
 
@@ -141,11 +108,6 @@ void ld_replay_free(loader *ld);
  * be one, with *why saying what was wrong (or out of memory). host.c */
 struct cJSON;
 struct cJSON *vlua_to_json(lua_State *L, int idx, int depth, const char **why);
-
-/* Run the function on top of the stack (below it nargs arguments) under the
- * sandbox's limits with a fresh budget: nres results on success; on failure
- * err (file, line, message). sandbox.c */
-vigil_status sb_call(sandbox *sb, int nargs, int nres, uint64_t budget, int64_t wall_ms, vigil_error *err);
 
 /* ---- compile.c ------------------------------------------------------------ */
 

@@ -51,9 +51,9 @@ static vigil_ruleset *must_load(const char *src) {
 
 /* A source that must fail with one error on `line` whose message contains
  * `want`. */
-static void must_fail(const char *src, int line, const char *want) {
+static void must_fail_o(const char *src, const vigil_rules_opts *o, int line, const char *want) {
     vigil_ruleset *rs = (vigil_ruleset *)1;
-    vigil_status s = load_str(src, NULL, &rs);
+    vigil_status s = load_str(src, o, &rs);
     CU_ASSERT_NOT_EQUAL(s, VIGIL_OK);
     CU_ASSERT_PTR_NULL(rs);
     if (s == VIGIL_OK) {
@@ -73,13 +73,20 @@ static void must_fail(const char *src, int line, const char *want) {
     }
 }
 
+static void must_fail(const char *src, int line, const char *want) { must_fail_o(src, NULL, line, want); }
+
+/* The memory-cap cases: a small cap and a wall clock far beyond what filling
+ * it takes, so that the cap trips first even under ASan on a loaded machine
+ * (with the defaults, 64 MiB and 2 s, the wall clock sometimes won). */
+static const vigil_rules_opts cap_first = {.mem_cap = (size_t)4 << 20, .wall_ms = 120000};
+
 /* tests/rules_bad/NAME: one error at one of lines lo..hi, containing want. */
-static void bad_file(const char *name, int lo, int hi, const char *want) {
+static void bad_file_o(const char *name, const vigil_rules_opts *o, int lo, int hi, const char *want) {
     char path[512];
     snprintf(path, sizeof path, "%s/%s", BAD_DIR, name);
     vigil_ruleset *rs = (vigil_ruleset *)1;
     memset(errs, 0, sizeof errs);
-    vigil_status s = vigil_rules_load(path, NULL, &rs, errs, MAXERR, &nerrs);
+    vigil_status s = vigil_rules_load(path, o, &rs, errs, MAXERR, &nerrs);
     CU_ASSERT_NOT_EQUAL(s, VIGIL_OK);
     CU_ASSERT_PTR_NULL(rs);
     CU_ASSERT_EQUAL(nerrs, 1);
@@ -92,6 +99,8 @@ static void bad_file(const char *name, int lo, int hi, const char *want) {
         dump_errs();
     }
 }
+
+static void bad_file(const char *name, int lo, int hi, const char *want) { bad_file_o(name, NULL, lo, hi, want); }
 
 /* ---- valid rules --------------------------------------------------------------- */
 
@@ -217,6 +226,20 @@ static void test_err_function_predicate(void) {
 static void test_err_rule_name_in_error(void) {
     bad_file("bad_skip.lua", 2, 2, "skip");
     if (nerrs >= 1) CU_ASSERT_STRING_EQUAL(errs[0].rule, "bad_skip");
+}
+
+/* docs/rules.md §12: `:where{ amount > 5 }` says how to write it. */
+static void test_err_where_comparison(void) {
+    bad_file("where_comparison.lua", 6, 6, "undefined global 'amount' — write amount = gt(5)");
+    must_fail("rule { name = 'x', key = 'k', pattern = begin('a'):where{ amount > 5 } }", 1,
+              "undefined global 'amount' — write amount = gt(5)");
+    must_fail("rule { name = 'x', key = 'k',\n  pattern = begin('a'):where{ country == \"US\" } }", 2,
+              "undefined global 'country' — write country = eq(\"US\")");
+    must_fail("rule { name = 'x', key = 'k', pattern = begin('a'):where{ n <= -2.5 } }", 1,
+              "write n = le(-2.5)");
+    /* no comparison: no hint */
+    must_fail("local x = undefined_thing", 1, "undefined global 'undefined_thing'");
+    CU_ASSERT_PTR_NULL(strstr(errs[0].msg, "write"));
 }
 
 /* Every file of a directory is checked: one error per bad file. */
@@ -443,7 +466,7 @@ static void test_sandbox_dump(void) {
 }
 static void test_sandbox_loop(void) { bad_file("infinite_loop.lua", 3, 5, "instruction budget exceeded"); }
 static void test_sandbox_rep(void) { bad_file("string_rep.lua", 2, 2, "memory cap"); }
-static void test_sandbox_table_bomb(void) { bad_file("table_bomb.lua", 3, 4, "memory cap exceeded"); }
+static void test_sandbox_table_bomb(void) { bad_file_o("table_bomb.lua", &cap_first, 3, 4, "memory cap exceeded"); }
 
 static void test_sandbox_globals(void) {
     static const char *const gone[] = {"os", "io", "debug", "package", "require", "load", "loadfile",
@@ -515,8 +538,8 @@ static void test_sandbox_uncatchable(void) {
      * the count hook, where hooks are off (found by tests/fuzz, fuzz_rules) */
     must_fail("xpcall(function() while true do end end, function() while true do end end)\n", 0,
               "instruction budget exceeded");
-    must_fail("local t = {}\nwhile true do\n  pcall(function() t[#t + 1] = string.rep('x', 65536) .. #t end)\nend\n",
-              0, "memory cap exceeded");
+    must_fail_o("local t = {}\nwhile true do\n  pcall(function() t[#t + 1] = string.rep('x', 65536) .. #t end)\nend\n",
+                &cap_first, 0, "memory cap exceeded");
 }
 
 static void test_sandbox_wall_clock(void) {
@@ -533,7 +556,7 @@ static void test_sandbox_wall_clock(void) {
 }
 
 static void test_sandbox_small_cap(void) {
-    vigil_rules_opts o = {.mem_cap = (size_t)4 << 20};
+    vigil_rules_opts o = cap_first;   /* 4 MiB */
     vigil_ruleset *rs = (vigil_ruleset *)1;
     const char *src = "local t = {}\nfor i = 1, 1e9 do t[i] = { i } end\n";
     vigil_status s = vigil_rules_load_string("cap.lua", src, strlen(src), &o, &rs, errs, MAXERR, &nerrs);
@@ -549,6 +572,33 @@ static void test_sandbox_small_cap(void) {
 static void test_sandbox_no_gc(void) {
     must_fail("local t = setmetatable({}, { __gc = function() while true do end end })", 1,
               "__gc metamethods are not allowed");
+}
+
+/* The string metatable and the libraries are read-only views: a rule file
+ * cannot change how the prelude (or anything else in its state) sees
+ * strings, as Redis protects the metatables of basic types since
+ * CVE-2025-46818. */
+static void test_sandbox_metatables(void) {
+    bad_file("sandbox_metatable.lua", 2, 2, "cannot set getmetatable(\"\").__index: it is read-only");
+    must_fail("getmetatable('').__index = { upper = function() return 'pwned' end }", 1,
+              "cannot set getmetatable(\"\").__index: it is read-only in a rule file");
+    must_fail("local mt = getmetatable('')\nmt.__index.upper = function() return 'pwned' end", 2,
+              "cannot set string.upper: it is read-only");
+    must_fail("string.format = nil", 1, "cannot set string.format");
+    must_fail("table.concat = nil", 1, "cannot set table.concat");
+    must_fail("math.floor = nil", 1, "cannot set math.floor");
+    must_fail("setmetatable(string, {})", 1, "cannot change a protected metatable");
+    must_fail("setmetatable(getmetatable(''), {})", 1, "cannot change a protected metatable");
+    /* rawset reaches only the view: the methods of strings stay the real ones */
+    vigil_ruleset *rs = must_load(
+        "rawset(getmetatable(''), '__index', { upper = function() return 'pwned' end })\n"
+        "rawset(string, 'upper', function() return 'pwned' end)\n"
+        "assert(('x'):upper() == 'X', 'the string metatable was changed')\n"
+        "assert(getmetatable(string) == false and type(getmetatable('')) == 'table')\n"
+        "local n = 0\nfor k, v in pairs(math) do n = n + 1 end\nassert(n > 20, 'pairs(math)')\n"
+        "rule { name = ('X'):lower(), key = 'k', window = sliding('1h'), when = ge(count(), 1) }\n");
+    if (rs) CU_ASSERT_EQUAL(vigil_ruleset_rule_index(rs, "x"), 0);
+    vigil_ruleset_release(rs);
 }
 
 /* Lua patterns cannot backtrack for minutes inside C. */
@@ -589,7 +639,7 @@ static void test_crafted_objects(void) {
     must_fail("local x = e.a\nfor i = 1, 30 do x = x + x end\n"
               "rule { name = 'x', key = 'k', window = sliding('1h'), when = gt(x, 1) }", 3, "too large");
     /* a loop of rule{} calls is bounded by the memory cap */
-    vigil_rules_opts o = {.mem_cap = (size_t)4 << 20};
+    vigil_rules_opts o = cap_first;   /* 4 MiB */
     vigil_ruleset *rs = (vigil_ruleset *)1;
     const char *loop = "local x = e.a\nfor i = 1, 12 do x = x + x end\n"
                        "for i = 1, 1000 do\n"
@@ -739,6 +789,8 @@ int main(void) {
         {"sandbox: small memory cap", test_sandbox_small_cap},
         {"sandbox: no __gc", test_sandbox_no_gc},
         {"sandbox: Lua patterns", test_sandbox_patterns},
+        {"sandbox: read-only metatables and libraries", test_sandbox_metatables},
+        {"error: a comparison in where{}", test_err_where_comparison},
         {"crafted objects", test_crafted_objects},
         {"lists and directories", test_lists_and_dirs},
     };

@@ -6,13 +6,16 @@
  * (rule, key) partial matches ("runs", FlinkCEP NFA semantics) and window
  * contents, drives timers by event time (watermark), and calls back with
  * alerts. It has no sockets, threads or Lua: `vigil replay`, the unit tests
- * and any 20-line C program use it directly:
+ * and any 20-line C program use it directly (engine/examples/minimal.c, run
+ * by ctest, is the whole program):
  *
- *     vigil_engine *eng = vigil_engine_create(rs, NULL, on_alert, ud);
- *     vigil_event_decode_json(rs, &opts, buf, len, NULL, 1, &ev, &err);
+ *     vigil_rules_load_string("r.lua", src, len, NULL, &rs, &err, 1, &nerrs); // lua/: vigil/rules.h
+ *     vigil_engine *eng = vigil_engine_create(rs, NULL, NULL, on_alert, ud);
+ *     vigil_decode_opts opts = {0};              // time in "ts", id in "id"
+ *     vigil_event_decode_json(rs, &opts, buf, len, NULL, 0, &ev, &err);
  *     vigil_engine_feed(eng, ev, &err);   vigil_event_release(ev);
- *     vigil_engine_advance(eng, INT64_MAX);  // end of input: fire pending timers
- *     vigil_engine_destroy(eng);
+ *     vigil_engine_advance(eng, INT64_MAX);      // end of input: fire pending timers
+ *     vigil_engine_destroy(eng);   vigil_ruleset_release(rs);
  */
 #ifndef VIGIL_ENGINE_H
 #define VIGIL_ENGINE_H
@@ -139,9 +142,5 @@ uint64_t vigil_engine_rule_alerts(const vigil_engine *eng, int rule);
 /* JSON text of an alert (DESIGN.md §3), with detected_at = detected_ms.
  * Returns a malloc'd string the caller frees, or NULL when out of memory. */
 char *vigil_alert_to_json(const vigil_alert *a, int64_t detected_ms);
-
-/* The explain view of one key: its runs and windows, as a malloc'd JSON text
- * (NULL when the key has no state). */
-char *vigil_engine_explain_key(vigil_engine *eng, int g, const char *key);
 
 #endif
