@@ -74,10 +74,10 @@ SECRET=${VIGIL_WEBHOOK_SECRET:-whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw}
 # while Redis and NATS are still there to take its last commit, the servers
 # last. Each gets SIGTERM and a bounded wait, then SIGKILL.
 REDIS_PID="" NATS_PID="" HOOK_PID="" VIGIL_PID="" FEED_PID=""
-stop_one() {   # NAME PID SECONDS
-    local name=$1 pid=$2 secs=$3 rc=0
+stop_one() {   # NAME PID SECONDS [SIGNAL (TERM)]
+    local name=$1 pid=$2 secs=$3 sig=${4:-TERM} rc=0
     [ -n "$pid" ] || return 0
-    kill -TERM "$pid" 2>/dev/null || true
+    kill -"$sig" "$pid" 2>/dev/null || true
     for _ in $(seq 1 $((secs * 10))); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     if kill -0 "$pid" 2>/dev/null; then
         log "$name did not stop within ${secs} s: killing it"
@@ -105,7 +105,7 @@ stop() {
     fi
     stop_one vigil "$VIGIL_PID" 30
     stop_one "the webhook receiver" "$HOOK_PID" 5
-    stop_one nats-server "$NATS_PID" 10
+    stop_one nats-server "$NATS_PID" 10 INT   # its clean stop (SIGTERM exits 1)
     stop_one redis-server "$REDIS_PID" 10
 }
 trap stop EXIT
