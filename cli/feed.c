@@ -256,7 +256,8 @@ static void pace(double t0, uint64_t n, double rate, feeder *f) {
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: vigil feed (--input [TYPE=]F … | --gen [--count N] [--seed S]) (--nats URL | --http URL)\n"
+    fprintf(stderr, "usage: vigil feed (--input [TYPE=]F … | --gen [--count N] [--seed S] [--start T] [--first-id N])\n"
+                    "                  (--nats URL | --http URL)   (--start, --first-id: as vigil gen)\n"
                     "                  [--rate N] [--time-field N[,N2…]] [--id-field N[,N2…]] [--time-format F]\n"
                     "                  [--subject-prefix P]   (NATS subjects P.<type>; default vigil.events)\n"
                     "                  [--jetstream [--stream NAME]]   (with --nats: publish to JetStream, acked;\n"
@@ -268,7 +269,8 @@ int vigil_cmd_feed(int argc, char **argv) {
     const char *stream = "VIGIL_EVENTS", *prefix = "vigil.events";
     int ninputs = 0, gen = 0, jetstream = 0;
     double rate = 0;
-    uint64_t count = 0, seed = 1;
+    uint64_t count = 0, seed = 1, first_id = 0;
+    int64_t gen_start = 0;   /* 0: the generator's default */
     vigil_event_opts eo;
     vigil_event_opts_init(&eo);
     for (int i = 1; i < argc; i++) {
@@ -314,6 +316,14 @@ int vigil_cmd_feed(int argc, char **argv) {
         } else if (strcmp(a, "--seed") == 0) {
             seed = strtoull(v, &end, 10);
             if (*end) return 2;
+        } else if (strcmp(a, "--start") == 0) {
+            if (vigil_gen_parse_start(v, &gen_start) != 0 || gen_start == 0) {
+                fprintf(stderr, "vigil feed: --start '%s': expected RFC 3339 or ms since the epoch\n", v);
+                return 2;
+            }
+        } else if (strcmp(a, "--first-id") == 0) {
+            first_id = strtoull(v, &end, 10);
+            if (*end || *v == '-') return 2;
         } else {
             fprintf(stderr, "vigil feed: unknown option '%s'\n", a);
             usage();
@@ -369,7 +379,7 @@ int vigil_cmd_feed(int argc, char **argv) {
     int rc = 0;
     double t0 = mono();
     if (gen) {
-        vigil_gen_opts go = {.seed = seed, .count = count};
+        vigil_gen_opts go = {.seed = seed, .count = count, .start = gen_start, .first_id = first_id};
         vigil_gen *g = vigil_gen_create(&go);
         char line[VIGIL_GEN_LINE_MAX];
         vigil_gen_event ge;

@@ -455,6 +455,7 @@ vigil_gen *vigil_gen_create(const vigil_gen_opts *opts)
         return NULL;
     g->o = o;
     rng_seed(&g->r, o.seed);
+    g->next_id = o.first_id;
     size_t nc = (size_t)o.customers, nt = (size_t)o.terminals;
     g->cells = (int)ceil(GRID / RADIUS);
     size_t ncells = (size_t)g->cells * (size_t)g->cells;
@@ -612,6 +613,23 @@ uint64_t vigil_gen_produced(const vigil_gen *g)
     return g ? g->produced : 0;
 }
 
+int vigil_gen_parse_start(const char *s, int64_t *seconds)
+{
+    if (!s || !*s)
+        return -1;
+    if (strspn(s, "0123456789") == strlen(s)) {   /* milliseconds since the epoch */
+        if (strlen(s) > 15)                        /* past year 33000: not a time */
+            return -1;
+        errno = 0;
+        unsigned long long ms = strtoull(s, NULL, 10);
+        if (errno)
+            return -1;
+        *seconds = (int64_t)((ms + 999) / 1000);
+        return 0;
+    }
+    return parse_time(s, seconds);
+}
+
 /* ---- the command -------------------------------------------------------- */
 
 static const char usage[] =
@@ -622,7 +640,9 @@ static const char usage[] =
     "  --terminals N      merchant terminals (default 10000)\n"
     "  --rate N           at most N events per second of wall clock (default 0: no limit)\n"
     "  --speedup F        event time runs F times faster than the wall clock (default 0: no limit)\n"
-    "  --start T          event time of the first day, RFC 3339 (default 2018-04-01T00:00:00Z)\n"
+    "  --start T          event time of the first day: RFC 3339, or ms since the epoch\n"
+    "                     (default 2018-04-01T00:00:00Z); no event is before it\n"
+    "  --first-id N       id of the first transaction, then +1 each (default 0)\n"
     "  --no-reports       leave out the fraud reports (sent 7 days after each fraud)\n"
     "  --no-labels        leave out tx_fraud and tx_fraud_scenario\n"
     "Fraud follows the Fraud Detection Handbook's 3 scenarios; tx_fraud labels are for\n"
@@ -699,7 +719,7 @@ int vigil_cmd_gen(int argc, char **argv)
             continue;
         }
         static const char *const with_value[] = { "--count", "--seed", "--customers", "--terminals",
-                                                  "--rate", "--speedup", "--start", NULL };
+                                                  "--rate", "--speedup", "--start", "--first-id", NULL };
         int known = 0;
         for (int k = 0; with_value[k]; k++)
             known |= strcmp(name, with_value[k]) == 0;
@@ -730,12 +750,14 @@ int vigil_cmd_gen(int argc, char **argv)
             bad = parse_double(val, &rate);
         } else if (strcmp(name, "--speedup") == 0) {
             bad = parse_double(val, &speedup);
+        } else if (strcmp(name, "--first-id") == 0) {
+            bad = parse_u64(val, UINT64_MAX / 2, &o.first_id);
         } else {   /* --start */
-            bad = parse_time(val, &o.start) || o.start == 0;
+            bad = vigil_gen_parse_start(val, &o.start) || o.start == 0;
         }
         if (bad) {
             fprintf(stderr, "vigil gen: bad value '%s' for %s%s\n", val, name,
-                    strcmp(name, "--start") == 0 ? " (expected RFC 3339, e.g. 2018-04-01T00:00:00Z)"
+                    strcmp(name, "--start") == 0 ? " (expected RFC 3339, e.g. 2018-04-01T00:00:00Z, or ms since the epoch)"
                     : strcmp(name, "--customers") == 0 || strcmp(name, "--terminals") == 0
                         ? " (expected 1..1000000)"
                         : " (expected a non-negative number)");

@@ -58,7 +58,13 @@ typedef struct vigil_gen_opts {
     int customers;       /* 0: 5000; at most 1,000,000 */
     int terminals;       /* 0: 10000; at most 1,000,000 */
     int64_t start;       /* event time of day 0, seconds since the epoch;
-                            0: 2018-04-01T00:00:00Z */
+                            0: 2018-04-01T00:00:00Z. Every event is at or
+                            after it (the first ones some hours later). */
+    uint64_t first_id;   /* transaction id of the first transaction (then
+                            +1 each); 0 by default. A stream continued after
+                            an earlier one (deploy/quickstart.sh) takes ids
+                            the earlier one never used, so the JetStream
+                            duplicate window and alert ids see new events. */
     uint64_t count;      /* events (tx and reports) to produce; 0: endless */
     int no_reports;      /* 1: transactions only */
     int no_labels;       /* 1: leave out tx_fraud and tx_fraud_scenario */
@@ -110,9 +116,17 @@ int vigil_gen_format(const vigil_gen_event *ev, int labels, char *buf, size_t n)
 /* Events produced so far. */
 uint64_t vigil_gen_produced(const vigil_gen *g);
 
+/* A start time as --start takes it, into *seconds (since the epoch): an RFC
+ * 3339 date-time ("2018-04-03T10:00:00Z", "…+02:00", a fraction ignored), a
+ * bare date ("2018-04-03", midnight UTC), or milliseconds since the epoch
+ * (digits only, e.g. a watermark: "1522749600000"), rounded up to a whole
+ * second, so that no generated event is before it. Returns 0, or -1
+ * when s is none of these (*seconds unchanged). */
+int vigil_gen_parse_start(const char *s, int64_t *seconds);
+
 /* `vigil gen [--count N] [--seed S] [--customers N] [--terminals N]
- *  [--rate EV_PER_S] [--speedup F] [--start RFC3339] [--no-reports]
- *  [--no-labels]`: NDJSON on stdout. --rate paces output to N events per
+ *  [--rate EV_PER_S] [--speedup F] [--start TIME] [--first-id N]
+ *  [--no-reports] [--no-labels]`: NDJSON on stdout. --rate paces output to N events per
  * wall-clock second; --speedup F paces it so that event time runs F times
  * faster than the wall clock (both 0 = as fast as possible; with both, the
  * slower wins). argv[0] is the command name ("gen"). Returns the process

@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # test.sh — the whole test suite, as CI runs it (.ci/run calls this):
-# install dependencies, build (RelWithDebInfo), run every ctest suite (unit,
-# integration against real nats-server/redis-server/webhook receiver, the
+# check the include layers and file sizes (scripts/check_layers.sh,
+# scripts/check_sizes.sh), install dependencies, build (RelWithDebInfo),
+# run every ctest suite (unit, integration against real nats-server/redis-server/webhook receiver, the
 # dashboard in headless Chromium), then build the unit tests with
 # AddressSanitizer + UndefinedBehaviorSanitizer and run them again.
 # Tests that need ../shared/data skip outside CI when it is absent.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
+# structure first (bash + coreutils, seconds): no include cycle or wrong-way
+# include between units, no oversized file or unit (issue 10)
+bash scripts/check_layers.sh
+bash scripts/check_sizes.sh
 bash scripts/deps.sh
 JOBS=$(nproc 2>/dev/null || echo 2)
 

@@ -1,4 +1,4 @@
-/* test_gen.c — the synthetic feed of `vigil gen` (api/gen.c).
+/* test_gen.c — the synthetic feed of `vigil gen` (cli/gen.c).
  *
  * The quick start and the demos rely on it looking like the real card data:
  * deterministic per seed, in event-time order, valid JSON with the real
@@ -322,6 +322,99 @@ static void test_cli(void)
     free(out);
 }
 
+/* --start and --first-id continue a stream after an earlier one (the second
+ * run of deploy/quickstart.sh starts just after the stored watermark, in ms):
+ * no event at or before that time, no transaction id used before. */
+static void test_start(void)
+{
+    int64_t s = -1;
+    CU_ASSERT_EQUAL(vigil_gen_parse_start("2018-04-03T10:00:00Z", &s), 0);
+    CU_ASSERT_EQUAL(s, 1522749600);
+    CU_ASSERT_EQUAL(vigil_gen_parse_start("2018-04-03T12:00:00+02:00", &s), 0);
+    CU_ASSERT_EQUAL(s, 1522749600);
+    CU_ASSERT_EQUAL(vigil_gen_parse_start("2018-04-03", &s), 0);
+    CU_ASSERT_EQUAL(s, 1522713600);
+    CU_ASSERT_EQUAL(vigil_gen_parse_start("1522749600000", &s), 0);   /* ms */
+    CU_ASSERT_EQUAL(s, 1522749600);
+    CU_ASSERT_EQUAL(vigil_gen_parse_start("1522749600001", &s), 0);   /* rounded up */
+    CU_ASSERT_EQUAL(s, 1522749601);
+    s = 7;
+    CU_ASSERT_EQUAL(vigil_gen_parse_start("", &s), -1);
+    CU_ASSERT_EQUAL(vigil_gen_parse_start("1522749600000x", &s), -1);
+    CU_ASSERT_EQUAL(vigil_gen_parse_start("-1522749600000", &s), -1);
+    CU_ASSERT_EQUAL(vigil_gen_parse_start("99999999999999999999", &s), -1);
+    CU_ASSERT_EQUAL(s, 7);
+
+    /* A first stream, then one continued after its last event (ms + 1). */
+    vigil_gen_opts a = { .seed = 5, .count = 3000 };
+    vigil_gen *g = vigil_gen_create(&a);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    vigil_gen_event ev;
+    int64_t last_time = 0;
+    uint64_t last_id = 0;
+    while (vigil_gen_next_event(g, &ev) == 1) {
+        last_time = ev.time;
+        if (ev.kind == VIGIL_GEN_TX)
+            last_id = ev.transaction_id;
+    }
+    vigil_gen_destroy(g);
+    char wm[32];
+    snprintf(wm, sizeof wm, "%lld", (long long)last_time * 1000 + 1);
+    vigil_gen_opts b = { .seed = 5, .count = 3000, .first_id = last_id + 1 };
+    CU_ASSERT_EQUAL_FATAL(vigil_gen_parse_start(wm, &b.start), 0);
+    g = vigil_gen_create(&b);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    int early = 0, reused = 0, n = 0;
+    uint64_t first_tx = 0;
+    while (vigil_gen_next_event(g, &ev) == 1) {
+        early += ev.time <= last_time;
+        if (ev.kind == VIGIL_GEN_TX) {
+            reused += ev.transaction_id <= last_id;
+            if (!first_tx)
+                first_tx = ev.transaction_id;
+        }
+        n++;
+    }
+    vigil_gen_destroy(g);
+    CU_ASSERT_EQUAL(n, 3000);
+    CU_ASSERT_EQUAL(early, 0);
+    CU_ASSERT_EQUAL(reused, 0);
+    CU_ASSERT_EQUAL(first_tx, last_id + 1);
+
+    /* The command line: --start in ms and --first-id give that same stream. */
+    char first[32];
+    snprintf(first, sizeof first, "%llu", (unsigned long long)(last_id + 1));
+    char *argv[] = { "gen", "--count", "3000", "--seed", "5", "--start", wm, "--first-id", first, NULL };
+    int rc = -1;
+    char *out = run_cmd(9, argv, &rc);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+    g = vigil_gen_create(&b);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    size_t cap = 3000 * VIGIL_GEN_LINE_MAX, off = 0;
+    char *want = malloc(cap);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(want);
+    int len;
+    while ((len = vigil_gen_next(g, want + off, cap - off)) > 0)
+        off += (size_t)len;
+    CU_ASSERT_STRING_EQUAL(out, want);
+    char id_field[64];
+    snprintf(id_field, sizeof id_field, "\"transaction_id\":\"%s\"", first);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, id_field));
+    free(want);
+    free(out);
+    vigil_gen_destroy(g);
+
+    const char *bad[][3] = { { "gen", "--start", "1522749600000ms" }, { "gen", "--first-id", "-3" },
+                             { "gen", "--first-id", "x" } };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *av[] = { (char *)bad[i][0], (char *)bad[i][1], (char *)bad[i][2], NULL };
+        out = run_cmd(3, av, &rc);
+        CU_ASSERT_EQUAL(rc, 2);
+        free(out);
+    }
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
@@ -331,6 +424,7 @@ int main(void)
     CU_add_test(s, "200k events: JSON, order, fraud rate, scenarios, reports", test_stream_properties);
     CU_add_test(s, "options", test_options);
     CU_add_test(s, "vigil gen command line", test_cli);
+    CU_add_test(s, "--start (RFC 3339 or ms) and --first-id continue a stream", test_start);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned failures = CU_get_number_of_failures() + CU_get_number_of_suites_failed();
