@@ -3,7 +3,8 @@
 # circle and must run one way (issue 10: "No circle between folders or
 # between server/ wings. A check in CI fails if one appears").
 #
-# Every `#include "…"` in engine/, lua/, server/ and cli/ (.c and .h) is
+# Every `#include "…"` in engine/, lua/, server/ and cli/ (.c and .h; not
+# engine/examples/, programs that use the library from outside) is
 # resolved to the file it names, the way the compiler would for our CMake
 # include directories: first the including file's own folder, then the root
 # (server/… paths), engine/include and lua/include ("vigil/engine.h"), then
@@ -52,7 +53,7 @@ resolve() {
 FILES=()
 for top in engine lua server cli; do
     [ -d "$top" ] || continue
-    while IFS= read -r f; do FILES+=("$f"); done < <(find "$top" -type f \( -name '*.c' -o -name '*.h' \) | LC_ALL=C sort)
+    while IFS= read -r f; do FILES+=("$f"); done < <(find "$top" -type f \( -name '*.c' -o -name '*.h' \) -not -path 'engine/examples/*' | LC_ALL=C sort)
 done
 
 TMP=$(mktemp -d)

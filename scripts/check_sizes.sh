@@ -49,7 +49,7 @@ while IFS= read -r f; do
         fi
     fi
 done < <(for top in engine lua server cli; do
-             [ -d "$top" ] && find "$top" -type f \( -name '*.c' -o -name '*.h' \)
+             [ -d "$top" ] && find "$top" -type f \( -name '*.c' -o -name '*.h' \) -not -path 'engine/examples/*'
          done | LC_ALL=C sort)
 
 if [ "$total" -eq 0 ]; then

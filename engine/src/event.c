@@ -1,4 +1,5 @@
 /* event.c — decoding JSON objects and CSV rows into events with typed slots.
+ * (Over 800 lines on purpose: "Why one file" below says why.)
  *
  * First stage of the flow. JSON goes through cJSON; only the ruleset's fields
  * (paths like "card.bin": nested objects, or a literal key with a dot) are
