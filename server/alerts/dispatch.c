@@ -13,36 +13,32 @@
  * the outbox, not in a busy loop), filter, then walk the window in outbox
  * order starting attempts for alerts whose key has no earlier alert in
  * flight or waiting for a retry, run curl, classify finished transfers, and
- * ack in one batch what was delivered. Alerts in the window move through
+ * ack in one batch what was delivered.
  *
- *   READY → FLIGHT → (done: ack) | WAIT (retry due later) → FLIGHT …
- *                               | DEAD (dead letter to write) → (done)
- *
- * Why over 800 lines: the endpoint loop, its window, the HTTP attempt and
- * the classification of answers share the endpoint's thread-only state;
- * split, they would need a private struct shared between files (STYLE.md
- * "not worth repeating"). The metrics text (dispatch_metrics.c) and the
- * stop's drain (webhooks.c) live outside, on the public stats.
+ * This file is the moving part: the threads, the libcurl multi loop, the
+ * requests and the scheduling by key. What becomes of each alert (the
+ * window and its states, filtering, retry and backoff, dead letters, 410,
+ * acks) is decided in dispatch_policy.c, on the same thread
+ * (dispatch_int.h). The metrics text (dispatch_metrics.c) and the stop's
+ * drain (webhooks.c) live outside, on the public stats.
  *
  * Signing and URL checks are sign.c's (vigil_webhook_signer, OpenSSL).
  *
  * This is the alerts wing's only libcurl sender: the in-memory case (no
  * Redis, no data dir) reads the memory outbox (outbox_mem.c) through the
- * same code, so every transfer option and every status decision below is
- * made once. */
+ * same code, so every transfer option and every status decision is made
+ * once. */
 #define _GNU_SOURCE
-#include "dispatch.h"
+#include "dispatch_int.h"
 
 #include <curl/curl.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #include "vigil/clock.h"
@@ -58,113 +54,12 @@
 #define DEF_MAX_BACKOFF_MS 3600000L
 #define DEF_HORIZON_MS 86400000L
 #define DEF_SHUTDOWN_MS 2000
-#define WINDOW 1024               /* read alerts held per endpoint */
-#define READ_BATCH 256
 #define READ_WAIT_MS 200          /* longest blocking read: bounds destroy's latency */
-#define POLL_READ_MS 2            /* busy endpoint: look for new alerts this often (a read is cheap; 50 ms cost 90 ms of p99 latency) */
-#define RETRY_OUTBOX_MS 1000      /* failed read/ack/dead: try again after */
-#define MAX_PENDING_ACKS (4 * WINDOW)
-#define LOG_EVERY_MS 1000
-#define KEYSET (2 * WINDOW)       /* power of two > WINDOW */
-#define DISABLED_REASON "endpoint disabled: 410 Gone"
 
 const double vigil_dispatch_buckets[VIGIL_DISPATCH_NBUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
                                                                5, 10, 30, 60, 300, 1800, 3600, 21600, 86400};
-#define BUCKETS vigil_dispatch_buckets
-#define NBUCKETS VIGIL_DISPATCH_NBUCKETS
-
-enum { Q_READY, Q_FLIGHT, Q_WAIT, Q_DEAD };
-
-/* One read alert in an endpoint's window. */
-typedef struct item {
-    vigil_alert_record e;    /* owns e.json */
-    char *body;              /* the envelope; malloc'd */
-    size_t blen;
-    int state;
-    int attempts;
-    long long first_ms;      /* monotonic, first attempt */
-    long long due_ms;        /* Q_WAIT: when the retry may start */
-    char why[256];           /* last failure; Q_DEAD: the dead-letter reason */
-    struct item *prev, *next;
-} item;
-
-typedef struct slot {
-    CURL *easy;
-    struct curl_slist *hdrs;
-    item *it;                /* NULL when free */
-    struct slot *next_free;
-    char errbuf[CURL_ERROR_SIZE];
-} slot;
-
-typedef struct endpoint {
-    struct vigil_dispatch *d;
-    char name[65];
-    char *url, *label;
-    vigil_webhook_signer *signer;   /* NULL: unsigned */
-    char **rules;
-    int nrules;
-    int min_sev;
-    int concurrency;
-    long timeout_ms, backoff_ms, max_backoff_ms, horizon_ms;
-
-    pthread_t thread;
-    int started;
-    CURLM *multi;
-    slot *slots, *free_slots;
-
-    /* endpoint thread only */
-    item *head, *tail;
-    int nitems, ninflight, nwait, ndead, nready;
-    char after[VIGIL_ALERT_REF_MAX];
-    char **acks;
-    int nacks, capacks;
-    long long ack_retry_ms, dead_retry_ms, next_read_ms;
-    int disabled;
-    uint64_t rng;
-    long long log_ms;
-    unsigned long quiet;
-    struct { const char *k; unsigned gen; } keys[KEYSET];
-    unsigned gen;
-
-    atomic_ullong delivered, filtered, dead, attempts, retries, outbox_errors, inflight, window;
-    atomic_int disabled_flag;
-    atomic_ullong hist[NBUCKETS + 1];
-    atomic_ullong hist_sum_us, hist_count;
-} endpoint;
-
-struct vigil_dispatch {
-    vigil_outbox *ob;
-    endpoint *eps;
-    int n;
-    long shutdown_ms;
-    atomic_int stopping;
-    atomic_llong deadline_ms;
-};
 
 /* ---- small helpers ------------------------------------------------------- */
-
-static long long mono_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int severity_rank(const char *s) {
-    static const char *const names[] = {"info", "low", "medium", "high", "critical"};
-    for (int i = 0; s && i < 5; i++)
-        if (!strcasecmp(s, names[i])) return i;
-    return -1;
-}
-
-/* xorshift64*: jitter only, no security role. */
-static double rnd01(endpoint *ep) {
-    uint64_t x = ep->rng;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    ep->rng = x;
-    return (double)((x * 0x2545F4914F6CDD1Dull) >> 11) / 9007199254740992.0;
-}
 
 void vigil_dispatch_endpoint_name(const vigil_endpoint_config *c, int index, char *buf, size_t n) {
     if (!buf || n == 0) return;
@@ -184,243 +79,6 @@ static int valid_name(const char *s) {
     return 1;
 }
 
-static int valid_id(const char *id) {
-    if (!id[0]) return 0;
-    for (const char *p = id; *p; p++)
-        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f) return 0;
-    return 1;
-}
-
-/* Log a failure line, at most one per endpoint per LOG_EVERY_MS. */
-static void log_limited(endpoint *ep, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void log_limited(endpoint *ep, const char *fmt, ...) {
-    long long now = mono_ms();
-    if (ep->log_ms && now - ep->log_ms < LOG_EVERY_MS) {
-        ep->quiet++;
-        return;
-    }
-    char msg[768];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    if (ep->quiet)
-        fprintf(stderr, "vigil: webhook %s (%s): %s (%lu more not shown)\n", ep->name, ep->label, msg,
-                ep->quiet);
-    else
-        fprintf(stderr, "vigil: webhook %s (%s): %s\n", ep->name, ep->label, msg);
-    ep->log_ms = now;
-    ep->quiet = 0;
-}
-
-/* ---- window -------------------------------------------------------------- */
-
-static void item_free(item *it) {
-    if (!it) return;
-    vigil_alert_record_free(&it->e);
-    free(it->body);
-    free(it);
-}
-
-static void count_state(endpoint *ep, int state, int delta) {
-    switch (state) {
-    case Q_READY: ep->nready += delta; break;
-    case Q_FLIGHT: ep->ninflight += delta; break;
-    case Q_WAIT: ep->nwait += delta; break;
-    case Q_DEAD: ep->ndead += delta; break;
-    }
-}
-
-static void set_state(endpoint *ep, item *it, int state) {
-    count_state(ep, it->state, -1);
-    it->state = state;
-    count_state(ep, state, +1);
-}
-
-static void window_push(endpoint *ep, item *it) {
-    it->next = NULL;
-    it->prev = ep->tail;
-    if (ep->tail) ep->tail->next = it;
-    else ep->head = it;
-    ep->tail = it;
-    ep->nitems++;
-    count_state(ep, it->state, +1);
-    atomic_store(&ep->window, (unsigned long long)ep->nitems);
-}
-
-/* Unlink and free. */
-static void window_drop(endpoint *ep, item *it) {
-    if (it->prev) it->prev->next = it->next;
-    else ep->head = it->next;
-    if (it->next) it->next->prev = it->prev;
-    else ep->tail = it->prev;
-    ep->nitems--;
-    count_state(ep, it->state, -1);
-    atomic_store(&ep->window, (unsigned long long)ep->nitems);
-    item_free(it);
-}
-
-static int push_ack(endpoint *ep, const char *ref) {
-    if (ep->nacks == ep->capacks) {
-        int cap = ep->capacks ? ep->capacks * 2 : 64;
-        char **n = realloc(ep->acks, (size_t)cap * sizeof *n);
-        if (!n) return -1;
-        ep->acks = n;
-        ep->capacks = cap;
-    }
-    char *r = strdup(ref);
-    if (!r) return -1;
-    ep->acks[ep->nacks++] = r;
-    return 0;
-}
-
-static void flush_acks(endpoint *ep, long long now, int force) {
-    if (!ep->nacks || (!force && now < ep->ack_retry_ms)) return;
-    vigil_error err;
-    vigil_error_clear(&err);
-    vigil_status s = ep->d->ob->ack(ep->d->ob, ep->name, (const char *const *)ep->acks, ep->nacks, &err);
-    if (s != VIGIL_OK) {
-        atomic_fetch_add(&ep->outbox_errors, 1);
-        ep->ack_retry_ms = now + RETRY_OUTBOX_MS;
-        log_limited(ep, "outbox ack of %d alert%s failed (retrying): %s", ep->nacks,
-                    ep->nacks == 1 ? "" : "s", err.msg);
-        return;
-    }
-    for (int i = 0; i < ep->nacks; i++) free(ep->acks[i]);
-    ep->nacks = 0;
-}
-
-/* The alert is finished at this endpoint without a delivery: to the
- * dead-letter list (written by flush_dead). */
-static void to_dead(endpoint *ep, item *it, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void to_dead(endpoint *ep, item *it, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(it->why, sizeof it->why, fmt, ap);
-    va_end(ap);
-    set_state(ep, it, Q_DEAD);
-}
-
-static void flush_dead(endpoint *ep, long long now, int force) {
-    if (!ep->ndead || (!force && now < ep->dead_retry_ms)) return;
-    item *it = ep->head;
-    while (it) {
-        item *next = it->next;
-        if (it->state == Q_DEAD) {
-            vigil_error err;
-            vigil_error_clear(&err);
-            vigil_status s = ep->d->ob->dead(ep->d->ob, ep->name, &it->e, it->why, it->attempts, &err);
-            if (s != VIGIL_OK) {
-                atomic_fetch_add(&ep->outbox_errors, 1);
-                ep->dead_retry_ms = now + RETRY_OUTBOX_MS;
-                log_limited(ep, "outbox dead letter of alert %s failed (retrying): %s", it->e.id, err.msg);
-                return;
-            }
-            atomic_fetch_add(&ep->dead, 1);
-            window_drop(ep, it);
-        }
-        it = next;
-    }
-}
-
-static void disable(endpoint *ep) {
-    if (ep->disabled) return;
-    ep->disabled = 1;
-    atomic_store(&ep->disabled_flag, 1);
-    fprintf(stderr, "vigil: webhook %s (%s): answered 410 Gone; endpoint disabled until restart, "
-                    "its alerts go to the dead-letter list\n", ep->name, ep->label);
-    for (item *it = ep->head; it; it = it->next)
-        if (it->state == Q_READY || it->state == Q_WAIT) to_dead(ep, it, DISABLED_REASON);
-}
-
-/* ---- reading ------------------------------------------------------------- */
-
-static int wanted(const endpoint *ep, const vigil_alert_record *e) {
-    if (e->mode == VIGIL_MODE_SHADOW) return 0;
-    if (ep->nrules) {
-        int hit = 0;
-        for (int i = 0; i < ep->nrules && !hit; i++) hit = !strcmp(ep->rules[i], e->rule);
-        if (!hit) return 0;
-    }
-    if (ep->min_sev > 0) {
-        int r = severity_rank(e->severity);
-        if (r < ep->min_sev) return 0;
-    }
-    return 1;
-}
-
-/* Take one read entry (its json moves into the window or is freed).
- * -1 when out of memory: the entry is freed and the position stays before
- * it, so the next read returns it again. */
-static int take(endpoint *ep, vigil_alert_record *e) {
-    if (!wanted(ep, e)) {
-        if (push_ack(ep, e->ref) != 0) {
-            vigil_alert_record_free(e);
-            return -1;
-        }
-        atomic_fetch_add(&ep->filtered, 1);
-        snprintf(ep->after, sizeof ep->after, "%s", e->ref);
-        vigil_alert_record_free(e);
-        return 0;
-    }
-    item *it = calloc(1, sizeof *it);
-    char ts[40];
-    vigil_time_format_rfc3339(e->appended_ms > 0 ? e->appended_ms : vigil_now_ms(), ts, sizeof ts);
-    static const char pre[] = "{\"type\":\"alert.created\",\"timestamp\":\"";
-    static const char mid[] = "\",\"data\":";
-    size_t blen = sizeof pre - 1 + strlen(ts) + sizeof mid - 1 + e->len + 1;
-    char *body = it ? malloc(blen + 1) : NULL;
-    if (!it || !body) {
-        free(it);
-        vigil_alert_record_free(e);
-        return -1;
-    }
-    char *p = body;
-    memcpy(p, pre, sizeof pre - 1); p += sizeof pre - 1;
-    memcpy(p, ts, strlen(ts)); p += strlen(ts);
-    memcpy(p, mid, sizeof mid - 1); p += sizeof mid - 1;
-    memcpy(p, e->json, e->len); p += e->len;
-    *p++ = '}';
-    *p = '\0';
-    snprintf(ep->after, sizeof ep->after, "%s", e->ref);
-    it->e = *e;              /* json ownership moves */
-    e->json = NULL;
-    it->body = body;
-    it->blen = blen;
-    it->state = Q_READY;
-    window_push(ep, it);
-    if (!valid_id(it->e.id)) to_dead(ep, it, "alert id not usable as webhook-id");
-    else if (ep->disabled) to_dead(ep, it, DISABLED_REASON);
-    return 0;
-}
-
-static void do_read(endpoint *ep, vigil_alert_record *buf, int wait_ms) {
-    int room = WINDOW - ep->nitems;
-    if (room > READ_BATCH) room = READ_BATCH;
-    int n = 0;
-    vigil_error err;
-    vigil_error_clear(&err);
-    vigil_status s = ep->d->ob->read(ep->d->ob, ep->name, ep->after, buf, room, &n, wait_ms, &err);
-    long long now = mono_ms();
-    if (s != VIGIL_OK) {
-        atomic_fetch_add(&ep->outbox_errors, 1);
-        ep->next_read_ms = now + RETRY_OUTBOX_MS;
-        log_limited(ep, "outbox read failed (retrying): %s", err.msg);
-        return;
-    }
-    for (int i = 0; i < n; i++) {
-        if (take(ep, &buf[i]) != 0) {
-            for (int k = i + 1; k < n; k++) vigil_alert_record_free(&buf[k]);
-            ep->next_read_ms = now + RETRY_OUTBOX_MS;
-            log_limited(ep, "out of memory taking alerts from the outbox (retrying)");
-            return;
-        }
-    }
-    /* A full batch: there may be more right away. Otherwise look again soon
-     * (a busy endpoint) or block in the next read (an idle one). */
-    ep->next_read_ms = n == room ? 0 : now + POLL_READ_MS;
-}
-
 /* ---- HTTP ---------------------------------------------------------------- */
 
 static size_t discard_body(char *p, size_t size, size_t n, void *ud) {
@@ -435,8 +93,6 @@ static int add_header(struct curl_slist **h, const char *line) {
     *h = n;
     return 1;
 }
-
-static void retry_or_dead(endpoint *ep, item *it, long retry_after_s);
 
 static void start(endpoint *ep, item *it, long long now) {
     slot *s = ep->free_slots;
@@ -463,7 +119,7 @@ static void start(endpoint *ep, item *it, long long now) {
     if (!ok) {
         curl_slist_free_all(h);
         snprintf(it->why, sizeof it->why, "out of memory building the request");
-        retry_or_dead(ep, it, 0);
+        vdisp_retry_or_dead(ep, it, 0);
         return;
     }
     CURL *e = s->easy;
@@ -494,77 +150,18 @@ static void start(endpoint *ep, item *it, long long now) {
     if (curl_multi_add_handle(ep->multi, e) != CURLM_OK) {
         curl_slist_free_all(h);
         snprintf(it->why, sizeof it->why, "curl_multi_add_handle failed");
-        retry_or_dead(ep, it, 0);
+        vdisp_retry_or_dead(ep, it, 0);
         return;
     }
     ep->free_slots = s->next_free;
     s->next_free = NULL;
     s->hdrs = h;
     s->it = it;
-    set_state(ep, it, Q_FLIGHT);
+    vdisp_set_state(ep, it, Q_FLIGHT);
     atomic_fetch_add(&ep->inflight, 1);
 }
 
-/* A failed attempt (it->why says why): another one after the backoff, or
- * the dead-letter list once the horizon would be passed. During shutdown
- * the alert is just left unacked. */
-static void retry_or_dead(endpoint *ep, item *it, long retry_after_s) {
-    long long now = mono_ms();
-    if (atomic_load(&ep->d->stopping)) {
-        window_drop(ep, it);
-        return;
-    }
-    if (ep->disabled) {
-        to_dead(ep, it, DISABLED_REASON);
-        return;
-    }
-    double delay = (double)ep->backoff_ms;
-    for (int i = 1; i < it->attempts && delay < (double)ep->max_backoff_ms; i++) delay *= 2;
-    if (delay > (double)ep->max_backoff_ms) delay = (double)ep->max_backoff_ms;
-    delay *= 0.8 + 0.4 * rnd01(ep);
-    if (retry_after_s > 0 && (double)retry_after_s * 1000.0 > delay) delay = (double)retry_after_s * 1000.0;
-    if (delay > (double)ep->max_backoff_ms) delay = (double)ep->max_backoff_ms;
-    long long d = (long long)delay;
-    if (d < 1) d = 1;
-    if (now + d - it->first_ms > ep->horizon_ms) {
-        char why[sizeof it->why];
-        snprintf(why, sizeof why, "%s", it->why);
-        log_limited(ep, "alert %s: giving up after %d attempt%s in %lld ms: %s", it->e.id, it->attempts,
-                    it->attempts == 1 ? "" : "s", now - it->first_ms, why);
-        to_dead(ep, it, "gave up after %d attempt%s in %lld ms: %s", it->attempts,
-                it->attempts == 1 ? "" : "s", now - it->first_ms, why);
-        return;
-    }
-    log_limited(ep, "alert %s: attempt %d failed: %s; retry in %lld ms", it->e.id, it->attempts, it->why, d);
-    it->due_ms = now + d;
-    set_state(ep, it, Q_WAIT);
-    atomic_fetch_add(&ep->retries, 1);
-}
-
-static void delivered(endpoint *ep, item *it) {
-    atomic_fetch_add(&ep->delivered, 1);
-    if (it->e.appended_ms > 0) {
-        long long lat = vigil_now_ms() - it->e.appended_ms;
-        if (lat < 0) lat = 0;   /* clock skew between Redis and us */
-        double sec = (double)lat / 1000.0;
-        size_t b = 0;
-        while (b < NBUCKETS && sec > BUCKETS[b]) b++;
-        atomic_fetch_add(&ep->hist[b], 1);
-        atomic_fetch_add(&ep->hist_sum_us, (unsigned long long)lat * 1000ull);
-        atomic_fetch_add(&ep->hist_count, 1);
-    }
-    /* crash tests: VIGIL_FAULT=deliver:N dies between the 2xx and the ack */
-    if (vigil_fault_due("deliver")) {
-        fprintf(stderr, "vigil: VIGIL_FAULT: alert %s delivered to %s, not acked\n", it->e.id, ep->name);
-        vigil_fault_kill("deliver");
-    }
-    if (push_ack(ep, it->e.ref) != 0) {
-        /* Not acked: re-sent after a restart (at-least-once). */
-        log_limited(ep, "out of memory queueing the ack of alert %s", it->e.id);
-    }
-    window_drop(ep, it);
-}
-
+/* A transfer ended: free its slot, then let the policy classify the answer. */
 static void finish(endpoint *ep, slot *s, CURLcode rc) {
     item *it = s->it;
     long code = 0;
@@ -580,36 +177,8 @@ static void finish(endpoint *ep, slot *s, CURLcode rc) {
     s->next_free = ep->free_slots;
     ep->free_slots = s;
     atomic_fetch_sub(&ep->inflight, 1);
-    set_state(ep, it, Q_READY);   /* neutral until classified below */
-
-    if (rc == CURLE_OK) {
-        snprintf(it->why, sizeof it->why, "HTTP %ld", code);
-        if (code >= 200 && code <= 299) {
-            delivered(ep, it);
-        } else if (code == 410) {
-            disable(ep);
-            to_dead(ep, it, DISABLED_REASON);
-        } else if (code == 408 || code == 429 || (code >= 500 && code <= 599)) {
-            retry_or_dead(ep, it, (long)retry_after);
-        } else if (ep->disabled) {
-            to_dead(ep, it, DISABLED_REASON);
-        } else {
-            log_limited(ep, "alert %s: HTTP %ld is not retryable: dead letter", it->e.id, code);
-            to_dead(ep, it, "HTTP %ld (not retryable)", code);
-        }
-        return;
-    }
-    snprintf(it->why, sizeof it->why, "%s", s->errbuf[0] ? s->errbuf : curl_easy_strerror(rc));
-    switch (rc) {
-    case CURLE_UNSUPPORTED_PROTOCOL:
-    case CURLE_URL_MALFORMAT:
-    case CURLE_NOT_BUILT_IN:
-    case CURLE_BAD_FUNCTION_ARGUMENT:
-        to_dead(ep, it, "%s (not retryable)", curl_easy_strerror(rc));
-        break;
-    default:
-        retry_or_dead(ep, it, 0);
-    }
+    vdisp_set_state(ep, it, Q_READY);   /* neutral until classified */
+    vdisp_answered(ep, it, rc, code, (long)retry_after, s->errbuf);
 }
 
 static void drain(endpoint *ep) {
@@ -701,7 +270,7 @@ static void *run(void *arg) {
             stop_seen = 1;
             for (item *it = ep->head, *next; it; it = next) {
                 next = it->next;
-                if (it->state == Q_READY || it->state == Q_WAIT) window_drop(ep, it);
+                if (it->state == Q_READY || it->state == Q_WAIT) vdisp_window_drop(ep, it);
             }
         }
         if (stopping) {
@@ -713,17 +282,17 @@ static void *run(void *arg) {
                 wait = READ_WAIT_MS;
                 if (due >= 0 && due - now < wait) wait = due - now > 0 ? (int)(due - now) : 0;
             }
-            do_read(ep, buf, wait);
+            vdisp_do_read(ep, buf, wait);
             now = mono_ms();
         }
-        flush_dead(ep, now, 0);
+        vdisp_flush_dead(ep, now, 0);
         if (!stopping) schedule(ep, now);
         int running = 0;
         curl_multi_perform(ep->multi, &running);
         drain(ep);
         now = mono_ms();
-        flush_acks(ep, now, 0);
-        flush_dead(ep, now, 0);
+        vdisp_flush_acks(ep, now, 0);
+        vdisp_flush_dead(ep, now, 0);
 
         /* Nothing to run and reading may block: the next read is the sleep. */
         int can_read = !stopping && ep->nitems < WINDOW && ep->nacks < MAX_PENDING_ACKS;
@@ -748,20 +317,20 @@ static void *run(void *arg) {
         curl_slist_free_all(s->hdrs);
         s->hdrs = NULL;
         atomic_fetch_sub(&ep->inflight, 1);
-        set_state(ep, s->it, Q_READY);
-        window_drop(ep, s->it);
+        vdisp_set_state(ep, s->it, Q_READY);
+        vdisp_window_drop(ep, s->it);
         s->it = NULL;
         cut++;
     }
     if (cut)
         fprintf(stderr, "vigil: webhook %s (%s): shutdown deadline passed, %d request%s cut (unacked, "
                         "re-sent after restart)\n", ep->name, ep->label, cut, cut == 1 ? "" : "s");
-    flush_acks(ep, mono_ms(), 1);
-    flush_dead(ep, mono_ms(), 1);
+    vdisp_flush_acks(ep, mono_ms(), 1);
+    vdisp_flush_dead(ep, mono_ms(), 1);
     if (ep->nacks)
         fprintf(stderr, "vigil: webhook %s: %d delivered alert%s not acked (re-sent after restart)\n",
                 ep->name, ep->nacks, ep->nacks == 1 ? "" : "s");
-    while (ep->head) window_drop(ep, ep->head);   /* unsettled dead letters: read again next run */
+    while (ep->head) vdisp_window_drop(ep, ep->head);   /* unsettled dead letters: read again next run */
     free(buf);
     return NULL;
 }
@@ -780,7 +349,7 @@ static void free_endpoint(endpoint *ep) {
         free(ep->slots);
     }
     if (ep->multi) curl_multi_cleanup(ep->multi);
-    while (ep->head) window_drop(ep, ep->head);
+    while (ep->head) vdisp_window_drop(ep, ep->head);
     for (int i = 0; i < ep->nacks; i++) free(ep->acks[i]);
     free(ep->acks);
     for (int i = 0; i < ep->nrules; i++) free(ep->rules[i]);
@@ -837,7 +406,7 @@ static vigil_status setup_endpoint(vigil_dispatch *d, endpoint *ep, const vigil_
     }
     ep->min_sev = 0;
     if (c->min_severity && *c->min_severity) {
-        ep->min_sev = severity_rank(c->min_severity);
+        ep->min_sev = vdisp_severity_rank(c->min_severity);
         if (ep->min_sev < 0)
             return vigil_error_set(err, VIGIL_EINVAL, "webhook endpoint %s: min_severity '%s' is not one "
                                    "of info, low, medium, high, critical", ep->name, c->min_severity);

@@ -135,7 +135,7 @@ vigil_status vigil_outbox_mem_stats(vigil_outbox *ob, vigil_outbox_mem_counters 
 
 /* ---- added (outbox_file.c, outbox_redis.c) --------------------------------
  *
- * File backend, on-disk shape (outbox_file.c): "VIGILOB1" then records
+ * File backend, on-disk shape (outbox_file_log.c): "VIGILOB1" then records
  *   [u32 len][u32 crc32(type, payload)][u8 type][payload: len bytes]   (LE)
  * type 'A' alert (seq, appended_ms, shadow, id, rule, severity, key, json),
  * 'K' acks of one endpoint (name, seqs), 'D' an acked id kept only for

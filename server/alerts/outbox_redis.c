@@ -21,6 +21,11 @@
  *   - depth: XINFO GROUPS pending + lag (Redis 7); when lag is unknown, the
  *     entries after last-delivered-id are counted (up to 100000).
  *
+ * Three files, one job each (outbox_redis_int.h): this one holds the
+ * connections, the consumer groups, reading and acking, the writer side
+ * and open; outbox_redis_dead.c the dead-letter stream;
+ * outbox_redis_groups.c trimming and depth (what the groups still need).
+ *
  * Connections are the server's one Redis layer's (server/state/redis.h:
  * URL, timeouts, AUTH/SELECT, reconnecting, SIGPIPE, error mapping). A
  * blocking XREADGROUP holds its connection, so they come from a pool: a call
@@ -30,11 +35,9 @@
  * call, never a crash or a retry loop inside the call. Error replies are
  * VIGIL_ESTORE. */
 #define _GNU_SOURCE
-#include "vigil/clock.h"
 #include "vigil/event.h"
-#include "outbox.h"
+#include "outbox_redis_int.h"
 
-#include <cjson/cJSON.h>
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -44,58 +47,10 @@
 #include <strings.h>
 #include <time.h>
 
-#include "server/state/redis.h"
-
-#define ROB_MAGIC 0x524f4258u      /* "XBOR" */
 #define CONSUMER "vigil"
 #define POOL_MAX 32                /* idle connections kept */
 #define TRIM_EVERY_MS 1000
-#define DEAD_MAXLEN "100000"
-#define DEAD_LIMIT_DEFAULT 100
-#define DEAD_LIMIT_MAX 10000
-#define DEAD_SCAN_MAX 100000       /* list_dead looks at most this far back */
-#define LAG_COUNT_MAX 100000
 #define PEL_SCANS_MAX 64           /* pages of deleted pending entries skipped per read */
-#define MAX_EP_NAME 64
-
-typedef struct sid {
-    uint64_t ms, seq;
-} sid;
-
-typedef struct rconn {
-    vigil_redis *r;
-    struct rconn *next;
-} rconn;
-
-/* Per endpoint read state (guarded by mu). Every entry delivered to our
- * consumer and not acked is in its pending list; `high` is the newest id
- * delivered to it that a caller may still need. A read whose `after` is
- * below `high` (or "", or after a failed read) scans the pending list from
- * `after` first; once such a scan finds nothing, high = after and reads go
- * to ">" directly. */
-typedef struct repst {
-    char name[MAX_EP_NAME + 1];
-    int scanned;             /* a pending scan found nothing after `high` */
-    sid high;
-} repst;
-
-typedef struct rob {
-    vigil_outbox base;       /* first */
-    uint32_t magic;
-    vigil_redis *proto;      /* the server and timeouts; never connected: pool members are its clones */
-    char *stream, *dead;     /* "<prefix>:outbox", "<prefix>:deadletter" */
-    char **names;            /* configured endpoints (count for trimming) */
-    int neps;
-
-    pthread_mutex_t mu;      /* pool, eps, last_trim_ms */
-    rconn *pool;
-    int npool;
-    repst *eps;
-    int neps_st, caps_st;
-    long long last_trim_ms;
-} rob;
-
-/* ---- small helpers ------------------------------------------------------- */
 
 static long long mono_ms(void) {
     struct timespec ts;
@@ -103,70 +58,7 @@ static long long mono_ms(void) {
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* "ms-seq" (or "ms") → id. -1 when malformed. */
-static int sid_parse(const char *s, size_t n, sid *out) {
-    uint64_t a = 0, b = 0;
-    size_t i = 0;
-    if (n == 0) return -1;
-    for (; i < n && s[i] != '-'; i++) {
-        if (s[i] < '0' || s[i] > '9' || a > (UINT64_MAX - 9) / 10) return -1;
-        a = a * 10 + (uint64_t)(s[i] - '0');
-    }
-    if (i == 0) return -1;
-    if (i < n) {
-        if (++i == n) return -1;
-        for (; i < n; i++) {
-            if (s[i] < '0' || s[i] > '9' || b > (UINT64_MAX - 9) / 10) return -1;
-            b = b * 10 + (uint64_t)(s[i] - '0');
-        }
-    }
-    out->ms = a;
-    out->seq = b;
-    return 0;
-}
-
-static int sid_cmp(sid a, sid b) {
-    if (a.ms != b.ms) return a.ms < b.ms ? -1 : 1;
-    if (a.seq != b.seq) return a.seq < b.seq ? -1 : 1;
-    return 0;
-}
-
-static sid sid_next(sid a) {
-    if (a.seq == UINT64_MAX) {
-        a.ms++;
-        a.seq = 0;
-    } else {
-        a.seq++;
-    }
-    return a;
-}
-
-static int sid_prev(sid a, sid *out) {
-    if (a.seq > 0) a.seq--;
-    else if (a.ms > 0) {
-        a.ms--;
-        a.seq = UINT64_MAX;
-    } else return -1;
-    *out = a;
-    return 0;
-}
-
-static void sid_fmt(sid a, char *buf, size_t n) {
-    snprintf(buf, n, "%" PRIu64 "-%" PRIu64, a.ms, a.seq);
-}
-
-/* freeReplyObject, NULL-safe whatever the hiredis release. */
-static void rfree(void *r) {
-    if (r) freeReplyObject(r);
-}
-
 /* ---- connections --------------------------------------------------------- */
-
-/* A call's connection: taken from the pool, given back by put(). */
-typedef struct call {
-    rob *o;
-    vigil_redis *r;          /* NULL when get() failed */
-} call;
 
 /* Free idle pool members. */
 static void pool_free(rconn *list) {
@@ -178,7 +70,7 @@ static void pool_free(rconn *list) {
     }
 }
 
-static vigil_status get(rob *o, call *k, vigil_error *err) {
+vigil_status vrob_get(rob *o, call *k, vigil_error *err) {
     k->o = o;
     k->r = NULL;
     pthread_mutex_lock(&o->mu);
@@ -205,7 +97,7 @@ static vigil_status get(rob *o, call *k, vigil_error *err) {
     return VIGIL_OK;
 }
 
-static void put(call *k) {
+void vrob_put(call *k) {
     rob *o = k->o;
     if (!k->r) return;
     int broken = !vigil_redis_connected(k->r);
@@ -241,8 +133,8 @@ static void put(call *k) {
 /* One command. *out is the reply (caller frees) unless it is an error:
  * VIGIL_EUNAVAILABLE (no reply: the layer dropped the connection) or
  * VIGIL_ESTORE (an error reply; its text in err, and in *out when keep_err). */
-static vigil_status cmd(call *k, redisReply **out, int keep_err, int argc, const char **argv,
-                        const size_t *lens, vigil_error *err) {
+vigil_status vrob_cmd(call *k, redisReply **out, int keep_err, int argc, const char **argv, const size_t *lens,
+                      vigil_error *err) {
     *out = NULL;
     vigil_redis_cmd c = {argc, argv, lens};
     redisReply *r = NULL;
@@ -258,17 +150,12 @@ static vigil_status cmd(call *k, redisReply **out, int keep_err, int argc, const
     return VIGIL_OK;
 }
 
-static int is_err(const redisReply *r, const char *prefix) {
-    return r && r->type == REDIS_REPLY_ERROR && r->str &&
-           strncmp(r->str, prefix, strlen(prefix)) == 0;
-}
-
 /* XGROUP CREATE <stream> <ep> 0 MKSTREAM; BUSYGROUP is fine. */
 static vigil_status create_group(call *k, const char *ep, vigil_error *err) {
     const char *av[] = {"XGROUP", "CREATE", k->o->stream, ep, "0", "MKSTREAM"};
     size_t al[] = {6, 6, strlen(k->o->stream), strlen(ep), 1, 8};
     redisReply *r;
-    vigil_status s = cmd(k, &r, 1, 6, av, al, err);
+    vigil_status s = vrob_cmd(k, &r, 1, 6, av, al, err);
     if (s == VIGIL_ESTORE && is_err(r, "BUSYGROUP")) s = VIGIL_OK;
     rfree(r);
     return s;
@@ -292,7 +179,7 @@ static repst *ep_state(rob *o, const char *ep) {
     return e;
 }
 
-static const redisReply *field(const redisReply *fv, const char *name) {
+const redisReply *vrob_field(const redisReply *fv, const char *name) {
     if (!fv || fv->type != REDIS_REPLY_ARRAY) return NULL;
     for (size_t i = 0; i + 1 < fv->elements; i += 2) {
         const redisReply *k = fv->element[i];
@@ -306,7 +193,7 @@ static const redisReply *field(const redisReply *fv, const char *name) {
  * non-strict field is cut to fit (rule and key are used for filtering and
  * ordering only; two keys cut to the same prefix are just ordered together). */
 static int copy_field(const redisReply *fv, const char *name, char *dst, size_t n, int strict) {
-    const redisReply *v = field(fv, name);
+    const redisReply *v = vrob_field(fv, name);
     if (!v || (strict && v->len >= n)) return -1;
     size_t l = v->len < n ? v->len : n - 1;
     memcpy(dst, v->str, l);
@@ -325,7 +212,7 @@ static int parse_entry(const redisReply *ent, vigil_alert_record *e) {
     e->ref[id->len] = '\0';
     e->appended_ms = (long long)x.ms;
     char mode[16] = "";
-    const redisReply *js = field(fv, "json");
+    const redisReply *js = vrob_field(fv, "json");
     if (copy_field(fv, "id", e->id, sizeof e->id, 1) || copy_field(fv, "rule", e->rule, sizeof e->rule, 0) ||
         copy_field(fv, "severity", e->severity, sizeof e->severity, 0) ||
         copy_field(fv, "key", e->key, sizeof e->key, 0) || !js || !e->id[0]) {
@@ -345,41 +232,6 @@ static int parse_entry(const redisReply *ent, vigil_alert_record *e) {
     e->json[js->len] = '\0';
     e->len = js->len;
     return 0;
-}
-
-/* MULTI; XADD deadletter …; XACK; EXEC on k. */
-static vigil_status dead_on(call *k, const char *ep, const vigil_alert_record *e, const char *reason,
-                            int attempts, vigil_error *err) {
-    rob *o = k->o;
-    char att[16], ts[40];
-    snprintf(att, sizeof att, "%d", attempts);
-    vigil_time_format_rfc3339(vigil_now_ms(), ts, sizeof ts);
-    if (!reason) reason = "";
-    const char *json = e->json ? e->json : "null";
-    size_t jlen = e->json ? e->len : 4;
-    const char *xadd[] = {"XADD", o->dead, "MAXLEN", "~", DEAD_MAXLEN, "*", "endpoint", ep,
-                          "alert_id", e->id, "rule", e->rule, "key", e->key, "reason", reason,
-                          "attempts", att, "dead_at", ts, "alert", json};
-    size_t xl[22];
-    for (int i = 0; i < 22; i++) xl[i] = strlen(xadd[i]);
-    xl[21] = jlen;
-    const char *ack[] = {"XACK", o->stream, ep, e->ref};
-    size_t al[] = {4, strlen(o->stream), strlen(ep), strlen(e->ref)};
-    const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"};
-    size_t ml[] = {5}, el[] = {4};
-    const vigil_redis_cmd cmds[4] = {{1, multi, ml}, {22, xadd, xl}, {4, ack, al}, {1, exec, el}};
-    redisReply *rep[4];
-    vigil_status s = vigil_redis_pipeline(k->r, cmds, 4, rep, "dead letter", err);
-    if (s != VIGIL_OK) return s;
-    for (int i = 0; i < 4; i++) {
-        redisReply *r = rep[i];
-        if (s == VIGIL_OK && (r->type == REDIS_REPLY_ERROR || (i == 3 && r->type != REDIS_REPLY_ARRAY)))
-            s = vigil_error_set(err, VIGIL_ESTORE, "Redis %s: dead letter: %.*s", vigil_redis_where(k->r),
-                                r->type == REDIS_REPLY_ERROR ? (int)r->len : 11,
-                                r->type == REDIS_REPLY_ERROR ? r->str : "EXEC failed");
-    }
-    vigil_redis_free_replies(rep, 4);
-    return s;
 }
 
 /* XREADGROUP into out; *n entries kept. *raw = entries in the reply
@@ -408,7 +260,7 @@ static vigil_status xread(call *k, const char *ep, const char *from, int max, in
     vigil_status s = VIGIL_OK;
     for (int attempt = 0; attempt < 2; attempt++) {
         if (block_ms > 0) vigil_redis_set_wait(k->r, block_ms);
-        s = cmd(k, &r, 1, ac, av, al, err);
+        s = vrob_cmd(k, &r, 1, ac, av, al, err);
         if (block_ms > 0) vigil_redis_set_wait(k->r, 0);
         if (s == VIGIL_ESTORE && is_err(r, "NOGROUP")) {
             rfree(r);
@@ -441,7 +293,7 @@ static vigil_status xread(call *k, const char *ep, const char *from, int max, in
                 const char *xa[] = {"XACK", o->stream, ep, ent->element[0]->str};
                 size_t xl[] = {4, strlen(o->stream), strlen(ep), ent->element[0]->len};
                 redisReply *ar;
-                if (cmd(k, &ar, 0, 4, xa, xl, NULL) == VIGIL_OK) rfree(ar);
+                if (vrob_cmd(k, &ar, 0, 4, xa, xl, NULL) == VIGIL_OK) rfree(ar);
                 continue;
             }
             if (after && sid_cmp(x, *after) <= 0) continue;
@@ -455,7 +307,7 @@ static vigil_status xread(call *k, const char *ep, const char *from, int max, in
             if (pr == -1) {
                 fprintf(stderr, "vigil: outbox %s: entry %s lacks id/rule/severity/key/json: "
                                 "dead-lettered\n", o->stream, e->ref);
-                vigil_status ds = dead_on(k, ep, e, "malformed outbox entry", 0, NULL);
+                vigil_status ds = vrob_dead_on(k, ep, e, "malformed outbox entry", 0, NULL);
                 vigil_alert_record_free(e);
                 if (ds == VIGIL_EUNAVAILABLE) {
                     s = vigil_error_set(err, ds, "Redis %s: connection lost", vigil_redis_where(k->r));
@@ -492,7 +344,7 @@ static vigil_status r_read(vigil_outbox *ob, const char *ep, const char *after,
     if (!st) return vigil_error_set(err, VIGIL_ENOMEM, "outbox: out of memory");
 
     call k;
-    vigil_status s = get(o, &k, err);
+    vigil_status s = vrob_get(o, &k, err);
     if (s != VIGIL_OK) return s;
     int got = 0, raw = 0, scanned_empty = 0;
     sid last = aft;
@@ -530,104 +382,8 @@ static vigil_status r_read(vigil_outbox *ob, const char *ep, const char *after,
         }
     }
     pthread_mutex_unlock(&o->mu);
-    put(&k);
+    vrob_put(&k);
     *n = got;
-    return s;
-}
-
-/* ---- trimming ------------------------------------------------------------ */
-
-/* Flat [k, v, k, v…] lookup in an XINFO reply. */
-static const redisReply *info_get(const redisReply *m, const char *name) {
-    if (!m || m->type != REDIS_REPLY_ARRAY) return NULL;
-    for (size_t i = 0; i + 1 < m->elements; i += 2) {
-        const redisReply *k = m->element[i];
-        if ((k->type == REDIS_REPLY_STRING || k->type == REDIS_REPLY_STATUS) && k->len == strlen(name) &&
-            !memcmp(k->str, name, k->len))
-            return m->element[i + 1];
-    }
-    return NULL;
-}
-
-static const redisReply *find_group(const redisReply *groups, const char *ep) {
-    for (size_t i = 0; groups && groups->type == REDIS_REPLY_ARRAY && i < groups->elements; i++) {
-        const redisReply *nm = info_get(groups->element[i], "name");
-        if (nm && nm->type == REDIS_REPLY_STRING && nm->len == strlen(ep) && !memcmp(nm->str, ep, nm->len))
-            return groups->element[i];
-    }
-    return NULL;
-}
-
-static long long info_int(const redisReply *v, int *known) {
-    *known = 1;
-    if (v && v->type == REDIS_REPLY_INTEGER) return v->integer;
-    if (v && v->type == REDIS_REPLY_STRING) return strtoll(v->str, NULL, 10);
-    *known = 0;
-    return 0;
-}
-
-static vigil_status trim_on(call *k, vigil_error *err) {
-    rob *o = k->o;
-    if (o->neps == 0) return VIGIL_OK;
-    const char *av[] = {"XINFO", "GROUPS", o->stream};
-    size_t al[] = {5, 6, strlen(o->stream)};
-    redisReply *groups;
-    vigil_status s = cmd(k, &groups, 1, 3, av, al, err);
-    if (s == VIGIL_ESTORE && groups && groups->str && strstr(groups->str, "no such key")) s = VIGIL_OK;
-    if (s != VIGIL_OK || groups->type != REDIS_REPLY_ARRAY) {
-        rfree(groups);
-        return s;
-    }
-    sid min = {UINT64_MAX, UINT64_MAX};
-    for (int i = 0; s == VIGIL_OK && i < o->neps; i++) {
-        const redisReply *g = find_group(groups, o->names[i]);
-        int known;
-        if (!g) {   /* will be created at 0 and needs everything */
-            min.ms = min.seq = 0;
-            break;
-        }
-        long long pending = info_int(info_get(g, "pending"), &known);
-        const redisReply *ld = info_get(g, "last-delivered-id");
-        sid cand;
-        if (!ld || ld->type != REDIS_REPLY_STRING || sid_parse(ld->str, ld->len, &cand) != 0) {
-            min.ms = min.seq = 0;
-            break;
-        }
-        cand = sid_next(cand);
-        if (pending > 0 || !known) {
-            const char *pv[] = {"XPENDING", o->stream, o->names[i]};
-            size_t pl[] = {8, strlen(o->stream), strlen(o->names[i])};
-            redisReply *p;
-            s = cmd(k, &p, 0, 3, pv, pl, err);
-            if (s != VIGIL_OK) break;
-            sid small;
-            if (p->type == REDIS_REPLY_ARRAY && p->elements >= 2 && p->element[1]->type == REDIS_REPLY_STRING &&
-                sid_parse(p->element[1]->str, p->element[1]->len, &small) == 0 && sid_cmp(small, cand) < 0)
-                cand = small;
-            rfree(p);
-        }
-        if (sid_cmp(cand, min) < 0) min = cand;
-    }
-    rfree(groups);
-    if (s != VIGIL_OK || (min.ms == 0 && min.seq == 0) || min.ms == UINT64_MAX) return s;
-    char mid[48];
-    sid_fmt(min, mid, sizeof mid);
-    const char *tv[] = {"XTRIM", o->stream, "MINID", mid};
-    size_t tl[] = {5, strlen(o->stream), 5, strlen(mid)};
-    redisReply *t;
-    s = cmd(k, &t, 0, 4, tv, tl, err);
-    if (s == VIGIL_OK) rfree(t);
-    return s;
-}
-
-vigil_status vigil_outbox_redis_trim(vigil_outbox *ob, vigil_error *err) {
-    rob *o = (rob *)ob;
-    if (!o || o->magic != ROB_MAGIC) return vigil_error_set(err, VIGIL_EINVAL, "outbox: not a Redis outbox");
-    call k;
-    vigil_status s = get(o, &k, err);
-    if (s != VIGIL_OK) return s;
-    s = trim_on(&k, err);
-    put(&k);
     return s;
 }
 
@@ -662,10 +418,10 @@ static vigil_status r_ack(vigil_outbox *ob, const char *ep, const char *const *r
         al[3 + i] = strlen(refs[i]);
     }
     call k;
-    vigil_status s = get(o, &k, err);
+    vigil_status s = vrob_get(o, &k, err);
     if (s == VIGIL_OK) {
         redisReply *r;
-        s = cmd(&k, &r, 1, n + 3, av, al, err);
+        s = vrob_cmd(&k, &r, 1, n + 3, av, al, err);
         if (s == VIGIL_ESTORE && is_err(r, "NOGROUP")) s = VIGIL_OK;   /* nothing left to ack */
         rfree(r);
         if (s == VIGIL_OK) {
@@ -678,181 +434,13 @@ static vigil_status r_ack(vigil_outbox *ob, const char *ep, const char *const *r
             }
             pthread_mutex_unlock(&o->mu);
             vigil_error terr;
-            if (due && trim_on(&k, &terr) != VIGIL_OK)
+            if (due && vrob_trim_on(&k, &terr) != VIGIL_OK)
                 fprintf(stderr, "vigil: outbox trim: %s\n", terr.msg);
         }
-        put(&k);
+        vrob_put(&k);
     }
     free(av);
     free(al);
-    return s;
-}
-
-static vigil_status r_dead(vigil_outbox *ob, const char *ep, const vigil_alert_record *e,
-                           const char *reason, int attempts, vigil_error *err) {
-    rob *o = (rob *)ob;
-    sid x;
-    if (!o || !ep || !*ep || !e || sid_parse(e->ref, strlen(e->ref), &x) != 0)
-        return vigil_error_set(err, VIGIL_EINVAL, "outbox dead: bad argument");
-    call k;
-    vigil_status s = get(o, &k, err);
-    if (s != VIGIL_OK) return s;
-    s = dead_on(&k, ep, e, reason, attempts, err);
-    put(&k);
-    return s;
-}
-
-/* One dead-letter stream entry as the JSON object of outbox.h. */
-static cJSON *dead_obj(const redisReply *fv) {
-    cJSON *o = cJSON_CreateObject();
-    if (!o) return NULL;
-    static const char *const str_fields[] = {"endpoint", "alert_id", "rule", "key", "reason", "dead_at"};
-    for (size_t i = 0; i < sizeof str_fields / sizeof *str_fields; i++) {
-        const redisReply *v = field(fv, str_fields[i]);
-        char *t = v ? strndup(v->str, v->len) : NULL;
-        cJSON_AddStringToObject(o, str_fields[i], t ? t : "");
-        free(t);
-    }
-    const redisReply *at = field(fv, "attempts");
-    cJSON_AddNumberToObject(o, "attempts", at ? strtol(at->str, NULL, 10) : 0);
-    const redisReply *al = field(fv, "alert");
-    cJSON *a = al ? cJSON_ParseWithLength(al->str, al->len) : NULL;
-    if (!a && al) {
-        char *t = strndup(al->str, al->len);
-        a = cJSON_CreateString(t ? t : "");
-        free(t);
-    }
-    cJSON_AddItemToObject(o, "alert", a ? a : cJSON_CreateNull());
-    return o;
-}
-
-static vigil_status r_list_dead(vigil_outbox *ob, const char *ep, int limit, char **json,
-                                vigil_error *err) {
-    rob *o = (rob *)ob;
-    if (!o || !json) return vigil_error_set(err, VIGIL_EINVAL, "outbox list_dead: bad argument");
-    *json = NULL;
-    if (limit <= 0) limit = DEAD_LIMIT_DEFAULT;
-    if (limit > DEAD_LIMIT_MAX) limit = DEAD_LIMIT_MAX;
-    cJSON *arr = cJSON_CreateArray();
-    if (!arr) return vigil_error_set(err, VIGIL_ENOMEM, "outbox: out of memory");
-    call k;
-    vigil_status s = get(o, &k, err);
-    if (s != VIGIL_OK) {
-        cJSON_Delete(arr);
-        return s;
-    }
-    char end[48] = "+", cnt[16];
-    int found = 0, scanned = 0;
-    int page = ep ? 500 : limit;
-    snprintf(cnt, sizeof cnt, "%d", page);
-    while (s == VIGIL_OK && found < limit && scanned < DEAD_SCAN_MAX) {
-        const char *av[] = {"XREVRANGE", o->dead, end, "-", "COUNT", cnt};
-        size_t al[] = {9, strlen(o->dead), strlen(end), 1, 5, strlen(cnt)};
-        redisReply *r;
-        s = cmd(&k, &r, 0, 6, av, al, err);
-        if (s != VIGIL_OK) break;
-        size_t ne = r->type == REDIS_REPLY_ARRAY ? r->elements : 0;
-        sid lastid = {0, 0};
-        int have_last = 0;
-        for (size_t i = 0; i < ne && found < limit; i++) {
-            const redisReply *ent = r->element[i];
-            if (ent->type != REDIS_REPLY_ARRAY || ent->elements != 2) continue;
-            if (ent->element[0]->type == REDIS_REPLY_STRING &&
-                sid_parse(ent->element[0]->str, ent->element[0]->len, &lastid) == 0)
-                have_last = 1;
-            scanned++;
-            const redisReply *e = field(ent->element[1], "endpoint");
-            if (ep && !(e && e->len == strlen(ep) && !memcmp(e->str, ep, e->len))) continue;
-            cJSON *d = dead_obj(ent->element[1]);
-            if (d) {
-                cJSON_AddItemToArray(arr, d);
-                found++;
-            }
-        }
-        rfree(r);
-        sid prev;
-        if (ne < (size_t)page || !have_last || sid_prev(lastid, &prev) != 0) break;
-        sid_fmt(prev, end, sizeof end);
-    }
-    put(&k);
-    if (s != VIGIL_OK) {
-        cJSON_Delete(arr);
-        return s;
-    }
-    char *txt = cJSON_PrintUnformatted(arr);
-    cJSON_Delete(arr);
-    if (!txt) return vigil_error_set(err, VIGIL_ENOMEM, "outbox: out of memory");
-    *json = strdup(txt);
-    cJSON_free(txt);
-    return *json ? VIGIL_OK : vigil_error_set(err, VIGIL_ENOMEM, "outbox: out of memory");
-}
-
-static vigil_status r_depth(vigil_outbox *ob, const char *ep, uint64_t *n, vigil_error *err) {
-    rob *o = (rob *)ob;
-    if (!o || !ep || !*ep || !n) return vigil_error_set(err, VIGIL_EINVAL, "outbox depth: bad argument");
-    *n = 0;
-    call k;
-    vigil_status s = get(o, &k, err);
-    if (s != VIGIL_OK) return s;
-    const char *av[] = {"XINFO", "GROUPS", o->stream};
-    size_t al[] = {5, 6, strlen(o->stream)};
-    redisReply *groups;
-    s = cmd(&k, &groups, 1, 3, av, al, err);
-    if (s == VIGIL_ESTORE && groups && groups->str && strstr(groups->str, "no such key")) {
-        rfree(groups);   /* no stream: nothing waits */
-        put(&k);
-        return VIGIL_OK;
-    }
-    if (s != VIGIL_OK) {
-        rfree(groups);
-        put(&k);
-        return s;
-    }
-    const redisReply *g = find_group(groups, ep);
-    char from[48] = "-";
-    int count_after = 0;
-    long long pending = 0;
-    if (!g) {
-        count_after = 1;   /* created at 0 on the first read: the whole stream waits */
-    } else {
-        int known_p, known_l;
-        pending = info_int(info_get(g, "pending"), &known_p);
-        long long lag = info_int(info_get(g, "lag"), &known_l);
-        if (known_l && lag >= 0) {
-            *n = (uint64_t)pending + (uint64_t)lag;
-        } else {
-            const redisReply *ld = info_get(g, "last-delivered-id");
-            sid x;
-            if (ld && ld->type == REDIS_REPLY_STRING && sid_parse(ld->str, ld->len, &x) == 0)
-                sid_fmt(sid_next(x), from, sizeof from);
-            count_after = 1;
-        }
-    }
-    rfree(groups);
-    if (count_after) {
-        if (!g) {
-            const char *xv[] = {"XLEN", o->stream};
-            size_t xl[] = {4, strlen(o->stream)};
-            redisReply *r;
-            s = cmd(&k, &r, 0, 2, xv, xl, err);
-            if (s == VIGIL_OK) {
-                *n = r->type == REDIS_REPLY_INTEGER && r->integer > 0 ? (uint64_t)r->integer : 0;
-                rfree(r);
-            }
-        } else {
-            char cnt[16];
-            snprintf(cnt, sizeof cnt, "%d", LAG_COUNT_MAX);
-            const char *xv[] = {"XRANGE", o->stream, from, "+", "COUNT", cnt};
-            size_t xl[] = {6, strlen(o->stream), strlen(from), 1, 5, strlen(cnt)};
-            redisReply *r;
-            s = cmd(&k, &r, 0, 6, xv, xl, err);
-            if (s == VIGIL_OK) {
-                *n = (uint64_t)pending + (r->type == REDIS_REPLY_ARRAY ? r->elements : 0);
-                rfree(r);
-            }
-        }
-    }
-    put(&k);
     return s;
 }
 
@@ -889,9 +477,9 @@ vigil_status vigil_outbox_redis_open(const char *url, const char *prefix, const 
     pthread_mutex_init(&o->mu, NULL);
     o->base.read = r_read;
     o->base.ack = r_ack;
-    o->base.dead = r_dead;
-    o->base.list_dead = r_list_dead;
-    o->base.depth = r_depth;
+    o->base.dead = vrob_dead;
+    o->base.list_dead = vrob_list_dead;
+    o->base.depth = vrob_depth;
     o->base.destroy = r_destroy;
     vigil_status s = vigil_redis_create(url, NULL, &o->proto, err);
     if (s == VIGIL_OK) {
@@ -912,9 +500,9 @@ vigil_status vigil_outbox_redis_open(const char *url, const char *prefix, const 
     }
     if (s == VIGIL_OK) {
         call k;
-        s = get(o, &k, err);
+        s = vrob_get(o, &k, err);
         for (int i = 0; s == VIGIL_OK && i < nendpoints; i++) s = create_group(&k, endpoints[i], err);
-        put(&k);
+        vrob_put(&k);
     }
     if (s != VIGIL_OK) {
         r_destroy(&o->base);
@@ -946,7 +534,7 @@ vigil_status vigil_outbox_redis_append(vigil_outbox *ob, const vigil_alert_recor
             return vigil_error_set(err, VIGIL_EINVAL, "outbox append: alert %d lacks an id or JSON", i + 1);
     if (n == 0) return VIGIL_OK;
     call k;
-    vigil_status s = get(o, &k, err);
+    vigil_status s = vrob_get(o, &k, err);
     if (s != VIGIL_OK) return s;
     const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"};
     size_t ml[] = {5}, el[] = {4};
@@ -975,6 +563,6 @@ vigil_status vigil_outbox_redis_append(vigil_outbox *ob, const vigil_alert_recor
                                 r->type == REDIS_REPLY_ERROR ? r->str : "EXEC failed");
         rfree(r);
     }
-    put(&k);
+    vrob_put(&k);
     return s;
 }
