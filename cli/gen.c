@@ -9,7 +9,8 @@
  * one day of transactions + 7 days of frauds), so the stream can be endless.
  *
  * Randomness: one xoshiro256** generator seeded through splitmix64 — fast,
- * good quality and identical on every platform, unlike rand(). */
+ * good quality and identical on every platform, unlike rand(). Over 800
+ * lines because the model, its day merge and the command share one state. */
 #include "gen.h"
 
 #include <errno.h>
