@@ -10,6 +10,7 @@
  *   - a browser leaving the SSE stream is counted, not logged as an error;
  *   - with JetStream, an HTTP body is published to the stream byte for byte
  *     as it came (it used to be decoded and re-encoded);
+ *   - when most events are late, /readyz carries a warning and the log says so;
  *   - invalid UTF-8 in an event is a bad line: 400 naming line and offset. */
 #include <CUnit/Basic.h>
 #include <cjson/cJSON.h>
@@ -358,6 +359,45 @@ static void test_jetstream_body_as_is(void) {
     vt_kill(nats, SIGTERM);
 }
 
+/* ---- most events late: said on /readyz and in the log ---------------------------------- */
+
+static void test_late_warning(void) {
+    server s;
+    const char *extra[] = {"--data-dir", "", NULL};
+    CU_ASSERT_FATAL(start(&s, "latewarn", extra, NULL) == 0);
+    long st;
+    char url[256];
+    snprintf(url, sizeof url, "%s/readyz", s.base);
+    char *b = vt_http("GET", url, NULL, 0, NULL, &st);
+    CU_ASSERT_EQUAL(st, 200);
+    CU_ASSERT(b && !strstr(b, "warnings"));   /* nothing late yet */
+    free(b);
+    free(post(&s, "/v1/events?wait=5000", "{\"id\":\"w0\",\"ts\":1000000,\"card\":\"c0\",\"amount\":5}",
+              "application/json", &st));
+    /* a generator restarted from its first day: 300 events far behind the watermark */
+    size_t cap = 300 * 80, len = 0;
+    char *batch = malloc(cap);
+    CU_ASSERT_FATAL(batch != NULL);
+    for (int i = 0; i < 300; i++)
+        len += (size_t)snprintf(batch + len, cap - len, "{\"id\":\"w%d\",\"ts\":%d,\"card\":\"c%d\",\"amount\":5}\n",
+                                i + 1, 10 + i, i % 7);
+    b = post(&s, "/v1/events", batch, "application/x-ndjson", &st);
+    free(batch);
+    CU_ASSERT_EQUAL(st, 202);
+    free(b);
+    int warned = 0;
+    for (long long t0 = vt_now_ms(); !warned && vt_now_ms() - t0 < 5000;) {
+        vt_sleep_ms(200);
+        b = vt_http("GET", url, NULL, 0, NULL, &st);
+        warned = b && strstr(b, "most events are late") != NULL;
+        if (warned) printf("  /readyz: %s\n", b);
+        free(b);
+    }
+    CU_ASSERT(warned);
+    CU_ASSERT(log_has(&s, "most events are late"));
+    stop(&s);
+}
+
 /* ---- invalid UTF-8 is a bad line ------------------------------------------------------- */
 
 static void test_invalid_utf8(void) {
@@ -416,6 +456,7 @@ int main(void) {
         !CU_add_test(su, "late events are published after the commit", test_late_after_commit) ||
         !CU_add_test(su, "a client leaving the SSE stream is counted, not logged", test_sse_client_gone) ||
         !CU_add_test(su, "JetStream: the HTTP body is published as it came", test_jetstream_body_as_is) ||
+        !CU_add_test(su, "most events late: a warning on /readyz and in the log", test_late_warning) ||
         !CU_add_test(su, "invalid UTF-8: 400 naming line and byte offset", test_invalid_utf8)) {
         CU_cleanup_registry();
         return 1;
