@@ -1,12 +1,16 @@
-/* dispatch_metrics.c — the dispatcher's metrics in Prometheus text format
- * (vigil_dispatch_metrics, dispatch.h), written from the public per-endpoint
- * stats so that dispatch.c keeps only delivery. */
+/* dispatch_metrics.c — webhook delivery's metrics in Prometheus text
+ * format: the dispatcher's (vigil_dispatch_metrics, dispatch.h), written
+ * from the public per-endpoint stats so that dispatch.c keeps only
+ * delivery, and the memory outbox's on top of them (vigil_webhooks_metrics,
+ * webhooks.h). Both live here so that one helper (say) writes every metric
+ * line of the alerts wing. */
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "dispatch.h"
+#include "webhooks.h"
 
 typedef struct out {
     void (*emit)(void *, const char *, size_t);
@@ -96,4 +100,18 @@ void vigil_dispatch_metrics(vigil_dispatch *d, void (*emit)(void *ud, const char
             ep->hist_count);
     }
     free(st);
+}
+
+void vigil_webhooks_metrics(vigil_dispatch *d, vigil_outbox *ob, void (*emit)(void *ud, const char *text, size_t len),
+                            void *ud) {
+    if (!emit) return;
+    if (d) vigil_dispatch_metrics(d, emit, ud);
+    vigil_outbox_mem_counters c;
+    if (!ob || vigil_outbox_mem_stats(ob, &c) != VIGIL_OK) return;
+    out o = {emit, ud};
+    say(&o, "# HELP vigil_outbox_memory_refused_total Alerts not queued for webhooks because the in-memory "
+            "outbox was full.\n# TYPE vigil_outbox_memory_refused_total counter\n"
+            "vigil_outbox_memory_refused_total %llu\n", c.refused);
+    say(&o, "# HELP vigil_outbox_memory_held Alerts held by the in-memory outbox (not yet finished by every "
+            "endpoint).\n# TYPE vigil_outbox_memory_held gauge\nvigil_outbox_memory_held %zu\n", c.held);
 }

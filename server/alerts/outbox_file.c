@@ -28,6 +28,7 @@
 #include "vigil/clock.h"
 #include "vigil/event.h"
 #include "outbox_file_int.h"
+#include "outbox_util.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -41,8 +42,6 @@
 #include <unistd.h>
 
 #define DEAD_READ_MAX (64u << 20)    /* list_dead reads at most this tail */
-#define DEAD_LIMIT_DEFAULT 100
-#define DEAD_LIMIT_MAX 10000
 
 /* ---- small helpers ------------------------------------------------------- */
 
@@ -53,95 +52,49 @@ static char *join(const char *a, const char *b) {
     return p;
 }
 
-static int valid_id(const char *id) {
-    size_t n = id ? strnlen(id, ID_MAX + 1) : 0;
-    if (n == 0 || n > ID_MAX) return 0;
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)id[i] <= 0x20 || (unsigned char)id[i] >= 0x7f) return 0;
-    return 1;
-}
-
-/* Strict decimal ("" = 0). -1 when malformed. */
-static int parse_seq(const char *s, uint64_t *out) {
-    uint64_t v = 0;
-    if (!s || !*s) {
-        *out = 0;
-        return 0;
-    }
-    for (const char *p = s; *p; p++) {
-        if (*p < '0' || *p > '9' || v > (UINT64_MAX - 9) / 10) return -1;
-        v = v * 10 + (uint64_t)(*p - '0');
-    }
-    *out = v;
-    return 0;
-}
-
 /* ---- interface ----------------------------------------------------------- */
+
+/* voutbox_held.scan: endpoint i's unacked alerts after `from`. Locked. */
+static int f_scan(void *self, int i, uint64_t from, vigil_alert_record *out, int max, vigil_status *s,
+                  vigil_error *err) {
+    fob *o = self;
+    uint64_t bit = 1ull << i;
+    int got = 0;
+    /* Everything below hint[i] is acked by i: skip it cheaply. */
+    while (o->hint[i] < o->n && (o->v[o->hint[i]].gone || (o->v[o->hint[i]].acked & bit)))
+        o->hint[i]++;
+    size_t k = vfob_upper_bound(o, from);
+    if (k < o->hint[i]) k = o->hint[i];
+    for (; k < o->n && got < max; k++) {
+        fent *e = &o->v[k];
+        if (e->gone || (e->acked & bit)) continue;
+        vigil_alert_record *x = &out[got];
+        memset(x, 0, sizeof *x);
+        x->json = malloc(e->json_len + 1);
+        if (!x->json) {
+            *s = voutbox_oom(err);
+            break;
+        }
+        memcpy(x->json, blob_json(e), e->json_len + 1);
+        x->len = e->json_len;
+        snprintf(x->ref, sizeof x->ref, "%llu", (unsigned long long)e->seq);
+        snprintf(x->id, sizeof x->id, "%s", e->id);
+        snprintf(x->rule, sizeof x->rule, "%s", blob_rule(e));
+        snprintf(x->severity, sizeof x->severity, "%s", blob_sev(e));
+        snprintf(x->key, sizeof x->key, "%s", blob_key(e));
+        x->mode = e->shadow ? VIGIL_MODE_SHADOW : VIGIL_MODE_ACTIVE;
+        x->appended_ms = e->appended_ms;
+        got++;
+    }
+    return got;
+}
 
 static vigil_status f_read(vigil_outbox *ob, const char *ep, const char *after,
                            vigil_alert_record *out, int max, int *n, int wait_ms, vigil_error *err) {
     fob *o = (fob *)ob;
-    uint64_t from;
-    if (n) *n = 0;
-    if (!o || !out || !n || max <= 0) return vigil_error_set(err, VIGIL_EINVAL, "outbox read: bad argument");
-    if (parse_seq(after, &from) != 0)
-        return vigil_error_set(err, VIGIL_EINVAL, "outbox read: bad position '%s'", after);
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    if (wait_ms > 0) {
-        deadline.tv_sec += wait_ms / 1000;
-        deadline.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-        if (deadline.tv_nsec >= 1000000000L) {
-            deadline.tv_sec++;
-            deadline.tv_nsec -= 1000000000L;
-        }
-    }
-    pthread_mutex_lock(&o->mu);
-    int i = vfob_ep_index(o, ep);
-    if (i < 0) {
-        pthread_mutex_unlock(&o->mu);
-        return vigil_error_set(err, VIGIL_ENOTFOUND, "outbox: unknown endpoint '%s'", ep ? ep : "(null)");
-    }
-    uint64_t bit = 1ull << i;
-    vigil_status s = VIGIL_OK;
-    int got = 0;
-    for (;;) {
-        /* Everything below hint[i] is acked by i: skip it cheaply. */
-        while (o->hint[i] < o->n && (o->v[o->hint[i]].gone || (o->v[o->hint[i]].acked & bit)))
-            o->hint[i]++;
-        size_t k = vfob_upper_bound(o, from);
-        if (k < o->hint[i]) k = o->hint[i];
-        for (; k < o->n && got < max; k++) {
-            fent *e = &o->v[k];
-            if (e->gone || (e->acked & bit)) continue;
-            vigil_alert_record *x = &out[got];
-            memset(x, 0, sizeof *x);
-            x->json = malloc(e->json_len + 1);
-            if (!x->json) {
-                s = vigil_error_set(err, VIGIL_ENOMEM, "outbox: out of memory");
-                break;
-            }
-            memcpy(x->json, blob_json(e), e->json_len + 1);
-            x->len = e->json_len;
-            snprintf(x->ref, sizeof x->ref, "%llu", (unsigned long long)e->seq);
-            snprintf(x->id, sizeof x->id, "%s", e->id);
-            snprintf(x->rule, sizeof x->rule, "%s", blob_rule(e));
-            snprintf(x->severity, sizeof x->severity, "%s", blob_sev(e));
-            snprintf(x->key, sizeof x->key, "%s", blob_key(e));
-            x->mode = e->shadow ? VIGIL_MODE_SHADOW : VIGIL_MODE_ACTIVE;
-            x->appended_ms = e->appended_ms;
-            got++;
-        }
-        if (got || s != VIGIL_OK || wait_ms <= 0) break;
-        if (pthread_cond_timedwait(&o->appended, &o->mu, &deadline) == ETIMEDOUT) wait_ms = 0;
-    }
-    pthread_mutex_unlock(&o->mu);
-    if (s != VIGIL_OK) {
-        for (int k = 0; k < got; k++) vigil_alert_record_free(&out[k]);
-        got = 0;
-    }
-    *n = got;
-    return s;
+    voutbox_held h = {0};
+    if (o) h = (voutbox_held){o, &o->mu, &o->appended, o->names, o->neps, f_scan};
+    return voutbox_read(&h, ep, after, out, max, n, wait_ms, err);
 }
 
 /* Write one 'K' record for endpoint i and mark the entries. Locked. */
@@ -162,7 +115,7 @@ static vigil_status ack_locked(fob *o, int i, const uint64_t *seqs, int n, vigil
     vfob_krec_end(&b, &kr);
     if (b.oom) {
         free(b.p);
-        return vigil_error_set(err, VIGIL_ENOMEM, "outbox: out of memory");
+        return voutbox_oom(err);
     }
     if (vfob_full_write(o->fd, b.p, b.len) != 0) {
         int e = errno;
@@ -183,57 +136,21 @@ static vigil_status ack_locked(fob *o, int i, const uint64_t *seqs, int n, vigil
 static vigil_status f_ack(vigil_outbox *ob, const char *ep, const char *const *refs, int n,
                           vigil_error *err) {
     fob *o = (fob *)ob;
-    if (!o || n < 0 || (n > 0 && !refs)) return vigil_error_set(err, VIGIL_EINVAL, "outbox ack: bad argument");
-    if (n == 0) return VIGIL_OK;
+    if (!o) return vigil_error_set(err, VIGIL_EINVAL, "outbox ack: bad argument");
+    vigil_status s = voutbox_parse_refs(refs, n, NULL, err);
+    if (s != VIGIL_OK || n == 0) return s;
     uint64_t *seqs = malloc((size_t)n * sizeof *seqs);
-    if (!seqs) return vigil_error_set(err, VIGIL_ENOMEM, "outbox: out of memory");
-    for (int k = 0; k < n; k++)
-        if (!refs[k] || !*refs[k] || parse_seq(refs[k], &seqs[k]) != 0) {
-            free(seqs);
-            return vigil_error_set(err, VIGIL_EINVAL, "outbox ack: bad position '%s'",
-                                   refs[k] ? refs[k] : "(null)");
-        }
-    pthread_mutex_lock(&o->mu);
-    int i = vfob_ep_index(o, ep);
-    vigil_status s = i < 0 ? vigil_error_set(err, VIGIL_ENOTFOUND, "outbox: unknown endpoint '%s'",
-                                             ep ? ep : "(null)")
-                           : ack_locked(o, i, seqs, n, err);
+    if (!seqs) return voutbox_oom(err);
+    voutbox_parse_refs(refs, n, seqs, NULL);
+    int i = voutbox_lock_ep(&o->mu, o->names, o->neps, ep, err);
+    if (i < 0) {
+        free(seqs);
+        return VIGIL_ENOTFOUND;
+    }
+    s = ack_locked(o, i, seqs, n, err);
     pthread_mutex_unlock(&o->mu);
     free(seqs);
     return s;
-}
-
-/* {"endpoint","alert_id","rule","key","reason","attempts","dead_at","alert"} as
- * one line (malloc'd, with '\n'); shared shape with the Redis backend. */
-static char *dead_line(const char *ep, const vigil_alert_record *e, const char *reason, int attempts,
-                       size_t *len) {
-    char ts[40];
-    vigil_time_format_rfc3339(vigil_now_ms(), ts, sizeof ts);
-    cJSON *o = cJSON_CreateObject();
-    if (!o) return NULL;
-    cJSON_AddStringToObject(o, "endpoint", ep);
-    cJSON_AddStringToObject(o, "alert_id", e->id);
-    cJSON_AddStringToObject(o, "rule", e->rule);
-    cJSON_AddStringToObject(o, "key", e->key);
-    cJSON_AddStringToObject(o, "reason", reason ? reason : "");
-    cJSON_AddNumberToObject(o, "attempts", attempts);
-    cJSON_AddStringToObject(o, "dead_at", ts);
-    cJSON *a = e->json ? cJSON_ParseWithLength(e->json, e->len) : NULL;
-    if (!a) a = e->json ? cJSON_CreateString(e->json) : cJSON_CreateNull();
-    cJSON_AddItemToObject(o, "alert", a);
-    char *txt = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    if (!txt) return NULL;
-    size_t n = strlen(txt);
-    char *line = malloc(n + 2);
-    if (line) {
-        memcpy(line, txt, n);
-        line[n] = '\n';
-        line[n + 1] = '\0';
-        *len = n + 1;
-    }
-    cJSON_free(txt);
-    return line;
 }
 
 static vigil_status f_dead(vigil_outbox *ob, const char *ep, const vigil_alert_record *e,
@@ -241,22 +158,17 @@ static vigil_status f_dead(vigil_outbox *ob, const char *ep, const vigil_alert_r
     fob *o = (fob *)ob;
     uint64_t seq;
     size_t len = 0;
-    if (!o || !e || parse_seq(e->ref, &seq) != 0 || !e->ref[0])
+    if (!o || !e || !e->ref[0] || voutbox_parse_seq(e->ref, &seq) != 0)
         return vigil_error_set(err, VIGIL_EINVAL, "outbox dead: bad argument");
-    pthread_mutex_lock(&o->mu);
-    int i = vfob_ep_index(o, ep);
-    if (i < 0) {
-        pthread_mutex_unlock(&o->mu);
-        return vigil_error_set(err, VIGIL_ENOTFOUND, "outbox: unknown endpoint '%s'", ep ? ep : "(null)");
-    }
+    int i = voutbox_lock_ep(&o->mu, o->names, o->neps, ep, err);
+    if (i < 0) return VIGIL_ENOTFOUND;
     fent *f = vfob_find_seq(o, seq);
     if (!f || f->gone || (f->acked & (1ull << i))) {   /* already done: idempotent */
         pthread_mutex_unlock(&o->mu);
         return VIGIL_OK;
     }
-    char *line = dead_line(ep, e, reason, attempts, &len);
-    vigil_status s = VIGIL_OK;
-    if (!line) s = vigil_error_set(err, VIGIL_ENOMEM, "outbox: out of memory");
+    char *line = voutbox_dead_line(ep, e, reason, attempts, &len);
+    vigil_status s = line ? VIGIL_OK : voutbox_oom(err);
     if (s == VIGIL_OK && o->dead_fd < 0) {
         o->dead_fd = open(o->dead_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
         if (o->dead_fd < 0)
@@ -273,12 +185,9 @@ static vigil_status f_dead(vigil_outbox *ob, const char *ep, const vigil_alert_r
 static vigil_status f_list_dead(vigil_outbox *ob, const char *ep, int limit, char **json,
                                 vigil_error *err) {
     fob *o = (fob *)ob;
-    if (!o || !json) return vigil_error_set(err, VIGIL_EINVAL, "outbox list_dead: bad argument");
-    *json = NULL;
-    if (limit <= 0) limit = DEAD_LIMIT_DEFAULT;
-    if (limit > DEAD_LIMIT_MAX) limit = DEAD_LIMIT_MAX;
-    cJSON *arr = cJSON_CreateArray();
-    if (!arr) return vigil_error_set(err, VIGIL_ENOMEM, "outbox: out of memory");
+    cJSON *arr = NULL;
+    vigil_status s = voutbox_list_dead_begin(o, json, &limit, &arr, err);
+    if (s != VIGIL_OK) return s;
     int fd = open(o->dead_path, O_RDONLY | O_CLOEXEC);
     if (fd >= 0) {
         struct stat st;
@@ -316,29 +225,19 @@ static vigil_status f_list_dead(vigil_outbox *ob, const char *ep, int limit, cha
             free(data);
         } else if (size - from) {
             cJSON_Delete(arr);
-            return vigil_error_set(err, VIGIL_ENOMEM, "outbox: out of memory");
+            return voutbox_oom(err);
         }
     } else if (errno != ENOENT) {
         cJSON_Delete(arr);
         return vigil_error_set(err, VIGIL_EIO, "outbox %s: %s", o->dead_path, strerror(errno));
     }
-    char *txt = cJSON_PrintUnformatted(arr);
-    cJSON_Delete(arr);
-    if (!txt) return vigil_error_set(err, VIGIL_ENOMEM, "outbox: out of memory");
-    *json = strdup(txt);
-    cJSON_free(txt);
-    return *json ? VIGIL_OK : vigil_error_set(err, VIGIL_ENOMEM, "outbox: out of memory");
+    return voutbox_list_dead_end(arr, json, err);
 }
 
 static vigil_status f_depth(vigil_outbox *ob, const char *ep, uint64_t *n, vigil_error *err) {
     fob *o = (fob *)ob;
     if (!o || !n) return vigil_error_set(err, VIGIL_EINVAL, "outbox depth: bad argument");
-    pthread_mutex_lock(&o->mu);
-    int i = vfob_ep_index(o, ep);
-    if (i >= 0) *n = o->unacked[i];
-    pthread_mutex_unlock(&o->mu);
-    if (i < 0) return vigil_error_set(err, VIGIL_ENOTFOUND, "outbox: unknown endpoint '%s'", ep ? ep : "(null)");
-    return VIGIL_OK;
+    return voutbox_depth(&o->mu, o->names, o->neps, o->unacked, ep, n, err);
 }
 
 static void f_destroy(vigil_outbox *ob) {
@@ -364,32 +263,19 @@ vigil_status vigil_outbox_file_open(const char *dir, const char *const *endpoint
                                     int do_fsync, vigil_outbox **out, vigil_error *err) {
     if (!out) return vigil_error_set(err, VIGIL_EINVAL, "outbox: NULL argument");
     *out = NULL;
-    if (!dir || !*dir || nendpoints < 0 || (nendpoints > 0 && !endpoints))
-        return vigil_error_set(err, VIGIL_EINVAL, "outbox: bad directory or endpoint list");
-    if (nendpoints > MAX_ENDPOINTS)
-        return vigil_error_set(err, VIGIL_EINVAL, "outbox: at most %d endpoints", MAX_ENDPOINTS);
-    for (int i = 0; i < nendpoints; i++) {
-        if (!endpoints[i] || !*endpoints[i] || strlen(endpoints[i]) > MAX_EP_NAME)
-            return vigil_error_set(err, VIGIL_EINVAL, "outbox: endpoint name %d empty or over %d bytes",
-                                   i + 1, MAX_EP_NAME);
-        for (int k = 0; k < i; k++)
-            if (!strcmp(endpoints[i], endpoints[k]))
-                return vigil_error_set(err, VIGIL_EINVAL, "outbox: endpoint '%s' named twice", endpoints[i]);
-    }
+    if (!dir || !*dir) return vigil_error_set(err, VIGIL_EINVAL, "outbox: bad directory");
+    vigil_status s = voutbox_check_endpoints(endpoints, nendpoints, MAX_ENDPOINTS, MAX_EP_NAME, err);
+    if (s != VIGIL_OK) return s;
     if (mkdir(dir, 0755) != 0 && errno != EEXIST)
         return vigil_error_set(err, VIGIL_EIO, "outbox: cannot create %s: %s", dir, strerror(errno));
 
     fob *o = calloc(1, sizeof *o);
-    if (!o) return vigil_error_set(err, VIGIL_ENOMEM, "outbox: out of memory");
+    if (!o) return voutbox_oom(err);
     o->magic = FOB_MAGIC;
     o->fd = o->dead_fd = -1;
     o->do_fsync = do_fsync;
     pthread_mutex_init(&o->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&o->appended, &ca);
-    pthread_condattr_destroy(&ca);
+    voutbox_cond_init(&o->appended);
     o->base.read = f_read;
     o->base.ack = f_ack;
     o->base.dead = f_dead;
@@ -400,13 +286,12 @@ vigil_status vigil_outbox_file_open(const char *dir, const char *const *endpoint
     o->path = join(dir, "outbox.log");
     o->tmp_path = join(dir, "outbox.log.tmp");
     o->dead_path = join(dir, "deadletter.jsonl");
-    vigil_status s = VIGIL_OK;
     if (!o->dir || !o->path || !o->tmp_path || !o->dead_path) s = VIGIL_ENOMEM;
     for (int i = 0; s == VIGIL_OK && i < nendpoints; i++) {
         if (!(o->names[i] = strdup(endpoints[i]))) s = VIGIL_ENOMEM;
         o->neps = i + 1;
     }
-    if (s == VIGIL_ENOMEM) vigil_error_set(err, s, "outbox: out of memory");
+    if (s == VIGIL_ENOMEM) voutbox_oom(err);
     o->allmask = nendpoints == 64 ? UINT64_MAX : ((1ull << nendpoints) - 1);
     if (s == VIGIL_OK) {
         unlink(o->tmp_path);   /* a compaction that crashed before its rename */
@@ -427,17 +312,8 @@ vigil_status vigil_outbox_file_append(vigil_outbox *ob, const vigil_alert_record
                                       vigil_error *err) {
     fob *o = (fob *)ob;
     if (!o || o->magic != FOB_MAGIC) return vigil_error_set(err, VIGIL_EINVAL, "outbox: not a file outbox");
-    if (n < 0 || (n > 0 && !alerts)) return vigil_error_set(err, VIGIL_EINVAL, "outbox append: bad argument");
-    for (int i = 0; i < n; i++) {
-        const vigil_alert_record *a = &alerts[i];
-        if (!valid_id(a->id))
-            return vigil_error_set(err, VIGIL_EINVAL, "outbox append: alert %d: id must be 1..%d "
-                                   "printable characters", i + 1, ID_MAX);
-        if (!a->json || a->len == 0)
-            return vigil_error_set(err, VIGIL_EINVAL, "outbox append: alert %s: no JSON", a->id);
-        if (a->len > MAX_PAYLOAD / 2)
-            return vigil_error_set(err, VIGIL_ETOOBIG, "outbox append: alert %s: %zu bytes", a->id, a->len);
-    }
+    vigil_status s = voutbox_check_alerts(alerts, n, ID_MAX, MAX_PAYLOAD / 2, err);
+    if (s != VIGIL_OK) return s;
     buf b = {0};
     int64_t now = vigil_now_ms();
     pthread_mutex_lock(&o->mu);
@@ -445,7 +321,7 @@ vigil_status vigil_outbox_file_append(vigil_outbox *ob, const vigil_alert_record
     char *take = calloc((size_t)n + 1, 1);
     if (!take) {
         pthread_mutex_unlock(&o->mu);
-        return vigil_error_set(err, VIGIL_ENOMEM, "outbox: out of memory");
+        return voutbox_oom(err);
     }
     int count = 0;
     for (int i = 0; i < n; i++) {
@@ -459,10 +335,9 @@ vigil_status vigil_outbox_file_append(vigil_outbox *ob, const vigil_alert_record
         vfob_rec_alert(&b, ++seq, now, a->mode == VIGIL_MODE_SHADOW, a->id, a->rule, a->severity, a->key, a->json,
                        a->len);
     }
-    vigil_status s = VIGIL_OK;
     if (count == 0) goto out;
     if (b.oom) {
-        s = vigil_error_set(err, VIGIL_ENOMEM, "outbox: out of memory");
+        s = voutbox_oom(err);
         goto out;
     }
     if (vfob_full_write(o->fd, b.p, b.len) != 0 || (o->do_fsync && fdatasync(o->fd) != 0)) {

@@ -20,12 +20,6 @@
 
 /* ---- endpoints and positions --------------------------------------------- */
 
-int vfob_ep_index(const fob *o, const char *ep) {
-    for (int i = 0; ep && i < o->neps; i++)
-        if (!strcmp(o->names[i], ep)) return i;
-    return -1;
-}
-
 /* Index of the first entry with seq > after. */
 size_t vfob_upper_bound(const fob *o, uint64_t after) {
     size_t lo = 0, hi = o->n;

@@ -94,7 +94,6 @@ static inline const char *blob_json(const fent *e) {
 
 /* ---- the in-memory index (outbox_file_index.c) --------------------------- */
 
-int vfob_ep_index(const fob *o, const char *ep);          /* -1: not configured */
 size_t vfob_upper_bound(const fob *o, uint64_t after);    /* first entry with seq > after */
 fent *vfob_find_seq(fob *o, uint64_t seq);                /* NULL: not held */
 idslot *vfob_id_find(const fob *o, const char *id);       /* NULL: the log does not hold it */

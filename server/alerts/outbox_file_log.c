@@ -26,6 +26,7 @@
  * Threads: the caller holds fob.mu (replay: before the outbox is shared). */
 #define _GNU_SOURCE
 #include "outbox_file_int.h"
+#include "outbox_util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -277,7 +278,7 @@ static int apply_record(fob *o, char type, const unsigned char *p, size_t len) {
         if (nl > MAX_EP_NAME) return 0;     /* not one of ours */
         memcpy(nb, name, nl);
         nb[nl] = '\0';
-        int i = vfob_ep_index(o, nb);
+        int i = voutbox_ep_index(o->names, o->neps, nb);
         for (uint32_t k = 0; k < cnt; k++) {
             uint64_t seq = r_u64(&r);
             fent *e = i >= 0 ? vfob_find_seq(o, seq) : NULL;

@@ -14,6 +14,7 @@
 #define _GNU_SOURCE
 #include "vigil/clock.h"
 #include "outbox_redis_int.h"
+#include "outbox_util.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -21,8 +22,6 @@
 #include <string.h>
 
 #define DEAD_MAXLEN "100000"
-#define DEAD_LIMIT_DEFAULT 100
-#define DEAD_LIMIT_MAX 10000
 #define DEAD_SCAN_MAX 100000       /* list_dead looks at most this far back */
 
 /* MULTI; XADD deadletter …; XACK; EXEC on k. */
@@ -100,14 +99,11 @@ static cJSON *dead_obj(const redisReply *fv) {
 
 vigil_status vrob_list_dead(vigil_outbox *ob, const char *ep, int limit, char **json, vigil_error *err) {
     rob *o = (rob *)ob;
-    if (!o || !json) return vigil_error_set(err, VIGIL_EINVAL, "outbox list_dead: bad argument");
-    *json = NULL;
-    if (limit <= 0) limit = DEAD_LIMIT_DEFAULT;
-    if (limit > DEAD_LIMIT_MAX) limit = DEAD_LIMIT_MAX;
-    cJSON *arr = cJSON_CreateArray();
-    if (!arr) return vigil_error_set(err, VIGIL_ENOMEM, "outbox: out of memory");
+    cJSON *arr = NULL;
+    vigil_status s = voutbox_list_dead_begin(o, json, &limit, &arr, err);
+    if (s != VIGIL_OK) return s;
     call k;
-    vigil_status s = vrob_get(o, &k, err);
+    s = vrob_get(o, &k, err);
     if (s != VIGIL_OK) {
         cJSON_Delete(arr);
         return s;
@@ -150,10 +146,5 @@ vigil_status vrob_list_dead(vigil_outbox *ob, const char *ep, int limit, char **
         cJSON_Delete(arr);
         return s;
     }
-    char *txt = cJSON_PrintUnformatted(arr);
-    cJSON_Delete(arr);
-    if (!txt) return vigil_error_set(err, VIGIL_ENOMEM, "outbox: out of memory");
-    *json = strdup(txt);
-    cJSON_free(txt);
-    return *json ? VIGIL_OK : vigil_error_set(err, VIGIL_ENOMEM, "outbox: out of memory");
+    return voutbox_list_dead_end(arr, json, err);
 }

@@ -1,8 +1,9 @@
 /* webhooks.c — starts and stops webhook delivery for the server's
  * lifecycle: chooses the outbox (Redis stream, file or memory) and runs the
  * one dispatcher on it (webhooks.h). Moved here from server.c's
- * start_webhooks so that the lifecycle holds no alerts-wing logic. */
-#include <stdarg.h>
+ * start_webhooks so that the lifecycle holds no alerts-wing logic. Its
+ * metrics text (vigil_webhooks_metrics) is in dispatch_metrics.c, with the
+ * dispatcher's, so that one helper writes every metric line of the wing. */
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -69,37 +70,6 @@ vigil_status vigil_webhooks_append(vigil_outbox *ob, const vigil_alert_record *a
         return st == VIGIL_EFULL ? VIGIL_OK : st;   /* refused: counted and logged by the outbox */
     }
     return vigil_outbox_file_append(ob, alerts, n, err);   /* EINVAL for a Redis outbox */
-}
-
-typedef struct sink {
-    void (*emit)(void *, const char *, size_t);
-    void *ud;
-} sink;
-
-static void say(sink *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void say(sink *o, const char *fmt, ...) {
-    char line[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    if (n < 0) return;
-    if ((size_t)n >= sizeof line) n = (int)sizeof line - 1;
-    o->emit(o->ud, line, (size_t)n);
-}
-
-void vigil_webhooks_metrics(vigil_dispatch *d, vigil_outbox *ob, void (*emit)(void *ud, const char *text, size_t len),
-                            void *ud) {
-    if (!emit) return;
-    if (d) vigil_dispatch_metrics(d, emit, ud);
-    vigil_outbox_mem_counters c;
-    if (!ob || vigil_outbox_mem_stats(ob, &c) != VIGIL_OK) return;
-    sink o = {emit, ud};
-    say(&o, "# HELP vigil_outbox_memory_refused_total Alerts not queued for webhooks because the in-memory "
-            "outbox was full.\n# TYPE vigil_outbox_memory_refused_total counter\n"
-            "vigil_outbox_memory_refused_total %llu\n", c.refused);
-    say(&o, "# HELP vigil_outbox_memory_held Alerts held by the in-memory outbox (not yet finished by every "
-            "endpoint).\n# TYPE vigil_outbox_memory_held gauge\nvigil_outbox_memory_held %zu\n", c.held);
 }
 
 static long long mono_ms(void) {

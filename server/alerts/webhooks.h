@@ -53,7 +53,7 @@ vigil_status vigil_webhooks_append(vigil_outbox *ob, const vigil_alert_record *a
  * outbox:
  *   vigil_outbox_memory_refused_total   counter, alerts refused because it was full
  *   vigil_outbox_memory_held            gauge, alerts held (not acked by every endpoint)
- * Accepts NULLs (emits nothing). */
+ * Accepts NULLs (emits nothing). In dispatch_metrics.c. */
 void vigil_webhooks_metrics(vigil_dispatch *d, vigil_outbox *ob, void (*emit)(void *ud, const char *text, size_t len),
                             void *ud);
 
