@@ -22,6 +22,7 @@ struct vigil_ingest {
     atomic_int js_resync;        /* NATS reconnected: re-position the consumer */
     atomic_int js_stop;          /* the fetcher stops (before the workers drain) */
     struct vjspub *pub;          /* HTTP → JetStream publishers */
+    char http_subject[256];      /* where HTTP bodies are published (vigil.events.http) */
     /* counters */
     atomic_ullong http_events, nats_events, rejected_bad, rejected_nokey, rejected_full;
     atomic_ullong js_fetched, js_acked, js_msgs_bad, js_fetch_errors;

@@ -162,8 +162,11 @@ static void handle_msg(vigil_ingest *ig, natsMsg *msg) {
     jsMsgMetaData_Destroy(meta);
     const char *data = natsMsg_GetData(msg);
     int len = natsMsg_GetDataLength(msg);
+    /* only HTTP bodies carry Vigil-Format (reading headers parses them all:
+     * not for every message of a NATS publisher) */
     const char *fmt = NULL;
-    int one = natsMsgHeader_Get(msg, "Vigil-Format", &fmt) == NATS_OK && fmt && strcmp(fmt, "json") == 0;
+    int one = strcmp(natsMsg_GetSubject(msg), ig->http_subject) == 0 &&
+              natsMsgHeader_Get(msg, "Vigil-Format", &fmt) == NATS_OK && fmt && strcmp(fmt, "json") == 0;
     vingest_badctx bc = {.ig = ig, .what = "JetStream", .seq = seq, .subject = natsMsg_GetSubject(msg)};
     vigil_batch_opts bo = {.mode = one ? VIGIL_BATCH_ONE_EVENT : VIGIL_BATCH_LINES, .policy = VIGIL_BATCH_SKIP_BAD,
                            .decode = ig->cfg.decode, .max_events = SIZE_MAX, .empty_ok = 1,
@@ -306,13 +309,7 @@ static void *publisher_main(void *arg) {
         char id[2 * SHA256_DIGEST_LENGTH + 1];
         SHA256((const unsigned char *)j.body, j.len, h);
         for (int i = 0; i < SHA256_DIGEST_LENGTH; i++) snprintf(id + 2 * i, 3, "%02x", h[i]);
-        char subj[256];
-        /* the stream's subject filter: vigil.events.> gives vigil.events.http */
-        size_t sl = strlen(ig->cfg.subject);
-        if (sl >= 2 && strcmp(ig->cfg.subject + sl - 2, ".>") == 0)
-            snprintf(subj, sizeof subj, "%.*s.http", (int)(sl - 2), ig->cfg.subject);
-        else
-            snprintf(subj, sizeof subj, "%s", ig->cfg.subject);
+        const char *subj = ig->http_subject;
         natsMsg *m = NULL;
         jsPubAck *pa = NULL;
         jsErrCode jerr = 0;
@@ -358,6 +355,12 @@ vigil_status vjs_publish_async(vigil_ingest *ig, const char *body, size_t len, c
 /* ---- start / stop ------------------------------------------------------------------- */
 
 vigil_status vjs_start(vigil_ingest *ig, vigil_error *err) {
+    /* the stream's subject filter: vigil.events.> gives vigil.events.http */
+    size_t sl = strlen(ig->cfg.subject);
+    if (sl >= 2 && strcmp(ig->cfg.subject + sl - 2, ".>") == 0)
+        snprintf(ig->http_subject, sizeof ig->http_subject, "%.*s.http", (int)(sl - 2), ig->cfg.subject);
+    else
+        snprintf(ig->http_subject, sizeof ig->http_subject, "%s", ig->cfg.subject);
     natsStatus ns = natsConnection_JetStream(&ig->js, ig->nc, NULL);
     if (ns != NATS_OK) return vigil_error_set(err, VIGIL_EUNAVAILABLE, "JetStream: %s", natsStatus_GetText(ns));
     vigil_status st = ensure_stream(ig, err);

@@ -1,5 +1,6 @@
 /* ops.c — the ops wing's life and its health answers: a background thread
- * refreshes a health cache once a second (a Redis ping with 1 s timeouts,
+ * refreshes a health cache once a second (a Redis PING on its own kept
+ * connection, 1 s timeouts,
  * and the share of late events over the last 10 s), so /readyz never waits
  * on Redis on an MHD thread; /healthz; /readyz (rules, stores, NATS,
  * intake, and a warning while most events are late); GET /v1/deadletters. */
@@ -10,17 +11,33 @@
 #include <cjson/cJSON.h>
 #include "ops_int.h"
 #include "server/http/reply.h"
-#include "server/state/redis_store.h"
+#include <hiredis/hiredis.h>
+#include "server/state/redis.h"
 #include "vigil/clock.h"
 
 /* ---- the health cache -------------------------------------------------------------- */
 
-static void refresh(vigil_ops *ops) {
-    int redis_up = 1;
-    if (ops->cfg.redis_url) {
-        vigil_error err;
-        redis_up = vigil_redis_ping(ops->cfg.redis_url, &err) == VIGIL_OK;
+/* PING on the ops wing's own connection (kept open: a new connection per
+ * second would cost more than the ping; the layer reconnects after a
+ * failure). 1 when Redis answered PONG. */
+static int redis_ping(vigil_ops *ops) {
+    vigil_error err;
+    if (!ops->redis) {
+        vigil_redis_opts o = {.connect_timeout_ms = 1000, .io_timeout_ms = 1000};
+        if (vigil_redis_create(ops->cfg.redis_url, &o, &ops->redis, &err) != VIGIL_OK) return 0;
     }
+    const char *av[1] = {"PING"};
+    size_t al[1] = {4};
+    vigil_redis_cmd cmd = {.argc = 1, .argv = av, .lens = al};
+    redisReply *reply = NULL;
+    int up = vigil_redis_command(ops->redis, &cmd, &reply, "PING", &err) == VIGIL_OK && reply &&
+             reply->type == REDIS_REPLY_STATUS && strcmp(reply->str, "PONG") == 0;
+    if (reply) freeReplyObject(reply);
+    return up;
+}
+
+static void refresh(vigil_ops *ops) {
+    int redis_up = ops->cfg.redis_url ? redis_ping(ops) : 1;
     vigil_router_stats rs;
     vigil_router_get_stats(ops->cfg.router, &rs);
     pthread_mutex_lock(&ops->mu);
@@ -91,6 +108,7 @@ void vigil_ops_destroy(vigil_ops *ops) {
     if (ops->started) pthread_join(ops->th, NULL);
     pthread_mutex_destroy(&ops->mu);
     pthread_cond_destroy(&ops->cv);
+    vigil_redis_destroy(ops->redis);
     vigil_ruleset_release(ops->cfg.rs);
     free(ops);
 }

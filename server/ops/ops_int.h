@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include "ops.h"
+#include "server/state/redis.h"
 
 #define OPS_LATE_WINDOW 10           /* seconds of history for the late-events warning */
 
@@ -18,6 +19,7 @@ struct vigil_ops {
     int stop;
     /* the health cache, refreshed once a second by the ops thread (under mu) */
     int redis_up;
+    vigil_redis *redis;          /* the health PING's own connection (ops thread only) */
     char late_warning[512];      /* "" while most events are on time */
     unsigned long long hist_processed[OPS_LATE_WINDOW], hist_late[OPS_LATE_WINDOW];
     int hist_n, hist_i;
