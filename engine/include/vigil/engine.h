@@ -119,6 +119,22 @@ vigil_status vigil_engine_foreach_state(vigil_engine *eng, vigil_state_fn fn, vo
 vigil_status vigil_engine_load_state(vigil_engine *eng, int g, const char *key, size_t keylen,
                                      const unsigned char *data, size_t len, vigil_error *err);
 
+/* Hot reload: switch to rs (retained), which must descend from the engine's
+ * ruleset (vigil_ruleset_create_from, directly; EINVAL otherwise), between
+ * two feeds. Every key's state moves over: a rule present in both (same
+ * name and version) keeps its state; a new version takes the state of the
+ * versions it inherits (vigil_ruleset_rule_inherits); state of a version
+ * that rs no longer has is dropped. Timers are re-armed, events held for
+ * max_out_of_orderness are decoded again with rs. The engine's host
+ * instance (Lua functions) is reopened for rs. Costs O(keys); on failure
+ * (ENOMEM) the engine still runs the old ruleset, unchanged. */
+vigil_status vigil_engine_swap(vigil_engine *eng, vigil_ruleset *rs, vigil_error *err);
+/* Per rule of the engine's ruleset: keys that hold state of it that is
+ * still live (pattern runs not yet completed or expired, an open
+ * tumbling/session window). A scan of every key: for draining rules, to
+ * know when one is done. counts has vigil_ruleset_rule_count entries. */
+void vigil_engine_rule_live(const vigil_engine *eng, uint64_t *counts);
+
 typedef struct vigil_engine_stats {
     uint64_t events;          /* events fed (per key group) */
     uint64_t alerts;

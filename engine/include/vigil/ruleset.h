@@ -199,10 +199,28 @@ typedef struct vigil_rule_def {
     /* both */
     int64_t suppress_ms;          /* 0 = alert on every match */
     int alert_fn;                 /* host function of `alert = function(m)`; 0 = none */
+    /* hot reload (vigil_ruleset_create_from, vigil_engine_swap) */
+    int draining;                 /* an old version after an incompatible change: its partial
+                                     matches (runs, an open tumbling/session window) complete or
+                                     expire, it starts none; a draining sliding window has nothing
+                                     to finish and keeps no state */
+    int inherits;                 /* the lowest version of this rule whose stored state this version
+                                     takes over (window contents, runs); 0: decide by comparing with
+                                     the base ruleset's version of the same name (the new version
+                                     is compatible with it: its own version, or the base's
+                                     `inherits`), else none (= version) */
 } vigil_rule_def;
 
 /* Create an empty ruleset (refcount 1). NULL when out of memory. */
 vigil_ruleset *vigil_ruleset_create(void);
+/* Create an empty ruleset that descends from base (a finalized ruleset), for
+ * a hot reload: it starts with base's field table and key groups in base's
+ * order, so that an event decoded with base (its slots, its keys) means the
+ * same in the new ruleset, and a key group keeps its index (a group whose
+ * rules are all gone stays, with no rule). Rules are then added as usual;
+ * a rule name may appear twice with different versions (one of them
+ * draining). The new ruleset keeps no reference to base. */
+vigil_ruleset *vigil_ruleset_create_from(const vigil_ruleset *base);
 void vigil_ruleset_retain(vigil_ruleset *rs);
 /* Drops one reference; frees at zero. Accepts NULL. */
 void vigil_ruleset_release(vigil_ruleset *rs);
@@ -222,7 +240,21 @@ int vigil_ruleset_rule_version(const vigil_ruleset *rs, int i);
 vigil_mode vigil_ruleset_rule_mode(const vigil_ruleset *rs, int i);
 vigil_severity vigil_ruleset_rule_severity(const vigil_ruleset *rs, int i);
 const char *vigil_ruleset_rule_key(const vigil_ruleset *rs, int i);
-int vigil_ruleset_rule_index(const vigil_ruleset *rs, const char *name); /* -1 if none */
+/* The live (not draining) version of rule `name`; -1 if none. */
+int vigil_ruleset_rule_index(const vigil_ruleset *rs, const char *name);
+/* Rule `name` at `version`, draining or not; -1 if none. */
+int vigil_ruleset_rule_find(const vigil_ruleset *rs, const char *name, int version);
+int vigil_ruleset_rule_draining(const vigil_ruleset *rs, int i);
+/* The lowest version whose state rule i takes over (its own version: none). */
+int vigil_ruleset_rule_inherits(const vigil_ruleset *rs, int i);
+/* Whether rule j of `to` may take over the state of rule i of `from` (DESIGN.md
+ * §6 "compatible"): same key; a window rule with the same normalised `where`,
+ * window kind, size and precision and the same aggregates; a pattern with
+ * the same steps (names, contiguity, quantifiers, conditions), `within` and
+ * skip strategy. Severity, description, suppress, `when`'s thresholds and
+ * combination, alert functions and mode may differ. 1 or 0. */
+int vigil_ruleset_rules_compatible(const vigil_ruleset *from, int i, const vigil_ruleset *to, int j);
+int vigil_ruleset_group_rule_count(const vigil_ruleset *rs, int g);   /* 0: a group left by a reload */
 int vigil_ruleset_group_count(const vigil_ruleset *rs);       /* key groups */
 const char *vigil_ruleset_group_key(const vigil_ruleset *rs, int g);
 int vigil_ruleset_field_count(const vigil_ruleset *rs);

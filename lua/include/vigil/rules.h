@@ -61,6 +61,13 @@ typedef struct vigil_rule_examples {
 /* Frees the examples' texts, matches, late ids and the array; accepts NULL. */
 void vigil_rule_examples_free(vigil_rule_examples *ex);
 
+/* A rule's version set from outside its source (`vigil replay
+ * --rule-version NAME=N`, a served version). */
+typedef struct vigil_rule_version_set {
+    const char *name;
+    int version;
+} vigil_rule_version_set;
+
 typedef struct vigil_rules_opts {
     const char *lists_dir;     /* directory of in_list() files (NAME.txt, one value per
                                   line, '#' comments); NULL: "<rules dir>/lists" if it
@@ -69,6 +76,8 @@ typedef struct vigil_rules_opts {
     int64_t wall_ms;           /* wall-clock limit per file; 0: 2000 */
     size_t mem_cap;            /* bytes per Lua state; 0: 64 MiB */
     vigil_rule_examples *examples; /* when set, every rule's examples are appended here */
+    const vigil_rule_version_set *versions; /* rule NAME gets version N whatever its source says */
+    int nversions;
 } vigil_rules_opts;
 
 /* Load FILE (one .lua) or every *.lua of DIR (sorted by name, not recursing
@@ -84,5 +93,47 @@ vigil_status vigil_rules_load(const char *path, const vigil_rules_opts *opts,
 vigil_status vigil_rules_load_string(const char *name, const char *src, size_t len,
                                      const vigil_rules_opts *opts, vigil_ruleset **out,
                                      vigil_error *errs, int maxerrs, int *nerrs);
+
+/* ---- the server's rule catalog (hot reload) --------------------------------
+ * A served rule set is built from many sources: each rule's versions keep
+ * their own source text (a file of the rules directory, or a PUT body).
+ * vigil_rules_build compiles each source once and adds only the rules it
+ * picks, with the version, mode and lifecycle the server decided. */
+typedef struct vigil_rule_pick {
+    const char *name;
+    int version;               /* >= 1: the version it gets, whatever the source says */
+    vigil_mode mode;
+    int draining;              /* vigil_rule_def.draining */
+    int inherits;              /* vigil_rule_def.inherits (0: decide against base) */
+} vigil_rule_pick;
+
+typedef struct vigil_rule_source {
+    const char *file;          /* its name in errors: a path, or "api:<rule>" */
+    const char *src;
+    size_t len;
+    const vigil_rule_pick *picks;   /* the rules of this source to add; a pick the source does
+                                       not define is an error (ENOTFOUND) */
+    int npicks;
+} vigil_rule_source;
+
+/* One ruleset from n sources; base (may be NULL) is the running ruleset the
+ * new one descends from (vigil_ruleset_create_from). Errors as
+ * vigil_rules_load's; nothing is returned unless every source compiled. */
+vigil_status vigil_rules_build(const vigil_rule_source *srcs, int n, const vigil_ruleset *base,
+                               const vigil_rules_opts *opts, vigil_ruleset **out,
+                               vigil_error *errs, int maxerrs, int *nerrs);
+
+/* What a source defines, without keeping it: each rule{}'s name, the
+ * version it declares (0: none) and its line. */
+typedef struct vigil_rule_info {
+    char name[VIGIL_MAX_RULE_NAME + 1];
+    int version;
+    int line;
+} vigil_rule_info;
+/* Compile src alone; on success *n rules (at most max written to out).
+ * Compile errors as vigil_rules_load_string's. */
+vigil_status vigil_rules_inspect(const char *file, const char *src, size_t len, const vigil_rules_opts *opts,
+                                 vigil_rule_info *out, int max, int *n,
+                                 vigil_error *errs, int maxerrs, int *nerrs);
 
 #endif
