@@ -511,6 +511,9 @@ static void rule_of(cc *c, vigil_rule_def *d, vigil_step_def *steps) {
         d->version = (int)v;
     }
     lua_pop(L, 1);
+    const vigil_rules_opts *ro = ld_opts(c->ld);   /* --rule-version NAME=N: a served version */
+    for (int i = 0; ro && i < ro->nversions; i++)
+        if (ro->versions[i].name && strcmp(ro->versions[i].name, name) == 0) d->version = ro->versions[i].version;
     ty = cc_rget(L, 1, "alert");          /* called by the host on every alert of the rule */
     if (ty != LUA_TNIL && ty != LUA_TFUNCTION) {
         cc_fail(c, "alert must be a function(m) returning a table of details, got %s",

@@ -43,6 +43,7 @@ struct loader {
 };
 
 vigil_ruleset *ld_ruleset(loader *ld) { return ld->rs; }
+const vigil_rules_opts *ld_opts(loader *ld) { return ld->opts; }
 vigil_rule_examples *ld_examples(loader *ld) { return ld->opts ? ld->opts->examples : NULL; }
 int ld_count_rule(loader *ld) { return ++ld->file_rules; }
 

@@ -50,6 +50,9 @@ vigil_ruleset *ld_ruleset(loader *ld);
 /* Count one more rule{} call of the current file; the count so far. */
 int ld_count_rule(loader *ld);
 
+/* The load's options (may be NULL). */
+const vigil_rules_opts *ld_opts(loader *ld);
+
 /* Where examples go (NULL: the caller does not want them). */
 vigil_rule_examples *ld_examples(loader *ld);
 
