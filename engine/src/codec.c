@@ -1,13 +1,15 @@
 /* codec.c — encoding a key's state into a versioned byte record and back.
  *
  * The record is what the Redis store keeps per key (and what a memory-store
- * snapshot will hold). Layout, little-endian, version 3 (versions 1 and 2
+ * snapshot will hold). Layout, little-endian, version 4 (versions 1 to 3
  * are still read: version 1 lacks the window's precision and the bucket
  * counts; before version 3 the run's held byte was `negated`, always 0 in
- * version 2, and a v1 run with it set is dropped):
- *   "VGS" 3 | u64 seq | i64 last_ts | u32 nevents | events | u32 nrules | rules
+ * version 2, and a v1 run with it set is dropped; before version 4 an entry
+ * had no length, so a window entry that no rule takes ends the record's
+ * use):
+ *   "VGS" 4 | u64 seq | i64 last_ts | u32 nevents | events | u32 nrules | rules
  *   event: str id | i64 ts | str json            (shared by runs: stored once)
- *   rule:  str name | u32 version | u8 kind(1 pattern, 2 window) | body
+ *   rule:  str name | u32 version | u8 kind(1 pattern, 2 window) | u32 body length (v4) | body
  *   pattern: i64 last_alert | u8 alerted | u32 nruns | runs
  *     run: i32 step | u32 count | u8 closed | u8 held (v3; before: negated) | [u8 from | u8 noproceed | u8 noskip (v2) |] i64 start_ts | u64 start_seq |
  *          u64 last_seq | u32 nev | nev × (u32 event index | u8 step | u64 seq)
@@ -17,8 +19,10 @@
  *     entry: i64 ts | u32 mask | per set bit: f64, or str for text aggregates
  *            [| per set bit: u32 events in the bucket, when precision > 0]
  *   str: u32 len | bytes
- * Rules are matched by name and version on decode, so a new version of a
- * rule starts with empty state while the old one's record is ignored. */
+ * Rules are matched by name and version on decode: an entry goes to the
+ * rule of that version, or to a later version that inherits its state
+ * (lineage.c); a version that inherits nothing starts empty, and the old
+ * version's entry is dropped unless that version still runs (draining). */
 #include <stdlib.h>
 #include <string.h>
 #include "codec.h"
@@ -63,6 +67,12 @@ static int ev_index(evtab *t, vigil_event *e, uint32_t *idx) {
     return 0;
 }
 
+/* v4: the u32 before `start` gets the length of what follows it. */
+static void put_len(vcodec_buf *b, size_t start) {
+    uint32_t l = (uint32_t)(b->len - start);
+    memcpy(b->p + start - sizeof l, &l, sizeof l);
+}
+
 static int uses_text(const vagg *a) { return a->is_new || a->kind == VIGIL_AGG_DISTINCT; }
 
 vigil_status vcodec_encode(const vigil_engine *eng, const vkeystate *ks, vcodec_buf *out) {
@@ -71,7 +81,7 @@ vigil_status vcodec_encode(const vigil_engine *eng, const vkeystate *ks, vcodec_
     vcodec_buf body = {0};
     evtab et = {0};
     int bad = 0;
-    uint32_t nr = (uint32_t)g->nrules;
+    uint32_t nr = (uint32_t)g->nrules, blen0 = 0;
     bad |= PUT(&body, nr);
     for (int i = 0; i < g->nrules && !bad; i++) {
         const vrule *r = &rs->rules[g->rules[i]];
@@ -82,7 +92,9 @@ vigil_status vcodec_encode(const vigil_engine *eng, const vkeystate *ks, vcodec_
             uint8_t kind = 1, alerted = p ? (uint8_t)p->alerted : 0;
             int64_t la = p ? p->last_alert_ts : 0;
             uint32_t n = p ? p->nruns : 0;
-            bad |= PUT(&body, kind) || PUT(&body, la) || PUT(&body, alerted) || PUT(&body, n);
+            bad |= PUT(&body, kind) || PUT(&body, blen0);
+            size_t bstart = body.len;
+            bad |= PUT(&body, la) || PUT(&body, alerted) || PUT(&body, n);
             for (uint32_t j = 0; j < n && !bad; j++) {
                 const vrun *run = &p->runs[j];
                 bad |= PUT(&body, run->step) || PUT(&body, run->count) || PUT(&body, run->closed) || PUT(&body, run->held) || PUT(&body, run->from) || PUT(&body, run->noproceed) || PUT(&body, run->noskip) ||
@@ -94,14 +106,16 @@ vigil_status vcodec_encode(const vigil_engine *eng, const vkeystate *ks, vcodec_
                            PUT(&body, run->evseq[k]);
                 }
             }
+            if (!bad) put_len(&body, bstart);
         } else {
             const vwin *w = ks->rs[i];
             uint8_t kind = 2, alerted = w ? (uint8_t)w->alerted : 0;
             int64_t la = w ? w->last_alert_ts : 0;
             uint32_t nagg = (uint32_t)r->nagg, n = w ? w->n : 0;
             int64_t prec = r->precision_ms;
-            bad |= PUT(&body, kind) || PUT(&body, la) || PUT(&body, alerted) || PUT(&body, nagg) || PUT(&body, prec) ||
-                   PUT(&body, n);
+            bad |= PUT(&body, kind) || PUT(&body, blen0);
+            size_t bstart = body.len;
+            bad |= PUT(&body, la) || PUT(&body, alerted) || PUT(&body, nagg) || PUT(&body, prec) || PUT(&body, n);
             for (uint32_t j = 0; j < n && !bad; j++) {
                 const ventry *e = vwin_at(w, r, j);
                 bad |= PUT(&body, e->ts) || PUT(&body, e->mask);
@@ -128,9 +142,10 @@ vigil_status vcodec_encode(const vigil_engine *eng, const vkeystate *ks, vcodec_
             if (has_last && !bad) bad |= ev_index(&et, t->last, &idx) || PUT(&body, idx);
             int64_t ce = t ? t->closed_end : INT64_MIN;
             bad |= PUT(&body, ce);
+            if (!bad) put_len(&body, bstart);
         }
     }
-    bad |= put(out, "VGS\3", 4) || PUT(out, ks->seq) || PUT(out, ks->last_ts) || PUT(out, et.n);
+    bad |= put(out, "VGS\4", 4) || PUT(out, ks->seq) || PUT(out, ks->last_ts) || PUT(out, et.n);
     for (uint32_t i = 0; i < et.n && !bad; i++) {
         size_t jl;
         const char *j = vigil_event_json(et.v[i], &jl);
@@ -180,7 +195,7 @@ vigil_status vcodec_decode(vigil_engine *eng, vkeystate *ks, const unsigned char
     rd r = {.p = p, .len = len};
     char magic[4];
     get(&r, magic, 4);
-    if (r.bad || memcmp(magic, "VGS", 3) != 0 || magic[3] < 1 || magic[3] > 3) return VIGIL_ESTORE;
+    if (r.bad || memcmp(magic, "VGS", 3) != 0 || magic[3] < 1 || magic[3] > 4) return VIGIL_ESTORE;
     int version = magic[3];
     clear_rule_state(eng, ks);
     uint32_t nev;
@@ -201,8 +216,9 @@ vigil_status vcodec_decode(vigil_engine *eng, vkeystate *ks, const unsigned char
         if ((s = vev_from_record(rs, id, il, ts, js, jl, &evs[i])) != VIGIL_OK) break;
     }
     uint32_t nr = 0;
+    int stop = 0;   /* an old record's entry could not be skipped: the rest is dropped */
     GET(&r, nr);
-    for (uint32_t i = 0; i < nr && !r.bad && s == VIGIL_OK; i++) {
+    for (uint32_t i = 0; i < nr && !r.bad && !stop && s == VIGIL_OK; i++) {
         uint32_t nl, ver;
         const char *name = get_str(&r, &nl);
         uint8_t kind;
@@ -211,11 +227,23 @@ vigil_status vcodec_decode(vigil_engine *eng, vkeystate *ks, const unsigned char
         if (r.bad) break;
         int slot = -1;
         const vrule *rule = NULL;
-        for (int j = 0; j < g->nrules; j++) {
+        for (int j = 0; j < g->nrules && !rule; j++) {   /* its version, or a version that inherits it */
             const vrule *x = &rs->rules[g->rules[j]];
-            if (strlen(x->name) == nl && memcmp(x->name, name, nl) == 0 && (uint32_t)x->version == ver) {
+            if (strlen(x->name) == nl && memcmp(x->name, name, nl) == 0 && vrule_takes(x, ver) && !ks->rs[j]) {
                 slot = j;
                 rule = x;
+            }
+        }
+        if (version >= 4) {   /* each entry says its length: one no rule takes is skipped */
+            uint32_t blen;
+            GET(&r, blen);
+            if (r.bad || blen > r.len - r.off) {
+                r.bad = 1;
+                break;
+            }
+            if (!rule || (kind == 1) != (rule->nsteps > 0)) {
+                r.off += blen;
+                continue;
             }
         }
         int64_t la;
@@ -318,7 +346,7 @@ vigil_status vcodec_decode(vigil_engine *eng, vkeystate *ks, const unsigned char
                 w->alerted = alerted;
                 ks->rs[slot] = w;
             }
-            for (uint32_t j = 0; j < n && !r.bad; j++) {
+            for (uint32_t j = 0; j < n && !r.bad && !stop; j++) {
                 int64_t ts;
                 uint32_t mask;
                 GET(&r, ts);
@@ -328,11 +356,12 @@ vigil_status vcodec_decode(vigil_engine *eng, vkeystate *ks, const unsigned char
                     e->ts = ts;
                     e->mask = 0;
                 }
-                for (uint32_t k = 0; k < nagg && k < 32 && !r.bad; k++) {
+                for (uint32_t k = 0; k < nagg && k < 32 && !r.bad && !stop; k++) {
                     if (!(mask >> k & 1)) continue;
                     int text = rule && (int)k < rule->nagg ? uses_text(&rule->aggs[k]) : 0;
-                    if (!w) {   /* skip an unknown rule's entry: we cannot know its types */
-                        r.bad = 1;
+                    if (!w) {   /* an old record (v1-3) with an entry no rule takes: its values'
+                                   types are unknown, so the rest of the record is dropped */
+                        stop = 1;
                         break;
                     }
                     if (text) {
@@ -348,6 +377,7 @@ vigil_status vcodec_decode(vigil_engine *eng, vkeystate *ks, const unsigned char
                     e->mask |= 1u << k;
                     if (!text) vwin_sum(w)[k] += e->v[k].num;
                 }
+                if (stop) break;
                 uint32_t *ec = e ? (uint32_t *)(uintptr_t)&e->v[nagg] : NULL;
                 for (uint32_t k = 0; k < nagg && k < 32 && !r.bad; k++) {
                     if (!(mask >> k & 1) || !w) continue;
@@ -361,6 +391,7 @@ vigil_status vcodec_decode(vigil_engine *eng, vkeystate *ks, const unsigned char
                     w->n++;
                 }
             }
+            if (stop) break;
             if (w && !r.bad && prec != rule->precision_ms) {   /* another precision: start empty */
                 vwin_free(w, &shape);
                 if (!(w = vwin_new(rule))) {

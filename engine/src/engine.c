@@ -30,6 +30,74 @@ static int hs_on_match(unsigned int id, unsigned long long from, unsigned long l
     return 0;
 }
 
+/* What an engine sizes after its ruleset: per-group horizons, per-rule
+ * counters, aggregate and regex scratch. Made apart and installed in one
+ * step, so that a swap (swap.c) that runs out of memory changes nothing. */
+int veng_rs_parts_make(const vigil_engine *eng, const vigil_ruleset *rs, veng_rs_parts *p) {
+    memset(p, 0, sizeof *p);
+    p->rule_alerts = calloc((size_t)(rs->nrules ? rs->nrules : 1), sizeof *p->rule_alerts);
+    p->horizon = calloc((size_t)(rs->ngroups ? rs->ngroups : 1), sizeof *p->horizon);
+    for (int g = 0; p->horizon && g < rs->ngroups; g++) {
+        int64_t h = 0;
+        for (int i = 0; i < rs->groups[g].nrules; i++) {
+            const vrule *r = &rs->rules[rs->groups[g].rules[i]];
+            int64_t x = r->window_ms + r->precision_ms;
+            if (r->within_ms > x) x = r->within_ms;   /* suppression: checked per key, it may be long */
+            if (x > h) h = x;
+        }
+        p->horizon[g] = h + eng->o.allowed_lateness_ms + eng->o.max_out_of_orderness_ms;
+        if (g == 0 || p->horizon[g] < p->horizon_min) p->horizon_min = p->horizon[g];
+    }
+    int maxagg = 1;
+    for (int i = 0; i < rs->nrules; i++)
+        if (rs->rules[i].nagg > maxagg) maxagg = rs->rules[i].nagg;
+    p->maxagg = maxagg;
+    p->aggv = calloc((size_t)maxagg, sizeof *p->aggv);
+    p->priorv = calloc((size_t)maxagg, sizeof *p->priorv);
+    p->isnew = calloc((size_t)maxagg, sizeof *p->isnew);
+    p->regex_words = ((size_t)rs->nregex + 63) / 64;
+    if (p->regex_words) p->regex_hits = calloc(p->regex_words, sizeof *p->regex_hits);
+    int bad = !p->horizon || !p->rule_alerts || !p->aggv || !p->priorv || !p->isnew ||
+              (p->regex_words && !p->regex_hits);
+    for (int i = 0; !bad && i < rs->nregex_dbs; i++)
+        bad = hs_alloc_scratch(rs->regex_dbs[i].db, &p->scratch) != HS_SUCCESS;
+    if (bad) {
+        veng_rs_parts_free(p);
+        return -1;
+    }
+    return 0;
+}
+
+void veng_rs_parts_free(veng_rs_parts *p) {
+    free(p->rule_alerts);
+    free(p->horizon);
+    free(p->aggv);
+    free(p->priorv);
+    free(p->isnew);
+    free(p->regex_hits);
+    hs_free_scratch(p->scratch);
+    memset(p, 0, sizeof *p);
+}
+
+/* Install p (taken over) in place of the engine's current parts (freed). */
+void veng_rs_parts_install(vigil_engine *eng, veng_rs_parts *p) {
+    veng_rs_parts old = {.rule_alerts = eng->rule_alerts, .horizon = eng->horizon, .aggv = eng->aggv,
+                         .priorv = eng->priorv, .isnew = eng->isnew, .regex_hits = eng->regex_hits,
+                         .scratch = eng->scratch};
+    veng_rs_parts_free(&old);
+    eng->rule_alerts = p->rule_alerts;
+    eng->horizon = p->horizon;
+    eng->horizon_min = p->horizon_min;
+    eng->aggv = p->aggv;
+    eng->priorv = p->priorv;
+    eng->isnew = p->isnew;
+    eng->maxagg = p->maxagg;
+    eng->regex_words = p->regex_words;
+    eng->regex_hits = p->regex_hits;
+    eng->scratch = p->scratch;
+    memset(p, 0, sizeof *p);
+}
+
 vigil_engine *vigil_engine_create(vigil_ruleset *rs, const vigil_engine_opts *opts, vigil_store *store,
                                   vigil_alert_fn fn, void *ud) {
     vigil_engine *eng = calloc(1, sizeof *eng);
@@ -47,38 +115,12 @@ vigil_engine *vigil_engine_create(vigil_ruleset *rs, const vigil_engine_opts *op
     eng->max_seen = INT64_MIN;
     eng->cap = 1024;
     eng->tab = calloc(eng->cap, sizeof *eng->tab);
-    eng->rule_alerts = calloc((size_t)(rs->nrules ? rs->nrules : 1), sizeof *eng->rule_alerts);
-    eng->horizon = calloc((size_t)(rs->ngroups ? rs->ngroups : 1), sizeof *eng->horizon);
-    for (int g = 0; eng->horizon && g < rs->ngroups; g++) {
-        int64_t h = 0;
-        for (int i = 0; i < rs->groups[g].nrules; i++) {
-            const vrule *r = &rs->rules[rs->groups[g].rules[i]];
-            int64_t x = r->window_ms + r->precision_ms;
-            if (r->within_ms > x) x = r->within_ms;   /* suppression: checked per key, it may be long */
-            if (x > h) h = x;
-        }
-        eng->horizon[g] = h + eng->o.allowed_lateness_ms + eng->o.max_out_of_orderness_ms;
-        if (g == 0 || eng->horizon[g] < eng->horizon_min) eng->horizon_min = eng->horizon[g];
-    }
-    int maxagg = 1;
-    for (int i = 0; i < rs->nrules; i++)
-        if (rs->rules[i].nagg > maxagg) maxagg = rs->rules[i].nagg;
-    eng->maxagg = maxagg;
-    eng->aggv = calloc((size_t)maxagg, sizeof *eng->aggv);
-    eng->priorv = calloc((size_t)maxagg, sizeof *eng->priorv);
-    eng->isnew = calloc((size_t)maxagg, sizeof *eng->isnew);
-    eng->regex_words = ((size_t)rs->nregex + 63) / 64;
-    if (eng->regex_words) eng->regex_hits = calloc(eng->regex_words, sizeof *eng->regex_hits);
-    if (!eng->tab || !eng->horizon || !eng->rule_alerts || !eng->aggv || !eng->priorv || !eng->isnew ||
-        (eng->regex_words && !eng->regex_hits)) {
+    veng_rs_parts parts;
+    if (!eng->tab || veng_rs_parts_make(eng, rs, &parts) != 0) {
         vigil_engine_destroy(eng);
         return NULL;
     }
-    for (int i = 0; i < rs->nregex_dbs; i++)
-        if (hs_alloc_scratch(rs->regex_dbs[i].db, &eng->scratch) != HS_SUCCESS) {
-            vigil_engine_destroy(eng);
-            return NULL;
-        }
+    veng_rs_parts_install(eng, &parts);
     if (rs->host.open && !(eng->host = rs->host.open(rs->host_ud, rs))) {
         vigil_engine_destroy(eng);
         return NULL;
@@ -86,7 +128,7 @@ vigil_engine *vigil_engine_create(vigil_ruleset *rs, const vigil_engine_opts *op
     return eng;
 }
 
-static void ks_free(vigil_engine *eng, vkeystate *ks) {
+void veng_ks_free(vigil_engine *eng, vkeystate *ks) {
     const vgroup *g = &eng->rs->groups[ks->group];
     for (int i = 0; i < g->nrules; i++) {
         const vrule *r = &eng->rs->rules[g->rules[i]];
@@ -99,7 +141,7 @@ static void ks_free(vigil_engine *eng, vkeystate *ks) {
 void vigil_engine_destroy(vigil_engine *eng) {
     if (!eng) return;
     for (size_t i = 0; eng->tab && i < eng->cap; i++)
-        if (eng->tab[i].ks) ks_free(eng, eng->tab[i].ks);
+        if (eng->tab[i].ks) veng_ks_free(eng, eng->tab[i].ks);
     free(eng->tab);
     free(eng->dirty);
     veng_commit_free(eng);
@@ -110,13 +152,8 @@ void vigil_engine_destroy(vigil_engine *eng) {
     for (uint32_t i = 0; i < eng->ntmp_done; i++) vrun_clear(&eng->tmp_done[i]);
     free(eng->tmp_new);
     free(eng->tmp_done);
-    free(eng->rule_alerts);
-    free(eng->horizon);
-    free(eng->aggv);
-    free(eng->priorv);
-    free(eng->isnew);
-    free(eng->regex_hits);
-    hs_free_scratch(eng->scratch);
+    veng_rs_parts none = {0};
+    veng_rs_parts_install(eng, &none);
     if (eng->host) eng->rs->host.close(eng->host);
     vigil_ruleset_release(eng->rs);
     free(eng);
@@ -262,7 +299,7 @@ static void sweep(vigil_engine *eng, size_t n) {
         /* the slot's second of the last event rules most keys out unread */
         if (ks && ((int64_t)eng->tab[i].last_s + 1) * 1000 <= eng->wm - eng->horizon_min &&
             ks_expirable(eng, ks, eng->wm)) {
-            ks_free(eng, ks);
+            veng_ks_free(eng, ks);
             ks_remove(eng, i);   /* a later key may shift into slot i: look at it again */
             eng->nkeys--;
             eng->st.keys_expired++;
@@ -348,6 +385,7 @@ static const uint64_t *scan(vigil_engine *eng, const vigil_event *ev) {
     memset(eng->regex_hits, 0, eng->regex_words * sizeof *eng->regex_hits);
     for (int i = 0; i < eng->rs->nregex_dbs; i++) {
         const vregex_db *d = &eng->rs->regex_dbs[i];
+        if (d->field >= ev->nslots) continue;   /* decoded before a hot reload added the field */
         const vigil_value *v = &ev->slots[d->field];
         if (v->type != VIGIL_T_STR) continue;
         hs_scan(d->db, v->u.str, v->len, 0, eng->scratch, hs_on_match, eng->regex_hits);

@@ -140,6 +140,22 @@ typedef struct vtimer { int64_t when; vkeystate *ks; int slot; } vtimer;
 typedef struct vheld { int64_t ts; uint64_t seq; vigil_event *ev; int group; } vheld;
 
 vkeystate *veng_key(vigil_engine *eng, int g, const char *k, size_t n, int create);
+void veng_ks_free(vigil_engine *eng, vkeystate *ks);   /* the key's rule states (with eng->rs) and ks */
+
+/* What the engine sizes after its ruleset (engine.c); swap.c makes a new
+ * set before it changes anything, then installs it. */
+typedef struct veng_rs_parts {
+    uint64_t *rule_alerts;
+    int64_t *horizon, horizon_min;
+    vigil_value *aggv, *priorv;
+    int *isnew, maxagg;
+    uint64_t *regex_hits;
+    size_t regex_words;
+    hs_scratch_t *scratch;
+} veng_rs_parts;
+int veng_rs_parts_make(const vigil_engine *eng, const vigil_ruleset *rs, veng_rs_parts *p);   /* -1: ENOMEM */
+void veng_rs_parts_free(veng_rs_parts *p);
+void veng_rs_parts_install(vigil_engine *eng, veng_rs_parts *p);
 /* Call the rule in `slot` of ks's group back when the watermark reaches
  * `when` (vnfa_timer / vwin_timer). */
 int veng_timer_add(vigil_engine *eng, int64_t when, vkeystate *ks, int slot);

@@ -13,6 +13,7 @@
 #include "engine_int.h"
 
 static const vigil_value V_UNDEF = {.type = VIGIL_T_UNDEF};
+static const vigil_value V_MISSING = {.type = VIGIL_T_MISSING};
 
 static vigil_value vbool(int b) {
     vigil_value v = {.type = VIGIL_T_BOOL, .u.b = !!b};
@@ -62,11 +63,11 @@ vigil_value vexpr_eval(const vigil_expr *x, const veval *c) {
     switch (x->op) {
     case VIGIL_X_CONST:
         return x->v;
-    case VIGIL_X_FIELD:
-        return c->ev->slots[x->field];
+    case VIGIL_X_FIELD:   /* an event decoded before a hot reload has no slot for a newer field */
+        return x->field < c->ev->nslots ? c->ev->slots[x->field] : V_MISSING;
     case VIGIL_X_REF: {
         const vigil_event *re = ref_event(c->run, x->step_idx);
-        return re ? re->slots[x->field] : V_UNDEF;
+        return !re ? V_UNDEF : x->field < re->nslots ? re->slots[x->field] : V_MISSING;
     }
     case VIGIL_X_AGG:
         return x->prior ? c->prior[x->agg_idx] : c->aggs[x->agg_idx];
@@ -169,7 +170,7 @@ vigil_value vexpr_eval(const vigil_expr *x, const veval *c) {
 static inline const vigil_value *operand(const vigil_expr *x, const veval *c, vigil_value *tmp) {
     switch (x->op) {
     case VIGIL_X_CONST: return &x->v;
-    case VIGIL_X_FIELD: return &c->ev->slots[x->field];
+    case VIGIL_X_FIELD: return x->field < c->ev->nslots ? &c->ev->slots[x->field] : &V_MISSING;
     case VIGIL_X_AGG: return x->prior ? &c->prior[x->agg_idx] : &c->aggs[x->agg_idx];
     default: *tmp = vexpr_eval(x, c); return tmp;
     }

@@ -84,6 +84,9 @@ typedef struct vrule {
     vagg *aggs;
     int64_t suppress_ms;
     int alert_fn;                /* host function of `alert = function(m)`, 0: none */
+    /* hot reload (lineage.c) */
+    int draining;                /* runs only what it had: starts no run and no window */
+    int inherits;                /* lowest version whose stored state it takes; 0 until finalize */
 } vrule;
 
 typedef struct vgroup {
@@ -121,6 +124,8 @@ struct vigil_ruleset {
     int *field_regex_db;         /* field -> index into regex_dbs or -1 */
     vigil_host host;             /* Lua functions (lua/); host.open NULL: none */
     void *host_ud;
+    vigil_ruleset *base;         /* create_from: the ruleset it descends from, until finalize */
+    int base_nfields, base_ngroups;   /* what it took from its base (lineage.c) */
 };
 
 void *vrs_alloc(vigil_ruleset *rs, size_t n);   /* arena, zeroed */
@@ -128,6 +133,16 @@ char *vrs_strdup(vigil_ruleset *rs, const char *s);
 int vrs_field_index(const vigil_ruleset *rs, const char *path); /* -1 if unknown */
 int vrs_field_add(vigil_ruleset *rs, const char *path);
 int vlist_contains(const vlist *l, const char *s, size_t len);
+
+/* lineage.c: hot reload. Copy base's field table and key groups into a new
+ * ruleset; at finalize, decide each rule's `inherits` against the base. */
+vigil_status vlineage_start(vigil_ruleset *rs, const vigil_ruleset *base);
+void vlineage_finalize(vigil_ruleset *rs);
+/* Does rule r take the stored state of its name's `version`? */
+static inline int vrule_takes(const vrule *r, uint32_t version) {
+    return (uint32_t)r->version == version ||
+           ((uint32_t)r->inherits <= version && version < (uint32_t)r->version && !r->draining);
+}
 
 /* ---- events ----------------------------------------------------------- */
 

@@ -430,7 +430,8 @@ vigil_status vnfa_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, int slo
                        uint64_t seq, const uint64_t *hits) {
     vpat *p = *pp;
     veval c = {.ev = ev, .rule = r, .regex_hits = hits, .eng = eng};
-    int starts = cond(&r->steps[0], &c) && !stops(&r->steps[0], &c);
+    /* a draining version (hot reload) finishes its runs and starts none */
+    int starts = !r->draining && cond(&r->steps[0], &c) && !stops(&r->steps[0], &c);
     if (!p) {
         if (!starts) return VIGIL_OK;
         if (!(p = calloc(1, sizeof *p))) return VIGIL_ENOMEM;

@@ -105,6 +105,7 @@ void vigil_ruleset_retain(vigil_ruleset *rs) {
 
 void vigil_ruleset_release(vigil_ruleset *rs) {
     if (!rs || atomic_fetch_sub(&rs->refs, 1) != 1) return;
+    vigil_ruleset_release(rs->base);
     if (rs->host.free_ud) rs->host.free_ud(rs->host_ud);
     for (int i = 0; i < rs->nregex_dbs; i++) hs_free_database(rs->regex_dbs[i].db);
     free(rs->regex_dbs);
@@ -535,8 +536,9 @@ vigil_status vigil_ruleset_add_rule(vigil_ruleset *rs, const vigil_rule_def *d, 
                         d->name ? d->name : "", VIGIL_MAX_RULE_NAME);
         return rule_fail(err, d, s);
     }
-    for (int i = 0; i < rs->nrules; i++)
-        if (strcmp(rs->rules[i].name, d->name) == 0) {
+    for (int i = 0; i < rs->nrules; i++)   /* two versions may run side by side: one of them draining */
+        if (strcmp(rs->rules[i].name, d->name) == 0 &&
+            (rs->rules[i].version == d->version || (!rs->rules[i].draining && !d->draining))) {
             vigil_error_set(err, s, "duplicate rule name '%s' (first defined at %s:%d)", d->name,
                             rs->rules[i].file ? rs->rules[i].file : "?", rs->rules[i].line);
             return rule_fail(err, d, s);
@@ -584,6 +586,8 @@ vigil_status vigil_ruleset_add_rule(vigil_ruleset *rs, const vigil_rule_def *d, 
     r.when = d->when;
     r.suppress_ms = d->suppress_ms;
     r.alert_fn = d->alert_fn;
+    r.draining = d->draining;
+    r.inherits = d->inherits > 0 && d->inherits <= d->version ? d->inherits : 0;
     if (r.alert_fn && !rs->host.open) {
         vigil_error_set(err, VIGIL_ECOMPILE, "alert = function(m) needs a host (vigil_ruleset_set_host)");
         return rule_fail(err, d, VIGIL_ECOMPILE);
@@ -780,9 +784,11 @@ static vigil_status build_regex_dbs(vigil_ruleset *rs, vigil_error *err) {
 
 vigil_status vigil_ruleset_finalize(vigil_ruleset *rs, vigil_error *err) {
     if (rs->finalized) return VIGIL_OK;
-    /* key groups: rules sharing a key field */
-    rs->groups = calloc((size_t)(rs->nrules ? rs->nrules : 1), sizeof *rs->groups);
-    if (!rs->groups) return VIGIL_ENOMEM;
+    /* key groups: rules sharing a key field (after those a base left, in its order) */
+    vgroup *gs = realloc(rs->groups, (size_t)(rs->ngroups + rs->nrules + 1) * sizeof *rs->groups);
+    if (!gs) return VIGIL_ENOMEM;
+    rs->groups = gs;
+    memset(rs->groups + rs->ngroups, 0, (size_t)(rs->nrules + 1) * sizeof *rs->groups);
     for (int i = 0; i < rs->nrules; i++) {
         vrule *r = &rs->rules[i];
         int g = 0;
@@ -801,6 +807,7 @@ vigil_status vigil_ruleset_finalize(vigil_ruleset *rs, vigil_error *err) {
     }
     vigil_status s = build_regex_dbs(rs, err);
     if (s != VIGIL_OK) return s;
+    vlineage_finalize(rs);
     rs->finalized = 1;
     return VIGIL_OK;
 }
@@ -826,9 +833,19 @@ const char *vigil_ruleset_step_name(const vigil_ruleset *rs, int rule, int step)
 
 int vigil_ruleset_rule_index(const vigil_ruleset *rs, const char *name) {
     for (int i = 0; i < rs->nrules; i++)
-        if (strcmp(rs->rules[i].name, name) == 0) return i;
+        if (!rs->rules[i].draining && strcmp(rs->rules[i].name, name) == 0) return i;
     return -1;
 }
+
+int vigil_ruleset_rule_find(const vigil_ruleset *rs, const char *name, int version) {
+    for (int i = 0; i < rs->nrules; i++)
+        if (rs->rules[i].version == version && strcmp(rs->rules[i].name, name) == 0) return i;
+    return -1;
+}
+
+int vigil_ruleset_rule_draining(const vigil_ruleset *rs, int i) { return rs->rules[i].draining; }
+int vigil_ruleset_rule_inherits(const vigil_ruleset *rs, int i) { return rs->rules[i].inherits; }
+int vigil_ruleset_group_rule_count(const vigil_ruleset *rs, int g) { return rs->groups[g].nrules; }
 
 const char *vigil_severity_str(vigil_severity s) {
     static const char *n[] = {"info", "low", "medium", "high", "critical"};

@@ -314,6 +314,7 @@ static vigil_status add_entry(vwin *w, const vrule *r, vigil_event *ev, const ve
             mask |= 1u << k;
             continue;
         }
+        if (a->field >= ev->nslots) continue;   /* decoded before a hot reload added the field */
         const vigil_value *fv = &ev->slots[a->field];
         if (uses_text(a)) {
             if (fv->type != VIGIL_T_STR && fv->type != VIGIL_T_NUM && fv->type != VIGIL_T_BOOL) continue;
@@ -514,6 +515,7 @@ static vigil_status windowed_feed(vigil_engine *eng, const vrule *r, vkeystate *
         t->win_start = ev->ts;   /* merge: the session now starts here */
     }
     if (!w->open) {
+        if (r->draining) return VIGIL_OK;   /* hot reload: an old version closes its window, opens none */
         if (t->closed_end > ev->ts || (session && t->closed_end == ev->ts)) {   /* its window closed already (a late event) */
             eng->st.window_late++;
             return VIGIL_OK;
@@ -578,8 +580,9 @@ void vwin_timer(vigil_engine *eng, const vrule *r, vkeystate *ks, vwin *w, int64
 vigil_status vwin_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, int slot, vwin **wp, vigil_event *ev,
                        const uint64_t *hits) {
     veval c = {.ev = ev, .rule = r, .regex_hits = hits};
-    if (!vexpr_true(r->where, &c)) return VIGIL_OK;
     vwin *w = *wp;
+    if (r->draining && (!w || !w->open || r->window == VIGIL_WIN_SLIDING)) return VIGIL_OK;
+    if (!vexpr_true(r->where, &c)) return VIGIL_OK;
     if (!w) {
         if (!(w = vwin_new(r))) return VIGIL_ENOMEM;
         *wp = w;

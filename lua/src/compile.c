@@ -509,6 +509,7 @@ static void rule_of(cc *c, vigil_rule_def *d, vigil_step_def *steps) {
         if (ty != LUA_TNUMBER || v != floor(v) || v < 1 || v > INT_MAX)
             cc_fail(c, "version must be a whole number >= 1, got %s", cc_describe(L, -1, buf, sizeof buf));
         d->version = (int)v;
+        c->declared_version = d->version;
     }
     lua_pop(L, 1);
     const vigil_rules_opts *ro = ld_opts(c->ld);   /* --rule-version NAME=N: a served version */
@@ -586,7 +587,8 @@ int compile_rule(lua_State *L) {
     } else {
         rule_of(&c, &d, steps);
     }
-    if (!cc_bad(&c) && !ld_replaying(c.ld)) {   /* a replay only registers the functions again */
+    if (!cc_bad(&c) && !ld_replaying(c.ld) && ld_pick(c.ld, &d, c.declared_version, c.err.line)) {
+        /* a replay only registers the functions again; a catalog build adds the rules it picks */
         d.file = vigil_sandbox_name(sb);
         d.line = c.err.line;
         vigil_error e;

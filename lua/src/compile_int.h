@@ -30,6 +30,7 @@ typedef struct cc {
     int cap_hit;                 /* the file's memory cap is used up: stop the file */
     vigil_status st;             /* VIGIL_ENOMEM when the builder ran out of memory */
     int nodes, depth;            /* expression nodes built, nesting (compile_expr.c) */
+    int declared_version;        /* the rule's own `version`, 0 when it has none */
 } cc;
 
 /* ---- compile.c ---------------------------------------------------------------- */

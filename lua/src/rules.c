@@ -40,10 +40,40 @@ struct loader {
     int replay_next, replay_end; /* ids the replayed file registers: next .. end - 1 */
     int running;                 /* the replay is over: rule{} is refused */
     int file_rules;              /* rule{} calls of the current file */
+    /* a catalog build (vigil_rules_build): the current source's picks */
+    const vigil_rule_source *src;
+    unsigned char *picked;       /* per pick of src: the source defined it */
+    /* vigil_rules_inspect: what the source defines */
+    vigil_rule_info *info;
+    int ninfo, maxinfo;
 };
 
 vigil_ruleset *ld_ruleset(loader *ld) { return ld->rs; }
 const vigil_rules_opts *ld_opts(loader *ld) { return ld->opts; }
+
+int ld_pick(loader *ld, vigil_rule_def *d, int declared_version, int line) {
+    if (ld->info) {
+        if (ld->ninfo < ld->maxinfo) {
+            vigil_rule_info *in = &ld->info[ld->ninfo];
+            snprintf(in->name, sizeof in->name, "%s", d->name);
+            in->version = declared_version;
+            in->line = line;
+        }
+        ld->ninfo++;
+    }
+    if (!ld->src) return 1;
+    for (int i = 0; i < ld->src->npicks; i++) {
+        const vigil_rule_pick *p = &ld->src->picks[i];
+        if (strcmp(p->name, d->name) != 0) continue;
+        d->version = p->version;
+        d->mode = p->mode;
+        d->draining = p->draining;
+        d->inherits = p->inherits;
+        ld->picked[i] = 1;
+        return 1;
+    }
+    return 0;
+}
 vigil_rule_examples *ld_examples(loader *ld) { return ld->opts ? ld->opts->examples : NULL; }
 int ld_count_rule(loader *ld) { return ++ld->file_rules; }
 
@@ -418,8 +448,8 @@ static int is_dir(const char *p) {
     return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-static vigil_status begin(loader *ld, const vigil_rules_opts *opts, const char *rules_dir,
-                          vigil_error *errs, int maxerrs) {
+static vigil_status begin_from(loader *ld, const vigil_rules_opts *opts, const char *rules_dir,
+                               vigil_error *errs, int maxerrs, const vigil_ruleset *base) {
     memset(ld, 0, sizeof *ld);
     ld->opts = opts;
     ld->errs = errs;
@@ -431,8 +461,13 @@ static vigil_status begin(loader *ld, const vigil_rules_opts *opts, const char *
         if (!rules_dir || w < 0 || (size_t)w >= sizeof ld->lists_dir || !is_dir(ld->lists_dir))
             snprintf(ld->lists_dir, sizeof ld->lists_dir, "rules/lists");
     }
-    ld->rs = vigil_ruleset_create();
+    ld->rs = vigil_ruleset_create_from(base);
     return ld->rs ? VIGIL_OK : VIGIL_ENOMEM;
+}
+
+static vigil_status begin(loader *ld, const vigil_rules_opts *opts, const char *rules_dir,
+                          vigil_error *errs, int maxerrs) {
+    return begin_from(ld, opts, rules_dir, errs, maxerrs, NULL);
 }
 
 static vigil_status finish(loader *ld, vigil_ruleset **out, int *nerrs) {
@@ -495,4 +530,56 @@ vigil_status vigil_rules_load_string(const char *name, const char *src, size_t l
     if (s != VIGIL_OK) return s;
     load_src(&ld, name && *name ? name : "<string>", src ? src : "", len);
     return finish(&ld, out, nerrs);
+}
+
+vigil_status vigil_rules_build(const vigil_rule_source *srcs, int n, const vigil_ruleset *base,
+                               const vigil_rules_opts *opts, vigil_ruleset **out,
+                               vigil_error *errs, int maxerrs, int *nerrs) {
+    if (nerrs) *nerrs = 0;
+    if (!out || n < 0 || (n && !srcs)) return VIGIL_EINVAL;
+    *out = NULL;
+    loader ld;
+    vigil_status s = begin_from(&ld, opts, NULL, errs, maxerrs, base);
+    if (s != VIGIL_OK) return s;
+    for (int i = 0; i < n; i++) {
+        const vigil_rule_source *src = &srcs[i];
+        unsigned char picked[256];
+        unsigned char *pk = src->npicks <= (int)sizeof picked ? picked : calloc((size_t)src->npicks, 1);
+        if (!pk) {
+            add_msg(&ld, VIGIL_ENOMEM, src->file, "out of memory");
+            break;
+        }
+        memset(pk, 0, src->npicks <= (int)sizeof picked ? sizeof picked : (size_t)src->npicks);
+        ld.src = src;
+        ld.picked = pk;
+        int before = ld.total;
+        load_src(&ld, src->file && *src->file ? src->file : "<string>", src->src ? src->src : "", src->len);
+        for (int j = 0; j < src->npicks && ld.total == before; j++)
+            if (!pk[j]) add_msg(&ld, VIGIL_ENOTFOUND, src->file, "defines no rule '%s'", src->picks[j].name);
+        if (pk != picked) free(pk);
+        ld.src = NULL;
+        ld.picked = NULL;
+    }
+    return finish(&ld, out, nerrs);
+}
+
+vigil_status vigil_rules_inspect(const char *file, const char *src, size_t len, const vigil_rules_opts *opts,
+                                 vigil_rule_info *info, int max, int *n,
+                                 vigil_error *errs, int maxerrs, int *nerrs) {
+    if (nerrs) *nerrs = 0;
+    if (n) *n = 0;
+    if (!src && len) return VIGIL_EINVAL;
+    loader ld;
+    vigil_status s = begin(&ld, opts, NULL, errs, maxerrs);
+    if (s != VIGIL_OK) return s;
+    vigil_rule_info none;
+    ld.info = info ? info : &none;
+    ld.maxinfo = info ? max : 0;
+    load_src(&ld, file && *file ? file : "<string>", src ? src : "", len);
+    int count = ld.ninfo;
+    vigil_ruleset *rs = NULL;
+    s = finish(&ld, &rs, nerrs);
+    vigil_ruleset_release(rs);
+    if (s == VIGIL_OK && n) *n = count;
+    return s;
 }

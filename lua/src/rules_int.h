@@ -50,6 +50,11 @@ vigil_ruleset *ld_ruleset(loader *ld);
 /* Count one more rule{} call of the current file; the count so far. */
 int ld_count_rule(loader *ld);
 
+/* A compiled rule{} is about to be added: 0 to leave it out (a catalog
+ * build that does not pick it), 1 to add it — with the version, mode and
+ * lifecycle the pick gives it. Records what vigil_rules_inspect reports. */
+int ld_pick(loader *ld, vigil_rule_def *d, int declared_version, int line);
+
 /* The load's options (may be NULL). */
 const vigil_rules_opts *ld_opts(loader *ld);
 

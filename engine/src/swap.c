@@ -1,0 +1,205 @@
+/* swap.c — an engine moves to a new ruleset between two feeds (hot reload,
+ * DESIGN.md §6): nothing lost, nothing matched twice, nothing forgotten
+ * that the new version can still use.
+ *
+ * The new ruleset descends from the old one (lineage.c): fields and key
+ * groups keep their indexes, so keys stay in their table slots and events
+ * stay valid. What changes is the list of rules per group, hence each key's
+ * array of rule states. For every key of a group whose list changed, a new
+ * key state is built and each rule state moves by (name, version): to the
+ * same version, or to the new version that inherits it (same layout: a
+ * compatible version has the same aggregate table, steps, within and skip).
+ * What no new rule takes is freed. Timers point at key states and rule
+ * slots, so the heap is rebuilt from the states (as after a store load);
+ * events held for max_out_of_orderness are decoded again against the new
+ * field table. Everything that can fail (memory) is done before anything
+ * changes, so a failed swap leaves the engine on its old ruleset. */
+#include <stdlib.h>
+#include <string.h>
+#include "engine_int.h"
+
+/* For each rule slot of new group g, the old slot whose state it takes
+ * (-1: starts empty). NULL when out of memory. */
+static int *slot_map(const vigil_ruleset *old, const vigil_ruleset *rs, int g) {
+    const vgroup *ng = &rs->groups[g];
+    const vgroup *og = &old->groups[g];
+    int *map = malloc((size_t)(ng->nrules ? ng->nrules : 1) * sizeof *map);
+    if (!map) return NULL;
+    for (int j = 0; j < ng->nrules; j++) {
+        const vrule *b = &rs->rules[ng->rules[j]];
+        map[j] = -1;
+        for (int i = 0; i < og->nrules; i++) {
+            const vrule *a = &old->rules[og->rules[i]];
+            if (strcmp(a->name, b->name) != 0 || !vrule_takes(b, (uint32_t)a->version)) continue;
+            if (a->version == b->version) {   /* its own version first */
+                map[j] = i;
+                break;
+            }
+            if (map[j] < 0) map[j] = i;
+        }
+    }
+    return map;
+}
+
+/* The group's rules are the same names and versions in the same order: its
+ * keys stay as they are. */
+static int same_group(const vigil_ruleset *old, const vigil_ruleset *rs, int g) {
+    const vgroup *ng = &rs->groups[g];
+    const vgroup *og = &old->groups[g];
+    if (og->nrules != ng->nrules) return 0;
+    for (int j = 0; j < ng->nrules; j++) {
+        const vrule *a = &old->rules[og->rules[j]], *b = &rs->rules[ng->rules[j]];
+        if (a->version != b->version || a->draining != b->draining || strcmp(a->name, b->name) != 0) return 0;
+    }
+    return 1;
+}
+
+vigil_status vigil_engine_swap(vigil_engine *eng, vigil_ruleset *rs, vigil_error *err) {
+    vigil_ruleset *old = eng->rs;
+    if (rs == old) return VIGIL_OK;
+    if (!rs->finalized || rs->nfields < old->nfields || rs->ngroups < old->ngroups)
+        return vigil_error_set(err, VIGIL_EINVAL, "the new ruleset does not descend from the running one");
+    for (int f = 0; f < old->nfields; f++)
+        if (strcmp(old->fields[f], rs->fields[f]) != 0)
+            return vigil_error_set(err, VIGIL_EINVAL, "the new ruleset does not descend from the running one");
+    for (int g = 0; g < old->ngroups; g++)
+        if (strcmp(old->groups[g].key, rs->groups[g].key) != 0)
+            return vigil_error_set(err, VIGIL_EINVAL, "the new ruleset does not descend from the running one");
+
+    /* 1. everything that can fail, before anything changes */
+    vigil_status st = VIGIL_ENOMEM;
+    veng_rs_parts parts = {0};
+    void *host = NULL;
+    int ng = old->ngroups;
+    int **maps = calloc((size_t)(ng ? ng : 1), sizeof *maps);
+    char *changed = calloc((size_t)(ng ? ng : 1), 1);
+    vkeystate **fresh = NULL;     /* per table slot: the key's new state, or NULL (unchanged) */
+    vheld *held = NULL;
+    size_t nheld = eng->nheld;
+    if (!maps || !changed || veng_rs_parts_make(eng, rs, &parts) != 0) goto fail;
+    for (int g = 0; g < ng; g++) {
+        if (same_group(old, rs, g)) continue;
+        changed[g] = 1;
+        if (!(maps[g] = slot_map(old, rs, g))) goto fail;
+    }
+    if (!(fresh = calloc(eng->cap, sizeof *fresh))) goto fail;
+    for (size_t i = 0; i < eng->cap; i++) {
+        vkeystate *ks = eng->tab[i].ks;
+        if (!ks || !changed[ks->group]) continue;
+        size_t nr = (size_t)rs->groups[ks->group].nrules;
+        size_t head = sizeof(vkeystate) + nr * sizeof(void *);
+        vkeystate *nk = calloc(1, head + ks->keylen + 1);
+        if (!nk) goto fail;
+        fresh[i] = nk;
+        nk->key = (char *)nk + head;
+        memcpy(nk->key, ks->key, ks->keylen + 1);
+        nk->keylen = ks->keylen;
+        nk->hash = ks->hash;
+        nk->group = ks->group;
+        nk->seq = ks->seq;
+        nk->last_ts = ks->last_ts;
+    }
+    if (nheld) {   /* held events: decoded again against the new field table */
+        if (!(held = calloc(nheld, sizeof *held))) goto fail;
+        for (size_t i = 0; i < nheld; i++) {
+            const vheld *h = &eng->held[i];
+            size_t jl = 0;
+            const char *js = vigil_event_json(h->ev, &jl);
+            vigil_event *ne = NULL;
+            if (!js || vev_from_record(rs, h->ev->id, strlen(h->ev->id), h->ev->ts, js, jl, &ne) != VIGIL_OK) {
+                st = VIGIL_ENOMEM;
+                goto fail;
+            }
+            held[i] = *h;
+            held[i].ev = ne;
+        }
+    }
+    if (rs->host.open && !(host = rs->host.open(rs->host_ud, rs))) {
+        st = vigil_error_set(err, VIGIL_ECOMPILE, "the new rules' Lua functions could not be loaded");
+        goto fail;
+    }
+
+    /* 2. commit: nothing below fails */
+    for (size_t i = 0; i < eng->cap; i++) {
+        vkeystate *ks = eng->tab[i].ks, *nk = fresh[i];
+        if (!nk) continue;
+        const vgroup *og = &old->groups[ks->group];
+        const int *map = maps[ks->group];
+        for (int j = 0; j < rs->groups[ks->group].nrules; j++)
+            if (map[j] >= 0) {
+                nk->rs[j] = ks->rs[map[j]];
+                ks->rs[map[j]] = NULL;
+            }
+        for (int k = 0; k < og->nrules; k++) {   /* what no rule took: the old rule frees it */
+            const vrule *r = &old->rules[og->rules[k]];
+            if (!ks->rs[k]) continue;
+            if (r->nsteps) vnfa_free(ks->rs[k]);
+            else vwin_free(ks->rs[k], r);
+        }
+        nk->dirty = ks->dirty;
+        free(ks);
+        eng->tab[i].ks = nk;
+    }
+    if (eng->ndirty) {   /* rebuild it from the table: every flagged key */
+        size_t n = 0;
+        for (size_t i = 0; i < eng->cap && n < eng->capdirty; i++)
+            if (eng->tab[i].ks && eng->tab[i].ks->dirty) eng->dirty[n++] = eng->tab[i].ks;
+        eng->ndirty = n;
+    }
+    for (size_t i = 0; i < nheld; i++) {
+        vigil_event_release(eng->held[i].ev);
+        eng->held[i] = held[i];
+    }
+    if (eng->host) old->host.close(eng->host);
+    eng->host = host;
+    /* per-rule alert counts follow their (name, version) */
+    for (int j = 0; j < rs->nrules; j++) {
+        int i = vigil_ruleset_rule_find(old, rs->rules[j].name, rs->rules[j].version);
+        if (i >= 0) parts.rule_alerts[j] = eng->rule_alerts[i];
+    }
+    veng_rs_parts_install(eng, &parts);
+    eng->rs = rs;
+    vigil_ruleset_retain(rs);
+    /* timers: rebuilt from the states, as after a store load */
+    eng->ntimers = 0;
+    for (size_t i = 0; i < eng->cap; i++)
+        if (eng->tab[i].ks) eng->tab[i].ks->ntimers = 0;
+    for (size_t i = 0; i < eng->cap; i++)
+        if (eng->tab[i].ks) veng_rearm(eng, eng->tab[i].ks);
+    for (int g = 0; g < ng; g++) free(maps[g]);
+    free(maps);
+    free(changed);
+    free(fresh);
+    free(held);
+    vigil_ruleset_release(old);
+    return VIGIL_OK;
+
+fail:
+    if (host) rs->host.close(host);
+    for (size_t i = 0; held && i < nheld; i++) vigil_event_release(held[i].ev);
+    free(held);
+    for (size_t i = 0; fresh && i < eng->cap; i++) free(fresh[i]);
+    free(fresh);
+    for (int g = 0; maps && g < ng; g++) free(maps[g]);
+    free(maps);
+    free(changed);
+    veng_rs_parts_free(&parts);
+    if (st == VIGIL_ENOMEM) vigil_error_set(err, st, "out of memory switching to the new rules");
+    return st;
+}
+
+void vigil_engine_rule_live(const vigil_engine *eng, uint64_t *counts) {
+    const vigil_ruleset *rs = eng->rs;
+    memset(counts, 0, (size_t)rs->nrules * sizeof *counts);
+    for (size_t i = 0; i < eng->cap; i++) {
+        const vkeystate *ks = eng->tab[i].ks;
+        if (!ks) continue;
+        const vgroup *g = &rs->groups[ks->group];
+        for (int j = 0; j < g->nrules; j++) {
+            const vrule *r = &rs->rules[g->rules[j]];
+            if (!ks->rs[j]) continue;
+            if (r->nsteps ? ((const vpat *)ks->rs[j])->nruns > 0 : ((const vwin *)ks->rs[j])->open)
+                counts[g->rules[j]]++;
+        }
+    }
+}

@@ -1,0 +1,53 @@
+/* record.c — see record.h: a v4 key-state record in the v3 layout. */
+#include <stdint.h>
+#include <string.h>
+#include "record.h"
+
+typedef struct cur { const unsigned char *p; size_t len, off; unsigned char *o; size_t cap, olen; int bad; } cur;
+
+static void copy(cur *c, size_t n, int keep) {
+    if (c->bad || c->len - c->off < n || (keep && c->cap - c->olen < n)) {
+        c->bad = 1;
+        return;
+    }
+    if (keep) memcpy(c->o + c->olen, c->p + c->off, n), c->olen += n;
+    c->off += n;
+}
+
+static uint32_t u32_at(cur *c) {
+    uint32_t v = 0;
+    if (c->len - c->off >= 4) memcpy(&v, c->p + c->off, 4);
+    else c->bad = 1;
+    return v;
+}
+
+static void str(cur *c) {
+    uint32_t l = u32_at(c);
+    copy(c, 4, 1);
+    copy(c, l, 1);
+}
+
+size_t test_record_v4_to_v3(const unsigned char *in, size_t len, unsigned char *out, size_t cap) {
+    cur c = {.p = in, .len = len, .o = out, .cap = cap};
+    if (len < 4 || memcmp(in, "VGS\4", 4) != 0) return 0;
+    copy(&c, 4, 1);
+    out[3] = 3;
+    copy(&c, 8 + 8, 1);                 /* seq, last_ts */
+    uint32_t nev = u32_at(&c);
+    copy(&c, 4, 1);
+    for (uint32_t i = 0; i < nev && !c.bad; i++) {
+        str(&c);                         /* id */
+        copy(&c, 8, 1);                  /* ts */
+        str(&c);                         /* json */
+    }
+    uint32_t nr = u32_at(&c);
+    copy(&c, 4, 1);
+    for (uint32_t i = 0; i < nr && !c.bad; i++) {
+        str(&c);                         /* name */
+        copy(&c, 4 + 1, 1);              /* version, kind */
+        uint32_t blen = u32_at(&c);
+        copy(&c, 4, 0);                  /* the v4 length: dropped */
+        copy(&c, blen, 1);
+    }
+    return c.bad || c.off != len ? 0 : c.olen;
+}

@@ -1,0 +1,15 @@
+/* record.h — test helpers for the key-state record (engine/src/codec.c):
+ * a version 4 record rewritten in the version 3 layout (the same bytes
+ * without each rule entry's u32 length), so that the tests that pin the
+ * old layouts keep comparing bytes. */
+#ifndef VIGIL_TEST_RECORD_H
+#define VIGIL_TEST_RECORD_H
+
+#include <stddef.h>
+
+/* Write v4 record `in` as a v3 record into out (cap bytes; the version byte
+ * becomes 3). Returns its length, or 0 when `in` is not a well-formed v4
+ * record or out is too small. */
+size_t test_record_v4_to_v3(const unsigned char *in, size_t len, unsigned char *out, size_t cap);
+
+#endif
