@@ -66,33 +66,19 @@ static void apply_defaults(vigil_server_config *c) {
     if (!c->redis_prefix) c->redis_prefix = "vigil";
 }
 
-static vigil_status load_rules(vigil_server *s, vigil_error *err) {
-    vigil_error errs[16];
-    int nerrs = 0;
-    vigil_status st = vigil_rules_load(s->cfg.rules, NULL, &s->rs, errs, 16, &nerrs);
-    if (st == VIGIL_OK) return st;
-    if (nerrs && err) {
-        *err = errs[0];
-        char buf[1024];
-        for (int i = 0; i < nerrs; i++) {
-            vigil_error_format(&errs[i], buf, sizeof buf);
-            fprintf(stderr, "%s\n", buf);
-        }
-    } else {
-        vigil_error_set(err, st, "cannot load rules from '%s'", s->cfg.rules);
-    }
-    s->rs = NULL;
-    return st;
-}
-
 vigil_status vigil_server_start(const vigil_server_config *cfg, vigil_server **out, vigil_error *err) {
     vigil_server *s = calloc(1, sizeof *s);
     if (!s) return VIGIL_ENOMEM;
     s->cfg = *cfg;
     apply_defaults(&s->cfg);
     int64_t started = vigil_now_ms();
-    vigil_status st = load_rules(s, err);
-    if (st != VIGIL_OK) goto fail;
+    vigil_status st;
+    /* control: the rule catalog (stored versions, then the directory) gives the first ruleset */
+    vigil_control_config cc = {.rules = s->cfg.rules, .decode = &s->cfg.ev.decode, .redis_url = s->cfg.redis_url,
+                               .redis_prefix = s->cfg.redis_prefix, .data_dir = s->cfg.data_dir,
+                               .watch = s->cfg.watch};
+    if ((st = vigil_control_create(&cc, &s->control, err)) != VIGIL_OK) goto fail;
+    s->rs = vigil_control_ruleset(s->control);
     /* the HTTP edge first checks `listen`, so a bad address fails before anything starts */
     if ((st = vigil_http_create(s->cfg.listen, s->cfg.max_body, &s->http, err)) != VIGIL_OK) goto fail;
     /* alerts: the hub, the sinks, webhook delivery */
@@ -100,7 +86,7 @@ vigil_status vigil_server_start(const vigil_server_config *cfg, vigil_server **o
         vigil_error_set(err, st, "cannot create the alert hub");
         goto fail;
     }
-    if ((st = vigil_sinks_create(s->hub, s->rs, &s->sinks)) != VIGIL_OK) {
+    if ((st = vigil_sinks_create(s->hub, &s->sinks)) != VIGIL_OK) {
         vigil_error_set(err, st, "out of memory");
         goto fail;
     }
@@ -126,11 +112,7 @@ vigil_status vigil_server_start(const vigil_server_config *cfg, vigil_server **o
     if ((st = vigil_ingest_create(&ic, &s->ingest, err)) != VIGIL_OK) goto fail;
     if ((st = vigil_ingest_connect(s->ingest, err)) != VIGIL_OK) goto fail;
     vigil_sinks_set_nats(s->sinks, vigil_ingest_nats(s->ingest));
-    vigil_control_config cc = {.rs = s->rs, .decode = &s->cfg.ev.decode, .sinks = s->sinks};
-    if ((st = vigil_control_create(&cc, &s->control)) != VIGIL_OK) {
-        vigil_error_set(err, st, "out of memory");
-        goto fail;
-    }
+    vigil_control_set_sinks(s->control, s->sinks);
     vigil_ops_config oc = {.rs = s->rs, .http = s->http, .ingest = s->ingest, .router = s->router,
                            .sinks = s->sinks, .hub = s->hub, .dispatch = s->dispatch, .outbox = s->outbox,
                            .redis_url = s->cfg.redis_url, .started_ms = started};
@@ -146,6 +128,7 @@ vigil_status vigil_server_start(const vigil_server_config *cfg, vigil_server **o
     vigil_ops_register(s->ops, s->http);
     vigil_http_on_stop(s->http, hub_close, s->hub);
     vigil_router_start(s->router);
+    vigil_control_start(s->control, s->router);
     if ((st = vigil_http_start(s->http, err)) != VIGIL_OK || (st = vigil_ingest_start(s->ingest, err)) != VIGIL_OK) {
         vigil_server_stop(s);
         return st;
@@ -169,7 +152,8 @@ void vigil_server_log_start(const vigil_server *s) {
 
 void vigil_server_stop(vigil_server *s) {
     if (!s) return;
-    /* 1: no new input */
+    /* 1: no new input, no rule change */
+    vigil_control_stop(s->control);
     vigil_ingest_stop_intake(s->ingest);
     /* 2: drain: workers finish their queues, commit, hand out and snapshot */
     vigil_router_stop(s->router);

@@ -25,6 +25,7 @@ typedef struct vigil_token_config {   /* a bearer token and its role */
 
 typedef struct vigil_server_config {
     const char *rules;            /* dir or file; default "rules" */
+    int watch;                    /* reload the rules directory on every change (inotify) */
     const char *listen;           /* "127.0.0.1:8080" */
     const char *nats_url;         /* NULL: no NATS */
     const char *subject;          /* "vigil.events.>" */

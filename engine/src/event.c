@@ -530,6 +530,13 @@ fail:
     return s;
 }
 
+vigil_status vigil_event_redecode(const vigil_ruleset *rs, const vigil_event *e, vigil_event **out) {
+    size_t len = 0;
+    const char *js = vigil_event_json(e, &len);
+    if (!js) return VIGIL_ENOMEM;
+    return vev_from_record(rs, e->id, strlen(e->id), e->ts, js, len, out);
+}
+
 /* ---- CSV --------------------------------------------------------------------- */
 
 #define CSV_MAX_COLS 256

@@ -846,6 +846,7 @@ int vigil_ruleset_rule_find(const vigil_ruleset *rs, const char *name, int versi
 int vigil_ruleset_rule_draining(const vigil_ruleset *rs, int i) { return rs->rules[i].draining; }
 int vigil_ruleset_rule_inherits(const vigil_ruleset *rs, int i) { return rs->rules[i].inherits; }
 int vigil_ruleset_group_rule_count(const vigil_ruleset *rs, int g) { return rs->groups[g].nrules; }
+vigil_window_kind vigil_ruleset_rule_window(const vigil_ruleset *rs, int i) { return rs->rules[i].window; }
 
 const char *vigil_severity_str(vigil_severity s) {
     static const char *n[] = {"info", "low", "medium", "high", "critical"};

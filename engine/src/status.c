@@ -24,6 +24,8 @@ const char *vigil_status_str(vigil_status s) {
     case VIGIL_ENOTFOUND: return "ENOTFOUND: not found";
     case VIGIL_ELATE: return "ELATE: event is late";
     case VIGIL_EUNAVAILABLE: return "EUNAVAILABLE: dependency unreachable";
+    case VIGIL_ESTALE: return "ESTALE: the rules changed meanwhile";
+    case VIGIL_ECONFLICT: return "ECONFLICT: conflicts with the current state";
     }
     return "unknown status";
 }

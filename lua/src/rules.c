@@ -46,6 +46,9 @@ struct loader {
     /* vigil_rules_inspect: what the source defines */
     vigil_rule_info *info;
     int ninfo, maxinfo;
+    /* vigil_rules_files: the walk collects paths instead of loading */
+    char **paths;
+    int npaths, cappaths;
 };
 
 vigil_ruleset *ld_ruleset(loader *ld) { return ld->rs; }
@@ -58,6 +61,7 @@ int ld_pick(loader *ld, vigil_rule_def *d, int declared_version, int line) {
             snprintf(in->name, sizeof in->name, "%s", d->name);
             in->version = declared_version;
             in->line = line;
+            in->mode = d->mode;
         }
         ld->ninfo++;
     }
@@ -392,6 +396,21 @@ static int ends_with(const char *s, const char *suf) {
     return n > m && strcmp(s + n - m, suf) == 0;
 }
 
+static void collect(loader *ld, const char *path) {
+    if (ld->npaths == ld->cappaths || ld->cappaths < 0) {
+        int cap = ld->cappaths > 0 ? ld->cappaths * 2 : 64;
+        char **np = realloc(ld->cappaths > 0 ? ld->paths : NULL, (size_t)cap * sizeof *np);
+        if (!np) {
+            add_msg(ld, VIGIL_ENOMEM, path, "out of memory listing rule files");
+            return;
+        }
+        ld->paths = np;
+        ld->cappaths = cap;
+    }
+    if (!(ld->paths[ld->npaths] = strdup(path))) add_msg(ld, VIGIL_ENOMEM, path, "out of memory");
+    else ld->npaths++;
+}
+
 static void walk(loader *ld, const char *dir, int depth) {
     DIR *d = opendir(dir);
     if (!d) {
@@ -436,7 +455,8 @@ static void walk(loader *ld, const char *dir, int depth) {
         if (S_ISDIR(st.st_mode)) {
             if (strcmp(names[i], "lists") != 0 && depth < MAX_DEPTH) walk(ld, path, depth + 1);
         } else if (S_ISREG(st.st_mode) && ends_with(names[i], ".lua")) {
-            load_file(ld, path);
+            if (ld->paths || ld->cappaths < 0) collect(ld, path);
+            else load_file(ld, path);
         }
     }
     for (size_t i = 0; i < n; i++) free(names[i]);
@@ -582,4 +602,26 @@ vigil_status vigil_rules_inspect(const char *file, const char *src, size_t len, 
     vigil_ruleset_release(rs);
     if (s == VIGIL_OK && n) *n = count;
     return s;
+}
+
+vigil_status vigil_rules_files(const char *path, char ***paths, int *n) {
+    *paths = NULL;
+    *n = 0;
+    struct stat st;
+    if (!path || stat(path, &st) != 0) return VIGIL_ENOTFOUND;
+    loader ld;
+    memset(&ld, 0, sizeof ld);
+    ld.cappaths = -1;   /* collect mode (no array yet) */
+    if (S_ISDIR(st.st_mode)) walk(&ld, path, 0);
+    else collect(&ld, path);
+    for (int i = 0; i < ld.nlists; i++) free(ld.lists[i]);
+    free(ld.lists);
+    if (ld.total) {
+        for (int i = 0; i < ld.npaths; i++) free(ld.paths[i]);
+        if (ld.cappaths > 0) free(ld.paths);
+        return ld.first ? ld.first : VIGIL_EIO;
+    }
+    *paths = ld.cappaths > 0 ? ld.paths : NULL;
+    *n = ld.npaths;
+    return VIGIL_OK;
 }

@@ -23,6 +23,7 @@ vigil_status vigil_alert_record_from_alert(const vigil_alert *a, int64_t detecte
     vigil_alert_record_set(out, a->id, a->rule, vigil_severity_str(a->severity), a->key, a->mode, json,
                            strlen(json));
     out->ts = a->ts;
+    out->rule_version = a->rule_version;
     return VIGIL_OK;
 }
 

@@ -1,5 +1,6 @@
 /* sinks.c — a committed batch's alerts to the hub and NATS, late events to
  * NATS, and the per-rule alert counters (sinks.h). */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,25 +11,19 @@
 struct vigil_sinks {
     vigil_hub *hub;
     natsConnection *_Atomic nc;
-    vigil_ruleset *rs;
-    atomic_ullong *rule_alerts;
-    int nrules;
+    /* per (rule, version, mode): rules come and go with hot reloads */
+    pthread_mutex_t rule_mu;
+    struct rcount { char rule[64]; int version; vigil_mode mode; unsigned long long n; } *counts;
+    int ncounts, capcounts;
     atomic_ullong alerts, lost, nats_published, late_published;
     atomic_llong last_lost_log_ms;
 };
 
-vigil_status vigil_sinks_create(vigil_hub *hub, const vigil_ruleset *rs, vigil_sinks **out) {
+vigil_status vigil_sinks_create(vigil_hub *hub, vigil_sinks **out) {
     vigil_sinks *s = calloc(1, sizeof *s);
     if (!s) return VIGIL_ENOMEM;
     s->hub = hub;
-    s->nrules = vigil_ruleset_rule_count(rs);
-    s->rule_alerts = calloc((size_t)(s->nrules ? s->nrules : 1), sizeof *s->rule_alerts);
-    if (!s->rule_alerts) {
-        free(s);
-        return VIGIL_ENOMEM;
-    }
-    vigil_ruleset_retain((vigil_ruleset *)rs);
-    s->rs = (vigil_ruleset *)rs;
+    pthread_mutex_init(&s->rule_mu, NULL);
     *out = s;
     return VIGIL_OK;
 }
@@ -37,8 +32,8 @@ void vigil_sinks_set_nats(vigil_sinks *s, natsConnection *nc) { atomic_store(&s-
 
 void vigil_sinks_destroy(vigil_sinks *s) {
     if (!s) return;
-    free(s->rule_alerts);
-    if (s->rs) vigil_ruleset_release(s->rs);
+    free(s->counts);
+    pthread_mutex_destroy(&s->rule_mu);
     free(s);
 }
 
@@ -51,8 +46,27 @@ void vigil_sinks_alert(vigil_sinks *s, const vigil_alert_record *a) {
         if (natsConnection_Publish(nc, subj, a->json, (int)a->len) == NATS_OK)
             atomic_fetch_add(&s->nats_published, 1);
     }
-    int i = vigil_ruleset_rule_index(s->rs, a->rule);
-    if (i >= 0 && i < s->nrules) atomic_fetch_add(&s->rule_alerts[i], 1);
+    pthread_mutex_lock(&s->rule_mu);   /* per alert, not per event: a lock is cheap enough */
+    int i = 0;
+    while (i < s->ncounts && !(s->counts[i].version == a->rule_version && s->counts[i].mode == a->mode &&
+                               strcmp(s->counts[i].rule, a->rule) == 0))
+        i++;
+    if (i == s->ncounts && s->ncounts < VIGIL_SINKS_MAX_RULES) {
+        if (s->ncounts == s->capcounts) {
+            int cap = s->capcounts ? s->capcounts * 2 : 32;
+            struct rcount *grown = realloc(s->counts, (size_t)cap * sizeof *grown);
+            if (grown) s->counts = grown, s->capcounts = cap;
+        }
+        if (s->ncounts < s->capcounts) {
+            struct rcount *c = &s->counts[s->ncounts++];
+            snprintf(c->rule, sizeof c->rule, "%s", a->rule);
+            c->version = a->rule_version;
+            c->mode = a->mode;
+            c->n = 0;
+        }
+    }
+    if (i < s->ncounts) s->counts[i].n++;
+    pthread_mutex_unlock(&s->rule_mu);
     atomic_fetch_add(&s->alerts, 1);
 }
 
@@ -81,6 +95,19 @@ void vigil_sinks_get_stats(vigil_sinks *s, vigil_sinks_stats *out) {
     out->late_published = atomic_load(&s->late_published);
 }
 
-unsigned long long vigil_sinks_rule_alerts(vigil_sinks *s, int rule) {
-    return rule >= 0 && rule < s->nrules ? atomic_load(&s->rule_alerts[rule]) : 0;
+unsigned long long vigil_sinks_rule_alerts(vigil_sinks *s, const char *rule, int version) {
+    unsigned long long n = 0;
+    pthread_mutex_lock(&s->rule_mu);
+    for (int i = 0; i < s->ncounts; i++)
+        if ((version <= 0 || s->counts[i].version == version) && strcmp(s->counts[i].rule, rule) == 0)
+            n += s->counts[i].n;
+    pthread_mutex_unlock(&s->rule_mu);
+    return n;
+}
+
+void vigil_sinks_foreach_rule(vigil_sinks *s, void (*fn)(void *ud, const char *rule, int version, vigil_mode mode,
+                                                         unsigned long long n), void *ud) {
+    pthread_mutex_lock(&s->rule_mu);
+    for (int i = 0; i < s->ncounts; i++) fn(ud, s->counts[i].rule, s->counts[i].version, s->counts[i].mode, s->counts[i].n);
+    pthread_mutex_unlock(&s->rule_mu);
 }

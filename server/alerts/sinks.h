@@ -22,10 +22,9 @@
 
 typedef struct vigil_sinks vigil_sinks;
 
-/* hub: borrowed, required. nc: borrowed, NULL = no NATS (may be set later
- * with vigil_sinks_set_nats before the first alert). rs: rule names for
- * per-rule counters (retained). */
-vigil_status vigil_sinks_create(vigil_hub *hub, const vigil_ruleset *rs, vigil_sinks **out);
+/* hub: borrowed, required. NATS is set later with vigil_sinks_set_nats
+ * (none until then). */
+vigil_status vigil_sinks_create(vigil_hub *hub, vigil_sinks **out);
 void vigil_sinks_set_nats(vigil_sinks *s, natsConnection *nc);
 void vigil_sinks_destroy(vigil_sinks *s);   /* accepts NULL */
 
@@ -44,7 +43,13 @@ typedef struct vigil_sinks_stats {
     unsigned long long late_published;   /* late events published to NATS */
 } vigil_sinks_stats;
 void vigil_sinks_get_stats(vigil_sinks *s, vigil_sinks_stats *out);
-/* Alerts of rule i (ruleset index) so far. */
-unsigned long long vigil_sinks_rule_alerts(vigil_sinks *s, int rule);
+/* Alerts of rule `rule` at `version` (<= 0: every version) since start.
+ * Counters are kept per (rule, version, mode), at most
+ * VIGIL_SINKS_MAX_RULES of them (more are counted in `alerts` only). */
+#define VIGIL_SINKS_MAX_RULES 4096
+unsigned long long vigil_sinks_rule_alerts(vigil_sinks *s, const char *rule, int version);
+/* Every counter, under the counters' lock (fn must not call back in). */
+void vigil_sinks_foreach_rule(vigil_sinks *s, void (*fn)(void *ud, const char *rule, int version, vigil_mode mode,
+                                                         unsigned long long n), void *ud);
 
 #endif

@@ -1,33 +1,153 @@
-/* control.c — the running rule set as the API shows it (DESIGN.md §6):
- * GET /v1/rules and /v1/rules/{name} (versions, modes, per-rule alert
- * counts), and POST /v1/rules:test, a dry run in a private engine. Rule hot
- * reload (versions, swaps at batch boundaries) lands here next. */
+/* control.c — the control wing's life and its HTTP API (DESIGN.md §6):
+ * GET /v1/rules[/name], PUT and DELETE /v1/rules/{name}, POST
+ * /v1/rules/{name}/mode and /rollback, GET /v1/audit, and POST
+ * /v1/rules:test, a dry run in a private engine. A change is applied by
+ * apply.c (build, drain or inherit, store, swap at the workers' batch
+ * boundaries); the rules directory by reload.c. Every change holds the
+ * wing's mutex: one at a time, in the order they came. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <cjson/cJSON.h>
-#include "control.h"
+#include "control_int.h"
 #include "server/http/reply.h"
 #include "vigil/clock.h"
 #include "vigil/rules.h"
 
-struct vigil_control {
-    vigil_control_config cfg;
-};
+/* ---- life ------------------------------------------------------------------------------ */
 
-vigil_status vigil_control_create(const vigil_control_config *cfg, vigil_control **out) {
+static void load_rule(void *ud, const char *name, const char *json) {
+    vigil_control *c = ud;
+    const char *why = NULL;
+    if (vcat_rule_from_json(&c->cat, name, json, &why) != 0)
+        fprintf(stderr, "vigil: the stored record of rule %s is unreadable (%s); skipped\n", name, why);
+}
+
+static void load_file_hash(void *ud, const char *path, const char *hash) {
+    vigil_control *c = ud;
+    vcat_set_file_hash(&c->cat, path, hash);
+}
+
+static int is_dir(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+vigil_status vigil_control_create(const vigil_control_config *cfg, vigil_control **out, vigil_error *err) {
     vigil_control *c = calloc(1, sizeof *c);
-    if (!c) return VIGIL_ENOMEM;
+    if (!c) return vigil_error_set(err, VIGIL_ENOMEM, "out of memory");
     c->cfg = *cfg;
-    vigil_ruleset_retain(cfg->rs);
+    c->inotify_fd = -1;
+    pthread_mutex_init(&c->mu, NULL);
+    /* in_list() files: <rules dir>/lists, as `vigil replay` finds them */
+    snprintf(c->lists_dir, sizeof c->lists_dir, "%s/lists", cfg->rules);
+    if (!is_dir(cfg->rules)) {
+        char *slash = strrchr(c->lists_dir, '/');
+        *slash = '\0';
+        slash = strrchr(c->lists_dir, '/');
+        snprintf(slash ? slash + 1 : c->lists_dir, sizeof c->lists_dir - (size_t)(slash ? slash + 1 - c->lists_dir : 0),
+                 "lists");
+    }
+    if (!is_dir(c->lists_dir)) snprintf(c->lists_dir, sizeof c->lists_dir, "rules/lists");
+    c->ropts.lists_dir = c->lists_dir;
+    vigil_catalog_store_config sc = {.redis_url = cfg->redis_url, .redis_prefix = cfg->redis_prefix,
+                                     .data_dir = cfg->data_dir};
+    vigil_status st = vigil_catalog_store_open(&sc, &c->store, err);
+    if (st == VIGIL_OK) st = vigil_catalog_store_load(c->store, load_rule, load_file_hash, c, err);
+    if (st != VIGIL_OK) {
+        vigil_control_destroy(c);
+        return st;
+    }
+    /* the stored catalog first: what ran before the restart */
+    vigil_error errs[4];
+    int nerrs = 0;
+    st = vcat_build(&c->cat, NULL, &c->ropts, &c->rs, errs, 4, &nerrs);
+    if (st != VIGIL_OK) {
+        if (nerrs) *err = errs[0];
+        fprintf(stderr, "vigil: the stored rule catalog cannot be built (%s); starting from the directory\n",
+                nerrs ? errs[0].msg : vigil_status_str(st));
+        vcat_free(&c->cat);
+        vigil_ruleset_release(c->rs);
+        c->rs = NULL;
+        if ((st = vcat_build(&c->cat, NULL, &c->ropts, &c->rs, errs, 4, &nerrs)) != VIGIL_OK) {
+            vigil_control_destroy(c);
+            return vigil_error_set(err, st, "cannot build an empty ruleset");
+        }
+    }
+    /* then the directory: files whose hash changed since */
+    if (access(cfg->rules, F_OK) == 0) {
+        vctl_reload_locked(c, "start");
+        if (c->new_refused) {   /* a file that never ran does not compile: say so before serving */
+            vigil_error_set(err, VIGIL_ECOMPILE, "%s", c->first_refusal);
+            vigil_control_destroy(c);
+            return VIGIL_ECOMPILE;
+        }
+    } else {
+        fprintf(stderr, "vigil: rules directory %s does not exist: only the stored rules run (%d)\n", cfg->rules,
+                vcat_live_count(&c->cat));
+    }
     *out = c;
     return VIGIL_OK;
 }
 
+void vigil_control_set_sinks(vigil_control *c, vigil_sinks *sinks) { c->cfg.sinks = sinks; }
+
+vigil_ruleset *vigil_control_ruleset(vigil_control *c) {
+    pthread_mutex_lock(&c->mu);
+    vigil_ruleset *rs = c->rs;
+    vigil_ruleset_retain(rs);
+    pthread_mutex_unlock(&c->mu);
+    return rs;
+}
+
+void vigil_control_start(vigil_control *c, vigil_router *router) {
+    pthread_mutex_lock(&c->mu);
+    c->router = router;
+    pthread_mutex_unlock(&c->mu);
+    if (pthread_create(&c->maint_th, NULL, vctl_maint_main, c) == 0) c->maint_started = 1;
+    if (c->cfg.watch) {
+        if ((c->inotify_fd = vctl_watch_open(c)) < 0)
+            fprintf(stderr, "vigil: --watch: inotify is not available here; reload with SIGHUP\n");
+        else if (pthread_create(&c->watch_th, NULL, vctl_watch_main, c) == 0)
+            c->watch_started = 1;
+    }
+}
+
+void vigil_control_stop(vigil_control *c) {
+    if (!c) return;
+    atomic_store(&c->stopping, 1);
+    if (c->maint_started) pthread_join(c->maint_th, NULL);
+    if (c->watch_started) pthread_join(c->watch_th, NULL);
+    c->maint_started = c->watch_started = 0;
+    pthread_mutex_lock(&c->mu);
+    c->router = NULL;   /* no swap into stopping workers */
+    pthread_mutex_unlock(&c->mu);
+}
+
 void vigil_control_destroy(vigil_control *c) {
     if (!c) return;
-    vigil_ruleset_release(c->cfg.rs);
+    vigil_control_stop(c);
+    if (c->inotify_fd >= 0) close(c->inotify_fd);
+    vigil_ruleset_release(c->rs);
+    vcat_free(&c->cat);
+    vigil_catalog_store_close(c->store);
+    pthread_mutex_destroy(&c->mu);
     free(c);
+}
+
+void vigil_control_get_stats(vigil_control *c, vigil_control_stats *o) {
+    memset(o, 0, sizeof *o);
+    o->changes = atomic_load(&c->changes);
+    o->reloads = atomic_load(&c->reloads);
+    o->reload_errors = atomic_load(&c->reload_errors);
+    o->swaps = atomic_load(&c->swaps);
+    pthread_mutex_lock(&c->mu);
+    o->rules = vcat_live_count(&c->cat);
+    for (int i = 0; i < c->cat.n; i++)
+        for (int j = 0; j < c->cat.rules[i]->nv; j++) o->draining += c->cat.rules[i]->v[j].state == VCAT_DRAINING;
+    pthread_mutex_unlock(&c->mu);
 }
 
 /* ---- POST /v1/rules:test ---------------------------------------------------------- */
@@ -121,36 +241,342 @@ static enum MHD_Result rules_test(void *ctx, struct MHD_Connection *c, const cha
 }
 
 
-/* ---- GET /v1/rules ------------------------------------------------------------------ */
+/* ---- GET /v1/rules, GET /v1/rules/{name} ------------------------------------------------- */
 
-static cJSON *rule_json(vigil_control *s, int i) {
-    const vigil_ruleset *rs = s->cfg.rs;
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "name", vigil_ruleset_rule_name(rs, i));
-    cJSON_AddNumberToObject(o, "version", vigil_ruleset_rule_version(rs, i));
-    cJSON_AddStringToObject(o, "mode", vigil_mode_str(vigil_ruleset_rule_mode(rs, i)));
-    cJSON_AddStringToObject(o, "severity", vigil_severity_str(vigil_ruleset_rule_severity(rs, i)));
-    cJSON_AddStringToObject(o, "key", vigil_ruleset_rule_key(rs, i));
-    cJSON_AddNumberToObject(o, "alerts", (double)vigil_sinks_rule_alerts(s->cfg.sinks, i));
-    return o;
+static unsigned long long count_alerts(void *ud, const char *name, int version) {
+    vigil_control *c = ud;
+    return c->cfg.sinks ? vigil_sinks_rule_alerts(c->cfg.sinks, name, version) : 0;
 }
 
-static enum MHD_Result get_rules(void *ctx, struct MHD_Connection *c, const char *url, vigil_http_req *r) {
-    vigil_control *s = ctx;
-    const char *name = strncmp(url, "/v1/rules/", 10) == 0 ? url + 10 : NULL;
-    if (name) {
-        int i = vigil_ruleset_rule_index(s->cfg.rs, name);
-        if (i < 0) return vigil_http_problem(c, 404, "Not Found", "no such rule", NULL, NULL);
-        return vigil_http_send_json(c, 200, rule_json(s, i));
+/* The rule name of /v1/rules/{name}[/action]: NULL when invalid. */
+static int rule_name(const char *url, char *name, size_t n, const char **action) {
+    const char *p = url + strlen("/v1/rules/");
+    const char *slash = strchr(p, '/');
+    size_t len = slash ? (size_t)(slash - p) : strlen(p);
+    *action = slash ? slash + 1 : "";
+    if (len == 0 || len >= n || len > VIGIL_MAX_RULE_NAME) return -1;
+    for (size_t i = 0; i < len; i++)
+        if (!((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= '0' && p[i] <= '9') || p[i] == '_')) return -1;
+    memcpy(name, p, len);
+    name[len] = '\0';
+    return 0;
+}
+
+static enum MHD_Result no_rule(struct MHD_Connection *conn, const char *name) {
+    char d[160];
+    snprintf(d, sizeof d, "no rule '%s'", name);
+    return vigil_http_problem(conn, 404, "Not Found", d, NULL, NULL);
+}
+
+static enum MHD_Result get_rules(void *ctx, struct MHD_Connection *conn, const char *url, vigil_http_req *r) {
+    vigil_control *c = ctx;
+    (void)r;
+    if (strncmp(url, "/v1/rules/", 10) == 0) {
+        char name[VIGIL_MAX_RULE_NAME + 1];
+        const char *action;
+        if (rule_name(url, name, sizeof name, &action) != 0 || *action)
+            return vigil_http_problem(conn, 404, "Not Found", "no such resource", NULL, NULL);
+        pthread_mutex_lock(&c->mu);
+        vcat_rule *rule = vcat_find(&c->cat, name);
+        cJSON *o = rule && vcat_live(rule) ? vcat_rule_api(rule, 1, count_alerts, c) : NULL;
+        pthread_mutex_unlock(&c->mu);
+        if (!o) return no_rule(conn, name);
+        return vigil_http_send_json(conn, 200, o);
     }
     cJSON *o = cJSON_CreateObject();
     cJSON *a = cJSON_AddArrayToObject(o, "rules");
-    for (int i = 0; i < vigil_ruleset_rule_count(s->cfg.rs); i++) cJSON_AddItemToArray(a, rule_json(s, i));
-    return vigil_http_send_json(c, 200, o);
+    pthread_mutex_lock(&c->mu);
+    vigil_ruleset *rs = c->rs;
+    for (int i = 0; i < c->cat.n; i++) {
+        vcat_rule *rule = c->cat.rules[i];
+        if (!vcat_live(rule)) continue;
+        cJSON *x = vcat_rule_api(rule, 0, count_alerts, c);
+        int j = vigil_ruleset_rule_index(rs, rule->name);
+        if (j >= 0) {
+            cJSON_AddStringToObject(x, "severity", vigil_severity_str(vigil_ruleset_rule_severity(rs, j)));
+            cJSON_AddStringToObject(x, "key", vigil_ruleset_rule_key(rs, j));
+        }
+        cJSON_AddItemToArray(a, x);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return vigil_http_send_json(conn, 200, o);
+}
+
+/* {"name","version","mode","state","activated_at"}: what a change answers. */
+static cJSON *version_json(const vcat_rule *rule, const vcat_ver *v) {
+    cJSON *o = cJSON_CreateObject();
+    char t[40];
+    cJSON_AddStringToObject(o, "name", rule->name);
+    cJSON_AddNumberToObject(o, "version", v->version);
+    cJSON_AddStringToObject(o, "mode", vigil_mode_str(v->mode));
+    cJSON_AddStringToObject(o, "state", vcat_state_str(v->state));
+    vigil_time_format_rfc3339(v->activated_ms, t, sizeof t);
+    cJSON_AddStringToObject(o, "activated_at", t);
+    return o;
+}
+
+static enum MHD_Result change_failed(struct MHD_Connection *conn, vigil_status st, const vigil_error *err) {
+    char d[1200];
+    vigil_error_format(err, d, sizeof d);
+    if (st == VIGIL_ECOMPILE || st == VIGIL_ETOOBIG) {
+        cJSON *x = cJSON_CreateObject();
+        cJSON *a = cJSON_AddArrayToObject(x, "errors");
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddNumberToObject(e, "line", err->line);
+        cJSON_AddStringToObject(e, "message", err->msg);
+        cJSON_AddItemToArray(a, e);
+        return vigil_http_problem(conn, 422, "Unprocessable Content", d, x, NULL);
+    }
+    if (st == VIGIL_EUNAVAILABLE || st == VIGIL_ESTORE)
+        return vigil_http_problem(conn, 503, "Service Unavailable", d, NULL, "1");
+    return vigil_http_problem(conn, 500, "Internal Server Error", d, NULL, NULL);
+}
+
+/* ---- PUT /v1/rules/{name} ------------------------------------------------------------------ */
+
+/* Apply src as the next version of rule `name` (PUT and rollback). Holds mu. */
+static enum MHD_Result put_source(vigil_control *c, struct MHD_Connection *conn, const char *name, const char *src,
+                                  size_t len, int force_version, const char *mode_arg, const char *action,
+                                  int rollback_of) {
+    vigil_rule_info info[4];
+    int ni = 0, nerrs = 0;
+    vigil_error errs[16];
+    char file[96];
+    snprintf(file, sizeof file, "%s.lua", name);
+    vigil_status st = vigil_rules_inspect(file, src, len, &c->ropts, info, 4, &ni, errs, 16, &nerrs);
+    if (st != VIGIL_OK) {
+        cJSON *x = cJSON_CreateObject();
+        cJSON *a = cJSON_AddArrayToObject(x, "errors");
+        for (int i = 0; i < nerrs && i < 16; i++) {
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddNumberToObject(e, "line", errs[i].line);
+            cJSON_AddStringToObject(e, "message", errs[i].msg);
+            if (errs[i].rule[0]) cJSON_AddStringToObject(e, "rule", errs[i].rule);
+            cJSON_AddItemToArray(a, e);
+        }
+        char d[1200];
+        if (nerrs) vigil_error_format(&errs[0], d, sizeof d);
+        else snprintf(d, sizeof d, "%s", vigil_status_str(st));
+        return vigil_http_problem(conn, 422, "Unprocessable Content", d, x, NULL);
+    }
+    char d[400];
+    if (ni != 1 || strcmp(info[0].name, name) != 0) {
+        if (ni == 0) snprintf(d, sizeof d, "the source defines no rule; expected rule{ name = \"%s\", ... }", name);
+        else if (ni > 1) snprintf(d, sizeof d, "the source defines %d rules; PUT /v1/rules/%s takes exactly one", ni, name);
+        else snprintf(d, sizeof d, "the source defines rule '%s', not '%s'", info[0].name, name);
+        return vigil_http_problem(conn, 409, "Conflict", d, NULL, NULL);
+    }
+    vigil_mode mode = info[0].mode;
+    if (mode_arg) mode = strcmp(mode_arg, "shadow") == 0 ? VIGIL_MODE_SHADOW : VIGIL_MODE_ACTIVE;
+    vcat_rule *rule = vcat_find(&c->cat, name);
+    vcat_ver *latest = vcat_latest(rule), *live = vcat_live(rule);
+    char hash[65];
+    vcat_hash(src, len, hash);
+    if (live && strcmp(live->hash, hash) == 0 && live->mode == mode)   /* identical: no new version */
+        return vigil_http_send_json(conn, 200, version_json(rule, live));
+    int version = latest ? latest->version + 1 : 1;
+    if (!force_version && info[0].version) {
+        if (latest && info[0].version <= latest->version) {
+            snprintf(d, sizeof d, "the source declares version %d; it must be greater than the latest version %d",
+                     info[0].version, latest->version);
+            return vigil_http_problem(conn, 409, "Conflict", d, NULL, NULL);
+        }
+        version = info[0].version;
+    }
+    if (!live && vcat_live_count(&c->cat) >= VCAT_MAX_RULES) {
+        snprintf(d, sizeof d, "too many rules: at most %d", VCAT_MAX_RULES);
+        return vigil_http_problem(conn, 422, "Unprocessable Content", d, NULL, NULL);
+    }
+    vctl_txn x;
+    vctl_txn_init(&x, "local");
+    int created = !live;
+    if (vctl_touch(c, &x, name) != 0 || (!rule && !(rule = vcat_add_rule(&c->cat, name)))) {
+        vctl_abort(c, &x);
+        return MHD_NO;
+    }
+    int was_deleted = rule->deleted;
+    rule->deleted = 0;
+    rule->file[0] = '\0';   /* the API owns it now; its file's next edit takes it back */
+    vcat_ver *v = vcat_add_version(rule, version, mode, src, len, "local", vigil_now_ms());
+    if (!v) {
+        vctl_abort(c, &x);
+        return vigil_http_problem(conn, 422, "Unprocessable Content", "too many versions of this rule", NULL, NULL);
+    }
+    if (was_deleted)
+        for (int k = 0; k < rule->nv - 1; k++) rule->v[k].state = VCAT_DELETED;
+    char det[64] = "";
+    if (rollback_of) snprintf(det, sizeof det, "the source of version %d", rollback_of);
+    vctl_audit(&x, action, name, live ? live->version : 0, version, det[0] ? det : NULL);
+    vigil_error err;
+    vigil_error_clear(&err);
+    if ((st = vctl_commit(c, &x, &err)) != VIGIL_OK) return change_failed(conn, st, &err);
+    rule = vcat_find(&c->cat, name);
+    return vigil_http_send_json(conn, created ? 201 : 200, version_json(rule, vcat_live(rule)));
+}
+
+static enum MHD_Result put_rule(vigil_control *c, struct MHD_Connection *conn, const char *name, vigil_http_req *r) {
+    if (r->too_big || r->len > VCAT_MAX_SOURCE) {
+        char d[96];
+        snprintf(d, sizeof d, "a rule source is at most %zu bytes", VCAT_MAX_SOURCE);
+        return vigil_http_problem(conn, 413, "Content Too Large", d, NULL, NULL);
+    }
+    const char *mode = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "mode");
+    if (mode && strcmp(mode, "active") != 0 && strcmp(mode, "shadow") != 0)
+        return vigil_http_problem(conn, 400, "Bad Request", "mode must be \"active\" or \"shadow\"", NULL, NULL);
+    pthread_mutex_lock(&c->mu);
+    enum MHD_Result ret = put_source(c, conn, name, r->body ? r->body : "", r->len, 0, mode, "put", 0);
+    pthread_mutex_unlock(&c->mu);
+    return ret;
+}
+
+/* ---- DELETE, mode, rollback --------------------------------------------------------------- */
+
+static enum MHD_Result delete_rule(vigil_control *c, struct MHD_Connection *conn, const char *name) {
+    pthread_mutex_lock(&c->mu);
+    vcat_rule *rule = vcat_find(&c->cat, name);
+    vcat_ver *live = vcat_live(rule);
+    if (!live) {
+        pthread_mutex_unlock(&c->mu);
+        return no_rule(conn, name);
+    }
+    vctl_txn x;
+    vctl_txn_init(&x, "local");
+    if (vctl_touch(c, &x, name) != 0) {
+        vctl_abort(c, &x);
+        pthread_mutex_unlock(&c->mu);
+        return MHD_NO;
+    }
+    int64_t now = vigil_now_ms();
+    int from = live->version;
+    rule->deleted = 1;
+    rule->deleted_ms = now;
+    for (int k = 0; k < rule->nv; k++) {   /* draining versions too: no alert of it after the answer */
+        if (rule->v[k].state != VCAT_RETIRED && rule->v[k].state != VCAT_DELETED) rule->v[k].ended_ms = now;
+        rule->v[k].state = VCAT_DELETED;
+    }
+    vctl_audit(&x, "delete", name, from, 0, NULL);
+    vigil_error err;
+    vigil_error_clear(&err);
+    vigil_status st = vctl_commit(c, &x, &err);
+    pthread_mutex_unlock(&c->mu);
+    if (st != VIGIL_OK) return change_failed(conn, st, &err);
+    return vigil_http_send_text(conn, 204, "text/plain", "", 0);
+}
+
+static enum MHD_Result set_mode(vigil_control *c, struct MHD_Connection *conn, const char *name, vigil_http_req *r) {
+    cJSON *in = r->body ? cJSON_ParseWithLength(r->body, r->len) : NULL;
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(in, "mode");
+    int ok = cJSON_IsString(m) && (strcmp(m->valuestring, "active") == 0 || strcmp(m->valuestring, "shadow") == 0);
+    vigil_mode mode = ok && strcmp(m->valuestring, "shadow") == 0 ? VIGIL_MODE_SHADOW : VIGIL_MODE_ACTIVE;
+    cJSON_Delete(in);
+    if (!ok) return vigil_http_problem(conn, 400, "Bad Request", "expected {\"mode\": \"active\" | \"shadow\"}", NULL, NULL);
+    pthread_mutex_lock(&c->mu);
+    vcat_rule *rule = vcat_find(&c->cat, name);
+    vcat_ver *live = vcat_live(rule);
+    enum MHD_Result ret;
+    if (!live) {
+        ret = no_rule(conn, name);
+    } else if (live->mode == mode) {
+        ret = vigil_http_send_json(conn, 200, version_json(rule, live));
+    } else {
+        vctl_txn x;
+        vctl_txn_init(&x, "local");
+        if (vctl_touch(c, &x, name) != 0) {
+            vctl_abort(c, &x);
+            pthread_mutex_unlock(&c->mu);
+            return MHD_NO;
+        }
+        live->mode = mode;
+        live->state = mode == VIGIL_MODE_SHADOW ? VCAT_SHADOW : VCAT_ACTIVE;
+        vctl_audit(&x, "mode", name, live->version, live->version, vigil_mode_str(mode));
+        vigil_error err;
+        vigil_error_clear(&err);
+        vigil_status st = vctl_commit(c, &x, &err);
+        rule = vcat_find(&c->cat, name);
+        ret = st != VIGIL_OK ? change_failed(conn, st, &err) : vigil_http_send_json(conn, 200, version_json(rule, vcat_live(rule)));
+    }
+    pthread_mutex_unlock(&c->mu);
+    return ret;
+}
+
+static enum MHD_Result rollback(vigil_control *c, struct MHD_Connection *conn, const char *name, vigil_http_req *r) {
+    cJSON *in = r->body ? cJSON_ParseWithLength(r->body, r->len) : NULL;
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(in, "version");
+    int version = cJSON_IsNumber(v) && v->valuedouble >= 1 && v->valuedouble == (int)v->valuedouble ? (int)v->valuedouble : 0;
+    cJSON_Delete(in);
+    if (!version) return vigil_http_problem(conn, 400, "Bad Request", "expected {\"version\": n}, n a whole number >= 1", NULL, NULL);
+    pthread_mutex_lock(&c->mu);
+    vcat_rule *rule = vcat_find(&c->cat, name);
+    vcat_ver *old = vcat_live(rule) ? vcat_version(rule, version) : NULL;
+    enum MHD_Result ret;
+    if (!vcat_live(rule)) {
+        ret = no_rule(conn, name);
+    } else if (!old) {
+        char d[160];
+        snprintf(d, sizeof d, "rule '%s' has no version %d", name, version);
+        ret = vigil_http_problem(conn, 404, "Not Found", d, NULL, NULL);
+    } else {
+        char *src = strdup(old->src);   /* the catalog may move while it is applied */
+        size_t len = old->len;
+        ret = src ? put_source(c, conn, name, src, len, 1, vigil_mode_str(old->mode), "rollback", version) : MHD_NO;
+        free(src);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return ret;
+}
+
+static enum MHD_Result rule_change(void *ctx, struct MHD_Connection *conn, const char *url, vigil_http_req *r) {
+    vigil_control *c = ctx;
+    char name[VIGIL_MAX_RULE_NAME + 1];
+    const char *action;
+    if (rule_name(url, name, sizeof name, &action) != 0)
+        return vigil_http_problem(conn, 404, "Not Found", "no such resource: a rule name is [a-z0-9_]+", NULL, NULL);
+    if (strcmp(r->method, "PUT") == 0 && !*action) return put_rule(c, conn, name, r);
+    if (strcmp(r->method, "DELETE") == 0 && !*action) return delete_rule(c, conn, name);
+    if (strcmp(r->method, "POST") == 0 && strcmp(action, "mode") == 0) return set_mode(c, conn, name, r);
+    if (strcmp(r->method, "POST") == 0 && strcmp(action, "rollback") == 0) return rollback(c, conn, name, r);
+    return vigil_http_problem(conn, 404, "Not Found", "no such resource", NULL, NULL);
+}
+
+/* ---- GET /v1/audit ----------------------------------------------------------------------- */
+
+static void audit_one(void *ud, const char *json) {
+    cJSON *e = cJSON_Parse(json);
+    if (e) cJSON_AddItemToArray(ud, e);
+}
+
+static enum MHD_Result get_audit(void *ctx, struct MHD_Connection *conn, const char *url, vigil_http_req *r) {
+    vigil_control *c = ctx;
+    (void)url;
+    (void)r;
+    const char *ls = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit");
+    const char *os = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "offset");
+    char *end = NULL;
+    long limit = ls ? strtol(ls, &end, 10) : 100, offset = 0;
+    if ((ls && (*end || limit < 1 || limit > 10000)))
+        return vigil_http_problem(conn, 400, "Bad Request", "limit must be 1..10000", NULL, NULL);
+    if (os && ((offset = strtol(os, &end, 10)) < 0 || *end))
+        return vigil_http_problem(conn, 400, "Bad Request", "offset must be a whole number >= 0", NULL, NULL);
+    cJSON *o = cJSON_CreateObject();
+    cJSON *a = cJSON_AddArrayToObject(o, "entries");
+    vigil_error err;
+    vigil_error_clear(&err);
+    pthread_mutex_lock(&c->mu);
+    vigil_status st = vigil_catalog_store_audit(c->store, (size_t)offset, (size_t)limit, audit_one, a, &err);
+    pthread_mutex_unlock(&c->mu);
+    if (st != VIGIL_OK) {
+        cJSON_Delete(o);
+        return change_failed(conn, st, &err);
+    }
+    return vigil_http_send_json(conn, 200, o);
 }
 
 void vigil_control_register(vigil_control *ctl, vigil_http *h) {
     vigil_http_route(h, "POST", "/v1/rules:test", 0, rules_test, ctl);
     vigil_http_route(h, "GET", "/v1/rules", 0, get_rules, ctl);
     vigil_http_route(h, "GET", "/v1/rules/", 1, get_rules, ctl);
+    vigil_http_route(h, "PUT", "/v1/rules/", 1, rule_change, ctl);
+    vigil_http_route(h, "DELETE", "/v1/rules/", 1, rule_change, ctl);
+    vigil_http_route(h, "POST", "/v1/rules/", 1, rule_change, ctl);
+    vigil_http_route(h, "GET", "/v1/audit", 0, get_audit, ctl);
 }

@@ -1,24 +1,61 @@
-/* control.h — the control wing: the running rule set and what the API
- * says and does about it (GET /v1/rules, POST /v1/rules:test; hot reload
- * and versions next, DESIGN.md §6). */
+/* control.h — the control wing: the running rule set and how it changes
+ * while the server runs (DESIGN.md §6 "Versions"): the rule catalog and its
+ * store, PUT/DELETE/mode/rollback on /v1/rules/{name}, GET /v1/rules and
+ * /v1/audit, POST /v1/rules:test (a dry run), and the rules directory
+ * reloaded on SIGHUP or, with `watch`, on every change (inotify).
+ *
+ * Life: vigil_control_create loads the catalog from its store, reconciles
+ * it with the rules directory and builds the first ruleset (the router is
+ * made from it); vigil_control_start gives it the router, which every
+ * change then swaps at the workers' batch boundaries. */
 #ifndef VIGIL_CONTROL_H
 #define VIGIL_CONTROL_H
 
 #include "vigil/event.h"
 #include "server/http/http.h"
 #include "server/alerts/sinks.h"
+#include "server/route/router.h"
 
 typedef struct vigil_control vigil_control;
 
 typedef struct vigil_control_config {
-    vigil_ruleset *rs;                /* retained */
+    const char *rules;                /* the rules directory (or one file) */
     const vigil_decode_opts *decode;  /* borrowed: events of a dry run use the server's fields */
-    vigil_sinks *sinks;               /* borrowed: per-rule alert counts */
+    vigil_sinks *sinks;               /* borrowed: per-rule alert counts (or set_sinks) */
+    /* the catalog store (catalog_store.h): Redis when set, else data_dir, else memory */
+    const char *redis_url, *redis_prefix, *data_dir;
+    int watch;                        /* reload on every change of the directory (inotify) */
 } vigil_control_config;
 
-vigil_status vigil_control_create(const vigil_control_config *cfg, vigil_control **out);
+/* Load the catalog, reconcile the directory, build the first ruleset. A
+ * directory file that does not compile is logged and counted; its stored
+ * rules (if any) run. Errors: the store's (VIGIL_EUNAVAILABLE…), a catalog
+ * whose ruleset cannot be built (err says why). */
+vigil_status vigil_control_create(const vigil_control_config *cfg, vigil_control **out, vigil_error *err);
+/* The sinks whose per-rule counts GET /v1/rules shows (made after the wing). */
+void vigil_control_set_sinks(vigil_control *ctl, vigil_sinks *sinks);
+/* The running ruleset (retained: release it). */
+vigil_ruleset *vigil_control_ruleset(vigil_control *ctl);
+/* From now on changes are swapped into the router's workers; starts the
+ * draining watch (retires a drained version) and the directory watch. */
+void vigil_control_start(vigil_control *ctl, vigil_router *router);
+/* Reload the rules directory now (SIGHUP): per file, as DESIGN.md §6 says.
+ * Returns the number of files that did not compile (logged). */
+int vigil_control_reload(vigil_control *ctl, const char *why);
 /* Register the wing's routes with the HTTP edge. */
 void vigil_control_register(vigil_control *ctl, vigil_http *h);
+/* Stop its threads (before the router stops). */
+void vigil_control_stop(vigil_control *ctl);
 void vigil_control_destroy(vigil_control *ctl);   /* accepts NULL */
+
+typedef struct vigil_control_stats {
+    unsigned long long changes;        /* rule changes applied (API, reloads, retirements) */
+    unsigned long long reloads;        /* directory reloads */
+    unsigned long long reload_errors;  /* files that did not compile on a reload */
+    unsigned long long swaps;          /* rulesets swapped into the workers */
+    int rules;                         /* live rules */
+    int draining;                      /* versions draining */
+} vigil_control_stats;
+void vigil_control_get_stats(vigil_control *ctl, vigil_control_stats *out);
 
 #endif

@@ -73,9 +73,8 @@ static void release_all(vigil_event **evs, size_t n) {
     free(evs);
 }
 
-enum MHD_Result vigil_ingest_handle_events(void *ctx, struct MHD_Connection *c, const char *url, vigil_http_req *r) {
-    vigil_ingest *ig = ctx;
-    if (r->state) return answer_resumed(ig, c, r->state);
+/* A new request, decoded with rs (the rules when it came: hot reload). */
+static enum MHD_Result handle_new(vigil_ingest *ig, vigil_ruleset *rs, struct MHD_Connection *c, vigil_http_req *r) {
     if (r->too_big) {
         char d[128];
         snprintf(d, sizeof d, "body larger than %zu bytes", ig->cfg.max_body);
@@ -97,7 +96,7 @@ enum MHD_Result vigil_ingest_handle_events(void *ctx, struct MHD_Connection *c, 
                            .max_events = SIZE_MAX};   /* the body limit bounds it */
     vigil_batch batch;
     vigil_batch_error berr;
-    vigil_status bst = vigil_batch_decode(ig->cfg.rs, &bo, r->body ? r->body : "", r->len, &batch, &berr);
+    vigil_status bst = vigil_batch_decode(rs, &bo, r->body ? r->body : "", r->len, &batch, &berr);
     if (bst == VIGIL_ENOMEM) return MHD_NO;
     if (bst != VIGIL_OK) {
         atomic_fetch_add(bst == VIGIL_ENOKEY ? &ig->rejected_nokey : &ig->rejected_bad, 1);
@@ -124,7 +123,7 @@ enum MHD_Result vigil_ingest_handle_events(void *ctx, struct MHD_Connection *c, 
             return vigil_http_problem(c, 400, "Bad Request", "wait=MS takes exactly one event", NULL, NULL);
         }
         evreq *e = calloc(1, sizeof *e);
-        vigil_waiter *w = e ? vigil_waiter_create(vigil_router_parts(ig->cfg.router, evs[0]), vigil_now_ms() + wait_ms,
+        vigil_waiter *w = e ? vigil_waiter_create(vigil_router_parts(rs, evs[0]), vigil_now_ms() + wait_ms,
                                                   wake, e) : NULL;
         if (!w) {
             free(e);
@@ -136,10 +135,10 @@ enum MHD_Result vigil_ingest_handle_events(void *ctx, struct MHD_Connection *c, 
         r->state = e;
         r->state_free = evreq_free;
         MHD_suspend_connection(c);
-        vigil_status st = vigil_router_enqueue(ig->cfg.router, evs, 1, w, 0, NULL);
+        vigil_status st = vigil_router_enqueue(ig->cfg.router, rs, evs, 1, w, 0, NULL);
         if (st != VIGIL_OK) {
             vigil_event_release(evs[0]);
-            e->fail_status = (st == VIGIL_EFULL || st == VIGIL_EUNAVAILABLE) ? 503 : 413;
+            e->fail_status = (st == VIGIL_EFULL || st == VIGIL_EUNAVAILABLE || st == VIGIL_ESTALE) ? 503 : 413;
             vigil_waiter_forget(w);
             vigil_waiter_release(w);
             e->w = NULL;
@@ -180,7 +179,7 @@ enum MHD_Result vigil_ingest_handle_events(void *ctx, struct MHD_Connection *c, 
         }
         return MHD_YES;
     }
-    vigil_status st = vigil_router_enqueue(ig->cfg.router, evs, (int)n, NULL, 0, NULL);
+    vigil_status st = vigil_router_enqueue(ig->cfg.router, rs, evs, (int)n, NULL, 0, NULL);
     if (st != VIGIL_OK) {
         release_all(evs, n);
         atomic_fetch_add(&ig->rejected_full, n);
@@ -194,4 +193,13 @@ enum MHD_Result vigil_ingest_handle_events(void *ctx, struct MHD_Connection *c, 
     char body[64];
     snprintf(body, sizeof body, "{\"accepted\":%zu}", n);
     return vigil_http_send_text(c, 202, "application/json", body, strlen(body));
+}
+
+enum MHD_Result vigil_ingest_handle_events(void *ctx, struct MHD_Connection *c, const char *url, vigil_http_req *r) {
+    vigil_ingest *ig = ctx;
+    if (r->state) return answer_resumed(ig, c, r->state);
+    vigil_ruleset *rs = vigil_router_ruleset(ig->cfg.router);
+    enum MHD_Result ret = handle_new(ig, rs, c, r);
+    vigil_ruleset_release(rs);
+    return ret;
 }

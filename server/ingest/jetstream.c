@@ -173,8 +173,10 @@ static void handle_msg(vigil_ingest *ig, natsMsg *msg) {
                            .on_bad = vingest_bad_line, .ud = &bc};
     vigil_batch b;
     vigil_batch_error berr;
-    vigil_status bst = vigil_batch_decode(ig->cfg.rs, &bo, data ? data : "", len > 0 ? (size_t)len : 0, &b, &berr);
+    vigil_ruleset *rs = vigil_router_ruleset(ig->cfg.router);   /* the rules now (hot reload) */
+    vigil_status bst = vigil_batch_decode(rs, &bo, data ? data : "", len > 0 ? (size_t)len : 0, &b, &berr);
     if (bst == VIGIL_ENOMEM) {   /* out of memory: leave it unacked, it comes back */
+        vigil_ruleset_release(rs);
         natsMsg_Destroy(msg);
         return;
     }
@@ -190,6 +192,7 @@ static void handle_msg(vigil_ingest *ig, natsMsg *msg) {
     jsrc *src = calloc(1, sizeof *src);
     if (!src) {   /* out of memory: leave it unacked, it comes back */
         vigil_batch_release(&b);
+        vigil_ruleset_release(rs);
         natsMsg_Destroy(msg);
         return;
     }
@@ -199,7 +202,7 @@ static void handle_msg(vigil_ingest *ig, natsMsg *msg) {
     src->base.done = src_done;
     atomic_init(&src->base.refs, 1);   /* ours while routing */
     if (n) {
-        vigil_status st = vigil_router_enqueue_src(ig->cfg.router, evs, (int)n, &src->base, 1, &ig->js_stop);
+        vigil_status st = vigil_router_enqueue_src(ig->cfg.router, rs, evs, (int)n, &src->base, 1, &ig->js_stop);
         if (st == VIGIL_OK) {
             atomic_fetch_add(&ig->nats_events, n);
             b.n = 0;   /* the queues took the references */
@@ -215,6 +218,7 @@ static void handle_msg(vigil_ingest *ig, natsMsg *msg) {
         }
     }
     vigil_batch_release(&b);
+    vigil_ruleset_release(rs);
     vigil_source_release(&src->base);   /* acks now if nothing (left) to apply */
 }
 

@@ -38,7 +38,9 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
                            .max_events = SIZE_MAX, .empty_ok = 1, .on_bad = vingest_bad_line, .ud = &bc};
     vigil_batch b;
     vigil_batch_error err;
-    if (vigil_batch_decode(ig->cfg.rs, &bo, data ? data : "", len > 0 ? (size_t)len : 0, &b, &err) != VIGIL_OK) {
+    vigil_ruleset *rs = vigil_router_ruleset(ig->cfg.router);   /* the rules now (hot reload) */
+    if (vigil_batch_decode(rs, &bo, data ? data : "", len > 0 ? (size_t)len : 0, &b, &err) != VIGIL_OK) {
+        vigil_ruleset_release(rs);
         atomic_fetch_add(&ig->rejected_bad, 1);
         fprintf(stderr, "vigil: NATS %s: message dropped: %s\n", bc.subject, err.msg);
         natsMsg_Destroy(msg);
@@ -46,7 +48,7 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
     }
     /* core NATS is at-most-once: each event routed on its own, waiting for room */
     for (size_t i = 0; i < b.n; i++) {
-        if (vigil_router_enqueue(ig->cfg.router, &b.events[i], 1, NULL, 1, NULL) != VIGIL_OK) {
+        if (vigil_router_enqueue(ig->cfg.router, rs, &b.events[i], 1, NULL, 1, NULL) != VIGIL_OK) {
             atomic_fetch_add(&ig->rejected_full, 1);
             continue;
         }
@@ -54,6 +56,7 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
         atomic_fetch_add(&ig->nats_events, 1);
     }
     vigil_batch_release(&b);
+    vigil_ruleset_release(rs);
     natsMsg_Destroy(msg);
 }
 

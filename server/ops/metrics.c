@@ -9,6 +9,28 @@
 #include "server/alerts/webhooks.h"
 #include "vigil/clock.h"
 
+/* vigil_alerts_total per (rule, mode), summed over the rule's versions. */
+typedef struct rule_counts { struct { char rule[64]; vigil_mode mode; unsigned long long n; } *v; int n, cap; } rule_counts;
+static void add_count(void *ud, const char *rule, int version, vigil_mode mode, unsigned long long n) {
+    (void)version;
+    rule_counts *rc = ud;
+    for (int i = 0; i < rc->n; i++)
+        if (rc->v[i].mode == mode && strcmp(rc->v[i].rule, rule) == 0) {
+            rc->v[i].n += n;
+            return;
+        }
+    if (rc->n == rc->cap) {
+        int cap = rc->cap ? rc->cap * 2 : 32;
+        void *nv = realloc(rc->v, (size_t)cap * sizeof *rc->v);
+        if (!nv) return;
+        rc->v = nv;
+        rc->cap = cap;
+    }
+    snprintf(rc->v[rc->n].rule, sizeof rc->v[0].rule, "%s", rule);
+    rc->v[rc->n].mode = mode;
+    rc->v[rc->n++].n = n;
+}
+
 typedef struct sbuf { char *p; size_t len, cap; } sbuf;
 static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void sb_printf(sbuf *b, const char *fmt, ...) {
@@ -95,9 +117,16 @@ enum MHD_Result vops_metrics(void *ctx, struct MHD_Connection *c, const char *ur
                   is.js_fetched - is.js_acked);
     }
     sb_printf(&b, "# HELP vigil_alerts_total Alerts produced, by rule and mode.\n# TYPE vigil_alerts_total counter\n");
-    for (int i = 0; i < vigil_ruleset_rule_count(s->rs); i++)
-        sb_printf(&b, "vigil_alerts_total{rule=\"%s\",mode=\"%s\"} %llu\n", vigil_ruleset_rule_name(s->rs, i),
-                  vigil_mode_str(vigil_ruleset_rule_mode(s->rs, i)), vigil_sinks_rule_alerts(s->sinks, i));
+    rule_counts rc = {0};
+    vigil_sinks_foreach_rule(s->sinks, add_count, &rc);   /* every version, deleted rules too */
+    vigil_ruleset *cur = vigil_router_ruleset(s->router);  /* and every running rule, from 0 */
+    for (int i = 0; i < vigil_ruleset_rule_count(cur); i++)
+        add_count(&rc, vigil_ruleset_rule_name(cur, i), 0, vigil_ruleset_rule_mode(cur, i), 0);
+    vigil_ruleset_release(cur);
+    for (int i = 0; i < rc.n; i++)
+        sb_printf(&b, "vigil_alerts_total{rule=\"%s\",mode=\"%s\"} %llu\n", rc.v[i].rule, vigil_mode_str(rc.v[i].mode),
+                  rc.v[i].n);
+    free(rc.v);
     vigil_hub_counters hc;
     if (vigil_hub_stats(s->hub, &hc) == VIGIL_OK)
         sb_printf(&b, "# HELP vigil_sse_subscribers Open alert streams.\n# TYPE vigil_sse_subscribers gauge\nvigil_sse_subscribers %zu\n", hc.subscribers);

@@ -18,6 +18,7 @@ typedef struct vitem {           /* one event for one key group */
     uint64_t seq;                /* source stream sequence; 0: none (core NATS, HTTP) */
     vigil_source *src;           /* NULL: nothing to ack */
     vigil_waiter *w;
+    vigil_ruleset *swap;         /* a marker (ev NULL): switch to this ruleset here (hot reload) */
 } vitem;
 
 typedef struct vqueue {          /* bounded; when full the producer is told (EFULL) or waits */
@@ -55,11 +56,28 @@ typedef struct vworker {
     atomic_llong watermark;
     atomic_ullong keys, runs, processed, late_count, commits, commit_errors, keys_expired, runs_evicted;
     atomic_ullong function_errors, skipped, snapshots, commit_us_sum, commit_count;
+    atomic_ullong swaps, swap_us_sum, swap_us_max;   /* hot reloads: the pause at the batch boundary */
+    vigil_ruleset *rs;           /* its engine's ruleset (this thread's; the router's may be newer) */
+    /* live state of draining rules, for the control wing: counts per rule of
+     * live_rs (vigil_engine_rule_live), refreshed at most once a second */
+    pthread_mutex_t live_mu;
+    vigil_ruleset *live_rs;
+    uint64_t *live;
+    int64_t live_at;             /* wall ms of the last count; 0: not since the last swap */
 } vworker;
+
+/* Key groups only grow over a process's life (a hot reload keeps every
+ * group's index); the pair arrays are sized for this many. */
+#define VROUTE_MAX_GROUPS 64
 
 struct vigil_router {
     vigil_router_config cfg;
-    vigil_ruleset *rs;
+    vigil_ruleset *rs;           /* the current ruleset: events are decoded with it (rs_mu) */
+    pthread_mutex_t rs_mu;
+    /* a swap in progress: workers count themselves done (swap_mu) */
+    pthread_mutex_t swap_mu;
+    pthread_cond_t swap_cv;
+    int swap_done, swap_failed;
     int nworkers, partitions;
     vworker *workers;
     vigil_engine **engines;      /* workers[i].eng, for snapshots */
@@ -77,7 +95,7 @@ struct vigil_router {
 /* worker.c */
 void *vroute_worker_main(void *arg);
 void vroute_on_alert(void *ud, const vigil_alert *a);   /* the engines' alert callback */
-void vroute_snapshot_view(vigil_router *r, vigil_snapshot_view *v);
+void vroute_snapshot_view(vigil_router *r, const vigil_ruleset *rs, vigil_snapshot_view *v);
 int vroute_durable_snapshots(const vigil_router *r);   /* memory store with a data dir */
 
 #endif

@@ -29,10 +29,21 @@ static inline int key_part(const vigil_router *r, const char *k, size_t kl) {
     return (int)(vigil_hash(k, kl) % (uint64_t)r->partitions);
 }
 
-int vigil_router_parts(const vigil_router *r, const vigil_event *ev) {
+/* Group g of rs takes events: a group whose rules a reload removed does not. */
+static inline int routed(const vigil_ruleset *rs, int g) { return vigil_ruleset_group_rule_count(rs, g) > 0; }
+
+int vigil_router_parts(const vigil_ruleset *rs, const vigil_event *ev) {
     int n = 0;
-    for (int g = 0; g < vigil_ruleset_group_count(r->rs); g++) n += vigil_event_key(ev, g, NULL) != NULL;
+    for (int g = 0; g < vigil_ruleset_group_count(rs); g++) n += routed(rs, g) && vigil_event_key(ev, g, NULL) != NULL;
     return n;
+}
+
+vigil_ruleset *vigil_router_ruleset(vigil_router *r) {
+    pthread_mutex_lock(&r->rs_mu);
+    vigil_ruleset *rs = r->rs;
+    vigil_ruleset_retain(rs);
+    pthread_mutex_unlock(&r->rs_mu);
+    return rs;
 }
 
 int vigil_router_store_down(const vigil_router *r) {
@@ -41,19 +52,59 @@ int vigil_router_store_down(const vigil_router *r) {
     return 0;
 }
 
-static vigil_status enqueue(vigil_router *r, vigil_event **evs, int n, vigil_waiter *w, vigil_source *src,
-                            int block, const atomic_int *quitp) {
+static vigil_status enqueue(vigil_router *r, const vigil_ruleset *rs, vigil_event **evs, int n, vigil_waiter *w,
+                            vigil_source *src, int block, const atomic_int *quitp) {
     if (atomic_load(&r->closed)) return VIGIL_EUNAVAILABLE;
-    int ng = vigil_ruleset_group_count(r->rs);
+    int ng = vigil_ruleset_group_count(rs);
     size_t *need = calloc((size_t)r->nworkers, sizeof *need);
     if (!need) return VIGIL_ENOMEM;
     for (int i = 0; i < n; i++)
         for (int g = 0; g < ng; g++) {
             size_t kl;
-            const char *k = vigil_event_key(evs[i], g, &kl);
+            const char *k = routed(rs, g) ? vigil_event_key(evs[i], g, &kl) : NULL;
             if (k) need[key_part(r, k, kl) % r->nworkers]++;
         }
     pthread_mutex_lock(&r->ingest_mu);
+    /* decoded with the ruleset a swap replaced meanwhile (a swap holds
+     * ingest_mu while it changes r->rs and queues its markers, so what
+     * passes this test is queued before the markers): a ?wait request
+     * answers ESTALE (its waiter counts the old key groups); the others are
+     * decoded again here with the current rules (rare: the race of a swap) */
+    pthread_mutex_lock(&r->rs_mu);
+    int stale = rs != r->rs;
+    pthread_mutex_unlock(&r->rs_mu);
+    vigil_event **mine = NULL;   /* the events decoded again (ours until they are queued) */
+    if (stale && w) {
+        pthread_mutex_unlock(&r->ingest_mu);
+        free(need);
+        return VIGIL_ESTALE;
+    }
+    if (stale) {
+        rs = r->rs;
+        ng = vigil_ruleset_group_count(rs);
+        if (!(mine = calloc((size_t)(n ? n : 1), sizeof *mine))) {
+            pthread_mutex_unlock(&r->ingest_mu);
+            free(need);
+            return VIGIL_ENOMEM;
+        }
+        vigil_status ds = VIGIL_OK;
+        for (int i = 0; i < n && ds == VIGIL_OK; i++) ds = vigil_event_redecode(rs, evs[i], &mine[i]);
+        memset(need, 0, (size_t)r->nworkers * sizeof *need);
+        for (int i = 0; i < n && ds == VIGIL_OK; i++)
+            for (int g = 0; g < ng; g++) {
+                size_t kl;
+                const char *k = routed(rs, g) ? vigil_event_key(mine[i], g, &kl) : NULL;
+                if (k) need[key_part(r, k, kl) % r->nworkers]++;
+            }
+        if (ds != VIGIL_OK) {
+            for (int i = 0; i < n; i++) vigil_event_release(mine[i]);
+            free(mine);
+            pthread_mutex_unlock(&r->ingest_mu);
+            free(need);
+            return ds;
+        }
+    }
+    vigil_event **in = mine ? mine : evs;
     /* all or nothing: every target queue must have room for its share */
     vigil_status st = VIGIL_OK;
     for (int wi = 0; wi < r->nworkers && st == VIGIL_OK; wi++) {
@@ -79,6 +130,8 @@ static vigil_status enqueue(vigil_router *r, vigil_event **evs, int n, vigil_wai
     }
     if (st != VIGIL_OK) {
         pthread_mutex_unlock(&r->ingest_mu);
+        for (int i = 0; mine && i < n; i++) vigil_event_release(mine[i]);
+        free(mine);
         free(need);
         return st;
     }
@@ -94,17 +147,17 @@ static vigil_status enqueue(vigil_router *r, vigil_event **evs, int n, vigil_wai
         for (int i = 0; i < n; i++)
             for (int g = 0; g < ng; g++) {
                 size_t kl;
-                const char *k = vigil_event_key(evs[i], g, &kl);
+                const char *k = routed(rs, g) ? vigil_event_key(in[i], g, &kl) : NULL;
                 if (!k) continue;
                 int part = key_part(r, k, kl);
                 if (part % r->nworkers != wi) continue;
-                vigil_event_retain(evs[i]);
+                vigil_event_retain(in[i]);
                 if (w) vigil_waiter_retain(w);
                 if (src) atomic_fetch_add(&src->refs, 1);
                 size_t slot = (q->head + q->n) % q->cap;
                 /* an item is its message's last in this queue until another follows */
                 if (src && any) q->items[lastslot].msg_end = 0;
-                q->items[slot] = (vitem){.ev = evs[i], .group = g, .part = part, .msg_end = 1,
+                q->items[slot] = (vitem){.ev = in[i], .group = g, .part = part, .msg_end = 1,
                                          .seq = src ? src->seq : 0, .src = src, .w = w};
                 lastslot = slot;
                 any = 1;
@@ -114,19 +167,95 @@ static vigil_status enqueue(vigil_router *r, vigil_event **evs, int n, vigil_wai
         pthread_mutex_unlock(&q->mu);
     }
     for (int i = 0; i < n; i++) vigil_event_release(evs[i]);   /* the queues hold their own references */
+    for (int i = 0; mine && i < n; i++) vigil_event_release(mine[i]);
     pthread_mutex_unlock(&r->ingest_mu);
+    free(mine);
     free(need);
     return VIGIL_OK;
 }
 
-vigil_status vigil_router_enqueue(vigil_router *r, vigil_event **evs, int n, vigil_waiter *w, int block,
-                                  const atomic_int *quit) {
-    return enqueue(r, evs, n, w, NULL, block, quit);
+vigil_status vigil_router_enqueue(vigil_router *r, const vigil_ruleset *rs, vigil_event **evs, int n,
+                                  vigil_waiter *w, int block, const atomic_int *quit) {
+    return enqueue(r, rs, evs, n, w, NULL, block, quit);
 }
 
-vigil_status vigil_router_enqueue_src(vigil_router *r, vigil_event **evs, int n, vigil_source *src, int block,
-                                      const atomic_int *quit) {
-    return enqueue(r, evs, n, NULL, src, block, quit);
+vigil_status vigil_router_enqueue_src(vigil_router *r, const vigil_ruleset *rs, vigil_event **evs, int n,
+                                      vigil_source *src, int block, const atomic_int *quit) {
+    return enqueue(r, rs, evs, n, NULL, src, block, quit);
+}
+
+/* ---- hot reload ----------------------------------------------------------------------- */
+
+vigil_status vigil_router_swap(vigil_router *r, vigil_ruleset *rs, vigil_error *err) {
+    if (vigil_ruleset_group_count(rs) > VROUTE_MAX_GROUPS)
+        return vigil_error_set(err, VIGIL_ETOOBIG, "more than %d key fields across the rules", VROUTE_MAX_GROUPS);
+    if (atomic_load(&r->closed) || atomic_load(&r->stopping))
+        return vigil_error_set(err, VIGIL_EUNAVAILABLE, "the server is stopping");
+    /* one swap at a time; intake waits while the markers go in */
+    pthread_mutex_lock(&r->swap_mu);
+    while (r->swap_done < 0) pthread_cond_wait(&r->swap_cv, &r->swap_mu);
+    r->swap_done = -1;   /* taken */
+    pthread_mutex_unlock(&r->swap_mu);
+    pthread_mutex_lock(&r->ingest_mu);
+    pthread_mutex_lock(&r->rs_mu);
+    vigil_ruleset *old = r->rs;
+    vigil_ruleset_retain(rs);
+    r->rs = rs;
+    pthread_mutex_unlock(&r->rs_mu);
+    pthread_mutex_lock(&r->swap_mu);
+    int done = 0, failed = 0;
+    r->swap_failed = 0;
+    pthread_mutex_unlock(&r->swap_mu);
+    for (int wi = 0; wi < r->nworkers; wi++) {   /* a marker at the end of every queue */
+        vqueue *q = &r->workers[wi].q;
+        pthread_mutex_lock(&q->mu);
+        while (q->n == q->cap) pthread_cond_wait(&q->nonfull, &q->mu);   /* the worker makes room */
+        vigil_ruleset_retain(rs);
+        q->items[(q->head + q->n) % q->cap] = (vitem){.swap = rs, .msg_end = 1};
+        q->n++;
+        pthread_cond_signal(&q->nonempty);
+        pthread_mutex_unlock(&q->mu);
+    }
+    pthread_mutex_unlock(&r->ingest_mu);
+    pthread_mutex_lock(&r->swap_mu);
+    for (;;) {   /* wait for every worker (a stopped worker counts as failed) */
+        done = 0;
+        for (int wi = 0; wi < r->nworkers; wi++) done += r->workers[wi].rs == rs;
+        failed = r->swap_failed;
+        if (done + failed >= r->nworkers || atomic_load(&r->stopping) > 1) break;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 50000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&r->swap_cv, &r->swap_mu, &ts);
+    }
+    r->swap_done = 0;
+    pthread_cond_broadcast(&r->swap_cv);
+    pthread_mutex_unlock(&r->swap_mu);
+    vigil_ruleset_release(old);
+    if (done < r->nworkers)
+        return vigil_error_set(err, failed ? VIGIL_ENOMEM : VIGIL_EUNAVAILABLE,
+                               "%d of %d workers switched to the new rules (%s)", done, r->nworkers,
+                               failed ? "out of memory" : "stopping");
+    return VIGIL_OK;
+}
+
+uint64_t vigil_router_rule_live(vigil_router *r, const char *name, int version, int *fresh) {
+    uint64_t n = 0;
+    int all = 1;
+    for (int wi = 0; wi < r->nworkers; wi++) {
+        vworker *wk = &r->workers[wi];
+        pthread_mutex_lock(&wk->live_mu);
+        if (!wk->live_at || !wk->live_rs) all = 0;
+        int i = wk->live_rs ? vigil_ruleset_rule_find(wk->live_rs, name, version) : -1;
+        if (i >= 0 && wk->live) n += wk->live[i];
+        pthread_mutex_unlock(&wk->live_mu);
+    }
+    if (fresh) *fresh = all;
+    return n;
 }
 
 /* Offsets and watermarks from where the state is: Redis, or the snapshot
@@ -149,7 +278,7 @@ static vigil_status load_durable_state(vigil_router *r, vigil_error *err) {
         if (st != VIGIL_OK) return st;
     } else if (vroute_durable_snapshots(r)) {
         vigil_snapshot_view v;
-        vroute_snapshot_view(r, &v);
+        vroute_snapshot_view(r, r->rs, &v);
         vigil_status st = vigil_snapshot_load(&v, err);
         if (st != VIGIL_OK) return st;
     }
@@ -166,6 +295,14 @@ static vigil_status load_durable_state(vigil_router *r, vigil_error *err) {
 
 static void worker_free(vigil_router *r, vworker *wk) {
     vigil_engine_destroy(wk->eng);
+    for (size_t j = 0; wk->q.items && j < wk->q.n; j++) {   /* a swap marker never taken */
+        vitem *it = &wk->q.items[(wk->q.head + j) % wk->q.cap];
+        if (it->swap) vigil_ruleset_release(it->swap);
+    }
+    vigil_ruleset_release(wk->rs);
+    vigil_ruleset_release(wk->live_rs);
+    free(wk->live);
+    pthread_mutex_destroy(&wk->live_mu);
     if (wk->store) wk->store->destroy(wk->store);
     free(wk->q.items);
     for (size_t j = 0; j < wk->nalerts; j++) vigil_alert_record_free(&wk->alerts[j]);
@@ -189,12 +326,16 @@ static void router_free(vigil_router *r) {
     free(r->off_src);
     if (r->rs) vigil_ruleset_release(r->rs);
     pthread_mutex_destroy(&r->ingest_mu);
+    pthread_mutex_destroy(&r->rs_mu);
+    pthread_mutex_destroy(&r->swap_mu);
+    pthread_cond_destroy(&r->swap_cv);
     free(r);
 }
 
 vigil_status vigil_router_create(const vigil_router_config *cfg, vigil_router **out, vigil_error *err) {
     vigil_router *r = calloc(1, sizeof *r);
     if (!r) return vigil_error_set(err, VIGIL_ENOMEM, "out of memory");
+    vigil_status st0;
     r->cfg = *cfg;
     if (r->cfg.workers <= 0) r->cfg.workers = 2;
     if (r->cfg.partitions <= 0) r->cfg.partitions = 16;
@@ -203,12 +344,19 @@ vigil_status vigil_router_create(const vigil_router_config *cfg, vigil_router **
     if (r->cfg.snapshot_interval_ms <= 0) r->cfg.snapshot_interval_ms = 10000;
     if (!r->cfg.redis_prefix) r->cfg.redis_prefix = "vigil";
     pthread_mutex_init(&r->ingest_mu, NULL);
+    pthread_mutex_init(&r->rs_mu, NULL);
+    pthread_mutex_init(&r->swap_mu, NULL);
+    pthread_cond_init(&r->swap_cv, NULL);
     vigil_ruleset_retain(cfg->rs);
     r->rs = cfg->rs;
     r->nworkers = r->cfg.workers;
     r->partitions = r->cfg.partitions;
-    int ng = vigil_ruleset_group_count(r->rs);
-    size_t npairs = (size_t)(ng ? ng : 1) * (size_t)r->partitions;
+    if (vigil_ruleset_group_count(r->rs) > VROUTE_MAX_GROUPS) {
+        st0 = vigil_error_set(err, VIGIL_ETOOBIG, "more than %d key fields across the rules", VROUTE_MAX_GROUPS);
+        router_free(r);
+        return st0;
+    }
+    size_t npairs = (size_t)VROUTE_MAX_GROUPS * (size_t)r->partitions;   /* groups only grow (hot reload) */
     r->off_seq = calloc(npairs, sizeof *r->off_seq);
     r->off_wm = malloc(npairs * sizeof *r->off_wm);
     r->off_src = calloc(npairs, sizeof *r->off_src);
@@ -226,6 +374,9 @@ vigil_status vigil_router_create(const vigil_router_config *cfg, vigil_router **
         vworker *wk = &r->workers[i];
         wk->r = r;
         wk->idx = i;
+        pthread_mutex_init(&wk->live_mu, NULL);
+        vigil_ruleset_retain(r->rs);
+        wk->rs = r->rs;
         atomic_init(&wk->watermark, INT64_MIN);
         if (queue_init(&wk->q, r->cfg.queue_cap) != 0) {
             st = vigil_error_set(err, VIGIL_ENOMEM, "out of memory for queues");

@@ -69,6 +69,24 @@ void vigil_router_stop(vigil_router *r);
 /* Stop if not yet, then free. Accepts NULL. */
 void vigil_router_destroy(vigil_router *r);
 
+/* The ruleset events must be decoded with now (retained: release it). */
+vigil_ruleset *vigil_router_ruleset(vigil_router *r);
+
+/* Hot reload: make rs (a descendant of the current ruleset, see
+ * vigil_ruleset_create_from) the current one and switch every worker to it
+ * at its next batch boundary: everything enqueued before is matched with the
+ * old ruleset, everything after with rs. Returns once every worker has
+ * switched. VIGIL_ETOOBIG: more than 64 key groups; VIGIL_EUNAVAILABLE:
+ * stopping; VIGIL_ENOMEM: a worker could not switch (it runs the old rules;
+ * err says how many did). */
+vigil_status vigil_router_swap(vigil_router *r, vigil_ruleset *rs, vigil_error *err);
+
+/* Keys with live state of rule (name, version) over every worker (pattern
+ * runs, open windows), as last counted (at most a second old, counted only
+ * while the rule is draining). *fresh = 1 when every worker counted since
+ * its last swap. */
+uint64_t vigil_router_rule_live(vigil_router *r, const char *name, int version, int *fresh);
+
 /* Route n decoded events, all or nothing: VIGIL_EFULL when some queue
  * cannot take its share now (nothing enqueued), VIGIL_ETOOBIG when a share
  * can never fit, VIGIL_EUNAVAILABLE when closed (or `quit` became non-zero
@@ -76,14 +94,17 @@ void vigil_router_destroy(vigil_router *r);
  * (may be NULL) gets one reference per item. On success the queues own the
  * events (the caller's references are taken over); on error the caller
  * keeps them. */
-vigil_status vigil_router_enqueue(vigil_router *r, vigil_event **evs, int n, vigil_waiter *w, int block,
-                                  const atomic_int *quit);
+/* rs is the ruleset the events were decoded with (vigil_router_ruleset):
+ * when a swap replaced it meanwhile, nothing is enqueued and the answer is
+ * VIGIL_ESTALE: decode again with the current one. */
+vigil_status vigil_router_enqueue(vigil_router *r, const vigil_ruleset *rs, vigil_event **evs, int n,
+                                  vigil_waiter *w, int block, const atomic_int *quit);
 /* The same for the events of one source message (src->refs gets one per item). */
-vigil_status vigil_router_enqueue_src(vigil_router *r, vigil_event **evs, int n, vigil_source *src, int block,
-                                      const atomic_int *quit);
+vigil_status vigil_router_enqueue_src(vigil_router *r, const vigil_ruleset *rs, vigil_event **evs, int n,
+                                      vigil_source *src, int block, const atomic_int *quit);
 
-/* Key groups that event ev goes to (a ?wait request waits for each). */
-int vigil_router_parts(const vigil_router *r, const vigil_event *ev);
+/* Key groups that event ev (decoded with rs) goes to (a ?wait request waits for each). */
+int vigil_router_parts(const vigil_ruleset *rs, const vigil_event *ev);
 /* 1 while a store is down: intake must pause. */
 int vigil_router_store_down(const vigil_router *r);
 

@@ -21,8 +21,8 @@ int vroute_durable_snapshots(const vigil_router *r) {
     return !r->cfg.redis_url && r->cfg.data_dir && *r->cfg.data_dir;
 }
 
-void vroute_snapshot_view(vigil_router *r, vigil_snapshot_view *v) {
-    *v = (vigil_snapshot_view){.data_dir = r->cfg.data_dir, .rs = r->rs, .partitions = r->partitions,
+void vroute_snapshot_view(vigil_router *r, const vigil_ruleset *rs, vigil_snapshot_view *v) {
+    *v = (vigil_snapshot_view){.data_dir = r->cfg.data_dir, .rs = rs, .partitions = r->partitions,
                                .nworkers = r->nworkers, .engines = r->engines, .off_seq = r->off_seq,
                                .off_wm = r->off_wm};
 }
@@ -79,7 +79,7 @@ static void release_outputs(vworker *wk) {
     }
     wk->nalerts = 0;
     for (size_t i = 0; i < wk->nlate; i++) {
-        vigil_sinks_late(r->cfg.sinks, wk->late[i], vigil_ruleset_group_key(r->rs, wk->late_group[i]));
+        vigil_sinks_late(r->cfg.sinks, wk->late[i], vigil_ruleset_group_key(wk->rs, wk->late_group[i]));
         vigil_event_release(wk->late[i]);
     }
     wk->nlate = 0;
@@ -150,7 +150,7 @@ static vigil_status op_commit(vworker *wk, void *arg, vigil_error *err) {
             if (!offs) st = vigil_error_set(err, VIGIL_ENOMEM, "out of memory for offsets");
             for (int i = 0; offs && i < wk->ntouched; i++) {
                 int pair = wk->touched[i];
-                offs[i] = (vigil_redis_offset){.group_name = vigil_ruleset_group_key(r->rs, pair / r->partitions),
+                offs[i] = (vigil_redis_offset){.group_name = vigil_ruleset_group_key(wk->rs, pair / r->partitions),
                                                .partition = pair % r->partitions, .seq = r->off_seq[pair],
                                                .wm = vigil_engine_watermark(wk->eng)};
             }
@@ -220,7 +220,7 @@ static void snapshot_if_due(vworker *wk, int force) {
     vigil_error err;
     vigil_error_clear(&err);
     vigil_snapshot_view v;
-    vroute_snapshot_view(r, &v);
+    vroute_snapshot_view(r, wk->rs, &v);
     if (vigil_snapshot_write(&v, wk->idx, &err) != VIGIL_OK) {
         fprintf(stderr, "vigil: worker %d: snapshot failed: %s (state stays in memory; retrying later)\n", wk->idx, err.msg);
         atomic_fetch_add(&wk->commit_errors, 1);
@@ -264,7 +264,58 @@ static void release_sources(vworker *wk, vitem *it, int n) {
     }
 }
 
+/* Hot reload: switch this worker's engine at a batch boundary (the batch
+ * before the marker is committed and handed out). */
+static void do_swap(vworker *wk, vigil_ruleset *rs) {
+    vigil_router *r = wk->r;
+    vigil_error err;
+    vigil_error_clear(&err);
+    int64_t t0 = vigil_now_us();
+    vigil_status st = vigil_engine_swap(wk->eng, rs, &err);
+    int64_t us = vigil_now_us() - t0;
+    pthread_mutex_lock(&r->swap_mu);
+    if (st == VIGIL_OK) {
+        vigil_ruleset_release(wk->rs);
+        wk->rs = rs;   /* the marker's reference */
+    } else {
+        r->swap_failed++;
+        vigil_ruleset_release(rs);
+        fprintf(stderr, "vigil: worker %d: cannot switch to the new rules: %s (it keeps the old ones)\n", wk->idx,
+                err.msg);
+    }
+    pthread_cond_broadcast(&r->swap_cv);
+    pthread_mutex_unlock(&r->swap_mu);
+    atomic_fetch_add(&wk->swaps, 1);
+    atomic_fetch_add(&wk->swap_us_sum, (unsigned long long)us);
+    if ((unsigned long long)us > atomic_load(&wk->swap_us_max)) atomic_store(&wk->swap_us_max, (unsigned long long)us);
+    pthread_mutex_lock(&wk->live_mu);
+    wk->live_at = 0;   /* counts of the old ruleset are void */
+    pthread_mutex_unlock(&wk->live_mu);
+}
+
+/* Count the live state of draining rules for the control wing (a walk of
+ * every key: only while some rule drains, at most once a second). */
+static void count_live(vworker *wk) {
+    const vigil_ruleset *rs = wk->rs;
+    int n = vigil_ruleset_rule_count(rs), draining = 0;
+    for (int i = 0; i < n && !draining; i++) draining = vigil_ruleset_rule_draining(rs, i);
+    uint64_t *live = NULL;
+    if (draining && !(live = calloc((size_t)n, sizeof *live))) return;
+    if (draining) vigil_engine_rule_live(wk->eng, live);
+    pthread_mutex_lock(&wk->live_mu);
+    free(wk->live);
+    wk->live = live;
+    if (wk->live_rs != rs) {
+        vigil_ruleset_release(wk->live_rs);
+        vigil_ruleset_retain(wk->rs);
+        wk->live_rs = wk->rs;
+    }
+    wk->live_at = vigil_now_ms();
+    pthread_mutex_unlock(&wk->live_mu);
+}
+
 static void update_stats(vworker *wk) {
+    count_live(wk);
     vigil_engine_stats st;
     vigil_engine_get_stats(wk->eng, &st);
     atomic_store(&wk->keys, st.keys);
@@ -342,7 +393,16 @@ void *vroute_worker_main(void *arg) {
         /* a batch: up to BATCH items, never splitting a source message (its
          * offset covers all of it) */
         int n = 0;
+        vigil_ruleset *swap_to = NULL;
         while (wk->q.n && (n < BATCH || !it[n - 1].msg_end)) {
+            vitem *head = &wk->q.items[wk->q.head];
+            if (head->swap) {   /* a hot reload: the batch ends here; the swap follows it */
+                swap_to = head->swap;
+                head->swap = NULL;
+                wk->q.head = (wk->q.head + 1) % wk->q.cap;
+                wk->q.n--;
+                break;
+            }
             if ((size_t)n == cap) {
                 cap *= 2;
                 vitem *ni = realloc(it, cap * sizeof *ni);
@@ -362,6 +422,13 @@ void *vroute_worker_main(void *arg) {
         for (int i = 0; i < n; i++) {
             evs[i] = it[i].ev;
             groups[i] = it[i].group;
+        }
+        if (n == 0) {   /* the marker alone */
+            if (swap_to) {
+                do_swap(wk, swap_to);
+                update_stats(wk);
+            }
+            continue;
         }
         batch b = {.it = it, .n = n, .evs = evs, .groups = groups};
         if (wk->store) with_retry(wk, op_prefetch, &b, "loading key state");
@@ -416,6 +483,11 @@ void *vroute_worker_main(void *arg) {
                 vigil_waiter_release(it[i].w);
             }
             vigil_event_release(it[i].ev);
+        }
+        if (swap_to) {
+            do_swap(wk, swap_to);
+            update_stats(wk);
+            last_stats = vigil_now_ms();
         }
     }
     snapshot_if_due(wk, 1);   /* stopping: the last snapshot, then its acks */

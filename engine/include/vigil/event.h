@@ -93,6 +93,11 @@ const vigil_value *vigil_event_slot(const vigil_event *e, int f);
  * from the row for CSV). Lives with e. */
 const char *vigil_event_json(const vigil_event *e, size_t *len);
 
+/* The same event (id, time, JSON text) decoded again against rs, e.g. a
+ * ruleset a hot reload made meanwhile (its new fields and key groups).
+ * *out is a new reference. VIGIL_EPARSE, VIGIL_ENOMEM. */
+vigil_status vigil_event_redecode(const vigil_ruleset *rs, const vigil_event *e, vigil_event **out);
+
 /* Any field of the event by path, also one no rule references (replay's
  * --label-field): for CSV the column's text ("1", "0.5"), for JSON the
  * value's text (strings unquoted, numbers and booleans as written by

@@ -255,12 +255,14 @@ int vigil_ruleset_rule_inherits(const vigil_ruleset *rs, int i);
  * combination, alert functions and mode may differ. 1 or 0. */
 int vigil_ruleset_rules_compatible(const vigil_ruleset *from, int i, const vigil_ruleset *to, int j);
 int vigil_ruleset_group_rule_count(const vigil_ruleset *rs, int g);   /* 0: a group left by a reload */
+
 int vigil_ruleset_group_count(const vigil_ruleset *rs);       /* key groups */
 const char *vigil_ruleset_group_key(const vigil_ruleset *rs, int g);
 int vigil_ruleset_field_count(const vigil_ruleset *rs);
 int vigil_ruleset_step_count(const vigil_ruleset *rs, int rule);   /* 0 for a window rule */
 const char *vigil_ruleset_step_name(const vigil_ruleset *rs, int rule, int step);
 
+vigil_window_kind vigil_ruleset_rule_window(const vigil_ruleset *rs, int i);   /* NONE for a pattern */
 const char *vigil_severity_str(vigil_severity s);   /* "high" */
 const char *vigil_mode_str(vigil_mode m);           /* "active" */
 

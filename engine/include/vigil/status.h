@@ -26,7 +26,9 @@ typedef enum vigil_status {
     VIGIL_ETIMEOUT,      /* a deadline passed */
     VIGIL_ENOTFOUND,     /* no such rule, key, file */
     VIGIL_ELATE,         /* event older than watermark - allowed_lateness */
-    VIGIL_EUNAVAILABLE   /* a dependency (NATS, Redis) is unreachable */
+    VIGIL_EUNAVAILABLE,  /* a dependency (NATS, Redis) is unreachable */
+    VIGIL_ESTALE,        /* made against a ruleset a hot reload replaced meanwhile: redo it */
+    VIGIL_ECONFLICT      /* the request conflicts with the current state (a version, a name) */
 } vigil_status;
 
 /* A static string naming the status ("ENOMEM: out of memory"); never NULL. */

@@ -129,11 +129,18 @@ typedef struct vigil_rule_info {
     char name[VIGIL_MAX_RULE_NAME + 1];
     int version;
     int line;
+    vigil_mode mode;           /* the source's `mode` (default active) */
 } vigil_rule_info;
 /* Compile src alone; on success *n rules (at most max written to out).
  * Compile errors as vigil_rules_load_string's. */
 vigil_status vigil_rules_inspect(const char *file, const char *src, size_t len, const vigil_rules_opts *opts,
                                  vigil_rule_info *out, int max, int *n,
                                  vigil_error *errs, int maxerrs, int *nerrs);
+
+/* The rule files of a directory, as vigil_rules_load walks it (sorted,
+ * recursing except into lists/ and hidden entries): *paths is a malloc'd
+ * array of n malloc'd paths (free each, then the array). A FILE path gives
+ * itself. VIGIL_ENOTFOUND, VIGIL_EIO, VIGIL_ENOMEM. */
+vigil_status vigil_rules_files(const char *path, char ***paths, int *n);
 
 #endif

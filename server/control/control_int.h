@@ -1,0 +1,73 @@
+/* control_int.h — the control wing's private parts, shared by control.c
+ * (HTTP handlers), apply.c (a change: build, drain or inherit, store,
+ * swap, audit) and reload.c (the rules directory, SIGHUP, inotify).
+ * Nothing outside server/control/ includes it. */
+#ifndef VIGIL_CONTROL_INT_H
+#define VIGIL_CONTROL_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <cjson/cJSON.h>
+#include "control.h"
+#include "catalog.h"
+#include "catalog_store.h"
+
+struct vigil_control {
+    vigil_control_config cfg;
+    char lists_dir[4096];
+    vigil_rules_opts ropts;
+    pthread_mutex_t mu;              /* the catalog, the store, rs: one change at a time */
+    vigil_catalog cat;
+    vigil_catalog_store *store;
+    vigil_ruleset *rs;               /* the running ruleset (built from cat) */
+    vigil_router *router;            /* NULL until start: changes are not swapped yet */
+    pthread_t maint_th, watch_th;
+    int maint_started, watch_started;
+    atomic_int stopping;
+    int inotify_fd;
+    atomic_ullong changes, reloads, reload_errors, swaps;
+    char first_refusal[2048];        /* the last reload's first refused file, why */
+    int new_refused;                 /* its refused files that were never loaded before */
+};
+
+/* A change in progress (under mu): the touched rules as they were, so that
+ * a change that cannot be built or stored is undone exactly; the audit
+ * entries it adds. */
+typedef struct vctl_txn {
+    struct vtouch {
+        char name[VIGIL_MAX_RULE_NAME + 1];
+        char *before;                /* the rule's record before (NULL: it did not exist) */
+        int prev_live;               /* its running version before (0: none) */
+    } *t;
+    int n, cap;
+    struct vfile_touch { char *path; char hash[65]; int had; } *f;
+    int nf, capf;
+    cJSON *audit;                    /* array of entries */
+    const char *by;
+} vctl_txn;
+
+void vctl_txn_init(vctl_txn *x, const char *by);
+/* Remember rule `name` before it changes (once per change). -1: out of memory. */
+int vctl_touch(vigil_control *c, vctl_txn *x, const char *name);
+/* Remember file `path`'s recorded hash before it changes. -1: out of memory. */
+int vctl_touch_file(vigil_control *c, vctl_txn *x, const char *path);
+void vctl_audit(vctl_txn *x, const char *action, const char *rule, int from_version, int to_version,
+                const char *detail);
+/* Build, decide draining/inheritance of each touched rule whose running
+ * version changed, store (records, file hashes, audit: one commit), swap
+ * into the workers. On failure everything is undone and err says why
+ * (VIGIL_ECOMPILE/ETOOBIG: the rules cannot run together; the store's
+ * errors). Frees the txn either way. */
+vigil_status vctl_commit(vigil_control *c, vctl_txn *x, vigil_error *err);
+/* Undo and free (a change given up before commit). */
+void vctl_abort(vigil_control *c, vctl_txn *x);
+
+/* apply.c: once a second, retire draining versions whose partial matches ended. */
+void *vctl_maint_main(void *arg);
+
+/* reload.c: reconcile the catalog with the rules directory (under mu). */
+int vctl_reload_locked(vigil_control *c, const char *why);
+void *vctl_watch_main(void *arg);
+int vctl_watch_open(vigil_control *c);   /* inotify on the directory tree; -1: not available */
+
+#endif
