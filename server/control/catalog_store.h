@@ -12,6 +12,14 @@
  *   memory  nothing durable (no Redis, no data dir): kept for the process.
  * Every backend keeps the audit log to the last VIGIL_AUDIT_MAX entries.
  *
+ * Texts: a rule record and an audit entry must each be one JSON object; the
+ * store keeps it as cJSON prints it compactly, so every backend gives back
+ * the same value with the same text (whitespace, escapes and number
+ * spelling may differ from what was committed; numbers are IEEE doubles,
+ * so an integer beyond 2^53 belongs in a string). A file hash is any text.
+ * Limits: a value at most VIGIL_CATALOG_VALUE_MAX bytes, a rule name, path
+ * or hash at most VIGIL_CATALOG_KEY_MAX bytes (VIGIL_ETOOBIG beyond).
+ *
  * Not thread-safe: the control wing calls it under its own mutex. */
 #ifndef VIGIL_CATALOG_STORE_H
 #define VIGIL_CATALOG_STORE_H
@@ -20,17 +28,22 @@
 #include "vigil/status.h"
 
 #define VIGIL_AUDIT_MAX 100000
+#define VIGIL_CATALOG_VALUE_MAX (16u << 20)   /* bytes of one record or audit entry */
+#define VIGIL_CATALOG_KEY_MAX 4096            /* bytes of a rule name, a path, a hash */
 
 typedef struct vigil_catalog_store vigil_catalog_store;
 
 typedef struct vigil_catalog_store_config {
-    const char *redis_url;     /* set: the redis backend */
+    const char *redis_url;     /* set (non-empty): the redis backend */
     const char *redis_prefix;  /* default "vigil" */
     const char *data_dir;      /* else, when non-empty: the file backend; else memory */
 } vigil_catalog_store_config;
 
 /* Open (and for redis, connect: VIGIL_EUNAVAILABLE when it cannot). The
- * file backend creates data_dir's files on the first commit. */
+ * file backend creates data_dir's files on the first commit; it reads an
+ * existing catalog.json here: VIGIL_EPARSE when it is not a catalog (err
+ * names the file, and the line, column and byte of a JSON error), VIGIL_EIO
+ * when it cannot be read. */
 vigil_status vigil_catalog_store_open(const vigil_catalog_store_config *cfg, vigil_catalog_store **out,
                                       vigil_error *err);
 void vigil_catalog_store_close(vigil_catalog_store *st);   /* accepts NULL */
@@ -69,5 +82,10 @@ vigil_status vigil_catalog_store_commit(vigil_catalog_store *st, const vigil_cat
  * limit 100 gives the latest 100 (in time order). */
 vigil_status vigil_catalog_store_audit(vigil_catalog_store *st, size_t offset, size_t limit,
                                        void (*fn)(void *ud, const char *json), void *ud, vigil_error *err);
+
+/* Tests only: keep at most `max` audit entries in this handle (0: back to
+ * VIGIL_AUDIT_MAX), so a test can watch trimming without 100 000 commits.
+ * The server never calls it. */
+void vigil_catalog_store_set_audit_max(vigil_catalog_store *st, size_t max);
 
 #endif
