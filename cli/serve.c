@@ -10,7 +10,7 @@
 #include "server/serve.h"
 static void serve_usage(void) {
     fprintf(stderr,
-            "usage: vigil serve [--config F] [--rules DIR] [--listen ADDR] [--nats URL] [--redis URL]\n"
+            "usage: vigil serve [--config F] [--rules DIR] [--watch] [--listen ADDR] [--nats URL] [--redis URL]\n"
             "                   [--webhook URL …] [--time-field N[,N2…]] [--id-field N[,N2…]]\n"
             "                   [--time-format F] [--workers N] [--partitions N] [--queue-cap N] [--max-body SIZE]\n"
             "                   [--allowed-lateness D] [--max-out-of-orderness D]   (?wait answers only events matched at once)\n"
@@ -58,7 +58,7 @@ static int prescan(int argc, char **argv, const char **config) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) return 1;
-        if (strcmp(a, "--jetstream") == 0) continue;
+        if (strcmp(a, "--jetstream") == 0 || strcmp(a, "--watch") == 0) continue;
         if (strcmp(a, "--config") == 0) {
             if (!vigil_cli_value(argc, argv, &i)) return -1;
             *config = argv[i];
@@ -76,6 +76,10 @@ static int apply_flags(int argc, char **argv, vigil_server_config *cfg, vigil_co
         if (r < 0) return 2;
         if (r > 0) continue;
         const char *a = argv[i], *v;
+        if (strcmp(a, "--watch") == 0) {
+            cfg->watch = 1;
+            continue;
+        }
         if (strcmp(a, "--jetstream") == 0) {
             cfg->jetstream = 1;
             continue;

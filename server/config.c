@@ -181,6 +181,7 @@ const char *cfg_form(char *buf, size_t n, const origin *s, const char *v, int qu
 
 const setting cfg_settings[] = {
     {"rules", "VIGIL_RULES", K_PATH, OFF(rules), 0, 0, 0, "rules"},
+    {"watch", "VIGIL_WATCH", K_BOOL, OFF(watch), 0, 0, 0, "false"},
     {"listen", "VIGIL_LISTEN", K_LISTEN, OFF(listen), 0, 0, 0, "127.0.0.1:8080"},
     {"workers", "VIGIL_WORKERS", K_INT, OFF(workers), 1, 64, 0, "4"},
     {"partitions", "VIGIL_PARTITIONS", K_INT, OFF(partitions), 1, 4096, 0, "16"},

@@ -1,6 +1,7 @@
 /* serve.c — the server's life as a process: signals, start, wait, a clean
- * stop (server/serve.h). SIGINT and SIGTERM drain and stop; SIGHUP is logged
- * and ignored until rule hot reload exists (it used to kill the process). */
+ * stop (server/serve.h). SIGINT and SIGTERM drain and stop; SIGHUP reloads
+ * the rules directory (per file; a file that does not compile leaves the
+ * running rules in place). */
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -49,8 +50,9 @@ int vigil_serve_run(const vigil_server_config *cfg, const char *config) {
         sigsuspend(&old);
         while (hups < got_hup) {
             hups++;
-            fprintf(stderr, "vigil: SIGHUP received and ignored: rules reload only by restart in this version\n");
+            fprintf(stderr, "vigil: SIGHUP: reloading the rules directory\n");
             fflush(stderr);
+            vigil_server_reload(s);
         }
     }
     fprintf(stderr, "vigil: signal %d, draining and stopping\n", (int)got_signal);

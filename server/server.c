@@ -144,11 +144,15 @@ int vigil_server_port(const vigil_server *s) { return vigil_http_port(s->http); 
 
 void vigil_server_log_start(const vigil_server *s) {
     const vigil_server_config *c = &s->cfg;
-    fprintf(stderr, "vigil: %d rules from %s; store %s; NATS %s; %d webhook(s); %d workers\n",
-            vigil_ruleset_rule_count(s->rs), c->rules, c->redis_url ? "redis" : "memory",
+    vigil_control_stats cs;
+    vigil_control_get_stats(s->control, &cs);
+    fprintf(stderr, "vigil: %d rules from %s%s; store %s; NATS %s; %d webhook(s); %d workers\n",
+            cs.rules, c->rules, c->watch ? " (watched)" : "", c->redis_url ? "redis" : "memory",
             c->nats_url ? c->nats_url : "off", c->nwebhooks + c->nendpoints, c->workers);
     fprintf(stderr, "vigil: listening on http://127.0.0.1:%d/ (dashboard at /)\n", vigil_server_port(s));
 }
+
+void vigil_server_reload(vigil_server *s) { vigil_control_reload(s->control, "SIGHUP"); }
 
 void vigil_server_stop(vigil_server *s) {
     if (!s) return;

@@ -66,6 +66,8 @@ vigil_status vigil_server_start(const vigil_server_config *cfg, vigil_server **o
 int vigil_server_port(const vigil_server *s);
 /* One line on stderr: rules, store, NATS, webhooks, workers, the URL. */
 void vigil_server_log_start(const vigil_server *s);
+/* Reload the rules directory (SIGHUP): DESIGN.md §6. */
+void vigil_server_reload(vigil_server *s);
 /* Stop intake, drain the queues, commit state, flush sinks, free. */
 void vigil_server_stop(vigil_server *s);
 

@@ -96,7 +96,7 @@ vcat_ver *vcat_add_version(vcat_rule *r, int version, vigil_mode mode, const cha
     v->len = len;
     vcat_hash(src, len, v->hash);
     v->version = version;
-    v->inherits = version;
+    v->inherits = 0;   /* decided by the first build over the running rules (0: not yet) */
     v->mode = mode;
     v->state = mode == VIGIL_MODE_SHADOW ? VCAT_SHADOW : VCAT_ACTIVE;
     v->activated_ms = now_ms;

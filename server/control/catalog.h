@@ -29,7 +29,7 @@ typedef struct vcat_ver {
     int version;
     vigil_mode mode;
     vcat_state state;
-    int inherits;              /* the lowest version whose state it took (its own: none) */
+    int inherits;              /* the lowest version whose state it took (its own: none; 0: not built yet) */
     int64_t activated_ms;      /* wall clock, ms */
     int64_t ended_ms;          /* when it stopped starting matches (replaced, deleted); 0: runs */
     int64_t retired_ms;        /* when it stopped for good; 0: not yet */
