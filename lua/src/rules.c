@@ -362,10 +362,14 @@ static int ends_with(const char *s, const char *suf) {
     return n > m && strcmp(s + n - m, suf) == 0;
 }
 
-static void walk(loader *ld, const char *dir, int depth) {
+/* One directory of vigil_rules_walk: its entries sorted by name, then each
+ * in turn (a subdirectory fully before the next name). */
+static void walk(const char *dir, int depth, vigil_rules_walk_fn fn, void *ud) {
     DIR *d = opendir(dir);
     if (!d) {
-        add_msg(ld, VIGIL_EIO, dir, "cannot open directory: %s", strerror(errno));
+        char msg[300];
+        snprintf(msg, sizeof msg, "cannot open directory: %s", strerror(errno));
+        fn(ud, dir, VIGIL_EIO, msg);
         return;
     }
     char **names = NULL;
@@ -392,25 +396,38 @@ static void walk(loader *ld, const char *dir, int depth) {
         memcpy(names[n++], de->d_name, len + 1);
     }
     closedir(d);
-    if (oom) add_msg(ld, VIGIL_ENOMEM, dir, "out of memory listing the directory");
+    if (oom) fn(ud, dir, VIGIL_ENOMEM, "out of memory listing the directory");
     if (n) qsort(names, n, sizeof *names, cmp_name);
     for (size_t i = 0; i < n && !oom; i++) {
         char path[PATH_MAX];
         int w = snprintf(path, sizeof path, "%s/%s", dir, names[i]);
         if (w < 0 || (size_t)w >= sizeof path) {
-            add_msg(ld, VIGIL_EINVAL, dir, "path too long: %s", names[i]);
+            char msg[300];
+            snprintf(msg, sizeof msg, "path too long: %.200s", names[i]);
+            fn(ud, dir, VIGIL_EINVAL, msg);
             continue;
         }
         struct stat st;
         if (stat(path, &st) != 0) continue;   /* a dangling symlink or a race: nothing to load */
         if (S_ISDIR(st.st_mode)) {
-            if (strcmp(names[i], "lists") != 0 && depth < MAX_DEPTH) walk(ld, path, depth + 1);
+            if (strcmp(names[i], "lists") != 0 && depth < MAX_DEPTH) walk(path, depth + 1, fn, ud);
         } else if (S_ISREG(st.st_mode) && ends_with(names[i], ".lua")) {
-            load_file(ld, path);
+            fn(ud, path, VIGIL_OK, NULL);
         }
     }
     for (size_t i = 0; i < n; i++) free(names[i]);
     free(names);
+}
+
+void vigil_rules_walk(const char *dir, vigil_rules_walk_fn fn, void *ud) {
+    if (dir && fn) walk(dir, 0, fn, ud);
+}
+
+/* vigil_rules_walk's callback for a load: load each file, keep each error. */
+static void load_walked(void *ud, const char *path, vigil_status s, const char *msg) {
+    loader *ld = ud;
+    if (s == VIGIL_OK) load_file(ld, path);
+    else add_msg(ld, s, path, "%s", msg);
 }
 
 static int is_dir(const char *p) {
@@ -477,7 +494,7 @@ vigil_status vigil_rules_load(const char *path, const vigil_rules_opts *opts, vi
     if (stat(path, &st) != 0) {
         add_msg(&ld, VIGIL_ENOTFOUND, path, "no such file or directory");
     } else if (dir) {
-        walk(&ld, path, 0);
+        vigil_rules_walk(path, load_walked, &ld);
     } else {
         load_file(&ld, path);
     }
