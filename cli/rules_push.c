@@ -173,15 +173,26 @@ static int request(pusher *P, const char *method, const char *path, const char *
     memset(a, 0, sizeof *a);
     *status = 0;
     P->curl_err[0] = '\0';
-    struct curl_slist *h = NULL, *t;
+    const char *hdr[4];
+    int nh = 0;
     char auth[1024];
     if (P->token) {
         snprintf(auth, sizeof auth, "Authorization: Bearer %s", P->token);
-        h = curl_slist_append(h, auth);
+        hdr[nh++] = auth;
     }
-    if (body && (t = curl_slist_append(h, "Content-Type: text/x-lua"))) h = t;
-    if ((t = curl_slist_append(h, "Expect:"))) h = t;   /* no 100-continue round trip */
-    if ((t = curl_slist_append(h, "Accept: application/json, application/problem+json"))) h = t;
+    if (body) hdr[nh++] = "Content-Type: text/x-lua";
+    hdr[nh++] = "Expect:";   /* no 100-continue round trip */
+    hdr[nh++] = "Accept: application/json, application/problem+json";
+    struct curl_slist *h = NULL, *t;
+    for (int i = 0; i < nh; i++) {
+        if (!(t = curl_slist_append(h, hdr[i]))) {
+            curl_slist_free_all(h);
+            explicit_bzero(auth, sizeof auth);
+            snprintf(P->curl_err, sizeof P->curl_err, "out of memory building the request");
+            return REQ_UNREACHABLE;
+        }
+        h = t;
+    }
     CURL *c = P->curl;
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
@@ -196,7 +207,7 @@ static int request(pusher *P, const char *method, const char *path, const char *
     }
     CURLcode cc = curl_easy_perform(c);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
-    memset(auth, 0, sizeof auth);
+    explicit_bzero(auth, sizeof auth);
     curl_slist_free_all(h);   /* the token's copy in it: freed here */
     if (a->over) {
         answer_free(a);
