@@ -23,5 +23,6 @@ int vigil_cmd_check(int argc, char **argv);
 int vigil_cmd_test(int argc, char **argv);
 int vigil_cmd_feed(int argc, char **argv);
 int vigil_cmd_serve(int argc, char **argv);
+int vigil_cmd_rules_push(int argc, char **argv);   /* argv[0] is "push" */
 
 #endif

@@ -7,7 +7,12 @@
  * when some alert's `event` is that event; precision counts events that
  * received at least one alert (DESIGN.md §5). --segment-field breaks recall
  * down per value (e.g. per fraud scenario). End of input advances the
- * watermark to infinity so that pending timers fire. */
+ * watermark to infinity so that pending timers fire. --rule-version NAME=N
+ * gives rule NAME version N whatever its source says, so that a replay
+ * reproduces the alert ids of a version the server assigned (the id hashes
+ * rule, version, key and event ids; DESIGN.md §3, §6). */
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +28,7 @@
 
 #define MAX_INPUTS 32
 #define MAX_SEGMENTS 64
+#define MAX_RULE_VERSIONS 256
 
 typedef struct replay {
     FILE *out;
@@ -73,12 +79,46 @@ static void usage(void) {
             "                    [--time-format auto|s|ms|rfc3339] [--id-field N[,N2…]]\n"
             "                    [--label-field N [--segment-field N]] [--output F] [--allowed-lateness D]\n"
             "                    [--max-out-of-orderness D] [--late-output F] [--threads 1|2]\n"
+            "                    [--rule-version NAME=N …]\n"
             "                    [--decode-only]   (benchmark: read and decode only, no engine)\n"
+            "  --rule-version NAME=N  rule NAME gets version N (a whole number >= 1) whatever its\n"
+            "                    source says: reproduces the alert ids of a version the server\n"
+            "                    assigned (GET /v1/rules/NAME); repeat for several rules\n"
             "  --late-output F   late events (older than the watermark minus the allowed lateness,\n"
             "                    never matched) as JSON Lines\n"
             "  --threads 2       read and decode on a second thread while this one matches;\n"
             "                    1 (default): everything on one thread — faster on the 2-core VMs\n"
             "                    measured (bench/README.md), where the handover costs more than it saves\n");
+}
+
+/* --rule-version NAME=N: NAME [a-z0-9_]+ (at most VIGIL_MAX_RULE_NAME
+ * characters), N a whole number >= 1. The name points into v (argv). 0, or
+ * -1 with a message. */
+static int parse_rule_version(const char *v, vigil_rule_version_set *out, char *name, size_t namecap) {
+    const char *eq = strchr(v, '=');
+    size_t n = eq ? (size_t)(eq - v) : 0;
+    int ok = eq && n >= 1 && n <= VIGIL_MAX_RULE_NAME && n < namecap;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = (v[i] >= 'a' && v[i] <= 'z') || (v[i] >= '0' && v[i] <= '9') || v[i] == '_';
+    long ver = 0;
+    if (ok) {
+        const char *d = eq + 1;
+        char *end = NULL;
+        errno = 0;
+        ver = *d >= '0' && *d <= '9' ? strtol(d, &end, 10) : 0;
+        ok = end && *end == '\0' && errno == 0 && ver >= 1 && ver <= INT_MAX;
+    }
+    if (!ok) {
+        fprintf(stderr, "vigil replay: --rule-version '%s': expected NAME=N, a rule name ([a-z0-9_]+, at most %d "
+                        "characters) and a whole version number >= 1, e.g. --rule-version card_testing=3\n",
+                v, VIGIL_MAX_RULE_NAME);
+        return -1;
+    }
+    memcpy(name, v, n);
+    name[n] = '\0';
+    out->name = name;
+    out->version = (int)ver;
+    return 0;
 }
 
 static double pct(uint64_t a, uint64_t b) { return b ? 100.0 * (double)a / (double)b : 0.0; }
@@ -90,6 +130,9 @@ int vigil_cmd_replay(int argc, char **argv) {
     int ninputs = 0;
     int64_t lateness = 0, ooo = 0;
     int decode_only = 0;
+    static vigil_rule_version_set versions[MAX_RULE_VERSIONS];
+    static char version_names[MAX_RULE_VERSIONS][VIGIL_MAX_RULE_NAME + 1];
+    int nversions = 0;
     vigil_event_opts eo;
     vigil_event_opts_init(&eo);
     for (int i = 1; i < argc; i++) {
@@ -137,6 +180,19 @@ int vigil_cmd_replay(int argc, char **argv) {
                 return 2;
             }
             inputs[ninputs++] = v;
+        } else if (strcmp(a, "--rule-version") == 0) {
+            if (nversions == MAX_RULE_VERSIONS) {
+                fprintf(stderr, "vigil replay: at most %d --rule-version options\n", MAX_RULE_VERSIONS);
+                return 2;
+            }
+            if (parse_rule_version(v, &versions[nversions], version_names[nversions], sizeof version_names[0]) != 0)
+                return 2;
+            for (int k = 0; k < nversions; k++)
+                if (strcmp(versions[k].name, versions[nversions].name) == 0) {
+                    fprintf(stderr, "vigil replay: --rule-version names rule '%s' twice\n", versions[k].name);
+                    return 2;
+                }
+            nversions++;
         } else {
             fprintf(stderr, "vigil replay: unknown option '%s'\n", a);
             usage();
@@ -155,7 +211,8 @@ int vigil_cmd_replay(int argc, char **argv) {
     vigil_error errs[32];
     int nerrs = 0;
     vigil_ruleset *rs = NULL;
-    if (vigil_rules_load(rules, NULL, &rs, errs, 32, &nerrs) != VIGIL_OK) {
+    vigil_rules_opts ro = {.versions = versions, .nversions = nversions};
+    if (vigil_rules_load(rules, &ro, &rs, errs, 32, &nerrs) != VIGIL_OK) {
         char buf[1024];
         for (int i = 0; i < nerrs; i++) {
             vigil_error_format(&errs[i], buf, sizeof buf);
@@ -164,6 +221,13 @@ int vigil_cmd_replay(int argc, char **argv) {
         fprintf(stderr, "vigil replay: rules in '%s' did not compile\n", rules);
         return 1;
     }
+    for (int k = 0; k < nversions; k++)
+        if (vigil_ruleset_rule_index(rs, versions[k].name) < 0) {
+            fprintf(stderr, "vigil replay: --rule-version %s=%d: no rule '%s' in '%s'\n", versions[k].name,
+                    versions[k].version, versions[k].name, rules);
+            vigil_ruleset_release(rs);
+            return 2;
+        }
     vigil_input *ins[MAX_INPUTS];
     for (int i = 0; i < ninputs; i++) {
         vigil_error err;

@@ -46,9 +46,6 @@ struct loader {
     /* vigil_rules_inspect: what the source defines */
     vigil_rule_info *info;
     int ninfo, maxinfo;
-    /* vigil_rules_files: the walk collects paths instead of loading */
-    char **paths;
-    int npaths, cappaths;
 };
 
 vigil_ruleset *ld_ruleset(loader *ld) { return ld->rs; }
@@ -396,25 +393,14 @@ static int ends_with(const char *s, const char *suf) {
     return n > m && strcmp(s + n - m, suf) == 0;
 }
 
-static void collect(loader *ld, const char *path) {
-    if (ld->npaths == ld->cappaths || ld->cappaths < 0) {
-        int cap = ld->cappaths > 0 ? ld->cappaths * 2 : 64;
-        char **np = realloc(ld->cappaths > 0 ? ld->paths : NULL, (size_t)cap * sizeof *np);
-        if (!np) {
-            add_msg(ld, VIGIL_ENOMEM, path, "out of memory listing rule files");
-            return;
-        }
-        ld->paths = np;
-        ld->cappaths = cap;
-    }
-    if (!(ld->paths[ld->npaths] = strdup(path))) add_msg(ld, VIGIL_ENOMEM, path, "out of memory");
-    else ld->npaths++;
-}
-
-static void walk(loader *ld, const char *dir, int depth) {
+/* One directory of vigil_rules_walk: its entries sorted by name, then each
+ * in turn (a subdirectory fully before the next name). */
+static void walk(const char *dir, int depth, vigil_rules_walk_fn fn, void *ud) {
     DIR *d = opendir(dir);
     if (!d) {
-        add_msg(ld, VIGIL_EIO, dir, "cannot open directory: %s", strerror(errno));
+        char msg[300];
+        snprintf(msg, sizeof msg, "cannot open directory: %s", strerror(errno));
+        fn(ud, dir, VIGIL_EIO, msg);
         return;
     }
     char **names = NULL;
@@ -441,26 +427,38 @@ static void walk(loader *ld, const char *dir, int depth) {
         memcpy(names[n++], de->d_name, len + 1);
     }
     closedir(d);
-    if (oom) add_msg(ld, VIGIL_ENOMEM, dir, "out of memory listing the directory");
+    if (oom) fn(ud, dir, VIGIL_ENOMEM, "out of memory listing the directory");
     if (n) qsort(names, n, sizeof *names, cmp_name);
     for (size_t i = 0; i < n && !oom; i++) {
         char path[PATH_MAX];
         int w = snprintf(path, sizeof path, "%s/%s", dir, names[i]);
         if (w < 0 || (size_t)w >= sizeof path) {
-            add_msg(ld, VIGIL_EINVAL, dir, "path too long: %s", names[i]);
+            char msg[300];
+            snprintf(msg, sizeof msg, "path too long: %.200s", names[i]);
+            fn(ud, dir, VIGIL_EINVAL, msg);
             continue;
         }
         struct stat st;
         if (stat(path, &st) != 0) continue;   /* a dangling symlink or a race: nothing to load */
         if (S_ISDIR(st.st_mode)) {
-            if (strcmp(names[i], "lists") != 0 && depth < MAX_DEPTH) walk(ld, path, depth + 1);
+            if (strcmp(names[i], "lists") != 0 && depth < MAX_DEPTH) walk(path, depth + 1, fn, ud);
         } else if (S_ISREG(st.st_mode) && ends_with(names[i], ".lua")) {
-            if (ld->paths || ld->cappaths < 0) collect(ld, path);
-            else load_file(ld, path);
+            fn(ud, path, VIGIL_OK, NULL);
         }
     }
     for (size_t i = 0; i < n; i++) free(names[i]);
     free(names);
+}
+
+void vigil_rules_walk(const char *dir, vigil_rules_walk_fn fn, void *ud) {
+    if (dir && fn) walk(dir, 0, fn, ud);
+}
+
+/* vigil_rules_walk's callback for a load: load each file, keep each error. */
+static void load_walked(void *ud, const char *path, vigil_status s, const char *msg) {
+    loader *ld = ud;
+    if (s == VIGIL_OK) load_file(ld, path);
+    else add_msg(ld, s, path, "%s", msg);
 }
 
 static int is_dir(const char *p) {
@@ -532,7 +530,7 @@ vigil_status vigil_rules_load(const char *path, const vigil_rules_opts *opts, vi
     if (stat(path, &st) != 0) {
         add_msg(&ld, VIGIL_ENOTFOUND, path, "no such file or directory");
     } else if (dir) {
-        walk(&ld, path, 0);
+        vigil_rules_walk(path, load_walked, &ld);
     } else {
         load_file(&ld, path);
     }
@@ -604,24 +602,42 @@ vigil_status vigil_rules_inspect(const char *file, const char *src, size_t len, 
     return s;
 }
 
+typedef struct files_ctx { char **v; int n, cap; vigil_status st; } files_ctx;
+static void files_one(void *ud, const char *path, vigil_status s, const char *msg) {
+    files_ctx *c = ud;
+    (void)msg;
+    if (s != VIGIL_OK) {
+        if (c->st == VIGIL_OK) c->st = s;
+        return;
+    }
+    if (c->n == c->cap) {
+        int cap = c->cap ? c->cap * 2 : 64;
+        char **nv = realloc(c->v, (size_t)cap * sizeof *nv);
+        if (!nv) {
+            c->st = VIGIL_ENOMEM;
+            return;
+        }
+        c->v = nv;
+        c->cap = cap;
+    }
+    if (!(c->v[c->n] = strdup(path))) c->st = VIGIL_ENOMEM;
+    else c->n++;
+}
+
 vigil_status vigil_rules_files(const char *path, char ***paths, int *n) {
     *paths = NULL;
     *n = 0;
     struct stat st;
     if (!path || stat(path, &st) != 0) return VIGIL_ENOTFOUND;
-    loader ld;
-    memset(&ld, 0, sizeof ld);
-    ld.cappaths = -1;   /* collect mode (no array yet) */
-    if (S_ISDIR(st.st_mode)) walk(&ld, path, 0);
-    else collect(&ld, path);
-    for (int i = 0; i < ld.nlists; i++) free(ld.lists[i]);
-    free(ld.lists);
-    if (ld.total) {
-        for (int i = 0; i < ld.npaths; i++) free(ld.paths[i]);
-        if (ld.cappaths > 0) free(ld.paths);
-        return ld.first ? ld.first : VIGIL_EIO;
+    files_ctx c = {.st = VIGIL_OK};
+    if (S_ISDIR(st.st_mode)) vigil_rules_walk(path, files_one, &c);
+    else files_one(&c, path, VIGIL_OK, NULL);
+    if (c.st != VIGIL_OK) {
+        for (int i = 0; i < c.n; i++) free(c.v[i]);
+        free(c.v);
+        return c.st;
     }
-    *paths = ld.cappaths > 0 ? ld.paths : NULL;
-    *n = ld.npaths;
+    *paths = c.v;
+    *n = c.n;
     return VIGIL_OK;
 }

@@ -94,6 +94,17 @@ vigil_status vigil_rules_load_string(const char *name, const char *src, size_t l
                                      const vigil_rules_opts *opts, vigil_ruleset **out,
                                      vigil_error *errs, int maxerrs, int *nerrs);
 
+/* The rule files of a directory, in the order vigil_rules_load loads them
+ * (for a caller that handles each file by itself, e.g. `vigil rules push`):
+ * names sorted (strcmp) within each directory, a subdirectory walked when
+ * its name comes (at most 8 levels deep) except lists/ and hidden ones (a
+ * leading '.'), regular files named *.lua (symbolic links followed). fn is
+ * called with s == VIGIL_OK and msg NULL for each file, or with an error
+ * status and a message for a directory that cannot be read (path names
+ * it); path and msg live only during the call. */
+typedef void (*vigil_rules_walk_fn)(void *ud, const char *path, vigil_status s, const char *msg);
+void vigil_rules_walk(const char *dir, vigil_rules_walk_fn fn, void *ud);
+
 /* ---- the server's rule catalog (hot reload) --------------------------------
  * A served rule set is built from many sources: each rule's versions keep
  * their own source text (a file of the rules directory, or a PUT body).
