@@ -161,9 +161,9 @@ void vigil_engine_destroy(vigil_engine *eng) {
 
 /* ---- key table ------------------------------------------------------------- */
 
-static uint64_t key_hash(int g, const char *k, size_t n) { return vigil_hash(k, n) ^ ((uint64_t)g * 0x9E3779B97F4A7C15ULL); }
+uint64_t veng_key_hash(int g, const char *k, size_t n) { return vigil_hash(k, n) ^ ((uint64_t)g * 0x9E3779B97F4A7C15ULL); }
 
-static size_t ks_slot(const vigil_engine *eng, int g, const char *k, size_t n, uint64_t h) {
+size_t veng_ks_slot(const vigil_engine *eng, int g, const char *k, size_t n, uint64_t h) {
     size_t mask = eng->cap - 1, i = h & mask;
     for (;;) {
         const vslot *sl = &eng->tab[i];
@@ -211,8 +211,8 @@ static void ks_remove(vigil_engine *eng, size_t i) {
 static void sweep(vigil_engine *eng, size_t n);
 
 vkeystate *veng_key(vigil_engine *eng, int g, const char *k, size_t n, int create) {
-    uint64_t h = key_hash(g, k, n);
-    size_t slot = ks_slot(eng, g, k, n, h);
+    uint64_t h = veng_key_hash(g, k, n);
+    size_t slot = veng_ks_slot(eng, g, k, n, h);
     eng->last_slot = slot;
     if (eng->tab[slot].ks || !create) return eng->tab[slot].ks;
     if ((eng->nkeys + 1) * 2 > eng->cap) {   /* load factor 1/2: short probes */
@@ -222,7 +222,7 @@ vkeystate *veng_key(vigil_engine *eng, int g, const char *k, size_t n, int creat
         if ((eng->nkeys + 1) * 2 > eng->cap || eng->nkeys * 8 > before * 7) {   /* freed < 1/8: grow */
             if (ks_grow(eng) != 0) return NULL;
         }
-        slot = ks_slot(eng, g, k, n, h);
+        slot = veng_ks_slot(eng, g, k, n, h);
     }
     const vgroup *gr = &eng->rs->groups[g];
     /* one allocation: the state, its rule slots, then the key text (saves a
@@ -350,8 +350,8 @@ static void fire_timers(vigil_engine *eng, int64_t upto) {
     while (eng->ntimers && eng->timers[0].when <= upto) {
         vtimer t = timer_pop(eng);
         t.ks->ntimers--;
+        if (t.slot < 0 || !t.ks->rs[t.slot]) continue;   /* its state went with a hot reload, or ended */
         const vrule *r = &eng->rs->rules[eng->rs->groups[t.ks->group].rules[t.slot]];
-        if (!t.ks->rs[t.slot]) continue;
         if (r->nsteps) vnfa_timer(eng, r, t.ks, t.ks->rs[t.slot], t.when);
         else vwin_timer(eng, r, t.ks, t.ks->rs[t.slot], t.when);
         veng_mark_dirty(eng, t.ks);
@@ -447,7 +447,7 @@ void vigil_engine_warm(vigil_engine *eng, vigil_event *const *evs, int n) {
                 size_t kl;
                 const char *k = vigil_event_key(evs[i], g, &kl);
                 if (!k) continue;
-                h[nk] = key_hash(g, k, kl);
+                h[nk] = veng_key_hash(g, k, kl);
                 grp[nk] = g;
                 who[nk] = evs[i];
                 __builtin_prefetch(&eng->tab[h[nk] & mask]);
@@ -456,7 +456,7 @@ void vigil_engine_warm(vigil_engine *eng, vigil_event *const *evs, int n) {
         for (int j = 0; j < nk; j++) {
             size_t kl;
             const char *k = vigil_event_key(who[j], grp[j], &kl);
-            ks[j] = eng->tab[ks_slot(eng, grp[j], k, kl, h[j])].ks;
+            ks[j] = eng->tab[veng_ks_slot(eng, grp[j], k, kl, h[j])].ks;
             if (ks[j]) __builtin_prefetch(ks[j]->rs);
         }
         for (int j = 0; j < nk; j++) {

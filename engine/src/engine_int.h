@@ -136,11 +136,14 @@ struct vigil_engine {
  * cheap filter before comparing keys) and the second of its last event, so
  * that the idle-key sweep skips recent keys without touching their state. */
 typedef struct vslot { uint32_t h; uint32_t last_s; vkeystate *ks; } vslot;
-typedef struct vtimer { int64_t when; vkeystate *ks; int slot; } vtimer;
+typedef struct vtimer { int64_t when; vkeystate *ks; int slot; } vtimer;   /* slot -1: void (swap.c) */
 typedef struct vheld { int64_t ts; uint64_t seq; vigil_event *ev; int group; } vheld;
 
 vkeystate *veng_key(vigil_engine *eng, int g, const char *k, size_t n, int create);
 void veng_ks_free(vigil_engine *eng, vkeystate *ks);   /* the key's rule states (with eng->rs) and ks */
+uint64_t veng_key_hash(int g, const char *k, size_t n);
+/* The table slot of key (g, k): where it is, or the empty slot it would take. */
+size_t veng_ks_slot(const vigil_engine *eng, int g, const char *k, size_t n, uint64_t h);
 
 /* What the engine sizes after its ruleset (engine.c); swap.c makes a new
  * set before it changes anything, then installs it. */

@@ -6,13 +6,15 @@
  * groups keep their indexes, so keys stay in their table slots and events
  * stay valid. What changes is the list of rules per group, hence each key's
  * array of rule states. For every key of a group whose list changed, a new
- * key state is built and each rule state moves by (name, version): to the
- * same version, or to the new version that inherits it (same layout: a
- * compatible version has the same aggregate table, steps, within and skip).
- * What no new rule takes is freed. Timers point at key states and rule
- * slots, so the heap is rebuilt from the states (as after a store load);
- * events held for max_out_of_orderness are decoded again against the new
- * field table. Everything that can fail (memory) is done before anything
+ * key's array of rule states is rearranged (in place when the group keeps
+ * its number of rules, else in a new allocation) and each rule state moves
+ * by (name, version): to the same version, or to the new version that
+ * inherits it (same layout: a compatible version has the same aggregate
+ * table, steps, within and skip). What no new rule takes is freed. Timers
+ * point at key states and rule slots: each follows its state to its new
+ * slot (or is voided). Keys of unchanged groups are not touched. Events
+ * held for max_out_of_orderness are decoded again against the new field
+ * table. Everything that can fail (memory) is done before anything
  * changes, so a failed swap leaves the engine on its old ruleset. */
 #include <stdlib.h>
 #include <string.h>
@@ -70,22 +72,32 @@ vigil_status vigil_engine_swap(vigil_engine *eng, vigil_ruleset *rs, vigil_error
     vigil_status st = VIGIL_ENOMEM;
     veng_rs_parts parts = {0};
     void *host = NULL;
-    int ng = old->ngroups;
-    int **maps = calloc((size_t)(ng ? ng : 1), sizeof *maps);
+    int ng = old->ngroups, maxr = 1, regrow = 0;
+    int **maps = calloc((size_t)(ng ? ng : 1), sizeof *maps);    /* new slot -> old slot */
+    int **inv = calloc((size_t)(ng ? ng : 1), sizeof *inv);     /* old slot -> new slot */
     char *changed = calloc((size_t)(ng ? ng : 1), 1);
-    vkeystate **fresh = NULL;     /* per table slot: the key's new state, or NULL (unchanged) */
+    vkeystate **fresh = NULL;     /* per table slot: the key's new state when its size changes */
+    void **tmp = NULL;
     vheld *held = NULL;
     size_t nheld = eng->nheld;
-    if (!maps || !changed || veng_rs_parts_make(eng, rs, &parts) != 0) goto fail;
+    if (!maps || !inv || !changed || veng_rs_parts_make(eng, rs, &parts) != 0) goto fail;
     for (int g = 0; g < ng; g++) {
         if (same_group(old, rs, g)) continue;
         changed[g] = 1;
-        if (!(maps[g] = slot_map(old, rs, g))) goto fail;
+        const vgroup *og = &old->groups[g], *ngr = &rs->groups[g];
+        if (!(maps[g] = slot_map(old, rs, g)) || !(inv[g] = malloc((size_t)(og->nrules ? og->nrules : 1) * sizeof(int))))
+            goto fail;
+        for (int i = 0; i < og->nrules; i++) inv[g][i] = -1;
+        for (int j = 0; j < ngr->nrules; j++)
+            if (maps[g][j] >= 0) inv[g][maps[g][j]] = j;
+        if (og->nrules != ngr->nrules) regrow = 1;
+        if (ngr->nrules > maxr) maxr = ngr->nrules;
     }
-    if (!(fresh = calloc(eng->cap, sizeof *fresh))) goto fail;
-    for (size_t i = 0; i < eng->cap; i++) {
+    if (!(tmp = calloc((size_t)maxr, sizeof *tmp))) goto fail;
+    if (regrow && !(fresh = calloc(eng->cap, sizeof *fresh))) goto fail;
+    for (size_t i = 0; regrow && i < eng->cap; i++) {   /* keys whose rule count changes: a new state */
         vkeystate *ks = eng->tab[i].ks;
-        if (!ks || !changed[ks->group]) continue;
+        if (!ks || !changed[ks->group] || old->groups[ks->group].nrules == rs->groups[ks->group].nrules) continue;
         size_t nr = (size_t)rs->groups[ks->group].nrules;
         size_t head = sizeof(vkeystate) + nr * sizeof(void *);
         vkeystate *nk = calloc(1, head + ks->keylen + 1);
@@ -120,27 +132,44 @@ vigil_status vigil_engine_swap(vigil_engine *eng, vigil_ruleset *rs, vigil_error
     }
 
     /* 2. commit: nothing below fails */
+    /* timers follow their state to its new slot (a state no rule takes: void) */
+    for (size_t t = 0; t < eng->ntimers; t++) {
+        vtimer *tm = &eng->timers[t];
+        int g = tm->ks->group;
+        if (!changed[g]) continue;
+        tm->slot = tm->slot >= 0 ? inv[g][tm->slot] : -1;
+        if (fresh) {
+            size_t i = veng_ks_slot(eng, g, tm->ks->key, tm->ks->keylen, tm->ks->hash);
+            if (fresh[i]) tm->ks = fresh[i];
+        }
+    }
     for (size_t i = 0; i < eng->cap; i++) {
-        vkeystate *ks = eng->tab[i].ks, *nk = fresh[i];
-        if (!nk) continue;
+        vkeystate *ks = eng->tab[i].ks;
+        if (!ks || !changed[ks->group]) continue;
         const vgroup *og = &old->groups[ks->group];
         const int *map = maps[ks->group];
-        for (int j = 0; j < rs->groups[ks->group].nrules; j++)
-            if (map[j] >= 0) {
-                nk->rs[j] = ks->rs[map[j]];
-                ks->rs[map[j]] = NULL;
-            }
+        int nr = rs->groups[ks->group].nrules;
+        for (int j = 0; j < nr; j++) {   /* each new rule's state, taken from the old slots */
+            tmp[j] = map[j] >= 0 ? ks->rs[map[j]] : NULL;
+            if (map[j] >= 0) ks->rs[map[j]] = NULL;
+        }
         for (int k = 0; k < og->nrules; k++) {   /* what no rule took: the old rule frees it */
             const vrule *r = &old->rules[og->rules[k]];
             if (!ks->rs[k]) continue;
             if (r->nsteps) vnfa_free(ks->rs[k]);
             else vwin_free(ks->rs[k], r);
         }
-        nk->dirty = ks->dirty;
-        free(ks);
-        eng->tab[i].ks = nk;
+        vkeystate *nk = fresh ? fresh[i] : NULL;
+        if (nk) {   /* another rule count: the new allocation */
+            nk->dirty = ks->dirty;
+            nk->ntimers = ks->ntimers;
+            free(ks);
+            eng->tab[i].ks = nk;
+            ks = nk;
+        }
+        memcpy(ks->rs, tmp, (size_t)nr * sizeof *tmp);
     }
-    if (eng->ndirty) {   /* rebuild it from the table: every flagged key */
+    if (fresh && eng->ndirty) {   /* the dirty list pointed at replaced states: rebuilt from the flags */
         size_t n = 0;
         for (size_t i = 0; i < eng->cap && n < eng->capdirty; i++)
             if (eng->tab[i].ks && eng->tab[i].ks->dirty) eng->dirty[n++] = eng->tab[i].ks;
@@ -160,16 +189,12 @@ vigil_status vigil_engine_swap(vigil_engine *eng, vigil_ruleset *rs, vigil_error
     veng_rs_parts_install(eng, &parts);
     eng->rs = rs;
     vigil_ruleset_retain(rs);
-    /* timers: rebuilt from the states, as after a store load */
-    eng->ntimers = 0;
-    for (size_t i = 0; i < eng->cap; i++)
-        if (eng->tab[i].ks) eng->tab[i].ks->ntimers = 0;
-    for (size_t i = 0; i < eng->cap; i++)
-        if (eng->tab[i].ks) veng_rearm(eng, eng->tab[i].ks);
-    for (int g = 0; g < ng; g++) free(maps[g]);
+    for (int g = 0; g < ng; g++) free(maps[g]), free(inv[g]);
     free(maps);
+    free(inv);
     free(changed);
     free(fresh);
+    free(tmp);
     free(held);
     vigil_ruleset_release(old);
     return VIGIL_OK;
@@ -180,8 +205,11 @@ fail:
     free(held);
     for (size_t i = 0; fresh && i < eng->cap; i++) free(fresh[i]);
     free(fresh);
+    free(tmp);
     for (int g = 0; maps && g < ng; g++) free(maps[g]);
+    for (int g = 0; inv && g < ng; g++) free(inv[g]);
     free(maps);
+    free(inv);
     free(changed);
     veng_rs_parts_free(&parts);
     if (st == VIGIL_ENOMEM) vigil_error_set(err, st, "out of memory switching to the new rules");

@@ -627,8 +627,10 @@ void vwin_warm(const vwin *w, const vrule *r) {
 
 void vwin_free(vwin *w, const vrule *r) {
     if (!w) return;
-    if (has_text(r)) sets_free(w, r);   /* first: the entries then leave without updating them */
-    while (w->n) drop_front(w, r);
+    if (has_text(r)) {
+        sets_free(w, r);   /* first: the entries then leave without updating them */
+        while (w->n) drop_front(w, r);   /* their strings */
+    }   /* numbers only: nothing per entry to free (a hot reload frees many windows at once) */
     vwtail *t = vwin_tail(w, r);
     if (t) {
         for (uint32_t i = 0; i < t->nevs; i++) vigil_event_release(t->evs[i]);
