@@ -105,7 +105,7 @@ vigil_status vigil_server_start(const vigil_server_config *cfg, vigil_server **o
         goto fail;
     }
     /* ingest: NATS first, so the sinks can publish from the first batch */
-    vigil_ingest_config ic = {.rs = s->rs, .decode = &s->cfg.ev.decode, .router = s->router, .waiters = s->waiters,
+    vigil_ingest_config ic = {.decode = &s->cfg.ev.decode, .router = s->router, .waiters = s->waiters,
                               .max_body = s->cfg.max_body, .nats_url = s->cfg.nats_url, .subject = s->cfg.subject,
                               .jetstream = s->cfg.jetstream, .stream = s->cfg.stream, .consumer = s->cfg.consumer,
                               .fetch_batch = s->cfg.fetch_batch};
@@ -113,7 +113,7 @@ vigil_status vigil_server_start(const vigil_server_config *cfg, vigil_server **o
     if ((st = vigil_ingest_connect(s->ingest, err)) != VIGIL_OK) goto fail;
     vigil_sinks_set_nats(s->sinks, vigil_ingest_nats(s->ingest));
     vigil_control_set_sinks(s->control, s->sinks);
-    vigil_ops_config oc = {.rs = s->rs, .http = s->http, .ingest = s->ingest, .router = s->router,
+    vigil_ops_config oc = {.http = s->http, .ingest = s->ingest, .router = s->router, .control = s->control,
                            .sinks = s->sinks, .hub = s->hub, .dispatch = s->dispatch, .outbox = s->outbox,
                            .redis_url = s->cfg.redis_url, .started_ms = started};
     if ((st = vigil_ops_create(&oc, &s->ops)) != VIGIL_OK) {

@@ -12,7 +12,9 @@
  * inherits it (same layout: a compatible version has the same aggregate
  * table, steps, within and skip). What no new rule takes is freed. Timers
  * point at key states and rule slots: each follows its state to its new
- * slot (or is voided). Keys of unchanged groups are not touched. Events
+ * slot (or is voided). Keys of a group whose states all stay in their slots
+ * (its rules unchanged, or a compatible version in place of the old one)
+ * are not touched: the swap then costs no walk at all. Events
  * held for max_out_of_orderness are decoded again against the new field
  * table. Everything that can fail (memory) is done before anything
  * changes, so a failed swap leaves the engine on its old ruleset. */
@@ -72,7 +74,7 @@ vigil_status vigil_engine_swap(vigil_engine *eng, vigil_ruleset *rs, vigil_error
     vigil_status st = VIGIL_ENOMEM;
     veng_rs_parts parts = {0};
     void *host = NULL;
-    int ng = old->ngroups, maxr = 1, regrow = 0;
+    int ng = old->ngroups, maxr = 1, regrow = 0, walk = 0;
     int **maps = calloc((size_t)(ng ? ng : 1), sizeof *maps);    /* new slot -> old slot */
     int **inv = calloc((size_t)(ng ? ng : 1), sizeof *inv);     /* old slot -> new slot */
     char *changed = calloc((size_t)(ng ? ng : 1), 1);
@@ -83,10 +85,14 @@ vigil_status vigil_engine_swap(vigil_engine *eng, vigil_ruleset *rs, vigil_error
     if (!maps || !inv || !changed || veng_rs_parts_make(eng, rs, &parts) != 0) goto fail;
     for (int g = 0; g < ng; g++) {
         if (same_group(old, rs, g)) continue;
-        changed[g] = 1;
         const vgroup *og = &old->groups[g], *ngr = &rs->groups[g];
         if (!(maps[g] = slot_map(old, rs, g)) || !(inv[g] = malloc((size_t)(og->nrules ? og->nrules : 1) * sizeof(int))))
             goto fail;
+        int identity = og->nrules == ngr->nrules;   /* every state stays in its slot (a compatible version) */
+        for (int j = 0; identity && j < ngr->nrules; j++) identity = maps[g][j] == j;
+        if (identity) continue;   /* its keys need nothing: the new rules read the same states */
+        changed[g] = 1;
+        walk = 1;
         for (int i = 0; i < og->nrules; i++) inv[g][i] = -1;
         for (int j = 0; j < ngr->nrules; j++)
             if (maps[g][j] >= 0) inv[g][maps[g][j]] = j;
@@ -133,7 +139,7 @@ vigil_status vigil_engine_swap(vigil_engine *eng, vigil_ruleset *rs, vigil_error
 
     /* 2. commit: nothing below fails */
     /* timers follow their state to its new slot (a state no rule takes: void) */
-    for (size_t t = 0; t < eng->ntimers; t++) {
+    for (size_t t = 0; walk && t < eng->ntimers; t++) {
         vtimer *tm = &eng->timers[t];
         int g = tm->ks->group;
         if (!changed[g]) continue;
@@ -143,7 +149,7 @@ vigil_status vigil_engine_swap(vigil_engine *eng, vigil_ruleset *rs, vigil_error
             if (fresh[i]) tm->ks = fresh[i];
         }
     }
-    for (size_t i = 0; i < eng->cap; i++) {
+    for (size_t i = 0; walk && i < eng->cap; i++) {
         vkeystate *ks = eng->tab[i].ks;
         if (!ks || !changed[ks->group]) continue;
         const vgroup *og = &old->groups[ks->group];

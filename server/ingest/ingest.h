@@ -19,7 +19,6 @@
 typedef struct vigil_ingest vigil_ingest;
 
 typedef struct vigil_ingest_config {
-    vigil_ruleset *rs;                  /* retained */
     const vigil_decode_opts *decode;    /* borrowed: outlives the ingest */
     vigil_router *router;               /* borrowed */
     vigil_waiters *waiters;             /* borrowed: the ?wait deadline timer */

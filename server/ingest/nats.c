@@ -73,7 +73,6 @@ vigil_status vigil_ingest_create(const vigil_ingest_config *cfg, vigil_ingest **
     if (!ig->cfg.stream) ig->cfg.stream = "VIGIL_EVENTS";
     if (!ig->cfg.consumer) ig->cfg.consumer = "vigil";
     if (ig->cfg.fetch_batch <= 0) ig->cfg.fetch_batch = 1000;
-    vigil_ruleset_retain(cfg->rs);
     *out = ig;
     return VIGIL_OK;
 }
@@ -132,7 +131,6 @@ void vigil_ingest_destroy(vigil_ingest *ig) {
         natsConnection_FlushTimeout(ig->nc, 2000);
         natsConnection_Destroy(ig->nc);
     }
-    vigil_ruleset_release(ig->cfg.rs);
     free(ig);
 }
 

@@ -116,6 +116,16 @@ enum MHD_Result vops_metrics(void *ctx, struct MHD_Connection *c, const char *ur
         sb_printf(&b, "# HELP vigil_jetstream_lag Messages fetched and not yet acked.\n# TYPE vigil_jetstream_lag gauge\nvigil_jetstream_lag %llu\n",
                   is.js_fetched - is.js_acked);
     }
+    vigil_control_stats cs;
+    vigil_control_get_stats(s->control, &cs);
+    sb_printf(&b, "# HELP vigil_rules Rules running (not deleted).\n# TYPE vigil_rules gauge\nvigil_rules %d\n", cs.rules);
+    sb_printf(&b, "# HELP vigil_rule_versions_draining Replaced rule versions still finishing their partial matches.\n# TYPE vigil_rule_versions_draining gauge\nvigil_rule_versions_draining %d\n", cs.draining);
+    sb_printf(&b, "# HELP vigil_rule_changes_total Rule changes applied (API, reloads, retirements).\n# TYPE vigil_rule_changes_total counter\nvigil_rule_changes_total %llu\n", cs.changes);
+    sb_printf(&b, "# HELP vigil_rule_reloads_total Reloads of the rules directory (start, SIGHUP, --watch).\n# TYPE vigil_rule_reloads_total counter\nvigil_rule_reloads_total %llu\n", cs.reloads);
+    sb_printf(&b, "# HELP vigil_rule_reload_errors_total Rule files a reload refused (did not compile, conflicting); their rules kept running.\n# TYPE vigil_rule_reload_errors_total counter\nvigil_rule_reload_errors_total %llu\n", cs.reload_errors);
+    sb_printf(&b, "# HELP vigil_rule_swaps_total Engine switches to a new rule set, summed over workers.\n# TYPE vigil_rule_swaps_total counter\nvigil_rule_swaps_total %llu\n", rs.swaps);
+    sb_printf(&b, "# HELP vigil_rule_swap_pause_seconds_total Time workers spent switching rule sets at batch boundaries.\n# TYPE vigil_rule_swap_pause_seconds_total counter\nvigil_rule_swap_pause_seconds_total %.6f\n", (double)rs.swap_us_sum / 1e6);
+    sb_printf(&b, "# HELP vigil_rule_swap_pause_max_seconds The longest switch of one worker.\n# TYPE vigil_rule_swap_pause_max_seconds gauge\nvigil_rule_swap_pause_max_seconds %.6f\n", (double)rs.swap_us_max / 1e6);
     sb_printf(&b, "# HELP vigil_alerts_total Alerts produced, by rule and mode.\n# TYPE vigil_alerts_total counter\n");
     rule_counts rc = {0};
     vigil_sinks_foreach_rule(s->sinks, add_count, &rc);   /* every version, deleted rules too */

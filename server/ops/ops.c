@@ -90,7 +90,6 @@ vigil_status vigil_ops_create(const vigil_ops_config *cfg, vigil_ops **out) {
     vigil_ops *ops = calloc(1, sizeof *ops);
     if (!ops) return VIGIL_ENOMEM;
     ops->cfg = *cfg;
-    vigil_ruleset_retain(cfg->rs);
     pthread_mutex_init(&ops->mu, NULL);
     pthread_cond_init(&ops->cv, NULL);
     refresh(ops);
@@ -109,7 +108,6 @@ void vigil_ops_destroy(vigil_ops *ops) {
     pthread_mutex_destroy(&ops->mu);
     pthread_cond_destroy(&ops->cv);
     vigil_redis_destroy(ops->redis);
-    vigil_ruleset_release(ops->cfg.rs);
     free(ops);
 }
 

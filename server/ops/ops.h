@@ -15,16 +15,17 @@
 #include "server/alerts/hub.h"
 #include "server/alerts/dispatch.h"
 #include "server/alerts/outbox.h"
+#include "server/control/control.h"
 
 typedef struct vigil_ops vigil_ops;
 
 /* Borrowed views of the other wings (each outlives the ops wing; NULL
  * where the feature is off). */
 typedef struct vigil_ops_config {
-    vigil_ruleset *rs;               /* retained */
     vigil_http *http;
     vigil_ingest *ingest;
     vigil_router *router;
+    vigil_control *control;
     vigil_sinks *sinks;
     vigil_hub *hub;
     vigil_dispatch *dispatch;

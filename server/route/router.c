@@ -444,6 +444,9 @@ void vigil_router_get_stats(vigil_router *r, vigil_router_stats *o) {
         o->snapshots += atomic_load(&w->snapshots);
         o->commit_us_sum += atomic_load(&w->commit_us_sum);
         o->commit_count += atomic_load(&w->commit_count);
+        o->swaps += atomic_load(&w->swaps);
+        o->swap_us_sum += atomic_load(&w->swap_us_sum);
+        if (atomic_load(&w->swap_us_max) > o->swap_us_max) o->swap_us_max = atomic_load(&w->swap_us_max);
         o->store_down |= atomic_load(&w->store_down);
         o->processed += atomic_load(&w->processed);
         o->late += atomic_load(&w->late_count);

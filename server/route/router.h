@@ -111,6 +111,7 @@ int vigil_router_store_down(const vigil_router *r);
 typedef struct vigil_router_stats {
     unsigned long long processed, late, keys, runs, queue_depth, commits, commit_errors, keys_expired,
         runs_evicted, function_errors, skipped, snapshots, commit_us_sum, commit_count;
+    unsigned long long swaps, swap_us_sum, swap_us_max;   /* hot reloads: per worker, the engine's pause */
     unsigned long long redis_round_trips, redis_keys_loaded, redis_keys_saved;   /* Redis store only */
     int64_t watermark_min;             /* lowest worker watermark (ms; INT64_MIN: none yet) */
     int store_down;
