@@ -66,6 +66,10 @@ static void apply_defaults(vigil_server_config *c) {
     if (!c->redis_prefix) c->redis_prefix = "vigil";
 }
 
+static vigil_status ingest_sync(void *ud, int timeout_ms, vigil_error *err) {
+    return vigil_ingest_sync(ud, timeout_ms, err);
+}
+
 vigil_status vigil_server_start(const vigil_server_config *cfg, vigil_server **out, vigil_error *err) {
     vigil_server *s = calloc(1, sizeof *s);
     if (!s) return VIGIL_ENOMEM;
@@ -128,7 +132,7 @@ vigil_status vigil_server_start(const vigil_server_config *cfg, vigil_server **o
     vigil_ops_register(s->ops, s->http);
     vigil_http_on_stop(s->http, hub_close, s->hub);
     vigil_router_start(s->router);
-    vigil_control_start(s->control, s->router);
+    vigil_control_start(s->control, s->router, ingest_sync, s->ingest);
     if ((st = vigil_http_start(s->http, err)) != VIGIL_OK || (st = vigil_ingest_start(s->ingest, err)) != VIGIL_OK) {
         vigil_server_stop(s);
         return st;

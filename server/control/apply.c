@@ -14,6 +14,8 @@
 #include "control_int.h"
 #include "vigil/clock.h"
 
+#define SYNC_TIMEOUT_MS 5000   /* a stream lagging more than this: the change does not wait for it */
+
 void vctl_txn_init(vctl_txn *x, const char *by) {
     memset(x, 0, sizeof *x);
     x->audit = cJSON_CreateArray();
@@ -209,6 +211,10 @@ vigil_status vctl_commit(vigil_control *c, vctl_txn *x, vigil_error *err) {
     /* 2. stored: now it runs (a failed swap leaves the stored change for the next start) */
     if (c->router) {
         vigil_error se;
+        vigil_error_clear(&se);
+        /* the swap point after every event accepted before this change (JetStream: in the stream) */
+        if (c->sync && c->sync(c->sync_ud, SYNC_TIMEOUT_MS, &se) != VIGIL_OK)
+            fprintf(stderr, "vigil: rules change: %s; it applies from the next batch of every worker\n", se.msg);
         vigil_error_clear(&se);
         vigil_status ss = vigil_router_swap(c->router, rs, &se);
         if (ss != VIGIL_OK) fprintf(stderr, "vigil: rules change stored but not running everywhere: %s\n", se.msg);

@@ -102,9 +102,11 @@ vigil_ruleset *vigil_control_ruleset(vigil_control *c) {
     return rs;
 }
 
-void vigil_control_start(vigil_control *c, vigil_router *router) {
+void vigil_control_start(vigil_control *c, vigil_router *router, vigil_control_sync_fn sync, void *sync_ud) {
     pthread_mutex_lock(&c->mu);
     c->router = router;
+    c->sync = sync;
+    c->sync_ud = sync_ud;
     pthread_mutex_unlock(&c->mu);
     if (pthread_create(&c->maint_th, NULL, vctl_maint_main, c) == 0) c->maint_started = 1;
     if (c->cfg.watch) {

@@ -36,9 +36,15 @@ vigil_status vigil_control_create(const vigil_control_config *cfg, vigil_control
 void vigil_control_set_sinks(vigil_control *ctl, vigil_sinks *sinks);
 /* The running ruleset (retained: release it). */
 vigil_ruleset *vigil_control_ruleset(vigil_control *ctl);
-/* From now on changes are swapped into the router's workers; starts the
- * draining watch (retires a drained version) and the directory watch. */
-void vigil_control_start(vigil_control *ctl, vigil_router *router);
+/* Before a swap: wait until every event accepted so far is queued (the
+ * ingest wing's vigil_ingest_sync: JetStream events are accepted when they
+ * are in the stream, queued when the fetcher takes them). */
+typedef vigil_status (*vigil_control_sync_fn)(void *ud, int timeout_ms, vigil_error *err);
+
+/* From now on changes are swapped into the router's workers (after sync,
+ * which may be NULL); starts the draining watch (retires a drained version)
+ * and the directory watch. */
+void vigil_control_start(vigil_control *ctl, vigil_router *router, vigil_control_sync_fn sync, void *sync_ud);
 /* Reload the rules directory now (SIGHUP): per file, as DESIGN.md §6 says.
  * Returns the number of files that did not compile (logged). */
 int vigil_control_reload(vigil_control *ctl, const char *why);

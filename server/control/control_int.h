@@ -21,6 +21,8 @@ struct vigil_control {
     vigil_catalog_store *store;
     vigil_ruleset *rs;               /* the running ruleset (built from cat) */
     vigil_router *router;            /* NULL until start: changes are not swapped yet */
+    vigil_control_sync_fn sync;      /* before a swap: every accepted event queued (may be NULL) */
+    void *sync_ud;
     pthread_t maint_th, watch_th;
     int maint_started, watch_started;
     atomic_int stopping;

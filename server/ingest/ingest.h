@@ -44,6 +44,13 @@ void vigil_ingest_stop(vigil_ingest *ig);
 /* Close NATS (flushing what the sinks published) and free. Accepts NULL. */
 void vigil_ingest_destroy(vigil_ingest *ig);
 
+/* With JetStream: return once every message the stream held when called
+ * has been handed to the router (so a rule swap queued after this sees
+ * them all first, DESIGN.md §6), or VIGIL_ETIMEOUT after timeout_ms
+ * (a lagging consumer), VIGIL_EUNAVAILABLE. Without JetStream: at once
+ * (HTTP and core NATS events are queued before they are answered). */
+vigil_status vigil_ingest_sync(vigil_ingest *ig, int timeout_ms, vigil_error *err);
+
 /* 1 when intake must pause: a store down, or JetStream unreachable. */
 int vigil_ingest_paused(vigil_ingest *ig);
 

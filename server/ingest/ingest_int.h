@@ -26,6 +26,8 @@ struct vigil_ingest {
     /* counters */
     atomic_ullong http_events, nats_events, rejected_bad, rejected_nokey, rejected_full;
     atomic_ullong js_fetched, js_acked, js_msgs_bad, js_fetch_errors;
+    atomic_ullong js_handled_seq;  /* highest stream sequence handed to the router (the fetcher's) */
+    atomic_ullong js_rounds;       /* fetch rounds whose messages are all handed over */
 };
 
 /* nats.c: the on_bad callback of NATS and JetStream messages; ud is a

@@ -31,6 +31,7 @@
 #include <unistd.h>
 #include "server/common/fault.h"
 #include "ingest_int.h"
+#include "vigil/clock.h"
 
 #define PUBLISHERS 4
 #define PUB_QUEUE 4096
@@ -160,6 +161,7 @@ static void handle_msg(vigil_ingest *ig, natsMsg *msg) {
     }
     uint64_t seq = meta->Sequence.Stream;
     jsMsgMetaData_Destroy(meta);
+    if (seq > atomic_load(&ig->js_handled_seq)) atomic_store(&ig->js_handled_seq, seq);   /* only this thread writes */
     const char *data = natsMsg_GetData(msg);
     int len = natsMsg_GetDataLength(msg);
     /* only HTTP bodies carry Vigil-Format (reading headers parses them all:
@@ -288,6 +290,7 @@ static void *fetcher_main(void *arg) {
             list.Msgs[i] = NULL;
             handle_msg(ig, m);
         }
+        atomic_fetch_add(&ig->js_rounds, 1);   /* every fetched message handed over (vigil_ingest_sync) */
         natsMsgList_Destroy(&list);
     }
     return NULL;
@@ -409,5 +412,36 @@ void vjs_stop(vigil_ingest *ig) {
     if (ig->js) {
         jsCtx_Destroy(ig->js);
         ig->js = NULL;
+    }
+}
+
+/* ---- a swap point after what was accepted (vigil_ingest_sync) ---------------------------- */
+
+vigil_status vigil_ingest_sync(vigil_ingest *ig, int timeout_ms, vigil_error *err) {
+    if (!ig->js || !ig->jsub || !ig->fetcher_started) return VIGIL_OK;
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    if (js_GetStreamInfo(&si, ig->js, ig->cfg.stream, NULL, &jerr) != NATS_OK)
+        return vigil_error_set(err, VIGIL_EUNAVAILABLE, "JetStream: cannot read stream %s (error %d)", ig->cfg.stream,
+                               (int)jerr);
+    uint64_t last = si->State.LastSeq;
+    jsStreamInfo_Destroy(si);
+    int64_t deadline = vigil_now_ms() + timeout_ms;
+    for (;;) {
+        if (atomic_load(&ig->js_handled_seq) >= last) return VIGIL_OK;
+        /* the tail of the stream may be messages this consumer does not take:
+         * then nothing is pending and every delivered message was handed over */
+        unsigned long long rounds = atomic_load(&ig->js_rounds);
+        jsConsumerInfo *ci = NULL;
+        if (natsSubscription_GetConsumerInfo(&ci, ig->jsub, NULL, &jerr) == NATS_OK) {
+            int done = ci->NumPending == 0 && atomic_load(&ig->js_handled_seq) >= ci->Delivered.Stream &&
+                       atomic_load(&ig->js_rounds) > rounds;
+            jsConsumerInfo_Destroy(ci);
+            if (done) return VIGIL_OK;
+        }
+        if (vigil_now_ms() >= deadline)
+            return vigil_error_set(err, VIGIL_ETIMEOUT, "the event stream lags: events up to sequence %llu were not "
+                                   "all taken within %d ms", (unsigned long long)last, timeout_ms);
+        usleep(5000);
     }
 }
