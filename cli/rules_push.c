@@ -21,8 +21,7 @@
  *     name: on the server only (not deleted)
  * --dry-run compiles and asks (GET) but sends nothing; it says what a push
  * would do, comparing with the latest version's source when the server
- * shows it. (It cannot tell a declared `version = 1` from none: it expects
- * latest + 1 where the server would answer 409.)
+ * shows it.
  *
  * Exit 0: everything accepted or unchanged; 1: something refused (by the
  * local compile or the server: 422, 409, any other answer); 2: a usage error
@@ -56,7 +55,7 @@ typedef struct rfile {
     char *src;                          /* the file's bytes, sent as they are */
     size_t len;
     char name[VIGIL_MAX_RULE_NAME + 1]; /* its one rule; "" unless it defines exactly one */
-    int version;                        /* the compiled version: the source's, else 1 */
+    int version;                        /* the version the source declares, 0: none */
     int refused;                        /* locally: does not compile, not exactly one rule, a duplicate name */
 } rfile;
 
@@ -356,9 +355,9 @@ static void compile_file(pusher *P, rfile *f, const vigil_rules_opts *ro) {
         return;
     }
     vigil_error errs[MAX_ERRS];
-    int nerrs = 0;
-    vigil_ruleset *rs = NULL;
-    vigil_status s = vigil_rules_load_string(f->path, f->src, f->len, ro, &rs, errs, MAX_ERRS, &nerrs);
+    int nerrs = 0, n = 0;
+    vigil_rule_info info[8];
+    vigil_status s = vigil_rules_inspect(f->path, f->src, f->len, ro, info, 8, &n, errs, MAX_ERRS, &nerrs);
     if (s != VIGIL_OK) {
         say(P, "%s: refused: does not compile, nothing sent", f->path);
         char buf[1024];
@@ -371,29 +370,25 @@ static void compile_file(pusher *P, rfile *f, const vigil_rules_opts *ro) {
         P->nameless++;
         return;
     }
-    int n = vigil_ruleset_rule_count(rs);
-    for (int i = 0; i < n; i++) add_local(P, vigil_ruleset_rule_name(rs, i));
+    for (int i = 0; i < n && i < 8; i++) add_local(P, info[i].name);
     if (n == 1) {
-        snprintf(f->name, sizeof f->name, "%s", vigil_ruleset_rule_name(rs, 0));
-        f->version = vigil_ruleset_rule_version(rs, 0);
+        snprintf(f->name, sizeof f->name, "%s", info[0].name);
+        f->version = info[0].version;   /* 0: the source declares none */
     } else if (n == 0) {
         say(P, "%s: refused: defines no rule (a pushed file calls rule{} once)", f->path);
         refuse_file(P, f);
     } else {
         char names[600] = "";
         size_t used = 0;
-        for (int i = 0; i < n && used < sizeof names - 80; i++) {
-            int w = snprintf(names + used, sizeof names - used, "%s%s", i ? ", " : "", vigil_ruleset_rule_name(rs, i));
+        for (int i = 0; i < n && i < 8 && used < sizeof names - 80; i++) {
+            int w = snprintf(names + used, sizeof names - used, "%s%s", i ? ", " : "", info[i].name);
             if (w > 0) used += (size_t)w;
         }
         say(P, "%s: refused: defines %d rules (%s%s); the API takes one rule per PUT: split the file into one "
-               "file per rule", f->path, n, names, used >= sizeof names - 80 ? ", …" : "");
+               "file per rule", f->path, n, names, n > 8 || used >= sizeof names - 80 ? ", …" : "");
         refuse_file(P, f);
     }
-    vigil_ruleset_release(rs);
 }
-
-/* ---- per rule ------------------------------------------------------------------ */
 
 /* The server's latest version of `name` (0: none, 404) and, when its answer
  * carries the versions, that version's source (malloc'd, or NULL). 0, or -1
@@ -441,12 +436,12 @@ static int latest_of(pusher *P, const rfile *f, int *latest, char **src) {
 /* --dry-run: what a PUT would do, from the latest version and its source. */
 static void predict(pusher *P, const rfile *f, int latest, const char *server_src) {
     if (!latest) {
-        say(P, "%s: new rule, version %d (dry run: not sent)", f->name, f->version);
+        say(P, "%s: new rule, version %d (dry run: not sent)", f->name, f->version ? f->version : 1);
         P->n_new++;
     } else if (server_src && strlen(server_src) == f->len && memcmp(server_src, f->src, f->len) == 0) {
         say(P, "%s: unchanged (version %d)", f->name, latest);
         P->n_unchanged++;
-    } else if (f->version > latest || f->version == 1) {   /* 1: most likely no `version` in the source */
+    } else if (f->version > latest || f->version == 0) {   /* 0: no `version` in the source */
         int next = f->version > latest ? f->version : latest + 1;
         say(P, "%s: version %d -> %d%s (dry run: not sent)", f->name, latest, next,
             server_src ? "" : ", or unchanged if the server has this very source");
