@@ -847,6 +847,10 @@ int vigil_ruleset_rule_draining(const vigil_ruleset *rs, int i) { return rs->rul
 int vigil_ruleset_rule_inherits(const vigil_ruleset *rs, int i) { return rs->rules[i].inherits; }
 int vigil_ruleset_group_rule_count(const vigil_ruleset *rs, int g) { return rs->groups[g].nrules; }
 vigil_window_kind vigil_ruleset_rule_window(const vigil_ruleset *rs, int i) { return rs->rules[i].window; }
+int64_t vigil_ruleset_rule_horizon(const vigil_ruleset *rs, int i) {
+    const vrule *r = &rs->rules[i];
+    return r->nsteps ? r->within_ms : r->window_ms + r->precision_ms;
+}
 
 const char *vigil_severity_str(vigil_severity s) {
     static const char *n[] = {"info", "low", "medium", "high", "critical"};

@@ -244,6 +244,14 @@ static void retire_drained(vigil_control *c) {
             int fresh = 0;
             uint64_t live = vigil_router_rule_live(c->router, r->name, v->version, &fresh);
             if (!fresh || live) continue;
+            /* Redis: after a restart the workers hold only the keys they loaded since,
+             * so "no live state" counts from then on only once a partial match
+             * begun before the restart would have ended anyway */
+            if (c->cfg.redis_url && v->ended_ms < c->started_ms) {
+                int ri = vigil_ruleset_rule_find(c->rs, r->name, v->version);
+                int64_t h = ri >= 0 ? vigil_ruleset_rule_horizon(c->rs, ri) : 0;
+                if (!h || vigil_now_ms() - c->started_ms < h) continue;
+            }
             if (vctl_touch(c, &x, r->name) != 0) continue;
             v->state = VCAT_RETIRED;
             v->retired_ms = vigil_now_ms();

@@ -40,6 +40,7 @@ vigil_status vigil_control_create(const vigil_control_config *cfg, vigil_control
     if (!c) return vigil_error_set(err, VIGIL_ENOMEM, "out of memory");
     c->cfg = *cfg;
     c->inotify_fd = -1;
+    c->started_ms = vigil_now_ms();
     pthread_mutex_init(&c->mu, NULL);
     /* in_list() files: <rules dir>/lists, as `vigil replay` finds them */
     snprintf(c->lists_dir, sizeof c->lists_dir, "%s/lists", cfg->rules);

@@ -28,6 +28,7 @@ struct vigil_control {
     atomic_int stopping;
     int inotify_fd;
     atomic_ullong changes, reloads, reload_errors, swaps;
+    int64_t started_ms;              /* this process's start (a draining version after a restart) */
     char first_refusal[2048];        /* the last reload's first refused file, why */
     int new_refused;                 /* its refused files that were never loaded before */
 };

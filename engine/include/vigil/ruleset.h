@@ -263,6 +263,9 @@ int vigil_ruleset_step_count(const vigil_ruleset *rs, int rule);   /* 0 for a wi
 const char *vigil_ruleset_step_name(const vigil_ruleset *rs, int rule, int step);
 
 vigil_window_kind vigil_ruleset_rule_window(const vigil_ruleset *rs, int i);   /* NONE for a pattern */
+/* How long a partial match of rule i can live, ms: its `within`, or its
+ * window size (+ precision); 0 for a pattern without `within` (unbounded). */
+int64_t vigil_ruleset_rule_horizon(const vigil_ruleset *rs, int i);
 const char *vigil_severity_str(vigil_severity s);   /* "high" */
 const char *vigil_mode_str(vigil_mode m);           /* "active" */
 
