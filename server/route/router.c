@@ -186,12 +186,14 @@ vigil_status vigil_router_enqueue_src(vigil_router *r, const vigil_ruleset *rs, 
 
 /* ---- hot reload ----------------------------------------------------------------------- */
 
+#define SWAP_WAIT_MS 30000   /* a worker stuck (a store down) does not hold intake longer */
+
 vigil_status vigil_router_swap(vigil_router *r, vigil_ruleset *rs, vigil_error *err) {
     if (vigil_ruleset_group_count(rs) > VROUTE_MAX_GROUPS)
         return vigil_error_set(err, VIGIL_ETOOBIG, "more than %d key fields across the rules", VROUTE_MAX_GROUPS);
     if (atomic_load(&r->closed) || atomic_load(&r->stopping))
         return vigil_error_set(err, VIGIL_EUNAVAILABLE, "the server is stopping");
-    /* one swap at a time; intake waits while the markers go in */
+    /* one swap at a time; intake waits while the markers go in and the workers reach them */
     pthread_mutex_lock(&r->swap_mu);
     while (r->swap_done < 0) pthread_cond_wait(&r->swap_cv, &r->swap_mu);
     r->swap_done = -1;   /* taken */
@@ -216,13 +218,17 @@ vigil_status vigil_router_swap(vigil_router *r, vigil_ruleset *rs, vigil_error *
         pthread_cond_signal(&q->nonempty);
         pthread_mutex_unlock(&q->mu);
     }
-    pthread_mutex_unlock(&r->ingest_mu);
+    /* intake stays closed until every worker switched: an event accepted
+     * (answered) before the swap returns is queued before the markers, one
+     * accepted after it behind them (DESIGN.md §6). Workers never take
+     * ingest_mu, so they reach their markers. */
     pthread_mutex_lock(&r->swap_mu);
+    int64_t deadline = vigil_now_ms() + SWAP_WAIT_MS;
     for (;;) {   /* wait for every worker (a stopped worker counts as failed) */
         done = 0;
         for (int wi = 0; wi < r->nworkers; wi++) done += r->workers[wi].rs == rs;
         failed = r->swap_failed;
-        if (done + failed >= r->nworkers || atomic_load(&r->stopping) > 1) break;
+        if (done + failed >= r->nworkers || atomic_load(&r->stopping) > 1 || vigil_now_ms() > deadline) break;
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_nsec += 50000000;
@@ -235,11 +241,14 @@ vigil_status vigil_router_swap(vigil_router *r, vigil_ruleset *rs, vigil_error *
     r->swap_done = 0;
     pthread_cond_broadcast(&r->swap_cv);
     pthread_mutex_unlock(&r->swap_mu);
+    pthread_mutex_unlock(&r->ingest_mu);
     vigil_ruleset_release(old);
     if (done < r->nworkers)
-        return vigil_error_set(err, failed ? VIGIL_ENOMEM : VIGIL_EUNAVAILABLE,
+        return vigil_error_set(err, failed ? VIGIL_ENOMEM : VIGIL_ETIMEOUT,
                                "%d of %d workers switched to the new rules (%s)", done, r->nworkers,
-                               failed ? "out of memory" : "stopping");
+                               failed ? "out of memory: the others keep the old rules"
+                               : atomic_load(&r->stopping) > 1 ? "stopping"
+                               : "the others are busy (a store down?): they switch when they reach the change");
     return VIGIL_OK;
 }
 

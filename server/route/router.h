@@ -75,8 +75,9 @@ vigil_ruleset *vigil_router_ruleset(vigil_router *r);
 /* Hot reload: make rs (a descendant of the current ruleset, see
  * vigil_ruleset_create_from) the current one and switch every worker to it
  * at its next batch boundary: everything enqueued before is matched with the
- * old ruleset, everything after with rs. Returns once every worker has
- * switched. VIGIL_ETOOBIG: more than 64 key groups; VIGIL_EUNAVAILABLE:
+ * old ruleset, everything after with rs. Intake (every enqueue) waits until
+ * every worker has switched, then this returns: what was accepted before
+ * the return is matched by the old rules, what comes after by the new. VIGIL_ETOOBIG: more than 64 key groups; VIGIL_EUNAVAILABLE:
  * stopping; VIGIL_ENOMEM: a worker could not switch (it runs the old rules;
  * err says how many did). */
 vigil_status vigil_router_swap(vigil_router *r, vigil_ruleset *rs, vigil_error *err);
