@@ -64,6 +64,7 @@ typedef struct vworker {
     vigil_ruleset *live_rs;
     uint64_t *live;
     int64_t live_at;             /* wall ms of the last count; 0: not since the last swap */
+    int draining;                /* its ruleset has a draining rule: count, also while idle */
 } vworker;
 
 /* Key groups only grow over a process's life (a hot reload keeps every

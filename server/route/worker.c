@@ -300,6 +300,7 @@ static void count_live(vworker *wk) {
     int n = vigil_ruleset_rule_count(rs), draining = 0;
     for (int i = 0; i < n && !draining; i++) draining = vigil_ruleset_rule_draining(rs, i);
     uint64_t *live = NULL;
+    wk->draining = draining;
     if (draining && !(live = calloc((size_t)n, sizeof *live))) return;
     if (draining) vigil_engine_rule_live(wk->eng, live);
     pthread_mutex_lock(&wk->live_mu);
@@ -336,7 +337,7 @@ static int wait_for_items(vworker *wk, int64_t last_arrival) {
         int64_t idle = r->cfg.idle_timeout_ms;
         int64_t now = vigil_now_ms(), wake;
         int snap_pending = vroute_durable_snapshots(r) && (wk->dirty_since_snapshot || wk->nunacked);
-        if ((idle <= 0 || last_arrival == 0) && !snap_pending) {
+        if ((idle <= 0 || last_arrival == 0) && !snap_pending && !wk->draining) {
             pthread_cond_wait(&wk->q.nonempty, &wk->q.mu);
             continue;
         }
@@ -348,6 +349,7 @@ static int wait_for_items(vworker *wk, int64_t last_arrival) {
         }
         if (snap_pending && wk->last_snapshot_ms + r->cfg.snapshot_interval_ms < wake)
             wake = wk->last_snapshot_ms + r->cfg.snapshot_interval_ms;
+        if (wk->draining && now + 1000 < wake) wake = now + 1000;   /* recount a draining rule's live state */
         if (wake < now + 1) wake = now + 1;
         struct timespec ts = {.tv_sec = wake / 1000, .tv_nsec = (wake % 1000) * 1000000};
         if (pthread_cond_timedwait(&wk->q.nonempty, &wk->q.mu, &ts) != 0 && wk->q.n == 0) {
@@ -384,6 +386,7 @@ void *vroute_worker_main(void *arg) {
                 }
             }
             snapshot_if_due(wk, 0);
+            if (wk->draining) count_live(wk);   /* idle: the control wing may retire what drained */
             continue;
         }
         if (wk->q.n == 0) {
