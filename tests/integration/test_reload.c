@@ -28,7 +28,6 @@
 #define _GNU_SOURCE
 #include <CUnit/Basic.h>
 #include <cjson/cJSON.h>
-#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
