@@ -271,6 +271,10 @@ static enum MHD_Result no_rule(struct MHD_Connection *conn, const char *name) {
     return vigil_http_problem(conn, 404, "Not Found", d, NULL, NULL);
 }
 
+static int by_name(const void *a, const void *b) {
+    return strcmp((*(vcat_rule *const *)a)->name, (*(vcat_rule *const *)b)->name);
+}
+
 static enum MHD_Result get_rules(void *ctx, struct MHD_Connection *conn, const char *url, vigil_http_req *r) {
     vigil_control *c = ctx;
     (void)r;
@@ -290,8 +294,16 @@ static enum MHD_Result get_rules(void *ctx, struct MHD_Connection *conn, const c
     cJSON *a = cJSON_AddArrayToObject(o, "rules");
     pthread_mutex_lock(&c->mu);
     vigil_ruleset *rs = c->rs;
+    vcat_rule **sorted = malloc((size_t)(c->cat.n ? c->cat.n : 1) * sizeof *sorted);   /* by name: a stable list */
+    if (!sorted) {
+        pthread_mutex_unlock(&c->mu);
+        cJSON_Delete(o);
+        return MHD_NO;
+    }
+    memcpy(sorted, c->cat.rules, (size_t)c->cat.n * sizeof *sorted);
+    qsort(sorted, (size_t)c->cat.n, sizeof *sorted, by_name);
     for (int i = 0; i < c->cat.n; i++) {
-        vcat_rule *rule = c->cat.rules[i];
+        vcat_rule *rule = sorted[i];
         if (!vcat_live(rule)) continue;
         cJSON *x = vcat_rule_api(rule, 0, count_alerts, c);
         int j = vigil_ruleset_rule_index(rs, rule->name);
@@ -302,6 +314,7 @@ static enum MHD_Result get_rules(void *ctx, struct MHD_Connection *conn, const c
         cJSON_AddItemToArray(a, x);
     }
     pthread_mutex_unlock(&c->mu);
+    free(sorted);
     return vigil_http_send_json(conn, 200, o);
 }
 
