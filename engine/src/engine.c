@@ -152,6 +152,9 @@ void vigil_engine_destroy(vigil_engine *eng) {
     for (uint32_t i = 0; i < eng->ntmp_done; i++) vrun_clear(&eng->tmp_done[i]);
     free(eng->tmp_new);
     free(eng->tmp_done);
+    veng_grave_drain(eng, SIZE_MAX);
+    free(eng->grave);
+    free(eng->grave_rs);
     veng_rs_parts none = {0};
     veng_rs_parts_install(eng, &none);
     if (eng->host) eng->rs->host.close(eng->host);
@@ -483,6 +486,7 @@ void vigil_engine_warm(vigil_engine *eng, vigil_event *const *evs, int n) {
 /* Match an event now: one key group, or (g < 0) every group it has a key for. */
 static vigil_status process(vigil_engine *eng, vigil_event *ev, int g, vigil_error *err) {
     sweep(eng, 2);   /* idle-key expiry, a little at a time */
+    if (eng->ngrave) veng_grave_drain(eng, 8);   /* what a hot reload left to free */
     if (g >= 0) return feed_group(eng, ev, g, scan(eng, ev), err);
     int any = 0;
     const uint64_t *hits = NULL;

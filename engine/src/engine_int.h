@@ -126,6 +126,13 @@ struct vigil_engine {
     int64_t max_seen;
     /* keys changed since the last commit */
     vkeystate **dirty;
+    /* hot reload (swap.c): rule states no rule takes any more, freed a few
+     * per event after the swap instead of during its pause; the rulesets
+     * their rules belong to stay alive until the last one is freed */
+    struct vgrave { void *st; const vrule *r; } *grave;
+    size_t ngrave, capgrave;
+    vigil_ruleset **grave_rs;
+    int ngrave_rs;
     struct vcodec_buf *cbufs;      /* commit_begin … commit_end: the encoded records */
     vigil_store_record *crecs;
     size_t ncrecs;
@@ -159,6 +166,8 @@ typedef struct veng_rs_parts {
 int veng_rs_parts_make(const vigil_engine *eng, const vigil_ruleset *rs, veng_rs_parts *p);   /* -1: ENOMEM */
 void veng_rs_parts_free(veng_rs_parts *p);
 void veng_rs_parts_install(vigil_engine *eng, veng_rs_parts *p);
+/* swap.c: free up to n states of the graveyard (all: SIZE_MAX). */
+void veng_grave_drain(vigil_engine *eng, size_t n);
 /* Call the rule in `slot` of ks's group back when the watermark reaches
  * `when` (vnfa_timer / vwin_timer). */
 int veng_timer_add(vigil_engine *eng, int64_t when, vkeystate *ks, int slot);

@@ -12,7 +12,9 @@
  * inherits it (same layout: a compatible version has the same aggregate
  * table, steps, within and skip). What no new rule takes is freed. Timers
  * point at key states and rule slots: each follows its state to its new
- * slot (or is voided). Keys of a group whose states all stay in their slots
+ * slot (or is voided). A state no new rule takes goes to a graveyard,
+ * freed a few per event afterwards (freeing touches its memory: cache
+ * misses that would lengthen the pause). Keys of a group whose states all stay in their slots
  * (its rules unchanged, or a compatible version in place of the old one)
  * are not touched: the swap then costs no walk at all. Events
  * held for max_out_of_orderness are decoded again against the new field
@@ -100,6 +102,23 @@ vigil_status vigil_engine_swap(vigil_engine *eng, vigil_ruleset *rs, vigil_error
         if (ngr->nrules > maxr) maxr = ngr->nrules;
     }
     if (!(tmp = calloc((size_t)maxr, sizeof *tmp))) goto fail;
+    /* room in the graveyard for every state no new rule takes (at most the
+     * untaken old slots of a changed group, per key), and for old's reference */
+    size_t dead = 0;
+    for (int g = 0; walk && g < ng; g++)
+        for (int i = 0; changed[g] && i < old->groups[g].nrules; i++) dead += inv[g][i] < 0;
+    if (walk && dead) {
+        size_t need = eng->ngrave + dead * (eng->nkeys ? eng->nkeys : 1);
+        if (need > eng->capgrave) {
+            struct vgrave *ng2 = realloc(eng->grave, need * sizeof *ng2);
+            if (!ng2) goto fail;
+            eng->grave = ng2;
+            eng->capgrave = need;
+        }
+        vigil_ruleset **nr = realloc(eng->grave_rs, (size_t)(eng->ngrave_rs + 1) * sizeof *nr);
+        if (!nr) goto fail;
+        eng->grave_rs = nr;
+    }
     if (regrow && !(fresh = calloc(eng->cap, sizeof *fresh))) goto fail;
     for (size_t i = 0; regrow && i < eng->cap; i++) {   /* keys whose rule count changes: a new state */
         vkeystate *ks = eng->tab[i].ks;
@@ -159,12 +178,8 @@ vigil_status vigil_engine_swap(vigil_engine *eng, vigil_ruleset *rs, vigil_error
             tmp[j] = map[j] >= 0 ? ks->rs[map[j]] : NULL;
             if (map[j] >= 0) ks->rs[map[j]] = NULL;
         }
-        for (int k = 0; k < og->nrules; k++) {   /* what no rule took: the old rule frees it */
-            const vrule *r = &old->rules[og->rules[k]];
-            if (!ks->rs[k]) continue;
-            if (r->nsteps) vnfa_free(ks->rs[k]);
-            else vwin_free(ks->rs[k], r);
-        }
+        for (int k = 0; k < og->nrules; k++)   /* what no rule took: freed after the pause */
+            if (ks->rs[k]) eng->grave[eng->ngrave++] = (struct vgrave){.st = ks->rs[k], .r = &old->rules[og->rules[k]]};
         vkeystate *nk = fresh ? fresh[i] : NULL;
         if (nk) {   /* another rule count: the new allocation */
             nk->dirty = ks->dirty;
@@ -195,6 +210,10 @@ vigil_status vigil_engine_swap(vigil_engine *eng, vigil_ruleset *rs, vigil_error
     veng_rs_parts_install(eng, &parts);
     eng->rs = rs;
     vigil_ruleset_retain(rs);
+    if (eng->ngrave) {   /* the graveyard's rules point into old: keep it until they are freed */
+        vigil_ruleset_retain(old);
+        eng->grave_rs[eng->ngrave_rs++] = old;
+    }
     for (int g = 0; g < ng; g++) free(maps[g]), free(inv[g]);
     free(maps);
     free(inv);
@@ -220,6 +239,22 @@ fail:
     veng_rs_parts_free(&parts);
     if (st == VIGIL_ENOMEM) vigil_error_set(err, st, "out of memory switching to the new rules");
     return st;
+}
+
+void veng_grave_drain(vigil_engine *eng, size_t n) {
+    while (eng->ngrave && n--) {
+        struct vgrave *g = &eng->grave[--eng->ngrave];
+        if (g->r->nsteps) vnfa_free(g->st);
+        else vwin_free(g->st, g->r);
+    }
+    if (eng->ngrave) return;
+    for (int i = 0; i < eng->ngrave_rs; i++) vigil_ruleset_release(eng->grave_rs[i]);
+    eng->ngrave_rs = 0;
+    if (eng->capgrave > 4096) {   /* a large graveyard's memory goes back */
+        free(eng->grave);
+        eng->grave = NULL;
+        eng->capgrave = 0;
+    }
 }
 
 void vigil_engine_rule_live(const vigil_engine *eng, uint64_t *counts) {
