@@ -55,11 +55,21 @@ vigil_status vigil_control_create(const vigil_control_config *cfg, vigil_control
     c->ropts.lists_dir = c->lists_dir;
     vigil_catalog_store_config sc = {.redis_url = cfg->redis_url, .redis_prefix = cfg->redis_prefix,
                                      .data_dir = cfg->data_dir};
-    vigil_status st = vigil_catalog_store_open(&sc, &c->store, err);
-    if (st == VIGIL_OK) st = vigil_catalog_store_load(c->store, load_rule, load_file_hash, c, err);
-    if (st != VIGIL_OK) {
-        vigil_control_destroy(c);
-        return st;
+    vigil_status st;
+    for (;;) {   /* Redis not up yet (or loading): wait for it, as the workers do, rather than
+                    start without the rules that ran before */
+        st = vigil_catalog_store_open(&sc, &c->store, err);
+        if (st == VIGIL_OK) st = vigil_catalog_store_load(c->store, load_rule, load_file_hash, c, err);
+        if (st == VIGIL_OK) break;
+        vigil_catalog_store_close(c->store);
+        c->store = NULL;
+        vcat_free(&c->cat);
+        if (st != VIGIL_EUNAVAILABLE && !(st == VIGIL_ESTORE && strstr(err->msg, "LOADING"))) {
+            vigil_control_destroy(c);
+            return st;
+        }
+        fprintf(stderr, "vigil: reading the rule catalog: %s; retrying\n", err->msg);
+        usleep(500000);
     }
     /* the stored catalog first: what ran before the restart */
     vigil_error errs[4];
