@@ -2,13 +2,10 @@
 # test_rules_push.sh — `vigil rules push` against a real `vigil serve`
 # (DESIGN.md §6, rules API; cli/rules_push.c).
 #
-# NOT REGISTERED in CMakeLists.txt yet: it needs the server side of rule hot
-# reload (PUT /v1/rules/{name}, GET /v1/rules/{name} with versions). Its
-# add_test line is there as a comment, to be enabled when that lands. Until
-# then every PUT answers 405 and this test fails at its first step.
-#
 # Starts `vigil serve` on a free loopback port (port 0, read from its log)
-# with a scratch rules directory (one rule, `push_seed`) and data directory,
+# with a scratch rules directory (one rule, `push_seed`) and data directory
+# (or, with VIGIL_PUSH_TEST_STORE=redis, a redis-server of its own on a free
+# loopback port: ctest runs it both ways),
 # then checks, reading the server's state back with GET (tests/tools/http_json):
 #  1. a directory with two one-rule files: exit 0, two "new rule, version 1"
 #     lines, push_seed "on the server only (not deleted)";
@@ -41,12 +38,14 @@ for tool in "$VIGIL" "$HTTP_JSON"; do
 done
 TMP=$(mktemp -d /tmp/vigil-push-XXXXXX)
 SERVER_PID=""
+REDIS_PID=""
 cleanup() {
     if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
         kill -TERM "$SERVER_PID" 2>/dev/null
         for _ in $(seq 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "$SERVER_PID" 2>/dev/null
     fi
+    [ -n "$REDIS_PID" ] && kill -KILL "$REDIS_PID" 2>/dev/null
     if [ "${VT_KEEP_TMP:-0}" = 1 ]; then echo "kept $TMP"; else rm -rf "$TMP"; fi
 }
 trap cleanup EXIT
@@ -101,8 +100,20 @@ if [ -n "${VIGIL_PUSH_TEST_URL:-}" ]; then
     URL=${VIGIL_PUSH_TEST_URL%/}
     echo "using the server at $URL"
 else
+    store=(--data-dir "$TMP/data")
+    if [ "${VIGIL_PUSH_TEST_STORE:-memory}" = redis ]; then   # a redis-server of our own
+        for _ in $(seq 50); do
+            rport=$((20000 + RANDOM % 40000))
+            (exec 3<>"/dev/tcp/127.0.0.1/$rport") 2>/dev/null || break   # nothing listens there
+        done
+        redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no >"$TMP/redis.log" 2>&1 &
+        REDIS_PID=$!
+        for _ in $(seq 100); do redis-cli -p "$rport" ping 2>/dev/null | grep -q PONG && break; sleep 0.05; done
+        store=(--redis "redis://127.0.0.1:$rport" --data-dir "")
+        echo "redis-server on port $rport"
+    fi
     "$VIGIL" serve --rules "$TMP/served" --listen 127.0.0.1:0 --workers 1 --idle-timeout 0 \
-        --data-dir "$TMP/data" >"$TMP/serve.log" 2>&1 &
+        "${store[@]}" >"$TMP/serve.log" 2>&1 &
     SERVER_PID=$!
     port=""
     for _ in $(seq 200); do
