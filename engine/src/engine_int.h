@@ -199,6 +199,9 @@ vwin *vwin_new(const vrule *r);                         /* empty state; NULL whe
 /* Make room for n entries (the codec fills them); -1 when out of memory. */
 int vwin_reserve(vwin *w, const vrule *r, uint32_t n);
 void vwin_warm(const vwin *w, const vrule *r);          /* prefetch the ring's ends */
+/* explain.c: every aggregate now and without the newest entry (r->nagg each). */
+void vwin_values(vwin *w, const vrule *r, vigil_value *cur, vigil_value *prior);
+uint64_t vwin_events(const vwin *w, const vrule *r);    /* events in the window (buckets: their counts) */
 
 static inline size_t vwin_entry_size(const vrule *r) {
     size_t n = sizeof(ventry) + (size_t)r->nagg * sizeof(vcell);

@@ -193,6 +193,8 @@ typedef struct veval {           /* context for evaluating one expression */
 } veval;
 
 vigil_value vexpr_eval(const vigil_expr *x, const veval *c);
+/* x as the rule language writes it (expr_text.c); the length it needs, like snprintf. */
+size_t vexpr_text(const vigil_expr *x, char *buf, size_t n);
 int vexpr_true(const vigil_expr *x, const veval *c);   /* NULL is true */
 
 #endif

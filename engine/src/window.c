@@ -619,6 +619,50 @@ vigil_status vwin_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, int slo
 }
 
 
+/* Explain (explain.c): every aggregate's value now (cur) and without the
+ * newest entry (prior). A bucketed window's newest bucket may hold several
+ * events: its prior leaves out the whole bucket. */
+void vwin_values(vwin *w, const vrule *r, vigil_value *cur, vigil_value *prior) {
+    const uint32_t n = w->n;
+    const ventry *last = n ? at(w, r, n - 1) : NULL;
+    const uint32_t *ec = last && r->precision_ms ? ecnt(last, r) : NULL;
+    for (int k = 0; k < r->nagg; k++) {
+        const vagg *a = &r->aggs[k];
+        cur[k] = agg_value(w, r, k, n, 1);
+        prior[k] = cur[k];
+        int in_last = last && (last->mask >> k & 1);
+        if (a->is_new) {
+            prior[k].type = VIGIL_T_UNDEF;   /* a property of the current event, not of the window */
+            cur[k].type = VIGIL_T_UNDEF;
+        } else if (a->kind == VIGIL_AGG_COUNT) {
+            prior[k].u.num -= in_last ? (ec ? ec[k] : 1) : 0;
+        } else if (a->kind == VIGIL_AGG_SUM || a->kind == VIGIL_AGG_AVG) {
+            uint32_t c = vwin_cnt(w, r)[k] - (in_last ? (ec ? ec[k] : 1) : 0);
+            double sm = vwin_sum(w)[k] - (in_last ? last->v[k].num : 0);
+            if (a->kind == VIGIL_AGG_SUM) prior[k] = (vigil_value){.type = VIGIL_T_NUM, .u.num = sm};
+            else prior[k] = c ? (vigil_value){.type = VIGIL_T_NUM, .u.num = sm / c} : (vigil_value){.type = VIGIL_T_UNDEF};
+        } else if (a->kind == VIGIL_AGG_DISTINCT) {
+            prior[k] = (vigil_value){.type = VIGIL_T_NUM, .u.num = n ? distinct(w, r, k, n - 1) : 0};
+        } else {
+            prior[k] = n ? agg_value(w, r, k, n - 1, 0) : (vigil_value){.type = VIGIL_T_UNDEF};
+        }
+    }
+}
+
+uint64_t vwin_events(const vwin *w, const vrule *r) {
+    if (!r->precision_ms) return w->n;
+    uint64_t total = 0;   /* buckets: the events they hold, as counted for count() or any aggregate */
+    for (uint32_t i = 0; i < w->n; i++) {
+        const ventry *e = at(w, r, i);
+        const uint32_t *c = ecnt(e, r);
+        uint32_t m = 0;
+        for (int k = 0; k < r->nagg; k++)
+            if ((e->mask >> k & 1) && c[k] > m) m = c[k];
+        total += m;
+    }
+    return total;
+}
+
 void vwin_warm(const vwin *w, const vrule *r) {
     if (!w->n) return;
     __builtin_prefetch(at(w, r, 0));

@@ -135,6 +135,54 @@ vigil_status vigil_engine_swap(vigil_engine *eng, vigil_ruleset *rs, vigil_error
  * know when one is done. counts has vigil_ruleset_rule_count entries. */
 void vigil_engine_rule_live(const vigil_engine *eng, uint64_t *counts);
 
+/* ---- explain: what the engine holds for one key (GET /v1/keys/{field}/{value}) ---- */
+
+typedef struct vigil_explain_run {      /* a partial match (FlinkCEP "computation state") */
+    const char *step;                   /* the step it reached (its last event's) */
+    const char *const *events;          /* the ids it took, in match order */
+    int nevents;
+    int64_t started;                    /* ms: its first event's time */
+    int64_t expires;                    /* ms: started + within; INT64_MAX without `within` */
+    int completed;                      /* a complete match held back by the skip strategy */
+} vigil_explain_run;
+
+typedef struct vigil_explain_value {    /* an aggregate or a `when` operand, and its value */
+    const char *expr;                   /* as the rule language writes it: prior(avg("tx_amount")) */
+    vigil_value value;                  /* VIGIL_T_UNDEF: undefined (an empty window); MISSING: unknown */
+} vigil_explain_value;
+
+typedef struct vigil_explain_rule {
+    int rule;                           /* index in the engine's ruleset */
+    /* a pattern rule */
+    const vigil_explain_run *runs;
+    int nruns;
+    /* a window rule */
+    int has_window;                     /* it holds entries, or an open window */
+    int64_t start, end;                 /* ms: sliding (end - size, end], end = the key's last event;
+                                           tumbling/session: the open window [start, end) */
+    int open;                           /* tumbling/session: a window is open */
+    uint64_t entries;                   /* events in the window (buckets, with precision) */
+    const vigil_explain_value *aggs;    /* every aggregate, current and prior(…) */
+    int naggs;
+    int when;                           /* `when` now: 1, 0, or -1 when it reads the current
+                                           event's fields and the window keeps no event */
+    const vigil_explain_value *operands;/* the non-constant operands of its comparisons */
+    int noperands;
+    /* both */
+    int64_t last_alert;                 /* ms (event time) of its last alert; INT64_MIN: none */
+    int64_t suppressed_until;           /* ms (event time); INT64_MIN: not suppressed */
+} vigil_explain_rule;
+
+/* Call fn once per rule of key group g for key (key, len), in the group's
+ * order, with what the engine holds (valid during the call). The key's
+ * state must be in memory (with a store: prefetch it first, e.g. with
+ * vigil_engine_prefetch_key). VIGIL_ENOTFOUND when the key has no state. */
+typedef void (*vigil_explain_fn)(void *ud, const vigil_explain_rule *r);
+vigil_status vigil_engine_explain_key(vigil_engine *eng, int g, const char *key, size_t len, vigil_explain_fn fn,
+                                      void *ud, vigil_error *err);
+/* Load key (g, key) from the store into the cache if it is not there. */
+vigil_status vigil_engine_prefetch_key(vigil_engine *eng, int g, const char *key, size_t len, vigil_error *err);
+
 typedef struct vigil_engine_stats {
     uint64_t events;          /* events fed (per key group) */
     uint64_t alerts;
