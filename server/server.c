@@ -116,7 +116,7 @@ vigil_status vigil_server_start(const vigil_server_config *cfg, vigil_server **o
     if ((st = vigil_ingest_create(&ic, &s->ingest, err)) != VIGIL_OK) goto fail;
     if ((st = vigil_ingest_connect(s->ingest, err)) != VIGIL_OK) goto fail;
     vigil_sinks_set_nats(s->sinks, vigil_ingest_nats(s->ingest));
-    vigil_control_set_sinks(s->control, s->sinks);
+    vigil_control_set_sinks(s->control, s->sinks, s->hub);
     vigil_ops_config oc = {.http = s->http, .ingest = s->ingest, .router = s->router, .control = s->control,
                            .sinks = s->sinks, .hub = s->hub, .dispatch = s->dispatch, .outbox = s->outbox,
                            .redis_url = s->cfg.redis_url, .started_ms = started};

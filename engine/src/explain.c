@@ -189,3 +189,5 @@ vigil_status vigil_engine_prefetch_key(vigil_engine *eng, int g, const char *key
     vigil_event_release(ev);
     return st;
 }
+
+const vigil_ruleset *vigil_engine_ruleset(const vigil_engine *eng) { return eng->rs; }

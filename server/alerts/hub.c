@@ -537,6 +537,25 @@ enum MHD_Result vigil_hub_handle_list(vigil_hub *hub, struct MHD_Connection *con
     return ret;
 }
 
+char *vigil_hub_last(vigil_hub *hub, const char *rule, const char *key) {
+    char *out = NULL;
+    pthread_mutex_lock(&hub->mu);
+    if (hub->ring && hub->count > 0) {
+        uint64_t lo = oldest_seq(hub);
+        for (uint64_t seq = hub->last_seq; seq >= lo && seq > 0; seq--) {
+            const struct slot *s = slot_of(hub, seq);
+            if (strcmp(rule, s->rule) != 0 || strcmp(key, s->key) != 0) continue;
+            if ((out = malloc(s->json_len + 1))) {
+                memcpy(out, s->json, s->json_len);
+                out[s->json_len] = '\0';
+            }
+            break;
+        }
+    }
+    pthread_mutex_unlock(&hub->mu);
+    return out;
+}
+
 /* ---- GET /v1/alerts/stream ------------------------------------------------ */
 
 /* Keep the rest of a frame that did not fit into MHD's buffer. */

@@ -92,6 +92,10 @@ vigil_status vigil_hub_stats(vigil_hub *hub, vigil_hub_counters *out);
  * Returns the result of MHD_queue_response. */
 enum MHD_Result vigil_hub_handle_list(vigil_hub *hub, struct MHD_Connection *conn);
 
+/* The newest alert the ring still holds of (rule, key), as JSON (malloc'd),
+ * or NULL (none kept, or out of memory). */
+char *vigil_hub_last(vigil_hub *hub, const char *rule, const char *key);
+
 /* GET /v1/alerts/stream — Server-Sent Events (text/event-stream), one alert
  * per event:  "id: <seq>\nevent: alert\ndata: <alert json>\n\n".
  * Starts after the Last-Event-ID header, else after ?last_event_id=, replaying

@@ -103,7 +103,10 @@ vigil_status vigil_control_create(const vigil_control_config *cfg, vigil_control
     return VIGIL_OK;
 }
 
-void vigil_control_set_sinks(vigil_control *c, vigil_sinks *sinks) { c->cfg.sinks = sinks; }
+void vigil_control_set_sinks(vigil_control *c, vigil_sinks *sinks, vigil_hub *hub) {
+    c->cfg.sinks = sinks;
+    c->cfg.hub = hub;
+}
 
 vigil_ruleset *vigil_control_ruleset(vigil_control *c) {
     pthread_mutex_lock(&c->mu);
@@ -605,4 +608,5 @@ void vigil_control_register(vigil_control *ctl, vigil_http *h) {
     vigil_http_route(h, "DELETE", "/v1/rules/", 1, rule_change, ctl);
     vigil_http_route(h, "POST", "/v1/rules/", 1, rule_change, ctl);
     vigil_http_route(h, "GET", "/v1/audit", 0, get_audit, ctl);
+    vigil_http_route(h, "GET", "/v1/keys/", 1, vctl_get_key, ctl);
 }

@@ -14,6 +14,7 @@
 #include "vigil/event.h"
 #include "server/http/http.h"
 #include "server/alerts/sinks.h"
+#include "server/alerts/hub.h"
 #include "server/route/router.h"
 
 typedef struct vigil_control vigil_control;
@@ -22,6 +23,7 @@ typedef struct vigil_control_config {
     const char *rules;                /* the rules directory (or one file) */
     const vigil_decode_opts *decode;  /* borrowed: events of a dry run use the server's fields */
     vigil_sinks *sinks;               /* borrowed: per-rule alert counts (or set_sinks) */
+    vigil_hub *hub;                   /* borrowed: the last alert of a key (explain; or set_sinks) */
     /* the catalog store (catalog_store.h): Redis when set, else data_dir, else memory */
     const char *redis_url, *redis_prefix, *data_dir;
     int watch;                        /* reload on every change of the directory (inotify) */
@@ -33,7 +35,7 @@ typedef struct vigil_control_config {
  * whose ruleset cannot be built (err says why). */
 vigil_status vigil_control_create(const vigil_control_config *cfg, vigil_control **out, vigil_error *err);
 /* The sinks whose per-rule counts GET /v1/rules shows (made after the wing). */
-void vigil_control_set_sinks(vigil_control *ctl, vigil_sinks *sinks);
+void vigil_control_set_sinks(vigil_control *ctl, vigil_sinks *sinks, vigil_hub *hub);
 /* The running ruleset (retained: release it). */
 vigil_ruleset *vigil_control_ruleset(vigil_control *ctl);
 /* Before a swap: wait until every event accepted so far is queued (the

@@ -65,6 +65,9 @@ vigil_status vctl_commit(vigil_control *c, vctl_txn *x, vigil_error *err);
 /* Undo and free (a change given up before commit). */
 void vctl_abort(vigil_control *c, vctl_txn *x);
 
+/* explain.c: GET /v1/keys/{field}/{value} */
+enum MHD_Result vctl_get_key(void *ctx, struct MHD_Connection *conn, const char *url, vigil_http_req *r);
+
 /* apply.c: once a second, retire draining versions whose partial matches ended. */
 void *vctl_maint_main(void *arg);
 

@@ -19,7 +19,21 @@ typedef struct vitem {           /* one event for one key group */
     vigil_source *src;           /* NULL: nothing to ack */
     vigil_waiter *w;
     vigil_ruleset *swap;         /* a marker (ev NULL): switch to this ruleset here (hot reload) */
+    struct vroute_task *task;    /* a marker (ev NULL): run this between two batches (vigil_router_call) */
 } vitem;
+
+typedef struct vroute_task {     /* vigil_router_call: owned by the caller and the worker (refs) */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    atomic_int refs;
+    int done, abandoned;         /* under mu: the worker ran it (or skipped it); the caller gave up */
+    vigil_router_task_fn fn;
+    void *ud;
+    int group;
+    size_t keylen;
+    char key[];
+} vroute_task;
+void vroute_task_release(vroute_task *t);
 
 typedef struct vqueue {          /* bounded; when full the producer is told (EFULL) or waits */
     pthread_mutex_t mu;
@@ -95,6 +109,7 @@ struct vigil_router {
 
 /* worker.c */
 void *vroute_worker_main(void *arg);
+void vroute_task_run(vworker *wk, vroute_task *t);   /* on the worker's thread, between batches */
 void vroute_on_alert(void *ud, const vigil_alert *a);   /* the engines' alert callback */
 void vroute_snapshot_view(vigil_router *r, const vigil_ruleset *rs, vigil_snapshot_view *v);
 int vroute_durable_snapshots(const vigil_router *r);   /* memory store with a data dir */

@@ -252,6 +252,57 @@ vigil_status vigil_router_swap(vigil_router *r, vigil_ruleset *rs, vigil_error *
     return VIGIL_OK;
 }
 
+void vroute_task_release(vroute_task *t) {
+    if (!t || atomic_fetch_sub(&t->refs, 1) != 1) return;
+    pthread_mutex_destroy(&t->mu);
+    pthread_cond_destroy(&t->cv);
+    free(t);
+}
+
+vigil_status vigil_router_call(vigil_router *r, int g, const char *key, size_t len, vigil_router_task_fn fn,
+                               void *ud, int timeout_ms, vigil_error *err) {
+    if (atomic_load(&r->closed) || atomic_load(&r->stopping))
+        return vigil_error_set(err, VIGIL_EUNAVAILABLE, "the server is stopping");
+    if (len > 4096) return vigil_error_set(err, VIGIL_ETOOBIG, "key longer than 4096 bytes");
+    vroute_task *t = calloc(1, sizeof *t + len + 1);
+    if (!t) return vigil_error_set(err, VIGIL_ENOMEM, "out of memory");
+    pthread_mutex_init(&t->mu, NULL);
+    pthread_cond_init(&t->cv, NULL);
+    atomic_init(&t->refs, 2);   /* ours and the queue's */
+    t->fn = fn;
+    t->ud = ud;
+    t->group = g;
+    t->keylen = len;
+    memcpy(t->key, key, len);
+    int64_t deadline = vigil_now_ms() + timeout_ms;
+    struct timespec ts = {.tv_sec = deadline / 1000, .tv_nsec = (deadline % 1000) * 1000000};
+    vworker *wk = &r->workers[key_part(r, key, len) % r->nworkers];
+    /* under the intake lock: enqueue counts on the room it checked staying there */
+    pthread_mutex_lock(&r->ingest_mu);
+    pthread_mutex_lock(&wk->q.mu);
+    int full = 0;
+    while (wk->q.n == wk->q.cap && !full) full = pthread_cond_timedwait(&wk->q.nonfull, &wk->q.mu, &ts) != 0;
+    if (!full) {
+        wk->q.items[(wk->q.head + wk->q.n) % wk->q.cap] = (vitem){.task = t, .msg_end = 1};
+        wk->q.n++;
+        pthread_cond_signal(&wk->q.nonempty);
+    }
+    pthread_mutex_unlock(&wk->q.mu);
+    pthread_mutex_unlock(&r->ingest_mu);
+    if (full) {
+        atomic_fetch_sub(&t->refs, 1);   /* never queued */
+        vroute_task_release(t);
+        return vigil_error_set(err, VIGIL_ETIMEOUT, "the worker's queue stayed full");
+    }
+    pthread_mutex_lock(&t->mu);
+    while (!t->done && pthread_cond_timedwait(&t->cv, &t->mu, &ts) == 0) {}
+    int done = t->done;
+    if (!done) t->abandoned = 1;   /* the worker will skip it */
+    pthread_mutex_unlock(&t->mu);
+    vroute_task_release(t);
+    return done ? VIGIL_OK : vigil_error_set(err, VIGIL_ETIMEOUT, "the worker did not reach it within %d ms", timeout_ms);
+}
+
 uint64_t vigil_router_rule_live(vigil_router *r, const char *name, int version, int *fresh) {
     uint64_t n = 0;
     int all = 1;
@@ -307,6 +358,7 @@ static void worker_free(vigil_router *r, vworker *wk) {
     for (size_t j = 0; wk->q.items && j < wk->q.n; j++) {   /* a swap marker never taken */
         vitem *it = &wk->q.items[(wk->q.head + j) % wk->q.cap];
         if (it->swap) vigil_ruleset_release(it->swap);
+        if (it->task) vroute_task_release(it->task);
     }
     vigil_ruleset_release(wk->rs);
     vigil_ruleset_release(wk->live_rs);

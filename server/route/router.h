@@ -82,6 +82,14 @@ vigil_ruleset *vigil_router_ruleset(vigil_router *r);
  * err says how many did). */
 vigil_status vigil_router_swap(vigil_router *r, vigil_ruleset *rs, vigil_error *err);
 
+/* Run fn on the worker that owns key (g, key), between two of its batches,
+ * with its engine (the key's state loaded from the store first): for
+ * reading a key's state (explain). Waits at most timeout_ms: then
+ * VIGIL_ETIMEOUT and fn will not run. VIGIL_EUNAVAILABLE when stopping. */
+typedef void (*vigil_router_task_fn)(void *ud, vigil_engine *eng);
+vigil_status vigil_router_call(vigil_router *r, int g, const char *key, size_t len, vigil_router_task_fn fn,
+                               void *ud, int timeout_ms, vigil_error *err);
+
 /* Keys with live state of rule (name, version) over every worker (pattern
  * runs, open windows), as last counted (at most a second old, counted only
  * while the rule is draining). *fresh = 1 when every worker counted since

@@ -293,6 +293,22 @@ static void do_swap(vworker *wk, vigil_ruleset *rs) {
     pthread_mutex_unlock(&wk->live_mu);
 }
 
+void vroute_task_run(vworker *wk, vroute_task *t) {
+    pthread_mutex_lock(&t->mu);
+    if (!t->abandoned) {
+        vigil_error err;
+        vigil_error_clear(&err);
+        /* the key from the store first (a failure: the task sees the cache as it is) */
+        if (vigil_engine_prefetch_key(wk->eng, t->group, t->key, t->keylen, &err) != VIGIL_OK)
+            fprintf(stderr, "vigil: worker %d: loading a key for a task: %s\n", wk->idx, err.msg);
+        t->fn(t->ud, wk->eng);
+    }
+    t->done = 1;
+    pthread_cond_signal(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+    vroute_task_release(t);
+}
+
 /* Count the live state of draining rules for the control wing (a walk of
  * every key: only while some rule drains, at most once a second). */
 static void count_live(vworker *wk) {
@@ -397,11 +413,14 @@ void *vroute_worker_main(void *arg) {
          * offset covers all of it) */
         int n = 0;
         vigil_ruleset *swap_to = NULL;
+        vroute_task *task = NULL;
         while (wk->q.n && (n < BATCH || !it[n - 1].msg_end)) {
             vitem *head = &wk->q.items[wk->q.head];
-            if (head->swap) {   /* a hot reload: the batch ends here; the swap follows it */
+            if (head->swap || head->task) {   /* a hot reload or a task: the batch ends here; it follows */
                 swap_to = head->swap;
+                task = head->task;
                 head->swap = NULL;
+                head->task = NULL;
                 wk->q.head = (wk->q.head + 1) % wk->q.cap;
                 wk->q.n--;
                 break;
@@ -431,6 +450,7 @@ void *vroute_worker_main(void *arg) {
                 do_swap(wk, swap_to);
                 update_stats(wk);
             }
+            if (task) vroute_task_run(wk, task);
             continue;
         }
         batch b = {.it = it, .n = n, .evs = evs, .groups = groups};
@@ -492,6 +512,7 @@ void *vroute_worker_main(void *arg) {
             update_stats(wk);
             last_stats = vigil_now_ms();
         }
+        if (task) vroute_task_run(wk, task);
     }
     snapshot_if_due(wk, 1);   /* stopping: the last snapshot, then its acks */
     update_stats(wk);

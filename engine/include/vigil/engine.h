@@ -180,6 +180,8 @@ typedef struct vigil_explain_rule {
 typedef void (*vigil_explain_fn)(void *ud, const vigil_explain_rule *r);
 vigil_status vigil_engine_explain_key(vigil_engine *eng, int g, const char *key, size_t len, vigil_explain_fn fn,
                                       void *ud, vigil_error *err);
+/* The ruleset the engine runs (the one explain's rule indexes refer to). */
+const vigil_ruleset *vigil_engine_ruleset(const vigil_engine *eng);
 /* Load key (g, key) from the store into the cache if it is not there. */
 vigil_status vigil_engine_prefetch_key(vigil_engine *eng, int g, const char *key, size_t len, vigil_error *err);
 
