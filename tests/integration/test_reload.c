@@ -1384,6 +1384,73 @@ static void dir_reload(int watch) {
     server_stop(&s);
 }
 
+
+/* ---- 8. explain (issue 12): GET /v1/keys/{field}/{value} -------------------------- */
+
+static double agg_of(const cJSON *rule, const char *label) {
+    const cJSON *w = cJSON_GetObjectItemCaseSensitive(rule, "window");
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(w, "aggregates"), label);
+    return cJSON_IsNumber(a) ? a->valuedouble : -1;
+}
+
+static const cJSON *rule_in(const cJSON *explain, const char *name) {
+    const cJSON *r;
+    cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(explain, "rules"))
+        if (str_is(r, "name", name)) return r;
+    return NULL;
+}
+
+/* The numbers explain gives equal what the events imply: a sliding window's
+ * entries, count() and sum() now and as prior(), a pattern's open runs
+ * with their events; the same after a restart on the same store (Redis:
+ * loaded from Redis, not from memory); 404 for a key without state. */
+static void check_explain(server *s, const char *when) {
+    long st = 0;
+    cJSON *o = get_json(s, "/v1/keys/card/k9", &st);
+    CU_ASSERT_EQUAL(st, 200);
+    const cJSON *w = rule_in(o, "amt"), *p = rule_in(o, "pat");
+    CU_ASSERT_FATAL(w && p);
+    const cJSON *win = cJSON_GetObjectItemCaseSensitive(w, "window");
+    CU_ASSERT(num(win, "entries") == 3);
+    CU_ASSERT(agg_of(w, "count()") == 3 && agg_of(w, "prior(count())") == 2);
+    CU_ASSERT(agg_of(w, "sum(\"amount\")") == 60 && agg_of(w, "prior(sum(\"amount\"))") == 30);
+    const cJSON *runs = cJSON_GetObjectItemCaseSensitive(p, "runs");
+    CU_ASSERT(cJSON_GetArraySize(runs) == 2);   /* each "a" starts a run; no "b" yet */
+    const cJSON *r0 = cJSON_GetArrayItem(runs, 0);
+    CU_ASSERT(str_is(r0, "step", "a"));
+    const cJSON *evs = cJSON_GetObjectItemCaseSensitive(r0, "events");
+    CU_ASSERT(cJSON_GetArraySize(evs) == 1 && cJSON_IsString(cJSON_GetArrayItem(evs, 0)) &&
+              strcmp(cJSON_GetArrayItem(evs, 0)->valuestring, "x1") == 0);
+    CU_ASSERT(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(r0, "expires")));
+    if (!(num(win, "entries") == 3 && agg_of(w, "count()") == 3))
+        printf("  [%s, %s] explain: %s\n", store_name(), when, cJSON_PrintUnformatted(o));
+    cJSON_Delete(o);
+    o = get_json(s, "/v1/keys/card/nobody", &st);
+    CU_ASSERT_EQUAL(st, 404);
+    cJSON_Delete(o);
+    o = get_json(s, "/v1/keys/nofield/k9", &st);
+    CU_ASSERT_EQUAL(st, 404);
+    cJSON_Delete(o);
+}
+
+static void test_explain(void) {
+    server s;
+    CU_ASSERT_FATAL(server_init(&s, "explain") == 0);
+    CU_ASSERT_FATAL(rule_file(&s, "amt.lua", "rule { name = \"amt\", key = \"card\", where = { type = \"tx\" },\n"
+                                             "  window = sliding(\"1h\"), when = all_of{ ge(count(), 5), ge(sum(\"amount\"), 1000) } }\n") == 0);
+    CU_ASSERT_FATAL(rule_file(&s, "pat.lua", "rule { name = \"pat\", key = \"card\", pattern = begin(\"a\"):where{ type = \"a\" }\n"
+                                             "  :followed_by(\"b\"):where{ type = \"b\" }, within = \"1h\" }\n") == 0);
+    CU_ASSERT_FATAL(server_start(&s) == 0);
+    const char *evs[][3] = {{"x1", "a", NULL}, {"t1", "tx", "\"amount\":10"}, {"t2", "tx", "\"amount\":20"},
+                            {"x2", "a", NULL}, {"t3", "tx", "\"amount\":30"}};
+    for (int i = 0; i < 5; i++) cJSON_Delete(send_wait(&s, event(&s, evs[i][0], evs[i][1], "card", "k9", evs[i][2])));
+    check_explain(&s, "before the restart");
+    server_stop(&s);
+    CU_ASSERT_FATAL(server_start(&s) == 0);
+    check_explain(&s, "after the restart");
+    server_stop(&s);
+}
+
 static void test_sighup_reload(void) { dir_reload(0); }
 static void test_watch_reload(void) { dir_reload(1); }
 
@@ -1418,7 +1485,8 @@ static int add_tests(CU_pSuite su) {
            CU_add_test(su, "6. DELETE, mode, rollback and a restart on the same store",
                        test_delete_mode_rollback_restart) &&
            CU_add_test(su, "7a. the rules directory on SIGHUP", test_sighup_reload) &&
-           CU_add_test(su, "7b. the rules directory with --watch", test_watch_reload);
+           CU_add_test(su, "7b. the rules directory with --watch", test_watch_reload) &&
+           CU_add_test(su, "8. explain: GET /v1/keys/{field}/{value}, also after a restart", test_explain);
 }
 
 int main(void) {
