@@ -21,6 +21,10 @@
 static void load_rule(void *ud, const char *name, const char *json) {
     vigil_control *c = ud;
     const char *why = NULL;
+    if (strcmp(name, VCTL_SNOOZES_RECORD) == 0) {
+        vctl_snoozes_load(c, json);
+        return;
+    }
     if (vcat_rule_from_json(&c->cat, name, json, &why) != 0)
         fprintf(stderr, "vigil: the stored record of rule %s is unreadable (%s); skipped\n", name, why);
 }
@@ -42,6 +46,7 @@ vigil_status vigil_control_create(const vigil_control_config *cfg, vigil_control
     c->inotify_fd = -1;
     c->started_ms = vigil_now_ms();
     pthread_mutex_init(&c->mu, NULL);
+    pthread_rwlock_init(&c->snooze_lock, NULL);
     /* in_list() files: <rules dir>/lists, as `vigil replay` finds them */
     snprintf(c->lists_dir, sizeof c->lists_dir, "%s/lists", cfg->rules);
     if (!is_dir(cfg->rules)) {
@@ -150,6 +155,8 @@ void vigil_control_destroy(vigil_control *c) {
     vcat_free(&c->cat);
     vigil_catalog_store_close(c->store);
     pthread_mutex_destroy(&c->mu);
+    pthread_rwlock_destroy(&c->snooze_lock);
+    free(c->snoozes);
     free(c);
 }
 
@@ -159,6 +166,10 @@ void vigil_control_get_stats(vigil_control *c, vigil_control_stats *o) {
     o->reloads = atomic_load(&c->reloads);
     o->reload_errors = atomic_load(&c->reload_errors);
     o->swaps = atomic_load(&c->swaps);
+    o->snoozed_alerts = atomic_load(&c->snoozed_alerts);
+    pthread_rwlock_rdlock(&c->snooze_lock);
+    o->snoozes = c->nsnoozes;
+    pthread_rwlock_unlock(&c->snooze_lock);
     pthread_mutex_lock(&c->mu);
     o->rules = vcat_live_count(&c->cat);
     for (int i = 0; i < c->cat.n; i++)
@@ -564,6 +575,12 @@ static enum MHD_Result rule_change(void *ctx, struct MHD_Connection *conn, const
     if (strcmp(r->method, "DELETE") == 0 && !*action) return delete_rule(c, conn, name);
     if (strcmp(r->method, "POST") == 0 && strcmp(action, "mode") == 0) return set_mode(c, conn, name, r);
     if (strcmp(r->method, "POST") == 0 && strcmp(action, "rollback") == 0) return rollback(c, conn, name, r);
+    if (strcmp(r->method, "POST") == 0 && strcmp(action, "snooze") == 0) {
+        pthread_mutex_lock(&c->mu);
+        enum MHD_Result ret = vctl_snooze(c, conn, name, r);
+        pthread_mutex_unlock(&c->mu);
+        return ret;
+    }
     return vigil_http_problem(conn, 404, "Not Found", "no such resource", NULL, NULL);
 }
 

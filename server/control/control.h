@@ -56,6 +56,11 @@ void vigil_control_register(vigil_control *ctl, vigil_http *h);
 void vigil_control_stop(vigil_control *ctl);
 void vigil_control_destroy(vigil_control *ctl);   /* accepts NULL */
 
+/* 1 when an alert of (rule, key) must not go out: snoozed (POST
+ * /v1/rules/{name}/snooze) and not expired. Thread-safe: the workers call it
+ * for every alert (ud: the control wing). */
+int vigil_control_snoozed(void *ud, const char *rule, const char *key);
+
 typedef struct vigil_control_stats {
     unsigned long long changes;        /* rule changes applied (API, reloads, retirements) */
     unsigned long long reloads;        /* directory reloads */
@@ -63,6 +68,8 @@ typedef struct vigil_control_stats {
     unsigned long long swaps;          /* rulesets swapped into the workers */
     int rules;                         /* live rules */
     int draining;                      /* versions draining */
+    unsigned long long snoozed_alerts; /* alerts held back by a snooze */
+    int snoozes;                       /* snoozes recorded (live or not yet pruned) */
 } vigil_control_stats;
 void vigil_control_get_stats(vigil_control *ctl, vigil_control_stats *out);
 

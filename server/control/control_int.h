@@ -12,6 +12,19 @@
 #include "catalog.h"
 #include "catalog_store.h"
 
+#define VCTL_MAX_SNOOZES 10000
+#define VCTL_SNOOZE_KEY 256
+#define VCTL_SNOOZE_REASON 256
+#define VCTL_SNOOZES_RECORD "~snoozes"   /* the snooze table's record in the catalog store */
+
+typedef struct vctl_snooze_t {     /* no alert of (rule, key) until `until` (wall ms) */
+    char rule[VIGIL_MAX_RULE_NAME + 1];
+    char key[VCTL_SNOOZE_KEY];
+    char reason[VCTL_SNOOZE_REASON];
+    char by[64];
+    int64_t until, at;
+} vctl_snooze_t;
+
 struct vigil_control {
     vigil_control_config cfg;
     char lists_dir[4096];
@@ -30,6 +43,11 @@ struct vigil_control {
     atomic_ullong changes, reloads, reload_errors, swaps;
     int64_t started_ms;              /* this process's start (a draining version after a restart) */
     char first_refusal[2048];        /* the last reload's first refused file, why */
+    /* snoozes (snooze.c): read by the workers for every alert */
+    pthread_rwlock_t snooze_lock;
+    vctl_snooze_t *snoozes;
+    int nsnoozes;
+    atomic_ullong snoozed_alerts;
     int new_refused;                 /* its refused files that were never loaded before */
 };
 
@@ -47,6 +65,7 @@ typedef struct vctl_txn {
     int nf, capf;
     cJSON *audit;                    /* array of entries */
     const char *by;
+    const char *snoozes;             /* the new snooze table's record, or NULL: unchanged */
 } vctl_txn;
 
 void vctl_txn_init(vctl_txn *x, const char *by);
@@ -64,6 +83,13 @@ void vctl_audit(vctl_txn *x, const char *action, const char *rule, int from_vers
 vigil_status vctl_commit(vigil_control *c, vctl_txn *x, vigil_error *err);
 /* Undo and free (a change given up before commit). */
 void vctl_abort(vigil_control *c, vctl_txn *x);
+
+/* snooze.c */
+enum MHD_Result vctl_snooze(vigil_control *c, struct MHD_Connection *conn, const char *name, vigil_http_req *r);
+char *vctl_snoozes_table_json(const vctl_snooze_t *t, int n);
+void vctl_snoozes_load(vigil_control *c, const char *json);
+/* Until when (rule, key) is snoozed (wall ms; INT64_MIN: not), and why. */
+int64_t vctl_snoozed_until(vigil_control *c, const char *rule, const char *key, char *reason, size_t n);
 
 /* explain.c: GET /v1/keys/{field}/{value} */
 enum MHD_Result vctl_get_key(void *ctx, struct MHD_Connection *conn, const char *url, vigil_http_req *r);

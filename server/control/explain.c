@@ -97,6 +97,10 @@ static void one_rule(void *ud, const vigil_explain_rule *e) {
         cJSON_AddNullToObject(o, "window");
     }
     add_time(o, "suppressed_until", e->suppressed_until);
+    char why[VCTL_SNOOZE_REASON] = "";
+    int64_t snoozed = vctl_snoozed_until(x->c, name, x->key, why, sizeof why);
+    add_time(o, "snoozed_until", snoozed);
+    if (snoozed != INT64_MIN) cJSON_AddStringToObject(o, "snooze_reason", why);
     char *last = x->c->cfg.hub ? vigil_hub_last(x->c->cfg.hub, name, x->key) : NULL;
     cJSON *la = last ? cJSON_Parse(last) : NULL;
     free(last);

@@ -126,6 +126,7 @@ enum MHD_Result vops_metrics(void *ctx, struct MHD_Connection *c, const char *ur
     sb_printf(&b, "# HELP vigil_rule_swaps_total Engine switches to a new rule set, summed over workers.\n# TYPE vigil_rule_swaps_total counter\nvigil_rule_swaps_total %llu\n", rs.swaps);
     sb_printf(&b, "# HELP vigil_rule_swap_pause_seconds_total Time workers spent switching rule sets at batch boundaries.\n# TYPE vigil_rule_swap_pause_seconds_total counter\nvigil_rule_swap_pause_seconds_total %.6f\n", (double)rs.swap_us_sum / 1e6);
     sb_printf(&b, "# HELP vigil_rule_swap_pause_max_seconds The longest switch of one worker.\n# TYPE vigil_rule_swap_pause_max_seconds gauge\nvigil_rule_swap_pause_max_seconds %.6f\n", (double)rs.swap_us_max / 1e6);
+    sb_printf(&b, "# HELP vigil_alerts_snoozed_total Alerts held back by a snooze (POST /v1/rules/{name}/snooze).\n# TYPE vigil_alerts_snoozed_total counter\nvigil_alerts_snoozed_total %llu\n", cs.snoozed_alerts);
     sb_printf(&b, "# HELP vigil_alerts_total Alerts produced, by rule and mode.\n# TYPE vigil_alerts_total counter\n");
     rule_counts rc = {0};
     vigil_sinks_foreach_rule(s->sinks, add_count, &rc);   /* every version, deleted rules too */

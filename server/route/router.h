@@ -55,6 +55,9 @@ typedef struct vigil_router_config {
     int64_t snapshot_interval_ms;      /* default 10000 */
     vigil_sinks *sinks;                /* borrowed, required */
     vigil_outbox *outbox;              /* borrowed; NULL: no webhook endpoints */
+    /* 1: drop this alert (a snooze); called on a worker's thread for every alert; may be NULL */
+    int (*alert_filter)(void *ud, const char *rule, const char *key);
+    void *alert_filter_ud;
 } vigil_router_config;
 
 /* Create the workers' engines and stores, load offsets and state (Redis or

@@ -32,6 +32,7 @@ void vroute_snapshot_view(vigil_router *r, const vigil_ruleset *rs, vigil_snapsh
 void vroute_on_alert(void *ud, const vigil_alert *a) {
     vworker *wk = ud;
     vigil_sinks *sinks = wk->r->cfg.sinks;
+    if (wk->r->cfg.alert_filter && wk->r->cfg.alert_filter(wk->r->cfg.alert_filter_ud, a->rule, a->key)) return;   /* snoozed */
     if (wk->nalerts == wk->capalerts) {
         size_t cap = wk->capalerts ? wk->capalerts * 2 : 64;
         /* VIGIL_FAULT=alert_nomem:N makes the N-th growth fail, as a failed realloc would */
