@@ -36,6 +36,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include "vigil/clock.h"
+#include "vigil/event.h"
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1451,6 +1453,69 @@ static void test_explain(void) {
     server_stop(&s);
 }
 
+/* ---- 9. snoozes (issue 12) ------------------------------------------------------------ */
+
+/* A snooze holds (no alert of that rule and key, others alert), shows in
+ * explain and the audit, survives a restart, then expires. */
+static void test_snooze(void) {
+    server s;
+    CU_ASSERT_FATAL(server_init(&s, "snooze") == 0);
+    CU_ASSERT_FATAL(rule_file(&s, "one.lua", "rule { name = \"one\", key = \"card\", window = sliding(\"1h\"),\n"
+                                             "  when = ge(count(), 1) }\n") == 0);
+    CU_ASSERT_FATAL(server_start(&s) == 0);
+    char until[40], body[200];
+    vigil_time_format_rfc3339(vigil_now_ms() + 6000, until, sizeof until);
+    snprintf(body, sizeof body, "{\"key\":\"k1\",\"until\":\"%s\",\"reason\":\"known good\"}", until);
+    long st = 0;
+    cJSON *o = req_json(&s, "POST", "/v1/rules/one/snooze", body, "application/json", &st);
+    CU_ASSERT_EQUAL(st, 200);
+    cJSON_Delete(o);
+    o = req_json(&s, "POST", "/v1/rules/none/snooze", body, "application/json", &st);
+    CU_ASSERT_EQUAL(st, 404);
+    cJSON_Delete(o);
+    o = req_json(&s, "POST", "/v1/rules/one/snooze", "{\"key\":\"k1\",\"until\":\"2001-01-01T00:00:00Z\"}",
+                 "application/json", &st);
+    CU_ASSERT_EQUAL(st, 400);
+    cJSON_Delete(o);
+    for (int round = 0; round < 2; round++) {   /* before and after a restart */
+        char id[16];
+        snprintf(id, sizeof id, "s%d", round);
+        cJSON *al = send_wait(&s, event(&s, id, "tx", "card", "k1", NULL));
+        CU_ASSERT_EQUAL(count_alerts(al, "one"), 0);
+        cJSON_Delete(al);
+        snprintf(id, sizeof id, "o%d", round);
+        al = send_wait(&s, event(&s, id, "tx", "card", "k2", NULL));   /* another key alerts */
+        CU_ASSERT_EQUAL(count_alerts(al, "one"), 1);
+        cJSON_Delete(al);
+        o = get_json(&s, "/v1/keys/card/k1", &st);
+        const cJSON *r = rule_in(o, "one");
+        CU_ASSERT(r && str(r, "snoozed_until") && str_is(r, "snooze_reason", "known good"));
+        cJSON_Delete(o);
+        if (round == 0) {
+            server_stop(&s);
+            CU_ASSERT_FATAL(server_start(&s) == 0);
+        }
+    }
+    o = get_json(&s, "/v1/audit", &st);
+    int snoozes = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(o, "entries")) snoozes += str_is(e, "action", "snooze");
+    CU_ASSERT_EQUAL(snoozes, 1);
+    cJSON_Delete(o);
+    long long deadline = vigil_now_ms() + 15000;   /* expired: it alerts again */
+    int alerted = 0;
+    for (int i = 0; !alerted && vigil_now_ms() < deadline; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "late%d", i);
+        cJSON *al = send_wait(&s, event(&s, id, "tx", "card", "k1", NULL));
+        alerted = count_alerts(al, "one") == 1;
+        cJSON_Delete(al);
+        if (!alerted) vt_sleep_ms(500);
+    }
+    CU_ASSERT(alerted);
+    server_stop(&s);
+}
+
 static void test_sighup_reload(void) { dir_reload(0); }
 static void test_watch_reload(void) { dir_reload(1); }
 
@@ -1486,7 +1551,8 @@ static int add_tests(CU_pSuite su) {
                        test_delete_mode_rollback_restart) &&
            CU_add_test(su, "7a. the rules directory on SIGHUP", test_sighup_reload) &&
            CU_add_test(su, "7b. the rules directory with --watch", test_watch_reload) &&
-           CU_add_test(su, "8. explain: GET /v1/keys/{field}/{value}, also after a restart", test_explain);
+           CU_add_test(su, "8. explain: GET /v1/keys/{field}/{value}, also after a restart", test_explain) &&
+           CU_add_test(su, "9. a snooze holds, survives a restart, then expires", test_snooze);
 }
 
 int main(void) {
