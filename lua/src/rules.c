@@ -204,7 +204,10 @@ vigil_status ld_need_list(loader *ld, const char *name, vigil_error *err) {
                                "(the file lists/NAME.txt)", name);
     char path[PATH_MAX + 200];
     snprintf(path, sizeof path, "%s/%s.txt", ld->lists_dir, name);
-    FILE *f = fopen(path, "r");
+    size_t tlen = 0;
+    const char *text = ld->opts && ld->opts->list_text ? ld->opts->list_text(ld->opts->list_ud, name, &tlen) : NULL;
+    if (text) snprintf(path, sizeof path, "list %s (from the lists API)", name);
+    FILE *f = text ? (tlen ? fmemopen((void *)(uintptr_t)text, tlen, "r") : fopen("/dev/null", "r")) : fopen(path, "r");
     if (!f)
         return vigil_error_set(err, VIGIL_ECOMPILE, "unknown list '%s': cannot read %s (%s)", name, path,
                                strerror(errno));

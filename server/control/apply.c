@@ -134,7 +134,7 @@ static vigil_status build(vigil_control *c, vigil_ruleset **out, vigil_error *er
 
 static vigil_status store_commit(vigil_control *c, vctl_txn *x, vigil_error *err) {
     int na = cJSON_GetArraySize(x->audit);
-    int n = x->n + x->nf + na + 1;
+    int n = x->n + x->nf + na + 2;
     vigil_catalog_write *w = calloc((size_t)(n ? n : 1), sizeof *w);
     char **texts = calloc((size_t)(n ? n : 1), sizeof *texts);
     vigil_status st = VIGIL_ENOMEM;
@@ -150,6 +150,7 @@ static vigil_status store_commit(vigil_control *c, vctl_txn *x, vigil_error *err
         w[k] = (vigil_catalog_write){.kind = VIGIL_CW_FILE, .key = x->f[i].path,
                                      .value = vcat_file_hash(&c->cat, x->f[i].path)};
     if (x->snoozes) w[k++] = (vigil_catalog_write){.kind = VIGIL_CW_RULE, .key = VCTL_SNOOZES_RECORD, .value = x->snoozes};
+    if (x->extra_key) w[k++] = (vigil_catalog_write){.kind = VIGIL_CW_RULE, .key = x->extra_key, .value = x->extra_value};
     const cJSON *e;
     cJSON_ArrayForEach(e, x->audit) {
         if (!(texts[k] = cJSON_PrintUnformatted(e))) goto out;
@@ -167,7 +168,7 @@ out:
 
 vigil_status vctl_commit(vigil_control *c, vctl_txn *x, vigil_error *err) {
     int64_t now = vigil_now_ms();
-    if (!x->n && !x->nf) {   /* no rule changed (a snooze): stored, nothing to build or swap */
+    if (!x->n && !x->nf && !x->rebuild) {   /* no rule changed (a snooze): stored, nothing to build or swap */
         vigil_status st = store_commit(c, x, err);
         if (st != VIGIL_OK) vctl_abort(c, x);
         else txn_free(x), atomic_fetch_add(&c->changes, 1);

@@ -25,6 +25,7 @@ static void load_rule(void *ud, const char *name, const char *json) {
         vctl_snoozes_load(c, json);
         return;
     }
+    if (vctl_list_record(c, name, json)) return;
     if (vcat_rule_from_json(&c->cat, name, json, &why) != 0)
         fprintf(stderr, "vigil: the stored record of rule %s is unreadable (%s); skipped\n", name, why);
 }
@@ -58,6 +59,8 @@ vigil_status vigil_control_create(const vigil_control_config *cfg, vigil_control
     }
     if (!is_dir(c->lists_dir)) snprintf(c->lists_dir, sizeof c->lists_dir, "rules/lists");
     c->ropts.lists_dir = c->lists_dir;
+    c->ropts.list_text = vctl_list_text;   /* a list sent to the API takes the place of its file */
+    c->ropts.list_ud = c;
     vigil_catalog_store_config sc = {.redis_url = cfg->redis_url, .redis_prefix = cfg->redis_prefix,
                                      .data_dir = cfg->data_dir};
     vigil_status st;
@@ -69,6 +72,7 @@ vigil_status vigil_control_create(const vigil_control_config *cfg, vigil_control
         vigil_catalog_store_close(c->store);
         c->store = NULL;
         vcat_free(&c->cat);
+        vctl_lists_free(c);
         if (st != VIGIL_EUNAVAILABLE && !(st == VIGIL_ESTORE && strstr(err->msg, "LOADING"))) {
             vigil_control_destroy(c);
             return st;
@@ -153,6 +157,7 @@ void vigil_control_destroy(vigil_control *c) {
     if (c->inotify_fd >= 0) close(c->inotify_fd);
     vigil_ruleset_release(c->rs);
     vcat_free(&c->cat);
+    vctl_lists_free(c);
     vigil_catalog_store_close(c->store);
     pthread_mutex_destroy(&c->mu);
     pthread_rwlock_destroy(&c->snooze_lock);
@@ -626,4 +631,7 @@ void vigil_control_register(vigil_control *ctl, vigil_http *h) {
     vigil_http_route(h, "POST", "/v1/rules/", 1, rule_change, ctl);
     vigil_http_route(h, "GET", "/v1/audit", 0, get_audit, ctl);
     vigil_http_route(h, "GET", "/v1/keys/", 1, vctl_get_key, ctl);
+    vigil_http_route(h, "GET", "/v1/lists", 0, vctl_lists, ctl);
+    vigil_http_route(h, "GET", "/v1/lists/", 1, vctl_lists, ctl);
+    vigil_http_route(h, "PUT", "/v1/lists/", 1, vctl_lists, ctl);
 }

@@ -25,6 +25,18 @@ typedef struct vctl_snooze_t {     /* no alert of (rule, key) until `until` (wal
     int64_t until, at;
 } vctl_snooze_t;
 
+typedef struct vctl_list {       /* an in_list() list sent to the API (lists.c) */
+    char name[129];
+    int version;
+    char *text;                  /* the latest text */
+    size_t len;
+    long values;
+    char hash[65];
+    char by[64];
+    int64_t at;
+    struct cJSON *history;       /* every version: version, sha256, values, at, by */
+} vctl_list;
+
 struct vigil_control {
     vigil_control_config cfg;
     char lists_dir[4096];
@@ -49,6 +61,9 @@ struct vigil_control {
     int nsnoozes;
     atomic_ullong snoozed_alerts;
     int new_refused;                 /* its refused files that were never loaded before */
+    /* lists sent to the API (lists.c), under mu */
+    vctl_list *lists;
+    int nlists, caplists;
 };
 
 /* A change in progress (under mu): the touched rules as they were, so that
@@ -66,6 +81,8 @@ typedef struct vctl_txn {
     cJSON *audit;                    /* array of entries */
     const char *by;
     const char *snoozes;             /* the new snooze table's record, or NULL: unchanged */
+    int rebuild;                     /* build and swap even with no rule touched (a list changed) */
+    const char *extra_key, *extra_value;   /* one more record to store (a list's) */
 } vctl_txn;
 
 void vctl_txn_init(vctl_txn *x, const char *by);
@@ -90,6 +107,12 @@ char *vctl_snoozes_table_json(const vctl_snooze_t *t, int n);
 void vctl_snoozes_load(vigil_control *c, const char *json);
 /* Until when (rule, key) is snoozed (wall ms; INT64_MIN: not), and why. */
 int64_t vctl_snoozed_until(vigil_control *c, const char *rule, const char *key, char *reason, size_t n);
+
+/* lists.c */
+enum MHD_Result vctl_lists(void *ctx, struct MHD_Connection *conn, const char *url, vigil_http_req *r);
+const char *vctl_list_text(void *ud, const char *name, size_t *len);   /* vigil_rules_opts.list_text */
+int vctl_list_record(vigil_control *c, const char *key, const char *json);   /* 1: it was a list's record */
+void vctl_lists_free(vigil_control *c);
 
 /* explain.c: GET /v1/keys/{field}/{value} */
 enum MHD_Result vctl_get_key(void *ctx, struct MHD_Connection *conn, const char *url, vigil_http_req *r);

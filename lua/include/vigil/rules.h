@@ -78,6 +78,11 @@ typedef struct vigil_rules_opts {
     vigil_rule_examples *examples; /* when set, every rule's examples are appended here */
     const vigil_rule_version_set *versions; /* rule NAME gets version N whatever its source says */
     int nversions;
+    /* in_list() lists kept elsewhere than in files (the server's lists API):
+     * the text of list NAME (lines as in a NAME.txt file), or NULL to read
+     * lists_dir/NAME.txt. The text is borrowed for the call. May be NULL. */
+    const char *(*list_text)(void *ud, const char *name, size_t *len);
+    void *list_ud;
 } vigil_rules_opts;
 
 /* Load FILE (one .lua) or every *.lua of DIR (sorted by name, not recursing
