@@ -1516,6 +1516,66 @@ static void test_snooze(void) {
     server_stop(&s);
 }
 
+/* ---- 10. lists over the API (issue 12) ------------------------------------------------- */
+
+static int alerts_of(server *s, const char *id, const char *terminal) {
+    char extra[64];
+    snprintf(extra, sizeof extra, "\"terminal\":\"%s\"", terminal);
+    cJSON *al = send_wait(s, event(s, id, "tx", "card", id, extra));
+    int n = count_alerts(al, "blocked_term");
+    cJSON_Delete(al);
+    return n;
+}
+
+/* A list sent to the API replaces its file at once (the next event is
+ * matched against it), is versioned (the same text: no new version), is
+ * audited and survives a restart. */
+static void test_lists(void) {
+    server s;
+    CU_ASSERT_FATAL(server_init(&s, "lists") == 0);
+    char ldir[800], lfile[900];
+    snprintf(ldir, sizeof ldir, "%s/lists", s.rules);
+    CU_ASSERT_FATAL(mkdir(ldir, 0700) == 0);
+    snprintf(lfile, sizeof lfile, "%s/blocked.txt", ldir);
+    CU_ASSERT_FATAL(write_file(lfile, "t1\nt2\n") == 0);
+    CU_ASSERT_FATAL(rule_file(&s, "b.lua", "rule { name = \"blocked_term\", key = \"card\",\n"
+                                           "  pattern = begin(\"x\"):where{ terminal = in_list(\"blocked\") } }\n") == 0);
+    CU_ASSERT_FATAL(server_start(&s) == 0);
+    CU_ASSERT_EQUAL(alerts_of(&s, "a1", "t1"), 1);   /* the file */
+    CU_ASSERT_EQUAL(alerts_of(&s, "a2", "t3"), 0);
+    long st = 0;
+    cJSON *o = req_json(&s, "PUT", "/v1/lists/blocked", "# now\nt3\nt4\n", "text/plain", &st);
+    CU_ASSERT_EQUAL(st, 201);
+    CU_ASSERT(num(o, "version") == 1 && num(o, "values") == 2);
+    cJSON_Delete(o);
+    o = req_json(&s, "PUT", "/v1/lists/blocked", "# now\nt3\nt4\n", "text/plain", &st);
+    CU_ASSERT_EQUAL(st, 200);   /* the same text: no new version */
+    CU_ASSERT(num(o, "version") == 1);
+    cJSON_Delete(o);
+    CU_ASSERT_EQUAL(alerts_of(&s, "a3", "t1"), 0);   /* the API's list from the next event on */
+    CU_ASSERT_EQUAL(alerts_of(&s, "a4", "t3"), 1);
+    o = req_json(&s, "PUT", "/v1/lists/blocked", "t1\n", "text/plain", &st);
+    CU_ASSERT_EQUAL(st, 200);
+    CU_ASSERT(num(o, "version") == 2);
+    cJSON_Delete(o);
+    CU_ASSERT_EQUAL(alerts_of(&s, "a5", "t1"), 1);
+    server_stop(&s);
+    CU_ASSERT_FATAL(server_start(&s) == 0);   /* the stored version 2, not the file */
+    CU_ASSERT_EQUAL(alerts_of(&s, "a6", "t1"), 1);
+    CU_ASSERT_EQUAL(alerts_of(&s, "a7", "t3"), 0);
+    CU_ASSERT_EQUAL(alerts_of(&s, "a8", "t2"), 0);
+    o = get_json(&s, "/v1/lists/blocked", &st);
+    CU_ASSERT(st == 200 && num(o, "version") == 2 && cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(o, "versions")) == 2);
+    cJSON_Delete(o);
+    o = get_json(&s, "/v1/audit", &st);
+    int lists = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(o, "entries")) lists += str_is(e, "action", "list");
+    CU_ASSERT_EQUAL(lists, 2);
+    cJSON_Delete(o);
+    server_stop(&s);
+}
+
 static void test_sighup_reload(void) { dir_reload(0); }
 static void test_watch_reload(void) { dir_reload(1); }
 
@@ -1552,7 +1612,8 @@ static int add_tests(CU_pSuite su) {
            CU_add_test(su, "7a. the rules directory on SIGHUP", test_sighup_reload) &&
            CU_add_test(su, "7b. the rules directory with --watch", test_watch_reload) &&
            CU_add_test(su, "8. explain: GET /v1/keys/{field}/{value}, also after a restart", test_explain) &&
-           CU_add_test(su, "9. a snooze holds, survives a restart, then expires", test_snooze);
+           CU_add_test(su, "9. a snooze holds, survives a restart, then expires", test_snooze) &&
+           CU_add_test(su, "10. a list sent to the API replaces its file at once, versioned, kept", test_lists);
 }
 
 int main(void) {
