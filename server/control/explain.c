@@ -26,7 +26,11 @@ typedef struct xctx {
 
 static cJSON *value_json(const vigil_value *v) {
     switch (v->type) {
-    case VIGIL_T_NUM: return cJSON_CreateNumber(v->u.num);
+    case VIGIL_T_NUM: {   /* 15 significant digits: 61.48, not 61.480000000000011 */
+        char t[40];
+        snprintf(t, sizeof t, "%.15g", v->u.num);
+        return cJSON_CreateNumber(strtod(t, NULL));
+    }
     case VIGIL_T_BOOL: return cJSON_CreateBool(v->u.b);
     case VIGIL_T_STR: {
         char *s = strndup(v->u.str, v->len);
