@@ -103,7 +103,8 @@ vigil_status vigil_server_start(const vigil_server_config *cfg, vigil_server **o
                               .redis_prefix = s->cfg.redis_prefix, .data_dir = s->cfg.data_dir,
                               .snapshot_interval_ms = s->cfg.snapshot_interval_ms, .sinks = s->sinks,
                               .outbox = s->outbox, .alert_filter = vigil_control_snoozed,
-                              .alert_filter_ud = s->control};
+                              .alert_filter_ud = s->control, .alerts_hook = vigil_control_batch_alerts,
+                              .alerts_hook_ud = s->control};
     if ((st = vigil_router_create(&rc, &s->router, err)) != VIGIL_OK) goto fail;
     if ((st = vigil_waiters_create(&s->waiters)) != VIGIL_OK) {
         vigil_error_set(err, st, "cannot start the ?wait timer");

@@ -136,11 +136,20 @@ void vlineage_finalize(vigil_ruleset *rs) {
         if (r->inherits > 0) continue;
         r->inherits = r->version;
         if (!b || r->draining) continue;
-        for (int j = 0; j < b->nrules; j++) {
+        int same = 0;
+        for (int j = 0; j < b->nrules && !same; j++) {   /* the same version (a mode change, a promotion) */
             const vrule *o = &b->rules[j];
-            if (o->draining || strcmp(o->name, r->name) != 0) continue;
-            if (o->version == r->version) r->inherits = o->inherits;             /* the same version */
-            else if (o->version < r->version && rules_compatible(b, o, rs, r)) r->inherits = o->inherits;
+            if (!o->draining && o->version == r->version && strcmp(o->name, r->name) == 0) {
+                r->inherits = o->inherits;
+                same = 1;
+            }
+        }
+        for (int j = 0; j < b->nrules && !same; j++) {
+            const vrule *o = &b->rules[j];
+            /* a version takes the state of one of the same mode: an active version never that
+             * of a shadow running beside the old active one */
+            if (o->draining || o->mode != r->mode || strcmp(o->name, r->name) != 0) continue;
+            if (o->version < r->version && rules_compatible(b, o, rs, r)) r->inherits = o->inherits;
         }
     }
     vigil_ruleset_release(rs->base);

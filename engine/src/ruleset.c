@@ -538,7 +538,8 @@ vigil_status vigil_ruleset_add_rule(vigil_ruleset *rs, const vigil_rule_def *d, 
     }
     for (int i = 0; i < rs->nrules; i++)   /* two versions may run side by side: one of them draining */
         if (strcmp(rs->rules[i].name, d->name) == 0 &&
-            (rs->rules[i].version == d->version || (!rs->rules[i].draining && !d->draining))) {
+            (rs->rules[i].version == d->version ||
+             (!rs->rules[i].draining && !d->draining && rs->rules[i].mode == d->mode))) {   /* a shadow beside: ok */
             vigil_error_set(err, s, "duplicate rule name '%s' (first defined at %s:%d)", d->name,
                             rs->rules[i].file ? rs->rules[i].file : "?", rs->rules[i].line);
             return rule_fail(err, d, s);
@@ -832,9 +833,13 @@ const char *vigil_ruleset_step_name(const vigil_ruleset *rs, int rule, int step)
 }
 
 int vigil_ruleset_rule_index(const vigil_ruleset *rs, const char *name) {
+    int any = -1;
     for (int i = 0; i < rs->nrules; i++)
-        if (!rs->rules[i].draining && strcmp(rs->rules[i].name, name) == 0) return i;
-    return -1;
+        if (!rs->rules[i].draining && strcmp(rs->rules[i].name, name) == 0) {
+            if (rs->rules[i].mode == VIGIL_MODE_ACTIVE) return i;   /* the active one before a shadow beside it */
+            if (any < 0) any = i;
+        }
+    return any;
 }
 
 int vigil_ruleset_rule_find(const vigil_ruleset *rs, const char *name, int version) {

@@ -31,17 +31,22 @@ static int *slot_map(const vigil_ruleset *old, const vigil_ruleset *rs, int g) {
     const vgroup *og = &old->groups[g];
     int *map = malloc((size_t)(ng->nrules ? ng->nrules : 1) * sizeof *map);
     if (!map) return NULL;
-    for (int j = 0; j < ng->nrules; j++) {
+    for (int j = 0; j < ng->nrules; j++) {   /* its own version first */
         const vrule *b = &rs->rules[ng->rules[j]];
         map[j] = -1;
-        for (int i = 0; i < og->nrules; i++) {
+        for (int i = 0; i < og->nrules && map[j] < 0; i++) {
+            const vrule *a = &old->rules[og->rules[i]];
+            if (a->version == b->version && strcmp(a->name, b->name) == 0) map[j] = i;
+        }
+    }
+    for (int j = 0; j < ng->nrules; j++) {   /* then a version it inherits, one no other rule took */
+        const vrule *b = &rs->rules[ng->rules[j]];
+        for (int i = 0; i < og->nrules && map[j] < 0; i++) {
             const vrule *a = &old->rules[og->rules[i]];
             if (strcmp(a->name, b->name) != 0 || !vrule_takes(b, (uint32_t)a->version)) continue;
-            if (a->version == b->version) {   /* its own version first */
-                map[j] = i;
-                break;
-            }
-            if (map[j] < 0) map[j] = i;
+            int taken = 0;
+            for (int k = 0; k < ng->nrules && !taken; k++) taken = map[k] == i;
+            if (!taken) map[j] = i;
         }
     }
     return map;

@@ -24,6 +24,7 @@ vigil_status vigil_alert_record_from_alert(const vigil_alert *a, int64_t detecte
                            strlen(json));
     out->ts = a->ts;
     out->rule_version = a->rule_version;
+    snprintf(out->event, sizeof out->event, "%s", a->event ? a->event : "");
     return VIGIL_OK;
 }
 

@@ -24,6 +24,7 @@ typedef struct vigil_alert_record {
     char id[33];                     /* 32 hex digits (DESIGN.md §3) */
     char rule[64];
     int rule_version;                /* 0 when unknown (a record read back from an outbox) */
+    char event[128];                 /* the completing event's id ("" when unknown; cut to fit) */
     char severity[16];               /* "info" | "low" | "medium" | "high" | "critical" */
     char key[256];
     vigil_mode mode;                 /* shadow alerts never reach webhooks */

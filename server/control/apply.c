@@ -282,7 +282,11 @@ void *vctl_maint_main(void *arg) {
     vigil_control *c = arg;
     while (!atomic_load(&c->stopping)) {
         for (int i = 0; i < 10 && !atomic_load(&c->stopping); i++) usleep(100000);
-        if (!atomic_load(&c->stopping)) retire_drained(c);
+        if (atomic_load(&c->stopping)) break;
+        retire_drained(c);
+        pthread_mutex_lock(&c->mu);
+        vctl_compare_flush(c);   /* shadow compare counts, while they change */
+        pthread_mutex_unlock(&c->mu);
     }
     return NULL;
 }

@@ -62,7 +62,15 @@ vcat_ver *vcat_version(vcat_rule *r, int version) {
     return NULL;
 }
 
-vcat_ver *vcat_live(vcat_rule *r) { return r && !r->deleted ? vcat_latest(r) : NULL; }
+vcat_ver *vcat_live(vcat_rule *r) {
+    if (!r || r->deleted || !r->nv) return NULL;
+    for (int i = r->nv - 1; i >= 0; i--)
+        if (r->v[i].version != r->shadow && (r->v[i].state == VCAT_ACTIVE || r->v[i].state == VCAT_SHADOW))
+            return &r->v[i];
+    return vcat_latest(r);
+}
+
+vcat_ver *vcat_beside(vcat_rule *r) { return r && !r->deleted && r->shadow ? vcat_version(r, r->shadow) : NULL; }
 
 int vcat_live_count(const vigil_catalog *c) {
     int n = 0;
@@ -150,6 +158,8 @@ char *vcat_rule_json(const vcat_rule *r) {
     cJSON_AddStringToObject(o, "file", r->file);
     cJSON_AddBoolToObject(o, "deleted", r->deleted);
     cJSON_AddNumberToObject(o, "deleted_ms", (double)r->deleted_ms);
+    cJSON_AddNumberToObject(o, "shadow", r->shadow);
+    cJSON_AddNumberToObject(o, "shadow_since_ms", (double)r->shadow_since);
     cJSON *a = cJSON_AddArrayToObject(o, "versions");
     for (int i = 0; a && i < r->nv; i++) {
         const vcat_ver *v = &r->v[i];
@@ -199,6 +209,8 @@ int vcat_rule_from_json(vigil_catalog *c, const char *name, const char *json, co
     snprintf(r->file, sizeof r->file, "%s", str(o, "file") ? str(o, "file") : "");
     r->deleted = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "deleted"));
     r->deleted_ms = (int64_t)num(o, "deleted_ms");
+    r->shadow = (int)num(o, "shadow");
+    r->shadow_since = (int64_t)num(o, "shadow_since_ms");
     const cJSON *x;
     int bad = 0;
     cJSON_ArrayForEach(x, vs) {
@@ -269,6 +281,11 @@ cJSON *vcat_rule_api(const vcat_rule *r, int with_sources,
         cJSON_AddStringToObject(o, "state", vcat_state_str(live->state));
         add_time(o, "activated_at", live->activated_ms);
     }
+    const vcat_ver *beside = vcat_beside(rr);
+    if (beside) {
+        cJSON_AddNumberToObject(o, "shadow_version", beside->version);
+        add_time(o, "shadow_since", r->shadow_since);
+    }
     cJSON_AddStringToObject(o, "file", r->file);
     unsigned long long total = 0;
     cJSON *a = cJSON_AddArrayToObject(o, "versions");
@@ -322,6 +339,7 @@ vigil_status vcat_build(const vigil_catalog *c, const vigil_ruleset *base, const
             if (r->deleted) continue;
             picks[n] = (vigil_rule_pick){.name = r->name, .version = v->version, .mode = v->mode,
                                          .draining = v->state == VCAT_DRAINING, .inherits = v->inherits};
+            if (v->version == r->shadow) picks[n].inherits = v->version;   /* beside: it starts empty */
             snprintf(files[n], sizeof files[n], "%s v%d", r->name, v->version);
             srcs[n] = (vigil_rule_source){.file = files[n], .src = v->src, .len = v->len, .picks = &picks[n],
                                           .npicks = 1};

@@ -44,6 +44,8 @@ typedef struct vcat_rule {
     char file[1024];           /* the rules-directory file it comes from; "" when from the API */
     int deleted;
     int64_t deleted_ms;
+    int shadow;                /* a version running in shadow beside the running one (0: none) */
+    int64_t shadow_since;      /* wall ms when it started (compare counts from there) */
     vcat_ver *v;               /* ascending by version */
     int nv, capv;
 } vcat_rule;
@@ -64,8 +66,11 @@ vcat_rule *vcat_find(vigil_catalog *c, const char *name);
 vcat_rule *vcat_add_rule(vigil_catalog *c, const char *name);
 vcat_ver *vcat_latest(vcat_rule *r);                 /* NULL when it has none */
 vcat_ver *vcat_version(vcat_rule *r, int version);   /* NULL when absent */
-/* The running version: the latest, unless the rule is deleted. */
+/* The running version: the latest that runs (active, or shadow by mode),
+ * not counting a shadow beside it; NULL when the rule is deleted. */
 vcat_ver *vcat_live(vcat_rule *r);
+/* The version running in shadow beside the running one, or NULL. */
+vcat_ver *vcat_beside(vcat_rule *r);
 /* Append version `version` (> the latest) with a copy of src; NULL when out
  * of memory or over VCAT_MAX_VERSIONS. */
 vcat_ver *vcat_add_version(vcat_rule *r, int version, vigil_mode mode, const char *src, size_t len,

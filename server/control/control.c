@@ -26,6 +26,7 @@ static void load_rule(void *ud, const char *name, const char *json) {
         return;
     }
     if (vctl_list_record(c, name, json)) return;
+    if (vctl_compare_record(c, name, json)) return;
     if (vcat_rule_from_json(&c->cat, name, json, &why) != 0)
         fprintf(stderr, "vigil: the stored record of rule %s is unreadable (%s); skipped\n", name, why);
 }
@@ -48,6 +49,7 @@ vigil_status vigil_control_create(const vigil_control_config *cfg, vigil_control
     c->started_ms = vigil_now_ms();
     pthread_mutex_init(&c->mu, NULL);
     pthread_rwlock_init(&c->snooze_lock, NULL);
+    pthread_mutex_init(&c->cmp_mu, NULL);
     /* in_list() files: <rules dir>/lists, as `vigil replay` finds them */
     snprintf(c->lists_dir, sizeof c->lists_dir, "%s/lists", cfg->rules);
     if (!is_dir(cfg->rules)) {
@@ -73,6 +75,7 @@ vigil_status vigil_control_create(const vigil_control_config *cfg, vigil_control
         c->store = NULL;
         vcat_free(&c->cat);
         vctl_lists_free(c);
+        vctl_compare_free(c);
         if (st != VIGIL_EUNAVAILABLE && !(st == VIGIL_ESTORE && strstr(err->msg, "LOADING"))) {
             vigil_control_destroy(c);
             return st;
@@ -158,6 +161,8 @@ void vigil_control_destroy(vigil_control *c) {
     vigil_ruleset_release(c->rs);
     vcat_free(&c->cat);
     vctl_lists_free(c);
+    vctl_compare_free(c);
+    pthread_mutex_destroy(&c->cmp_mu);
     vigil_catalog_store_close(c->store);
     pthread_mutex_destroy(&c->mu);
     pthread_rwlock_destroy(&c->snooze_lock);
@@ -310,8 +315,10 @@ static enum MHD_Result get_rules(void *ctx, struct MHD_Connection *conn, const c
     if (strncmp(url, "/v1/rules/", 10) == 0) {
         char name[VIGIL_MAX_RULE_NAME + 1];
         const char *action;
-        if (rule_name(url, name, sizeof name, &action) != 0 || *action)
+        if (rule_name(url, name, sizeof name, &action) != 0)
             return vigil_http_problem(conn, 404, "Not Found", "no such resource", NULL, NULL);
+        if (strcmp(action, "compare") == 0) return vctl_compare_get(c, conn, name);
+        if (*action) return vigil_http_problem(conn, 404, "Not Found", "no such resource", NULL, NULL);
         pthread_mutex_lock(&c->mu);
         vcat_rule *rule = vcat_find(&c->cat, name);
         cJSON *o = rule && vcat_live(rule) ? vcat_rule_api(rule, 1, count_alerts, c) : NULL;
@@ -414,10 +421,14 @@ static enum MHD_Result put_source(vigil_control *c, struct MHD_Connection *conn,
     vigil_mode mode = info[0].mode;
     if (mode_arg) mode = strcmp(mode_arg, "shadow") == 0 ? VIGIL_MODE_SHADOW : VIGIL_MODE_ACTIVE;
     vcat_rule *rule = vcat_find(&c->cat, name);
-    vcat_ver *latest = vcat_latest(rule), *live = vcat_live(rule);
+    vcat_ver *latest = vcat_latest(rule), *live = vcat_live(rule), *beside = vcat_beside(rule);
+    /* ?mode=shadow over an active version: the new version runs beside it (compare, promote) */
+    int besides = mode_arg && mode == VIGIL_MODE_SHADOW && live && live->mode == VIGIL_MODE_ACTIVE;
     char hash[65];
     vcat_hash(src, len, hash);
-    if (live && strcmp(live->hash, hash) == 0 && live->mode == mode)   /* identical: no new version */
+    if (besides && beside && strcmp(beside->hash, hash) == 0)   /* the same shadow again */
+        return vigil_http_send_json(conn, 200, version_json(rule, beside));
+    if (!besides && live && strcmp(live->hash, hash) == 0 && live->mode == mode)   /* identical: no new version */
         return vigil_http_send_json(conn, 200, version_json(rule, live));
     int version = latest ? latest->version + 1 : 1;
     if (!force_version && info[0].version) {
@@ -449,13 +460,28 @@ static enum MHD_Result put_source(vigil_control *c, struct MHD_Connection *conn,
     }
     if (was_deleted)
         for (int k = 0; k < rule->nv - 1; k++) rule->v[k].state = VCAT_DELETED;
-    char det[64] = "";
+    char det[96] = "";
     if (rollback_of) snprintf(det, sizeof det, "the source of version %d", rollback_of);
+    if (besides) {   /* beside the running version; a shadow that ran beside it before retires */
+        v = vcat_version(rule, version);
+        vcat_ver *oldshadow = rule->shadow ? vcat_version(rule, rule->shadow) : NULL;
+        if (oldshadow) {
+            oldshadow->state = VCAT_RETIRED;
+            oldshadow->ended_ms = oldshadow->retired_ms = vigil_now_ms();
+        }
+        rule->shadow = version;
+        rule->shadow_since = v->activated_ms;
+        snprintf(det, sizeof det, "shadow beside version %d", live->version);
+    }
     vctl_audit(&x, action, name, live ? live->version : 0, version, det[0] ? det : NULL);
     vigil_error err;
     vigil_error_clear(&err);
     if ((st = vctl_commit(c, &x, &err)) != VIGIL_OK) return change_failed(conn, st, &err);
     rule = vcat_find(&c->cat, name);
+    if (besides) {
+        vctl_compare_start(c, name, vcat_live(rule)->version, version, rule->shadow_since);
+        return vigil_http_send_json(conn, 200, version_json(rule, vcat_beside(rule)));
+    }
     return vigil_http_send_json(conn, created ? 201 : 200, version_json(rule, vcat_live(rule)));
 }
 
@@ -495,6 +521,8 @@ static enum MHD_Result delete_rule(vigil_control *c, struct MHD_Connection *conn
     int from = live->version;
     rule->deleted = 1;
     rule->deleted_ms = now;
+    if (rule->shadow) vctl_compare_stop(c, name);
+    rule->shadow = 0;
     for (int k = 0; k < rule->nv; k++) {   /* draining versions too: no alert of it after the answer */
         if (rule->v[k].state != VCAT_RETIRED && rule->v[k].state != VCAT_DELETED) rule->v[k].ended_ms = now;
         rule->v[k].state = VCAT_DELETED;
@@ -521,6 +549,11 @@ static enum MHD_Result set_mode(vigil_control *c, struct MHD_Connection *conn, c
     enum MHD_Result ret;
     if (!live) {
         ret = no_rule(conn, name);
+    } else if (vcat_beside(rule)) {
+        char d[200];
+        snprintf(d, sizeof d, "version %d runs in shadow beside version %d: promote it (POST …/promote) or delete the "
+                 "rule first", rule->shadow, live->version);
+        ret = vigil_http_problem(conn, 409, "Conflict", d, NULL, NULL);
     } else if (live->mode == mode) {
         ret = vigil_http_send_json(conn, 200, version_json(rule, live));
     } else {
@@ -570,6 +603,46 @@ static enum MHD_Result rollback(vigil_control *c, struct MHD_Connection *conn, c
     return ret;
 }
 
+/* POST /v1/rules/{name}/promote: the shadow running beside becomes the
+ * active version (its state since the shadow started is kept); the old
+ * active one retires, or drains when it has partial matches to finish. */
+static enum MHD_Result promote(vigil_control *c, struct MHD_Connection *conn, const char *name) {
+    pthread_mutex_lock(&c->mu);
+    vcat_rule *rule = vcat_find(&c->cat, name);
+    vcat_ver *live = vcat_live(rule), *beside = vcat_beside(rule);
+    enum MHD_Result ret;
+    if (!live) {
+        ret = no_rule(conn, name);
+    } else if (!beside) {
+        char d[200];
+        snprintf(d, sizeof d, "no shadow version runs beside version %d of '%s' (PUT …?mode=shadow starts one)",
+                 live->version, name);
+        ret = vigil_http_problem(conn, 409, "Conflict", d, NULL, NULL);
+    } else {
+        vctl_txn x;
+        vctl_txn_init(&x, "local");
+        if (vctl_touch(c, &x, name) != 0) {
+            vctl_abort(c, &x);
+            pthread_mutex_unlock(&c->mu);
+            return MHD_NO;
+        }
+        int from = live->version, to = beside->version;
+        beside->mode = VIGIL_MODE_ACTIVE;
+        beside->state = VCAT_ACTIVE;
+        beside->activated_ms = vigil_now_ms();
+        rule->shadow = 0;
+        vctl_audit(&x, "promote", name, from, to, "the shadow version becomes the active one");
+        vigil_error err;
+        vigil_error_clear(&err);
+        vigil_status st = vctl_commit(c, &x, &err);
+        if (st == VIGIL_OK) vctl_compare_stop(c, name);
+        rule = vcat_find(&c->cat, name);
+        ret = st != VIGIL_OK ? change_failed(conn, st, &err) : vigil_http_send_json(conn, 200, version_json(rule, vcat_live(rule)));
+    }
+    pthread_mutex_unlock(&c->mu);
+    return ret;
+}
+
 static enum MHD_Result rule_change(void *ctx, struct MHD_Connection *conn, const char *url, vigil_http_req *r) {
     vigil_control *c = ctx;
     char name[VIGIL_MAX_RULE_NAME + 1];
@@ -580,6 +653,8 @@ static enum MHD_Result rule_change(void *ctx, struct MHD_Connection *conn, const
     if (strcmp(r->method, "DELETE") == 0 && !*action) return delete_rule(c, conn, name);
     if (strcmp(r->method, "POST") == 0 && strcmp(action, "mode") == 0) return set_mode(c, conn, name, r);
     if (strcmp(r->method, "POST") == 0 && strcmp(action, "rollback") == 0) return rollback(c, conn, name, r);
+    if (strcmp(r->method, "POST") == 0 && strcmp(action, "promote") == 0) return promote(c, conn, name);
+    if (strcmp(r->method, "GET") == 0 && strcmp(action, "compare") == 0) return vctl_compare_get(c, conn, name);
     if (strcmp(r->method, "POST") == 0 && strcmp(action, "snooze") == 0) {
         pthread_mutex_lock(&c->mu);
         enum MHD_Result ret = vctl_snooze(c, conn, name, r);

@@ -61,6 +61,11 @@ void vigil_control_destroy(vigil_control *ctl);   /* accepts NULL */
  * for every alert (ud: the control wing). */
 int vigil_control_snoozed(void *ud, const char *rule, const char *key);
 
+/* Every committed batch's alerts, for the shadow compares (the router's
+ * alerts hook; called on a worker's thread after the commit). */
+struct vigil_alert_record;
+void vigil_control_batch_alerts(void *ud, const struct vigil_alert_record *a, size_t n);
+
 typedef struct vigil_control_stats {
     unsigned long long changes;        /* rule changes applied (API, reloads, retirements) */
     unsigned long long reloads;        /* directory reloads */

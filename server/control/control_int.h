@@ -37,6 +37,16 @@ typedef struct vctl_list {       /* an in_list() list sent to the API (lists.c) 
     struct cJSON *history;       /* every version: version, sha256, values, at, by */
 } vctl_list;
 
+typedef struct vctl_cmp {        /* a shadow beside the active version: compare.c */
+    char name[VIGIL_MAX_RULE_NAME + 1];
+    int active_v, shadow_v;
+    int64_t since;               /* wall ms */
+    uint64_t counts[3];          /* active only, shadow only, both */
+    char *samples[3][5];         /* alert JSON texts, the latest few of each */
+    int nsamples[3];
+    int dirty;                   /* changed since it was last stored */
+} vctl_cmp;
+
 struct vigil_control {
     vigil_control_config cfg;
     char lists_dir[4096];
@@ -64,6 +74,11 @@ struct vigil_control {
     /* lists sent to the API (lists.c), under mu */
     vctl_list *lists;
     int nlists, caplists;
+    /* shadow compares (compare.c), under cmp_mu: the workers add to them */
+    pthread_mutex_t cmp_mu;
+    vctl_cmp *cmp;
+    int ncmp, capcmp;
+    atomic_int ncmp_live;            /* ncmp, read without the lock: no compare, no work per batch */
 };
 
 /* A change in progress (under mu): the touched rules as they were, so that
@@ -107,6 +122,14 @@ char *vctl_snoozes_table_json(const vctl_snooze_t *t, int n);
 void vctl_snoozes_load(vigil_control *c, const char *json);
 /* Until when (rule, key) is snoozed (wall ms; INT64_MIN: not), and why. */
 int64_t vctl_snoozed_until(vigil_control *c, const char *rule, const char *key, char *reason, size_t n);
+
+/* compare.c */
+void vctl_compare_start(vigil_control *c, const char *name, int active_v, int shadow_v, int64_t since);
+void vctl_compare_stop(vigil_control *c, const char *name);   /* holds mu: forgets the stored record */
+enum MHD_Result vctl_compare_get(vigil_control *c, struct MHD_Connection *conn, const char *name);
+void vctl_compare_flush(vigil_control *c);                    /* holds mu: store what changed */
+int vctl_compare_record(vigil_control *c, const char *key, const char *json);   /* 1: a compare's record */
+void vctl_compare_free(vigil_control *c);
 
 /* lists.c */
 enum MHD_Result vctl_lists(void *ctx, struct MHD_Connection *conn, const char *url, vigil_http_req *r);

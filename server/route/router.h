@@ -58,6 +58,9 @@ typedef struct vigil_router_config {
     /* 1: drop this alert (a snooze); called on a worker's thread for every alert; may be NULL */
     int (*alert_filter)(void *ud, const char *rule, const char *key);
     void *alert_filter_ud;
+    /* every committed batch's alerts (shadow compares), on the worker's thread; may be NULL */
+    void (*alerts_hook)(void *ud, const vigil_alert_record *a, size_t n);
+    void *alerts_hook_ud;
 } vigil_router_config;
 
 /* Create the workers' engines and stores, load offsets and state (Redis or

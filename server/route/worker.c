@@ -72,6 +72,7 @@ static void note_late(vworker *wk, vigil_event *ev, int group) {
 /* After the commit: alerts to the sinks and their waiters, late events out. */
 static void release_outputs(vworker *wk) {
     vigil_router *r = wk->r;
+    if (r->cfg.alerts_hook && wk->nalerts) r->cfg.alerts_hook(r->cfg.alerts_hook_ud, wk->alerts, wk->nalerts);
     for (size_t i = 0; i < wk->nalerts; i++) {
         vigil_alert_record *a = &wk->alerts[i];
         vigil_sinks_alert(r->cfg.sinks, a);

@@ -200,6 +200,8 @@ typedef struct vigil_rule_def {
     int64_t suppress_ms;          /* 0 = alert on every match */
     int alert_fn;                 /* host function of `alert = function(m)`; 0 = none */
     /* hot reload (vigil_ruleset_create_from, vigil_engine_swap) */
+    /* A name may appear twice when one is draining, or when one is active and
+     * the other a shadow running beside it (mode). */
     int draining;                 /* an old version after an incompatible change: its partial
                                      matches (runs, an open tumbling/session window) complete or
                                      expire, it starts none; a draining sliding window has nothing
@@ -240,7 +242,8 @@ int vigil_ruleset_rule_version(const vigil_ruleset *rs, int i);
 vigil_mode vigil_ruleset_rule_mode(const vigil_ruleset *rs, int i);
 vigil_severity vigil_ruleset_rule_severity(const vigil_ruleset *rs, int i);
 const char *vigil_ruleset_rule_key(const vigil_ruleset *rs, int i);
-/* The live (not draining) version of rule `name`; -1 if none. */
+/* The live (not draining) version of rule `name`, the active one when a
+ * shadow version runs beside it; -1 if none. */
 int vigil_ruleset_rule_index(const vigil_ruleset *rs, const char *name);
 /* Rule `name` at `version`, draining or not; -1 if none. */
 int vigil_ruleset_rule_find(const vigil_ruleset *rs, const char *name, int version);
