@@ -1576,6 +1576,137 @@ static void test_lists(void) {
     server_stop(&s);
 }
 
+/* ---- 11. a shadow beside the active version: compare, promote (issue 12) --------------- */
+
+/* (key, completing event) of every alert of `rule` in a replay's output. */
+static int replay_pairs(const char *path, const char *rule, char (*out)[64], int max) {
+    char *t = slurp(path, NULL);
+    int n = 0;
+    for (char *line = t, *nl; t && *line && n < max; line = nl + 1) {
+        if (!(nl = strchr(line, '\n'))) break;
+        *nl = '\0';
+        cJSON *o = cJSON_Parse(line);
+        if (o && str_is(o, "rule", rule)) snprintf(out[n++], 64, "%s/%s", str(o, "key"), str(o, "event"));
+        cJSON_Delete(o);
+    }
+    free(t);
+    return n;
+}
+
+static int has_pair(char (*v)[64], int n, const char *p) {
+    for (int i = 0; i < n; i++)
+        if (strcmp(v[i], p) == 0) return 1;
+    return 0;
+}
+
+/* The shadow starts before the events; compare's three counts equal what
+ * separate replays of the two versions give on the same events; promote
+ * makes the shadow the active version with nothing lost: every event after
+ * it alerts under the promoted version, active, and compare is over. */
+static void test_shadow_compare(void) {
+    server s;
+    CU_ASSERT_FATAL(server_init(&s, "shadow") == 0);
+    const char *v1 = "rule { name = \"spend\", key = \"card\", where = { type = \"tx\" }, window = sliding(\"1h\"),\n"
+                     "  when = ge(sum(\"amount\"), 300) }\n";
+    const char *v2 = "rule { name = \"spend\", key = \"card\", where = { type = \"tx\" }, window = sliding(\"1h\"),\n"
+                     "  when = all_of{ ge(sum(\"amount\"), 200), ge(count(), 2) } }\n";
+    CU_ASSERT_FATAL(rule_file(&s, "spend.lua", v1) == 0);
+    CU_ASSERT_FATAL(server_start(&s) == 0);
+    long st = 0;
+    cJSON *o = put_rule(&s, "spend", v2, "?mode=shadow", &st);
+    CU_ASSERT_EQUAL(st, 200);
+    CU_ASSERT(num(o, "version") == 2 && str_is(o, "mode", "shadow"));
+    cJSON_Delete(o);
+    o = get_json(&s, "/v1/rules/spend", &st);
+    CU_ASSERT(num(o, "version") == 1 && num(o, "shadow_version") == 2);
+    cJSON_Delete(o);
+    /* 400 events over 20 cards, amounts 1..150, one NDJSON body per 100 */
+    char evpath[900];
+    snprintf(evpath, sizeof evpath, "%s/events.ndjson", s.root);
+    FILE *f = fopen(evpath, "w");
+    CU_ASSERT_FATAL(f != NULL);
+    prng_state = 11;
+    char *body = malloc(1 << 16);
+    size_t bl = 0;
+    for (int i = 0; i < 400; i++) {
+        char card[16], id[16], extra[48];
+        snprintf(card, sizeof card, "c%u", prng() % 20);
+        snprintf(id, sizeof id, "s%03d", i);
+        snprintf(extra, sizeof extra, "\"amount\":%u", 1 + prng() % 150);
+        const char *ev = event(&s, id, "tx", "card", card, extra);
+        fprintf(f, "%s\n", ev);
+        bl += (size_t)sprintf(body + bl, "%s\n", ev);
+        if (i % 100 == 99) {
+            char *r = req(&s, "POST", "/v1/events", body, "application/x-ndjson", &st);
+            CU_ASSERT_EQUAL(st, 202);
+            free(r);
+            bl = 0;
+        }
+    }
+    fclose(f);
+    free(body);
+    /* the replays of each version over the same events */
+    char f1[900], f2[900], o1[900], o2[900];
+    snprintf(f1, sizeof f1, "%s/v1.lua", s.root);
+    snprintf(f2, sizeof f2, "%s/v2.lua", s.root);
+    snprintf(o1, sizeof o1, "%s/v1.jsonl", s.root);
+    snprintf(o2, sizeof o2, "%s/v2.jsonl", s.root);
+    CU_ASSERT_FATAL(write_file(f1, v1) == 0 && write_file(f2, v2) == 0);
+    const char *r1[] = {VIGIL_BIN, "replay", "--rules", f1, "--input", evpath, "--output", o1, NULL};
+    const char *r2[] = {VIGIL_BIN, "replay", "--rules", f2, "--input", evpath, "--output", o2, NULL};
+    CU_ASSERT_FATAL(run(r1, NULL, 30000) == 0 && run(r2, NULL, 30000) == 0);
+    static char a[2000][64], b[2000][64];
+    int na = replay_pairs(o1, "spend", a, 2000), nb = replay_pairs(o2, "spend", b, 2000);
+    int both = 0;
+    for (int i = 0; i < nb; i++) both += has_pair(a, na, b[i]);
+    int want[3] = {na - both, nb - both, both};
+    CU_ASSERT(na > 0 && nb > na);   /* the data makes the versions differ */
+    /* compare, once the server processed everything */
+    int got[3] = {-1, -1, -1};
+    long long deadline = vt_now_ms() + 10000;
+    while (vt_now_ms() < deadline) {
+        o = get_json(&s, "/v1/rules/spend/compare", &st);
+        got[0] = num(o, "active_only"), got[1] = num(o, "shadow_only"), got[2] = num(o, "both");
+        cJSON_Delete(o);
+        if (got[0] == want[0] && got[1] == want[1] && got[2] == want[2]) break;
+        vt_sleep_ms(100);
+    }
+    CU_ASSERT(got[0] == want[0] && got[1] == want[1] && got[2] == want[2]);
+    if (!(got[0] == want[0] && got[1] == want[1] && got[2] == want[2]))
+        printf("  [%s] compare: active only %d, shadow only %d, both %d; replays: %d, %d, %d\n", store_name(), got[0],
+               got[1], got[2], want[0], want[1], want[2]);
+    o = put_rule(&s, "spend", v1, NULL, &st);   /* the same active source: no change */
+    cJSON_Delete(o);
+    o = req_json(&s, "POST", "/v1/rules/spend/mode", "{\"mode\":\"shadow\"}", "application/json", &st);
+    CU_ASSERT_EQUAL(st, 409);
+    cJSON_Delete(o);
+    /* counts survive a restart */
+    vt_sleep_ms(1300);   /* stored once a second */
+    server_stop(&s);
+    CU_ASSERT_FATAL(server_start(&s) == 0);
+    o = get_json(&s, "/v1/rules/spend/compare", &st);
+    CU_ASSERT(st == 200 && num(o, "both") == want[2] && num(o, "shadow_only") == want[1]);
+    cJSON_Delete(o);
+    o = req_json(&s, "POST", "/v1/rules/spend/promote", "", "application/json", &st);
+    CU_ASSERT_EQUAL(st, 200);
+    CU_ASSERT(num(o, "version") == 2 && str_is(o, "mode", "active"));
+    cJSON_Delete(o);
+    o = get_json(&s, "/v1/rules/spend", &st);
+    CU_ASSERT(num(o, "version") == 2 && !cJSON_GetObjectItemCaseSensitive(o, "shadow_version"));
+    CU_ASSERT(state_of(o, 1) && strcmp(state_of(o, 1), "retired") == 0);
+    cJSON_Delete(o);
+    o = get_json(&s, "/v1/rules/spend/compare", &st);
+    CU_ASSERT_EQUAL(st, 404);
+    cJSON_Delete(o);
+    /* a card with 150 + 60 in the hour: v2 (>= 200, 2 events) alerts, active */
+    cJSON_Delete(send_wait(&s, event(&s, "p1", "tx", "card", "fresh", "\"amount\":150")));
+    cJSON *al = send_wait(&s, event(&s, "p2", "tx", "card", "fresh", "\"amount\":60"));
+    const cJSON *x = only_alert(al, "spend");
+    CU_ASSERT(x && num(x, "rule_version") == 2 && str_is(x, "mode", "active"));
+    cJSON_Delete(al);
+    server_stop(&s);
+}
+
 static void test_sighup_reload(void) { dir_reload(0); }
 static void test_watch_reload(void) { dir_reload(1); }
 
@@ -1613,7 +1744,8 @@ static int add_tests(CU_pSuite su) {
            CU_add_test(su, "7b. the rules directory with --watch", test_watch_reload) &&
            CU_add_test(su, "8. explain: GET /v1/keys/{field}/{value}, also after a restart", test_explain) &&
            CU_add_test(su, "9. a snooze holds, survives a restart, then expires", test_snooze) &&
-           CU_add_test(su, "10. a list sent to the API replaces its file at once, versioned, kept", test_lists);
+           CU_add_test(su, "10. a list sent to the API replaces its file at once, versioned, kept", test_lists) &&
+           CU_add_test(su, "11. a shadow beside the active version: compare = replays; promote", test_shadow_compare);
 }
 
 int main(void) {
