@@ -23,6 +23,7 @@
 #include "input.h"
 #include "reader.h"
 #include "score.h"
+#include "lint.h"
 #include "vigil/engine.h"
 #include "vigil/rules.h"
 
@@ -277,6 +278,7 @@ int vigil_cmd_replay(int argc, char **argv) {
     /* with a reader thread, reading and decoding overlap matching */
     vigil_reader *rd = threads > 1 ? vigil_reader_start(m) : NULL;
     if (threads > 1 && !rd) fprintf(stderr, "vigil replay: cannot start the reader thread; reading on this one\n");
+    vigil_lint *lint = decode_only ? NULL : vigil_lint_create(rs);   /* fields no event had, where never matched */
     vigil_event *batch[VIGIL_READER_BATCH];
     int nb = 0, bi = 0, more = 1;
     double progress = 0;
@@ -313,6 +315,7 @@ int vigil_cmd_replay(int argc, char **argv) {
             }
         }
         if (label && vigil_score_event(R.score, vigil_event_id(ev), pos, segi) != 0) R.score_errors++;
+        vigil_lint_event(lint, ev);
         vigil_status s = vigil_engine_feed(eng, ev, &err);
         if (s == VIGIL_ENOKEY) nokey++;
         else if (s == VIGIL_ELATE) {
@@ -368,6 +371,8 @@ int vigil_cmd_replay(int argc, char **argv) {
                     (unsigned long long)sr.seg_hit[k], (unsigned long long)sr.seg_pos[k]);
     }
     vigil_score_result_free(&sr);
+    if (!decode_only) vigil_lint_report(lint, eng, stderr, "vigil replay");
+    vigil_lint_destroy(lint);
     fprintf(stderr, "events: %llu read in %.2f s (%.0f events/s), %llu rejected lines, %llu without any rule key, %llu late; %llu alerts\n",
             (unsigned long long)events, secs, secs > 0 ? (double)events / secs : 0, (unsigned long long)rejected,
             (unsigned long long)nokey, (unsigned long long)late, (unsigned long long)R.total_alerts);

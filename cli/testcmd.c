@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include "lint.h"
 #include "cli.h"
 #include "vigil/engine.h"
 #include "vigil/rules.h"
@@ -93,7 +94,7 @@ static void on_alert(void *ud, const vigil_alert *a) {
 }
 
 /* Feed one example; 0, or -1 with a message in why. */
-static int run_example(vigil_ruleset *rs, const vigil_rule_example *x, run *r, char *why, size_t n) {
+static int run_example(vigil_ruleset *rs, const vigil_rule_example *x, run *r, vigil_lint *lint, char *why, size_t n) {
     vigil_engine_opts o = {.max_out_of_orderness_ms = x->max_out_of_orderness_ms,
                            .allowed_lateness_ms = x->allowed_lateness_ms};
     vigil_engine *eng = vigil_engine_create(rs, &o, NULL, on_alert, r);
@@ -118,6 +119,7 @@ static int run_example(vigil_ruleset *rs, const vigil_rule_example *x, run *r, c
             rc = -1;
             break;
         }
+        vigil_lint_event(lint, ev);
         st = vigil_engine_feed(eng, ev, &err);
         if (st == VIGIL_ELATE) idl_push(&r->late, vigil_event_id(ev));
         vigil_event_release(ev);
@@ -254,6 +256,7 @@ int vigil_cmd_test(int argc, char **argv) {
     int root_is_dir = stat(argv[1], &st) == 0 && S_ISDIR(st.st_mode);
     int pass = 0, fail = 0, pending = 0;
     static text t1, t2, t3, t4;
+    vigil_lint *lint = vigil_lint_create(rs);   /* a field no example event had: a typo? */
     for (int i = 0; i < ex.n; i++) {
         const vigil_rule_example *x = &ex.v[i];
         if (is_pending(argv[1], root_is_dir, x->file)) {
@@ -263,7 +266,7 @@ int vigil_cmd_test(int argc, char **argv) {
         }
         char why[600] = "";
         run r = {.rule = x->rule};
-        int rc = run_example(rs, x, &r, why, sizeof why);
+        int rc = run_example(rs, x, &r, lint, why, sizeof why);
         int ok_alerts = x->has_matches ? same_matches(x, &r.got) : r.alerts == x->alerts;
         int ok_late = !x->has_late || same_late(x, &r.late);
         if (rc == 0 && ok_alerts && ok_late) {
@@ -293,6 +296,9 @@ int vigil_cmd_test(int argc, char **argv) {
         printf("%d passed, %d failed, %d pending\n", pass, fail, pending);
     else
         printf("%d passed, %d failed\n", pass, fail);
+    fflush(stdout);
+    vigil_lint_report(lint, NULL, stdout, "vigil test");   /* warnings: the exit status stays the examples' */
+    vigil_lint_destroy(lint);
     vigil_rule_examples_free(&ex);
     vigil_ruleset_release(rs);
     return fail ? 1 : 0;

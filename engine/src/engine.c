@@ -36,6 +36,7 @@ static int hs_on_match(unsigned int id, unsigned long long from, unsigned long l
 int veng_rs_parts_make(const vigil_engine *eng, const vigil_ruleset *rs, veng_rs_parts *p) {
     memset(p, 0, sizeof *p);
     p->rule_alerts = calloc((size_t)(rs->nrules ? rs->nrules : 1), sizeof *p->rule_alerts);
+    p->step_hits = calloc((size_t)(rs->nrules ? rs->nrules : 1) * VIGIL_MAX_STEPS, sizeof *p->step_hits);
     p->horizon = calloc((size_t)(rs->ngroups ? rs->ngroups : 1), sizeof *p->horizon);
     for (int g = 0; p->horizon && g < rs->ngroups; g++) {
         int64_t h = 0;
@@ -57,7 +58,7 @@ int veng_rs_parts_make(const vigil_engine *eng, const vigil_ruleset *rs, veng_rs
     p->isnew = calloc((size_t)maxagg, sizeof *p->isnew);
     p->regex_words = ((size_t)rs->nregex + 63) / 64;
     if (p->regex_words) p->regex_hits = calloc(p->regex_words, sizeof *p->regex_hits);
-    int bad = !p->horizon || !p->rule_alerts || !p->aggv || !p->priorv || !p->isnew ||
+    int bad = !p->horizon || !p->rule_alerts || !p->step_hits || !p->aggv || !p->priorv || !p->isnew ||
               (p->regex_words && !p->regex_hits);
     for (int i = 0; !bad && i < rs->nregex_dbs; i++)
         bad = hs_alloc_scratch(rs->regex_dbs[i].db, &p->scratch) != HS_SUCCESS;
@@ -70,6 +71,7 @@ int veng_rs_parts_make(const vigil_engine *eng, const vigil_ruleset *rs, veng_rs
 
 void veng_rs_parts_free(veng_rs_parts *p) {
     free(p->rule_alerts);
+    free(p->step_hits);
     free(p->horizon);
     free(p->aggv);
     free(p->priorv);
@@ -81,11 +83,12 @@ void veng_rs_parts_free(veng_rs_parts *p) {
 
 /* Install p (taken over) in place of the engine's current parts (freed). */
 void veng_rs_parts_install(vigil_engine *eng, veng_rs_parts *p) {
-    veng_rs_parts old = {.rule_alerts = eng->rule_alerts, .horizon = eng->horizon, .aggv = eng->aggv,
+    veng_rs_parts old = {.rule_alerts = eng->rule_alerts, .step_hits = eng->step_hits, .horizon = eng->horizon, .aggv = eng->aggv,
                          .priorv = eng->priorv, .isnew = eng->isnew, .regex_hits = eng->regex_hits,
                          .scratch = eng->scratch};
     veng_rs_parts_free(&old);
     eng->rule_alerts = p->rule_alerts;
+    eng->step_hits = p->step_hits;
     eng->horizon = p->horizon;
     eng->horizon_min = p->horizon_min;
     eng->aggv = p->aggv;

@@ -104,6 +104,7 @@ struct vigil_engine {
     /* stats */
     vigil_engine_stats st;
     uint64_t *rule_alerts;
+    uint64_t *step_hits;     /* [rule * VIGIL_MAX_STEPS + step]: its condition held (window: step 0 = where) */
     /* per-event scratch */
     hs_scratch_t *scratch;
     uint64_t *regex_hits;
@@ -156,6 +157,7 @@ size_t veng_ks_slot(const vigil_engine *eng, int g, const char *k, size_t n, uin
  * set before it changes anything, then installs it. */
 typedef struct veng_rs_parts {
     uint64_t *rule_alerts;
+    uint64_t *step_hits;         /* per (rule, step): events its condition held for (rule_fields.c) */
     int64_t *horizon, horizon_min;
     vigil_value *aggv, *priorv;
     int *isnew, maxagg;

@@ -118,7 +118,11 @@ static int can_continue(const vrule *r, const vrun *run) {
     return run->count < st->max || run->step + 1 < r->nsteps;
 }
 
-static int cond(const vstep *st, const veval *c) { return vexpr_true(st->cond, c); }
+static int cond(const vstep *st, const veval *c) {
+    int v = vexpr_true(st->cond, c);
+    if (v && c->eng) c->eng->step_hits[(size_t)(c->rule - c->eng->rs->rules) * VIGIL_MAX_STEPS + (size_t)(st - c->rule->steps)]++;
+    return v;
+}
 
 /* The step's stop_when holds (FlinkCEP's until): the loop takes no more. */
 static int stops(const vstep *st, const veval *c) { return st->stop_when && vexpr_true(st->stop_when, c); }

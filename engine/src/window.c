@@ -583,6 +583,7 @@ vigil_status vwin_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, int slo
     vwin *w = *wp;
     if (r->draining && (!w || !w->open || r->window == VIGIL_WIN_SLIDING)) return VIGIL_OK;
     if (!vexpr_true(r->where, &c)) return VIGIL_OK;
+    eng->step_hits[(size_t)(r - eng->rs->rules) * VIGIL_MAX_STEPS]++;   /* lint: the where matched */
     if (!w) {
         if (!(w = vwin_new(r))) return VIGIL_ENOMEM;
         *wp = w;

@@ -205,6 +205,11 @@ void vigil_engine_get_stats(const vigil_engine *eng, vigil_engine_stats *st);
 /* Per-rule counters: alerts and matched events (indexes as in the ruleset). */
 uint64_t vigil_engine_rule_alerts(const vigil_engine *eng, int rule);
 
+/* Events for which step `step` of pattern rule `rule` held (its where) when
+ * a run was there to try it, or, for a window rule (step 0), events that
+ * passed its `where`: 0 means the condition never matched (a lint). */
+uint64_t vigil_engine_step_matches(const vigil_engine *eng, int rule, int step);
+
 /* JSON text of an alert (DESIGN.md §3), with detected_at = detected_ms.
  * Returns a malloc'd string the caller frees, or NULL when out of memory. */
 char *vigil_alert_to_json(const vigil_alert *a, int64_t detected_ms);

@@ -262,8 +262,13 @@ int vigil_ruleset_group_rule_count(const vigil_ruleset *rs, int g);   /* 0: a gr
 int vigil_ruleset_group_count(const vigil_ruleset *rs);       /* key groups */
 const char *vigil_ruleset_group_key(const vigil_ruleset *rs, int g);
 int vigil_ruleset_field_count(const vigil_ruleset *rs);
+const char *vigil_ruleset_field_path(const vigil_ruleset *rs, int f);   /* NULL out of range */
+/* The fields rule `rule` reads (its key first, then its conditions, where,
+ * when and aggregates), each once: up to max indexes into out; how many. */
+int vigil_ruleset_rule_fields(const vigil_ruleset *rs, int rule, int *out, int max);
 int vigil_ruleset_step_count(const vigil_ruleset *rs, int rule);   /* 0 for a window rule */
 const char *vigil_ruleset_step_name(const vigil_ruleset *rs, int rule, int step);
+int vigil_ruleset_step_negative(const vigil_ruleset *rs, int rule, int step);   /* not_next / not_followed_by */
 
 vigil_window_kind vigil_ruleset_rule_window(const vigil_ruleset *rs, int i);   /* NONE for a pattern */
 /* How long a partial match of rule i can live, ms: its `within`, or its
