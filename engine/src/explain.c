@@ -26,6 +26,14 @@ static int is_cmp(vigil_expr_op op) {
            op == VIGIL_X_MISSING;
 }
 
+static int reads_host(const vigil_expr *x) {
+    if (!x) return 0;
+    if (x->op == VIGIL_X_HOST) return 1;
+    for (int i = 0; i < x->nargs; i++)
+        if (reads_host(x->args[i])) return 1;
+    return 0;
+}
+
 static int reads_fields(const vigil_expr *x) {
     if (!x) return 0;
     if (x->op == VIGIL_X_FIELD || x->op == VIGIL_X_HOST) return 1;
@@ -85,6 +93,45 @@ static vigil_status explain_pattern(const vrule *r, const vpat *p, vigil_explain
     return VIGIL_OK;
 }
 
+static void when_fields(const vigil_expr *x, int *out, int *n, int max) {
+    if (!x || x->op == VIGIL_X_AGG) return;
+    if (x->op == VIGIL_X_FIELD && *n < max) out[(*n)++] = x->field;
+    for (int i = 0; i < x->nargs; i++) when_fields(x->args[i], out, n, max);
+}
+
+/* A sliding window keeps no event, but its newest entry holds the last
+ * event's value of each field an aggregate reads (when the event passed
+ * that aggregate's filter). When every field `when` reads on the current
+ * event (e.f) is one of those, they make an event to evaluate `when` as at
+ * the last event; NULL otherwise (or with precision: a bucket is a sum). */
+static vigil_event *recover_last(vigil_engine *eng, const vrule *r, const vwin *w) {
+    int need[16], nn = 0;
+    when_fields(r->when, need, &nn, 16);
+    if (!nn || nn == 16 || !w->n || r->precision_ms || reads_host(r->when)) return NULL;
+    const ventry *e = vwin_at(w, r, w->n - 1);
+    vigil_event *ev = vev_new(eng->rs->nfields, 0);
+    if (!ev) return NULL;
+    ev->id = "";
+    for (int i = 0; i < nn; i++) {
+        int found = 0;
+        for (int k = 0; k < r->nagg && !found; k++) {
+            const vagg *a = &r->aggs[k];
+            if (a->field != need[i] || a->is_new || a->kind == VIGIL_AGG_COUNT || !(e->mask >> k & 1)) continue;
+            if (a->kind == VIGIL_AGG_DISTINCT)
+                ev->slots[need[i]] = (vigil_value){.type = VIGIL_T_STR, .len = (uint32_t)strlen(e->v[k].str),
+                                                   .u.str = e->v[k].str};
+            else
+                ev->slots[need[i]] = (vigil_value){.type = VIGIL_T_NUM, .u.num = e->v[k].num};
+            found = 1;
+        }
+        if (!found) {
+            vigil_event_release(ev);
+            return NULL;
+        }
+    }
+    return ev;
+}
+
 static vigil_status explain_window(vigil_engine *eng, const vrule *r, const vkeystate *ks, vwin *w,
                                    vigil_explain_rule *out, void **owned) {
     int na = r->nagg;
@@ -134,8 +181,11 @@ static vigil_status explain_window(vigil_engine *eng, const vrule *r, const vkey
     out->aggs = aggs;
     out->naggs = n;
     /* `when` with the window as it is, and the key's last event when the
-     * window keeps it (tumbling/session); a sliding window keeps no event */
-    const vigil_event *last = t ? t->last : NULL;
+     * window keeps it (tumbling/session); a sliding window keeps no event,
+     * but its newest entry may hold every field `when` reads (recover_last) */
+    vigil_event *rebuilt = t ? NULL : recover_last(eng, r, w);
+    owned[7] = rebuilt;
+    const vigil_event *last = t ? t->last : rebuilt;
     int fields = reads_fields(r->when);
     veval c = {.ev = last, .rule = r, .aggs = cur, .prior = prior, .is_new = isnew, .eng = eng};
     if (fields && !last) {
@@ -171,7 +221,8 @@ vigil_status vigil_engine_explain_key(vigil_engine *eng, int g, const char *key,
             st = explain_window(eng, r, ks, ks->rs[i], &out, owned);
         }
         if (st == VIGIL_OK) fn(ud, &out);
-        for (int k = 0; k < 8; k++) free(owned[k]);
+        for (int k = 0; k < 7; k++) free(owned[k]);
+        vigil_event_release(owned[7]);   /* the last event rebuilt from a sliding window's newest entry */
     }
     if (st != VIGIL_OK) return vigil_error_set(err, st, "out of memory explaining a key");
     return VIGIL_OK;

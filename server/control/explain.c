@@ -85,8 +85,9 @@ static void one_rule(void *ud, const vigil_explain_rule *e) {
         for (int i = 0; i < e->naggs; i++) cJSON_AddItemToObject(aggs, e->aggs[i].expr, value_json(&e->aggs[i].value));
         if (e->when < 0) {
             cJSON_AddNullToObject(w, "when");
-            cJSON_AddStringToObject(w, "when_note", "`when` reads the current event's fields and a sliding window "
-                                                    "keeps no event: it is decided at the next event");
+            cJSON_AddStringToObject(w, "when_note", "`when` reads a field of the current event that this sliding "
+                                                    "window does not keep (no aggregate reads it): it is decided at "
+                                                    "the next event");
         } else {
             cJSON_AddBoolToObject(w, "when", e->when);
         }

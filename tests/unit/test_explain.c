@@ -123,15 +123,29 @@ static void test_sliding_window(void) {
     CU_ASSERT_EQUAL(s.r[0].aggv[c].u.num, 3);
     CU_ASSERT_EQUAL(s.r[0].aggv[pc].u.num, 2);
     CU_ASSERT_DOUBLE_EQUAL(s.r[0].aggv[pa].u.num, 15, 1e-9);
-    CU_ASSERT_EQUAL(s.r[0].when, -1);   /* reads e.amount: a sliding window keeps no event */
+    /* e.amount: a sliding window keeps no event, but avg("amount")'s newest entry holds it */
+    CU_ASSERT_EQUAL(s.r[0].when, 1);   /* 90 > 2 * 15, as at the last event */
     int op_amount = find(&s, "amount", s.r[0].ops, s.r[0].noperands);
     int op_prod = find(&s, "2 * prior(avg(\"amount\"))", s.r[0].ops, s.r[0].noperands);
     CU_ASSERT_FATAL(op_amount >= 0 && op_prod >= 0);
-    CU_ASSERT_EQUAL(s.r[0].opv[op_amount].type, VIGIL_T_MISSING);
+    CU_ASSERT_EQUAL(s.r[0].opv[op_amount].type, VIGIL_T_NUM);
+    CU_ASSERT_DOUBLE_EQUAL(s.r[0].opv[op_amount].u.num, 90, 1e-9);
     CU_ASSERT_DOUBLE_EQUAL(s.r[0].opv[op_prod].u.num, 30, 1e-9);
     CU_ASSERT_EQUAL(s.r[0].last_alert, T0 + 4000);
     CU_ASSERT_EQUAL(s.r[0].suppressed, T0 + 4000 + 600000);
     CU_ASSERT_EQUAL(vigil_engine_explain_key(eng, 0, "nobody", 6, on_rule, &s, &err), VIGIL_ENOTFOUND);
+    vigil_engine_destroy(eng);
+    vigil_ruleset_release(rs);
+    /* a field no aggregate keeps: `when` cannot be known between events */
+    rs = load("rule{name='t',key='k',where={type='tx'},window=sliding('1h'),when=all_of{ge(count(),1),eq(e.type,'tx')}}");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(rs);
+    eng = vigil_engine_create(rs, NULL, NULL, NULL, NULL);
+    feed(eng, rs, "f1", "a", 1000, "tx", 1);
+    s = (seen){.rs = rs};
+    CU_ASSERT_EQUAL_FATAL(vigil_engine_explain_key(eng, 0, "a", 1, on_rule, &s, &err), VIGIL_OK);
+    CU_ASSERT_EQUAL(s.r[0].when, -1);
+    int op_type = find(&s, "type", s.r[0].ops, s.r[0].noperands);
+    CU_ASSERT(op_type >= 0 && s.r[0].opv[op_type].type == VIGIL_T_MISSING);
     vigil_engine_destroy(eng);
     vigil_ruleset_release(rs);
 }
