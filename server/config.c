@@ -223,6 +223,7 @@ const setting cfg_endpoint_settings[] = {
     {NULL, NULL, K_PATH, 0, 0, 0, 0, NULL}};
 
 const setting cfg_token_settings[] = {
+    {"name", NULL, K_EP_NAME, TOFF(name), 0, 0, 0, "shop"},
     {"token", NULL, K_TOKEN, TOFF(token), 0, 0, 0, "<a long random string>"},
     {"role", NULL, K_ROLE, TOFF(role), 0, 0, 0, "viewer"},
     {NULL, NULL, K_PATH, 0, 0, 0, 0, NULL}};

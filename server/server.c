@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "server_int.h"
+#include "server/http/auth.h"
 #include "vigil/clock.h"
 #include "vigil/rules.h"
 
@@ -85,6 +86,15 @@ vigil_status vigil_server_start(const vigil_server_config *cfg, vigil_server **o
     s->rs = vigil_control_ruleset(s->control);
     /* the HTTP edge first checks `listen`, so a bad address fails before anything starts */
     if ((st = vigil_http_create(s->cfg.listen, s->cfg.max_body, &s->http, err)) != VIGIL_OK) goto fail;
+    {   /* bearer tokens: every request is checked on its headers (server/http/auth.c) */
+        vigil_auth_token t[VIGIL_MAX_TOKENS];
+        for (int i = 0; i < s->cfg.ntokens; i++)
+            t[i] = (vigil_auth_token){.name = s->cfg.tokens[i].name, .token = s->cfg.tokens[i].token,
+                                      .role = s->cfg.tokens[i].role};
+        vigil_auth *auth = NULL;
+        if ((st = vigil_auth_create(t, s->cfg.ntokens, NULL, &auth, err)) != VIGIL_OK) goto fail;
+        vigil_http_set_auth(s->http, auth);
+    }
     /* alerts: the hub, the sinks, webhook delivery */
     if ((st = vigil_hub_create(0, &s->hub)) != VIGIL_OK) {
         vigil_error_set(err, st, "cannot create the alert hub");

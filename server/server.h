@@ -19,6 +19,7 @@
 #define VIGIL_MAX_TOKENS 16
 
 typedef struct vigil_token_config {   /* a bearer token and its role */
+    const char *name;          /* who the audit log names (default "token<N>") */
     const char *token;
     const char *role;          /* "ingest" | "viewer" | "analyst" | "admin" */
 } vigil_token_config;

@@ -389,7 +389,7 @@ static enum MHD_Result change_failed(struct MHD_Connection *conn, vigil_status s
 /* Apply src as the next version of rule `name` (PUT and rollback). Holds mu. */
 static enum MHD_Result put_source(vigil_control *c, struct MHD_Connection *conn, const char *name, const char *src,
                                   size_t len, int force_version, const char *mode_arg, const char *action,
-                                  int rollback_of) {
+                                  int rollback_of, const char *who) {
     vigil_rule_info info[4];
     int ni = 0, nerrs = 0;
     vigil_error errs[16];
@@ -444,7 +444,7 @@ static enum MHD_Result put_source(vigil_control *c, struct MHD_Connection *conn,
         return vigil_http_problem(conn, 422, "Unprocessable Content", d, NULL, NULL);
     }
     vctl_txn x;
-    vctl_txn_init(&x, "local");
+    vctl_txn_init(&x, who);
     int created = !live;
     if (vctl_touch(c, &x, name) != 0 || (!rule && !(rule = vcat_add_rule(&c->cat, name)))) {
         vctl_abort(c, &x);
@@ -453,7 +453,7 @@ static enum MHD_Result put_source(vigil_control *c, struct MHD_Connection *conn,
     int was_deleted = rule->deleted;
     rule->deleted = 0;
     rule->file[0] = '\0';   /* the API owns it now; its file's next edit takes it back */
-    vcat_ver *v = vcat_add_version(rule, version, mode, src, len, "local", vigil_now_ms());
+    vcat_ver *v = vcat_add_version(rule, version, mode, src, len, who, vigil_now_ms());
     if (!v) {
         vctl_abort(c, &x);
         return vigil_http_problem(conn, 422, "Unprocessable Content", "too many versions of this rule", NULL, NULL);
@@ -495,14 +495,14 @@ static enum MHD_Result put_rule(vigil_control *c, struct MHD_Connection *conn, c
     if (mode && strcmp(mode, "active") != 0 && strcmp(mode, "shadow") != 0)
         return vigil_http_problem(conn, 400, "Bad Request", "mode must be \"active\" or \"shadow\"", NULL, NULL);
     pthread_mutex_lock(&c->mu);
-    enum MHD_Result ret = put_source(c, conn, name, r->body ? r->body : "", r->len, 0, mode, "put", 0);
+    enum MHD_Result ret = put_source(c, conn, name, r->body ? r->body : "", r->len, 0, mode, "put", 0, r->who);
     pthread_mutex_unlock(&c->mu);
     return ret;
 }
 
 /* ---- DELETE, mode, rollback --------------------------------------------------------------- */
 
-static enum MHD_Result delete_rule(vigil_control *c, struct MHD_Connection *conn, const char *name) {
+static enum MHD_Result delete_rule(vigil_control *c, struct MHD_Connection *conn, const char *name, const char *who) {
     pthread_mutex_lock(&c->mu);
     vcat_rule *rule = vcat_find(&c->cat, name);
     vcat_ver *live = vcat_live(rule);
@@ -511,7 +511,7 @@ static enum MHD_Result delete_rule(vigil_control *c, struct MHD_Connection *conn
         return no_rule(conn, name);
     }
     vctl_txn x;
-    vctl_txn_init(&x, "local");
+    vctl_txn_init(&x, who);
     if (vctl_touch(c, &x, name) != 0) {
         vctl_abort(c, &x);
         pthread_mutex_unlock(&c->mu);
@@ -558,7 +558,7 @@ static enum MHD_Result set_mode(vigil_control *c, struct MHD_Connection *conn, c
         ret = vigil_http_send_json(conn, 200, version_json(rule, live));
     } else {
         vctl_txn x;
-        vctl_txn_init(&x, "local");
+        vctl_txn_init(&x, r->who);
         if (vctl_touch(c, &x, name) != 0) {
             vctl_abort(c, &x);
             pthread_mutex_unlock(&c->mu);
@@ -596,7 +596,8 @@ static enum MHD_Result rollback(vigil_control *c, struct MHD_Connection *conn, c
     } else {
         char *src = strdup(old->src);   /* the catalog may move while it is applied */
         size_t len = old->len;
-        ret = src ? put_source(c, conn, name, src, len, 1, vigil_mode_str(old->mode), "rollback", version) : MHD_NO;
+        ret = src ? put_source(c, conn, name, src, len, 1, vigil_mode_str(old->mode), "rollback", version, r->who)
+                  : MHD_NO;
         free(src);
     }
     pthread_mutex_unlock(&c->mu);
@@ -606,7 +607,7 @@ static enum MHD_Result rollback(vigil_control *c, struct MHD_Connection *conn, c
 /* POST /v1/rules/{name}/promote: the shadow running beside becomes the
  * active version (its state since the shadow started is kept); the old
  * active one retires, or drains when it has partial matches to finish. */
-static enum MHD_Result promote(vigil_control *c, struct MHD_Connection *conn, const char *name) {
+static enum MHD_Result promote(vigil_control *c, struct MHD_Connection *conn, const char *name, const char *who) {
     pthread_mutex_lock(&c->mu);
     vcat_rule *rule = vcat_find(&c->cat, name);
     vcat_ver *live = vcat_live(rule), *beside = vcat_beside(rule);
@@ -620,7 +621,7 @@ static enum MHD_Result promote(vigil_control *c, struct MHD_Connection *conn, co
         ret = vigil_http_problem(conn, 409, "Conflict", d, NULL, NULL);
     } else {
         vctl_txn x;
-        vctl_txn_init(&x, "local");
+        vctl_txn_init(&x, who);
         if (vctl_touch(c, &x, name) != 0) {
             vctl_abort(c, &x);
             pthread_mutex_unlock(&c->mu);
@@ -650,10 +651,10 @@ static enum MHD_Result rule_change(void *ctx, struct MHD_Connection *conn, const
     if (rule_name(url, name, sizeof name, &action) != 0)
         return vigil_http_problem(conn, 404, "Not Found", "no such resource: a rule name is [a-z0-9_]+", NULL, NULL);
     if (strcmp(r->method, "PUT") == 0 && !*action) return put_rule(c, conn, name, r);
-    if (strcmp(r->method, "DELETE") == 0 && !*action) return delete_rule(c, conn, name);
+    if (strcmp(r->method, "DELETE") == 0 && !*action) return delete_rule(c, conn, name, r->who);
     if (strcmp(r->method, "POST") == 0 && strcmp(action, "mode") == 0) return set_mode(c, conn, name, r);
     if (strcmp(r->method, "POST") == 0 && strcmp(action, "rollback") == 0) return rollback(c, conn, name, r);
-    if (strcmp(r->method, "POST") == 0 && strcmp(action, "promote") == 0) return promote(c, conn, name);
+    if (strcmp(r->method, "POST") == 0 && strcmp(action, "promote") == 0) return promote(c, conn, name, r->who);
     if (strcmp(r->method, "GET") == 0 && strcmp(action, "compare") == 0) return vctl_compare_get(c, conn, name);
     if (strcmp(r->method, "POST") == 0 && strcmp(action, "snooze") == 0) {
         pthread_mutex_lock(&c->mu);

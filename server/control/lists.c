@@ -176,7 +176,7 @@ static enum MHD_Result put_list(vigil_control *c, struct MHD_Connection *conn, c
     l->values = values;
     snprintf(l->hash, sizeof l->hash, "%s", hash);
     l->at = vigil_now_ms();
-    snprintf(l->by, sizeof l->by, "local");
+    snprintf(l->by, sizeof l->by, "%s", r->who);
     l->history = hist;
     cJSON *h = cJSON_CreateObject();
     cJSON_AddNumberToObject(h, "version", l->version);
@@ -192,7 +192,7 @@ static enum MHD_Result put_list(vigil_control *c, struct MHD_Connection *conn, c
     snprintf(key, sizeof key, "%s%s", LIST_PREFIX, name);
     char *rec = record(l);
     vctl_txn x;
-    vctl_txn_init(&x, "local");
+    vctl_txn_init(&x, r->who);
     x.rebuild = 1;   /* the rules that use it are built again and swapped in */
     x.extra_key = key;
     x.extra_value = rec;

@@ -153,10 +153,10 @@ enum MHD_Result vctl_snooze(vigil_control *c, struct MHD_Connection *conn, const
         return next ? vigil_http_problem(conn, 422, "Unprocessable Content", "too many live snoozes (10000)", NULL, NULL)
                     : MHD_NO;
     }
-    put_snooze(&next[n++], name, k->valuestring, until, reason, "local", now);
+    put_snooze(&next[n++], name, k->valuestring, until, reason, r->who, now);
     char *table = vctl_snoozes_table_json(next, n);
     vctl_txn x;
-    vctl_txn_init(&x, "local");
+    vctl_txn_init(&x, r->who);
     x.snoozes = table;
     char det[VCTL_SNOOZE_KEY + VCTL_SNOOZE_REASON + 80];
     snprintf(det, sizeof det, "key %s until %s%s%s", k->valuestring, u->valuestring, reason[0] ? ": " : "", reason);
@@ -183,7 +183,7 @@ enum MHD_Result vctl_snooze(vigil_control *c, struct MHD_Connection *conn, const
     cJSON_AddStringToObject(o, "key", k->valuestring);
     cJSON_AddStringToObject(o, "until", u->valuestring);
     cJSON_AddStringToObject(o, "reason", reason);
-    cJSON_AddStringToObject(o, "by", "local");
+    cJSON_AddStringToObject(o, "by", r->who);
     char t[40];
     vigil_time_format_rfc3339(now, t, sizeof t);
     cJSON_AddStringToObject(o, "at", t);

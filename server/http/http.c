@@ -10,8 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include "http.h"
 #include "reply.h"
+#include "auth.h"
 
 typedef struct route {
     const char *method, *path;
@@ -29,6 +31,7 @@ struct vigil_http {
     int nroutes;
     vigil_http_handler fallback;
     void *fallback_ctx;
+    vigil_auth *auth;
     void (*on_stop)(void *);
     void *on_stop_ctx;
     struct MHD_Daemon *d;
@@ -53,6 +56,24 @@ static const route *find(const vigil_http *h, const char *url, const char *metho
     return NULL;
 }
 
+/* The presented token: Authorization: Bearer <t>, or (the alert stream
+ * only: a browser's EventSource sends no header) ?access_token=<t>. */
+static const char *bearer(struct MHD_Connection *c, const char *url) {
+    const char *a = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    if (a && strncasecmp(a, "Bearer ", 7) == 0) {
+        a += 7;
+        while (*a == ' ') a++;
+        return a;
+    }
+    if (strcmp(url, "/v1/alerts/stream") == 0) return MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "access_token");
+    return NULL;
+}
+
+void vigil_http_set_auth(vigil_http *h, vigil_auth *auth) {
+    vigil_auth_destroy(h->auth);
+    h->auth = auth;
+}
+
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                const char *version, const char *upload, size_t *upload_size, void **con_cls) {
     vigil_http *h = cls;
@@ -61,6 +82,21 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         if (!(r = calloc(1, sizeof *r))) return MHD_NO;
         r->method = method;
         *con_cls = r;
+        /* who: decided on the headers, before the body and before any 404/405/413/422 */
+        vigil_role need = vigil_auth_role_for(method, url);
+        const char *tok = bearer(c, url), *who = "local";
+        int st = vigil_auth_check(h->auth, need, tok, &who);
+        snprintf(r->who, sizeof r->who, "%s", who);
+        if (st == 401)
+            return vigil_http_problem_h(c, 401, "Unauthorized",
+                                        tok ? "unknown token" : "a token is required: Authorization: Bearer <token>",
+                                        NULL, "WWW-Authenticate", "Bearer");
+        if (st == 403) {
+            static const char *const names[] = {"", "metrics", "ingest", "viewer", "analyst", "admin"};
+            char d[160];
+            snprintf(d, sizeof d, "this token's role does not allow it: it needs the %s role", names[need]);
+            return vigil_http_problem(c, 403, "Forbidden", d, NULL, NULL);
+        }
         return MHD_YES;
     }
     if (*upload_size) {   /* a body: collected within the limit, whatever the method */
@@ -205,6 +241,7 @@ void vigil_http_stop(vigil_http *h) {
 void vigil_http_destroy(vigil_http *h) {
     if (!h) return;
     vigil_http_stop(h);
+    vigil_auth_destroy(h->auth);
     free(h);
 }
 

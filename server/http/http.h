@@ -34,6 +34,7 @@ typedef struct vigil_http_req {
     int too_big;                 /* the body was over max_body and was dropped */
     void *state;
     void (*state_free)(void *state);
+    char who[64];                /* the caller: its token's name, or "local" without tokens (the audit) */
 } vigil_http_req;
 
 /* A handler; url is the request path (for a prefix route, the whole path). */
@@ -53,6 +54,10 @@ void vigil_http_fallback(vigil_http *h, vigil_http_handler fn, void *ctx);
 /* Called just before the daemon stops (the hub closes its streams there:
  * MHD must not stop with a suspended connection). */
 void vigil_http_on_stop(vigil_http *h, void (*fn)(void *ctx), void *ctx);
+/* Bearer tokens (auth.h): checked on every request's headers before it is
+ * routed; taken over (destroyed with h). NULL or none: everything allowed. */
+struct vigil_auth;
+void vigil_http_set_auth(vigil_http *h, struct vigil_auth *auth);
 vigil_status vigil_http_start(vigil_http *h, vigil_error *err);
 int vigil_http_port(const vigil_http *h);   /* the bound port (useful with port 0) */
 void vigil_http_stop(vigil_http *h);        /* on_stop, then stop the daemon; idempotent */

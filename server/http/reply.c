@@ -25,6 +25,11 @@ enum MHD_Result vigil_http_send_json(struct MHD_Connection *c, unsigned status, 
 
 enum MHD_Result vigil_http_problem(struct MHD_Connection *c, unsigned status, const char *title, const char *detail,
                                    cJSON *extra, const char *retry_after) {
+    return vigil_http_problem_h(c, status, title, detail, extra, retry_after ? "Retry-After" : NULL, retry_after);
+}
+
+enum MHD_Result vigil_http_problem_h(struct MHD_Connection *c, unsigned status, const char *title, const char *detail,
+                                     cJSON *extra, const char *header, const char *value) {
     cJSON *o = extra ? extra : cJSON_CreateObject();
     cJSON_AddStringToObject(o, "type", "about:blank");
     cJSON_AddStringToObject(o, "title", title);
@@ -39,7 +44,7 @@ enum MHD_Result vigil_http_problem(struct MHD_Connection *c, unsigned status, co
         return MHD_NO;
     }
     MHD_add_response_header(r, "Content-Type", "application/problem+json");
-    if (retry_after) MHD_add_response_header(r, "Retry-After", retry_after);
+    if (header && value) MHD_add_response_header(r, header, value);
     enum MHD_Result ret = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
     return ret;

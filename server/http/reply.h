@@ -20,4 +20,8 @@ enum MHD_Result vigil_http_send_json(struct MHD_Connection *c, unsigned status, 
 enum MHD_Result vigil_http_problem(struct MHD_Connection *c, unsigned status, const char *title, const char *detail,
                                    cJSON *extra, const char *retry_after);
 
+/* The same with one more header (WWW-Authenticate on a 401). */
+enum MHD_Result vigil_http_problem_h(struct MHD_Connection *c, unsigned status, const char *title, const char *detail,
+                                     cJSON *extra, const char *header, const char *value);
+
 #endif

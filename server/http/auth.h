@@ -1,0 +1,39 @@
+/* auth.h — who may call what (DESIGN.md §6): bearer tokens with roles,
+ * checked at the edge on the request's headers, before anything else is
+ * decided (401/403 come before 404, 405, 413, 422). */
+#ifndef VIGIL_HTTP_AUTH_H
+#define VIGIL_HTTP_AUTH_H
+
+#include <stddef.h>
+#include "vigil/status.h"
+
+typedef enum vigil_role {
+    VIGIL_ROLE_PUBLIC = 0,   /* no token: /healthz, /readyz, the dashboard's assets */
+    VIGIL_ROLE_METRICS,      /* /metrics: the metrics token when one is set, else public */
+    VIGIL_ROLE_INGEST,       /* POST /v1/events (admin too) */
+    VIGIL_ROLE_VIEWER,       /* reading alerts and rules */
+    VIGIL_ROLE_ANALYST,      /* rule changes, keys, lists, snoozes (and what a viewer may) */
+    VIGIL_ROLE_ADMIN         /* everything, with the audit log and dead letters */
+} vigil_role;
+
+typedef struct vigil_auth vigil_auth;
+
+typedef struct vigil_auth_token { const char *name, *token, *role; } vigil_auth_token;
+
+/* The tokens (copied; only their SHA-256 is kept) and the metrics token (may
+ * be NULL). n = 0: no token configured, every request is allowed (the
+ * server then listens on loopback only). EINVAL: an unknown role. */
+vigil_status vigil_auth_create(const vigil_auth_token *t, int n, const char *metrics_token, vigil_auth **out,
+                               vigil_error *err);
+void vigil_auth_destroy(vigil_auth *a);   /* accepts NULL */
+int vigil_auth_enabled(const vigil_auth *a);
+
+/* The role a request needs (the API's table, DESIGN.md §6). */
+vigil_role vigil_auth_role_for(const char *method, const char *url);
+
+/* Check a presented token (NULL: none) against the role: 0 allowed (*who
+ * set to the token's name, or "local" without tokens), 401 missing or
+ * unknown, 403 known but not allowed. Constant time in the token. */
+int vigil_auth_check(const vigil_auth *a, vigil_role need, const char *token, const char **who);
+
+#endif
