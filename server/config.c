@@ -226,6 +226,7 @@ const setting cfg_token_settings[] = {
     {"name", NULL, K_EP_NAME, TOFF(name), 0, 0, 0, "shop"},
     {"token", NULL, K_TOKEN, TOFF(token), 0, 0, 0, "<a long random string>"},
     {"role", NULL, K_ROLE, TOFF(role), 0, 0, 0, "viewer"},
+    {"rate", NULL, K_INT, TOFF(rate), 1, 100000000, 0, "5000"},
     {NULL, NULL, K_PATH, 0, 0, 0, 0, NULL}};
 
 const setting *cfg_find_setting(const setting *tab, const char *key) {

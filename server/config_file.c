@@ -314,7 +314,7 @@ static const char *const redis_keys[] = {"url", "prefix", NULL};
 static const char *const store_keys[] = {"data_dir", "snapshot_interval", "outbox_fsync", NULL};
 static const char *const endpoint_keys[] = {"name", "url", "secret", "rules", "min_severity", "concurrency",
                                             "timeout", "backoff", "max_backoff", "horizon", NULL};
-static const char *const token_keys[] = {"name", "token", "role", NULL};
+static const char *const token_keys[] = {"name", "token", "role", "rate", NULL};
 
 /* nats = "nats://…" | { url, subject, jetstream = true | false | { stream, consumer, fetch_batch } } */
 static int walk_nats(walker *w, int t) {

@@ -90,7 +90,7 @@ vigil_status vigil_server_start(const vigil_server_config *cfg, vigil_server **o
         vigil_auth_token t[VIGIL_MAX_TOKENS];
         for (int i = 0; i < s->cfg.ntokens; i++)
             t[i] = (vigil_auth_token){.name = s->cfg.tokens[i].name, .token = s->cfg.tokens[i].token,
-                                      .role = s->cfg.tokens[i].role};
+                                      .role = s->cfg.tokens[i].role, .rate = s->cfg.tokens[i].rate};
         vigil_auth *auth = NULL;
         if ((st = vigil_auth_create(t, s->cfg.ntokens, NULL, &auth, err)) != VIGIL_OK) goto fail;
         vigil_http_set_auth(s->http, auth);

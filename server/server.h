@@ -22,6 +22,7 @@ typedef struct vigil_token_config {   /* a bearer token and its role */
     const char *name;          /* who the audit log names (default "token<N>") */
     const char *token;
     const char *role;          /* "ingest" | "viewer" | "analyst" | "admin" */
+    int rate;                  /* events/s this token may post (a burst of one second's worth); 0: no limit */
 } vigil_token_config;
 
 typedef struct vigil_server_config {

@@ -3,15 +3,27 @@
  * neither its text nor its length leaks through timing, and it never
  * appears in a log line or an error. Roles nest admin ⊃ analyst ⊃ viewer;
  * ingest is apart (admin has it too). */
+#include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include "auth.h"
 
-typedef struct entry { char name[64]; unsigned char digest[32]; vigil_role role; } entry;
+typedef struct entry {
+    char name[64];
+    unsigned char digest[32];
+    vigil_role role;
+    int rate;                    /* events/s; 0: no limit */
+    double tokens;               /* the bucket (events), at most rate */
+    int64_t last_ms;             /* its last refill, monotonic */
+    unsigned long long limited;  /* requests refused (429, 413) */
+} entry;
 
 struct vigil_auth {
+    pthread_mutex_t mu;          /* the buckets */
     entry *t;
     int n;
     int has_metrics;
@@ -49,10 +61,13 @@ vigil_status vigil_auth_create(const vigil_auth_token *t, int n, const char *met
                                    i + 1);
         }
         sha(t[i].token, a->t[i].digest);
+        a->t[i].rate = t[i].rate > 0 ? t[i].rate : 0;
+        a->t[i].tokens = a->t[i].rate;   /* a full bucket: one second's worth */
         if (t[i].name && t[i].name[0]) snprintf(a->t[i].name, sizeof a->t[i].name, "%s", t[i].name);
         else snprintf(a->t[i].name, sizeof a->t[i].name, "token%d", i + 1);
     }
     a->n = n;
+    pthread_mutex_init(&a->mu, NULL);
     if (metrics_token && metrics_token[0]) {
         a->has_metrics = 1;
         sha(metrics_token, a->metrics);
@@ -65,6 +80,7 @@ void vigil_auth_destroy(vigil_auth *a) {
     if (!a) return;
     if (a->t) OPENSSL_cleanse(a->t, (size_t)a->n * sizeof *a->t);
     free(a->t);
+    pthread_mutex_destroy(&a->mu);
     free(a);
 }
 
@@ -117,4 +133,51 @@ int vigil_auth_check(const vigil_auth *a, vigil_role need, const char *token, co
     if (found < 0) return 401;
     *who = a->t[found].name;
     return allows(a->t[found].role, need) ? 0 : 403;
+}
+
+int vigil_auth_index(const vigil_auth *a, const char *token) {
+    if (!vigil_auth_enabled(a) || !token) return -1;
+    unsigned char d[32];
+    sha(token, d);
+    int found = -1;
+    for (int i = 0; i < a->n; i++)
+        if (CRYPTO_memcmp(d, a->t[i].digest, 32) == 0) found = i;
+    return found;
+}
+
+static int64_t mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int vigil_auth_take(vigil_auth *a, int i, long n, int *retry_s) {
+    if (!a || i < 0 || i >= a->n || !a->t[i].rate) return 0;
+    entry *e = &a->t[i];
+    int st = 0;
+    pthread_mutex_lock(&a->mu);
+    int64_t now = mono_ms();
+    if (e->last_ms) e->tokens += (double)(now - e->last_ms) * e->rate / 1000.0;
+    if (e->tokens > e->rate) e->tokens = e->rate;
+    e->last_ms = now;
+    if (n > e->rate) {
+        st = 413;
+    } else if (e->tokens >= (double)n) {
+        e->tokens -= (double)n;
+    } else {
+        double wait = ((double)n - e->tokens) / e->rate;
+        *retry_s = (int)wait + 1;
+        st = 429;
+    }
+    if (st) e->limited++;
+    pthread_mutex_unlock(&a->mu);
+    return st;
+}
+
+void vigil_auth_foreach_limited(vigil_auth *a, void (*fn)(void *ud, const char *name, unsigned long long n), void *ud) {
+    if (!a) return;
+    pthread_mutex_lock(&a->mu);
+    for (int i = 0; i < a->n; i++)
+        if (a->t[i].rate) fn(ud, a->t[i].name, a->t[i].limited);
+    pthread_mutex_unlock(&a->mu);
 }

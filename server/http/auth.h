@@ -18,7 +18,10 @@ typedef enum vigil_role {
 
 typedef struct vigil_auth vigil_auth;
 
-typedef struct vigil_auth_token { const char *name, *token, *role; } vigil_auth_token;
+typedef struct vigil_auth_token {
+    const char *name, *token, *role;
+    int rate;                  /* events/s (ingest), a burst of one second's worth; 0: no limit */
+} vigil_auth_token;
 
 /* The tokens (copied; only their SHA-256 is kept) and the metrics token (may
  * be NULL). n = 0: no token configured, every request is allowed (the
@@ -35,5 +38,14 @@ vigil_role vigil_auth_role_for(const char *method, const char *url);
  * set to the token's name, or "local" without tokens), 401 missing or
  * unknown, 403 known but not allowed. Constant time in the token. */
 int vigil_auth_check(const vigil_auth *a, vigil_role need, const char *token, const char **who);
+/* The index of the token that passed the last check (for vigil_auth_take), -1 none. */
+int vigil_auth_index(const vigil_auth *a, const char *token);
+
+/* Take n events from token i's bucket: 0 taken; 429 not now (*retry_s:
+ * when enough will be there); 413 never (n over the burst). A token without
+ * a rate, or i < 0: always 0. Thread-safe. */
+int vigil_auth_take(vigil_auth *a, int i, long n, int *retry_s);
+/* Requests refused for their token's rate: fn(ud, name, count) per token with a rate. */
+void vigil_auth_foreach_limited(vigil_auth *a, void (*fn)(void *ud, const char *name, unsigned long long n), void *ud);
 
 #endif

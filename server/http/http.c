@@ -69,6 +69,12 @@ static const char *bearer(struct MHD_Connection *c, const char *url) {
     return NULL;
 }
 
+int vigil_http_take(vigil_http_req *r, long n, int *retry_s) { return vigil_auth_take(r->auth, r->token, n, retry_s); }
+
+void vigil_http_foreach_limited(vigil_http *h, void (*fn)(void *ud, const char *name, unsigned long long n), void *ud) {
+    vigil_auth_foreach_limited(h->auth, fn, ud);
+}
+
 void vigil_http_set_auth(vigil_http *h, vigil_auth *auth) {
     vigil_auth_destroy(h->auth);
     h->auth = auth;
@@ -87,6 +93,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         const char *tok = bearer(c, url), *who = "local";
         int st = vigil_auth_check(h->auth, need, tok, &who);
         snprintf(r->who, sizeof r->who, "%s", who);
+        r->auth = h->auth;
+        r->token = st == 0 ? vigil_auth_index(h->auth, tok) : -1;
         if (st == 401)
             return vigil_http_problem_h(c, 401, "Unauthorized",
                                         tok ? "unknown token" : "a token is required: Authorization: Bearer <token>",

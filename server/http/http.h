@@ -35,7 +35,16 @@ typedef struct vigil_http_req {
     void *state;
     void (*state_free)(void *state);
     char who[64];                /* the caller: its token's name, or "local" without tokens (the audit) */
+    int token;                   /* its token's index (rate limits), -1: none */
+    struct vigil_auth *auth;     /* the edge's tokens (vigil_http_take) */
 } vigil_http_req;
+
+/* A request about to apply n events: take them from its token's rate (a
+ * token bucket, DESIGN.md §6). 0: go on; 429 (*retry_s set) or 413 (n over
+ * the token's burst): answer that, nothing applied. */
+int vigil_http_take(vigil_http_req *r, long n, int *retry_s);
+/* Requests refused for their token's rate, per token name (metrics). */
+void vigil_http_foreach_limited(vigil_http *h, void (*fn)(void *ud, const char *name, unsigned long long n), void *ud);
 
 /* A handler; url is the request path (for a prefix route, the whole path). */
 typedef enum MHD_Result (*vigil_http_handler)(void *ctx, struct MHD_Connection *c, const char *url,

@@ -117,6 +117,20 @@ static enum MHD_Result handle_new(vigil_ingest *ig, vigil_ruleset *rs, struct MH
     batch.events = NULL;
     batch.n = 0;
     vigil_batch_release(&batch);
+    int retry = 0, lim = vigil_http_take(r, (long)n, &retry);   /* the token's rate: nothing applied over it */
+    if (lim) {
+        release_all(evs, n);
+        atomic_fetch_add(&ig->rejected_rate, n);
+        char d[200], ra[16];
+        snprintf(ra, sizeof ra, "%d", retry);
+        if (lim == 413) {
+            snprintf(d, sizeof d, "%zu events in one batch are more than this token's rate allows at once (one "
+                     "second's worth); send smaller batches", n);
+            return vigil_http_problem(c, 413, "Content Too Large", d, NULL, NULL);
+        }
+        snprintf(d, sizeof d, "this token's rate is used up; nothing of this batch was applied; retry in %d s", retry);
+        return vigil_http_problem(c, 429, "Too Many Requests", d, NULL, ra);
+    }
     if (wait_ms >= 0) {
         if (n != 1) {
             release_all(evs, n);

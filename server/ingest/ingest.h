@@ -59,7 +59,7 @@ enum MHD_Result vigil_ingest_handle_events(void *ctx, struct MHD_Connection *c, 
 
 typedef struct vigil_ingest_stats {
     unsigned long long http_events, nats_events;
-    unsigned long long rejected_bad, rejected_nokey, rejected_full;
+    unsigned long long rejected_bad, rejected_nokey, rejected_full, rejected_rate;
     int nats_configured, nats_up, jetstream;
     unsigned long long js_fetched, js_acked, js_msgs_bad, js_fetch_errors;
 } vigil_ingest_stats;

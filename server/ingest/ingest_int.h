@@ -24,7 +24,7 @@ struct vigil_ingest {
     struct vjspub *pub;          /* HTTP → JetStream publishers */
     char http_subject[256];      /* where HTTP bodies are published (vigil.events.http) */
     /* counters */
-    atomic_ullong http_events, nats_events, rejected_bad, rejected_nokey, rejected_full;
+    atomic_ullong http_events, nats_events, rejected_bad, rejected_nokey, rejected_full, rejected_rate;
     atomic_ullong js_fetched, js_acked, js_msgs_bad, js_fetch_errors;
     atomic_ullong js_handled_seq;  /* highest stream sequence handed to the router (the fetcher's) */
     atomic_ullong js_rounds;       /* fetch rounds whose messages are all handed over */

@@ -147,6 +147,7 @@ void vigil_ingest_get_stats(vigil_ingest *ig, vigil_ingest_stats *o) {
     o->rejected_bad = atomic_load(&ig->rejected_bad);
     o->rejected_nokey = atomic_load(&ig->rejected_nokey);
     o->rejected_full = atomic_load(&ig->rejected_full);
+    o->rejected_rate = atomic_load(&ig->rejected_rate);
     o->nats_configured = ig->cfg.nats_url != NULL;
     o->nats_up = ig->nc && natsConnection_Status(ig->nc) == NATS_CONN_STATUS_CONNECTED;
     o->jetstream = ig->js != NULL;

@@ -53,6 +53,10 @@ static void sb_printf(sbuf *b, const char *fmt, ...) {
     }
 }
 
+static void limited_line(void *ud, const char *name, unsigned long long n) {
+    sb_printf(ud, "vigil_http_rate_limited_total{token=\"%s\"} %llu\n", name, n);
+}
+
 static void sb_emit(void *ud, const char *text, size_t len) { sb_printf(ud, "%.*s", (int)len, text); }
 
 enum MHD_Result vops_metrics(void *ctx, struct MHD_Connection *c, const char *url, vigil_http_req *r) {
@@ -79,6 +83,9 @@ enum MHD_Result vops_metrics(void *ctx, struct MHD_Connection *c, const char *ur
     sb_printf(&b, "vigil_events_rejected_total{reason=\"malformed\"} %llu\n", (unsigned long long)is.rejected_bad);
     sb_printf(&b, "vigil_events_rejected_total{reason=\"no_key\"} %llu\n", (unsigned long long)is.rejected_nokey);
     sb_printf(&b, "vigil_events_rejected_total{reason=\"queue_full\"} %llu\n", (unsigned long long)is.rejected_full);
+    sb_printf(&b, "vigil_events_rejected_total{reason=\"rate_limited\"} %llu\n", (unsigned long long)is.rejected_rate);
+    sb_printf(&b, "# HELP vigil_http_rate_limited_total Requests refused for their token's rate (429, or 413 over its burst), by token name.\n# TYPE vigil_http_rate_limited_total counter\n");
+    vigil_http_foreach_limited(s->http, limited_line, &b);
     sb_printf(&b, "# HELP vigil_events_processed_total Event deliveries to key groups processed by workers.\n# TYPE vigil_events_processed_total counter\n");
     sb_printf(&b, "vigil_events_processed_total %llu\n", processed);
     sb_printf(&b, "# HELP vigil_events_late_total Events older than watermark minus allowed lateness.\n# TYPE vigil_events_late_total counter\n");

@@ -51,6 +51,8 @@ static long call(const char *method, const char *path, const char *token, const 
 #define VIEWER "viewer-token-7d1e3b"
 #define ANALYST "analyst-token-9a8c2d"
 #define ADMIN "admin-token-1b5e7f"
+#define LIMITED "limited-token-3c9d0a"
+#define RATE 50
 
 static int setup(void) {
     dir = vt_tmpdir();
@@ -70,8 +72,9 @@ static int setup(void) {
                "  tokens = { { name = \"shop\", token = \"" INGEST "\", role = \"ingest\" },\n"
                "             { name = \"ops\", token = \"" VIEWER "\", role = \"viewer\" },\n"
                "             { name = \"alice\", token = \"" ANALYST "\", role = \"analyst\" },\n"
-               "             { name = \"root\", token = \"" ADMIN "\", role = \"admin\" } } }\n",
-            rules);
+               "             { name = \"root\", token = \"" ADMIN "\", role = \"admin\" },\n"
+               "             { name = \"slow\", token = \"" LIMITED "\", role = \"ingest\", rate = %d } } }\n",
+            rules, RATE);
     fclose(f);
     char data[600];
     snprintf(data, sizeof data, "%s/data", dir);
@@ -154,6 +157,43 @@ static void test_public_and_stream(void) {
     free(log);
 }
 
+/* A token with rate = 50: a burst of 50 passes, the next event is 429 with
+ * Retry-After, a batch over the burst is 413; over ~2 s of single events as
+ * fast as they go, what is accepted never exceeds rate x time + the burst. */
+static void test_rate_limit(void) {
+    char *nd = malloc(64 * (RATE + 2));
+    size_t l = 0;
+    for (int i = 0; i < RATE; i++) l += (size_t)sprintf(nd + l, "{\"id\":\"b%d\",\"k\":\"r\",\"ts\":1700000000000}\n", i);
+    char url[600], auth[200];
+    snprintf(url, sizeof url, "%s/v1/events", base);
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", LIMITED);
+    const char *hdr[] = {auth, NULL};
+    long st = 0;
+    long long t0 = vt_now_ms();
+    free(vt_http_ex("POST", url, nd, l, "application/x-ndjson", hdr, 5000, &st, NULL));
+    CU_ASSERT_EQUAL(st, 202);   /* the burst */
+    CU_ASSERT_EQUAL(call("POST", "/v1/events", LIMITED, EV, NULL), 429);
+    l += (size_t)sprintf(nd + l, "{\"id\":\"x\",\"k\":\"r\",\"ts\":1700000000000}\n");
+    free(vt_http_ex("POST", url, nd, l, "application/x-ndjson", hdr, 5000, &st, NULL));
+    CU_ASSERT_EQUAL(st, 413);   /* 51 events can never fit a bucket of 50 */
+    free(nd);
+    long accepted = RATE, refused = 0;
+    while (vt_now_ms() - t0 < 2000) {
+        long s2 = call("POST", "/v1/events", LIMITED, EV, NULL);
+        if (s2 == 202) accepted++;
+        else if (s2 == 429) refused++;
+    }
+    double secs = (double)(vt_now_ms() - t0) / 1000.0;
+    CU_ASSERT(accepted <= RATE + (long)(RATE * secs) + 1);
+    CU_ASSERT(accepted >= RATE + (long)(RATE * (secs - 0.5)));   /* and the rate is given, not less */
+    CU_ASSERT(refused > 0);
+    char *m = NULL;
+    CU_ASSERT_EQUAL(call("GET", "/metrics", NULL, NULL, &m), 200);
+    CU_ASSERT(m && strstr(m, "vigil_http_rate_limited_total{token=\"slow\"}"));
+    free(m);
+    printf("  %ld accepted in %.2f s at rate %d (burst %d), %ld refused 429\n", accepted, secs, RATE, RATE, refused);
+}
+
 int main(void) {
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
     CU_pSuite s = CU_add_suite("tokens enforced", setup, teardown);
@@ -162,6 +202,8 @@ int main(void) {
                 test_roles);
     CU_add_test(s, "health, metrics and assets need none; the stream takes ?access_token=; no token logged",
                 test_public_and_stream);
+    CU_add_test(s, "a rate-limited token: burst, then 429, 413 over the burst, never over rate x time + burst",
+                test_rate_limit);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned f = CU_get_number_of_failures() + CU_get_number_of_suites_failed();
