@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include "harness.h"
 
@@ -194,6 +195,67 @@ static void test_rate_limit(void) {
     printf("  %ld accepted in %.2f s at rate %d (burst %d), %ld refused 429\n", accepted, secs, RATE, RATE, refused);
 }
 
+/* Every (role, endpoint) pair: 2xx where the role allows it (or, for a
+ * resource that is legitimately absent, an answer that is not 401/403),
+ * 401 without a token, 403 with a token whose role does not allow it. */
+typedef struct ep { const char *method, *path, *body; int need; int ok_not_2xx; } ep;
+enum { R_PUBLIC, R_INGEST, R_VIEWER, R_ANALYST, R_ADMIN };
+
+static int allowed(int have, int need) {
+    if (need == R_PUBLIC || have == R_ADMIN) return 1;
+    if (need == R_INGEST) return have == R_INGEST;
+    if (have == R_INGEST || have == R_PUBLIC) return 0;
+    return have >= need;
+}
+
+static void test_matrix(void) {
+    char until[64], snooze[160];
+    time_t t = time(NULL) + 3600;
+    strftime(until, sizeof until, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+    snprintf(snooze, sizeof snooze, "{\"key\":\"a\",\"until\":\"%s\",\"reason\":\"matrix\"}", until);
+    const ep eps[] = {
+        {"POST", "/v1/events", "{\"id\":\"m1\",\"k\":\"a\",\"ts\":1700000000000}", R_INGEST, 0},
+        {"GET", "/v1/alerts", NULL, R_VIEWER, 0},
+        {"GET", "/v1/rules", NULL, R_VIEWER, 0},
+        {"GET", "/v1/rules/one", NULL, R_VIEWER, 0},
+        {"PUT", "/v1/rules/one", SRC, R_ANALYST, 0},
+        {"POST", "/v1/rules/one/mode", "{\"mode\":\"active\"}", R_ANALYST, 0},
+        {"POST", "/v1/rules/one/rollback", "{\"version\":1}", R_ANALYST, 0},
+        {"GET", "/v1/rules/one/compare", NULL, R_ANALYST, 1},   /* 404: no shadow runs */
+        {"POST", "/v1/rules/one/promote", NULL, R_ANALYST, 1},  /* 409: no shadow runs */
+        {"POST", "/v1/rules/one/snooze", snooze, R_ANALYST, 0},
+        {"POST", "/v1/rules:test", "{\"source\":\"rule{name='t',key='k',window=sliding('1h'),when=ge(count(),1)}\","
+                                   "\"events\":[{\"k\":\"a\",\"ts\":1700000000000}]}", R_ANALYST, 0},
+        {"GET", "/v1/keys/k/a", NULL, R_ANALYST, 0},
+        {"PUT", "/v1/lists/matrix", "a\nb\n", R_ANALYST, 0},
+        {"GET", "/v1/lists", NULL, R_ANALYST, 0},
+        {"GET", "/v1/audit", NULL, R_ADMIN, 0},
+        {"GET", "/v1/deadletters", NULL, R_ADMIN, 0},
+        {"GET", "/healthz", NULL, R_PUBLIC, 0},
+        {"GET", "/readyz", NULL, R_PUBLIC, 1},
+        {"GET", "/metrics", NULL, R_PUBLIC, 0},
+        {"GET", "/", NULL, R_PUBLIC, 0},
+    };
+    const char *tokens[] = {NULL, INGEST, VIEWER, ANALYST, ADMIN};
+    const char *names[] = {"no token", "ingest", "viewer", "analyst", "admin"};
+    int bad = 0;
+    /* the key must have state for /v1/keys (an event from an ingest token) */
+    CU_ASSERT_EQUAL(call("POST", "/v1/events", INGEST, "{\"id\":\"m0\",\"k\":\"a\",\"ts\":1700000000000}", NULL), 202);
+    vt_sleep_ms(200);
+    for (size_t e = 0; e < sizeof eps / sizeof eps[0]; e++)
+        for (int r = 0; r < 5; r++) {
+            long st = call(eps[e].method, eps[e].path, tokens[r], eps[e].body, NULL);
+            int ok;
+            if (allowed(r, eps[e].need)) ok = eps[e].ok_not_2xx ? (st != 401 && st != 403 && st > 0) : (st >= 200 && st < 300);
+            else ok = r == R_PUBLIC ? st == 401 : st == 403;
+            if (!ok) {
+                printf("  %s %s as %s: %ld\n", eps[e].method, eps[e].path, names[r], st);
+                bad++;
+            }
+        }
+    CU_ASSERT_EQUAL(bad, 0);
+}
+
 int main(void) {
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
     CU_pSuite s = CU_add_suite("tokens enforced", setup, teardown);
@@ -202,6 +264,7 @@ int main(void) {
                 test_roles);
     CU_add_test(s, "health, metrics and assets need none; the stream takes ?access_token=; no token logged",
                 test_public_and_stream);
+    CU_add_test(s, "every (role, endpoint) pair: 2xx where allowed, 401 or 403 otherwise", test_matrix);
     CU_add_test(s, "a rate-limited token: burst, then 429, 413 over the burst, never over rate x time + burst",
                 test_rate_limit);
     CU_basic_set_mode(CU_BRM_VERBOSE);
