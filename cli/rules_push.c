@@ -241,55 +241,15 @@ static void problem_text(const answer *a, char *out, size_t n) {
 
 /* ---- the files of DIR ---------------------------------------------------------- */
 
-/* The file's bytes (at most MAX_FILE), malloc'd in *src; 0, or -1 with why. */
+/* The file's bytes (at most MAX_FILE, the loader's reader), malloc'd in *src; 0, or -1 with why. */
 static int read_file(const char *path, char **src, size_t *len, char *why, size_t n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(why, n, "cannot open: %s", strerror(errno));
-        return -1;
-    }
-    size_t cap = 16384, got = 0;
-    char *b = malloc(cap);
-    int rc = 0;
-    while (b) {
-        if (cap - got < 4096) {
-            if (cap > MAX_FILE) {
-                snprintf(why, n, "the file is over the %zu MiB limit", MAX_FILE >> 20);
-                rc = -1;
-                break;
-            }
-            char *nb = realloc(b, cap * 2);
-            if (!nb) break;
-            b = nb;
-            cap *= 2;
-        }
-        size_t r = fread(b + got, 1, cap - got - 1, f);
-        got += r;
-        if (r == 0) {
-            if (ferror(f)) {
-                snprintf(why, n, "cannot read: %s", strerror(errno));
-                rc = -1;
-            }
-            break;
-        }
-    }
-    fclose(f);
-    if (!b) {
-        snprintf(why, n, "out of memory reading the file");
-        return -1;
-    }
-    if (rc == 0 && got > MAX_FILE) {
-        snprintf(why, n, "the file is over the %zu MiB limit", MAX_FILE >> 20);
-        rc = -1;
-    }
-    if (rc != 0) {
-        free(b);
-        return -1;
-    }
-    b[got] = '\0';
-    *src = b;
-    *len = got;
-    return 0;
+    vigil_status st = vigil_rules_read_file(path, MAX_FILE, src, len);
+    if (st == VIGIL_OK) return 0;
+    if (st == VIGIL_ENOTFOUND) snprintf(why, n, "cannot open: %s", strerror(errno));
+    else if (st == VIGIL_ETOOBIG) snprintf(why, n, "the file is over the %zu MiB limit", MAX_FILE >> 20);
+    else if (st == VIGIL_ENOMEM) snprintf(why, n, "out of memory reading the file");
+    else snprintf(why, n, "cannot read: %s", strerror(errno));
+    return -1;
 }
 
 /* vigil_rules_walk callback: remember each file; a directory that cannot be

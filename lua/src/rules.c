@@ -341,24 +341,24 @@ static void load_src(loader *ld, const char *file, const char *src, size_t len) 
     vigil_sandbox_destroy(sb);
 }
 
-static void load_file(loader *ld, const char *file) {
-    FILE *f = fopen(file, "rb");
-    if (!f) {
-        add_msg(ld, VIGIL_EIO, file, "cannot open: %s", strerror(errno));
-        return;
-    }
+vigil_status vigil_rules_read_file(const char *path, size_t max, char **src, size_t *len) {
+    if (!max) max = MAX_FILE_BYTES;
+    *src = NULL;
+    *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return VIGIL_ENOTFOUND;
     char *buf = NULL;
     size_t n = 0, cap = 0;
     vigil_status s = VIGIL_OK;
     for (;;) {
         if (cap - n < 4096) {
             size_t nc = cap ? cap * 2 : 16384;
-            if (nc > MAX_FILE_BYTES + 4096) nc = MAX_FILE_BYTES + 4096;
+            if (nc > max + 4096) nc = max + 4096;
             if (nc <= cap) {
                 s = VIGIL_ETOOBIG;
                 break;
             }
-            char *nb = realloc(buf, nc);
+            char *nb = realloc(buf, nc + 1);
             if (!nb) {
                 s = VIGIL_ENOMEM;
                 break;
@@ -368,7 +368,7 @@ static void load_file(loader *ld, const char *file) {
         }
         size_t r = fread(buf + n, 1, cap - n, f);
         n += r;
-        if (n > MAX_FILE_BYTES) {
+        if (n > max) {
             s = VIGIL_ETOOBIG;
             break;
         }
@@ -378,12 +378,29 @@ static void load_file(loader *ld, const char *file) {
         }
     }
     fclose(f);
-    if (s == VIGIL_ETOOBIG)
+    if (s == VIGIL_OK && !buf && !(buf = malloc(1))) s = VIGIL_ENOMEM;
+    if (s != VIGIL_OK) {
+        free(buf);
+        return s;
+    }
+    buf[n] = '\0';
+    *src = buf;
+    *len = n;
+    return VIGIL_OK;
+}
+
+static void load_file(loader *ld, const char *file) {
+    char *buf = NULL;
+    size_t n = 0;
+    vigil_status s = vigil_rules_read_file(file, MAX_FILE_BYTES, &buf, &n);
+    if (s == VIGIL_ENOTFOUND)
+        add_msg(ld, VIGIL_EIO, file, "cannot open: %s", strerror(errno));
+    else if (s == VIGIL_ETOOBIG)
         add_msg(ld, s, file, "rule file is over the %zu MiB limit", MAX_FILE_BYTES >> 20);
     else if (s != VIGIL_OK)
         add_msg(ld, s, file, "cannot read: %s", vigil_status_str(s));
     else
-        load_src(ld, file, buf ? buf : "", n);
+        load_src(ld, file, buf, n);
     free(buf);
 }
 

@@ -89,6 +89,13 @@ void vctl_audit(vctl_txn *x, const char *action, const char *rule, int from_vers
     cJSON_AddItemToArray(x->audit, e);
 }
 
+int vctl_begin(vigil_control *c, vctl_txn *x, const char *by, const char *name) {
+    vctl_txn_init(x, by);
+    if (vctl_touch(c, x, name) == 0) return 0;
+    vctl_abort(c, x);
+    return -1;
+}
+
 void vctl_abort(vigil_control *c, vctl_txn *x) {
     for (int i = x->n - 1; i >= 0; i--) {   /* each touched rule back as it was */
         const char *why;

@@ -511,9 +511,7 @@ static enum MHD_Result delete_rule(vigil_control *c, struct MHD_Connection *conn
         return no_rule(conn, name);
     }
     vctl_txn x;
-    vctl_txn_init(&x, who);
-    if (vctl_touch(c, &x, name) != 0) {
-        vctl_abort(c, &x);
+    if (vctl_begin(c, &x, who, name) != 0) {
         pthread_mutex_unlock(&c->mu);
         return MHD_NO;
     }
@@ -558,9 +556,7 @@ static enum MHD_Result set_mode(vigil_control *c, struct MHD_Connection *conn, c
         ret = vigil_http_send_json(conn, 200, version_json(rule, live));
     } else {
         vctl_txn x;
-        vctl_txn_init(&x, r->who);
-        if (vctl_touch(c, &x, name) != 0) {
-            vctl_abort(c, &x);
+        if (vctl_begin(c, &x, r->who, name) != 0) {
             pthread_mutex_unlock(&c->mu);
             return MHD_NO;
         }
@@ -621,9 +617,7 @@ static enum MHD_Result promote(vigil_control *c, struct MHD_Connection *conn, co
         ret = vigil_http_problem(conn, 409, "Conflict", d, NULL, NULL);
     } else {
         vctl_txn x;
-        vctl_txn_init(&x, who);
-        if (vctl_touch(c, &x, name) != 0) {
-            vctl_abort(c, &x);
+        if (vctl_begin(c, &x, who, name) != 0) {
             pthread_mutex_unlock(&c->mu);
             return MHD_NO;
         }

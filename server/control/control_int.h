@@ -101,6 +101,9 @@ typedef struct vctl_txn {
 } vctl_txn;
 
 void vctl_txn_init(vctl_txn *x, const char *by);
+/* vctl_txn_init and vctl_touch of one rule: a change of that rule begins.
+ * -1: out of memory (nothing to undo). */
+int vctl_begin(vigil_control *c, vctl_txn *x, const char *by, const char *name);
 /* Remember rule `name` before it changes (once per change). -1: out of memory. */
 int vctl_touch(vigil_control *c, vctl_txn *x, const char *name);
 /* Remember file `path`'s recorded hash before it changes. -1: out of memory. */

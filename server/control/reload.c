@@ -21,45 +21,6 @@
 
 #define MAX_RULES_PER_FILE 256
 
-static char *read_all(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *buf = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (cap - n < 4096) {
-            if (cap > VCAT_MAX_SOURCE) {   /* over the limit of one rule source */
-                free(buf);
-                fclose(f);
-                errno = EFBIG;
-                return NULL;
-            }
-            size_t nc = cap ? cap * 2 : 16384;
-            char *nb = realloc(buf, nc + 1);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                return NULL;
-            }
-            buf = nb;
-            cap = nc;
-        }
-        size_t r = fread(buf + n, 1, cap - n, f);
-        n += r;
-        if (r == 0) break;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad || n > VCAT_MAX_SOURCE) {
-        free(buf);
-        errno = bad ? EIO : EFBIG;
-        return NULL;
-    }
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-}
-
 static int listed(char **paths, int n, const char *p) {
     for (int i = 0; i < n; i++)
         if (strcmp(paths[i], p) == 0) return 1;
@@ -71,9 +32,12 @@ static int listed(char **paths, int n, const char *p) {
  * refused (nothing of it applied). */
 static int reload_file(vigil_control *c, vctl_txn *x, const char *path, char **present, int npresent) {
     size_t len = 0;
-    char *src = read_all(path, &len);
-    if (!src) {
-        fprintf(stderr, "vigil: reload: %s: cannot read: %s\n", path, strerror(errno));
+    char *src = NULL;
+    vigil_status rs = vigil_rules_read_file(path, VCAT_MAX_SOURCE, &src, &len);
+    if (rs != VIGIL_OK) {
+        fprintf(stderr, "vigil: reload: %s: cannot read: %s\n", path,
+                rs == VIGIL_ETOOBIG ? "over the 1 MiB limit of a rule source"
+                : rs == VIGIL_ENOMEM ? "out of memory" : strerror(errno));
         return -1;
     }
     char hash[65];

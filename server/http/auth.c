@@ -112,8 +112,9 @@ static int allows(vigil_role have, vigil_role need) {
     return have >= need;   /* analyst ⊃ viewer */
 }
 
-int vigil_auth_check(const vigil_auth *a, vigil_role need, const char *token, const char **who) {
+int vigil_auth_check(const vigil_auth *a, vigil_role need, const char *token, const char **who, int *index) {
     *who = "local";
+    *index = -1;
     if (need == VIGIL_ROLE_PUBLIC) return 0;
     if (need == VIGIL_ROLE_METRICS) {
         if (!a || !a->has_metrics) return 0;
@@ -131,18 +132,10 @@ int vigil_auth_check(const vigil_auth *a, vigil_role need, const char *token, co
         if (CRYPTO_memcmp(d, a->t[i].digest, 32) == 0) found = i;
     OPENSSL_cleanse(d, sizeof d);
     if (found < 0) return 401;
+    if (!allows(a->t[found].role, need)) return 403;
     *who = a->t[found].name;
-    return allows(a->t[found].role, need) ? 0 : 403;
-}
-
-int vigil_auth_index(const vigil_auth *a, const char *token) {
-    if (!vigil_auth_enabled(a) || !token) return -1;
-    unsigned char d[32];
-    sha(token, d);
-    int found = -1;
-    for (int i = 0; i < a->n; i++)
-        if (CRYPTO_memcmp(d, a->t[i].digest, 32) == 0) found = i;
-    return found;
+    *index = found;
+    return 0;
 }
 
 static int64_t mono_ms(void) {

@@ -35,11 +35,10 @@ int vigil_auth_enabled(const vigil_auth *a);
 vigil_role vigil_auth_role_for(const char *method, const char *url);
 
 /* Check a presented token (NULL: none) against the role: 0 allowed (*who
- * set to the token's name, or "local" without tokens), 401 missing or
- * unknown, 403 known but not allowed. Constant time in the token. */
-int vigil_auth_check(const vigil_auth *a, vigil_role need, const char *token, const char **who);
-/* The index of the token that passed the last check (for vigil_auth_take), -1 none. */
-int vigil_auth_index(const vigil_auth *a, const char *token);
+ * set to the token's name, or "local" without tokens; *index to the
+ * token's, for vigil_auth_take, or -1), 401 missing or unknown, 403 known
+ * but not allowed. Constant time in the token. */
+int vigil_auth_check(const vigil_auth *a, vigil_role need, const char *token, const char **who, int *index);
 
 /* Take n events from token i's bucket: 0 taken; 429 not now (*retry_s:
  * when enough will be there); 413 never (n over the burst). A token without

@@ -91,10 +91,9 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         /* who: decided on the headers, before the body and before any 404/405/413/422 */
         vigil_role need = vigil_auth_role_for(method, url);
         const char *tok = bearer(c, url), *who = "local";
-        int st = vigil_auth_check(h->auth, need, tok, &who);
+        int st = vigil_auth_check(h->auth, need, tok, &who, &r->token);
         snprintf(r->who, sizeof r->who, "%s", who);
         r->auth = h->auth;
-        r->token = st == 0 ? vigil_auth_index(h->auth, tok) : -1;
         if (st == 401)
             return vigil_http_problem_h(c, 401, "Unauthorized",
                                         tok ? "unknown token" : "a token is required: Authorization: Bearer <token>",

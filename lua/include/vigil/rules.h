@@ -153,6 +153,12 @@ vigil_status vigil_rules_inspect(const char *file, const char *src, size_t len, 
                                  vigil_rule_info *out, int max, int *n,
                                  vigil_error *errs, int maxerrs, int *nerrs);
 
+/* Read a rule file whole: at most max bytes (0: the loader's limit, 16
+ * MiB); *src malloc'd (len bytes + NUL). VIGIL_ENOTFOUND (cannot open),
+ * VIGIL_EIO, VIGIL_ETOOBIG, VIGIL_ENOMEM; errno says why for the first two.
+ * One reader for the loader, the server's reload and `vigil rules push`. */
+vigil_status vigil_rules_read_file(const char *path, size_t max, char **src, size_t *len);
+
 /* The rule files of a directory, as vigil_rules_load walks it (sorted,
  * recursing except into lists/ and hidden entries): *paths is a malloc'd
  * array of n malloc'd paths (free each, then the array). A FILE path gives
