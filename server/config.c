@@ -84,6 +84,7 @@ void vigil_config_defaults(vigil_server_config *cfg) {
     cfg->data_dir = "./vigil-data";
     cfg->snapshot_interval_ms = 10000;
     cfg->outbox_fsync = 1;
+    vigil_limits_fill(&cfg->limits);
     vigil_event_opts_init(&cfg->ev);
 }
 
@@ -177,6 +178,7 @@ const char *cfg_form(char *buf, size_t n, const origin *s, const char *v, int qu
 #define OFF(f) offsetof(vigil_server_config, f)
 #define EOFF(f) offsetof(vigil_endpoint_config, f)
 #define TOFF(f) offsetof(vigil_token_config, f)
+#define LOFF(f) offsetof(vigil_server_config, limits.f)
 #define DUR_MAX 9000000000000000LL
 
 const setting cfg_settings[] = {
@@ -208,6 +210,19 @@ const setting cfg_settings[] = {
     {"store.outbox_fsync", "VIGIL_OUTBOX_FSYNC", K_BOOL, OFF(outbox_fsync), 0, 0, 0, "true"},
     {"webhook_secret", "VIGIL_WEBHOOK_SECRET", K_SECRET, OFF(webhook_secret), 0, 0, 1, EXAMPLE_SECRET},
     {"webhooks", "VIGIL_WEBHOOKS", K_WEBHOOK_URLS, 0, 0, 0, 1, "https://hooks.example.com/vigil"},
+    {"tokens_file", "VIGIL_TOKENS_FILE", K_FILE, OFF(tokens_file), 0, 0, 1, "/etc/vigil/tokens"},
+    {"metrics_token", "VIGIL_METRICS_TOKEN", K_TOKEN, OFF(metrics_token), 0, 0, 1, "<a long random string>"},
+    {"limits.max_fields", "VIGIL_MAX_FIELDS", K_INT, LOFF(max_fields), 1, 1000000, 0, "1000"},
+    {"limits.max_depth", "VIGIL_MAX_DEPTH", K_INT, LOFF(max_depth), 1, 1000, 0, "32"},
+    {"limits.max_key_bytes", "VIGIL_MAX_KEY_BYTES", K_INT, LOFF(max_key_bytes), 1, 1 << 20, 0, "1024"},
+    {"limits.max_lines", "VIGIL_MAX_LINES", K_COUNT, LOFF(max_lines), 1, 1 << 24, 0, "100000"},
+    {"limits.max_rules", "VIGIL_MAX_RULES", K_INT, LOFF(max_rules), 1, 1000000, 0, "1000"},
+    {"limits.max_sse_clients", "VIGIL_MAX_SSE_CLIENTS", K_INT, LOFF(max_sse_clients), 1, 100000, 0, "64"},
+    {"limits.max_conns_per_ip", "VIGIL_MAX_CONNS_PER_IP", K_INT, LOFF(max_conns_per_ip), 1, 100000, 0, "64"},
+    {"limits.request_timeout", "VIGIL_REQUEST_TIMEOUT", K_DURATION, LOFF(request_timeout_ms), 1000, 86400000, 0,
+     "30s"},
+    {"limits.max_header_bytes", "VIGIL_MAX_HEADER_BYTES", K_BYTES, LOFF(max_header_bytes), 4096, 1 << 24, 0,
+     "32KiB"},
     {NULL, NULL, K_PATH, 0, 0, 0, 0, NULL}};
 
 const setting cfg_endpoint_settings[] = {
@@ -242,6 +257,7 @@ int cfg_example_quoted(const setting *d) { return !(d->k == K_INT || d->k == K_C
 const char *cfg_describe(const setting *d, const origin *s, char *buf, size_t n) {
     switch (d->k) {
     case K_PATH: return "a rules directory or file";
+    case K_FILE: return "the path of a file";
     case K_LISTEN: return "an address HOST:PORT (port 0 to 65535)";
     case K_INT:
     case K_COUNT: snprintf(buf, n, "a whole number from %lld to %lld", d->min, d->max); return buf;
@@ -515,6 +531,8 @@ int cfg_parse_value(stage *st, const setting *d, void *base, const char *v, cons
     switch (d->k) {
     case K_PATH:
         if (!*v) return cfg_bad_value(st, d, s, v, 1, "is empty: a rules directory or file is required");
+        return store_str(st, base, d, v);
+    case K_FILE:
         return store_str(st, base, d, v);
     case K_LISTEN:
         if (check_listen(v)) return cfg_bad_value(st, d, s, v, 1, NULL);

@@ -307,7 +307,8 @@ static lua_Integer list_len(lua_State *L, int t) {
 static const char *const top_keys[] = {"rules", "listen", "workers", "partitions", "queue_cap", "max_body",
                                        "time_field", "id_field", "time_format", "allowed_lateness",
                                        "max_out_of_orderness", "idle_timeout", "nats", "redis", "store",
-                                       "webhook_secret", "webhooks", "tokens", NULL};
+                                       "webhook_secret", "webhooks", "tokens", "tokens_file",
+                                       "metrics_token", "limits", NULL};
 static const char *const nats_keys[] = {"url", "subject", "jetstream", NULL};
 static const char *const jetstream_keys[] = {"stream", "consumer", "fetch_batch", NULL};
 static const char *const redis_keys[] = {"url", "prefix", NULL};
@@ -315,6 +316,9 @@ static const char *const store_keys[] = {"data_dir", "snapshot_interval", "outbo
 static const char *const endpoint_keys[] = {"name", "url", "secret", "rules", "min_severity", "concurrency",
                                             "timeout", "backoff", "max_backoff", "horizon", NULL};
 static const char *const token_keys[] = {"name", "token", "role", "rate", NULL};
+static const char *const limits_keys[] = {"max_fields", "max_depth", "max_key_bytes", "max_lines", "max_rules",
+                                          "max_sse_clients", "max_conns_per_ip", "request_timeout",
+                                          "max_header_bytes", NULL};
 
 /* nats = "nats://…" | { url, subject, jetstream = true | false | { stream, consumer, fetch_batch } } */
 static int walk_nats(walker *w, int t) {
@@ -359,6 +363,14 @@ static int walk_redis(walker *w, int t) {
                     "redis must be a table or a URL string, not %s; write redis = { url = \"redis://127.0.0.1:6379/0\" }",
                     lua_kind(L, t));
     return walk_settings(w, t, "redis", cfg_settings, &w->st->cfg, redis_keys, "the redis table");
+}
+
+static int walk_limits(walker *w, int t) {
+    if (lua_type(w->L, t) != LUA_TTABLE)
+        return cfg_fail(w->st, VIGIL_EPARSE,
+                        "limits must be a table, not %s; write limits = { max_fields = 1000, max_sse_clients = 64 }",
+                        lua_kind(w->L, t));
+    return walk_settings(w, t, "limits", cfg_settings, &w->st->cfg, limits_keys, "the limits table");
 }
 
 static int walk_store(walker *w, int t) {
@@ -540,6 +552,7 @@ static int walk_top(walker *w, int t) {
         else if (strcmp(k, "store") == 0) r = walk_store(w, v);
         else if (strcmp(k, "webhooks") == 0) r = walk_webhooks(w, v);
         else if (strcmp(k, "tokens") == 0) r = walk_tokens(w, v);
+        else if (strcmp(k, "limits") == 0) r = walk_limits(w, v);
         else r = set_lua(w, d, &w->st->cfg, v, k);
         lua_pop(L, 1);
         if (r) return -1;

@@ -51,7 +51,20 @@ static void server_free(vigil_server *s) {
     free(s);
 }
 
+void vigil_limits_fill(vigil_limits_config *l) {
+    if (l->max_fields <= 0) l->max_fields = 1000;
+    if (l->max_depth <= 0) l->max_depth = 32;
+    if (l->max_key_bytes <= 0) l->max_key_bytes = 1024;
+    if (!l->max_lines) l->max_lines = 100000;
+    if (l->max_rules <= 0) l->max_rules = 1000;
+    if (l->max_sse_clients <= 0) l->max_sse_clients = 64;
+    if (l->max_conns_per_ip <= 0) l->max_conns_per_ip = 64;
+    if (l->request_timeout_ms <= 0) l->request_timeout_ms = 30000;
+    if (!l->max_header_bytes) l->max_header_bytes = 32u << 10;
+}
+
 static void apply_defaults(vigil_server_config *c) {
+    vigil_limits_fill(&c->limits);
     if (!c->rules) c->rules = "rules";
     if (!c->listen) c->listen = "127.0.0.1:8080";
     if (!c->subject) c->subject = "vigil.events.>";
@@ -65,6 +78,33 @@ static void apply_defaults(vigil_server_config *c) {
     if (c->idle_timeout_ms < 0) c->idle_timeout_ms = 0;
     if (c->snapshot_interval_ms <= 0) c->snapshot_interval_ms = 10000;
     if (!c->redis_prefix) c->redis_prefix = "vigil";
+}
+
+/* Bearer tokens: the config's, then the tokens file's; every request is
+ * checked on its headers (server/http/auth.c). */
+static vigil_status start_auth(vigil_server *s, vigil_error *err) {
+    vigil_auth_token *ft = NULL, *t = NULL;
+    char *store = NULL;
+    int nf = 0;
+    vigil_status st;
+    if (s->cfg.tokens_file && s->cfg.tokens_file[0] &&
+        (st = vigil_auth_read_file(s->cfg.tokens_file, &ft, &nf, &store, err)) != VIGIL_OK)
+        return st;
+    int n = s->cfg.ntokens + nf;
+    if (n && !(t = calloc((size_t)n, sizeof *t))) {
+        vigil_auth_tokens_free(ft, store);
+        return vigil_error_set(err, VIGIL_ENOMEM, "out of memory");
+    }
+    for (int i = 0; i < s->cfg.ntokens; i++)
+        t[i] = (vigil_auth_token){.name = s->cfg.tokens[i].name, .token = s->cfg.tokens[i].token,
+                                  .role = s->cfg.tokens[i].role, .rate = s->cfg.tokens[i].rate};
+    for (int i = 0; i < nf; i++) t[s->cfg.ntokens + i] = ft[i];
+    vigil_auth *auth = NULL;
+    st = vigil_auth_create(t, n, s->cfg.metrics_token, &auth, err);
+    free(t);
+    vigil_auth_tokens_free(ft, store);
+    if (st != VIGIL_OK) return st;
+    return vigil_http_set_auth(s->http, auth, err);
 }
 
 static vigil_status ingest_sync(void *ud, int timeout_ms, vigil_error *err) {
@@ -81,25 +121,21 @@ vigil_status vigil_server_start(const vigil_server_config *cfg, vigil_server **o
     /* control: the rule catalog (stored versions, then the directory) gives the first ruleset */
     vigil_control_config cc = {.rules = s->cfg.rules, .decode = &s->cfg.ev.decode, .redis_url = s->cfg.redis_url,
                                .redis_prefix = s->cfg.redis_prefix, .data_dir = s->cfg.data_dir,
-                               .watch = s->cfg.watch};
+                               .watch = s->cfg.watch, .max_rules = s->cfg.limits.max_rules};
     if ((st = vigil_control_create(&cc, &s->control, err)) != VIGIL_OK) goto fail;
     s->rs = vigil_control_ruleset(s->control);
     /* the HTTP edge first checks `listen`, so a bad address fails before anything starts */
     if ((st = vigil_http_create(s->cfg.listen, s->cfg.max_body, &s->http, err)) != VIGIL_OK) goto fail;
-    {   /* bearer tokens: every request is checked on its headers (server/http/auth.c) */
-        vigil_auth_token t[VIGIL_MAX_TOKENS];
-        for (int i = 0; i < s->cfg.ntokens; i++)
-            t[i] = (vigil_auth_token){.name = s->cfg.tokens[i].name, .token = s->cfg.tokens[i].token,
-                                      .role = s->cfg.tokens[i].role, .rate = s->cfg.tokens[i].rate};
-        vigil_auth *auth = NULL;
-        if ((st = vigil_auth_create(t, s->cfg.ntokens, NULL, &auth, err)) != VIGIL_OK) goto fail;
-        vigil_http_set_auth(s->http, auth);
-    }
+    if ((st = start_auth(s, err)) != VIGIL_OK) goto fail;
+    vigil_http_set_limits(s->http, &(vigil_http_limits){.max_conns_per_ip = s->cfg.limits.max_conns_per_ip,
+                                                         .timeout_ms = s->cfg.limits.request_timeout_ms,
+                                                         .max_header_bytes = s->cfg.limits.max_header_bytes});
     /* alerts: the hub, the sinks, webhook delivery */
     if ((st = vigil_hub_create(0, &s->hub)) != VIGIL_OK) {
         vigil_error_set(err, st, "cannot create the alert hub");
         goto fail;
     }
+    vigil_hub_set_max_streams(s->hub, (size_t)s->cfg.limits.max_sse_clients);
     if ((st = vigil_sinks_create(s->hub, &s->sinks)) != VIGIL_OK) {
         vigil_error_set(err, st, "out of memory");
         goto fail;
@@ -124,7 +160,9 @@ vigil_status vigil_server_start(const vigil_server_config *cfg, vigil_server **o
     vigil_ingest_config ic = {.decode = &s->cfg.ev.decode, .router = s->router, .waiters = s->waiters,
                               .max_body = s->cfg.max_body, .nats_url = s->cfg.nats_url, .subject = s->cfg.subject,
                               .jetstream = s->cfg.jetstream, .stream = s->cfg.stream, .consumer = s->cfg.consumer,
-                              .fetch_batch = s->cfg.fetch_batch};
+                              .fetch_batch = s->cfg.fetch_batch, .max_fields = s->cfg.limits.max_fields,
+                              .max_depth = s->cfg.limits.max_depth, .max_key_bytes = s->cfg.limits.max_key_bytes,
+                              .max_lines = s->cfg.limits.max_lines};
     if ((st = vigil_ingest_create(&ic, &s->ingest, err)) != VIGIL_OK) goto fail;
     if ((st = vigil_ingest_connect(s->ingest, err)) != VIGIL_OK) goto fail;
     vigil_sinks_set_nats(s->sinks, vigil_ingest_nats(s->ingest));

@@ -25,6 +25,21 @@ typedef struct vigil_token_config {   /* a bearer token and its role */
     int rate;                  /* events/s this token may post (a burst of one second's worth); 0: no limit */
 } vigil_token_config;
 
+/* Limits on what one client may send or hold (DESIGN.md §6), each refused
+ * with its own status and counted (vigil_limits_refused_total{limit}).
+ * 0 in a field means its default (vigil_config_defaults sets them all). */
+typedef struct vigil_limits_config {
+    int max_fields;               /* object members in one event, every level; default 1000 -> 400 */
+    int max_depth;                /* nesting of objects and arrays in one event; default 32 -> 400 */
+    int max_key_bytes;            /* bytes of one key value; default 1024 -> 400 */
+    size_t max_lines;             /* NDJSON lines (events) in one POST; default 100000 -> 413 */
+    int max_rules;                /* rules served at once (active, shadow and draining); default 1000 -> 422 */
+    int max_sse_clients;          /* concurrent GET /v1/alerts/stream; default 64 -> 503 */
+    int max_conns_per_ip;         /* open HTTP connections from one address; default 64 (refused by MHD) */
+    int64_t request_timeout_ms;   /* an idle connection is closed after this; default 30 s */
+    size_t max_header_bytes;      /* the request line and headers; over it libmicrohttpd answers 431; default 32 KiB */
+} vigil_limits_config;
+
 typedef struct vigil_server_config {
     const char *rules;            /* dir or file; default "rules" */
     int watch;                    /* reload the rules directory on every change (inotify) */
@@ -40,6 +55,9 @@ typedef struct vigil_server_config {
     const char *webhook_secret;   /* whsec_…; from VIGIL_WEBHOOK_SECRET */
     vigil_token_config tokens[VIGIL_MAX_TOKENS];
     int ntokens;
+    const char *tokens_file;      /* more tokens, one "name role token [rate]" a line; read at start */
+    const char *metrics_token;    /* when set, GET /metrics needs it (Bearer); NULL: /metrics is public */
+    vigil_limits_config limits;
     int workers;                  /* default 2 */
     int partitions;               /* key partitions per group (offsets, hash tags); default 16; fixed for a deployment */
     size_t queue_cap;             /* events per worker queue; default 65536 */
@@ -61,6 +79,9 @@ typedef struct vigil_server_config {
 } vigil_server_config;
 
 typedef struct vigil_server vigil_server;
+
+/* Fill every 0 field of l with its documented default. */
+void vigil_limits_fill(vigil_limits_config *l);
 
 /* Start everything; on error nothing is left running and err says why. */
 vigil_status vigil_server_start(const vigil_server_config *cfg, vigil_server **out, vigil_error *err);

@@ -6,8 +6,14 @@
 // Alerts are deduplicated by their id (DESIGN.md §3: the same match always
 // has the same id), so what the stream replays after a reconnect or a server
 // restart is never shown twice. The browser's EventSource reconnects by
-// itself and sends Last-Event-ID; an ?access_token= in the page's URL is
-// passed on, since EventSource cannot send an Authorization header.
+// itself and sends Last-Event-ID.
+//
+// Tokens (DESIGN.md §6): when the server answers 401 (or 403), the page asks
+// for a viewer token once (#token-dialog) and keeps it in sessionStorage, so
+// it lasts while the tab is open and is gone when it closes. Fetches send it
+// as Authorization: Bearer; the stream as ?access_token=, since EventSource
+// cannot send headers. An ?access_token= in the page's URL is taken the same
+// way and removed from the address bar. "Forget token" clears it.
 //
 // Everything from the server is put into the page with textContent (never
 // innerHTML): alert fields are data, not markup.
@@ -17,8 +23,24 @@
   const MAX_ROWS = 500;          // rows kept in the table; counters keep counting
   const SEVERITIES = ['info', 'low', 'medium', 'high', 'critical'];
 
+  const TOKEN_KEY = 'vigil.token';
   const pageParams = new URLSearchParams(window.location.search);
-  const token = pageParams.get('access_token');
+  let token = null;
+  try { token = sessionStorage.getItem(TOKEN_KEY); } catch (e) { /* storage disabled: ask each time */ }
+  if (pageParams.get('access_token')) {
+    token = pageParams.get('access_token');
+    saveToken(token);
+    pageParams.delete('access_token');
+    const q = pageParams.toString();
+    history.replaceState(null, '', window.location.pathname + (q ? '?' + q : '') + window.location.hash);
+  }
+
+  function saveToken(t) {
+    try {
+      if (t) sessionStorage.setItem(TOKEN_KEY, t);
+      else sessionStorage.removeItem(TOKEN_KEY);
+    } catch (e) { /* storage disabled */ }
+  }
 
   const state = {
     seen: new Set(),             // alert ids already counted
@@ -282,16 +304,73 @@
 
   // ---- data --------------------------------------------------------------
 
+  // {status, lastSeq}: status 401/403 means the token is missing or not enough
   async function loadRecent() {
     try {
-      const r = await fetch(withToken('/v1/alerts', { limit: '200' }), { headers: authHeaders() });
+      const r = await fetch('/v1/alerts?limit=200', { headers: authHeaders() });
+      if (r.status === 401 || r.status === 403) return { status: r.status, lastSeq: null };
       if (!r.ok) throw new Error('HTTP ' + r.status);
       const body = await r.json();
       (body.alerts || []).forEach((a) => addAlert(a, 'bottom'));
-      return typeof body.last_seq === 'number' ? body.last_seq : null;
+      return { status: r.status, lastSeq: typeof body.last_seq === 'number' ? body.last_seq : null };
     } catch (e) {
       console.warn('vigil: could not load recent alerts:', e);
-      return null;
+      return { status: 0, lastSeq: null };
+    }
+  }
+
+  // Show the token dialog; resolves once a token was entered (and saved).
+  function askToken(message) {
+    const dlg = $('token-dialog');
+    const input = $('token-input');
+    $('token-error').textContent = message || '';
+    input.value = '';
+    setStatus('signed-out', 'token needed');
+    return new Promise((resolve) => {
+      const form = $('token-form');
+      const onSubmit = (ev) => {
+        ev.preventDefault();
+        const t = input.value.trim();
+        if (!t) { $('token-error').textContent = 'Enter a token.'; return; }
+        form.removeEventListener('submit', onSubmit);
+        token = t;
+        saveToken(t);
+        dlg.close();
+        updateForget();
+        resolve();
+      };
+      form.addEventListener('submit', onSubmit);
+      if (!dlg.open) dlg.showModal();
+      input.focus();
+    });
+  }
+
+  function updateForget() {
+    $('token-forget').hidden = !token;
+  }
+
+  $('token-forget').addEventListener('click', () => {
+    token = null;
+    saveToken(null);
+    window.location.reload();
+  });
+  // the dialog cannot be dismissed without a token: nothing to show without one
+  $('token-dialog').addEventListener('cancel', (ev) => ev.preventDefault());
+
+  async function start() {
+    updateForget();
+    for (;;) {
+      const r = await loadRecent();
+      if (r.status === 401) {
+        await askToken(token ? 'That token was not accepted. Enter a viewer token.' : '');
+        continue;
+      }
+      if (r.status === 403) {
+        await askToken('That token may not read alerts: it needs the viewer, analyst or admin role.');
+        continue;
+      }
+      connect(r.lastSeq);
+      return;
     }
   }
 
@@ -322,5 +401,5 @@
 
   setInterval(updateTiles, 30000);   // keeps "today" vs dated times honest
   setStatus('connecting', 'connecting');
-  loadRecent().then(connect);
+  start();
 })();

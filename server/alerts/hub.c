@@ -1,6 +1,6 @@
 /* hub.c — the alert hub: a ring of recent alerts, served to HTTP viewers as
- * a list (GET /v1/alerts) and as a live Server-Sent Events feed
- * (GET /v1/alerts/stream), plus the dashboard's embedded static files.
+ * a list (GET /v1/alerts, in hub_list.c) and as a live Server-Sent Events
+ * feed (GET /v1/alerts/stream, here).
  *
  * Sink stage of the flow: workers publish alerts here from several threads;
  * libmicrohttpd (MHD 0.9.75) threads read them. One mutex guards the ring and
@@ -48,7 +48,10 @@
  * keepalive period and resumes the waiting ones; the reader then sends
  * ": keepalive\n\n". That keeps proxies from closing the stream and makes a
  * vanished client visible (the write fails, MHD closes the connection and
- * frees the response, whose free callback unlinks the stream).
+ * frees the response, whose free callback unlinks the stream). Every second
+ * the same thread also peeks at each suspended stream's socket: a client
+ * that closed its end (EOF) is resumed and ended at once, so it does not hold
+ * a stream slot (limits.max_sse_clients) until a keepalive write fails.
  *
  * Shutdown. MHD_stop_daemon panics if a connection is still suspended.
  * vigil_hub_close() sets `closing` and resumes every waiting stream; each
@@ -60,6 +63,7 @@
  * Requirements on the daemon: MHD_ALLOW_SUSPEND_RESUME, not
  * MHD_USE_THREAD_PER_CONNECTION (checked per request; 500 otherwise). */
 #include "hub.h"
+#include "hub_int.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -68,6 +72,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include <cjson/cJSON.h>
@@ -81,17 +86,6 @@
 #define SSE_KEEPALIVE ": keepalive\n\n"
 #define MAX_CAP 10000000u
 
-struct slot {
-    uint64_t seq;          /* 0: empty */
-    char *block;           /* the allocation; frame and strings live in it */
-    const char *frame;     /* SSE frame, frame_len bytes (not NUL-terminated) */
-    size_t frame_len;
-    const char *json;      /* slice of frame */
-    size_t json_len;
-    const char *rule, *severity, *key;   /* NUL-terminated, in block */
-    int64_t ts;
-};
-
 struct stream {
     struct stream *prev, *next;
     vigil_hub *hub;
@@ -100,24 +94,11 @@ struct stream {
     bool waiting;          /* suspended by the reader; resume on news */
     bool keepalive_due;
     bool started;          /* "retry:" line sent */
+    bool gone;             /* the client closed its end while the stream was suspended */
     char *pend;            /* rest of a frame larger than MHD's buffer */
     size_t pend_len, pend_off, pend_cap;
 };
 
-struct vigil_hub {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;     /* keepalive thread: streams appeared, or closing */
-    struct slot *ring;
-    size_t cap, count;
-    uint64_t last_seq, published;
-    struct stream *streams;
-    size_t nstreams;
-    unsigned refs;         /* 1 for the owner + 1 per stream */
-    bool closing;
-    int keepalive_ms;
-    bool ka_started;
-    pthread_t ka_thread;
-};
 
 /* ---- helpers -------------------------------------------------------------- */
 
@@ -126,16 +107,6 @@ static void hub_free(vigil_hub *hub)
     pthread_cond_destroy(&hub->cv);
     pthread_mutex_destroy(&hub->mu);
     free(hub);
-}
-
-static uint64_t oldest_seq(const vigil_hub *hub)
-{
-    return hub->last_seq - hub->count + 1;
-}
-
-static const struct slot *slot_of(const vigil_hub *hub, uint64_t seq)
-{
-    return &hub->ring[(seq - 1) % hub->cap];
 }
 
 static void abs_deadline(struct timespec *ts, int ms)
@@ -160,24 +131,58 @@ static void wake_waiting(vigil_hub *hub)
     }
 }
 
-/* The keepalive timer: sleeps while nobody is subscribed, else wakes every
- * keepalive period, marks each stream and resumes the idle ones. */
+/* Resume the suspended streams whose client has closed its end (a peek at
+ * the socket reads EOF or an error), so that MHD ends them now and their slot
+ * (limits.max_sse_clients, the per-address connection count) is free within
+ * a second, not after the next keepalive write fails. Caller holds hub->mu. */
+static void reap_gone(vigil_hub *hub)
+{
+    for (struct stream *s = hub->streams; s; s = s->next) {
+        if (!s->waiting)
+            continue;
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(s->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (!ci)
+            continue;
+        char c;
+        ssize_t n = recv(ci->connect_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+            s->gone = true;
+            s->waiting = false;
+            MHD_resume_connection(s->conn);
+        }
+    }
+}
+
+#define REAP_MS 1000   /* how often suspended streams are checked for a closed client */
+
+/* The timer: sleeps while nobody is subscribed; else every REAP_MS resumes
+ * the streams whose client went away, and every keepalive period marks each
+ * stream and resumes the idle ones. */
 static void *keepalive_main(void *arg)
 {
     vigil_hub *hub = arg;
     pthread_mutex_lock(&hub->mu);
+    struct timespec ka;
+    abs_deadline(&ka, hub->keepalive_ms);
     while (!hub->closing) {
         if (hub->nstreams == 0) {
             pthread_cond_wait(&hub->cv, &hub->mu);
+            abs_deadline(&ka, hub->keepalive_ms);
             continue;
         }
         struct timespec dl;
-        abs_deadline(&dl, hub->keepalive_ms);
+        abs_deadline(&dl, hub->keepalive_ms < REAP_MS ? hub->keepalive_ms : REAP_MS);
         int rc = 0;
         while (!hub->closing && hub->nstreams > 0 && rc != ETIMEDOUT)
             rc = pthread_cond_timedwait(&hub->cv, &hub->mu, &dl);
         if (hub->closing || rc != ETIMEDOUT)
             continue;
+        reap_gone(hub);
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec < ka.tv_sec || (now.tv_sec == ka.tv_sec && now.tv_nsec < ka.tv_nsec))
+            continue;
+        abs_deadline(&ka, hub->keepalive_ms);
         for (struct stream *s = hub->streams; s; s = s->next)
             s->keepalive_due = true;
         wake_waiting(hub);
@@ -275,6 +280,13 @@ void vigil_hub_destroy(vigil_hub *hub)
         hub_free(hub);
 }
 
+void vigil_hub_set_max_streams(vigil_hub *hub, size_t max)
+{
+    pthread_mutex_lock(&hub->mu);
+    hub->max_streams = max;
+    pthread_mutex_unlock(&hub->mu);
+}
+
 vigil_status vigil_hub_set_keepalive(vigil_hub *hub, int ms)
 {
     if (!hub || ms < 10)
@@ -295,6 +307,7 @@ vigil_status vigil_hub_stats(vigil_hub *hub, vigil_hub_counters *out)
     out->last_seq = hub->last_seq;
     out->stored = hub->count;
     out->subscribers = hub->nstreams;
+    out->refused = hub->refused;
     pthread_mutex_unlock(&hub->mu);
     return VIGIL_OK;
 }
@@ -370,192 +383,6 @@ vigil_status vigil_hub_publish(vigil_hub *hub, const char *json, size_t len,
     return VIGIL_OK;
 }
 
-/* ---- HTTP helpers --------------------------------------------------------- */
-
-/* An RFC 9457 problem document. */
-static enum MHD_Result problem(struct MHD_Connection *conn, unsigned status,
-                               const char *title, const char *detail)
-{
-    cJSON *o = cJSON_CreateObject();
-    char *text = NULL;
-    if (o && cJSON_AddStringToObject(o, "type", "about:blank") &&
-        cJSON_AddStringToObject(o, "title", title) &&
-        cJSON_AddNumberToObject(o, "status", status) &&
-        (!detail || cJSON_AddStringToObject(o, "detail", detail)))
-        text = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    static const char fallback[] = "{\"type\":\"about:blank\",\"title\":\"error\"}";
-    struct MHD_Response *resp =
-        text ? MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_COPY)
-             : MHD_create_response_from_buffer(sizeof fallback - 1, (void *)fallback,
-                                               MHD_RESPMEM_PERSISTENT);
-    cJSON_free(text);
-    if (!resp)
-        return MHD_NO;
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/problem+json");
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    enum MHD_Result ret = MHD_queue_response(conn, status, resp);
-    MHD_destroy_response(resp);
-    return ret;
-}
-
-/* Strict unsigned decimal: digits only, no sign, no overflow. */
-static bool parse_u64(const char *s, uint64_t *out)
-{
-    if (!s || *s < '0' || *s > '9')
-        return false;
-    errno = 0;
-    char *end = NULL;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno != 0 || *end != '\0')
-        return false;
-    *out = (uint64_t)v;
-    return true;
-}
-
-/* ms since the epoch (optionally negative digits) or RFC 3339 text. */
-static bool parse_since(const char *s, int64_t *ms)
-{
-    const char *p = s;
-    if (*p == '-')
-        p++;
-    bool digits = *p != '\0';
-    for (const char *q = p; *q; q++)
-        if (*q < '0' || *q > '9')
-            digits = false;
-    if (digits) {
-        errno = 0;
-        char *end = NULL;
-        long long v = strtoll(s, &end, 10);
-        if (errno != 0 || *end != '\0')
-            return false;
-        *ms = (int64_t)v;
-        return true;
-    }
-    return vigil_time_parse_rfc3339(s, strlen(s), ms) == VIGIL_OK;
-}
-
-static const char *arg(struct MHD_Connection *conn, const char *name)
-{
-    const char *v = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, name);
-    return (v && *v) ? v : NULL;
-}
-
-/* A growable byte buffer with a hard cap. */
-struct buf {
-    char *p;
-    size_t len, cap, max;
-};
-
-static bool buf_put(struct buf *b, const char *s, size_t n)
-{
-    if (n > b->max - b->len)
-        return false;
-    if (b->len + n > b->cap) {
-        size_t nc = b->cap ? b->cap : 4096;
-        while (nc < b->len + n)
-            nc *= 2;
-        if (nc > b->max)
-            nc = b->max;
-        char *np = realloc(b->p, nc);
-        if (!np)
-            return false;
-        b->p = np;
-        b->cap = nc;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    return true;
-}
-
-/* ---- GET /v1/alerts ------------------------------------------------------- */
-
-enum MHD_Result vigil_hub_handle_list(vigil_hub *hub, struct MHD_Connection *conn)
-{
-    const char *rule = arg(conn, "rule");
-    const char *key = arg(conn, "key");
-    const char *since_s = arg(conn, "since");
-    const char *limit_s = arg(conn, "limit");
-    int64_t since = INT64_MIN;
-    long limit = VIGIL_HUB_LIST_DEFAULT;
-
-    if (since_s && !parse_since(since_s, &since))
-        return problem(conn, MHD_HTTP_BAD_REQUEST, "Bad 'since'",
-                       "expected an RFC 3339 time (2018-04-01T00:00:00Z) or "
-                       "milliseconds since the epoch");
-    if (limit_s) {
-        uint64_t v;
-        if (!parse_u64(limit_s, &v) || v == 0)
-            return problem(conn, MHD_HTTP_BAD_REQUEST, "Bad 'limit'",
-                           "expected an integer from 1 to 1000");
-        limit = v > VIGIL_HUB_LIST_MAX ? VIGIL_HUB_LIST_MAX : (long)v;
-    }
-
-    /* Worst case: limit alerts at the size cap, plus punctuation. */
-    struct buf b = {0};
-    b.max = (size_t)limit * (VIGIL_HUB_MAX_ALERT_BYTES + 1) + 64;
-    bool ok = buf_put(&b, "{\"alerts\":[", 11);
-    char tail[48];
-    int tl = 0;
-
-    pthread_mutex_lock(&hub->mu);
-    long n = 0;
-    if (hub->ring && hub->count > 0) {
-        uint64_t lo = oldest_seq(hub);
-        for (uint64_t seq = hub->last_seq; ok && seq >= lo && n < limit; seq--) {
-            const struct slot *s = slot_of(hub, seq);
-            if (rule && strcmp(rule, s->rule) != 0)
-                continue;
-            if (key && strcmp(key, s->key) != 0)
-                continue;
-            if (s->ts < since)
-                continue;
-            if (n > 0)
-                ok = buf_put(&b, ",", 1);
-            ok = ok && buf_put(&b, s->json, s->json_len);
-            n++;
-        }
-    }
-    tl = snprintf(tail, sizeof tail, "],\"last_seq\":%" PRIu64 "}", hub->last_seq);
-    pthread_mutex_unlock(&hub->mu);
-    ok = ok && tl > 0 && buf_put(&b, tail, (size_t)tl);
-
-    if (!ok) {
-        free(b.p);
-        return problem(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "Out of memory", NULL);
-    }
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(b.len, b.p, MHD_RESPMEM_MUST_FREE);
-    if (!resp) {
-        free(b.p);
-        return MHD_NO;
-    }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_OK, resp);
-    MHD_destroy_response(resp);
-    return ret;
-}
-
-char *vigil_hub_last(vigil_hub *hub, const char *rule, const char *key) {
-    char *out = NULL;
-    pthread_mutex_lock(&hub->mu);
-    if (hub->ring && hub->count > 0) {
-        uint64_t lo = oldest_seq(hub);
-        for (uint64_t seq = hub->last_seq; seq >= lo && seq > 0; seq--) {
-            const struct slot *s = slot_of(hub, seq);
-            if (strcmp(rule, s->rule) != 0 || strcmp(key, s->key) != 0) continue;
-            if ((out = malloc(s->json_len + 1))) {
-                memcpy(out, s->json, s->json_len);
-                out[s->json_len] = '\0';
-            }
-            break;
-        }
-    }
-    pthread_mutex_unlock(&hub->mu);
-    return out;
-}
-
 /* ---- GET /v1/alerts/stream ------------------------------------------------ */
 
 /* Keep the rest of a frame that did not fit into MHD's buffer. */
@@ -612,6 +439,8 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max)
         pthread_mutex_unlock(&hub->mu);
         return MHD_CONTENT_READER_END_OF_STREAM;
     }
+    if (st->gone)
+        goto fail;   /* the client closed: MHD ends the connection and frees the stream */
 
     size_t used = 0;
     if (!st->started) {
@@ -702,21 +531,21 @@ static bool daemon_can_suspend(struct MHD_Connection *conn)
 enum MHD_Result vigil_hub_handle_stream(vigil_hub *hub, struct MHD_Connection *conn)
 {
     if (!daemon_can_suspend(conn))
-        return problem(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "Streaming unavailable",
+        return vhub_problem(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "Streaming unavailable",
                        "the HTTP daemon was started without MHD_ALLOW_SUSPEND_RESUME "
                        "or with a thread per connection");
 
     const char *last = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Last-Event-ID");
     if (!last || !*last)
-        last = arg(conn, "last_event_id");
+        last = vhub_arg(conn, "last_event_id");
     uint64_t last_id = 0;
-    if (last && !parse_u64(last, &last_id))
-        return problem(conn, MHD_HTTP_BAD_REQUEST, "Bad Last-Event-ID",
+    if (last && !vhub_parse_u64(last, &last_id))
+        return vhub_problem(conn, MHD_HTTP_BAD_REQUEST, "Bad Last-Event-ID",
                        "expected the decimal sequence number of an alert event");
 
     struct stream *st = calloc(1, sizeof *st);
     if (!st)
-        return problem(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "Out of memory", NULL);
+        return vhub_problem(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "Out of memory", NULL);
     st->hub = hub;
     st->conn = conn;
 
@@ -724,7 +553,17 @@ enum MHD_Result vigil_hub_handle_stream(vigil_hub *hub, struct MHD_Connection *c
     if (hub->closing) {
         pthread_mutex_unlock(&hub->mu);
         free(st);
-        return problem(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "Shutting down", NULL);
+        return vhub_problem(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "Shutting down", NULL);
+    }
+    if (hub->max_streams && hub->nstreams >= hub->max_streams) {
+        size_t max = hub->max_streams;
+        hub->refused++;
+        pthread_mutex_unlock(&hub->mu);
+        free(st);
+        char d[160];
+        snprintf(d, sizeof d, "%zu alert streams are open, the most this server serves (limits.max_sse_clients); "
+                 "retry later", max);
+        return vhub_problem_retry(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "Too many streams", d);
     }
     if (!last) {
         st->next_seq = hub->last_seq + 1;

@@ -54,6 +54,10 @@ void vigil_hub_close(vigil_hub *hub);
  * MHD_stop_daemon. Accepts NULL. */
 void vigil_hub_destroy(vigil_hub *hub);
 
+/* At most max open streams (limits.max_sse_clients); one more answers 503
+ * with Retry-After. 0: no limit (the default). Call before serving. */
+void vigil_hub_set_max_streams(vigil_hub *hub, size_t max);
+
 /* Milliseconds between keepalive comments on an idle stream
  * (default VIGIL_HUB_KEEPALIVE_MS; tests use less). Keepalives also make a
  * suspended stream notice a vanished client. EINVAL when ms < 10. */
@@ -77,6 +81,7 @@ typedef struct vigil_hub_counters {
     uint64_t last_seq;      /* sequence number of the newest alert, 0 if none */
     size_t stored;          /* alerts currently in the ring (<= cap) */
     size_t subscribers;     /* open SSE streams */
+    unsigned long long refused;   /* streams refused over the limit (vigil_hub_set_max_streams) */
 } vigil_hub_counters;
 
 /* A consistent snapshot of the counters. EINVAL when hub or out is NULL. */

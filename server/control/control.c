@@ -182,6 +182,7 @@ void vigil_control_get_stats(vigil_control *c, vigil_control_stats *o) {
     pthread_rwlock_unlock(&c->snooze_lock);
     pthread_mutex_lock(&c->mu);
     o->rules = vcat_live_count(&c->cat);
+    o->refused_max_rules = atomic_load(&c->refused_max_rules);
     for (int i = 0; i < c->cat.n; i++)
         for (int j = 0; j < c->cat.rules[i]->nv; j++) o->draining += c->cat.rules[i]->v[j].state == VCAT_DRAINING;
     pthread_mutex_unlock(&c->mu);
@@ -439,8 +440,10 @@ static enum MHD_Result put_source(vigil_control *c, struct MHD_Connection *conn,
         }
         version = info[0].version;
     }
-    if (!live && vcat_live_count(&c->cat) >= VCAT_MAX_RULES) {
-        snprintf(d, sizeof d, "too many rules: at most %d", VCAT_MAX_RULES);
+    if (!live && vcat_live_count(&c->cat) >= vctl_max_rules(c)) {
+        snprintf(d, sizeof d, "too many rules: %d are served, the most allowed (limits.max_rules); delete one first",
+                 vcat_live_count(&c->cat));
+        atomic_fetch_add(&c->refused_max_rules, 1);
         return vigil_http_problem(conn, 422, "Unprocessable Content", d, NULL, NULL);
     }
     vctl_txn x;

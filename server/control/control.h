@@ -27,6 +27,7 @@ typedef struct vigil_control_config {
     /* the catalog store (catalog_store.h): Redis when set, else data_dir, else memory */
     const char *redis_url, *redis_prefix, *data_dir;
     int watch;                        /* reload on every change of the directory (inotify) */
+    int max_rules;                    /* rules served at once (limits.max_rules); 0: VCAT_MAX_RULES */
 } vigil_control_config;
 
 /* Load the catalog, reconcile the directory, build the first ruleset. A
@@ -75,6 +76,7 @@ typedef struct vigil_control_stats {
     int draining;                      /* versions draining */
     unsigned long long snoozed_alerts; /* alerts held back by a snooze */
     int snoozes;                       /* snoozes recorded (live or not yet pruned) */
+    unsigned long long refused_max_rules; /* changes refused over limits.max_rules */
 } vigil_control_stats;
 void vigil_control_get_stats(vigil_control *ctl, vigil_control_stats *out);
 

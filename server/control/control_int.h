@@ -63,6 +63,7 @@ struct vigil_control {
     atomic_int stopping;
     int inotify_fd;
     atomic_ullong changes, reloads, reload_errors, swaps;
+    atomic_ullong refused_max_rules; /* rule changes refused over limits.max_rules (PUT, reload) */
     int64_t started_ms;              /* this process's start (a draining version after a restart) */
     char first_refusal[2048];        /* the last reload's first refused file, why */
     /* snoozes (snooze.c): read by the workers for every alert */
@@ -80,6 +81,11 @@ struct vigil_control {
     int ncmp, capcmp;
     atomic_int ncmp_live;            /* ncmp, read without the lock: no compare, no work per batch */
 };
+
+/* The most rules served at once (limits.max_rules). */
+static inline int vctl_max_rules(const vigil_control *c) {
+    return c->cfg.max_rules > 0 && c->cfg.max_rules < VCAT_MAX_RULES ? c->cfg.max_rules : VCAT_MAX_RULES;
+}
 
 /* A change in progress (under mu): the touched rules as they were, so that
  * a change that cannot be built or stored is undone exactly; the audit

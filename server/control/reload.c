@@ -58,6 +58,14 @@ static int reload_file(vigil_control *c, vctl_txn *x, const char *path, char **p
     } else if (ni > MAX_RULES_PER_FILE) {
         snprintf(why, sizeof why, "more than %d rules in one file", MAX_RULES_PER_FILE);
     }
+    int added = 0;   /* rules this file adds to the served ones (limits.max_rules) */
+    for (int i = 0; i < ni; i++) {
+        vcat_rule *r = vcat_find(&c->cat, info[i].name);
+        added += !r || !vcat_live(r);
+    }
+    if (!why[0] && added && vcat_live_count(&c->cat) + added > vctl_max_rules(c))
+        snprintf(why, sizeof why, "it adds %d rules to the %d served; at most %d are allowed (limits.max_rules)",
+                 added, vcat_live_count(&c->cat), vctl_max_rules(c));
     for (int i = 0; !why[0] && i < ni; i++) {   /* a rule another present file owns, a version too low */
         vcat_rule *r = vcat_find(&c->cat, info[i].name);
         if (r && r->file[0] && strcmp(r->file, path) != 0 && !r->deleted && listed(present, npresent, r->file))
@@ -69,6 +77,7 @@ static int reload_file(vigil_control *c, vctl_txn *x, const char *path, char **p
     }
     if (why[0]) {
         fprintf(stderr, "vigil: reload: %s refused, its rules keep running as they are: %s\n", path, why);
+        if (strstr(why, "limits.max_rules")) atomic_fetch_add(&c->refused_max_rules, 1);
         if (!old && !c->first_refusal[0]) snprintf(c->first_refusal, sizeof c->first_refusal, "%s", why);
         free(src);
         return old ? -1 : -2;   /* -2: a file never loaded */

@@ -3,7 +3,11 @@
  * neither its text nor its length leaks through timing, and it never
  * appears in a log line or an error. Roles nest admin ⊃ analyst ⊃ viewer;
  * ingest is apart (admin has it too). */
+#include <ctype.h>
+#include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <sys/stat.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,16 +59,24 @@ vigil_status vigil_auth_create(const vigil_auth_token *t, int n, const char *met
         return vigil_error_set(err, VIGIL_ENOMEM, "out of memory");
     }
     for (int i = 0; i < n; i++) {
-        if (!t[i].token || role_of(t[i].role, &a->t[i].role) != 0) {
-            vigil_auth_destroy(a);
-            return vigil_error_set(err, VIGIL_EINVAL, "tokens[%d]: role must be ingest, viewer, analyst or admin",
-                                   i + 1);
-        }
-        sha(t[i].token, a->t[i].digest);
-        a->t[i].rate = t[i].rate > 0 ? t[i].rate : 0;
-        a->t[i].tokens = a->t[i].rate;   /* a full bucket: one second's worth */
         if (t[i].name && t[i].name[0]) snprintf(a->t[i].name, sizeof a->t[i].name, "%s", t[i].name);
         else snprintf(a->t[i].name, sizeof a->t[i].name, "token%d", i + 1);
+        if (!t[i].token || role_of(t[i].role, &a->t[i].role) != 0) {
+            vigil_auth_destroy(a);
+            return vigil_error_set(err, VIGIL_EINVAL, "token '%s': role must be ingest, viewer, analyst or admin",
+                                   t[i].name ? t[i].name : "?");
+        }
+        sha(t[i].token, a->t[i].digest);
+        for (int j = 0; j < i; j++)
+            if (CRYPTO_memcmp(a->t[j].digest, a->t[i].digest, 32) == 0) {
+                vigil_status s = vigil_error_set(err, VIGIL_EINVAL,
+                                                 "tokens '%s' and '%s' are the same token; give every client its own",
+                                                 a->t[j].name, t[i].name ? t[i].name : "?");
+                vigil_auth_destroy(a);
+                return s;
+            }
+        a->t[i].rate = t[i].rate > 0 ? t[i].rate : 0;
+        a->t[i].tokens = a->t[i].rate;   /* a full bucket: one second's worth */
     }
     a->n = n;
     pthread_mutex_init(&a->mu, NULL);
@@ -116,21 +128,25 @@ int vigil_auth_check(const vigil_auth *a, vigil_role need, const char *token, co
     *who = "local";
     *index = -1;
     if (need == VIGIL_ROLE_PUBLIC) return 0;
-    if (need == VIGIL_ROLE_METRICS) {
+    int metrics_ok = 0, metrics_req = need == VIGIL_ROLE_METRICS;
+    if (metrics_req) {   /* the metrics token, or an admin's */
         if (!a || !a->has_metrics) return 0;
-        unsigned char d[32];
-        if (!token) return 401;
-        sha(token, d);
-        return CRYPTO_memcmp(d, a->metrics, 32) == 0 ? 0 : 401;
+        need = VIGIL_ROLE_ADMIN;
+    } else if (!vigil_auth_enabled(a)) {
+        return 0;
     }
-    if (!vigil_auth_enabled(a)) return 0;
     if (!token || !token[0]) return 401;
     unsigned char d[32];
     sha(token, d);
     int found = -1;
     for (int i = 0; i < a->n; i++)   /* every entry compared: the time does not tell which matched */
         if (CRYPTO_memcmp(d, a->t[i].digest, 32) == 0) found = i;
+    if (a->has_metrics && CRYPTO_memcmp(d, a->metrics, 32) == 0) metrics_ok = 1;
     OPENSSL_cleanse(d, sizeof d);
+    if (metrics_ok && metrics_req) {   /* the metrics token opens /metrics and nothing else */
+        *who = "metrics";
+        return 0;
+    }
     if (found < 0) return 401;
     if (!allows(a->t[found].role, need)) return 403;
     *who = a->t[found].name;
@@ -173,4 +189,133 @@ void vigil_auth_foreach_limited(vigil_auth *a, void (*fn)(void *ud, const char *
     for (int i = 0; i < a->n; i++)
         if (a->t[i].rate) fn(ud, a->t[i].name, a->t[i].limited);
     pthread_mutex_unlock(&a->mu);
+}
+
+/* ---- the tokens file ---------------------------------------------------------------- */
+
+#define TOKENS_FILE_MAX (1u << 20)
+
+static int name_ok(const char *s) {
+    size_t n = strlen(s);
+    if (n == 0 || n > 63) return 0;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && *s != '-' && *s != '_' && *s != '.' && *s != '@') return 0;
+    return 1;
+}
+
+static char *next_word(char **p) {
+    char *s = *p;
+    while (*s == ' ' || *s == '\t') s++;
+    if (!*s) return NULL;
+    char *w = s;
+    while (*s && *s != ' ' && *s != '\t') s++;
+    if (*s) *s++ = '\0';
+    *p = s;
+    return w;
+}
+
+void vigil_auth_tokens_free(vigil_auth_token *t, char *store) {
+    if (store) OPENSSL_cleanse(store, TOKENS_FILE_MAX + 1);   /* the whole buffer: words end in NULs */
+    free(store);
+    free(t);
+}
+
+vigil_status vigil_auth_read_file(const char *path, vigil_auth_token **out, int *n, char **store,
+                                  vigil_error *err) {
+    *out = NULL;
+    *n = 0;
+    *store = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return vigil_error_set(err, errno == ENOENT ? VIGIL_ENOTFOUND : VIGIL_EIO, "tokens_file '%s': %s", path,
+                               strerror(errno));
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        fclose(f);
+        return vigil_error_set(err, VIGIL_EIO, "tokens_file '%s': not a regular file", path);
+    }
+    if (sb.st_mode & S_IRWXO) {
+        fclose(f);
+        return vigil_error_set(err, VIGIL_EIO,
+                               "tokens_file '%s': other users may read it (mode %03o); it holds secrets: chmod 600 it",
+                               path, (unsigned)(sb.st_mode & 0777));
+    }
+    char *buf = malloc(TOKENS_FILE_MAX + 1);
+    if (!buf) {
+        fclose(f);
+        return vigil_error_set(err, VIGIL_ENOMEM, "out of memory");
+    }
+    size_t len = fread(buf, 1, TOKENS_FILE_MAX + 1, f);
+    int bad = ferror(f);
+    fclose(f);
+    vigil_status st = VIGIL_OK;
+    vigil_auth_token *t = NULL;
+    int cnt = 0;
+    if (bad) {
+        st = vigil_error_set(err, VIGIL_EIO, "tokens_file '%s': cannot read it", path);
+        goto done;
+    }
+    if (len > TOKENS_FILE_MAX) {
+        st = vigil_error_set(err, VIGIL_ETOOBIG, "tokens_file '%s': larger than 1 MiB", path);
+        goto done;
+    }
+    buf[len] = '\0';
+    if (memchr(buf, '\0', len)) {
+        st = vigil_error_set(err, VIGIL_EPARSE, "tokens_file '%s': holds a NUL byte; it must be text", path);
+        goto done;
+    }
+    int line = 0;
+    for (char *p = buf; p && *p;) {
+        char *nl = strchr(p, '\n');
+        if (nl) *nl = '\0';
+        line++;
+        size_t l = strlen(p);
+        if (l && p[l - 1] == '\r') p[l - 1] = '\0';
+        char *q = p, *name = next_word(&q);
+        p = nl ? nl + 1 : NULL;
+        if (!name || name[0] == '#') continue;
+        char *role = next_word(&q), *tok = next_word(&q), *rate = next_word(&q), *extra = next_word(&q);
+        const char *why = NULL;
+        vigil_role r;
+        long rv = 0;
+        if (!role || !tok) why = "expected `name role token [rate]`";
+        else if (!name_ok(name)) why = "the name must be 1 to 63 letters, digits, '-', '_', '.' or '@'";
+        else if (role_of(role, &r) != 0) why = "the role must be ingest, viewer, analyst or admin";
+        else if (strlen(tok) > 256) why = "the token is longer than 256 characters";
+        else if (extra) why = "too many words: expected `name role token [rate]`";
+        else if (rate) {
+            char *end;
+            errno = 0;
+            rv = strtol(rate, &end, 10);
+            if (*end || errno || rv < 1 || rv > 100000000) why = "the rate must be a whole number of events/s from 1 to 100000000";
+        }
+        for (const char *c = tok; !why && c && *c; c++)
+            if (!isgraph((unsigned char)*c)) why = "the token holds a control character";
+        if (why) {
+            st = vigil_error_set(err, VIGIL_EPARSE, "tokens_file '%s' line %d: %s", path, line, why);
+            if (err) err->line = line;
+            goto done;
+        }
+        if (cnt == VIGIL_AUTH_MAX_TOKENS) {
+            st = vigil_error_set(err, VIGIL_ETOOBIG, "tokens_file '%s': more than %d tokens", path,
+                                 VIGIL_AUTH_MAX_TOKENS);
+            goto done;
+        }
+        if (!t && !(t = calloc(VIGIL_AUTH_MAX_TOKENS, sizeof *t))) {
+            st = vigil_error_set(err, VIGIL_ENOMEM, "out of memory");
+            goto done;
+        }
+        t[cnt++] = (vigil_auth_token){.name = name, .role = role, .token = tok, .rate = (int)rv};
+    }
+done:
+    if (st != VIGIL_OK) {
+        vigil_auth_tokens_free(t, NULL);
+        OPENSSL_cleanse(buf, TOKENS_FILE_MAX + 1);
+        free(buf);
+        return st;
+    }
+    *out = t;
+    *n = cnt;
+    *store = buf;
+    return VIGIL_OK;
 }

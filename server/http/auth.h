@@ -25,10 +25,24 @@ typedef struct vigil_auth_token {
 
 /* The tokens (copied; only their SHA-256 is kept) and the metrics token (may
  * be NULL). n = 0: no token configured, every request is allowed (the
- * server then listens on loopback only). EINVAL: an unknown role. */
+ * server then listens on loopback only). EINVAL: an unknown role, or two
+ * tokens that are the same (err names them by name). */
 vigil_status vigil_auth_create(const vigil_auth_token *t, int n, const char *metrics_token, vigil_auth **out,
                                vigil_error *err);
 void vigil_auth_destroy(vigil_auth *a);   /* accepts NULL */
+
+/* Read a tokens file (the config's tokens_file): one token a line,
+ * `name role token [rate]`, separated by spaces or tabs; blank lines and
+ * lines starting with '#' are skipped. The file must not be readable by
+ * other users (chmod 600 or 640), at most 1 MiB and VIGIL_AUTH_MAX_TOKENS
+ * tokens. On success *out holds *n entries whose strings point into *store
+ * (free both with free(); wipe *store with vigil_auth_tokens_free).
+ * Errors (err names the file and the line, never the token): ENOTFOUND,
+ * EIO (cannot read, or readable by others), EPARSE, ETOOBIG, ENOMEM. */
+#define VIGIL_AUTH_MAX_TOKENS 4096
+vigil_status vigil_auth_read_file(const char *path, vigil_auth_token **out, int *n, char **store,
+                                  vigil_error *err);
+void vigil_auth_tokens_free(vigil_auth_token *t, char *store);
 int vigil_auth_enabled(const vigil_auth *a);
 
 /* The role a request needs (the API's table, DESIGN.md §6). */

@@ -4,6 +4,7 @@
  * when the request ends, after a suspended request was resumed or its
  * client went away. */
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -32,6 +33,11 @@ struct vigil_http {
     vigil_http_handler fallback;
     void *fallback_ctx;
     vigil_auth *auth;
+    int loopback;                /* listen is a loopback address */
+    vigil_http_limits lim;
+    pthread_mutex_t ip_mu;       /* per_ip */
+    struct ip_count { uint32_t ip; int n, used; } *per_ip;   /* open connections per IPv4 address (open addressing) */
+    atomic_ullong refused_per_ip, timed_out, headers_too_big;
     void (*on_stop)(void *);
     void *on_stop_ctx;
     struct MHD_Daemon *d;
@@ -75,9 +81,83 @@ void vigil_http_foreach_limited(vigil_http *h, void (*fn)(void *ud, const char *
     vigil_auth_foreach_limited(h->auth, fn, ud);
 }
 
-void vigil_http_set_auth(vigil_http *h, vigil_auth *auth) {
+vigil_status vigil_http_set_auth(vigil_http *h, vigil_auth *auth, vigil_error *err) {
     vigil_auth_destroy(h->auth);
     h->auth = auth;
+    if (!h->loopback && !vigil_auth_enabled(auth))
+        return vigil_error_set(err, VIGIL_EINVAL,
+                               "--listen '%s': with no API tokens configured vigil listens on loopback only; "
+                               "configure tokens (DESIGN.md §6) to listen on other addresses", h->listen);
+    return VIGIL_OK;
+}
+
+void vigil_http_set_limits(vigil_http *h, const vigil_http_limits *l) { h->lim = *l; }
+
+/* ---- connections per client address -------------------------------------------------- */
+
+#define PER_IP_SLOTS 4096   /* distinct addresses tracked at once; beyond, connections are not limited */
+
+/* The slot of ip, or with add a new one for it (NULL: the table is full).
+ * Open addressing; a slot once used keeps its address when its count drops
+ * to 0 (so a probe never stops short of an address further on) and is
+ * reused only by add. */
+static struct ip_count *ip_slot(vigil_http *h, uint32_t ip, int add) {
+    uint32_t i = (ip * 2654435761u) & (PER_IP_SLOTS - 1);
+    struct ip_count *spare = NULL;
+    for (int probe = 0; probe < PER_IP_SLOTS; probe++, i = (i + 1) & (PER_IP_SLOTS - 1)) {
+        struct ip_count *c = &h->per_ip[i];
+        if (c->used && c->ip == ip) return c;
+        if (!c->used) {
+            if (!add) return NULL;
+            if (!spare) spare = c;
+            break;
+        }
+        if (c->n == 0 && !spare) spare = c;
+    }
+    if (spare && add) {
+        spare->used = 1;
+        spare->ip = ip;
+        spare->n = 0;
+    }
+    return add ? spare : NULL;
+}
+
+static uint32_t client_ip(const struct sockaddr *sa, int *ok) {
+    *ok = sa && sa->sa_family == AF_INET;
+    return *ok ? ((const struct sockaddr_in *)sa)->sin_addr.s_addr : 0;
+}
+
+/* MHD's accept policy: refuse a connection from an address that holds max_conns_per_ip already. */
+static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr, socklen_t len) {
+    vigil_http *h = cls;
+    int ok;
+    uint32_t ip = client_ip(addr, &ok);
+    if (!ok || !h->per_ip || h->lim.max_conns_per_ip <= 0) return MHD_YES;
+    pthread_mutex_lock(&h->ip_mu);
+    struct ip_count *c = ip_slot(h, ip, 0);
+    int full = c && c->n >= h->lim.max_conns_per_ip;
+    pthread_mutex_unlock(&h->ip_mu);
+    if (full) atomic_fetch_add(&h->refused_per_ip, 1);
+    return full ? MHD_NO : MHD_YES;
+}
+
+static void notify_connection(void *cls, struct MHD_Connection *c, void **socket_ctx,
+                              enum MHD_ConnectionNotificationCode code) {
+    vigil_http *h = cls;
+    if (!h->per_ip) return;
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    int ok;
+    uint32_t ip = client_ip(ci ? ci->client_addr : NULL, &ok);
+    int start = code == MHD_CONNECTION_NOTIFY_STARTED;
+    if (!ok || (!start && !*socket_ctx)) return;   /* closing one never counted */
+    pthread_mutex_lock(&h->ip_mu);
+    struct ip_count *s = ip_slot(h, ip, start);
+    if (s) {
+        if (start) s->n++;
+        else if (s->n > 0) s->n--;
+    }
+    if (start) *socket_ctx = s ? (void *)1 : NULL;
+    pthread_mutex_unlock(&h->ip_mu);
 }
 
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
@@ -148,6 +228,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 }
 
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
+    vigil_http *h = cls;
+    if (toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED) atomic_fetch_add(&h->timed_out, 1);
     vigil_http_req *r = *con_cls;
     if (!r) return;
     if (r->state && r->state_free) r->state_free(r->state);
@@ -165,6 +247,10 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
     if (strstr(msg, "Failed to send") || strstr(msg, "reset by peer") || strstr(msg, "closed by remote") ||
         strstr(msg, "Broken pipe")) {
         atomic_fetch_add(&h->clients_gone, 1);
+        return;
+    }
+    if (strstr(msg, "response code is 431")) {   /* headers over limits.max_header_bytes: MHD answered 431 */
+        atomic_fetch_add(&h->headers_too_big, 1);
         return;
     }
     atomic_fetch_add(&h->errors_logged, 1);
@@ -186,11 +272,10 @@ vigil_status vigil_http_create(const char *listen, size_t max_body, vigil_http *
     char *end;
     long port = strtol(colon + 1, &end, 10);
     if (*end || port < 0 || port > 65535) return vigil_error_set(err, VIGIL_EINVAL, "--listen '%s': bad port", listen);
-    if (!loopback(host))
-        return vigil_error_set(err, VIGIL_EINVAL,
-                               "--listen '%s': with no API tokens configured vigil listens on loopback only", listen);
     vigil_http *h = calloc(1, sizeof *h);
     if (!h) return vigil_error_set(err, VIGIL_ENOMEM, "out of memory");
+    h->loopback = loopback(host);
+    pthread_mutex_init(&h->ip_mu, NULL);
     h->sa.sin_family = AF_INET;
     h->sa.sin_port = htons((uint16_t)port);
     if (inet_pton(AF_INET, strcmp(host, "localhost") == 0 ? "127.0.0.1" : host, &h->sa.sin_addr) != 1) {
@@ -225,10 +310,16 @@ void vigil_http_on_stop(vigil_http *h, void (*fn)(void *ctx), void *ctx) {
 }
 
 vigil_status vigil_http_start(vigil_http *h, vigil_error *err) {
+    if (h->lim.max_conns_per_ip > 0 && !(h->per_ip = calloc(PER_IP_SLOTS, sizeof *h->per_ip)))
+        return vigil_error_set(err, VIGIL_ENOMEM, "out of memory");
+    unsigned timeout_s = h->lim.timeout_ms > 0 ? (unsigned)((h->lim.timeout_ms + 999) / 1000) : 0;
+    size_t mem = h->lim.max_header_bytes ? h->lim.max_header_bytes : 32u << 10;
     h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_LINUX_ONLY | MHD_ALLOW_SUSPEND_RESUME |
                                 MHD_USE_ERROR_LOG,
-                            (uint16_t)h->port, NULL, NULL, handler, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
+                            (uint16_t)h->port, accept_policy, h, handler, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
                             MHD_OPTION_SOCK_ADDR, &h->sa, MHD_OPTION_NOTIFY_COMPLETED, completed, h,
+                            MHD_OPTION_NOTIFY_CONNECTION, notify_connection, h,
+                            MHD_OPTION_CONNECTION_TIMEOUT, timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem,
                             MHD_OPTION_THREAD_POOL_SIZE, 2, MHD_OPTION_CONNECTION_LIMIT, 1000, MHD_OPTION_END);
     if (!h->d) return vigil_error_set(err, VIGIL_EIO, "cannot listen on %s (in use?)", h->listen);
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
@@ -249,10 +340,15 @@ void vigil_http_destroy(vigil_http *h) {
     if (!h) return;
     vigil_http_stop(h);
     vigil_auth_destroy(h->auth);
+    pthread_mutex_destroy(&h->ip_mu);
+    free(h->per_ip);
     free(h);
 }
 
 void vigil_http_get_stats(vigil_http *h, vigil_http_stats *out) {
     out->clients_gone = atomic_load(&h->clients_gone);
     out->errors_logged = atomic_load(&h->errors_logged);
+    out->refused_per_ip = atomic_load(&h->refused_per_ip);
+    out->timed_out = atomic_load(&h->timed_out);
+    out->headers_too_big = atomic_load(&h->headers_too_big);
 }

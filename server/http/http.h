@@ -12,7 +12,7 @@
  * before any handler runs.
  *
  * Only loopback addresses are accepted for `listen` while no API tokens
- * exist. libmicrohttpd's own messages go to stderr, except the ones a
+ * exist (vigil_http_set_auth refuses the others). libmicrohttpd's own messages go to stderr, except the ones a
  * client that went away causes (an SSE tab closed): those are counted
  * (vigil_http_stats), not logged. */
 #ifndef VIGIL_HTTP_H
@@ -66,7 +66,17 @@ void vigil_http_on_stop(vigil_http *h, void (*fn)(void *ctx), void *ctx);
 /* Bearer tokens (auth.h): checked on every request's headers before it is
  * routed; taken over (destroyed with h). NULL or none: everything allowed. */
 struct vigil_auth;
-void vigil_http_set_auth(vigil_http *h, struct vigil_auth *auth);
+/* EINVAL (auth is kept all the same) when h listens beyond loopback and auth
+ * has no token: an open API on the network is refused at start. */
+vigil_status vigil_http_set_auth(vigil_http *h, struct vigil_auth *auth, vigil_error *err);
+/* The connection limits (DESIGN.md §6, limits.*). 0 in a field: none, except
+ * max_header_bytes (0: 32 KiB). Call before vigil_http_start. */
+typedef struct vigil_http_limits {
+    int max_conns_per_ip;         /* open connections from one IPv4 address; more are refused at accept */
+    long long timeout_ms;         /* an idle connection is closed (rounded up to seconds) */
+    size_t max_header_bytes;      /* libmicrohttpd's per-connection memory: over it, 431 */
+} vigil_http_limits;
+void vigil_http_set_limits(vigil_http *h, const vigil_http_limits *l);
 vigil_status vigil_http_start(vigil_http *h, vigil_error *err);
 int vigil_http_port(const vigil_http *h);   /* the bound port (useful with port 0) */
 void vigil_http_stop(vigil_http *h);        /* on_stop, then stop the daemon; idempotent */
@@ -75,6 +85,9 @@ void vigil_http_destroy(vigil_http *h);     /* stop, free; accepts NULL */
 typedef struct vigil_http_stats {
     unsigned long long clients_gone;   /* responses cut because the client went away */
     unsigned long long errors_logged;  /* other libmicrohttpd messages (on stderr) */
+    unsigned long long refused_per_ip; /* connections refused over max_conns_per_ip */
+    unsigned long long timed_out;      /* requests ended by the idle timeout */
+    unsigned long long headers_too_big;/* requests whose headers were over max_header_bytes (431) */
 } vigil_http_stats;
 void vigil_http_get_stats(vigil_http *h, vigil_http_stats *out);
 

@@ -12,6 +12,7 @@
  * target compiles it alone. */
 #include "batch.h"
 
+#include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -118,6 +119,7 @@ static void set_error(vigil_batch_error *e, size_t line, size_t offset, vigil_st
     __attribute__((format(printf, 5, 6)));
 
 static void set_error(vigil_batch_error *e, size_t line, size_t offset, vigil_status st, const char *fmt, ...) {
+    e->limit = NULL;
     e->line = line;
     e->offset = offset;
     e->status = st;
@@ -138,10 +140,73 @@ static size_t line_of(const char *body, size_t off) {
     return line;
 }
 
+/* The shape of one event's JSON text, counted on its bytes before it is
+ * parsed (so an event over a limit costs no parse): the deepest nesting of
+ * objects and arrays, and the object members at every level (one ':' outside
+ * a string is one member). Stops counting once both are over their limits. */
+static void shape(const char *a, const char *b, int max_depth, int max_fields, int *depth, int *fields) {
+    int d = 0, md = 0, f = 0, in_str = 0;
+    for (const char *p = a; p < b; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (in_str) {
+            if (c == '\\') p++;
+            else if (c == '"') in_str = 0;
+            continue;
+        }
+        if (c == '"') in_str = 1;
+        else if (c == '{' || c == '[') {
+            if (++d > md) md = d;
+        } else if (c == '}' || c == ']') d--;
+        else if (c == ':') f++;
+        if (md > max_depth && f > max_fields) break;
+    }
+    *depth = md;
+    *fields = f;
+}
+
+/* The event limits of o (0: not checked): nesting, members, key bytes.
+ * VIGIL_OK, or EPARSE with *e naming the limit (e->limit). */
+static vigil_status check_limits(const vigil_ruleset *rs, const vigil_batch_opts *o, const char *body, span s,
+                                 size_t line, const vigil_event *ev, vigil_batch_error *e) {
+    size_t off = (size_t)(s.start - body);
+    if (!ev) {
+        if (!o->max_depth && !o->max_fields) return VIGIL_OK;
+        int depth, fields;
+        shape(s.a, s.b, o->max_depth ? o->max_depth : INT_MAX, o->max_fields ? o->max_fields : INT_MAX, &depth,
+              &fields);
+        if (o->max_depth && depth > o->max_depth) {
+            set_error(e, line, off, VIGIL_EPARSE, "the event nests objects and arrays %d deep; at most %d are "
+                      "allowed (limits.max_depth)", depth, o->max_depth);
+            e->limit = "max_depth";
+            return VIGIL_EPARSE;
+        }
+        if (o->max_fields && fields > o->max_fields) {
+            set_error(e, line, off, VIGIL_EPARSE, "the event has %d fields; at most %d are allowed "
+                      "(limits.max_fields)", fields, o->max_fields);
+            e->limit = "max_fields";
+            return VIGIL_EPARSE;
+        }
+        return VIGIL_OK;
+    }
+    if (!o->max_key_bytes) return VIGIL_OK;
+    int ng = vigil_ruleset_group_count(rs);
+    for (int g = 0; g < ng; g++) {
+        size_t kl = 0;
+        if (vigil_event_key(ev, g, &kl) && kl > (size_t)o->max_key_bytes) {
+            set_error(e, line, off, VIGIL_EPARSE, "the key '%s' is %zu bytes long; at most %d are allowed "
+                      "(limits.max_key_bytes)", vigil_ruleset_group_key(rs, g), kl, o->max_key_bytes);
+            e->limit = "max_key_bytes";
+            return VIGIL_EPARSE;
+        }
+    }
+    return VIGIL_OK;
+}
+
 /* Check and decode one event, [s.a, s.b) of body. VIGIL_OK with *ev, or the
  * line's status with *e filled (ENOMEM is the caller's failure, not the line's). */
-static vigil_status decode_one(const vigil_ruleset *rs, const vigil_decode_opts *dopts, const char *body,
+static vigil_status decode_one(const vigil_ruleset *rs, const vigil_batch_opts *o, const char *body,
                                span s, size_t line, int one_event, vigil_event **ev, vigil_batch_error *e) {
+    const vigil_decode_opts *dopts = o->decode;
     size_t bad;
     const char *why;
     *ev = NULL;
@@ -151,9 +216,15 @@ static vigil_status decode_one(const vigil_ruleset *rs, const vigil_decode_opts 
                   "invalid UTF-8 at byte offset %zu: %s", off, why);
         return VIGIL_EPARSE;
     }
+    if (check_limits(rs, o, body, s, line, NULL, e) != VIGIL_OK) return VIGIL_EPARSE;
     vigil_error derr;
     vigil_error_clear(&derr);
     vigil_status st = vigil_event_decode_json(rs, dopts, s.a, (size_t)(s.b - s.a), NULL, 1, ev, &derr);
+    if (st == VIGIL_OK && check_limits(rs, o, body, s, line, *ev, e) != VIGIL_OK) {
+        vigil_event_release(*ev);
+        *ev = NULL;
+        return VIGIL_EPARSE;
+    }
     if (st != VIGIL_OK) {
         *ev = NULL;
         set_error(e, line, (size_t)(s.start - body), st, "%s",
@@ -185,7 +256,7 @@ static vigil_status reserve(vigil_batch *b, size_t want) {
 
 static vigil_status fail(vigil_batch *out, vigil_batch_error *err, vigil_batch_error *e) {
     vigil_batch_release(out);
-    out->lines = out->bad = out->bad_nokey = 0;
+    out->lines = out->bad = out->bad_nokey = out->bad_limit = 0;
     if (err) *err = *e;
     return e->status;
 }
@@ -196,10 +267,12 @@ vigil_status vigil_batch_decode(const vigil_ruleset *rs, const vigil_batch_opts 
     vigil_batch_error e;
     /* not memset: the messages are 512 bytes and this runs once per NATS message */
     e.line = e.offset = 0;
+    e.limit = NULL;
     e.status = VIGIL_OK;
     e.msg[0] = '\0';
     if (err) {
         err->line = err->offset = 0;
+        err->limit = NULL;
         err->status = VIGIL_OK;
         err->msg[0] = '\0';
     }
@@ -258,12 +331,13 @@ vigil_status vigil_batch_decode(const vigil_ruleset *rs, const vigil_batch_opts 
         if (s.a == s.b) continue;
         out->lines++;
         vigil_event *ev;
-        vigil_status st = decode_one(rs, o->decode, body, s, line, one_event, &ev, &e);
+        vigil_status st = decode_one(rs, o, body, s, line, one_event, &ev, &e);
         if (st == VIGIL_ENOMEM) return fail(out, err, &e);
         if (st != VIGIL_OK) {
             if (o->policy != VIGIL_BATCH_SKIP_BAD) return fail(out, err, &e);
             out->bad++;
             if (st == VIGIL_ENOKEY) out->bad_nokey++;
+            if (e.limit) out->bad_limit++;
             if (o->on_bad) o->on_bad(o->ud, &e);
             continue;
         }

@@ -49,6 +49,8 @@ typedef struct vigil_batch_error {
                               UTF-8 sequence, else the first byte of the line */
     vigil_status status;   /* EPARSE (not JSON, invalid UTF-8, empty body), ENOTIME, ENOKEY,
                               ETOOBIG, ENOMEM, EINVAL */
+    const char *limit;     /* the limit the line is over ("max_fields", "max_depth",
+                              "max_key_bytes"; static), else NULL; its status is EPARSE */
     char msg[512];         /* the reason, without the line number: "invalid UTF-8 at byte offset
                               17: overlong encoding", or the decoder's message ("missing event
                               time field (looked for 'ts')") */
@@ -71,6 +73,9 @@ typedef struct vigil_batch_opts {
                                 before any line is decoded; 0: the default */
     int empty_ok;            /* 1: a body with no non-blank line gives 0 events (NATS); 0: it is
                                 EPARSE "empty body: expected a JSON event or NDJSON lines" (HTTP) */
+    int max_fields;          /* object members in one event, every level (0: no limit) */
+    int max_depth;           /* nesting of objects and arrays in one event (0: no limit) */
+    int max_key_bytes;       /* bytes of one key value (0: no limit) */
     vigil_batch_bad_fn on_bad;   /* may be NULL */
     void *ud;                    /* passed to on_bad */
 } vigil_batch_opts;
@@ -86,6 +91,7 @@ typedef struct vigil_batch {
     size_t lines;            /* non-blank lines examined (ONE_EVENT: 1) */
     size_t bad;              /* lines skipped under SKIP_BAD */
     size_t bad_nokey;        /* of those, how many were ENOKEY (the others count as bad) */
+    size_t bad_limit;        /* of those, how many were over an event limit (e->limit) */
 } vigil_batch;
 
 /* Split body[0..len) per o->mode, check UTF-8 and decode each event against

@@ -93,13 +93,23 @@ static enum MHD_Result handle_new(vigil_ingest *ig, vigil_ruleset *rs, struct MH
     /* decode and validate the whole batch first: all or nothing */
     vigil_batch_opts bo = {.mode = ndjson ? VIGIL_BATCH_LINES : VIGIL_BATCH_ONE_EVENT,
                            .policy = VIGIL_BATCH_STOP_AT_FIRST_BAD, .decode = ig->cfg.decode,
-                           .max_events = SIZE_MAX};   /* the body limit bounds it */
+                           .max_events = ig->cfg.max_lines ? ig->cfg.max_lines : SIZE_MAX,
+                           .max_fields = ig->cfg.max_fields, .max_depth = ig->cfg.max_depth,
+                           .max_key_bytes = ig->cfg.max_key_bytes};
     vigil_batch batch;
     vigil_batch_error berr;
     vigil_status bst = vigil_batch_decode(rs, &bo, r->body ? r->body : "", r->len, &batch, &berr);
     if (bst == VIGIL_ENOMEM) return MHD_NO;
     if (bst != VIGIL_OK) {
         atomic_fetch_add(bst == VIGIL_ENOKEY ? &ig->rejected_nokey : &ig->rejected_bad, 1);
+        if (berr.limit) vingest_count_limit(ig, berr.limit);
+        if (bst == VIGIL_ETOOBIG) {   /* more lines than limits.max_lines */
+            atomic_fetch_add(&ig->limit_lines, 1);
+            char d[700];
+            snprintf(d, sizeof d, "%s (limits.max_lines); nothing of this batch was applied; send smaller batches",
+                     berr.msg);
+            return vigil_http_problem(c, 413, "Content Too Large", d, NULL, NULL);
+        }
         if (berr.line == 0) return vigil_http_problem(c, bst == VIGIL_ETOOBIG ? 413 : 400,
                                                       bst == VIGIL_ETOOBIG ? "Content Too Large" : "Bad Request",
                                                       berr.msg, NULL, NULL);
@@ -109,6 +119,7 @@ static enum MHD_Result handle_new(vigil_ingest *ig, vigil_ruleset *rs, struct MH
         cJSON_AddNumberToObject(x, "line", (double)berr.line);
         cJSON_AddNumberToObject(x, "offset", (double)berr.offset);
         cJSON_AddStringToObject(x, "reason", berr.msg);
+        if (berr.limit) cJSON_AddStringToObject(x, "limit", berr.limit);
         return vigil_http_problem(c, 400, "Bad Request", d, x, NULL);
     }
     /* the events leave the batch: evs owns their references from here */

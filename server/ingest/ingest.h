@@ -28,6 +28,10 @@ typedef struct vigil_ingest_config {
     int jetstream;
     const char *stream, *consumer;      /* "VIGIL_EVENTS", "vigil" */
     int fetch_batch;                    /* messages per fetch; 1000 */
+    /* event limits (DESIGN.md §6, limits.*; 0: not checked): a line over one
+     * is a bad line (HTTP: 400, nothing applied; NATS: skipped, counted) */
+    int max_fields, max_depth, max_key_bytes;
+    size_t max_lines;                   /* NDJSON lines in one POST (413); 0: no limit but the body's */
 } vigil_ingest_config;
 
 vigil_status vigil_ingest_create(const vigil_ingest_config *cfg, vigil_ingest **out, vigil_error *err);
@@ -60,6 +64,8 @@ enum MHD_Result vigil_ingest_handle_events(void *ctx, struct MHD_Connection *c, 
 typedef struct vigil_ingest_stats {
     unsigned long long http_events, nats_events;
     unsigned long long rejected_bad, rejected_nokey, rejected_full, rejected_rate;
+    /* of rejected_bad: lines over an event limit; POSTs over max_lines (events not counted) */
+    unsigned long long limit_fields, limit_depth, limit_key, limit_lines;
     int nats_configured, nats_up, jetstream;
     unsigned long long js_fetched, js_acked, js_msgs_bad, js_fetch_errors;
 } vigil_ingest_stats;

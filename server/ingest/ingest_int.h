@@ -26,9 +26,13 @@ struct vigil_ingest {
     /* counters */
     atomic_ullong http_events, nats_events, rejected_bad, rejected_nokey, rejected_full, rejected_rate;
     atomic_ullong js_fetched, js_acked, js_msgs_bad, js_fetch_errors;
+    atomic_ullong limit_fields, limit_depth, limit_key, limit_lines;
     atomic_ullong js_handled_seq;  /* highest stream sequence handed to the router (the fetcher's) */
     atomic_ullong js_rounds;       /* fetch rounds whose messages are all handed over */
 };
+
+/* A line over an event limit (e->limit set): counted per limit. */
+void vingest_count_limit(vigil_ingest *ig, const char *limit);
 
 /* nats.c: the on_bad callback of NATS and JetStream messages; ud is a
  * vingest_badctx naming the message in log lines */

@@ -172,7 +172,8 @@ static void handle_msg(vigil_ingest *ig, natsMsg *msg) {
     vingest_badctx bc = {.ig = ig, .what = "JetStream", .seq = seq, .subject = natsMsg_GetSubject(msg)};
     vigil_batch_opts bo = {.mode = one ? VIGIL_BATCH_ONE_EVENT : VIGIL_BATCH_LINES, .policy = VIGIL_BATCH_SKIP_BAD,
                            .decode = ig->cfg.decode, .max_events = SIZE_MAX, .empty_ok = 1,
-                           .on_bad = vingest_bad_line, .ud = &bc};
+                           .on_bad = vingest_bad_line, .ud = &bc, .max_fields = ig->cfg.max_fields,
+                           .max_depth = ig->cfg.max_depth, .max_key_bytes = ig->cfg.max_key_bytes};
     vigil_batch b;
     vigil_batch_error berr;
     vigil_ruleset *rs = vigil_router_ruleset(ig->cfg.router);   /* the rules now (hot reload) */

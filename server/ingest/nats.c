@@ -16,11 +16,19 @@
 #include <string.h>
 #include "ingest_int.h"
 
+void vingest_count_limit(vigil_ingest *ig, const char *limit) {
+    if (!limit) return;
+    atomic_fetch_add(strcmp(limit, "max_fields") == 0  ? &ig->limit_fields
+                     : strcmp(limit, "max_depth") == 0 ? &ig->limit_depth
+                                                       : &ig->limit_key, 1);
+}
+
 /* A bad line of a NATS or JetStream message: counted by reason, the first
  * 20 logged; the message's other lines go on. */
 void vingest_bad_line(void *ud, const vigil_batch_error *e) {
     vingest_badctx *b = ud;
     unsigned long long n = atomic_fetch_add(e->status == VIGIL_ENOKEY ? &b->ig->rejected_nokey : &b->ig->rejected_bad, 1);
+    if (e->limit) vingest_count_limit(b->ig, e->limit);
     if (n >= 20) return;
     if (b->seq)
         fprintf(stderr, "vigil: %s %s seq %llu line %zu rejected: %s\n", b->what, b->subject,
@@ -35,7 +43,9 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
     int len = natsMsg_GetDataLength(msg);
     vingest_badctx bc = {.ig = ig, .what = "NATS", .subject = natsMsg_GetSubject(msg)};
     vigil_batch_opts bo = {.mode = VIGIL_BATCH_LINES, .policy = VIGIL_BATCH_SKIP_BAD, .decode = ig->cfg.decode,
-                           .max_events = SIZE_MAX, .empty_ok = 1, .on_bad = vingest_bad_line, .ud = &bc};
+                           .max_events = SIZE_MAX, .empty_ok = 1, .on_bad = vingest_bad_line, .ud = &bc,
+                           .max_fields = ig->cfg.max_fields, .max_depth = ig->cfg.max_depth,
+                           .max_key_bytes = ig->cfg.max_key_bytes};
     vigil_batch b;
     vigil_batch_error err;
     vigil_ruleset *rs = vigil_router_ruleset(ig->cfg.router);   /* the rules now (hot reload) */
@@ -148,6 +158,10 @@ void vigil_ingest_get_stats(vigil_ingest *ig, vigil_ingest_stats *o) {
     o->rejected_nokey = atomic_load(&ig->rejected_nokey);
     o->rejected_full = atomic_load(&ig->rejected_full);
     o->rejected_rate = atomic_load(&ig->rejected_rate);
+    o->limit_fields = atomic_load(&ig->limit_fields);
+    o->limit_depth = atomic_load(&ig->limit_depth);
+    o->limit_key = atomic_load(&ig->limit_key);
+    o->limit_lines = atomic_load(&ig->limit_lines);
     o->nats_configured = ig->cfg.nats_url != NULL;
     o->nats_up = ig->nc && natsConnection_Status(ig->nc) == NATS_CONN_STATUS_CONNECTED;
     o->jetstream = ig->js != NULL;

@@ -146,8 +146,18 @@ enum MHD_Result vops_metrics(void *ctx, struct MHD_Connection *c, const char *ur
                   rc.v[i].n);
     free(rc.v);
     vigil_hub_counters hc;
-    if (vigil_hub_stats(s->hub, &hc) == VIGIL_OK)
+    int hub_ok = vigil_hub_stats(s->hub, &hc) == VIGIL_OK;
+    if (hub_ok)
         sb_printf(&b, "# HELP vigil_sse_subscribers Open alert streams.\n# TYPE vigil_sse_subscribers gauge\nvigil_sse_subscribers %zu\n", hc.subscribers);
+    sb_printf(&b, "# HELP vigil_limits_refused_total Requests, events and connections refused by a limit (limits.*), by limit.\n"
+                  "# TYPE vigil_limits_refused_total counter\n");
+    const struct { const char *name; unsigned long long n; } lim[] = {
+        {"max_fields", is.limit_fields}, {"max_depth", is.limit_depth}, {"max_key_bytes", is.limit_key},
+        {"max_lines", is.limit_lines}, {"max_rules", cs.refused_max_rules},
+        {"max_sse_clients", hub_ok ? hc.refused : 0}, {"max_conns_per_ip", hs.refused_per_ip},
+        {"request_timeout", hs.timed_out}, {"max_header_bytes", hs.headers_too_big}};
+    for (size_t i = 0; i < sizeof lim / sizeof lim[0]; i++)
+        sb_printf(&b, "vigil_limits_refused_total{limit=\"%s\"} %llu\n", lim[i].name, lim[i].n);
     vigil_webhooks_metrics(s->dispatch, s->outbox, sb_emit, &b);
     sb_printf(&b, "# HELP vigil_nats_published_total Alerts published to NATS.\n# TYPE vigil_nats_published_total counter\nvigil_nats_published_total %llu\n",
               ss.nats_published);

@@ -10,7 +10,14 @@
 // included). It then feeds a few more events so that the screenshot saved for
 // humans (tests/artifacts/dashboard.png) shows a realistic feed.
 //
+// With --viewer-token (the server has tokens), it first proves the sign-in:
+// the assets load without a token and the page asks for one; an unknown
+// token and an ingest token are refused with a message; the viewer token
+// opens the live feed and is kept in sessionStorage (not in the URL), so a
+// reload needs no second prompt. Events are then POSTed with --ingest-token.
+//
 // Usage: node dashboard.test.mjs --url http://127.0.0.1:PORT [--screenshot FILE]
+//          [--viewer-token T --ingest-token T]
 // Exit status 0 when every check passed; prints "N passed, M failed".
 import { chromium } from 'playwright-core';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -24,6 +31,8 @@ function arg(name, dflt) {
 
 const base = arg('--url');
 const shot = arg('--screenshot', null);
+const viewerToken = arg('--viewer-token', null);
+const ingestToken = arg('--ingest-token', null);
 const chromePath = process.env.CHROMIUM || '/usr/bin/chromium';
 if (!base) {
   console.error('usage: node dashboard.test.mjs --url http://127.0.0.1:PORT [--screenshot FILE]');
@@ -50,7 +59,8 @@ function assert(cond, msg) {
 async function postEvent(ev) {
   const r = await fetch(base + '/v1/events', {
     method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
+    headers: ingestToken ? { 'Content-Type': 'application/json', Authorization: 'Bearer ' + ingestToken }
+                         : { 'Content-Type': 'application/json' },
     body: JSON.stringify(ev),
   });
   const body = await r.text();
@@ -75,11 +85,53 @@ try {
   const page = browser.pages()[0] || await browser.newPage();
   const problems = [];
   page.on('pageerror', (e) => problems.push('page error: ' + e.message));
-  page.on('console', (m) => { if (m.type() === 'error') problems.push('console error: ' + m.text()); });
+  // with tokens, the sign-in's refused requests are expected (Chromium logs them as errors)
+  let signingIn = !!viewerToken;
+  page.on('console', (m) => {
+    if (m.type() !== 'error') return;
+    if (signingIn && /status of 40[13]/.test(m.text())) return;
+    problems.push('console error: ' + m.text());
+  });
   page.on('requestfailed', (r) => {
     // the SSE request is aborted when the page closes; anything else is a problem
     if (!r.url().includes('/v1/alerts/stream')) problems.push('request failed: ' + r.url());
   });
+
+  if (viewerToken) {
+    await check('without a token the assets load and the page asks for a token', async () => {
+      const resp = await page.goto(base + '/', { waitUntil: 'domcontentloaded', timeout: 15000 });
+      assert(resp && resp.status() === 200, `GET / answered ${resp && resp.status()}`);
+      await page.waitForSelector('#token-dialog[open]', { timeout: 15000 });
+      const st = await page.getAttribute('#conn-status', 'data-state');
+      assert(st === 'signed-out', `connection state is ${st}, not signed-out`);
+    });
+    await check('an unknown token is refused with a message', async () => {
+      await page.fill('#token-input', 'not-a-token');
+      await page.click('#token-submit');
+      await page.waitForFunction(() => /not accepted/.test(document.getElementById('token-error').textContent),
+        null, { timeout: 10000 });
+      assert(await page.locator('#token-dialog[open]').count() === 1, 'the dialog closed');
+    });
+    await check('an ingest token is refused: it lacks the viewer role', async () => {
+      await page.fill('#token-input', ingestToken);
+      await page.click('#token-submit');
+      await page.waitForFunction(() => /viewer/.test(document.getElementById('token-error').textContent),
+        null, { timeout: 10000 });
+    });
+    await check('the viewer token opens the live feed and stays in sessionStorage only', async () => {
+      await page.fill('#token-input', viewerToken);
+      await page.click('#token-submit');
+      await page.waitForSelector('#conn-status[data-state="live"]', { timeout: 15000 });
+      assert(await page.locator('#token-dialog[open]').count() === 0, 'the dialog is still open');
+      const kept = await page.evaluate(() => [sessionStorage.getItem('vigil.token'), localStorage.length,
+        document.cookie, window.location.href]);
+      assert(kept[0] === viewerToken, 'the token is not in sessionStorage');
+      assert(kept[1] === 0 && kept[2] === '', 'the token leaked to localStorage or a cookie');
+      assert(!kept[3].includes(viewerToken), 'the token is in the page URL');
+      assert(await page.locator('#token-forget').isVisible(), '"Forget token" is not shown');
+    });
+    signingIn = false;
+  }
 
   await check('dashboard loads and its live feed connects', async () => {
     const resp = await page.goto(base + '/', { waitUntil: 'domcontentloaded', timeout: 15000 });
@@ -122,6 +174,15 @@ try {
     await page.locator('#detail-close').click();
     await page.waitForSelector('#detail:not(.open)', { timeout: 5000 });
   });
+
+  if (viewerToken) {
+    await check('after a reload the kept token is used: no prompt, the alert is listed', async () => {
+      await page.reload({ waitUntil: 'domcontentloaded', timeout: 15000 });
+      await page.waitForSelector('#conn-status[data-state="live"]', { timeout: 15000 });
+      assert(await page.locator('#token-dialog[open]').count() === 0, 'the page asked again');
+      await page.locator('#alerts tbody tr.alert-row').first().waitFor({ timeout: 10000 });
+    });
+  }
 
   await check('the page logged no errors', async () => {
     assert(problems.length === 0, problems.join('; '));

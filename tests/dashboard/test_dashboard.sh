@@ -7,7 +7,9 @@
 # dashboard.test.mjs (playwright-core driving /usr/bin/chromium), which loads
 # the dashboard, POSTs an event that triggers the rule and checks that the
 # alert appears live (no reload) with its counters. The screenshot goes to
-# tests/artifacts/dashboard.png. The server is always killed on exit. Prints
+# tests/artifacts/dashboard.png. Then it starts a second server with a viewer
+# and an ingest token and runs the sign-in checks (the page asks for a viewer
+# token once and keeps it in sessionStorage), and greps its log for the tokens. The server is always killed on exit. Prints
 # a final "N passed, M failed" line; exits non-zero on any failure.
 #
 # node_modules is installed on first use (npm ci from package-lock.json,
@@ -70,36 +72,72 @@ free_port() {
     node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close();});'
 }
 
-URL=""
-for attempt in 1 2 3; do
-    PORT=$(free_port) || fail "could not find a free port"
-    LOG="$TMP/vigil-$PORT.log"
-    # run from the temp dir so that a default ./rules or snapshot never leaks in
-    (cd "$TMP" && exec "$VIGIL" serve --listen "127.0.0.1:$PORT" --rules "$TMP/rules") >"$LOG" 2>&1 &
-    PID=$!
-    for _ in $(seq 1 150); do      # 15 s
-        if ! kill -0 "$PID" 2>/dev/null; then break; fi
-        if node -e 'fetch(process.argv[1]).then(r=>process.exit(r.status===200?0:1),()=>process.exit(1))' \
-                "http://127.0.0.1:$PORT/" 2>/dev/null; then
-            URL="http://127.0.0.1:$PORT"
-            break
-        fi
-        sleep 0.1
+# start_vigil [extra serve args...]: vigil serve on a free port; sets URL, PID, LOG
+start_vigil() {
+    URL=""
+    for attempt in 1 2 3; do
+        PORT=$(free_port) || fail "could not find a free port"
+        LOG="$TMP/vigil-$PORT.log"
+        # run from a fresh directory so that a default ./rules or snapshot never leaks in
+        RUN="$TMP/run-$PORT"
+        mkdir -p "$RUN"
+        (cd "$RUN" && exec "$VIGIL" serve --listen "127.0.0.1:$PORT" --rules "$TMP/rules" "$@") >"$LOG" 2>&1 &
+        PID=$!
+        for _ in $(seq 1 150); do      # 15 s
+            if ! kill -0 "$PID" 2>/dev/null; then break; fi
+            if node -e 'fetch(process.argv[1]).then(r=>process.exit(r.status===200?0:1),()=>process.exit(1))' \
+                    "http://127.0.0.1:$PORT/" 2>/dev/null; then
+                URL="http://127.0.0.1:$PORT"
+                break
+            fi
+            sleep 0.1
+        done
+        [ -n "$URL" ] && return 0
+        echo "test_dashboard: vigil serve did not come up on port $PORT (attempt $attempt); its log:" >&2
+        tail -n 30 "$LOG" >&2
+        kill -KILL "$PID" 2>/dev/null; wait "$PID" 2>/dev/null; PID=""
     done
-    [ -n "$URL" ] && break
-    echo "test_dashboard: vigil serve did not come up on port $PORT (attempt $attempt); its log:" >&2
-    tail -n 30 "$LOG" >&2
-    kill -KILL "$PID" 2>/dev/null; wait "$PID" 2>/dev/null; PID=""
-done
-[ -n "$URL" ] || fail "vigil serve never answered on /"
+    fail "vigil serve never answered on /"
+}
 
+stop_vigil() {
+    kill -TERM "$PID" 2>/dev/null
+    for _ in $(seq 1 50); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$PID" 2>/dev/null
+    wait "$PID" 2>/dev/null
+    PID=""
+}
+
+# 1. no tokens (loopback): the page opens straight away; screenshots for humans
+start_vigil
 node "$HERE/dashboard.test.mjs" --url "$URL" --screenshot "$ARTIFACTS/dashboard.png"
 rc=$?
 if [ $rc -ne 0 ]; then
     echo "test_dashboard: vigil log tail:" >&2
     tail -n 40 "$LOG" >&2
-    echo "0 passed, 1 failed"
+    echo "0 passed, 2 failed"
     exit 1
 fi
-echo "1 passed, 0 failed"
+stop_vigil
+
+# 2. with tokens: the page asks for a viewer token once and keeps it in the tab
+VIEWER=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+INGEST=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+printf 'return { tokens = { { name = "ops", token = "%s", role = "viewer" },\n                    { name = "shop", token = "%s", role = "ingest" } } }\n' \
+    "$VIEWER" "$INGEST" > "$TMP/vigil.conf.lua"
+start_vigil --config "$TMP/vigil.conf.lua"
+node "$HERE/dashboard.test.mjs" --url "$URL" --viewer-token "$VIEWER" --ingest-token "$INGEST"
+rc=$?
+if [ $rc -ne 0 ]; then
+    echo "test_dashboard: vigil log tail (with tokens):" >&2
+    tail -n 40 "$LOG" >&2
+    echo "1 passed, 1 failed"
+    exit 1
+fi
+if grep -qF -e "$VIEWER" -e "$INGEST" "$LOG"; then
+    echo "test_dashboard: a token appears in the server's log" >&2
+    echo "1 passed, 1 failed"
+    exit 1
+fi
+echo "2 passed, 0 failed"
 exit 0
