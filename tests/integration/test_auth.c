@@ -197,9 +197,17 @@ static void test_rate_limit(void) {
 
 /* Every (role, endpoint) pair: 2xx where the role allows it (or, for a
  * resource that is legitimately absent, an answer that is not 401/403),
+ * DELETE included (the rule is PUT again before each call),
  * 401 without a token, 403 with a token whose role does not allow it. */
-typedef struct ep { const char *method, *path, *body; int need; int ok_not_2xx; } ep;
+typedef struct ep {
+    const char *method, *path, *body;
+    int need;
+    int ok_not_2xx;
+    const char *pre_put;   /* a rule PUT (as admin) before each call: what the call deletes */
+} ep;
 enum { R_PUBLIC, R_INGEST, R_VIEWER, R_ANALYST, R_ADMIN };
+
+static const char *DOOMED = "rule { name = \"doomed\", key = \"k\", window = sliding(\"1h\"), when = ge(count(), 5) }";
 
 static int allowed(int have, int need) {
     if (need == R_PUBLIC || have == R_ADMIN) return 1;
@@ -214,27 +222,29 @@ static void test_matrix(void) {
     strftime(until, sizeof until, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
     snprintf(snooze, sizeof snooze, "{\"key\":\"a\",\"until\":\"%s\",\"reason\":\"matrix\"}", until);
     const ep eps[] = {
-        {"POST", "/v1/events", "{\"id\":\"m1\",\"k\":\"a\",\"ts\":1700000000000}", R_INGEST, 0},
-        {"GET", "/v1/alerts", NULL, R_VIEWER, 0},
-        {"GET", "/v1/rules", NULL, R_VIEWER, 0},
-        {"GET", "/v1/rules/one", NULL, R_VIEWER, 0},
-        {"PUT", "/v1/rules/one", SRC, R_ANALYST, 0},
-        {"POST", "/v1/rules/one/mode", "{\"mode\":\"active\"}", R_ANALYST, 0},
-        {"POST", "/v1/rules/one/rollback", "{\"version\":1}", R_ANALYST, 0},
-        {"GET", "/v1/rules/one/compare", NULL, R_ANALYST, 1},   /* 404: no shadow runs */
-        {"POST", "/v1/rules/one/promote", NULL, R_ANALYST, 1},  /* 409: no shadow runs */
-        {"POST", "/v1/rules/one/snooze", snooze, R_ANALYST, 0},
+        {"POST", "/v1/events", "{\"id\":\"m1\",\"k\":\"a\",\"ts\":1700000000000}", R_INGEST, 0, NULL},
+        {"GET", "/v1/alerts", NULL, R_VIEWER, 0, NULL},
+        {"GET", "/v1/rules", NULL, R_VIEWER, 0, NULL},
+        {"GET", "/v1/rules/one", NULL, R_VIEWER, 0, NULL},
+        {"PUT", "/v1/rules/one", SRC, R_ANALYST, 0, NULL},
+        {"POST", "/v1/rules/one/mode", "{\"mode\":\"active\"}", R_ANALYST, 0, NULL},
+        {"POST", "/v1/rules/one/rollback", "{\"version\":1}", R_ANALYST, 0, NULL},
+        {"GET", "/v1/rules/one/compare", NULL, R_ANALYST, 1, NULL},   /* 404: no shadow runs */
+        {"POST", "/v1/rules/one/promote", NULL, R_ANALYST, 1, NULL},  /* 409: no shadow runs */
+        {"POST", "/v1/rules/one/snooze", snooze, R_ANALYST, 0, NULL},
         {"POST", "/v1/rules:test", "{\"source\":\"rule{name='t',key='k',window=sliding('1h'),when=ge(count(),1)}\","
-                                   "\"events\":[{\"k\":\"a\",\"ts\":1700000000000}]}", R_ANALYST, 0},
-        {"GET", "/v1/keys/k/a", NULL, R_ANALYST, 0},
-        {"PUT", "/v1/lists/matrix", "a\nb\n", R_ANALYST, 0},
-        {"GET", "/v1/lists", NULL, R_ANALYST, 0},
-        {"GET", "/v1/audit", NULL, R_ADMIN, 0},
-        {"GET", "/v1/deadletters", NULL, R_ADMIN, 0},
-        {"GET", "/healthz", NULL, R_PUBLIC, 0},
-        {"GET", "/readyz", NULL, R_PUBLIC, 1},
-        {"GET", "/metrics", NULL, R_PUBLIC, 0},
-        {"GET", "/", NULL, R_PUBLIC, 0},
+                                   "\"events\":[{\"k\":\"a\",\"ts\":1700000000000}]}", R_ANALYST, 0, NULL},
+        {"GET", "/v1/keys/k/a", NULL, R_ANALYST, 0, NULL},
+        {"PUT", "/v1/lists/matrix", "a\nb\n", R_ANALYST, 0, NULL},
+        {"GET", "/v1/lists", NULL, R_ANALYST, 0, NULL},
+        {"GET", "/v1/lists/matrix", NULL, R_ANALYST, 0, NULL},
+        {"DELETE", "/v1/rules/doomed", NULL, R_ANALYST, 0, "/v1/rules/doomed"},
+        {"GET", "/v1/audit", NULL, R_ADMIN, 0, NULL},
+        {"GET", "/v1/deadletters", NULL, R_ADMIN, 0, NULL},
+        {"GET", "/healthz", NULL, R_PUBLIC, 0, NULL},
+        {"GET", "/readyz", NULL, R_PUBLIC, 1, NULL},
+        {"GET", "/metrics", NULL, R_PUBLIC, 0, NULL},
+        {"GET", "/", NULL, R_PUBLIC, 0, NULL},
     };
     const char *tokens[] = {NULL, INGEST, VIEWER, ANALYST, ADMIN};
     const char *names[] = {"no token", "ingest", "viewer", "analyst", "admin"};
@@ -244,6 +254,10 @@ static void test_matrix(void) {
     vt_sleep_ms(200);
     for (size_t e = 0; e < sizeof eps / sizeof eps[0]; e++)
         for (int r = 0; r < 5; r++) {
+            if (eps[e].pre_put) {
+                long pst = call("PUT", eps[e].pre_put, ADMIN, DOOMED, NULL);
+                CU_ASSERT(pst == 200 || pst == 201);
+            }
             long st = call(eps[e].method, eps[e].path, tokens[r], eps[e].body, NULL);
             int ok;
             if (allowed(r, eps[e].need)) ok = eps[e].ok_not_2xx ? (st != 401 && st != 403 && st > 0) : (st >= 200 && st < 300);
