@@ -16,14 +16,17 @@ static void serve_usage(void) {
             "                   [--allowed-lateness D] [--max-out-of-orderness D]   (?wait answers only events matched at once)\n"
             "                   [--idle-timeout D]   (default 30s; 0 = the watermark moves only with events)\n"
             "                   [--subject S] [--jetstream] [--stream S] [--consumer C] [--fetch-batch N]\n"
-            "                   [--redis-prefix P] [--data-dir D] [--snapshot-interval D]\n"
+            "                   [--redis-prefix P] [--data-dir D] [--snapshot-interval D] [--tokens-file F]\n"
             "config: a Lua file returning a table (--config F, else VIGIL_CONFIG); see deploy/vigil.conf.lua.\n"
             "precedence: flags over VIGIL_* variables over the config file over defaults (docs/operations.md).\n"
             "environment: VIGIL_CONFIG, VIGIL_RULES, VIGIL_LISTEN, VIGIL_WORKERS, VIGIL_PARTITIONS, VIGIL_QUEUE_CAP,\n"
             "  VIGIL_MAX_BODY, VIGIL_TIME_FIELD, VIGIL_ID_FIELD, VIGIL_TIME_FORMAT, VIGIL_ALLOWED_LATENESS,\n"
             "  VIGIL_MAX_OUT_OF_ORDERNESS, VIGIL_IDLE_TIMEOUT, VIGIL_NATS, VIGIL_SUBJECT, VIGIL_JETSTREAM, VIGIL_STREAM,\n"
             "  VIGIL_CONSUMER, VIGIL_FETCH_BATCH, VIGIL_REDIS, VIGIL_REDIS_PREFIX, VIGIL_DATA_DIR,\n"
-            "  VIGIL_SNAPSHOT_INTERVAL, VIGIL_OUTBOX_FSYNC, VIGIL_WEBHOOK_SECRET (whsec_…), VIGIL_WEBHOOKS (URL,URL…)\n");
+            "  VIGIL_SNAPSHOT_INTERVAL, VIGIL_OUTBOX_FSYNC, VIGIL_WEBHOOK_SECRET (whsec_…), VIGIL_WEBHOOKS (URL,URL…),\n"
+            "  VIGIL_TOKENS_FILE, VIGIL_METRICS_TOKEN, VIGIL_MAX_FIELDS, VIGIL_MAX_DEPTH, VIGIL_MAX_KEY_BYTES,\n"
+            "  VIGIL_MAX_LINES, VIGIL_MAX_RULES, VIGIL_MAX_SSE_CLIENTS, VIGIL_MAX_CONNS_PER_IP, VIGIL_REQUEST_TIMEOUT,\n"
+            "  VIGIL_MAX_HEADER_BYTES (secrets never as flags: a process's arguments are visible to every user)\n");
 }
 
 /* Flags that set one scalar key of the config (vigil_config_set parses them,
@@ -49,6 +52,7 @@ static const struct {
     {"--redis-prefix", "redis.prefix"},
     {"--data-dir", "store.data_dir"},
     {"--snapshot-interval", "store.snapshot_interval"},
+    {"--tokens-file", "tokens_file"},
 };
 
 /* First pass over argv: --help and the config file's path (flags are applied

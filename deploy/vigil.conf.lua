@@ -85,9 +85,26 @@ return {
     -- },
   },
 
-  -- API bearer tokens (at most 16). With none, vigil listens on loopback only.
+  -- API bearer tokens (at most 16 here; more in tokens_file). With none, vigil
+  -- listens on loopback only. `name` is who the audit log names; `rate` limits an
+  -- ingest token (events/s, a burst of one second's worth).
   tokens = {
-    -- { token = os.getenv("VIGIL_INGEST_TOKEN"), role = "ingest" },   -- ingest | viewer | analyst | admin
-    -- { token = os.getenv("VIGIL_ADMIN_TOKEN"), role = "admin" },
+    -- { name = "shop", token = os.getenv("VIGIL_INGEST_TOKEN"), role = "ingest", rate = 5000 },
+    -- { name = "root", token = os.getenv("VIGIL_ADMIN_TOKEN"), role = "admin" },   -- ingest | viewer | analyst | admin
+  },
+  -- tokens_file = "/etc/vigil/tokens",   -- one "name role token [rate]" a line; chmod 600
+  -- metrics_token = os.getenv("VIGIL_METRICS_TOKEN"),   -- when set, GET /metrics needs it
+
+  -- What one client may send or hold (docs/operations.md, "Securing vigil").
+  limits = {
+    max_fields = 1000,            -- object members in one event (400)
+    max_depth = 32,               -- nesting of objects and arrays (400)
+    max_key_bytes = 1024,         -- bytes of one key value (400)
+    max_lines = 100000,           -- NDJSON lines in one POST (413)
+    max_rules = 1000,             -- rules served at once (422)
+    max_sse_clients = 64,         -- open alert streams (503)
+    max_conns_per_ip = 64,        -- open connections from one address
+    request_timeout = "30s",      -- an idle or stalled connection is closed
+    max_header_bytes = "32KiB",   -- request line and headers (431)
   },
 }

@@ -22,7 +22,9 @@ static const char *const env_vars[] = {
     "VIGIL_MAX_OUT_OF_ORDERNESS", "VIGIL_IDLE_TIMEOUT", "VIGIL_NATS", "VIGIL_SUBJECT", "VIGIL_JETSTREAM",
     "VIGIL_STREAM", "VIGIL_CONSUMER", "VIGIL_FETCH_BATCH", "VIGIL_REDIS", "VIGIL_REDIS_PREFIX", "VIGIL_DATA_DIR",
     "VIGIL_SNAPSHOT_INTERVAL", "VIGIL_OUTBOX_FSYNC", "VIGIL_WEBHOOK_SECRET", "VIGIL_WEBHOOKS", "VIGIL_CONFIG",
-    NULL};
+    "VIGIL_TOKENS_FILE", "VIGIL_METRICS_TOKEN", "VIGIL_MAX_FIELDS", "VIGIL_MAX_DEPTH", "VIGIL_MAX_KEY_BYTES",
+    "VIGIL_MAX_LINES", "VIGIL_MAX_RULES", "VIGIL_MAX_SSE_CLIENTS", "VIGIL_MAX_CONNS_PER_IP", "VIGIL_REQUEST_TIMEOUT",
+    "VIGIL_MAX_HEADER_BYTES", NULL};
 
 #define SECRET "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
@@ -548,6 +550,50 @@ static void test_token_errors(void) {
         off += (size_t)snprintf(src + off, sizeof src - off, " { token = 't%d', role = 'viewer' },", i);
     snprintf(src + off, sizeof src - off, " } }");
     expect_error(src, 0, "tokens has 17 entries; at most 16 are allowed (VIGIL_MAX_TOKENS)");
+    /* the metrics token is a secret: never echoed */
+    expect_error("return { metrics_token = 'has space' }", 0, "metrics_token = \"...\" is not an API token");
+}
+
+/* limits.*: defaults, the file's table, the environment, and errors naming the key */
+static void test_limits(void) {
+    fixture f;
+    fx_init(&f);
+    CU_ASSERT_EQUAL(f.cfg.limits.max_fields, 1000);
+    CU_ASSERT_EQUAL(f.cfg.limits.max_depth, 32);
+    CU_ASSERT_EQUAL(f.cfg.limits.max_key_bytes, 1024);
+    CU_ASSERT_EQUAL(f.cfg.limits.max_lines, 100000);
+    CU_ASSERT_EQUAL(f.cfg.limits.max_rules, 1000);
+    CU_ASSERT_EQUAL(f.cfg.limits.max_sse_clients, 64);
+    CU_ASSERT_EQUAL(f.cfg.limits.max_conns_per_ip, 64);
+    CU_ASSERT_EQUAL(f.cfg.limits.request_timeout_ms, 30000);
+    CU_ASSERT_EQUAL(f.cfg.limits.max_header_bytes, 32u << 10);
+    CU_ASSERT_PTR_NULL(f.cfg.tokens_file);
+    CU_ASSERT_PTR_NULL(f.cfg.metrics_token);
+    CU_ASSERT_EQUAL(fx_load(&f, "return { limits = { max_fields = 20, max_depth = 4, request_timeout = '3s',\n"
+                                "  max_header_bytes = '8KiB', max_lines = 5 }, tokens_file = '/etc/vigil/tokens',\n"
+                                "  metrics_token = 'prom-scrape-token' }"),
+                    VIGIL_OK);
+    CU_ASSERT_EQUAL(f.cfg.limits.max_fields, 20);
+    CU_ASSERT_EQUAL(f.cfg.limits.max_depth, 4);
+    CU_ASSERT_EQUAL(f.cfg.limits.request_timeout_ms, 3000);
+    CU_ASSERT_EQUAL(f.cfg.limits.max_header_bytes, 8192);
+    CU_ASSERT_EQUAL(f.cfg.limits.max_lines, 5);
+    CU_ASSERT_EQUAL(f.cfg.limits.max_sse_clients, 64);   /* absent: kept */
+    CU_ASSERT_STRING_EQUAL(f.cfg.tokens_file, "/etc/vigil/tokens");
+    CU_ASSERT_STRING_EQUAL(f.cfg.metrics_token, "prom-scrape-token");
+    setenv("VIGIL_MAX_SSE_CLIENTS", "3", 1);
+    CU_ASSERT_EQUAL(vigil_config_apply_env(&f.cfg, f.o, &f.err), VIGIL_OK);
+    CU_ASSERT_EQUAL(f.cfg.limits.max_sse_clients, 3);
+    setenv("VIGIL_MAX_SSE_CLIENTS", "0", 1);
+    CU_ASSERT_EQUAL(vigil_config_apply_env(&f.cfg, f.o, &f.err), VIGIL_EPARSE);
+    CU_ASSERT(strstr(f.err.msg, "VIGIL_MAX_SSE_CLIENTS") != NULL);
+    CU_ASSERT_EQUAL(f.cfg.limits.max_sse_clients, 3);   /* untouched */
+    clear_env();
+    fx_free(&f);
+    expect_error("return { limits = 5 }", 0, "limits must be a table");
+    expect_error("return { limits = { max_feilds = 5 } }", 0, "max_feilds");
+    expect_error("return { limits = { max_depth = 0 } }", 0, "limits.max_depth = 0 is not a whole number from 1 to 1000");
+    expect_error("return { limits = { request_timeout = '10ms' } }", 0, "limits.request_timeout");
 }
 
 static void test_lua_errors(void) {
@@ -659,6 +705,7 @@ int main(void) {
     CU_add_test(s, "URLs", test_url_errors);
     CU_add_test(s, "webhook endpoints", test_webhook_errors);
     CU_add_test(s, "tokens", test_token_errors);
+    CU_add_test(s, "limits, tokens_file, metrics_token", test_limits);
     CU_add_test(s, "Lua errors and unreadable files", test_lua_errors);
     CU_add_test(s, "nothing half applied", test_nothing_half_applied);
     CU_add_test(s, "sandbox", test_sandbox);
