@@ -3,6 +3,7 @@
 #include <string.h>
 #include "cli.h"
 #include "gen.h"
+#include "server/common/version.h"
 
 static void usage(void) {
     fprintf(stderr,
@@ -14,6 +15,7 @@ static void usage(void) {
             "  feed    publish event files over NATS or HTTP\n"
             "  gen     generate an endless realistic card-transaction stream (NDJSON)\n"
             "  rules   change a running server's rules: vigil rules push DIR --server URL\n"
+            "  --version  print the version and the commit it was built from\n"
             "Run `vigil <command> --help` for its options.\n");
 }
 
@@ -50,6 +52,10 @@ int main(int argc, char **argv) {
     if (strcmp(c, "feed") == 0) return vigil_cmd_feed(argc - 1, argv + 1);
     if (strcmp(c, "gen") == 0) return vigil_cmd_gen(argc - 1, argv + 1);
     if (strcmp(c, "rules") == 0) return cmd_rules(argc - 1, argv + 1);
+    if (strcmp(c, "--version") == 0 || strcmp(c, "version") == 0) {
+        printf("vigil %s (commit %s)\n", vigil_version(), vigil_commit());
+        return 0;
+    }
     if (strcmp(c, "-h") == 0 || strcmp(c, "--help") == 0 || strcmp(c, "help") == 0) {
         usage();
         return 0;

@@ -8,6 +8,8 @@
 #include "server/http/reply.h"
 #include "server/alerts/webhooks.h"
 #include "vigil/clock.h"
+#include "server/common/histogram.h"
+#include "server/common/version.h"
 
 /* vigil_alerts_total per (rule, mode), summed over the rule's versions. */
 typedef struct rule_counts { struct { char rule[64]; vigil_mode mode; unsigned long long n; } *v; int n, cap; } rule_counts;
@@ -74,7 +76,7 @@ enum MHD_Result vops_metrics(void *ctx, struct MHD_Connection *c, const char *ur
     unsigned long long processed = rs.processed, late = rs.late, keys = rs.keys, runs = rs.runs,
                        depth = rs.queue_depth, commits = rs.commits, cerr = rs.commit_errors,
                        expired = rs.keys_expired, evicted = rs.runs_evicted, fnerr = rs.function_errors,
-                       skipped = rs.skipped, snaps = rs.snapshots, cus = rs.commit_us_sum, ccount = rs.commit_count;
+                       skipped = rs.skipped, snaps = rs.snapshots;
     int down = rs.store_down;
     sb_printf(&b, "# HELP vigil_events_received_total Events accepted from a source.\n# TYPE vigil_events_received_total counter\n");
     sb_printf(&b, "vigil_events_received_total{source=\"http\"} %llu\n", (unsigned long long)is.http_events);
@@ -100,8 +102,15 @@ enum MHD_Result vops_metrics(void *ctx, struct MHD_Connection *c, const char *ur
     sb_printf(&b, "# HELP vigil_partial_matches Live pattern runs.\n# TYPE vigil_partial_matches gauge\nvigil_partial_matches %llu\n", runs);
     sb_printf(&b, "# HELP vigil_state_commits_total Batches committed to the state store.\n# TYPE vigil_state_commits_total counter\nvigil_state_commits_total %llu\n", commits);
     sb_printf(&b, "# HELP vigil_state_errors_total Failed state loads or commits (retried).\n# TYPE vigil_state_errors_total counter\nvigil_state_errors_total %llu\n", cerr);
-    sb_printf(&b, "# HELP vigil_commit_seconds Time spent committing batches (state, offsets, alerts).\n# TYPE vigil_commit_seconds summary\n"
-                  "vigil_commit_seconds_sum %.6f\nvigil_commit_seconds_count %llu\n", (double)cus / 1e6, ccount);
+    const vigil_hist *h_lat, *h_commit, *h_batch;
+    vigil_router_hists(s->router, &h_lat, &h_commit, &h_batch);
+    vigil_hist_write(h_commit, "vigil_commit_seconds", "Time one worker spent committing a batch (state, offsets, alerts).",
+                     "", sb_emit, &b);
+    vigil_hist_write(h_batch, "vigil_batch_items", "Items in one worker batch (an item is an event for one key group).",
+                     "", sb_emit, &b);
+    vigil_hist_write(h_lat, "vigil_alert_latency_seconds",
+                     "Event to alert: from the event's queueing to a worker to its alert's hand-off to the sinks, after the commit.",
+                     "", sb_emit, &b);
     sb_printf(&b, "# HELP vigil_events_skipped_total Redelivered events at or below their pair's committed offset (already applied).\n"
                   "# TYPE vigil_events_skipped_total counter\nvigil_events_skipped_total %llu\n", skipped);
     if (s->redis_url) {
@@ -165,6 +174,9 @@ enum MHD_Result vops_metrics(void *ctx, struct MHD_Connection *c, const char *ur
     sb_printf(&b, "# HELP vigil_http_clients_gone_total Responses cut short because the client went away (e.g. a closed dashboard tab).\n# TYPE vigil_http_clients_gone_total counter\nvigil_http_clients_gone_total %llu\n", hs.clients_gone);
     if (rs.watermark_min > INT64_MIN)
         sb_printf(&b, "# HELP vigil_watermark_seconds The lowest worker watermark (event time, seconds since the epoch).\n# TYPE vigil_watermark_seconds gauge\nvigil_watermark_seconds %.3f\n", (double)rs.watermark_min / 1000.0);
+    sb_printf(&b, "# HELP vigil_build_info The version and the commit of this build.\n# TYPE vigil_build_info gauge\n"
+                  "vigil_build_info{version=\"%s\",commit=\"%s\"} 1\n", vigil_version(), vigil_commit());
+    vops_process_metrics(sb_emit, &b);
     sb_printf(&b, "# HELP vigil_uptime_seconds Seconds since start.\n# TYPE vigil_uptime_seconds gauge\nvigil_uptime_seconds %.3f\n",
               (double)(vigil_now_ms() - s->started_ms) / 1000.0);
     enum MHD_Result res = vigil_http_send_text(c, 200, "text/plain; version=0.0.4; charset=utf-8", b.p ? b.p : "", b.len);

@@ -3,7 +3,8 @@
  * connection, 1 s timeouts,
  * and the share of late events over the last 10 s), so /readyz never waits
  * on Redis on an MHD thread; /healthz; /readyz (rules, stores, NATS,
- * intake, and a warning while most events are late); GET /v1/deadletters. */
+ * intake, and a warning while most events are late); GET /v1/deadletters.
+ * The same thread samples the counters for GET /v1/stats (stats.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,7 @@ static void refresh(vigil_ops *ops) {
     vigil_router_get_stats(ops->cfg.router, &rs);
     pthread_mutex_lock(&ops->mu);
     ops->redis_up = redis_up;
+    vops_stats_sample(ops, &rs);
     /* late share over the last OPS_LATE_WINDOW seconds */
     int oldest = ops->hist_n == OPS_LATE_WINDOW ? ops->hist_i : 0;
     unsigned long long dp = ops->hist_n ? rs.processed - ops->hist_processed[oldest] : 0;
@@ -179,5 +181,6 @@ void vigil_ops_register(vigil_ops *ops, vigil_http *h) {
     vigil_http_route(h, "GET", "/healthz", 0, healthz, ops);
     vigil_http_route(h, "GET", "/readyz", 0, readyz, ops);
     vigil_http_route(h, "GET", "/v1/deadletters", 0, dead_letters, ops);
+    vigil_http_route(h, "GET", "/v1/stats", 0, vops_stats, ops);
     vigil_http_fallback(h, vigil_ops_handle_asset, ops);
 }

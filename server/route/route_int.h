@@ -4,6 +4,7 @@
 #ifndef VIGIL_ROUTE_INT_H
 #define VIGIL_ROUTE_INT_H
 
+#include "server/common/histogram.h"
 #include <pthread.h>
 #include <stdatomic.h>
 #include "router.h"
@@ -16,6 +17,7 @@ typedef struct vitem {           /* one event for one key group */
     int part;                    /* partition of the key: vigil_hash(key) % partitions */
     int msg_end;                 /* last item of its source message in this queue */
     uint64_t seq;                /* source stream sequence; 0: none (core NATS, HTTP) */
+    int64_t rx_us;               /* wall µs when it was queued (event→alert latency) */
     vigil_source *src;           /* NULL: nothing to ack */
     vigil_waiter *w;
     vigil_ruleset *swap;         /* a marker (ev NULL): switch to this ruleset here (hot reload) */
@@ -53,8 +55,10 @@ typedef struct vworker {
     /* the batch's alerts, released to the sinks after the commit */
     vigil_alert_record *alerts;
     vigil_waiter **alert_waiters;
+    int64_t *alert_rx;           /* the queueing time of the event that made each alert */
     size_t nalerts, capalerts;
     vigil_waiter *cur_waiter;
+    int64_t cur_rx_us;
     /* the batch's late events, published after the commit */
     vigil_event **late;
     int *late_group;
@@ -105,6 +109,8 @@ struct vigil_router {
     int64_t *off_wm;
     vigil_source **off_src;      /* the message being applied at off_seq (NULL once committed) */
     atomic_ullong snap_mask;     /* workers that snapshotted since the outbox's last mark */
+    /* shared by the workers (lock-free): queueing → sinks per alert; commit time and size per batch */
+    vigil_hist h_latency, h_commit, h_batch;
 };
 
 /* worker.c */

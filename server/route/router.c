@@ -138,6 +138,7 @@ static vigil_status enqueue(vigil_router *r, const vigil_ruleset *rs, vigil_even
     /* only this thread adds (ingest_mu held) and workers only remove: the
      * room stays. Each queue takes its share under one lock, so a worker
      * never sees part of a source message. */
+    int64_t rx = vigil_now_us();
     for (int wi = 0; wi < r->nworkers; wi++) {
         if (!need[wi]) continue;
         vqueue *q = &r->workers[wi].q;
@@ -158,7 +159,7 @@ static vigil_status enqueue(vigil_router *r, const vigil_ruleset *rs, vigil_even
                 /* an item is its message's last in this queue until another follows */
                 if (src && any) q->items[lastslot].msg_end = 0;
                 q->items[slot] = (vitem){.ev = in[i], .group = g, .part = part, .msg_end = 1,
-                                         .seq = src ? src->seq : 0, .src = src, .w = w};
+                                         .seq = src ? src->seq : 0, .src = src, .w = w, .rx_us = rx};
                 lastslot = slot;
                 any = 1;
                 q->n++;
@@ -369,6 +370,7 @@ static void worker_free(vigil_router *r, vworker *wk) {
     for (size_t j = 0; j < wk->nalerts; j++) vigil_alert_record_free(&wk->alerts[j]);
     free(wk->alerts);
     free(wk->alert_waiters);
+    free(wk->alert_rx);
     for (size_t j = 0; j < wk->nlate; j++) vigil_event_release(wk->late[j]);
     free(wk->late);
     free(wk->late_group);
@@ -405,6 +407,9 @@ vigil_status vigil_router_create(const vigil_router_config *cfg, vigil_router **
     if (r->cfg.snapshot_interval_ms <= 0) r->cfg.snapshot_interval_ms = 10000;
     if (!r->cfg.redis_prefix) r->cfg.redis_prefix = "vigil";
     pthread_mutex_init(&r->ingest_mu, NULL);
+    vigil_hist_init(&r->h_latency, vigil_hist_time_bounds, vigil_hist_time_nbounds, 1e-6);
+    vigil_hist_init(&r->h_commit, vigil_hist_time_bounds, vigil_hist_time_nbounds, 1e-6);
+    vigil_hist_init(&r->h_batch, vigil_hist_size_bounds, vigil_hist_size_nbounds, 1);
     pthread_mutex_init(&r->rs_mu, NULL);
     pthread_mutex_init(&r->swap_mu, NULL);
     pthread_cond_init(&r->swap_cv, NULL);
@@ -532,4 +537,11 @@ void vigil_router_get_stats(vigil_router *r, vigil_router_stats *o) {
         }
     }
     if (o->watermark_min == INT64_MAX) o->watermark_min = INT64_MIN;
+}
+
+void vigil_router_hists(vigil_router *r, const vigil_hist **latency, const vigil_hist **commit,
+                        const vigil_hist **batch) {
+    *latency = &r->h_latency;
+    *commit = &r->h_commit;
+    *batch = &r->h_batch;
 }

@@ -134,4 +134,12 @@ typedef struct vigil_router_stats {
 } vigil_router_stats;
 void vigil_router_get_stats(vigil_router *r, vigil_router_stats *out);
 
+/* The workers' histograms (server/common/histogram.h), alive as long as r:
+ * event→alert latency (from the event's queueing to its alert's hand-off
+ * to the sinks, after the commit; µs), commit time (µs) and batch size
+ * (items). */
+struct vigil_hist;
+void vigil_router_hists(vigil_router *r, const struct vigil_hist **latency, const struct vigil_hist **commit,
+                        const struct vigil_hist **batch);
+
 #endif

@@ -40,7 +40,9 @@ void vroute_on_alert(void *ud, const vigil_alert *a) {
         if (n) wk->alerts = n;
         vigil_waiter **nw = n ? realloc(wk->alert_waiters, cap * sizeof *nw) : NULL;
         if (nw) wk->alert_waiters = nw;
-        if (!n || !nw) {
+        int64_t *nr = nw ? realloc(wk->alert_rx, cap * sizeof *nr) : NULL;
+        if (nr) wk->alert_rx = nr;
+        if (!n || !nw || !nr) {
             vigil_sinks_lost(sinks, a->rule, "out of memory for the batch's alerts");
             return;
         }
@@ -51,6 +53,7 @@ void vroute_on_alert(void *ud, const vigil_alert *a) {
         return;
     }
     wk->alert_waiters[wk->nalerts] = wk->cur_waiter;
+    wk->alert_rx[wk->nalerts] = wk->cur_rx_us;
     wk->nalerts++;
 }
 
@@ -73,8 +76,11 @@ static void note_late(vworker *wk, vigil_event *ev, int group) {
 static void release_outputs(vworker *wk) {
     vigil_router *r = wk->r;
     if (r->cfg.alerts_hook && wk->nalerts) r->cfg.alerts_hook(r->cfg.alerts_hook_ud, wk->alerts, wk->nalerts);
+    int64_t now = wk->nalerts ? vigil_now_us() : 0;
     for (size_t i = 0; i < wk->nalerts; i++) {
         vigil_alert_record *a = &wk->alerts[i];
+        if (wk->alert_rx[i] > 0 && now >= wk->alert_rx[i])
+            vigil_hist_observe(&r->h_latency, (uint64_t)(now - wk->alert_rx[i]));
         vigil_sinks_alert(r->cfg.sinks, a);
         if (wk->alert_waiters[i]) vigil_waiter_append(wk->alert_waiters[i], a->json, a->len);
         vigil_alert_record_free(a);
@@ -202,8 +208,10 @@ static void touch_clear(vworker *wk) {
 static void commit_batch(vworker *wk) {
     int64_t t0 = vigil_now_us();
     if (with_retry(wk, op_commit, NULL, "committing key state") == 0) {
-        atomic_fetch_add(&wk->commit_us_sum, (unsigned long long)(vigil_now_us() - t0));
+        int64_t us = vigil_now_us() - t0;
+        atomic_fetch_add(&wk->commit_us_sum, (unsigned long long)us);
         atomic_fetch_add(&wk->commit_count, 1);
+        vigil_hist_observe(&wk->r->h_commit, (uint64_t)(us > 0 ? us : 0));
     }
     touch_clear(wk);
     atomic_store(&wk->watermark, vigil_engine_watermark(wk->eng));
@@ -455,6 +463,7 @@ void *vroute_worker_main(void *arg) {
             if (task) vroute_task_run(wk, task);
             continue;
         }
+        vigil_hist_observe(&r->h_batch, (uint64_t)n);
         batch b = {.it = it, .n = n, .evs = evs, .groups = groups};
         if (wk->store) with_retry(wk, op_prefetch, &b, "loading key state");
         for (int i = 0; i < n; i++) {
@@ -476,6 +485,7 @@ void *vroute_worker_main(void *arg) {
                 }
             }
             wk->cur_waiter = it[i].w;
+            wk->cur_rx_us = it[i].rx_us;
             vigil_status st = vigil_engine_feed_group(wk->eng, it[i].ev, it[i].group, &err);
             if (st == VIGIL_ELATE) {
                 atomic_fetch_add(&wk->late_count, 1);

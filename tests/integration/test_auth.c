@@ -237,6 +237,7 @@ static void test_matrix(void) {
         {"GET", "/v1/keys/k/a", NULL, R_ANALYST, 0, NULL},
         {"PUT", "/v1/lists/matrix", "a\nb\n", R_ANALYST, 0, NULL},
         {"GET", "/v1/lists", NULL, R_ANALYST, 0, NULL},
+        {"GET", "/v1/stats", NULL, R_VIEWER, 0, NULL},
         {"GET", "/v1/lists/matrix", NULL, R_ANALYST, 0, NULL},
         {"DELETE", "/v1/rules/doomed", NULL, R_ANALYST, 0, "/v1/rules/doomed"},
         {"GET", "/v1/audit", NULL, R_ADMIN, 0, NULL},
