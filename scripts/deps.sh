@@ -9,7 +9,8 @@ PKGS=(build-essential cmake pkg-config git ca-certificates clang libclang-rt-14-
       libhyperscan-dev libmicrohttpd-dev libnats-dev libhiredis-dev liblua5.4-dev
       libcunit1-dev libcurl4-openssl-dev libcjson-dev libssl-dev zlib1g-dev
       nats-server redis-server redis-tools util-linux
-      prometheus)   # promtool: tests check /metrics and the alert rules with it
+      prometheus   # promtool: tests check /metrics and the alert rules with it
+      dpkg-dev systemd)   # cpack's dpkg-shlibdeps; systemd-analyze verify of the unit
 [ "${VIGIL_NO_BROWSER:-0}" = 1 ] || PKGS+=(chromium)
 command -v node >/dev/null && command -v npm >/dev/null || PKGS+=(nodejs npm)
 missing=()
