@@ -9,5 +9,7 @@ return {
   store = { data_dir = "/var/lib/vigil" },
   -- redis = "redis://127.0.0.1:6379/0",
   -- nats = { url = "nats://127.0.0.1:4222", jetstream = true },
-  -- tokens_file = "/etc/vigil/tokens",   -- "name role token [rate]" a line; chmod 640
+  -- tokens: /etc/vigil/tokens ("name role token [rate]" a line, chmod 600), handed over by
+  -- systemd (uncomment LoadCredential in vigil.service), then:
+  -- tokens_file = os.getenv("CREDENTIALS_DIRECTORY") .. "/tokens",
 }
