@@ -77,6 +77,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "vigil/clock.h"
 #include "vigil/event.h"   /* vigil_time_parse_rfc3339 */
 
 /* "id: " + 20 digits + "\nevent: alert\ndata: " fits in this. */
@@ -314,6 +315,55 @@ vigil_status vigil_hub_stats(vigil_hub *hub, vigil_hub_counters *out)
 
 /* ---- publish -------------------------------------------------------------- */
 
+/* The id and mode of an alert JSON as vigil_alert_to_json writes it: "id"
+ * first, "mode" among the fixed members before any text a user controls
+ * (key, evidence), so the first "mode" member is the alert's. Anything
+ * else: id "" and mode -1 (unknown). */
+static void alert_head(const char *json, size_t len, char id[33], signed char *mode)
+{
+    static const char idp[] = "{\"id\":\"", mp[] = "\"mode\":\"";
+    id[0] = '\0';
+    *mode = -1;
+    if (len >= sizeof idp - 1 + 33 && memcmp(json, idp, sizeof idp - 1) == 0 &&
+        json[sizeof idp - 1 + 32] == '"') {
+        memcpy(id, json + sizeof idp - 1, 32);
+        id[32] = '\0';
+    }
+    size_t lim = len < 512 ? len : 512;
+    for (size_t i = 0; i + sizeof mp - 1 + 6 <= lim; i++)
+        if (memcmp(json + i, mp, sizeof mp - 1) == 0) {
+            const char *v = json + i + sizeof mp - 1;
+            *mode = memcmp(v, "shadow\"", 7) == 0 ? 1 : memcmp(v, "active\"", 7) == 0 ? 0 : -1;
+            break;
+        }
+}
+
+void vigil_hub_set_triage(vigil_hub *hub, vigil_hub_triage_fn fn, void *ud)
+{
+    pthread_mutex_lock(&hub->mu);
+    hub->triage = fn;
+    hub->triage_ud = ud;
+    pthread_mutex_unlock(&hub->mu);
+}
+
+bool vigil_hub_find(vigil_hub *hub, const char *id, char *rule, size_t rule_n)
+{
+    bool found = false;
+    pthread_mutex_lock(&hub->mu);
+    if (hub->ring && hub->count > 0 && id && strlen(id) == 32) {
+        uint64_t lo = oldest_seq(hub);
+        for (uint64_t seq = hub->last_seq; seq >= lo && seq > 0 && !found; seq--) {
+            const struct slot *s = slot_of(hub, seq);
+            if (memcmp(s->id, id, 33) == 0) {
+                snprintf(rule, rule_n, "%s", s->rule);
+                found = true;
+            }
+        }
+    }
+    pthread_mutex_unlock(&hub->mu);
+    return found;
+}
+
 vigil_status vigil_hub_publish(vigil_hub *hub, const char *json, size_t len,
                                const char *rule, const char *severity,
                                const char *key, int64_t ts_ms)
@@ -349,6 +399,10 @@ vigil_status vigil_hub_publish(vigil_hub *hub, const char *json, size_t len,
     char *k = sv + sl + 1;
     memcpy(k, key, kl + 1);
 
+    char id[33];
+    signed char mode;
+    alert_head(json, len, id, &mode);
+    int64_t at_ms = vigil_now_ms();
     char prefix[PREFIX_MAX + 1];
     char *old = NULL;
     pthread_mutex_lock(&hub->mu);
@@ -373,6 +427,9 @@ vigil_status vigil_hub_publish(vigil_hub *hub, const char *json, size_t len,
     s->severity = sv;
     s->key = k;
     s->ts = ts_ms;
+    s->at_ms = at_ms;
+    memcpy(s->id, id, sizeof s->id);
+    s->mode = mode;
     hub->last_seq = seq;
     hub->published++;
     if (hub->count < hub->cap)

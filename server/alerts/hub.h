@@ -22,6 +22,7 @@
 #ifndef VIGIL_HUB_H
 #define VIGIL_HUB_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <microhttpd.h>
@@ -87,15 +88,49 @@ typedef struct vigil_hub_counters {
 /* A consistent snapshot of the counters. EINVAL when hub or out is NULL. */
 vigil_status vigil_hub_stats(vigil_hub *hub, vigil_hub_counters *out);
 
-/* GET /v1/alerts?rule=&key=&since=&limit= — answers
- *   200 {"alerts":[<alert>, …newest first…], "last_seq":N}
- * rule, key: exact match; since: RFC 3339 time or ms since the epoch, keeps
- * alerts with ts >= since; limit: 1..1000, default 100, larger is clamped.
- * `last_seq` is the newest sequence number at the time of the snapshot: pass
- * it as ?last_event_id= to the stream to continue without a gap.
- * Bad since/limit: 400 application/problem+json (RFC 9457).
+/* GET /v1/alerts — the ring's alerts, newest first, filtered and paged:
+ *   rule, severity, key, mode (active | shadow): exact match;
+ *   since, until: RFC 3339 time or ms since the epoch, keeps alerts with
+ *     since <= ts < until (ts: the alert's event time);
+ *   disposition: confirmed | false_positive | benign | none (not triaged;
+ *     needs the triage hook, else every alert is "none");
+ *   before: a sequence number, keeps alerts older than it (the cursor);
+ *   limit: 1..1000, default 100, larger is clamped.
+ * Answers 200 {"alerts":[<alert>…], "total":N, "next":SEQ|null,
+ *   "last_seq":N, "stored":N}: total counts every alert of the ring that
+ *   matches (all pages); next is the `before` of the next page (null: none).
+ *   Each listed alert carries "seq" (its sequence number) and
+ *   "disposition" (a kind, or null) with "triage": {"note","by","at"} when
+ *   it has one. `last_seq` is the newest sequence number at the time of the
+ *   snapshot: pass it as ?last_event_id= to the stream to continue without
+ *   a gap. Bad arguments: 400 application/problem+json (RFC 9457) naming it.
  * Returns the result of MHD_queue_response. */
 enum MHD_Result vigil_hub_handle_list(vigil_hub *hub, struct MHD_Connection *conn);
+
+/* Triage: what the hub asks for every listed alert. fn(ud, alert_id, kind)
+ * writes the alert's disposition kind ("confirmed", "false_positive",
+ * "benign"; "" when it has none) into kind and returns its details as a
+ * malloc'd JSON object text ({"note","by","at"}) or NULL. Called under the
+ * hub's mutex: it must not call the hub. Set once before serving. */
+typedef char *(*vigil_hub_triage_fn)(void *ud, const char *alert_id, char kind[16]);
+void vigil_hub_set_triage(vigil_hub *hub, vigil_hub_triage_fn fn, void *ud);
+
+/* Whether the ring still holds the alert with this id (32 hex digits); when
+ * it does, its rule name goes into rule (cut to rule_n). */
+bool vigil_hub_find(vigil_hub *hub, const char *id, char *rule, size_t rule_n);
+
+/* A rule's alerts in the ring published at or after since_ms (wall clock):
+ * their number, and when the newest of all of its alerts was published
+ * (INT64_MIN: none kept). */
+void vigil_hub_rule_activity(vigil_hub *hub, const char *rule, int64_t since_ms, uint64_t *n, int64_t *last_ms);
+
+/* GET /v1/alerts/timeline?bucket=S&buckets=N — alerts per rule over time,
+ * by detection (publish) time, from the ring: N buckets (1..500, default
+ * 60) of S seconds (1..86400, default 60) ending now. 200 {"bucket_ms",
+ * "start" (ms, the first bucket's start), "end", "rules":{"<rule>":[n…]},
+ * "oldest" (ms, the oldest alert the ring holds: earlier buckets may be
+ * incomplete, or null)}. Bad arguments: 400 problem+json. */
+enum MHD_Result vigil_hub_handle_timeline(vigil_hub *hub, struct MHD_Connection *conn);
 
 /* The newest alert the ring still holds of (rule, key), as JSON (malloc'd),
  * or NULL (none kept, or out of memory). */

@@ -28,6 +28,9 @@ struct slot {
     size_t json_len;
     const char *rule, *severity, *key;   /* NUL-terminated, in block */
     int64_t ts;
+    int64_t at_ms;         /* wall clock when published (≈ the alert's detected_at) */
+    char id[33];           /* the alert's id when its JSON starts with it, else "" */
+    signed char mode;      /* 0 active, 1 shadow, -1 unknown */
 };
 
 struct vigil_hub {
@@ -45,6 +48,8 @@ struct vigil_hub {
     unsigned long long refused;   /* streams refused over max_streams */
     bool ka_started;
     pthread_t ka_thread;
+    vigil_hub_triage_fn triage;   /* dispositions (the control wing's), or NULL */
+    void *triage_ud;
 };
 
 static inline uint64_t oldest_seq(const vigil_hub *hub) { return hub->last_seq - hub->count + 1; }

@@ -27,6 +27,7 @@ static void load_rule(void *ud, const char *name, const char *json) {
     }
     if (vctl_list_record(c, name, json)) return;
     if (vctl_compare_record(c, name, json)) return;
+    if (vctl_triage_record(c, name, json)) return;
     if (vcat_rule_from_json(&c->cat, name, json, &why) != 0)
         fprintf(stderr, "vigil: the stored record of rule %s is unreadable (%s); skipped\n", name, why);
 }
@@ -49,6 +50,7 @@ vigil_status vigil_control_create(const vigil_control_config *cfg, vigil_control
     c->started_ms = vigil_now_ms();
     pthread_mutex_init(&c->mu, NULL);
     pthread_rwlock_init(&c->snooze_lock, NULL);
+    pthread_rwlock_init(&c->triage_lock, NULL);
     pthread_mutex_init(&c->cmp_mu, NULL);
     /* in_list() files: <rules dir>/lists, as `vigil replay` finds them */
     snprintf(c->lists_dir, sizeof c->lists_dir, "%s/lists", cfg->rules);
@@ -76,6 +78,7 @@ vigil_status vigil_control_create(const vigil_control_config *cfg, vigil_control
         vcat_free(&c->cat);
         vctl_lists_free(c);
         vctl_compare_free(c);
+        vctl_triage_free(c);
         if (st != VIGIL_EUNAVAILABLE && !(st == VIGIL_ESTORE && strstr(err->msg, "LOADING"))) {
             vigil_control_destroy(c);
             return st;
@@ -118,6 +121,7 @@ vigil_status vigil_control_create(const vigil_control_config *cfg, vigil_control
 void vigil_control_set_sinks(vigil_control *c, vigil_sinks *sinks, vigil_hub *hub) {
     c->cfg.sinks = sinks;
     c->cfg.hub = hub;
+    if (hub) vigil_hub_set_triage(hub, vctl_triage_lookup, c);   /* GET /v1/alerts shows dispositions */
 }
 
 vigil_ruleset *vigil_control_ruleset(vigil_control *c) {
@@ -166,6 +170,8 @@ void vigil_control_destroy(vigil_control *c) {
     vigil_catalog_store_close(c->store);
     pthread_mutex_destroy(&c->mu);
     pthread_rwlock_destroy(&c->snooze_lock);
+    vctl_triage_free(c);
+    pthread_rwlock_destroy(&c->triage_lock);
     free(c->snoozes);
     free(c);
 }
@@ -306,6 +312,25 @@ static enum MHD_Result no_rule(struct MHD_Connection *conn, const char *name) {
     return vigil_http_problem(conn, 404, "Not Found", d, NULL, NULL);
 }
 
+/* What GET /v1/rules adds to a rule from the other wings: its dispositions
+ * and precision (triage.c), and from the hub's ring its alerts in the last
+ * hour and when it last alerted (wall clock: detection time). */
+static void add_feedback(vigil_control *c, cJSON *x, const char *name) {
+    vctl_triage_add_json(c, x, name);
+    if (!c->cfg.hub) return;
+    uint64_t n;
+    int64_t last;
+    vigil_hub_rule_activity(c->cfg.hub, name, vigil_now_ms() - 3600000, &n, &last);
+    cJSON_AddNumberToObject(x, "alerts_last_hour", (double)n);
+    if (last == INT64_MIN) {
+        cJSON_AddNullToObject(x, "last_alert_at");
+    } else {
+        char t[40];
+        vigil_time_format_rfc3339(last, t, sizeof t);
+        cJSON_AddStringToObject(x, "last_alert_at", t);
+    }
+}
+
 static int by_name(const void *a, const void *b) {
     return strcmp((*(vcat_rule *const *)a)->name, (*(vcat_rule *const *)b)->name);
 }
@@ -325,6 +350,7 @@ static enum MHD_Result get_rules(void *ctx, struct MHD_Connection *conn, const c
         cJSON *o = rule && vcat_live(rule) ? vcat_rule_api(rule, 1, count_alerts, c) : NULL;
         pthread_mutex_unlock(&c->mu);
         if (!o) return no_rule(conn, name);
+        add_feedback(c, o, name);
         return vigil_http_send_json(conn, 200, o);
     }
     cJSON *o = cJSON_CreateObject();
@@ -352,6 +378,11 @@ static enum MHD_Result get_rules(void *ctx, struct MHD_Connection *conn, const c
     }
     pthread_mutex_unlock(&c->mu);
     free(sorted);
+    cJSON *x;
+    cJSON_ArrayForEach(x, a) {   /* outside mu: the hub's lock is not taken under it */
+        const cJSON *nm = cJSON_GetObjectItemCaseSensitive(x, "name");
+        if (cJSON_IsString(nm)) add_feedback(c, x, nm->valuestring);
+    }
     return vigil_http_send_json(conn, 200, o);
 }
 
@@ -707,4 +738,5 @@ void vigil_control_register(vigil_control *ctl, vigil_http *h) {
     vigil_http_route(h, "GET", "/v1/lists", 0, vctl_lists, ctl);
     vigil_http_route(h, "GET", "/v1/lists/", 1, vctl_lists, ctl);
     vigil_http_route(h, "PUT", "/v1/lists/", 1, vctl_lists, ctl);
+    vigil_http_route(h, "PUT", "/v1/alerts/", 1, vctl_triage_put, ctl);
 }

@@ -16,6 +16,18 @@
 #define VCTL_SNOOZE_KEY 256
 #define VCTL_SNOOZE_REASON 256
 #define VCTL_SNOOZES_RECORD "~snoozes"   /* the snooze table's record in the catalog store */
+#define VCTL_DISP_PREFIX "~disp:"        /* a disposition's record: "~disp:<alert id>" (triage.c) */
+#define VCTL_MAX_DISPOSITIONS 100000
+#define VCTL_NOTE_MAX 2000
+
+typedef struct vctl_disp {         /* an alert's disposition (triage.c) */
+    char id[33];                   /* "": an empty slot of the hash */
+    char rule[VIGIL_MAX_RULE_NAME + 1];
+    unsigned char kind;            /* 0 confirmed, 1 false_positive, 2 benign */
+    char by[64];
+    int64_t at;                    /* wall ms */
+    char *note;
+} vctl_disp;
 
 typedef struct vctl_snooze_t {     /* no alert of (rule, key) until `until` (wall ms) */
     char rule[VIGIL_MAX_RULE_NAME + 1];
@@ -80,6 +92,12 @@ struct vigil_control {
     vctl_cmp *cmp;
     int ncmp, capcmp;
     atomic_int ncmp_live;            /* ncmp, read without the lock: no compare, no work per batch */
+    /* dispositions (triage.c), under triage_lock: the hub reads them for every listed alert */
+    pthread_rwlock_t triage_lock;
+    vctl_disp *disp;                 /* open addressing by alert id, disp_cap a power of two */
+    size_t disp_cap, ndisp;
+    struct vctl_rule_disp { char rule[VIGIL_MAX_RULE_NAME + 1]; unsigned long long n[3]; } *rdisp;
+    int nrdisp, caprdisp;
 };
 
 /* The most rules served at once (limits.max_rules). */
@@ -145,6 +163,15 @@ enum MHD_Result vctl_lists(void *ctx, struct MHD_Connection *conn, const char *u
 const char *vctl_list_text(void *ud, const char *name, size_t *len);   /* vigil_rules_opts.list_text */
 int vctl_list_record(vigil_control *c, const char *key, const char *json);   /* 1: it was a list's record */
 void vctl_lists_free(vigil_control *c);
+
+/* triage.c */
+enum MHD_Result vctl_triage_put(void *ctx, struct MHD_Connection *conn, const char *url, vigil_http_req *r);
+char *vctl_triage_lookup(void *ud, const char *alert_id, char kind[16]);   /* the hub's triage hook */
+int vctl_triage_record(vigil_control *c, const char *key, const char *json);   /* 1: a disposition's record */
+void vctl_triage_counts(vigil_control *c, const char *rule, unsigned long long n[3]);
+/* "dispositions" {confirmed, false_positive, benign} and "precision" (null without any) */
+void vctl_triage_add_json(vigil_control *c, cJSON *rule_json, const char *rule);
+void vctl_triage_free(vigil_control *c);
 
 /* explain.c: GET /v1/keys/{field}/{value} */
 enum MHD_Result vctl_get_key(void *ctx, struct MHD_Connection *conn, const char *url, vigil_http_req *r);
