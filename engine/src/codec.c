@@ -6,10 +6,13 @@
  * counts; before version 3 the run's held byte was `negated`, always 0 in
  * version 2, and a v1 run with it set is dropped; before version 4 an entry
  * had no length, so a window entry that no rule takes ends the record's
- * use):
- *   "VGS" 4 | u64 seq | i64 last_ts | u32 nevents | events | u32 nrules | rules
+ * use; version 5 adds the entry kind 3):
+ *   "VGS" 5 | u64 seq | i64 last_ts | u32 nevents | events | u32 nrules | rules
  *   event: str id | i64 ts | str json            (shared by runs: stored once)
- *   rule:  str name | u32 version | u8 kind(1 pattern, 2 window) | u32 body length (v4) | body
+ *   rule:  str name | u32 version | u8 kind(1 pattern, 2 window, 3 window ids) | u32 body length (v4) | body
+ *   window ids (v5; after its rule's window entry, only when it has some: a
+ *     sliding window's newest counted events, an alert's window_events):
+ *     u32 n | n × (i64 ts | str id)
  *   pattern: i64 last_alert | u8 alerted | u32 nruns | runs
  *     run: i32 step | u32 count | u8 closed | u8 held (v3; before: negated) | [u8 from | u8 noproceed | u8 noskip (v2) |] i64 start_ts | u64 start_seq |
  *          u64 last_seq | u32 nev | nev × (u32 event index | u8 step | u64 seq)
@@ -74,6 +77,11 @@ static void put_len(vcodec_buf *b, size_t start) {
 }
 
 static int uses_text(const vagg *a) { return a->is_new || a->kind == VIGIL_AGG_DISTINCT; }
+static int has_text_aggs(const vrule *r) {
+    for (int k = 0; k < r->nagg; k++)
+        if (uses_text(&r->aggs[k])) return 1;
+    return 0;
+}
 
 vigil_status vcodec_encode(const vigil_engine *eng, const vkeystate *ks, vcodec_buf *out) {
     const vigil_ruleset *rs = eng->rs;
@@ -143,9 +151,25 @@ vigil_status vcodec_encode(const vigil_engine *eng, const vkeystate *ks, vcodec_
             int64_t ce = t ? t->closed_end : INT64_MIN;
             bad |= PUT(&body, ce);
             if (!bad) put_len(&body, bstart);
+            vwids **idp = w ? vwin_ids(w, r, has_text_aggs(r)) : NULL;
+            const vwids *ids = idp ? *idp : NULL;
+            if (ids && ids->n && !bad) {   /* kind 3: the window's ids */
+                uint8_t k3 = 3;
+                bad |= put_str(&body, r->name, strlen(r->name)) || PUT(&body, ver) || PUT(&body, k3) ||
+                       PUT(&body, blen0);
+                size_t istart = body.len;
+                bad |= PUT(&body, ids->n);
+                for (uint32_t j = 0; j < ids->n && !bad; j++) {
+                    const vwid *x = &ids->v[(ids->head + j) % ids->cap];
+                    bad |= PUT(&body, x->ts) || put_str(&body, x->id, strlen(x->id));
+                }
+                if (!bad) put_len(&body, istart);
+                nr++;
+            }
         }
     }
-    bad |= put(out, "VGS\4", 4) || PUT(out, ks->seq) || PUT(out, ks->last_ts) || PUT(out, et.n);
+    if (!bad) memcpy(body.p, &nr, sizeof nr);   /* the entries, kind 3 included */
+    bad |= put(out, "VGS\5", 4) || PUT(out, ks->seq) || PUT(out, ks->last_ts) || PUT(out, et.n);
     for (uint32_t i = 0; i < et.n && !bad; i++) {
         size_t jl;
         const char *j = vigil_event_json(et.v[i], &jl);
@@ -195,7 +219,7 @@ vigil_status vcodec_decode(vigil_engine *eng, vkeystate *ks, const unsigned char
     rd r = {.p = p, .len = len};
     char magic[4];
     get(&r, magic, 4);
-    if (r.bad || memcmp(magic, "VGS", 3) != 0 || magic[3] < 1 || magic[3] > 4) return VIGIL_ESTORE;
+    if (r.bad || memcmp(magic, "VGS", 3) != 0 || magic[3] < 1 || magic[3] > 5) return VIGIL_ESTORE;
     int version = magic[3];
     clear_rule_state(eng, ks);
     uint32_t nev;
@@ -225,6 +249,33 @@ vigil_status vcodec_decode(vigil_engine *eng, vkeystate *ks, const unsigned char
         GET(&r, ver);
         GET(&r, kind);
         if (r.bad) break;
+        if (kind == 3 && version >= 5) {   /* the ids of the window decoded just before */
+            uint32_t blen, n;
+            GET(&r, blen);
+            if (r.bad || blen > r.len - r.off) {
+                r.bad = 1;
+                break;
+            }
+            size_t end = r.off + blen;
+            vwin *w = NULL;
+            const vrule *wr = NULL;
+            for (int j = 0; j < g->nrules && !w; j++) {
+                const vrule *x = &rs->rules[g->rules[j]];
+                if (!x->nsteps && ks->rs[j] && strlen(x->name) == nl && memcmp(x->name, name, nl) == 0 &&
+                    vrule_takes(x, ver))
+                    w = ks->rs[j], wr = x;
+            }
+            GET(&r, n);
+            for (uint32_t j = 0; w && j < n && !r.bad && s == VIGIL_OK; j++) {
+                int64_t ts;
+                uint32_t il;
+                GET(&r, ts);
+                const char *id = get_str(&r, &il);
+                if (!r.bad) s = vwin_ids_add(w, wr, eng->o.max_alert_events, ts, id, il);
+            }
+            r.off = end;   /* a window no rule takes: skipped */
+            continue;
+        }
         int slot = -1;
         const vrule *rule = NULL;
         for (int j = 0; j < g->nrules && !rule; j++) {   /* its version, or a version that inherits it */

@@ -645,8 +645,9 @@ static void alert_id(const vigil_alert *a, char out[33]) {
     for (int i = 0; i < 16; i++) snprintf(out + 2 * i, 3, "%02x", d[i]);
 }
 
+typedef struct wev { const char *const *ids; int n, truncated; } wev;   /* window_events */
 static void emit_common(vigil_engine *eng, const vrule *r, const vkeystate *ks, vigil_event *const *evs, int nev,
-                        const char *details_json, int64_t ts, int truncated, const int64_t *win);
+                        const char *details_json, int64_t ts, int truncated, const int64_t *win, const wev *we);
 
 void veng_emit(vigil_engine *eng, const vrule *r, const vkeystate *ks, vigil_event *const *evs, int nev,
                const char *details_json, int64_t ts) {
@@ -699,7 +700,15 @@ static char *alert_details(vigil_engine *eng, const vrule *r, vigil_event *const
 void veng_emit_match(vigil_engine *eng, const vrule *r, const vkeystate *ks, vigil_event *const *evs,
                      const uint8_t *steps, int nev, const char *details_json, int64_t ts) {
     char *det = r->alert_fn && eng->host ? alert_details(eng, r, evs, steps, nev, details_json) : NULL;
-    emit_common(eng, r, ks, evs, nev, det ? det : details_json, ts, 0, NULL);
+    emit_common(eng, r, ks, evs, nev, det ? det : details_json, ts, 0, NULL, NULL);
+    free(det);
+}
+
+void veng_emit_sliding(vigil_engine *eng, const vrule *r, const vkeystate *ks, vigil_event *ev,
+                       const char *details_json, const char *const *wids, int nwids, int wtrunc) {
+    char *det = r->alert_fn && eng->host ? alert_details(eng, r, &ev, NULL, 1, details_json) : NULL;
+    wev we = {.ids = wids, .n = nwids, .truncated = wtrunc};
+    emit_common(eng, r, ks, &ev, 1, det ? det : details_json, INT64_MIN, 0, NULL, &we);
     free(det);
 }
 
@@ -707,12 +716,13 @@ void veng_emit_window(vigil_engine *eng, const vrule *r, const vkeystate *ks, vi
                       int truncated, const char *details_json, int64_t start, int64_t end) {
     int64_t win[2] = {start, end};
     char *det = r->alert_fn && eng->host ? alert_details(eng, r, evs, NULL, nev, details_json) : NULL;
-    emit_common(eng, r, ks, evs, nev, det ? det : details_json, INT64_MIN, truncated, win);
+    wev we = {.ids = NULL, .n = -1, .truncated = 0};   /* -1: the alert's own events */
+    emit_common(eng, r, ks, evs, nev, det ? det : details_json, INT64_MIN, truncated, win, &we);
     free(det);
 }
 
 static void emit_common(vigil_engine *eng, const vrule *r, const vkeystate *ks, vigil_event *const *evs, int nev,
-                        const char *details_json, int64_t ts, int truncated, const int64_t *win) {
+                        const char *details_json, int64_t ts, int truncated, const int64_t *win, const wev *we) {
     const char *ids_stack[128];
     const char **ids = ids_stack;
     int nids = nev;
@@ -743,7 +753,13 @@ static void emit_common(vigil_engine *eng, const vrule *r, const vkeystate *ks, 
         a.window_start = win[0];
         a.window_end = win[1];
     }
-    alert_id(&a, a.id);
+    if (we) {
+        a.is_window = 1;
+        a.window_events = we->n < 0 ? ids : we->ids;
+        a.nwindow_events = we->n < 0 ? nids : we->n;
+        a.window_events_truncated = we->n < 0 ? truncated : we->truncated;
+    }
+    alert_id(&a, a.id);   /* window_events are not part of the id */
     eng->st.alerts++;
     eng->rule_alerts[r - eng->rs->rules]++;
     if (eng->fn) eng->fn(eng->ud, &a);
@@ -774,6 +790,12 @@ char *vigil_alert_to_json(const vigil_alert *a, int64_t detected_ms) {
     cJSON *evs = cJSON_AddArrayToObject(o, "events");
     for (int i = 0; evs && i < a->nevents; i++) cJSON_AddItemToArray(evs, cJSON_CreateString(a->events[i]));
     if (a->events_truncated) cJSON_AddTrueToObject(o, "events_truncated");
+    if (a->is_window) {
+        cJSON *wa = cJSON_AddArrayToObject(o, "window_events");
+        for (int i = 0; wa && i < a->nwindow_events; i++)
+            cJSON_AddItemToArray(wa, cJSON_CreateString(a->window_events[i]));
+        if (a->window_events_truncated) cJSON_AddTrueToObject(o, "window_events_truncated");
+    }
     cJSON_AddStringToObject(o, "event", a->event);
     cJSON *evd = cJSON_AddArrayToObject(o, "evidence");
     for (int i = 0; evd && i < a->nevidence; i++) {

@@ -71,6 +71,17 @@ typedef struct vwtail {      /* tumbling and session windows: the open window an
     uint32_t nevs;
 } vwtail;
 
+/* Sliding windows: the ids of the newest events that counted in an
+ * aggregate (window_events of an alert), a ring of at most
+ * max_alert_events, oldest first from head; pruned by time as the window
+ * moves. NULL until the first such event. */
+typedef struct vwid { int64_t ts; char *id; } vwid;
+typedef struct vwids {
+    uint32_t cap, n, head;
+    uint32_t dropped_live;   /* an id left for the cap while its event may still be in the window */
+    vwid *v;
+} vwids;
+
 typedef struct vkeystate {
     uint64_t hash;
     uint32_t keylen;
@@ -224,6 +235,17 @@ static inline vwtail *vwin_tail(const vwin *w, const vrule *r) {
     if (r->window == VIGIL_WIN_SLIDING) return NULL;
     return (vwtail *)(void *)(vwin_inline(w, r) + vwin_entry_size(r));
 }
+/* Where a sliding window keeps its vwids pointer (after the inline entry
+ * and the distinct()/is_new() sets pointer); NULL for other windows. */
+static inline vwids **vwin_ids(const vwin *w, const vrule *r, int has_text) {
+    if (r->window != VIGIL_WIN_SLIDING) return NULL;
+    size_t off = vwin_inline_off(r) + vwin_entry_size(r) + (has_text ? sizeof(void *) : 0);
+    return (vwids **)(void *)((unsigned char *)(uintptr_t)w + off);
+}
+void vwin_ids_free(vwids *ids);   /* accepts NULL */
+/* The codec: append one remembered id (ts, id of len bytes) to a sliding
+ * window's ring (other windows: nothing). */
+vigil_status vwin_ids_add(vwin *w, const vrule *r, uint32_t cap, int64_t ts, const char *id, size_t len);
 /* Entry i from the oldest (i < n). */
 static inline ventry *vwin_at(const vwin *w, const vrule *r, uint32_t i) {
     return (ventry *)(void *)(w->ring + (size_t)((w->head + i) & (w->cap - 1)) * vwin_entry_size(r));
@@ -243,5 +265,9 @@ void veng_emit_match(vigil_engine *eng, const vrule *r, const vkeystate *ks, vig
 int veng_host_pred(const veval *c, int fn);
 void veng_emit_window(vigil_engine *eng, const vrule *r, const vkeystate *ks, vigil_event *const *evs, int nev,
                       int truncated, const char *details_json, int64_t start, int64_t end);
+/* A sliding window's alert at event ev, with the ids of the window's
+ * counted events (window_events). */
+void veng_emit_sliding(vigil_engine *eng, const vrule *r, const vkeystate *ks, vigil_event *ev,
+                       const char *details_json, const char *const *wids, int nwids, int wtrunc);
 
 #endif

@@ -302,10 +302,12 @@ static vigil_value agg_value(vwin *w, const vrule *r, int k, uint32_t n, int inc
  * window keeps no entry that no aggregate uses (an event that passes no
  * aggregate's filter), and a bucketed one adds to the newest entry when the
  * event falls in its bucket. */
-static vigil_status add_entry(vwin *w, const vrule *r, vigil_event *ev, const veval *c, int *added) {
+static vigil_status add_entry(vwin *w, const vrule *r, vigil_event *ev, const veval *c, int *added,
+                              uint32_t *counted) {
     vcell val[32];
     uint32_t mask = 0;
     *added = 0;
+    if (counted) *counted = 0;
     for (int k = 0; k < r->nagg; k++) {
         const vagg *a = &r->aggs[k];
         if (a->filter && !vexpr_true(a->filter, c)) continue;
@@ -329,6 +331,7 @@ static vigil_status add_entry(vwin *w, const vrule *r, vigil_event *ev, const ve
         }
         mask |= 1u << k;
     }
+    if (counted) *counted = mask;
     int sliding = r->window == VIGIL_WIN_SLIDING;
     if (!mask && sliding) return VIGIL_OK;
     int64_t ts = ev->ts;
@@ -422,10 +425,73 @@ static void details(const vrule *r, const vigil_value *cur, const vigil_value *p
     snprintf(det + off, n - off, "}}");
 }
 
+/* ---- window_events of sliding windows -------------------------------------- */
+
+/* Drop the ids at the front that left the window (ts <= horizon). Ids come
+ * in arrival order: a straggler behind a newer one leaves later, and the
+ * alert skips it by time. */
+static void ids_prune(vwids *ids, int64_t horizon) {
+    while (ids && ids->n && ids->v[ids->head].ts <= horizon) {
+        free(ids->v[ids->head].id);
+        ids->head = (ids->head + 1) % ids->cap;
+        ids->n--;
+    }
+    if (ids && !ids->n) ids->dropped_live = 0;
+}
+
+/* Remember ev's id as the newest counted event (the oldest goes when the
+ * ring holds cap). -1: out of memory. */
+static int ids_push(vwids **idp, uint32_t cap, int64_t ts, const char *src, size_t len) {
+    if (!cap) return 0;
+    vwids *ids = *idp;
+    if (!ids) {
+        if (!(ids = calloc(1, sizeof *ids))) return -1;
+        *idp = ids;
+    }
+    if (ids->n == ids->cap && ids->cap < cap) {   /* grow, unrolled oldest first */
+        uint32_t nc = ids->cap ? ids->cap * 2 : 4;
+        if (nc > cap) nc = cap;
+        vwid *v = malloc(nc * sizeof *v);
+        if (!v) return -1;
+        for (uint32_t i = 0; i < ids->n; i++) v[i] = ids->v[(ids->head + i) % ids->cap];
+        free(ids->v);
+        ids->v = v;
+        ids->cap = nc;
+        ids->head = 0;
+    }
+    char *id = malloc(len + 1);
+    if (!id) return -1;
+    memcpy(id, src, len);
+    id[len] = '\0';
+    if (ids->n == ids->cap) {   /* full at cap: the oldest goes */
+        free(ids->v[ids->head].id);
+        ids->head = (ids->head + 1) % ids->cap;
+        ids->n--;
+        ids->dropped_live = 1;
+    }
+    ids->v[(ids->head + ids->n) % ids->cap] = (vwid){.ts = ts, .id = id};
+    ids->n++;
+    return 0;
+}
+
+void vwin_ids_free(vwids *ids) {
+    if (!ids) return;
+    for (uint32_t i = 0; i < ids->n; i++) free(ids->v[(ids->head + i) % ids->cap].id);
+    free(ids->v);
+    free(ids);
+}
+
+vigil_status vwin_ids_add(vwin *w, const vrule *r, uint32_t cap, int64_t ts, const char *id, size_t len) {
+    vwids **idp = vwin_ids(w, r, has_text(r));
+    if (!idp) return VIGIL_OK;
+    return ids_push(idp, cap, ts, id, len) == 0 ? VIGIL_OK : VIGIL_ENOMEM;
+}
+
 vwin *vwin_new(const vrule *r) {
     size_t size = vwin_inline_off(r) + esize(r);
     if (r->window != VIGIL_WIN_SLIDING) size += sizeof(vwtail);
     if (has_text(r)) size += sizeof(vdset *);
+    if (r->window == VIGIL_WIN_SLIDING) size += sizeof(vwids *);
     vwin *w = calloc(1, size);
     if (!w) return NULL;
     w->ring = vwin_inline(w, r);
@@ -535,7 +601,7 @@ static vigil_status windowed_feed(vigil_engine *eng, const vrule *r, vkeystate *
         if (veng_timer_add(eng, vwin_closes_at(r, w), ks, slot) != 0) return VIGIL_ENOMEM;
     }
     int added;
-    vigil_status s = add_entry(w, r, ev, c, &added);
+    vigil_status s = add_entry(w, r, ev, c, &added, NULL);
     if (s != VIGIL_OK) return s;
     t->total++;
     uint32_t keep = eng->o.max_alert_events > 1 ? eng->o.max_alert_events - 1 : 0;
@@ -601,8 +667,12 @@ vigil_status vwin_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, int slo
     int *isnew = eng->isnew;
     for (int k = 0; k < r->nagg; k++) prior[k] = agg_value(w, r, k, w->n, 1);
     int added;
-    vigil_status s = add_entry(w, r, ev, &c, &added);
+    uint32_t counted;
+    vigil_status s = add_entry(w, r, ev, &c, &added, &counted);
     if (s != VIGIL_OK) return s;
+    vwids **idp = vwin_ids(w, r, has_text(r));
+    ids_prune(*idp, ev->ts - r->window_ms);
+    if (counted && ids_push(idp, eng->o.max_alert_events, ev->ts, ev->id, strlen(ev->id)) != 0) return VIGIL_ENOMEM;
     for (int k = 0; k < r->nagg; k++) cur[k] = agg_value(w, r, k, w->n, 1);
     if (added) newest_is_new(w, r, isnew);
     else memset(isnew, 0, (size_t)r->nagg * sizeof *isnew);
@@ -615,7 +685,18 @@ vigil_status vwin_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, int slo
     w->last_alert_ts = ev->ts;
     char det[2048];
     details(r, cur, prior, isnew, det, sizeof det);
-    veng_emit(eng, r, ks, &ev, 1, det, INT64_MIN);
+    /* window_events: the counted events still in (t − size, t], oldest first */
+    const vwids *ids = *idp;
+    const char *stack[128], **wids = stack;
+    int nw = 0, wtrunc = 0;
+    if (ids && ids->n > 128 && !(wids = malloc(ids->n * sizeof *wids))) return VIGIL_ENOMEM;
+    for (uint32_t i = 0; ids && i < ids->n; i++) {
+        const vwid *x = &ids->v[(ids->head + i) % ids->cap];
+        if (x->ts > ev->ts - r->window_ms && x->ts <= ev->ts) wids[nw++] = x->id;
+    }
+    wtrunc = ids && ids->dropped_live;
+    veng_emit_sliding(eng, r, ks, ev, det, wids, nw, wtrunc);
+    if (wids != stack) free(wids);
     return VIGIL_OK;
 }
 
@@ -682,6 +763,8 @@ void vwin_free(vwin *w, const vrule *r) {
         free(t->evs);
         vigil_event_release(t->last);
     }
+    vwids **idp = vwin_ids(w, r, has_text(r));
+    if (idp) vwin_ids_free(*idp);
     if (w->ring != vwin_inline(w, r)) free(w->ring);
     free(w);
 }

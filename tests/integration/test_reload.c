@@ -351,6 +351,9 @@ static cJSON *listed_alerts(const server *s, const char *rule) {
  * a rule object and its versions. */
 static void drop_counters(cJSON *rule) {
     cJSON_DeleteItemFromObjectCaseSensitive(rule, "alerts");
+    /* the alert ring's (not durable); dispositions and precision are kept */
+    cJSON_DeleteItemFromObjectCaseSensitive(rule, "alerts_last_hour");
+    cJSON_DeleteItemFromObjectCaseSensitive(rule, "last_alert_at");
     cJSON *v;
     cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(rule, "versions"))
         cJSON_DeleteItemFromObjectCaseSensitive(v, "alerts");

@@ -1,4 +1,5 @@
-/* record.c — see record.h: a v4 key-state record in the v3 layout. */
+/* record.c — see record.h: a v4 or v5 key-state record in the v3 layout
+ * (v5's window-id entries, kind 3, are dropped). */
 #include <stdint.h>
 #include <string.h>
 #include "record.h"
@@ -29,7 +30,7 @@ static void str(cur *c) {
 
 size_t test_record_v4_to_v3(const unsigned char *in, size_t len, unsigned char *out, size_t cap) {
     cur c = {.p = in, .len = len, .o = out, .cap = cap};
-    if (len < 4 || memcmp(in, "VGS\4", 4) != 0) return 0;
+    if (len < 4 || memcmp(in, "VGS", 3) != 0 || (in[3] != 4 && in[3] != 5)) return 0;
     copy(&c, 4, 1);
     out[3] = 3;
     copy(&c, 8 + 8, 1);                 /* seq, last_ts */
@@ -40,14 +41,21 @@ size_t test_record_v4_to_v3(const unsigned char *in, size_t len, unsigned char *
         copy(&c, 8, 1);                  /* ts */
         str(&c);                         /* json */
     }
-    uint32_t nr = u32_at(&c);
+    uint32_t nr = u32_at(&c), kept = 0;
+    size_t nr_at = c.olen;
     copy(&c, 4, 1);
     for (uint32_t i = 0; i < nr && !c.bad; i++) {
+        size_t mark = c.olen;
         str(&c);                         /* name */
-        copy(&c, 4 + 1, 1);              /* version, kind */
+        copy(&c, 4, 1);                  /* version */
+        int ids = c.off < len && in[c.off] == 3;
+        copy(&c, 1, 1);                  /* kind */
         uint32_t blen = u32_at(&c);
         copy(&c, 4, 0);                  /* the v4 length: dropped */
         copy(&c, blen, 1);
+        if (ids) c.olen = mark;          /* v5's window ids: not in v3 */
+        else kept++;
     }
+    if (!c.bad) memcpy(out + nr_at, &kept, 4);
     return c.bad || c.off != len ? 0 : c.olen;
 }

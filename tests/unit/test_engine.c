@@ -543,7 +543,7 @@ static void test_held_state_roundtrip(void) {
     CU_ASSERT_EQUAL(g.n, 0);
     CU_ASSERT_EQUAL(vigil_engine_commit(e1, &err), VIGIL_OK);
     CU_ASSERT_EQUAL_FATAL(m.n, 1);
-    CU_ASSERT(m.len[0] > 4 && memcmp(m.data[0], "VGS\4", 4) == 0);   /* v4 since rule hot reload */
+    CU_ASSERT(m.len[0] > 4 && memcmp(m.data[0], "VGS\5", 4) == 0);   /* v5 since window_events (v4 since rule hot reload) */
     vigil_engine_destroy(e1);
     vigil_engine *e2 = vigil_engine_create(rs, NULL, &m.base, on_alert, &g);
     /* b4 would also complete {a2 b4} if the held match were taken for a run */

@@ -59,6 +59,14 @@ typedef struct vigil_alert {
     int has_window;                  /* tumbling/session alerts */
     int64_t window_start, window_end;
     const char *details_json;        /* a JSON object text, never NULL */
+    /* window alerts: the ids of the window's events that count in one of
+     * its aggregates (sliding: the newest max_alert_events of them, oldest
+     * first; tumbling/session: the events the alert lists); not part of the
+     * id. nwindow_events 0 and window_events NULL for pattern alerts. */
+    const char *const *window_events;
+    int nwindow_events;
+    int window_events_truncated;     /* more events counted than listed */
+    int is_window;                   /* a window rule's alert (window_events is written, maybe empty) */
 } vigil_alert;
 
 /* Called once per alert, on the thread that fed the engine. */
