@@ -57,7 +57,8 @@ typedef struct vagg {            /* one distinct aggregate of a window rule */
     int field;                   /* -1 for count */
     vigil_expr *filter;
     int is_new;                  /* is_new(f): a distinct-style table without filter */
-    char label[96];
+    char label[192];             /* its name in alert details: count(), sum(amount), and for a
+                                    filtered one "distinct(customer_id) where eq(type, 'report')" (text in single quotes) */
 } vagg;
 
 typedef struct vrule {

@@ -369,9 +369,14 @@ static int add_agg(vctx *c, vigil_expr *x) {
     static const char *kn[] = {"count", "sum", "avg", "min", "max", "distinct"};
     if (a->is_new)
         snprintf(a->label, sizeof a->label, "is_new(%s)", x->path);
-    else
-        snprintf(a->label, sizeof a->label, "%s(%s)%s", kn[a->kind], x->path ? x->path : "",
-                 a->filter ? "{filtered}" : "");
+    else {   /* a filter by its conditions: two filtered aggregates do not share a name */
+        int n = snprintf(a->label, sizeof a->label, "%s(%s)%s", kn[a->kind], x->path ? x->path : "",
+                         a->filter ? " where " : "");
+        if (a->filter && n > 0 && (size_t)n < sizeof a->label) vexpr_text(a->filter, a->label + n, sizeof a->label - (size_t)n);
+        for (char *p = a->label; *p; p++)   /* a JSON member name as it is: no quote, backslash or control */
+            if (*p == '"') *p = '\'';
+            else if (*p == '\\' || (unsigned char)*p < 0x20) *p = ' ';
+    }
     return r->nagg++;
 }
 
