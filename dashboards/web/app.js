@@ -1,12 +1,16 @@
-// app.js — behaviour of vigil's live alert dashboard (index.html).
+// app.js — boot of vigil's dashboard (index.html): the token, the alert
+// list and the live feed. panels.js holds the shared helpers and the
+// server-computed panels (health tiles, chart, rules table); detail.js an
+// alert's detail, triage and the key view.
 //
-// On load it fetches the most recent alerts (GET /v1/alerts?limit=200), then
-// follows new ones over Server-Sent Events (GET /v1/alerts/stream), starting
-// right after the list's `last_seq` so that nothing falls between the two.
-// Alerts are deduplicated by their id (DESIGN.md §3: the same match always
-// has the same id), so what the stream replays after a reconnect or a server
-// restart is never shown twice. The browser's EventSource reconnects by
-// itself and sends Last-Event-ID.
+// The alert list is the server's: GET /v1/alerts with the page's filters
+// (rule, severity, mode, disposition, key, event-time range), `limit` rows
+// per page and the cursor `before` for older pages; "N matching" is the
+// server's `total`, not a count of what the page holds. New alerts arrive
+// over Server-Sent Events (GET /v1/alerts/stream, resumed after the list's
+// `last_seq`); each one makes the page ask the server again (the first
+// page of the list, the tiles, the chart, the rules table), debounced, so
+// every number shown stays the server's.
 //
 // Tokens (DESIGN.md §6): when the server answers 401 (or 403), the page asks
 // for a viewer token once (#token-dialog) and keeps it in sessionStorage, so
@@ -20,16 +24,18 @@
 'use strict';
 
 (function () {
-  const MAX_ROWS = 500;          // rows kept in the table; counters keep counting
+  const V = window.Vigil;
+  const $ = V.$;
+  const el = V.el;
+  const PAGE = 25;
   const SEVERITIES = ['info', 'low', 'medium', 'high', 'critical'];
 
   const TOKEN_KEY = 'vigil.token';
   const pageParams = new URLSearchParams(window.location.search);
-  let token = null;
-  try { token = sessionStorage.getItem(TOKEN_KEY); } catch (e) { /* storage disabled: ask each time */ }
+  try { V.token = sessionStorage.getItem(TOKEN_KEY); } catch (e) { /* storage disabled: ask each time */ }
   if (pageParams.get('access_token')) {
-    token = pageParams.get('access_token');
-    saveToken(token);
+    V.token = pageParams.get('access_token');
+    saveToken(V.token);
     pageParams.delete('access_token');
     const q = pageParams.toString();
     history.replaceState(null, '', window.location.pathname + (q ? '?' + q : '') + window.location.hash);
@@ -42,66 +48,19 @@
     } catch (e) { /* storage disabled */ }
   }
 
-  const state = {
-    seen: new Set(),             // alert ids already counted
-    byId: new Map(),             // alert id -> alert object (for the detail panel)
-    perRule: new Map(),          // rule -> count
-    total: 0,
-    severe: 0,
-    lastTs: null,
-    selected: null,
-    lastEventId: null,           // newest SSE id received, to resume after a give-up
-  };
-
-  const $ = (id) => document.getElementById(id);
+  V.alertsById = new Map();      // the alerts the page holds (the list), by id
+  V.selected = null;
+  V.severityOf = (a) => (SEVERITIES.includes(a.severity) ? a.severity : 'info');
+  const list = { cursors: [], before: null, lastSeq: null };
+  let lastEventId = null;
   const tbody = document.querySelector('#alerts tbody');
-  const rulesBody = document.querySelector('#rule-counts tbody');
 
   function withToken(path, extra) {
     const q = new URLSearchParams(extra || {});
-    if (token) q.set('access_token', token);
+    if (V.token) q.set('access_token', V.token);
     const s = q.toString();
     return s ? path + '?' + s : path;
   }
-
-  function authHeaders() {
-    return token ? { Authorization: 'Bearer ' + token } : {};
-  }
-
-  // ---- formatting -------------------------------------------------------
-
-  // Alert `ts` is RFC 3339 text per the contract; accept ms numbers too.
-  function toDate(ts) {
-    if (typeof ts === 'number') return new Date(ts);
-    if (typeof ts === 'string') {
-      const d = new Date(ts);
-      if (!isNaN(d)) return d;
-    }
-    return null;
-  }
-
-  const pad = (n, w) => String(n).padStart(w || 2, '0');
-
-  function fmtTime(d) {
-    if (!d) return '—';
-    const now = new Date();
-    const hms = pad(d.getHours()) + ':' + pad(d.getMinutes()) + ':' + pad(d.getSeconds());
-    const sameDay = d.toDateString() === now.toDateString();
-    return sameDay ? hms : d.getFullYear() + '-' + pad(d.getMonth() + 1) + '-' + pad(d.getDate()) + ' ' + hms;
-  }
-
-  function severityOf(a) {
-    return SEVERITIES.includes(a.severity) ? a.severity : 'info';
-  }
-
-  function el(tag, cls, text) {
-    const e = document.createElement(tag);
-    if (cls) e.className = cls;
-    if (text !== undefined && text !== null) e.textContent = String(text);
-    return e;
-  }
-
-  // ---- connection status -------------------------------------------------
 
   function setStatus(s, label) {
     const c = $('conn-status');
@@ -109,71 +68,47 @@
     c.querySelector('.label').textContent = label || s;
   }
 
-  // ---- counters ----------------------------------------------------------
+  // ---- the alert list (GET /v1/alerts) -------------------------------------
 
-  function bumpRule(rule) {
-    const n = (state.perRule.get(rule) || 0) + 1;
-    state.perRule.set(rule, n);
-    let row = rulesBody.querySelector('tr[data-rule="' + CSS.escape(rule) + '"]');
-    if (!row) {
-      row = el('tr');
-      row.dataset.rule = rule;
-      const name = el('td', 'rule-name');
-      name.appendChild(el('div', 'rule-label', rule));
-      name.appendChild(el('div', 'bar'));
-      name.title = rule;
-      row.appendChild(name);
-      row.appendChild(el('td', 'num count', 0));
-      rulesBody.appendChild(row);
-      addRuleOption(rule);
-    }
-    row.querySelector('.count').textContent = String(n);
-    // keep the busiest rules on top
-    const rows = Array.from(rulesBody.children);
-    rows.sort((a, b) => (state.perRule.get(b.dataset.rule) || 0) - (state.perRule.get(a.dataset.rule) || 0) ||
-      a.dataset.rule.localeCompare(b.dataset.rule));
-    const max = Math.max(1, ...state.perRule.values());
-    rows.forEach((r) => {
-      rulesBody.appendChild(r);
-      r.querySelector('.bar').style.width = (100 * (state.perRule.get(r.dataset.rule) || 0) / max).toFixed(1) + '%';
-    });
-    $('rules-empty').classList.add('gone');
-    $('rules-count').textContent = String(state.perRule.size);
+  function localToMs(v) {
+    if (!v) return null;
+    const d = new Date(v);   // datetime-local: the browser's time zone
+    return isNaN(d) ? null : d.getTime();
   }
 
-  function addRuleOption(rule) {
-    const sel = $('filter-rule');
-    const opts = Array.from(sel.options).slice(1).map((o) => o.value);
-    if (opts.includes(rule)) return;
-    opts.push(rule);
-    opts.sort();
-    const o = el('option', null, rule);
-    o.value = rule;
-    const idx = opts.indexOf(rule);
-    sel.insertBefore(o, sel.options[idx + 1] || null);
+  function query() {
+    const q = new URLSearchParams();
+    q.set('limit', String(PAGE));
+    const f = { rule: 'filter-rule', severity: 'filter-severity', mode: 'filter-mode', disposition: 'filter-disposition' };
+    Object.keys(f).forEach((k) => { if ($(f[k]).value) q.set(k, $(f[k]).value); });
+    const key = $('filter-key').value.trim();
+    if (key) q.set('key', key);
+    const since = localToMs($('filter-since').value), until = localToMs($('filter-until').value);
+    if (since !== null) q.set('since', String(since));
+    if (until !== null) q.set('until', String(until));
+    if (list.before) q.set('before', String(list.before));
+    return q;
   }
 
-  function updateTiles() {
-    $('total-count').textContent = String(state.total);
-    $('severe-count').textContent = String(state.severe);
-    $('last-alert').textContent = state.lastTs ? fmtTime(state.lastTs) : '—';
-    $('empty').classList.toggle('gone', state.total > 0);
+  function dispLabel(d) {
+    return d ? d.replace('_', ' ') : '';
   }
 
-  // ---- rows --------------------------------------------------------------
-
-  function buildRow(a) {
-    const tr = el('tr', 'alert-row');
+  function buildRow(a, fresh) {
+    const tr = el('tr', 'alert-row sevrow-' + V.severityOf(a) + (fresh ? ' fresh' : ''));
     tr.dataset.alertId = a.id;
     tr.dataset.rule = a.rule || '';
-    tr.dataset.severity = severityOf(a);
+    tr.dataset.severity = V.severityOf(a);
     tr.dataset.key = a.key == null ? '' : String(a.key);
-    const d = toDate(a.ts);
-    const time = el('td', 'time', fmtTime(d));
-    if (d) time.title = d.toISOString();
+    const d = V.toDate(a.ts), det = V.toDate(a.detected_at);
+    const time = el('td', 'time', V.fmtTime(d));
+    if (d) time.title = 'event time ' + d.toISOString();
     tr.appendChild(time);
+    const detected = el('td', 'detected', V.fmtTime(det));
+    if (det) detected.title = 'detected at ' + det.toISOString();
+    tr.appendChild(detected);
     const sevTd = el('td', 'sev-cell');
-    sevTd.appendChild(el('span', 'sev sev-' + severityOf(a), severityOf(a)));
+    sevTd.appendChild(el('span', 'sev sev-' + V.severityOf(a), V.severityOf(a)));
     tr.appendChild(sevTd);
     const rule = el('td', 'rule', a.rule || '');
     if (a.mode === 'shadow') rule.appendChild(el('span', 'shadow-tag', 'shadow'));
@@ -183,143 +118,94 @@
     key.appendChild(document.createTextNode(a.key == null ? '' : String(a.key)));
     tr.appendChild(key);
     tr.appendChild(el('td', 'event', a.event || ''));
-    applyFilter(tr);
+    tr.appendChild(el('td', 'disp' + (a.disposition ? ' disp-' + a.disposition : ''), dispLabel(a.disposition)));
     return tr;
   }
 
-  // Count an alert once; put its row on top (live) or at the bottom (the
-  // initial list, which arrives newest first).
-  function addAlert(a, where) {
-    if (!a || typeof a !== 'object' || typeof a.id !== 'string' || state.seen.has(a.id)) return false;
-    state.seen.add(a.id);
-    state.byId.set(a.id, a);
-    state.total += 1;
-    const sev = severityOf(a);
-    if (sev === 'high' || sev === 'critical') state.severe += 1;
-    const d = toDate(a.ts);
-    if (d && (!state.lastTs || d > state.lastTs)) state.lastTs = d;
-    bumpRule(a.rule || '(unnamed)');
-
-    const tr = buildRow(a);
-    if (where === 'top') {
-      tr.classList.add('fresh');
-      tbody.insertBefore(tr, tbody.firstChild);
-    } else {
-      tbody.appendChild(tr);
+  let loadSeq = 0;
+  // {status, lastSeq}: status 401/403 means the token is missing or not enough
+  V.loadAlerts = async function (markNew) {
+    const my = ++loadSeq;
+    const r = await V.api('GET', '/v1/alerts?' + query().toString());
+    if (my !== loadSeq) return { status: r.status, lastSeq: null };   // a newer load is under way
+    if (r.status === 401 || r.status === 403 || !r.ok || !r.body) return { status: r.status, lastSeq: null };
+    const b = r.body;
+    const before = new Set(V.alertsById.keys());
+    V.alertsById.clear();
+    const rows = (b.alerts || []).map((a) => {
+      V.alertsById.set(a.id, a);
+      return buildRow(a, markNew && !before.has(a.id));
+    });
+    tbody.replaceChildren(...rows);
+    if (V.selected) {
+      const row = tbody.querySelector('tr[data-alert-id="' + CSS.escape(V.selected) + '"]');
+      if (row) row.classList.add('selected');
     }
-    while (tbody.children.length > MAX_ROWS) {
-      const last = tbody.lastElementChild;
-      if (last.dataset.alertId !== state.selected) state.byId.delete(last.dataset.alertId);
-      last.remove();
-    }
-    updateTiles();
-    return true;
-  }
+    $('alerts-total').textContent = String(b.total == null ? rows.length : b.total);
+    $('empty').classList.toggle('gone', rows.length > 0);
+    list.next = b.next == null ? null : b.next;
+    $('page-older').disabled = list.next == null;
+    $('page-newer').disabled = list.cursors.length === 0;
+    const page = list.cursors.length + 1;
+    $('page-info').textContent = rows.length ? 'page ' + page + ' · ' + rows.length + ' of ' + b.total : '';
+    return { status: r.status, lastSeq: typeof b.last_seq === 'number' ? b.last_seq : null };
+  };
 
-  // ---- filters -----------------------------------------------------------
-
-  function applyFilter(tr) {
-    const rule = $('filter-rule').value;
-    const sev = $('filter-severity').value;
-    const key = $('filter-key').value.trim().toLowerCase();
-    const hide = (rule && tr.dataset.rule !== rule) ||
-      (sev && tr.dataset.severity !== sev) ||
-      (key && !tr.dataset.key.toLowerCase().includes(key));
-    tr.classList.toggle('hidden', Boolean(hide));
-  }
-
-  function applyFilters() {
-    Array.from(tbody.children).forEach(applyFilter);
-  }
-
-  ['filter-rule', 'filter-severity', 'filter-key'].forEach((id) => {
-    $(id).addEventListener('input', applyFilters);
-    $(id).addEventListener('change', applyFilters);
+  $('page-older').addEventListener('click', () => {
+    if (list.next == null) return;
+    list.cursors.push(list.before);
+    list.before = list.next;
+    V.loadAlerts(false);
+  });
+  $('page-newer').addEventListener('click', () => {
+    if (!list.cursors.length) return;
+    list.before = list.cursors.pop();
+    V.loadAlerts(false);
   });
 
-  // ---- detail panel ------------------------------------------------------
-
-  function showDetail(id) {
-    const a = state.byId.get(id);
-    if (!a) return;
-    state.selected = id;
-    tbody.querySelectorAll('tr.selected').forEach((r) => r.classList.remove('selected'));
-    const row = tbody.querySelector('tr[data-alert-id="' + CSS.escape(id) + '"]');
-    if (row) row.classList.add('selected');
-
-    $('detail-title').textContent = a.rule || 'Alert';
-    const dl = $('detail-fields');
-    dl.replaceChildren();
-    const d = toDate(a.ts);
-    const fields = [
-      ['id', a.id],
-      ['rule', a.rule + (a.rule_version != null ? ' (v' + a.rule_version + ')' : '')],
-      ['severity', severityOf(a)],
-      ['mode', a.mode],
-      ['key', (a.key_field || 'key') + '=' + (a.key == null ? '' : a.key)],
-      ['time', d ? d.toISOString() : a.ts],
-      ['detected at', a.detected_at],
-      ['event', a.event],
-    ];
-    if (a.window_start != null) fields.push(['window', a.window_start + ' → ' + a.window_end]);
-    fields.forEach(([k, v]) => {
-      if (v === undefined || v === null || v === '') return;
-      dl.appendChild(el('dt', null, k));
-      const dd = el('dd', null, v);
-      if (k === 'severity') {
-        dd.textContent = '';
-        dd.appendChild(el('span', 'sev sev-' + v, v));
-      }
-      dl.appendChild(dd);
-    });
-
-    const ol = $('detail-events');
-    ol.replaceChildren();
-    const events = Array.isArray(a.events) ? a.events : [];
-    events.forEach((e) => ol.appendChild(el('li', e === a.event ? 'completing' : null, e)));
-    if (a.events_truncated) ol.appendChild(el('li', null, '… (truncated)'));
-    if (!events.length) ol.appendChild(el('li', null, '—'));
-
-    $('detail-evidence').textContent = JSON.stringify(a.evidence === undefined ? [] : a.evidence, null, 2);
-    $('detail-details').textContent = JSON.stringify(a.details === undefined ? {} : a.details, null, 2);
-    const panel = $('detail');
-    panel.classList.add('open');
-    panel.setAttribute('aria-hidden', 'false');
+  function filtersChanged() {
+    list.cursors = [];
+    list.before = null;
+    V.loadAlerts(false);
   }
-
-  function hideDetail() {
-    state.selected = null;
-    tbody.querySelectorAll('tr.selected').forEach((r) => r.classList.remove('selected'));
-    const panel = $('detail');
-    panel.classList.remove('open');
-    panel.setAttribute('aria-hidden', 'true');
-  }
+  ['filter-rule', 'filter-severity', 'filter-mode', 'filter-disposition', 'filter-since', 'filter-until'].forEach((id) =>
+    $(id).addEventListener('change', filtersChanged));
+  let keyTimer = null;
+  $('filter-key').addEventListener('input', () => { clearTimeout(keyTimer); keyTimer = setTimeout(filtersChanged, 300); });
 
   tbody.addEventListener('click', (ev) => {
     const tr = ev.target.closest('tr.alert-row');
-    if (tr) showDetail(tr.dataset.alertId);
+    if (tr) V.showDetail(tr.dataset.alertId);
   });
-  $('detail-close').addEventListener('click', hideDetail);
-  document.addEventListener('keydown', (ev) => { if (ev.key === 'Escape') hideDetail(); });
+  $('detail-key-link').addEventListener('click', (ev) => {
+    ev.preventDefault();
+    const a = ev.currentTarget;
+    history.replaceState(null, '', a.getAttribute('href'));
+    V.showKey(a.dataset.field, a.dataset.key);
+  });
+  document.addEventListener('keydown', (ev) => {
+    if (ev.key !== 'Escape') return;
+    if ($('key-view').classList.contains('open')) V.hideKey();
+    else V.hideDetail();
+  });
 
-  // ---- data --------------------------------------------------------------
+  // ---- refresh: everything shown is asked of the server again ----------------
 
-  // {status, lastSeq}: status 401/403 means the token is missing or not enough
-  async function loadRecent() {
-    try {
-      const r = await fetch('/v1/alerts?limit=200', { headers: authHeaders() });
-      if (r.status === 401 || r.status === 403) return { status: r.status, lastSeq: null };
-      if (!r.ok) throw new Error('HTTP ' + r.status);
-      const body = await r.json();
-      (body.alerts || []).forEach((a) => addAlert(a, 'bottom'));
-      return { status: r.status, lastSeq: typeof body.last_seq === 'number' ? body.last_seq : null };
-    } catch (e) {
-      console.warn('vigil: could not load recent alerts:', e);
-      return { status: 0, lastSeq: null };
-    }
-  }
+  let refreshTimer = null;
+  V.refreshSoon = function (markNew) {
+    clearTimeout(refreshTimer);
+    refreshTimer = setTimeout(() => V.refreshAll(markNew), 250);
+  };
+  V.refreshAll = async function (markNew) {
+    await Promise.all([
+      list.before ? Promise.resolve() : V.loadAlerts(markNew),
+      V.loadStats(), V.loadRules(), V.loadChart(),
+    ]);
+    document.body.dataset.refreshed = String(Date.now());
+  };
 
-  // Show the token dialog; resolves once a token was entered (and saved).
+  // ---- sign-in -----------------------------------------------------------------
+
   function askToken(message) {
     const dlg = $('token-dialog');
     const input = $('token-input');
@@ -333,7 +219,7 @@
         const t = input.value.trim();
         if (!t) { $('token-error').textContent = 'Enter a token.'; return; }
         form.removeEventListener('submit', onSubmit);
-        token = t;
+        V.token = t;
         saveToken(t);
         dlg.close();
         updateForget();
@@ -346,11 +232,11 @@
   }
 
   function updateForget() {
-    $('token-forget').hidden = !token;
+    $('token-forget').hidden = !V.token;
   }
 
   $('token-forget').addEventListener('click', () => {
-    token = null;
+    V.token = null;
     saveToken(null);
     window.location.reload();
   });
@@ -360,16 +246,20 @@
   async function start() {
     updateForget();
     for (;;) {
-      const r = await loadRecent();
+      const r = await V.loadAlerts(false);
       if (r.status === 401) {
-        await askToken(token ? 'That token was not accepted. Enter a viewer token.' : '');
+        await askToken(V.token ? 'That token was not accepted. Enter a viewer token.' : '');
         continue;
       }
       if (r.status === 403) {
         await askToken('That token may not read alerts: it needs the viewer, analyst or admin role.');
         continue;
       }
+      list.lastSeq = r.lastSeq;
+      started = true;
+      await V.refreshAll(false);
       connect(r.lastSeq);
+      V.routeHash();
       return;
     }
   }
@@ -380,10 +270,8 @@
     const es = new EventSource(withToken('/v1/alerts/stream', extra));
     es.onopen = () => setStatus('live', 'live');
     es.addEventListener('alert', (ev) => {
-      if (ev.lastEventId) state.lastEventId = ev.lastEventId;
-      let a;
-      try { a = JSON.parse(ev.data); } catch (e) { console.warn('vigil: bad alert event', e); return; }
-      addAlert(a, 'top');
+      if (ev.lastEventId) lastEventId = ev.lastEventId;
+      V.refreshSoon(true);
     });
     es.onerror = () => {
       // EventSource retries by itself (CONNECTING); CLOSED means it gave up
@@ -391,7 +279,7 @@
       if (es.readyState === EventSource.CLOSED) {
         setStatus('offline', 'offline');
         es.close();
-        setTimeout(() => connect(state.lastEventId !== null ? state.lastEventId : lastSeq), 5000);
+        setTimeout(() => connect(lastEventId !== null ? lastEventId : lastSeq), 5000);
       } else {
         setStatus('reconnecting', 'reconnecting');
       }
@@ -399,7 +287,8 @@
     window.vigilStream = es;   // for debugging from the console
   }
 
-  setInterval(updateTiles, 30000);   // keeps "today" vs dated times honest
+  let started = false;
+  setInterval(() => { if (started) V.refreshAll(false); }, 15000);   // rates and "per hour" move without alerts
   setStatus('connecting', 'connecting');
   start();
 })();

@@ -25,6 +25,7 @@ static const char *content_type(const char *path)
         {".png", "image/png"},
         {".json", "application/json"},
         {".ico", "image/x-icon"},
+        {".txt", "text/plain; charset=utf-8"},
     };
     const char *dot = strrchr(path, '.');
     if (dot && !strchr(dot, '/'))

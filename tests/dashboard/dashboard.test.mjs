@@ -1,23 +1,31 @@
-// dashboard.test.mjs — drives vigil's live alert dashboard in headless
-// Chromium (playwright-core, the system /usr/bin/chromium; no browser
-// download) against a running `vigil serve`, started by test_dashboard.sh.
+// dashboard.test.mjs — drives vigil's dashboard in headless Chromium
+// (playwright-core, the system /usr/bin/chromium; no browser download)
+// against a running `vigil serve`, started by test_dashboard.sh with the
+// rules big_amount (sliding count), card_testing (a pattern) and
+// compromised_terminal (a window counting fraud reports).
 //
-// What it proves: the page loads from the binary with no internet; it
-// connects its live feed (SSE); an event POSTed to /v1/events that triggers
-// the test rule makes an alert row appear WITHOUT a reload, with the rule
-// counter and the total at 1; clicking the row opens the detail panel with
-// the matched event's evidence; and the page logs no errors (CSP violations
-// included). It then feeds a few more events so that the screenshot saved for
-// humans (tests/artifacts/dashboard.png) shows a realistic feed.
+// Without tokens (--feed): the page loads from the binary with no internet
+// and connects its live feed; a POSTed event's alert appears without a
+// reload; after a known feed every count on the page equals the server's
+// (/v1/rules counters, GET /v1/alerts total, /v1/stats); the chart draws
+// (pixels of the first series' colour on its canvas, and its data equal
+// GET /v1/alerts/timeline); filters and pages are the server's; an alert's
+// detail shows its evidence as a table with the pattern steps named, a
+// window alert's contributing events (the two reports) and its aggregates
+// by readable names; the key view renders GET /v1/keys/…; the health tiles
+// equal GET /v1/stats; a disposition set in the page changes the rule's
+// precision (equal to the server's); a rule's mode toggles; at 390 px the
+// key column is visible; nothing is logged as an error (CSP included).
+// Screenshots at 1440 and 390 px go next to --screenshot.
 //
-// With --viewer-token (the server has tokens), it first proves the sign-in:
-// the assets load without a token and the page asks for one; an unknown
-// token and an ingest token are refused with a message; the viewer token
-// opens the live feed and is kept in sessionStorage (not in the URL), so a
-// reload needs no second prompt. Events are then POSTed with --ingest-token.
+// With --viewer-token (the server has tokens): the sign-in (assets load
+// without a token, the page asks once, unknown and ingest tokens are
+// refused, the viewer token is kept in sessionStorage only), then a viewer
+// is refused a mode toggle and a disposition and the page says so; then
+// "Forget token", sign in as --analyst-token, and the toggle works.
 //
 // Usage: node dashboard.test.mjs --url http://127.0.0.1:PORT [--screenshot FILE]
-//          [--viewer-token T --ingest-token T]
+//          [--viewer-token T --ingest-token T --analyst-token T]
 // Exit status 0 when every check passed; prints "N passed, M failed".
 import { chromium } from 'playwright-core';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -33,11 +41,13 @@ const base = arg('--url');
 const shot = arg('--screenshot', null);
 const viewerToken = arg('--viewer-token', null);
 const ingestToken = arg('--ingest-token', null);
+const analystToken = arg('--analyst-token', null);
 const chromePath = process.env.CHROMIUM || '/usr/bin/chromium';
 if (!base) {
   console.error('usage: node dashboard.test.mjs --url http://127.0.0.1:PORT [--screenshot FILE]');
   process.exit(2);
 }
+const shotPath = (suffix) => shot.replace(/\.png$/, '') + suffix + '.png';
 
 const results = [];
 async function check(name, fn) {
@@ -56,22 +66,94 @@ function assert(cond, msg) {
   if (!cond) throw new Error(msg);
 }
 
-async function postEvent(ev) {
-  const r = await fetch(base + '/v1/events', {
-    method: 'POST',
-    headers: ingestToken ? { 'Content-Type': 'application/json', Authorization: 'Bearer ' + ingestToken }
-                         : { 'Content-Type': 'application/json' },
-    body: JSON.stringify(ev),
-  });
-  const body = await r.text();
-  assert(r.status === 202, `POST /v1/events answered ${r.status}: ${body}`);
+async function post(body, ndjson) {
+  const headers = { 'Content-Type': ndjson ? 'application/x-ndjson' : 'application/json' };
+  if (ingestToken) headers.Authorization = 'Bearer ' + ingestToken;
+  const r = await fetch(base + '/v1/events', { method: 'POST', headers, body });
+  const text = await r.text();
+  assert(r.status === 202, `POST /v1/events answered ${r.status}: ${text}`);
+}
+const postEvent = (ev) => post(JSON.stringify(ev), false);
+const postEvents = (evs) => post(evs.map((e) => JSON.stringify(e)).join('\n') + '\n', true);
+
+// the server's view, with the most powerful token the test has
+async function api(path) {
+  const tok = analystToken || viewerToken;
+  const r = await fetch(base + path, { headers: tok ? { Authorization: 'Bearer ' + tok } : {} });
+  assert(r.ok, `GET ${path} answered ${r.status}`);
+  return r.json();
+}
+
+const sleep = (ms) => new Promise((res) => setTimeout(res, ms));
+
+// page.waitForFunction with an argument evaluates a string in the page,
+// which the dashboard's CSP (no 'unsafe-eval') refuses: poll page.evaluate
+async function waitIn(page, fn, arg, opts) {
+  const ms = (opts && opts.timeout) || 10000;
+  const t0 = Date.now();
+  for (;;) {
+    if (await page.evaluate(fn, arg)) return;
+    if (Date.now() - t0 > ms) throw new Error('timed out waiting for ' + fn.toString().replace(/\s+/g, ' ').slice(0, 140));
+    await sleep(100);
+  }
+}
+
+// wait until fn() (in node) is true, polling
+async function until(fn, ms, what) {
+  const t0 = Date.now();
+  let last;
+  while (Date.now() - t0 < ms) {
+    try { last = await fn(); if (last === true) return; } catch (e) { last = e.message; }
+    await sleep(200);
+  }
+  throw new Error(`timed out: ${what}${last !== undefined && last !== false ? ' (' + last + ')' : ''}`);
+}
+
+const T0 = 1700000000000;
+function knownFeed() {
+  const evs = [];
+  for (let i = 0; i < 30; i++) evs.push({ id: 'b' + i, ts: T0 + 1000 + i, card_id: 'card' + (i % 7), amount: 150 + i });
+  evs.push({ id: 'p1', ts: T0 + 5000, card_id: 'c5', type: 'auth', amount: 1 });
+  evs.push({ id: 'p2', ts: T0 + 5001, card_id: 'c5', type: 'auth', amount: 1 });
+  evs.push({ id: 'p3', ts: T0 + 5002, card_id: 'c5', type: 'auth', amount: 90 });
+  evs.push({ id: 'r1', ts: T0 + 6000, terminal_id: 'T1', type: 'report', customer_id: 'cust-a' });
+  evs.push({ id: 'r2', ts: T0 + 6001, terminal_id: 'T1', type: 'report', customer_id: 'cust-b' });
+  evs.push({ id: 'tx9', ts: T0 + 6002, terminal_id: 'T1', type: 'tx', customer_id: 'cust-z' });
+  return evs;
+}
+
+// the page's own refresh, then settle
+async function refreshPage(page) {
+  await page.evaluate(() => window.Vigil.refreshAll(false));
+  await sleep(150);
+}
+
+// a failed check must not leave a panel over the next one's clicks
+async function closePanels(page) {
+  await page.evaluate(() => { window.Vigil.hideKey(); window.Vigil.hideDetail(); });
+  await sleep(250);
+}
+
+async function openAlert(page, rule) {
+  await closePanels(page);
+  await page.selectOption('#filter-rule', rule);
+  await waitIn(page, (r) => {
+    const rows = document.querySelectorAll('#alerts tbody tr.alert-row');
+    return rows.length > 0 && Array.from(rows).every((x) => x.dataset.rule === r);
+  }, rule, { timeout: 10000 });
+  await page.locator('#alerts tbody tr.alert-row').first().click();
+  await page.waitForSelector('#detail.open', { timeout: 5000 });
+}
+
+async function closeDetail(page) {
+  await page.locator('#detail-close').click();
+  await page.waitForSelector('#detail:not(.open)', { timeout: 5000 });
 }
 
 const profile = mkdtempSync(join(tmpdir(), 'vigil-chromium-'));
 let browser;
 let exitCode = 1;
 try {
-  // A persistent context is how playwright takes a fresh --user-data-dir.
   browser = await chromium.launchPersistentContext(profile, {
     executablePath: chromePath,
     headless: true,
@@ -85,15 +167,14 @@ try {
   const page = browser.pages()[0] || await browser.newPage();
   const problems = [];
   page.on('pageerror', (e) => problems.push('page error: ' + e.message));
-  // with tokens, the sign-in's refused requests are expected (Chromium logs them as errors)
-  let signingIn = !!viewerToken;
+  // refused requests are expected while signing in and when a viewer tries an analyst's action
+  let refusalsExpected = !!viewerToken;
   page.on('console', (m) => {
     if (m.type() !== 'error') return;
-    if (signingIn && /status of 40[13]/.test(m.text())) return;
+    if (refusalsExpected && /status of 40[13]/.test(m.text())) return;
     problems.push('console error: ' + m.text());
   });
   page.on('requestfailed', (r) => {
-    // the SSE request is aborted when the page closes; anything else is a problem
     if (!r.url().includes('/v1/alerts/stream')) problems.push('request failed: ' + r.url());
   });
 
@@ -108,14 +189,14 @@ try {
     await check('an unknown token is refused with a message', async () => {
       await page.fill('#token-input', 'not-a-token');
       await page.click('#token-submit');
-      await page.waitForFunction(() => /not accepted/.test(document.getElementById('token-error').textContent),
+      await waitIn(page, () => /not accepted/.test(document.getElementById('token-error').textContent),
         null, { timeout: 10000 });
       assert(await page.locator('#token-dialog[open]').count() === 1, 'the dialog closed');
     });
     await check('an ingest token is refused: it lacks the viewer role', async () => {
       await page.fill('#token-input', ingestToken);
       await page.click('#token-submit');
-      await page.waitForFunction(() => /viewer/.test(document.getElementById('token-error').textContent),
+      await waitIn(page, () => /viewer/.test(document.getElementById('token-error').textContent),
         null, { timeout: 10000 });
     });
     await check('the viewer token opens the live feed and stays in sessionStorage only', async () => {
@@ -130,7 +211,6 @@ try {
       assert(!kept[3].includes(viewerToken), 'the token is in the page URL');
       assert(await page.locator('#token-forget').isVisible(), '"Forget token" is not shown');
     });
-    signingIn = false;
   }
 
   await check('dashboard loads and its live feed connects', async () => {
@@ -142,9 +222,9 @@ try {
 
   await check('an alert triggered by a POSTed event appears without reload', async () => {
     const before = await page.locator('#alerts tbody tr.alert-row').count();
-    assert(before === 0, `expected an empty feed at start, found ${before} rows`);
+    assert(before === 0, `expected an empty list at start, found ${before} rows`);
     await page.evaluate(() => { window.__vigilNoReload = 'still here'; });
-    await postEvent({ id: 'e1', ts: 1700000000000, card_id: 'c1', amount: 500 });
+    await postEvent({ id: 'e1', ts: T0, card_id: 'c1', amount: 500 });
     const row = page.locator('#alerts tbody tr.alert-row[data-alert-id]').first();
     await row.waitFor({ state: 'visible', timeout: 15000 });
     assert(await page.evaluate(() => window.__vigilNoReload) === 'still here', 'the page was reloaded');
@@ -152,73 +232,223 @@ try {
     for (const want of ['big_amount', 'card_id=c1', 'e1']) {
       assert(text.includes(want), `row lacks "${want}": ${JSON.stringify(text)}`);
     }
-    const id = await row.getAttribute('data-alert-id');
-    assert(id && id.length > 0, 'row has no data-alert-id');
-  });
-
-  await check('per-rule counter and total show 1', async () => {
-    const counter = page.locator('#rule-counts [data-rule="big_amount"] .count');
-    await counter.waitFor({ timeout: 5000 });
-    assert((await counter.innerText()).trim() === '1', `rule counter is ${await counter.innerText()}`);
-    assert((await page.locator('#total-count').innerText()).trim() === '1', 'total is not 1');
-  });
-
-  await check('clicking the row shows the alert detail with its evidence', async () => {
-    await page.locator('#alerts tbody tr.alert-row').first().click();
-    await page.waitForSelector('#detail.open', { timeout: 5000 });
-    const evidence = await page.locator('#detail-evidence').innerText();
-    assert(evidence.includes('"card_id": "c1"') && evidence.includes('500'),
-      `evidence does not show the event: ${evidence.slice(0, 200)}`);
-    const events = await page.locator('#detail-events').innerText();
-    assert(events.includes('e1'), 'matched events do not list e1');
-    await page.locator('#detail-close').click();
-    await page.waitForSelector('#detail:not(.open)', { timeout: 5000 });
+    // both times: the event's (2023) and the detection's (today)
+    assert(await row.locator('td.time').innerText() !== await row.locator('td.detected').innerText(),
+      'event time and detection time are the same cell text');
   });
 
   if (viewerToken) {
-    await check('after a reload the kept token is used: no prompt, the alert is listed', async () => {
-      await page.reload({ waitUntil: 'domcontentloaded', timeout: 15000 });
+    await check('a viewer is refused a mode toggle and a disposition, and the page says so', async () => {
+      await page.waitForSelector('#rule-counts tr[data-rule="big_amount"]', { timeout: 10000 });
+      await page.locator('#rule-counts tr[data-rule="big_amount"] .mode-toggle').click();
+      await waitIn(page, () => /refused/.test(document.getElementById('rules-msg').textContent), null,
+        { timeout: 10000 });
+      const rule = await api('/v1/rules/big_amount');
+      assert(rule.mode === 'active', `the server's mode changed to ${rule.mode}`);
+      await page.locator('#alerts tbody tr.alert-row').first().click();
+      await page.waitForSelector('#detail.open', { timeout: 5000 });
+      await page.locator('#triage [data-disposition="confirmed"]').click();
+      await waitIn(page, () => /refused/.test(document.getElementById('triage-msg').textContent), null,
+        { timeout: 10000 });
+      await closeDetail(page);
+    });
+    await check('"Forget token", then an analyst token: the mode toggle works', async () => {
+      await page.locator('#token-forget').click();
+      await page.waitForSelector('#token-dialog[open]', { timeout: 15000 });
+      await page.fill('#token-input', analystToken);
+      await page.click('#token-submit');
       await page.waitForSelector('#conn-status[data-state="live"]', { timeout: 15000 });
-      assert(await page.locator('#token-dialog[open]').count() === 0, 'the page asked again');
-      await page.locator('#alerts tbody tr.alert-row').first().waitFor({ timeout: 10000 });
+      refusalsExpected = false;
     });
   }
+
+  await check('mode toggle: the rules table switches big_amount to shadow and back, as the server says', async () => {
+    const row = '#rule-counts tr[data-rule="big_amount"]';
+    await page.waitForSelector(row, { timeout: 10000 });
+    await page.locator(row + ' .mode-toggle').click();
+    await page.waitForSelector(row + '[data-mode="shadow"]', { timeout: 10000 });
+    assert((await api('/v1/rules/big_amount')).mode === 'shadow', 'the server did not switch to shadow');
+    await page.locator(row + ' .mode-toggle').click();
+    await page.waitForSelector(row + '[data-mode="active"]', { timeout: 10000 });
+    assert((await api('/v1/rules/big_amount')).mode === 'active', 'the server did not switch back');
+    await waitIn(page, () => /done/.test(document.getElementById('rules-msg').textContent), null, { timeout: 5000 });
+  });
+
+  await check('after a known feed the page shows the server\'s counts (rules, list total, tiles)', async () => {
+    await postEvents(knownFeed());
+    await until(async () => {
+      const rules = (await api('/v1/rules')).rules;
+      const by = Object.fromEntries(rules.map((r) => [r.name, r.alerts]));
+      return by.big_amount === 31 && by.compromised_terminal === 1 && by.card_testing === 1 ||
+        JSON.stringify(by);
+    }, 15000, 'the server counts 31 big_amount, 1 compromised_terminal, 1 card_testing');
+    await refreshPage(page);
+    const rules = (await api('/v1/rules')).rules;
+    for (const r of rules) {
+      const shown = (await page.locator(`#rule-counts tr[data-rule="${r.name}"] .count`).innerText()).trim();
+      assert(shown === String(r.alerts), `${r.name}: page ${shown}, server ${r.alerts}`);
+    }
+    assert(rules.length === 3 && await page.locator('#rule-counts tbody tr').count() === 3, 'not every rule is listed');
+    const list = await api('/v1/alerts?limit=1');
+    assert((await page.locator('#alerts-total').innerText()).trim() === String(list.total),
+      `list total ${await page.locator('#alerts-total').innerText()} vs server ${list.total}`);
+    const stats = await api('/v1/stats');
+    assert((await page.locator('#total-count').innerText()).trim() === String(stats.alerts.total),
+      `alerts tile ${await page.locator('#total-count').innerText()} vs server ${stats.alerts.total}`);
+  });
+
+  await check('filters and pages are the server\'s: rule filter total, older page, back', async () => {
+    await page.selectOption('#filter-rule', 'big_amount');
+    const server = await api('/v1/alerts?rule=big_amount&limit=1');
+    await waitIn(page, (n) => document.getElementById('alerts-total').textContent === String(n), server.total,
+      { timeout: 10000 });
+    assert(await page.locator('#alerts tbody tr.alert-row').count() === 25, 'the first page does not hold 25 rows');
+    const first = await page.locator('#alerts tbody tr.alert-row').first().getAttribute('data-alert-id');
+    await page.locator('#page-older').click();
+    await waitIn(page, (n) => document.querySelectorAll('#alerts tbody tr.alert-row').length === n,
+      server.total - 25, { timeout: 10000 });
+    await page.locator('#page-newer').click();
+    await waitIn(page, (id) => document.querySelector('#alerts tbody tr.alert-row').dataset.alertId === id,
+      first, { timeout: 10000 });
+    await page.selectOption('#filter-rule', '');
+    await waitIn(page, (n) => document.getElementById('alerts-total').textContent === String(n),
+      (await api('/v1/alerts?limit=1')).total, { timeout: 10000 });
+  });
+
+  await check('the chart draws the server\'s timeline (uPlot series pixels)', async () => {
+    await refreshPage(page);
+    const tl = await api('/v1/alerts/timeline?bucket=60&buckets=60');
+    const got = await page.evaluate(() => window.Vigil.chartData);
+    assert(got && JSON.stringify(got.rules) === JSON.stringify(Object.keys(tl.rules).sort()),
+      `chart rules ${got && got.rules} vs server ${Object.keys(tl.rules)}`);
+    const sums = got.data.slice(1).map((s) => s.reduce((x, y) => x + y, 0));
+    const want = Object.keys(tl.rules).sort().map((k) => tl.rules[k].reduce((x, y) => x + y, 0));
+    assert(JSON.stringify(sums) === JSON.stringify(want), `chart sums ${sums} vs server ${want}`);
+    // the first series' colour (#58a6ff) on the plot's canvas
+    const px = await page.evaluate(() => {
+      const c = document.querySelector('#chart canvas');
+      if (!c) return -1;
+      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+      let n = 0;
+      for (let i = 0; i < d.length; i += 4)
+        if (d[i + 3] > 200 && Math.abs(d[i] - 88) < 30 && Math.abs(d[i + 1] - 166) < 30 && Math.abs(d[i + 2] - 255) < 30) n++;
+      return n;
+    });
+    assert(px > 50, `the first series drew ${px} pixels`);
+  });
+
+  await check('a window alert: the two reports as contributing events, aggregates by readable names', async () => {
+    await openAlert(page, 'compromised_terminal');
+    const wtext = await page.locator('#detail-window-events').innerText();
+    assert(/r1/.test(wtext) && /r2/.test(wtext), `window events: ${wtext}`);
+    assert(await page.locator('#detail-window-events tr[data-event-id="r1"]').count() === 1, 'no row for r1');
+    const ev = await page.locator('#detail-evidence table').innerText();
+    assert(ev.includes('tx9') && ev.includes('T1'), `evidence table: ${ev}`);
+    const aggs = await page.locator('#detail-aggregates').innerText();
+    assert(aggs.includes('distinct customer_id where type = report') && /\b2\b/.test(aggs), `aggregates: ${aggs}`);
+    assert(!aggs.includes('{filtered}'), 'an aggregate is still named {filtered}');
+    if (shot) await page.screenshot({ path: shotPath('-window-alert') });
+  });
+
+  await check('the key view renders GET /v1/keys/terminal_id/T1', async () => {
+    await page.locator('#detail-key-link').click();
+    await page.waitForSelector('#key-view.open section.key-rule[data-rule="compromised_terminal"]', { timeout: 10000 });
+    const text = await page.locator('#key-view-body').innerText();
+    assert(/entries/.test(text) && /distinct customer_id where type = report/.test(text), `key view: ${text.slice(0, 300)}`);
+    if (shot) await page.screenshot({ path: shotPath('-key') });
+    await page.locator('#key-view-close').click();
+    await page.waitForSelector('#key-view:not(.open)', { timeout: 5000 });
+    await closeDetail(page);
+  });
+
+  await check('a pattern alert: its evidence table names the matched steps', async () => {
+    await openAlert(page, 'card_testing');
+    const rows = await page.locator('#detail-evidence tbody tr').allInnerTexts();
+    assert(rows.length === 3, `${rows.length} evidence rows`);
+    assert(rows[0].startsWith('probe') && rows[1].startsWith('probe') && rows[2].startsWith('cashout'),
+      `steps: ${rows.map((r) => r.split('\t')[0])}`);
+    await closeDetail(page);
+    await page.selectOption('#filter-rule', '');
+  });
+
+  await check('health tiles equal GET /v1/stats', async () => {
+    await sleep(1200);   // the server's stats thread samples once a second
+    await refreshPage(page);
+    const shown = await page.evaluate(() => window.Vigil.lastStats);
+    const st = await api('/v1/stats');
+    const tile = async (s) => (await page.locator(`#health [data-stat="${s}"] .tile-value`).innerText()).trim();
+    assert(await tile('alerts_total') === String(st.alerts.total), 'alerts tile');
+    assert(await tile('state_keys') === String(st.state.keys), `state keys ${await tile('state_keys')} vs ${st.state.keys}`);
+    assert(await tile('status') === `${st.status.store} · ${st.status.nats} · ${st.status.jetstream}`, 'status tile');
+    assert(await tile('webhooks') === `${st.webhooks.backlog} · ${st.webhooks.dead_letters}`, 'webhooks tile');
+    assert(await tile('lag') === String(st.lag.queued), 'lag tile');
+    // rates and latency move with time: the page shows what it fetched
+    assert(await tile('events_per_second') === String(shown.rates.events_per_second), 'events/s tile');
+    const href = await page.getAttribute('#health [data-stat="webhooks"]', 'href');
+    assert(href === '/v1/deadletters', 'the webhooks tile does not link to the dead letters');
+    for (const s of ['events_per_second', 'latency', 'lag', 'watermark', 'state_keys', 'status', 'alerts_total'])
+      assert(await page.getAttribute(`#health [data-stat="${s}"]`, 'href'), `tile ${s} links nowhere`);
+  });
+
+  await check('a disposition set in the page changes the rule\'s precision', async () => {
+    const before = (await api('/v1/rules/big_amount')).precision;
+    assert(before === null, `precision before any triage: ${before}`);
+    await openAlert(page, 'big_amount');
+    await page.fill('#triage-note', 'card reported stolen');
+    await page.locator('#triage [data-disposition="confirmed"]').click();
+    await waitIn(page, () => /Marked confirmed/.test(document.getElementById('triage-msg').textContent), null,
+      { timeout: 10000 });
+    await waitIn(page, () => document.querySelector('#rule-counts tr[data-rule="big_amount"] .precision')
+      .textContent === '100%', null, { timeout: 10000 });
+    await page.locator('#alerts tbody tr.alert-row').nth(1).click();
+    await page.locator('#triage [data-disposition="false_positive"]').click();
+    await waitIn(page, () => document.querySelector('#rule-counts tr[data-rule="big_amount"] .precision')
+      .textContent === '50%', null, { timeout: 10000 });
+    const server = await api('/v1/rules/big_amount');
+    assert(server.precision === 0.5 && server.dispositions.confirmed === 1 && server.dispositions.false_positive === 1,
+      `server: ${JSON.stringify(server.dispositions)} ${server.precision}`);
+    const row = await page.locator('#alerts tbody tr.alert-row').nth(1).innerText();
+    assert(/false positive/.test(row), `the row does not show its triage: ${row}`);
+    await closeDetail(page);
+    await page.selectOption('#filter-disposition', 'confirmed');
+    await waitIn(page, () => document.getElementById('alerts-total').textContent === '1', null, { timeout: 10000 });
+    await page.selectOption('#filter-disposition', '');
+  });
+
+  if (shot) {
+    await check('screenshots at 1440 px', async () => {
+      await closePanels(page);
+      mkdirSync(dirname(shot), { recursive: true });
+      await page.evaluate(() => window.scrollTo(0, 0));
+      await page.screenshot({ path: shot, fullPage: true });
+      await page.locator('#alerts tbody tr.alert-row').nth(2).click();
+      await page.waitForSelector('#detail.open', { timeout: 5000 });
+      await page.waitForTimeout(400);   // the panel slides in
+      await page.screenshot({ path: shotPath('-detail') });
+      await closeDetail(page);
+    });
+  }
+
+  await check('at 390 px the list keeps its key column visible', async () => {
+    await closePanels(page);
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.reload({ waitUntil: 'domcontentloaded', timeout: 15000 });
+    await page.waitForSelector('#conn-status[data-state="live"]', { timeout: 15000 });
+    const key = page.locator('#alerts tbody tr.alert-row td.key').first();
+    await key.waitFor({ state: 'visible', timeout: 10000 });
+    const box = await key.boundingBox();
+    assert(box && box.x >= 0 && box.x + box.width <= 390 + 1, `key cell at ${JSON.stringify(box)}`);
+    const rule = await page.locator('#alerts tbody tr.alert-row td.rule').first().boundingBox();
+    assert(rule && rule.x + rule.width <= 391, 'the rule column is off screen');
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth);
+    assert(overflow <= 392, `the page is ${overflow} px wide at 390`);
+    if (shot) await page.screenshot({ path: shotPath('-390'), fullPage: true });
+    await page.setViewportSize({ width: 1440, height: 900 });
+  });
 
   await check('the page logged no errors', async () => {
     assert(problems.length === 0, problems.join('; '));
   });
-
-  if (shot) {
-    // More traffic for a screenshot that shows what the feed looks like.
-    const more = [
-      { id: 'e2', ts: 1700000060000, card_id: 'c7', amount: 1250 },
-      { id: 'e3', ts: 1700000120000, card_id: 'c3', amount: 130 },
-      { id: 'e4', ts: 1700000180000, card_id: 'c7', amount: 2600 },
-      { id: 'e5', ts: 1700000240000, card_id: 'c9', amount: 740 },
-    ];
-    try {
-      for (const ev of more) await postEvent(ev);
-      await page.waitForFunction(() => document.querySelectorAll('#alerts tbody tr.alert-row').length >= 5,
-        null, { timeout: 10000 });
-      await page.waitForTimeout(2000);   // let the arrival highlight fade
-    } catch (e) {
-      console.log('note: screenshot traffic incomplete: ' + e.message);
-    }
-    mkdirSync(dirname(shot), { recursive: true });
-    await page.screenshot({ path: shot });
-    console.log('screenshot: ' + shot);
-    // and one with an alert's detail open
-    const detailShot = shot.replace(/\.png$/, '') + '-detail.png';
-    try {
-      await page.locator('#alerts tbody tr.alert-row').nth(1).click();
-      await page.waitForSelector('#detail.open', { timeout: 5000 });
-      await page.waitForTimeout(400);    // the panel slides in
-      await page.screenshot({ path: detailShot });
-      console.log('screenshot: ' + detailShot);
-    } catch (e) {
-      console.log('note: no detail screenshot: ' + e.message);
-    }
-  }
   exitCode = results.every((r) => r.ok) && results.length > 0 ? 0 : 1;
 } catch (e) {
   console.log('FAIL browser session: ' + (e && e.message ? e.message : e));

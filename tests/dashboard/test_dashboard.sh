@@ -2,15 +2,21 @@
 # test_dashboard.sh — end-to-end test of vigil's live alert dashboard in
 # headless Chromium, run by ctest as `bash test_dashboard.sh <vigil binary>`.
 #
-# It starts `<vigil> serve` on a free loopback port with a one-rule rule
-# directory (memory store, the default), waits for it to answer, and runs
-# dashboard.test.mjs (playwright-core driving /usr/bin/chromium), which loads
-# the dashboard, POSTs an event that triggers the rule and checks that the
-# alert appears live (no reload) with its counters. The screenshot goes to
-# tests/artifacts/dashboard.png. Then it starts a second server with a viewer
-# and an ingest token and runs the sign-in checks (the page asks for a viewer
-# token once and keeps it in sessionStorage), and greps its log for the tokens. The server is always killed on exit. Prints
-# a final "N passed, M failed" line; exits non-zero on any failure.
+# It starts `<vigil> serve` on a free loopback port with three rules
+# (big_amount: a sliding count; card_testing: a pattern; compromised_terminal:
+# a window counting fraud reports; memory store, the default), waits for it
+# to answer, and runs dashboard.test.mjs (playwright-core driving
+# /usr/bin/chromium): live alerts, counts equal to the server's after a known
+# feed, the chart, filters and pages, an alert's evidence and a window
+# alert's contributing events, the key view, health tiles equal to
+# /v1/stats, triage and precision, a mode toggle, 390 px and 1440 px.
+# Screenshots go to tests/artifacts/dashboard*.png. Then it starts a second
+# server with viewer, analyst and ingest tokens and runs it again with the
+# sign-in checks (the page asks for a viewer token once and keeps it in
+# sessionStorage; a viewer is refused rule changes and triage, an analyst
+# is not), and greps its log for the tokens. The server is always killed on
+# exit. Prints a final "N passed, M failed" line; exits non-zero on any
+# failure.
 #
 # node_modules is installed on first use (npm ci from package-lock.json,
 # falling back to npm install); set CHROMIUM to use another browser binary.
@@ -64,6 +70,27 @@ rule {
   where       = { amount = gt(100) },
   window      = sliding("1h"),
   when        = ge(count(), 1),
+}
+EOF
+cat > "$TMP/rules/card_testing.lua" <<'EOF'
+-- card_testing.lua — two micro-authorisations, then a bigger one, on a card.
+rule {
+  name     = "card_testing",
+  severity = "critical",
+  key      = "card_id",
+  pattern  = begin("probe"):where{ type = "auth", amount = lt(2) }:times(2)
+             :followed_by("cashout"):where{ type = "auth", amount = gt(50) },
+  within   = "10m",
+}
+EOF
+cat > "$TMP/rules/compromised_terminal.lua" <<'EOF'
+-- compromised_terminal.lua — a transaction on a terminal that two customers reported.
+rule {
+  name     = "compromised_terminal",
+  severity = "high",
+  key      = "terminal_id",
+  window   = sliding("28d"),
+  when     = all_of{ eq(e.type, "tx"), ge(distinct("customer_id", { type = "report" }), 2) },
 }
 EOF
 
@@ -123,10 +150,11 @@ stop_vigil
 # 2. with tokens: the page asks for a viewer token once and keeps it in the tab
 VIEWER=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 INGEST=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
-printf 'return { tokens = { { name = "ops", token = "%s", role = "viewer" },\n                    { name = "shop", token = "%s", role = "ingest" } } }\n' \
-    "$VIEWER" "$INGEST" > "$TMP/vigil.conf.lua"
+ANALYST=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+printf 'return { tokens = { { name = "ops", token = "%s", role = "viewer" },\n                    { name = "shop", token = "%s", role = "ingest" },\n                    { name = "alice", token = "%s", role = "analyst" } } }\n' \
+    "$VIEWER" "$INGEST" "$ANALYST" > "$TMP/vigil.conf.lua"
 start_vigil --config "$TMP/vigil.conf.lua"
-node "$HERE/dashboard.test.mjs" --url "$URL" --viewer-token "$VIEWER" --ingest-token "$INGEST"
+node "$HERE/dashboard.test.mjs" --url "$URL" --viewer-token "$VIEWER" --ingest-token "$INGEST" --analyst-token "$ANALYST"
 rc=$?
 if [ $rc -ne 0 ]; then
     echo "test_dashboard: vigil log tail (with tokens):" >&2
@@ -134,7 +162,7 @@ if [ $rc -ne 0 ]; then
     echo "1 passed, 1 failed"
     exit 1
 fi
-if grep -qF -e "$VIEWER" -e "$INGEST" "$LOG"; then
+if grep -qF -e "$VIEWER" -e "$INGEST" -e "$ANALYST" "$LOG"; then
     echo "test_dashboard: a token appears in the server's log" >&2
     echo "1 passed, 1 failed"
     exit 1
