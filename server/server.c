@@ -39,6 +39,12 @@ static enum MHD_Result alerts_timeline(void *ctx, struct MHD_Connection *c, cons
     return vigil_hub_handle_timeline(ctx, c);
 }
 
+static enum MHD_Result alerts_evidence(void *ctx, struct MHD_Connection *c, const char *url, vigil_http_req *r) {
+    (void)url;
+    (void)r;
+    return vigil_hub_handle_evidence(ctx, c);
+}
+
 static void hub_close(void *hub) { vigil_hub_close(hub); }
 
 /* ---- start / stop ------------------------------------------------------------------- */
@@ -185,6 +191,7 @@ vigil_status vigil_server_start(const vigil_server_config *cfg, vigil_server **o
     vigil_http_route(s->http, "GET", "/v1/alerts", 0, alerts_list, s->hub);
     vigil_http_route(s->http, "GET", "/v1/alerts/stream", 0, alerts_stream, s->hub);
     vigil_http_route(s->http, "GET", "/v1/alerts/timeline", 0, alerts_timeline, s->hub);
+    vigil_http_route(s->http, "GET", "/v1/alerts/evidence", 0, alerts_evidence, s->hub);
     vigil_control_register(s->control, s->http);
     vigil_ops_register(s->ops, s->http);
     vigil_http_on_stop(s->http, hub_close, s->hub);

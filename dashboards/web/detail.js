@@ -99,6 +99,28 @@
       (a.triage && a.triage.note ? ': ' + a.triage.note : '') : 'not triaged', 'disposition');
   }
 
+  // A window alert's contributing events: their evidence from this alert,
+  // another alert the page holds, or the server's ring (GET
+  // /v1/alerts/evidence, asked once per opening); vigil keeps their ids only.
+  function renderWindow(a, evid, fromServer) {
+    const missing = [];
+    const rows = a.window_events.map((wid) => {
+      const ev = evid.find((e) => e && Object.keys(e).some((k) => /id$/.test(k) && String(e[k]) === wid)) ||
+        findEvidence(wid) || fromServer[wid] || null;
+      if (!ev && !(wid in fromServer)) missing.push(wid);
+      return { id: wid, ev, label: wid, missing: 'evidence not kept: no recent alert carried this event' };
+    });
+    if (a.window_events_truncated) rows.push({ label: '…', missing: 'more events counted, not listed' });
+    $('detail-window-events').replaceChildren(rows.length ? eventTable(rows, 'event') :
+      el('p', 'muted', 'No event of the window counted in an aggregate.'));
+    if (!missing.length || fromServer.asked) return;
+    V.api('GET', '/v1/alerts/evidence?ids=' + missing.slice(0, 100).map(encodeURIComponent).join(',')).then((r) => {
+      if (V.selected !== a.id || !r.ok || !r.body) return;
+      const got = Object.assign({ asked: true }, r.body.evidence || {});
+      renderWindow(a, evid, got);
+    });
+  }
+
   V.showDetail = function (id) {
     const a = V.alertsById.get(id);
     if (!a) return;
@@ -128,16 +150,7 @@
     })), 'step') : el('p', 'muted', 'No evidence kept.'));
 
     $('detail-window').hidden = !isWindow;
-    if (isWindow) {
-      const rows = a.window_events.map((wid) => {
-        const ev = evid.find((e) => e && Object.keys(e).some((k) => /id$/.test(k) && String(e[k]) === wid)) || findEvidence(wid);
-        return { id: wid, ev, label: wid, missing: 'evidence not kept (vigil keeps the ids of window events)' };
-      });
-      if (a.window_events_truncated) rows.push({ label: '…', missing: 'more events counted, not listed' });
-      $('detail-window-events').replaceChildren(rows.length ? eventTable(rows, 'event') :
-        el('p', 'muted', 'No event of the window counted in an aggregate.'));
-    }
-
+    if (isWindow) renderWindow(a, evid, {});
     const aggs = a.details && a.details.aggregates;
     $('detail-aggs').hidden = !aggs;
     const at = $('detail-aggregates');

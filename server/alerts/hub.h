@@ -132,6 +132,14 @@ void vigil_hub_rule_activity(vigil_hub *hub, const char *rule, int64_t since_ms,
  * incomplete, or null)}. Bad arguments: 400 problem+json. */
 enum MHD_Result vigil_hub_handle_timeline(vigil_hub *hub, struct MHD_Connection *conn);
 
+/* GET /v1/alerts/evidence?ids=a,b,… — up to 100 event ids; for each, the
+ * event as some alert of the ring carried it in its evidence (the newest
+ * such), or null: 200 {"evidence":{"<id>":{…}|null,…},"searched":N}. For a
+ * window alert's window_events, whose events vigil does not keep. The
+ * search stops once every id is found; a text search skips the alerts that
+ * do not name the id before any is parsed. Bad ids: 400 problem+json. */
+enum MHD_Result vigil_hub_handle_evidence(vigil_hub *hub, struct MHD_Connection *conn);
+
 /* The newest alert the ring still holds of (rule, key), as JSON (malloc'd),
  * or NULL (none kept, or out of memory). */
 char *vigil_hub_last(vigil_hub *hub, const char *rule, const char *key);

@@ -2,7 +2,8 @@
  * filtered (rule, severity, key, mode, time range, disposition), counted
  * (every match, not only the page) and paged by sequence number; GET
  * /v1/alerts/timeline (alerts per rule over time) and the per-rule activity
- * GET /v1/rules shows; and the
+ * GET /v1/rules shows; GET /v1/alerts/evidence (an event's evidence as some
+ * alert of the ring carried it: a window alert's window_events); and the
  * HTTP helpers the hub's handlers share (problem documents, arguments).
  * The ring itself and the SSE streams are in hub.c. */
 #include <errno.h>
@@ -350,6 +351,99 @@ enum MHD_Result vigil_hub_handle_timeline(vigil_hub *hub, struct MHD_Connection 
     else
         cJSON_AddNumberToObject(o, "oldest", (double)oldest);
     char *text = ok ? cJSON_PrintUnformatted(o) : NULL;
+    cJSON_Delete(o);
+    struct buf b = {.p = text, .len = text ? strlen(text) : 0};
+    return send_buf(conn, &b, text != NULL);
+}
+
+/* ---- GET /v1/alerts/evidence ----------------------------------------------- */
+
+#define EVIDENCE_MAX_IDS 100
+
+/* The evidence object of event `id` in alert JSON `a` (its index in
+ * "events" within "evidence"), detached copy, or NULL. */
+static cJSON *evidence_in(const cJSON *a, const char *id)
+{
+    const cJSON *evs = cJSON_GetObjectItemCaseSensitive(a, "events");
+    const cJSON *evd = cJSON_GetObjectItemCaseSensitive(a, "evidence");
+    int i = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, evs) {
+        if (cJSON_IsString(e) && strcmp(e->valuestring, id) == 0) {
+            const cJSON *x = cJSON_GetArrayItem(evd, i);
+            return x ? cJSON_Duplicate(x, true) : NULL;
+        }
+        i++;
+    }
+    return NULL;
+}
+
+enum MHD_Result vigil_hub_handle_evidence(vigil_hub *hub, struct MHD_Connection *conn)
+{
+    const char *ids_s = vhub_arg(conn, "ids");
+    if (!ids_s || strlen(ids_s) > 64 * 1024)
+        return bad_arg(conn, "Bad 'ids'", "expected ids=<event id>,<event id>,… (at most 100)");
+    char *copy = strdup(ids_s);
+    const char *ids[EVIDENCE_MAX_IDS];
+    int n = 0;
+    for (char *save = NULL, *t = copy ? strtok_r(copy, ",", &save) : NULL; t; t = strtok_r(NULL, ",", &save)) {
+        if (n == EVIDENCE_MAX_IDS) {
+            free(copy);
+            return bad_arg(conn, "Bad 'ids'", "at most 100 event ids");
+        }
+        ids[n++] = t;
+    }
+    if (!copy || n == 0) {
+        free(copy);
+        return bad_arg(conn, "Bad 'ids'", "expected ids=<event id>,<event id>,… (at most 100)");
+    }
+    cJSON *o = cJSON_CreateObject(), *ev = cJSON_AddObjectToObject(o, "evidence");
+    cJSON *found[EVIDENCE_MAX_IDS] = {0};
+    int left = n;
+    uint64_t searched = 0;
+    pthread_mutex_lock(&hub->mu);
+    if (hub->ring && hub->count > 0) {
+        uint64_t lo = oldest_seq(hub);
+        for (uint64_t seq = hub->last_seq; left > 0 && seq >= lo && seq > 0; seq--) {
+            const struct slot *s = slot_of(hub, seq);
+            searched++;
+            cJSON *a = NULL;
+            for (int i = 0; i < n; i++) {
+                if (found[i])
+                    continue;
+                /* cheap first: the id as a JSON string somewhere in the alert */
+                size_t il = strlen(ids[i]);
+                char *q = il + 2 <= s->json_len ? memchr(s->json, '"', s->json_len) : NULL;
+                bool maybe = false;
+                while (q && !maybe) {
+                    size_t off = (size_t)(q - s->json);
+                    maybe = off + il + 2 <= s->json_len && memcmp(q + 1, ids[i], il) == 0 && q[il + 1] == '"';
+                    q = off + 1 < s->json_len ? memchr(q + 1, '"', s->json_len - off - 1) : NULL;
+                }
+                if (!maybe)
+                    continue;
+                if (!a && !(a = cJSON_ParseWithLength(s->json, s->json_len)))
+                    break;
+                if ((found[i] = evidence_in(a, ids[i])))
+                    left--;
+            }
+            cJSON_Delete(a);
+        }
+    }
+    pthread_mutex_unlock(&hub->mu);
+    for (int i = 0; i < n; i++) {
+        if (cJSON_GetObjectItemCaseSensitive(ev, ids[i])) {
+            cJSON_Delete(found[i]);
+            continue;
+        }
+        if (found[i])
+            cJSON_AddItemToObject(ev, ids[i], found[i]);
+        else
+            cJSON_AddNullToObject(ev, ids[i]);
+    }
+    cJSON_AddNumberToObject(o, "searched", (double)searched);
+    free(copy);
+    char *text = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     struct buf b = {.p = text, .len = text ? strlen(text) : 0};
     return send_buf(conn, &b, text != NULL);

@@ -1,8 +1,9 @@
 // dashboard.test.mjs — drives vigil's dashboard in headless Chromium
 // (playwright-core, the system /usr/bin/chromium; no browser download)
 // against a running `vigil serve`, started by test_dashboard.sh with the
-// rules big_amount (sliding count), card_testing (a pattern) and
-// compromised_terminal (a window counting fraud reports).
+// rules big_amount (sliding count), card_testing (a pattern),
+// compromised_terminal (a window counting fraud reports) and fraud_report
+// (one alert per report).
 //
 // Without tokens (--feed): the page loads from the binary with no internet
 // and connects its live feed; a POSTed event's alert appears without a
@@ -11,7 +12,8 @@
 // (pixels of the first series' colour on its canvas, and its data equal
 // GET /v1/alerts/timeline); filters and pages are the server's; an alert's
 // detail shows its evidence as a table with the pattern steps named, a
-// window alert's contributing events (the two reports) and its aggregates
+// window alert's contributing events (the two reports, with their evidence
+// from fraud_report's alerts) and its aggregates
 // by readable names; the key view renders GET /v1/keys/…; the health tiles
 // equal GET /v1/stats; a disposition set in the page changes the rule's
 // precision (equal to the server's); a rule's mode toggles; at 390 px the
@@ -279,16 +281,16 @@ try {
     await until(async () => {
       const rules = (await api('/v1/rules')).rules;
       const by = Object.fromEntries(rules.map((r) => [r.name, r.alerts]));
-      return by.big_amount === 31 && by.compromised_terminal === 1 && by.card_testing === 1 ||
-        JSON.stringify(by);
-    }, 15000, 'the server counts 31 big_amount, 1 compromised_terminal, 1 card_testing');
+      return by.big_amount === 31 && by.compromised_terminal === 1 && by.card_testing === 1 &&
+        by.fraud_report === 2 || JSON.stringify(by);
+    }, 15000, 'the server counts 31 big_amount, 1 compromised_terminal, 1 card_testing, 2 fraud_report');
     await refreshPage(page);
     const rules = (await api('/v1/rules')).rules;
     for (const r of rules) {
       const shown = (await page.locator(`#rule-counts tr[data-rule="${r.name}"] .count`).innerText()).trim();
       assert(shown === String(r.alerts), `${r.name}: page ${shown}, server ${r.alerts}`);
     }
-    assert(rules.length === 3 && await page.locator('#rule-counts tbody tr').count() === 3, 'not every rule is listed');
+    assert(rules.length === 4 && await page.locator('#rule-counts tbody tr').count() === 4, 'not every rule is listed');
     const list = await api('/v1/alerts?limit=1');
     assert((await page.locator('#alerts-total').innerText()).trim() === String(list.total),
       `list total ${await page.locator('#alerts-total').innerText()} vs server ${list.total}`);
@@ -342,6 +344,9 @@ try {
     const wtext = await page.locator('#detail-window-events').innerText();
     assert(/r1/.test(wtext) && /r2/.test(wtext), `window events: ${wtext}`);
     assert(await page.locator('#detail-window-events tr[data-event-id="r1"]').count() === 1, 'no row for r1');
+    // their evidence: fraud_report's alerts carried the reports (GET /v1/alerts/evidence)
+    await waitIn(page, () => /cust-a/.test(document.querySelector('#detail-window-events tr[data-event-id="r1"]').textContent) &&
+      /cust-b/.test(document.querySelector('#detail-window-events tr[data-event-id="r2"]').textContent), null, { timeout: 10000 });
     const ev = await page.locator('#detail-evidence table').innerText();
     assert(ev.includes('tx9') && ev.includes('T1'), `evidence table: ${ev}`);
     const aggs = await page.locator('#detail-aggregates').innerText();

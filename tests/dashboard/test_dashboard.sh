@@ -2,9 +2,10 @@
 # test_dashboard.sh — end-to-end test of vigil's live alert dashboard in
 # headless Chromium, run by ctest as `bash test_dashboard.sh <vigil binary>`.
 #
-# It starts `<vigil> serve` on a free loopback port with three rules
+# It starts `<vigil> serve` on a free loopback port with four rules
 # (big_amount: a sliding count; card_testing: a pattern; compromised_terminal:
-# a window counting fraud reports; memory store, the default), waits for it
+# a window counting fraud reports; fraud_report: one alert per report, so the
+# reports' evidence is in the ring; memory store, the default), waits for it
 # to answer, and runs dashboard.test.mjs (playwright-core driving
 # /usr/bin/chromium): live alerts, counts equal to the server's after a known
 # feed, the chart, filters and pages, an alert's evidence and a window
@@ -81,6 +82,17 @@ rule {
   pattern  = begin("probe"):where{ type = "auth", amount = lt(2) }:times(2)
              :followed_by("cashout"):where{ type = "auth", amount = gt(50) },
   within   = "10m",
+}
+EOF
+cat > "$TMP/rules/fraud_report.lua" <<'EOF'
+-- fraud_report.lua — a customer reported fraud (its alerts carry the reports as evidence).
+rule {
+  name     = "fraud_report",
+  severity = "low",
+  key      = "customer_id",
+  where    = { type = "report" },
+  window   = sliding("1h"),
+  when     = ge(count(), 1),
 }
 EOF
 cat > "$TMP/rules/compromised_terminal.lua" <<'EOF'

@@ -225,6 +225,7 @@ static void test_matrix(void) {
         {"POST", "/v1/events", "{\"id\":\"m1\",\"k\":\"a\",\"ts\":1700000000000}", R_INGEST, 0, NULL},
         {"GET", "/v1/alerts", NULL, R_VIEWER, 0, NULL},
         {"GET", "/v1/alerts/timeline", NULL, R_VIEWER, 0, NULL},
+        {"GET", "/v1/alerts/evidence?ids=m1", NULL, R_VIEWER, 0, NULL},
         /* 404: no such alert (test_triage sets real ones); the role is decided before */
         {"PUT", "/v1/alerts/0123456789abcdef0123456789abcdef/disposition", "{\"disposition\":\"benign\"}",
          R_ANALYST, 1, NULL},

@@ -4,8 +4,8 @@
  * alert's disposition, ?disposition=), feeds per-rule precision in GET
  * /v1/rules, goes to the audit log, and survives a restart — with the
  * data_dir (file) store and with Redis (when redis-server is installed).
- * Also GET /v1/alerts's filters, server-side total and cursor pages, and
- * GET /v1/alerts/timeline. */
+ * Also GET /v1/alerts's filters, server-side total and cursor pages, GET
+ * /v1/alerts/timeline and GET /v1/alerts/evidence. */
 #include <CUnit/Basic.h>
 #include <signal.h>
 #include <stdio.h>
@@ -275,6 +275,24 @@ static void test_filters_pages(void) {
     CU_ASSERT_EQUAL(sum, 3);
     cJSON_Delete(o);
     o = call("GET", "/v1/alerts/timeline?bucket=0", NULL, &st);
+    CU_ASSERT_EQUAL(st, 400);
+    cJSON_Delete(o);
+    /* an event's evidence as an alert of the ring carried it (window_events' lookup) */
+    o = call("GET", "/v1/alerts/evidence?ids=t1,nope,t1", NULL, &st);
+    CU_ASSERT_EQUAL(st, 200);
+    const cJSON *ev = cJSON_GetObjectItemCaseSensitive(o, "evidence");
+    const cJSON *t1 = cJSON_GetObjectItemCaseSensitive(ev, "t1");
+    CU_ASSERT_STRING_EQUAL(str(t1, "card_id") ? str(t1, "card_id") : "", "c1");
+    CU_ASSERT_EQUAL(num(t1, "amount"), 500);
+    CU_ASSERT(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(ev, "nope")));
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(ev), 2);
+    cJSON_Delete(o);
+    o = call("GET", "/v1/alerts/evidence", NULL, &st);
+    CU_ASSERT_EQUAL(st, 400);
+    cJSON_Delete(o);
+    char many[2000] = "/v1/alerts/evidence?ids=x0";
+    for (int i = 1; i <= 100; i++) snprintf(many + strlen(many), sizeof many - strlen(many), ",x%d", i);
+    o = call("GET", many, NULL, &st);
     CU_ASSERT_EQUAL(st, 400);
     cJSON_Delete(o);
 }
