@@ -12,7 +12,7 @@
  *   rule:  str name | u32 version | u8 kind(1 pattern, 2 window, 3 window ids) | u32 body length (v4) | body
  *   window ids (v5; after its rule's window entry, only when it has some: a
  *     sliding window's newest counted events, an alert's window_events):
- *     u32 n | n × (i64 ts | str id)
+ *     u32 n | n × str id  (oldest first)
  *   pattern: i64 last_alert | u8 alerted | u32 nruns | runs
  *     run: i32 step | u32 count | u8 closed | u8 held (v3; before: negated) | [u8 from | u8 noproceed | u8 noskip (v2) |] i64 start_ts | u64 start_seq |
  *          u64 last_seq | u32 nev | nev × (u32 event index | u8 step | u64 seq)
@@ -77,11 +77,7 @@ static void put_len(vcodec_buf *b, size_t start) {
 }
 
 static int uses_text(const vagg *a) { return a->is_new || a->kind == VIGIL_AGG_DISTINCT; }
-static int has_text_aggs(const vrule *r) {
-    for (int k = 0; k < r->nagg; k++)
-        if (uses_text(&r->aggs[k])) return 1;
-    return 0;
-}
+
 
 vigil_status vcodec_encode(const vigil_engine *eng, const vkeystate *ks, vcodec_buf *out) {
     const vigil_ruleset *rs = eng->rs;
@@ -141,7 +137,7 @@ vigil_status vcodec_encode(const vigil_engine *eng, const vkeystate *ks, vcodec_
              * INT64_MIN for closed_end) */
             const vwtail *t = w ? vwin_tail(w, r) : NULL;
             uint8_t open = w ? (uint8_t)w->open : 0, has_last = t && t->last;
-            int64_t ws = t ? t->win_start : 0, we = w ? w->win_end : 0;
+            int64_t ws = t ? t->win_start : 0, we = t ? w->win_end : 0;   /* sliding: its slot holds the ids */
             uint64_t total = t ? t->total : 0;
             uint32_t nevs = t ? t->nevs : 0, idx = 0;
             bad |= PUT(&body, open) || PUT(&body, ws) || PUT(&body, we) || PUT(&body, total) || PUT(&body, nevs);
@@ -151,17 +147,20 @@ vigil_status vcodec_encode(const vigil_engine *eng, const vkeystate *ks, vcodec_
             int64_t ce = t ? t->closed_end : INT64_MIN;
             bad |= PUT(&body, ce);
             if (!bad) put_len(&body, bstart);
-            vwids **idp = w ? vwin_ids(w, r, has_text_aggs(r)) : NULL;
+            vwids **idp = w ? vwin_ids((vwin *)(uintptr_t)w, r) : NULL;
             const vwids *ids = idp ? *idp : NULL;
             if (ids && ids->n && !bad) {   /* kind 3: the window's ids */
                 uint8_t k3 = 3;
                 bad |= put_str(&body, r->name, strlen(r->name)) || PUT(&body, ver) || PUT(&body, k3) ||
                        PUT(&body, blen0);
                 size_t istart = body.len;
-                bad |= PUT(&body, ids->n);
-                for (uint32_t j = 0; j < ids->n && !bad; j++) {
-                    const vwid *x = &ids->v[(ids->head + j) % ids->cap];
-                    bad |= PUT(&body, x->ts) || put_str(&body, x->id, strlen(x->id));
+                uint32_t nids = ids->n;
+                bad |= PUT(&body, nids);
+                for (size_t off = 0; off < ids->used && !bad;) {
+                    uint16_t l;
+                    memcpy(&l, ids->data + off, sizeof l);
+                    bad |= put_str(&body, (const char *)ids->data + off + sizeof l, l);
+                    off += sizeof l + l;
                 }
                 if (!bad) put_len(&body, istart);
                 nr++;
@@ -267,11 +266,9 @@ vigil_status vcodec_decode(vigil_engine *eng, vkeystate *ks, const unsigned char
             }
             GET(&r, n);
             for (uint32_t j = 0; w && j < n && !r.bad && s == VIGIL_OK; j++) {
-                int64_t ts;
                 uint32_t il;
-                GET(&r, ts);
                 const char *id = get_str(&r, &il);
-                if (!r.bad) s = vwin_ids_add(w, wr, eng->o.max_alert_events, ts, id, il);
+                if (!r.bad) s = vwin_ids_add(w, wr, eng->o.max_alert_events, id, il);
             }
             r.off = end;   /* a window no rule takes: skipped */
             continue;

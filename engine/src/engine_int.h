@@ -58,7 +58,10 @@ typedef struct vwin {
     uint16_t pad;
     int64_t head_ts;         /* time of the oldest entry (kept here: no cache miss when nothing expires) */
     int64_t last_alert_ts;
-    int64_t win_end;         /* tumbling/session: [start, end), end = start + size or last event + gap */
+    union {
+        int64_t win_end;     /* tumbling/session: [start, end), end = start + size or last event + gap */
+        struct vwids *ids;   /* sliding (which has no end): window_events, or NULL */
+    };
     unsigned char *ring;     /* entries of size vwin_entry_size(rule): the inline one, or malloc'd */
 } vwin;
 
@@ -72,14 +75,15 @@ typedef struct vwtail {      /* tumbling and session windows: the open window an
 } vwtail;
 
 /* Sliding windows: the ids of the newest events that counted in an
- * aggregate (window_events of an alert), a ring of at most
- * max_alert_events, oldest first from head; pruned by time as the window
- * moves. NULL until the first such event. */
-typedef struct vwid { int64_t ts; char *id; } vwid;
+ * aggregate (an alert's window_events), at most max_alert_events, oldest
+ * first, in one allocation: records of u16 length | bytes. Kept in step
+ * with the window: once it holds fewer counted events than ids, the oldest
+ * ids go. NULL until the first such event. */
 typedef struct vwids {
-    uint32_t cap, n, head;
-    uint32_t dropped_live;   /* an id left for the cap while its event may still be in the window */
-    vwid *v;
+    uint16_t n;              /* ids */
+    uint16_t pad;
+    uint32_t used, cap;      /* bytes of data */
+    unsigned char data[];
 } vwids;
 
 typedef struct vkeystate {
@@ -235,17 +239,15 @@ static inline vwtail *vwin_tail(const vwin *w, const vrule *r) {
     if (r->window == VIGIL_WIN_SLIDING) return NULL;
     return (vwtail *)(void *)(vwin_inline(w, r) + vwin_entry_size(r));
 }
-/* Where a sliding window keeps its vwids pointer (after the inline entry
- * and the distinct()/is_new() sets pointer); NULL for other windows. */
-static inline vwids **vwin_ids(const vwin *w, const vrule *r, int has_text) {
-    if (r->window != VIGIL_WIN_SLIDING) return NULL;
-    size_t off = vwin_inline_off(r) + vwin_entry_size(r) + (has_text ? sizeof(void *) : 0);
-    return (vwids **)(void *)((unsigned char *)(uintptr_t)w + off);
+/* Where a sliding window keeps its ids (the slot a tumbling or session
+ * window uses for its end); NULL for other windows. */
+static inline vwids **vwin_ids(vwin *w, const vrule *r) {
+    return r->window == VIGIL_WIN_SLIDING ? &w->ids : NULL;
 }
 void vwin_ids_free(vwids *ids);   /* accepts NULL */
-/* The codec: append one remembered id (ts, id of len bytes) to a sliding
- * window's ring (other windows: nothing). */
-vigil_status vwin_ids_add(vwin *w, const vrule *r, uint32_t cap, int64_t ts, const char *id, size_t len);
+/* The codec: append one remembered id (len bytes) to a sliding window's
+ * ids (other windows: nothing). */
+vigil_status vwin_ids_add(vwin *w, const vrule *r, uint32_t cap, const char *id, size_t len);
 /* Entry i from the oldest (i < n). */
 static inline ventry *vwin_at(const vwin *w, const vrule *r, uint32_t i) {
     return (ventry *)(void *)(w->ring + (size_t)((w->head + i) & (w->cap - 1)) * vwin_entry_size(r));

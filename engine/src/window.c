@@ -427,71 +427,77 @@ static void details(const vrule *r, const vigil_value *cur, const vigil_value *p
 
 /* ---- window_events of sliding windows -------------------------------------- */
 
-/* Drop the ids at the front that left the window (ts <= horizon). Ids come
- * in arrival order: a straggler behind a newer one leaves later, and the
- * alert skips it by time. */
-static void ids_prune(vwids *ids, int64_t horizon) {
-    while (ids && ids->n && ids->v[ids->head].ts <= horizon) {
-        free(ids->v[ids->head].id);
-        ids->head = (ids->head + 1) % ids->cap;
-        ids->n--;
-    }
-    if (ids && !ids->n) ids->dropped_live = 0;
+/* Drop the oldest id (ids->n > 0). */
+static void ids_drop(vwids *ids) {
+    uint16_t len;
+    memcpy(&len, ids->data, sizeof len);
+    size_t rec = sizeof len + len;
+    memmove(ids->data, ids->data + rec, ids->used - rec);
+    ids->used -= (uint32_t)rec;
+    ids->n--;
 }
 
-/* Remember ev's id as the newest counted event (the oldest goes when the
- * ring holds cap). -1: out of memory. */
-static int ids_push(vwids **idp, uint32_t cap, int64_t ts, const char *src, size_t len) {
-    if (!cap) return 0;
+/* Keep at most `keep` ids, the newest (the window holds `keep` counted
+ * events: the ids beyond them left with their entries). */
+static void ids_trim(vwids **idp, uint64_t keep) {
     vwids *ids = *idp;
-    if (!ids) {
-        if (!(ids = calloc(1, sizeof *ids))) return -1;
-        *idp = ids;
+    if (!ids) return;
+    while (ids->n > keep) ids_drop(ids);
+    if (!ids->n) {
+        free(ids);
+        *idp = NULL;
     }
-    if (ids->n == ids->cap && ids->cap < cap) {   /* grow, unrolled oldest first */
-        uint32_t nc = ids->cap ? ids->cap * 2 : 4;
-        if (nc > cap) nc = cap;
-        vwid *v = malloc(nc * sizeof *v);
-        if (!v) return -1;
-        for (uint32_t i = 0; i < ids->n; i++) v[i] = ids->v[(ids->head + i) % ids->cap];
-        free(ids->v);
-        ids->v = v;
-        ids->cap = nc;
-        ids->head = 0;
+}
+
+/* Remember an id (len bytes) as the newest counted event; the oldest goes
+ * when `cap` are held. -1: out of memory (nothing changed). */
+static int ids_push(vwids **idp, uint32_t cap, const char *id, size_t len) {
+    if (!cap) return 0;
+    if (len > UINT16_MAX) len = UINT16_MAX;   /* a 64 KiB id is cut; window_events only */
+    vwids *ids = *idp;
+    uint16_t l = (uint16_t)len;
+    size_t rec = sizeof l + len;
+    if (ids && ids->n >= cap) ids_drop(ids);
+    size_t used = ids ? ids->used : 0;
+    if (!ids || used + rec > ids->cap) {
+        size_t nc = ids ? (size_t)ids->cap * 2 : 0;
+        if (nc < used + rec) nc = used + rec;
+        vwids *g = realloc(ids, sizeof *g + nc);
+        if (!g) return -1;
+        if (!ids) g->n = 0, g->pad = 0, g->used = 0;
+        g->cap = (uint32_t)nc;
+        *idp = ids = g;
     }
-    char *id = malloc(len + 1);
-    if (!id) return -1;
-    memcpy(id, src, len);
-    id[len] = '\0';
-    if (ids->n == ids->cap) {   /* full at cap: the oldest goes */
-        free(ids->v[ids->head].id);
-        ids->head = (ids->head + 1) % ids->cap;
-        ids->n--;
-        ids->dropped_live = 1;
-    }
-    ids->v[(ids->head + ids->n) % ids->cap] = (vwid){.ts = ts, .id = id};
+    memcpy(ids->data + ids->used, &l, sizeof l);
+    memcpy(ids->data + ids->used + sizeof l, id, len);
+    ids->used += (uint32_t)rec;
     ids->n++;
     return 0;
 }
 
-void vwin_ids_free(vwids *ids) {
-    if (!ids) return;
-    for (uint32_t i = 0; i < ids->n; i++) free(ids->v[(ids->head + i) % ids->cap].id);
-    free(ids->v);
-    free(ids);
+void vwin_ids_free(vwids *ids) { free(ids); }
+
+vigil_status vwin_ids_add(vwin *w, const vrule *r, uint32_t cap, const char *id, size_t len) {
+    vwids **idp = vwin_ids(w, r);
+    if (!idp) return VIGIL_OK;
+    return ids_push(idp, cap, id, len) == 0 ? VIGIL_OK : VIGIL_ENOMEM;
 }
 
-vigil_status vwin_ids_add(vwin *w, const vrule *r, uint32_t cap, int64_t ts, const char *id, size_t len) {
-    vwids **idp = vwin_ids(w, r, has_text(r));
-    if (!idp) return VIGIL_OK;
-    return ids_push(idp, cap, ts, id, len) == 0 ? VIGIL_OK : VIGIL_ENOMEM;
+/* How many counted events a sliding window holds: its entries, or with
+ * buckets the events they count (an upper bound: an event counted by two
+ * aggregates counts twice, so no id still in the window is let go). */
+static uint64_t counted_events(const vwin *w, const vrule *r) {
+    if (!r->precision_ms) return w->n;
+    uint64_t n = 0;
+    const uint32_t *c = vwin_cnt(w, r);
+    for (int k = 0; k < r->nagg; k++) n += c[k];
+    return n;
 }
 
 vwin *vwin_new(const vrule *r) {
     size_t size = vwin_inline_off(r) + esize(r);
     if (r->window != VIGIL_WIN_SLIDING) size += sizeof(vwtail);
     if (has_text(r)) size += sizeof(vdset *);
-    if (r->window == VIGIL_WIN_SLIDING) size += sizeof(vwids *);
     vwin *w = calloc(1, size);
     if (!w) return NULL;
     w->ring = vwin_inline(w, r);
@@ -670,9 +676,10 @@ vigil_status vwin_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, int slo
     uint32_t counted;
     vigil_status s = add_entry(w, r, ev, &c, &added, &counted);
     if (s != VIGIL_OK) return s;
-    vwids **idp = vwin_ids(w, r, has_text(r));
-    ids_prune(*idp, ev->ts - r->window_ms);
-    if (counted && ids_push(idp, eng->o.max_alert_events, ev->ts, ev->id, strlen(ev->id)) != 0) return VIGIL_ENOMEM;
+    vwids **idp = vwin_ids(w, r);
+    if (counted && ids_push(idp, eng->o.max_alert_events, ev->id, strlen(ev->id)) != 0) return VIGIL_ENOMEM;
+    uint64_t in_window = counted_events(w, r);
+    ids_trim(idp, in_window);
     for (int k = 0; k < r->nagg; k++) cur[k] = agg_value(w, r, k, w->n, 1);
     if (added) newest_is_new(w, r, isnew);
     else memset(isnew, 0, (size_t)r->nagg * sizeof *isnew);
@@ -685,17 +692,28 @@ vigil_status vwin_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, int slo
     w->last_alert_ts = ev->ts;
     char det[2048];
     details(r, cur, prior, isnew, det, sizeof det);
-    /* window_events: the counted events still in (t − size, t], oldest first */
+    /* window_events: the newest counted events still in the window, oldest first */
     const vwids *ids = *idp;
     const char *stack[128], **wids = stack;
-    int nw = 0, wtrunc = 0;
+    int nw = 0;
     if (ids && ids->n > 128 && !(wids = malloc(ids->n * sizeof *wids))) return VIGIL_ENOMEM;
-    for (uint32_t i = 0; ids && i < ids->n; i++) {
-        const vwid *x = &ids->v[(ids->head + i) % ids->cap];
-        if (x->ts > ev->ts - r->window_ms && x->ts <= ev->ts) wids[nw++] = x->id;
+    char *texts = ids ? malloc(ids->used + ids->n) : NULL;   /* NUL-terminated copies */
+    if (ids && !texts) {
+        if (wids != stack) free(wids);
+        return VIGIL_ENOMEM;
     }
-    wtrunc = ids && ids->dropped_live;
+    for (size_t off = 0, t = 0; ids && off < ids->used;) {
+        uint16_t l;
+        memcpy(&l, ids->data + off, sizeof l);
+        memcpy(texts + t, ids->data + off + sizeof l, l);
+        texts[t + l] = '\0';
+        wids[nw++] = texts + t;
+        off += sizeof l + l;
+        t += (size_t)l + 1;
+    }
+    int wtrunc = in_window > (uint64_t)nw;
     veng_emit_sliding(eng, r, ks, ev, det, wids, nw, wtrunc);
+    free(texts);
     if (wids != stack) free(wids);
     return VIGIL_OK;
 }
@@ -763,7 +781,7 @@ void vwin_free(vwin *w, const vrule *r) {
         free(t->evs);
         vigil_event_release(t->last);
     }
-    vwids **idp = vwin_ids(w, r, has_text(r));
+    vwids **idp = vwin_ids(w, r);
     if (idp) vwin_ids_free(*idp);
     if (w->ring != vwin_inline(w, r)) free(w->ring);
     free(w);
