@@ -103,6 +103,7 @@
     const d = V.toDate(a.ts), det = V.toDate(a.detected_at);
     const time = el('td', 'time', V.fmtTime(d));
     if (d) time.title = 'event time ' + d.toISOString();
+    time.appendChild(el('div', 'det-small', 'detected ' + V.fmtTime(det)));   /* narrow screens: no Detected column */
     tr.appendChild(time);
     const detected = el('td', 'detected', V.fmtTime(det));
     if (det) detected.title = 'detected at ' + det.toISOString();

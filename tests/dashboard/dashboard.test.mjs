@@ -78,6 +78,16 @@ async function post(body, ndjson) {
 const postEvent = (ev) => post(JSON.stringify(ev), false);
 const postEvents = (evs) => post(evs.map((e) => JSON.stringify(e)).join('\n') + '\n', true);
 
+async function putRule(name, src, mode) {
+  const tok = analystToken;
+  const headers = { 'Content-Type': 'text/x-lua' };
+  if (tok) headers.Authorization = 'Bearer ' + tok;
+  const r = await fetch(base + '/v1/rules/' + name + (mode ? '?mode=' + mode : ''), { method: 'PUT', headers, body: src });
+  const text = await r.text();
+  assert(r.status === 200 || r.status === 201, `PUT /v1/rules/${name} answered ${r.status}: ${text}`);
+  return JSON.parse(text);
+}
+
 // the server's view, with the most powerful token the test has
 async function api(path) {
   const tok = analystToken || viewerToken;
@@ -420,6 +430,32 @@ try {
     await page.selectOption('#filter-disposition', '');
   });
 
+  await check('rules table: versions\' sources, shadow compare, promote, roll back (analyst)', async () => {
+    await closePanels(page);
+    const row = '#rule-counts tr[data-rule="fraud_report"]';
+    await page.locator(row + ' .name-link').click();
+    await page.waitForSelector('#rule-source:not([hidden]) section.version[data-version="1"]', { timeout: 10000 });
+    assert(/name\s*=\s*"fraud_report"/.test(await page.locator('#rule-source-body').innerText()), 'no source shown');
+    await page.locator('#rule-source-close').click();
+    await putRule('fraud_report', 'rule { name = "fraud_report", severity = "low", key = "customer_id",\n' +
+      '  where = { type = "report" }, window = sliding("1h"), when = ge(count(), 2) }\n', 'shadow');
+    await refreshPage(page);
+    await page.locator(row + ' .compare').click();
+    await waitIn(page, () => /shadow v2 only \d+ · both \d+/.test(document.getElementById('rules-msg').textContent), null,
+      { timeout: 10000 });
+    await page.locator(row + ' .promote').click();
+    await waitIn(page, () => document.querySelector('#rule-counts tr[data-rule="fraud_report"] .version').textContent === 'v2',
+      null, { timeout: 10000 });
+    assert((await api('/v1/rules/fraud_report')).version === 2, 'the server did not promote version 2');
+    await page.selectOption(row + ' .rollback-version', '1');
+    await page.locator(row + ' .rollback').click();
+    await waitIn(page, () => document.querySelector('#rule-counts tr[data-rule="fraud_report"] .version').textContent === 'v3',
+      null, { timeout: 10000 });
+    const r = await api('/v1/rules/fraud_report');
+    assert(r.version === 3 && /ge\(count\(\), 1\)/.test(r.versions.find((v) => v.version === 3).source),
+      'version 3 is not version 1\'s source');
+  });
+
   if (shot) {
     await check('screenshots at 1440 px', async () => {
       await closePanels(page);
@@ -443,6 +479,8 @@ try {
     await key.waitFor({ state: 'visible', timeout: 10000 });
     const box = await key.boundingBox();
     assert(box && box.x >= 0 && box.x + box.width <= 390 + 1, `key cell at ${JSON.stringify(box)}`);
+    assert(/detected/.test(await page.locator('#alerts tbody tr.alert-row td.time').first().innerText()),
+      'the detection time is not shown at 390 px');
     const rule = await page.locator('#alerts tbody tr.alert-row td.rule').first().boundingBox();
     assert(rule && rule.x + rule.width <= 391, 'the rule column is off screen');
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth);
