@@ -66,6 +66,8 @@ typedef struct vigil_ingest_stats {
     unsigned long long rejected_bad, rejected_nokey, rejected_full, rejected_rate;
     /* of rejected_bad: lines over an event limit; POSTs over max_lines (events not counted) */
     unsigned long long limit_fields, limit_depth, limit_key, limit_lines;
+    /* the newest event time seen per source: http, nats, jetstream (ms; 0: none yet) */
+    int64_t newest_ms[3];
     int nats_configured, nats_up, jetstream;
     unsigned long long js_fetched, js_acked, js_msgs_bad, js_fetch_errors;
 } vigil_ingest_stats;

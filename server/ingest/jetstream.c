@@ -205,6 +205,7 @@ static void handle_msg(vigil_ingest *ig, natsMsg *msg) {
     src->base.done = src_done;
     atomic_init(&src->base.refs, 1);   /* ours while routing */
     if (n) {
+        vingest_note_times(ig, VINGEST_SRC_JETSTREAM, evs, n);
         vigil_status st = vigil_router_enqueue_src(ig->cfg.router, rs, evs, (int)n, &src->base, 1, &ig->js_stop);
         if (st == VIGIL_OK) {
             atomic_fetch_add(&ig->nats_events, n);

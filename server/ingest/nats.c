@@ -16,6 +16,14 @@
 #include <string.h>
 #include "ingest_int.h"
 
+void vingest_note_times(vigil_ingest *ig, int src, vigil_event *const *evs, size_t n) {
+    int64_t newest = 0;
+    for (size_t i = 0; i < n; i++)
+        if (evs[i] && vigil_event_time(evs[i]) > newest) newest = vigil_event_time(evs[i]);
+    long long cur = atomic_load(&ig->newest_ms[src]);
+    while (newest > cur && !atomic_compare_exchange_weak(&ig->newest_ms[src], &cur, newest)) {}
+}
+
 void vingest_count_limit(vigil_ingest *ig, const char *limit) {
     if (!limit) return;
     atomic_fetch_add(strcmp(limit, "max_fields") == 0  ? &ig->limit_fields
@@ -56,6 +64,7 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
         natsMsg_Destroy(msg);
         return;
     }
+    vingest_note_times(ig, VINGEST_SRC_NATS, b.events, b.n);
     /* core NATS is at-most-once: each event routed on its own, waiting for room */
     for (size_t i = 0; i < b.n; i++) {
         if (vigil_router_enqueue(ig->cfg.router, rs, &b.events[i], 1, NULL, 1, NULL) != VIGIL_OK) {
@@ -162,6 +171,7 @@ void vigil_ingest_get_stats(vigil_ingest *ig, vigil_ingest_stats *o) {
     o->limit_depth = atomic_load(&ig->limit_depth);
     o->limit_key = atomic_load(&ig->limit_key);
     o->limit_lines = atomic_load(&ig->limit_lines);
+    for (int i = 0; i < VINGEST_NSRC; i++) o->newest_ms[i] = atomic_load(&ig->newest_ms[i]);
     o->nats_configured = ig->cfg.nats_url != NULL;
     o->nats_up = ig->nc && natsConnection_Status(ig->nc) == NATS_CONN_STATUS_CONNECTED;
     o->jetstream = ig->js != NULL;
