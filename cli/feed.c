@@ -38,6 +38,7 @@
 #include <nats/nats.h>
 #include "cli.h"
 #include "gen.h"
+#include "server/ingest/nats_opts.h"
 #include "input.h"
 
 #define MAX_INPUTS 32
@@ -346,9 +347,26 @@ int vigil_cmd_feed(int argc, char **argv) {
     f.prefix = prefix;
     pthread_mutex_init(&f.acks.mu, NULL);
     if (nats_url) {
-        natsStatus s = natsConnection_ConnectTo(&f.nc, nats_url);
+        /* the server's options builder: credentials in the URL, or the same
+         * VIGIL_NATS_* variables `vigil serve` reads */
+        vigil_nats_auth na = {.user = getenv("VIGIL_NATS_USER"), .password = getenv("VIGIL_NATS_PASSWORD"),
+                              .token = getenv("VIGIL_NATS_TOKEN"), .creds = getenv("VIGIL_NATS_CREDS"),
+                              .tls_ca = getenv("VIGIL_NATS_TLS_CA"), .tls_cert = getenv("VIGIL_NATS_TLS_CERT"),
+                              .tls_key = getenv("VIGIL_NATS_TLS_KEY")};
+        natsOptions *no = NULL;
+        vigil_error e;
+        vigil_error_clear(&e);
+        if (vigil_nats_options(nats_url, &na, &no, &e) != VIGIL_OK) {
+            fprintf(stderr, "vigil feed: %s\n", e.msg);
+            return 2;
+        }
+        natsStatus s = natsConnection_Connect(&f.nc, no);
+        natsOptions_Destroy(no);
         if (s != NATS_OK) {
-            fprintf(stderr, "vigil feed: cannot connect to NATS at %s: %s\n", nats_url, natsStatus_GetText(s));
+            char shown[512];
+            vigil_nats_url_redact(nats_url, shown, sizeof shown);
+            fprintf(stderr, "vigil feed: cannot connect to NATS at %s: %s%s\n", shown, natsStatus_GetText(s),
+                    vigil_nats_connect_hint(s));
             return 1;
         }
         if (jetstream) {
