@@ -128,7 +128,8 @@ const char *vigil_nats_connect_hint(natsStatus s) {
         return " (the server refused vigil's credentials: check nats.user/nats.password, nats.token or "
                "nats.creds, or the user in the URL)";
     case NATS_SSL_ERROR:
-        return " (TLS failed: check nats.tls.ca against the server's certificate, and the URL's host name)";
+        return " (TLS failed: is the server's certificate signed by the CA in nats.tls.ca (without it, by "
+               "a system CA), and is it for the URL's host name?)";
     case NATS_SECURE_CONNECTION_REQUIRED:
         return " (the server requires TLS: set nats.tls = true or nats.tls.ca, or use a tls:// URL)";
     case NATS_SECURE_CONNECTION_WANTED:
