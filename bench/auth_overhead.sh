@@ -13,7 +13,8 @@
 # servers are idle while another is measured. Per mode: the median of the
 # rounds' requests/s and of the server's CPU µs per request (user + system
 # of its process / requests answered 202); ratios against plain (and
-# tls+auth against tls).
+# tls+auth against tls). Then (INSTR=1, the default, when valgrind is
+# installed) the server's instructions per request under callgrind.
 #
 #   bash bench/auth_overhead.sh                       # ROUNDS=5 SECS=5 CONNS=8
 #   ROUNDS=7 SECS=8 CONNS=16 bash bench/auth_overhead.sh
@@ -98,6 +99,41 @@ for mode in "${MODES[@]}"; do
     if grep -q "$TOKEN" "$TMP/$mode.log"; then echo "auth_overhead: the token is in the $mode log!" >&2; exit 1; fi
 done
 
+# Instructions per request (valgrind --tool=callgrind, every thread of the
+# server): the same binary and load give the same count within a fraction of
+# a percent, whatever else runs on the machine, unlike requests/s. Each mode
+# runs twice under callgrind, answering N1 and then N2 requests; the
+# difference over N2 - N1 leaves out the start (rules compiled, TLS set up).
+if [ "${INSTR:-1}" = 1 ] && command -v valgrind >/dev/null; then
+    N1=${N1:-2000}
+    N2=${N2:-6000}
+    echo "instructions (callgrind): $N1 and $N2 requests per mode, 4 connections"
+    for mode in "${MODES[@]}"; do
+        for n in $N1 $N2; do
+            cg=$TMP/cg.$mode.$n
+            valgrind --tool=callgrind --callgrind-out-file="$cg" "$VIGIL" serve --config "$TMP/$mode.conf.lua" \
+                --data-dir "" --idle-timeout 0 >"$TMP/cg-$mode.log" 2>&1 &
+            vpid=$!
+            PIDS+=("$vpid")
+            line=""
+            for _ in $(seq 1200); do
+                line=$(grep -o 'listening on https\?://127.0.0.1:[0-9]*' "$TMP/cg-$mode.log" || true)
+                [ -n "$line" ] && break
+                sleep 0.1
+            done
+            [ -n "$line" ] || { echo "auth_overhead: vigil ($mode) under callgrind did not start" >&2; exit 1; }
+            args=(--url "${SCHEME[$mode]}://127.0.0.1:${line##*:}/v1/events" --conns 4 --count "$n")
+            case $mode in *auth) args+=(--token "$TOKEN") ;; esac
+            case $mode in tls*) args+=(--cacert "$TMP/cert.pem") ;; esac
+            "$CLIENT" "${args[@]}" >/dev/null
+            kill -TERM "$vpid"
+            wait "$vpid" || true
+            ir=$(awk '/^(summary|totals):/ {print $2; exit}' "$cg")
+            echo "$mode instr_n$n=$ir" >>"$TMP/results"
+        done
+    done
+fi
+
 # medians per mode, then the ratios
 awk '
 function median(a, n,   i, j, t) {
@@ -111,6 +147,8 @@ function median(a, n,   i, j, t) {
         if (kv[1] == "rps") { nr[m]++; rps[m, nr[m]] = kv[2] }
         if (kv[1] == "cpu_us_per_req") { nc[m]++; cpu[m, nc[m]] = kv[2] }
         if (kv[1] == "errors") err[m] += kv[2]
+        if (kv[1] == "instr_n" N1) i1[m] = kv[2]
+        if (kv[1] == "instr_n" N2) i2[m] = kv[2]
     }
 }
 END {
@@ -120,17 +158,21 @@ END {
         if (!nr[m]) continue
         delete a; for (i = 1; i <= nr[m]; i++) a[i] = rps[m, i]; R[m] = median(a, nr[m])
         delete a; for (i = 1; i <= nc[m]; i++) a[i] = cpu[m, i]; C[m] = median(a, nc[m])
+        I[m] = (i2[m] && i1[m]) ? (i2[m] - i1[m]) / (N2 - N1) : 0
     }
-    printf "\n| mode | requests/s (median) | vs plain | server CPU µs/request (median) | vs plain | errors |\n|---|---:|---:|---:|---:|---:|\n"
+    printf "\n| mode | requests/s (median) | vs plain | server CPU µs/request (median) | vs plain | server instructions/request | vs plain | errors |\n|---|---:|---:|---:|---:|---:|---:|---:|\n"
     for (k = 1; k <= 4; k++) {
         m = order[k]
         if (!nr[m]) continue
-        printf "| %s | %.0f | %.1f %% | %.1f | %.1f %% | %d |\n", m, R[m], 100 * R[m] / R["plain"], C[m], 100 * C[m] / C["plain"], err[m]
+        printf "| %s | %.0f | %.1f %% | %.1f | %.1f %% | %s | %s | %d |\n", m, R[m], 100 * R[m] / R["plain"], C[m], \
+            100 * C[m] / C["plain"], I[m] ? sprintf("%.0f", I[m]) : "-", I[m] && I["plain"] ? sprintf("%.1f %%", 100 * I[m] / I["plain"]) : "-", err[m]
     }
+    if (I["auth"] && I["plain"]) printf "\nauth on vs off, instructions per request: %.1f %% (plain HTTP)%s\n", \
+        100 * I["auth"] / I["plain"], I["tls"] && I["tls+auth"] ? sprintf(", %.1f %% (HTTPS)", 100 * I["tls+auth"] / I["tls"]) : ""
     if (nr["auth"]) printf "\nauth on vs off, plain HTTP: %.1f %% of the requests/s, %.1f %% of the CPU per request (target >= 95 %% of the requests/s)\n", \
         100 * R["auth"] / R["plain"], 100 * C["auth"] / C["plain"]
     if (nr["tls"] && nr["tls+auth"]) printf "auth on vs off, HTTPS: %.1f %% of the requests/s, %.1f %% of the CPU per request\n", \
         100 * R["tls+auth"] / R["tls"], 100 * C["tls+auth"] / C["tls"]
     if (nr["tls"]) printf "HTTPS vs plain HTTP: %.1f %% of the requests/s, %.1f %% of the CPU per request\n", \
         100 * R["tls"] / R["plain"], 100 * C["tls"] / C["plain"]
-}' "$TMP/results"
+}' N1="${N1:-0}" N2="${N2:-0}" "$TMP/results"

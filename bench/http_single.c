@@ -8,7 +8,10 @@
  * certificate verified against --cacert for https://.
  *
  *   bench_http_single --url URL [--token T] [--cacert PEM] [--conns 8] [--secs 5]
- *                     [--pid PID] [--keys 10000]
+ *                     [--count N] [--pid PID] [--keys 10000]
+ *
+ * --count N: stop after N requests instead of after --secs (for counting
+ * the server's instructions per request under callgrind).
  *
  * Events are {"id":"<n>","k":"<n mod keys>","ts":<now ms>}, so the server
  * does its whole job per request (decode, route, match, commit). Prints one
@@ -31,7 +34,7 @@ typedef struct conn {
     char body[160];
 } conn;
 
-static unsigned long long seq;
+static unsigned long long seq, count;   /* count: requests to send, 0: until --secs */
 static long keys = 10000;
 
 static size_t discard(char *d, size_t sz, size_t nm, void *ud) {
@@ -77,6 +80,7 @@ int main(int argc, char **argv) {
         else if (strcmp(a, "--secs") == 0) secs = strtod(v, NULL);
         else if (strcmp(a, "--pid") == 0) pid = (long)bu_count(v);
         else if (strcmp(a, "--keys") == 0) keys = (long)bu_count(v);
+        else if (strcmp(a, "--count") == 0) count = (unsigned long long)bu_count(v);
         else {
             fprintf(stderr, "http_single: unknown option '%s'\n", a);
             return 2;
@@ -114,14 +118,14 @@ int main(int argc, char **argv) {
         next_body(c);
         curl_multi_add_handle(m, c->e);
     }
-    double t0 = bu_mono(), cpu0 = pid ? cpu_secs(pid) : -1, end = t0 + secs;
+    double t0 = bu_mono(), cpu0 = pid ? cpu_secs(pid) : -1, end = count ? 1e300 : t0 + secs;
     unsigned long long ok = 0, errors = 0;
     int running = 1;
     while (running) {
         curl_multi_perform(m, &running);
         CURLMsg *msg;
         int left;
-        int stop = bu_mono() >= end;
+        int stop = bu_mono() >= end || (count && seq >= count);
         while ((msg = curl_multi_info_read(m, &left))) {
             if (msg->msg != CURLMSG_DONE) continue;
             CURL *e = msg->easy_handle;

@@ -262,7 +262,10 @@ static void usage(void) {
                     "                  [--rate N] [--time-field N[,N2…]] [--id-field N[,N2…]] [--time-format F]\n"
                     "                  [--subject-prefix P]   (NATS subjects P.<type>; default vigil.events)\n"
                     "                  [--jetstream [--stream NAME]]   (with --nats: publish to JetStream, acked;\n"
-                    "                       stream default VIGIL_EVENTS, created if absent on P.>, file storage)\n");
+                    "                       stream default VIGIL_EVENTS, created if absent on P.>, file storage)\n"
+                    "NATS credentials: in the URL (nats://user:password@host:4222) or VIGIL_NATS_USER and\n"
+                    "  VIGIL_NATS_PASSWORD, VIGIL_NATS_TOKEN, VIGIL_NATS_CREDS; TLS: a tls:// URL, VIGIL_NATS_TLS_CA,\n"
+                    "  VIGIL_NATS_TLS_CERT, VIGIL_NATS_TLS_KEY (as `vigil serve`)\n");
 }
 
 int vigil_cmd_feed(int argc, char **argv) {

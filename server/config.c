@@ -25,6 +25,7 @@
 #include <strings.h>
 #include "config_int.h"
 #include "server/state/redis.h"
+#include "server/ingest/nats_opts.h"   /* vigil_nats_url_redact: no password in a message */
 
 #define EXAMPLE_SECRET "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
@@ -300,10 +301,13 @@ static int is_secret(const setting *d) { return d->k == K_SECRET || d->k == K_TO
 
 /* "<written> is not <what>; write <example>", or with `why` instead of "is not <what>". */
 int cfg_bad_value(stage *st, const setting *d, const origin *s, const char *shown, int quoted, const char *why) {
-    char a[320], b[320], w[160];
+    char a[320], b[320], w[160], url[512];
     if (is_secret(d)) {
         shown = "...";
         quoted = 1;
+    } else if (d->k == K_NATS_URL || d->k == K_REDIS_URL || d->k == K_HTTP_URL || d->k == K_WEBHOOK_URLS) {
+        vigil_nats_url_redact(shown, url, sizeof url);   /* user:password@ of every URL as ***@ */
+        shown = url;
     }
     cfg_form(a, sizeof a, s, shown, quoted);
     cfg_form(b, sizeof b, s, d->example, s->k == SRC_FILE && cfg_example_quoted(d));

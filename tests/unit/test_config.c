@@ -690,6 +690,9 @@ static void test_transport_keys(void) {
     expect_error("return { nats = { tls = { ca = '/a', cas = '/b' } } }", -1, "did you mean 'ca'");
     expect_error("return { redis = { password = 'x y-s3cr3t' } }", -1, "redis.password = \"...\"");
     expect_error("return { nats = { token = 'x\\ny' } }", -1, "nats.token = \"...\"");
+    /* a bad URL is shown without its user:password */
+    expect_error("return { redis = 'redis://u:s3cr3t-pw@h:99999/0' }", -1, "redis = \"redis://***@h:99999/0\"");
+    expect_error("return { nats = 'nats://u:s3cr3t-pw@h:4222,http://x' }", -1, "nats://***@h:4222,http://x");
 }
 
 int main(void) {
