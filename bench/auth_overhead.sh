@@ -10,9 +10,13 @@
 # (bench/http_single.c: libcurl multi, CONNS keep-alive connections, one JSON
 # event per POST) loads each server for SECS seconds, the order of the four
 # rotated every round, so drift of this shared machine hits all alike. The
-# servers are idle while another is measured. Per mode: the median of the
-# rounds' requests/s and of the server's CPU µs per request (user + system
-# of its process / requests answered 202); ratios against plain (and
+# servers are idle while another is measured: after each run the script
+# waits until that server's workers have matched everything it accepted
+# (202 means queued), or the fastest mode's backlog would slow the next
+# one down. Per mode: the median of the rounds' requests/s and of the
+# server's CPU µs per request (user + system of its process from the start
+# of the run until it is idle again, over the requests answered 202);
+# ratios against plain (and
 # tls+auth against tls). Then (INSTR=1, the default, when valgrind is
 # installed) the server's instructions per request under callgrind.
 #
@@ -78,6 +82,18 @@ for mode in "${MODES[@]}"; do
     SCHEME[$mode]=$(echo "$line" | sed 's/listening on \(https\?\):.*/\1/')
 done
 
+HZ=$(getconf CLK_TCK)
+# user + system CPU ticks of a process
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# wait (at most 60 s) until the process uses under 5 % of a core over 300 ms
+quiesce() {
+    local a b
+    for _ in $(seq 200); do
+        a=$(cpu_ticks "$1"); sleep 0.3; b=$(cpu_ticks "$1")
+        [ $(( (b - a) * 1000 / HZ )) -lt 15 ] && return 0
+    done
+}
+
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)," \
      "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'); load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'); commit $(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet || echo '+dirty')"
@@ -86,11 +102,18 @@ for r in $(seq "$ROUNDS"); do
     n=${#MODES[@]}
     for i in $(seq 0 $((n - 1))); do
         mode=${MODES[$(( (i + r) % n ))]}
-        args=(--url "${SCHEME[$mode]}://127.0.0.1:${PORT[$mode]}/v1/events" --conns "$CONNS" --secs "$SECS"
-              --pid "${PID[$mode]}")
+        args=(--url "${SCHEME[$mode]}://127.0.0.1:${PORT[$mode]}/v1/events" --conns "$CONNS" --secs "$SECS")
         case $mode in *auth) args+=(--token "$TOKEN") ;; esac
         case $mode in tls*) args+=(--cacert "$TMP/cert.pem") ;; esac
+        t0=$(cpu_ticks "${PID[$mode]}")
         out=$("$CLIENT" "${args[@]}")
+        # 202 means queued: the workers may still be matching what was accepted. Wait
+        # until they are done, so this mode's work is not left to slow down the next
+        # one, and count it in this mode's CPU per request.
+        quiesce "${PID[$mode]}"
+        t1=$(cpu_ticks "${PID[$mode]}")
+        req=$(echo "$out" | sed 's/.*requests=\([0-9]*\).*/\1/')
+        out="$out $(awk -v d=$((t1 - t0)) -v hz="$HZ" -v n="$req" 'BEGIN { if (n > 0) printf "cpu_us_per_req=%.2f", d * 1e6 / hz / n }')"
         echo "round $r $mode $out"
         echo "$mode $out" >>"$TMP/results"
     done
