@@ -87,10 +87,9 @@ vigil_status vigil_server_start(const vigil_server_config *cfg, vigil_server **o
                                             &s->redis_url, err)) != VIGIL_OK)
             goto fail;
         s->cfg.redis_url = s->redis_url;
-    } else if (s->cfg.redis_user) {
-        st = vigil_error_set(err, VIGIL_EPARSE, s->cfg.redis_url ? "redis.user is set without redis.password; set both "
-                                                                    "(VIGIL_REDIS_USER, VIGIL_REDIS_PASSWORD)"
-                                                                  : "redis.user is set but redis.url is not");
+    } else if (s->cfg.redis_url && s->cfg.redis_user) {   /* without a URL both are unused, like nats.* */
+        st = vigil_error_set(err, VIGIL_EPARSE, "redis.user is set without redis.password; set both "
+                                                "(VIGIL_REDIS_USER, VIGIL_REDIS_PASSWORD)");
         goto fail;
     }
     /* control: the rule catalog (stored versions, then the directory) gives the first ruleset */
