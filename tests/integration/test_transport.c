@@ -9,6 +9,7 @@
  *     vigil with the right ones ingests an event and publishes its alert;
  *     with the credentials in the URL the start line shows "***"; with a
  *     wrong password, or without the CA, it does not start, and says why;
+ *     `vigil feed` publishes with the same credentials; a token server too;
  *   - Redis: a redis-server with requirepass and an ACL user: vigil as that
  *     user keeps its state there; the default user's password in the URL
  *     works; a wrong password stops it with WRONGPASS.
@@ -423,6 +424,114 @@ static void test_nats_needs_tls(void) {
     CU_ASSERT_EQUAL(secrets_in_log(log), 0);
 }
 
+/* `vigil feed` goes through the same options builder: the VIGIL_NATS_*
+ * variables (or the URL) carry its credentials and CA. */
+static int run_feed(const char *name, const char *url, const char *const *env, int *status) {
+    char log[700];
+    snprintf(log, sizeof log, "%s/%s.log", dir, name);
+    const char *argv[] = {VIGIL_BIN, "feed", "--gen", "--count", "20", "--nats", url, NULL};
+    vt_proc *p = vt_spawn_env(argv, env, log);
+    if (!p) return -1;
+    if (!vt_wait_exit(p, 20000)) {
+        vt_kill(p, SIGKILL);
+        return -1;
+    }
+    *status = p->status;
+    vt_kill(p, SIGTERM);   /* reaped: frees the handle */
+    return 0;
+}
+
+static void test_feed_with_credentials(void) {
+    char url[128], ca[700];
+    snprintf(url, sizeof url, "nats://127.0.0.1:%d", nats_port);
+    snprintf(ca, sizeof ca, "VIGIL_NATS_TLS_CA=%s", cert);
+    natsOptions *o = NULL;
+    natsConnection *nc = NULL;
+    natsSubscription *sub = NULL;
+    natsStatus s = natsOptions_Create(&o);
+    if (s == NATS_OK) s = natsOptions_SetURL(o, url);
+    if (s == NATS_OK) s = natsOptions_SetUserInfo(o, "vigil", NATS_PW);
+    if (s == NATS_OK) s = natsOptions_SetSecure(o, true);
+    if (s == NATS_OK) s = natsOptions_LoadCATrustedCertificates(o, cert);
+    if (s == NATS_OK) s = natsConnection_Connect(&nc, o);
+    if (s == NATS_OK) s = natsConnection_SubscribeSync(&sub, nc, "vigil.events.>");
+    if (s == NATS_OK) s = natsConnection_Flush(nc);
+    CU_ASSERT_FATAL(s == NATS_OK);
+    const char *env[] = {"VIGIL_NATS_USER=vigil", "VIGIL_NATS_PASSWORD=" NATS_PW, ca, NULL};
+    int st = -1;
+    CU_ASSERT_EQUAL(run_feed("feed-ok", url, env, &st), 0);
+    CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    int got = 0;
+    natsMsg *m = NULL;
+    while (got < 20 && natsSubscription_NextMsg(&m, sub, 2000) == NATS_OK) {
+        got++;
+        natsMsg_Destroy(m);
+    }
+    CU_ASSERT_EQUAL(got, 20);   /* every generated event arrived through the authenticated TLS connection */
+    natsSubscription_Destroy(sub);
+    natsConnection_Destroy(nc);
+    natsOptions_Destroy(o);
+    /* a wrong password in the URL: exit 1, the reason, no password */
+    char bad[160];
+    snprintf(bad, sizeof bad, "nats://vigil:" NATS_WRONG "@127.0.0.1:%d", nats_port);
+    const char *env2[] = {ca, NULL};
+    CU_ASSERT_EQUAL(run_feed("feed-wrong", bad, env2, &st), 0);
+    CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+    char log[700];
+    snprintf(log, sizeof log, "%s/feed-wrong.log", dir);
+    char *t = slurp(log);
+    CU_ASSERT(t && strstr(t, "nats://***@127.0.0.1:") && strstr(t, "refused vigil's credentials"));
+    free(t);
+    CU_ASSERT_EQUAL(secrets_in_log(log), 0);
+    snprintf(log, sizeof log, "%s/feed-ok.log", dir);
+    CU_ASSERT_EQUAL(secrets_in_log(log), 0);
+}
+
+/* Credentials that cannot work are refused before connecting, by name. */
+static void test_nats_credential_errors(void) {
+    char t[2000];
+    snprintf(t, sizeof t, "{ url = \"nats://127.0.0.1:%d\", user = \"vigil\", password = \"" NATS_PW "\", "
+                          "token = \"" NATS_WRONG "\", tls = { ca = \"%s\" } }", nats_port, cert);
+    CU_ASSERT(vigil_refuses("nats-two", nats_conf("nats-two", t), NULL, "set only one of nats.user/nats.password"));
+    snprintf(t, sizeof t, "{ url = \"nats://127.0.0.1:%d\", creds = \"%s/no.creds\" }", nats_port, dir);
+    CU_ASSERT(vigil_refuses("nats-creds", nats_conf("nats-creds", t), NULL, "no.creds': cannot open it"));
+    snprintf(t, sizeof t, "{ url = \"nats://127.0.0.1:%d\", tls = { ca = \"%s\", cert = \"%s\" } }", nats_port,
+             cert, cert);
+    CU_ASSERT(vigil_refuses("nats-cert", nats_conf("nats-cert", t), NULL, "nats.tls.cert is set but nats.tls.key"));
+    char log[700];
+    snprintf(log, sizeof log, "%s/nats-two.log", dir);
+    CU_ASSERT_EQUAL(secrets_in_log(log), 0);
+}
+
+/* A server that takes a token: nats.token, and the token in the URL. */
+static void test_nats_token(void) {
+    char conf[700], log[700], t[1200];
+    int port = vt_free_port();
+    snprintf(conf, sizeof conf, "%s/nats-token.conf", dir);
+    snprintf(log, sizeof log, "%s/nats-token-server.log", dir);
+    write_file(conf, "listen: 127.0.0.1:%d\nauthorization { token: \"" NATS_PW "\" }\n", port);
+    const char *argv[] = {"nats-server", "-c", conf, NULL};
+    vt_proc *ns = vt_spawn(argv, log);
+    CU_ASSERT_FATAL(ns && vt_wait_port(port, 10000) == 0);
+    snprintf(t, sizeof t, "{ url = \"nats://127.0.0.1:%d\", token = \"" NATS_PW "\" }", port);
+    vigil_run r;
+    CU_ASSERT(vigil_start(&r, "nats-token", nats_conf("nats-token", t), NULL, "http") == 0);
+    vigil_stop(&r);
+    char *l = slurp(r.log);
+    CU_ASSERT(l && strstr(l, "(token)"));
+    free(l);
+    CU_ASSERT_EQUAL(secrets_in_log(r.log), 0);
+    snprintf(t, sizeof t, "{ url = \"nats://" NATS_PW "@127.0.0.1:%d\" }", port);
+    CU_ASSERT(vigil_start(&r, "nats-token-url", nats_conf("nats-token-url", t), NULL, "http") == 0);
+    vigil_stop(&r);
+    CU_ASSERT_EQUAL(secrets_in_log(r.log), 0);
+    snprintf(t, sizeof t, "{ url = \"nats://127.0.0.1:%d\", token = \"" NATS_WRONG "\" }", port);
+    CU_ASSERT(vigil_refuses("nats-token-wrong", nats_conf("nats-token-wrong", t), NULL, "refused vigil's credentials"));
+    snprintf(log, sizeof log, "%s/nats-token-wrong.log", dir);
+    CU_ASSERT_EQUAL(secrets_in_log(log), 0);
+    vt_kill(ns, SIGTERM);
+}
+
 /* ---- Redis with a password and an ACL user ---------------------------------------- */
 
 static vt_proc *redis;
@@ -606,6 +715,11 @@ int main(void) {
     CU_add_test(s, "a wrong password (file, URL, VIGIL_NATS_PASSWORD): no start, a clear error, no secret",
                 test_nats_wrong_password);
     CU_add_test(s, "no CA for a TLS server: no start, says which setting", test_nats_needs_tls);
+    CU_add_test(s, "vigil feed: the same credentials and CA (variables), a wrong password in the URL",
+                test_feed_with_credentials);
+    CU_add_test(s, "two kinds of credentials, a missing creds file, a cert without its key: refused by name",
+                test_nats_credential_errors);
+    CU_add_test(s, "a token server: nats.token and the token in the URL; a wrong token refused", test_nats_token);
     s = CU_add_suite("Redis with a password and an ACL user", redis_setup, redis_teardown);
     CU_add_test(s, "the ACL user: state and catalog in Redis", test_redis_acl_user);
     CU_add_test(s, "the default user's password in the URL (VIGIL_REDIS)", test_redis_default_user_in_url);
