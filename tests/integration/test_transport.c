@@ -149,6 +149,8 @@ static size_t on_data(char *d, size_t sz, size_t nm, void *ud) {
 
 /* One request with libcurl; cainfo: the CA file to verify the server with
  * (NULL: the system's). Returns the CURLcode; *status the HTTP status. */
+static long req_timeout_ms = 5000;   /* shorter for the alert stream, which stays open */
+
 static CURLcode request(const char *method, const char *url, const char *token, const char *data,
                         const char *cainfo, long *status, char **out) {
     CURL *c = curl_easy_init();
@@ -162,7 +164,7 @@ static CURLcode request(const char *method, const char *url, const char *token, 
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, req_timeout_ms);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
@@ -263,6 +265,23 @@ static void test_events_and_alerts_over_tls(void) {
     CU_ASSERT(eventually_has(al, VIEWER, cert, "\"rule\":\"one\""));
     CU_ASSERT_EQUAL(request("GET", al, NULL, NULL, cert, &st, NULL), CURLE_OK);
     CU_ASSERT_EQUAL(st, 401);
+    /* the alert stream (a suspended connection) over TLS, with ?access_token= */
+    char sse[200];
+    char *b = NULL;
+    snprintf(sse, sizeof sse, "https://%s/v1/alerts/stream?access_token=" VIEWER "&last_event_id=0", api_base);
+    req_timeout_ms = 1000;
+    CU_ASSERT_EQUAL(request("GET", sse, NULL, NULL, cert, &st, &b), CURLE_OPERATION_TIMEDOUT);   /* it stays open */
+    req_timeout_ms = 5000;
+    CU_ASSERT(b && strstr(b, "event: alert") && strstr(b, "\"rule\":\"one\""));
+    free(b);
+    /* ?wait: the request is suspended until its event is matched, then answered over TLS */
+    char wait[160];
+    snprintf(wait, sizeof wait, "%s?wait=2000", ev);
+    CU_ASSERT_EQUAL(request("POST", wait, INGEST, "{\"id\":\"w1\",\"k\":\"w\",\"ts\":1700000000000}", cert, &st, &b),
+                    CURLE_OK);
+    CU_ASSERT_EQUAL(st, 200);
+    CU_ASSERT(b && strstr(b, "\"event\":\"w1\""));
+    free(b);
 }
 
 static void test_https_log(void) {
@@ -706,7 +725,8 @@ int main(void) {
     CU_pSuite s = CU_add_suite("HTTPS on the API", https_setup, https_teardown);
     CU_add_test(s, "the certificate verifies with its CA file, not without", test_https_verified);
     CU_add_test(s, "plain HTTP to the TLS port gets no HTTP answer", test_plain_http_refused);
-    CU_add_test(s, "events in and alerts out over TLS, tokens enforced", test_events_and_alerts_over_tls);
+    CU_add_test(s, "events in and alerts out over TLS (list, stream, ?wait), tokens enforced",
+                test_events_and_alerts_over_tls);
     CU_add_test(s, "the start line says https; no token or key bytes logged", test_https_log);
     CU_add_test(s, "a bad tls_cert/tls_key stops the server, naming the key and path", test_bad_tls_config);
     s = CU_add_suite("NATS with a user, a password and TLS", nats_setup, nats_teardown);
