@@ -69,6 +69,10 @@ vigil_status vigil_tls_pem_load(const char *cert_path, const char *key_path, vig
                                set(cert_path) ? "tls_cert" : "tls_key", set(cert_path) ? "tls_key" : "tls_cert");
     vigil_status s = slurp("tls_cert", cert_path, &out->cert, err);
     if (s == VIGIL_OK) s = slurp("tls_key", key_path, &out->key, err);
+    struct stat sb;
+    if (s == VIGIL_OK && stat(key_path, &sb) == 0 && (sb.st_mode & 077))   /* a warning: the file is the operator's */
+        fprintf(stderr, "vigil: tls_key '%s' can be read by other users (mode %03o); `chmod 600` it\n", key_path,
+                (unsigned)(sb.st_mode & 0777));
     if (s != VIGIL_OK) {
         vigil_tls_pem_free(out);
         return s;

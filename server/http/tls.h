@@ -7,7 +7,8 @@
  * path and the reason: a missing or unreadable file, one that is not PEM,
  * a certificate file without a certificate, a key file without an
  * unencrypted private key, only one of the two set. Messages never contain
- * the files' contents; the key's bytes are wiped when freed. */
+ * the files' contents; the key's bytes are wiped when freed. A key file
+ * that other users can read is accepted with a warning on stderr. */
 #ifndef VIGIL_HTTP_TLS_H
 #define VIGIL_HTTP_TLS_H
 
