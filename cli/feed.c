@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 #include <curl/curl.h>
@@ -264,7 +265,7 @@ static void usage(void) {
                     "                  [--jetstream [--stream NAME]]   (with --nats: publish to JetStream, acked;\n"
                     "                       stream default VIGIL_EVENTS, created if absent on P.>, file storage)\n"
                     "NATS credentials: in the URL (nats://user:password@host:4222) or VIGIL_NATS_USER and\n"
-                    "  VIGIL_NATS_PASSWORD, VIGIL_NATS_TOKEN, VIGIL_NATS_CREDS; TLS: a tls:// URL, VIGIL_NATS_TLS_CA,\n"
+                    "  VIGIL_NATS_PASSWORD, VIGIL_NATS_TOKEN, VIGIL_NATS_CREDS; TLS: a tls:// URL, VIGIL_NATS_TLS=1, VIGIL_NATS_TLS_CA,\n"
                     "  VIGIL_NATS_TLS_CERT, VIGIL_NATS_TLS_KEY (as `vigil serve`)\n");
 }
 
@@ -352,7 +353,10 @@ int vigil_cmd_feed(int argc, char **argv) {
     if (nats_url) {
         /* the server's options builder: credentials in the URL, or the same
          * VIGIL_NATS_* variables `vigil serve` reads */
-        vigil_nats_auth na = {.user = getenv("VIGIL_NATS_USER"), .password = getenv("VIGIL_NATS_PASSWORD"),
+        const char *tls = getenv("VIGIL_NATS_TLS");
+        vigil_nats_auth na = {.tls = tls && (strcmp(tls, "1") == 0 || strcasecmp(tls, "true") == 0 ||
+                                             strcasecmp(tls, "yes") == 0 || strcasecmp(tls, "on") == 0),
+                              .user = getenv("VIGIL_NATS_USER"), .password = getenv("VIGIL_NATS_PASSWORD"),
                               .token = getenv("VIGIL_NATS_TOKEN"), .creds = getenv("VIGIL_NATS_CREDS"),
                               .tls_ca = getenv("VIGIL_NATS_TLS_CA"), .tls_cert = getenv("VIGIL_NATS_TLS_CERT"),
                               .tls_key = getenv("VIGIL_NATS_TLS_KEY")};
