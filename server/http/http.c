@@ -15,6 +15,7 @@
 #include "http.h"
 #include "reply.h"
 #include "auth.h"
+#include "tls.h"
 
 typedef struct route {
     const char *method, *path;
@@ -43,6 +44,8 @@ struct vigil_http {
     struct MHD_Daemon *d;
     int port;
     atomic_ullong clients_gone, errors_logged;
+    vigil_tls_pem tls;                        /* HTTPS when tls.cert is set (tls.c) */
+    struct MHD_OptionItem tls_opts[3];        /* MHD_OPTION_ARRAY: the PEMs, or nothing */
 };
 
 static int method_is(const char *want, const char *got) {
@@ -309,18 +312,43 @@ void vigil_http_on_stop(vigil_http *h, void (*fn)(void *ctx), void *ctx) {
     h->on_stop_ctx = ctx;
 }
 
+vigil_status vigil_http_set_tls(vigil_http *h, const char *cert_path, const char *key_path, vigil_error *err) {
+    vigil_tls_pem pem;
+    vigil_status s = vigil_tls_pem_load(cert_path, key_path, &pem, err);
+    if (s != VIGIL_OK || !pem.cert) return s;
+    if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+        vigil_tls_pem_free(&pem);
+        return vigil_error_set(err, VIGIL_EINVAL, "tls_cert: this libmicrohttpd was built without TLS (GnuTLS); "
+                                                  "install Debian's libmicrohttpd12, or terminate TLS in a proxy");
+    }
+    vigil_tls_pem_free(&h->tls);
+    h->tls = pem;
+    h->tls_opts[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, h->tls.cert};
+    h->tls_opts[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, h->tls.key};
+    h->tls_opts[2] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    return VIGIL_OK;
+}
+
+int vigil_http_tls(const vigil_http *h) { return h->tls.cert != NULL; }
+
 vigil_status vigil_http_start(vigil_http *h, vigil_error *err) {
     if (h->lim.max_conns_per_ip > 0 && !(h->per_ip = calloc(PER_IP_SLOTS, sizeof *h->per_ip)))
         return vigil_error_set(err, VIGIL_ENOMEM, "out of memory");
     unsigned timeout_s = h->lim.timeout_ms > 0 ? (unsigned)((h->lim.timeout_ms + 999) / 1000) : 0;
     size_t mem = h->lim.max_header_bytes ? h->lim.max_header_bytes : 32u << 10;
+    if (!h->tls.cert) h->tls_opts[0] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
     h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_LINUX_ONLY | MHD_ALLOW_SUSPEND_RESUME |
-                                MHD_USE_ERROR_LOG,
+                                MHD_USE_ERROR_LOG | (h->tls.cert ? MHD_USE_TLS : 0),
                             (uint16_t)h->port, accept_policy, h, handler, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
                             MHD_OPTION_SOCK_ADDR, &h->sa, MHD_OPTION_NOTIFY_COMPLETED, completed, h,
                             MHD_OPTION_NOTIFY_CONNECTION, notify_connection, h,
                             MHD_OPTION_CONNECTION_TIMEOUT, timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem,
-                            MHD_OPTION_THREAD_POOL_SIZE, 2, MHD_OPTION_CONNECTION_LIMIT, 1000, MHD_OPTION_END);
+                            MHD_OPTION_THREAD_POOL_SIZE, 2, MHD_OPTION_CONNECTION_LIMIT, 1000,
+                            MHD_OPTION_ARRAY, h->tls_opts, MHD_OPTION_END);
+    if (!h->d && h->tls.cert)
+        return vigil_error_set(err, VIGIL_EIO, "cannot start HTTPS on %s: the port is in use, or GnuTLS refused "
+                                               "tls_cert or tls_key (see the message above: is the key the "
+                                               "certificate's?)", h->listen);
     if (!h->d) return vigil_error_set(err, VIGIL_EIO, "cannot listen on %s (in use?)", h->listen);
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
     if (di) h->port = di->port;
@@ -342,6 +370,7 @@ void vigil_http_destroy(vigil_http *h) {
     vigil_auth_destroy(h->auth);
     pthread_mutex_destroy(&h->ip_mu);
     free(h->per_ip);
+    vigil_tls_pem_free(&h->tls);
     free(h);
 }
 

@@ -15,6 +15,7 @@
 #include "vigil/event.h"
 #include "server/http/http.h"
 #include "server/route/router.h"
+#include "nats_opts.h"
 
 typedef struct vigil_ingest vigil_ingest;
 
@@ -24,6 +25,7 @@ typedef struct vigil_ingest_config {
     vigil_waiters *waiters;             /* borrowed: the ?wait deadline timer */
     size_t max_body;                    /* bytes of one HTTP body (for messages) */
     const char *nats_url;               /* NULL: no NATS */
+    vigil_nats_auth nats_auth;          /* credentials and TLS (nats_opts.h); strings borrowed */
     const char *subject;                /* "vigil.events.>" */
     int jetstream;
     const char *stream, *consumer;      /* "VIGIL_EVENTS", "vigil" */

@@ -99,17 +99,20 @@ vigil_status vigil_ingest_create(const vigil_ingest_config *cfg, vigil_ingest **
 vigil_status vigil_ingest_connect(vigil_ingest *ig, vigil_error *err) {
     if (!ig->cfg.nats_url) return VIGIL_OK;
     natsOptions *o = NULL;
-    natsStatus ns = natsOptions_Create(&o);
-    if (ns == NATS_OK) ns = natsOptions_SetURL(o, ig->cfg.nats_url);
-    if (ns == NATS_OK) ns = natsOptions_SetMaxReconnect(o, -1);
+    vigil_status st = vigil_nats_options(ig->cfg.nats_url, &ig->cfg.nats_auth, &o, err);
+    if (st != VIGIL_OK) return st;
+    natsStatus ns = natsOptions_SetMaxReconnect(o, -1);
     if (ns == NATS_OK) ns = natsOptions_SetReconnectWait(o, 500);
     if (ns == NATS_OK) ns = natsOptions_SetName(o, "vigil");
     if (ns == NATS_OK) ns = natsOptions_SetReconnectedCB(o, on_reconnected, ig);
     if (ns == NATS_OK) ns = natsConnection_Connect(&ig->nc, o);
     natsOptions_Destroy(o);
-    if (ns != NATS_OK)
-        return vigil_error_set(err, VIGIL_EUNAVAILABLE, "cannot connect to NATS at %s: %s", ig->cfg.nats_url,
-                               natsStatus_GetText(ns));
+    if (ns != NATS_OK) {
+        char shown[512];   /* never the URL's password */
+        vigil_nats_url_redact(ig->cfg.nats_url, shown, sizeof shown);
+        return vigil_error_set(err, VIGIL_EUNAVAILABLE, "cannot connect to NATS at %s: %s%s", shown,
+                               natsStatus_GetText(ns), vigil_nats_connect_hint(ns));
+    }
     return VIGIL_OK;
 }
 
