@@ -133,7 +133,16 @@ static int allows(vigil_role have, vigil_role need) {
     return have >= need;   /* analyst ⊃ viewer */
 }
 
+void vigil_auth_memo_clear(vigil_auth_memo *m) {
+    if (m) OPENSSL_cleanse(m, sizeof *m);
+}
+
 int vigil_auth_check(const vigil_auth *a, vigil_role need, const char *token, const char **who, int *index) {
+    return vigil_auth_check_memo(a, need, token, NULL, who, index);
+}
+
+int vigil_auth_check_memo(const vigil_auth *a, vigil_role need, const char *token, vigil_auth_memo *memo,
+                          const char **who, int *index) {
     *who = "local";
     *index = -1;
     if (need == VIGIL_ROLE_PUBLIC) return 0;
@@ -145,13 +154,23 @@ int vigil_auth_check(const vigil_auth *a, vigil_role need, const char *token, co
         return 0;
     }
     if (!token || !token[0]) return 401;
-    unsigned char d[32];
-    sha(token, d);
+    size_t tl = strlen(token);
     int found = -1;
-    for (int i = 0; i < a->n; i++)   /* every entry compared: the time does not tell which matched */
-        if (CRYPTO_memcmp(d, a->t[i].digest, 32) == 0) found = i;
-    if (a->has_metrics && CRYPTO_memcmp(d, a->metrics, 32) == 0) metrics_ok = 1;
-    OPENSSL_cleanse(d, sizeof d);
+    if (memo && !metrics_req && memo->len && memo->len == tl && CRYPTO_memcmp(memo->tok, token, tl) == 0) {
+        found = memo->found;   /* this connection's client sent it before: known */
+    } else {
+        unsigned char d[32];
+        sha(token, d);
+        for (int i = 0; i < a->n; i++)   /* every entry compared: the time does not tell which matched */
+            if (CRYPTO_memcmp(d, a->t[i].digest, 32) == 0) found = i;
+        if (a->has_metrics && CRYPTO_memcmp(d, a->metrics, 32) == 0) metrics_ok = 1;
+        OPENSSL_cleanse(d, sizeof d);
+        if (memo && found >= 0 && tl < sizeof memo->tok) {
+            memcpy(memo->tok, token, tl + 1);
+            memo->len = tl;
+            memo->found = found;
+        }
+    }
     if (metrics_ok && metrics_req) {   /* the metrics token opens /metrics and nothing else */
         *who = "metrics";
         return 0;

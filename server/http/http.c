@@ -144,23 +144,39 @@ static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr, soc
     return full ? MHD_NO : MHD_YES;
 }
 
+/* A connection's own state (MHD's socket context): whether it is counted
+ * against its address, and its client's last verified token. */
+typedef struct conn_ctx {
+    int counted;
+    vigil_auth_memo memo;
+} conn_ctx;
+
 static void notify_connection(void *cls, struct MHD_Connection *c, void **socket_ctx,
                               enum MHD_ConnectionNotificationCode code) {
     vigil_http *h = cls;
-    if (!h->per_ip) return;
-    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    int ok;
-    uint32_t ip = client_ip(ci ? ci->client_addr : NULL, &ok);
     int start = code == MHD_CONNECTION_NOTIFY_STARTED;
-    if (!ok || (!start && !*socket_ctx)) return;   /* closing one never counted */
-    pthread_mutex_lock(&h->ip_mu);
-    struct ip_count *s = ip_slot(h, ip, start);
-    if (s) {
-        if (start) s->n++;
-        else if (s->n > 0) s->n--;
+    conn_ctx *cc = *socket_ctx;
+    if (start) *socket_ctx = cc = calloc(1, sizeof *cc);   /* NULL (no memory): no memo, not counted */
+    if (h->per_ip && cc && (start || cc->counted)) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        int ok;
+        uint32_t ip = client_ip(ci ? ci->client_addr : NULL, &ok);
+        if (ok) {
+            pthread_mutex_lock(&h->ip_mu);
+            struct ip_count *s = ip_slot(h, ip, start);
+            if (s) {
+                if (start) s->n++;
+                else if (s->n > 0) s->n--;
+            }
+            if (start) cc->counted = s != NULL;
+            pthread_mutex_unlock(&h->ip_mu);
+        }
     }
-    if (start) *socket_ctx = s ? (void *)1 : NULL;
-    pthread_mutex_unlock(&h->ip_mu);
+    if (!start && cc) {
+        vigil_auth_memo_clear(&cc->memo);
+        free(cc);
+        *socket_ctx = NULL;
+    }
 }
 
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
@@ -174,7 +190,9 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         /* who: decided on the headers, before the body and before any 404/405/413/422 */
         vigil_role need = vigil_auth_role_for(method, url);
         const char *tok = bearer(c, url), *who = "local";
-        int st = vigil_auth_check(h->auth, need, tok, &who, &r->token);
+        const union MHD_ConnectionInfo *sc = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        conn_ctx *cc = sc ? sc->socket_context : NULL;
+        int st = vigil_auth_check_memo(h->auth, need, tok, cc ? &cc->memo : NULL, &who, &r->token);
         snprintf(r->who, sizeof r->who, "%s", who);
         r->auth = h->auth;
         if (st == 401)
