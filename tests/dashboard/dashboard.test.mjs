@@ -108,15 +108,14 @@ try {
     await check('an unknown token is refused with a message', async () => {
       await page.fill('#token-input', 'not-a-token');
       await page.click('#token-submit');
-      await page.waitForFunction(() => /not accepted/.test(document.getElementById('token-error').textContent),
-        null, { timeout: 10000 });
+      // a locator, not waitForFunction: the page's CSP forbids the eval that one needs
+      await page.locator('#token-error', { hasText: /not accepted/ }).waitFor({ timeout: 10000 });
       assert(await page.locator('#token-dialog[open]').count() === 1, 'the dialog closed');
     });
     await check('an ingest token is refused: it lacks the viewer role', async () => {
       await page.fill('#token-input', ingestToken);
       await page.click('#token-submit');
-      await page.waitForFunction(() => /viewer/.test(document.getElementById('token-error').textContent),
-        null, { timeout: 10000 });
+      await page.locator('#token-error', { hasText: /viewer/ }).waitFor({ timeout: 10000 });
     });
     await check('the viewer token opens the live feed and stays in sessionStorage only', async () => {
       await page.fill('#token-input', viewerToken);
@@ -198,8 +197,7 @@ try {
     ];
     try {
       for (const ev of more) await postEvent(ev);
-      await page.waitForFunction(() => document.querySelectorAll('#alerts tbody tr.alert-row').length >= 5,
-        null, { timeout: 10000 });
+      await page.locator('#alerts tbody tr.alert-row').nth(4).waitFor({ timeout: 10000 });
       await page.waitForTimeout(2000);   // let the arrival highlight fade
     } catch (e) {
       console.log('note: screenshot traffic incomplete: ' + e.message);
