@@ -57,6 +57,7 @@ static const struct {
     {"--data-dir", "store.data_dir"},
     {"--snapshot-interval", "store.snapshot_interval"},
     {"--tokens-file", "tokens_file"},
+    {"--log-format", "log_format"},
     {"--tls-cert", "tls_cert"},
     {"--tls-key", "tls_key"},
 };

@@ -224,6 +224,7 @@ const setting cfg_settings[] = {
     {"store.outbox_fsync", "VIGIL_OUTBOX_FSYNC", K_BOOL, OFF(outbox_fsync), 0, 0, 0, "true"},
     {"webhook_secret", "VIGIL_WEBHOOK_SECRET", K_SECRET, OFF(webhook_secret), 0, 0, 1, EXAMPLE_SECRET},
     {"webhooks", "VIGIL_WEBHOOKS", K_WEBHOOK_URLS, 0, 0, 0, 1, "https://hooks.example.com/vigil"},
+    {"log_format", "VIGIL_LOG_FORMAT", K_LOG_FORMAT, OFF(log_json), 0, 0, 0, "json"},
     {"tokens_file", "VIGIL_TOKENS_FILE", K_FILE, OFF(tokens_file), 0, 0, 1, "/etc/vigil/tokens"},
     {"metrics_token", "VIGIL_METRICS_TOKEN", K_TOKEN, OFF(metrics_token), 0, 0, 1, "<a long random string>"},
     {"limits.max_fields", "VIGIL_MAX_FIELDS", K_INT, LOFF(max_fields), 1, 1000000, 0, "1000"},
@@ -271,6 +272,7 @@ int cfg_example_quoted(const setting *d) { return !(d->k == K_INT || d->k == K_C
 const char *cfg_describe(const setting *d, const origin *s, char *buf, size_t n) {
     switch (d->k) {
     case K_PATH: return "a rules directory or file";
+    case K_LOG_FORMAT: return "a log format: text or json";
     case K_LISTEN: return "an address HOST:PORT (port 0 to 65535)";
     case K_INT:
     case K_COUNT: snprintf(buf, n, "a whole number from %lld to %lld", d->min, d->max); return buf;
@@ -548,6 +550,10 @@ int cfg_parse_value(stage *st, const setting *d, void *base, const char *v, cons
         return 0;
     }
     switch (d->k) {
+    case K_LOG_FORMAT:
+        if (strcmp(v, "text") != 0 && strcmp(v, "json") != 0) return cfg_bad_value(st, d, s, v, 1, NULL);
+        *(int *)((char *)base + d->off) = strcmp(v, "json") == 0;
+        return 0;
     case K_PATH:
         if (!*v) return cfg_bad_value(st, d, s, v, 1, "is empty: a rules directory or file is required");
         return store_str(st, base, d, v);

@@ -308,7 +308,7 @@ static const char *const top_keys[] = {"rules", "listen", "workers", "partitions
                                        "time_field", "id_field", "time_format", "allowed_lateness",
                                        "max_out_of_orderness", "idle_timeout", "nats", "redis", "store",
                                        "webhook_secret", "webhooks", "tokens", "tokens_file",
-                                       "metrics_token", "limits", "tls_cert", "tls_key", NULL};
+                                       "metrics_token", "limits", "tls_cert", "tls_key", "log_format", NULL};
 static const char *const nats_keys[] = {"url", "subject", "jetstream", "user", "password", "token", "creds", "tls",
                                         NULL};
 static const char *const nats_tls_keys[] = {"ca", "cert", "key", NULL};

@@ -33,6 +33,7 @@ typedef struct origin {
 /* The kinds of setting: which parser, which message. */
 typedef enum kind {
     K_PATH,          /* non-empty string */
+    K_LOG_FORMAT,    /* "text" or "json": int 0/1 */
     K_LISTEN,        /* HOST:PORT */
     K_INT,           /* int in [min, max] */
     K_COUNT,         /* size_t in [min, max] */

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include "server/common/log.h"
 #include "serve.h"
 #include "server.h"
 
@@ -33,6 +34,7 @@ int vigil_serve_run(const vigil_server_config *cfg, const char *config) {
     sigaddset(&block, SIGTERM);
     sigaddset(&block, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &block, &old);
+    vigil_log_set_json(cfg->log_json);
     vigil_server *s;
     vigil_error_clear(&err);
     vigil_status st = vigil_server_start(cfg, &s, &err);

@@ -57,6 +57,7 @@ typedef struct vigil_server_config {
     int ntokens;
     const char *tokens_file;      /* more tokens, one "name role token [rate]" a line; read at start */
     const char *metrics_token;    /* when set, GET /metrics needs it (Bearer); NULL: /metrics is public */
+    int log_json;                 /* log_format = "json": one JSON object a log line (server/common/log.h) */
     vigil_limits_config limits;
     int workers;                  /* default 2 */
     int partitions;               /* key partitions per group (offsets, hash tags); default 16; fixed for a deployment */

@@ -4,6 +4,8 @@
  * when the request ends, after a suspended request was resumed or its
  * client went away. */
 #include <arpa/inet.h>
+#include <ctype.h>
+#include <openssl/rand.h>
 #include <pthread.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -12,9 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include "http.h"
 #include "reply.h"
 #include "auth.h"
+#include "server/common/log.h"
+#include "vigil/clock.h"
 #include "tls.h"
 
 typedef struct route {
@@ -39,6 +44,8 @@ struct vigil_http {
     pthread_mutex_t ip_mu;       /* per_ip */
     struct ip_count { uint32_t ip; int n, used; } *per_ip;   /* open connections per IPv4 address (open addressing) */
     atomic_ullong refused_per_ip, timed_out, headers_too_big;
+    atomic_ullong next_request;  /* request ids: a counter … */
+    unsigned long long request_seed;   /* … mixed with a random start */
     void (*on_stop)(void *);
     void *on_stop_ctx;
     struct MHD_Daemon *d;
@@ -179,14 +186,47 @@ static void notify_connection(void *cls, struct MHD_Connection *c, void **socket
     }
 }
 
+/* The client's X-Request-Id when it is 1 to 64 of [A-Za-z0-9._-], else a
+ * new one: 16 hex digits from a per-process random start and a counter. */
+static void request_id(vigil_http *h, struct MHD_Connection *c, char out[65]) {
+    const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Request-Id");
+    size_t n = v ? strlen(v) : 0;
+    int ok = n > 0 && n <= 64;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = isalnum((unsigned char)v[i]) || v[i] == '.' || v[i] == '_' || v[i] == '-';
+    if (ok) {
+        memcpy(out, v, n + 1);
+        return;
+    }
+    unsigned long long k = atomic_fetch_add(&h->next_request, 1);
+    snprintf(out, 65, "%016llx", (k * 0x9E3779B97F4A7C15ull) ^ h->request_seed);
+}
+
+static enum MHD_Result handle(vigil_http *h, struct MHD_Connection *c, const char *url, const char *method,
+                              const char *upload, size_t *upload_size, vigil_http_req *r);
+
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                const char *version, const char *upload, size_t *upload_size, void **con_cls) {
     vigil_http *h = cls;
     vigil_http_req *r = *con_cls;
-    if (!r) {
+    int first = !r;
+    if (first) {
         if (!(r = calloc(1, sizeof *r))) return MHD_NO;
         r->method = method;
+        snprintf(r->url, sizeof r->url, "%s", url);
+        r->start_us = vigil_now_us();
         *con_cls = r;
+        request_id(h, c, r->request_id);
+    }
+    vigil_log_set_request(r->request_id);   /* log lines and answers of this request carry it */
+    enum MHD_Result ret = first ? handle(h, c, url, method, NULL, NULL, r) : handle(h, c, url, method, upload, upload_size, r);
+    vigil_log_set_request(NULL);
+    return ret;
+}
+
+static enum MHD_Result handle(vigil_http *h, struct MHD_Connection *c, const char *url, const char *method,
+                              const char *upload, size_t *upload_size, vigil_http_req *r) {
+    if (!upload_size) {   /* the request's first call: its headers only */
         /* who: decided on the headers, before the body and before any 404/405/413/422 */
         vigil_role need = vigil_auth_role_for(method, url);
         const char *tok = bearer(c, url), *who = "local";
@@ -253,6 +293,21 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
     if (toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED) atomic_fetch_add(&h->timed_out, 1);
     vigil_http_req *r = *con_cls;
     if (!r) return;
+    if (vigil_log_json()) {   /* the request log: changes and refusals (not every read or event batch) */
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_HTTP_STATUS);
+        unsigned status = ci ? ci->http_status : 0;
+        int change = strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0 && strcmp(r->url, "/v1/events") != 0;
+        if (status >= 400 || change || toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) {
+            vigil_log_set_request(r->request_id);
+            vigil_log(status >= 500 || toe != MHD_REQUEST_TERMINATED_COMPLETED_OK ? VIGIL_LOG_ERROR
+                      : status >= 400                                          ? VIGIL_LOG_WARN
+                                                                               : VIGIL_LOG_INFO,
+                      "http", "%s %s -> %u (%s, %.1f ms)%s", r->method, r->url, status, r->who,
+                      (double)(vigil_now_us() - r->start_us) / 1000.0,
+                      toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " not completed: the client left or timed out");
+            vigil_log_set_request(NULL);
+        }
+    }
     if (r->state && r->state_free) r->state_free(r->state);
     free(r->body);
     free(r);
@@ -296,6 +351,7 @@ vigil_status vigil_http_create(const char *listen, size_t max_body, vigil_http *
     vigil_http *h = calloc(1, sizeof *h);
     if (!h) return vigil_error_set(err, VIGIL_ENOMEM, "out of memory");
     h->loopback = loopback(host);
+    if (RAND_bytes((unsigned char *)&h->request_seed, sizeof h->request_seed) != 1) h->request_seed = (unsigned long long)time(NULL);
     pthread_mutex_init(&h->ip_mu, NULL);
     h->sa.sin_family = AF_INET;
     h->sa.sin_port = htons((uint16_t)port);

@@ -37,6 +37,10 @@ typedef struct vigil_http_req {
     char who[64];                /* the caller: its token's name, or "local" without tokens (the audit) */
     int token;                   /* its token's index (rate limits), -1: none */
     struct vigil_auth *auth;     /* the edge's tokens (vigil_http_take) */
+    char url[256];               /* the path (no query string: no ?access_token= in a log), cut at 255 bytes */
+    long long start_us;          /* when its headers arrived (wall µs) */
+    char request_id[65];         /* the client's X-Request-Id when well-formed, else 16 random hex digits;
+                                    on every answer (X-Request-Id) and every log line written while handling it */
 } vigil_http_req;
 
 /* A request about to apply n events: take them from its token's rate (a

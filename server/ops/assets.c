@@ -61,6 +61,7 @@ enum MHD_Result vigil_ops_handle_asset(void *ctx, struct MHD_Connection *conn, c
         MHD_add_response_header(resp, "Content-Security-Policy",
                                 "default-src 'self'; img-src 'self' data:; "
                                 "object-src 'none'; base-uri 'none'; frame-ancestors 'none'");
+    vigil_http_tag(resp);
     enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_OK, resp);
     MHD_destroy_response(resp);
     return ret;
