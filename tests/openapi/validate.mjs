@@ -24,7 +24,7 @@ const validator = new Validator();
 const res = await validator.validate(SPEC_FILE);
 check(`${SPEC_FILE} is valid OpenAPI ${validator.version || '?'} (@seriousme/openapi-schema-validator)`,
   res.valid ? (validator.version === '3.1' ? [] : [`version ${validator.version}, expected 3.1`])
-            : (res.errors || []).map((e) => JSON.stringify(e)));
+            : (Array.isArray(res.errors) ? res.errors : [res.errors]).map((e) => JSON.stringify(e)));
 try {
   validator.resolveRefs();
   check('every $ref resolves', []);
