@@ -3,7 +3,8 @@
 //
 // (a) The spec's operations answer as it says. Each operation is called
 //     with a valid request (the fixtures below, made in an order that makes
-//     the resources exist first) and a token of exactly its x-vigil-role.
+//     the resources exist first; their bodies and parameters are checked
+//     against the spec too) and a token of exactly its x-vigil-role.
 //     Every answer's status must be one the spec lists for the operation
 //     and never 404/405 (unless the fixture is marked `absent`, the spec
 //     lists 404, and it is a deliberate call for a missing resource); its
@@ -150,6 +151,34 @@ function conform(o, r, { absent = false } = {}) {
   return p;
 }
 
+// The fixture's request against the spec: a declared content type, a JSON
+// body that fits its schema, path and query values that fit theirs (so the
+// fixtures are valid examples of the operation, not whatever the server takes).
+function requestProblems(o, f) {
+  const p = [];
+  const body = deref(spec, o.op.requestBody);
+  if (f.body !== undefined && body) {
+    const media = body.content?.[f.type];
+    if (!media) p.push(`request: Content-Type ${f.type} is not one the spec gives (${Object.keys(body.content || {}).join(', ')})`);
+    else if (f.type === 'application/json' && media.schema && !f.invalid) {
+      const v = sc.compile(media.schema);
+      if (!v(JSON.parse(f.body))) p.push(`request: the body does not fit the spec: ${sc.ajv.errorsText(v.errors)}`);
+    }
+  } else if (body?.required && f.body === undefined) p.push('request: the spec requires a body');
+  const q = new URLSearchParams(f.query || '');
+  for (const prm of o.params) {
+    const val = prm.in === 'path' ? f.params?.[prm.name] : prm.in === 'query' ? q.get(prm.name) : f.headers?.[prm.name];
+    if (val === undefined || val === null || f.invalid || !prm.schema) continue;
+    const sch = deref(spec, prm.schema);
+    const v = sc.compile(prm.schema);
+    const typed = sch?.type === 'integer' && /^-?\d+$/.test(val) ? Number(val) : val;
+    if (!v(typed)) p.push(`request: ${prm.in} parameter ${prm.name}=${val} does not fit the spec: ${sc.ajv.errorsText(v.errors)}`);
+  }
+  for (const k of q.keys())
+    if (!o.params.some((prm) => prm.in === 'query' && prm.name === k)) p.push(`request: query parameter ${k} is not in the spec`);
+  return p;
+}
+
 // One fixture call: op 'METHOD /path', path params, query string, body.
 async function call(key, f = {}) {
   const o = byKey.get(key);
@@ -170,7 +199,7 @@ async function call(key, f = {}) {
       [`${key} is marked x-vigil-status: planned but the server serves it now (${r.status}): remove the marker`]);
     return r;
   }
-  const p = conform(o, r, { absent: f.absent });
+  const p = [...requestProblems(o, f), ...conform(o, r, { absent: f.absent })];
   if (f.expect && !f.expect.includes(r.status)) p.push(`expected ${f.expect.join(' or ')}`);
   if (f.absent && !(o.op.responses || {})['404']) p.push('marked absent but the spec lists no 404 for it');
   if (!f.absent) {
@@ -253,7 +282,7 @@ for (let i = 0; i < 50 && !alertId; i++) {
 check('the NDJSON batch made its alert (GET /v1/alerts?rule=big_amount&key=c1)', alertId ? [] : ['no alert within 5 s']);
 await call('GET /v1/alerts', { expect: [200] });
 await call('GET /v1/alerts', { query: `rule=big_amount&key=c1&since=${encodeURIComponent(new Date(now - 60000).toISOString())}&limit=10`, expect: [200], label: 'filtered' });
-await call('GET /v1/alerts', { query: 'limit=0', expect: [400], label: 'a bad limit' });
+await call('GET /v1/alerts', { query: 'limit=0', expect: [400], label: 'a bad limit', invalid: true });
 const sse = await call('GET /v1/alerts/stream', {
   token: null, query: `access_token=${encodeURIComponent(TOKENS.viewer)}`, headers: { 'Last-Event-ID': '0' }, stream: true, expect: [200],
 });
@@ -281,7 +310,7 @@ await call('GET /v1/keys/{field}/{value}', { params: { field: 'card_id', value: 
 await call('POST /v1/rules:test', {
   body: JSON.stringify({ source: ruleSrc(100).replace(RULE, 'dry_run'), events: [ev('d1', 'c1', 250), ev('d2', 'c1', 5)] }), type: 'application/json', expect: [200],
 });
-await call('POST /v1/rules:test', { body: JSON.stringify({ source: 'rule {', events: [] }), type: 'application/json', expect: [422], label: 'a source that does not compile' });
+await call('POST /v1/rules:test', { body: JSON.stringify({ source: 'rule {', events: [] }), type: 'application/json', expect: [422], label: 'a source that does not compile', invalid: true });
 await call('GET /v1/rules', { expect: [200] });
 await call('GET /v1/rules/{name}', { params: { name: RULE }, expect: [200] });
 await call('PUT /v1/lists/{name}', { params: { name: 'contract_list' }, body: 'a\nb\n', type: 'text/plain', expect: [201] });
