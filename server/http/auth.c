@@ -112,6 +112,7 @@ static int starts(const char *s, const char *p) { return strncmp(s, p, strlen(p)
 vigil_role vigil_auth_role_for(const char *method, const char *url) {
     int get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
     if (strcmp(url, "/healthz") == 0 || strcmp(url, "/readyz") == 0) return VIGIL_ROLE_PUBLIC;
+    if (get && strcmp(url, "/v1/openapi.yaml") == 0) return VIGIL_ROLE_PUBLIC;   /* documents the API, holds no data */
     if (strcmp(url, "/metrics") == 0) return VIGIL_ROLE_METRICS;
     if (strcmp(url, "/v1/events") == 0) return VIGIL_ROLE_INGEST;
     if (starts(url, "/v1/audit") || starts(url, "/v1/deadletters")) return VIGIL_ROLE_ADMIN;

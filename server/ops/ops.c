@@ -182,5 +182,6 @@ void vigil_ops_register(vigil_ops *ops, vigil_http *h) {
     vigil_http_route(h, "GET", "/readyz", 0, readyz, ops);
     vigil_http_route(h, "GET", "/v1/deadletters", 0, dead_letters, ops);
     vigil_http_route(h, "GET", "/v1/stats", 0, vops_stats, ops);
+    vigil_http_route(h, "GET", "/v1/openapi.yaml", 0, vigil_ops_handle_doc, ops);
     vigil_http_fallback(h, vigil_ops_handle_asset, ops);
 }
