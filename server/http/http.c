@@ -331,7 +331,8 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
     }
     atomic_fetch_add(&h->errors_logged, 1);
     size_t n = strlen(msg);
-    fprintf(stderr, "vigil: http: %s%s", msg, n && msg[n - 1] == '\n' ? "" : "\n");
+    while (n && msg[n - 1] == '\n') msg[--n] = '\0';
+    vigil_log(VIGIL_LOG_WARN, "http", "http: %s", msg);
 }
 
 static int loopback(const char *host) {
@@ -369,7 +370,7 @@ vigil_status vigil_http_create(const char *listen, size_t max_body, vigil_http *
 void vigil_http_route(vigil_http *h, const char *method, const char *path, int prefix, vigil_http_handler fn,
                       void *ctx) {
     if (h->nroutes == VIGIL_HTTP_MAX_ROUTES) {
-        fprintf(stderr, "vigil: http: more than %d routes; %s %s not served\n", VIGIL_HTTP_MAX_ROUTES, method, path);
+        vigil_log(VIGIL_LOG_ERROR, "http", "http: more than %d routes; %s %s not served", VIGIL_HTTP_MAX_ROUTES, method, path);
         return;
     }
     h->routes[h->nroutes++] = (route){.method = method, .path = path, .plen = strlen(path), .prefix = prefix,

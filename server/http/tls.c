@@ -4,6 +4,7 @@
  * its own clear message before libmicrohttpd (which would only say that
  * GnuTLS refused something) sees the bytes. */
 #include "tls.h"
+#include "server/common/log.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -71,7 +72,7 @@ vigil_status vigil_tls_pem_load(const char *cert_path, const char *key_path, vig
     if (s == VIGIL_OK) s = slurp("tls_key", key_path, &out->key, err);
     struct stat sb;
     if (s == VIGIL_OK && stat(key_path, &sb) == 0 && (sb.st_mode & 077))   /* a warning: the file is the operator's */
-        fprintf(stderr, "vigil: tls_key '%s' can be read by other users (mode %03o); `chmod 600` it\n", key_path,
+        vigil_log(VIGIL_LOG_WARN, "http", "tls_key '%s' can be read by other users (mode %03o); `chmod 600` it", key_path,
                 (unsigned)(sb.st_mode & 0777));
     if (s != VIGIL_OK) {
         vigil_tls_pem_free(out);

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "ingest_int.h"
+#include "server/common/log.h"
 
 void vingest_note_times(vigil_ingest *ig, int src, vigil_event *const *evs, size_t n) {
     int64_t newest = 0;
@@ -39,10 +40,10 @@ void vingest_bad_line(void *ud, const vigil_batch_error *e) {
     if (e->limit) vingest_count_limit(b->ig, e->limit);
     if (n >= 20) return;
     if (b->seq)
-        fprintf(stderr, "vigil: %s %s seq %llu line %zu rejected: %s\n", b->what, b->subject,
+        vigil_log(VIGIL_LOG_WARN, "ingest", "%s %s seq %llu line %zu rejected: %s", b->what, b->subject,
                 (unsigned long long)b->seq, e->line, e->msg);
     else
-        fprintf(stderr, "vigil: %s %s line %zu rejected: %s\n", b->what, b->subject, e->line, e->msg);
+        vigil_log(VIGIL_LOG_WARN, "ingest", "%s %s line %zu rejected: %s", b->what, b->subject, e->line, e->msg);
 }
 
 static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure) {
@@ -60,7 +61,7 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
     if (vigil_batch_decode(rs, &bo, data ? data : "", len > 0 ? (size_t)len : 0, &b, &err) != VIGIL_OK) {
         vigil_ruleset_release(rs);
         atomic_fetch_add(&ig->rejected_bad, 1);
-        fprintf(stderr, "vigil: NATS %s: message dropped: %s\n", bc.subject, err.msg);
+        vigil_log(VIGIL_LOG_WARN, "ingest", "NATS %s: message dropped: %s", bc.subject, err.msg);
         natsMsg_Destroy(msg);
         return;
     }

@@ -15,6 +15,7 @@
 #include <hiredis/hiredis.h>
 #include "server/state/redis.h"
 #include "vigil/clock.h"
+#include "server/common/log.h"
 
 /* ---- the health cache -------------------------------------------------------------- */
 
@@ -63,7 +64,7 @@ static void refresh(vigil_ops *ops) {
         int64_t now = vigil_now_ms();
         if (now - ops->last_late_log_ms >= 60000) {
             ops->last_late_log_ms = now;
-            fprintf(stderr, "vigil: warning: %s\n", ops->late_warning);
+            vigil_log(VIGIL_LOG_WARN, "ops", "warning: %s", ops->late_warning);
         }
     } else {
         ops->late_warning[0] = '\0';
