@@ -674,6 +674,7 @@ static vigil_status lua_err(vigil_sandbox *sb, int st, vigil_error *err) {
     else
         err->line = sb->err_line;
     snprintf(err->msg, sizeof err->msg, "%s%s", st == LUA_ERRSYNTAX ? "syntax error: " : "", rest);
+    vigil_error_escape(err);   /* error("…\r\n…") must not make a log line of its own */
     return s;
 }
 
