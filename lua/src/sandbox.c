@@ -711,6 +711,14 @@ vigil_status vigil_sandbox_run(vigil_sandbox *sb, const char *src, size_t len, i
     int st = luaL_loadbufferx(L, src, len, sb->chunkname, "t");
     if (st != LUA_OK) {
         vigil_status s = lua_err(sb, st, err);
+        /* the parser's recursion limit (LUAI_MAXCCALLS) comes without a
+         * position and says nothing of the cause: say what to change */
+        if (err && strcmp(err->msg, "C stack overflow") == 0) {
+            s = VIGIL_EPARSE;
+            snprintf(err->msg, sizeof err->msg,
+                     "syntax error: the code nests too deeply (C stack overflow while parsing): nest "
+                     "parentheses, table constructors, blocks or calls less deeply");
+        }
         sb->killed = ALIVE;
         lua_settop(L, 0);
         return s;
