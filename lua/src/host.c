@@ -20,7 +20,9 @@
  *       order; an unknown step name raises. m is valid only during the call.
  * A predicate holds when it returns a true value (not nil or false). An
  * alert function returns a table (or nil): its members become members of
- * the alert's `details`. Each call runs under its own budget (CALL_BUDGET
+ * the alert's `details` (at most MAX_DETAILS_BYTES of JSON: the state's
+ * memory cap bounds what a call holds, not the copies every alert makes on its
+ * way out). Each call runs under its own budget (CALL_BUDGET
  * instructions, CALL_WALL_MS of wall clock) and the file's memory cap; an
  * error or an exceeded budget makes a predicate false and leaves an alert's
  * built-in details, is counted (vigil_function_errors_total) and reported on
@@ -37,6 +39,8 @@
 #define CALL_BUDGET 1000000ULL   /* Lua VM instructions per call */
 #define CALL_WALL_MS 100
 #define MAX_DEPTH 32              /* nesting of an event's JSON or of an alert table */
+#define MAX_DETAILS_BYTES 65536   /* an alert function's details, as JSON: each alert is copied to
+                                     the hub's ring, SSE clients, webhooks, NATS and a dry run's answer */
 #define ERR_FIRST 10
 #define ERR_EVERY 10000
 
@@ -348,7 +352,14 @@ static char *inst_alert(void *vi, int fn, const vigil_match_view *m) {
         }
         if (j) out = cJSON_PrintUnformatted(j);
         cJSON_Delete(j);
-        if (!out) {
+        size_t n = out ? strlen(out) : 0;
+        if (n > MAX_DETAILS_BYTES) {
+            free(out);
+            out = NULL;
+            snprintf(e.file, sizeof e.file, "%s", vigil_sandbox_name(sb));
+            snprintf(e.msg, sizeof e.msg, "its details are %zu bytes of JSON, over the limit of %d", n,
+                     MAX_DETAILS_BYTES);
+        } else if (!out) {
             snprintf(e.file, sizeof e.file, "%s", vigil_sandbox_name(sb));
             snprintf(e.msg, sizeof e.msg, "%s", why);
         }

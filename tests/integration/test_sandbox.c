@@ -56,6 +56,7 @@
 #define WAIT_MS 5000             /* ?wait of the good rule's events */
 #define GOOD_ALERTS 2            /* of the four events of a round */
 #define MAX_ATTEMPTS 200
+#define MAX_ANSWER (1 << 20)     /* a dry run's answer for 4 events: anything bigger escaped a memory cap */
 #define LOG_TAIL 4000
 
 #define GOOD_RULE \
@@ -446,6 +447,10 @@ static void try_rules_test(const attempt *a) {
         cJSON_Delete(o);
     }
     if (b && injected(b, strlen(b))) CU_FAIL("rules:test: a raw CR in the answer");
+    if (b && strlen(b) > MAX_ANSWER) {
+        fprintf(stderr, "%s (rules:test): an answer of %zu bytes for %d events\n", a->file, strlen(b), a->events);
+        CU_FAIL("rules:test: the answer escaped the memory cap");
+    }
     free(b);
     check_server(a, "rules:test");
     check_good(a, "rules:test");
