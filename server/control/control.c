@@ -194,9 +194,14 @@ void vigil_control_get_stats(vigil_control *c, vigil_control_stats *o) {
  * 100 ms), but 10,000 events of them would hold an HTTP thread for minutes. */
 #define RULES_TEST_MAX_MS 10000
 
-typedef struct dry { cJSON *alerts; int n; } dry;
+/* The answer lists the first RULES_TEST_MAX_ALERTS alerts (each up to 64 KiB
+ * of details and 20 events of evidence) and counts the rest. */
+#define RULES_TEST_MAX_ALERTS 1000
+
+typedef struct dry { cJSON *alerts; int n, total; } dry;
 static void dry_alert(void *ud, const vigil_alert *a) {
     dry *d = ud;
+    if (d->total++ >= RULES_TEST_MAX_ALERTS) return;
     char *js = vigil_alert_to_json(a, vigil_now_ms());
     cJSON *o = js ? cJSON_Parse(js) : NULL;
     free(js);
@@ -208,7 +213,8 @@ static void dry_alert(void *ud, const vigil_alert *a) {
 
 /* A dry run: {"source": "<rule file text>", "events": [{…}, …]} → the
  * alerts those rules give on those events, in a private engine (no state,
- * no sinks touched). Compile errors: 422 with every error; a bad event: 400
+ * no sinks touched); over RULES_TEST_MAX_ALERTS, "alerts_total" and
+ * "alerts_truncated": true. Compile errors: 422 with every error; a bad event: 400
  * naming its index; a run over RULES_TEST_MAX_MS: 422 saying after how many
  * events it stopped. Events use the server's time and id fields. */
 static enum MHD_Result rules_test(void *ctx, struct MHD_Connection *c, const char *url, vigil_http_req *r) {
@@ -290,6 +296,10 @@ static enum MHD_Result rules_test(void *ctx, struct MHD_Connection *c, const cha
     cJSON *out = cJSON_CreateObject();
     cJSON_AddNumberToObject(out, "events", idx);
     cJSON_AddItemToObject(out, "alerts", d.alerts);
+    if (d.total > d.n) {
+        cJSON_AddNumberToObject(out, "alerts_total", d.total);
+        cJSON_AddBoolToObject(out, "alerts_truncated", 1);
+    }
     return vigil_http_send_json(c, 200, out);
 }
 
