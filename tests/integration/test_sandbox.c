@@ -66,7 +66,7 @@
 enum { X_REFUSED = 1, X_COMPILES = 2 };
 
 typedef struct attempt {
-    char file[128];
+    char file[256];
     char path[700];
     char *src;
     size_t len;
