@@ -82,7 +82,7 @@ static int natts;
 static char *scratch;
 static char cwd_dir[700], out_path[700];
 static long long slowest_ms;
-static char slowest[200];
+static char slowest[300];
 
 /* ---- files ------------------------------------------------------------------------------- */
 
