@@ -171,6 +171,21 @@ static int load_attempts(void) {
 
 /* ---- what must not happen ----------------------------------------------------------------- */
 
+/* 1 when text says the attempt's error: one of its " | "-separated
+ * alternatives (a memory bomb under ASan on a busy machine may meet the
+ * 2 s wall clock before the 64 MiB cap; either limit contains it). */
+static int says_error(const attempt *a, const char *text) {
+    if (!text) return 0;
+    char alts[sizeof a->error];
+    snprintf(alts, sizeof alts, "%s", a->error);
+    for (char *p = alts, *bar; p; p = bar ? bar + 3 : NULL) {
+        bar = strstr(p, " | ");
+        if (bar) *bar = '\0';
+        if (*p && strstr(text, p)) return 1;
+    }
+    return 0;
+}
+
 /* 1 when text has a raw CR or a line that starts with an injected header. */
 static int injected(const char *text, size_t len) {
     for (size_t i = 0; i < len; i++) {
@@ -258,7 +273,7 @@ static void try_check(const attempt *a) {
         fprintf(stderr, "%s (vigil check): expected %s, exit %d; output:\n%s\n", a->file,
                 a->expect == X_REFUSED ? "a refusal" : "a compile", code, out ? out : "");
         CU_FAIL("vigil check: not the expected outcome");
-    } else if (a->expect == X_REFUSED && (!out || !strstr(out, a->error) || !strstr(out, a->file))) {
+    } else if (a->expect == X_REFUSED && (!says_error(a, out) || !strstr(out, a->file))) {
         fprintf(stderr, "%s (vigil check): the error should name the file and say \"%s\"; output:\n%s\n", a->file,
                 a->error, out ? out : "");
         CU_FAIL("vigil check: unclear error");
@@ -413,7 +428,7 @@ static void check_refusal(const attempt *a, const char *where, long st, const ch
     if (st != 422 && st != 409) {
         fprintf(stderr, "%s (%s): expected a refusal (422/409), got %ld: %s\n", a->file, where, st, b ? b : "");
         CU_FAIL("not refused");
-    } else if (!b || !strstr(b, a->error)) {
+    } else if (!says_error(a, b)) {
         fprintf(stderr, "%s (%s): the refusal should say \"%s\": %s\n", a->file, where, a->error, b ? b : "");
         CU_FAIL("unclear refusal");
     }
