@@ -120,6 +120,10 @@ vigil_status vigil_engine_swap(vigil_engine *eng, vigil_ruleset *rs, vigil_error
             eng->grave = ng2;
             eng->capgrave = need;
         }
+    }
+    /* old's reference joins the graveyard whenever it holds states after this
+     * swap: also when this swap adds none but an earlier one's are not freed yet */
+    if ((walk && dead) || eng->ngrave) {
         vigil_ruleset **nr = realloc(eng->grave_rs, (size_t)(eng->ngrave_rs + 1) * sizeof *nr);
         if (!nr) goto fail;
         eng->grave_rs = nr;

@@ -76,7 +76,11 @@ void vigil_sinks_late(vigil_sinks *s, const vigil_event *ev, const char *key_fie
     char subj[160];
     size_t jl;
     const char *js = vigil_event_json(ev, &jl);
-    snprintf(subj, sizeof subj, "vigil.late.%s", key_field);
+    int n = snprintf(subj, sizeof subj, "vigil.late.%s", key_field);
+    /* the key field is a rule's text: a space would end the subject in NATS's
+     * "PUB <subject> <size>" line (and a wildcard is no subject to publish to) */
+    for (int i = (int)strlen("vigil.late."); i < n && i < (int)sizeof subj - 1; i++)
+        if ((unsigned char)subj[i] <= ' ' || subj[i] == '*' || subj[i] == '>' || subj[i] == 0x7f) subj[i] = '_';
     if (js && natsConnection_Publish(nc, subj, js, (int)jl) == NATS_OK) atomic_fetch_add(&s->late_published, 1);
 }
 

@@ -191,10 +191,18 @@ void vigil_control_get_stats(vigil_control *c, vigil_control_stats *o) {
 /* ---- POST /v1/rules:test ---------------------------------------------------------- */
 
 #define RULES_TEST_MAX_EVENTS 10000
+/* The dry run's own wall clock: each Lua function call has its budget (host.c:
+ * 100 ms), but 10,000 events of them would hold an HTTP thread for minutes. */
+#define RULES_TEST_MAX_MS 10000
 
-typedef struct dry { cJSON *alerts; int n; } dry;
+/* The answer lists the first RULES_TEST_MAX_ALERTS alerts (each up to 64 KiB
+ * of details and 20 events of evidence) and counts the rest. */
+#define RULES_TEST_MAX_ALERTS 1000
+
+typedef struct dry { cJSON *alerts; int n, total; } dry;
 static void dry_alert(void *ud, const vigil_alert *a) {
     dry *d = ud;
+    if (d->total++ >= RULES_TEST_MAX_ALERTS) return;
     char *js = vigil_alert_to_json(a, vigil_now_ms());
     cJSON *o = js ? cJSON_Parse(js) : NULL;
     free(js);
@@ -206,8 +214,10 @@ static void dry_alert(void *ud, const vigil_alert *a) {
 
 /* A dry run: {"source": "<rule file text>", "events": [{…}, …]} → the
  * alerts those rules give on those events, in a private engine (no state,
- * no sinks touched). Compile errors: 422 with every error; a bad event: 400
- * naming its index. Events use the server's time and id fields. */
+ * no sinks touched); over RULES_TEST_MAX_ALERTS, "alerts_total" and
+ * "alerts_truncated": true. Compile errors: 422 with every error; a bad event: 400
+ * naming its index; a run over RULES_TEST_MAX_MS: 422 saying after how many
+ * events it stopped. Events use the server's time and id fields. */
 static enum MHD_Result rules_test(void *ctx, struct MHD_Connection *c, const char *url, vigil_http_req *r) {
     vigil_control *s = ctx;
     if (r->too_big) return vigil_http_problem(c, 413, "Content Too Large", "body over the size limit", NULL, NULL);
@@ -242,7 +252,8 @@ static enum MHD_Result rules_test(void *ctx, struct MHD_Connection *c, const cha
     }
     dry d = {.alerts = cJSON_CreateArray()};
     vigil_engine *eng = vigil_engine_create(rs, NULL, NULL, dry_alert, &d);
-    int idx = 0;
+    int idx = 0, nevents = cJSON_GetArraySize(evs);
+    int64_t t0 = vigil_now_ms();
     const cJSON *ev;
     cJSON_ArrayForEach(ev, evs) {
         char *js = cJSON_PrintUnformatted(ev);
@@ -267,6 +278,17 @@ static enum MHD_Result rules_test(void *ctx, struct MHD_Connection *c, const cha
         vigil_engine_feed(eng, e, &err);   /* an event with no key of these rules is skipped, as in serve */
         vigil_event_release(e);
         idx++;
+        if (vigil_now_ms() - t0 > RULES_TEST_MAX_MS && idx < nevents) {
+            vigil_engine_destroy(eng);
+            vigil_ruleset_release(rs);
+            cJSON_Delete(d.alerts);
+            cJSON_Delete(in);
+            char det[300];
+            snprintf(det, sizeof det,
+                     "the dry run stopped after %d of %d events: it ran over its %d ms (the rules' Lua functions "
+                     "are slow on these events; send fewer)", idx, nevents, RULES_TEST_MAX_MS);
+            return vigil_http_problem(c, 422, "Unprocessable Content", det, NULL, NULL);
+        }
     }
     vigil_engine_advance(eng, INT64_MAX);   /* close windows, fire absences */
     vigil_engine_destroy(eng);
@@ -275,6 +297,10 @@ static enum MHD_Result rules_test(void *ctx, struct MHD_Connection *c, const cha
     cJSON *out = cJSON_CreateObject();
     cJSON_AddNumberToObject(out, "events", idx);
     cJSON_AddItemToObject(out, "alerts", d.alerts);
+    if (d.total > d.n) {
+        cJSON_AddNumberToObject(out, "alerts_total", d.total);
+        cJSON_AddBoolToObject(out, "alerts_truncated", 1);
+    }
     return vigil_http_send_json(c, 200, out);
 }
 
