@@ -420,11 +420,22 @@ vigil_status vigil_event_decode_json(const vigil_ruleset *rs, const vigil_decode
                                                .id_fields = {"id"}, .nid_fields = 1};
     if (!o) o = &defaults;
     *out = NULL;
-    cJSON *root = cJSON_ParseWithLength(buf, len);
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
     if (!root) {
         const char *ep = cJSON_GetErrorPtr();
         long at = ep && ep >= buf && ep <= buf + len ? (long)(ep - buf) : -1;
         return vigil_error_set(err, VIGIL_EPARSE, "invalid JSON near byte %ld", at);
+    }
+    /* cJSON stops after the first value: `{…} x` is not one JSON text, and
+     * the event keeps its text as it came (alerts quote it as evidence),
+     * which would make every alert of it invalid JSON */
+    size_t rest = end && end >= buf && end <= buf + len ? (size_t)(end - buf) : len;
+    while (rest < len && (buf[rest] == ' ' || buf[rest] == '\t' || buf[rest] == '\r' || buf[rest] == '\n')) rest++;
+    if (rest < len) {
+        cJSON_Delete(root);
+        return vigil_error_set(err, VIGIL_EPARSE, "invalid JSON near byte %ld: text after the event's value",
+                               (long)rest);
     }
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
