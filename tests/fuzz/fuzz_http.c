@@ -39,8 +39,10 @@
  * started afresh every 20,000 inputs or 1,000 accepted changes, which also
  * runs the whole stop path (drain, free) under ASan and LeakSanitizer. The
  * server is stopped at exit, so LeakSanitizer's final check sees everything
- * it allocated. FUZZ_VERBOSE=1 prints each request's first line and the
- * status it got (to check that a seed does what it is meant to). */
+ * it allocated. FUZZ_VERBOSE=1 prints each request's first line, its time
+ * and the status it got (to check that a seed does what it is meant to);
+ * FUZZ_HTTP_DUMP=FILE writes a failing request and its whole answer there
+ * (the report shows their first 4000 bytes). */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -545,6 +547,14 @@ static const char *header(const answer *a, const char *name, size_t *vlen) {
 }
 
 static void fail(const request *r, const buf *ans, const char *why) {
+    const char *dump = getenv("FUZZ_HTTP_DUMP");   /* the whole request and answer, for a long answer */
+    FILE *f = dump ? fopen(dump, "wb") : NULL;
+    if (f) {
+        fwrite(r->b.p ? r->b.p : "", 1, r->b.len, f);
+        fputs("\n--- answer ---\n", f);
+        fwrite(ans->p ? ans->p : "", 1, ans->len, f);
+        fclose(f);
+    }
     fprintf(stderr, "\nfuzz_http: %s\n--- request (%zu bytes) ---\n%.*s\n--- answer (%zu bytes) ---\n%.*s\n---\n", why,
             r->b.len, (int)(r->b.len < 4000 ? r->b.len : 4000), r->b.p ? r->b.p : "", ans->len,
             (int)(ans->len < 4000 ? ans->len : 4000), ans->p ? ans->p : "");
