@@ -33,6 +33,7 @@
 #include <cjson/cJSON.h>
 #include <openssl/sha.h>
 #include "internal.h"
+#include "json_text.h"
 
 /* An event with `text` more bytes after its keys (vev_text): CSV events
  * keep their row there, so that one malloc serves the whole event. The
@@ -427,15 +428,13 @@ vigil_status vigil_event_decode_json(const vigil_ruleset *rs, const vigil_decode
         long at = ep && ep >= buf && ep <= buf + len ? (long)(ep - buf) : -1;
         return vigil_error_set(err, VIGIL_EPARSE, "invalid JSON near byte %ld", at);
     }
-    /* cJSON stops after the first value: `{…} x` is not one JSON text, and
-     * the event keeps its text as it came (alerts quote it as evidence),
-     * which would make every alert of it invalid JSON */
-    size_t rest = end && end >= buf && end <= buf + len ? (size_t)(end - buf) : len;
-    while (rest < len && (buf[rest] == ' ' || buf[rest] == '\t' || buf[rest] == '\r' || buf[rest] == '\n')) rest++;
-    if (rest < len) {
+    /* what cJSON accepts and JSON does not: the event keeps its text as it
+     * came and its alerts quote it as evidence (json_text.h) */
+    const char *why = NULL;
+    size_t bad = vjson_text_bad(buf, len, end && end >= buf && end <= buf + len ? (size_t)(end - buf) : len, &why);
+    if (bad < len) {
         cJSON_Delete(root);
-        return vigil_error_set(err, VIGIL_EPARSE, "invalid JSON near byte %ld: text after the event's value",
-                               (long)rest);
+        return vigil_error_set(err, VIGIL_EPARSE, "invalid JSON near byte %ld: %s", (long)bad, why);
     }
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);

@@ -22,8 +22,9 @@
  *
  * Checked on every answer (an abort with the request and the answer
  * otherwise): a status line HTTP/1.x with a status in 100..599, never 500; a
- * libmicrohttpd answer of its own (an HTML body, for a request it refuses)
- * only with a 4xx/5xx status it documents; every other status >= 400 is
+ * libmicrohttpd answer of its own (no Content-Type, an HTML body: a request
+ * it refuses before any handler) only with a 4xx/5xx status it documents,
+ * and for a structured request only 413 or 431; every other status >= 400 is
  * application/problem+json whose body is a JSON object with "title" and
  * "status" equal to the HTTP status; 401 carries `WWW-Authenticate: Bearer`;
  * application/json bodies parse; no token's text appears anywhere in an
