@@ -475,6 +475,7 @@ static enum MHD_Result put_source(vigil_control *c, struct MHD_Connection *conn,
     vctl_txn x;
     vctl_txn_init(&x, who);
     int created = !live;
+    int live_version = live ? live->version : 0;   /* live points into rule->v: vcat_add_version may move it */
     if (vctl_touch(c, &x, name) != 0 || (!rule && !(rule = vcat_add_rule(&c->cat, name)))) {
         vctl_abort(c, &x);
         return MHD_NO;
@@ -500,9 +501,9 @@ static enum MHD_Result put_source(vigil_control *c, struct MHD_Connection *conn,
         }
         rule->shadow = version;
         rule->shadow_since = v->activated_ms;
-        snprintf(det, sizeof det, "shadow beside version %d", live->version);
+        snprintf(det, sizeof det, "shadow beside version %d", live_version);
     }
-    vctl_audit(&x, action, name, live ? live->version : 0, version, det[0] ? det : NULL);
+    vctl_audit(&x, action, name, live_version, version, det[0] ? det : NULL);
     vigil_error err;
     vigil_error_clear(&err);
     if ((st = vctl_commit(c, &x, &err)) != VIGIL_OK) return change_failed(conn, st, &err);

@@ -166,6 +166,13 @@ vigil_status vigil_waiters_create(vigil_waiters **out) {
 }
 
 void vigil_waiters_add(vigil_waiters *ws, vigil_waiter *w) {
+    /* done before it was watched: nothing pending from the start (the
+     * event's key groups have no rules left: no worker will call done), so
+     * no worker woke it and the timer drops it as finished; the connection
+     * is suspended by now: wake it here */
+    pthread_mutex_lock(&w->mu);
+    if (w->done) wake_locked(w);
+    pthread_mutex_unlock(&w->mu);
     vigil_waiter_retain(w);
     pthread_mutex_lock(&ws->mu);
     w->next = ws->list;
