@@ -7,6 +7,7 @@
 #include <string.h>
 #include "sinks.h"
 #include "vigil/clock.h"
+#include "server/common/log.h"
 
 struct vigil_sinks {
     vigil_hub *hub;
@@ -88,7 +89,7 @@ void vigil_sinks_lost(vigil_sinks *s, const char *rule, const char *why) {
     unsigned long long n = atomic_fetch_add(&s->lost, 1) + 1;
     int64_t now = vigil_now_ms(), last = atomic_load(&s->last_lost_log_ms);
     if (now - last >= 1000 && atomic_compare_exchange_strong(&s->last_lost_log_ms, &last, now))
-        fprintf(stderr, "vigil: an alert of rule %s was lost: %s (%llu lost so far; vigil_alerts_lost_total)\n",
+        vigil_log(VIGIL_LOG_ERROR, "alerts", "an alert of rule %s was lost: %s (%llu lost so far; vigil_alerts_lost_total)",
                 rule ? rule : "?", why, n);
 }
 

@@ -9,6 +9,7 @@
 #include <time.h>
 #include "waiter.h"
 #include "vigil/clock.h"
+#include "server/common/log.h"
 
 struct vigil_waiter {
     pthread_mutex_t mu;
@@ -77,7 +78,7 @@ void vigil_waiter_append(vigil_waiter *w, const char *json, size_t len) {
         memcpy(w->alerts + w->len, json, len);
         w->len += len;
     } else {
-        fprintf(stderr, "vigil: a ?wait answer lost an alert (out of memory or over %u bytes)\n",
+        vigil_log(VIGIL_LOG_ERROR, "route", "a ?wait answer lost an alert (out of memory or over %u bytes)",
                 VIGIL_WAITER_MAX_BYTES);
     }
     pthread_mutex_unlock(&w->mu);
