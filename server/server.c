@@ -13,6 +13,7 @@
 #include "server/state/redis.h"
 #include "vigil/clock.h"
 #include "vigil/rules.h"
+#include "server/common/log.h"
 
 /* ---- webhooks ----------------------------------------------------------------------- */
 
@@ -221,11 +222,11 @@ void vigil_server_log_start(const vigil_server *s) {
     vigil_control_get_stats(s->control, &cs);
     char nats[512];   /* the URL without its user:password */
     vigil_nats_url_redact(c->nats_url ? c->nats_url : "off", nats, sizeof nats);
-    fprintf(stderr, "vigil: %d rules from %s%s; store %s; NATS %s%s; %d webhook(s); %d workers\n",
+    vigil_log(VIGIL_LOG_INFO, "serve", "%d rules from %s%s; store %s; NATS %s%s; %d webhook(s); %d workers",
             cs.rules, c->rules, c->watch ? " (watched)" : "", c->redis_url ? "redis" : "memory", nats,
             !c->nats_url ? "" : c->nats_creds ? " (creds)" : c->nats_token ? " (token)" : c->nats_user ? " (user)" : "",
             c->nwebhooks + c->nendpoints, c->workers);
-    fprintf(stderr, "vigil: listening on %s://127.0.0.1:%d/ (dashboard at /)\n",
+    vigil_log(VIGIL_LOG_INFO, "serve", "listening on %s://127.0.0.1:%d/ (dashboard at /)",
             vigil_http_tls(s->http) ? "https" : "http", vigil_server_port(s));
 }
 

@@ -15,6 +15,7 @@
 #include "server/http/reply.h"
 #include "vigil/clock.h"
 #include "vigil/rules.h"
+#include "server/common/log.h"
 
 /* ---- life ------------------------------------------------------------------------------ */
 
@@ -28,7 +29,7 @@ static void load_rule(void *ud, const char *name, const char *json) {
     if (vctl_list_record(c, name, json)) return;
     if (vctl_compare_record(c, name, json)) return;
     if (vcat_rule_from_json(&c->cat, name, json, &why) != 0)
-        fprintf(stderr, "vigil: the stored record of rule %s is unreadable (%s); skipped\n", name, why);
+        vigil_log(VIGIL_LOG_WARN, "control", "the stored record of rule %s is unreadable (%s); skipped", name, why);
 }
 
 static void load_file_hash(void *ud, const char *path, const char *hash) {
@@ -80,7 +81,7 @@ vigil_status vigil_control_create(const vigil_control_config *cfg, vigil_control
             vigil_control_destroy(c);
             return st;
         }
-        fprintf(stderr, "vigil: reading the rule catalog: %s; retrying\n", err->msg);
+        vigil_log(VIGIL_LOG_WARN, "control", "reading the rule catalog: %s; retrying", err->msg);
         usleep(500000);
     }
     /* the stored catalog first: what ran before the restart */
@@ -89,7 +90,7 @@ vigil_status vigil_control_create(const vigil_control_config *cfg, vigil_control
     st = vcat_build(&c->cat, NULL, &c->ropts, &c->rs, errs, 4, &nerrs);
     if (st != VIGIL_OK) {
         if (nerrs) *err = errs[0];
-        fprintf(stderr, "vigil: the stored rule catalog cannot be built (%s); starting from the directory\n",
+        vigil_log(VIGIL_LOG_ERROR, "control", "the stored rule catalog cannot be built (%s); starting from the directory",
                 nerrs ? errs[0].msg : vigil_status_str(st));
         vcat_free(&c->cat);
         vigil_ruleset_release(c->rs);
@@ -108,7 +109,7 @@ vigil_status vigil_control_create(const vigil_control_config *cfg, vigil_control
             return VIGIL_ECOMPILE;
         }
     } else {
-        fprintf(stderr, "vigil: rules directory %s does not exist: only the stored rules run (%d)\n", cfg->rules,
+        vigil_log(VIGIL_LOG_WARN, "control", "rules directory %s does not exist: only the stored rules run (%d)", cfg->rules,
                 vcat_live_count(&c->cat));
     }
     *out = c;
@@ -137,7 +138,7 @@ void vigil_control_start(vigil_control *c, vigil_router *router, vigil_control_s
     if (pthread_create(&c->maint_th, NULL, vctl_maint_main, c) == 0) c->maint_started = 1;
     if (c->cfg.watch) {
         if ((c->inotify_fd = vctl_watch_open(c)) < 0)
-            fprintf(stderr, "vigil: --watch: inotify is not available here; reload with SIGHUP\n");
+            vigil_log(VIGIL_LOG_WARN, "control", "--watch: inotify is not available here; reload with SIGHUP");
         else if (pthread_create(&c->watch_th, NULL, vctl_watch_main, c) == 0)
             c->watch_started = 1;
     }
