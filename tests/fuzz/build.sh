@@ -13,7 +13,7 @@
 # Usage: tests/fuzz/build.sh [target...]      (default: all five)
 # Env:   CC (default clang; must be clang with libFuzzer), BUILD_DIR
 #        (default <repo>/build-fuzz), FUZZ_CFLAGS (extra flags),
-#        FUZZ_SRC_ROOT (default <repo>: where engine/, lua/, cli/, server/ are read
+#        FUZZ_SRC_ROOT (default <repo>: where engine/, lua/, cli/, server/, dashboards/ are read
 #        from; point it at a `git archive` of a commit to fuzz a fixed
 #        snapshot while the working tree changes).
 #        FUZZ_JOBS (default 2): compilers run at once.

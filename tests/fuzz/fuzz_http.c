@@ -149,6 +149,7 @@ static void start_server(void) {
 static void cleanup(void) {
     vigil_server_stop(srv);   /* everything freed: LeakSanitizer's check at exit sees any leak */
     srv = NULL;
+    if (verbose) fprintf(stderr, "fuzz_http: the server stopped\n");
     if (dir[0]) remove_dir(dir);
 }
 
