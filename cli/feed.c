@@ -32,12 +32,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 #include <curl/curl.h>
 #include <nats/nats.h>
 #include "cli.h"
 #include "gen.h"
+#include "server/ingest/nats_opts.h"
 #include "input.h"
 
 #define MAX_INPUTS 32
@@ -261,7 +263,10 @@ static void usage(void) {
                     "                  [--rate N] [--time-field N[,N2…]] [--id-field N[,N2…]] [--time-format F]\n"
                     "                  [--subject-prefix P]   (NATS subjects P.<type>; default vigil.events)\n"
                     "                  [--jetstream [--stream NAME]]   (with --nats: publish to JetStream, acked;\n"
-                    "                       stream default VIGIL_EVENTS, created if absent on P.>, file storage)\n");
+                    "                       stream default VIGIL_EVENTS, created if absent on P.>, file storage)\n"
+                    "NATS credentials: in the URL (nats://user:password@host:4222) or VIGIL_NATS_USER and\n"
+                    "  VIGIL_NATS_PASSWORD, VIGIL_NATS_TOKEN, VIGIL_NATS_CREDS; TLS: a tls:// URL, VIGIL_NATS_TLS=1, VIGIL_NATS_TLS_CA,\n"
+                    "  VIGIL_NATS_TLS_CERT, VIGIL_NATS_TLS_KEY (as `vigil serve`)\n");
 }
 
 int vigil_cmd_feed(int argc, char **argv) {
@@ -346,9 +351,29 @@ int vigil_cmd_feed(int argc, char **argv) {
     f.prefix = prefix;
     pthread_mutex_init(&f.acks.mu, NULL);
     if (nats_url) {
-        natsStatus s = natsConnection_ConnectTo(&f.nc, nats_url);
+        /* the server's options builder: credentials in the URL, or the same
+         * VIGIL_NATS_* variables `vigil serve` reads */
+        const char *tls = getenv("VIGIL_NATS_TLS");
+        vigil_nats_auth na = {.tls = tls && (strcmp(tls, "1") == 0 || strcasecmp(tls, "true") == 0 ||
+                                             strcasecmp(tls, "yes") == 0 || strcasecmp(tls, "on") == 0),
+                              .user = getenv("VIGIL_NATS_USER"), .password = getenv("VIGIL_NATS_PASSWORD"),
+                              .token = getenv("VIGIL_NATS_TOKEN"), .creds = getenv("VIGIL_NATS_CREDS"),
+                              .tls_ca = getenv("VIGIL_NATS_TLS_CA"), .tls_cert = getenv("VIGIL_NATS_TLS_CERT"),
+                              .tls_key = getenv("VIGIL_NATS_TLS_KEY")};
+        natsOptions *no = NULL;
+        vigil_error e;
+        vigil_error_clear(&e);
+        if (vigil_nats_options(nats_url, &na, &no, &e) != VIGIL_OK) {
+            fprintf(stderr, "vigil feed: %s\n", e.msg);
+            return 2;
+        }
+        natsStatus s = natsConnection_Connect(&f.nc, no);
+        natsOptions_Destroy(no);
         if (s != NATS_OK) {
-            fprintf(stderr, "vigil feed: cannot connect to NATS at %s: %s\n", nats_url, natsStatus_GetText(s));
+            char shown[512];
+            vigil_nats_url_redact(nats_url, shown, sizeof shown);
+            fprintf(stderr, "vigil feed: cannot connect to NATS at %s: %s%s\n", shown, natsStatus_GetText(s),
+                    vigil_nats_connect_hint(s));
             return 1;
         }
         if (jetstream) {

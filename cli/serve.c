@@ -17,6 +17,7 @@ static void serve_usage(void) {
             "                   [--idle-timeout D]   (default 30s; 0 = the watermark moves only with events)\n"
             "                   [--subject S] [--jetstream] [--stream S] [--consumer C] [--fetch-batch N]\n"
             "                   [--redis-prefix P] [--data-dir D] [--snapshot-interval D] [--tokens-file F]\n"
+            "                   [--tls-cert PEM --tls-key PEM]   (HTTPS on the API)\n"
             "config: a Lua file returning a table (--config F, else VIGIL_CONFIG); see deploy/vigil.conf.lua.\n"
             "precedence: flags over VIGIL_* variables over the config file over defaults (docs/operations.md).\n"
             "environment: VIGIL_CONFIG, VIGIL_RULES, VIGIL_LISTEN, VIGIL_WORKERS, VIGIL_PARTITIONS, VIGIL_QUEUE_CAP,\n"
@@ -24,9 +25,12 @@ static void serve_usage(void) {
             "  VIGIL_MAX_OUT_OF_ORDERNESS, VIGIL_IDLE_TIMEOUT, VIGIL_NATS, VIGIL_SUBJECT, VIGIL_JETSTREAM, VIGIL_STREAM,\n"
             "  VIGIL_CONSUMER, VIGIL_FETCH_BATCH, VIGIL_REDIS, VIGIL_REDIS_PREFIX, VIGIL_DATA_DIR,\n"
             "  VIGIL_SNAPSHOT_INTERVAL, VIGIL_OUTBOX_FSYNC, VIGIL_WEBHOOK_SECRET (whsec_…), VIGIL_WEBHOOKS (URL,URL…),\n"
-            "  VIGIL_TOKENS_FILE, VIGIL_METRICS_TOKEN, VIGIL_MAX_FIELDS, VIGIL_MAX_DEPTH, VIGIL_MAX_KEY_BYTES,\n"
-            "  VIGIL_MAX_LINES, VIGIL_MAX_RULES, VIGIL_MAX_SSE_CLIENTS, VIGIL_MAX_CONNS_PER_IP, VIGIL_REQUEST_TIMEOUT,\n"
-            "  VIGIL_MAX_HEADER_BYTES (secrets never as flags: a process's arguments are visible to every user)\n");
+            "  VIGIL_TLS_CERT, VIGIL_TLS_KEY, VIGIL_NATS_USER, VIGIL_NATS_PASSWORD, VIGIL_NATS_TOKEN, VIGIL_NATS_CREDS,\n"
+            "  VIGIL_NATS_TLS, VIGIL_NATS_TLS_CA, VIGIL_NATS_TLS_CERT, VIGIL_NATS_TLS_KEY, VIGIL_REDIS_USER,\n"
+            "  VIGIL_REDIS_PASSWORD, VIGIL_TOKENS_FILE, VIGIL_METRICS_TOKEN, VIGIL_MAX_FIELDS, VIGIL_MAX_DEPTH,\n"
+            "  VIGIL_MAX_KEY_BYTES, VIGIL_MAX_LINES, VIGIL_MAX_RULES, VIGIL_MAX_SSE_CLIENTS, VIGIL_MAX_CONNS_PER_IP,\n"
+            "  VIGIL_REQUEST_TIMEOUT, VIGIL_MAX_HEADER_BYTES (secrets never as flags: a process's arguments are visible\n"
+            "  to every user)\n");
 }
 
 /* Flags that set one scalar key of the config (vigil_config_set parses them,
@@ -53,6 +57,9 @@ static const struct {
     {"--data-dir", "store.data_dir"},
     {"--snapshot-interval", "store.snapshot_interval"},
     {"--tokens-file", "tokens_file"},
+    {"--log-format", "log_format"},
+    {"--tls-cert", "tls_cert"},
+    {"--tls-key", "tls_key"},
 };
 
 /* First pass over argv: --help and the config file's path (flags are applied

@@ -19,6 +19,9 @@ return {
 
   -- HTTP API and dashboard. Without API tokens vigil listens on loopback only.
   listen = "127.0.0.1:8080",                          -- VIGIL_LISTEN, --listen
+  -- HTTPS on the API: a PEM certificate (chain) and its unencrypted key, both or neither.
+  -- tls_cert = "/etc/vigil/tls/cert.pem",            -- VIGIL_TLS_CERT, --tls-cert
+  -- tls_key = "/etc/vigil/tls/key.pem",              -- VIGIL_TLS_KEY, --tls-key (chmod 600)
 
   -- Processing.
   workers = 2,                -- engine threads, 1..64; VIGIL_WORKERS, --workers
@@ -48,12 +51,27 @@ return {
     --   consumer = "vigil",                        -- durable consumer; VIGIL_CONSUMER, --consumer
     --   fetch_batch = 1000,                        -- VIGIL_FETCH_BATCH, --fetch-batch
     -- },
+    -- Credentials, one kind (or in the URL: "nats://vigil:PASSWORD@nats1:4222"):
+    -- user = "vigil",                              -- VIGIL_NATS_USER
+    -- password = os.getenv("NATS_PASSWORD"),       -- VIGIL_NATS_PASSWORD
+    -- token = os.getenv("NATS_TOKEN"),             -- VIGIL_NATS_TOKEN
+    -- creds = "/etc/vigil/vigil.creds",            -- user JWT + NKey seed; VIGIL_NATS_CREDS
+    -- TLS: true (system CAs), or a table; a tls:// URL turns it on too.
+    -- tls = {
+    --   ca = "/etc/vigil/nats-ca.pem",             -- VIGIL_NATS_TLS_CA
+    --   cert = "/etc/vigil/nats-client.pem",       -- client certificate, when the server asks; VIGIL_NATS_TLS_CERT
+    --   key = "/etc/vigil/nats-client-key.pem",    -- VIGIL_NATS_TLS_KEY
+    -- },
   },
 
   -- Redis state store (off: the memory store, with snapshots in store.data_dir).
   redis = {
     -- url = "redis://127.0.0.1:6379/0",            -- redis://[[user]:password@]host[:port][/db]; VIGIL_REDIS, --redis
     prefix = "vigil",                               -- key prefix; VIGIL_REDIS_PREFIX, --redis-prefix
+    -- AUTH on every connection (over the URL's user:password). No TLS with hiredis 0.14:
+    -- keep Redis on loopback or a private network, or tunnel it (docs/operations.md).
+    -- user = "vigil",                              -- an ACL user; VIGIL_REDIS_USER
+    -- password = os.getenv("REDIS_PASSWORD"),      -- VIGIL_REDIS_PASSWORD
   },
 
   -- Durability of the memory store: snapshots and the webhook outbox file.

@@ -3,7 +3,8 @@
 # check the include layers and file sizes (scripts/check_layers.sh,
 # scripts/check_sizes.sh), install dependencies, build (RelWithDebInfo),
 # run every ctest suite (unit, integration against real nats-server/redis-server/webhook receiver, the
-# dashboard in headless Chromium), then build the unit tests with
+# dashboard in headless Chromium, docs/openapi.yaml validated and checked against a real
+# server — tests/openapi, npm ci from its package-lock.json), then build the unit tests with
 # AddressSanitizer + UndefinedBehaviorSanitizer and run them again.
 # Tests that need ../shared/data skip outside CI when it is absent.
 set -euo pipefail

@@ -25,6 +25,7 @@
 #include <strings.h>
 #include "config_int.h"
 #include "server/state/redis.h"
+#include "server/ingest/nats_opts.h"   /* vigil_nats_url_redact: no password in a message */
 
 #define EXAMPLE_SECRET "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
@@ -204,12 +205,26 @@ const setting cfg_settings[] = {
     {"nats.jetstream.fetch_batch", "VIGIL_FETCH_BATCH", K_INT, OFF(fetch_batch), 1, 100000, 0, "1000"},
     {"redis.url", "VIGIL_REDIS", K_REDIS_URL, OFF(redis_url), 0, 0, 1, "redis://127.0.0.1:6379/0"},
     {"redis.prefix", "VIGIL_REDIS_PREFIX", K_PREFIX, OFF(redis_prefix), 0, 0, 0, "vigil"},
+    /* transport security: HTTPS, NATS credentials and TLS, Redis AUTH ("" = none) */
+    {"tls_cert", "VIGIL_TLS_CERT", K_FILE, OFF(tls_cert), 0, 0, 1, "/etc/vigil/tls/cert.pem"},
+    {"tls_key", "VIGIL_TLS_KEY", K_FILE, OFF(tls_key), 0, 0, 1, "/etc/vigil/tls/key.pem"},
+    {"nats.user", "VIGIL_NATS_USER", K_USER, OFF(nats_user), 0, 0, 1, "vigil"},
+    {"nats.password", "VIGIL_NATS_PASSWORD", K_PASSWORD, OFF(nats_password), 0, 0, 1, "<the password>"},
+    {"nats.token", "VIGIL_NATS_TOKEN", K_PASSWORD, OFF(nats_token), 0, 0, 1, "<the token>"},
+    {"nats.creds", "VIGIL_NATS_CREDS", K_FILE, OFF(nats_creds), 0, 0, 1, "/etc/vigil/vigil.creds"},
+    {"nats.tls", "VIGIL_NATS_TLS", K_BOOL, OFF(nats_tls), 0, 0, 0, "true"},
+    {"nats.tls.ca", "VIGIL_NATS_TLS_CA", K_FILE, OFF(nats_tls_ca), 0, 0, 1, "/etc/vigil/nats-ca.pem"},
+    {"nats.tls.cert", "VIGIL_NATS_TLS_CERT", K_FILE, OFF(nats_tls_cert), 0, 0, 1, "/etc/vigil/nats-client.pem"},
+    {"nats.tls.key", "VIGIL_NATS_TLS_KEY", K_FILE, OFF(nats_tls_key), 0, 0, 1, "/etc/vigil/nats-client-key.pem"},
+    {"redis.user", "VIGIL_REDIS_USER", K_USER, OFF(redis_user), 0, 0, 1, "vigil"},
+    {"redis.password", "VIGIL_REDIS_PASSWORD", K_PASSWORD, OFF(redis_password), 0, 0, 1, "<the password>"},
     {"store.data_dir", "VIGIL_DATA_DIR", K_DIR, OFF(data_dir), 0, 0, 1, "./vigil-data"},
     {"store.snapshot_interval", "VIGIL_SNAPSHOT_INTERVAL", K_DURATION, OFF(snapshot_interval_ms), 1, DUR_MAX, 0,
      "10s"},
     {"store.outbox_fsync", "VIGIL_OUTBOX_FSYNC", K_BOOL, OFF(outbox_fsync), 0, 0, 0, "true"},
     {"webhook_secret", "VIGIL_WEBHOOK_SECRET", K_SECRET, OFF(webhook_secret), 0, 0, 1, EXAMPLE_SECRET},
     {"webhooks", "VIGIL_WEBHOOKS", K_WEBHOOK_URLS, 0, 0, 0, 1, "https://hooks.example.com/vigil"},
+    {"log_format", "VIGIL_LOG_FORMAT", K_LOG_FORMAT, OFF(log_json), 0, 0, 0, "json"},
     {"tokens_file", "VIGIL_TOKENS_FILE", K_FILE, OFF(tokens_file), 0, 0, 1, "/etc/vigil/tokens"},
     {"metrics_token", "VIGIL_METRICS_TOKEN", K_TOKEN, OFF(metrics_token), 0, 0, 1, "<a long random string>"},
     {"limits.max_fields", "VIGIL_MAX_FIELDS", K_INT, LOFF(max_fields), 1, 1000000, 0, "1000"},
@@ -257,7 +272,7 @@ int cfg_example_quoted(const setting *d) { return !(d->k == K_INT || d->k == K_C
 const char *cfg_describe(const setting *d, const origin *s, char *buf, size_t n) {
     switch (d->k) {
     case K_PATH: return "a rules directory or file";
-    case K_FILE: return "the path of a file";
+    case K_LOG_FORMAT: return "a log format: text or json";
     case K_LISTEN: return "an address HOST:PORT (port 0 to 65535)";
     case K_INT:
     case K_COUNT: snprintf(buf, n, "a whole number from %lld to %lld", d->min, d->max); return buf;
@@ -281,6 +296,9 @@ const char *cfg_describe(const setting *d, const origin *s, char *buf, size_t n)
         return "a JetStream name (1 to 255 characters; no spaces, '.', '*', '>', '/' or '\\')";
     case K_REDIS_URL: return "a Redis URL, redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]";
     case K_PREFIX: return "a key prefix (1 to 64 characters; no spaces, '{' or '}')";
+    case K_FILE: return "a file path (\"\" for none)";
+    case K_USER: return "a user name (1 to 128 characters, no spaces)";
+    case K_PASSWORD: return "a password or token (1 to 256 visible characters, no spaces)";
     case K_DIR: return "a directory (\"\" for none)";
     case K_SECRET: return "a webhook secret: \"whsec_\" followed by base64 (make one with `openssl rand -base64 32`)";
     case K_WEBHOOK_URLS:
@@ -296,14 +314,17 @@ const char *cfg_describe(const setting *d, const origin *s, char *buf, size_t n)
 }
 
 /* Secrets are never echoed. */
-static int is_secret(const setting *d) { return d->k == K_SECRET || d->k == K_TOKEN; }
+static int is_secret(const setting *d) { return d->k == K_SECRET || d->k == K_TOKEN || d->k == K_PASSWORD; }
 
 /* "<written> is not <what>; write <example>", or with `why` instead of "is not <what>". */
 int cfg_bad_value(stage *st, const setting *d, const origin *s, const char *shown, int quoted, const char *why) {
-    char a[320], b[320], w[160];
+    char a[320], b[320], w[160], url[512];
     if (is_secret(d)) {
         shown = "...";
         quoted = 1;
+    } else if (d->k == K_NATS_URL || d->k == K_REDIS_URL || d->k == K_HTTP_URL || d->k == K_WEBHOOK_URLS) {
+        vigil_nats_url_redact(shown, url, sizeof url);   /* user:password@ of every URL as ***@ */
+        shown = url;
     }
     cfg_form(a, sizeof a, s, shown, quoted);
     cfg_form(b, sizeof b, s, d->example, s->k == SRC_FILE && cfg_example_quoted(d));
@@ -529,10 +550,12 @@ int cfg_parse_value(stage *st, const setting *d, void *base, const char *v, cons
         return 0;
     }
     switch (d->k) {
+    case K_LOG_FORMAT:
+        if (strcmp(v, "text") != 0 && strcmp(v, "json") != 0) return cfg_bad_value(st, d, s, v, 1, NULL);
+        *(int *)((char *)base + d->off) = strcmp(v, "json") == 0;
+        return 0;
     case K_PATH:
         if (!*v) return cfg_bad_value(st, d, s, v, 1, "is empty: a rules directory or file is required");
-        return store_str(st, base, d, v);
-    case K_FILE:
         return store_str(st, base, d, v);
     case K_LISTEN:
         if (check_listen(v)) return cfg_bad_value(st, d, s, v, 1, NULL);
@@ -596,6 +619,16 @@ int cfg_parse_value(stage *st, const setting *d, void *base, const char *v, cons
         if (check_chars(v, 64, "{}")) return cfg_bad_value(st, d, s, v, 1, NULL);
         return store_str(st, base, d, v);
     case K_DIR:
+        return store_str(st, base, d, v);
+    case K_FILE:
+        for (const char *c = v; *c; c++)   /* spaces are fine in a path, control bytes are not */
+            if ((unsigned char)*c < 0x20 || *c == 0x7f) return cfg_bad_value(st, d, s, v, 1, NULL);
+        return store_str(st, base, d, v);
+    case K_USER:
+        if (check_chars(v, 128, "")) return cfg_bad_value(st, d, s, v, 1, NULL);
+        return store_str(st, base, d, v);
+    case K_PASSWORD:
+        if (check_chars(v, 256, "")) return cfg_bad_value(st, d, s, v, 1, NULL);
         return store_str(st, base, d, v);
     case K_SECRET:
         if (check_secret(v)) return cfg_bad_value(st, d, s, v, 1, NULL);

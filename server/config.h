@@ -15,13 +15,17 @@
  *
  *     return {
  *       rules = "rules", listen = "127.0.0.1:8080",
+ *       tls_cert = "/etc/vigil/tls/cert.pem", tls_key = "/etc/vigil/tls/key.pem",   -- HTTPS
  *       workers = 2, partitions = 16, queue_cap = 65536, max_body = "16MiB",
  *       time_field = "ts",                 -- or a list: {"tx_datetime", "report_datetime"}
  *       id_field = "id", time_format = "auto",
  *       allowed_lateness = "0s", max_out_of_orderness = "0s", idle_timeout = "30s",
  *       nats = { url = "nats://127.0.0.1:4222", subject = "vigil.events.>",
- *                jetstream = { stream = "VIGIL_EVENTS", consumer = "vigil", fetch_batch = 1000 } },
- *       redis = { url = "redis://127.0.0.1:6379/0", prefix = "vigil" },
+ *                jetstream = { stream = "VIGIL_EVENTS", consumer = "vigil", fetch_batch = 1000 },
+ *                user = "vigil", password = os.getenv("NATS_PASSWORD"),   -- or token = …, or creds = "…"
+ *                tls = { ca = "/etc/vigil/nats-ca.pem", cert = "…", key = "…" } },   -- or tls = true
+ *       redis = { url = "redis://127.0.0.1:6379/0", prefix = "vigil",
+ *                 user = "vigil", password = os.getenv("REDIS_PASSWORD") },   -- AUTH
  *       store = { data_dir = "./vigil-data", snapshot_interval = "10s", outbox_fsync = true },
  *       webhook_secret = "whsec_…",
  *       webhooks = { { name = "ops", url = "https://…", secret = "whsec_…", rules = {"card_testing"},
@@ -32,8 +36,8 @@
  *
  * Shorthands: `nats = "nats://…"` and `redis = "redis://…"` stand for
  * `{ url = … }`; `jetstream = true` turns JetStream on with the defaults (a
- * jetstream table turns it on too); a webhooks entry may be a bare URL
- * string; time_field, id_field and an endpoint's rules take one string or a
+ * jetstream table turns it on too; so does a `tls` table for NATS TLS); a
+ * webhooks entry may be a bare URL string; time_field, id_field and an endpoint's rules take one string or a
  * list of strings. Durations are strings as in the rule language ("500ms",
  * "10s", "5m", "1h", "1d") or 0; sizes are a number of bytes or a string with
  * B, KiB, MiB or GiB ("512KiB", "16MiB").

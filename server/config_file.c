@@ -308,10 +308,12 @@ static const char *const top_keys[] = {"rules", "listen", "workers", "partitions
                                        "time_field", "id_field", "time_format", "allowed_lateness",
                                        "max_out_of_orderness", "idle_timeout", "nats", "redis", "store",
                                        "webhook_secret", "webhooks", "tokens", "tokens_file",
-                                       "metrics_token", "limits", NULL};
-static const char *const nats_keys[] = {"url", "subject", "jetstream", NULL};
+                                       "metrics_token", "limits", "tls_cert", "tls_key", "log_format", NULL};
+static const char *const nats_keys[] = {"url", "subject", "jetstream", "user", "password", "token", "creds", "tls",
+                                        NULL};
+static const char *const nats_tls_keys[] = {"ca", "cert", "key", NULL};
 static const char *const jetstream_keys[] = {"stream", "consumer", "fetch_batch", NULL};
-static const char *const redis_keys[] = {"url", "prefix", NULL};
+static const char *const redis_keys[] = {"url", "prefix", "user", "password", NULL};
 static const char *const store_keys[] = {"data_dir", "snapshot_interval", "outbox_fsync", NULL};
 static const char *const endpoint_keys[] = {"name", "url", "secret", "rules", "min_severity", "concurrency",
                                             "timeout", "backoff", "max_backoff", "horizon", NULL};
@@ -320,7 +322,8 @@ static const char *const limits_keys[] = {"max_fields", "max_depth", "max_key_by
                                           "max_sse_clients", "max_conns_per_ip", "request_timeout",
                                           "max_header_bytes", NULL};
 
-/* nats = "nats://…" | { url, subject, jetstream = true | false | { stream, consumer, fetch_batch } } */
+/* nats = "nats://…" | { url, subject, jetstream = true | false | { stream, consumer, fetch_batch },
+ *                       user, password, token, creds, tls = true | false | { ca, cert, key } } */
 static int walk_nats(walker *w, int t) {
     lua_State *L = w->L;
     if (lua_type(L, t) == LUA_TSTRING) return set_lua(w, cfg_find_setting(cfg_settings, "nats.url"), &w->st->cfg, t, "nats");
@@ -329,7 +332,7 @@ static int walk_nats(walker *w, int t) {
                     "nats must be a table or a URL string, not %s; write nats = { url = \"nats://127.0.0.1:4222\" }",
                     lua_kind(L, t));
     if (check_keys(w, t, "the nats table", nats_keys)) return -1;
-    static const char *const plain[] = {"url", "subject", NULL};
+    static const char *const plain[] = {"url", "subject", "user", "password", "token", "creds", NULL};
     for (int i = 0; plain[i]; i++) {
         char path[64];
         snprintf(path, sizeof path, "nats.%s", plain[i]);
@@ -349,6 +352,21 @@ static int walk_nats(walker *w, int t) {
                  "nats.jetstream must be true, false or a table, not %s; write nats.jetstream = true or "
                  "nats.jetstream = { stream = \"VIGIL_EVENTS\", consumer = \"vigil\", fetch_batch = 1000 }",
                  lua_kind(L, js));
+    }
+    lua_pop(L, 1);
+    if (r) return r;
+    /* tls = true | false | { ca, cert, key } (a table turns TLS on) */
+    int tt = field(L, t, "tls"), tls = lua_gettop(L);
+    if (tt == LUA_TTABLE) {
+        w->st->cfg.nats_tls = 1;
+        r = walk_settings(w, tls, "nats.tls", cfg_settings, &w->st->cfg, nats_tls_keys, "the nats.tls table");
+    } else if (tt == LUA_TBOOLEAN) {
+        w->st->cfg.nats_tls = lua_toboolean(L, tls);
+    } else if (tt != LUA_TNIL) {
+        r = cfg_fail(w->st, VIGIL_EPARSE,
+                 "nats.tls must be true, false or a table, not %s; write nats.tls = true or "
+                 "nats.tls = { ca = \"/etc/vigil/nats-ca.pem\" }",
+                 lua_kind(L, tls));
     }
     lua_pop(L, 1);
     return r;

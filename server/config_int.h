@@ -33,7 +33,7 @@ typedef struct origin {
 /* The kinds of setting: which parser, which message. */
 typedef enum kind {
     K_PATH,          /* non-empty string */
-    K_FILE,          /* a file's path (optional: "" means none) */
+    K_LOG_FORMAT,    /* "text" or "json": int 0/1 */
     K_LISTEN,        /* HOST:PORT */
     K_INT,           /* int in [min, max] */
     K_COUNT,         /* size_t in [min, max] */
@@ -49,6 +49,9 @@ typedef enum kind {
     K_NATS_NAME,     /* JetStream stream or consumer */
     K_REDIS_URL,
     K_PREFIX,
+    K_FILE,          /* a file path (TLS certificates, NATS creds); read at start */
+    K_USER,          /* a user name for NATS or Redis (1 to 128 visible characters) */
+    K_PASSWORD,      /* a password or token for NATS or Redis: never echoed */
     K_DIR,           /* any string, "" allowed */
     K_SECRET,        /* whsec_… */
     K_WEBHOOK_URLS,  /* comma-separated URLs: replace the endpoints */

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include "server/common/log.h"
 #include "serve.h"
 #include "server.h"
 
@@ -33,16 +34,18 @@ int vigil_serve_run(const vigil_server_config *cfg, const char *config) {
     sigaddset(&block, SIGTERM);
     sigaddset(&block, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &block, &old);
+    vigil_log_set_json(cfg->log_json);
     vigil_server *s;
     vigil_error_clear(&err);
     vigil_status st = vigil_server_start(cfg, &s, &err);
     if (st != VIGIL_OK) {
         vigil_error_format(&err, buf, sizeof buf);
-        fprintf(stderr, "vigil serve: %s\n", buf[0] ? buf : vigil_status_str(st));
+        if (vigil_log_json()) vigil_log(VIGIL_LOG_ERROR, "serve", "vigil serve: %s", buf[0] ? buf : vigil_status_str(st));
+        else fprintf(stderr, "vigil serve: %s\n", buf[0] ? buf : vigil_status_str(st));
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         return 1;
     }
-    if (config) fprintf(stderr, "vigil: config from %s\n", config);
+    if (config) vigil_log(VIGIL_LOG_INFO, "serve", "config from %s", config);
     vigil_server_log_start(s);
     fflush(stderr);
     int hups = 0;
@@ -50,12 +53,12 @@ int vigil_serve_run(const vigil_server_config *cfg, const char *config) {
         sigsuspend(&old);
         while (hups < got_hup) {
             hups++;
-            fprintf(stderr, "vigil: SIGHUP: reloading the rules directory\n");
+            vigil_log(VIGIL_LOG_INFO, "serve", "SIGHUP: reloading the rules directory");
             fflush(stderr);
             vigil_server_reload(s);
         }
     }
-    fprintf(stderr, "vigil: signal %d, draining and stopping\n", (int)got_signal);
+    vigil_log(VIGIL_LOG_INFO, "serve", "signal %d, draining and stopping", (int)got_signal);
     vigil_server_stop(s);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     return 0;

@@ -10,8 +10,10 @@
 #include <string.h>
 #include "server_int.h"
 #include "server/http/auth.h"
+#include "server/state/redis.h"
 #include "vigil/clock.h"
 #include "vigil/rules.h"
+#include "server/common/log.h"
 
 /* ---- webhooks ----------------------------------------------------------------------- */
 
@@ -60,6 +62,7 @@ static void server_free(vigil_server *s) {
     vigil_sinks_destroy(s->sinks);
     vigil_hub_destroy(s->hub);
     if (s->rs) vigil_ruleset_release(s->rs);
+    vigil_redis_url_free(s->redis_url);
     free(s);
 }
 
@@ -130,6 +133,18 @@ vigil_status vigil_server_start(const vigil_server_config *cfg, vigil_server **o
     apply_defaults(&s->cfg);
     int64_t started = vigil_now_ms();
     vigil_status st;
+    /* Redis AUTH: redis.user/redis.password go into the URL every Redis user of the
+     * server hands to the one connection layer (state/redis.c sends AUTH, then SELECT) */
+    if (s->cfg.redis_url && s->cfg.redis_password) {
+        if ((st = vigil_redis_url_with_auth(s->cfg.redis_url, s->cfg.redis_user, s->cfg.redis_password,
+                                            &s->redis_url, err)) != VIGIL_OK)
+            goto fail;
+        s->cfg.redis_url = s->redis_url;
+    } else if (s->cfg.redis_url && s->cfg.redis_user) {   /* without a URL both are unused, like nats.* */
+        st = vigil_error_set(err, VIGIL_EPARSE, "redis.user is set without redis.password; set both "
+                                                "(VIGIL_REDIS_USER, VIGIL_REDIS_PASSWORD)");
+        goto fail;
+    }
     /* control: the rule catalog (stored versions, then the directory) gives the first ruleset */
     vigil_control_config cc = {.rules = s->cfg.rules, .decode = &s->cfg.ev.decode, .redis_url = s->cfg.redis_url,
                                .redis_prefix = s->cfg.redis_prefix, .data_dir = s->cfg.data_dir,
@@ -138,6 +153,7 @@ vigil_status vigil_server_start(const vigil_server_config *cfg, vigil_server **o
     s->rs = vigil_control_ruleset(s->control);
     /* the HTTP edge first checks `listen`, so a bad address fails before anything starts */
     if ((st = vigil_http_create(s->cfg.listen, s->cfg.max_body, &s->http, err)) != VIGIL_OK) goto fail;
+    if ((st = vigil_http_set_tls(s->http, s->cfg.tls_cert, s->cfg.tls_key, err)) != VIGIL_OK) goto fail;
     if ((st = start_auth(s, err)) != VIGIL_OK) goto fail;
     vigil_http_set_limits(s->http, &(vigil_http_limits){.max_conns_per_ip = s->cfg.limits.max_conns_per_ip,
                                                          .timeout_ms = s->cfg.limits.request_timeout_ms,
@@ -174,7 +190,11 @@ vigil_status vigil_server_start(const vigil_server_config *cfg, vigil_server **o
                               .jetstream = s->cfg.jetstream, .stream = s->cfg.stream, .consumer = s->cfg.consumer,
                               .fetch_batch = s->cfg.fetch_batch, .max_fields = s->cfg.limits.max_fields,
                               .max_depth = s->cfg.limits.max_depth, .max_key_bytes = s->cfg.limits.max_key_bytes,
-                              .max_lines = s->cfg.limits.max_lines};
+                              .max_lines = s->cfg.limits.max_lines,
+                              .nats_auth = {.user = s->cfg.nats_user, .password = s->cfg.nats_password,
+                                            .token = s->cfg.nats_token, .creds = s->cfg.nats_creds,
+                                            .tls = s->cfg.nats_tls, .tls_ca = s->cfg.nats_tls_ca,
+                                            .tls_cert = s->cfg.nats_tls_cert, .tls_key = s->cfg.nats_tls_key}};
     if ((st = vigil_ingest_create(&ic, &s->ingest, err)) != VIGIL_OK) goto fail;
     if ((st = vigil_ingest_connect(s->ingest, err)) != VIGIL_OK) goto fail;
     vigil_sinks_set_nats(s->sinks, vigil_ingest_nats(s->ingest));
@@ -214,10 +234,14 @@ void vigil_server_log_start(const vigil_server *s) {
     const vigil_server_config *c = &s->cfg;
     vigil_control_stats cs;
     vigil_control_get_stats(s->control, &cs);
-    fprintf(stderr, "vigil: %d rules from %s%s; store %s; NATS %s; %d webhook(s); %d workers\n",
-            cs.rules, c->rules, c->watch ? " (watched)" : "", c->redis_url ? "redis" : "memory",
-            c->nats_url ? c->nats_url : "off", c->nwebhooks + c->nendpoints, c->workers);
-    fprintf(stderr, "vigil: listening on http://127.0.0.1:%d/ (dashboard at /)\n", vigil_server_port(s));
+    char nats[512];   /* the URL without its user:password */
+    vigil_nats_url_redact(c->nats_url ? c->nats_url : "off", nats, sizeof nats);
+    vigil_log(VIGIL_LOG_INFO, "serve", "%d rules from %s%s; store %s; NATS %s%s; %d webhook(s); %d workers",
+            cs.rules, c->rules, c->watch ? " (watched)" : "", c->redis_url ? "redis" : "memory", nats,
+            !c->nats_url ? "" : c->nats_creds ? " (creds)" : c->nats_token ? " (token)" : c->nats_user ? " (user)" : "",
+            c->nwebhooks + c->nendpoints, c->workers);
+    vigil_log(VIGIL_LOG_INFO, "serve", "listening on %s://127.0.0.1:%d/ (dashboard at /)",
+            vigil_http_tls(s->http) ? "https" : "http", vigil_server_port(s));
 }
 
 void vigil_server_reload(vigil_server *s) { vigil_control_reload(s->control, "SIGHUP"); }

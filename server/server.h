@@ -57,6 +57,7 @@ typedef struct vigil_server_config {
     int ntokens;
     const char *tokens_file;      /* more tokens, one "name role token [rate]" a line; read at start */
     const char *metrics_token;    /* when set, GET /metrics needs it (Bearer); NULL: /metrics is public */
+    int log_json;                 /* log_format = "json": one JSON object a log line (server/common/log.h) */
     vigil_limits_config limits;
     int workers;                  /* default 2 */
     int partitions;               /* key partitions per group (offsets, hash tags); default 16; fixed for a deployment */
@@ -75,6 +76,14 @@ typedef struct vigil_server_config {
     const char *data_dir;         /* snapshot and outbox files; default "./vigil-data"; "" = none */
     int64_t snapshot_interval_ms; /* default 10000 */
     int outbox_fsync;             /* fsync the outbox file on every commit; default 1 */
+    /* transport security (issue 13; docs/operations.md, "Securing vigil"): every path a
+     * file path read at start, every secret never logged; NULL: not set */
+    const char *tls_cert, *tls_key;      /* PEM files: HTTPS on the API when both are set */
+    const char *nats_user, *nats_password, *nats_token;  /* one of user+password, token, creds */
+    const char *nats_creds;              /* a NATS .creds file (user JWT and NKey seed) */
+    int nats_tls;                        /* TLS to NATS (also on with tls:// URLs or a CA) */
+    const char *nats_tls_ca, *nats_tls_cert, *nats_tls_key;   /* CA to trust; client cert and key */
+    const char *redis_user, *redis_password;   /* AUTH [user] password; over the URL's user:password */
     vigil_event_opts ev;          /* time/id fields and format of events */
 } vigil_server_config;
 

@@ -30,6 +30,7 @@ struct vigil_server {
     vigil_control *control;
     vigil_ops *ops;
     vigil_http *http;
+    char *redis_url;               /* cfg.redis_url with redis.user/password in it (wiped at free) */
 };
 
 #endif

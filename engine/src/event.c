@@ -33,6 +33,7 @@
 #include <cjson/cJSON.h>
 #include <openssl/sha.h>
 #include "internal.h"
+#include "json_text.h"
 
 /* An event with `text` more bytes after its keys (vev_text): CSV events
  * keep their row there, so that one malloc serves the whole event. The
@@ -420,11 +421,20 @@ vigil_status vigil_event_decode_json(const vigil_ruleset *rs, const vigil_decode
                                                .id_fields = {"id"}, .nid_fields = 1};
     if (!o) o = &defaults;
     *out = NULL;
-    cJSON *root = cJSON_ParseWithLength(buf, len);
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
     if (!root) {
         const char *ep = cJSON_GetErrorPtr();
         long at = ep && ep >= buf && ep <= buf + len ? (long)(ep - buf) : -1;
         return vigil_error_set(err, VIGIL_EPARSE, "invalid JSON near byte %ld", at);
+    }
+    /* what cJSON accepts and JSON does not: the event keeps its text as it
+     * came and its alerts quote it as evidence (json_text.h) */
+    const char *why = NULL;
+    size_t bad = vjson_text_bad(buf, len, end && end >= buf && end <= buf + len ? (size_t)(end - buf) : len, &why);
+    if (bad < len) {
+        cJSON_Delete(root);
+        return vigil_error_set(err, VIGIL_EPARSE, "invalid JSON near byte %ld: %s", (long)bad, why);
     }
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);

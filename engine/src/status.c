@@ -44,6 +44,37 @@ vigil_status vigil_error_set(vigil_error *err, vigil_status s, const char *fmt, 
     return s;
 }
 
+static void escape_controls(char *s, size_t cap) {
+    char out[sizeof ((vigil_error *)0)->msg];
+    size_t o = 0, lim = cap < sizeof out ? cap : sizeof out;
+    int changed = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p && o + 1 < lim; p++) {
+        if (*p >= 0x20 && *p != 0x7f) {
+            out[o++] = (char)*p;
+            continue;
+        }
+        changed = 1;
+        char esc[5];
+        int n = *p == '\n' ? snprintf(esc, sizeof esc, "\\n")
+              : *p == '\r' ? snprintf(esc, sizeof esc, "\\r")
+              : *p == '\t' ? snprintf(esc, sizeof esc, "\\t")
+                           : snprintf(esc, sizeof esc, "\\x%02x", *p);
+        if (o + (size_t)n + 1 > lim) break;
+        memcpy(out + o, esc, (size_t)n);
+        o += (size_t)n;
+    }
+    if (!changed) return;
+    out[o] = '\0';
+    memcpy(s, out, o + 1);
+}
+
+void vigil_error_escape(vigil_error *err) {
+    if (!err) return;
+    escape_controls(err->file, sizeof err->file);
+    escape_controls(err->rule, sizeof err->rule);
+    escape_controls(err->msg, sizeof err->msg);
+}
+
 void vigil_error_format(const vigil_error *err, char *buf, size_t n) {
     size_t off = 0;
     if (!n) return;

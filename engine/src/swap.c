@@ -120,6 +120,10 @@ vigil_status vigil_engine_swap(vigil_engine *eng, vigil_ruleset *rs, vigil_error
             eng->grave = ng2;
             eng->capgrave = need;
         }
+    }
+    /* old's reference joins the graveyard when this swap puts states there
+     * (they point into old); states an earlier swap left hold their own ruleset */
+    if (walk && dead) {
         vigil_ruleset **nr = realloc(eng->grave_rs, (size_t)(eng->ngrave_rs + 1) * sizeof *nr);
         if (!nr) goto fail;
         eng->grave_rs = nr;
@@ -162,6 +166,7 @@ vigil_status vigil_engine_swap(vigil_engine *eng, vigil_ruleset *rs, vigil_error
     }
 
     /* 2. commit: nothing below fails */
+    size_t grave0 = eng->ngrave;   /* states an earlier swap left there are not this swap's */
     /* timers follow their state to its new slot (a state no rule takes: void) */
     for (size_t t = 0; walk && t < eng->ntimers; t++) {
         vtimer *tm = &eng->timers[t];
@@ -215,7 +220,8 @@ vigil_status vigil_engine_swap(vigil_engine *eng, vigil_ruleset *rs, vigil_error
     veng_rs_parts_install(eng, &parts);
     eng->rs = rs;
     vigil_ruleset_retain(rs);
-    if (eng->ngrave) {   /* the graveyard's rules point into old: keep it until they are freed */
+    if (eng->ngrave > grave0) {   /* the graveyard's new rules point into old: keep it until they are freed
+                                     (room for it was made above, with the room for the states) */
         vigil_ruleset_retain(old);
         eng->grave_rs[eng->ngrave_rs++] = old;
     }

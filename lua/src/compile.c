@@ -141,10 +141,18 @@ const char *cc_describe(lua_State *L, int idx, char *buf, size_t n) {
     }
 }
 
+int cc_has_control(const char *s) {
+    for (; s && *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f) return 1;
+    return 0;
+}
+
+/* A field path: no control character either, since the key field ends up in
+ * NATS subjects (vigil.late.<key field>), log lines and `vigil check`'s output. */
 int cc_valid_path(const char *p) {
     size_t n = p ? strlen(p) : 0;
     if (n == 0 || n > MAX_PATH || p[0] == '.' || p[n - 1] == '.' || strstr(p, "..")) return 0;
-    return 1;
+    return !cc_has_control(p);
 }
 
 int cc_valid_name(const char *s) {
@@ -499,7 +507,8 @@ static void rule_of(cc *c, vigil_rule_def *d, vigil_step_def *steps) {
         return;
     }
     if (!cc_valid_path(d->key)) {
-        cc_fail(c, "key = \"%s\" is not a field path (expected e.g. \"card_id\" or \"card.bin\")", d->key);
+        cc_fail(c, "key = \"%s\" is not a field path%s (expected e.g. \"card_id\" or \"card.bin\")", d->key,
+                cc_has_control(d->key) ? ": it contains a control character (CR, LF, tab, ...)" : "");
         return;
     }
     d->version = 1;

@@ -22,8 +22,8 @@
 
 static vigil_expr *field(cc *c, const char *path) {
     if (!cc_valid_path(path))
-        return cc_fail(c, "'%s' is not a field path (expected e.g. \"amount\" or \"card.bin\")",
-                     path ? path : "");
+        return cc_fail(c, "'%s' is not a field path%s (expected e.g. \"amount\" or \"card.bin\")",
+                     path ? path : "", cc_has_control(path) ? ": it contains a control character (CR, LF, tab, ...)" : "");
     return cc_node(c, vigil_expr_field(c->rs, path));
 }
 

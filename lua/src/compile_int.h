@@ -63,6 +63,7 @@ const char *cc_describe(lua_State *L, int idx, char *buf, size_t n);
 
 /* A field path ("amount", "card.bin") / a rule name ([a-z0-9_]+). */
 int cc_valid_path(const char *p);
+int cc_has_control(const char *s);     /* a byte below 0x20, or DEL */
 int cc_valid_name(const char *s);
 
 /* ---- compile_expr.c ------------------------------------------------------------- */

@@ -20,13 +20,20 @@
  *       order; an unknown step name raises. m is valid only during the call.
  * A predicate holds when it returns a true value (not nil or false). An
  * alert function returns a table (or nil): its members become members of
- * the alert's `details`. Each call runs under its own budget (CALL_BUDGET
+ * the alert's `details` (at most MAX_DETAILS_BYTES of JSON: the state's
+ * memory cap bounds what a call holds, not the copies every alert makes on its
+ * way out). Each call runs under its own budget (CALL_BUDGET
  * instructions, CALL_WALL_MS of wall clock) and the file's memory cap; an
  * error or an exceeded budget makes a predicate false and leaves an alert's
  * built-in details, is counted (vigil_function_errors_total) and reported on
- * stderr (the first few per instance, then one in ERR_EVERY). */
+ * stderr (the first few per instance, then one in ERR_EVERY). A file's
+ * predicates share EVENT_WALL_MS per event (a call gets what is left, at
+ * most CALL_WALL_MS): with 64 partial matches each calling its predicate, one
+ * event could otherwise hold the worker for 6.4 s; once they are spent, the
+ * file's predicates are false for the rest of that event (counted). */
 #include <math.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <lauxlib.h>
@@ -36,7 +43,11 @@
 
 #define CALL_BUDGET 1000000ULL   /* Lua VM instructions per call */
 #define CALL_WALL_MS 100
+#define EVENT_WALL_MS 250         /* one file's predicates on one event, all calls together: each
+                                     partial match (up to max_runs) calls the step it waits on */
 #define MAX_DEPTH 32              /* nesting of an event's JSON or of an alert table */
+#define MAX_DETAILS_BYTES 65536   /* an alert function's details, as JSON: each alert is copied to
+                                     the hub's ring, SSE clients, webhooks, NATS and a dry run's answer */
 #define ERR_FIRST 10
 #define ERR_EVERY 10000
 
@@ -55,6 +66,7 @@ typedef struct vhost_inst {
     int cur_src;                  /* source being replayed (vhost_keep) */
     const vigil_event *ev_cached; /* the event whose table is at ev_ref, per sandbox */
     int *ev_ref;
+    int64_t *ev_spent_us;         /* per source: wall clock (µs) its predicates took on ev_cached */
     const vigil_match_view *view; /* the view of the call in progress, for m's __index */
     uint64_t gen;                 /* bumped per call: an m kept past its call raises */
     uint64_t errors;
@@ -239,6 +251,7 @@ static void inst_close(void *vi) {
     free(in->lds);
     free(in->fns);
     free(in->ev_ref);
+    free(in->ev_spent_us);
     free(in);
 }
 
@@ -251,8 +264,9 @@ static void *inst_open(void *ud, const vigil_ruleset *rs) {
     in->sbs = calloc((size_t)(p->nsrcs ? p->nsrcs : 1), sizeof *in->sbs);
     in->lds = calloc((size_t)(p->nsrcs ? p->nsrcs : 1), sizeof *in->lds);
     in->ev_ref = malloc((size_t)(p->nsrcs ? p->nsrcs : 1) * sizeof *in->ev_ref);
+    in->ev_spent_us = calloc((size_t)(p->nsrcs ? p->nsrcs : 1), sizeof *in->ev_spent_us);
     in->fns = calloc((size_t)p->nfn + 1, sizeof *in->fns);
-    if (!in->sbs || !in->lds || !in->ev_ref || !in->fns) {
+    if (!in->sbs || !in->lds || !in->ev_ref || !in->ev_spent_us || !in->fns) {
         inst_close(in);
         return NULL;
     }
@@ -286,6 +300,7 @@ static vigil_sandbox *prepare(vhost_inst *in, int fn, const vigil_event *ev, int
         for (int i = 0; i < in->nsbs; i++) {
             luaL_unref(vigil_sandbox_state(in->sbs[i]), LUA_REGISTRYINDEX, in->ev_ref[i]);
             in->ev_ref[i] = LUA_NOREF;
+            in->ev_spent_us[i] = 0;
         }
         vigil_event_retain((vigil_event *)ev);
         if (in->ev_cached) vigil_event_release((vigil_event *)in->ev_cached);
@@ -301,17 +316,34 @@ static vigil_sandbox *prepare(vhost_inst *in, int fn, const vigil_event *ev, int
     return sb;
 }
 
+static int64_t mono_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 static int inst_pred(void *vi, int fn, const vigil_event *ev, const vigil_match_view *m) {
     vhost_inst *in = vi;
     vigil_sandbox *sb = prepare(in, fn, ev, 1);
     if (!sb) return -1;
     lua_State *L = vigil_sandbox_state(sb);
+    int src = in->fns[fn].src;
+    vigil_error e;
+    vigil_error_clear(&e);
+    int64_t left = (EVENT_WALL_MS * 1000 - in->ev_spent_us[src]) / 1000;   /* ms */
+    if (left <= 0) {
+        lua_settop(L, 0);
+        snprintf(e.file, sizeof e.file, "%s", vigil_sandbox_name(sb));
+        snprintf(e.msg, sizeof e.msg, "skipped: the file's predicates used their %d ms for this event", EVENT_WALL_MS);
+        report(in, "function predicate", &e);
+        return -1;
+    }
     in->gen++;
     in->view = m;
     push_match(in, L);
-    vigil_error e;
-    vigil_error_clear(&e);
-    vigil_status s = vigil_sandbox_call(sb, 2, 1, CALL_BUDGET, CALL_WALL_MS, &e);
+    int64_t t0 = mono_us();
+    vigil_status s = vigil_sandbox_call(sb, 2, 1, CALL_BUDGET, left < CALL_WALL_MS ? left : CALL_WALL_MS, &e);
+    in->ev_spent_us[src] += mono_us() - t0;
     in->view = NULL;
     in->gen++;
     if (s != VIGIL_OK) {
@@ -348,7 +380,14 @@ static char *inst_alert(void *vi, int fn, const vigil_match_view *m) {
         }
         if (j) out = cJSON_PrintUnformatted(j);
         cJSON_Delete(j);
-        if (!out) {
+        size_t n = out ? strlen(out) : 0;
+        if (n > MAX_DETAILS_BYTES) {
+            free(out);
+            out = NULL;
+            snprintf(e.file, sizeof e.file, "%s", vigil_sandbox_name(sb));
+            snprintf(e.msg, sizeof e.msg, "its details are %zu bytes of JSON, over the limit of %d", n,
+                     MAX_DETAILS_BYTES);
+        } else if (!out) {
             snprintf(e.file, sizeof e.file, "%s", vigil_sandbox_name(sb));
             snprintf(e.msg, sizeof e.msg, "%s", why);
         }

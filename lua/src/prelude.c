@@ -27,9 +27,12 @@ static const char prelude_src[] =
     "-- \"skip\"); compile.c reads them with raw access only, so nothing a rule file\n"
     "-- puts in a metatable runs during compilation. Errors go through fail(), which\n"
     "-- positions them at the rule file's line, never at the prelude's.\n"
-    "local fail, rule_c, duration = ...\n"
-    "local setmetatable, getmetatable, rawget, type, select, pairs, tostring =\n"
-    "      setmetatable, getmetatable, rawget, type, select, pairs, tostring\n"
+    "-- The metatables below are shared by every object the prelude makes, so a rule\n"
+    "-- file must not reach them: each has __metatable = false (getmetatable(gt(1)) is\n"
+    "-- false), and kind() reads them through raw_getmetatable, which ignores it.\n"
+    "local fail, rule_c, duration, raw_getmetatable = ...\n"
+    "local setmetatable, rawget, type, select, pairs, tostring =\n"
+    "      setmetatable, rawget, type, select, pairs, tostring\n"
     "local floor = math.floor\n"
     "\n"
     "local Expr = { __vigil = \"expr\" }        -- value or condition over events: when, ref, e.f, ...\n"
@@ -40,7 +43,7 @@ static const char prelude_src[] =
     "\n"
     "local function kind(v)\n"
     "  if type(v) ~= \"table\" then return nil end\n"
-    "  local mt = getmetatable(v)\n"
+    "  local mt = raw_getmetatable(v)\n"
     "  if type(mt) ~= \"table\" then return nil end\n"
     "  return rawget(mt, \"__vigil\")\n"
     "end\n"
@@ -127,6 +130,7 @@ static const char prelude_src[] =
     "    return field(k)\n"
     "  end,\n"
     "  __newindex = function() fail(\"e is read-only: e.f stands for the current event's field f\") end,\n"
+    "  __metatable = false,\n"
     "})\n"
     "\n"
     "local function value(v, fn, i)\n"
@@ -510,7 +514,19 @@ static const char prelude_src[] =
     "  return np\n"
     "end\n"
     "\n"
+    "-- a __gc or __index put on these by a rule file would run in the prelude's objects\n"
+    "-- (a finalizer even at lua_close, where no budget holds): hide them\n"
+    "for _, mt in pairs{ Expr, Cond, Pattern, Window, Skip } do mt.__metatable = false end\n"
+    "\n"
     "return D\n";
+
+/* raw_getmetatable(v): v's metatable whatever its __metatable field says (the
+ * prelude's kind(); never given to a rule file). */
+static int prelude_raw_getmetatable(lua_State *L) {
+    luaL_checkany(L, 1);
+    if (!lua_getmetatable(L, 1)) lua_pushnil(L);
+    return 1;
+}
 
 /* fail(msg): raise msg positioned at the rule file's innermost line. */
 static int prelude_fail(lua_State *L) {
@@ -524,7 +540,8 @@ void prelude_push(lua_State *L, struct loader *ld) {
     lua_pushlightuserdata(L, ld);
     lua_pushcclosure(L, compile_rule, 1);
     lua_pushcfunction(L, compile_duration);
-    lua_call(L, 3, 1);
+    lua_pushcfunction(L, prelude_raw_getmetatable);
+    lua_call(L, 4, 1);
 }
 
 /* docs/rules.md §12: `:where{ amount > 5 }` reads the undefined global

@@ -131,9 +131,14 @@ void vigil_rule_examples_free(vigil_rule_examples *ex) {
     memset(ex, 0, sizeof *ex);
 }
 
+/* The error's text may come from the file (its error() calls, a name it
+ * gave): no control character goes on to a terminal or a log line. */
 void ld_add_error(loader *ld, vigil_status s, const vigil_error *e) {
     if (ld->total++ == 0) ld->first = s;
-    if (ld->errs && ld->nerrs < ld->maxerrs) ld->errs[ld->nerrs++] = *e;
+    if (ld->errs && ld->nerrs < ld->maxerrs) {
+        ld->errs[ld->nerrs] = *e;
+        vigil_error_escape(&ld->errs[ld->nerrs++]);
+    }
 }
 
 static void add_msg(loader *ld, vigil_status s, const char *file, const char *fmt, ...)

@@ -11,8 +11,9 @@
  * as text only (a precompiled chunk could crash the VM). Three limits stop
  * runaway code: a memory cap enforced by the state's allocator (the one
  * allocator hook, as in Lua's own lauxlib), an instruction budget counted by
- * a count hook, and a wall-clock deadline checked in the same hook, because
- * the hook does not fire inside a C function. string.rep gets an explicit
+ * a count hook, and a wall-clock deadline checked in the same hook and
+ * before every call, because the count does not move inside a C function
+ * (a loop of heavy C calls would pass the deadline by far). string.rep gets an explicit
  * size check so that string.rep("x", 1e9) fails with a clear message rather
  * than only at the allocator, and the pattern functions (find, match,
  * gmatch, gsub), where allowed, get bounds on pattern and subject, since a
@@ -194,8 +195,20 @@ int vigil_sandbox_kill_memory(lua_State *L, int line, const char *msg) {
 
 /* Budget and wall clock. */
 static void hook(lua_State *L, lua_Debug *ar) {
-    (void)ar;
     vigil_sandbox *sb = vigil_sandbox_of(L);
+    if (ar->event != LUA_HOOKCOUNT) {
+        /* A call (C functions too): the clock before each one. A C function runs
+         * out of the count's reach, and a loop of heavy ones (table.sort of
+         * 300,000 numbers, a plain find over 1 MB) passes 1000 instructions only
+         * every ~200 calls: checked per count alone, a 2 s wall clock became 30 s.
+         * Checked per call, the overshoot is at most one C call. */
+        if (!sb->killed && now_ns() > sb->deadline_ns)
+            set_kill(sb, KILL_WALL, sb->last_line,
+                     "wall-clock limit exceeded: the %s ran for more than %lld ms (an endless loop?)",
+                     sb->in_call ? "function" : "file", (long long)sb->wall_ms);
+        if (sb->killed) raise_msg(L, sb->kill_msg);
+        return;
+    }
     sb->instr += HOOK_EVERY;
     int line = vigil_sandbox_line(L, 0, NULL);
     if (line > 0) sb->last_line = line;
@@ -674,6 +687,7 @@ static vigil_status lua_err(vigil_sandbox *sb, int st, vigil_error *err) {
     else
         err->line = sb->err_line;
     snprintf(err->msg, sizeof err->msg, "%s%s", st == LUA_ERRSYNTAX ? "syntax error: " : "", rest);
+    vigil_error_escape(err);   /* error("…\r\n…") must not make a log line of its own */
     return s;
 }
 
@@ -684,7 +698,7 @@ static vigil_status guarded(vigil_sandbox *sb, int base, int nargs, int nres, vi
     sb->killed = ALIVE;
     sb->instr = 0;
     sb->deadline_ns = now_ns() + sb->wall_ms * 1000000;
-    lua_sethook(L, hook, LUA_MASKCOUNT, HOOK_EVERY);
+    lua_sethook(L, hook, LUA_MASKCOUNT | LUA_MASKCALL, HOOK_EVERY);
     int st = lua_pcall(L, nargs, nres, base);
     lua_sethook(L, NULL, 0, 0);
     if (st != LUA_OK) {
@@ -710,6 +724,14 @@ vigil_status vigil_sandbox_run(vigil_sandbox *sb, const char *src, size_t len, i
     int st = luaL_loadbufferx(L, src, len, sb->chunkname, "t");
     if (st != LUA_OK) {
         vigil_status s = lua_err(sb, st, err);
+        /* the parser's recursion limit (LUAI_MAXCCALLS) comes without a
+         * position and says nothing of the cause: say what to change */
+        if (err && strcmp(err->msg, "C stack overflow") == 0) {
+            s = VIGIL_EPARSE;
+            snprintf(err->msg, sizeof err->msg,
+                     "syntax error: the code nests too deeply (C stack overflow while parsing): nest "
+                     "parentheses, table constructors, blocks or calls less deeply");
+        }
         sb->killed = ALIVE;
         lua_settop(L, 0);
         return s;

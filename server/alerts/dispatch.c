@@ -45,6 +45,7 @@
 #include "vigil/event.h"
 #include "server/common/fault.h"
 #include "sign.h"
+#include "server/common/log.h"
 
 #define MAX_ENDPOINTS 64
 #define MAX_CONCURRENCY 1024
@@ -259,7 +260,7 @@ static void *run(void *arg) {
     vigil_alert_record *buf = calloc(READ_BATCH, sizeof *buf);
     int stop_seen = 0;
     if (!buf) {
-        fprintf(stderr, "vigil: webhook %s: out of memory; endpoint not served\n", ep->name);
+        vigil_log(VIGIL_LOG_ERROR, "alerts", "webhook %s: out of memory; endpoint not served", ep->name);
         return NULL;
     }
     for (;;) {
@@ -323,12 +324,11 @@ static void *run(void *arg) {
         cut++;
     }
     if (cut)
-        fprintf(stderr, "vigil: webhook %s (%s): shutdown deadline passed, %d request%s cut (unacked, "
-                        "re-sent after restart)\n", ep->name, ep->label, cut, cut == 1 ? "" : "s");
+        vigil_log(VIGIL_LOG_WARN, "alerts", "webhook %s (%s): shutdown deadline passed, %d request%s cut (unacked, " "re-sent after restart)", ep->name, ep->label, cut, cut == 1 ? "" : "s");
     vdisp_flush_acks(ep, mono_ms(), 1);
     vdisp_flush_dead(ep, mono_ms(), 1);
     if (ep->nacks)
-        fprintf(stderr, "vigil: webhook %s: %d delivered alert%s not acked (re-sent after restart)\n",
+        vigil_log(VIGIL_LOG_INFO, "alerts", "webhook %s: %d delivered alert%s not acked (re-sent after restart)",
                 ep->name, ep->nacks, ep->nacks == 1 ? "" : "s");
     while (ep->head) vdisp_window_drop(ep, ep->head);   /* unsettled dead letters: read again next run */
     free(buf);

@@ -29,6 +29,7 @@
 #include "vigil/clock.h"
 #include "vigil/event.h"
 #include "server/common/fault.h"
+#include "server/common/log.h"
 
 #define POLL_READ_MS 2            /* busy endpoint: look for new alerts this often (a read is cheap; 50 ms cost 90 ms of p99 latency) */
 #define RETRY_OUTBOX_MS 1000      /* failed read/ack/dead: try again after */
@@ -75,10 +76,10 @@ static void log_limited(endpoint *ep, const char *fmt, ...) {
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     if (ep->quiet)
-        fprintf(stderr, "vigil: webhook %s (%s): %s (%lu more not shown)\n", ep->name, ep->label, msg,
+        vigil_log(VIGIL_LOG_WARN, "alerts", "webhook %s (%s): %s (%lu more not shown)", ep->name, ep->label, msg,
                 ep->quiet);
     else
-        fprintf(stderr, "vigil: webhook %s (%s): %s\n", ep->name, ep->label, msg);
+        vigil_log(VIGIL_LOG_WARN, "alerts", "webhook %s (%s): %s", ep->name, ep->label, msg);
     ep->log_ms = now;
     ep->quiet = 0;
 }
@@ -197,8 +198,7 @@ static void disable(endpoint *ep) {
     if (ep->disabled) return;
     ep->disabled = 1;
     atomic_store(&ep->disabled_flag, 1);
-    fprintf(stderr, "vigil: webhook %s (%s): answered 410 Gone; endpoint disabled until restart, "
-                    "its alerts go to the dead-letter list\n", ep->name, ep->label);
+    vigil_log(VIGIL_LOG_WARN, "alerts", "webhook %s (%s): answered 410 Gone; endpoint disabled until restart, " "its alerts go to the dead-letter list", ep->name, ep->label);
     for (item *it = ep->head; it; it = it->next)
         if (it->state == Q_READY || it->state == Q_WAIT) to_dead(ep, it, DISABLED_REASON);
 }
@@ -343,7 +343,7 @@ static void delivered(endpoint *ep, item *it) {
     }
     /* crash tests: VIGIL_FAULT=deliver:N dies between the 2xx and the ack */
     if (vigil_fault_due("deliver")) {
-        fprintf(stderr, "vigil: VIGIL_FAULT: alert %s delivered to %s, not acked\n", it->e.id, ep->name);
+        vigil_log(VIGIL_LOG_INFO, "alerts", "VIGIL_FAULT: alert %s delivered to %s, not acked", it->e.id, ep->name);
         vigil_fault_kill("deliver");
     }
     if (push_ack(ep, it->e.ref) != 0) {

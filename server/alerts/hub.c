@@ -64,6 +64,7 @@
  * MHD_USE_THREAD_PER_CONNECTION (checked per request; 500 otherwise). */
 #include "hub.h"
 #include "hub_int.h"
+#include "server/common/log.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -651,6 +652,8 @@ enum MHD_Result vigil_hub_handle_stream(vigil_hub *hub, struct MHD_Connection *c
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream; charset=utf-8");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
     MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+    if (vigil_log_request())
+        MHD_add_response_header(resp, "X-Request-Id", vigil_log_request());
     enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_OK, resp);
     MHD_destroy_response(resp);   /* frees st through stream_free if not queued */
     return ret;

@@ -29,6 +29,7 @@
 #include "vigil/event.h"
 #include "outbox_file_int.h"
 #include "outbox_util.h"
+#include "server/common/log.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -343,7 +344,7 @@ vigil_status vigil_outbox_file_append(vigil_outbox *ob, const vigil_alert_record
     if (vfob_full_write(o->fd, b.p, b.len) != 0 || (o->do_fsync && fdatasync(o->fd) != 0)) {
         s = vigil_error_set(err, VIGIL_EIO, "outbox %s: %s", o->path, strerror(errno));
         if (ftruncate(o->fd, (off_t)o->file_size) != 0)   /* all or nothing */
-            fprintf(stderr, "vigil: outbox %s: cannot truncate a failed append: %s\n", o->path,
+            vigil_log(VIGIL_LOG_ERROR, "alerts", "outbox %s: cannot truncate a failed append: %s", o->path,
                     strerror(errno));
         goto out;
     }

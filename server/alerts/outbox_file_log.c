@@ -27,6 +27,7 @@
 #define _GNU_SOURCE
 #include "outbox_file_int.h"
 #include "outbox_util.h"
+#include "server/common/log.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -306,7 +307,7 @@ vigil_status vfob_replay(fob *o, vigil_error *err) {
     size_t size = (size_t)st.st_size;
     if (size < HDR_LEN) {
         /* new, or torn before its header was complete: start afresh */
-        if (size > 0) fprintf(stderr, "vigil: outbox %s: torn header of %zu bytes ignored\n", o->path, size);
+        if (size > 0) vigil_log(VIGIL_LOG_INFO, "alerts", "outbox %s: torn header of %zu bytes ignored", o->path, size);
         if (ftruncate(o->fd, 0) != 0 || lseek(o->fd, 0, SEEK_SET) < 0 ||
             vfob_full_write(o->fd, HDR, HDR_LEN) != 0 || fsync(o->fd) != 0)
             return vigil_error_set(err, VIGIL_EIO, "outbox %s: %s", o->path, strerror(errno));
@@ -351,7 +352,7 @@ vigil_status vfob_replay(fob *o, vigil_error *err) {
     }
     free(data);
     if (why) {
-        fprintf(stderr, "vigil: outbox %s: torn tail ignored (%s at byte %zu, %zu bytes dropped)\n",
+        vigil_log(VIGIL_LOG_WARN, "alerts", "outbox %s: torn tail ignored (%s at byte %zu, %zu bytes dropped)",
                 o->path, why, off, size - off);
         if (ftruncate(o->fd, (off_t)off) != 0 || fsync(o->fd) != 0)
             return vigil_error_set(err, VIGIL_EIO, "outbox %s: cannot truncate the torn tail: %s",
@@ -471,7 +472,7 @@ void vfob_maybe_compact(fob *o) {
     if (compact_locked(o, &err) != VIGIL_OK) {
         /* e.g. disk full: not again at every ack, only once the log grew a quarter */
         o->compact_retry_size = o->file_size + o->file_size / 4;
-        fprintf(stderr, "vigil: %s\n", err.msg);
+        vigil_log(VIGIL_LOG_ERROR, "alerts", "%s", err.msg);
     } else {
         o->compact_retry_size = 0;
     }

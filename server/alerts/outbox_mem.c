@@ -32,6 +32,7 @@
 #include "sign.h"
 #include "vigil/clock.h"
 #include "vigil/event.h"
+#include "server/common/log.h"
 
 #define MAX_ENDPOINTS 64          /* one ack bit each */
 #define MAX_EP_NAME 64            /* names[i] holds 64 bytes + NUL */
@@ -307,8 +308,7 @@ vigil_status vigil_outbox_mem_append(vigil_outbox *ob, const vigil_alert_record 
         o->refused_unlogged += (unsigned long long)refused;
         long long m = mono_ms();
         if (!o->log_ms || m - o->log_ms >= LOG_EVERY_MS) {
-            fprintf(stderr, "vigil: outbox (memory) full: %zu alerts, %zu bytes held; %llu alert%s refused "
-                    "(not delivered to webhooks) since the last such line\n", o->n, o->bytes,
+            vigil_log(VIGIL_LOG_WARN, "alerts", "outbox (memory) full: %zu alerts, %zu bytes held; %llu alert%s refused " "(not delivered to webhooks) since the last such line", o->n, o->bytes,
                     o->refused_unlogged, o->refused_unlogged == 1 ? "" : "s");
             o->log_ms = m;
             o->refused_unlogged = 0;

@@ -37,6 +37,7 @@
 #define _GNU_SOURCE
 #include "vigil/event.h"
 #include "outbox_redis_int.h"
+#include "server/common/log.h"
 
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
@@ -305,8 +306,7 @@ static vigil_status xread(call *k, const char *ep, const char *from, int max, in
                 break;
             }
             if (pr == -1) {
-                fprintf(stderr, "vigil: outbox %s: entry %s lacks id/rule/severity/key/json: "
-                                "dead-lettered\n", o->stream, e->ref);
+                vigil_log(VIGIL_LOG_WARN, "alerts", "outbox %s: entry %s lacks id/rule/severity/key/json: " "dead-lettered", o->stream, e->ref);
                 vigil_status ds = vrob_dead_on(k, ep, e, "malformed outbox entry", 0, NULL);
                 vigil_alert_record_free(e);
                 if (ds == VIGIL_EUNAVAILABLE) {
@@ -435,7 +435,7 @@ static vigil_status r_ack(vigil_outbox *ob, const char *ep, const char *const *r
             pthread_mutex_unlock(&o->mu);
             vigil_error terr;
             if (due && vrob_trim_on(&k, &terr) != VIGIL_OK)
-                fprintf(stderr, "vigil: outbox trim: %s\n", terr.msg);
+                vigil_log(VIGIL_LOG_WARN, "alerts", "outbox trim: %s", terr.msg);
         }
         vrob_put(&k);
     }

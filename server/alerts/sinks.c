@@ -7,6 +7,7 @@
 #include <string.h>
 #include "sinks.h"
 #include "vigil/clock.h"
+#include "server/common/log.h"
 
 struct vigil_sinks {
     vigil_hub *hub;
@@ -76,7 +77,11 @@ void vigil_sinks_late(vigil_sinks *s, const vigil_event *ev, const char *key_fie
     char subj[160];
     size_t jl;
     const char *js = vigil_event_json(ev, &jl);
-    snprintf(subj, sizeof subj, "vigil.late.%s", key_field);
+    int n = snprintf(subj, sizeof subj, "vigil.late.%s", key_field);
+    /* the key field is a rule's text: a space would end the subject in NATS's
+     * "PUB <subject> <size>" line (and a wildcard is no subject to publish to) */
+    for (int i = (int)strlen("vigil.late."); i < n && i < (int)sizeof subj - 1; i++)
+        if ((unsigned char)subj[i] <= ' ' || subj[i] == '*' || subj[i] == '>' || subj[i] == 0x7f) subj[i] = '_';
     if (js && natsConnection_Publish(nc, subj, js, (int)jl) == NATS_OK) atomic_fetch_add(&s->late_published, 1);
 }
 
@@ -84,7 +89,7 @@ void vigil_sinks_lost(vigil_sinks *s, const char *rule, const char *why) {
     unsigned long long n = atomic_fetch_add(&s->lost, 1) + 1;
     int64_t now = vigil_now_ms(), last = atomic_load(&s->last_lost_log_ms);
     if (now - last >= 1000 && atomic_compare_exchange_strong(&s->last_lost_log_ms, &last, now))
-        fprintf(stderr, "vigil: an alert of rule %s was lost: %s (%llu lost so far; vigil_alerts_lost_total)\n",
+        vigil_log(VIGIL_LOG_ERROR, "alerts", "an alert of rule %s was lost: %s (%llu lost so far; vigil_alerts_lost_total)",
                 rule ? rule : "?", why, n);
 }
 

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "webhooks.h"
+#include "server/common/log.h"
 
 vigil_status vigil_webhooks_start(const vigil_endpoint_config *eps, int neps, const char *const *urls, int nurls,
                                   const char *secret, const char *redis_url, const char *redis_prefix,
@@ -43,7 +44,7 @@ vigil_status vigil_webhooks_start(const vigil_endpoint_config *eps, int neps, co
             st = vigil_outbox_redis_open(redis_url, redis_prefix, pn, n, &ob, &e);
             /* LOADING: Redis is still reading its AOF */
             if (st != VIGIL_EUNAVAILABLE && !(st == VIGIL_ESTORE && strstr(e.msg, "LOADING"))) break;
-            fprintf(stderr, "vigil: opening the outbox: %s; retrying\n", e.msg);
+            vigil_log(VIGIL_LOG_WARN, "alerts", "opening the outbox: %s; retrying", e.msg);
             usleep(500000);
         }
     } else if (data_dir && *data_dir) {

@@ -1,6 +1,7 @@
 /* fault.c — VIGIL_FAULT="<point>:<n>": SIGKILL at the n-th arrival at a
  * point, for the crash tests (see fault.h). */
 #include "fault.h"
+#include "server/common/log.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -41,7 +42,7 @@ int vigil_fault_due(const char *point)
 
 void vigil_fault_kill(const char *point)
 {
-    fprintf(stderr, "vigil: VIGIL_FAULT: killing myself at %s:%ld\n", point, fault_n);
+    vigil_log(VIGIL_LOG_INFO, "serve", "VIGIL_FAULT: killing myself at %s:%ld", point, fault_n);
     fflush(stderr);
     kill(getpid(), SIGKILL);
     for (;;)

@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include "control_int.h"
 #include "vigil/clock.h"
+#include "server/common/log.h"
 
 #define SYNC_TIMEOUT_MS 5000   /* a stream lagging more than this: the change does not wait for it */
 
@@ -229,10 +230,10 @@ vigil_status vctl_commit(vigil_control *c, vctl_txn *x, vigil_error *err) {
         vigil_error_clear(&se);
         /* the swap point after every event accepted before this change (JetStream: in the stream) */
         if (c->sync && c->sync(c->sync_ud, SYNC_TIMEOUT_MS, &se) != VIGIL_OK)
-            fprintf(stderr, "vigil: rules change: %s; it applies from the next batch of every worker\n", se.msg);
+            vigil_log(VIGIL_LOG_WARN, "control", "rules change: %s; it applies from the next batch of every worker", se.msg);
         vigil_error_clear(&se);
         vigil_status ss = vigil_router_swap(c->router, rs, &se);
-        if (ss != VIGIL_OK) fprintf(stderr, "vigil: rules change stored but not running everywhere: %s\n", se.msg);
+        if (ss != VIGIL_OK) vigil_log(VIGIL_LOG_WARN, "control", "rules change stored but not running everywhere: %s", se.msg);
         atomic_fetch_add(&c->swaps, 1);
     }
     vigil_ruleset_release(c->rs);
@@ -278,7 +279,7 @@ static void retire_drained(vigil_control *c) {
         vigil_error err;
         vigil_error_clear(&err);
         if (vctl_commit(c, &x, &err) != VIGIL_OK)
-            fprintf(stderr, "vigil: retiring a drained rule version failed: %s (retried)\n", err.msg);
+            vigil_log(VIGIL_LOG_ERROR, "control", "retiring a drained rule version failed: %s (retried)", err.msg);
     } else {
         txn_free(&x);
     }

@@ -18,6 +18,7 @@
 #include "control_int.h"
 #include "server/http/reply.h"
 #include "vigil/clock.h"
+#include "server/common/log.h"
 
 #define CMP_PREFIX "~compare:"
 #define SAMPLES 5
@@ -91,7 +92,7 @@ void vctl_compare_stop(vigil_control *c, const char *name) {
     vigil_catalog_write w = {.kind = VIGIL_CW_RULE, .key = key, .value = NULL};
     vigil_error err;
     if (vigil_catalog_store_commit(c->store, &w, 1, &err) != VIGIL_OK)   /* the caller holds mu */
-        fprintf(stderr, "vigil: forgetting the compare of %s: %s\n", name, err.msg);
+        vigil_log(VIGIL_LOG_WARN, "control", "forgetting the compare of %s: %s", name, err.msg);
 }
 
 static void sample(vctl_cmp *m, int k, const vigil_alert_record *a) {
@@ -201,7 +202,7 @@ void vctl_compare_flush(vigil_control *c) {
     pthread_mutex_unlock(&c->cmp_mu);
     vigil_error err;
     if (k && vigil_catalog_store_commit(c->store, w, k, &err) != VIGIL_OK)
-        fprintf(stderr, "vigil: storing shadow compare counts: %s (retried)\n", err.msg);
+        vigil_log(VIGIL_LOG_WARN, "control", "storing shadow compare counts: %s (retried)", err.msg);
     for (int i = 0; texts && i < k; i++) free(texts[i]);
     free(texts);
     free(keys);

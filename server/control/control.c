@@ -15,6 +15,7 @@
 #include "server/http/reply.h"
 #include "vigil/clock.h"
 #include "vigil/rules.h"
+#include "server/common/log.h"
 
 /* ---- life ------------------------------------------------------------------------------ */
 
@@ -29,7 +30,7 @@ static void load_rule(void *ud, const char *name, const char *json) {
     if (vctl_compare_record(c, name, json)) return;
     if (vctl_triage_record(c, name, json)) return;
     if (vcat_rule_from_json(&c->cat, name, json, &why) != 0)
-        fprintf(stderr, "vigil: the stored record of rule %s is unreadable (%s); skipped\n", name, why);
+        vigil_log(VIGIL_LOG_WARN, "control", "the stored record of rule %s is unreadable (%s); skipped", name, why);
 }
 
 static void load_file_hash(void *ud, const char *path, const char *hash) {
@@ -83,7 +84,7 @@ vigil_status vigil_control_create(const vigil_control_config *cfg, vigil_control
             vigil_control_destroy(c);
             return st;
         }
-        fprintf(stderr, "vigil: reading the rule catalog: %s; retrying\n", err->msg);
+        vigil_log(VIGIL_LOG_WARN, "control", "reading the rule catalog: %s; retrying", err->msg);
         usleep(500000);
     }
     /* the stored catalog first: what ran before the restart */
@@ -92,7 +93,7 @@ vigil_status vigil_control_create(const vigil_control_config *cfg, vigil_control
     st = vcat_build(&c->cat, NULL, &c->ropts, &c->rs, errs, 4, &nerrs);
     if (st != VIGIL_OK) {
         if (nerrs) *err = errs[0];
-        fprintf(stderr, "vigil: the stored rule catalog cannot be built (%s); starting from the directory\n",
+        vigil_log(VIGIL_LOG_ERROR, "control", "the stored rule catalog cannot be built (%s); starting from the directory",
                 nerrs ? errs[0].msg : vigil_status_str(st));
         vcat_free(&c->cat);
         vigil_ruleset_release(c->rs);
@@ -111,7 +112,7 @@ vigil_status vigil_control_create(const vigil_control_config *cfg, vigil_control
             return VIGIL_ECOMPILE;
         }
     } else {
-        fprintf(stderr, "vigil: rules directory %s does not exist: only the stored rules run (%d)\n", cfg->rules,
+        vigil_log(VIGIL_LOG_WARN, "control", "rules directory %s does not exist: only the stored rules run (%d)", cfg->rules,
                 vcat_live_count(&c->cat));
     }
     *out = c;
@@ -141,7 +142,7 @@ void vigil_control_start(vigil_control *c, vigil_router *router, vigil_control_s
     if (pthread_create(&c->maint_th, NULL, vctl_maint_main, c) == 0) c->maint_started = 1;
     if (c->cfg.watch) {
         if ((c->inotify_fd = vctl_watch_open(c)) < 0)
-            fprintf(stderr, "vigil: --watch: inotify is not available here; reload with SIGHUP\n");
+            vigil_log(VIGIL_LOG_WARN, "control", "--watch: inotify is not available here; reload with SIGHUP");
         else if (pthread_create(&c->watch_th, NULL, vctl_watch_main, c) == 0)
             c->watch_started = 1;
     }
@@ -197,10 +198,18 @@ void vigil_control_get_stats(vigil_control *c, vigil_control_stats *o) {
 /* ---- POST /v1/rules:test ---------------------------------------------------------- */
 
 #define RULES_TEST_MAX_EVENTS 10000
+/* The dry run's own wall clock: each Lua function call has its budget (host.c:
+ * 100 ms), but 10,000 events of them would hold an HTTP thread for minutes. */
+#define RULES_TEST_MAX_MS 10000
 
-typedef struct dry { cJSON *alerts; int n; } dry;
+/* The answer lists the first RULES_TEST_MAX_ALERTS alerts (each up to 64 KiB
+ * of details and 20 events of evidence) and counts the rest. */
+#define RULES_TEST_MAX_ALERTS 1000
+
+typedef struct dry { cJSON *alerts; int n, total; } dry;
 static void dry_alert(void *ud, const vigil_alert *a) {
     dry *d = ud;
+    if (d->total++ >= RULES_TEST_MAX_ALERTS) return;
     char *js = vigil_alert_to_json(a, vigil_now_ms());
     cJSON *o = js ? cJSON_Parse(js) : NULL;
     free(js);
@@ -212,8 +221,10 @@ static void dry_alert(void *ud, const vigil_alert *a) {
 
 /* A dry run: {"source": "<rule file text>", "events": [{…}, …]} → the
  * alerts those rules give on those events, in a private engine (no state,
- * no sinks touched). Compile errors: 422 with every error; a bad event: 400
- * naming its index. Events use the server's time and id fields. */
+ * no sinks touched); over RULES_TEST_MAX_ALERTS, "alerts_total" and
+ * "alerts_truncated": true. Compile errors: 422 with every error; a bad event: 400
+ * naming its index; a run over RULES_TEST_MAX_MS: 422 saying after how many
+ * events it stopped. Events use the server's time and id fields. */
 static enum MHD_Result rules_test(void *ctx, struct MHD_Connection *c, const char *url, vigil_http_req *r) {
     vigil_control *s = ctx;
     if (r->too_big) return vigil_http_problem(c, 413, "Content Too Large", "body over the size limit", NULL, NULL);
@@ -248,7 +259,8 @@ static enum MHD_Result rules_test(void *ctx, struct MHD_Connection *c, const cha
     }
     dry d = {.alerts = cJSON_CreateArray()};
     vigil_engine *eng = vigil_engine_create(rs, NULL, NULL, dry_alert, &d);
-    int idx = 0;
+    int idx = 0, nevents = cJSON_GetArraySize(evs);
+    int64_t t0 = vigil_now_ms();
     const cJSON *ev;
     cJSON_ArrayForEach(ev, evs) {
         char *js = cJSON_PrintUnformatted(ev);
@@ -273,6 +285,17 @@ static enum MHD_Result rules_test(void *ctx, struct MHD_Connection *c, const cha
         vigil_engine_feed(eng, e, &err);   /* an event with no key of these rules is skipped, as in serve */
         vigil_event_release(e);
         idx++;
+        if (vigil_now_ms() - t0 > RULES_TEST_MAX_MS && idx < nevents) {
+            vigil_engine_destroy(eng);
+            vigil_ruleset_release(rs);
+            cJSON_Delete(d.alerts);
+            cJSON_Delete(in);
+            char det[300];
+            snprintf(det, sizeof det,
+                     "the dry run stopped after %d of %d events: it ran over its %d ms (the rules' Lua functions "
+                     "are slow on these events; send fewer)", idx, nevents, RULES_TEST_MAX_MS);
+            return vigil_http_problem(c, 422, "Unprocessable Content", det, NULL, NULL);
+        }
     }
     vigil_engine_advance(eng, INT64_MAX);   /* close windows, fire absences */
     vigil_engine_destroy(eng);
@@ -281,6 +304,10 @@ static enum MHD_Result rules_test(void *ctx, struct MHD_Connection *c, const cha
     cJSON *out = cJSON_CreateObject();
     cJSON_AddNumberToObject(out, "events", idx);
     cJSON_AddItemToObject(out, "alerts", d.alerts);
+    if (d.total > d.n) {
+        cJSON_AddNumberToObject(out, "alerts_total", d.total);
+        cJSON_AddBoolToObject(out, "alerts_truncated", 1);
+    }
     return vigil_http_send_json(c, 200, out);
 }
 
@@ -480,6 +507,7 @@ static enum MHD_Result put_source(vigil_control *c, struct MHD_Connection *conn,
     vctl_txn x;
     vctl_txn_init(&x, who);
     int created = !live;
+    int live_version = live ? live->version : 0;   /* live points into rule->v: vcat_add_version may move it */
     if (vctl_touch(c, &x, name) != 0 || (!rule && !(rule = vcat_add_rule(&c->cat, name)))) {
         vctl_abort(c, &x);
         return MHD_NO;
@@ -505,9 +533,9 @@ static enum MHD_Result put_source(vigil_control *c, struct MHD_Connection *conn,
         }
         rule->shadow = version;
         rule->shadow_since = v->activated_ms;
-        snprintf(det, sizeof det, "shadow beside version %d", live->version);
+        snprintf(det, sizeof det, "shadow beside version %d", live_version);
     }
-    vctl_audit(&x, action, name, live ? live->version : 0, version, det[0] ? det : NULL);
+    vctl_audit(&x, action, name, live_version, version, det[0] ? det : NULL);
     vigil_error err;
     vigil_error_clear(&err);
     if ((st = vctl_commit(c, &x, &err)) != VIGIL_OK) return change_failed(conn, st, &err);

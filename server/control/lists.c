@@ -15,6 +15,7 @@
 #include "control_int.h"
 #include "server/http/reply.h"
 #include "vigil/clock.h"
+#include "server/common/log.h"
 
 #define LIST_PREFIX "~list:"
 #define MAX_LIST_VALUES 1000000
@@ -132,7 +133,7 @@ int vctl_list_record(vigil_control *c, const char *key, const char *json) {
         l->history = cJSON_DetachItemFromObjectCaseSensitive(o, "versions");
         if (!l->history) l->history = cJSON_CreateArray();
     } else {
-        fprintf(stderr, "vigil: the stored list record %s is unreadable; skipped\n", key);
+        vigil_log(VIGIL_LOG_WARN, "control", "the stored list record %s is unreadable; skipped", key);
     }
     cJSON_Delete(o);
     return 1;

@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include "control_int.h"
 #include "vigil/clock.h"
+#include "server/common/log.h"
 
 #define MAX_RULES_PER_FILE 256
 
@@ -35,7 +36,7 @@ static int reload_file(vigil_control *c, vctl_txn *x, const char *path, char **p
     char *src = NULL;
     vigil_status rs = vigil_rules_read_file(path, VCAT_MAX_SOURCE, &src, &len);
     if (rs != VIGIL_OK) {
-        fprintf(stderr, "vigil: reload: %s: cannot read: %s\n", path,
+        vigil_log(VIGIL_LOG_ERROR, "control", "reload: %s: cannot read: %s", path,
                 rs == VIGIL_ETOOBIG ? "over the 1 MiB limit of a rule source"
                 : rs == VIGIL_ENOMEM ? "out of memory" : strerror(errno));
         return -1;
@@ -76,7 +77,7 @@ static int reload_file(vigil_control *c, vctl_txn *x, const char *path, char **p
                      info[i].name, info[i].version, latest->version);
     }
     if (why[0]) {
-        fprintf(stderr, "vigil: reload: %s refused, its rules keep running as they are: %s\n", path, why);
+        vigil_log(VIGIL_LOG_WARN, "control", "reload: %s refused, its rules keep running as they are: %s", path, why);
         if (strstr(why, "limits.max_rules")) atomic_fetch_add(&c->refused_max_rules, 1);
         if (!old && !c->first_refusal[0]) snprintf(c->first_refusal, sizeof c->first_refusal, "%s", why);
         free(src);
@@ -98,8 +99,7 @@ static int reload_file(vigil_control *c, vctl_txn *x, const char *path, char **p
         vcat_ver *live = vcat_live(r), *latest = vcat_latest(r);
         if (live && strcmp(live->hash, hash) == 0 && live->mode == info[i].mode) continue;   /* already this text */
         if (live && info[i].version && info[i].version == latest->version) {   /* the file says: this version */
-            fprintf(stderr, "vigil: reload: %s: rule '%s' declares version %d, its running version: unchanged "
-                    "(raise `version` to apply an edit)\n", path, r->name, info[i].version);
+            vigil_log(VIGIL_LOG_WARN, "control", "reload: %s: rule '%s' declares version %d, its running version: unchanged " "(raise `version` to apply an edit)", path, r->name, info[i].version);
             continue;
         }
         int version = info[i].version ? info[i].version : (latest ? latest->version + 1 : 1);
@@ -132,7 +132,7 @@ static int reload_file(vigil_control *c, vctl_txn *x, const char *path, char **p
         vctl_audit(x, "reload", r->name, live ? live->version : 0, 0, "no longer in its file");
     }
     free(src);
-    if (bad) fprintf(stderr, "vigil: reload: %s: out of memory\n", path);
+    if (bad) vigil_log(VIGIL_LOG_ERROR, "control", "reload: %s: out of memory", path);
     return bad ? -1 : 0;
 }
 
@@ -158,7 +158,7 @@ int vctl_reload_locked(vigil_control *c, const char *why) {
     int n = 0, bad = 0;
     vigil_status st = vigil_rules_files(c->cfg.rules, &paths, &n);
     if (st != VIGIL_OK) {
-        fprintf(stderr, "vigil: reload (%s): cannot list %s: %s; the running rules stay\n", why, c->cfg.rules,
+        vigil_log(VIGIL_LOG_ERROR, "control", "reload (%s): cannot list %s: %s; the running rules stay", why, c->cfg.rules,
                 vigil_status_str(st));
         atomic_fetch_add(&c->reload_errors, 1);
         return 1;
@@ -187,7 +187,7 @@ int vctl_reload_locked(vigil_control *c, const char *why) {
         if (vctl_commit(c, &x, &err) != VIGIL_OK) {
             char buf[1200];
             vigil_error_format(&err, buf, sizeof buf);
-            fprintf(stderr, "vigil: reload (%s): not applied, the running rules stay: %s\n", why, buf);
+            vigil_log(VIGIL_LOG_WARN, "control", "reload (%s): not applied, the running rules stay: %s", why, buf);
             bad++;
         }
     } else {
@@ -197,7 +197,7 @@ int vctl_reload_locked(vigil_control *c, const char *why) {
     free(paths);
     atomic_fetch_add(&c->reloads, 1);
     atomic_fetch_add(&c->reload_errors, (unsigned long long)bad);
-    fprintf(stderr, "vigil: reload (%s): %d file(s), %s%s%d refused\n", why, n, changed ? "changes applied" : "no change",
+    vigil_log(bad ? VIGIL_LOG_WARN : VIGIL_LOG_INFO, "control", "reload (%s): %d file(s), %s%s%d refused", why, n, changed ? "changes applied" : "no change",
             bad ? ", " : ", ", bad);
     fflush(stderr);
     return bad;

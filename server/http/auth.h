@@ -54,6 +54,21 @@ vigil_role vigil_auth_role_for(const char *method, const char *url);
  * but not allowed. Constant time in the token. */
 int vigil_auth_check(const vigil_auth *a, vigil_role need, const char *token, const char **who, int *index);
 
+/* One keep-alive connection's last known token: the text its client sent
+ * and the entry it matched. A later request on the same connection that
+ * presents the same text (compared in constant time) skips the SHA-256 and
+ * the walk over the tokens; the role is checked every time. Owned by the
+ * connection (http.c); wipe it with vigil_auth_memo_clear when it closes. */
+typedef struct vigil_auth_memo {
+    char tok[257];
+    size_t len;       /* 0: nothing remembered */
+    int found;
+} vigil_auth_memo;
+/* vigil_auth_check with a connection's memo (NULL: none). */
+int vigil_auth_check_memo(const vigil_auth *a, vigil_role need, const char *token, vigil_auth_memo *memo,
+                          const char **who, int *index);
+void vigil_auth_memo_clear(vigil_auth_memo *m);
+
 /* Take n events from token i's bucket: 0 taken; 429 not now (*retry_s:
  * when enough will be there); 413 never (n over the burst). A token without
  * a rate, or i < 0: always 0. Thread-safe. */

@@ -37,6 +37,10 @@ typedef struct vigil_http_req {
     char who[64];                /* the caller: its token's name, or "local" without tokens (the audit) */
     int token;                   /* its token's index (rate limits), -1: none */
     struct vigil_auth *auth;     /* the edge's tokens (vigil_http_take) */
+    char url[256];               /* the path (no query string: no ?access_token= in a log), cut at 255 bytes */
+    long long start_us;          /* when its headers arrived (wall µs) */
+    char request_id[65];         /* the client's X-Request-Id when well-formed, else 16 random hex digits;
+                                    on every answer (X-Request-Id) and every log line written while handling it */
 } vigil_http_req;
 
 /* A request about to apply n events: take them from its token's rate (a
@@ -77,6 +81,11 @@ typedef struct vigil_http_limits {
     size_t max_header_bytes;      /* libmicrohttpd's per-connection memory: over it, 431 */
 } vigil_http_limits;
 void vigil_http_set_limits(vigil_http *h, const vigil_http_limits *l);
+/* HTTPS (server/http/tls.h): read and check the PEM files now; the daemon
+ * then starts with TLS. Both paths NULL/"": nothing changes. Errors name the
+ * key and the path (VIGIL_EINVAL, VIGIL_ENOTFOUND, VIGIL_EIO, …). */
+vigil_status vigil_http_set_tls(vigil_http *h, const char *cert_path, const char *key_path, vigil_error *err);
+int vigil_http_tls(const vigil_http *h);     /* 1 when the API is HTTPS */
 vigil_status vigil_http_start(vigil_http *h, vigil_error *err);
 int vigil_http_port(const vigil_http *h);   /* the bound port (useful with port 0) */
 void vigil_http_stop(vigil_http *h);        /* on_stop, then stop the daemon; idempotent */

@@ -2,6 +2,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include "reply.h"
+#include "server/common/log.h"
+
+void vigil_http_tag(struct MHD_Response *r) {
+    const char *id = vigil_log_request();
+    if (r && id) MHD_add_response_header(r, "X-Request-Id", id);
+}
 
 enum MHD_Result vigil_http_send_text(struct MHD_Connection *c, unsigned status, const char *type, const char *body,
                                      size_t len) {
@@ -9,6 +15,7 @@ enum MHD_Result vigil_http_send_text(struct MHD_Connection *c, unsigned status, 
     if (!r) return MHD_NO;
     MHD_add_response_header(r, "Content-Type", type);
     MHD_add_response_header(r, "Cache-Control", "no-store");
+    vigil_http_tag(r);
     enum MHD_Result ret = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
     return ret;
@@ -45,6 +52,7 @@ enum MHD_Result vigil_http_problem_h(struct MHD_Connection *c, unsigned status, 
     }
     MHD_add_response_header(r, "Content-Type", "application/problem+json");
     if (header && value) MHD_add_response_header(r, header, value);
+    vigil_http_tag(r);
     enum MHD_Result ret = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
     return ret;

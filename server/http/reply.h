@@ -9,6 +9,10 @@
 #include <cjson/cJSON.h>
 #include <microhttpd.h>
 
+/* Add X-Request-Id (the request this thread handles, server/common/log.h)
+ * to a response built outside these helpers. Every helper below does it. */
+void vigil_http_tag(struct MHD_Response *r);
+
 /* body (len bytes) is copied. Adds Cache-Control: no-store. */
 enum MHD_Result vigil_http_send_text(struct MHD_Connection *c, unsigned status, const char *type, const char *body,
                                      size_t len);

@@ -122,6 +122,7 @@ static enum MHD_Result handle_new(vigil_ingest *ig, vigil_ruleset *rs, struct MH
         if (berr.limit) cJSON_AddStringToObject(x, "limit", berr.limit);
         return vigil_http_problem(c, 400, "Bad Request", d, x, NULL);
     }
+    vingest_note_times(ig, VINGEST_SRC_HTTP, batch.events, batch.n);
     /* the events leave the batch: evs owns their references from here */
     vigil_event **evs = batch.events;
     size_t n = batch.n;

@@ -15,6 +15,7 @@
 #include "vigil/event.h"
 #include "server/http/http.h"
 #include "server/route/router.h"
+#include "nats_opts.h"
 
 typedef struct vigil_ingest vigil_ingest;
 
@@ -24,6 +25,7 @@ typedef struct vigil_ingest_config {
     vigil_waiters *waiters;             /* borrowed: the ?wait deadline timer */
     size_t max_body;                    /* bytes of one HTTP body (for messages) */
     const char *nats_url;               /* NULL: no NATS */
+    vigil_nats_auth nats_auth;          /* credentials and TLS (nats_opts.h); strings borrowed */
     const char *subject;                /* "vigil.events.>" */
     int jetstream;
     const char *stream, *consumer;      /* "VIGIL_EVENTS", "vigil" */
@@ -66,6 +68,8 @@ typedef struct vigil_ingest_stats {
     unsigned long long rejected_bad, rejected_nokey, rejected_full, rejected_rate;
     /* of rejected_bad: lines over an event limit; POSTs over max_lines (events not counted) */
     unsigned long long limit_fields, limit_depth, limit_key, limit_lines;
+    /* the newest event time seen per source: http, nats, jetstream (ms; 0: none yet) */
+    int64_t newest_ms[3];
     int nats_configured, nats_up, jetstream;
     unsigned long long js_fetched, js_acked, js_msgs_bad, js_fetch_errors;
 } vigil_ingest_stats;

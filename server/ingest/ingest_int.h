@@ -10,6 +10,8 @@
 #include "ingest.h"
 #include "batch.h"
 
+enum { VINGEST_SRC_HTTP, VINGEST_SRC_NATS, VINGEST_SRC_JETSTREAM, VINGEST_NSRC };
+
 struct vigil_ingest {
     vigil_ingest_config cfg;
     natsConnection *nc;
@@ -27,9 +29,13 @@ struct vigil_ingest {
     atomic_ullong http_events, nats_events, rejected_bad, rejected_nokey, rejected_full, rejected_rate;
     atomic_ullong js_fetched, js_acked, js_msgs_bad, js_fetch_errors;
     atomic_ullong limit_fields, limit_depth, limit_key, limit_lines;
+    atomic_llong newest_ms[VINGEST_NSRC];   /* the newest event time seen per source (ms; 0: none yet) */
     atomic_ullong js_handled_seq;  /* highest stream sequence handed to the router (the fetcher's) */
     atomic_ullong js_rounds;       /* fetch rounds whose messages are all handed over */
 };
+
+/* The newest event time of a decoded batch, per source (watermark lag per source). */
+void vingest_note_times(vigil_ingest *ig, int src, vigil_event *const *evs, size_t n);
 
 /* A line over an event limit (e->limit set): counted per limit. */
 void vingest_count_limit(vigil_ingest *ig, const char *limit);

@@ -32,6 +32,7 @@
 #include "server/common/fault.h"
 #include "ingest_int.h"
 #include "vigil/clock.h"
+#include "server/common/log.h"
 
 #define PUBLISHERS 4
 #define PUB_QUEUE 4096
@@ -99,7 +100,7 @@ static vigil_status ensure_stream(vigil_ingest *ig, vigil_error *err) {
         return vigil_error_set(err, VIGIL_EUNAVAILABLE, "JetStream: cannot create stream %s on '%s': %s (error %d)",
                                ig->cfg.stream, ig->cfg.subject, natsStatus_GetText(ns), (int)jerr);
     jsStreamInfo_Destroy(si);
-    fprintf(stderr, "vigil: created JetStream stream %s on '%s' (file storage)\n", ig->cfg.stream, ig->cfg.subject);
+    vigil_log(VIGIL_LOG_INFO, "ingest", "created JetStream stream %s on '%s' (file storage)", ig->cfg.stream, ig->cfg.subject);
     return VIGIL_OK;
 }
 
@@ -143,7 +144,7 @@ static vigil_status position_consumer(vigil_ingest *ig, vigil_error *err) {
         return vigil_error_set(err, VIGIL_EUNAVAILABLE, "JetStream: cannot create consumer %s: %s (error %d)",
                                ig->cfg.consumer, natsStatus_GetText(ns), (int)jerr);
     jsConsumerInfo_Destroy(ci);
-    fprintf(stderr, "vigil: JetStream consumer %s on %s resumes at stream sequence %llu\n", ig->cfg.consumer,
+    vigil_log(VIGIL_LOG_INFO, "ingest", "JetStream consumer %s on %s resumes at stream sequence %llu", ig->cfg.consumer,
             ig->cfg.stream, (unsigned long long)floor + 1);
     return VIGIL_OK;
 }
@@ -185,7 +186,7 @@ static void handle_msg(vigil_ingest *ig, natsMsg *msg) {
     }
     if (bst != VIGIL_OK) {   /* cannot be decoded at all: rejected, acked below with nothing to apply */
         atomic_fetch_add(&ig->rejected_bad, 1);
-        fprintf(stderr, "vigil: JetStream seq %llu rejected: %s\n", (unsigned long long)seq, berr.msg);
+        vigil_log(VIGIL_LOG_WARN, "ingest", "JetStream seq %llu rejected: %s", (unsigned long long)seq, berr.msg);
         memset(&b, 0, sizeof b);
         b.bad = 1;
     }
@@ -205,6 +206,7 @@ static void handle_msg(vigil_ingest *ig, natsMsg *msg) {
     src->base.done = src_done;
     atomic_init(&src->base.refs, 1);   /* ours while routing */
     if (n) {
+        vingest_note_times(ig, VINGEST_SRC_JETSTREAM, evs, n);
         vigil_status st = vigil_router_enqueue_src(ig->cfg.router, rs, evs, (int)n, &src->base, 1, &ig->js_stop);
         if (st == VIGIL_OK) {
             atomic_fetch_add(&ig->nats_events, n);
@@ -212,7 +214,7 @@ static void handle_msg(vigil_ingest *ig, natsMsg *msg) {
         } else {
             if (st == VIGIL_ETOOBIG) {   /* can never fit: rejected, acked */
                 atomic_fetch_add(&ig->rejected_full, n);
-                fprintf(stderr, "vigil: JetStream seq %llu: %zu events do not fit a worker queue; rejected\n",
+                vigil_log(VIGIL_LOG_WARN, "ingest", "JetStream seq %llu: %zu events do not fit a worker queue; rejected",
                         (unsigned long long)seq, n);
             } else {   /* stopping: leave it unacked for the next run */
                 natsMsg_Destroy(msg);
@@ -252,7 +254,7 @@ static void resync(vigil_ingest *ig) {
     vigil_error err;
     vigil_error_clear(&err);
     if (bind_consumer(ig, &err) != VIGIL_OK) {
-        fprintf(stderr, "vigil: JetStream: re-binding after a reconnect failed: %s; retrying\n", err.msg);
+        vigil_log(VIGIL_LOG_ERROR, "ingest", "JetStream: re-binding after a reconnect failed: %s; retrying", err.msg);
         atomic_store(&ig->js_resync, 1);
         usleep(500000);
     }
@@ -279,7 +281,7 @@ static void *fetcher_main(void *arg) {
         if (ns != NATS_OK) {
             atomic_fetch_add(&ig->js_fetch_errors, 1);
             if (errors++ < 5 || errors % 100 == 0)
-                fprintf(stderr, "vigil: JetStream fetch failed: %s; retrying\n", natsStatus_GetText(ns));
+                vigil_log(VIGIL_LOG_ERROR, "ingest", "JetStream fetch failed: %s; retrying", natsStatus_GetText(ns));
             usleep(200000);
             continue;
         }

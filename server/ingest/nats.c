@@ -15,6 +15,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include "ingest_int.h"
+#include "server/common/log.h"
+
+void vingest_note_times(vigil_ingest *ig, int src, vigil_event *const *evs, size_t n) {
+    int64_t newest = 0;
+    for (size_t i = 0; i < n; i++)
+        if (evs[i] && vigil_event_time(evs[i]) > newest) newest = vigil_event_time(evs[i]);
+    long long cur = atomic_load(&ig->newest_ms[src]);
+    while (newest > cur && !atomic_compare_exchange_weak(&ig->newest_ms[src], &cur, newest)) {}
+}
 
 void vingest_count_limit(vigil_ingest *ig, const char *limit) {
     if (!limit) return;
@@ -31,10 +40,10 @@ void vingest_bad_line(void *ud, const vigil_batch_error *e) {
     if (e->limit) vingest_count_limit(b->ig, e->limit);
     if (n >= 20) return;
     if (b->seq)
-        fprintf(stderr, "vigil: %s %s seq %llu line %zu rejected: %s\n", b->what, b->subject,
+        vigil_log(VIGIL_LOG_WARN, "ingest", "%s %s seq %llu line %zu rejected: %s", b->what, b->subject,
                 (unsigned long long)b->seq, e->line, e->msg);
     else
-        fprintf(stderr, "vigil: %s %s line %zu rejected: %s\n", b->what, b->subject, e->line, e->msg);
+        vigil_log(VIGIL_LOG_WARN, "ingest", "%s %s line %zu rejected: %s", b->what, b->subject, e->line, e->msg);
 }
 
 static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure) {
@@ -52,10 +61,11 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
     if (vigil_batch_decode(rs, &bo, data ? data : "", len > 0 ? (size_t)len : 0, &b, &err) != VIGIL_OK) {
         vigil_ruleset_release(rs);
         atomic_fetch_add(&ig->rejected_bad, 1);
-        fprintf(stderr, "vigil: NATS %s: message dropped: %s\n", bc.subject, err.msg);
+        vigil_log(VIGIL_LOG_WARN, "ingest", "NATS %s: message dropped: %s", bc.subject, err.msg);
         natsMsg_Destroy(msg);
         return;
     }
+    vingest_note_times(ig, VINGEST_SRC_NATS, b.events, b.n);
     /* core NATS is at-most-once: each event routed on its own, waiting for room */
     for (size_t i = 0; i < b.n; i++) {
         if (vigil_router_enqueue(ig->cfg.router, rs, &b.events[i], 1, NULL, 1, NULL) != VIGIL_OK) {
@@ -90,17 +100,20 @@ vigil_status vigil_ingest_create(const vigil_ingest_config *cfg, vigil_ingest **
 vigil_status vigil_ingest_connect(vigil_ingest *ig, vigil_error *err) {
     if (!ig->cfg.nats_url) return VIGIL_OK;
     natsOptions *o = NULL;
-    natsStatus ns = natsOptions_Create(&o);
-    if (ns == NATS_OK) ns = natsOptions_SetURL(o, ig->cfg.nats_url);
-    if (ns == NATS_OK) ns = natsOptions_SetMaxReconnect(o, -1);
+    vigil_status st = vigil_nats_options(ig->cfg.nats_url, &ig->cfg.nats_auth, &o, err);
+    if (st != VIGIL_OK) return st;
+    natsStatus ns = natsOptions_SetMaxReconnect(o, -1);
     if (ns == NATS_OK) ns = natsOptions_SetReconnectWait(o, 500);
     if (ns == NATS_OK) ns = natsOptions_SetName(o, "vigil");
     if (ns == NATS_OK) ns = natsOptions_SetReconnectedCB(o, on_reconnected, ig);
     if (ns == NATS_OK) ns = natsConnection_Connect(&ig->nc, o);
     natsOptions_Destroy(o);
-    if (ns != NATS_OK)
-        return vigil_error_set(err, VIGIL_EUNAVAILABLE, "cannot connect to NATS at %s: %s", ig->cfg.nats_url,
-                               natsStatus_GetText(ns));
+    if (ns != NATS_OK) {
+        char shown[512];   /* never the URL's password */
+        vigil_nats_url_redact(ig->cfg.nats_url, shown, sizeof shown);
+        return vigil_error_set(err, VIGIL_EUNAVAILABLE, "cannot connect to NATS at %s: %s%s", shown,
+                               natsStatus_GetText(ns), vigil_nats_connect_hint(ns));
+    }
     return VIGIL_OK;
 }
 
@@ -162,6 +175,7 @@ void vigil_ingest_get_stats(vigil_ingest *ig, vigil_ingest_stats *o) {
     o->limit_depth = atomic_load(&ig->limit_depth);
     o->limit_key = atomic_load(&ig->limit_key);
     o->limit_lines = atomic_load(&ig->limit_lines);
+    for (int i = 0; i < VINGEST_NSRC; i++) o->newest_ms[i] = atomic_load(&ig->newest_ms[i]);
     o->nats_configured = ig->cfg.nats_url != NULL;
     o->nats_up = ig->nc && natsConnection_Status(ig->nc) == NATS_CONN_STATUS_CONNECTED;
     o->jetstream = ig->js != NULL;

@@ -88,6 +88,14 @@ enum MHD_Result vops_metrics(void *ctx, struct MHD_Connection *c, const char *ur
     sb_printf(&b, "vigil_events_rejected_total{reason=\"rate_limited\"} %llu\n", (unsigned long long)is.rejected_rate);
     sb_printf(&b, "# HELP vigil_http_rate_limited_total Requests refused for their token's rate (429, or 413 over its burst), by token name.\n# TYPE vigil_http_rate_limited_total counter\n");
     vigil_http_foreach_limited(s->http, limited_line, &b);
+    static const char *const srcs[] = {"http", "nats", "jetstream"};
+    sb_printf(&b, "# HELP vigil_source_event_time_lag_seconds Wall clock minus the newest event time a source has "
+                  "delivered (sources that delivered none are absent).\n# TYPE vigil_source_event_time_lag_seconds gauge\n");
+    int64_t wall = vigil_now_ms();
+    for (int i = 0; i < 3; i++)
+        if (is.newest_ms[i] > 0)
+            sb_printf(&b, "vigil_source_event_time_lag_seconds{source=\"%s\"} %.3f\n", srcs[i],
+                      (double)(wall - is.newest_ms[i]) / 1000.0);
     sb_printf(&b, "# HELP vigil_events_processed_total Event deliveries to key groups processed by workers.\n# TYPE vigil_events_processed_total counter\n");
     sb_printf(&b, "vigil_events_processed_total %llu\n", processed);
     sb_printf(&b, "# HELP vigil_events_late_total Events older than watermark minus allowed lateness.\n# TYPE vigil_events_late_total counter\n");

@@ -15,6 +15,7 @@
 #include <hiredis/hiredis.h>
 #include "server/state/redis.h"
 #include "vigil/clock.h"
+#include "server/common/log.h"
 
 /* ---- the health cache -------------------------------------------------------------- */
 
@@ -63,7 +64,7 @@ static void refresh(vigil_ops *ops) {
         int64_t now = vigil_now_ms();
         if (now - ops->last_late_log_ms >= 60000) {
             ops->last_late_log_ms = now;
-            fprintf(stderr, "vigil: warning: %s\n", ops->late_warning);
+            vigil_log(VIGIL_LOG_WARN, "ops", "warning: %s", ops->late_warning);
         }
     } else {
         ops->late_warning[0] = '\0';
@@ -182,5 +183,6 @@ void vigil_ops_register(vigil_ops *ops, vigil_http *h) {
     vigil_http_route(h, "GET", "/readyz", 0, readyz, ops);
     vigil_http_route(h, "GET", "/v1/deadletters", 0, dead_letters, ops);
     vigil_http_route(h, "GET", "/v1/stats", 0, vops_stats, ops);
+    vigil_http_route(h, "GET", "/v1/openapi.yaml", 0, vigil_ops_handle_doc, ops);
     vigil_http_fallback(h, vigil_ops_handle_asset, ops);
 }

@@ -41,8 +41,11 @@ void vigil_ops_register(vigil_ops *ops, vigil_http *h);
 void vigil_ops_destroy(vigil_ops *ops);   /* accepts NULL */
 
 /* GET / and the dashboard's static files, compiled into the binary
- * (dashboards/embed.cmake): "/" is "/index.html"; content type from the
+ * (cmake/embed.cmake): "/" is "/index.html"; content type from the
  * extension; 404 problem+json for anything else. */
 enum MHD_Result vigil_ops_handle_asset(void *ctx, struct MHD_Connection *c, const char *url, vigil_http_req *r);
+/* GET /v1/openapi.yaml: docs/openapi.yaml, compiled in the same way
+ * (application/yaml; public: it documents the API and holds no data). */
+enum MHD_Result vigil_ops_handle_doc(void *ctx, struct MHD_Connection *c, const char *url, vigil_http_req *r);
 
 #endif

@@ -10,6 +10,7 @@
 #include "route_int.h"
 #include "server/state/redis_store.h"
 #include "server/state/snapshot.h"
+#include "server/common/log.h"
 
 void vigil_source_release(vigil_source *src) {
     if (!src || atomic_fetch_sub(&src->refs, 1) != 1) return;
@@ -332,7 +333,7 @@ static vigil_status load_durable_state(vigil_router *r, vigil_error *err) {
             st = vigil_redis_store_load_offsets(r->workers[0].store, names, ng, r->partitions, r->off_seq, r->off_wm,
                                                 err);
             if (st != VIGIL_EUNAVAILABLE && !(st == VIGIL_ESTORE && strstr(err->msg, "LOADING"))) break;
-            fprintf(stderr, "vigil: reading offsets: %s; retrying\n", err->msg);
+            vigil_log(VIGIL_LOG_WARN, "route", "reading offsets: %s; retrying", err->msg);
             usleep(500000);
         }
         free(names);

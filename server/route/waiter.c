@@ -9,6 +9,7 @@
 #include <time.h>
 #include "waiter.h"
 #include "vigil/clock.h"
+#include "server/common/log.h"
 
 struct vigil_waiter {
     pthread_mutex_t mu;
@@ -77,7 +78,7 @@ void vigil_waiter_append(vigil_waiter *w, const char *json, size_t len) {
         memcpy(w->alerts + w->len, json, len);
         w->len += len;
     } else {
-        fprintf(stderr, "vigil: a ?wait answer lost an alert (out of memory or over %u bytes)\n",
+        vigil_log(VIGIL_LOG_ERROR, "route", "a ?wait answer lost an alert (out of memory or over %u bytes)",
                 VIGIL_WAITER_MAX_BYTES);
     }
     pthread_mutex_unlock(&w->mu);
@@ -166,6 +167,13 @@ vigil_status vigil_waiters_create(vigil_waiters **out) {
 }
 
 void vigil_waiters_add(vigil_waiters *ws, vigil_waiter *w) {
+    /* done before it was watched: nothing pending from the start (the
+     * event's key groups have no rules left: no worker will call done), so
+     * no worker woke it and the timer drops it as finished; the connection
+     * is suspended by now: wake it here */
+    pthread_mutex_lock(&w->mu);
+    if (w->done) wake_locked(w);
+    pthread_mutex_unlock(&w->mu);
     vigil_waiter_retain(w);
     pthread_mutex_lock(&ws->mu);
     w->next = ws->list;

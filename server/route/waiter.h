@@ -44,7 +44,9 @@ void vigil_waiter_forget(vigil_waiter *w);
 
 /* The deadline timer: one thread that wakes waiters whose deadline passed. */
 vigil_status vigil_waiters_create(vigil_waiters **out);
-/* Watch w until it finishes or its deadline passes (takes a reference). */
+/* Watch w until it finishes or its deadline passes (takes a reference).
+ * A waiter already done (created with nothing pending) is woken here:
+ * call it after the connection is suspended. */
 void vigil_waiters_add(vigil_waiters *ws, vigil_waiter *w);
 /* Time out whatever still waits, stop the thread, free. Accepts NULL. */
 void vigil_waiters_destroy(vigil_waiters *ws);

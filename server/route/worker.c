@@ -14,6 +14,7 @@
 #include "server/common/fault.h"
 #include "server/state/redis_store.h"
 #include "server/alerts/webhooks.h"
+#include "server/common/log.h"
 
 #define BATCH 1000
 
@@ -110,7 +111,7 @@ static int with_retry(vworker *wk, vigil_status (*op)(vworker *, void *, vigil_e
         }
         atomic_fetch_add(&wk->commit_errors, 1);
         if (st == VIGIL_EUNAVAILABLE) atomic_store(&wk->store_down, 1);
-        fprintf(stderr, "vigil: worker %d: %s failed: %s (%s); retrying\n", wk->idx, what, err.msg, vigil_status_str(st));
+        vigil_log(VIGIL_LOG_ERROR, "route", "worker %d: %s failed: %s (%s); retrying", wk->idx, what, err.msg, vigil_status_str(st));
         if (atomic_load(&wk->r->stopping) > 1) return -1;
         usleep((useconds_t)delay * 1000);
         if (delay < 2000) delay *= 2;
@@ -232,7 +233,7 @@ static void snapshot_if_due(vworker *wk, int force) {
     vigil_snapshot_view v;
     vroute_snapshot_view(r, wk->rs, &v);
     if (vigil_snapshot_write(&v, wk->idx, &err) != VIGIL_OK) {
-        fprintf(stderr, "vigil: worker %d: snapshot failed: %s (state stays in memory; retrying later)\n", wk->idx, err.msg);
+        vigil_log(VIGIL_LOG_ERROR, "route", "worker %d: snapshot failed: %s (state stays in memory; retrying later)", wk->idx, err.msg);
         atomic_fetch_add(&wk->commit_errors, 1);
         wk->last_snapshot_ms = now;   /* not again at once */
         return;
@@ -290,7 +291,7 @@ static void do_swap(vworker *wk, vigil_ruleset *rs) {
     } else {
         r->swap_failed++;
         vigil_ruleset_release(rs);
-        fprintf(stderr, "vigil: worker %d: cannot switch to the new rules: %s (it keeps the old ones)\n", wk->idx,
+        vigil_log(VIGIL_LOG_ERROR, "route", "worker %d: cannot switch to the new rules: %s (it keeps the old ones)", wk->idx,
                 err.msg);
     }
     pthread_cond_broadcast(&r->swap_cv);
@@ -310,7 +311,7 @@ void vroute_task_run(vworker *wk, vroute_task *t) {
         vigil_error_clear(&err);
         /* the key from the store first (a failure: the task sees the cache as it is) */
         if (vigil_engine_prefetch_key(wk->eng, t->group, t->key, t->keylen, &err) != VIGIL_OK)
-            fprintf(stderr, "vigil: worker %d: loading a key for a task: %s\n", wk->idx, err.msg);
+            vigil_log(VIGIL_LOG_WARN, "route", "worker %d: loading a key for a task: %s", wk->idx, err.msg);
         t->fn(t->ud, wk->eng);
     }
     t->done = 1;
@@ -491,7 +492,7 @@ void *vroute_worker_main(void *arg) {
                 atomic_fetch_add(&wk->late_count, 1);
                 note_late(wk, it[i].ev, it[i].group);   /* published after the commit */
             } else if (st != VIGIL_OK) {
-                fprintf(stderr, "vigil: worker %d: event %s: %s\n", wk->idx, vigil_event_id(it[i].ev), err.msg);
+                vigil_log(VIGIL_LOG_WARN, "route", "worker %d: event %s: %s", wk->idx, vigil_event_id(it[i].ev), err.msg);
             }
         }
         wk->cur_waiter = NULL;

@@ -247,6 +247,77 @@ vigil_status vigil_redis_url_parse(const char *url, char *host, size_t hostn, in
 }
 
 
+/* Append s percent-encoded (all but RFC 3986 unreserved bytes) at out+*o. */
+static void pct_encode(const char *s, char *out, size_t *o)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+            *p == '-' || *p == '.' || *p == '_' || *p == '~') {
+            out[(*o)++] = (char)*p;
+        } else {
+            out[(*o)++] = '%';
+            out[(*o)++] = hex[*p >> 4];
+            out[(*o)++] = hex[*p & 15];
+        }
+    }
+}
+
+vigil_status vigil_redis_url_with_auth(const char *url, const char *user, const char *password, char **out,
+                                       vigil_error *err)
+{
+    *out = NULL;
+    int has_user = user && *user, has_pass = password && *password;
+    if (has_user && !has_pass)
+        return vigil_error_set(err, VIGIL_EPARSE, "redis.user is set without redis.password; set both "
+                                                  "(VIGIL_REDIS_USER, VIGIL_REDIS_PASSWORD)");
+    vigil_status s = vigil_redis_url_parse(url, NULL, 0, NULL, NULL, NULL, 0, NULL, 0, err);
+    if (s != VIGIL_OK)
+        return s;
+    size_t n = strlen(url) + 3 * ((has_user ? strlen(user) : 0) + (has_pass ? strlen(password) : 0)) + 16;
+    char *u = malloc(n);
+    if (!u)
+        return vigil_error_set(err, VIGIL_ENOMEM, "Redis: out of memory");
+    if (!has_pass) {
+        memcpy(u, url, strlen(url) + 1);
+        *out = u;
+        return VIGIL_OK;
+    }
+    /* scheme, then the new user information, then the URL after its old one */
+    const char *sep = strstr(url, "://");
+    const char *auth = sep ? sep + 3 : url;
+    const char *end = auth + strcspn(auth, "/?#"), *rest = auth;
+    for (const char *q = auth; q < end; q++)
+        if (*q == '@')
+            rest = q + 1;
+    size_t o = 0;
+    if (sep) {
+        memcpy(u, url, (size_t)(auth - url));
+        o = (size_t)(auth - url);
+    } else {
+        memcpy(u, "redis://", 8);
+        o = 8;
+    }
+    if (has_user)
+        pct_encode(user, u, &o);
+    u[o++] = ':';
+    pct_encode(password, u, &o);
+    u[o++] = '@';
+    memcpy(u + o, rest, strlen(rest) + 1);
+    *out = u;
+    return VIGIL_OK;
+}
+
+void vigil_redis_url_free(char *url)
+{
+    if (!url)
+        return;
+    volatile char *p = url;   /* the password is in it: wipe before free */
+    for (size_t i = 0; p[i]; i++)
+        p[i] = 0;
+    free(url);
+}
+
 /* ---- handles ------------------------------------------------------------ */
 
 static void set_where(vigil_redis *r)
@@ -342,8 +413,10 @@ static vigil_status setup_cmd(vigil_redis *r, redisContext *c, int argc, const c
                                c->errstr[0] ? c->errstr : "connection lost");
     vigil_status s = VIGIL_OK;
     if (rep->type == REDIS_REPLY_ERROR)
-        s = vigil_error_set(err, VIGIL_ESTORE, "Redis %s: %s refused: %.*s", r->where, what,
-                            (int)rep->len, rep->str);
+        s = vigil_error_set(err, VIGIL_ESTORE, "Redis %s: %s refused: %.*s%s", r->where, what,
+                            (int)rep->len, rep->str,
+                            strcmp(what, "AUTH") == 0 ? " (check redis.user and redis.password, or the "
+                                                        "URL's user:password)" : "");
     else if (rep->type != REDIS_REPLY_STATUS || strcmp(rep->str, expect) != 0)
         s = vigil_error_set(err, VIGIL_ESTORE, "Redis %s: unexpected reply to %s", r->where, what);
     freeReplyObject(rep);

@@ -71,6 +71,17 @@ vigil_status vigil_redis_url_parse(const char *url, char *host, size_t hostn, in
                                    char *user, size_t usern, char *password, size_t passwordn,
                                    vigil_error *err);
 
+/* The URL with its user information replaced by user and password (the
+ * config's redis.user / redis.password, which win over a user:password in
+ * the URL), percent-encoded, into *out (malloc'd, owned by the caller: wipe
+ * and free it with vigil_redis_url_free). user may be NULL/"" (AUTH with the
+ * password only: the "default" user); password NULL/"" leaves the URL as it
+ * is. Errors: VIGIL_EPARSE (a bad URL; redis.user without redis.password),
+ * VIGIL_ENOMEM. */
+vigil_status vigil_redis_url_with_auth(const char *url, const char *user, const char *password, char **out,
+                                       vigil_error *err);
+void vigil_redis_url_free(char *url);
+
 /* A handle on `url` with timeouts `opts` (NULL: defaults). It does not
  * connect: vigil_redis_connect does, and so does any call that needs it.
  * VIGIL_EPARSE, VIGIL_ENOMEM. *out is owned by the caller. */

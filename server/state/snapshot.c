@@ -31,6 +31,7 @@
 #include "server/common/fault.h"
 #include "snapshot.h"
 #include "vigil/rules.h"
+#include "server/common/log.h"
 
 #define SNAP_MAGIC "VIGILSNAP1\n"
 #define SNAP_MAGIC_LEN 11
@@ -320,7 +321,7 @@ vigil_status vigil_snapshot_load(const vigil_snapshot_view *v, vigil_error *err)
     for (size_t i = 0; i < nfiles && st == VIGIL_OK; i++)
         if (files[i]) st = load_file(v, files[i], &keys, &dropped, &stale, err);
     if (st == VIGIL_OK && nfiles)
-        fprintf(stderr, "vigil: snapshot: %llu keys from %zu file(s) in %s%s\n", (unsigned long long)keys, nfiles,
+        vigil_log(VIGIL_LOG_INFO, "state", "snapshot: %llu keys from %zu file(s) in %s%s", (unsigned long long)keys, nfiles,
                 v->data_dir, dropped ? " (keys of key groups no rule uses any more were dropped)" : "");
     if (st == VIGIL_OK && stale) {
         /* written by another worker count: rewrite as this one, then drop the others */

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# regress.sh — the fuzz regression run for CI: build the four libFuzzer
+# regress.sh — the fuzz regression run for CI: build the five libFuzzer
 # targets (build.sh), then run each once over its kept corpus
-# (tests/fuzz/corpus/<json|csv|rules|batch>/), no new inputs generated. Any crash,
+# (tests/fuzz/corpus/<json|csv|rules|batch|http>/), no new inputs generated. Any crash,
 # leak, sanitizer report or timeout makes the script exit non-zero; the
 # failing input is written under build-fuzz/artifacts/. Takes well under a
 # minute on one core.
 #
-# Usage: tests/fuzz/regress.sh [target...]    (default: fuzz_json fuzz_csv fuzz_rules fuzz_batch)
+# Usage: tests/fuzz/regress.sh [target...]    (default: fuzz_json fuzz_csv fuzz_rules fuzz_batch fuzz_http)
 # Env:   FUZZ_NO_BUILD=1   reuse build-fuzz/ as it is
 #        FUZZ_CRASHES=1    also run tests/fuzz/crashes/<target>/ (known bugs: fails until fixed)
 #        plus build.sh's CC, BUILD_DIR, FUZZ_SRC_ROOT, FUZZ_CFLAGS.
@@ -15,7 +15,7 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=${BUILD_DIR:-$ROOT/build-fuzz}
 TARGETS=("$@")
-[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(fuzz_json fuzz_csv fuzz_rules fuzz_batch)
+[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(fuzz_json fuzz_csv fuzz_rules fuzz_batch fuzz_http)
 
 if [ "${FUZZ_NO_BUILD:-0}" != 1 ]; then
     "$ROOT/tests/fuzz/build.sh" "${TARGETS[@]}" || { echo "tests/fuzz/regress.sh: build failed" >&2; exit 2; }

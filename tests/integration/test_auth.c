@@ -6,7 +6,7 @@
  *   - a known token without the role: 403 (a viewer cannot post events or
  *     change rules; an analyst cannot read the audit log);
  *   - the roles nest: admin ⊃ analyst ⊃ viewer, ingest apart;
- *   - /healthz, /readyz, /metrics and the dashboard's assets need none;
+ *   - /healthz, /readyz, /metrics, the dashboard's assets and /v1/openapi.yaml need none;
  *   - the alert stream takes ?access_token= (a browser's EventSource);
  *   - the audit log names the token's name;
  *   - no token appears in the log. */
@@ -251,6 +251,7 @@ static void test_matrix(void) {
         {"GET", "/readyz", NULL, R_PUBLIC, 1, NULL},
         {"GET", "/metrics", NULL, R_PUBLIC, 0, NULL},
         {"GET", "/", NULL, R_PUBLIC, 0, NULL},
+        {"GET", "/v1/openapi.yaml", NULL, R_PUBLIC, 0, NULL},
     };
     const char *tokens[] = {NULL, INGEST, VIEWER, ANALYST, ADMIN};
     const char *names[] = {"no token", "ingest", "viewer", "analyst", "admin"};

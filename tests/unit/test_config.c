@@ -689,6 +689,58 @@ static void test_example_file(void) {
     fx_free(&f);
 }
 
+/* Transport security (issue 13): HTTPS files, NATS credentials and TLS,
+ * Redis AUTH — read from the file, over it from the variables, and a bad
+ * password is never echoed. */
+static void test_transport_keys(void) {
+    fixture f;
+    fx_init(&f);
+    CU_ASSERT_EQUAL(fx_load(&f, "return { tls_cert = '/c.pem', tls_key = '/k.pem',\n"
+                                "  nats = { url = 'tls://n:4222', user = 'u', password = 'p1', creds = '/x.creds',\n"
+                                "           tls = { ca = '/ca.pem', cert = '/cc.pem', key = '/ck.pem' } },\n"
+                                "  redis = { url = 'redis://r:6379/0', user = 'ru', password = 'rp' } }"),
+                    VIGIL_OK);
+    CU_ASSERT_STRING_EQUAL(f.cfg.tls_cert, "/c.pem");
+    CU_ASSERT_STRING_EQUAL(f.cfg.tls_key, "/k.pem");
+    CU_ASSERT_STRING_EQUAL(f.cfg.nats_user, "u");
+    CU_ASSERT_STRING_EQUAL(f.cfg.nats_password, "p1");
+    CU_ASSERT_STRING_EQUAL(f.cfg.nats_creds, "/x.creds");
+    CU_ASSERT_EQUAL(f.cfg.nats_tls, 1);   /* a tls table turns TLS on */
+    CU_ASSERT_STRING_EQUAL(f.cfg.nats_tls_ca, "/ca.pem");
+    CU_ASSERT_STRING_EQUAL(f.cfg.nats_tls_cert, "/cc.pem");
+    CU_ASSERT_STRING_EQUAL(f.cfg.nats_tls_key, "/ck.pem");
+    CU_ASSERT_STRING_EQUAL(f.cfg.redis_user, "ru");
+    CU_ASSERT_STRING_EQUAL(f.cfg.redis_password, "rp");
+    setenv("VIGIL_NATS_PASSWORD", "p2", 1);
+    setenv("VIGIL_REDIS_PASSWORD", "rp2", 1);
+    setenv("VIGIL_TLS_CERT", "/c2.pem", 1);
+    setenv("VIGIL_NATS_TLS", "0", 1);
+    CU_ASSERT_EQUAL(vigil_config_apply_env(&f.cfg, f.o, &f.err), VIGIL_OK);
+    CU_ASSERT_STRING_EQUAL(f.cfg.nats_password, "p2");
+    CU_ASSERT_STRING_EQUAL(f.cfg.redis_password, "rp2");
+    CU_ASSERT_STRING_EQUAL(f.cfg.tls_cert, "/c2.pem");
+    CU_ASSERT_EQUAL(f.cfg.nats_tls, 0);
+    setenv("VIGIL_NATS_PASSWORD", "has space-s3cr3t", 1);   /* refused, and not echoed */
+    CU_ASSERT_EQUAL(vigil_config_apply_env(&f.cfg, f.o, &f.err), VIGIL_EPARSE);
+    CU_ASSERT(strstr(f.err.msg, "VIGIL_NATS_PASSWORD") && !strstr(f.err.msg, "s3cr3t"));
+    unsetenv("VIGIL_NATS_PASSWORD");
+    unsetenv("VIGIL_REDIS_PASSWORD");
+    unsetenv("VIGIL_TLS_CERT");
+    unsetenv("VIGIL_NATS_TLS");
+    CU_ASSERT_EQUAL(vigil_config_set(&f.cfg, f.o, "tls_key", "/k2.pem", "--tls-key", &f.err), VIGIL_OK);
+    CU_ASSERT_STRING_EQUAL(f.cfg.tls_key, "/k2.pem");
+    CU_ASSERT_EQUAL(fx_load(&f, "return { nats = { tls = true } }"), VIGIL_OK);
+    CU_ASSERT_EQUAL(f.cfg.nats_tls, 1);
+    fx_free(&f);
+    expect_error("return { nats = { tls = 3 } }", -1, "nats.tls must be true, false or a table");
+    expect_error("return { nats = { tls = { ca = '/a', cas = '/b' } } }", -1, "did you mean 'ca'");
+    expect_error("return { redis = { password = 'x y-s3cr3t' } }", -1, "redis.password = \"...\"");
+    expect_error("return { nats = { token = 'x\\ny' } }", -1, "nats.token = \"...\"");
+    /* a bad URL is shown without its user:password */
+    expect_error("return { redis = 'redis://u:s3cr3t-pw@h:99999/0' }", -1, "redis = \"redis://***@h:99999/0\"");
+    expect_error("return { nats = 'nats://u:s3cr3t-pw@h:4222,http://x' }", -1, "nats://***@h:4222,http://x");
+}
+
 int main(void) {
     clear_env();
     if (CU_initialize_registry() != CUE_SUCCESS) return 2;
@@ -710,6 +762,7 @@ int main(void) {
     CU_add_test(s, "nothing half applied", test_nothing_half_applied);
     CU_add_test(s, "sandbox", test_sandbox);
     CU_add_test(s, "deploy/vigil.conf.lua", test_example_file);
+    CU_add_test(s, "transport: TLS files, NATS and Redis credentials", test_transport_keys);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     int fails = (int)CU_get_number_of_failures();

@@ -288,6 +288,34 @@ static void test_held_events_redecoded(void) {
     vigil_ruleset_release(rs);
 }
 
+/* Two swaps with no event between them: the first leaves states in the
+ * graveyard (freed 8 per event afterwards), the second has nothing dead of
+ * its own but must still find room for the old ruleset's reference (it
+ * wrote one slot past grave_rs: found by the escape suite under ASan, a PUT
+ * then a DELETE before any event). */
+static void test_second_swap_before_grave_drains(void) {
+    part p1[] = {{VEL(4), 1, 0}};
+    vigil_ruleset *rs = build(NULL, p1, 1);
+    got g = {0};
+    vigil_engine *eng = vigil_engine_create(rs, NULL, NULL, on_alert, &g);
+    for (int i = 0; i < 20; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%d", i);
+        feed(eng, rs, key, 100 + i, "tx");
+    }
+    part p2[] = {{"rule{name='vel',key='k',window=sliding('2h'),when=ge(count(),3)}", 2, 0}};
+    swap(eng, &rs, build(rs, p2, 1));    /* incompatible: 20 states to the graveyard */
+    part p3[] = {{"rule{name='vel',key='k',window=sliding('2h'),when=ge(count(),2)}", 3, 0}};
+    swap(eng, &rs, build(rs, p3, 1));    /* compatible: nothing dead, the graveyard still full */
+    part p4[] = {{"rule{name='vel',key='k',window=sliding('2h'),when=ge(count(),1)}", 4, 0}};
+    swap(eng, &rs, build(rs, p4, 1));
+    feed(eng, rs, "k1", 300, "tx");
+    CU_ASSERT_EQUAL(g.n, 1);
+    CU_ASSERT_EQUAL(g.version[0], 4);
+    vigil_engine_destroy(eng);
+    vigil_ruleset_release(rs);
+}
+
 static void test_unrelated_ruleset_refused(void) {
     part p1[] = {{"rule{name='x',key='q',window=sliding('1h'),where={z=1},when=ge(count(),2)}", 1, 0}};
     vigil_ruleset *rs = build(NULL, p1, 1);
@@ -300,6 +328,43 @@ static void test_unrelated_ruleset_refused(void) {
     vigil_engine_destroy(eng);
     vigil_ruleset_release(rs);
     vigil_ruleset_release(other);
+}
+
+/* Two swaps with no event between them: the first leaves the old
+ * version's states in the graveyard (freed a few per event), the second
+ * leaves none of its own. The second must not keep its old ruleset for a
+ * graveyard it did not add to: it wrote past the list of kept rulesets (an
+ * ASan heap-buffer-overflow in vigil_engine_swap, found by fuzz_http: a
+ * rule PUT, then a list or another rule changed, before the next event).
+ * Then the graveyard drains and the engine goes on with the new rules. */
+static void test_swaps_before_the_graveyard_drains(void) {
+    part p1[] = {{VEL(4), 1, 0}};
+    vigil_ruleset *rs = build(NULL, p1, 1);
+    got g = {0};
+    vigil_engine *eng = vigil_engine_create(rs, NULL, NULL, on_alert, &g);
+    feed(eng, rs, "a", 100, "tx");
+    feed(eng, rs, "b", 100, "tx");
+    part p2[] = {{"rule{name='vel',key='k',window=sliding('2h'),when=ge(count(),2)}", 2, 0}};
+    vigil_ruleset *rs2 = build(rs, p2, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(rs2);
+    swap(eng, &rs, rs2);   /* v1's states of a and b: the graveyard */
+    part p3[] = {{"rule{name='vel',key='k',window=sliding('2h'),when=ge(count(),2)}", 2, 0},
+                 {"rule{name='other',key='j',window=sliding('1h'),when=ge(count(),1)}", 1, 0}};
+    vigil_ruleset *rs3 = build(rs, p3, 2);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(rs3);
+    swap(eng, &rs, rs3);   /* group k unchanged: nothing of its own for the graveyard */
+    part p4[] = {{"rule{name='vel',key='k',window=sliding('3h'),when=ge(count(),2)}", 3, 0},
+                 {"rule{name='other',key='j',window=sliding('1h'),when=ge(count(),1)}", 1, 0}};
+    vigil_ruleset *rs4 = build(rs, p4, 2);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(rs4);
+    swap(eng, &rs, rs4);   /* and once more with states of its own: both kinds in one graveyard */
+    feed(eng, rs, "a", 200, "tx");
+    CU_ASSERT_EQUAL(g.n, 0);   /* v3 starts empty */
+    feed(eng, rs, "a", 300, "tx");
+    CU_ASSERT_EQUAL_FATAL(g.n, 1);
+    CU_ASSERT_EQUAL(g.version[0], 3);
+    vigil_engine_destroy(eng);
+    vigil_ruleset_release(rs);
 }
 
 /* Rules of a source that are not picked are left out; a pick the source
@@ -342,6 +407,8 @@ int main(void) {
     CU_add_test(s, "stored state inherited", test_stored_state_inherited);
     CU_add_test(s, "held events redecoded", test_held_events_redecoded);
     CU_add_test(s, "unrelated ruleset refused", test_unrelated_ruleset_refused);
+    CU_add_test(s, "a second swap before the graveyard drains", test_second_swap_before_grave_drains);
+    CU_add_test(s, "swaps before the graveyard drains", test_swaps_before_the_graveyard_drains);
     CU_add_test(s, "build picks", test_build_picks);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();

@@ -53,6 +53,13 @@ void vigil_error_clear(vigil_error *err);
 vigil_status vigil_error_set(vigil_error *err, vigil_status s, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Rewrite file, rule and msg in place so that they hold no control
+ * character: CR, LF and tab become the two characters \r, \n, \t, any other
+ * byte below 0x20 and DEL become \xHH (truncating at the field's size). For
+ * errors whose text comes from input (a rule file's error() or names), before
+ * they reach a log line or a terminal. Accepts NULL. */
+void vigil_error_escape(vigil_error *err);
+
 /* "file:line: rule 'name': msg" with the known parts, into buf of size n. */
 void vigil_error_format(const vigil_error *err, char *buf, size_t n);
 

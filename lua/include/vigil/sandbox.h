@@ -9,7 +9,8 @@
  * string.dump); there is no io, debug, package or coroutine; chunks are
  * loaded as text only. Three limits stop a runaway chunk: a memory cap in the
  * state's allocator, an instruction budget counted by a count hook and a
- * wall-clock deadline checked in the same hook. The metatable of strings
+ * wall-clock deadline checked in the same hook and before every function
+ * call (C functions too). The metatable of strings
  * (the only basic type with one) cannot be read or changed: getmetatable("")
  * returns a read-only view, as Redis does since CVE-2025-46818, so code run in
  * the sandbox cannot change how the trusted code in the same state (the DSL

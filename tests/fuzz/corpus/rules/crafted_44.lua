@@ -1,4 +1,4 @@
-local P = getmetatable(begin('a'))
-local X = getmetatable(e.a)
-local W = getmetatable(sliding('1h'))
+local P = { __vigil = 'pattern' }
+local X = { __vigil = 'expr' }
+local W = { __vigil = 'window' }
 rule { name = 'x', key = 'k', pattern = setmetatable({ _steps = 5 }, P) }

@@ -1,0 +1,4 @@
+-- mirrors: CVE-2025-46819; an unterminated long comment
+-- expect: refused
+-- error: unfinished long comment
+--[==[ never closed ]=]
