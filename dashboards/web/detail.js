@@ -219,7 +219,8 @@
       const th = el('th', null, k);
       if (title) th.title = title;
       tr.appendChild(th);
-      tr.appendChild(el('td', null, cellText(v)));
+      tr.appendChild(el('td', v === null || v === undefined ? 'muted' : null,
+        v === null || v === undefined ? 'unknown now' : cellText(v)));
       t.appendChild(tr);
     });
     return t;

@@ -20,7 +20,8 @@
 //     from the source (each vigil_http_route(h, "METHOD", "/path", prefix,
 //     …) call under server/), each must match a spec operation (exact path,
 //     or for a prefix route a spec path under it) that answered in (a); the
-//     fallback (the dashboard's assets) serves every file of dashboards/web/;
+//     fallback (the dashboard's assets) serves every file of dashboards/web/
+//     (and of its vendor/ folder, as GET /vendor/{file});
 //     and every spec operation that is not planned is served by some route.
 //
 // Usage: node contract.mjs --url http://127.0.0.1:PORT --tokens FILE.json
@@ -245,6 +246,8 @@ check('GET /v1/openapi.yaml serves docs/openapi.yaml as it is in the tree',
   doc && doc.text === readFileSync(join(ROOT, 'docs', 'openapi.yaml'), 'utf8') ? [] : ['the served document differs (rebuild?)']);
 await call('GET /');
 await call('GET /{asset}', { params: { asset: 'app.js' } });
+await call('GET /vendor/{file}', { params: { file: 'uPlot.iife.min.js' } });
+await call('GET /vendor/{file}', { params: { file: 'no-such-file.js' }, absent: true, expect: [404], label: 'an unknown file' });
 await call('GET /{asset}', { params: { asset: 'no-such-file.css' }, absent: true, expect: [404], label: 'an unknown file' });
 
 // rules: create, the same again, a shadow beside it, compare, promote, modes, rollback, snooze
@@ -299,10 +302,24 @@ const sse = await call('GET /v1/alerts/stream', {
   check('GET /v1/alerts/stream (?access_token=, Last-Event-ID: 0) replays an alert frame whose data is an Alert', p);
 }
 
-// triage (DESIGN §6; planned until the route lands)
+// triage (DESIGN §6), the list's filters and pages, the chart's timeline, window events' evidence
 await call('PUT /v1/alerts/{id}/disposition', {
   params: { id: alertId || '0'.repeat(32) }, body: JSON.stringify({ disposition: 'false_positive', note: 'contract test' }), type: 'application/json', expect: [200],
 });
+await call('PUT /v1/alerts/{id}/disposition', {
+  params: { id: alertId || '0'.repeat(32) }, body: JSON.stringify({ disposition: 'maybe' }), type: 'application/json', expect: [422], label: 'an unknown disposition', invalid: true,
+});
+await call('PUT /v1/alerts/{id}/disposition', {
+  params: { id: 'f'.repeat(32) }, body: JSON.stringify({ disposition: 'benign' }), type: 'application/json', absent: true, expect: [404], label: 'no such alert',
+});
+await call('GET /v1/alerts', { query: 'disposition=false_positive&severity=low&mode=active&until=4102444800000&limit=1', expect: [200], label: 'triaged, by severity, mode and time' });
+const page1 = await call('GET /v1/alerts', { query: 'limit=1', expect: [200], label: 'one per page' });
+if (json(page1)?.next) await call('GET /v1/alerts', { query: `limit=1&before=${json(page1).next}`, expect: [200], label: 'the next page' });
+await call('GET /v1/alerts', { query: 'mode=sideways', expect: [400], label: 'a bad mode', invalid: true });
+await call('GET /v1/alerts/timeline', { query: 'bucket=60&buckets=10', expect: [200] });
+await call('GET /v1/alerts/timeline', { query: 'bucket=0', expect: [400], label: 'a bad bucket', invalid: true });
+await call('GET /v1/alerts/evidence', { query: 'ids=c-e1,nope', expect: [200] });
+await call('GET /v1/alerts/evidence', { expect: [400], label: 'no ids', invalid: true });
 
 // keys, dry runs, reads
 await call('GET /v1/keys/{field}/{value}', { params: { field: 'card_id', value: 'c1' }, expect: [200] });
@@ -441,10 +458,15 @@ const byFallback = (o) => fallback && o.method === 'GET' && !o.path.startsWith('
   // the fallback serves the dashboard's files: every one answers 200 at /<file> (index.html at / too)
   const p = [];
   const web = join(SRC_ROOT, 'dashboards', 'web');
+  const files = [];
   for (const n of readdirSync(web)) {
-    if (statSync(join(web, n)).isDirectory()) continue;
+    if (!statSync(join(web, n)).isDirectory()) files.push(n);
+    else if (n === 'vendor') for (const v of readdirSync(join(web, n))) files.push(`vendor/${v}`);
+    else p.push(`dashboards/web/${n}/: a folder the spec does not describe`);
+  }
+  for (const n of files) {
     const r = await send('GET', `/${n}`, {});
-    const o = byKey.get(n === 'index.html' ? 'GET /' : 'GET /{asset}');
+    const o = byKey.get(n === 'index.html' ? 'GET /' : n.startsWith('vendor/') ? 'GET /vendor/{file}' : 'GET /{asset}');
     const c = o ? conform(o, r) : [`no spec operation for /${n}`];
     if (r.status !== 200) p.push(`/${n}: ${r.status}`);
     else if (n !== 'index.html') p.push(...c.map((x) => `/${n}: ${x}`));
