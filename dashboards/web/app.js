@@ -195,7 +195,7 @@
   let refreshTimer = null;
   V.refreshSoon = function (markNew) {
     clearTimeout(refreshTimer);
-    refreshTimer = setTimeout(() => V.refreshAll(markNew), 250);
+    refreshTimer = setTimeout(() => V.refreshAll(markNew), 400);   // a burst of alerts: one refresh
   };
   V.refreshAll = async function (markNew) {
     await Promise.all([

@@ -21,6 +21,8 @@
 #include "server/http/reply.h"
 #include "vigil/clock.h"
 
+#define VCTL_BODY_MAX (6 * VCTL_NOTE_MAX + 256)
+
 static const char *const KINDS[3] = {"confirmed", "false_positive", "benign"};
 
 static int kind_of(const char *s) {
@@ -207,8 +209,8 @@ enum MHD_Result vctl_triage_put(void *ctx, struct MHD_Connection *conn, const ch
     char id[33];
     memcpy(id, p, 32);
     id[32] = '\0';
-    if (r->too_big || r->len > VCTL_NOTE_MAX + 256)
-        return problem(conn, 413, "Content Too Large", "a disposition's body is at most 4 KiB");
+    if (r->too_big || r->len > VCTL_BODY_MAX)   /* room for a 2000-byte note written with JSON escapes */
+        return problem(conn, 413, "Content Too Large", "a disposition's body is at most 12 KiB");
     cJSON *in = r->body ? cJSON_ParseWithLength(r->body, r->len) : NULL;
     if (!cJSON_IsObject(in)) {
         cJSON_Delete(in);

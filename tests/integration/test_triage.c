@@ -170,6 +170,13 @@ static void test_bad_input(void) {
     CU_ASSERT_EQUAL(put_disp(ids[0], "{\"disposition\":\"benign\",\"note\":5}", &o), 422);
     CU_ASSERT_PTR_NOT_NULL(strstr(str(o, "detail") ? str(o, "detail") : "", "note"));
     cJSON_Delete(o);
+    static char big[2100 + 64];   /* a note of 2001 bytes: 422; of 2000 quotes (12 KiB escaped): accepted later */
+    char *p = big + snprintf(big, sizeof big, "{\"disposition\":\"benign\",\"note\":\"");
+    memset(p, 'a', 2001);
+    snprintf(p + 2001, 8, "\"}");
+    CU_ASSERT_EQUAL(put_disp(ids[0], big, &o), 422);
+    CU_ASSERT_PTR_NOT_NULL(strstr(str(o, "detail") ? str(o, "detail") : "", "2000"));
+    cJSON_Delete(o);
     long st = 0;
     char path[200];
     snprintf(path, sizeof path, "/v1/alerts/%s/other", ids[0]);
@@ -190,7 +197,11 @@ static void test_set_and_list(void) {
     CU_ASSERT_STRING_EQUAL(str(o, "by") ? str(o, "by") : "", "local");
     CU_ASSERT_PTR_NOT_NULL(str(o, "at"));
     cJSON_Delete(o);
-    CU_ASSERT_EQUAL(put_disp(ids[1], "{\"disposition\":\"false_positive\"}", NULL), 200);
+    static char quotes[2000 * 6 + 128];   /* 2000 bytes of '"', each escaped as \u0022: 12 KiB of body */
+    char *q = quotes + snprintf(quotes, sizeof quotes, "{\"disposition\":\"false_positive\",\"note\":\"");
+    for (int i = 0; i < 2000; i++) q += snprintf(q, 7, "\\u0022");
+    snprintf(q, 8, "\"}");
+    CU_ASSERT_EQUAL(put_disp(ids[1], quotes, NULL), 200);
     long st = 0;
     o = call("GET", "/v1/alerts?disposition=confirmed", NULL, &st);
     CU_ASSERT_EQUAL(st, 200);
