@@ -94,6 +94,8 @@ static int teardown(void) {
     stop();
     if (redis) vt_kill(redis, SIGTERM);
     redis = NULL;
+    free(dir);
+    dir = NULL;
     return 0;
 }
 
