@@ -4,7 +4,7 @@
 #
 # The sources of engine/, lua/, cli/input.c, server/ingest/batch.c (for
 # fuzz_batch: it depends on engine/ alone) and, for fuzz_http, every file of
-# server/ plus the dashboard's assets (dashboards/embed.cmake) are compiled
+# server/ plus the dashboard's assets (cmake/embed.cmake) are compiled
 # directly (not through CMake) so that every object carries the fuzzer's
 # coverage instrumentation; only the libraries they link (Hyperscan, cJSON,
 # libcrypto, zlib, Lua 5.4; for fuzz_http also libmicrohttpd, libnats,
@@ -43,7 +43,7 @@ pkg-config --exists $PKGS || die "missing libraries: pkg-config cannot find some
 SERVER_PKGS="libmicrohttpd libnats hiredis libcurl"
 if [ $WANT_HTTP = 1 ]; then
     pkg-config --exists $SERVER_PKGS || die "fuzz_http: missing libraries: pkg-config cannot find some of: $SERVER_PKGS"
-    command -v cmake >/dev/null 2>&1 || die "fuzz_http: cmake not found (it embeds the dashboard's assets: dashboards/embed.cmake)"
+    command -v cmake >/dev/null 2>&1 || die "fuzz_http: cmake not found (it embeds the dashboard's assets: cmake/embed.cmake)"
 fi
 
 rm -rf "$OUT/obj"
@@ -98,9 +98,14 @@ if [ $WANT_HTTP = 1 ]; then   # all of server/ (batch.c among them: the same obj
         [ "$s" = "$SRC/server/ingest/batch.c" ] && [ -n "$BATCH_OBJ" ] && { SERVER_OBJS+=("$BATCH_OBJ"); continue; }
         compile "$s" "$SERVER_INC"; SERVER_OBJS+=("$OBJ")
     done < <(find "$SRC/server" -name '*.c' | LC_ALL=C sort)
-    cmake -DOUT="$OUT/obj/dashboard_assets.c" -DDIR="$SRC/dashboards/web" -P "$SRC/dashboards/embed.cmake" ||
-        die "embedding the dashboard's assets failed"
+    # the static content, as CMakeLists.txt embeds it (cmake/embed.cmake)
+    cmake -DOUT="$OUT/obj/dashboard_assets.c" -DDIR="$SRC/dashboards/web" -DNAME=vigil_assets \
+        -P "$SRC/cmake/embed.cmake" || die "embedding the dashboard's assets failed"
     compile "$OUT/obj/dashboard_assets.c"
+    SERVER_OBJS+=("$OBJ")
+    cmake -DOUT="$OUT/obj/docs_assets.c" -DDIR="$SRC/docs" -DFILES=openapi.yaml -DNAME=vigil_docs -DPREFIX=/v1/ \
+        -P "$SRC/cmake/embed.cmake" || die "embedding the OpenAPI document failed"
+    compile "$OUT/obj/docs_assets.c"
     SERVER_OBJS+=("$OBJ")
 fi
 TARGET_OBJS=()
