@@ -1,13 +1,14 @@
 /* codec.c — encoding a key's state into a versioned byte record and back.
  *
  * The record is what the Redis store keeps per key (and what a memory-store
- * snapshot will hold). Layout, little-endian, version 4 (versions 1 to 3
+ * snapshot will hold). Layout, little-endian, version 5 (versions 1 to 4
  * are still read: version 1 lacks the window's precision and the bucket
  * counts; before version 3 the run's held byte was `negated`, always 0 in
  * version 2, and a v1 run with it set is dropped; before version 4 an entry
  * had no length, so a window entry that no rule takes ends the record's
- * use):
- *   "VGS" 4 | u64 seq | i64 last_ts | u32 nevents | events | u32 nrules | rules
+ * use; before version 5 a text aggregate's value was its text alone, typed
+ * on load as the text reads, vwin_text_untyped):
+ *   "VGS" 5 | u64 seq | i64 last_ts | u32 nevents | events | u32 nrules | rules
  *   event: str id | i64 ts | str json            (shared by runs: stored once)
  *   rule:  str name | u32 version | u8 kind(1 pattern, 2 window) | u32 body length (v4) | body
  *   pattern: i64 last_alert | u8 alerted | u32 nruns | runs
@@ -17,6 +18,7 @@
  *           u8 open | i64 win_start | i64 win_end | u64 total | u32 nevs |
  *           nevs × u32 event index | u8 has_last [| u32 event index] | i64 closed_end (v2)
  *     entry: i64 ts | u32 mask | per set bit: f64, or str for text aggregates
+ *            (v5: a type tag, 's', 'n' or 'b', then the value's text)
  *            [| per set bit: u32 events in the bucket, when precision > 0]
  *   str: u32 len | bytes
  * Rules are matched by name and version on decode: an entry goes to the
@@ -145,7 +147,7 @@ vigil_status vcodec_encode(const vigil_engine *eng, const vkeystate *ks, vcodec_
             if (!bad) put_len(&body, bstart);
         }
     }
-    bad |= put(out, "VGS\4", 4) || PUT(out, ks->seq) || PUT(out, ks->last_ts) || PUT(out, et.n);
+    bad |= put(out, "VGS\5", 4) || PUT(out, ks->seq) || PUT(out, ks->last_ts) || PUT(out, et.n);
     for (uint32_t i = 0; i < et.n && !bad; i++) {
         size_t jl;
         const char *j = vigil_event_json(et.v[i], &jl);
@@ -195,7 +197,7 @@ vigil_status vcodec_decode(vigil_engine *eng, vkeystate *ks, const unsigned char
     rd r = {.p = p, .len = len};
     char magic[4];
     get(&r, magic, 4);
-    if (r.bad || memcmp(magic, "VGS", 3) != 0 || magic[3] < 1 || magic[3] > 4) return VIGIL_ESTORE;
+    if (r.bad || memcmp(magic, "VGS", 3) != 0 || magic[3] < 1 || magic[3] > 5) return VIGIL_ESTORE;
     int version = magic[3];
     clear_rule_state(eng, ks);
     uint32_t nev;
@@ -367,7 +369,12 @@ vigil_status vcodec_decode(vigil_engine *eng, vkeystate *ks, const unsigned char
                     if (text) {
                         uint32_t sl;
                         const char *sv = get_str(&r, &sl);
-                        if (r.bad || !(e->v[k].str = strndup(sv, sl))) {
+                        if (r.bad || (version >= 5 && (sl == 0 || (sv[0] != VWIN_TAG_STR && sv[0] != VWIN_TAG_NUM &&
+                                                                   sv[0] != VWIN_TAG_BOOL)))) {
+                            r.bad = 1;
+                            break;
+                        }
+                        if (!(e->v[k].str = version >= 5 ? strndup(sv, sl) : vwin_text_untyped(sv, sl))) {
                             r.bad = 1;
                             break;
                         }

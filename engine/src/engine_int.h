@@ -204,6 +204,15 @@ void vwin_warm(const vwin *w, const vrule *r);          /* prefetch the ring's e
 /* explain.c: every aggregate now and without the newest entry (r->nagg each). */
 void vwin_values(vwin *w, const vrule *r, vigil_value *cur, vigil_value *prior);
 uint64_t vwin_events(const vwin *w, const vrule *r);    /* events in the window (buckets: their counts) */
+/* distinct()/is_new() values are kept as a type tag and the value's text
+ * (window.c, value_text); the state record stores them so from v5 on. */
+#define VWIN_TAG_STR 's'
+#define VWIN_TAG_NUM 'n'
+#define VWIN_TAG_BOOL 'b'
+int vwin_num_text(double d, char *buf, size_t n);       /* a number's text, as a kept value */
+/* A value read from a record before v5 (text without type), tagged as the
+ * text reads (window.c); malloc'd, NULL when out of memory. */
+char *vwin_text_untyped(const char *s, size_t len);
 
 static inline size_t vwin_entry_size(const vrule *r) {
     size_t n = sizeof(ventry) + (size_t)r->nagg * sizeof(vcell);

@@ -220,17 +220,59 @@ static void shrink_if_empty(vwin *w, const vrule *r) {
     if (w->n == 0 && w->cap >= 8) resize(w, r, 1);
 }
 
+/* A value as distinct() and is_new() keep it: its type's tag, then its text
+ * ('s' string, 'n' number, 'b' boolean), so that 5 and "5", true and "true"
+ * are different values (DESIGN.md §3: no implicit conversion) while 10,
+ * 10.0 and 1e1 stay one number. The state record keeps these bytes (v5). */
 static char *value_text(const vigil_value *v) {
     char t[64];
     int n;
-    if (v->type == VIGIL_T_STR) return strndup(v->u.str, v->len);
-    if (v->type == VIGIL_T_NUM) {
-        if (v->u.num == floor(v->u.num) && fabs(v->u.num) < 9007199254740992.0) n = snprintf(t, sizeof t, "%.0f", v->u.num);
-        else n = snprintf(t, sizeof t, "%.17g", v->u.num);
-        return strndup(t, (size_t)n);
+    if (v->type == VIGIL_T_STR) {
+        char *s = malloc((size_t)v->len + 2);
+        if (!s) return NULL;
+        s[0] = VWIN_TAG_STR;
+        memcpy(s + 1, v->u.str, v->len);
+        s[v->len + 1] = '\0';
+        return s;
     }
-    if (v->type == VIGIL_T_BOOL) return strdup(v->u.b ? "true" : "false");
+    if (v->type == VIGIL_T_NUM) {
+        n = vwin_num_text(v->u.num, t + 1, sizeof t - 1);
+        t[0] = VWIN_TAG_NUM;
+        return strndup(t, (size_t)n + 1);
+    }
+    if (v->type == VIGIL_T_BOOL) return strdup(v->u.b ? "btrue" : "bfalse");
     return NULL;
+}
+
+int vwin_num_text(double d, char *buf, size_t n) {
+    if (d == floor(d) && fabs(d) < 9007199254740992.0) return snprintf(buf, n, "%.0f", d);
+    return snprintf(buf, n, "%.17g", d);
+}
+
+/* A value of a record before v5 (its text only): typed as the text reads —
+ * "true"/"false" a boolean, a number's own rendering a number, anything else
+ * a string. Those records could not tell 5 from "5"; this keeps a number a
+ * number, which is what a numeric field's values were. malloc'd, NULL when
+ * out of memory. */
+char *vwin_text_untyped(const char *s, size_t len) {
+    char tag = VWIN_TAG_STR, t[64];
+    if ((len == 4 && memcmp(s, "true", 4) == 0) || (len == 5 && memcmp(s, "false", 5) == 0)) {
+        tag = VWIN_TAG_BOOL;
+    } else if (len > 0 && len < sizeof t) {
+        char *end;
+        memcpy(t, s, len);
+        t[len] = '\0';
+        double d = strtod(t, &end);
+        char r[64];
+        if (end == t + len && isfinite(d) && (size_t)vwin_num_text(d, r, sizeof r) == len && memcmp(r, s, len) == 0)
+            tag = VWIN_TAG_NUM;
+    }
+    char *out = malloc(len + 2);
+    if (!out) return NULL;
+    out[0] = tag;
+    memcpy(out + 1, s, len);
+    out[len + 1] = '\0';
+    return out;
 }
 
 /* distinct() of text aggregate k over entries [0, n): n is w->n, or w->n - 1
