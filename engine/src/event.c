@@ -4,8 +4,8 @@
  * First stage of the flow. JSON goes through cJSON; only the ruleset's fields
  * (paths like "card.bin": nested objects, or a literal key with a dot) are
  * copied into slots. Keys and ids are taken as text: strings as they are,
- * numbers by their raw JSON text (cJSON keeps only a double, so a number
- * that a double cannot hold exactly is re-read from the raw bytes). CSV rows
+ * numbers by their raw JSON text (cJSON keeps only a double, so the number's
+ * text is re-read from the raw bytes: 1, 1.0 and 1e0 are three keys). CSV rows
  * are split in place (RFC 4180 quoting) and rendered to JSON only when an
  * alert needs them as evidence.
  *
@@ -307,35 +307,58 @@ static const cJSON *json_path(const cJSON *obj, const char *path) {
     return cur;
 }
 
-/* Find the raw text of top-level member `name`'s number value in buf. Used
- * only for ids and keys whose double would lose digits. */
-static int raw_member_number(const char *buf, size_t len, const char *name, const char **out, size_t *olen) {
-    size_t nlen = strlen(name);
+/* Raw JSON text lookup (cJSON keeps only a double, DESIGN.md §3 wants a
+ * key's or id's own text). buf[i] is inside an object, just after its '{'
+ * or at one of its members: the offset of the value of member `name` at
+ * this level, or -1. Members are compared as raw bytes (a name written
+ * with escapes is not found: the caller falls back to the double). */
+static long raw_member(const char *buf, size_t len, size_t i, const char *name, size_t nlen) {
     int depth = 0;
-    for (size_t i = 0; i < len; i++) {
+    for (; i < len; i++) {
         char c = buf[i];
         if (c == '{' || c == '[') depth++;
-        else if (c == '}' || c == ']') depth--;
-        else if (c == '"') {
+        else if (c == '}' || c == ']') {
+            if (--depth < 0) return -1;   /* the end of this object */
+        } else if (c == '"') {
             size_t st = ++i;
             while (i < len && buf[i] != '"') i += buf[i] == '\\' ? 2 : 1;
             if (i >= len) return -1;
-            if (depth == 1 && i - st == nlen && memcmp(buf + st, name, nlen) == 0) {
-                size_t j = i + 1;
-                while (j < len && isspace((unsigned char)buf[j])) j++;
-                if (j >= len || buf[j] != ':') continue;
-                j++;
-                while (j < len && isspace((unsigned char)buf[j])) j++;
-                size_t k = j;
-                while (k < len && (isdigit((unsigned char)buf[k]) || strchr("+-.eE", buf[k]))) k++;
-                if (k == j) return -1;
-                *out = buf + j;
-                *olen = k - j;
-                return 0;
-            }
+            if (depth != 0 || i - st != nlen || memcmp(buf + st, name, nlen) != 0) continue;
+            size_t j = i + 1;
+            while (j < len && isspace((unsigned char)buf[j])) j++;
+            if (j >= len || buf[j] != ':') continue;   /* a string value, not a member name */
+            j++;
+            while (j < len && isspace((unsigned char)buf[j])) j++;
+            return j < len ? (long)j : -1;
         }
     }
     return -1;
+}
+
+/* The raw text of the number at `path` (a top-level member of that name,
+ * which wins as in json_path, or the nested members along the dots). */
+static int raw_number(const char *buf, size_t len, const char *path, const char **out, size_t *olen) {
+    size_t i = 0;
+    while (i < len && buf[i] != '{') i++;
+    if (i++ >= len) return -1;   /* i: just inside the object */
+    long v = raw_member(buf, len, i, path, strlen(path));
+    for (const char *p = path; v < 0 && strchr(path, '.');) {
+        const char *dot = strchr(p, '.');
+        size_t n = dot ? (size_t)(dot - p) : strlen(p);
+        v = raw_member(buf, len, i, p, n);
+        if (v < 0 || !dot) break;
+        if (buf[v] != '{') return -1;
+        i = (size_t)v + 1;
+        p = dot + 1;
+        v = -1;
+    }
+    if (v < 0) return -1;
+    size_t j = (size_t)v, k = j;
+    while (k < len && (isdigit((unsigned char)buf[k]) || strchr("+-.eE", buf[k]))) k++;
+    if (k == j) return -1;
+    *out = buf + j;
+    *olen = k - j;
+    return 0;
 }
 
 static vigil_status value_text(const cJSON *it, const char *buf, size_t len, const char *name,
@@ -344,14 +367,12 @@ static vigil_status value_text(const cJSON *it, const char *buf, size_t len, con
     if (cJSON_IsString(it)) {
         *off = spool_add(p, it->valuestring, strlen(it->valuestring));
     } else if (cJSON_IsNumber(it)) {
-        const char *raw;
+        const char *raw;   /* its raw text: 1, 1.0, 1e0 are three keys (DESIGN.md §3) */
         size_t rl;
-        double v = it->valuedouble;
-        if (!(fabs(v) < 9007199254740992.0 && v == floor(v)) &&
-            raw_member_number(buf, len, name, &raw, &rl) == 0) {
+        if (raw_number(buf, len, name, &raw, &rl) == 0) {
             *off = spool_add(p, raw, rl);
         } else {
-            int n = num_text(v, tmp, sizeof tmp);
+            int n = num_text(it->valuedouble, tmp, sizeof tmp);
             *off = spool_add(p, tmp, (size_t)n);
         }
     } else if (cJSON_IsBool(it)) {
