@@ -135,7 +135,7 @@ vigil_status vcodec_encode(const vigil_engine *eng, const vkeystate *ks, vcodec_
              * INT64_MIN for closed_end) */
             const vwtail *t = w ? vwin_tail(w, r) : NULL;
             uint8_t open = w ? (uint8_t)w->open : 0, has_last = t && t->last;
-            int64_t ws = t ? t->win_start : 0, we = w ? w->win_end : 0;
+            int64_t ws = t ? t->win_start : 0, we = t ? w->win_end : 0;   /* sliding: nkept is not stored */
             uint64_t total = t ? t->total : 0;
             uint32_t nevs = t ? t->nevs : 0, idx = 0;
             bad |= PUT(&body, open) || PUT(&body, ws) || PUT(&body, we) || PUT(&body, total) || PUT(&body, nevs);
@@ -179,6 +179,22 @@ static const char *get_str(rd *r, uint32_t *n) {
     const char *s = (const char *)r->p + r->off;
     r->off += *n;
     return s;
+}
+
+/* A sliding ring loaded from a record written before stragglers were put
+ * in their place may be out of event-time order: sort it (stable). */
+static void order_ring(vwin *w, const vrule *r) {
+    size_t es = vwin_entry_size(r);
+    unsigned char tmp[1024];
+    if (r->window != VIGIL_WIN_SLIDING || es > sizeof tmp) return;
+    for (uint32_t i = 1; i < w->n; i++) {
+        if (vwin_at(w, r, i - 1)->ts <= vwin_at(w, r, i)->ts) continue;
+        memcpy(tmp, vwin_at(w, r, i), es);
+        uint32_t j = i;
+        for (; j > 0 && vwin_at(w, r, j - 1)->ts > ((ventry *)(void *)tmp)->ts; j--) memcpy(vwin_at(w, r, j), vwin_at(w, r, j - 1), es);
+        memcpy(vwin_at(w, r, j), tmp, es);
+    }
+    w->head_ts = w->n > w->nkept ? vwin_at(w, r, w->nkept)->ts : INT64_MAX;
 }
 
 static void clear_rule_state(vigil_engine *eng, vkeystate *ks) {
@@ -449,6 +465,7 @@ vigil_status vcodec_decode(vigil_engine *eng, vkeystate *ks, const unsigned char
             }
             int64_t ce = INT64_MIN;
             if (version >= 2) GET(&r, ce);
+            if (w && !t) order_ring(w, rule);   /* before v5 a straggler was appended out of order */
             if (t) {
                 t->closed_end = ce;
                 w->open = open;

@@ -1,6 +1,6 @@
 /* engine_int.h — the engine's private per-key state and the interfaces
  * between engine.c (key table, routing, alerts), nfa.c (pattern runs) and
- * window.c (sliding windows). */
+ * window.c, window_late.c (window rules). */
 #ifndef VIGIL_ENGINE_INT_H
 #define VIGIL_ENGINE_INT_H
 
@@ -56,9 +56,14 @@ typedef struct vwin {
     uint8_t open;            /* tumbling/session: a window is open; it ends at win_end */
     uint8_t alerted;
     uint16_t pad;
-    int64_t head_ts;         /* time of the oldest entry (kept here: no cache miss when nothing expires) */
+    int64_t head_ts;         /* time of the oldest counted entry (kept here: no cache miss when nothing
+                                expires); INT64_MAX when none */
     int64_t last_alert_ts;
-    int64_t win_end;         /* tumbling/session: [start, end), end = start + size or last event + gap */
+    union {
+        int64_t win_end;     /* tumbling/session: [start, end), end = start + size or last event + gap */
+        uint32_t nkept;      /* sliding: the ring's first nkept entries left the newest event's window
+                                but are kept for stragglers (allowed_lateness): not in sum, cnt, sets */
+    };
     unsigned char *ring;     /* entries of size vwin_entry_size(rule): the inline one, or malloc'd */
 } vwin;
 
