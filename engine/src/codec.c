@@ -16,7 +16,8 @@
  *          u64 last_seq | u32 nev | nev × (u32 event index | u8 step | u64 seq)
  *   window: i64 last_alert | u8 alerted | u32 nagg | i64 precision | u32 n | n × entry |
  *           u8 open | i64 win_start | i64 win_end | u64 total | u32 nevs |
- *           nevs × u32 event index | u8 has_last [| u32 event index] | i64 closed_end (v2)
+ *           nevs × u32 event index | u8 has_last [| u32 event index] | i64 closed_end (v2) |
+ *           u32 nretained | nretained × retained window (v5, put_retained)
  *     entry: i64 ts | u32 mask | per set bit: f64, or str for text aggregates
  *            (v5: a type tag, 's', 'n' or 'b', then the value's text)
  *            [| per set bit: u32 events in the bucket, when precision > 0]
@@ -76,6 +77,30 @@ static void put_len(vcodec_buf *b, size_t start) {
 }
 
 static int uses_text(const vagg *a) { return a->is_new || a->kind == VIGIL_AGG_DISTINCT; }
+
+/* One retained closed window (tumbling/session: no buckets):
+ *   i64 win_start | i64 win_end | u64 total | u32 n | n × entry |
+ *   u32 nevs | nevs × u32 event index | u8 has_last [| u32 event index] */
+static int put_retained(vcodec_buf *b, evtab *et, const vrule *r, const vwin *w) {
+    const vwtail *t = vwin_tail(w, r);
+    uint32_t n = w->n, idx;
+    int bad = PUT(b, t->win_start) || PUT(b, w->win_end) || PUT(b, t->total) || PUT(b, n);
+    for (uint32_t j = 0; j < n && !bad; j++) {
+        const ventry *e = vwin_at(w, r, j);
+        bad |= PUT(b, e->ts) || PUT(b, e->mask);
+        for (int k = 0; k < r->nagg && !bad; k++) {
+            if (!(e->mask >> k & 1)) continue;
+            if (uses_text(&r->aggs[k])) bad |= put_str(b, e->v[k].str, strlen(e->v[k].str));
+            else bad |= PUT(b, e->v[k].num);
+        }
+    }
+    bad |= PUT(b, t->nevs);
+    for (uint32_t j = 0; j < t->nevs && !bad; j++) bad |= ev_index(et, t->evs[j], &idx) || PUT(b, idx);
+    uint8_t has_last = t->last != NULL;
+    bad |= PUT(b, has_last);
+    if (has_last && !bad) bad |= ev_index(et, t->last, &idx) || PUT(b, idx);
+    return bad;
+}
 
 vigil_status vcodec_encode(const vigil_engine *eng, const vkeystate *ks, vcodec_buf *out) {
     const vigil_ruleset *rs = eng->rs;
@@ -144,6 +169,11 @@ vigil_status vcodec_encode(const vigil_engine *eng, const vkeystate *ks, vcodec_
             if (has_last && !bad) bad |= ev_index(&et, t->last, &idx) || PUT(&body, idx);
             int64_t ce = t ? t->closed_end : INT64_MIN;
             bad |= PUT(&body, ce);
+            uint32_t nret = 0;   /* v5: the closed windows kept for stragglers */
+            for (const vwin *rw = t ? t->retained : NULL; rw; rw = vwin_tail(rw, r)->retained) nret++;
+            bad |= PUT(&body, nret);
+            for (const vwin *rw = t ? t->retained : NULL; rw && !bad; rw = vwin_tail(rw, r)->retained)
+                bad |= put_retained(&body, &et, r, rw);
             if (!bad) put_len(&body, bstart);
         }
     }
@@ -195,6 +225,76 @@ static void order_ring(vwin *w, const vrule *r) {
         memcpy(vwin_at(w, r, j), tmp, es);
     }
     w->head_ts = w->n > w->nkept ? vwin_at(w, r, w->nkept)->ts : INT64_MAX;
+}
+
+/* A retained window (put_retained) into *out (NULL when r->bad). */
+static vigil_status get_retained(rd *r, const vrule *rule, vigil_event **evs, uint32_t nev, size_t len, vwin **out) {
+    int64_t ws, we;
+    uint64_t total;
+    uint32_t n;
+    *out = NULL;
+    GET(r, ws);
+    GET(r, we);
+    GET(r, total);
+    GET(r, n);
+    if (r->bad || n > len) {
+        r->bad = 1;
+        return VIGIL_OK;
+    }
+    vwin *w = vwin_new(rule);
+    if (!w || vwin_reserve(w, rule, n) != 0) {
+        vwin_free(w, rule);
+        return VIGIL_ENOMEM;
+    }
+    *out = w;
+    vwtail *t = vwin_tail(w, rule);
+    t->win_start = ws;
+    w->win_end = we;
+    t->total = total;
+    for (uint32_t j = 0; j < n && !r->bad; j++) {
+        ventry *e = vwin_at(w, rule, j);
+        uint32_t mask;
+        GET(r, e->ts);
+        GET(r, mask);
+        e->mask = 0;
+        for (int k = 0; k < rule->nagg && !r->bad; k++) {
+            if (!(mask >> k & 1)) continue;
+            if (uses_text(&rule->aggs[k])) {
+                uint32_t sl;
+                const char *sv = get_str(r, &sl);
+                if (r->bad || !sl || !(e->v[k].str = strndup(sv, sl))) {
+                    r->bad = 1;
+                    break;
+                }
+            } else {
+                GET(r, e->v[k].num);
+                vwin_sum(w)[k] += e->v[k].num;
+            }
+            e->mask |= 1u << k;
+            vwin_cnt(w, rule)[k]++;
+        }
+        w->n++;
+    }
+    uint32_t nevs, idx;
+    uint8_t has_last;
+    GET(r, nevs);
+    if (r->bad || nevs > len || (nevs && !(t->evs = calloc(nevs, sizeof *t->evs)))) {
+        if (!r->bad && nevs <= len) return VIGIL_ENOMEM;
+        r->bad = 1;
+        return VIGIL_OK;
+    }
+    for (uint32_t j = 0; j < nevs && !r->bad; j++) {
+        GET(r, idx);
+        if (idx >= nev || !evs[idx]) r->bad = 1;
+        else vigil_event_retain(t->evs[t->nevs++] = evs[idx]);
+    }
+    GET(r, has_last);
+    if (has_last) {
+        GET(r, idx);
+        if (idx >= nev || !evs[idx]) r->bad = 1;
+        else vigil_event_retain(t->last = evs[idx]);
+    }
+    return VIGIL_OK;
 }
 
 static void clear_rule_state(vigil_engine *eng, vkeystate *ks) {
@@ -252,6 +352,7 @@ vigil_status vcodec_decode(vigil_engine *eng, vkeystate *ks, const unsigned char
                 rule = x;
             }
         }
+        size_t bend = 0;   /* v4: where the entry ends */
         if (version >= 4) {   /* each entry says its length: one no rule takes is skipped */
             uint32_t blen;
             GET(&r, blen);
@@ -259,6 +360,7 @@ vigil_status vcodec_decode(vigil_engine *eng, vkeystate *ks, const unsigned char
                 r.bad = 1;
                 break;
             }
+            bend = r.off + blen;
             if (!rule || (kind == 1) != (rule->nsteps > 0)) {
                 r.off += blen;
                 continue;
@@ -472,6 +574,20 @@ vigil_status vcodec_decode(vigil_engine *eng, vkeystate *ks, const unsigned char
                 t->win_start = ws;
                 w->win_end = we;
                 t->total = total;
+            }
+            if (version >= 5) {   /* the retained closed windows */
+                uint32_t nret;
+                GET(&r, nret);
+                vwin **tailp = t ? &t->retained : NULL;
+                for (uint32_t j = 0; j < nret && !r.bad && s == VIGIL_OK; j++) {
+                    if (!tailp) {   /* a window this rule cannot hold: the rest of the entry goes */
+                        r.off = bend;
+                        break;
+                    }
+                    s = get_retained(&r, rule, evs, nev, len, tailp);
+                    if (*tailp) tailp = &vwin_tail(*tailp, rule)->retained;
+                }
+                if (s != VIGIL_OK) break;
             }
         } else {
             r.bad = 1;

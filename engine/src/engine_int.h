@@ -74,6 +74,9 @@ typedef struct vwtail {      /* tumbling and session windows: the open window an
     vigil_event **evs;       /* the first max_alert_events - 1 events, retained */
     vigil_event *last;       /* the latest event, retained */
     uint32_t nevs;
+    struct vwin *retained;   /* closed windows that did not alert, kept while stragglers may reach
+                                them (allowed_lateness; window_late.c): newest first, each a vwin of
+                                its own whose tail links the next */
 } vwtail;
 
 typedef struct vkeystate {
@@ -199,8 +202,13 @@ vigil_status vwin_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, int slo
  * after the last one still joins (Flink merges session windows that touch,
  * TimeWindow.intersects). */
 int64_t vwin_closes_at(const vrule *r, const vwin *w);
-/* The watermark reached wm: close a tumbling/session window that ended. */
-void vwin_timer(vigil_engine *eng, const vrule *r, vkeystate *ks, vwin *w, int64_t wm);
+/* The watermark reached wm: close a tumbling/session window that ended, let
+ * go the closed ones no straggler can reach any more. */
+void vwin_timer(vigil_engine *eng, const vrule *r, vkeystate *ks, int slot, vwin *w, int64_t wm);
+/* Register the timers of a loaded window state (veng_rearm). */
+void vwin_rearm(vigil_engine *eng, const vrule *r, vkeystate *ks, int slot, const vwin *w);
+/* The state holds an open window or a retained closed one. */
+int vwin_live(const vrule *r, const vwin *w);
 void vwin_free(vwin *w, const vrule *r);                /* accepts NULL */
 vwin *vwin_new(const vrule *r);                         /* empty state; NULL when out of memory */
 /* Make room for n entries (the codec fills them); -1 when out of memory. */

@@ -353,11 +353,15 @@ void vw_details(const vrule *r, const vigil_value *cur, const vigil_value *prior
     snprintf(det + off, n - off, "}}");
 }
 
-vwin *vwin_new(const vrule *r) {
+size_t vw_size(const vrule *r) {
     size_t size = vwin_inline_off(r) + esize(r);
     if (r->window != VIGIL_WIN_SLIDING) size += sizeof(vwtail);
     if (has_text(r)) size += sizeof(vdset *);
-    vwin *w = calloc(1, size);
+    return size;
+}
+
+vwin *vwin_new(const vrule *r) {
+    vwin *w = calloc(1, vw_size(r));
     if (!w) return NULL;
     w->ring = vwin_inline(w, r);
     w->cap = 1;
@@ -366,51 +370,60 @@ vwin *vwin_new(const vrule *r) {
     return w;
 }
 
-/* Close a tumbling/session window: evaluate `when` over all its events
- * (`e` is the latest; prior() leaves the latest out), alert, empty it. */
-static void close_window(vigil_engine *eng, const vrule *r, vkeystate *ks, vwin *w) {
+/* Evaluate `when` over a tumbling/session window's events (`e` is the
+ * latest; prior() leaves the latest out) and alert when it holds and no
+ * suppression stops it. 1 when it alerted. */
+int vw_fire(vigil_engine *eng, const vrule *r, vkeystate *ks, vwin *w) {
     vwtail *t = vwin_tail(w, r);
-    if (!w->open) return;
-    if (w->n > 0 && t->last) {
-        vigil_value *cur = eng->aggv, *prior = eng->priorv;
-        const ventry *lastent = at(w, r, w->n - 1);
-        const double *wsum = vwin_sum(w);
-        const uint32_t *wcnt = vwin_cnt(w, r);
-        for (int k = 0; k < r->nagg; k++) {
-            cur[k] = agg_value(w, r, k, w->n, 1);
-            const vagg *a = &r->aggs[k];
-            int bit = lastent->mask >> k & 1;
-            if (a->kind == VIGIL_AGG_COUNT) {
-                prior[k] = (vigil_value){.type = VIGIL_T_NUM, .u.num = wcnt[k] - (uint32_t)bit};
-            } else if (a->kind == VIGIL_AGG_SUM || a->kind == VIGIL_AGG_AVG) {
-                double sum = wsum[k] - (bit ? lastent->v[k].num : 0);
-                uint32_t cnt = wcnt[k] - (uint32_t)bit;
-                prior[k] = (vigil_value){.type = VIGIL_T_NUM, .u.num = a->kind == VIGIL_AGG_SUM ? sum : cnt ? sum / cnt : 0};
-                if (a->kind == VIGIL_AGG_AVG && !cnt) prior[k].type = VIGIL_T_UNDEF;
-            } else {
-                prior[k] = agg_value(w, r, k, w->n - 1, 0);
-            }
-        }
-        newest_is_new(w, r, eng->isnew);
-        veval c = {.ev = t->last, .rule = r, .aggs = cur, .prior = prior, .is_new = eng->isnew};
-        int64_t ts = w->win_end;
-        if (vexpr_true(r->when, &c) && !(r->suppress_ms && w->alerted && ts - w->last_alert_ts < r->suppress_ms)) {
-            w->alerted = 1;
-            w->last_alert_ts = ts;
-            char det[2048];
-            vw_details(r, cur, prior, eng->isnew, det, sizeof det);
-            vigil_event *stack[128], **evs = stack;
-            uint32_t n = t->nevs + 1;
-            if (n > 128 && !(evs = malloc(n * sizeof *evs))) evs = NULL;
-            if (evs) {
-                if (t->nevs) memcpy(evs, t->evs, t->nevs * sizeof *evs);
-                evs[t->nevs] = t->last;
-                veng_emit_window(eng, r, ks, evs, (int)n, t->total > n, det, t->win_start, w->win_end);
-                if (evs != stack) free(evs);
-            }
+    if (!w->n || !t->last) return 0;
+    vigil_value *cur = eng->aggv, *prior = eng->priorv;
+    const ventry *lastent = at(w, r, w->n - 1);
+    const double *wsum = vwin_sum(w);
+    const uint32_t *wcnt = vwin_cnt(w, r);
+    for (int k = 0; k < r->nagg; k++) {
+        cur[k] = agg_value(w, r, k, w->n, 1);
+        const vagg *a = &r->aggs[k];
+        int bit = lastent->mask >> k & 1;
+        if (a->kind == VIGIL_AGG_COUNT) {
+            prior[k] = (vigil_value){.type = VIGIL_T_NUM, .u.num = wcnt[k] - (uint32_t)bit};
+        } else if (a->kind == VIGIL_AGG_SUM || a->kind == VIGIL_AGG_AVG) {
+            double sum = wsum[k] - (bit ? lastent->v[k].num : 0);
+            uint32_t cnt = wcnt[k] - (uint32_t)bit;
+            prior[k] = (vigil_value){.type = VIGIL_T_NUM, .u.num = a->kind == VIGIL_AGG_SUM ? sum : cnt ? sum / cnt : 0};
+            if (a->kind == VIGIL_AGG_AVG && !cnt) prior[k].type = VIGIL_T_UNDEF;
+        } else {
+            prior[k] = agg_value(w, r, k, w->n - 1, 0);
         }
     }
+    newest_is_new(w, r, eng->isnew);
+    veval c = {.ev = t->last, .rule = r, .aggs = cur, .prior = prior, .is_new = eng->isnew};
+    int64_t ts = w->win_end;
+    if (!vexpr_true(r->when, &c) || (r->suppress_ms && w->alerted && ts - w->last_alert_ts < r->suppress_ms)) return 0;
+    w->alerted = 1;
+    w->last_alert_ts = ts;
+    char det[2048];
+    vw_details(r, cur, prior, eng->isnew, det, sizeof det);
+    vigil_event *stack[128], **evs = stack;
+    uint32_t n = t->nevs + 1;
+    if (n > 128 && !(evs = malloc(n * sizeof *evs))) evs = NULL;
+    if (evs) {
+        if (t->nevs) memcpy(evs, t->evs, t->nevs * sizeof *evs);
+        evs[t->nevs] = t->last;
+        veng_emit_window(eng, r, ks, evs, (int)n, t->total > n, det, t->win_start, w->win_end);
+        if (evs != stack) free(evs);
+    }
+    return 1;
+}
+
+/* Close a tumbling/session window: evaluate it, then empty it — or, when
+ * it did not alert and stragglers may still reach it (allowed_lateness),
+ * retain it (window_late.c) and start empty. */
+static void close_window(vigil_engine *eng, const vrule *r, vkeystate *ks, int slot, vwin *w) {
+    vwtail *t = vwin_tail(w, r);
+    if (!w->open) return;
+    int fired = vw_fire(eng, r, ks, w);
     t->closed_end = w->win_end;
+    if (!fired && w->n && t->last && eng->o.allowed_lateness_ms > 0 && vw_retain(eng, r, ks, slot, w) == 0) return;
     while (w->n) drop_front(w, r);
     shrink_if_empty(w, r);
     for (uint32_t i = 0; i < t->nevs; i++) vigil_event_release(t->evs[i]);
@@ -427,8 +440,9 @@ static int64_t floor_div(int64_t a, int64_t b) { return a / b - (a % b != 0 && (
  * unless allowed_lateness lets an older one through: such an event joins the
  * open window when it belongs to it — a session then grows backwards, since
  * the event's own [t, t + gap) overlaps it (sessions merge, as Flink's
- * merging windows do) — and is counted in window_late when its window has
- * already closed and alerted (a closed window is never reopened). */
+ * merging windows do) — or the closed window that retains it
+ * (window_late.c), and is counted in window_late when its window has
+ * already closed and alerted, or is no longer retained. */
 int64_t vwin_closes_at(const vrule *r, const vwin *w) {
     return r->window == VIGIL_WIN_SESSION ? w->win_end + 1 : w->win_end;
 }
@@ -437,20 +451,15 @@ static vigil_status windowed_feed(vigil_engine *eng, const vrule *r, vkeystate *
                                   vigil_event *ev, const veval *c) {
     int session = r->window == VIGIL_WIN_SESSION;
     vwtail *t = vwin_tail(w, r);
-    if (w->open && ev->ts >= vwin_closes_at(r, w)) close_window(eng, r, ks, w);
+    if (w->open && ev->ts >= vwin_closes_at(r, w)) close_window(eng, r, ks, slot, w);
     if (w->open && ev->ts < t->win_start) {
-        if (!session || ev->ts + r->window_ms < t->win_start) {
-            eng->st.window_late++;
-            return VIGIL_OK;
-        }
+        if (!session || ev->ts + r->window_ms < t->win_start) return vw_late_join(eng, r, ks, slot, w, ev, c);
         t->win_start = ev->ts;   /* merge: the session now starts here */
     }
     if (!w->open) {
         if (r->draining) return VIGIL_OK;   /* hot reload: an old version closes its window, opens none */
-        if (t->closed_end > ev->ts || (session && t->closed_end == ev->ts)) {   /* its window closed already (a late event) */
-            eng->st.window_late++;
-            return VIGIL_OK;
-        }
+        if (t->closed_end > ev->ts || (session && t->closed_end == ev->ts))   /* its window closed already */
+            return vw_late_join(eng, r, ks, slot, w, ev, c);
         w->open = 1;
         if (r->window == VIGIL_WIN_TUMBLING) {
             t->win_start = floor_div(ev->ts, r->window_ms) * r->window_ms;   /* aligned to the epoch */
@@ -465,6 +474,13 @@ static vigil_status windowed_feed(vigil_engine *eng, const vrule *r, vkeystate *
         w->win_end = ev->ts + r->window_ms;
         if (veng_timer_add(eng, vwin_closes_at(r, w), ks, slot) != 0) return VIGIL_ENOMEM;
     }
+    return vw_join(eng, r, w, ev, c);
+}
+
+/* ev goes into tumbling/session window w: its entry (the latest event's
+ * kept last), the window's event count, and the kept events. */
+vigil_status vw_join(vigil_engine *eng, const vrule *r, vwin *w, vigil_event *ev, const veval *c) {
+    vwtail *t = vwin_tail(w, r);
     int added;
     vigil_status s = add_entry(w, r, ev, c, &added);
     if (s != VIGIL_OK) return s;
@@ -504,8 +520,9 @@ static vigil_status windowed_feed(vigil_engine *eng, const vrule *r, vkeystate *
     return VIGIL_OK;
 }
 
-void vwin_timer(vigil_engine *eng, const vrule *r, vkeystate *ks, vwin *w, int64_t wm) {
-    if (w && w->open && wm >= vwin_closes_at(r, w)) close_window(eng, r, ks, w);
+void vwin_timer(vigil_engine *eng, const vrule *r, vkeystate *ks, int slot, vwin *w, int64_t wm) {
+    if (w && w->open && wm >= vwin_closes_at(r, w)) close_window(eng, r, ks, slot, w);
+    if (w && r->window != VIGIL_WIN_SLIDING) vw_prune(eng, r, w, wm);
 }
 
 vigil_status vwin_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, int slot, vwin **wp, vigil_event *ev,
@@ -622,6 +639,7 @@ void vwin_free(vwin *w, const vrule *r) {
         for (uint32_t i = 0; i < t->nevs; i++) vigil_event_release(t->evs[i]);
         free(t->evs);
         vigil_event_release(t->last);
+        vwin_free(t->retained, r);   /* the closed windows kept for stragglers */
     }
     if (w->ring != vwin_inline(w, r)) free(w->ring);
     free(w);

@@ -60,7 +60,24 @@ void vw_free_vals(const vrule *r, vcell *val, uint32_t mask);
 /* The alert's details: every aggregate's value, current and prior. */
 void vw_details(const vrule *r, const vigil_value *cur, const vigil_value *prior, const int *isnew, char *det, size_t n);
 
+size_t vw_size(const vrule *r);                          /* a window state's one allocation */
+/* Evaluate a tumbling/session window and alert if `when` holds; 1 if it did. */
+int vw_fire(vigil_engine *eng, const vrule *r, vkeystate *ks, vwin *w);
+/* ev (which passed `where`) into tumbling/session window w. */
+vigil_status vw_join(vigil_engine *eng, const vrule *r, vwin *w, vigil_event *ev, const veval *c);
+
 /* window_late.c */
+/* A closed tumbling/session window that did not alert is kept for the
+ * stragglers that may still reach it: its content moves to a retained
+ * window (w's tail, newest first), w is left empty and closed. 0, or -1 when
+ * out of memory (w is then unchanged). */
+int vw_retain(vigil_engine *eng, const vrule *r, vkeystate *ks, int slot, vwin *w);
+/* ev, older than w's window: into the retained window it belongs to (which
+ * alerts if `when` now holds, and is then let go), else counted window_late. */
+vigil_status vw_late_join(vigil_engine *eng, const vrule *r, vkeystate *ks, int slot, vwin *w, vigil_event *ev,
+                          const veval *c);
+/* Let go the retained windows no straggler can reach at watermark wm. */
+void vw_prune(vigil_engine *eng, const vrule *r, vwin *w, int64_t wm);
 int64_t vw_bucket_of(const vrule *r, int64_t ts);       /* an entry's time: ts, or its bucket's start */
 /* A straggler in a sliding window (older than its newest entry). */
 vigil_status vw_straggler(vigil_engine *eng, const vrule *r, vkeystate *ks, vwin *w, vigil_event *ev, veval *c);

@@ -1,10 +1,16 @@
 /* window_late.c — stragglers: events accepted within allowed_lateness that
  * reach a window after later events did (DESIGN.md §3 "Windows": a
  * straggler is evaluated over its own window and enters and leaves windows
- * by its own time). A sliding window's ring is kept in event-time order, a
- * straggler inserted at its place; window.c keeps the entries that left the
- * newest event's window while a straggler's window may still reach them
- * (vwin.nkept). Split from window.c, whose in-order path this leaves alone. */
+ * by its own time; in a tumbling or session window that the watermark
+ * already closed but still retains, it updates the window, and a window that
+ * has not alerted yet alerts then if `when` now holds — never twice).
+ * A sliding window's ring is kept in event-time order, a straggler inserted
+ * at its place; window.c keeps the entries that left the newest event's
+ * window while a straggler's window may still reach them (vwin.nkept). A
+ * tumbling or session window that closes without alerting is retained until
+ * the watermark passes its close + allowed_lateness (Flink's allowed
+ * lateness keeps windows so too, but fires them again: vigil alerts once per
+ * window). Split from window.c, whose in-order path this leaves alone. */
 #include <stdlib.h>
 #include <string.h>
 #include "window_int.h"
@@ -162,3 +168,101 @@ vigil_status vw_straggler(vigil_engine *eng, const vrule *r, vkeystate *ks, vwin
     return VIGIL_OK;
 }
 
+
+/* ---- closed tumbling and session windows, retained -------------------------- */
+
+/* When a retained window can be let go: a straggler is accepted down to
+ * watermark - allowed_lateness, and joins a window that ends (tumbling) or
+ * whose last event + gap is (session) after its time. */
+static int64_t retained_until(const vigil_engine *eng, const vrule *r, const vwin *rw) {
+    return vwin_closes_at(r, rw) + eng->o.allowed_lateness_ms;
+}
+
+int vw_retain(vigil_engine *eng, const vrule *r, vkeystate *ks, int slot, vwin *w) {
+    size_t size = vw_size(r);
+    vwin *rw = malloc(size);
+    if (!rw) return -1;
+    if (veng_timer_add(eng, vwin_closes_at(r, w) + eng->o.allowed_lateness_ms, ks, slot) != 0) {
+        free(rw);
+        return -1;
+    }
+    memcpy(rw, w, size);   /* the window moves: entries, sums, kept events, sets, the older retained ones */
+    if (w->ring == vwin_inline(w, r)) rw->ring = vwin_inline(rw, r);
+    rw->open = 0;
+    uint8_t alerted = w->alerted;
+    int64_t la = w->last_alert_ts, ce = vwin_tail(w, r)->closed_end;
+    memset(w, 0, size);   /* w: closed and empty, as vwin_new makes it, with its suppression */
+    w->ring = vwin_inline(w, r);
+    w->cap = 1;
+    w->alerted = alerted;
+    w->last_alert_ts = la;
+    vwtail *t = vwin_tail(w, r);
+    t->closed_end = ce;
+    t->retained = rw;
+    return 0;
+}
+
+/* Does the straggler at ts belong to retained window rw? Tumbling: its
+ * window is rw's; session: its own [ts, ts + gap) touches rw's span. */
+static int belongs(const vrule *r, const vwin *rw, int64_t ts) {
+    int64_t start = vwin_tail(rw, r)->win_start;
+    if (r->window == VIGIL_WIN_TUMBLING) return ts >= start && ts < rw->win_end;
+    return ts + r->window_ms >= start && ts <= rw->win_end;
+}
+
+vigil_status vw_late_join(vigil_engine *eng, const vrule *r, vkeystate *ks, int slot, vwin *w, vigil_event *ev,
+                          const veval *c) {
+    vwin **pp = &vwin_tail(w, r)->retained;
+    while (*pp && !belongs(r, *pp, ev->ts)) pp = &vwin_tail(*pp, r)->retained;
+    vwin *rw = *pp;
+    if (!rw) {   /* its window alerted already, or is no longer retained: never twice */
+        eng->st.window_late++;
+        return VIGIL_OK;
+    }
+    vwtail *rt = vwin_tail(rw, r);
+    if (r->window == VIGIL_WIN_SESSION) {   /* the session grows to take it, either way */
+        if (ev->ts < rt->win_start) rt->win_start = ev->ts;
+        if (ev->ts + r->window_ms > rw->win_end) {
+            rw->win_end = ev->ts + r->window_ms;
+            if (veng_timer_add(eng, retained_until(eng, r, rw), ks, slot) != 0) return VIGIL_ENOMEM;
+        }
+    }
+    vigil_status s = vw_join(eng, r, rw, ev, c);
+    if (s != VIGIL_OK) return s;
+    /* the alert's suppression is the key's: w holds it */
+    rw->alerted = w->alerted;
+    rw->last_alert_ts = w->last_alert_ts;
+    if (!vw_fire(eng, r, ks, rw)) return VIGIL_OK;
+    w->alerted = 1;
+    if (rw->last_alert_ts > w->last_alert_ts) w->last_alert_ts = rw->last_alert_ts;
+    *pp = rt->retained;   /* it alerted: let go, a later straggler for it is late */
+    rt->retained = NULL;
+    vwin_free(rw, r);
+    return VIGIL_OK;
+}
+
+void vw_prune(vigil_engine *eng, const vrule *r, vwin *w, int64_t wm) {
+    vwin **pp = &vwin_tail(w, r)->retained;
+    while (*pp) {
+        vwin *rw = *pp;
+        vwtail *rt = vwin_tail(rw, r);
+        if (wm < retained_until(eng, r, rw)) {
+            pp = &rt->retained;
+            continue;
+        }
+        *pp = rt->retained;
+        rt->retained = NULL;
+        vwin_free(rw, r);
+    }
+}
+
+void vwin_rearm(vigil_engine *eng, const vrule *r, vkeystate *ks, int slot, const vwin *w) {
+    if (r->window == VIGIL_WIN_SLIDING) return;
+    if (w->open) veng_timer_add(eng, vwin_closes_at(r, w), ks, slot);
+    for (const vwin *rw = vwin_tail(w, r)->retained; rw; rw = vwin_tail(rw, r)->retained)
+        veng_timer_add(eng, retained_until(eng, r, rw), ks, slot);
+}
+
+int vwin_live(const vrule *r, const vwin *w) {
+    return w->open || (r->window != VIGIL_WIN_SLIDING && vwin_tail(w, r)->retained);
+}

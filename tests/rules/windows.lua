@@ -193,3 +193,16 @@ rule { name = "win_session_straggler_alerts", key = "k",
     { events = seq("s1@0 s2@5 s4@40 s3@8"), allowed_lateness = "35s",
       matches = { { "s1", "s2", "s3" } }, late = {} },
   } }
+-- docs/rules.md §7.1 (issue 17 item 6): an event exactly `gap` from a session joins it
+-- (Flink's TimeWindow.intersects: touching windows merge; win_session_touching above),
+-- also when it is a straggler reaching a retained session from before: s0@0 touches
+-- {s1@10 s2@15} (0 + 10 = 10) and makes three; one a millisecond earlier does not.
+rule { name = "win_session_touching_straggler", key = "k",
+  window = session("10s"), when = ge(count(), 3),
+  examples = {
+    { events = seq("s1@10 s2@15 s4@50 s0@0"), allowed_lateness = "60s",
+      matches = { { "s1", "s0", "s2" } }, late = {} },
+    { events = { { id = "s1", type = "s", ts = 10, k = "k1" }, { id = "s2", type = "s", ts = 15, k = "k1" },
+                 { id = "s4", type = "s", ts = 50, k = "k1" }, { id = "s0", type = "s", ts = -0.001, k = "k1" } },
+      allowed_lateness = "60s", matches = {}, late = {} },
+  } }

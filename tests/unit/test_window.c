@@ -574,6 +574,77 @@ static void test_golden_record_v4(void) {
     vigil_ruleset_release(rs);
 }
 
+/* A tumbling window that closed without alerting is retained for the
+ * stragglers allowed_lateness accepts (DESIGN.md §3): kept through the
+ * state record (v5), so that an engine that loads it alerts when the
+ * straggler comes, once; a straggler after the retention (the watermark
+ * past its end + lateness) is late for it. */
+static void feed_ts(vigil_engine *eng, vigil_ruleset *rs, const char *id, long long ts_s) {
+    char js[160];
+    snprintf(js, sizeof js, "{\"id\":\"%s\",\"k\":\"r\",\"ts\":%lld,\"type\":\"tx\",\"country\":\"FR\"}", id, ts_s);
+    vigil_event *ev;
+    vigil_error err;
+    CU_ASSERT_EQUAL_FATAL(vigil_event_decode_json(rs, NULL, js, strlen(js), NULL, 1, &ev, &err), VIGIL_OK);
+    vigil_engine_feed(eng, ev, &err);
+    vigil_event_release(ev);
+}
+
+static void test_retained_window_moves(void) {
+    vigil_ruleset *rs = load("rule{name='t',key='k',window=tumbling('1m'),when=all_of{ge(count(),3),"
+                             "ge(distinct('country'),1)}}");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(rs);
+    vigil_engine_opts o = {.max_runs = 64, .max_alert_events = 100, .max_evidence = 20, .allowed_lateness_ms = 30000};
+    static got g;
+    g.n = 0;
+    vigil_error err;
+    vigil_engine *e1 = vigil_engine_create(rs, &o, NULL, on_alert, &g);
+    feed_ts(e1, rs, "e1", 1000000020);   /* [1000000020 s, +60 s) is the window of 1000000020 .. 79 */
+    feed_ts(e1, rs, "e2", 1000000030);
+    feed_ts(e1, rs, "e4", 1000000085);   /* closes it with 2 events: no alert, retained */
+    CU_ASSERT_EQUAL(g.n, 0);
+    recs r1 = {0}, r2 = {0};
+    CU_ASSERT_EQUAL_FATAL(vigil_engine_foreach_state(e1, keep_record, &r1, &err), VIGIL_OK);
+    CU_ASSERT_EQUAL_FATAL(r1.n, 1);
+    vigil_engine_destroy(e1);
+    vigil_engine *e2 = vigil_engine_create(rs, &o, NULL, on_alert, &g);
+    CU_ASSERT_EQUAL_FATAL(vigil_engine_load_state(e2, r1.group[0], "r", 1, r1.data[0], r1.len[0], &err), VIGIL_OK);
+    CU_ASSERT_EQUAL_FATAL(vigil_engine_foreach_state(e2, keep_record, &r2, &err), VIGIL_OK);
+    CU_ASSERT(r2.n == 1 && r2.len[0] == r1.len[0] && memcmp(r2.data[0], r1.data[0], r1.len[0]) == 0);
+    feed_ts(e2, rs, "e4b", 1000000086);   /* the watermark moves (same window as e4) */
+    feed_ts(e2, rs, "e3", 1000000070);    /* the straggler: [..20, ..80) now holds 3 */
+    CU_ASSERT_EQUAL(g.n, 1);
+    if (g.n == 1) CU_ASSERT_EQUAL(num_after(g.det[0], "count()"), 3);
+    feed_ts(e2, rs, "e3b", 1000000075);   /* it alerted: never twice */
+    CU_ASSERT_EQUAL(g.n, 1);
+    vigil_engine_advance(e2, INT64_MAX);
+    CU_ASSERT_EQUAL(g.n, 1);   /* [..80, ..140) holds e4 e4b: 2 */
+    recs_free(&r1);
+    recs_free(&r2);
+    vigil_engine_destroy(e2);
+    vigil_ruleset_release(rs);
+    /* retained only while a straggler may come: once the watermark reaches
+     * its end + lateness (..80 + 30 s) it goes (the v5 record then converts
+     * to v4, which has no retained windows) */
+    rs = load("rule{name='c',key='k',window=tumbling('1m'),when=ge(count(),3)}");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(rs);
+    vigil_engine *e3 = vigil_engine_create(rs, &o, NULL, on_alert, &g);
+    feed_ts(e3, rs, "f1", 1000000020);
+    feed_ts(e3, rs, "f2", 1000000030);
+    feed_ts(e3, rs, "f4", 1000000109);
+    static unsigned char v4[4096];
+    recs r3 = {0}, r4 = {0};
+    CU_ASSERT_EQUAL_FATAL(vigil_engine_foreach_state(e3, keep_record, &r3, &err), VIGIL_OK);
+    CU_ASSERT_EQUAL(test_record_v5_to_v4(r3.data[0], r3.len[0], v4, sizeof v4), 0);   /* one retained */
+    feed_ts(e3, rs, "f5", 1000000110);
+    CU_ASSERT_EQUAL_FATAL(vigil_engine_foreach_state(e3, keep_record, &r4, &err), VIGIL_OK);
+    CU_ASSERT(test_record_v5_to_v4(r4.data[0], r4.len[0], v4, sizeof v4) > 0);   /* let go */
+    CU_ASSERT_EQUAL(g.n, 1);
+    recs_free(&r3);
+    recs_free(&r4);
+    vigil_engine_destroy(e3);
+    vigil_ruleset_release(rs);
+}
+
 /* test_window --print-golden: how GOLDEN_HEX (run on 6c68fe5) and GOLDEN_V4_HEX (on dccbd19) were made */
 static void print_golden(void) {
     vigil_ruleset *rs = load(GOLDEN_RULES);
@@ -604,6 +675,7 @@ int main(int argc, char **argv) {
         CU_add_test(s, "window state moved between engines mid-stream", test_state_moves_mid_stream);
         CU_add_test(s, "a v2 record loads and goes on as before", test_golden_record);
         CU_add_test(s, "a v4 record (before typed values) loads", test_golden_record_v4);
+        CU_add_test(s, "a retained closed window moves between engines", test_retained_window_moves);
     }
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
