@@ -207,8 +207,7 @@ int64_t vwin_closes_at(const vrule *r, const vwin *w);
 void vwin_timer(vigil_engine *eng, const vrule *r, vkeystate *ks, int slot, vwin *w, int64_t wm);
 /* Register the timers of a loaded window state (veng_rearm). */
 void vwin_rearm(vigil_engine *eng, const vrule *r, vkeystate *ks, int slot, const vwin *w);
-/* The state holds an open window or a retained closed one. */
-int vwin_live(const vrule *r, const vwin *w);
+
 void vwin_free(vwin *w, const vrule *r);                /* accepts NULL */
 vwin *vwin_new(const vrule *r);                         /* empty state; NULL when out of memory */
 /* Make room for n entries (the codec fills them); -1 when out of memory. */
@@ -245,6 +244,10 @@ static inline unsigned char *vwin_inline(const vwin *w, const vrule *r) {
 static inline vwtail *vwin_tail(const vwin *w, const vrule *r) {
     if (r->window == VIGIL_WIN_SLIDING) return NULL;
     return (vwtail *)(void *)(vwin_inline(w, r) + vwin_entry_size(r));
+}
+/* The state holds an open window or a retained closed one (window_late.c). */
+static inline int vwin_live(const vrule *r, const vwin *w) {
+    return w->open || (r->window != VIGIL_WIN_SLIDING && vwin_tail(w, r)->retained);
 }
 /* Entry i from the oldest (i < n). */
 static inline ventry *vwin_at(const vwin *w, const vrule *r, uint32_t i) {

@@ -441,11 +441,9 @@ vigil_status vnfa_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, int slo
      * has taken nothing does not wait, so it starts only where the event
      * is taken: NFAITCase testStartWithOptional). starts: bit j, a run
      * starts taking the event at step j. */
-    uint32_t starts = 0;
-    for (int j = 0; j < r->nsteps && j < 32 && !r->draining && !r->steps[j].negative; j++) {
+    uint32_t starts = !r->draining && cond(&r->steps[0], &c) && !stops(&r->steps[0], &c);
+    for (int j = 1; r->steps[j - 1].optional && j < r->nsteps && j < 32 && !r->draining && !r->steps[j].negative; j++)
         if (cond(&r->steps[j], &c) && !stops(&r->steps[j], &c)) starts |= 1u << j;
-        if (!r->steps[j].optional) break;
-    }
     if (!p) {
         if (!starts) return VIGIL_OK;
         if (!(p = calloc(1, sizeof *p))) return VIGIL_ENOMEM;
@@ -466,7 +464,7 @@ vigil_status vnfa_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, int slo
     }
     compact(p);
     if (starts) {
-        for (int j = 0; j < 32; j++)
+        for (int j = 0; starts >> j; j++)
             if (starts >> j & 1 && derive(eng, r, NULL, ev, seq, j) != 0) return VIGIL_ENOMEM;
         /* one timer per new run: `within` expiry (pruning, absences) */
         if (r->within_ms && veng_timer_add(eng, ev->ts + r->within_ms, ks, slot) != 0) return VIGIL_ENOMEM;

@@ -86,20 +86,33 @@ static void uncount(vwin *w, const vrule *r, uint32_t i) {
 }
 
 /* The oldest entry goes (an uncounted one, vwin.nkept, was out of the
- * counts already). */
+ * counts already). The counted case is the hot path of every sliding
+ * window: written out here rather than through uncount(). */
 static void drop_front(vwin *w, const vrule *r) {
-    uint32_t kept = lo(w, r);
-    if (!kept) uncount(w, r, 0);
-    entry_free(at(w, r, 0), r);
-    w->head = (w->head + 1) & (w->cap - 1);
-    w->n--;
-    if (kept) {
+    ventry *e = at(w, r, 0);
+    if (lo(w, r)) {
+        entry_free(e, r);
+        w->head = (w->head + 1) & (w->cap - 1);
+        w->n--;
         w->nkept--;
         return;
     }
+    const uint32_t *ec = r->precision_ms ? ecnt(e, r) : NULL;
+    double *sum = vwin_sum(w);
+    uint32_t *cnt = vwin_cnt(w, r);
+    vdset *sets = has_text(r) ? *sets_ptr(w, r) : NULL;
+    for (int k = 0; k < r->nagg; k++) {
+        if (!(e->mask >> k & 1)) continue;
+        cnt[k] -= ec ? ec[k] : 1;
+        if (!uses_text(&r->aggs[k])) sum[k] -= e->v[k].num;
+        else if (sets && sets[k].slot) vdset_remove(&sets[k], e->v[k].str);
+    }
+    entry_free(e, r);
+    w->head = (w->head + 1) & (w->cap - 1);
+    w->n--;
     w->head_ts = w->n ? at(w, r, 0)->ts : INT64_MAX;
-    if (w->n == 0) memset(vwin_sum(w), 0, (size_t)r->nagg * sizeof(double));   /* no drift */
-    if (has_text(r) && *sets_ptr(w, r) && w->n < DSET_MIN / 4) sets_free(w, r);
+    if (w->n == 0) memset(sum, 0, (size_t)r->nagg * sizeof *sum);   /* no drift */
+    if (sets && w->n < DSET_MIN / 4) sets_free(w, r);
 }
 
 /* Sliding: the first counted entry leaves the newest event's window but is
@@ -220,7 +233,7 @@ static vigil_value agg_value(vwin *w, const vrule *r, int k, uint32_t n, int inc
  * event falls in its bucket. */
 /* The values of ev for each aggregate (bit k of *mask: aggregate k takes
  * one; text values malloc'd, freed by free_vals). */
-vigil_status vw_entry_vals(const vrule *r, vigil_event *ev, const veval *c, vcell *val, uint32_t *maskp) {
+static inline vigil_status entry_vals(const vrule *r, vigil_event *ev, const veval *c, vcell *val, uint32_t *maskp) {
     uint32_t mask = 0;
     *maskp = 0;
     for (int k = 0; k < r->nagg; k++) {
@@ -250,6 +263,11 @@ vigil_status vw_entry_vals(const vrule *r, vigil_event *ev, const veval *c, vcel
     return VIGIL_OK;
 }
 
+/* (add_entry, the hot path, has entry_vals inlined; window_late.c calls it here) */
+vigil_status vw_entry_vals(const vrule *r, vigil_event *ev, const veval *c, vcell *val, uint32_t *mask) {
+    return entry_vals(r, ev, c, val, mask);
+}
+
 void vw_free_vals(const vrule *r, vcell *val, uint32_t mask) {
     for (int k = 0; k < r->nagg; k++)
         if (mask >> k & 1 && uses_text(&r->aggs[k])) free(val[k].str);
@@ -259,7 +277,7 @@ static vigil_status add_entry(vwin *w, const vrule *r, vigil_event *ev, const ve
     vcell val[32];
     uint32_t mask;
     *added = 0;
-    vigil_status st = vw_entry_vals(r, ev, c, val, &mask);
+    vigil_status st = entry_vals(r, ev, c, val, &mask);
     if (st != VIGIL_OK) return st;
     int sliding = r->window == VIGIL_WIN_SLIDING;
     if (!mask && sliding) return VIGIL_OK;
@@ -537,12 +555,14 @@ vigil_status vwin_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, int slo
         *wp = w;
     }
     if (r->window != VIGIL_WIN_SLIDING) return windowed_feed(eng, r, ks, slot, w, ev, &c);
-    if (w->n && vw_bucket_of(r, ev->ts) < at(w, r, w->n - 1)->ts) return vw_straggler(eng, r, ks, w, ev, &c);
+    /* a straggler: only allowed_lateness lets one through (without it every
+     * event is at or past the watermark, and so past every entry) */
+    int64_t late = eng->o.allowed_lateness_ms;
+    if (late && w->n && vw_bucket_of(r, ev->ts) < at(w, r, w->n - 1)->ts) return vw_straggler(eng, r, ks, w, ev, &c);
     /* sliding: what left (t - size, t] leaves the counts */
     /* a bucket [b, b + precision) leaves once its last instant has: the
      * window then spans at most precision - 1 ms more than (t - size, t] */
     int64_t horizon = ev->ts - r->window_ms - (r->precision_ms ? r->precision_ms - 1 : 0);
-    int64_t late = eng->o.allowed_lateness_ms;
     if (w->n > w->nkept && w->head_ts <= horizon) {
         if (!late) {
             while (w->n && w->head_ts <= horizon) drop_front(w, r);

@@ -51,6 +51,12 @@ static inline vdset **sets_ptr(const vwin *w, const vrule *r) {
     return (vdset **)(void *)((unsigned char *)(uintptr_t)w + off);
 }
 
+/* The entry time of an event at ts: itself, or its bucket's start. */
+static inline int64_t vw_bucket_of(const vrule *r, int64_t ts) {
+    if (!r->precision_ms) return ts;
+    return ts - ((ts % r->precision_ms) + r->precision_ms) % r->precision_ms;
+}
+
 /* window.c */
 int vw_grow(vwin *w, const vrule *r);                    /* the ring doubled; -1 out of memory */
 /* The values of ev for each aggregate: bit k of *mask when aggregate k takes
@@ -78,7 +84,6 @@ vigil_status vw_late_join(vigil_engine *eng, const vrule *r, vkeystate *ks, int 
                           const veval *c);
 /* Let go the retained windows no straggler can reach at watermark wm. */
 void vw_prune(vigil_engine *eng, const vrule *r, vwin *w, int64_t wm);
-int64_t vw_bucket_of(const vrule *r, int64_t ts);       /* an entry's time: ts, or its bucket's start */
 /* A straggler in a sliding window (older than its newest entry). */
 vigil_status vw_straggler(vigil_engine *eng, const vrule *r, vkeystate *ks, vwin *w, vigil_event *ev, veval *c);
 

@@ -15,12 +15,6 @@
 #include <string.h>
 #include "window_int.h"
 
-/* The entry time of an event at ts: itself, or its bucket's start. */
-int64_t vw_bucket_of(const vrule *r, int64_t ts) {
-    if (!r->precision_ms) return ts;
-    return ts - ((ts % r->precision_ms) + r->precision_ms) % r->precision_ms;
-}
-
 /* A sliding window's ring is in event-time order (a straggler is inserted
  * at its place): the index of the first entry later than t. */
 static uint32_t upper(const vwin *w, const vrule *r, int64_t t) {
@@ -261,8 +255,4 @@ void vwin_rearm(vigil_engine *eng, const vrule *r, vkeystate *ks, int slot, cons
     if (w->open) veng_timer_add(eng, vwin_closes_at(r, w), ks, slot);
     for (const vwin *rw = vwin_tail(w, r)->retained; rw; rw = vwin_tail(rw, r)->retained)
         veng_timer_add(eng, retained_until(eng, r, rw), ks, slot);
-}
-
-int vwin_live(const vrule *r, const vwin *w) {
-    return w->open || (r->window != VIGIL_WIN_SLIDING && vwin_tail(w, r)->retained);
 }
