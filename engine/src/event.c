@@ -5,7 +5,8 @@
  * (paths like "card.bin": nested objects, or a literal key with a dot) are
  * copied into slots. Keys and ids are taken as text: strings as they are,
  * numbers by their raw JSON text (cJSON keeps only a double, so the number's
- * text is re-read from the raw bytes: 1, 1.0 and 1e0 are three keys). CSV rows
+ * text is re-read from the raw bytes by event_raw.c: 1, 1.0 and 1e0 are
+ * three keys). CSV rows
  * are split in place (RFC 4180 quoting) and rendered to JSON only when an
  * alert needs them as evidence.
  *
@@ -307,60 +308,6 @@ static const cJSON *json_path(const cJSON *obj, const char *path) {
     return cur;
 }
 
-/* Raw JSON text lookup (cJSON keeps only a double, DESIGN.md §3 wants a
- * key's or id's own text). buf[i] is inside an object, just after its '{'
- * or at one of its members: the offset of the value of member `name` at
- * this level, or -1. Members are compared as raw bytes (a name written
- * with escapes is not found: the caller falls back to the double). */
-static long raw_member(const char *buf, size_t len, size_t i, const char *name, size_t nlen) {
-    int depth = 0;
-    for (; i < len; i++) {
-        char c = buf[i];
-        if (c == '{' || c == '[') depth++;
-        else if (c == '}' || c == ']') {
-            if (--depth < 0) return -1;   /* the end of this object */
-        } else if (c == '"') {
-            size_t st = ++i;
-            while (i < len && buf[i] != '"') i += buf[i] == '\\' ? 2 : 1;
-            if (i >= len) return -1;
-            if (depth != 0 || i - st != nlen || memcmp(buf + st, name, nlen) != 0) continue;
-            size_t j = i + 1;
-            while (j < len && isspace((unsigned char)buf[j])) j++;
-            if (j >= len || buf[j] != ':') continue;   /* a string value, not a member name */
-            j++;
-            while (j < len && isspace((unsigned char)buf[j])) j++;
-            return j < len ? (long)j : -1;
-        }
-    }
-    return -1;
-}
-
-/* The raw text of the number at `path` (a top-level member of that name,
- * which wins as in json_path, or the nested members along the dots). */
-static int raw_number(const char *buf, size_t len, const char *path, const char **out, size_t *olen) {
-    size_t i = 0;
-    while (i < len && buf[i] != '{') i++;
-    if (i++ >= len) return -1;   /* i: just inside the object */
-    long v = raw_member(buf, len, i, path, strlen(path));
-    for (const char *p = path; v < 0 && strchr(path, '.');) {
-        const char *dot = strchr(p, '.');
-        size_t n = dot ? (size_t)(dot - p) : strlen(p);
-        v = raw_member(buf, len, i, p, n);
-        if (v < 0 || !dot) break;
-        if (buf[v] != '{') return -1;
-        i = (size_t)v + 1;
-        p = dot + 1;
-        v = -1;
-    }
-    if (v < 0) return -1;
-    size_t j = (size_t)v, k = j;
-    while (k < len && (isdigit((unsigned char)buf[k]) || strchr("+-.eE", buf[k]))) k++;
-    if (k == j) return -1;
-    *out = buf + j;
-    *olen = k - j;
-    return 0;
-}
-
 static vigil_status value_text(const cJSON *it, const char *buf, size_t len, const char *name,
                                spool *p, size_t *off) {
     char tmp[64];
@@ -369,7 +316,7 @@ static vigil_status value_text(const cJSON *it, const char *buf, size_t len, con
     } else if (cJSON_IsNumber(it)) {
         const char *raw;   /* its raw text: 1, 1.0, 1e0 are three keys (DESIGN.md §3) */
         size_t rl;
-        if (raw_number(buf, len, name, &raw, &rl) == 0) {
+        if (vev_raw_number(buf, len, name, it->valuedouble, &raw, &rl) == 0) {
             *off = spool_add(p, raw, rl);
         } else {
             int n = num_text(it->valuedouble, tmp, sizeof tmp);

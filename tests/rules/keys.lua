@@ -126,12 +126,18 @@ rule { name = "keys_raw_number_text", key = "user", skip = "no_skip",
                  '{"id":"b3","type":"b","ts":4,"user":01}',
                  '{"id":"b4","type":"b","ts":5,"user":1}' },
       matches = { { "a1", "b4" } } },
-    -- a nested key field is read from its raw text too
+    -- the key field's name elsewhere in the event (a value, a nested member) does not mislead
+    { events = { '{"id":"a1","type":"a","ts":1,"user":1.0}',
+                 '{"id":"b1","type":"b","ts":2,"note":"user","x":{"user":1},"user":1}',
+                 '{"id":"b2","type":"b","ts":3,"x":{"user":1.0},"note":"user","user":1.0}' },
+      matches = { { "a1", "b2" } } },
+    -- keys compare as text: the string "1" and the number 1 are one key, 1.0 another
     { events = { '{"id":"a1","type":"a","ts":1,"user":"1"}',
                  '{"id":"b1","type":"b","ts":2,"user":1.0}',
                  '{"id":"b2","type":"b","ts":3,"user":1}' },
       matches = { { "a1", "b2" } } },
   } }
+-- Same section: a nested key field (card.id) is read from its raw text too.
 rule { name = "keys_raw_nested", key = "card.id", skip = "no_skip",
   pattern = begin("a"):where{ type = "a" }:followed_by("b"):where{ type = "b" },
   examples = {
