@@ -1,4 +1,4 @@
-/* record.c — see record.h: a v4 key-state record in the v3 layout. */
+/* record.c — see record.h: a v5 key-state record as v4, a v4 one in the v3 layout. */
 #include <stdint.h>
 #include <string.h>
 #include "record.h"
@@ -48,6 +48,46 @@ size_t test_record_v4_to_v3(const unsigned char *in, size_t len, unsigned char *
         uint32_t blen = u32_at(&c);
         copy(&c, 4, 0);                  /* the v4 length: dropped */
         copy(&c, blen, 1);
+    }
+    return c.bad || c.off != len ? 0 : c.olen;
+}
+
+size_t test_record_v5_to_v4(const unsigned char *in, size_t len, unsigned char *out, size_t cap) {
+    cur c = {.p = in, .len = len, .o = out, .cap = cap};
+    if (len < 4 || memcmp(in, "VGS\5", 4) != 0) return 0;
+    copy(&c, 4, 1);
+    out[3] = 4;
+    copy(&c, 8 + 8, 1);                 /* seq, last_ts */
+    uint32_t nev = u32_at(&c);
+    copy(&c, 4, 1);
+    for (uint32_t i = 0; i < nev && !c.bad; i++) {
+        str(&c);                         /* id */
+        copy(&c, 8, 1);                  /* ts */
+        str(&c);                         /* json */
+    }
+    uint32_t nr = u32_at(&c);
+    copy(&c, 4, 1);
+    for (uint32_t i = 0; i < nr && !c.bad; i++) {
+        str(&c);                         /* name */
+        copy(&c, 4, 1);                  /* version */
+        uint8_t kind = c.off < len ? in[c.off] : 0;
+        copy(&c, 1, 1);
+        uint32_t blen = u32_at(&c);
+        if (kind != 2) {
+            copy(&c, 4 + blen, 1);
+            continue;
+        }
+        uint32_t nret = 0;               /* a window entry ends with u32 nretained (v5): 0 goes */
+        if (blen < 4 || c.off + 4 + blen > len) return 0;
+        memcpy(&nret, in + c.off + 4 + blen - 4, 4);
+        if (nret) return 0;
+        uint32_t l4 = blen - 4;
+        if (c.cap - c.olen < 4) return 0;
+        memcpy(out + c.olen, &l4, 4);
+        c.olen += 4;
+        copy(&c, 4, 0);
+        copy(&c, l4, 1);
+        copy(&c, 4, 0);
     }
     return c.bad || c.off != len ? 0 : c.olen;
 }
