@@ -1,16 +1,18 @@
 /* codec.c — encoding a key's state into a versioned byte record and back.
  *
  * The record is what the Redis store keeps per key (and what a memory-store
- * snapshot will hold). Layout, little-endian, version 4 (versions 1 to 3
+ * snapshot will hold). Layout, little-endian, version 6 (versions 1 to 5
  * are still read: version 1 lacks the window's precision and the bucket
  * counts; before version 3 the run's held byte was `negated`, always 0 in
  * version 2, and a v1 run with it set is dropped; before version 4 an entry
  * had no length, so a window entry that no rule takes ends the record's
- * use; version 5 adds the entry kind 3):
- *   "VGS" 5 | u64 seq | i64 last_ts | u32 nevents | events | u32 nrules | rules
+ * use; before version 5 a text aggregate's value was its text alone, typed
+ * on load as the text reads, vwin_text_untyped; version 6 adds the entry
+ * kind 3):
+ *   "VGS" 6 | u64 seq | i64 last_ts | u32 nevents | events | u32 nrules | rules
  *   event: str id | i64 ts | str json            (shared by runs: stored once)
  *   rule:  str name | u32 version | u8 kind(1 pattern, 2 window, 3 window ids) | u32 body length (v4) | body
- *   window ids (v5; after its rule's window entry, only when it has some: a
+ *   window ids (v6; after its rule's window entry, only when it has some: a
  *     sliding window's newest counted events, an alert's window_events):
  *     u32 n | n × str id  (oldest first)
  *   pattern: i64 last_alert | u8 alerted | u32 nruns | runs
@@ -18,8 +20,10 @@
  *          u64 last_seq | u32 nev | nev × (u32 event index | u8 step | u64 seq)
  *   window: i64 last_alert | u8 alerted | u32 nagg | i64 precision | u32 n | n × entry |
  *           u8 open | i64 win_start | i64 win_end | u64 total | u32 nevs |
- *           nevs × u32 event index | u8 has_last [| u32 event index] | i64 closed_end (v2)
+ *           nevs × u32 event index | u8 has_last [| u32 event index] | i64 closed_end (v2) |
+ *           u32 nretained | nretained × retained window (v5, put_retained)
  *     entry: i64 ts | u32 mask | per set bit: f64, or str for text aggregates
+ *            (v5: a type tag, 's', 'n' or 'b', then the value's text)
  *            [| per set bit: u32 events in the bucket, when precision > 0]
  *   str: u32 len | bytes
  * Rules are matched by name and version on decode: an entry goes to the
@@ -78,6 +82,29 @@ static void put_len(vcodec_buf *b, size_t start) {
 
 static int uses_text(const vagg *a) { return a->is_new || a->kind == VIGIL_AGG_DISTINCT; }
 
+/* One retained closed window (tumbling/session: no buckets):
+ *   i64 win_start | i64 win_end | u64 total | u32 n | n × entry |
+ *   u32 nevs | nevs × u32 event index | u8 has_last [| u32 event index] */
+static int put_retained(vcodec_buf *b, evtab *et, const vrule *r, const vwin *w) {
+    const vwtail *t = vwin_tail(w, r);
+    uint32_t n = w->n, idx;
+    int bad = PUT(b, t->win_start) || PUT(b, w->win_end) || PUT(b, t->total) || PUT(b, n);
+    for (uint32_t j = 0; j < n && !bad; j++) {
+        const ventry *e = vwin_at(w, r, j);
+        bad |= PUT(b, e->ts) || PUT(b, e->mask);
+        for (int k = 0; k < r->nagg && !bad; k++) {
+            if (!(e->mask >> k & 1)) continue;
+            if (uses_text(&r->aggs[k])) bad |= put_str(b, e->v[k].str, strlen(e->v[k].str));
+            else bad |= PUT(b, e->v[k].num);
+        }
+    }
+    bad |= PUT(b, t->nevs);
+    for (uint32_t j = 0; j < t->nevs && !bad; j++) bad |= ev_index(et, t->evs[j], &idx) || PUT(b, idx);
+    uint8_t has_last = t->last != NULL;
+    bad |= PUT(b, has_last);
+    if (has_last && !bad) bad |= ev_index(et, t->last, &idx) || PUT(b, idx);
+    return bad;
+}
 
 vigil_status vcodec_encode(const vigil_engine *eng, const vkeystate *ks, vcodec_buf *out) {
     const vigil_ruleset *rs = eng->rs;
@@ -137,7 +164,7 @@ vigil_status vcodec_encode(const vigil_engine *eng, const vkeystate *ks, vcodec_
              * INT64_MIN for closed_end) */
             const vwtail *t = w ? vwin_tail(w, r) : NULL;
             uint8_t open = w ? (uint8_t)w->open : 0, has_last = t && t->last;
-            int64_t ws = t ? t->win_start : 0, we = t ? w->win_end : 0;   /* sliding: its slot holds the ids */
+            int64_t ws = t ? t->win_start : 0, we = t ? w->win_end : 0;   /* sliding: nkept is not stored */
             uint64_t total = t ? t->total : 0;
             uint32_t nevs = t ? t->nevs : 0, idx = 0;
             bad |= PUT(&body, open) || PUT(&body, ws) || PUT(&body, we) || PUT(&body, total) || PUT(&body, nevs);
@@ -146,20 +173,26 @@ vigil_status vcodec_encode(const vigil_engine *eng, const vkeystate *ks, vcodec_
             if (has_last && !bad) bad |= ev_index(&et, t->last, &idx) || PUT(&body, idx);
             int64_t ce = t ? t->closed_end : INT64_MIN;
             bad |= PUT(&body, ce);
+            uint32_t nret = 0;   /* v5: the closed windows kept for stragglers */
+            for (const vwin *rw = t ? t->retained : NULL; rw; rw = vwin_tail(rw, r)->retained) nret++;
+            bad |= PUT(&body, nret);
+            for (const vwin *rw = t ? t->retained : NULL; rw && !bad; rw = vwin_tail(rw, r)->retained)
+                bad |= put_retained(&body, &et, r, rw);
             if (!bad) put_len(&body, bstart);
-            vwids **idp = w ? vwin_ids((vwin *)(uintptr_t)w, r) : NULL;
-            const vwids *ids = idp ? *idp : NULL;
-            if (ids && ids->n && !bad) {   /* kind 3: the window's ids */
+            uintptr_t *idp = w ? vwin_ids((vwin *)(uintptr_t)w, r) : NULL;
+            vwids_view ids;
+            vwin_ids_view(idp ? *idp : 0, &ids);
+            if (ids.n && !bad) {   /* kind 3: the window's ids */
                 uint8_t k3 = 3;
                 bad |= put_str(&body, r->name, strlen(r->name)) || PUT(&body, ver) || PUT(&body, k3) ||
                        PUT(&body, blen0);
                 size_t istart = body.len;
-                uint32_t nids = ids->n;
+                uint32_t nids = ids.n;
                 bad |= PUT(&body, nids);
-                for (size_t off = 0; off < ids->used && !bad;) {
+                for (size_t off = 0; off < ids.used && !bad;) {
                     uint16_t l;
-                    memcpy(&l, ids->data + off, sizeof l);
-                    bad |= put_str(&body, (const char *)ids->data + off + sizeof l, l);
+                    memcpy(&l, ids.data + off, sizeof l);
+                    bad |= put_str(&body, (const char *)ids.data + off + sizeof l, l);
                     off += sizeof l + l;
                 }
                 if (!bad) put_len(&body, istart);
@@ -168,7 +201,7 @@ vigil_status vcodec_encode(const vigil_engine *eng, const vkeystate *ks, vcodec_
         }
     }
     if (!bad) memcpy(body.p, &nr, sizeof nr);   /* the entries, kind 3 included */
-    bad |= put(out, "VGS\5", 4) || PUT(out, ks->seq) || PUT(out, ks->last_ts) || PUT(out, et.n);
+    bad |= put(out, "VGS\6", 4) || PUT(out, ks->seq) || PUT(out, ks->last_ts) || PUT(out, et.n);
     for (uint32_t i = 0; i < et.n && !bad; i++) {
         size_t jl;
         const char *j = vigil_event_json(et.v[i], &jl);
@@ -202,6 +235,92 @@ static const char *get_str(rd *r, uint32_t *n) {
     return s;
 }
 
+/* A sliding ring loaded from a record written before stragglers were put
+ * in their place may be out of event-time order: sort it (stable). */
+static void order_ring(vwin *w, const vrule *r) {
+    size_t es = vwin_entry_size(r);
+    unsigned char tmp[1024];
+    if (r->window != VIGIL_WIN_SLIDING || es > sizeof tmp) return;
+    for (uint32_t i = 1; i < w->n; i++) {
+        if (vwin_at(w, r, i - 1)->ts <= vwin_at(w, r, i)->ts) continue;
+        memcpy(tmp, vwin_at(w, r, i), es);
+        uint32_t j = i;
+        for (; j > 0 && vwin_at(w, r, j - 1)->ts > ((ventry *)(void *)tmp)->ts; j--) memcpy(vwin_at(w, r, j), vwin_at(w, r, j - 1), es);
+        memcpy(vwin_at(w, r, j), tmp, es);
+    }
+    w->head_ts = w->n > w->nkept ? vwin_at(w, r, w->nkept)->ts : INT64_MAX;
+}
+
+/* A retained window (put_retained) into *out (NULL when r->bad). */
+static vigil_status get_retained(rd *r, const vrule *rule, vigil_event **evs, uint32_t nev, size_t len, vwin **out) {
+    int64_t ws, we;
+    uint64_t total;
+    uint32_t n;
+    *out = NULL;
+    GET(r, ws);
+    GET(r, we);
+    GET(r, total);
+    GET(r, n);
+    if (r->bad || n > len) {
+        r->bad = 1;
+        return VIGIL_OK;
+    }
+    vwin *w = vwin_new(rule);
+    if (!w || vwin_reserve(w, rule, n) != 0) {
+        vwin_free(w, rule);
+        return VIGIL_ENOMEM;
+    }
+    *out = w;
+    vwtail *t = vwin_tail(w, rule);
+    t->win_start = ws;
+    w->win_end = we;
+    t->total = total;
+    for (uint32_t j = 0; j < n && !r->bad; j++) {
+        ventry *e = vwin_at(w, rule, j);
+        uint32_t mask;
+        GET(r, e->ts);
+        GET(r, mask);
+        e->mask = 0;
+        for (int k = 0; k < rule->nagg && !r->bad; k++) {
+            if (!(mask >> k & 1)) continue;
+            if (uses_text(&rule->aggs[k])) {
+                uint32_t sl;
+                const char *sv = get_str(r, &sl);
+                if (r->bad || !sl || !(e->v[k].str = strndup(sv, sl))) {
+                    r->bad = 1;
+                    break;
+                }
+            } else {
+                GET(r, e->v[k].num);
+                vwin_sum(w)[k] += e->v[k].num;
+            }
+            e->mask |= 1u << k;
+            vwin_cnt(w, rule)[k]++;
+        }
+        w->n++;
+    }
+    uint32_t nevs, idx;
+    uint8_t has_last;
+    GET(r, nevs);
+    if (r->bad || nevs > len || (nevs && !(t->evs = calloc(nevs, sizeof *t->evs)))) {
+        if (!r->bad && nevs <= len) return VIGIL_ENOMEM;
+        r->bad = 1;
+        return VIGIL_OK;
+    }
+    for (uint32_t j = 0; j < nevs && !r->bad; j++) {
+        GET(r, idx);
+        if (idx >= nev || !evs[idx]) r->bad = 1;
+        else vigil_event_retain(t->evs[t->nevs++] = evs[idx]);
+    }
+    GET(r, has_last);
+    if (has_last) {
+        GET(r, idx);
+        if (idx >= nev || !evs[idx]) r->bad = 1;
+        else vigil_event_retain(t->last = evs[idx]);
+    }
+    return VIGIL_OK;
+}
+
 static void clear_rule_state(vigil_engine *eng, vkeystate *ks) {
     const vgroup *g = &eng->rs->groups[ks->group];
     for (int i = 0; i < g->nrules; i++) {
@@ -218,7 +337,7 @@ vigil_status vcodec_decode(vigil_engine *eng, vkeystate *ks, const unsigned char
     rd r = {.p = p, .len = len};
     char magic[4];
     get(&r, magic, 4);
-    if (r.bad || memcmp(magic, "VGS", 3) != 0 || magic[3] < 1 || magic[3] > 5) return VIGIL_ESTORE;
+    if (r.bad || memcmp(magic, "VGS", 3) != 0 || magic[3] < 1 || magic[3] > 6) return VIGIL_ESTORE;
     int version = magic[3];
     clear_rule_state(eng, ks);
     uint32_t nev;
@@ -248,7 +367,7 @@ vigil_status vcodec_decode(vigil_engine *eng, vkeystate *ks, const unsigned char
         GET(&r, ver);
         GET(&r, kind);
         if (r.bad) break;
-        if (kind == 3 && version >= 5) {   /* the ids of the window decoded just before */
+        if (kind == 3 && version >= 6) {   /* the ids of the window decoded just before */
             uint32_t blen, n;
             GET(&r, blen);
             if (r.bad || blen > r.len - r.off) {
@@ -282,6 +401,7 @@ vigil_status vcodec_decode(vigil_engine *eng, vkeystate *ks, const unsigned char
                 rule = x;
             }
         }
+        size_t bend = 0;   /* v4: where the entry ends */
         if (version >= 4) {   /* each entry says its length: one no rule takes is skipped */
             uint32_t blen;
             GET(&r, blen);
@@ -289,6 +409,7 @@ vigil_status vcodec_decode(vigil_engine *eng, vkeystate *ks, const unsigned char
                 r.bad = 1;
                 break;
             }
+            bend = r.off + blen;
             if (!rule || (kind == 1) != (rule->nsteps > 0)) {
                 r.off += blen;
                 continue;
@@ -415,7 +536,12 @@ vigil_status vcodec_decode(vigil_engine *eng, vkeystate *ks, const unsigned char
                     if (text) {
                         uint32_t sl;
                         const char *sv = get_str(&r, &sl);
-                        if (r.bad || !(e->v[k].str = strndup(sv, sl))) {
+                        if (r.bad || (version >= 5 && (sl == 0 || (sv[0] != VWIN_TAG_STR && sv[0] != VWIN_TAG_NUM &&
+                                                                   sv[0] != VWIN_TAG_BOOL)))) {
+                            r.bad = 1;
+                            break;
+                        }
+                        if (!(e->v[k].str = version >= 5 ? strndup(sv, sl) : vwin_text_untyped(sv, sl))) {
                             r.bad = 1;
                             break;
                         }
@@ -490,12 +616,27 @@ vigil_status vcodec_decode(vigil_engine *eng, vkeystate *ks, const unsigned char
             }
             int64_t ce = INT64_MIN;
             if (version >= 2) GET(&r, ce);
+            if (w && !t) order_ring(w, rule);   /* before v5 a straggler was appended out of order */
             if (t) {
                 t->closed_end = ce;
                 w->open = open;
                 t->win_start = ws;
                 w->win_end = we;
                 t->total = total;
+            }
+            if (version >= 5) {   /* the retained closed windows */
+                uint32_t nret;
+                GET(&r, nret);
+                vwin **tailp = t ? &t->retained : NULL;
+                for (uint32_t j = 0; j < nret && !r.bad && s == VIGIL_OK; j++) {
+                    if (!tailp) {   /* a window this rule cannot hold: the rest of the entry goes */
+                        r.off = bend;
+                        break;
+                    }
+                    s = get_retained(&r, rule, evs, nev, len, tailp);
+                    if (*tailp) tailp = &vwin_tail(*tailp, rule)->retained;
+                }
+                if (s != VIGIL_OK) break;
             }
         } else {
             r.bad = 1;

@@ -286,7 +286,7 @@ static int ks_expirable(const vigil_engine *eng, const vkeystate *ks, int64_t wm
             alerted = p->alerted, la = p->last_alert_ts;
         } else {
             const vwin *w = ks->rs[i];
-            if (w->open) return 0;
+            if (vwin_live(r, w)) return 0;
             alerted = w->alerted, la = w->last_alert_ts;
         }
         if (r->suppress_ms && alerted && la + r->suppress_ms > t0) return 0;
@@ -359,7 +359,7 @@ static void fire_timers(vigil_engine *eng, int64_t upto) {
         if (t.slot < 0 || !t.ks->rs[t.slot]) continue;   /* its state went with a hot reload, or ended */
         const vrule *r = &eng->rs->rules[eng->rs->groups[t.ks->group].rules[t.slot]];
         if (r->nsteps) vnfa_timer(eng, r, t.ks, t.ks->rs[t.slot], t.when);
-        else vwin_timer(eng, r, t.ks, t.ks->rs[t.slot], t.when);
+        else vwin_timer(eng, r, t.ks, t.slot, t.ks->rs[t.slot], t.when);
         veng_mark_dirty(eng, t.ks);
     }
 }
@@ -369,8 +369,7 @@ void veng_rearm(vigil_engine *eng, vkeystate *ks) {
     for (int i = 0; i < g->nrules; i++) {
         const vrule *r = &eng->rs->rules[g->rules[i]];
         if (!r->nsteps) {   /* an open tumbling/session window closes at its end */
-            const vwin *w = ks->rs[i];
-            if (w && w->open) veng_timer_add(eng, vwin_closes_at(r, w), ks, i);
+            if (ks->rs[i]) vwin_rearm(eng, r, ks, i, ks->rs[i]);
             continue;
         }
         const vpat *p = ks->rs[i];

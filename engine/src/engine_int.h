@@ -1,6 +1,6 @@
 /* engine_int.h — the engine's private per-key state and the interfaces
  * between engine.c (key table, routing, alerts), nfa.c (pattern runs) and
- * window.c (sliding windows). */
+ * window.c, window_late.c (window rules). */
 #ifndef VIGIL_ENGINE_INT_H
 #define VIGIL_ENGINE_INT_H
 
@@ -56,13 +56,19 @@ typedef struct vwin {
     uint8_t open;            /* tumbling/session: a window is open; it ends at win_end */
     uint8_t alerted;
     uint16_t pad;
-    int64_t head_ts;         /* time of the oldest entry (kept here: no cache miss when nothing expires) */
+    int64_t head_ts;         /* time of the oldest counted entry (kept here: no cache miss when nothing
+                                expires); INT64_MAX when none */
     int64_t last_alert_ts;
     union {
         int64_t win_end;     /* tumbling/session: [start, end), end = start + size or last event + gap */
-        struct vwids *ids;   /* sliding (which has no end): window_events, or NULL */
+        uint32_t nkept;      /* sliding: the ring's first nkept entries left the newest event's window
+                                but are kept for stragglers (allowed_lateness): not in sum, cnt, sets */
     };
     unsigned char *ring;     /* entries of size vwin_entry_size(rule): the inline one, or malloc'd */
+    uintptr_t ids;           /* sliding: window_events (the newest counted events' ids): 0, a vwids
+                                block, or one id of at most 7 bytes in the word itself (low bit 1:
+                                byte 0 = length << 1 | 1, then the bytes) — an idle key's one event
+                                costs no allocation */
 } vwin;
 
 typedef struct vwtail {      /* tumbling and session windows: the open window and its events */
@@ -72,6 +78,9 @@ typedef struct vwtail {      /* tumbling and session windows: the open window an
     vigil_event **evs;       /* the first max_alert_events - 1 events, retained */
     vigil_event *last;       /* the latest event, retained */
     uint32_t nevs;
+    struct vwin *retained;   /* closed windows that did not alert, kept while stragglers may reach
+                                them (allowed_lateness; window_late.c): newest first, each a vwin of
+                                its own whose tail links the next */
 } vwtail;
 
 /* Sliding windows: the ids of the newest events that counted in an
@@ -209,8 +218,12 @@ vigil_status vwin_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, int slo
  * after the last one still joins (Flink merges session windows that touch,
  * TimeWindow.intersects). */
 int64_t vwin_closes_at(const vrule *r, const vwin *w);
-/* The watermark reached wm: close a tumbling/session window that ended. */
-void vwin_timer(vigil_engine *eng, const vrule *r, vkeystate *ks, vwin *w, int64_t wm);
+/* The watermark reached wm: close a tumbling/session window that ended, let
+ * go the closed ones no straggler can reach any more. */
+void vwin_timer(vigil_engine *eng, const vrule *r, vkeystate *ks, int slot, vwin *w, int64_t wm);
+/* Register the timers of a loaded window state (veng_rearm). */
+void vwin_rearm(vigil_engine *eng, const vrule *r, vkeystate *ks, int slot, const vwin *w);
+
 void vwin_free(vwin *w, const vrule *r);                /* accepts NULL */
 vwin *vwin_new(const vrule *r);                         /* empty state; NULL when out of memory */
 /* Make room for n entries (the codec fills them); -1 when out of memory. */
@@ -219,6 +232,15 @@ void vwin_warm(const vwin *w, const vrule *r);          /* prefetch the ring's e
 /* explain.c: every aggregate now and without the newest entry (r->nagg each). */
 void vwin_values(vwin *w, const vrule *r, vigil_value *cur, vigil_value *prior);
 uint64_t vwin_events(const vwin *w, const vrule *r);    /* events in the window (buckets: their counts) */
+/* distinct()/is_new() values are kept as a type tag and the value's text
+ * (window.c, value_text); the state record stores them so from v5 on. */
+#define VWIN_TAG_STR 's'
+#define VWIN_TAG_NUM 'n'
+#define VWIN_TAG_BOOL 'b'
+int vwin_num_text(double d, char *buf, size_t n);       /* a number's text, as a kept value */
+/* A value read from a record before v5 (text without type), tagged as the
+ * text reads (window.c); malloc'd, NULL when out of memory. */
+char *vwin_text_untyped(const char *s, size_t len);
 
 static inline size_t vwin_entry_size(const vrule *r) {
     size_t n = sizeof(ventry) + (size_t)r->nagg * sizeof(vcell);
@@ -239,15 +261,22 @@ static inline vwtail *vwin_tail(const vwin *w, const vrule *r) {
     if (r->window == VIGIL_WIN_SLIDING) return NULL;
     return (vwtail *)(void *)(vwin_inline(w, r) + vwin_entry_size(r));
 }
-/* Where a sliding window keeps its ids (the slot a tumbling or session
- * window uses for its end); NULL for other windows. */
-static inline vwids **vwin_ids(vwin *w, const vrule *r) {
+/* Where a sliding window keeps its ids; NULL for other windows. */
+static inline uintptr_t *vwin_ids(vwin *w, const vrule *r) {
     return r->window == VIGIL_WIN_SLIDING ? &w->ids : NULL;
 }
-void vwin_ids_free(vwids *ids);   /* accepts NULL */
+void vwin_ids_free(uintptr_t ids);   /* accepts 0 */
+/* The ids as records (u16 length | bytes, oldest first), whichever way they
+ * are kept; valid while the window does not change. */
+typedef struct vwids_view { uint32_t n; size_t used; const unsigned char *data; unsigned char one[2 + 7]; } vwids_view;
+void vwin_ids_view(uintptr_t ids, vwids_view *v);
 /* The codec: append one remembered id (len bytes) to a sliding window's
  * ids (other windows: nothing). */
 vigil_status vwin_ids_add(vwin *w, const vrule *r, uint32_t cap, const char *id, size_t len);
+/* The state holds an open window or a retained closed one (window_late.c). */
+static inline int vwin_live(const vrule *r, const vwin *w) {
+    return w->open || (r->window != VIGIL_WIN_SLIDING && vwin_tail(w, r)->retained);
+}
 /* Entry i from the oldest (i < n). */
 static inline ventry *vwin_at(const vwin *w, const vrule *r, uint32_t i) {
     return (ventry *)(void *)(w->ring + (size_t)((w->head + i) & (w->cap - 1)) * vwin_entry_size(r));

@@ -4,8 +4,9 @@
  * First stage of the flow. JSON goes through cJSON; only the ruleset's fields
  * (paths like "card.bin": nested objects, or a literal key with a dot) are
  * copied into slots. Keys and ids are taken as text: strings as they are,
- * numbers by their raw JSON text (cJSON keeps only a double, so a number
- * that a double cannot hold exactly is re-read from the raw bytes). CSV rows
+ * numbers by their raw JSON text (cJSON keeps only a double, so the number's
+ * text is re-read from the raw bytes by event_raw.c: 1, 1.0 and 1e0 are
+ * three keys). CSV rows
  * are split in place (RFC 4180 quoting) and rendered to JSON only when an
  * alert needs them as evidence.
  *
@@ -308,51 +309,18 @@ static const cJSON *json_path(const cJSON *obj, const char *path) {
     return cur;
 }
 
-/* Find the raw text of top-level member `name`'s number value in buf. Used
- * only for ids and keys whose double would lose digits. */
-static int raw_member_number(const char *buf, size_t len, const char *name, const char **out, size_t *olen) {
-    size_t nlen = strlen(name);
-    int depth = 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = buf[i];
-        if (c == '{' || c == '[') depth++;
-        else if (c == '}' || c == ']') depth--;
-        else if (c == '"') {
-            size_t st = ++i;
-            while (i < len && buf[i] != '"') i += buf[i] == '\\' ? 2 : 1;
-            if (i >= len) return -1;
-            if (depth == 1 && i - st == nlen && memcmp(buf + st, name, nlen) == 0) {
-                size_t j = i + 1;
-                while (j < len && isspace((unsigned char)buf[j])) j++;
-                if (j >= len || buf[j] != ':') continue;
-                j++;
-                while (j < len && isspace((unsigned char)buf[j])) j++;
-                size_t k = j;
-                while (k < len && (isdigit((unsigned char)buf[k]) || strchr("+-.eE", buf[k]))) k++;
-                if (k == j) return -1;
-                *out = buf + j;
-                *olen = k - j;
-                return 0;
-            }
-        }
-    }
-    return -1;
-}
-
 static vigil_status value_text(const cJSON *it, const char *buf, size_t len, const char *name,
                                spool *p, size_t *off) {
     char tmp[64];
     if (cJSON_IsString(it)) {
         *off = spool_add(p, it->valuestring, strlen(it->valuestring));
     } else if (cJSON_IsNumber(it)) {
-        const char *raw;
+        const char *raw;   /* its raw text: 1, 1.0, 1e0 are three keys (DESIGN.md §3) */
         size_t rl;
-        double v = it->valuedouble;
-        if (!(fabs(v) < 9007199254740992.0 && v == floor(v)) &&
-            raw_member_number(buf, len, name, &raw, &rl) == 0) {
+        if (vev_raw_number(buf, len, name, it->valuedouble, &raw, &rl) == 0) {
             *off = spool_add(p, raw, rl);
         } else {
-            int n = num_text(v, tmp, sizeof tmp);
+            int n = num_text(it->valuedouble, tmp, sizeof tmp);
             *off = spool_add(p, tmp, (size_t)n);
         }
     } else if (cJSON_IsBool(it)) {

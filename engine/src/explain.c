@@ -117,10 +117,16 @@ static vigil_event *recover_last(vigil_engine *eng, const vrule *r, const vwin *
         for (int k = 0; k < r->nagg && !found; k++) {
             const vagg *a = &r->aggs[k];
             if (a->field != need[i] || a->is_new || a->kind == VIGIL_AGG_COUNT || !(e->mask >> k & 1)) continue;
-            if (a->kind == VIGIL_AGG_DISTINCT)
-                ev->slots[need[i]] = (vigil_value){.type = VIGIL_T_STR, .len = (uint32_t)strlen(e->v[k].str),
-                                                   .u.str = e->v[k].str};
-            else
+            if (a->kind == VIGIL_AGG_DISTINCT) {   /* a type tag, then the text (window.c) */
+                const char *t = e->v[k].str;
+                if (t[0] == VWIN_TAG_NUM)
+                    ev->slots[need[i]] = (vigil_value){.type = VIGIL_T_NUM, .u.num = strtod(t + 1, NULL)};
+                else if (t[0] == VWIN_TAG_BOOL)
+                    ev->slots[need[i]] = (vigil_value){.type = VIGIL_T_BOOL, .u.b = t[1] == 't'};
+                else
+                    ev->slots[need[i]] = (vigil_value){.type = VIGIL_T_STR, .len = (uint32_t)strlen(t + 1),
+                                                       .u.str = t + 1};
+            } else
                 ev->slots[need[i]] = (vigil_value){.type = VIGIL_T_NUM, .u.num = e->v[k].num};
             found = 1;
         }

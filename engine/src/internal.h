@@ -174,6 +174,11 @@ struct vigil_csv_header {
 };
 
 vigil_event *vev_new(int nslots, int ngroups);
+/* event_raw.c: the raw text of the number at `path` in the JSON object buf
+ * (a top-level member of that name wins, else the nested members along the
+ * dots); v is its value as cJSON read it. *out points into buf. 0, or -1 when
+ * it is not found (the caller renders v). */
+int vev_raw_number(const char *buf, size_t len, const char *path, double v, const char **out, size_t *olen);
 /* Rebuild an event from a stored record: id, ts and JSON text (the state
  * codec). Slots and keys are re-extracted from the JSON. */
 vigil_status vev_from_record(const vigil_ruleset *rs, const char *id, size_t idlen, int64_t ts,

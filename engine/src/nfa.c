@@ -13,7 +13,8 @@
  *     take), followed_by_any() is skip-till-any-match (it may always ignore),
  *     next() never ignores.
  * Every take makes a new run (branching); a new run starts at every event
- * that matches the first step. A run completes when the rest of the pattern
+ * that matches the first step (or, while the first steps are optional, a
+ * later one). A run completes when the rest of the pattern
  * may be empty. With no_skip every completed run becomes an alert at once,
  * in order of (start event, longest first). With any other after-match skip
  * strategy a completed run is held, as FlinkCEP does
@@ -434,8 +435,15 @@ vigil_status vnfa_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, int slo
                        uint64_t seq, const uint64_t *hits) {
     vpat *p = *pp;
     veval c = {.ev = ev, .rule = r, .regex_hits = hits, .eng = eng};
-    /* a draining version (hot reload) finishes its runs and starts none */
-    int starts = !r->draining && cond(&r->steps[0], &c) && !stops(&r->steps[0], &c);
+    /* a draining version (hot reload) finishes its runs and starts none.
+     * A new run starts at the first step, or past it while the first steps
+     * are optional (FlinkCEP: the start state's PROCEED edges; a run that
+     * has taken nothing does not wait, so it starts only where the event
+     * is taken: NFAITCase testStartWithOptional). starts: bit j, a run
+     * starts taking the event at step j. */
+    uint32_t starts = !r->draining && cond(&r->steps[0], &c) && !stops(&r->steps[0], &c);
+    for (int j = 1; r->steps[j - 1].optional && j < r->nsteps && j < 32 && !r->draining && !r->steps[j].negative; j++)
+        if (cond(&r->steps[j], &c) && !stops(&r->steps[j], &c)) starts |= 1u << j;
     if (!p) {
         if (!starts) return VIGIL_OK;
         if (!(p = calloc(1, sizeof *p))) return VIGIL_ENOMEM;
@@ -456,7 +464,8 @@ vigil_status vnfa_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, int slo
     }
     compact(p);
     if (starts) {
-        if (derive(eng, r, NULL, ev, seq, 0) != 0) return VIGIL_ENOMEM;
+        for (int j = 0; starts >> j; j++)
+            if (starts >> j & 1 && derive(eng, r, NULL, ev, seq, j) != 0) return VIGIL_ENOMEM;
         /* one timer per new run: `within` expiry (pruning, absences) */
         if (r->within_ms && veng_timer_add(eng, ev->ts + r->within_ms, ks, slot) != 0) return VIGIL_ENOMEM;
     }

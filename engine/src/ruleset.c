@@ -660,10 +660,6 @@ vigil_status vigil_ruleset_add_rule(vigil_ruleset *rs, const vigil_rule_def *d, 
                     return rule_fail(err, d, s);
                 }
             }
-            if (i == 0 && st->optional) {
-                vigil_error_set(err, s, "the first step '%s' cannot be optional", sd->name);
-                return rule_fail(err, d, s);
-            }
         }
         r.last_pos = -1;
         for (int i = 0; i < d->nsteps; i++) {

@@ -278,7 +278,7 @@ void vigil_engine_rule_live(const vigil_engine *eng, uint64_t *counts) {
         for (int j = 0; j < g->nrules; j++) {
             const vrule *r = &rs->rules[g->rules[j]];
             if (!ks->rs[j]) continue;
-            if (r->nsteps ? ((const vpat *)ks->rs[j])->nruns > 0 : ((const vwin *)ks->rs[j])->open)
+            if (r->nsteps ? ((const vpat *)ks->rs[j])->nruns > 0 : vwin_live(r, ks->rs[j]))
                 counts[g->rules[j]]++;
         }
     }

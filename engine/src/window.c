@@ -1,9 +1,12 @@
-/* window.c — sliding-window aggregates per (rule, key).
+/* window.c — window aggregates per (rule, key).
  *
  * A window rule keeps, per key, the events that passed its `where` within
- * (t − size, t] as compact entries: the event time, one bit per aggregate
- * (the event passed that aggregate's filter and has a usable value) and the
- * value itself (a number, or the text for distinct()/is_new()). count, sum
+ * (t − size, t] as compact entries, in event-time order: the event time, one
+ * bit per aggregate (the event passed that aggregate's filter and has a
+ * usable value) and the value itself (a number, or for distinct()/is_new()
+ * the typed text of window_set.c). Stragglers (allowed_lateness) are
+ * window_late.c's; for them a sliding window keeps the entries that left
+ * its newest event's window while a straggler's may still reach them. count, sum
  * and avg are maintained incrementally as entries enter and leave. distinct
  * and is_new use a counted hash set per aggregate (how many entries hold each
  * value's text), also maintained as entries enter and leave, once a window
@@ -20,21 +23,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "engine_int.h"
+#include "window_int.h"
 
 /* A bucketed rule (sliding(d, { precision = p })) also keeps, after the
- * values, how many events each aggregate's bucket holds. */
-static size_t esize(const vrule *r) { return vwin_entry_size(r); }
-static uint32_t *ecnt(const ventry *e, const vrule *r) { return (uint32_t *)(uintptr_t)&e->v[r->nagg]; }
-static ventry *at(const vwin *w, const vrule *r, uint32_t i) { return vwin_at(w, r, i); }
-
-static int uses_text(const vagg *a) { return a->is_new || a->kind == VIGIL_AGG_DISTINCT; }
-
-static int has_text(const vrule *r) {
-    for (int k = 0; k < r->nagg; k++)
-        if (uses_text(&r->aggs[k])) return 1;
-    return 0;
-}
+ * values, how many events each aggregate's bucket holds (ecnt). */
 
 /* ---- counted sets for distinct() and is_new() ------------------------------ */
 
@@ -43,96 +35,10 @@ static int has_text(const vrule *r) {
  * a window that shrinks under DSET_MIN / 4 entries lets its sets go. */
 #define DSET_MIN 8
 
-/* One value's text and how many of the aggregate's entries hold it. The set
- * owns a copy of the text (entries come and go in any order, so none of
- * theirs can stand for the value). Open addressing, linear probing, load at
- * most 1/2, deletion by backward shift (Knuth, TAOCP vol. 3, 6.4 Algorithm R):
- * no tombstones, so a long-lived attacker window does not degrade. */
-typedef struct vdslot { uint32_t h, n; char *s; } vdslot;   /* n == 0: empty */
-typedef struct vdset { uint32_t cap, n; vdslot *slot; } vdset;   /* n: distinct values; slot NULL: not built */
-
-/* Where a window of a rule with text aggregates keeps its sets (an array of
- * one per aggregate, used for the text ones; NULL until one is built). */
-static vdset **sets_ptr(const vwin *w, const vrule *r) {
-    size_t off = vwin_inline_off(r) + esize(r) + (r->window == VIGIL_WIN_SLIDING ? 0 : sizeof(vwtail));
-    return (vdset **)(void *)((unsigned char *)(uintptr_t)w + off);
-}
-
-static uint32_t text_hash(const char *s) { return (uint32_t)vigil_hash(s, strlen(s)); }
-
-/* The slot holding s, or the empty slot where it would go. */
-static vdslot *dset_find(const vdset *d, const char *s, uint32_t h) {
-    uint32_t m = d->cap - 1;
-    for (uint32_t i = h & m;; i = (i + 1) & m) {
-        vdslot *x = &d->slot[i];
-        if (!x->n || (x->h == h && strcmp(x->s, s) == 0)) return x;
-    }
-}
-
-static void dset_clear(vdset *d) {
-    for (uint32_t i = 0; d->slot && i < d->cap; i++)
-        if (d->slot[i].n) free(d->slot[i].s);
-    free(d->slot);
-    *d = (vdset){0};
-}
-
-static int dset_resize(vdset *d, uint32_t cap) {
-    vdslot *old = d->slot;
-    uint32_t oc = d->cap;
-    if (!(d->slot = calloc(cap, sizeof *d->slot))) {
-        d->slot = old;
-        return -1;
-    }
-    d->cap = cap;
-    for (uint32_t i = 0; i < oc; i++)
-        if (old[i].n) *dset_find(d, old[i].s, old[i].h) = old[i];
-    free(old);
-    return 0;
-}
-
-/* One more entry holds s. -1 when out of memory (the set is then unchanged). */
-static int dset_add(vdset *d, const char *s) {
-    if ((d->n + 1) * 2 > d->cap && dset_resize(d, d->cap * 2) != 0) return -1;
-    uint32_t h = text_hash(s);
-    vdslot *x = dset_find(d, s, h);
-    if (x->n) {
-        x->n++;
-        return 0;
-    }
-    if (!(x->s = strdup(s))) return -1;
-    x->h = h;
-    x->n = 1;
-    d->n++;
-    return 0;
-}
-
-/* One entry holding s (which the set has) left. A table left mostly empty
- * (the values changed) is halved. */
-static void dset_remove(vdset *d, const char *s) {
-    uint32_t h = text_hash(s), m = d->cap - 1;
-    vdslot *x = dset_find(d, s, h);
-    if (!x->n || --x->n) return;
-    free(x->s);
-    d->n--;
-    uint32_t i = (uint32_t)(x - d->slot);   /* the hole: later slots of the probe run move back into it */
-    for (uint32_t j = (i + 1) & m; d->slot[j].n; j = (j + 1) & m) {
-        uint32_t home = d->slot[j].h & m;
-        if (((j - home) & m) >= ((j - i) & m)) {   /* the hole lies on j's probe path */
-            d->slot[i] = d->slot[j];
-            i = j;
-        }
-    }
-    d->slot[i] = (vdslot){0};
-    if (d->cap > 16 && d->n * 8 < d->cap) dset_resize(d, d->cap / 2);   /* out of memory: stays as it is */
-}
-
-/* How many entries hold s. */
-static uint32_t dset_count(const vdset *d, const char *s) { return dset_find(d, s, text_hash(s))->n; }
-
 static void sets_free(vwin *w, const vrule *r) {
     vdset **sp = sets_ptr(w, r);
     if (!*sp) return;
-    for (int k = 0; k < r->nagg; k++) dset_clear(&(*sp)[k]);
+    for (int k = 0; k < r->nagg; k++) vdset_clear(&(*sp)[k]);
     free(*sp);
     *sp = NULL;
 }
@@ -142,15 +48,15 @@ static void sets_free(vwin *w, const vrule *r) {
 static vdset *dset_get(vwin *w, const vrule *r, int k) {
     vdset **sp = sets_ptr(w, r);
     if (*sp && (*sp)[k].slot) return &(*sp)[k];
-    if (w->n < DSET_MIN) return NULL;
+    if (w->n - lo(w, r) < DSET_MIN) return NULL;
     if (!*sp && !(*sp = calloc((size_t)r->nagg, sizeof **sp))) return NULL;
     vdset *d = &(*sp)[k];
     if (!(d->slot = calloc(8, sizeof *d->slot))) return NULL;   /* grows with the distinct values, not the entries */
     d->cap = 8;
-    for (uint32_t i = 0; i < w->n; i++) {
+    for (uint32_t i = lo(w, r); i < w->n; i++) {
         const ventry *e = at(w, r, i);
-        if ((e->mask >> k & 1) && dset_add(d, e->v[k].str) != 0) {
-            dset_clear(d);
+        if ((e->mask >> k & 1) && vdset_add(d, e->v[k].str) != 0) {
+            vdset_clear(d);
             return NULL;
         }
     }
@@ -164,8 +70,9 @@ static void entry_free(ventry *e, const vrule *r) {
         if (uses_text(&r->aggs[k]) && (e->mask >> k & 1)) free(e->v[k].str);
 }
 
-static void drop_front(vwin *w, const vrule *r) {
-    ventry *e = at(w, r, 0);
+/* Entry i (the first counted one, or the front) leaves the counts and sums. */
+static void uncount(vwin *w, const vrule *r, uint32_t i) {
+    ventry *e = at(w, r, i);
     const uint32_t *ec = r->precision_ms ? ecnt(e, r) : NULL;
     double *sum = vwin_sum(w);
     uint32_t *cnt = vwin_cnt(w, r);
@@ -174,7 +81,31 @@ static void drop_front(vwin *w, const vrule *r) {
         if (!(e->mask >> k & 1)) continue;
         cnt[k] -= ec ? ec[k] : 1;
         if (!uses_text(&r->aggs[k])) sum[k] -= e->v[k].num;
-        else if (sets && sets[k].slot) dset_remove(&sets[k], e->v[k].str);
+        else if (sets && sets[k].slot) vdset_remove(&sets[k], e->v[k].str);
+    }
+}
+
+/* The oldest entry goes (an uncounted one, vwin.nkept, was out of the
+ * counts already). The counted case is the hot path of every sliding
+ * window: written out here rather than through uncount(). */
+static void drop_front(vwin *w, const vrule *r) {
+    ventry *e = at(w, r, 0);
+    if (lo(w, r)) {
+        entry_free(e, r);
+        w->head = (w->head + 1) & (w->cap - 1);
+        w->n--;
+        w->nkept--;
+        return;
+    }
+    const uint32_t *ec = r->precision_ms ? ecnt(e, r) : NULL;
+    double *sum = vwin_sum(w);
+    uint32_t *cnt = vwin_cnt(w, r);
+    vdset *sets = has_text(r) ? *sets_ptr(w, r) : NULL;
+    for (int k = 0; k < r->nagg; k++) {
+        if (!(e->mask >> k & 1)) continue;
+        cnt[k] -= ec ? ec[k] : 1;
+        if (!uses_text(&r->aggs[k])) sum[k] -= e->v[k].num;
+        else if (sets && sets[k].slot) vdset_remove(&sets[k], e->v[k].str);
     }
     entry_free(e, r);
     w->head = (w->head + 1) & (w->cap - 1);
@@ -182,6 +113,17 @@ static void drop_front(vwin *w, const vrule *r) {
     w->head_ts = w->n ? at(w, r, 0)->ts : INT64_MAX;
     if (w->n == 0) memset(sum, 0, (size_t)r->nagg * sizeof *sum);   /* no drift */
     if (sets && w->n < DSET_MIN / 4) sets_free(w, r);
+}
+
+/* Sliding: the first counted entry leaves the newest event's window but is
+ * kept for stragglers. */
+static void keep_front(vwin *w, const vrule *r) {
+    uint32_t i = w->nkept;
+    uncount(w, r, i);
+    w->nkept++;
+    w->head_ts = w->nkept < w->n ? at(w, r, w->nkept)->ts : INT64_MAX;
+    if (w->nkept == w->n) memset(vwin_sum(w), 0, (size_t)r->nagg * sizeof(double));
+    if (has_text(r) && *sets_ptr(w, r) && w->n - w->nkept < DSET_MIN / 4) sets_free(w, r);
 }
 
 /* Move the ring to cap entries (a power of two, >= n): the inline entry when
@@ -200,7 +142,7 @@ static int resize(vwin *w, const vrule *r, uint32_t cap) {
     return 0;
 }
 
-static int grow(vwin *w, const vrule *r) {
+int vw_grow(vwin *w, const vrule *r) {
     if (w->cap > UINT32_MAX / 4) return -1;
     return resize(w, r, w->cap * 2);
 }
@@ -220,19 +162,6 @@ static void shrink_if_empty(vwin *w, const vrule *r) {
     if (w->n == 0 && w->cap >= 8) resize(w, r, 1);
 }
 
-static char *value_text(const vigil_value *v) {
-    char t[64];
-    int n;
-    if (v->type == VIGIL_T_STR) return strndup(v->u.str, v->len);
-    if (v->type == VIGIL_T_NUM) {
-        if (v->u.num == floor(v->u.num) && fabs(v->u.num) < 9007199254740992.0) n = snprintf(t, sizeof t, "%.0f", v->u.num);
-        else n = snprintf(t, sizeof t, "%.17g", v->u.num);
-        return strndup(t, (size_t)n);
-    }
-    if (v->type == VIGIL_T_BOOL) return strdup(v->u.b ? "true" : "false");
-    return NULL;
-}
-
 /* distinct() of text aggregate k over entries [0, n): n is w->n, or w->n - 1
  * for prior() of a closed window (the newest entry left out). */
 static uint32_t distinct(vwin *w, const vrule *r, int k, uint32_t n) {
@@ -241,16 +170,16 @@ static uint32_t distinct(vwin *w, const vrule *r, int k, uint32_t n) {
         uint32_t c = d->n;
         if (n < w->n) {
             const ventry *e = at(w, r, w->n - 1);
-            if ((e->mask >> k & 1) && dset_count(d, e->v[k].str) == 1) c--;
+            if ((e->mask >> k & 1) && vdset_count(d, e->v[k].str) == 1) c--;
         }
         return c;
     }
-    uint32_t c = 0;
-    for (uint32_t i = 0; i < n; i++) {
+    uint32_t c = 0, l = lo(w, r);
+    for (uint32_t i = l; i < n; i++) {
         const ventry *e = at(w, r, i);
         if (!(e->mask >> k & 1)) continue;
         int seen = 0;
-        for (uint32_t j = 0; j < i && !seen; j++) {
+        for (uint32_t j = l; j < i && !seen; j++) {
             const ventry *f = at(w, r, j);
             seen = (f->mask >> k & 1) && strcmp(f->v[k].str, e->v[k].str) == 0;
         }
@@ -278,7 +207,7 @@ static vigil_value agg_value(vwin *w, const vrule *r, int k, uint32_t n, int inc
     if (a->kind == VIGIL_AGG_MIN || a->kind == VIGIL_AGG_MAX) {
         int any = 0;
         double m = 0;
-        for (uint32_t i = 0; i < n; i++) {
+        for (uint32_t i = lo(w, r); i < n; i++) {
             const ventry *e = at(w, r, i);
             if (!(e->mask >> k & 1)) continue;
             double x = e->v[k].num;
@@ -302,12 +231,11 @@ static vigil_value agg_value(vwin *w, const vrule *r, int k, uint32_t n, int inc
  * window keeps no entry that no aggregate uses (an event that passes no
  * aggregate's filter), and a bucketed one adds to the newest entry when the
  * event falls in its bucket. */
-static vigil_status add_entry(vwin *w, const vrule *r, vigil_event *ev, const veval *c, int *added,
-                              uint32_t *counted) {
-    vcell val[32];
+/* The values of ev for each aggregate (bit k of *mask: aggregate k takes
+ * one; text values malloc'd, freed by free_vals). */
+static inline vigil_status entry_vals(const vrule *r, vigil_event *ev, const veval *c, vcell *val, uint32_t *maskp) {
     uint32_t mask = 0;
-    *added = 0;
-    if (counted) *counted = 0;
+    *maskp = 0;
     for (int k = 0; k < r->nagg; k++) {
         const vagg *a = &r->aggs[k];
         if (a->filter && !vexpr_true(a->filter, c)) continue;
@@ -320,7 +248,7 @@ static vigil_status add_entry(vwin *w, const vrule *r, vigil_event *ev, const ve
         const vigil_value *fv = &ev->slots[a->field];
         if (uses_text(a)) {
             if (fv->type != VIGIL_T_STR && fv->type != VIGIL_T_NUM && fv->type != VIGIL_T_BOOL) continue;
-            if (!(val[k].str = value_text(fv))) {
+            if (!(val[k].str = vwin_value_text(fv))) {
                 for (int j = 0; j < k; j++)
                     if (mask >> j & 1 && uses_text(&r->aggs[j])) free(val[j].str);
                 return VIGIL_ENOMEM;
@@ -331,7 +259,28 @@ static vigil_status add_entry(vwin *w, const vrule *r, vigil_event *ev, const ve
         }
         mask |= 1u << k;
     }
-    if (counted) *counted = mask;
+    *maskp = mask;
+    return VIGIL_OK;
+}
+
+/* (add_entry, the hot path, has entry_vals inlined; window_late.c calls it here) */
+vigil_status vw_entry_vals(const vrule *r, vigil_event *ev, const veval *c, vcell *val, uint32_t *mask) {
+    return entry_vals(r, ev, c, val, mask);
+}
+
+void vw_free_vals(const vrule *r, vcell *val, uint32_t mask) {
+    for (int k = 0; k < r->nagg; k++)
+        if (mask >> k & 1 && uses_text(&r->aggs[k])) free(val[k].str);
+}
+
+static vigil_status add_entry(vwin *w, const vrule *r, vigil_event *ev, const veval *c, int *added,
+                              uint32_t *counted) {
+    vcell val[32];
+    uint32_t mask;
+    *added = 0;
+    vigil_status st = entry_vals(r, ev, c, val, &mask);
+    if (st != VIGIL_OK) return st;
+    if (counted) *counted = mask;   /* an event that counts in some aggregate: one of window_events */
     int sliding = r->window == VIGIL_WIN_SLIDING;
     if (!mask && sliding) return VIGIL_OK;
     int64_t ts = ev->ts;
@@ -354,16 +303,15 @@ static vigil_status add_entry(vwin *w, const vrule *r, vigil_event *ev, const ve
             return VIGIL_OK;
         }
     }
-    if (w->n == w->cap && grow(w, r) != 0) {
-        for (int k = 0; k < r->nagg; k++)
-            if (mask >> k & 1 && uses_text(&r->aggs[k])) free(val[k].str);
+    if (w->n == w->cap && vw_grow(w, r) != 0) {
+        vw_free_vals(r, val, mask);
         return VIGIL_ENOMEM;
     }
     ventry *e = at(w, r, w->n);
     e->ts = ts;
     e->mask = mask;
     e->pad = 0;
-    if (w->n == 0) w->head_ts = ts;
+    if (w->n == lo(w, r)) w->head_ts = ts;   /* the first counted entry */
     uint32_t *ec = r->precision_ms ? ecnt(e, r) : NULL;
     double *sum = vwin_sum(w);
     uint32_t *cnt = vwin_cnt(w, r);
@@ -375,8 +323,8 @@ static vigil_status add_entry(vwin *w, const vrule *r, vigil_event *ev, const ve
         if (!on) continue;
         cnt[k]++;
         if (!uses_text(&r->aggs[k])) sum[k] += r->aggs[k].kind == VIGIL_AGG_COUNT ? 0 : val[k].num;
-        else if (sets && sets[k].slot && dset_add(&sets[k], val[k].str) != 0)
-            dset_clear(&sets[k]);   /* out of memory: this aggregate scans (or rebuilds) from now on */
+        else if (sets && sets[k].slot && vdset_add(&sets[k], val[k].str) != 0)
+            vdset_clear(&sets[k]);   /* out of memory: this aggregate scans (or rebuilds) from now on */
     }
     w->n++;
     *added = 1;
@@ -392,11 +340,11 @@ static void newest_is_new(vwin *w, const vrule *r, int *isnew) {
         if (!r->aggs[k].is_new || !(e->mask >> k & 1)) continue;
         const vdset *d = dset_get(w, r, k);
         if (d) {
-            isnew[k] = dset_count(d, e->v[k].str) == 1;
+            isnew[k] = vdset_count(d, e->v[k].str) == 1;
             continue;
         }
         int seen = 0;
-        for (uint32_t i = 0; i + 1 < w->n && !seen; i++) {
+        for (uint32_t i = lo(w, r); i + 1 < w->n && !seen; i++) {
             const ventry *f = at(w, r, i);
             seen = (f->mask >> k & 1) && strcmp(f->v[k].str, e->v[k].str) == 0;
         }
@@ -405,7 +353,7 @@ static void newest_is_new(vwin *w, const vrule *r, int *isnew) {
 }
 
 /* The alert's details: every aggregate's value, current and prior. */
-static void details(const vrule *r, const vigil_value *cur, const vigil_value *prior, const int *isnew, char *det,
+void vw_details(const vrule *r, const vigil_value *cur, const vigil_value *prior, const int *isnew, char *det,
                     size_t n) {
     size_t off = (size_t)snprintf(det, n, "{\"aggregates\":{");
     for (int k = 0; k < r->nagg && off < n - 200; k++) {
@@ -425,80 +373,15 @@ static void details(const vrule *r, const vigil_value *cur, const vigil_value *p
     snprintf(det + off, n - off, "}}");
 }
 
-/* ---- window_events of sliding windows -------------------------------------- */
-
-/* Drop the oldest id (ids->n > 0). */
-static void ids_drop(vwids *ids) {
-    uint16_t len;
-    memcpy(&len, ids->data, sizeof len);
-    size_t rec = sizeof len + len;
-    memmove(ids->data, ids->data + rec, ids->used - rec);
-    ids->used -= (uint32_t)rec;
-    ids->n--;
-}
-
-/* Keep at most `keep` ids, the newest (the window holds `keep` counted
- * events: the ids beyond them left with their entries). */
-static void ids_trim(vwids **idp, uint64_t keep) {
-    vwids *ids = *idp;
-    if (!ids) return;
-    while (ids->n > keep) ids_drop(ids);
-    if (!ids->n) {
-        free(ids);
-        *idp = NULL;
-    }
-}
-
-/* Remember an id (len bytes) as the newest counted event; the oldest goes
- * when `cap` are held. -1: out of memory (nothing changed). */
-static int ids_push(vwids **idp, uint32_t cap, const char *id, size_t len) {
-    if (!cap) return 0;
-    if (len > UINT16_MAX) len = UINT16_MAX;   /* a 64 KiB id is cut; window_events only */
-    vwids *ids = *idp;
-    uint16_t l = (uint16_t)len;
-    size_t rec = sizeof l + len;
-    if (ids && ids->n >= cap) ids_drop(ids);
-    size_t used = ids ? ids->used : 0;
-    if (!ids || used + rec > ids->cap) {
-        size_t nc = ids ? (size_t)ids->cap * 2 : 0;
-        if (nc < used + rec) nc = used + rec;
-        vwids *g = realloc(ids, sizeof *g + nc);
-        if (!g) return -1;
-        if (!ids) g->n = 0, g->pad = 0, g->used = 0;
-        g->cap = (uint32_t)nc;
-        *idp = ids = g;
-    }
-    memcpy(ids->data + ids->used, &l, sizeof l);
-    memcpy(ids->data + ids->used + sizeof l, id, len);
-    ids->used += (uint32_t)rec;
-    ids->n++;
-    return 0;
-}
-
-void vwin_ids_free(vwids *ids) { free(ids); }
-
-vigil_status vwin_ids_add(vwin *w, const vrule *r, uint32_t cap, const char *id, size_t len) {
-    vwids **idp = vwin_ids(w, r);
-    if (!idp) return VIGIL_OK;
-    return ids_push(idp, cap, id, len) == 0 ? VIGIL_OK : VIGIL_ENOMEM;
-}
-
-/* How many counted events a sliding window holds: its entries, or with
- * buckets the events they count (an upper bound: an event counted by two
- * aggregates counts twice, so no id still in the window is let go). */
-static uint64_t counted_events(const vwin *w, const vrule *r) {
-    if (!r->precision_ms) return w->n;
-    uint64_t n = 0;
-    const uint32_t *c = vwin_cnt(w, r);
-    for (int k = 0; k < r->nagg; k++) n += c[k];
-    return n;
-}
-
-vwin *vwin_new(const vrule *r) {
+size_t vw_size(const vrule *r) {
     size_t size = vwin_inline_off(r) + esize(r);
     if (r->window != VIGIL_WIN_SLIDING) size += sizeof(vwtail);
     if (has_text(r)) size += sizeof(vdset *);
-    vwin *w = calloc(1, size);
+    return size;
+}
+
+vwin *vwin_new(const vrule *r) {
+    vwin *w = calloc(1, vw_size(r));
     if (!w) return NULL;
     w->ring = vwin_inline(w, r);
     w->cap = 1;
@@ -507,51 +390,60 @@ vwin *vwin_new(const vrule *r) {
     return w;
 }
 
-/* Close a tumbling/session window: evaluate `when` over all its events
- * (`e` is the latest; prior() leaves the latest out), alert, empty it. */
-static void close_window(vigil_engine *eng, const vrule *r, vkeystate *ks, vwin *w) {
+/* Evaluate `when` over a tumbling/session window's events (`e` is the
+ * latest; prior() leaves the latest out) and alert when it holds and no
+ * suppression stops it. 1 when it alerted. */
+int vw_fire(vigil_engine *eng, const vrule *r, vkeystate *ks, vwin *w) {
     vwtail *t = vwin_tail(w, r);
-    if (!w->open) return;
-    if (w->n > 0 && t->last) {
-        vigil_value *cur = eng->aggv, *prior = eng->priorv;
-        const ventry *lastent = at(w, r, w->n - 1);
-        const double *wsum = vwin_sum(w);
-        const uint32_t *wcnt = vwin_cnt(w, r);
-        for (int k = 0; k < r->nagg; k++) {
-            cur[k] = agg_value(w, r, k, w->n, 1);
-            const vagg *a = &r->aggs[k];
-            int bit = lastent->mask >> k & 1;
-            if (a->kind == VIGIL_AGG_COUNT) {
-                prior[k] = (vigil_value){.type = VIGIL_T_NUM, .u.num = wcnt[k] - (uint32_t)bit};
-            } else if (a->kind == VIGIL_AGG_SUM || a->kind == VIGIL_AGG_AVG) {
-                double sum = wsum[k] - (bit ? lastent->v[k].num : 0);
-                uint32_t cnt = wcnt[k] - (uint32_t)bit;
-                prior[k] = (vigil_value){.type = VIGIL_T_NUM, .u.num = a->kind == VIGIL_AGG_SUM ? sum : cnt ? sum / cnt : 0};
-                if (a->kind == VIGIL_AGG_AVG && !cnt) prior[k].type = VIGIL_T_UNDEF;
-            } else {
-                prior[k] = agg_value(w, r, k, w->n - 1, 0);
-            }
-        }
-        newest_is_new(w, r, eng->isnew);
-        veval c = {.ev = t->last, .rule = r, .aggs = cur, .prior = prior, .is_new = eng->isnew};
-        int64_t ts = w->win_end;
-        if (vexpr_true(r->when, &c) && !(r->suppress_ms && w->alerted && ts - w->last_alert_ts < r->suppress_ms)) {
-            w->alerted = 1;
-            w->last_alert_ts = ts;
-            char det[2048];
-            details(r, cur, prior, eng->isnew, det, sizeof det);
-            vigil_event *stack[128], **evs = stack;
-            uint32_t n = t->nevs + 1;
-            if (n > 128 && !(evs = malloc(n * sizeof *evs))) evs = NULL;
-            if (evs) {
-                if (t->nevs) memcpy(evs, t->evs, t->nevs * sizeof *evs);
-                evs[t->nevs] = t->last;
-                veng_emit_window(eng, r, ks, evs, (int)n, t->total > n, det, t->win_start, w->win_end);
-                if (evs != stack) free(evs);
-            }
+    if (!w->n || !t->last) return 0;
+    vigil_value *cur = eng->aggv, *prior = eng->priorv;
+    const ventry *lastent = at(w, r, w->n - 1);
+    const double *wsum = vwin_sum(w);
+    const uint32_t *wcnt = vwin_cnt(w, r);
+    for (int k = 0; k < r->nagg; k++) {
+        cur[k] = agg_value(w, r, k, w->n, 1);
+        const vagg *a = &r->aggs[k];
+        int bit = lastent->mask >> k & 1;
+        if (a->kind == VIGIL_AGG_COUNT) {
+            prior[k] = (vigil_value){.type = VIGIL_T_NUM, .u.num = wcnt[k] - (uint32_t)bit};
+        } else if (a->kind == VIGIL_AGG_SUM || a->kind == VIGIL_AGG_AVG) {
+            double sum = wsum[k] - (bit ? lastent->v[k].num : 0);
+            uint32_t cnt = wcnt[k] - (uint32_t)bit;
+            prior[k] = (vigil_value){.type = VIGIL_T_NUM, .u.num = a->kind == VIGIL_AGG_SUM ? sum : cnt ? sum / cnt : 0};
+            if (a->kind == VIGIL_AGG_AVG && !cnt) prior[k].type = VIGIL_T_UNDEF;
+        } else {
+            prior[k] = agg_value(w, r, k, w->n - 1, 0);
         }
     }
+    newest_is_new(w, r, eng->isnew);
+    veval c = {.ev = t->last, .rule = r, .aggs = cur, .prior = prior, .is_new = eng->isnew};
+    int64_t ts = w->win_end;
+    if (!vexpr_true(r->when, &c) || (r->suppress_ms && w->alerted && ts - w->last_alert_ts < r->suppress_ms)) return 0;
+    w->alerted = 1;
+    w->last_alert_ts = ts;
+    char det[2048];
+    vw_details(r, cur, prior, eng->isnew, det, sizeof det);
+    vigil_event *stack[128], **evs = stack;
+    uint32_t n = t->nevs + 1;
+    if (n > 128 && !(evs = malloc(n * sizeof *evs))) evs = NULL;
+    if (evs) {
+        if (t->nevs) memcpy(evs, t->evs, t->nevs * sizeof *evs);
+        evs[t->nevs] = t->last;
+        veng_emit_window(eng, r, ks, evs, (int)n, t->total > n, det, t->win_start, w->win_end);
+        if (evs != stack) free(evs);
+    }
+    return 1;
+}
+
+/* Close a tumbling/session window: evaluate it, then empty it — or, when
+ * it did not alert and stragglers may still reach it (allowed_lateness),
+ * retain it (window_late.c) and start empty. */
+static void close_window(vigil_engine *eng, const vrule *r, vkeystate *ks, int slot, vwin *w) {
+    vwtail *t = vwin_tail(w, r);
+    if (!w->open) return;
+    int fired = vw_fire(eng, r, ks, w);
     t->closed_end = w->win_end;
+    if (!fired && w->n && t->last && eng->o.allowed_lateness_ms > 0 && vw_retain(eng, r, ks, slot, w) == 0) return;
     while (w->n) drop_front(w, r);
     shrink_if_empty(w, r);
     for (uint32_t i = 0; i < t->nevs; i++) vigil_event_release(t->evs[i]);
@@ -568,8 +460,9 @@ static int64_t floor_div(int64_t a, int64_t b) { return a / b - (a % b != 0 && (
  * unless allowed_lateness lets an older one through: such an event joins the
  * open window when it belongs to it — a session then grows backwards, since
  * the event's own [t, t + gap) overlaps it (sessions merge, as Flink's
- * merging windows do) — and is counted in window_late when its window has
- * already closed and alerted (a closed window is never reopened). */
+ * merging windows do) — or the closed window that retains it
+ * (window_late.c), and is counted in window_late when its window has
+ * already closed and alerted, or is no longer retained. */
 int64_t vwin_closes_at(const vrule *r, const vwin *w) {
     return r->window == VIGIL_WIN_SESSION ? w->win_end + 1 : w->win_end;
 }
@@ -578,20 +471,15 @@ static vigil_status windowed_feed(vigil_engine *eng, const vrule *r, vkeystate *
                                   vigil_event *ev, const veval *c) {
     int session = r->window == VIGIL_WIN_SESSION;
     vwtail *t = vwin_tail(w, r);
-    if (w->open && ev->ts >= vwin_closes_at(r, w)) close_window(eng, r, ks, w);
+    if (w->open && ev->ts >= vwin_closes_at(r, w)) close_window(eng, r, ks, slot, w);
     if (w->open && ev->ts < t->win_start) {
-        if (!session || ev->ts + r->window_ms < t->win_start) {
-            eng->st.window_late++;
-            return VIGIL_OK;
-        }
+        if (!session || ev->ts + r->window_ms < t->win_start) return vw_late_join(eng, r, ks, slot, w, ev, c);
         t->win_start = ev->ts;   /* merge: the session now starts here */
     }
     if (!w->open) {
         if (r->draining) return VIGIL_OK;   /* hot reload: an old version closes its window, opens none */
-        if (t->closed_end > ev->ts || (session && t->closed_end == ev->ts)) {   /* its window closed already (a late event) */
-            eng->st.window_late++;
-            return VIGIL_OK;
-        }
+        if (t->closed_end > ev->ts || (session && t->closed_end == ev->ts))   /* its window closed already */
+            return vw_late_join(eng, r, ks, slot, w, ev, c);
         w->open = 1;
         if (r->window == VIGIL_WIN_TUMBLING) {
             t->win_start = floor_div(ev->ts, r->window_ms) * r->window_ms;   /* aligned to the epoch */
@@ -606,6 +494,13 @@ static vigil_status windowed_feed(vigil_engine *eng, const vrule *r, vkeystate *
         w->win_end = ev->ts + r->window_ms;
         if (veng_timer_add(eng, vwin_closes_at(r, w), ks, slot) != 0) return VIGIL_ENOMEM;
     }
+    return vw_join(eng, r, w, ev, c);
+}
+
+/* ev goes into tumbling/session window w: its entry (the latest event's
+ * kept last), the window's event count, and the kept events. */
+vigil_status vw_join(vigil_engine *eng, const vrule *r, vwin *w, vigil_event *ev, const veval *c) {
+    vwtail *t = vwin_tail(w, r);
     int added;
     vigil_status s = add_entry(w, r, ev, c, &added, NULL);
     if (s != VIGIL_OK) return s;
@@ -645,8 +540,9 @@ static vigil_status windowed_feed(vigil_engine *eng, const vrule *r, vkeystate *
     return VIGIL_OK;
 }
 
-void vwin_timer(vigil_engine *eng, const vrule *r, vkeystate *ks, vwin *w, int64_t wm) {
-    if (w && w->open && wm >= vwin_closes_at(r, w)) close_window(eng, r, ks, w);
+void vwin_timer(vigil_engine *eng, const vrule *r, vkeystate *ks, int slot, vwin *w, int64_t wm) {
+    if (w && w->open && wm >= vwin_closes_at(r, w)) close_window(eng, r, ks, slot, w);
+    if (w && r->window != VIGIL_WIN_SLIDING) vw_prune(eng, r, w, wm);
 }
 
 vigil_status vwin_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, int slot, vwin **wp, vigil_event *ev,
@@ -661,12 +557,24 @@ vigil_status vwin_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, int slo
         *wp = w;
     }
     if (r->window != VIGIL_WIN_SLIDING) return windowed_feed(eng, r, ks, slot, w, ev, &c);
-    /* sliding: evict what left (t - size, t] */
+    /* a straggler: only allowed_lateness lets one through (without it every
+     * event is at or past the watermark, and so past every entry) */
+    int64_t late = eng->o.allowed_lateness_ms;
+    if (late && w->n && vw_bucket_of(r, ev->ts) < at(w, r, w->n - 1)->ts) return vw_straggler(eng, r, ks, w, ev, &c);
+    /* sliding: what left (t - size, t] leaves the counts */
     /* a bucket [b, b + precision) leaves once its last instant has: the
      * window then spans at most precision - 1 ms more than (t - size, t] */
     int64_t horizon = ev->ts - r->window_ms - (r->precision_ms ? r->precision_ms - 1 : 0);
-    if (w->n && w->head_ts <= horizon) {
-        while (w->n && w->head_ts <= horizon) drop_front(w, r);
+    if (w->n > w->nkept && w->head_ts <= horizon) {
+        if (!late) {
+            while (w->n && w->head_ts <= horizon) drop_front(w, r);
+        } else {   /* kept while a straggler's window may still reach it */
+            while (w->nkept < w->n && w->head_ts <= horizon) keep_front(w, r);
+        }
+        shrink_if_empty(w, r);
+    }
+    if (w->nkept && at(w, r, 0)->ts <= horizon - late) {   /* no straggler's window reaches these */
+        while (w->nkept && at(w, r, 0)->ts <= horizon - late) drop_front(w, r);
         shrink_if_empty(w, r);
     }
     vigil_value *prior = eng->priorv, *cur = eng->aggv;
@@ -676,10 +584,10 @@ vigil_status vwin_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, int slo
     uint32_t counted;
     vigil_status s = add_entry(w, r, ev, &c, &added, &counted);
     if (s != VIGIL_OK) return s;
-    vwids **idp = vwin_ids(w, r);
-    if (counted && ids_push(idp, eng->o.max_alert_events, ev->id, strlen(ev->id)) != 0) return VIGIL_ENOMEM;
-    uint64_t in_window = counted_events(w, r);
-    ids_trim(idp, in_window);
+    uintptr_t *idp = vwin_ids(w, r);
+    if (counted && vw_ids_push(idp, eng->o.max_alert_events, ev->id, strlen(ev->id)) != 0) return VIGIL_ENOMEM;
+    uint64_t in_window = vw_counted_events(w, r);
+    vw_ids_trim(idp, in_window);
     for (int k = 0; k < r->nagg; k++) cur[k] = agg_value(w, r, k, w->n, 1);
     if (added) newest_is_new(w, r, isnew);
     else memset(isnew, 0, (size_t)r->nagg * sizeof *isnew);
@@ -691,21 +599,22 @@ vigil_status vwin_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, int slo
     w->alerted = 1;
     w->last_alert_ts = ev->ts;
     char det[2048];
-    details(r, cur, prior, isnew, det, sizeof det);
+    vw_details(r, cur, prior, isnew, det, sizeof det);
     /* window_events: the newest counted events still in the window, oldest first */
-    const vwids *ids = *idp;
+    vwids_view ids;
+    vwin_ids_view(*idp, &ids);
     const char *stack[128], **wids = stack;
     int nw = 0;
-    if (ids && ids->n > 128 && !(wids = malloc(ids->n * sizeof *wids))) return VIGIL_ENOMEM;
-    char *texts = ids ? malloc(ids->used + ids->n) : NULL;   /* NUL-terminated copies */
-    if (ids && !texts) {
+    if (ids.n > 128 && !(wids = malloc(ids.n * sizeof *wids))) return VIGIL_ENOMEM;
+    char *texts = ids.n ? malloc(ids.used + ids.n) : NULL;   /* NUL-terminated copies */
+    if (ids.n && !texts) {
         if (wids != stack) free(wids);
         return VIGIL_ENOMEM;
     }
-    for (size_t off = 0, t = 0; ids && off < ids->used;) {
+    for (size_t off = 0, t = 0; off < ids.used;) {
         uint16_t l;
-        memcpy(&l, ids->data + off, sizeof l);
-        memcpy(texts + t, ids->data + off + sizeof l, l);
+        memcpy(&l, ids.data + off, sizeof l);
+        memcpy(texts + t, ids.data + off + sizeof l, l);
         texts[t + l] = '\0';
         wids[nw++] = texts + t;
         off += sizeof l + l;
@@ -724,7 +633,7 @@ vigil_status vwin_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, int slo
  * events: its prior leaves out the whole bucket. */
 void vwin_values(vwin *w, const vrule *r, vigil_value *cur, vigil_value *prior) {
     const uint32_t n = w->n;
-    const ventry *last = n ? at(w, r, n - 1) : NULL;
+    const ventry *last = n > lo(w, r) ? at(w, r, n - 1) : NULL;
     const uint32_t *ec = last && r->precision_ms ? ecnt(last, r) : NULL;
     for (int k = 0; k < r->nagg; k++) {
         const vagg *a = &r->aggs[k];
@@ -742,17 +651,17 @@ void vwin_values(vwin *w, const vrule *r, vigil_value *cur, vigil_value *prior) 
             if (a->kind == VIGIL_AGG_SUM) prior[k] = (vigil_value){.type = VIGIL_T_NUM, .u.num = sm};
             else prior[k] = c ? (vigil_value){.type = VIGIL_T_NUM, .u.num = sm / c} : (vigil_value){.type = VIGIL_T_UNDEF};
         } else if (a->kind == VIGIL_AGG_DISTINCT) {
-            prior[k] = (vigil_value){.type = VIGIL_T_NUM, .u.num = n ? distinct(w, r, k, n - 1) : 0};
+            prior[k] = (vigil_value){.type = VIGIL_T_NUM, .u.num = last ? distinct(w, r, k, n - 1) : 0};
         } else {
-            prior[k] = n ? agg_value(w, r, k, n - 1, 0) : (vigil_value){.type = VIGIL_T_UNDEF};
+            prior[k] = last ? agg_value(w, r, k, n - 1, 0) : (vigil_value){.type = VIGIL_T_UNDEF};
         }
     }
 }
 
 uint64_t vwin_events(const vwin *w, const vrule *r) {
-    if (!r->precision_ms) return w->n;
+    if (!r->precision_ms) return w->n - lo(w, r);
     uint64_t total = 0;   /* buckets: the events they hold, as counted for count() or any aggregate */
-    for (uint32_t i = 0; i < w->n; i++) {
+    for (uint32_t i = lo(w, r); i < w->n; i++) {
         const ventry *e = at(w, r, i);
         const uint32_t *c = ecnt(e, r);
         uint32_t m = 0;
@@ -780,8 +689,9 @@ void vwin_free(vwin *w, const vrule *r) {
         for (uint32_t i = 0; i < t->nevs; i++) vigil_event_release(t->evs[i]);
         free(t->evs);
         vigil_event_release(t->last);
+        vwin_free(t->retained, r);   /* the closed windows kept for stragglers */
     }
-    vwids **idp = vwin_ids(w, r);
+    uintptr_t *idp = vwin_ids(w, r);
     if (idp) vwin_ids_free(*idp);
     if (w->ring != vwin_inline(w, r)) free(w->ring);
     free(w);

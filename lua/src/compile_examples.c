@@ -112,13 +112,25 @@ static int events_json(cc *c, int ev, lua_Integer nev, lua_Integer i, char **out
     for (lua_Integer k = 1; k <= nev; k++) {
         lua_rawgeti(L, ev, k);
         const char *why = NULL;
-        cJSON *o = cc_kind_of(L, -1) == K_PLAIN ? vlua_to_json(L, -1, 0, &why) : NULL;
-        lua_pop(L, 1);
-        char *js = o && cJSON_IsObject(o) ? cJSON_PrintUnformatted(o) : NULL;
-        cJSON_Delete(o);
+        char *js = NULL;
+        if (lua_type(L, -1) == LUA_TSTRING) {   /* a JSON object as text: numbers keep their raw text (1.0, 1e0) */
+            size_t sl;
+            const char *sv = lua_tolstring(L, -1, &sl);
+            cJSON *o = memchr(sv, '\n', sl) ? NULL : cJSON_ParseWithLength(sv, sl);
+            if (o && cJSON_IsObject(o)) js = strndup(sv, sl);
+            else why = "a text that is not one JSON object";
+            cJSON_Delete(o);
+            lua_pop(L, 1);
+        } else {
+            cJSON *o = cc_kind_of(L, -1) == K_PLAIN ? vlua_to_json(L, -1, 0, &why) : NULL;
+            lua_pop(L, 1);
+            js = o && cJSON_IsObject(o) ? cJSON_PrintUnformatted(o) : NULL;
+            cJSON_Delete(o);
+        }
         if (!js) {
             free(text);
-            cc_fail(c, "examples[%lld].events[%lld] must be a table of fields (strings, numbers, booleans)%s%s",
+            cc_fail(c, "examples[%lld].events[%lld] must be a table of fields (strings, numbers, booleans) or a JSON "
+                  "object's text%s%s",
                   (long long)i, (long long)k, why ? ": got " : "", why ? why : "");
             return -1;
         }

@@ -87,7 +87,7 @@ void vigil_sinks_late(vigil_sinks *s, const vigil_event *ev, const char *key_fie
 
 void vigil_sinks_lost(vigil_sinks *s, const char *rule, const char *why) {
     unsigned long long n = atomic_fetch_add(&s->lost, 1) + 1;
-    int64_t now = vigil_now_ms(), last = atomic_load(&s->last_lost_log_ms);
+    long long now = vigil_now_ms(), last = atomic_load(&s->last_lost_log_ms);   /* the atomic's own type */
     if (now - last >= 1000 && atomic_compare_exchange_strong(&s->last_lost_log_ms, &last, now))
         vigil_log(VIGIL_LOG_ERROR, "alerts", "an alert of rule %s was lost: %s (%llu lost so far; vigil_alerts_lost_total)",
                 rule ? rule : "?", why, n);

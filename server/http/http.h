@@ -8,12 +8,17 @@
  * too_big and answers 413), then calls the handler registered for the
  * method and path; a path registered for another method answers 405, an
  * unknown /v1/ path 404, anything else goes to the fallback (the
- * dashboard's assets). Authentication will sit here (the access issue),
- * before any handler runs.
+ * dashboard's assets). Before any of that, on the request's headers, the
+ * bearer token is checked against the role the request needs (auth.h):
+ * 401/403 come first. Every request gets an id (X-Request-Id, and the log
+ * lines written while handling it); a keep-alive connection remembers its
+ * client's last verified token. The connection limits (per address,
+ * idle timeout, header bytes) and HTTPS (tls.h) are libmicrohttpd's options.
  *
  * Only loopback addresses are accepted for `listen` while no API tokens
- * exist (vigil_http_set_auth refuses the others). libmicrohttpd's own messages go to stderr, except the ones a
- * client that went away causes (an SSE tab closed): those are counted
+ * exist (vigil_http_set_auth refuses the others). libmicrohttpd's own
+ * messages go to the log, except the ones a client that went away causes
+ * (an SSE tab closed) and the 431s of oversized headers: those are counted
  * (vigil_http_stats), not logged. */
 #ifndef VIGIL_HTTP_H
 #define VIGIL_HTTP_H

@@ -4,8 +4,7 @@
 #
 # The sources of engine/, lua/, cli/input.c, server/ingest/batch.c (for
 # fuzz_batch: it depends on engine/ alone) and, for fuzz_http, every file of
-# server/ plus the dashboard's assets and the OpenAPI document
-# (cmake/embed.cmake) are compiled
+# server/ plus the dashboard's assets (cmake/embed.cmake) are compiled
 # directly (not through CMake) so that every object carries the fuzzer's
 # coverage instrumentation; only the libraries they link (Hyperscan, cJSON,
 # libcrypto, zlib, Lua 5.4; for fuzz_http also libmicrohttpd, libnats,
@@ -14,7 +13,7 @@
 # Usage: tests/fuzz/build.sh [target...]      (default: all five)
 # Env:   CC (default clang; must be clang with libFuzzer), BUILD_DIR
 #        (default <repo>/build-fuzz), FUZZ_CFLAGS (extra flags),
-#        FUZZ_SRC_ROOT (default <repo>: where engine/, lua/, cli/, server/, dashboards/, cmake/, docs/ are read
+#        FUZZ_SRC_ROOT (default <repo>: where engine/, lua/, cli/, server/, dashboards/ are read
 #        from; point it at a `git archive` of a commit to fuzz a fixed
 #        snapshot while the working tree changes).
 #        FUZZ_JOBS (default 2): compilers run at once.
@@ -99,13 +98,13 @@ if [ $WANT_HTTP = 1 ]; then   # all of server/ (batch.c among them: the same obj
         [ "$s" = "$SRC/server/ingest/batch.c" ] && [ -n "$BATCH_OBJ" ] && { SERVER_OBJS+=("$BATCH_OBJ"); continue; }
         compile "$s" "$SERVER_INC"; SERVER_OBJS+=("$OBJ")
     done < <(find "$SRC/server" -name '*.c' | LC_ALL=C sort)
-    # the same tables the CMake build makes (cmake/embed.cmake): the dashboard with its vendor/ folder, the OpenAPI document
-    cmake -DOUT="$OUT/obj/dashboard_assets.c" -DDIR="$SRC/dashboards/web" -DNAME=vigil_assets -DRECURSE=1 \
-          -P "$SRC/cmake/embed.cmake" || die "embedding the dashboard's assets failed"
+    # the static content, as CMakeLists.txt embeds it (cmake/embed.cmake)
+    cmake -DOUT="$OUT/obj/dashboard_assets.c" -DDIR="$SRC/dashboards/web" -DNAME=vigil_assets \
+        -P "$SRC/cmake/embed.cmake" || die "embedding the dashboard's assets failed"
     compile "$OUT/obj/dashboard_assets.c"
     SERVER_OBJS+=("$OBJ")
     cmake -DOUT="$OUT/obj/docs_assets.c" -DDIR="$SRC/docs" -DFILES=openapi.yaml -DNAME=vigil_docs -DPREFIX=/v1/ \
-          -P "$SRC/cmake/embed.cmake" || die "embedding the OpenAPI document failed"
+        -P "$SRC/cmake/embed.cmake" || die "embedding the OpenAPI document failed"
     compile "$OUT/obj/docs_assets.c"
     SERVER_OBJS+=("$OBJ")
 fi

@@ -26,15 +26,6 @@ static char *dir;
 static vt_proc *proc;
 static char base[64], logpath[600];
 
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *b = calloc(1, 1 << 20);
-    if (b) fread(b, 1, (1 << 20) - 1, f);
-    fclose(f);
-    return b;
-}
-
 static long call(const char *method, const char *path, const char *token, const char *body, char **out) {
     char url[600], auth[200];
     snprintf(url, sizeof url, "%s%s", base, path);
@@ -80,20 +71,7 @@ static int setup(void) {
     char data[600];
     snprintf(data, sizeof data, "%s/data", dir);
     const char *argv[] = {VIGIL_BIN, "serve", "--config", conf, "--data-dir", data, "--idle-timeout", "0", NULL};
-    if (!(proc = vt_spawn(argv, logpath))) return -1;
-    for (long long t0 = vt_now_ms(); vt_now_ms() - t0 < 20000; vt_sleep_ms(20)) {
-        char *t = slurp(logpath);
-        const char *m = t ? strstr(t, "listening on http://127.0.0.1:") : NULL;
-        int port = m ? atoi(m + strlen("listening on http://127.0.0.1:")) : 0;
-        free(t);
-        if (port > 0) {
-            snprintf(base, sizeof base, "http://127.0.0.1:%d", port);
-            return 0;
-        }
-        if (!vt_alive(proc)) break;
-    }
-    vt_dump_log(logpath, 4000);
-    return -1;
+    return (proc = vt_start_vigil(argv, logpath, base, sizeof base, 20000)) ? 0 : -1;
 }
 
 static int teardown(void) {
@@ -153,7 +131,7 @@ static void test_public_and_stream(void) {
     snprintf(url, sizeof url, "%s/v1/alerts/stream", base);
     free(vt_http_ex("GET", url, NULL, 0, NULL, NULL, 2000, &st, NULL));
     CU_ASSERT_EQUAL(st, 401);
-    char *log = slurp(logpath);
+    char *log = vt_slurp(logpath);
     CU_ASSERT(log && !strstr(log, INGEST) && !strstr(log, VIEWER) && !strstr(log, ANALYST) && !strstr(log, ADMIN));
     free(log);
 }

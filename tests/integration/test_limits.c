@@ -42,15 +42,6 @@ static vt_proc *proc;
 static int port;
 static char base[64], logpath[600];
 
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *b = calloc(1, 1 << 20);
-    if (b) fread(b, 1, (1 << 20) - 1, f);
-    fclose(f);
-    return b;
-}
-
 static int write_file(const char *path, const char *text, mode_t mode) {
     FILE *f = fopen(path, "w");
     if (!f) return -1;
@@ -71,19 +62,6 @@ static long call(const char *method, const char *path, const char *token, const 
     if (out) *out = r;
     else free(r);
     return st;
-}
-
-/* The port from "listening on http://127.0.0.1:N" in the log, or 0 once p exited / after 20 s. */
-static int wait_listening(vt_proc *p, const char *log) {
-    for (long long t0 = vt_now_ms(); vt_now_ms() - t0 < 20000; vt_sleep_ms(20)) {
-        char *t = slurp(log);
-        const char *m = t ? strstr(t, "listening on http://127.0.0.1:") : NULL;
-        int n = m ? atoi(m + strlen("listening on http://127.0.0.1:")) : 0;
-        free(t);
-        if (n > 0) return n;
-        if (!vt_alive(p)) return 0;
-    }
-    return 0;
 }
 
 static int setup(void) {
@@ -118,13 +96,9 @@ static int setup(void) {
     char data[600];
     snprintf(data, sizeof data, "%s/data", dir);
     const char *argv[] = {VIGIL_BIN, "serve", "--config", conf, "--data-dir", data, "--idle-timeout", "0", NULL};
-    if (!(proc = vt_spawn(argv, logpath))) return -1;
-    if ((port = wait_listening(proc, logpath)) > 0) {
-        snprintf(base, sizeof base, "http://127.0.0.1:%d", port);
-        return 0;
-    }
-    vt_dump_log(logpath, 4000);
-    return -1;
+    if (!(proc = vt_start_vigil(argv, logpath, base, sizeof base, 20000))) return -1;
+    port = atoi(strrchr(base, ':') + 1);
+    return 0;
 }
 
 static int teardown(void) {
@@ -413,7 +387,7 @@ static char *start_fails(const char *listen, const char *toks_text, mode_t toks_
     CU_ASSERT(exited);
     if (exited) CU_ASSERT(WIFEXITED(p->status) && WEXITSTATUS(p->status) != 0);
     if (!exited) vt_kill(p, SIGKILL);
-    return slurp(log);
+    return vt_slurp(log);
 }
 
 static void test_refused_starts(void) {
@@ -436,7 +410,7 @@ static void test_refused_starts(void) {
 }
 
 static void test_no_secret_in_log(void) {
-    char *t = slurp(logpath);
+    char *t = vt_slurp(logpath);
     CU_ASSERT_FATAL(t != NULL);
     const char *secrets[] = {CONF_ADMIN, FILE_VIEWER, FILE_INGEST, FILE_ANALYST, METRICS};
     for (size_t i = 0; i < sizeof secrets / sizeof secrets[0]; i++) {

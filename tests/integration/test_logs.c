@@ -22,15 +22,6 @@ static char *dir;
 static vt_proc *proc;
 static char base[64], logpath[600];
 
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *b = calloc(1, 1 << 20);
-    if (b) fread(b, 1, (1 << 20) - 1, f);
-    fclose(f);
-    return b;
-}
-
 static int setup(void) {
     dir = vt_tmpdir();
     char rules[600], rf[700], conf[600];
@@ -49,20 +40,7 @@ static int setup(void) {
                "             { name = \"shop\", token = \"" INGEST "\", role = \"ingest\" } } }\n", rules);
     fclose(f);
     const char *argv[] = {VIGIL_BIN, "serve", "--config", conf, "--data-dir", "", NULL};
-    if (!(proc = vt_spawn(argv, logpath))) return -1;
-    for (long long t0 = vt_now_ms(); vt_now_ms() - t0 < 20000; vt_sleep_ms(20)) {
-        char *t = slurp(logpath);
-        const char *m = t ? strstr(t, "listening on http://127.0.0.1:") : NULL;
-        int port = m ? atoi(m + strlen("listening on http://127.0.0.1:")) : 0;
-        free(t);
-        if (port > 0) {
-            snprintf(base, sizeof base, "http://127.0.0.1:%d", port);
-            return 0;
-        }
-        if (!vt_alive(proc)) break;
-    }
-    vt_dump_log(logpath, 4000);
-    return -1;
+    return (proc = vt_start_vigil(argv, logpath, base, sizeof base, 20000)) ? 0 : -1;
 }
 
 static int teardown(void) {
@@ -84,7 +62,7 @@ static int call(const char *method, const char *path, const char *token, const c
     if (!p || !fgets(out, sizeof out, p)) out[0] = '\0';
     if (p) pclose(p);
     id[0] = '\0';
-    char *h = slurp(hdr);
+    char *h = vt_slurp(hdr);
     const char *x = h ? strcasestr(h, "\nX-Request-Id: ") : NULL;
     if (x) sscanf(x + strlen("\nX-Request-Id: "), "%79[^\r\n]", id);
     free(h);
@@ -109,7 +87,7 @@ static void test_json_lines(void) {
     call("GET", stream_path, NULL, NULL, NULL, id_q);   /* a token in the query is not logged */
     kill(proc->pid, SIGHUP);   /* a reload line, outside any request */
     vt_sleep_ms(700);
-    char *log = slurp(logpath);
+    char *log = vt_slurp(logpath);
     CU_ASSERT_FATAL(log != NULL);
     int lines = 0, bad = 0, put_line = 0, not_found_line = 0, unauth_line = 0, get_line = 0, bad_event_line = 0,
         reload_line = 0;
@@ -142,7 +120,7 @@ static void test_json_lines(void) {
     CU_ASSERT_EQUAL(bad_event_line, 1);
     CU_ASSERT_EQUAL(reload_line, 1);
     free(log);
-    log = slurp(logpath);
+    log = vt_slurp(logpath);
     CU_ASSERT(!strstr(log, ANALYST) && !strstr(log, INGEST) && !strstr(log, "wrong-token-xyz"));
     free(log);
 }

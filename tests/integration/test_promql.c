@@ -22,15 +22,6 @@ static char *dir;
 static vt_proc *proc, *redis, *nats;
 static char base[64], logpath[600], metrics_path[700];
 
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *b = calloc(1, 1 << 20);
-    if (b) fread(b, 1, (1 << 20) - 1, f);
-    fclose(f);
-    return b;
-}
-
 static int setup(void) {
     dir = vt_tmpdir();
     char rules[600], rf[700], conf[600];
@@ -55,20 +46,7 @@ static int setup(void) {
             rules, rport, nport, vt_free_port());
     fclose(f);
     const char *argv[] = {VIGIL_BIN, "serve", "--config", conf, NULL};
-    if (!(proc = vt_spawn(argv, logpath))) return -1;
-    for (long long t0 = vt_now_ms(); vt_now_ms() - t0 < 30000; vt_sleep_ms(20)) {
-        char *t = slurp(logpath);
-        const char *m = t ? strstr(t, "listening on http://127.0.0.1:") : NULL;
-        int port = m ? atoi(m + strlen("listening on http://127.0.0.1:")) : 0;
-        free(t);
-        if (port > 0) {
-            snprintf(base, sizeof base, "http://127.0.0.1:%d", port);
-            return 0;
-        }
-        if (!vt_alive(proc)) break;
-    }
-    vt_dump_log(logpath, 4000);
-    return -1;
+    return (proc = vt_start_vigil(argv, logpath, base, sizeof base, 30000)) ? 0 : -1;
 }
 
 static int teardown(void) {

@@ -113,3 +113,37 @@ rule { name = "keys_missing_key", key = "user", skip = "no_skip",
     { events = { E("a1", "u1", 1), { id = "nokey", type = "x", ts = 2 }, E("b1", "u1", 3) },
       matches = { { "a1", "b1" } } },
   } }
+
+-- vigil DESIGN.md §3 "Events": keys are taken from the raw text and compare as strings,
+-- never through a double, so the numbers 1, 1.0, 1e0 and 01 (which the JSON decoder
+-- accepts) are four keys (issue 17). a1 has key 1: only b4, also key 1, follows it.
+rule { name = "keys_raw_number_text", key = "user", skip = "no_skip",
+  pattern = begin("a"):where{ type = "a" }:followed_by("b"):where{ type = "b" },
+  examples = {
+    { events = { '{"id":"a1","type":"a","ts":1,"user":1}',
+                 '{"id":"b1","type":"b","ts":2,"user":1.0}',
+                 '{"id":"b2","type":"b","ts":3,"user":1e0}',
+                 '{"id":"b3","type":"b","ts":4,"user":01}',
+                 '{"id":"b4","type":"b","ts":5,"user":1}' },
+      matches = { { "a1", "b4" } } },
+    -- the key field's name elsewhere in the event (a value, a nested member) does not mislead
+    { events = { '{"id":"a1","type":"a","ts":1,"user":1.0}',
+                 '{"id":"b1","type":"b","ts":2,"note":"user","x":{"user":1},"user":1}',
+                 '{"id":"b2","type":"b","ts":3,"x":{"user":1.0},"note":"user","user":1.0}' },
+      matches = { { "a1", "b2" } } },
+    -- keys compare as text: the string "1" and the number 1 are one key, 1.0 another
+    { events = { '{"id":"a1","type":"a","ts":1,"user":"1"}',
+                 '{"id":"b1","type":"b","ts":2,"user":1.0}',
+                 '{"id":"b2","type":"b","ts":3,"user":1}' },
+      matches = { { "a1", "b2" } } },
+  } }
+-- Same section: a nested key field (card.id) is read from its raw text too.
+rule { name = "keys_raw_nested", key = "card.id", skip = "no_skip",
+  pattern = begin("a"):where{ type = "a" }:followed_by("b"):where{ type = "b" },
+  examples = {
+    { events = { '{"id":"a1","type":"a","ts":1,"card":{"bin":4,"id":10}}',
+                 '{"id":"b1","type":"b","ts":2,"card":{"id":1e1}}',
+                 '{"id":"b2","type":"b","ts":3,"card":{"id":10.0,"x":[1,{"id":10}]}}',
+                 '{"id":"b3","type":"b","ts":4,"card":{"x":{"id":1},"id":10}}' },
+      matches = { { "a1", "b3" } } },
+  } }

@@ -134,3 +134,75 @@ rule { name = "win_tumbling_late_for_window", key = "k",
     { events = seq("e1@0 e2@30 e4@61 e3@50 e5@70"), allowed_lateness = "20s",
       matches = { { "e1", "e2" }, { "e4", "e5" } } },
   } }
+
+-- vigil DESIGN.md §3 "Events" (no implicit conversion: 596 and "596" differ) and
+-- "Windows" (distinct count, is_new): values keep their type, so the number 5 and the
+-- text "5", true and "true" are four values; 5 and 5.0 are one number (issue 17).
+rule { name = "win_distinct_typed", key = "k",
+  window = sliding("1h"), when = ge(distinct("v"), 4),
+  examples = {
+    { events = seq("x1 x2 x3 x4 x5", { x1 = { v = 5 }, x2 = { v = "5" }, x3 = { v = true },
+                                      x4 = { v = "true" }, x5 = { v = 5.0 } }),
+      matches = { { "x4" }, { "x5" } } },
+  } }
+rule { name = "win_is_new_typed", key = "k",
+  window = sliding("1h"), when = is_new("v"),
+  examples = {
+    { events = seq("y1 y2 y3 y4 y5", { y1 = { v = 5 }, y2 = { v = "5" }, y3 = { v = true },
+                                      y4 = { v = "true" }, y5 = { v = 5 } }),
+      matches = { { "y1" }, { "y2" }, { "y3" }, { "y4" } } },
+  } }
+
+-- vigil DESIGN.md §3 "Windows": a straggler accepted within allowed_lateness is evaluated
+-- over its own window (t - size, t] and enters and leaves the window by its own time
+-- (issue 17). e4@5 arrives after e3@9: its window (-5, 5] holds e1 and e4 (count 2, no
+-- alert); e5@15.5's window (5.5, 15.5] holds e2, e3 and e5 (e4 has left).
+rule { name = "win_sliding_straggler", key = "k",
+  window = sliding("10s"), when = ge(count(), 3),
+  examples = {
+    { events = seq("e1@0 e2@8 e3@9 e4@5 e5@15.5"), allowed_lateness = "10s",
+      matches = { { "e3" }, { "e5" } }, late = {} },
+  } }
+-- Same section: the straggler's own window reaches back before the newest event's:
+-- e1@0 left e2@12's window (2, 12] but is still in e4@5's (-5, 5], so e4 sums 100 + 1.
+rule { name = "win_sliding_straggler_reach", key = "k",
+  window = sliding("10s"), when = ge(sum("amount"), 101),
+  examples = {
+    { events = seq("e1@0 e2@12 e4@5", { e1 = { amount = 100 }, e2 = { amount = 1 }, e4 = { amount = 1 } }),
+      allowed_lateness = "10s", matches = { { "e4" } }, late = {} },
+  } }
+
+-- vigil DESIGN.md §3 "Windows": a straggler reaching a tumbling or session window that
+-- the watermark closed but still retains (within allowed_lateness) updates it; a window
+-- that has not alerted alerts then if `when` now holds — never twice (Flink docs
+-- "Windows / Allowed Lateness" fires the window again; vigil alerts once per window;
+-- issue 17). [0, 60) closes with e1 e2 when e4@61 comes (2 < 3, no alert); e3@50 makes
+-- it 3: it alerts with e1 e2 e3. With when = ge(count(), 2) it alerted at its close, and
+-- e3 changes nothing (win_tumbling_late_for_window above).
+rule { name = "win_tumbling_straggler_alerts", key = "k",
+  window = tumbling("1m"), when = ge(count(), 3),
+  examples = {
+    { events = seq("e1@0 e2@30 e4@61 e3@50 e5@70"), allowed_lateness = "20s",
+      matches = { { "e1", "e2", "e3" } }, late = {} },
+  } }
+-- The same for a session: {s1 s2} closes (watermark 40 > 5 + 10) with 2 events; s3@8
+-- joins it and it alerts; s4 is a session of its own.
+rule { name = "win_session_straggler_alerts", key = "k",
+  window = session("10s"), when = ge(count(), 3),
+  examples = {
+    { events = seq("s1@0 s2@5 s4@40 s3@8"), allowed_lateness = "35s",
+      matches = { { "s1", "s2", "s3" } }, late = {} },
+  } }
+-- docs/rules.md §7.1 (issue 17 item 6): an event exactly `gap` from a session joins it
+-- (Flink's TimeWindow.intersects: touching windows merge; win_session_touching above),
+-- also when it is a straggler reaching a retained session from before: s0@0 touches
+-- {s1@10 s2@15} (0 + 10 = 10) and makes three; one a millisecond earlier does not.
+rule { name = "win_session_touching_straggler", key = "k",
+  window = session("10s"), when = ge(count(), 3),
+  examples = {
+    { events = seq("s1@10 s2@15 s4@50 s0@0"), allowed_lateness = "60s",
+      matches = { { "s1", "s0", "s2" } }, late = {} },
+    { events = { { id = "s1", type = "s", ts = 10, k = "k1" }, { id = "s2", type = "s", ts = 15, k = "k1" },
+                 { id = "s4", type = "s", ts = 50, k = "k1" }, { id = "s0", type = "s", ts = -0.001, k = "k1" } },
+      allowed_lateness = "60s", matches = {}, late = {} },
+  } }

@@ -824,3 +824,40 @@ char *vt_http(const char *method, const char *url, const char *body, size_t len,
 {
     return vt_http_ex(method, url, body, len, content_type, NULL, 0, status, NULL);
 }
+
+/* ---- a vigil serve and its log ------------------------------------------------------- */
+
+char *vt_slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *b = calloc(1, 1 << 20);
+    if (b && fread(b, 1, (1 << 20) - 1, f) == 0 && ferror(f)) {
+        free(b);
+        b = NULL;
+    }
+    fclose(f);
+    return b;
+}
+
+vt_proc *vt_start_vigil(const char *const argv[], const char *log_path, char *base, size_t base_len, int timeout_ms) {
+    vt_proc *p = vt_spawn(argv, log_path);
+    if (!p) return NULL;
+    static const char *const marks[] = {"listening on http://127.0.0.1:", "listening on https://127.0.0.1:"};
+    for (long long t0 = vt_now_ms(); vt_now_ms() - t0 < timeout_ms; vt_sleep_ms(20)) {
+        char *t = vt_slurp(log_path);
+        for (int i = 0; t && i < 2; i++) {
+            const char *m = strstr(t, marks[i]);
+            int port = m ? atoi(m + strlen(marks[i])) : 0;
+            if (port > 0) {
+                snprintf(base, base_len, "%s://127.0.0.1:%d", i ? "https" : "http", port);
+                free(t);
+                return p;
+            }
+        }
+        free(t);
+        if (!vt_alive(p)) break;
+    }
+    vt_dump_log(log_path, 4000);
+    vt_kill(p, SIGKILL);
+    return NULL;
+}

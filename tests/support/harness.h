@@ -136,4 +136,13 @@ void vt_sleep_ms(int ms);
 /* Print the last `max_bytes` of a log file to stderr (for failure reports). */
 void vt_dump_log(const char *path, size_t max_bytes);
 
+/* The whole file (at most 1 MiB), NUL-terminated, malloc'd; NULL when unreadable. */
+char *vt_slurp(const char *path);
+
+/* Start `vigil serve` (argv[0] its path) with its output in log_path and wait
+ * up to timeout_ms for its "listening on http(s)://127.0.0.1:PORT" line; base
+ * gets "http://127.0.0.1:PORT" (https when it serves TLS). NULL, with the
+ * log's tail on stderr and the process killed, when it exits or never says so. */
+vt_proc *vt_start_vigil(const char *const argv[], const char *log_path, char *base, size_t base_len, int timeout_ms);
+
 #endif

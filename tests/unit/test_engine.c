@@ -543,7 +543,7 @@ static void test_held_state_roundtrip(void) {
     CU_ASSERT_EQUAL(g.n, 0);
     CU_ASSERT_EQUAL(vigil_engine_commit(e1, &err), VIGIL_OK);
     CU_ASSERT_EQUAL_FATAL(m.n, 1);
-    CU_ASSERT(m.len[0] > 4 && memcmp(m.data[0], "VGS\5", 4) == 0);   /* v5 since window_events (v4 since rule hot reload) */
+    CU_ASSERT(m.len[0] > 4 && memcmp(m.data[0], "VGS\6", 4) == 0);   /* v6 since window_events (v5: typed values) */
     vigil_engine_destroy(e1);
     vigil_engine *e2 = vigil_engine_create(rs, NULL, &m.base, on_alert, &g);
     /* b4 would also complete {a2 b4} if the held match were taken for a run */
@@ -562,8 +562,9 @@ static void test_held_state_roundtrip(void) {
     vigil_engine_destroy(e2);
     /* the same bytes as a version 2 record: the byte is `negated` there, and a
      * run with it set is dropped as dead, so only a1's run is left */
-    static unsigned char v3[65536];
-    size_t v3len = test_record_v4_to_v3(m.data[0], m.len[0], v3, sizeof v3);
+    static unsigned char v3[65536], v4[65536];
+    size_t v4len = test_record_v5_to_v4(m.data[0], m.len[0], v4, sizeof v4);
+    size_t v3len = test_record_v4_to_v3(v4, v4len, v3, sizeof v3);
     CU_ASSERT_FATAL(v3len > 0);
     memcpy(m.data[0], v3, v3len);   /* shorter than the v4 record */
     m.len[0] = v3len;

@@ -255,8 +255,9 @@ static void test_stored_state_inherited(void) {
         if (ls != VIGIL_OK) fprintf(stderr, "load_state (inherit %d): %s\n", inherit, err.msg);
         CU_ASSERT_EQUAL_FATAL(ls, VIGIL_OK);
         if (!inherit) {   /* a v3 record with an entry no rule takes loads too (the rest is dropped) */
-            unsigned char v3[4096];
-            size_t v3len = test_record_v4_to_v3(sv.data[0], sv.len[0], v3, sizeof v3);
+            unsigned char v3[4096], v4[4096];
+            size_t v4len = test_record_v5_to_v4(sv.data[0], sv.len[0], v4, sizeof v4);
+            size_t v3len = test_record_v4_to_v3(v4, v4len, v3, sizeof v3);
             CU_ASSERT_FATAL(v3len > 0);
             CU_ASSERT_EQUAL(vigil_engine_load_state(e3, 0, "b", 1, v3, v3len, &err), VIGIL_OK);
         }

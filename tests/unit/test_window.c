@@ -1,11 +1,12 @@
 /* test_window.c — distinct() and is_new() of window rules against a
  * brute-force model of the window (window.c keeps counted hash sets once a
  * window is big enough, and scans below that: both must agree with the
- * model as windows grow, shrink, empty and fill again), values compared as
- * their text form (1, "1" and 1.0 are one value), tumbling windows' prior(),
- * and the window state through the codec: a record written before the
- * window state was reorganised (bytes fixed below) still loads and encodes
- * the same, and state moved between engines mid-stream changes no alert. */
+ * model as windows grow, shrink, empty and fill again), values compared
+ * typed (1 and 1.0 are one number, "1" is text: DESIGN.md §3, no implicit
+ * conversion), tumbling windows' prior(), and the window state through the
+ * codec: records written before the window state was reorganised (v2) and
+ * before values were typed (v4, bytes fixed below) still load, and state
+ * moved between engines mid-stream changes no alert. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,14 +41,14 @@ static void on_alert(void *ud, const vigil_alert *a) {
     g->n++;
 }
 
-/* A country value as JSON and its text form (value_text): NULL text for an
- * event without a usable value. */
+/* A country value as JSON and its identity as the window compares it (its
+ * type, then its text): NULL for an event without a usable value. */
 typedef struct val { const char *json, *text; } val;
 static const val vals[] = {
-    {"\"FR\"", "FR"}, {"\"DE\"", "DE"}, {"\"US\"", "US"}, {"\"ES\"", "ES"},
-    {"1", "1"}, {"\"1\"", "1"}, {"1.0", "1"}, {"1e3", "1000"}, {"\"1000\"", "1000"},
-    {"2.5", "2.5"}, {"\"2.5\"", "2.5"}, {"0.1", "0.10000000000000001"}, {"\"0.1\"", "0.1"},
-    {"true", "true"}, {"\"true\"", "true"}, {"false", "false"},
+    {"\"FR\"", "sFR"}, {"\"DE\"", "sDE"}, {"\"US\"", "sUS"}, {"\"ES\"", "sES"},
+    {"1", "n1"}, {"\"1\"", "s1"}, {"1.0", "n1"}, {"1e3", "n1000"}, {"\"1000\"", "s1000"},
+    {"2.5", "n2.5"}, {"\"2.5\"", "s2.5"}, {"0.1", "n0.10000000000000001"}, {"\"0.1\"", "s0.1"},
+    {"true", "btrue"}, {"\"true\"", "strue"}, {"false", "bfalse"},
     {"null", NULL}, {NULL, NULL},   /* JSON null; the field missing */
 };
 #define NVALS (int)(sizeof vals / sizeof vals[0])
@@ -203,15 +204,16 @@ static void test_sliding_many_values(void) {
 }
 
 /* A short case by hand: FR is new, then not while it is in the window, and
- * new again once it has left; 1, "1" and 1.0 are one value. Twelve events
- * in the same hour make the window big enough for the counted sets. */
+ * new again once it has left; 1 and 1.0 are one value, "1" another. Twelve
+ * events in the same hour make the window big enough for the counted sets. */
 static void test_is_new_by_hand(void) {
     vigil_ruleset *rs = load(SLIDING);
     CU_ASSERT_PTR_NOT_NULL_FATAL(rs);
     static got g;
     g.n = 0;
     vigil_engine *eng = vigil_engine_create(rs, NULL, NULL, on_alert, &g);
-    const val fr = {"\"FR\"", "FR"}, de = {"\"DE\"", "DE"}, one = {"1", "1"}, sone = {"\"1\"", "1"}, onef = {"1.0", "1"};
+    const val fr = {"\"FR\"", "sFR"}, de = {"\"DE\"", "sDE"}, one = {"1", "n1"}, sone = {"\"1\"", "s1"},
+              onef = {"1.0", "n1"};
     feed(eng, rs, 1, "h", 0, 0, &fr);
     CU_ASSERT_EQUAL(bool_after(g.det[0], "is_new(country)"), 1);
     feed(eng, rs, 2, "h", 60, 0, &de);
@@ -221,18 +223,19 @@ static void test_is_new_by_hand(void) {
     CU_ASSERT_EQUAL(num_after(g.det[2], "distinct(country)"), 2);
     feed(eng, rs, 4, "h", 180, 0, &one);
     feed(eng, rs, 5, "h", 240, 0, &sone);
-    CU_ASSERT_EQUAL(bool_after(g.det[4], "is_new(country)"), 0);
+    CU_ASSERT_EQUAL(bool_after(g.det[4], "is_new(country)"), 1);   /* the text "1" is not the number 1 */
     for (int i = 0; i < 12; i++) feed(eng, rs, 6 + i, "h", 300 + i, 0, &onef);
-    CU_ASSERT_EQUAL(num_after(g.det[g.n - 1], "distinct(country)"), 3);   /* FR, DE, 1 */
+    CU_ASSERT_EQUAL(bool_after(g.det[5], "is_new(country)"), 0);   /* 1.0 is the number 1 */
+    CU_ASSERT_EQUAL(num_after(g.det[g.n - 1], "distinct(country)"), 4);   /* FR, DE, 1, "1" */
     CU_ASSERT_EQUAL(bool_after(g.det[g.n - 1], "is_new(country)"), 0);
     /* at 3,700 s the first FR (0 s) and DE (60 s) have left; the second FR (120 s) has not */
     feed(eng, rs, 30, "h", 3700, 0, &fr);
     CU_ASSERT_EQUAL(bool_after(g.det[g.n - 1], "is_new(country)"), 0);
-    CU_ASSERT_EQUAL(num_after(g.det[g.n - 1], "distinct(country)"), 2);   /* FR, 1 */
+    CU_ASSERT_EQUAL(num_after(g.det[g.n - 1], "distinct(country)"), 3);   /* FR, 1, "1" */
     feed(eng, rs, 31, "h", 3740, 0, &de);   /* DE left at 3,660 s: new again */
     CU_ASSERT_EQUAL(bool_after(g.det[g.n - 1], "is_new(country)"), 1);
-    CU_ASSERT_EQUAL(num_after(g.det[g.n - 1], "prior(distinct(country))"), 2);
-    CU_ASSERT_EQUAL(num_after(g.det[g.n - 1], "distinct(country)"), 3);
+    CU_ASSERT_EQUAL(num_after(g.det[g.n - 1], "prior(distinct(country))"), 3);
+    CU_ASSERT_EQUAL(num_after(g.det[g.n - 1], "distinct(country)"), 4);
     vigil_engine_destroy(eng);
     vigil_ruleset_release(rs);
 }
@@ -481,6 +484,26 @@ static void test_window_events(void) {
     wfeed(e3, rs, "t3", "tx", "c9", 29LL * 86400000 + 3);
     CU_ASSERT_EQUAL_FATAL(g3.n, 1);
     CU_ASSERT_PTR_NOT_NULL(strstr(g3.json[0], "\"window_events\":[\"r2\",\"r3\"],\"window_events_truncated\":true"));
+    /* ids longer than the 7 bytes kept in the window's own word, the first one
+     * short (kept inline, then moved into a block), across a store round trip */
+    static wgot g4, g5;
+    vigil_engine *e4 = vigil_engine_create(rs, NULL, NULL, on_walert, &g4);
+    wfeed(e4, rs, "r1", "report", "c1", 1000);
+    wfeed(e4, rs, "report-0000000002", "report", "c2", 2000);
+    recs r4 = {0};
+    CU_ASSERT_EQUAL_FATAL(vigil_engine_foreach_state(e4, keep_record, &r4, &err), VIGIL_OK);
+    vigil_engine *e5 = vigil_engine_create(rs, NULL, NULL, on_walert, &g5);
+    CU_ASSERT_EQUAL_FATAL(vigil_engine_load_state(e5, r4.group[0], r4.key[0], strlen(r4.key[0]), r4.data[0], r4.len[0],
+                                                  &err), VIGIL_OK);
+    wfeed(e4, rs, "tx-000000000003", "tx", "c9", 3000);
+    wfeed(e5, rs, "tx-000000000003", "tx", "c9", 3000);
+    CU_ASSERT_EQUAL_FATAL(g4.n, 1);
+    CU_ASSERT_EQUAL_FATAL(g5.n, 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(g4.json[0], "\"window_events\":[\"r1\",\"report-0000000002\"]"));
+    CU_ASSERT_STRING_EQUAL(g4.json[0], g5.json[0]);
+    vigil_engine_destroy(e4);
+    vigil_engine_destroy(e5);
+    for (int i = 0; i < r4.n; i++) free(r4.data[i]);
     vigil_engine_destroy(e1);
     vigil_engine_destroy(e2);
     vigil_engine_destroy(e3);
@@ -488,6 +511,37 @@ static void test_window_events(void) {
     vigil_ruleset_release(rs);
 }
 
+/* Load a record into a fresh engine; its state's record is put in *out. */
+static vigil_engine *load_golden(vigil_ruleset *rs, got *g, const unsigned char *rec, size_t len, recs *out) {
+    vigil_error err;
+    vigil_engine *e = vigil_engine_create(rs, NULL, NULL, on_alert, g);
+    CU_ASSERT_EQUAL_FATAL(vigil_engine_load_state(e, 0, "g", 1, rec, len, &err), VIGIL_OK);
+    CU_ASSERT_EQUAL_FATAL(vigil_engine_foreach_state(e, keep_record, out, &err), VIGIL_OK);
+    CU_ASSERT_EQUAL_FATAL(out->n, 1);
+    return e;
+}
+
+/* One more event ("x", amount 5) to both engines, then the end of input:
+ * one alert each, the sliding rule's. */
+static void one_more(vigil_engine *e1, vigil_engine *e2, vigil_ruleset *rs, got *g1, got *g2) {
+    vigil_error err;
+    g1->n = g2->n = 0;
+    const char *js = "{\"id\":\"g12\",\"k\":\"g\",\"ts\":101100,\"type\":\"tx\",\"amount\":5,\"country\":\"x\"}";
+    vigil_event *ev;
+    CU_ASSERT_EQUAL_FATAL(vigil_event_decode_json(rs, NULL, js, strlen(js), NULL, 1, &ev, &err), VIGIL_OK);
+    vigil_engine_feed(e1, ev, &err);
+    vigil_engine_feed(e2, ev, &err);
+    vigil_event_release(ev);
+    vigil_engine_advance(e1, INT64_MAX);
+    vigil_engine_advance(e2, INT64_MAX);
+    CU_ASSERT_EQUAL(g1->n, 1);
+    CU_ASSERT_EQUAL(g2->n, 1);
+}
+
+/* The v2 record: it loads, encodes to a record that loads to the same bytes,
+ * and the loaded state goes on as the old engine's did. Its values have no
+ * type (before v5): 1 and "1" were one value there and stay one; an engine
+ * fed the same events today keeps them apart (distinct 8, not 7). */
 static void test_golden_record(void) {
     vigil_ruleset *rs = load(GOLDEN_RULES);
     CU_ASSERT_PTR_NOT_NULL_FATAL(rs);
@@ -497,55 +551,190 @@ static void test_golden_record(void) {
     static got g1, g2;
     g1.n = g2.n = 0;
     vigil_error err;
-    /* today's engine writes the same bytes for the same events (but for the
-     * version byte, which other changes may raise) */
     vigil_engine *e1 = vigil_engine_create(rs, NULL, NULL, on_alert, &g1);
     golden_feed(e1, rs);
-    recs r1 = {0};
+    recs r1 = {0}, r2 = {0}, r3 = {0};
     CU_ASSERT_EQUAL_FATAL(vigil_engine_foreach_state(e1, keep_record, &r1, &err), VIGIL_OK);
     CU_ASSERT_EQUAL_FATAL(r1.n, 1);
-    /* (since rule hot reload the record is v4: each rule entry carries its
-     * length; in the v3 layout it is the golden record's bytes) */
-    static unsigned char v3[8192];
-    size_t v3len = test_record_v4_to_v3(r1.data[0], r1.len[0], v3, sizeof v3);
-    CU_ASSERT_EQUAL(v3len, (size_t)olen);
-    CU_ASSERT(v3len == (size_t)olen && memcmp(r1.data[0], "VGS", 3) == 0 &&
-              memcmp(v3 + 4, old + 4, (size_t)olen - 4) == 0);
-    /* and reads the old record into a state that encodes to it again */
-    vigil_engine *e2 = vigil_engine_create(rs, NULL, NULL, on_alert, &g2);
-    CU_ASSERT_EQUAL_FATAL(vigil_engine_load_state(e2, r1.group[0], "g", 1, old, (size_t)olen, &err), VIGIL_OK);
-    recs r2 = {0};
-    CU_ASSERT_EQUAL_FATAL(vigil_engine_foreach_state(e2, keep_record, &r2, &err), VIGIL_OK);
-    /* (an old record has no window ids, v5's kind 3 entries: the rest is the same) */
-    static unsigned char v3b[8192];
-    size_t v3blen = r2.n == 1 ? test_record_v4_to_v3(r2.data[0], r2.len[0], v3b, sizeof v3b) : 0;
-    CU_ASSERT(v3blen == v3len && memcmp(v3b, v3, v3len) == 0);
-    /* which behaves as the state it came from: one more event, same alerts */
-    g1.n = g2.n = 0;
-    const char *js = "{\"id\":\"g12\",\"k\":\"g\",\"ts\":101100,\"type\":\"tx\",\"amount\":5,\"country\":\"x\"}";
-    vigil_event *ev;
-    CU_ASSERT_EQUAL_FATAL(vigil_event_decode_json(rs, NULL, js, strlen(js), NULL, 1, &ev, &err), VIGIL_OK);
-    vigil_engine_feed(e1, ev, &err);
-    vigil_engine_feed(e2, ev, &err);
-    vigil_event_release(ev);
-    vigil_engine_advance(e1, INT64_MAX);
-    vigil_engine_advance(e2, INT64_MAX);
-    CU_ASSERT_EQUAL(g1.n, 1);
-    CU_ASSERT_EQUAL(g2.n, 1);
+    CU_ASSERT(memcmp(r1.data[0], "VGS\6", 4) == 0);   /* v6 since window_events (v5: typed values) */
+    vigil_engine *e2 = load_golden(rs, &g2, old, (size_t)olen, &r2);
+    CU_ASSERT(memcmp(r2.data[0], "VGS\6", 4) == 0);
+    vigil_engine *e3 = load_golden(rs, &g2, r2.data[0], r2.len[0], &r3);   /* v6 round trip */
+    CU_ASSERT(r3.len[0] == r2.len[0] && memcmp(r3.data[0], r2.data[0], r2.len[0]) == 0);
+    vigil_engine_destroy(e3);
+    one_more(e1, e2, rs, &g1, &g2);
     if (g1.n == 1 && g2.n == 1) {
-        CU_ASSERT_STRING_EQUAL(g1.det[0], g2.det[0]);
+        CU_ASSERT_EQUAL(num_after(g1.det[0], "distinct(country)"), 8);   /* FR 1 "1" 2.5 true DE x 7 */
         CU_ASSERT_EQUAL(num_after(g2.det[0], "distinct(country)"), 7);   /* FR 1 2.5 true DE x 7 */
         CU_ASSERT_EQUAL(bool_after(g2.det[0], "is_new(country)"), 0);
         CU_ASSERT_EQUAL(num_after(g2.det[0], "sum(amount)"), 10 * 12 + 66 + 5);
+        CU_ASSERT_EQUAL(num_after(g1.det[0], "sum(amount)"), 10 * 12 + 66 + 5);
     }
     recs_free(&r1);
     recs_free(&r2);
+    recs_free(&r3);
     vigil_engine_destroy(e1);
     vigil_engine_destroy(e2);
     vigil_ruleset_release(rs);
 }
 
-/* test_window --print-golden: how GOLDEN_HEX was made (run on 6c68fe5) */
+/* The same events as a v4 record, written by the engine just before values
+ * were typed (dccbd19, `test_window --print-golden`): today's format until
+ * then. Its untyped values are typed as their text reads (codec.c). */
+static const char GOLDEN_V4_HEX[] =
+    "564753040c0000000000000030fc0406000000000c00000002000000673000e1f50500000000460000007b226964223a22673022"
+    "2c226b223a2267222c227473223a3130303030302c2274797065223a227478222c22616d6f756e74223a31302c22636f756e7472"
+    "79223a224652227d0200000067319040f70500000000430000007b226964223a226731222c226b223a2267222c227473223a3130"
+    "303039302c2274797065223a227478222c22616d6f756e74223a31312c22636f756e747279223a317d02000000673220a0f80500"
+    "000000450000007b226964223a226732222c226b223a2267222c227473223a3130303138302c2274797065223a227478222c2261"
+    "6d6f756e74223a31322c22636f756e747279223a2231227d020000006733b0fff90500000000450000007b226964223a22673322"
+    "2c226b223a2267222c227473223a3130303237302c2274797065223a227478222c22616d6f756e74223a31332c22636f756e7472"
+    "79223a322e357d020000006734405ffb0500000000460000007b226964223a226734222c226b223a2267222c227473223a313030"
+    "3336302c2274797065223a227478222c22616d6f756e74223a31342c22636f756e747279223a747275657d020000006735d0befc"
+    "0500000000460000007b226964223a226735222c226b223a2267222c227473223a3130303435302c2274797065223a227478222c"
+    "22616d6f756e74223a31352c22636f756e747279223a224445227d020000006736601efe0500000000460000007b226964223a22"
+    "6736222c226b223a2267222c227473223a3130303534302c2274797065223a227478222c22616d6f756e74223a31362c22636f75"
+    "6e747279223a224652227d020000006737f07dff0500000000450000007b226964223a226737222c226b223a2267222c22747322"
+    "3a3130303633302c2274797065223a227478222c22616d6f756e74223a31372c22636f756e747279223a312e307d020000006738"
+    "80dd000600000000450000007b226964223a226738222c226b223a2267222c227473223a3130303732302c2274797065223a2274"
+    "78222c22616d6f756e74223a31382c22636f756e747279223a2278227d020000006739103d020600000000460000007b22696422"
+    "3a226739222c226b223a2267222c227473223a3130303831302c2274797065223a227478222c22616d6f756e74223a31392c2263"
+    "6f756e747279223a224445227d03000000673130a09c030600000000440000007b226964223a22673130222c226b223a2267222c"
+    "227473223a3130303930302c2274797065223a227478222c22616d6f756e74223a32302c22636f756e747279223a377d03000000"
+    "67313130fc040600000000470000007b226964223a22673131222c226b223a2267222c227473223a3130303939302c2274797065"
+    "223a227478222c22616d6f756e74223a32312c22636f756e747279223a224652227d030000000200000067640100000002bb0100"
+    "0030fc040600000000010300000000000000000000000c00000000e1f50500000000070000000200000046520200000046520000"
+    "0000000024409040f705000000000700000001000000310100000031000000000000264020a0f805000000000700000001000000"
+    "3101000000310000000000002840b0fff905000000000700000003000000322e3503000000322e350000000000002a40405ffb05"
+    "0000000007000000040000007472756504000000747275650000000000002c40d0befc0500000000070000000200000044450200"
+    "000044450000000000002e40601efe0500000000070000000200000046520200000046520000000000003040f07dff0500000000"
+    "0700000001000000310100000031000000000000314080dd00060000000007000000010000007801000000780000000000003240"
+    "103d020600000000070000000200000044450200000044450000000000003340a09c030600000000070000000100000037010000"
+    "0037000000000000344030fc04060000000007000000020000004652020000004652000000000000354000000000000000000000"
+    "00000000000000000000000000000000000000000000000000000080020000006762010000000287000000000000000000000000"
+    "01000000c0270900000000000300000080c6ef05000000000100000000000000000000000300000040eef8050000000001000000"
+    "00000000000000000600000000160206000000000100000000000000000000000300000000000000000000000000000000000000"
+    "0000000000000000000000000000000000000000008002000000677401000000025f010000000000000000000000010000000000"
+    "0000000000000c00000000e1f505000000000100000000000000000000009040f7050000000001000000000000000000000020a0"
+    "f80500000000010000000000000000000000b0fff90500000000010000000000000000000000405ffb0500000000010000000000"
+    "000000000000d0befc0500000000010000000000000000000000601efe0500000000010000000000000000000000f07dff050000"
+    "000001000000000000000000000080dd000600000000010000000000000000000000103d02060000000001000000000000000000"
+    "0000a09c03060000000001000000000000000000000030fc04060000000001000000000000000000000001005c26050000000000"
+    "b84c0a000000000c000000000000000b000000000000000100000002000000030000000400000005000000060000000700000008"
+    "000000090000000a000000010b0000000000000000000080";
+
+static void test_golden_record_v4(void) {
+    vigil_ruleset *rs = load(GOLDEN_RULES);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(rs);
+    static unsigned char v4[8192], v2[8192];
+    int len4 = unhex(GOLDEN_V4_HEX, v4, sizeof v4), len2 = unhex(GOLDEN_HEX, v2, sizeof v2);
+    CU_ASSERT_FATAL(len4 > 4 && memcmp(v4, "VGS\4", 4) == 0 && len2 > 4);
+    static got g1, g2;
+    recs r4 = {0}, r2 = {0};
+    vigil_engine *e4 = load_golden(rs, &g1, v4, (size_t)len4, &r4);
+    vigil_engine *e2 = load_golden(rs, &g2, v2, (size_t)len2, &r2);
+    /* v2 and v4 hold the same state: it loads to the same v5 record */
+    CU_ASSERT(r4.len[0] == r2.len[0] && memcmp(r4.data[0], r2.data[0], r2.len[0]) == 0);
+    one_more(e4, e2, rs, &g1, &g2);
+    if (g1.n == 1 && g2.n == 1) {
+        CU_ASSERT_STRING_EQUAL(g1.det[0], g2.det[0]);
+        CU_ASSERT_EQUAL(num_after(g1.det[0], "distinct(country)"), 7);
+    }
+    /* a typed value after the load: the text "7" is new beside the number 7 */
+    g1.n = 0;
+    vigil_error err;
+    const char *js = "{\"id\":\"g13\",\"k\":\"g\",\"ts\":101200,\"type\":\"tx\",\"amount\":5,\"country\":\"7\"}";
+    vigil_event *ev;
+    vigil_engine_destroy(e4);
+    recs_free(&r4);
+    e4 = load_golden(rs, &g1, v4, (size_t)len4, &r4);
+    CU_ASSERT_EQUAL_FATAL(vigil_event_decode_json(rs, NULL, js, strlen(js), NULL, 1, &ev, &err), VIGIL_OK);
+    vigil_engine_feed(e4, ev, &err);
+    vigil_event_release(ev);
+    CU_ASSERT_EQUAL(g1.n, 1);
+    if (g1.n == 1) {
+        CU_ASSERT_EQUAL(bool_after(g1.det[0], "is_new(country)"), 1);
+        CU_ASSERT_EQUAL(num_after(g1.det[0], "distinct(country)"), 8);   /* the seven, and "7" */
+    }
+    recs_free(&r4);
+    recs_free(&r2);
+    vigil_engine_destroy(e4);
+    vigil_engine_destroy(e2);
+    vigil_ruleset_release(rs);
+}
+
+/* A tumbling window that closed without alerting is retained for the
+ * stragglers allowed_lateness accepts (DESIGN.md §3): kept through the
+ * state record (v5), so that an engine that loads it alerts when the
+ * straggler comes, once; a straggler after the retention (the watermark
+ * past its end + lateness) is late for it. */
+static void feed_ts(vigil_engine *eng, vigil_ruleset *rs, const char *id, long long ts_s) {
+    char js[160];
+    snprintf(js, sizeof js, "{\"id\":\"%s\",\"k\":\"r\",\"ts\":%lld,\"type\":\"tx\",\"country\":\"FR\"}", id, ts_s);
+    vigil_event *ev;
+    vigil_error err;
+    CU_ASSERT_EQUAL_FATAL(vigil_event_decode_json(rs, NULL, js, strlen(js), NULL, 1, &ev, &err), VIGIL_OK);
+    vigil_engine_feed(eng, ev, &err);
+    vigil_event_release(ev);
+}
+
+static void test_retained_window_moves(void) {
+    vigil_ruleset *rs = load("rule{name='t',key='k',window=tumbling('1m'),when=all_of{ge(count(),3),"
+                             "ge(distinct('country'),1)}}");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(rs);
+    vigil_engine_opts o = {.max_runs = 64, .max_alert_events = 100, .max_evidence = 20, .allowed_lateness_ms = 30000};
+    static got g;
+    g.n = 0;
+    vigil_error err;
+    vigil_engine *e1 = vigil_engine_create(rs, &o, NULL, on_alert, &g);
+    feed_ts(e1, rs, "e1", 1000000020);   /* [1000000020 s, +60 s) is the window of 1000000020 .. 79 */
+    feed_ts(e1, rs, "e2", 1000000030);
+    feed_ts(e1, rs, "e4", 1000000085);   /* closes it with 2 events: no alert, retained */
+    CU_ASSERT_EQUAL(g.n, 0);
+    recs r1 = {0}, r2 = {0};
+    CU_ASSERT_EQUAL_FATAL(vigil_engine_foreach_state(e1, keep_record, &r1, &err), VIGIL_OK);
+    CU_ASSERT_EQUAL_FATAL(r1.n, 1);
+    vigil_engine_destroy(e1);
+    vigil_engine *e2 = vigil_engine_create(rs, &o, NULL, on_alert, &g);
+    CU_ASSERT_EQUAL_FATAL(vigil_engine_load_state(e2, r1.group[0], "r", 1, r1.data[0], r1.len[0], &err), VIGIL_OK);
+    CU_ASSERT_EQUAL_FATAL(vigil_engine_foreach_state(e2, keep_record, &r2, &err), VIGIL_OK);
+    CU_ASSERT(r2.n == 1 && r2.len[0] == r1.len[0] && memcmp(r2.data[0], r1.data[0], r1.len[0]) == 0);
+    feed_ts(e2, rs, "e4b", 1000000086);   /* the watermark moves (same window as e4) */
+    feed_ts(e2, rs, "e3", 1000000070);    /* the straggler: [..20, ..80) now holds 3 */
+    CU_ASSERT_EQUAL(g.n, 1);
+    if (g.n == 1) CU_ASSERT_EQUAL(num_after(g.det[0], "count()"), 3);
+    feed_ts(e2, rs, "e3b", 1000000075);   /* it alerted: never twice */
+    CU_ASSERT_EQUAL(g.n, 1);
+    vigil_engine_advance(e2, INT64_MAX);
+    CU_ASSERT_EQUAL(g.n, 1);   /* [..80, ..140) holds e4 e4b: 2 */
+    recs_free(&r1);
+    recs_free(&r2);
+    vigil_engine_destroy(e2);
+    vigil_ruleset_release(rs);
+    /* retained only while a straggler may come: once the watermark reaches
+     * its end + lateness (..80 + 30 s) it goes (the v5 record then converts
+     * to v4, which has no retained windows) */
+    rs = load("rule{name='c',key='k',window=tumbling('1m'),when=ge(count(),3)}");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(rs);
+    vigil_engine *e3 = vigil_engine_create(rs, &o, NULL, on_alert, &g);
+    feed_ts(e3, rs, "f1", 1000000020);
+    feed_ts(e3, rs, "f2", 1000000030);
+    feed_ts(e3, rs, "f4", 1000000109);
+    static unsigned char v4[4096];
+    recs r3 = {0}, r4 = {0};
+    CU_ASSERT_EQUAL_FATAL(vigil_engine_foreach_state(e3, keep_record, &r3, &err), VIGIL_OK);
+    CU_ASSERT_EQUAL(test_record_v5_to_v4(r3.data[0], r3.len[0], v4, sizeof v4), 0);   /* one retained */
+    feed_ts(e3, rs, "f5", 1000000110);
+    CU_ASSERT_EQUAL_FATAL(vigil_engine_foreach_state(e3, keep_record, &r4, &err), VIGIL_OK);
+    CU_ASSERT(test_record_v5_to_v4(r4.data[0], r4.len[0], v4, sizeof v4) > 0);   /* let go */
+    CU_ASSERT_EQUAL(g.n, 1);
+    recs_free(&r3);
+    recs_free(&r4);
+    vigil_engine_destroy(e3);
+    vigil_ruleset_release(rs);
+}
+
+/* test_window --print-golden: how GOLDEN_HEX (run on 6c68fe5) and GOLDEN_V4_HEX (on dccbd19) were made */
 static void print_golden(void) {
     vigil_ruleset *rs = load(GOLDEN_RULES);
     CU_ASSERT_PTR_NOT_NULL_FATAL(rs);
@@ -573,7 +762,9 @@ int main(int argc, char **argv) {
         CU_add_test(s, "is_new and text forms by hand", test_is_new_by_hand);
         CU_add_test(s, "tumbling distinct and prior against a model", test_tumbling_distinct_model);
         CU_add_test(s, "window state moved between engines mid-stream", test_state_moves_mid_stream);
-        CU_add_test(s, "a record from before the change loads and encodes the same", test_golden_record);
+        CU_add_test(s, "a v2 record loads and goes on as before", test_golden_record);
+        CU_add_test(s, "a v4 record (before typed values) loads", test_golden_record_v4);
+        CU_add_test(s, "a retained closed window moves between engines", test_retained_window_moves);
         CU_add_test(s, "window_events: the counted events, capped, across a store round trip", test_window_events);
     }
     CU_basic_set_mode(CU_BRM_VERBOSE);

@@ -1,0 +1,142 @@
+/* window_ids.c — the ids of a sliding window's newest counted events, an
+ * alert's `window_events` (DESIGN.md §3: the events in the window that made
+ * `when` hold, capped like `events`). vigil keeps a window's values, not its
+ * events, so the ids are kept beside them: at most max_alert_events, oldest
+ * first, in arrival order, trimmed as the window lets entries go. Kept in
+ * the window header's word (vwin.ids): a single id of at most 7 bytes in
+ * the word itself (an idle velocity key's one event costs no allocation),
+ * else one block of `u16 length | bytes` records. Apart from window.c, which
+ * is near its size limit. */
+#include <stdlib.h>
+#include <string.h>
+#include "window_int.h"
+
+/* Drop the oldest id (ids->n > 0). */
+static void ids_drop(vwids *ids) {
+    uint16_t len;
+    memcpy(&len, ids->data, sizeof len);
+    size_t rec = sizeof len + len;
+    memmove(ids->data, ids->data + rec, ids->used - rec);
+    ids->used -= (uint32_t)rec;
+    ids->n--;
+}
+
+#define IDS_INLINE_MAX 7   /* bytes of an id kept in the pointer's word itself */
+
+static int ids_inline(uintptr_t f) { return (f & 1) != 0; }
+
+static uintptr_t ids_make_inline(const char *id, size_t len) {
+    unsigned char b[sizeof(uintptr_t)] = {0};
+    b[0] = (unsigned char)(len << 1 | 1);
+    memcpy(b + 1, id, len);
+    uintptr_t f;
+    memcpy(&f, b, sizeof f);
+    return f;
+}
+
+void vwin_ids_view(uintptr_t f, vwids_view *v) {
+    v->n = 0;
+    v->used = 0;
+    v->data = NULL;
+    if (!f) return;
+    if (ids_inline(f)) {
+        unsigned char b[sizeof(uintptr_t)];
+        memcpy(b, &f, sizeof b);
+        uint16_t l = (uint16_t)(b[0] >> 1);
+        memcpy(v->one, &l, sizeof l);
+        memcpy(v->one + sizeof l, b + 1, l);
+        v->n = 1;
+        v->used = sizeof l + l;
+        v->data = v->one;
+        return;
+    }
+    const vwids *ids = (const vwids *)f;
+    v->n = ids->n;
+    v->used = ids->used;
+    v->data = ids->data;
+}
+
+/* Keep at most `keep` ids, the newest (the window holds `keep` counted
+ * events: the ids beyond them left with their entries). */
+void vw_ids_trim(uintptr_t *fp, uint64_t keep) {
+    if (!*fp) return;
+    if (ids_inline(*fp)) {
+        if (!keep) *fp = 0;
+        return;
+    }
+    vwids *ids = (vwids *)*fp;
+    while (ids->n > keep) ids_drop(ids);
+    if (!ids->n) {
+        free(ids);
+        *fp = 0;
+    }
+}
+
+/* Remember an id (len bytes) as the newest counted event; the oldest goes
+ * when `cap` are held. -1: out of memory (nothing changed). */
+int vw_ids_push(uintptr_t *fp, uint32_t cap, const char *id, size_t len) {
+    if (!cap) return 0;
+    if (len > UINT16_MAX) len = UINT16_MAX;   /* a 64 KiB id is cut; window_events only */
+    if (!*fp && len <= IDS_INLINE_MAX) {       /* the first one: in the word itself */
+        *fp = ids_make_inline(id, len);
+        return 0;
+    }
+    if (ids_inline(*fp) && cap == 1) {
+        *fp = 0;                               /* the one held goes for the new one */
+        return vw_ids_push(fp, cap, id, len);
+    }
+    vwids *ids = NULL;
+    vwids_view one;
+    if (ids_inline(*fp)) vwin_ids_view(*fp, &one);   /* into a block, the held one first */
+    else ids = (vwids *)*fp;
+    uint16_t l = (uint16_t)len;
+    size_t rec = sizeof l + len, more = ids ? 0 : (ids_inline(*fp) ? one.used : 0);
+    if (ids && ids->n >= cap) ids_drop(ids);
+    size_t used = ids ? ids->used : 0;
+    if (!ids || used + rec > ids->cap) {
+        size_t nc = ids ? (size_t)ids->cap * 2 : 0;
+        if (nc < used + more + rec) nc = used + more + rec;
+        vwids *g = realloc(ids, sizeof *g + nc);
+        if (!g) return -1;
+        if (!ids) {
+            g->n = 0, g->pad = 0, g->used = 0;
+            if (more) {
+                memcpy(g->data, one.data, one.used);
+                g->n = 1;
+                g->used = (uint32_t)one.used;
+            }
+        }
+        g->cap = (uint32_t)nc;
+        ids = g;
+        *fp = (uintptr_t)g;
+    }
+    memcpy(ids->data + ids->used, &l, sizeof l);
+    memcpy(ids->data + ids->used + sizeof l, id, len);
+    ids->used += (uint32_t)rec;
+    ids->n++;
+    return 0;
+}
+
+void vwin_ids_free(uintptr_t f) {
+    if (f && !ids_inline(f)) free((vwids *)f);
+}
+
+vigil_status vwin_ids_add(vwin *w, const vrule *r, uint32_t cap, const char *id, size_t len) {
+    uintptr_t *idp = vwin_ids(w, r);
+    if (!idp) return VIGIL_OK;
+    return vw_ids_push(idp, cap, id, len) == 0 ? VIGIL_OK : VIGIL_ENOMEM;
+}
+
+/* How many counted events a sliding window holds: its entries (not those
+ * kept only for stragglers), or with buckets the events they count (an
+ * upper bound: an event counted by two aggregates counts twice, so no id
+ * still in the window is let go). Ids are in arrival order: a straggler's
+ * id is the newest even though its entry sits at its time in the ring. */
+uint64_t vw_counted_events(const vwin *w, const vrule *r) {
+    if (!r->precision_ms) return w->n - w->nkept;
+    uint64_t n = 0;
+    const uint32_t *c = vwin_cnt(w, r);
+    for (int k = 0; k < r->nagg; k++) n += c[k];
+    return n;
+}
+
