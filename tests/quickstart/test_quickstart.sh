@@ -31,9 +31,14 @@ bad() { echo "FAIL - $1"; failures=$((failures + 1)); }
 # metric FILE NAME: sum of a metric's samples in a saved /metrics
 metric() { awk -v n="$2" '$1 == n || index($1, n "{") == 1 { s += $NF } END { printf "%d\n", s }' "$1"; }
 
-# Ports away from the defaults and from other tests; each run takes the
-# next free one from there.
-base=$((20000 + RANDOM % 20000))
+# Ports away from the defaults, from other tests and from the kernel's
+# ephemeral range (32768 and up: an outgoing connection may hold one), and
+# free when picked (nothing answers on any of the four)
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for _ in $(seq 1 50); do
+    base=$((20000 + RANDOM % 10000))
+    port_free $base && port_free $((base + 10)) && port_free $((base + 20)) && port_free $((base + 30)) && break
+done
 
 run() {   # N: one run of the quickstart, its output in $TMP/out<N>
     local n=$1 rc=0
