@@ -103,7 +103,7 @@ else
     store=(--data-dir "$TMP/data")
     if [ "${VIGIL_PUSH_TEST_STORE:-memory}" = redis ]; then   # a redis-server of our own
         for _ in $(seq 50); do
-            rport=$((20000 + RANDOM % 40000))
+            rport=$((20000 + RANDOM % 10000))   # below the ephemeral range (32768+)
             (exec 3<>"/dev/tcp/127.0.0.1/$rport") 2>/dev/null || break   # nothing listens there
         done
         redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no >"$TMP/redis.log" 2>&1 &
