@@ -15,6 +15,7 @@
 #include "vigil/clock.h"
 #include "vigil/event.h"   /* vigil_time_parse_rfc3339 */
 #include "hub_int.h"
+#include "server/common/log.h"
 
 /* ---- HTTP helpers --------------------------------------------------------- */
 
@@ -42,6 +43,8 @@ enum MHD_Result vhub_problem_h(struct MHD_Connection *conn, unsigned status,
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     if (retry)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, retry);
+    if (vigil_log_request())
+        MHD_add_response_header(resp, "X-Request-Id", vigil_log_request());
     enum MHD_Result ret = MHD_queue_response(conn, status, resp);
     MHD_destroy_response(resp);
     return ret;
@@ -282,6 +285,8 @@ static enum MHD_Result send_buf(struct MHD_Connection *conn, struct buf *b, bool
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (vigil_log_request())
+        MHD_add_response_header(resp, "X-Request-Id", vigil_log_request());
     enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_OK, resp);
     MHD_destroy_response(resp);
     return ret;
