@@ -308,12 +308,13 @@ static const char *const top_keys[] = {"rules", "listen", "workers", "partitions
                                        "time_field", "id_field", "time_format", "allowed_lateness",
                                        "max_out_of_orderness", "idle_timeout", "nats", "redis", "store",
                                        "webhook_secret", "webhooks", "tokens", "tokens_file",
-                                       "metrics_token", "limits", "tls_cert", "tls_key", "log_format", NULL};
+                                       "metrics_token", "limits", "tls_cert", "tls_key", "log_format", "cluster", NULL};
 static const char *const nats_keys[] = {"url", "subject", "jetstream", "user", "password", "token", "creds", "tls",
                                         NULL};
 static const char *const nats_tls_keys[] = {"ca", "cert", "key", NULL};
 static const char *const jetstream_keys[] = {"stream", "consumer", "fetch_batch", NULL};
 static const char *const redis_keys[] = {"url", "prefix", "user", "password", NULL};
+static const char *const cluster_keys[] = {"instance", "lease", "heartbeat", "stream", "subject", "kv_prefix", NULL};
 static const char *const store_keys[] = {"data_dir", "snapshot_interval", "outbox_fsync", NULL};
 static const char *const endpoint_keys[] = {"name", "url", "secret", "rules", "min_severity", "concurrency",
                                             "timeout", "backoff", "max_backoff", "horizon", NULL};
@@ -389,6 +390,14 @@ static int walk_limits(walker *w, int t) {
                         "limits must be a table, not %s; write limits = { max_fields = 1000, max_sse_clients = 64 }",
                         lua_kind(w->L, t));
     return walk_settings(w, t, "limits", cfg_settings, &w->st->cfg, limits_keys, "the limits table");
+}
+
+static int walk_cluster(walker *w, int t) {
+    if (lua_type(w->L, t) != LUA_TTABLE)
+        return cfg_fail(w->st, VIGIL_EPARSE,
+                        "cluster must be a table, not %s; write cluster = { instance = \"vigil-a\", lease = \"10s\" }",
+                        lua_kind(w->L, t));
+    return walk_settings(w, t, "cluster", cfg_settings, &w->st->cfg, cluster_keys, "the cluster table");
 }
 
 static int walk_store(walker *w, int t) {
@@ -571,6 +580,7 @@ static int walk_top(walker *w, int t) {
         else if (strcmp(k, "webhooks") == 0) r = walk_webhooks(w, v);
         else if (strcmp(k, "tokens") == 0) r = walk_tokens(w, v);
         else if (strcmp(k, "limits") == 0) r = walk_limits(w, v);
+        else if (strcmp(k, "cluster") == 0) r = walk_cluster(w, v);
         else r = set_lua(w, d, &w->st->cfg, v, k);
         lua_pop(L, 1);
         if (r) return -1;

@@ -84,6 +84,15 @@ typedef struct vigil_server_config {
     int nats_tls;                        /* TLS to NATS (also on with tls:// URLs or a CA) */
     const char *nats_tls_ca, *nats_tls_cert, *nats_tls_key;   /* CA to trust; client cert and key */
     const char *redis_user, *redis_password;   /* AUTH [user] password; over the URL's user:password */
+    /* scale-out (DESIGN.md §7, docs/scaling.md): on when cluster_instance is set; needs
+     * JetStream and Redis. Instances own (key group, partition) pairs by leases with
+     * fencing epochs; `partitions` is P (default 32 in a cluster). */
+    const char *cluster_instance;        /* this member's name, unique in the cluster; NULL: no cluster */
+    int64_t cluster_lease_ms;            /* a pair's lease; default 10 s */
+    int64_t cluster_heartbeat_ms;        /* member heartbeat and lease renewal; default lease / 3 */
+    const char *cluster_stream;          /* the keyed stream; default "VIGIL_KEYED" */
+    const char *cluster_subject;         /* keyed subjects' prefix: <subject>.<group>.<p>; default "vigil.keyed" */
+    const char *cluster_kv_prefix;       /* KV buckets <prefix>_members, <prefix>_leases; default "VIGIL" */
     vigil_event_opts ev;          /* time/id fields and format of events */
 } vigil_server_config;
 
