@@ -63,6 +63,32 @@ int vigil_ingest_paused(vigil_ingest *ig);
 /* POST /v1/events (register with vigil_http_route, ctx = the ingest). */
 enum MHD_Result vigil_ingest_handle_events(void *ctx, struct MHD_Connection *c, const char *url, vigil_http_req *r);
 
+/* Cluster mode (pair_fetch.c, DESIGN.md §7): the owned (key group,
+ * partition) pairs of the keyed stream, each with its durable pull consumer
+ * "<consumer>-<group token>-p<p>" on "<subject>.<group token>.<p>". */
+typedef struct vigil_pairs_config {
+    const char *stream;                 /* the keyed stream, "VIGIL_KEYED" */
+    const char *subject;                /* "vigil.keyed" */
+    const char *consumer;               /* the consumers' base name, "vigil" */
+    int partitions;                     /* P */
+} vigil_pairs_config;
+/* Start the pair fetcher (no pair yet). Needs JetStream (after vigil_ingest_start). */
+vigil_status vigil_ingest_pairs_start(vigil_ingest *ig, const vigil_pairs_config *pc, vigil_error *err);
+/* Stop fetching every pair (intake stops). */
+void vigil_ingest_pairs_stop(vigil_ingest *ig);
+/* Consume pair (g, p) of group `gname` from keyed-stream sequence start_seq
+ * (the stored offset + 1), its items carrying `epoch`: the durable consumer
+ * is recreated there. VIGIL_EUNAVAILABLE when JetStream refuses. */
+vigil_status vigil_ingest_pair_start(vigil_ingest *ig, int g, const char *gname, int p, uint64_t epoch,
+                                     uint64_t start_seq, vigil_error *err);
+/* Stop consuming pair (g, p) now (waits for a fetch in progress); its
+ * durable consumer stays for the next owner. */
+void vigil_ingest_pair_stop(vigil_ingest *ig, int g, int p);
+/* Messages the pair's consumer had left at its last fetch (its lag). */
+uint64_t vigil_ingest_pair_pending(vigil_ingest *ig, int g, int p);
+void vigil_ingest_pairs_stats(vigil_ingest *ig, unsigned long long *fetched, unsigned long long *acked,
+                              unsigned long long *bad);
+
 typedef struct vigil_ingest_stats {
     unsigned long long http_events, nats_events;
     unsigned long long rejected_bad, rejected_nokey, rejected_full, rejected_rate;

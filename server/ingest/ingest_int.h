@@ -32,6 +32,7 @@ struct vigil_ingest {
     atomic_llong newest_ms[VINGEST_NSRC];   /* the newest event time seen per source (ms; 0: none yet) */
     atomic_ullong js_handled_seq;  /* highest stream sequence handed to the router (the fetcher's) */
     atomic_ullong js_rounds;       /* fetch rounds whose messages are all handed over */
+    struct vpairs *pairs;          /* cluster mode: the owned pairs' consumers (pair_fetch.c) */
 };
 
 /* The newest event time of a decoded batch, per source (watermark lag per source). */
@@ -49,6 +50,9 @@ typedef struct vingest_badctx {
     const char *subject;
 } vingest_badctx;
 void vingest_bad_line(void *ud, const vigil_batch_error *e);
+
+/* pair_fetch.c: free the pair consumers' state (after the workers released every message) */
+void vingest_pairs_free(vigil_ingest *ig);
 
 /* jetstream.c */
 vigil_status vjs_start(vigil_ingest *ig, vigil_error *err);

@@ -134,6 +134,7 @@ vigil_status vigil_ingest_start(vigil_ingest *ig, vigil_error *err) {
 void vigil_ingest_stop_intake(vigil_ingest *ig) {
     if (!ig) return;
     vjs_stop_fetch(ig);
+    vigil_ingest_pairs_stop(ig);
     if (ig->sub) {
         natsSubscription_Unsubscribe(ig->sub);
         natsSubscription_WaitForDrainCompletion(ig->sub, 100);
@@ -150,6 +151,7 @@ void vigil_ingest_destroy(vigil_ingest *ig) {
     if (!ig) return;
     vigil_ingest_stop_intake(ig);
     vjs_stop(ig);
+    vingest_pairs_free(ig);
     if (ig->nc) {
         natsConnection_FlushTimeout(ig->nc, 2000);
         natsConnection_Destroy(ig->nc);

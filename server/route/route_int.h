@@ -36,6 +36,12 @@ typedef struct vroute_task {     /* vigil_router_call: owned by the caller and t
     char key[];
 } vroute_task;
 void vroute_task_release(vroute_task *t);
+/* router.c: queue task t (refs 2: the caller's and the queue's) on worker wi
+ * between two batches and wait for it; one not reached within timeout_ms is
+ * abandoned (the worker skips it): VIGIL_ETIMEOUT. group < 0: no key to load. */
+vigil_status vroute_run_task(vigil_router *r, int wi, vroute_task *t, int timeout_ms, vigil_error *err);
+
+typedef struct vroute_pair_idle { int64_t last_ms, wm_at; } vroute_pair_idle;
 
 typedef struct vqueue {          /* bounded; when full the producer is told (EFULL) or waits */
     pthread_mutex_t mu;
@@ -75,6 +81,7 @@ typedef struct vworker {
     atomic_ullong keys, runs, processed, late_count, commits, commit_errors, keys_expired, runs_evicted;
     atomic_ullong function_errors, skipped, snapshots, commit_us_sum, commit_count;
     atomic_ullong swaps, swap_us_sum, swap_us_max;   /* hot reloads: the pause at the batch boundary */
+    atomic_ullong fenced;        /* cluster mode: pair commits refused for a stale epoch */
     vigil_ruleset *rs;           /* its engine's ruleset (this thread's; the router's may be newer) */
     /* live state of draining rules, for the control wing: counts per rule of
      * live_rs (vigil_engine_rule_live), refreshed at most once a second */
@@ -109,11 +116,29 @@ struct vigil_router {
     int64_t *off_wm;
     vigil_source **off_src;      /* the message being applied at off_seq (NULL once committed) */
     atomic_ullong snap_mask;     /* workers that snapshotted since the outbox's last mark */
+    /* cluster mode (pairs.c): per (group, partition) pair its engine (only its
+     * worker touches it) and the epoch it is held with (0: not ours) */
+    vigil_engine **pair_eng;
+    _Atomic uint64_t *pair_epoch;
+    struct vroute_pair_idle *pair_idle;   /* when each pair last fed, and its watermark then (idle advance) */
     /* shared by the workers (lock-free): queueing → sinks per alert; commit time and size per batch */
     vigil_hist h_latency, h_commit, h_batch;
 };
 
+/* pairs.c (cluster mode) */
+vigil_status vroute_pairs_init(vigil_router *r, vigil_error *err);
+void vroute_pairs_free(vigil_router *r);
+void vroute_pairs_batch(vworker *wk, vitem *it, int n);   /* skip, feed, fenced commit and release, per pair */
+void vroute_pairs_idle(vworker *wk);                      /* an idle worker: its pairs' watermarks move on */
+int vroute_pairs_swap(vworker *wk, vigil_ruleset *rs, vigil_error *err);   /* hot reload: every pair engine; -1 on error */
+void vroute_pairs_stats(vworker *wk, vigil_engine_stats *sum);
+void vroute_pairs_watermark(vworker *wk);                 /* wk->watermark: the lowest of its pairs' */
+
 /* worker.c */
+void vroute_commit_end_stats(vworker *wk, int64_t t0);
+void vroute_release_sources(vworker *wk, vitem *it, int n);
+void vroute_release_outputs(vworker *wk);
+void vroute_note_late(vworker *wk, vigil_event *ev, int group);
 void *vroute_worker_main(void *arg);
 void vroute_task_run(vworker *wk, vroute_task *t);   /* on the worker's thread, between batches */
 void vroute_on_alert(void *ud, const vigil_alert *a);   /* the engines' alert callback */

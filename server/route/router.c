@@ -53,8 +53,9 @@ int vigil_router_store_down(const vigil_router *r) {
     return 0;
 }
 
+/* only_g >= 0: to that key group alone (cluster mode: one pair's message) */
 static vigil_status enqueue(vigil_router *r, const vigil_ruleset *rs, vigil_event **evs, int n, vigil_waiter *w,
-                            vigil_source *src, int block, const atomic_int *quitp) {
+                            vigil_source *src, int block, const atomic_int *quitp, int only_g) {
     if (atomic_load(&r->closed)) return VIGIL_EUNAVAILABLE;
     int ng = vigil_ruleset_group_count(rs);
     size_t *need = calloc((size_t)r->nworkers, sizeof *need);
@@ -62,7 +63,7 @@ static vigil_status enqueue(vigil_router *r, const vigil_ruleset *rs, vigil_even
     for (int i = 0; i < n; i++)
         for (int g = 0; g < ng; g++) {
             size_t kl;
-            const char *k = routed(rs, g) ? vigil_event_key(evs[i], g, &kl) : NULL;
+            const char *k = routed(rs, g) && (only_g < 0 || g == only_g) ? vigil_event_key(evs[i], g, &kl) : NULL;
             if (k) need[key_part(r, k, kl) % r->nworkers]++;
         }
     pthread_mutex_lock(&r->ingest_mu);
@@ -94,7 +95,7 @@ static vigil_status enqueue(vigil_router *r, const vigil_ruleset *rs, vigil_even
         for (int i = 0; i < n && ds == VIGIL_OK; i++)
             for (int g = 0; g < ng; g++) {
                 size_t kl;
-                const char *k = routed(rs, g) ? vigil_event_key(mine[i], g, &kl) : NULL;
+                const char *k = routed(rs, g) && (only_g < 0 || g == only_g) ? vigil_event_key(mine[i], g, &kl) : NULL;
                 if (k) need[key_part(r, k, kl) % r->nworkers]++;
             }
         if (ds != VIGIL_OK) {
@@ -149,7 +150,7 @@ static vigil_status enqueue(vigil_router *r, const vigil_ruleset *rs, vigil_even
         for (int i = 0; i < n; i++)
             for (int g = 0; g < ng; g++) {
                 size_t kl;
-                const char *k = routed(rs, g) ? vigil_event_key(in[i], g, &kl) : NULL;
+                const char *k = routed(rs, g) && (only_g < 0 || g == only_g) ? vigil_event_key(in[i], g, &kl) : NULL;
                 if (!k) continue;
                 int part = key_part(r, k, kl);
                 if (part % r->nworkers != wi) continue;
@@ -178,12 +179,19 @@ static vigil_status enqueue(vigil_router *r, const vigil_ruleset *rs, vigil_even
 
 vigil_status vigil_router_enqueue(vigil_router *r, const vigil_ruleset *rs, vigil_event **evs, int n,
                                   vigil_waiter *w, int block, const atomic_int *quit) {
-    return enqueue(r, rs, evs, n, w, NULL, block, quit);
+    return enqueue(r, rs, evs, n, w, NULL, block, quit, -1);
 }
 
 vigil_status vigil_router_enqueue_src(vigil_router *r, const vigil_ruleset *rs, vigil_event **evs, int n,
                                       vigil_source *src, int block, const atomic_int *quit) {
-    return enqueue(r, rs, evs, n, NULL, src, block, quit);
+    return enqueue(r, rs, evs, n, NULL, src, block, quit, -1);
+}
+
+vigil_status vigil_router_enqueue_pair(vigil_router *r, const vigil_ruleset *rs, vigil_event *ev, int g,
+                                       vigil_source *src, int block, const atomic_int *quit) {
+    if (g < 0 || g >= vigil_ruleset_group_count(rs) || !routed(rs, g) || !vigil_event_key(ev, g, NULL))
+        return VIGIL_ENOTFOUND;
+    return enqueue(r, rs, &ev, 1, NULL, src, block, quit, g);
 }
 
 /* ---- hot reload ----------------------------------------------------------------------- */
@@ -276,9 +284,15 @@ vigil_status vigil_router_call(vigil_router *r, int g, const char *key, size_t l
     t->group = g;
     t->keylen = len;
     memcpy(t->key, key, len);
+    return vroute_run_task(r, key_part(r, key, len) % r->nworkers, t, timeout_ms, err);
+}
+
+/* Queue task t (refs 2: the caller's and the queue's) on worker wi and wait
+ * for it; a task not reached within timeout_ms is abandoned (skipped). */
+vigil_status vroute_run_task(vigil_router *r, int wi, vroute_task *t, int timeout_ms, vigil_error *err) {
     int64_t deadline = vigil_now_ms() + timeout_ms;
     struct timespec ts = {.tv_sec = deadline / 1000, .tv_nsec = (deadline % 1000) * 1000000};
-    vworker *wk = &r->workers[key_part(r, key, len) % r->nworkers];
+    vworker *wk = &r->workers[wi];
     /* under the intake lock: enqueue counts on the room it checked staying there */
     pthread_mutex_lock(&r->ingest_mu);
     pthread_mutex_lock(&wk->q.mu);
@@ -382,6 +396,7 @@ static void worker_free(vigil_router *r, vworker *wk) {
 }
 
 static void router_free(vigil_router *r) {
+    vroute_pairs_free(r);
     for (int i = 0; r->workers && i < r->nworkers; i++) worker_free(r, &r->workers[i]);
     free(r->workers);
     free(r->engines);
@@ -466,6 +481,7 @@ vigil_status vigil_router_create(const vigil_router_config *cfg, vigil_router **
         }
         r->engines[i] = wk->eng;
     }
+    if ((st = vroute_pairs_init(r, err)) != VIGIL_OK) goto fail;
     if ((st = load_durable_state(r, err)) != VIGIL_OK) goto fail;
     *out = r;
     return VIGIL_OK;
@@ -524,6 +540,7 @@ void vigil_router_get_stats(vigil_router *r, vigil_router_stats *o) {
         o->function_errors += atomic_load(&w->function_errors);
         o->commits += atomic_load(&w->commits);
         o->commit_errors += atomic_load(&w->commit_errors);
+        o->pairs_fenced += atomic_load(&w->fenced);
         int64_t wm = atomic_load(&w->watermark);
         if (wm < o->watermark_min) o->watermark_min = wm;
         pthread_mutex_lock(&w->q.mu);

@@ -36,6 +36,8 @@ typedef struct vigil_router vigil_router;
  * it; the last release calls done(src, ud), which frees src. */
 typedef struct vigil_source {
     uint64_t seq;                                   /* stream sequence (> 0) */
+    uint64_t epoch;                                 /* cluster mode: the pair's fencing epoch it was fetched under; 0: none */
+    atomic_int noack;                               /* set by a worker: not applied (a pair no longer ours); do not ack */
     atomic_int refs;
     void (*done)(struct vigil_source *src, void *ud);
     void *ud;
@@ -61,6 +63,13 @@ typedef struct vigil_router_config {
     /* every committed batch's alerts (shadow compares), on the worker's thread; may be NULL */
     void (*alerts_hook)(void *ud, const vigil_alert_record *a, size_t n);
     void *alerts_hook_ud;
+    /* cluster mode (DESIGN.md §7, server/route/pairs.c): each owned (group, partition)
+     * pair has its own engine (its own watermark and cache) and commits fenced by its
+     * epoch, to its own outbox stream; needs redis_url. fenced(ud, g, p, epoch) runs on
+     * a worker's thread when a commit of the pair was refused for a stale epoch. */
+    int cluster;
+    void (*fenced)(void *ud, int g, int p, uint64_t epoch);
+    void *fenced_ud;
 } vigil_router_config;
 
 /* Create the workers' engines and stores, load offsets and state (Redis or
@@ -118,6 +127,28 @@ vigil_status vigil_router_enqueue(vigil_router *r, const vigil_ruleset *rs, vigi
 vigil_status vigil_router_enqueue_src(vigil_router *r, const vigil_ruleset *rs, vigil_event **evs, int n,
                                       vigil_source *src, int block, const atomic_int *quit);
 
+/* Cluster mode (pairs.c). Take pair (g, p) with fencing epoch `epoch`: on the
+ * pair's worker, between two batches, its offset and watermark are read from
+ * Redis and a fresh engine made for it; returns once done, with *seq the
+ * stored offset (the next message to apply is seq + 1). VIGIL_ETIMEOUT after
+ * timeout_ms (the open still happens later: close it), VIGIL_EUNAVAILABLE
+ * when stopping, the store's errors. */
+vigil_status vigil_router_pair_open(vigil_router *r, int g, int p, uint64_t epoch, uint64_t *seq, int timeout_ms,
+                                    vigil_error *err);
+/* Give pair (g, p) up: from now on its queued items are dropped unacked;
+ * its engine (the cached state) is freed by its worker between two
+ * batches. A commit in flight is refused by the epoch (the next owner bumps
+ * it). Does not wait. */
+void vigil_router_pair_close(vigil_router *r, int g, int p);
+/* The epoch pair (g, p) is held with (0: not ours). */
+uint64_t vigil_router_pair_epoch(vigil_router *r, int g, int p);
+/* Route one decoded event to group g only (a keyed stream's message for
+ * pair (g, p)); src->epoch names the ownership it was fetched under. As
+ * vigil_router_enqueue_src; VIGIL_ENOTFOUND when the event has no key of
+ * group g (nothing queued). */
+vigil_status vigil_router_enqueue_pair(vigil_router *r, const vigil_ruleset *rs, vigil_event *ev, int g,
+                                       vigil_source *src, int block, const atomic_int *quit);
+
 /* Key groups that event ev (decoded with rs) goes to (a ?wait request waits for each). */
 int vigil_router_parts(const vigil_ruleset *rs, const vigil_event *ev);
 /* 1 while a store is down: intake must pause. */
@@ -128,6 +159,7 @@ typedef struct vigil_router_stats {
         runs_evicted, function_errors, skipped, snapshots, commit_us_sum, commit_count;
     unsigned long long swaps, swap_us_sum, swap_us_max;   /* hot reloads: per worker, the engine's pause */
     unsigned long long redis_round_trips, redis_keys_loaded, redis_keys_saved;   /* Redis store only */
+    unsigned long long pairs_fenced;   /* cluster mode: pair commits refused for a stale epoch */
     int64_t watermark_min;             /* lowest worker watermark (ms; INT64_MIN: none yet) */
     int store_down;
     int workers;

@@ -58,7 +58,7 @@ void vroute_on_alert(void *ud, const vigil_alert *a) {
     wk->nalerts++;
 }
 
-static void note_late(vworker *wk, vigil_event *ev, int group) {
+void vroute_note_late(vworker *wk, vigil_event *ev, int group) {
     if (wk->nlate == wk->caplate) {
         size_t cap = wk->caplate ? wk->caplate * 2 : 64;
         vigil_event **n = realloc(wk->late, cap * sizeof *n);
@@ -74,7 +74,7 @@ static void note_late(vworker *wk, vigil_event *ev, int group) {
 }
 
 /* After the commit: alerts to the sinks and their waiters, late events out. */
-static void release_outputs(vworker *wk) {
+void vroute_release_outputs(vworker *wk) {
     vigil_router *r = wk->r;
     if (r->cfg.alerts_hook && wk->nalerts) r->cfg.alerts_hook(r->cfg.alerts_hook_ud, wk->alerts, wk->nalerts);
     int64_t now = wk->nalerts ? vigil_now_us() : 0;
@@ -206,14 +206,17 @@ static void touch_clear(vworker *wk) {
     wk->ntouched = 0;
 }
 
+/* A commit that started at t0 (µs) succeeded: its time into the stats. */
+void vroute_commit_end_stats(vworker *wk, int64_t t0) {
+    int64_t us = vigil_now_us() - t0;
+    atomic_fetch_add(&wk->commit_us_sum, (unsigned long long)us);
+    atomic_fetch_add(&wk->commit_count, 1);
+    vigil_hist_observe(&wk->r->h_commit, (uint64_t)(us > 0 ? us : 0));
+}
+
 static void commit_batch(vworker *wk) {
     int64_t t0 = vigil_now_us();
-    if (with_retry(wk, op_commit, NULL, "committing key state") == 0) {
-        int64_t us = vigil_now_us() - t0;
-        atomic_fetch_add(&wk->commit_us_sum, (unsigned long long)us);
-        atomic_fetch_add(&wk->commit_count, 1);
-        vigil_hist_observe(&wk->r->h_commit, (uint64_t)(us > 0 ? us : 0));
-    }
+    if (with_retry(wk, op_commit, NULL, "committing key state") == 0) vroute_commit_end_stats(wk, t0);
     touch_clear(wk);
     atomic_store(&wk->watermark, vigil_engine_watermark(wk->eng));
 }
@@ -253,7 +256,7 @@ static void snapshot_if_due(vworker *wk, int force) {
 
 /* After the commit: sources whose items are all committed get acked (the
  * memory store defers that to the snapshot that makes them durable). */
-static void release_sources(vworker *wk, vitem *it, int n) {
+void vroute_release_sources(vworker *wk, vitem *it, int n) {
     int defer = vroute_durable_snapshots(wk->r);
     for (int i = 0; i < n; i++) {
         if (!it[i].src) continue;
@@ -283,6 +286,7 @@ static void do_swap(vworker *wk, vigil_ruleset *rs) {
     vigil_error_clear(&err);
     int64_t t0 = vigil_now_us();
     vigil_status st = vigil_engine_swap(wk->eng, rs, &err);
+    if (st == VIGIL_OK && r->cfg.cluster && vroute_pairs_swap(wk, rs, &err) != 0) st = VIGIL_ENOMEM;   /* its pairs' engines too */
     int64_t us = vigil_now_us() - t0;
     pthread_mutex_lock(&r->swap_mu);
     if (st == VIGIL_OK) {
@@ -310,7 +314,7 @@ void vroute_task_run(vworker *wk, vroute_task *t) {
         vigil_error err;
         vigil_error_clear(&err);
         /* the key from the store first (a failure: the task sees the cache as it is) */
-        if (vigil_engine_prefetch_key(wk->eng, t->group, t->key, t->keylen, &err) != VIGIL_OK)
+        if (t->group >= 0 && vigil_engine_prefetch_key(wk->eng, t->group, t->key, t->keylen, &err) != VIGIL_OK)
             vigil_log(VIGIL_LOG_WARN, "route", "worker %d: loading a key for a task: %s", wk->idx, err.msg);
         t->fn(t->ud, wk->eng);
     }
@@ -346,6 +350,7 @@ static void update_stats(vworker *wk) {
     count_live(wk);
     vigil_engine_stats st;
     vigil_engine_get_stats(wk->eng, &st);
+    if (wk->r->cfg.cluster) vroute_pairs_stats(wk, &st);
     atomic_store(&wk->keys, st.keys);
     atomic_store(&wk->runs, st.runs);
     atomic_store(&wk->keys_expired, st.keys_expired);
@@ -403,12 +408,14 @@ void *vroute_worker_main(void *arg) {
             /* an idle source: event time moves on with processing time, so
              * absences and window closes fire without new traffic */
             int64_t idle = r->cfg.idle_timeout_ms;
-            if (idle > 0 && last_arrival && vigil_now_ms() - last_arrival >= idle) {
+            if (r->cfg.cluster) {
+                vroute_pairs_idle(wk);   /* each pair by its own clock */
+            } else if (idle > 0 && last_arrival && vigil_now_ms() - last_arrival >= idle) {
                 int64_t wm = wm_at_arrival + (vigil_now_ms() - last_arrival);
                 if (wm > vigil_engine_watermark(wk->eng)) {
                     vigil_engine_advance(wk->eng, wm);
                     commit_batch(wk);
-                    release_outputs(wk);
+                    vroute_release_outputs(wk);
                     wk->dirty_since_snapshot = 1;
                 }
             }
@@ -465,6 +472,11 @@ void *vroute_worker_main(void *arg) {
             continue;
         }
         vigil_hist_observe(&r->h_batch, (uint64_t)n);
+        if (r->cfg.cluster) {   /* pair by pair, each with its engine and fenced commit (pairs.c) */
+            vroute_pairs_batch(wk, it, n);
+            last_arrival = vigil_now_ms();
+            goto batch_done;
+        }
         batch b = {.it = it, .n = n, .evs = evs, .groups = groups};
         if (wk->store) with_retry(wk, op_prefetch, &b, "loading key state");
         for (int i = 0; i < n; i++) {
@@ -490,7 +502,7 @@ void *vroute_worker_main(void *arg) {
             vigil_status st = vigil_engine_feed_group(wk->eng, it[i].ev, it[i].group, &err);
             if (st == VIGIL_ELATE) {
                 atomic_fetch_add(&wk->late_count, 1);
-                note_late(wk, it[i].ev, it[i].group);   /* published after the commit */
+                vroute_note_late(wk, it[i].ev, it[i].group);   /* published after the commit */
             } else if (st != VIGIL_OK) {
                 vigil_log(VIGIL_LOG_WARN, "route", "worker %d: event %s: %s", wk->idx, vigil_event_id(it[i].ev), err.msg);
             }
@@ -502,9 +514,10 @@ void *vroute_worker_main(void *arg) {
         commit_batch(wk);
         atomic_fetch_add(&wk->commits, 1);
         vigil_fault_point("ack");
-        release_sources(wk, it, n);
-        release_outputs(wk);
+        vroute_release_sources(wk, it, n);
+        vroute_release_outputs(wk);
         snapshot_if_due(wk, 0);
+    batch_done:;
         /* counters before answering waiters: a client that got its answer
          * must see its event counted */
         int64_t now = vigil_now_ms();

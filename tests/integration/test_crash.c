@@ -30,7 +30,7 @@
  *
  * Asserted for each case: the distinct webhook-ids equal the expected set
  * (missing and unexpected ids printed, 20 of each at most); every signature
- * is valid; no shadow alert went to the webhook; a repeated delivery
+ * is valid; no shadow alert went to the webhook; a repeated vt_delivery
  * (allowed: at-least-once) has the same webhook-id and the same body "data";
  * in the end every stream message is acked by the consumer "vigil"; a final
  * SIGTERM stops the server with status 0. Each case prints
@@ -69,6 +69,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "deliveries.h"
 #include "harness.h"
 
 #ifndef VIGIL_BINARY_DIR
@@ -109,7 +110,6 @@
 #define STOP_TIMEOUT_MS 15000     /* SIGTERM to exit */
 #define NATS_API_MS 3000          /* the test's own JetStream requests */
 #define LOG_TAIL 8000
-#define EXAMPLES 20
 
 /* ---- small things ------------------------------------------------------------------- */
 
@@ -117,18 +117,6 @@ static char *dir;
 static uint64_t seed;
 
 /* Record a failure with a formatted message (CUnit copies it), and print it. */
-static void fail_at(int line, const char *fmt, ...)
-{
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    printf("  FAIL: %s\n", msg);
-    CU_assertImplementation(CU_FALSE, (unsigned)line, msg, __FILE__, "", CU_FALSE);
-}
-#define FAILF(...) fail_at(__LINE__, __VA_ARGS__)
-
 /* splitmix64: a tiny generator whose sequence depends only on the seed. */
 static uint64_t next_rand(uint64_t *s)
 {
@@ -142,34 +130,6 @@ static int rand_between(uint64_t *s, int lo, int hi)
     return lo + (int)(next_rand(s) % (uint64_t)(hi - lo + 1));
 }
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 1 << 16, n = 0, r;
-    char *p = malloc(cap);
-    while (p && (r = fread(p + n, 1, cap - n - 1, f)) > 0) {
-        n += r;
-        if (cap - n - 1 == 0) {
-            char *np = realloc(p, cap * 2);
-            if (!np) {
-                free(p);
-                p = NULL;
-                break;
-            }
-            p = np;
-            cap *= 2;
-        }
-    }
-    fclose(f);
-    if (p)
-        p[n] = '\0';
-    if (len)
-        *len = n;
-    return p;
-}
-
 static int write_file(const char *path, const char *text)
 {
     FILE *f = fopen(path, "w");
@@ -179,183 +139,12 @@ static int write_file(const char *path, const char *text)
     return (fclose(f) == 0 && ok) ? 0 : -1;
 }
 
-static const char *str_item(const cJSON *o, const char *name)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-static void describe_status(int st, char *buf, size_t n)
-{
-    if (WIFSIGNALED(st))
-        snprintf(buf, n, "killed by signal %d (%s)", WTERMSIG(st), strsignal(WTERMSIG(st)));
-    else if (WIFEXITED(st))
-        snprintf(buf, n, "exit status %d", WEXITSTATUS(st));
-    else
-        snprintf(buf, n, "wait status %d", st);
-}
-
-/* Run argv to completion within timeout_ms: its exit code, or -1. */
-static int run(const char *const argv[], const char *log, int timeout_ms)
-{
-    vt_proc *p = vt_spawn(argv, log);
-    if (!p)
-        return -1;
-    if (!vt_wait_exit(p, timeout_ms)) {
-        printf("  %s %s did not finish within %d s; killing it\n", argv[0], argv[1] ? argv[1] : "",
-               timeout_ms / 1000);
-        vt_kill(p, SIGKILL);
-        return -1;
-    }
-    int st = p->status;
-    vt_kill(p, SIGKILL);   /* reaped already: frees the handle */
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-/* "<marker><number>" in the log of p: the number, or -1 when p exits or
- * the deadline passes first. */
-static int wait_log_number(vt_proc *p, const char *log, const char *marker, int timeout_ms)
-{
-    long long deadline = vt_now_ms() + timeout_ms;
-    for (;;) {
-        char *text = slurp(log, NULL);
-        const char *m = text ? strstr(text, marker) : NULL;
-        long v = m ? strtol(m + strlen(marker), NULL, 10) : 0;
-        free(text);
-        if (m)
-            return v > 0 && v < 65536 ? (int)v : -1;
-        if (!vt_alive(p) || vt_now_ms() > deadline)
-            return -1;
-        vt_sleep_ms(20);
-    }
-}
-
 /* ---- sets of alert ids ---------------------------------------------------------------- */
-
-typedef struct ident {
-    char id[72];
-    char desc[112];
-} ident;
-typedef struct idset {
-    ident *v;
-    size_t n, cap;
-} idset;
-
-static void set_add(idset *s, const char *id, const char *desc)
-{
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 256;
-        ident *nv = realloc(s->v, cap * sizeof *nv);
-        if (!nv)
-            abort();
-        s->v = nv;
-        s->cap = cap;
-    }
-    snprintf(s->v[s->n].id, sizeof s->v[s->n].id, "%s", id);
-    snprintf(s->v[s->n].desc, sizeof s->v[s->n].desc, "%s", desc ? desc : "");
-    s->n++;
-}
-
-static void set_free(idset *s)
-{
-    free(s->v);
-    memset(s, 0, sizeof *s);
-}
-
-static int ident_cmp(const void *a, const void *b)
-{
-    return strcmp(((const ident *)a)->id, ((const ident *)b)->id);
-}
-
-/* Sort and drop repeats; returns how many there were. */
-static size_t set_normalize(idset *s)
-{
-    if (s->n == 0)
-        return 0;
-    qsort(s->v, s->n, sizeof *s->v, ident_cmp);
-    size_t w = 1;
-    for (size_t r = 1; r < s->n; r++)
-        if (strcmp(s->v[r].id, s->v[w - 1].id) != 0)
-            s->v[w++] = s->v[r];
-    size_t dups = s->n - w;
-    s->n = w;
-    return dups;
-}
-
-static const ident *set_find(const idset *s, const char *id)
-{
-    ident key;
-    snprintf(key.id, sizeof key.id, "%s", id);
-    return s->n ? bsearch(&key, s->v, s->n, sizeof *s->v, ident_cmp) : NULL;
-}
-
-/* Both normalized. Prints up to EXAMPLES missing and unexpected ids; 1 when equal. */
-static int set_equal(const char *what, const idset *got, const idset *want)
-{
-    size_t missing = 0, extra = 0;
-    for (size_t i = 0; i < want->n; i++)
-        if (!set_find(got, want->v[i].id)) {
-            if (missing < EXAMPLES)
-                printf("    %s: missing %s (%s)\n", what, want->v[i].id, want->v[i].desc);
-            missing++;
-        }
-    for (size_t i = 0; i < got->n; i++)
-        if (!set_find(want, got->v[i].id)) {
-            if (extra < EXAMPLES)
-                printf("    %s: unexpected %s (%s)\n", what, got->v[i].id, got->v[i].desc);
-            extra++;
-        }
-    printf("  %s: %zu distinct ids, expected %zu: %zu missing, %zu unexpected\n", what, got->n, want->n, missing,
-           extra);
-    return missing == 0 && extra == 0;
-}
-
-/* "rule mode key=K event=E" for an alert object. */
-static void alert_desc(const cJSON *a, char *buf, size_t n)
-{
-    const char *rule = str_item(a, "rule"), *mode = str_item(a, "mode"), *key = str_item(a, "key"),
-               *ev = str_item(a, "event");
-    snprintf(buf, n, "%s %s key=%s event=%s", rule ? rule : "?", mode ? mode : "?", key ? key : "?", ev ? ev : "?");
-}
-
-/* A replay's output: active alert ids into active, shadow ones into shadow.
- * With event_prefix, only alerts whose "event" starts with it. -1 when the
- * file cannot be read or a line is not an alert. */
-static int load_alerts(const char *path, const char *event_prefix, idset *active, idset *shadow)
-{
-    char *text = slurp(path, NULL);
-    if (!text)
-        return -1;
-    int bad = 0;
-    for (char *line = text, *nl; *line; line = nl + 1) {
-        nl = strchr(line, '\n');
-        if (nl)
-            *nl = '\0';
-        if (*line) {
-            cJSON *a = cJSON_Parse(line);
-            const char *id = str_item(a, "id"), *mode = str_item(a, "mode"), *ev = str_item(a, "event");
-            if (!id || strlen(id) != 32 || !mode || !ev) {
-                bad++;
-            } else if (!event_prefix || strncmp(ev, event_prefix, strlen(event_prefix)) == 0) {
-                char desc[112];
-                alert_desc(a, desc, sizeof desc);
-                set_add(strcmp(mode, "active") == 0 ? active : shadow, id, desc);
-            }
-            cJSON_Delete(a);
-        }
-        if (!nl)
-            break;
-    }
-    free(text);
-    set_normalize(active);
-    set_normalize(shadow);
-    return bad ? -1 : 0;
-}
 
 /* ---- the slice and its reference -------------------------------------------------------- */
 
 static char slice_csv[512], part1_csv[512], part2_csv[512];
-static idset ref_active, ref_shadow;
+static vt_idset ref_active, ref_shadow;
 static int have_ref;
 
 /* The header and the first SLICE_ROWS rows of the gzip'd CSV into
@@ -413,12 +202,12 @@ static void test_reference(void)
     const char *argv[] = { VIGIL_BIN, "replay", "--rules", RULES, "--input", in, "--time-field", TIME_FIELD,
                            "--id-field", ID_FIELD, "--output", out, NULL };
     t0 = vt_now_ms();
-    int rc = run(argv, log, RUN_TIMEOUT_MS);
+    int rc = vt_run(argv, log, RUN_TIMEOUT_MS);
     printf("  replay (the reference): exit %d in %lld ms\n", rc, vt_now_ms() - t0);
     if (rc != 0)
         vt_dump_log(log, LOG_TAIL);
     CU_ASSERT_EQUAL_FATAL(rc, 0);
-    CU_ASSERT_EQUAL_FATAL(load_alerts(out, NULL, &ref_active, &ref_shadow), 0);
+    CU_ASSERT_EQUAL_FATAL(vt_load_alerts(out, NULL, &ref_active, &ref_shadow), 0);
     printf("  reference: %zu active alerts (the expected webhook ids), %zu shadow\n", ref_active.n, ref_shadow.n);
     CU_ASSERT_FATAL(ref_active.n > 100);
     have_ref = 1;
@@ -524,19 +313,19 @@ static int rig_up(rig *r, const char *name, int use_redis)
     snprintf(r->redis_dir, sizeof r->redis_dir, "%s/redis", r->dir);
     snprintf(r->data_dir, sizeof r->data_dir, "%s/data", r->dir);
     if (make_dir(r->dir) || make_dir(r->nats_dir) || make_dir(r->redis_dir) || make_dir(r->data_dir)) {
-        FAILF("[%s] cannot create directories under %s", name, r->dir);
+        VT_FAILF("[%s] cannot create directories under %s", name, r->dir);
         return -1;
     }
     printf("  [%s] starting nats-server -js%s and the webhook receiver in %s\n", name,
            use_redis ? ", redis-server (appendonly yes, appendfsync always)" : "", r->dir);
     if (!(r->nats = vt_start_nats(&r->nats_port, r->nats_dir))) {
-        FAILF("[%s] nats-server did not start", name);
+        VT_FAILF("[%s] nats-server did not start", name);
         return -1;
     }
     snprintf(r->nats_url, sizeof r->nats_url, "nats://127.0.0.1:%d", r->nats_port);
     if (use_redis) {
         if (!(r->redis = vt_start_redis_aof(&r->redis_port, r->redis_dir))) {
-            FAILF("[%s] redis-server did not start", name);
+            VT_FAILF("[%s] redis-server did not start", name);
             return -1;
         }
         snprintf(r->redis_url, sizeof r->redis_url, "redis://127.0.0.1:%d", r->redis_port);
@@ -545,8 +334,8 @@ static int rig_up(rig *r, const char *name, int use_redis)
     snprintf(r->rcv_log, sizeof r->rcv_log, "%s/receiver.log", r->dir);
     const char *argv[] = { RECEIVER_BIN, "--out", r->rcv_out, "--port", "0", "--secret", SECRET, NULL };
     if (!(r->rcv = vt_spawn(argv, r->rcv_log)) ||
-        (r->rcv_port = wait_log_number(r->rcv, r->rcv_log, "PORT ", START_TIMEOUT_MS)) < 0) {
-        FAILF("[%s] webhook_receiver did not start within %d s", name, START_TIMEOUT_MS / 1000);
+        (r->rcv_port = vt_wait_log_number(r->rcv, r->rcv_log, "PORT ", START_TIMEOUT_MS)) < 0) {
+        VT_FAILF("[%s] webhook_receiver did not start within %d s", name, START_TIMEOUT_MS / 1000);
         vt_dump_log(r->rcv_log, LOG_TAIL);
         return -1;
     }
@@ -574,19 +363,19 @@ static int rig_feed(rig *r, const char *csv, uint64_t expect_msgs)
     const char *argv[] = { VIGIL_BIN, "feed", "--input", in, "--nats", r->nats_url, "--jetstream",
                            "--time-field", TIME_FIELD, "--id-field", ID_FIELD, NULL };
     long long t0 = vt_now_ms();
-    int rc = run(argv, log, RUN_TIMEOUT_MS);
+    int rc = vt_run(argv, log, RUN_TIMEOUT_MS);
     jsview v;
     int vrc = js_view(r->nats_url, &v);
     printf("  [%s] feed --jetstream %s: exit %d in %lld ms; stream %s holds %llu messages (expected %llu)\n", r->name,
            strrchr(csv, '/') + 1, rc, vt_now_ms() - t0, STREAM, (unsigned long long)v.msgs,
            (unsigned long long)expect_msgs);
     if (rc != 0) {
-        FAILF("[%s] vigil feed --jetstream exited %d", r->name, rc);
+        VT_FAILF("[%s] vigil feed --jetstream exited %d", r->name, rc);
         vt_dump_log(log, LOG_TAIL);
         return -1;
     }
     if (vrc != 0 || !v.stream_found || v.msgs != expect_msgs) {
-        FAILF("[%s] stream %s: %s %llu messages, expected %llu", r->name, STREAM,
+        VT_FAILF("[%s] stream %s: %s %llu messages, expected %llu", r->name, STREAM,
               vrc != 0 ? "NATS did not answer;" : !v.stream_found ? "not found;" : "holds",
               (unsigned long long)v.msgs, (unsigned long long)expect_msgs);
         vt_dump_log(log, LOG_TAIL);
@@ -644,7 +433,7 @@ static int serve_spawn(rig *r, const char *fault)
     r->srv_port = 0;
     r->srv = vt_spawn_env(argv, env, r->srv_log);
     if (!r->srv) {
-        FAILF("[%s] cannot spawn %s", r->name, VIGIL_BIN);
+        VT_FAILF("[%s] cannot spawn %s", r->name, VIGIL_BIN);
         return -1;
     }
     return 0;
@@ -653,17 +442,17 @@ static int serve_spawn(rig *r, const char *fault)
 /* Wait for the running server to print its port. 0, or -1 after a failure. */
 static int serve_wait_port(rig *r)
 {
-    r->srv_port = wait_log_number(r->srv, r->srv_log, "listening on http://127.0.0.1:", START_TIMEOUT_MS);
+    r->srv_port = vt_wait_log_number(r->srv, r->srv_log, "listening on http://127.0.0.1:", START_TIMEOUT_MS);
     if (r->srv_port > 0) {
         snprintf(r->srv_base, sizeof r->srv_base, "http://127.0.0.1:%d", r->srv_port);
         return 0;
     }
     if (!vt_alive(r->srv)) {
         char how[96];
-        describe_status(r->srv->status, how, sizeof how);
-        FAILF("[%s] vigil serve (run %d) exited (%s) before listening; log %s", r->name, r->runs, how, r->srv_log);
+        vt_describe_status(r->srv->status, how, sizeof how);
+        VT_FAILF("[%s] vigil serve (run %d) exited (%s) before listening; log %s", r->name, r->runs, how, r->srv_log);
     } else {
-        FAILF("[%s] vigil serve (run %d) did not print its port within %d s; log %s", r->name, r->runs,
+        VT_FAILF("[%s] vigil serve (run %d) did not print its port within %d s; log %s", r->name, r->runs,
               START_TIMEOUT_MS / 1000, r->srv_log);
     }
     vt_dump_log(r->srv_log, LOG_TAIL);
@@ -693,7 +482,7 @@ static int serve_wait_ready(rig *r)
         }
         vt_sleep_ms(100);
     }
-    FAILF("[%s] vigil serve was not ready (GET /readyz: %ld) within %d s", r->name, st, READY_TIMEOUT_MS / 1000);
+    VT_FAILF("[%s] vigil serve was not ready (GET /readyz: %ld) within %d s", r->name, st, READY_TIMEOUT_MS / 1000);
     return -1;
 }
 
@@ -707,10 +496,10 @@ static void serve_stop_clean(rig *r)
     int exited = vt_wait_exit(r->srv, STOP_TIMEOUT_MS);
     char how[96] = "still running";
     if (exited)
-        describe_status(r->srv->status, how, sizeof how);
+        vt_describe_status(r->srv->status, how, sizeof how);
     printf("  [%s] SIGTERM: %s after %lld ms\n", r->name, how, vt_now_ms() - t0);
     if (!exited || !WIFEXITED(r->srv->status) || WEXITSTATUS(r->srv->status) != 0) {
-        FAILF("[%s] vigil serve did not exit cleanly within %d s of SIGTERM (%s)", r->name, STOP_TIMEOUT_MS / 1000,
+        VT_FAILF("[%s] vigil serve did not exit cleanly within %d s of SIGTERM (%s)", r->name, STOP_TIMEOUT_MS / 1000,
               how);
         vt_dump_log(r->srv_log, LOG_TAIL);
     }
@@ -719,165 +508,6 @@ static void serve_stop_clean(rig *r)
 }
 
 /* ---- what the receiver got --------------------------------------------------------------- */
-
-typedef struct delivery {
-    char id[72];
-    char *data;               /* body "data", printed unformatted; malloc'd */
-} delivery;
-
-static int delivery_cmp(const void *a, const void *b)
-{
-    return strcmp(((const delivery *)a)->id, ((const delivery *)b)->id);
-}
-
-/* The receiver's complete lines: distinct webhook ids into got (may be
- * NULL), the number of lines returned. */
-static long received_ids(const char *path, idset *got)
-{
-    char *text = slurp(path, NULL);
-    long lines = 0;
-    for (char *line = text, *nl; line && *line; line = nl + 1) {
-        if (!(nl = strchr(line, '\n')))
-            break;   /* being written */
-        *nl = '\0';
-        lines++;
-        if (got) {
-            cJSON *o = cJSON_Parse(line);
-            const char *id = str_item(o, "webhook_id");
-            if (id)
-                set_add(got, id, "");
-            cJSON_Delete(o);
-        }
-    }
-    free(text);
-    if (got)
-        set_normalize(got);
-    return lines;
-}
-
-static size_t count_present(const idset *got, const idset *want)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < want->n; i++)
-        n += set_find(got, want->v[i].id) != NULL;
-    return n;
-}
-
-/* Top-level keys whose values differ between two "data" objects. */
-static void differing_keys(const char *a, const char *b, char *out, size_t n)
-{
-    cJSON *x = cJSON_Parse(a), *y = cJSON_Parse(b);
-    out[0] = '\0';
-    size_t w = 0;
-    const cJSON *it;
-    cJSON_ArrayForEach(it, x)
-    {
-        const cJSON *other = cJSON_GetObjectItemCaseSensitive(y, it->string);
-        if (!other || !cJSON_Compare(it, other, 1)) {
-            int k = snprintf(out + w, n - w, "%s%s", w ? "," : "", it->string);
-            if (k < 0 || (size_t)k >= n - w)
-                break;
-            w += (size_t)k;
-        }
-    }
-    cJSON_Delete(x);
-    cJSON_Delete(y);
-}
-
-/* Every assertion on the receiver's file; prints the case's summary line. */
-static void check_deliveries(const rig *r, const idset *want, const idset *shadow)
-{
-    char *text = slurp(r->rcv_out, NULL);
-    delivery *d = NULL;
-    size_t nd = 0, cap = 0;
-    long lines = 0, invalid = 0, bad_env = 0, shadows = 0;
-    for (char *line = text, *nl; line && *line; line = nl + 1) {
-        if (!(nl = strchr(line, '\n')))
-            break;
-        *nl = '\0';
-        lines++;
-        cJSON *o = cJSON_Parse(line);
-        const char *wid = str_item(o, "webhook_id");
-        const cJSON *body = cJSON_GetObjectItemCaseSensitive(o, "body");
-        const cJSON *data = cJSON_GetObjectItemCaseSensitive(body, "data");
-        const char *type = str_item(body, "type"), *did = str_item(data, "id"), *mode = str_item(data, "mode");
-        if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "valid"))) {
-            if (invalid < EXAMPLES)
-                printf("    invalid delivery: %s (%s)\n", wid ? wid : "?", str_item(o, "reason") ?: "?");
-            invalid++;
-        }
-        if (!wid || !cJSON_IsObject(data) || !type || strcmp(type, "alert.created") != 0 || !did ||
-            strcmp(did, wid) != 0) {
-            if (bad_env < EXAMPLES)
-                printf("    not an alert.created envelope whose data.id is the webhook-id: %.200s\n", line);
-            bad_env++;
-        }
-        if ((mode && strcmp(mode, "active") != 0) || (wid && set_find(shadow, wid))) {
-            if (shadows < EXAMPLES)
-                printf("    shadow alert sent to the webhook: %s\n", wid ? wid : "?");
-            shadows++;
-        }
-        if (wid) {
-            if (nd == cap) {
-                cap = cap ? cap * 2 : 512;
-                delivery *nv = realloc(d, cap * sizeof *d);
-                if (!nv)
-                    abort();
-                d = nv;
-            }
-            snprintf(d[nd].id, sizeof d[nd].id, "%s", wid);
-            d[nd].data = cJSON_IsObject(data) ? cJSON_PrintUnformatted(data) : strdup("null");
-            nd++;
-        }
-        cJSON_Delete(o);
-    }
-    free(text);
-
-    /* Group by id: distinct ids, repeated deliveries, and whether a repeat
-     * carries the same alert. */
-    if (nd)
-        qsort(d, nd, sizeof *d, delivery_cmp);
-    idset got = { 0 };
-    long dups = 0, mismatched = 0;
-    for (size_t i = 0; i < nd; i++) {
-        if (i > 0 && strcmp(d[i].id, d[i - 1].id) == 0) {
-            dups++;
-            size_t first = i - 1;
-            while (first > 0 && strcmp(d[first - 1].id, d[i].id) == 0)
-                first--;
-            if (strcmp(d[i].data, d[first].data) != 0) {
-                char keys[256];
-                differing_keys(d[first].data, d[i].data, keys, sizeof keys);
-                if (mismatched < EXAMPLES)
-                    printf("    repeated delivery of %s with a different \"data\" (fields: %s)\n", d[i].id, keys);
-                mismatched++;
-            }
-            continue;
-        }
-        const ident *w = set_find(want, d[i].id);
-        set_add(&got, d[i].id, w ? w->desc : "not in the reference");
-    }
-    for (size_t i = 0; i < nd; i++)
-        free(d[i].data);   /* cJSON allocates with malloc (no hooks installed) */
-    free(d);
-
-    printf("  [%s] receiver: %ld deliveries, %zu distinct ids, %ld repeated, %ld invalid signatures, %ld bad "
-           "envelopes, %ld shadow, %ld repeats with a different body\n",
-           r->name, lines, got.n, dups, invalid, bad_env, shadows, mismatched);
-    printf("crash test: %zu alerts, %ld duplicate deliveries, %d kills\n", got.n, dups, r->kills);
-    int equal = set_equal("webhook ids vs the replay's active alerts", &got, want);
-    if (!equal)
-        FAILF("[%s] the distinct webhook ids are not the expected set (see missing/unexpected above)", r->name);
-    if (invalid)
-        FAILF("[%s] %ld deliveries with an invalid signature", r->name, invalid);
-    if (bad_env)
-        FAILF("[%s] %ld deliveries that are not a well-formed alert.created envelope", r->name, bad_env);
-    if (shadows)
-        FAILF("[%s] %ld shadow alerts sent to the webhook", r->name, shadows);
-    if (mismatched)
-        FAILF("[%s] %ld repeated deliveries with a different \"data\" than the first", r->name, mismatched);
-    set_free(&got);
-}
 
 /* ---- waiting for the outcome --------------------------------------------------------------- */
 
@@ -895,7 +525,7 @@ static void check_all_acked(rig *r)
         if (rc == 0 && v.consumer_found && v.pending == 0 && v.ack_pending == 0)
             break;
         if (vt_now_ms() > deadline) {
-            FAILF("[%s] not every stream message was acked within %d s of the last expected delivery: %s; %llu "
+            VT_FAILF("[%s] not every stream message was acked within %d s of the last expected vt_delivery: %s; %llu "
                   "messages, ack floor %llu, %llu not yet delivered, %lld delivered and not acked (JetStream "
                   "redelivers those only after the consumer's AckWait, and every restart fetches from the floor)",
                   r->name, ACK_TIMEOUT_MS / 1000,
@@ -912,7 +542,7 @@ static void check_all_acked(rig *r)
 
 /* The running server until the receiver has every id of want: 0, or -1
  * after a failure (deadline, no progress for STALL_MS, or the server died). */
-static int wait_delivered(rig *r, const idset *want, int timeout_ms)
+static int wait_delivered(rig *r, const vt_idset *want, int timeout_ms)
 {
     long long t0 = vt_now_ms(), deadline = t0 + timeout_ms, changed = t0, last_print = t0;
     size_t have = 0, prev_have = (size_t)-1;
@@ -921,10 +551,10 @@ static int wait_delivered(rig *r, const idset *want, int timeout_ms)
     jsview v;
     memset(&v, 0, sizeof v);
     for (;;) {
-        idset got = { 0 };
-        lines = received_ids(r->rcv_out, &got);
-        have = count_present(&got, want);
-        set_free(&got);
+        vt_idset got = { 0 };
+        lines = vt_received_ids(r->rcv_out, &got);
+        have = vt_count_present(&got, want);
+        vt_set_free(&got);
         if (have == want->n) {
             printf("  [%s] receiver has all %zu expected ids after %.1f s (%ld deliveries)\n", r->name, want->n,
                    (double)(vt_now_ms() - t0) / 1000.0, lines);
@@ -932,8 +562,8 @@ static int wait_delivered(rig *r, const idset *want, int timeout_ms)
         }
         if (!vt_alive(r->srv)) {
             char how[96];
-            describe_status(r->srv->status, how, sizeof how);
-            FAILF("[%s] vigil serve died (%s) with %zu of %zu expected ids delivered; log %s", r->name, how, have,
+            vt_describe_status(r->srv->status, how, sizeof how);
+            VT_FAILF("[%s] vigil serve died (%s) with %zu of %zu expected ids delivered; log %s", r->name, how, have,
                   want->n, r->srv_log);
             vt_dump_log(r->srv_log, LOG_TAIL);
             vt_kill(r->srv, SIGKILL);
@@ -955,7 +585,7 @@ static int wait_delivered(rig *r, const idset *want, int timeout_ms)
             last_print = now;
         }
         if (now > deadline || now - changed > STALL_MS) {
-            FAILF("[%s] server did not deliver every expected alert within %d s%s: %zu of %zu ids received "
+            VT_FAILF("[%s] server did not deliver every expected alert within %d s%s: %zu of %zu ids received "
                   "(%ld deliveries), consumer %s ack floor %llu of %llu messages, %lld awaiting ack",
                   r->name, (int)((now - t0) / 1000), now > deadline ? "" : " (nothing moved for 40 s)",
                   have, want->n,
@@ -970,12 +600,12 @@ static int wait_delivered(rig *r, const idset *want, int timeout_ms)
 
 /* After wait_delivered: a moment for stray deliveries, every message acked,
  * a clean SIGTERM, then every assertion on the deliveries. */
-static void finish(rig *r, const idset *want, const idset *shadow)
+static void finish(rig *r, const vt_idset *want, const vt_idset *shadow)
 {
     vt_sleep_ms(QUIET_MS);
     check_all_acked(r);
     serve_stop_clean(r);
-    check_deliveries(r, want, shadow);
+    vt_check_deliveries(r->name, r->rcv_out, r->kills, want, shadow);
 }
 
 /* Wait until the running server has visibly started working: the consumer
@@ -985,14 +615,14 @@ static int wait_progress(rig *r)
     long long deadline = vt_now_ms() + PROGRESS_TIMEOUT_MS;
     jsview v;
     for (;;) {
-        long lines = received_ids(r->rcv_out, NULL);
+        long lines = vt_received_ids(r->rcv_out, NULL);
         if (js_view(r->nats_url, &v) == 0 && (v.ack_floor > 0 || lines > 0)) {
             printf("  [%s] server is working: consumer ack floor %llu of %llu, %ld deliveries\n", r->name,
                    (unsigned long long)v.ack_floor, (unsigned long long)v.msgs, lines);
             return 0;
         }
         if (!vt_alive(r->srv) || vt_now_ms() > deadline) {
-            FAILF("[%s] server made no progress within %d s (%s): consumer %s, ack floor 0, no webhook", r->name,
+            VT_FAILF("[%s] server made no progress within %d s (%s): consumer %s, ack floor 0, no webhook", r->name,
                   PROGRESS_TIMEOUT_MS / 1000, vt_alive(r->srv) ? "running" : "it exited",
                   v.consumer_found ? "'" CONSUMER "' exists" : "'" CONSUMER "' not found");
             vt_dump_log(r->srv_log, LOG_TAIL);
@@ -1034,15 +664,15 @@ static int run_fault(rig *r, const char *point, int n)
             return 0;
         }
         char how[96];
-        describe_status(st, how, sizeof how);
-        FAILF("[%s] vigil serve with VIGIL_FAULT=%s %s (%s) before reaching the fault point; log %s", r->name,
+        vt_describe_status(st, how, sizeof how);
+        VT_FAILF("[%s] vigil serve with VIGIL_FAULT=%s %s (%s) before reaching the fault point; log %s", r->name,
               fault, WIFSIGNALED(st) ? "crashed" : "exited", how, r->srv_log);
         vt_dump_log(r->srv_log, LOG_TAIL);
         /* A crash is one more interruption to recover from: go on. An exit
          * with a status is a server that refuses to run: stop here. */
         return WIFSIGNALED(st) ? 2 : -1;
     }
-    FAILF("[%s] server did not reach fault point %s within %d s (VIGIL_FAULT not implemented, or less than %d "
+    VT_FAILF("[%s] server did not reach fault point %s within %d s (VIGIL_FAULT not implemented, or less than %d "
           "'%s' left to do); killing it", r->name, fault, FAULT_TIMEOUT_MS / 1000, n, point);
     vt_kill(r->srv, SIGKILL);
     r->srv = NULL;
@@ -1075,8 +705,8 @@ static int run_kill(rig *r, int advance)
                (unsigned long long)v.ack_floor, KILL_MAX_WAIT_MS / 1000);
     if (!vt_alive(r->srv)) {
         char how[96];
-        describe_status(r->srv->status, how, sizeof how);
-        FAILF("[%s] vigil serve %s on its own (%s) before the test's kill -9; log %s", r->name,
+        vt_describe_status(r->srv->status, how, sizeof how);
+        VT_FAILF("[%s] vigil serve %s on its own (%s) before the test's kill -9; log %s", r->name,
               WIFSIGNALED(r->srv->status) ? "crashed" : "exited", how, r->srv_log);
         vt_dump_log(r->srv_log, LOG_TAIL);
         int crashed = WIFSIGNALED(r->srv->status);
@@ -1147,14 +777,14 @@ static void crash_case(const char *name, int use_redis, uint64_t case_seed)
     jsview v;
     if (js_view(r.nats_url, &v) == 0)
         printf("  [%s] after %d kills: consumer ack floor %llu of %llu, %ld deliveries so far\n", name, r.kills,
-               (unsigned long long)v.ack_floor, (unsigned long long)v.msgs, received_ids(r.rcv_out, NULL));
+               (unsigned long long)v.ack_floor, (unsigned long long)v.msgs, vt_received_ids(r.rcv_out, NULL));
     printf("  [%s] run %d: no fault, until every expected id is delivered (at most %d s)\n", name, r.runs + 1,
            FINAL_TIMEOUT_MS / 1000);
     if (serve_start(&r) != 0 || serve_wait_ready(&r) != 0 ||
         wait_delivered(&r, &ref_active, FINAL_TIMEOUT_MS) != 0) {
         if (r.srv)
             serve_stop_clean(&r);
-        check_deliveries(&r, &ref_active, &ref_shadow);   /* what did arrive, for the log */
+        vt_check_deliveries(r.name, r.rcv_out, r.kills, &ref_active, &ref_shadow);   /* what did arrive, for the log */
         goto out;
     }
     finish(&r, &ref_active, &ref_shadow);
@@ -1193,10 +823,10 @@ static void restart_case(const char *name, int restart_redis)
             goto out;
         vt_sleep_ms(DOWN_MS);
         if (!vt_alive(r.srv))
-            FAILF("[%s] vigil serve exited while Redis was down (it must wait for it); log %s", name, r.srv_log);
+            VT_FAILF("[%s] vigil serve exited while Redis was down (it must wait for it); log %s", name, r.srv_log);
         printf("  [%s] restarting redis-server on port %d with its AOF\n", name, r.redis_port);
         if (!(r.redis = vt_restart_redis_aof(NULL, SIGKILL, r.redis_port, r.redis_dir))) {
-            FAILF("[%s] redis-server did not restart on port %d", name, r.redis_port);
+            VT_FAILF("[%s] redis-server did not restart on port %d", name, r.redis_port);
             goto out;
         }
     } else {
@@ -1205,10 +835,10 @@ static void restart_case(const char *name, int restart_redis)
         r.nats = NULL;
         vt_sleep_ms(DOWN_MS);
         if (!vt_alive(r.srv))
-            FAILF("[%s] vigil serve exited while NATS was down (it must reconnect); log %s", name, r.srv_log);
+            VT_FAILF("[%s] vigil serve exited while NATS was down (it must reconnect); log %s", name, r.srv_log);
         printf("  [%s] restarting nats-server on port %d with its store\n", name, r.nats_port);
         if (!(r.nats = vt_restart_nats(NULL, SIGKILL, r.nats_port, r.nats_dir))) {
-            FAILF("[%s] nats-server did not restart on port %d", name, r.nats_port);
+            VT_FAILF("[%s] nats-server did not restart on port %d", name, r.nats_port);
             goto out;
         }
         /* The stream survived; the second half arrives after the restart. */
@@ -1228,7 +858,7 @@ static void restart_case(const char *name, int restart_redis)
     if (wait_delivered(&r, &ref_active, FINAL_TIMEOUT_MS) != 0) {
         if (r.srv)
             serve_stop_clean(&r);
-        check_deliveries(&r, &ref_active, &ref_shadow);
+        vt_check_deliveries(r.name, r.rcv_out, r.kills, &ref_active, &ref_shadow);
         goto out;
     }
     finish(&r, &ref_active, &ref_shadow);
@@ -1327,7 +957,7 @@ static void test_bad_input(void)
 {
     long long t0 = vt_now_ms();
     rig r;
-    idset want_nats = { 0 }, want_all = { 0 }, shadow = { 0 }, none = { 0 };
+    vt_idset want_nats = { 0 }, want_all = { 0 }, shadow = { 0 }, none = { 0 };
     char *ans = NULL, *big = NULL;
     if (rig_up(&r, "e-bad-input", 0) != 0)
         goto out;
@@ -1349,7 +979,7 @@ static void test_bad_input(void)
     int written = write_file(path, good) == 0 && write_file(nats1, line) == 0;
     snprintf(line, sizeof line, "%s\n", n2);
     if (!written || write_file(nats2, line) != 0) {
-        FAILF("[e] cannot write the event files in %s", r.dir);
+        VT_FAILF("[e] cannot write the event files in %s", r.dir);
         goto out;
     }
     char out[700], log[700];
@@ -1357,10 +987,10 @@ static void test_bad_input(void)
     snprintf(log, sizeof log, "%s/replay.log", r.dir);
     const char *argv[] = { VIGIL_BIN, "replay", "--rules", RULES, "--input", path, "--time-field", TIME_FIELD,
                            "--id-field", ID_FIELD, "--output", out, NULL };
-    int rc = run(argv, log, RUN_TIMEOUT_MS);
-    if (rc != 0 || load_alerts(out, "n", &want_nats, &shadow) != 0 || load_alerts(out, NULL, &want_all, &shadow) != 0 ||
+    int rc = vt_run(argv, log, RUN_TIMEOUT_MS);
+    if (rc != 0 || vt_load_alerts(out, "n", &want_nats, &shadow) != 0 || vt_load_alerts(out, NULL, &want_all, &shadow) != 0 ||
         want_nats.n != 2 || want_all.n != 5) {
-        FAILF("[e] replay of the good events: exit %d, %zu alerts from NATS events and %zu in all (expected 2 and 5)",
+        VT_FAILF("[e] replay of the good events: exit %d, %zu alerts from NATS events and %zu in all (expected 2 and 5)",
               rc, want_nats.n, want_all.n);
         vt_dump_log(log, LOG_TAIL);
         goto out;
@@ -1377,7 +1007,7 @@ static void test_bad_input(void)
         goto out;
     if (js_raw(r.nats_url, "vigil.events.tx", "{\"type\":\"tx\",\"transaction_id\":\"x-broken\",\"customer_") != 0 ||
         js_raw(r.nats_url, "vigil.events.tx", nokey) != 0 || js_raw(r.nats_url, "vigil.events.tx", notime) != 0) {
-        FAILF("[e] could not publish the bad messages to JetStream");
+        VT_FAILF("[e] could not publish the bad messages to JetStream");
         goto out;
     }
     if (rig_feed(&r, nats2, 5) != 0)
@@ -1387,25 +1017,25 @@ static void test_bad_input(void)
         goto out;
     counters c1, c2;
     if (read_counters(&r, &c1) != 0) {
-        FAILF("[e] GET /metrics has no vigil_events_rejected_total{reason=\"malformed\"} / {reason=\"no_key\"}");
+        VT_FAILF("[e] GET /metrics has no vigil_events_rejected_total{reason=\"malformed\"} / {reason=\"no_key\"}");
         goto out;
     }
     printf("  [e] rejected after NATS: malformed %.0f, no_key %.0f\n", c1.malformed, c1.no_key);
     if (!(c1.malformed >= 1 && c1.no_key >= 1 && c1.malformed + c1.no_key >= 3))
-        FAILF("[e] the three bad NATS messages were not all counted: malformed %.0f (>= 1), no_key %.0f (>= 1), "
+        VT_FAILF("[e] the three bad NATS messages were not all counted: malformed %.0f (>= 1), no_key %.0f (>= 1), "
               "sum >= 3", c1.malformed, c1.no_key);
 
     /* HTTP. */
     printf("  [e] HTTP: h1; an oversized body; NDJSON with a bad line 2; no key; no time; h2+h3\n");
     long st = post(&r, h1, strlen(h1), "application/json", &ans);
     if (st != 202)
-        FAILF("[e] POST h1: %ld %s, expected 202", st, ans ? ans : "(no answer)");
+        VT_FAILF("[e] POST h1: %ld %s, expected 202", st, ans ? ans : "(no answer)");
     free(ans);
     ans = NULL;
 
     size_t big_len = (17u << 20);   /* over the default 16 MiB body limit */
     if (!(big = malloc(big_len + 1))) {
-        FAILF("[e] out of memory for the oversized body");
+        VT_FAILF("[e] out of memory for the oversized body");
         goto out;
     }
     char x[256];
@@ -1419,7 +1049,7 @@ static void test_bad_input(void)
     st = post(&r, big, big_len, "application/json", &ans);
     printf("  [e] oversized POST (%zu bytes): %ld %.200s\n", big_len, st, ans ? ans : "(no answer)");
     if (st != 413)
-        FAILF("[e] oversized POST /v1/events: %ld, expected 413", st);
+        VT_FAILF("[e] oversized POST /v1/events: %ld, expected 413", st);
     free(ans);
     ans = NULL;
 
@@ -1432,7 +1062,7 @@ static void test_bad_input(void)
     cJSON *o = ans ? cJSON_Parse(ans) : NULL;
     const cJSON *ln = cJSON_GetObjectItemCaseSensitive(o, "line");
     if (st != 400 || !cJSON_IsNumber(ln) || ln->valueint != 2)
-        FAILF("[e] NDJSON batch with a bad line 2: %ld, expected 400 with \"line\":2", st);
+        VT_FAILF("[e] NDJSON batch with a bad line 2: %ld, expected 400 with \"line\":2", st);
     cJSON_Delete(o);
     free(ans);
     ans = NULL;
@@ -1440,39 +1070,39 @@ static void test_bad_input(void)
     st = post(&r, nokey, strlen(nokey), "application/json", &ans);
     printf("  [e] no key: %ld %.200s\n", st, ans ? ans : "(no answer)");
     if (st != 400 && st != 202)
-        FAILF("[e] an event with no key: %ld, expected 400 (refused) or 202 (counted as no_key)", st);
+        VT_FAILF("[e] an event with no key: %ld, expected 400 (refused) or 202 (counted as no_key)", st);
     free(ans);
     ans = NULL;
     st = post(&r, notime, strlen(notime), "application/json", &ans);
     printf("  [e] no time: %ld %.200s\n", st, ans ? ans : "(no answer)");
     if (st != 400 || !ans || !strstr(ans, TIME_FIELD))
-        FAILF("[e] an event with no time: %ld, expected 400 naming %s", st, TIME_FIELD);
+        VT_FAILF("[e] an event with no time: %ld, expected 400 naming %s", st, TIME_FIELD);
     free(ans);
     ans = NULL;
 
     snprintf(batch, sizeof batch, "%s\n%s\n", h2, h3);
     st = post(&r, batch, strlen(batch), "application/x-ndjson", &ans);
     if (st != 202)
-        FAILF("[e] POST h2+h3: %ld %s, expected 202", st, ans ? ans : "(no answer)");
+        VT_FAILF("[e] POST h2+h3: %ld %s, expected 202", st, ans ? ans : "(no answer)");
     free(ans);
     ans = NULL;
 
     if (wait_delivered(&r, &want_all, 60000) != 0) {
-        check_deliveries(&r, &want_all, &none);
+        vt_check_deliveries(r.name, r.rcv_out, r.kills, &want_all, &none);
         goto out;
     }
     if (read_counters(&r, &c2) == 0) {
         printf("  [e] rejected after HTTP: malformed %.0f, no_key %.0f\n", c2.malformed, c2.no_key);
         if (c2.malformed + c2.no_key <= c1.malformed + c1.no_key)
-            FAILF("[e] the refused HTTP events were not counted in vigil_events_rejected_total");
+            VT_FAILF("[e] the refused HTTP events were not counted in vigil_events_rejected_total");
     }
     finish(&r, &want_all, &none);   /* also: no x-* event alerted */
 out:
     free(ans);
     free(big);
-    set_free(&want_nats);
-    set_free(&want_all);
-    set_free(&shadow);
+    vt_set_free(&want_nats);
+    vt_set_free(&want_all);
+    vt_set_free(&shadow);
     rig_down(&r);
     printf("  [e] %.1f s\n", (double)(vt_now_ms() - t0) / 1000.0);
 }
@@ -1541,8 +1171,8 @@ int main(void)
     unsigned fails = CU_get_number_of_failures(), records = CU_get_number_of_failure_records();
     printf("\ntest_crash: %.1f s (seed %llu)\n", (double)(vt_now_ms() - t0) / 1000.0, (unsigned long long)seed);
     CU_cleanup_registry();
-    set_free(&ref_active);
-    set_free(&ref_shadow);
+    vt_set_free(&ref_active);
+    vt_set_free(&ref_shadow);
     free(dir);
     nats_Close();
     return fails != 0 || records != 0;
