@@ -75,7 +75,7 @@ void vigil_config_defaults(vigil_server_config *cfg) {
     cfg->subject = "vigil.events.>";
     cfg->redis_prefix = "vigil";
     cfg->workers = 2;
-    cfg->partitions = 16;
+    cfg->partitions = 0;   /* by mode, at start: 16, or 32 in a cluster (server.c) */
     cfg->queue_cap = 65536;
     cfg->max_body = (size_t)16 << 20;
     cfg->idle_timeout_ms = 30000;

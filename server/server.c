@@ -87,7 +87,7 @@ static void apply_defaults(vigil_server_config *c) {
     if (!c->consumer) c->consumer = "vigil";
     if (c->fetch_batch <= 0) c->fetch_batch = 1000;
     if (c->workers <= 0) c->workers = 2;
-    if (c->partitions <= 0) c->partitions = 16;
+    if (c->partitions <= 0) c->partitions = c->cluster_instance ? 32 : 16;   /* P of a cluster: DESIGN.md §7 */
     if (!c->queue_cap) c->queue_cap = 65536;
     if (!c->max_body) c->max_body = 16u << 20;
     if (c->idle_timeout_ms < 0) c->idle_timeout_ms = 0;

@@ -1,5 +1,5 @@
-/* fault.c — VIGIL_FAULT="<point>:<n>": SIGKILL at the n-th arrival at a
- * point, for the crash tests (see fault.h). */
+/* fault.c — VIGIL_FAULT="<point>:<n>": SIGKILL (or SIGSTOP) at the n-th
+ * arrival at a point, for the crash and cluster tests (see fault.h). */
 #include "fault.h"
 #include "server/common/log.h"
 
@@ -53,4 +53,13 @@ void vigil_fault_point(const char *point)
 {
     if (vigil_fault_due(point))
         vigil_fault_kill(point);
+}
+
+void vigil_fault_pause(const char *point)
+{
+    if (!vigil_fault_due(point))
+        return;
+    vigil_log(VIGIL_LOG_INFO, "serve", "VIGIL_FAULT: stopping myself (SIGSTOP) at %s:%ld", point, fault_n);
+    fflush(stderr);
+    kill(getpid(), SIGSTOP);   /* the whole process, as `kill -STOP` does; resumes on SIGCONT */
 }

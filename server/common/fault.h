@@ -18,5 +18,9 @@ int vigil_fault_due(const char *point);
 void vigil_fault_kill(const char *point);
 /* vigil_fault_due + vigil_fault_kill. */
 void vigil_fault_point(const char *point);
+/* At the n-th arrival: SIGSTOP this process (it resumes on SIGCONT) — a
+ * process paused mid-commit past its leases (the cluster test: a stale
+ * commit refused by the fencing epoch). Point: pair_commit. */
+void vigil_fault_pause(const char *point);
 
 #endif

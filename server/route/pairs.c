@@ -24,6 +24,7 @@
 #include <unistd.h>
 #include "route_int.h"
 #include "server/alerts/outbox.h"
+#include "server/common/fault.h"
 #include "server/common/log.h"
 #include "server/state/redis_store.h"
 
@@ -255,6 +256,7 @@ static vigil_status commit_runs(vworker *wk, pairrun *runs, int nruns, vigil_err
                                           .recs = recs, .nrecs = n, .outbox = streams[i], .alerts = oa + o0,
                                           .nalerts = noa - o0};
     }
+    if (st == VIGIL_OK) vigil_fault_pause("pair_commit");   /* the cluster test's SIGSTOP mid-commit */
     if (st == VIGIL_OK) st = store_commit_pairs(wk->store, pc, nruns, res, err);
     for (int i = 0; i < begun; i++) {
         runs[i].result = st == VIGIL_OK ? res[i] : st;

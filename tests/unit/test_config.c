@@ -111,7 +111,7 @@ static void test_defaults(void) {
     CU_ASSERT_PTR_NULL(f.cfg.redis_url);
     CU_ASSERT_PTR_NULL(f.cfg.webhook_secret);
     CU_ASSERT_EQUAL(f.cfg.workers, 2);
-    CU_ASSERT_EQUAL(f.cfg.partitions, 16);
+    CU_ASSERT_EQUAL(f.cfg.partitions, 0);   /* chosen at start by mode: 16, or 32 in a cluster */
     CU_ASSERT_EQUAL(f.cfg.queue_cap, 65536);
     CU_ASSERT_EQUAL(f.cfg.max_body, 16u << 20);
     CU_ASSERT_EQUAL(f.cfg.allowed_lateness_ms, 0);
