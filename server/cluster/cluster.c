@@ -39,9 +39,9 @@ static vigil_status check(const vigil_cluster_config *cfg, vigil_error *err) {
     for (const char *s = cfg->instance; *s; s++)
         if ((unsigned char)*s < 0x20 || *s == 0x7f)
             return vigil_error_set(err, VIGIL_EINVAL, "cluster.instance: control characters are not allowed");
-    if (cfg->lease_ms <= 0 || cfg->heartbeat_ms <= 0 || cfg->heartbeat_ms >= cfg->lease_ms)
+    if (cfg->lease_ms <= 0 || cfg->heartbeat_ms <= 0 || 2 * cfg->heartbeat_ms > cfg->lease_ms)
         return vigil_error_set(err, VIGIL_EINVAL,
-                               "cluster: heartbeat (%lld ms) must be positive and shorter than the lease (%lld ms)",
+                               "cluster: the heartbeat (%lld ms) must be positive and at most half the lease (%lld ms)",
                                (long long)cfg->heartbeat_ms, (long long)cfg->lease_ms);
     if (cfg->partitions < 1 || cfg->partitions > VIGIL_CLUSTER_MAX_PARTITIONS)
         return vigil_error_set(err, VIGIL_EINVAL, "cluster: partitions must be 1 to %d, not %d",
@@ -84,8 +84,11 @@ static void *run(void *arg) {
         if (now.tv_sec > next.tv_sec || (now.tv_sec == next.tv_sec && now.tv_nsec >= next.tv_nsec)) {
             c->fenced_pending = 0;   /* the tick handles the fenced pairs first */
             pthread_mutex_unlock(&c->mu);
-            vcl_members_tick(c, vigil_now_ms());
-            vcl_leases_tick(c, vigil_now_ms());
+            /* the fenced pairs, then the renewals (what keeps a single
+             * owner comes first); NATS away: the rest waits a heartbeat */
+            vcl_leases_fenced(c);
+            if (vcl_leases_renew(c, vigil_now_ms()) == 0 && vcl_members_tick(c, vigil_now_ms()) == 0)
+                vcl_leases_tick(c, vigil_now_ms());
             pthread_mutex_lock(&c->mu);
             long long ns = (long long)now.tv_nsec + (c->cfg.heartbeat_ms % 1000) * 1000000LL;
             next.tv_sec = now.tv_sec + (time_t)(c->cfg.heartbeat_ms / 1000) + (time_t)(ns / 1000000000LL);
@@ -132,7 +135,9 @@ vigil_status vigil_cluster_start(const vigil_cluster_config *cfg, vigil_cluster 
     c->cfg.redis_opts = NULL;
     c->cfg.groups = NULL;
     c->started_ms = vigil_now_ms();
-    c->io_ms = cfg->lease_ms / 3 < 200 ? 200 : cfg->lease_ms / 3 > 5000 ? 5000 : cfg->lease_ms / 3;
+    c->io_ms = cfg->heartbeat_ms < cfg->lease_ms / 4 ? cfg->heartbeat_ms : cfg->lease_ms / 4;
+    if (c->io_ms < 100) c->io_ms = 100;
+    if (c->io_ms > 5000) c->io_ms = 5000;
     c->live_ms = 2 * cfg->heartbeat_ms + 1000 < cfg->lease_ms ? 2 * cfg->heartbeat_ms + 1000 : cfg->lease_ms;
     pthread_mutex_init(&c->mu, NULL);
     pthread_condattr_t ca;

@@ -20,8 +20,10 @@
  * given back (deleted) and nothing is acquired. Each heartbeat it renews
  * its leases (Update with the last revision): a refused update is a loss at
  * once; a renewal that cannot reach NATS is retried each heartbeat, and the
- * pair is lost once the last good renewal is older than lease − heartbeat
- * (before anyone else may judge it expired). A pair it holds but no longer
+ * pair is lost once the last good renewal is older than lease − heartbeat −
+ * the I/O timeout (so before anyone else may judge it expired, even if the
+ * next heartbeat comes late). Renewals come first in a heartbeat; when NATS
+ * does not answer one, the rest of that heartbeat is skipped. A pair it holds but no longer
  * prefers (a member joined) is released: `lost` first, then the lease is
  * deleted, so the preferred member takes it at its next heartbeat. A stop
  * releases every pair the same way and deletes the member entry: a clean
@@ -42,7 +44,7 @@
  * and `lost` are called on it, never with a lock of this wing held (they
  * may call vigil_cluster_epoch). Every other function is thread-safe.
  * Network calls (NATS KV, Redis INCR) are made only on that thread, each
- * bounded by a timeout of lease / 3 (200 ms to 5 s). */
+ * bounded by the I/O timeout: min(heartbeat, lease / 4), within 100 ms..5 s. */
 #ifndef VIGIL_CLUSTER_H
 #define VIGIL_CLUSTER_H
 
@@ -66,7 +68,7 @@ typedef struct vigil_cluster_config {
     const char *redis_prefix;        /* the keys' prefix, as the state store's ("vigil" when NULL/"") */
     const char *instance;            /* this member's name (required, 1..100 bytes, no control characters) */
     const char *http_url;            /* advertised in the members bucket, may be NULL */
-    int64_t lease_ms, heartbeat_ms;  /* heartbeat < lease; both > 0 */
+    int64_t lease_ms, heartbeat_ms;  /* both > 0, heartbeat at most lease / 2 */
     const char *kv_prefix;           /* the buckets' prefix, [A-Za-z0-9_-]+ ("VIGIL" when NULL/"") */
     const char *const *groups;       /* the key groups, index g; copied */
     int ngroups;                     /* 0..VIGIL_CLUSTER_MAX_GROUPS */

@@ -85,6 +85,7 @@ struct vigil_cluster {
     char **live;                     /* live member names (self included) */
     int nlive;
     int64_t redis_warned_ms;
+    int nats_away;                   /* a renewal went unanswered (logged once until one succeeds) */
 };
 
 /* kv.c */
@@ -95,11 +96,12 @@ void vcl_snapshot_free(vcl_snapshot *s);
 const char *vcl_nats_why(natsStatus s);
 
 /* members.c: put our entry, read the bucket, compute the live list and the view. */
-void vcl_members_tick(vigil_cluster *c, int64_t now);
+int vcl_members_tick(vigil_cluster *c, int64_t now);   /* -1: NATS did not answer */
 void vcl_members_leave(vigil_cluster *c);
 void vcl_members_free(vigil_cluster *c);
 
 /* leases.c */
+int vcl_leases_renew(vigil_cluster *c, int64_t now);   /* -1: NATS did not answer */
 void vcl_leases_tick(vigil_cluster *c, int64_t now);
 void vcl_leases_fenced(vigil_cluster *c);
 void vcl_leases_release_all(vigil_cluster *c);

@@ -9,9 +9,12 @@
 #include "cluster_int.h"
 #include "vigil/clock.h"
 
+/* The thread's last nats.c error text when it belongs to s (it may be
+ * left over from an earlier call), else the status' own text. */
 const char *vcl_nats_why(natsStatus s) {
-    const char *last = nats_GetLastError(NULL);
-    return last && *last ? last : natsStatus_GetText(s);
+    natsStatus last_s = NATS_OK;
+    const char *last = nats_GetLastError(&last_s);
+    return last && *last && last_s == s ? last : natsStatus_GetText(s);
 }
 
 vigil_status vcl_kv_open(vigil_cluster *c, const char *suffix, kvStore **out, vigil_error *err) {

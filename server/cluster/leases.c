@@ -79,7 +79,14 @@ static void drop_lease(vigil_cluster *c, int g, int p, int64_t now) {
                   p, vcl_nats_why(s));
 }
 
-static void renew(vigil_cluster *c, int g, int p, int64_t now) {
+/* A transport failure (NATS unreachable or not answering), as opposed to
+ * an answer (OK, or an error JetStream sent back). */
+static int transport_failure(natsStatus s) {
+    return s != NATS_OK && s != NATS_ERR && s != NATS_NOT_FOUND;
+}
+
+/* Renew the pair's lease; 0, or -1 when NATS did not answer. */
+static int renew(vigil_cluster *c, int g, int p, int64_t now) {
     vcl_pair *pr = &c->pairs[g][p];
     char key[VIGIL_PAIR_NAME_MAX];
     lease_key(c, g, p, key, sizeof key);
@@ -90,22 +97,26 @@ static void renew(vigil_cluster *c, int g, int p, int64_t now) {
     if (s == NATS_OK) {
         pr->rev = rev;
         pr->renewed_ms = now;
+        if (c->nats_away) vigil_log(VIGIL_LOG_INFO, "cluster", "cluster: %s renews its leases again", c->instance);
+        c->nats_away = 0;
         pthread_mutex_lock(&c->mu);
         c->stats.renewals++;
         pthread_mutex_unlock(&c->mu);
-        return;
+        return 0;
     }
     pthread_mutex_lock(&c->mu);
     c->stats.renew_failures++;
     pthread_mutex_unlock(&c->mu);
     if (s == NATS_ERR) {   /* JetStream answered: wrong last sequence, someone else wrote the lease */
         lose(c, g, p, "its lease renewal was refused (the lease changed hands)");
-    } else if (now - pr->renewed_ms >= c->cfg.lease_ms - c->cfg.heartbeat_ms) {
-        lose(c, g, p, "no lease renewal got through within the lease");
-    } else {
-        vigil_log(VIGIL_LOG_DEBUG, "cluster", "cluster: renewing %s/p%d failed (retried): %s", c->groups[g], p,
-                  vcl_nats_why(s));
+        return 0;
     }
+    if (!transport_failure(s)) return 0;
+    if (!c->nats_away)
+        vigil_log(VIGIL_LOG_WARN, "cluster", "cluster: %s cannot renew its leases (%s): retried every heartbeat",
+                  c->instance, vcl_nats_why(s));
+    c->nats_away = 1;
+    return -1;
 }
 
 static vigil_status incr_epoch(vigil_cluster *c, int g, int p, uint64_t *epoch, vigil_error *err) {
@@ -230,6 +241,30 @@ static void update_view(vigil_cluster *c, int ng, const vcl_snapshot *snap, int 
     }
 }
 
+int vcl_leases_renew(vigil_cluster *c, int64_t now) {
+    pthread_mutex_lock(&c->mu);
+    int ng = c->ngroups;
+    pthread_mutex_unlock(&c->mu);
+    int away = 0;
+    /* A renewal that NATS does not answer costs up to io_ms, and the other
+     * members take a pair once its lease is older than lease_ms: so once
+     * NATS is away the other renewals are not tried this heartbeat, and a
+     * pair is given up while its last good renewal is younger than
+     * lease − heartbeat − io_ms (the next heartbeat may come that late). */
+    int64_t limit = c->cfg.lease_ms - c->cfg.heartbeat_ms - c->io_ms;
+    for (int g = 0; g < ng; g++) {
+        for (int p = 0; p < c->cfg.partitions; p++) {
+            vcl_pair *pr = &c->pairs[g][p];
+            if (!pr->held) continue;
+            if (!away && renew(c, g, p, now) < 0) away = 1;
+            /* the clock read after the attempt, which may have taken io_ms */
+            if (pr->held && vigil_now_ms() - pr->renewed_ms >= limit)
+                lose(c, g, p, "no lease renewal got through in time");
+        }
+    }
+    return away ? -1 : 0;
+}
+
 void vcl_leases_tick(vigil_cluster *c, int64_t now) {
     pthread_mutex_lock(&c->mu);
     int ng = c->ngroups;
@@ -237,11 +272,6 @@ void vcl_leases_tick(vigil_cluster *c, int64_t now) {
     int P = c->cfg.partitions;
     vcl_snapshot snap;
     int have = vcl_kv_snapshot(c, c->leases_kv, ng * P + 1024, &snap) == VIGIL_OK;
-
-    vcl_leases_fenced(c);
-    for (int g = 0; g < ng; g++)
-        for (int p = 0; p < P; p++)
-            if (c->pairs[g][p].held) renew(c, g, p, now);
 
     for (int g = 0; g < ng; g++) {
         for (int p = 0; p < P; p++) {

@@ -50,20 +50,24 @@ static int64_t entry_age(const vcl_kv_entry *e, const cJSON *renewed, int64_t no
     return now - at;
 }
 
-void vcl_members_tick(vigil_cluster *c, int64_t now) {
+int vcl_members_tick(vigil_cluster *c, int64_t now) {
     char *value = member_value(c, now);
     if (value) {
         natsStatus s = kvStore_PutString(NULL, c->members_kv, c->member_key, value);
-        if (s != NATS_OK) vigil_log(VIGIL_LOG_DEBUG, "cluster", "cluster: member entry not put: %s", vcl_nats_why(s));
         free(value);
+        if (s != NATS_OK) {
+            vigil_log(VIGIL_LOG_DEBUG, "cluster", "cluster: member entry not put: %s", vcl_nats_why(s));
+            if (s != NATS_ERR) return -1;
+        }
     }
     vcl_snapshot snap;
-    if (vcl_kv_snapshot(c, c->members_kv, MEMBERS_MAX_ENTRIES, &snap) != VIGIL_OK) {
+    vigil_status st = vcl_kv_snapshot(c, c->members_kv, MEMBERS_MAX_ENTRIES, &snap);
+    if (st != VIGIL_OK) {
         if (c->nlive == 0) {   /* never read yet: alone until we can read */
             c->live = calloc(1, sizeof *c->live);
             if (c->live && (c->live[0] = strdup(c->instance))) c->nlive = 1;
         }
-        return;
+        return st == VIGIL_EUNAVAILABLE || st == VIGIL_ETIMEOUT ? -1 : 0;
     }
     char **live = calloc((size_t)snap.n + 1, sizeof *live);
     vcl_member *view = calloc((size_t)snap.n + 1, sizeof *view);
@@ -71,7 +75,7 @@ void vcl_members_tick(vigil_cluster *c, int64_t now) {
         free(live);
         free(view);
         vcl_snapshot_free(&snap);
-        return;
+        return 0;
     }
     int nlive = 0, nview = 0, self = 0, over = 0;
     for (int i = 0; i < snap.n; i++) {
@@ -115,6 +119,7 @@ void vcl_members_tick(vigil_cluster *c, int64_t now) {
     c->stats.members = (unsigned long long)nlive;
     pthread_mutex_unlock(&c->mu);
     free_view(old, nold);
+    return 0;
 }
 
 void vcl_members_leave(vigil_cluster *c) {
