@@ -108,7 +108,7 @@ static void *run(void *arg) {
     pthread_mutex_unlock(&c->mu);
     if (!crashed) {
         vcl_leases_release_all(c);
-        vcl_members_leave(c);
+        if (!c->nats_away) vcl_members_leave(c);   /* else its entry expires */
     }
     return NULL;
 }
@@ -170,7 +170,9 @@ vigil_status vigil_cluster_start(const vigil_cluster_config *cfg, vigil_cluster 
         vigil_cluster_destroy(c);
         return st;
     }
+    *out = c;   /* before the thread: its first heartbeat may call acquired before we return */
     if (pthread_create(&c->thread, NULL, run, c) != 0) {
+        *out = NULL;
         vigil_cluster_destroy(c);
         return vigil_error_set(err, VIGIL_ENOMEM, "cluster: cannot start its thread");
     }
@@ -180,7 +182,6 @@ vigil_status vigil_cluster_start(const vigil_cluster_config *cfg, vigil_cluster 
               "heartbeat %lld ms)",
               c->instance, c->kv_prefix, c->kv_prefix, c->ngroups, c->cfg.partitions, (long long)cfg->lease_ms,
               (long long)cfg->heartbeat_ms);
-    *out = c;
     return VIGIL_OK;
 }
 

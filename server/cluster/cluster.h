@@ -40,9 +40,16 @@
  * (NTP does; the tests run on one host). A clock off by more than that
  * shortens or lengthens leases; the epochs still keep commits single-owner.
  *
+ * Instance names must be unique in a cluster: two live processes with one
+ * name would take the pair from each other at every heartbeat (the epochs
+ * keep their commits apart, but nothing else would work).
+ *
  * Threads: one thread per vigil_cluster ticks every heartbeat; `acquired`
  * and `lost` are called on it, never with a lock of this wing held (they
- * may call vigil_cluster_epoch). Every other function is thread-safe.
+ * may call vigil_cluster_epoch, not vigil_cluster_stop or _destroy). The
+ * first heartbeat runs as soon as the thread starts, so `acquired` may come
+ * before vigil_cluster_start returns; *out is set before the thread starts.
+ * Every other function is thread-safe.
  * Network calls (NATS KV, Redis INCR) are made only on that thread, each
  * bounded by the I/O timeout: min(heartbeat, lease / 4), within 100 ms..5 s. */
 #ifndef VIGIL_CLUSTER_H
@@ -91,7 +98,9 @@ typedef struct vigil_cluster_config {
 vigil_status vigil_cluster_start(const vigil_cluster_config *cfg, vigil_cluster **out, vigil_error *err);
 
 /* Release every pair (lost, then delete its lease), delete the member entry,
- * join the thread. Idempotent; accepts NULL. */
+ * join the thread. When NATS does not answer, the leases and the entry are
+ * left to expire (lost is still called for every pair), so a stop takes at
+ * most about one I/O timeout. Idempotent; accepts NULL. */
 void vigil_cluster_stop(vigil_cluster *c);
 /* Stop (if not yet) and free. Accepts NULL. The NATS connection is not closed. */
 void vigil_cluster_destroy(vigil_cluster *c);

@@ -41,6 +41,14 @@ static int by_key(const void *a, const void *b) {
     return strcmp(((const vcl_kv_entry *)a)->key, ((const vcl_kv_entry *)b)->key);
 }
 
+/* By key, then the newest revision first. */
+static int by_key_rev(const void *a, const void *b) {
+    const vcl_kv_entry *x = a, *y = b;
+    int k = strcmp(x->key, y->key);
+    if (k) return k;
+    return x->rev < y->rev ? 1 : x->rev > y->rev ? -1 : 0;
+}
+
 static vigil_status add(vcl_snapshot *out, kvEntry *e) {
     if (out->n == out->cap) {
         int cap = out->cap ? out->cap * 2 : 32;
@@ -100,7 +108,21 @@ vigil_status vcl_kv_snapshot(vigil_cluster *c, kvStore *kv, int max_entries, vcl
         vcl_snapshot_free(out);
         return st;
     }
-    if (out->n > 1) qsort(out->e, (size_t)out->n, sizeof *out->e, by_key);
+    if (out->n > 1) {
+        /* A key written while the watcher delivers comes twice (its old
+         * entry, then the new one): keep the newest of each key. */
+        qsort(out->e, (size_t)out->n, sizeof *out->e, by_key_rev);
+        int k = 1;
+        for (int i = 1; i < out->n; i++) {
+            if (strcmp(out->e[i].key, out->e[k - 1].key) == 0) {
+                free(out->e[i].key);
+                free(out->e[i].value);
+            } else {
+                out->e[k++] = out->e[i];
+            }
+        }
+        out->n = k;
+    }
     return VIGIL_OK;
 }
 

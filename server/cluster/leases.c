@@ -66,23 +66,50 @@ static void lose(vigil_cluster *c, int g, int p, const char *why) {
               (unsigned long long)epoch, why);
 }
 
+/* A transport failure (NATS unreachable or not answering), as opposed to
+ * an answer (OK, or an error JetStream sent back). */
+static int transport_failure(natsStatus s) {
+    return s != NATS_OK && s != NATS_ERR && s != NATS_NOT_FOUND;
+}
+
 /* Delete our lease, unless our last renewal is so old that someone may
- * already have taken it (the delete is unconditional in NATS KV). */
-static void drop_lease(vigil_cluster *c, int g, int p, int64_t now) {
+ * already have taken it (the delete is unconditional in NATS KV). -1 when
+ * NATS did not answer (the lease expires by itself). */
+static int drop_lease(vigil_cluster *c, int g, int p, int64_t now) {
     vcl_pair *pr = &c->pairs[g][p];
-    if (now - pr->renewed_ms >= c->cfg.lease_ms - c->cfg.heartbeat_ms) return;
+    if (now - pr->renewed_ms >= c->cfg.lease_ms - c->cfg.heartbeat_ms) return 0;
     char key[VIGIL_PAIR_NAME_MAX];
     lease_key(c, g, p, key, sizeof key);
     natsStatus s = kvStore_Delete(c->leases_kv, key);
     if (s != NATS_OK)
         vigil_log(VIGIL_LOG_WARN, "cluster", "cluster: the lease of %s/p%d not deleted (it expires): %s", c->groups[g],
                   p, vcl_nats_why(s));
+    return transport_failure(s) ? -1 : 0;
 }
 
-/* A transport failure (NATS unreachable or not answering), as opposed to
- * an answer (OK, or an error JetStream sent back). */
-static int transport_failure(natsStatus s) {
-    return s != NATS_OK && s != NATS_ERR && s != NATS_NOT_FOUND;
+/* A renewal was refused because the lease is not at the revision we wrote
+ * last. If it holds our own name and epoch, it is a write of ours whose
+ * answer was lost (a timeout that JetStream applied all the same): take
+ * its revision and renew on it. 0 when renewed so; -1: the lease is
+ * someone else's (or unreadable). */
+static int adopt_own_write(vigil_cluster *c, int g, int p, const char *key, int64_t now) {
+    vcl_pair *pr = &c->pairs[g][p];
+    kvEntry *e = NULL;
+    if (kvStore_Get(&e, c->leases_kv, key) != NATS_OK) return -1;
+    vcl_kv_entry ve = {.value = (char *)kvEntry_ValueString(e), .rev = kvEntry_Revision(e),
+                       .created_ms = kvEntry_Created(e) / 1000000};
+    lease_info li;
+    int ours = ve.value && parse_lease(&ve, &li) && strcmp(li.instance, c->instance) == 0 && li.epoch == pr->epoch;
+    kvEntry_Destroy(e);
+    if (!ours) return -1;
+    char *value = lease_value(c, pr->epoch, now);
+    uint64_t rev = 0;
+    natsStatus s = value ? kvStore_UpdateString(&rev, c->leases_kv, key, value, ve.rev) : NATS_NO_MEMORY;
+    free(value);
+    if (s != NATS_OK) return -1;
+    pr->rev = rev;
+    pr->renewed_ms = now;
+    return 0;
 }
 
 /* Renew the pair's lease; 0, or -1 when NATS did not answer. */
@@ -107,7 +134,8 @@ static int renew(vigil_cluster *c, int g, int p, int64_t now) {
     pthread_mutex_lock(&c->mu);
     c->stats.renew_failures++;
     pthread_mutex_unlock(&c->mu);
-    if (s == NATS_ERR) {   /* JetStream answered: wrong last sequence, someone else wrote the lease */
+    if (s == NATS_ERR) {   /* JetStream answered: wrong last sequence */
+        if (adopt_own_write(c, g, p, key, now) == 0) return 0;
         lose(c, g, p, "its lease renewal was refused (the lease changed hands)");
         return 0;
     }
@@ -271,7 +299,11 @@ void vcl_leases_tick(vigil_cluster *c, int64_t now) {
     pthread_mutex_unlock(&c->mu);
     int P = c->cfg.partitions;
     vcl_snapshot snap;
-    int have = vcl_kv_snapshot(c, c->leases_kv, ng * P + 1024, &snap) == VIGIL_OK;
+    vigil_status st = vcl_kv_snapshot(c, c->leases_kv, ng * P + 1024, &snap);
+    int have = st == VIGIL_OK;
+    if (!have)
+        vigil_log(VIGIL_LOG_DEBUG, "cluster", "cluster: %s could not read the leases (%s): no pair taken this heartbeat",
+                  c->instance, vigil_status_str(st));
 
     for (int g = 0; g < ng; g++) {
         for (int p = 0; p < P; p++) {
@@ -299,11 +331,13 @@ void vcl_leases_release_all(vigil_cluster *c) {
     int ng = c->ngroups;
     pthread_mutex_unlock(&c->mu);
     int64_t now = vigil_now_ms();
+    int away = 0;   /* once NATS does not answer, the other leases are left to expire: a stop stays short */
     for (int g = 0; g < ng; g++) {
         for (int p = 0; p < c->cfg.partitions; p++) {
             if (!c->pairs[g][p].held) continue;
             lose(c, g, p, "stopping");
-            drop_lease(c, g, p, now);
+            if (!away && drop_lease(c, g, p, now) < 0) away = 1;
         }
     }
+    c->nats_away = away;
 }

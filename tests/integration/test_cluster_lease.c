@@ -18,23 +18,30 @@
  *      released) moves only its pairs, and not before the lease expired;
  *   4. a fourth member joining moves at most ceil(16/4)+2 pairs, all to it;
  *   5. vigil_cluster_fenced: lost at once, taken again with a higher epoch;
- *   6. a lease overwritten behind the holder's back: its renewal is refused
- *      (lost), and it takes the pair back once that lease expires;
+ *   6. a lease rewritten in the holder's own name and epoch (a renewal whose
+ *      answer was lost) is adopted; one overwritten by someone else: the
+ *      renewal is refused (lost), and the pair comes back once that lease
+ *      expires;
  *   7. Redis away: a freed pair is not taken (no epoch, the lease given
  *      back); Redis back (with its AOF, so the epochs survive): it is;
- *   8. NATS away: every holder gives its pairs up before a lease could
- *      expire; NATS back: they are taken again;
+ *   8. NATS away: a stop stays short (lost called, leases left to expire);
+ *      every holder gives its pairs up before a lease could expire; NATS
+ *      back: they are taken again;
  *   9. a hot reload adds a key group, whose pairs are shared out too.
  * Test 1 also checks the versions in the member entries and the lag hook.
  * Throughout, no two members ever hold one pair (the violations stay 0). */
 #include <CUnit/Basic.h>
+#include <arpa/inet.h>
 #include <hiredis/hiredis.h>
+#include <netinet/in.h>
 #include <nats/nats.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "server/cluster/cluster.h"
@@ -107,12 +114,29 @@ static void on_lost(void *ud, int g, int p) {
     pthread_mutex_unlock(&mu);
 }
 
-/* A server on a random port in [20000, 30000): five tries. */
+/* 1 when nothing listens on 127.0.0.1:port (we could bind it). */
+static int port_free(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    if (fd >= 0) close(fd);
+    return ok;
+}
+
+/* A server on a random free port in [20000, 30000): ten tries. A port
+ * that looked free may be taken by another test's server meanwhile; then
+ * ours exits (bind fails) while the probe reaches the other one: so ours
+ * must still be alive a moment later. */
 static vt_proc *start_low(vt_proc *(*start)(int *, const char *), int *port) {
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < 10; i++) {
         *port = 20000 + rand() % 10000;
+        if (!port_free(*port)) continue;
         vt_proc *pr = start(port, dir);
-        if (pr) return pr;
+        if (!pr) continue;
+        vt_sleep_ms(200);
+        if (vt_alive(pr)) return pr;
+        vt_kill(pr, SIGKILL);
     }
     return NULL;
 }
@@ -195,7 +219,7 @@ static uint64_t lag_of(void *ud, int g, int p) {
 }
 
 static int suite_init(void) {
-    srand((unsigned)getpid() ^ (unsigned)vt_now_ms());
+    srand((unsigned)getpid() * 2654435761u ^ (unsigned)vt_now_ms());
     for (int g = 0; g < GMAX; g++) vigil_cluster_group_token(groups[g], gtok[g], sizeof gtok[g]);
     for (int g = 0; g < GMAX; g++)
         for (int p = 0; p < P; p++) owner[g][p] = -1;
@@ -253,9 +277,27 @@ static void test_three_members(void) {
     char url[128];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/cluster", vigil_http_port(h));
     long status = 0;
-    char *body = vt_http("GET", url, NULL, 0, NULL, &status);
+    char *body = NULL;
+    cJSON *o = NULL;
+    /* the view is the last heartbeat's: wait until it has caught up with the table */
+    for (long long t1 = vt_now_ms(); vt_now_ms() - t1 < 3000; vt_sleep_ms(50)) {
+        cJSON_Delete(o);
+        free(body);
+        body = vt_http("GET", url, NULL, 0, NULL, &status);
+        o = cJSON_Parse(body);
+        int same = 1;
+        cJSON *it;
+        cJSON_ArrayForEach(it, cJSON_GetObjectItem(o, "pairs")) {
+            int g = group_index(cJSON_GetStringValue(cJSON_GetObjectItem(it, "group")));
+            int p = cJSON_GetObjectItem(it, "p")->valueint;
+            const char *ow = cJSON_GetStringValue(cJSON_GetObjectItem(it, "owner"));
+            if (!ow || strcmp(ow, m[owner[g][p]].name) != 0 ||
+                (uint64_t)cJSON_GetObjectItem(it, "epoch")->valuedouble != last_epoch[g][p])
+                same = 0;
+        }
+        if (same) break;
+    }
     CU_ASSERT_EQUAL(status, 200);
-    cJSON *o = cJSON_Parse(body);
     CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(cJSON_GetObjectItem(o, "instance")), "vigil-a");
     cJSON *members = cJSON_GetObjectItem(o, "members"), *pairs = cJSON_GetObjectItem(o, "pairs");
     CU_ASSERT_EQUAL(cJSON_GetArraySize(members), 3);
@@ -436,6 +478,18 @@ static void test_lease_overwritten(void) {
     CU_ASSERT_FATAL(js_KeyValue(&kv, js, "VIGIL_leases") == NATS_OK);
     char key[VIGIL_PAIR_NAME_MAX], val[128];
     vigil_pair_lease_key(key, sizeof key, groups[g], p);
+    /* first a write in the holder's own name and epoch (as when the answer
+     * to one of its renewals was lost): it keeps the pair */
+    char own[160];
+    snprintf(own, sizeof own, "{\"instance\":\"vigil-d\",\"epoch\":%llu,\"renewed_ms\":%lld}",
+             (unsigned long long)e0, (long long)vigil_now_ms());
+    int losses3 = losses[3];
+    CU_ASSERT_FATAL(kvStore_PutString(NULL, kv, key, own) == NATS_OK);
+    vt_sleep_ms(3 * HB);
+    CU_ASSERT_EQUAL(owner[g][p], 3);
+    CU_ASSERT_EQUAL(losses[3], losses3);
+    CU_ASSERT_EQUAL(vigil_cluster_epoch(m[3].c, g, p), e0);
+    /* then someone else's */
     snprintf(val, sizeof val, "{\"instance\":\"intruder\",\"epoch\":0,\"renewed_ms\":%lld}",
              (long long)vigil_now_ms());
     vigil_cluster_stats s0, s1;
@@ -509,6 +563,17 @@ static void test_nats_away(void) {
     long long t0 = vt_now_ms();
     vt_kill(nats, SIGKILL);
     nats = NULL;
+    /* vigil-d stops meanwhile: lost for each of its pairs, its leases left
+     * to expire, and the stop stays short */
+    vigil_cluster_stop(m[3].c);
+    long long stop_ms = vt_now_ms() - t0;
+    m[3].up = 0;
+    pthread_mutex_lock(&mu);
+    for (int g = 0; g < ng; g++)
+        for (int p = 0; p < P; p++) CU_ASSERT_NOT_EQUAL(owner[g][p], 3);
+    pthread_mutex_unlock(&mu);
+    printf("\n  NATS away: vigil-d stopped in %lld ms\n", stop_ms);
+    CU_ASSERT(stop_ms < 3 * HB);
     long long all_lost = -1;
     while (vt_now_ms() - t0 < LEASE + 1000 && all_lost < 0) {
         int held = 0;
@@ -527,6 +592,7 @@ static void test_nats_away(void) {
     long long t1 = vt_now_ms();
     CU_ASSERT_FATAL(wait_stable(10000));
     printf("  NATS back: all pairs held again after %lld ms\n", vt_now_ms() - t1);
+    close_member(3);
 }
 
 /* 9. a hot reload adds a key group: its pairs are shared out too; a list
