@@ -170,16 +170,21 @@ static vigil_status incr_epoch(vigil_cluster *c, int g, int p, uint64_t *epoch, 
 static void try_take(vigil_cluster *c, int g, int p, const vcl_kv_entry *e, int64_t now) {
     vcl_pair *pr = &c->pairs[g][p];
     lease_info li;
-    int present = parse_lease(e, &li);
+    int readable = parse_lease(e, &li), present = readable;
+    if (!readable && e && !e->deleted) {   /* not a lease we wrote: judged by its Created time alone */
+        present = 1;
+        li.renewed_ms = e->created_ms;
+    }
     char from[VCL_NAME + 64];
     snprintf(from, sizeof from, "no lease");
     if (present) {
-        int own = strcmp(li.instance, c->instance) == 0;
+        int own = readable && strcmp(li.instance, c->instance) == 0;
         int64_t age = now - li.renewed_ms;
         if (!own && age <= c->cfg.lease_ms) return;   /* someone else's live lease: it will release or expire */
         if (own) snprintf(from, sizeof from, "its own earlier lease");
-        else snprintf(from, sizeof from, "%s's lease expired %lld ms ago", li.instance,
-                      (long long)(age - c->cfg.lease_ms));
+        else if (readable) snprintf(from, sizeof from, "%s's lease expired %lld ms ago", li.instance,
+                                    (long long)(age - c->cfg.lease_ms));
+        else snprintf(from, sizeof from, "an unreadable lease expired %lld ms ago", (long long)(age - c->cfg.lease_ms));
     }
     char key[VIGIL_PAIR_NAME_MAX];
     lease_key(c, g, p, key, sizeof key);
@@ -207,9 +212,10 @@ static void try_take(vigil_cluster *c, int g, int p, const vcl_kv_entry *e, int6
     s = value ? kvStore_UpdateString(&pr->rev, c->leases_kv, key, value, rev) : NATS_NO_MEMORY;
     free(value);
     if (s != NATS_OK) {
-        /* the lease moved in between (or NATS went away): not ours; the
-         * epoch we drew fences nobody who holds the lease rightly, since
-         * they draw theirs after taking it */
+        /* the lease moved in between (or NATS went away): not ours. If
+         * someone took it meanwhile (our write came more than a lease
+         * late), the epoch we drew may refuse its first commits: it is
+         * then fenced and takes the pair again with a newer epoch. */
         vigil_log(VIGIL_LOG_INFO, "cluster", "cluster: %s did not take %s/p%d: the lease changed while taking it",
                   c->instance, c->groups[g], p);
         return;

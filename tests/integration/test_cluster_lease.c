@@ -21,7 +21,7 @@
  *   6. a lease rewritten in the holder's own name and epoch (a renewal whose
  *      answer was lost) is adopted; one overwritten by someone else: the
  *      renewal is refused (lost), and the pair comes back once that lease
- *      expires;
+ *      expires; the same with a value that is no lease at all;
  *   7. Redis away: a freed pair is not taken (no epoch, the lease given
  *      back); Redis back (with its AOF, so the epochs survive): it is;
  *   8. NATS away: a stop stays short (lost called, leases left to expire);
@@ -513,6 +513,18 @@ static void test_lease_overwritten(void) {
            back_after);
     CU_ASSERT(back_after >= LEASE);        /* not before the intruder's lease expired */
     CU_ASSERT(last_epoch[g][p] > e0);
+    /* last, a value that is no lease at all: lost, and taken back once its
+     * Created time is a lease old */
+    uint64_t e1 = last_epoch[g][p];
+    t0 = vt_now_ms();
+    CU_ASSERT_FATAL(kvStore_PutString(NULL, kv, key, "not a lease") == NATS_OK);
+    for (long long t1 = vt_now_ms(); vt_now_ms() - t1 < 3 * HB && owner[g][p] != -1;) vt_sleep_ms(5);
+    CU_ASSERT_EQUAL(owner[g][p], -1);
+    CU_ASSERT_FATAL(wait_stable(LEASE + 5 * HB));
+    back_after = vt_now_ms() - t0;
+    printf("  lease of %s/p%d overwritten with garbage: back after %lld ms\n", groups[g], p, back_after);
+    CU_ASSERT(back_after >= LEASE);
+    CU_ASSERT(last_epoch[g][p] > e1);
     kvStore_Destroy(kv);
     jsCtx_Destroy(js);
     natsConnection_Destroy(nc);
