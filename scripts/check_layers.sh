@@ -15,7 +15,11 @@
 #    cli; lua nothing of server, cli; server nothing of cli);
 #  - the unit graph has a cycle (found by tsort); the units of each loop and
 #    the includes between them are printed with file:line;
-#  - an include names no file (the tree would not build).
+#  - an include names no file (the tree would not build);
+#  - a wing with a fixed list of the units it may use (ALLOWED below, from
+#    docs/architecture.md) includes another: the cluster wing uses only
+#    common, state, http (and the engine's headers), so nothing it owns
+#    drags the rest of the server under the lifecycle's feet (issue 14).
 # Usage: scripts/check_layers.sh [ROOT]   (default: this repository). Only
 # bash and coreutils, so it runs on a fresh Debian before anything is
 # installed. Exit 0: clean; 1: violations (listed on stdout); 2: usage.
@@ -86,6 +90,17 @@ while IFS=$'\t' read -r from to loc inc; do
         echo "wrong direction: $from -> $to  $loc $inc  (allowed: cli -> server -> lua -> engine)"
         fail=1
     fi
+done <"$TMP/edges"
+
+# 1b. wings with a fixed list of the units they may use (issue 14, h7)
+declare -A ALLOWED=([server/cluster]="server/common server/state server/http engine")
+while IFS=$'\t' read -r from to loc inc; do
+    allowed=${ALLOWED[$from]:-}
+    [ -n "$allowed" ] || continue
+    case " $allowed " in *" $to "*) ;; *)
+        echo "not allowed: $from -> $to  $loc $inc  ($from may use only: $allowed)"
+        fail=1 ;;
+    esac
 done <"$TMP/edges"
 
 # 2. cycles between units. GNU tsort reports each loop it finds on stderr

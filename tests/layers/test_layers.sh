@@ -95,6 +95,14 @@ t=$(fresh missing)
 printf '#include "nowhere.h"\n' >>"$t/cli/main.c"
 expect_fail "include of a missing file" "$LAYERS" "$t" "cli/main.c:4"
 
+# the cluster wing may use common, state and http only (issue 14)
+t=$(fresh cluster_ok)
+mkdir -p "$t/server/cluster"
+printf '#include "server/state/store.h"\n#include "vigil/engine.h"\n' >"$t/server/cluster/cluster.c"
+expect_pass "cluster wing using state and the engine" "$LAYERS" "$t"
+printf '#include "server/route/router.h"\n' >>"$t/server/cluster/cluster.c"
+expect_fail "cluster wing using route" "$LAYERS" "$t" "not allowed: server/cluster -> server/route  server/cluster/cluster.c:3"
+
 expect_pass "clean tree: sizes ok" "$SIZES" "$TMP/clean"
 
 t=$(fresh over_1000)
