@@ -160,6 +160,16 @@ vigil_status vigil_outbox_file_compact(vigil_outbox *ob, vigil_error *err);
  * VIGIL_EINVAL when ob is not a Redis outbox. For tests and tools. */
 vigil_status vigil_outbox_redis_trim(vigil_outbox *ob, vigil_error *err);
 
+/* The stream entry of one alert: its field list, exactly the layout above
+ *   id <id> rule <rule> severity <sev> key <key> mode <active|shadow> json <json>
+ * into argv/lens (VIGIL_OUTBOX_FIELDS_ARGC slots; they borrow a's strings and
+ * live as long as a). Returns the count. The one place that layout is made:
+ * vigil_outbox_redis_xadd_args (the single stream) and the cluster mode's
+ * pair commit (vigil_redis_store_commit_pairs, whose script XADDs it to the
+ * pair's stream) both take it from here. */
+#define VIGIL_OUTBOX_FIELDS_ARGC 12
+int vigil_outbox_fields(const vigil_alert_record *a, const char **argv, size_t *lens);
+
 /* The XADD of one alert in the field layout above, as an argv for
  * redisAppendCommandArgv / redisCommandArgv:
  *   XADD <stream> * id <id> rule <rule> severity <sev> key <key> mode <active|shadow> json <json>
