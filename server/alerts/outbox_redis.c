@@ -457,8 +457,8 @@ static void r_destroy(vigil_outbox *ob) {
     free(o);
 }
 
-vigil_status vrob_open(const char *url, const char *prefix, const char *const *endpoints, int nendpoints,
-                       int create_groups, rob **out, vigil_error *err) {
+vigil_status vrob_open(const char *url, const char *prefix, const vigil_redis_opts *opts,
+                       const char *const *endpoints, int nendpoints, int create_groups, rob **out, vigil_error *err) {
     if (!out) return vigil_error_set(err, VIGIL_EINVAL, "outbox: NULL argument");
     *out = NULL;
     if (!url || nendpoints < 0 || (nendpoints > 0 && !endpoints))
@@ -478,7 +478,7 @@ vigil_status vrob_open(const char *url, const char *prefix, const char *const *e
     o->base.list_dead = vrob_list_dead;
     o->base.depth = vrob_depth;
     o->base.destroy = r_destroy;
-    vigil_status s = vigil_redis_create(url, NULL, &o->proto, err);
+    vigil_status s = vigil_redis_create(url, opts, &o->proto, err);
     if (s == VIGIL_OK) {
         size_t n = strlen(prefix) + 16;
         o->stream = malloc(n);
@@ -514,7 +514,7 @@ vigil_status vigil_outbox_redis_open(const char *url, const char *prefix, const 
     rob *o = NULL;
     if (!out) return vigil_error_set(err, VIGIL_EINVAL, "outbox: NULL argument");
     *out = NULL;
-    vigil_status s = vrob_open(url, prefix, endpoints, nendpoints, 1, &o, err);
+    vigil_status s = vrob_open(url, prefix, NULL, endpoints, nendpoints, 1, &o, err);
     if (s == VIGIL_OK) *out = &o->base;
     return s;
 }

@@ -156,11 +156,11 @@ static inline int is_err(const redisReply *r, const char *prefix) {
 const redisReply *vrob_field(const redisReply *fv, const char *name);
 
 /* A Redis outbox on url/prefix whose configured endpoints (they count for
- * trimming) are endpoints[0..n); their groups on <prefix>:outbox are created
+ * trimming) are endpoints[0..n), timeouts opts (NULL: defaults); their groups on <prefix>:outbox are created
  * only when create_groups (vigil_outbox_redis_open). outbox_pairs.c opens
  * one without, for its connections and its dead letters. */
-vigil_status vrob_open(const char *url, const char *prefix, const char *const *endpoints, int nendpoints,
-                       int create_groups, rob **out, vigil_error *err);
+vigil_status vrob_open(const char *url, const char *prefix, const vigil_redis_opts *opts,
+                       const char *const *endpoints, int nendpoints, int create_groups, rob **out, vigil_error *err);
 
 /* ---- dead letters (outbox_redis_dead.c) ---------------------------------- */
 

@@ -26,8 +26,10 @@
 /* KEYS: 1 epoch, 2 offset, 3 outbox stream, 4.. state keys.
  * ARGV: 1 expected epoch, 2 seq, 3 wm, 4 records, 5 outbox entries,
  * 6 strings per entry, then 3 per record (op S|D, value, ttl ms or 0), then
- * the entries' field lists. The offset comparison is on the decimal
- * strings (exact for any uint64 seq; wm fits a double exactly in ms).
+ * the entries' field lists. The offset comparison: seq on the decimal
+ * strings (exact for any uint64), wm as a number (ms fit a double exactly).
+ * Stored offset past (seq, wm): nothing written; equal: the records only
+ * (a retry, or keys changed with no offset move); before it: everything.
  * "#!lua" (Redis 7 script flags, none set): Redis refuses the script
  * before it runs when it is out of memory, instead of at its first write. */
 static const char SCRIPT[] =
@@ -35,17 +37,19 @@ static const char SCRIPT[] =
     "local cur = redis.call('GET', KEYS[1]) or '0'\n"
     "if cur ~= ARGV[1] then return redis.error_reply('STALE ' .. cur) end\n"
     "local nrec, nout, nf = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])\n"
-    "local fresh = true\n"
+    "local c = -1\n"
     "local off = redis.call('GET', KEYS[2])\n"
     "if off then\n"
     "  local s, w = string.match(off, '^(%d+) (%-?%d+)$')\n"
     "  if s then\n"
     "    local q = ARGV[2]\n"
-    "    local c = 0\n"
+    "    c = 0\n"
     "    if #s ~= #q then c = (#s > #q) and 1 or -1 elseif s ~= q then c = (s > q) and 1 or -1 end\n"
-    "    if c > 0 or (c == 0 and tonumber(w) >= tonumber(ARGV[3])) then fresh = false end\n"
+    "    if c == 0 then local a, b = tonumber(w), tonumber(ARGV[3])\n"
+    "      if a ~= b then c = (a > b) and 1 or -1 end end\n"
     "  end\n"
     "end\n"
+    "if c > 0 then return redis.status_reply('DONE') end\n"
     "local a = 7\n"
     "for i = 1, nrec do\n"
     "  if ARGV[a] == 'D' then redis.call('DEL', KEYS[3 + i])\n"
@@ -53,7 +57,7 @@ static const char SCRIPT[] =
     "  else redis.call('SET', KEYS[3 + i], ARGV[a + 1]) end\n"
     "  a = a + 3\n"
     "end\n"
-    "if not fresh then return redis.status_reply('DONE') end\n"
+    "if c == 0 then return redis.status_reply('DONE') end\n"
     "for i = 1, nout do\n"
     "  redis.call('XADD', KEYS[3], '*', unpack(ARGV, a, a + nf - 1))\n"
     "  a = a + nf\n"

@@ -149,10 +149,12 @@ int vigil_redis_pair_key(const char *prefix, const char *group, int partition, c
  *            the worker's watermark now) even when the batch had none of its
  *            events (its keys changed through a watermark advance). (seq, wm)
  *            is also the commit's identity: when the stored offset is at or
- *            past it, lexicographically, the commit was applied before (a
- *            retry after an unknown outcome): the records are written again
- *            (idempotent: the same SETs and DELs) but the outbox entries are
- *            not appended twice and the offset is not moved back. A new
+ *            past it, compared as (seq, wm), the commit was applied before
+ *            (a retry after an unknown outcome): no outbox entry is
+ *            appended twice and the offset never moves back. Stored offset
+ *            equal to (seq, wm): the records are written (the same SETs and
+ *            DELs again, or keys that changed without an offset move), not
+ *            the entries. Stored offset past it: nothing is written. A new
  *            commit always moves (seq, wm) forward: a new message moves seq,
  *            a watermark advance moves wm.
  *   recs     the pair's key states (store.h: SET with PX ttl_ms when
@@ -194,7 +196,7 @@ typedef struct vigil_pair_result {
      * VIGIL_EUNAVAILABLE the connection failed: outcome unknown, retry the
      *                   whole batch (see vigil_redis_store_commit_pairs). */
     vigil_status status;
-    int already;          /* VIGIL_OK: the offset showed it applied before; no entry appended */
+    int already;          /* VIGIL_OK: the offset was at or past (seq, wm): applied before, no entry appended */
     uint64_t epoch;       /* VIGIL_ESTALE: the epoch Redis holds (0: none) */
 } vigil_redis_pair_result;
 typedef vigil_redis_pair_result vigil_pair_result;
