@@ -234,7 +234,12 @@ static void schedule(endpoint *ep, long long now) {
         case Q_READY: {
             int busy = key_busy(ep, it->e.key);
             int due = it->state == Q_READY || it->due_ms <= now;
-            if (!busy && due && ep->free_slots) start(ep, it, now);
+            if (!busy && due && ep->free_slots) {
+                /* issue 14 (pair outbox): an alert of a pair another instance owns now is its to send */
+                vigil_outbox *ob = ep->d->ob;
+                if (ob->holds && !ob->holds(ob, it->e.ref)) vdisp_window_drop(ep, it);
+                else start(ep, it, now);
+            }
             break;
         }
         default:   /* Q_DEAD: finished here, holds nothing back */

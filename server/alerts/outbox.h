@@ -81,6 +81,11 @@ struct vigil_outbox {
     /* Entries appended and not yet acked by ep (its backlog). */
     vigil_status (*depth)(vigil_outbox *ob, const char *ep, uint64_t *n, vigil_error *err);
     void (*destroy)(vigil_outbox *ob);
+    /* Optional (NULL: always 1). 0 once the entry at ref is no longer this
+     * outbox's to deliver (the pair outbox: its pair was removed, another
+     * instance owns it now); the dispatcher then drops it unacked instead
+     * of starting a request. Thread-safe, no network. */
+    int (*holds)(vigil_outbox *ob, const char *ref);
 };
 
 /* Redis backend on url with key prefix (NULL: "vigil"); endpoint names are
@@ -242,10 +247,12 @@ vigil_status vigil_outbox_pairs_add(vigil_outbox *ob, const char *group, int par
  * it (a read in progress that includes it is waited for: at most
  * VIGIL_OUTBOX_PAIRS_BLOCK_MS plus the Redis timeout; entries such a read
  * claimed stay pending for the next owner). Alerts of it that the
- * dispatcher holds may still be delivered (at-least-once: the next owner
- * sends them again with the same webhook-id); their acks still reach the
- * stream (harmless), dead letters of it are left to the next owner.
- * Removing a pair not added does nothing. VIGIL_EINVAL. */
+ * dispatcher already read are not started any more (holds() says no: they
+ * are dropped unacked); one in flight may finish (at-least-once: the next
+ * owner sends it again with the same webhook-id); acks of it still reach
+ * the stream (harmless), dead letters of it are left to the next owner.
+ * Removing a pair not added does nothing. Not from a thread inside this
+ * outbox's read (a dispatcher thread). VIGIL_EINVAL. */
 vigil_status vigil_outbox_pairs_remove(vigil_outbox *ob, const char *group, int partition, vigil_error *err);
 /* 1 when ob is a pair outbox. */
 int vigil_outbox_is_pairs(const vigil_outbox *ob);

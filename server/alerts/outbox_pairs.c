@@ -579,6 +579,17 @@ static vigil_status p_depth(vigil_outbox *ob, const char *ep, uint64_t *n, vigil
     return s;
 }
 
+static int p_holds(vigil_outbox *ob, const char *ref) {
+    pob *o = (pob *)ob;
+    gref g;
+    if (!ref || ref_parse(ref, &g) != 0) return 0;
+    pthread_mutex_lock(&o->mu);
+    ppair *p = by_slot(o, g.slot);
+    int held = p && !p->removed;
+    pthread_mutex_unlock(&o->mu);
+    return held;
+}
+
 /* ---- pairs --------------------------------------------------------------- */
 
 static pob *as_pob(vigil_outbox *ob) {
@@ -705,6 +716,7 @@ vigil_status vigil_outbox_pairs_open(const char *url, const char *prefix, const 
     o->base.list_dead = p_list_dead;
     o->base.depth = p_depth;
     o->base.destroy = p_destroy;
+    o->base.holds = p_holds;
     vigil_status s = vrob_open(url, prefix, opts, endpoints, nendpoints, 0, &o->inner, err);
     if (s == VIGIL_OK) {
         o->prefix = strdup(prefix);

@@ -38,7 +38,7 @@
 
 static char *dir;
 static vt_proc *redis, *receiver;
-static char url[128], rx_url[128], rx_out[512];
+static char url[128], rx_url[128], rx_out[512], rx_status[512];
 static vigil_store *st;
 static uint64_t seqs[P], epochs[P];
 static int alert_no;
@@ -276,14 +276,70 @@ static void test_redeliver_and_deliver(void) {
     next->destroy(next);
 }
 
+/* What the receiver answers from now on (atomically: tmp + rename). */
+static void rx_set_status(int status) {
+    char t[600];
+    snprintf(t, sizeof t, "%s.tmp", rx_status);
+    FILE *f = fopen(t, "w");
+    if (!f) return;
+    fprintf(f, "%d\n", status);
+    fclose(f);
+    rename(t, rx_status);
+}
+
+/* Alerts of a pair already in the dispatcher's window (retrying against a
+ * receiver answering 503) are not sent once the pair is removed. */
+static void test_removed_pair_not_retried(void) {
+    char e[2][40];
+    vigil_error err;
+    vigil_alert_record out[16];
+    rx_set_status(503);
+    vigil_outbox *ob = open_ob("late");
+    CU_ASSERT_FATAL(ob != NULL);
+    CU_ASSERT_EQUAL(vigil_outbox_pairs_add(ob, G, 1, &err), VIGIL_OK);
+    vigil_endpoint_config ep = {.name = "late", .url = rx_url, .secret = SECRET, .backoff_ms = 100,
+                                .max_backoff_ms = 200, .timeout_ms = 2000};
+    vigil_dispatch *disp = NULL;
+    CU_ASSERT_EQUAL_FATAL(vigil_dispatch_create(&ep, 1, NULL, ob, 1000, &disp, &err), VIGIL_OK);
+    commit_alerts(1, 2, e);
+    vigil_dispatch_stats ds;
+    long long deadline = vt_now_ms() + 5000;
+    do {
+        vt_sleep_ms(20);
+        vigil_dispatch_stats_get(disp, 0, &ds);
+    } while (ds.retries < 2 && vt_now_ms() < deadline);
+    CU_ASSERT(ds.retries >= 2);   /* read, tried, waiting for a retry */
+    CU_ASSERT_EQUAL(vigil_outbox_pairs_remove(ob, G, 1, &err), VIGIL_OK);
+    rx_set_status(200);
+    vt_sleep_ms(800);
+    CU_ASSERT_EQUAL(delivered(e[0]), 0);
+    CU_ASSERT_EQUAL(delivered(e[1]), 0);
+    vigil_dispatch_stats_get(disp, 0, &ds);
+    CU_ASSERT_EQUAL(ds.window, 0);
+    vigil_dispatch_destroy(disp);
+    ob->destroy(ob);
+    /* the next owner has them (after pair 1's older entries: the group "late" is new, made at 0) */
+    vigil_outbox *next = open_ob("late");
+    CU_ASSERT_EQUAL(vigil_outbox_pairs_add(next, G, 1, &err), VIGIL_OK);
+    int n = rd(next, "late", "", out, 16, 100), found = 0;
+    CU_ASSERT(n >= 2);
+    for (int i = 0; i < n; i++) found += !strcmp(out[i].id, e[0]) || !strcmp(out[i].id, e[1]);
+    CU_ASSERT_EQUAL(found, 2);
+    if (n >= 2) CU_ASSERT(!strcmp(out[n - 2].id, e[0]) && !strcmp(out[n - 1].id, e[1]));
+    free_recs(out, n);
+    next->destroy(next);
+}
+
 static int start_receiver(void) {
     char log[512], portbuf[16];
     snprintf(rx_out, sizeof rx_out, "%s/rx.jsonl", dir);
+    snprintf(rx_status, sizeof rx_status, "%s/rx.status", dir);
+    rx_set_status(200);
     snprintf(log, sizeof log, "%s/rx.log", dir);
     for (int attempt = 0; attempt < 5; attempt++) {
         int port = low_port();
         snprintf(portbuf, sizeof portbuf, "%d", port);
-        const char *argv[] = {RECEIVER, "--port", portbuf, "--out", rx_out, "--secret", SECRET, NULL};
+        const char *argv[] = {RECEIVER, "--port", portbuf, "--out", rx_out, "--secret", SECRET, "--status-file", rx_status, NULL};
         receiver = vt_spawn(argv, log);
         if (receiver && vt_wait_port(port, 5000) == 0 && vt_alive(receiver)) {
             snprintf(rx_url, sizeof rx_url, "http://127.0.0.1:%d/hook", port);
@@ -320,7 +376,8 @@ int main(void) {
     CU_pSuite s = CU_add_suite("pair outbox", NULL, NULL);
     if (!s || !CU_add_test(s, "read, rewind, ack, depth, remove, next owner", test_read_rewind_remove) ||
         !CU_add_test(s, "redelivery to a new owner; two pairs delivered once each; a removed pair stops",
-                     test_redeliver_and_deliver)) {
+                     test_redeliver_and_deliver) ||
+        !CU_add_test(s, "a removed pair's alerts waiting for a retry are not sent", test_removed_pair_not_retried)) {
         CU_cleanup_registry();
         return 1;
     }
