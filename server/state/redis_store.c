@@ -237,8 +237,8 @@ static vigil_status do_save(vigil_store *st, const vigil_store_record *recs, int
         s = vrs_queue(rs, ac, av, al, err);
     }
     for (int i = 0; i < noffs && s == VIGIL_OK; i++) {
-        char key[300], val[48];
-        int kl = snprintf(key, sizeof key, "%s:{%s:p%d}:offset", rs->prefix, offs[i].group_name, offs[i].partition);
+        char key[600], val[48];   /* prefix <= 256, group <= 200 bytes */
+        int kl = vigil_redis_pair_key(rs->prefix, offs[i].group_name, offs[i].partition, "offset", key, sizeof key);
         int vl = snprintf(val, sizeof val, "%llu %lld", (unsigned long long)offs[i].seq, (long long)offs[i].wm);
         const char *av[3] = { "SET", key, val };
         size_t al[3] = { 3, (size_t)kl, (size_t)vl };
@@ -422,8 +422,12 @@ static vigil_status do_offsets(redis_store *rs, const char *const *groups, int n
         s = vrs_queue(rs, 2, gv, gl, err);
     for (int gi = 0; gi < ngroups && s == VIGIL_OK; gi++)
         for (int p = 0; p < partitions && s == VIGIL_OK; p++) {
-            char key[300];
-            int kl = snprintf(key, sizeof key, "%s:{%s:p%d}:offset", rs->prefix, groups[gi], p);
+            char key[600];
+            int kl = vigil_redis_pair_key(rs->prefix, groups[gi], p, "offset", key, sizeof key);
+            if (kl < 0) {
+                s = vigil_error_set(err, VIGIL_EINVAL, "Redis: no offset key for group '%.64s'", groups[gi]);
+                break;
+            }
             const char *av[2] = { "GET", key };
             size_t al[2] = { 3, (size_t)kl };
             s = vrs_queue(rs, 2, av, al, err);
