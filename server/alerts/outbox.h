@@ -6,7 +6,8 @@
  * (dispatch.c) read it per endpoint; each endpoint has its own progress, so a
  * slow or dead endpoint never holds back another.
  *
- * Three backends, one reading interface (struct vigil_outbox):
+ * Three backends, one reading interface (struct vigil_outbox) — and in
+ * cluster mode a fourth, the pair outbox (at the end of this file):
  *   - Redis (with the Redis store): the stream <prefix>:outbox. Workers
  *     append with XADD inside their commit's MULTI/EXEC (redis_store.c), with
  *     exactly these fields, in this order:

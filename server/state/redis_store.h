@@ -198,8 +198,7 @@ typedef struct vigil_pair_result {
     vigil_status status;
     int already;          /* VIGIL_OK: the offset was at or past (seq, wm): applied before, no entry appended */
     uint64_t epoch;       /* VIGIL_ESTALE: the epoch Redis holds (0: none) */
-} vigil_redis_pair_result;
-typedef vigil_redis_pair_result vigil_pair_result;
+} vigil_pair_result;
 
 /* The fenced commit: for each pair, one EVALSHA of the commit script
  * (redis_pairs.c), all pipelined in ONE round trip (the script is loaded
@@ -214,7 +213,9 @@ typedef vigil_redis_pair_result vigil_pair_result;
  * sets the offset. Each pair is atomic on its own; pairs are independent
  * (one stale pair does not stop the others).
  *
- * res[0..npairs) gets each pair's outcome. Returns VIGIL_OK when every pair
+ * A pair appears once per call (the same pair again with the same (seq,
+ * wm) would be a retry: answered `already`). res[0..npairs) gets each
+ * pair's outcome. Returns VIGIL_OK when every pair
  * is VIGIL_OK; VIGIL_EUNAVAILABLE when the connection failed (then every
  * res[i].status is VIGIL_EUNAVAILABLE: unknown; the caller retries the
  * whole batch — a retried pair is not applied twice, see seq above);
