@@ -30,10 +30,12 @@
  * strings (exact for any uint64), wm as a number (ms fit a double exactly).
  * Stored offset past (seq, wm): nothing written; equal: the records only
  * (a retry, or keys changed with no offset move); before it: everything.
- * "#!lua" (Redis 7 script flags, none set): Redis refuses the script
- * before it runs when it is out of memory, instead of at its first write. */
+ * The offset is written first: out of memory, Redis refuses a script's
+ * first write that may grow memory (SET: "OOM …") and lets every write
+ * after a first one through, so a new commit is all or nothing under OOM.
+ * (A "#!lua" flags line would check before the script starts, but exists
+ * only from Redis 7 on.) */
 static const char SCRIPT[] =
-    "#!lua\n"
     "local cur = redis.call('GET', KEYS[1]) or '0'\n"
     "if cur ~= ARGV[1] then return redis.error_reply('STALE ' .. cur) end\n"
     "local nrec, nout, nf = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])\n"
@@ -50,6 +52,7 @@ static const char SCRIPT[] =
     "  end\n"
     "end\n"
     "if c > 0 then return redis.status_reply('DONE') end\n"
+    "if c < 0 then redis.call('SET', KEYS[2], ARGV[2] .. ' ' .. ARGV[3]) end\n"
     "local a = 7\n"
     "for i = 1, nrec do\n"
     "  if ARGV[a] == 'D' then redis.call('DEL', KEYS[3 + i])\n"
@@ -62,7 +65,6 @@ static const char SCRIPT[] =
     "  redis.call('XADD', KEYS[3], '*', unpack(ARGV, a, a + nf - 1))\n"
     "  a = a + nf\n"
     "end\n"
-    "redis.call('SET', KEYS[2], ARGV[2] .. ' ' .. ARGV[3])\n"
     "return redis.status_reply('OK')\n";
 
 static char script_sha[41];

@@ -189,10 +189,11 @@ typedef struct vigil_pair_result {
      *                   (The status enum's "made against something replaced
      *                   meanwhile"; here the owner was replaced.)
      * VIGIL_ESTORE      Redis answered this pair's script with another
-     *                   error (OOM, WRONGTYPE…): nothing of it was written
-     *                   (a script that fails before its first write) or,
-     *                   rarely, part (Redis does not roll a script back);
-     *                   retry the batch;
+     *                   error: out of memory ("OOM …": nothing of the
+     *                   pair was written: the offset is its first write),
+     *                   or, rarely, one after some writes (WRONGTYPE: a key
+     *                   of the pair holds what vigil never wrote there;
+     *                   Redis does not roll a script back); retry the batch;
      * VIGIL_EUNAVAILABLE the connection failed: outcome unknown, retry the
      *                   whole batch (see vigil_redis_store_commit_pairs). */
     vigil_status status;

@@ -423,6 +423,46 @@ static void test_bad_input_sends_nothing(void) {
     CU_ASSERT_EQUAL(vigil_redis_store_commit_pairs(st, &pc, 1, &res, &err), VIGIL_EINVAL);
 }
 
+/* Out of memory: the pair's script writes nothing; once memory is back, it applies. */
+static void test_oom_writes_nothing(void) {
+    char k0[32], k1[32], buf[64], okey[256];
+    key_in(7, "o", 0, k0, sizeof k0);
+    key_in(7, "o", 1, k1, sizeof k1);
+    uint64_t e = 0;
+    vigil_error err;
+    CU_ASSERT_EQUAL(vigil_redis_store_epoch_get(st, G, 7, &e, &err), VIGIL_OK);
+    long long before = xlen(G, 7);
+    vigil_redis_pair_key("pc", G, 7, "offset", okey, sizeof okey);
+    char off_before[64];
+    get_raw(okey, off_before, sizeof off_before);
+    vigil_store_record rs[2] = {rec(k0, NULL, 0), rec(k1, "v", 0)};   /* a DEL first: not refused by itself */
+    talert a;
+    mk_alert(&a, "0000000000000000000000000000f101", k1);
+    vigil_redis_cmd o = fields(&a);
+    vigil_redis_pair_commit pc = {.group_name = G, .partition = 7, .epoch = e, .seq = 777, .wm = 1,
+                                  .recs = rs, .nrecs = 2, .outbox = &o, .noutbox = 1};
+    vigil_pair_result res;
+    redisReply *r = redisCommand(direct, "CONFIG SET maxmemory 1");
+    freeReplyObject(r);
+    vigil_error_clear(&err);
+    vigil_status s = vigil_redis_store_commit_pairs(st, &pc, 1, &res, &err);
+    r = redisCommand(direct, "CONFIG SET maxmemory 0");
+    freeReplyObject(r);
+    CU_ASSERT_EQUAL(s, VIGIL_ESTORE);
+    CU_ASSERT_EQUAL(res.status, VIGIL_ESTORE);
+    CU_ASSERT(strstr(err.msg, "OOM") != NULL);
+    get_state(k1, buf, sizeof buf);
+    CU_ASSERT_STRING_EQUAL(buf, "");
+    CU_ASSERT_EQUAL(xlen(G, 7), before);
+    get_raw(okey, buf, sizeof buf);
+    CU_ASSERT_STRING_EQUAL(buf, off_before);
+    CU_ASSERT_EQUAL(vigil_redis_store_commit_pairs(st, &pc, 1, &res, &err), VIGIL_OK);
+    CU_ASSERT_EQUAL(res.already, 0);
+    get_state(k1, buf, sizeof buf);
+    CU_ASSERT_STRING_EQUAL(buf, "v");
+    CU_ASSERT_EQUAL(xlen(G, 7), before + 1);
+}
+
 static void test_connection_lost_then_retried(void) {
     char k0[32], buf[64];
     key_in(3, "u", 0, k0, sizeof k0);
@@ -479,6 +519,7 @@ int main(void) {
         !CU_add_test(s, "every key of a pair's call has the pair's hash tag", test_every_key_has_the_pairs_tag) ||
         !CU_add_test(s, "NOSCRIPT: redone with EVAL", test_noscript_retried) ||
         !CU_add_test(s, "a record outside its pair: nothing sent", test_bad_input_sends_nothing) ||
+        !CU_add_test(s, "out of memory: nothing of the pair written", test_oom_writes_nothing) ||
         !CU_add_test(s, "connection lost: unknown, the retry applies once", test_connection_lost_then_retried)) {
         CU_cleanup_registry();
         return 1;
