@@ -30,9 +30,13 @@
  * strings (exact for any uint64), wm as a number (ms fit a double exactly).
  * Stored offset past (seq, wm): nothing written; equal: the records only
  * (a retry, or keys changed with no offset move); before it: everything.
- * The offset is written first: out of memory, Redis refuses a script's
- * first write that may grow memory (SET: "OOM …") and lets every write
- * after a first one through, so a new commit is all or nothing under OOM.
+ * Nothing is written before every failure that can be foreseen is ruled
+ * out: the outbox key must be a stream (or absent; SET and DEL take any
+ * type), and the offset is written first: out of memory, Redis refuses a
+ * script's first write that may grow memory (SET: "OOM …") and lets every
+ * write after a first one through, so a new commit is all or nothing. A
+ * commit half applied would be worse than a duplicate: its retry finds the
+ * offset moved and appends no entry.
  * (A "#!lua" flags line would check before the script starts, but exists
  * only from Redis 7 on.) */
 static const char SCRIPT[] =
@@ -52,6 +56,10 @@ static const char SCRIPT[] =
     "  end\n"
     "end\n"
     "if c > 0 then return redis.status_reply('DONE') end\n"
+    "if c < 0 and nout > 0 then\n"
+    "  local t = redis.call('TYPE', KEYS[3]).ok\n"
+    "  if t ~= 'stream' and t ~= 'none' then return redis.error_reply('WRONGTYPE ' .. KEYS[3] .. ' is a ' .. t) end\n"
+    "end\n"
     "if c < 0 then redis.call('SET', KEYS[2], ARGV[2] .. ' ' .. ARGV[3]) end\n"
     "local a = 7\n"
     "for i = 1, nrec do\n"

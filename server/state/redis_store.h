@@ -189,11 +189,11 @@ typedef struct vigil_pair_result {
      *                   (The status enum's "made against something replaced
      *                   meanwhile"; here the owner was replaced.)
      * VIGIL_ESTORE      Redis answered this pair's script with another
-     *                   error: out of memory ("OOM …": nothing of the
-     *                   pair was written: the offset is its first write),
-     *                   or, rarely, one after some writes (WRONGTYPE: a key
-     *                   of the pair holds what vigil never wrote there;
-     *                   Redis does not roll a script back); retry the batch;
+     *                   error, before its first write (the script rules
+     *                   out what it can: "OOM …" refuses the first write,
+     *                   the offset; "WRONGTYPE …": the outbox key is no
+     *                   stream): nothing of the pair was written; retry
+     *                   the batch (after fixing Redis);
      * VIGIL_EUNAVAILABLE the connection failed: outcome unknown, retry the
      *                   whole batch (see vigil_redis_store_commit_pairs). */
     vigil_status status;

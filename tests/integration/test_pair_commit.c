@@ -463,6 +463,41 @@ static void test_oom_writes_nothing(void) {
     CU_ASSERT_EQUAL(xlen(G, 7), before + 1);
 }
 
+/* The outbox key is not a stream: refused before any write. */
+static void test_wrongtype_writes_nothing(void) {
+    char k0[32], buf[64], okey[256], skey[256];
+    key_in(6, "q", 0, k0, sizeof k0);
+    vigil_redis_pair_key("pc", G, 6, "outbox", skey, sizeof skey);
+    vigil_redis_pair_key("pc", G, 6, "offset", okey, sizeof okey);
+    redisReply *r = redisCommand(direct, "RENAME %s %s:saved", skey, skey);
+    freeReplyObject(r);
+    r = redisCommand(direct, "SET %s not-a-stream", skey);
+    freeReplyObject(r);
+    char off_before[64];
+    get_raw(okey, off_before, sizeof off_before);
+    uint64_t e = 0;
+    vigil_error err;
+    CU_ASSERT_EQUAL(vigil_redis_store_epoch_get(st, G, 6, &e, &err), VIGIL_OK);
+    vigil_store_record r0 = rec(k0, "never", 0);
+    talert a;
+    mk_alert(&a, "0000000000000000000000000000f201", k0);
+    vigil_redis_cmd o = fields(&a);
+    vigil_redis_pair_commit pc = {.group_name = G, .partition = 6, .epoch = e, .seq = 555, .wm = 1,
+                                  .recs = &r0, .nrecs = 1, .outbox = &o, .noutbox = 1};
+    vigil_pair_result res;
+    vigil_error_clear(&err);
+    CU_ASSERT_EQUAL(vigil_redis_store_commit_pairs(st, &pc, 1, &res, &err), VIGIL_ESTORE);
+    CU_ASSERT(strstr(err.msg, "WRONGTYPE") != NULL);
+    get_state(k0, buf, sizeof buf);
+    CU_ASSERT_STRING_EQUAL(buf, "");
+    get_raw(okey, buf, sizeof buf);
+    CU_ASSERT_STRING_EQUAL(buf, off_before);
+    r = redisCommand(direct, "RENAME %s:saved %s", skey, skey);
+    freeReplyObject(r);
+    CU_ASSERT_EQUAL(vigil_redis_store_commit_pairs(st, &pc, 1, &res, &err), VIGIL_OK);
+    CU_ASSERT_EQUAL(res.already, 0);
+}
+
 static void test_connection_lost_then_retried(void) {
     char k0[32], buf[64];
     key_in(3, "u", 0, k0, sizeof k0);
@@ -520,6 +555,7 @@ int main(void) {
         !CU_add_test(s, "NOSCRIPT: redone with EVAL", test_noscript_retried) ||
         !CU_add_test(s, "a record outside its pair: nothing sent", test_bad_input_sends_nothing) ||
         !CU_add_test(s, "out of memory: nothing of the pair written", test_oom_writes_nothing) ||
+        !CU_add_test(s, "outbox key not a stream: nothing written", test_wrongtype_writes_nothing) ||
         !CU_add_test(s, "connection lost: unknown, the retry applies once", test_connection_lost_then_retried)) {
         CU_cleanup_registry();
         return 1;
