@@ -26,6 +26,7 @@
 
 #include "dispatch.h"
 #include "harness.h"
+#include "webhooks.h"
 #include "outbox.h"
 #include "redis_store.h"
 #include "vigil/ruleset.h"
@@ -330,6 +331,24 @@ static void test_removed_pair_not_retried(void) {
     next->destroy(next);
 }
 
+/* The lifecycle's entry point: vigil_webhooks_start_pairs, then pairs come. */
+static void test_webhooks_start_pairs(void) {
+    char f[2][40];
+    vigil_outbox *ob = NULL;
+    vigil_dispatch *disp = NULL;
+    vigil_error err;
+    vigil_error_clear(&err);
+    const char *urls[1] = {rx_url};
+    rx_set_status(200);
+    CU_ASSERT_EQUAL(vigil_webhooks_start_pairs(NULL, 0, urls, 1, SECRET, NULL, PREFIX, &ob, &disp, &err), VIGIL_EINVAL);
+    CU_ASSERT_EQUAL_FATAL(vigil_webhooks_start_pairs(NULL, 0, urls, 1, SECRET, url, PREFIX, &ob, &disp, &err), VIGIL_OK);
+    CU_ASSERT(vigil_outbox_is_pairs(ob));
+    CU_ASSERT_EQUAL(vigil_outbox_pairs_add(ob, G, 0, &err), VIGIL_OK);
+    commit_alerts(0, 2, f);
+    CU_ASSERT(wait_delivered(f, 2, 10000));
+    vigil_webhooks_stop(disp, ob);
+}
+
 static int start_receiver(void) {
     char log[512], portbuf[16];
     snprintf(rx_out, sizeof rx_out, "%s/rx.jsonl", dir);
@@ -377,7 +396,8 @@ int main(void) {
     if (!s || !CU_add_test(s, "read, rewind, ack, depth, remove, next owner", test_read_rewind_remove) ||
         !CU_add_test(s, "redelivery to a new owner; two pairs delivered once each; a removed pair stops",
                      test_redeliver_and_deliver) ||
-        !CU_add_test(s, "a removed pair's alerts waiting for a retry are not sent", test_removed_pair_not_retried)) {
+        !CU_add_test(s, "a removed pair's alerts waiting for a retry are not sent", test_removed_pair_not_retried) ||
+        !CU_add_test(s, "vigil_webhooks_start_pairs", test_webhooks_start_pairs)) {
         CU_cleanup_registry();
         return 1;
     }
