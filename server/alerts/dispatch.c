@@ -232,8 +232,16 @@ static void schedule(endpoint *ep, long long now) {
             break;
         case Q_WAIT:
         case Q_READY: {
-            int busy = key_busy(ep, it->e.key);
             int due = it->state == Q_READY || it->due_ms <= now;
+            /* issue 14 (pair outbox): an alert of a pair another instance owns
+             * now is its to send. Checked before key_busy, which keeps a
+             * pointer to the key for this pass. */
+            vigil_outbox *ob = ep->d->ob;
+            if (due && ep->free_slots && ob->holds && !ob->holds(ob, it->e.ref)) {
+                vdisp_window_drop(ep, it);
+                break;
+            }
+            int busy = key_busy(ep, it->e.key);
             if (!busy && due && ep->free_slots) start(ep, it, now);
             break;
         }

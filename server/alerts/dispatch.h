@@ -35,6 +35,9 @@
  *   - order: alerts of one key go out in outbox order: an alert waits while an
  *     earlier one of the same key for this endpoint is in flight or waiting
  *     for a retry; other keys proceed (up to `concurrency` requests).
+ *   - ownership (cluster mode, the pair outbox): an alert whose outbox no
+ *     longer holds it (outbox.h, holds: its pair moved to another instance)
+ *     is dropped unacked instead of starting its next attempt.
  *   - 2xx: delivered, acked.
  *   - transport error (connect, reset, timeout after timeout_ms), 408, 429,
  *     5xx: retried after backoff_ms × 2^(attempt−1), ±20 % jitter, capped at

@@ -6,7 +6,8 @@
  * (dispatch.c) read it per endpoint; each endpoint has its own progress, so a
  * slow or dead endpoint never holds back another.
  *
- * Three backends, one reading interface (struct vigil_outbox):
+ * Three backends, one reading interface (struct vigil_outbox) — and in
+ * cluster mode a fourth, the pair outbox (at the end of this file):
  *   - Redis (with the Redis store): the stream <prefix>:outbox. Workers
  *     append with XADD inside their commit's MULTI/EXEC (redis_store.c), with
  *     exactly these fields, in this order:
@@ -81,6 +82,11 @@ struct vigil_outbox {
     /* Entries appended and not yet acked by ep (its backlog). */
     vigil_status (*depth)(vigil_outbox *ob, const char *ep, uint64_t *n, vigil_error *err);
     void (*destroy)(vigil_outbox *ob);
+    /* Optional (NULL: always 1). 0 once the entry at ref is no longer this
+     * outbox's to deliver (the pair outbox: its pair was removed, another
+     * instance owns it now); the dispatcher then drops it unacked instead
+     * of starting a request. Thread-safe, no network. */
+    int (*holds)(vigil_outbox *ob, const char *ref);
 };
 
 /* Redis backend on url with key prefix (NULL: "vigil"); endpoint names are
@@ -160,6 +166,16 @@ vigil_status vigil_outbox_file_compact(vigil_outbox *ob, vigil_error *err);
  * VIGIL_EINVAL when ob is not a Redis outbox. For tests and tools. */
 vigil_status vigil_outbox_redis_trim(vigil_outbox *ob, vigil_error *err);
 
+/* The stream entry of one alert: its field list, exactly the layout above
+ *   id <id> rule <rule> severity <sev> key <key> mode <active|shadow> json <json>
+ * into argv/lens (VIGIL_OUTBOX_FIELDS_ARGC slots; they borrow a's strings and
+ * live as long as a). Returns the count. The one place that layout is made:
+ * vigil_outbox_redis_xadd_args (the single stream) and the cluster mode's
+ * pair commit (vigil_redis_store_commit_pairs, whose script XADDs it to the
+ * pair's stream) both take it from here. */
+#define VIGIL_OUTBOX_FIELDS_ARGC 12
+int vigil_outbox_fields(const vigil_alert_record *a, const char **argv, size_t *lens);
+
 /* The XADD of one alert in the field layout above, as an argv for
  * redisAppendCommandArgv / redisCommandArgv:
  *   XADD <stream> * id <id> rule <rule> severity <sev> key <key> mode <active|shadow> json <json>
@@ -177,5 +193,69 @@ int vigil_outbox_redis_xadd_args(const char *stream, const vigil_alert_record *a
  * effectively-once). VIGIL_EINVAL, VIGIL_EUNAVAILABLE, VIGIL_ESTORE. */
 vigil_status vigil_outbox_redis_append(vigil_outbox *ob, const vigil_alert_record *alerts, int n,
                                        vigil_error *err);
+
+/* ---- cluster mode (issue 14): the outboxes of the pairs this instance owns
+ * (outbox_pairs.c) ---------------------------------------------------------
+ *
+ * With cluster.instance set, a worker's commit XADDs each alert to the
+ * stream of its (group, partition) pair, <prefix>:{<g>:p<n>}:outbox (same
+ * entry fields as <prefix>:outbox; vigil_redis_store_commit_pairs), and the
+ * pair's owner delivers them. This backend is the set of the streams of the
+ * pairs added to it; the one dispatcher (dispatch.c) reads it like any
+ * outbox. Per endpoint and pair: a consumer group named after the endpoint
+ * (created at 0 with MKSTREAM, before the endpoint's first read of the
+ * pair), consumer "vigil" — fixed, so a new owner inherits a dead owner's
+ * pending entries: on add() every endpoint reads the pair's pending entries
+ * first (from ID 0), then new ones, and a redelivered alert keeps its
+ * webhook-id (the alert id). Positions ("ref") are "<slot>/<stream id>",
+ * slot a number unique to one add() of a pair; each read returns entries in
+ * stream order per pair, and all the alerts of one key are in one pair, so
+ * the dispatcher's per-key order holds. A read that blocks waits at most
+ * VIGIL_OUTBOX_PAIRS_BLOCK_MS on Redis (then returns nothing), so remove()
+ * never waits long.
+ *
+ * Dead letters go to the one <prefix>:deadletter of the deployment (MULTI:
+ * XADD it, XACK the pair's stream), not one per pair: GET /v1/deadletters
+ * on any instance must list them all, a dead letter is rare and never
+ * moves with a pair, and a single Redis server (what server/state/redis.h
+ * speaks) allows a MULTI over two hash tags. list_dead reads it as the Redis
+ * backend does. depth(ep) sums the owned pairs' backlogs (one or two round
+ * trips per pair). Trimming as the Redis backend, per pair stream, for the
+ * streams an ack touched, at most once a second.
+ *
+ * Threads: as every outbox (one reader per endpoint); add and remove may be
+ * called from any thread. Errors as above; VIGIL_ENOTFOUND for an endpoint
+ * not given at open. */
+#define VIGIL_OUTBOX_PAIRS_BLOCK_MS 100
+struct vigil_redis_opts;   /* server/state/redis.h */
+
+/* Open on url (redis://…) with key prefix (NULL: "vigil"), Redis timeouts
+ * opts (NULL: defaults) and the endpoints (names as for the Redis backend,
+ * at most 64). No pair yet: reads return nothing (waiting up to wait_ms
+ * for an add). Does not connect (the first read does). *out owned by the
+ * caller (ob->destroy). VIGIL_EINVAL, VIGIL_EPARSE (URL), VIGIL_ENOMEM. */
+vigil_status vigil_outbox_pairs_open(const char *url, const char *prefix, const struct vigil_redis_opts *opts,
+                                     const char *const *endpoints, int nendpoints, vigil_outbox **out,
+                                     vigil_error *err);
+/* This instance owns pair (group, partition) now: read its stream from the
+ * next read on (its pending entries, then new ones). Never touches the
+ * network (the reader creates the groups), so it may be called from an
+ * ownership callback. Adding a pair already added does nothing.
+ * VIGIL_EINVAL (not a pair outbox, a group with '{' or '}', partition < 0),
+ * VIGIL_ENOMEM. */
+vigil_status vigil_outbox_pairs_add(vigil_outbox *ob, const char *group, int partition, vigil_error *err);
+/* This instance lost the pair: no read after this call returns an entry of
+ * it (a read in progress that includes it is waited for: at most
+ * VIGIL_OUTBOX_PAIRS_BLOCK_MS plus the Redis timeout; entries such a read
+ * claimed stay pending for the next owner). Alerts of it that the
+ * dispatcher already read are not started any more (holds() says no: they
+ * are dropped unacked); one in flight may finish (at-least-once: the next
+ * owner sends it again with the same webhook-id); acks of it still reach
+ * the stream (harmless), dead letters of it are left to the next owner.
+ * Removing a pair not added does nothing. Not from a thread inside this
+ * outbox's read (a dispatcher thread). VIGIL_EINVAL. */
+vigil_status vigil_outbox_pairs_remove(vigil_outbox *ob, const char *group, int partition, vigil_error *err);
+/* 1 when ob is a pair outbox. */
+int vigil_outbox_is_pairs(const vigil_outbox *ob);
 
 #endif

@@ -246,7 +246,7 @@ vigil_status vigil_outbox_mem_open(const char *const *endpoints, int nendpoints,
     if (!o) return voutbox_oom(err);
     pthread_mutex_init(&o->mu, NULL);
     voutbox_cond_init(&o->appended);   /* m_read's deadline is on CLOCK_MONOTONIC */
-    o->base = (vigil_outbox){m_read, m_ack, m_dead, m_list_dead, m_depth, m_destroy};
+    o->base = (vigil_outbox){m_read, m_ack, m_dead, m_list_dead, m_depth, m_destroy, NULL};
     o->cap = cap ? cap : DEF_CAP;
     o->head_seq = 1;
     o->all = nendpoints == 64 ? ~0ull : (1ull << nendpoints) - 1;

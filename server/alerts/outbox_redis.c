@@ -151,10 +151,9 @@ vigil_status vrob_cmd(call *k, redisReply **out, int keep_err, int argc, const c
     return VIGIL_OK;
 }
 
-/* XGROUP CREATE <stream> <ep> 0 MKSTREAM; BUSYGROUP is fine. */
-static vigil_status create_group(call *k, const char *ep, vigil_error *err) {
-    const char *av[] = {"XGROUP", "CREATE", k->o->stream, ep, "0", "MKSTREAM"};
-    size_t al[] = {6, 6, strlen(k->o->stream), strlen(ep), 1, 8};
+vigil_status vrob_create_group(call *k, const char *stream, const char *ep, vigil_error *err) {
+    const char *av[] = {"XGROUP", "CREATE", stream, ep, "0", "MKSTREAM"};
+    size_t al[] = {6, 6, strlen(stream), strlen(ep), 1, 8};
     redisReply *r;
     vigil_status s = vrob_cmd(k, &r, 1, 6, av, al, err);
     if (s == VIGIL_ESTORE && is_err(r, "BUSYGROUP")) s = VIGIL_OK;
@@ -202,9 +201,7 @@ static int copy_field(const redisReply *fv, const char *name, char *dst, size_t 
     return 0;
 }
 
-/* Fill e from one stream entry [id, [f, v, …]]. -1: malformed (missing
- * fields); -2: out of memory. */
-static int parse_entry(const redisReply *ent, vigil_alert_record *e) {
+int vrob_parse_entry(const redisReply *ent, vigil_alert_record *e) {
     memset(e, 0, sizeof *e);
     const redisReply *id = ent->element[0], *fv = ent->element[1];
     sid x;
@@ -266,7 +263,7 @@ static vigil_status xread(call *k, const char *ep, const char *from, int max, in
         if (s == VIGIL_ESTORE && is_err(r, "NOGROUP")) {
             rfree(r);
             r = NULL;
-            s = create_group(k, ep, err);
+            s = vrob_create_group(k, o->stream, ep, err);
             if (s != VIGIL_OK) return s;
             continue;
         }
@@ -299,7 +296,7 @@ static vigil_status xread(call *k, const char *ep, const char *from, int max, in
             }
             if (after && sid_cmp(x, *after) <= 0) continue;
             vigil_alert_record *e = &out[*n];
-            int pr = parse_entry(ent, e);
+            int pr = vrob_parse_entry(ent, e);
             if (pr == -2) {
                 vigil_alert_record_free(e);
                 s = vigil_error_set(err, VIGIL_ENOMEM, "outbox: out of memory");
@@ -307,7 +304,7 @@ static vigil_status xread(call *k, const char *ep, const char *from, int max, in
             }
             if (pr == -1) {
                 vigil_log(VIGIL_LOG_WARN, "alerts", "outbox %s: entry %s lacks id/rule/severity/key/json: " "dead-lettered", o->stream, e->ref);
-                vigil_status ds = vrob_dead_on(k, ep, e, "malformed outbox entry", 0, NULL);
+                vigil_status ds = vrob_dead_on(k, o->stream, e->ref, ep, e, "malformed outbox entry", 0, NULL);
                 vigil_alert_record_free(e);
                 if (ds == VIGIL_EUNAVAILABLE) {
                     s = vigil_error_set(err, ds, "Redis %s: connection lost", vigil_redis_where(k->r));
@@ -434,7 +431,7 @@ static vigil_status r_ack(vigil_outbox *ob, const char *ep, const char *const *r
             }
             pthread_mutex_unlock(&o->mu);
             vigil_error terr;
-            if (due && vrob_trim_on(&k, &terr) != VIGIL_OK)
+            if (due && vrob_trim_on(&k, o->stream, &terr) != VIGIL_OK)
                 vigil_log(VIGIL_LOG_WARN, "alerts", "outbox trim: %s", terr.msg);
         }
         vrob_put(&k);
@@ -460,8 +457,8 @@ static void r_destroy(vigil_outbox *ob) {
     free(o);
 }
 
-vigil_status vigil_outbox_redis_open(const char *url, const char *prefix, const char *const *endpoints,
-                                     int nendpoints, vigil_outbox **out, vigil_error *err) {
+vigil_status vrob_open(const char *url, const char *prefix, const vigil_redis_opts *opts,
+                       const char *const *endpoints, int nendpoints, int create_groups, rob **out, vigil_error *err) {
     if (!out) return vigil_error_set(err, VIGIL_EINVAL, "outbox: NULL argument");
     *out = NULL;
     if (!url || nendpoints < 0 || (nendpoints > 0 && !endpoints))
@@ -481,7 +478,7 @@ vigil_status vigil_outbox_redis_open(const char *url, const char *prefix, const 
     o->base.list_dead = vrob_list_dead;
     o->base.depth = vrob_depth;
     o->base.destroy = r_destroy;
-    vigil_status s = vigil_redis_create(url, NULL, &o->proto, err);
+    vigil_status s = vigil_redis_create(url, opts, &o->proto, err);
     if (s == VIGIL_OK) {
         size_t n = strlen(prefix) + 16;
         o->stream = malloc(n);
@@ -498,30 +495,47 @@ vigil_status vigil_outbox_redis_open(const char *url, const char *prefix, const 
         }
         if (s == VIGIL_ENOMEM) vigil_error_set(err, s, "outbox: out of memory");
     }
-    if (s == VIGIL_OK) {
+    if (s == VIGIL_OK && create_groups) {
         call k;
         s = vrob_get(o, &k, err);
-        for (int i = 0; s == VIGIL_OK && i < nendpoints; i++) s = create_group(&k, endpoints[i], err);
+        for (int i = 0; s == VIGIL_OK && i < nendpoints; i++) s = vrob_create_group(&k, o->stream, endpoints[i], err);
         vrob_put(&k);
     }
     if (s != VIGIL_OK) {
         r_destroy(&o->base);
         return s;
     }
-    *out = &o->base;
+    *out = o;
     return VIGIL_OK;
+}
+
+vigil_status vigil_outbox_redis_open(const char *url, const char *prefix, const char *const *endpoints,
+                                     int nendpoints, vigil_outbox **out, vigil_error *err) {
+    rob *o = NULL;
+    if (!out) return vigil_error_set(err, VIGIL_EINVAL, "outbox: NULL argument");
+    *out = NULL;
+    vigil_status s = vrob_open(url, prefix, NULL, endpoints, nendpoints, 1, &o, err);
+    if (s == VIGIL_OK) *out = &o->base;
+    return s;
+}
+
+int vigil_outbox_fields(const vigil_alert_record *a, const char **argv, size_t *lens) {
+    const char *v[VIGIL_OUTBOX_FIELDS_ARGC] = {"id", a->id, "rule", a->rule, "severity", a->severity, "key", a->key,
+                                               "mode", a->mode == VIGIL_MODE_SHADOW ? "shadow" : "active",
+                                               "json", a->json};
+    for (int i = 0; i < VIGIL_OUTBOX_FIELDS_ARGC; i++) {
+        argv[i] = v[i];
+        lens[i] = i == VIGIL_OUTBOX_FIELDS_ARGC - 1 ? a->len : strlen(v[i]);
+    }
+    return VIGIL_OUTBOX_FIELDS_ARGC;
 }
 
 int vigil_outbox_redis_xadd_args(const char *stream, const vigil_alert_record *a, const char **argv,
                                  size_t *lens) {
-    const char *v[VIGIL_OUTBOX_XADD_ARGC] = {"XADD", stream, "*", "id", a->id, "rule", a->rule,
-                                             "severity", a->severity, "key", a->key, "mode",
-                                             a->mode == VIGIL_MODE_SHADOW ? "shadow" : "active", "json", a->json};
-    for (int i = 0; i < VIGIL_OUTBOX_XADD_ARGC; i++) {
-        argv[i] = v[i];
-        lens[i] = i == VIGIL_OUTBOX_XADD_ARGC - 1 ? a->len : strlen(v[i]);
-    }
-    return VIGIL_OUTBOX_XADD_ARGC;
+    argv[0] = "XADD"; lens[0] = 4;
+    argv[1] = stream; lens[1] = strlen(stream);
+    argv[2] = "*"; lens[2] = 1;
+    return 3 + vigil_outbox_fields(a, argv + 3, lens + 3);
 }
 
 vigil_status vigil_outbox_redis_append(vigil_outbox *ob, const vigil_alert_record *alerts, int n,

@@ -25,8 +25,8 @@
 #define DEAD_SCAN_MAX 100000       /* list_dead looks at most this far back */
 
 /* MULTI; XADD deadletter …; XACK; EXEC on k. */
-vigil_status vrob_dead_on(call *k, const char *ep, const vigil_alert_record *e, const char *reason,
-                          int attempts, vigil_error *err) {
+vigil_status vrob_dead_on(call *k, const char *stream, const char *id, const char *ep, const vigil_alert_record *e,
+                          const char *reason, int attempts, vigil_error *err) {
     rob *o = k->o;
     char att[16], ts[40];
     snprintf(att, sizeof att, "%d", attempts);
@@ -40,8 +40,8 @@ vigil_status vrob_dead_on(call *k, const char *ep, const vigil_alert_record *e, 
     size_t xl[22];
     for (int i = 0; i < 22; i++) xl[i] = strlen(xadd[i]);
     xl[21] = jlen;
-    const char *ack[] = {"XACK", o->stream, ep, e->ref};
-    size_t al[] = {4, strlen(o->stream), strlen(ep), strlen(e->ref)};
+    const char *ack[] = {"XACK", stream, ep, id};
+    size_t al[] = {4, strlen(stream), strlen(ep), strlen(id)};
     const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"};
     size_t ml[] = {5}, el[] = {4};
     const vigil_redis_cmd cmds[4] = {{1, multi, ml}, {22, xadd, xl}, {4, ack, al}, {1, exec, el}};
@@ -68,7 +68,7 @@ vigil_status vrob_dead(vigil_outbox *ob, const char *ep, const vigil_alert_recor
     call k;
     vigil_status s = vrob_get(o, &k, err);
     if (s != VIGIL_OK) return s;
-    s = vrob_dead_on(&k, ep, e, reason, attempts, err);
+    s = vrob_dead_on(&k, o->stream, e->ref, ep, e, reason, attempts, err);
     vrob_put(&k);
     return s;
 }

@@ -55,11 +55,11 @@ static long long info_int(const redisReply *v, int *known) {
 
 /* ---- trimming ------------------------------------------------------------ */
 
-vigil_status vrob_trim_on(call *k, vigil_error *err) {
+vigil_status vrob_trim_on(call *k, const char *stream, vigil_error *err) {
     rob *o = k->o;
     if (o->neps == 0) return VIGIL_OK;
-    const char *av[] = {"XINFO", "GROUPS", o->stream};
-    size_t al[] = {5, 6, strlen(o->stream)};
+    const char *av[] = {"XINFO", "GROUPS", stream};
+    size_t al[] = {5, 6, strlen(stream)};
     redisReply *groups;
     vigil_status s = vrob_cmd(k, &groups, 1, 3, av, al, err);
     if (s == VIGIL_ESTORE && groups && groups->str && strstr(groups->str, "no such key")) s = VIGIL_OK;
@@ -84,8 +84,8 @@ vigil_status vrob_trim_on(call *k, vigil_error *err) {
         }
         cand = sid_next(cand);
         if (pending > 0 || !known) {
-            const char *pv[] = {"XPENDING", o->stream, o->names[i]};
-            size_t pl[] = {8, strlen(o->stream), strlen(o->names[i])};
+            const char *pv[] = {"XPENDING", stream, o->names[i]};
+            size_t pl[] = {8, strlen(stream), strlen(o->names[i])};
             redisReply *p;
             s = vrob_cmd(k, &p, 0, 3, pv, pl, err);
             if (s != VIGIL_OK) break;
@@ -101,8 +101,8 @@ vigil_status vrob_trim_on(call *k, vigil_error *err) {
     if (s != VIGIL_OK || (min.ms == 0 && min.seq == 0) || min.ms == UINT64_MAX) return s;
     char mid[48];
     sid_fmt(min, mid, sizeof mid);
-    const char *tv[] = {"XTRIM", o->stream, "MINID", mid};
-    size_t tl[] = {5, strlen(o->stream), 5, strlen(mid)};
+    const char *tv[] = {"XTRIM", stream, "MINID", mid};
+    size_t tl[] = {5, strlen(stream), 5, strlen(mid)};
     redisReply *t;
     s = vrob_cmd(k, &t, 0, 4, tv, tl, err);
     if (s == VIGIL_OK) rfree(t);
@@ -115,7 +115,7 @@ vigil_status vigil_outbox_redis_trim(vigil_outbox *ob, vigil_error *err) {
     call k;
     vigil_status s = vrob_get(o, &k, err);
     if (s != VIGIL_OK) return s;
-    s = vrob_trim_on(&k, err);
+    s = vrob_trim_on(&k, o->stream, err);
     vrob_put(&k);
     return s;
 }
@@ -129,18 +129,24 @@ vigil_status vrob_depth(vigil_outbox *ob, const char *ep, uint64_t *n, vigil_err
     call k;
     vigil_status s = vrob_get(o, &k, err);
     if (s != VIGIL_OK) return s;
-    const char *av[] = {"XINFO", "GROUPS", o->stream};
-    size_t al[] = {5, 6, strlen(o->stream)};
+    s = vrob_depth_on(&k, o->stream, ep, n, err);
+    vrob_put(&k);
+    return s;
+}
+
+vigil_status vrob_depth_on(call *k, const char *stream, const char *ep, uint64_t *n, vigil_error *err) {
+    *n = 0;
+    vigil_status s;
+    const char *av[] = {"XINFO", "GROUPS", stream};
+    size_t al[] = {5, 6, strlen(stream)};
     redisReply *groups;
-    s = vrob_cmd(&k, &groups, 1, 3, av, al, err);
+    s = vrob_cmd(k, &groups, 1, 3, av, al, err);
     if (s == VIGIL_ESTORE && groups && groups->str && strstr(groups->str, "no such key")) {
         rfree(groups);   /* no stream: nothing waits */
-        vrob_put(&k);
         return VIGIL_OK;
     }
     if (s != VIGIL_OK) {
         rfree(groups);
-        vrob_put(&k);
         return s;
     }
     const redisReply *g = find_group(groups, ep);
@@ -166,10 +172,10 @@ vigil_status vrob_depth(vigil_outbox *ob, const char *ep, uint64_t *n, vigil_err
     rfree(groups);
     if (count_after) {
         if (!g) {
-            const char *xv[] = {"XLEN", o->stream};
-            size_t xl[] = {4, strlen(o->stream)};
+            const char *xv[] = {"XLEN", stream};
+            size_t xl[] = {4, strlen(stream)};
             redisReply *r;
-            s = vrob_cmd(&k, &r, 0, 2, xv, xl, err);
+            s = vrob_cmd(k, &r, 0, 2, xv, xl, err);
             if (s == VIGIL_OK) {
                 *n = r->type == REDIS_REPLY_INTEGER && r->integer > 0 ? (uint64_t)r->integer : 0;
                 rfree(r);
@@ -177,16 +183,15 @@ vigil_status vrob_depth(vigil_outbox *ob, const char *ep, uint64_t *n, vigil_err
         } else {
             char cnt[16];
             snprintf(cnt, sizeof cnt, "%d", LAG_COUNT_MAX);
-            const char *xv[] = {"XRANGE", o->stream, from, "+", "COUNT", cnt};
-            size_t xl[] = {6, strlen(o->stream), strlen(from), 1, 5, strlen(cnt)};
+            const char *xv[] = {"XRANGE", stream, from, "+", "COUNT", cnt};
+            size_t xl[] = {6, strlen(stream), strlen(from), 1, 5, strlen(cnt)};
             redisReply *r;
-            s = vrob_cmd(&k, &r, 0, 6, xv, xl, err);
+            s = vrob_cmd(k, &r, 0, 6, xv, xl, err);
             if (s == VIGIL_OK) {
                 *n = (uint64_t)pending + (r->type == REDIS_REPLY_ARRAY ? r->elements : 0);
                 rfree(r);
             }
         }
     }
-    vrob_put(&k);
     return s;
 }

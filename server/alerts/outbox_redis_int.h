@@ -138,6 +138,13 @@ void vrob_put(call *k);
 vigil_status vrob_cmd(call *k, redisReply **out, int keep_err, int argc, const char **argv, const size_t *lens,
                       vigil_error *err);
 
+/* XGROUP CREATE <stream> <ep> 0 MKSTREAM; BUSYGROUP is fine. */
+vigil_status vrob_create_group(call *k, const char *stream, const char *ep, vigil_error *err);
+/* Fill e from one stream entry [id, [f, v, …]] (e->ref = the stream id).
+ * -1: malformed (missing fields; e may hold the json for a dead letter,
+ * free it); -2: out of memory. */
+int vrob_parse_entry(const redisReply *ent, vigil_alert_record *e);
+
 /* An error reply starting with prefix ("NOGROUP", "BUSYGROUP"). */
 static inline int is_err(const redisReply *r, const char *prefix) {
     return r && r->type == REDIS_REPLY_ERROR && r->str &&
@@ -148,11 +155,19 @@ static inline int is_err(const redisReply *r, const char *prefix) {
  * when absent or not a string. Borrowed from fv. */
 const redisReply *vrob_field(const redisReply *fv, const char *name);
 
+/* A Redis outbox on url/prefix whose configured endpoints (they count for
+ * trimming) are endpoints[0..n), timeouts opts (NULL: defaults); their groups on <prefix>:outbox are created
+ * only when create_groups (vigil_outbox_redis_open). outbox_pairs.c opens
+ * one without, for its connections and its dead letters. */
+vigil_status vrob_open(const char *url, const char *prefix, const vigil_redis_opts *opts,
+                       const char *const *endpoints, int nendpoints, int create_groups, rob **out, vigil_error *err);
+
 /* ---- dead letters (outbox_redis_dead.c) ---------------------------------- */
 
-/* MULTI; XADD <prefix>:deadletter …; XACK; EXEC on k's connection. */
-vigil_status vrob_dead_on(call *k, const char *ep, const vigil_alert_record *e, const char *reason,
-                          int attempts, vigil_error *err);
+/* MULTI; XADD <prefix>:deadletter …; XACK <stream> <ep> <id>; EXEC on k's
+ * connection (id: e's entry in stream). */
+vigil_status vrob_dead_on(call *k, const char *stream, const char *id, const char *ep, const vigil_alert_record *e,
+                          const char *reason, int attempts, vigil_error *err);
 /* The interface's dead and list_dead (outbox.h). */
 vigil_status vrob_dead(vigil_outbox *ob, const char *ep, const vigil_alert_record *e, const char *reason,
                        int attempts, vigil_error *err);
@@ -160,9 +175,10 @@ vigil_status vrob_list_dead(vigil_outbox *ob, const char *ep, int limit, char **
 
 /* ---- consumer groups' progress (outbox_redis_groups.c) ------------------- */
 
-/* XTRIM MINID to the oldest entry a configured endpoint still needs. */
-vigil_status vrob_trim_on(call *k, vigil_error *err);
-/* The interface's depth (outbox.h). */
+/* XTRIM stream MINID to the oldest entry a configured endpoint still needs. */
+vigil_status vrob_trim_on(call *k, const char *stream, vigil_error *err);
+/* The interface's depth (outbox.h); vrob_depth_on: of one stream, on k. */
 vigil_status vrob_depth(vigil_outbox *ob, const char *ep, uint64_t *n, vigil_error *err);
+vigil_status vrob_depth_on(call *k, const char *stream, const char *ep, uint64_t *n, vigil_error *err);
 
 #endif

@@ -12,10 +12,11 @@
 #include "webhooks.h"
 #include "server/common/log.h"
 
-vigil_status vigil_webhooks_start(const vigil_endpoint_config *eps, int neps, const char *const *urls, int nurls,
-                                  const char *secret, const char *redis_url, const char *redis_prefix,
-                                  const char *data_dir, int outbox_fsync, vigil_outbox **outbox,
-                                  vigil_dispatch **dispatch, vigil_error *err) {
+/* pairs: cluster mode's pair outbox on redis_url (issue 14). */
+static vigil_status start(const vigil_endpoint_config *eps, int neps, const char *const *urls, int nurls,
+                          const char *secret, const char *redis_url, const char *redis_prefix, const char *data_dir,
+                          int outbox_fsync, int pairs, vigil_outbox **outbox, vigil_dispatch **dispatch,
+                          vigil_error *err) {
     if (!outbox || !dispatch) return vigil_error_set(err, VIGIL_EINVAL, "webhooks: NULL argument");
     *outbox = NULL;
     *dispatch = NULL;
@@ -38,7 +39,9 @@ vigil_status vigil_webhooks_start(const vigil_endpoint_config *eps, int neps, co
     vigil_error_clear(&e);
     vigil_status st;
     vigil_outbox *ob = NULL;
-    if (redis_url) {
+    if (pairs) {   /* no connection at open: the reads connect (and retry) */
+        st = vigil_outbox_pairs_open(redis_url, redis_prefix, NULL, pn, n, &ob, &e);
+    } else if (redis_url) {
         for (;;) {   /* Redis not up yet: wait rather than start without the outbox */
             vigil_error_clear(&e);
             st = vigil_outbox_redis_open(redis_url, redis_prefix, pn, n, &ob, &e);
@@ -62,6 +65,22 @@ vigil_status vigil_webhooks_start(const vigil_endpoint_config *eps, int neps, co
     }
     *outbox = ob;
     return VIGIL_OK;
+}
+
+vigil_status vigil_webhooks_start(const vigil_endpoint_config *eps, int neps, const char *const *urls, int nurls,
+                                  const char *secret, const char *redis_url, const char *redis_prefix,
+                                  const char *data_dir, int outbox_fsync, vigil_outbox **outbox,
+                                  vigil_dispatch **dispatch, vigil_error *err) {
+    return start(eps, neps, urls, nurls, secret, redis_url, redis_prefix, data_dir, outbox_fsync, 0, outbox, dispatch,
+                 err);
+}
+
+vigil_status vigil_webhooks_start_pairs(const vigil_endpoint_config *eps, int neps, const char *const *urls,
+                                        int nurls, const char *secret, const char *redis_url,
+                                        const char *redis_prefix, vigil_outbox **outbox, vigil_dispatch **dispatch,
+                                        vigil_error *err) {
+    if (!redis_url) return vigil_error_set(err, VIGIL_EINVAL, "webhooks: cluster mode needs redis.url");
+    return start(eps, neps, urls, nurls, secret, redis_url, redis_prefix, NULL, 0, 1, outbox, dispatch, err);
 }
 
 vigil_status vigil_webhooks_append(vigil_outbox *ob, const vigil_alert_record *alerts, int n, vigil_error *err) {

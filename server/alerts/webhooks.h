@@ -10,6 +10,7 @@
  *   - else data_dir not "":   the file <data_dir>/outbox.log
  *   - else (nothing durable): the in-memory outbox (VIGIL_WEBHOOKS_MEM_CAP
  *                             alerts; full: alerts refused, counted, logged)
+ *   - cluster mode:           the owned pairs' streams (vigil_webhooks_start_pairs)
  * Endpoint i is eps[i] for i < neps, then one endpoint with defaults per URL
  * in urls (the --webhook URLs); names as vigil_dispatch_endpoint_name. */
 #ifndef VIGIL_WEBHOOKS_H
@@ -39,6 +40,17 @@ vigil_status vigil_webhooks_start(const vigil_endpoint_config *eps, int neps, co
                                   const char *secret, const char *redis_url, const char *redis_prefix,
                                   const char *data_dir, int outbox_fsync, vigil_outbox **outbox,
                                   vigil_dispatch **dispatch, vigil_error *err);
+
+/* Cluster mode (issue 14): the same on the pair outbox (outbox.h,
+ * vigil_outbox_pairs_open) on redis_url/redis_prefix, which holds no pair
+ * yet: the ownership wing's acquired/lost calls vigil_outbox_pairs_add /
+ * vigil_outbox_pairs_remove on *outbox. It does not connect (its reads do,
+ * and retry), so it never waits for Redis. Errors as above; VIGIL_EINVAL
+ * without redis_url. */
+vigil_status vigil_webhooks_start_pairs(const vigil_endpoint_config *eps, int neps, const char *const *urls,
+                                        int nurls, const char *secret, const char *redis_url,
+                                        const char *redis_prefix, vigil_outbox **outbox, vigil_dispatch **dispatch,
+                                        vigil_error *err);
 
 /* The memory store's commit: append a batch's alerts (shadow ones
  * included: the dispatcher filters them) to a file or memory outbox.

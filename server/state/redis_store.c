@@ -9,6 +9,7 @@
  * connection-level failure redis.c drops the connection, so a half-written
  * pipeline never stays in a buffer: the next call starts on a fresh one. */
 #include "redis_store.h"
+#include "redis_store_int.h"
 #include "server/common/fault.h"
 #include "vigil/event.h"
 
@@ -17,23 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define STORE_MAGIC 0x56524453u   /* "VRDS" */
-
-typedef struct redis_store {
-    vigil_store base;          /* first: a vigil_store* is a redis_store* */
-    uint32_t magic;
-    vigil_redis *conn;         /* owned; this store's one connection */
-    char *prefix;              /* owned */
-    size_t prefixlen;
-    vigil_redis_stats stats;   /* round_trips and reconnects come from conn */
-    char keybuf[VIGIL_REDIS_MAX_KEY];
-    int partitions;            /* 0: tag {group}; else {group:p<hash % partitions>} */
-    redisReply **replies;      /* load(): replies held until all are checked */
-    size_t replies_cap;
-} redis_store;
-
 /* Queue one command on the store's connection. */
-static vigil_status queue(redis_store *rs, int argc, const char **argv, const size_t *lens, vigil_error *err)
+vigil_status vrs_queue(redis_store *rs, int argc, const char **argv, const size_t *lens, vigil_error *err)
 {
     vigil_redis_cmd c = { argc, argv, lens };
     return vigil_redis_append(rs->conn, &c, err);
@@ -41,7 +27,7 @@ static vigil_status queue(redis_store *rs, int argc, const char **argv, const si
 
 /* ---- keys -------------------------------------------------------------- */
 
-static vigil_status check_key(const redis_store *rs, const vigil_store_key *k, vigil_error *err)
+vigil_status vrs_check_key(const redis_store *rs, const vigil_store_key *k, vigil_error *err)
 {
     if (!k->group_name || (!k->key && k->keylen))
         return vigil_error_set(err, VIGIL_EINVAL, "Redis store: key without group name or value");
@@ -67,7 +53,7 @@ static size_t part_tag(int partitions, const char *key, size_t keylen, char *buf
 }
 
 /* Build "<prefix>:{<group>[:p<n>]}:k:<key>" into buf (the caller checked the size). */
-static size_t build_key(const redis_store *rs, const char *group, const char *key, size_t keylen, char *buf)
+size_t vrs_build_key(const redis_store *rs, const char *group, const char *key, size_t keylen, char *buf)
 {
     size_t gl = strlen(group), o = 0;
     char tag[16];
@@ -92,7 +78,7 @@ vigil_status vigil_redis_store_key(const vigil_store *st, const char *group_name
     size_t total = rs->prefixlen + 2 + strlen(group_name) + 16 + 4 + keylen;
     if (total > n)
         return VIGIL_ETOOBIG;
-    size_t l = build_key(rs, group_name, key, keylen, buf);
+    size_t l = vrs_build_key(rs, group_name, key, keylen, buf);
     if (len)
         *len = l;
     return VIGIL_OK;
@@ -110,7 +96,7 @@ static vigil_status do_load(vigil_store *st, const vigil_store_key *keys, int n,
     if (n == 0)
         return VIGIL_OK;
     for (int i = 0; i < n; i++) {
-        vigil_status s = check_key(rs, &keys[i], err);
+        vigil_status s = vrs_check_key(rs, &keys[i], err);
         if (s != VIGIL_OK) {
             rs->stats.errors++;
             return s;
@@ -129,10 +115,10 @@ static vigil_status do_load(vigil_store *st, const vigil_store_key *keys, int n,
     vigil_status s = VIGIL_OK;
     for (int i = 0; i < n && s == VIGIL_OK; i++) {
         const vigil_store_key *k = &keys[i];
-        size_t kl = build_key(rs, k->group_name, k->key, k->keylen, rs->keybuf);
+        size_t kl = vrs_build_key(rs, k->group_name, k->key, k->keylen, rs->keybuf);
         const char *av[2] = { "GET", rs->keybuf };
         size_t al[2] = { 3, kl };
-        s = queue(rs, 2, av, al, err);
+        s = vrs_queue(rs, 2, av, al, err);
     }
     if (s != VIGIL_OK) {
         rs->stats.errors++;
@@ -210,7 +196,7 @@ static vigil_status do_save(vigil_store *st, const vigil_store_record *recs, int
             return vigil_error_set(err, VIGIL_EINVAL, "Redis store commit: extra command %d is empty", i);
     uint64_t nsets = 0, ndels = 0;
     for (int i = 0; i < n; i++) {
-        vigil_status s = check_key(rs, &recs[i].k, err);
+        vigil_status s = vrs_check_key(rs, &recs[i].k, err);
         if (s == VIGIL_OK && !recs[i].data && recs[i].len)
             s = vigil_error_set(err, VIGIL_EINVAL, "Redis store save: record %d has no data but length %zu",
                                 i, recs[i].len);
@@ -227,10 +213,10 @@ static vigil_status do_save(vigil_store *st, const vigil_store_record *recs, int
     }
     const char *multi = "MULTI", *exec = "EXEC";
     size_t ml = 5, el = 4;
-    vigil_status s = queue(rs, 1, &multi, &ml, err);
+    vigil_status s = vrs_queue(rs, 1, &multi, &ml, err);
     for (int i = 0; i < n && s == VIGIL_OK; i++) {
         const vigil_store_record *rec = &recs[i];
-        size_t kl = build_key(rs, rec->k.group_name, rec->k.key, rec->k.keylen, rs->keybuf);
+        size_t kl = vrs_build_key(rs, rec->k.group_name, rec->k.key, rec->k.keylen, rs->keybuf);
         const char *av[5];
         size_t al[5];
         int ac = 0;
@@ -248,20 +234,20 @@ static vigil_status do_save(vigil_store *st, const vigil_store_record *recs, int
                 av[ac] = ttl; al[ac++] = (size_t)tl;
             }
         }
-        s = queue(rs, ac, av, al, err);
+        s = vrs_queue(rs, ac, av, al, err);
     }
     for (int i = 0; i < noffs && s == VIGIL_OK; i++) {
-        char key[300], val[48];
-        int kl = snprintf(key, sizeof key, "%s:{%s:p%d}:offset", rs->prefix, offs[i].group_name, offs[i].partition);
+        char key[600], val[48];   /* prefix <= 256, group <= 200 bytes */
+        int kl = vigil_redis_pair_key(rs->prefix, offs[i].group_name, offs[i].partition, "offset", key, sizeof key);
         int vl = snprintf(val, sizeof val, "%llu %lld", (unsigned long long)offs[i].seq, (long long)offs[i].wm);
         const char *av[3] = { "SET", key, val };
         size_t al[3] = { 3, (size_t)kl, (size_t)vl };
-        s = queue(rs, 3, av, al, err);
+        s = vrs_queue(rs, 3, av, al, err);
     }
     for (int i = 0; i < nextra && s == VIGIL_OK; i++)
         s = vigil_redis_append(rs->conn, &extra[i], err);
     if (s == VIGIL_OK)
-        s = queue(rs, 1, &exec, &el, err);
+        s = vrs_queue(rs, 1, &exec, &el, err);
     if (s != VIGIL_OK) {
         vigil_redis_disconnect(rs->conn);   /* never leave half a transaction buffered */
         rs->stats.errors++;
@@ -431,16 +417,20 @@ static vigil_status do_offsets(redis_store *rs, const char *const *groups, int n
     size_t sl[4] = { 3, (size_t)mkl, (size_t)pvl, 2 };
     const char *gv[2] = { "GET", mkey };
     size_t gl[2] = { 3, (size_t)mkl };
-    vigil_status s = queue(rs, 4, sv, sl, err);
+    vigil_status s = vrs_queue(rs, 4, sv, sl, err);
     if (s == VIGIL_OK)
-        s = queue(rs, 2, gv, gl, err);
+        s = vrs_queue(rs, 2, gv, gl, err);
     for (int gi = 0; gi < ngroups && s == VIGIL_OK; gi++)
         for (int p = 0; p < partitions && s == VIGIL_OK; p++) {
-            char key[300];
-            int kl = snprintf(key, sizeof key, "%s:{%s:p%d}:offset", rs->prefix, groups[gi], p);
+            char key[600];
+            int kl = vigil_redis_pair_key(rs->prefix, groups[gi], p, "offset", key, sizeof key);
+            if (kl < 0) {
+                s = vigil_error_set(err, VIGIL_EINVAL, "Redis: no offset key for group '%.64s'", groups[gi]);
+                break;
+            }
             const char *av[2] = { "GET", key };
             size_t al[2] = { 3, (size_t)kl };
-            s = queue(rs, 2, av, al, err);
+            s = vrs_queue(rs, 2, av, al, err);
         }
     if (s != VIGIL_OK) {
         vigil_redis_disconnect(rs->conn);

@@ -121,4 +121,127 @@ vigil_status vigil_redis_store_commit(vigil_store *st, const vigil_store_record 
 vigil_status vigil_redis_store_load_offsets(vigil_store *st, const char *const *groups, int ngroups,
                                             int partitions, uint64_t *seqs, int64_t *wms, vigil_error *err);
 
+/* ---- cluster mode (issue 14): the fenced commit per pair -------------------
+ *
+ * With cluster.instance set, each (group, partition) pair has one owner at a
+ * time, fenced by an epoch that the ownership wing INCRs when it takes the
+ * pair. Every Redis key of a pair carries the pair's hash tag {<g>:p<n>}:
+ *     <prefix>:{<g>:p<n>}:k:<key>     key state (as above, partitions > 0)
+ *     <prefix>:{<g>:p<n>}:offset      "<seq> <watermark ms>" (as above)
+ *     <prefix>:{<g>:p<n>}:epoch       integer, the owner's fencing token
+ *     <prefix>:{<g>:p<n>}:outbox      the pair's alert stream (the entry
+ *                                     fields of server/alerts/outbox.h)
+ * so one pair's commit is a single-slot operation, legal on Redis Cluster.
+ *
+ * vigil_redis_pair_key: "<prefix>:{<group>:p<partition>}:<suffix>" into buf
+ * (n bytes, NUL-terminated); returns its length, or -1 when it does not fit,
+ * the group is empty or has '{' or '}', or partition < 0. The one place
+ * these names are made (the alerts wing's pair outbox uses it too). */
+int vigil_redis_pair_key(const char *prefix, const char *group, int partition, const char *suffix, char *buf,
+                         size_t n);
+
+/* One pair's share of a commit. Borrowed for the call.
+ *   epoch    the epoch this owner holds (what vigil_redis_store_epoch_get
+ *            said when it took the pair); the commit is applied only if
+ *            <pair>:epoch still holds exactly this (absent counts as 0).
+ *   seq, wm  the pair's offset once this commit is applied: pass the
+ *            pair's current offset (the last keyed-stream sequence applied,
+ *            the worker's watermark now) even when the batch had none of its
+ *            events (its keys changed through a watermark advance). (seq, wm)
+ *            is also the commit's identity: when the stored offset is at or
+ *            past it, compared as (seq, wm), the commit was applied before
+ *            (a retry after an unknown outcome): no outbox entry is
+ *            appended twice and the offset never moves back. Stored offset
+ *            equal to (seq, wm): the records are written (the same SETs and
+ *            DELs again, or keys that changed without an offset move), not
+ *            the entries. Stored offset past it: nothing is written. A new
+ *            commit always moves (seq, wm) forward: a new message moves seq,
+ *            a watermark advance moves wm.
+ *   recs     the pair's key states (store.h: SET with PX ttl_ms when
+ *            ttl_ms > 0, plain SET when 0, DEL when data is NULL); every
+ *            record's group must be group_name and its key must hash to
+ *            partition (vigil_hash(key) % partitions), else VIGIL_EINVAL:
+ *            every key of the call is under the pair's hash tag.
+ *   outbox   the alerts to append to the pair's outbox stream, one per
+ *            command, each a field list (argc strings: field, value, …) as
+ *            vigil_outbox_fields (server/alerts/outbox.h) builds it; the
+ *            state wing knows no alert, it XADDs them with id "*" in order. */
+typedef struct vigil_redis_pair_commit {
+    const char *group_name;
+    int partition;
+    uint64_t epoch;
+    uint64_t seq;
+    int64_t wm;
+    const vigil_store_record *recs;
+    int nrecs;
+    const vigil_redis_cmd *outbox;
+    int noutbox;
+} vigil_redis_pair_commit;
+
+/* What became of one pair's commit. */
+typedef struct vigil_pair_result {
+    /* VIGIL_OK          applied now, or before (already = 1): either way it
+     *                   is in Redis;
+     * VIGIL_ESTALE      the pair's epoch is not the expected one: another
+     *                   instance took the pair. Nothing of this pair was
+     *                   written. Do not retry: the pair is lost (stop it,
+     *                   drop its cached state, release nothing of the batch).
+     *                   (The status enum's "made against something replaced
+     *                   meanwhile"; here the owner was replaced.)
+     * VIGIL_ESTORE      Redis answered this pair's script with another
+     *                   error, before its first write (the script rules
+     *                   out what it can: "OOM …" refuses the first write,
+     *                   the offset; "WRONGTYPE …": the outbox key is no
+     *                   stream): nothing of the pair was written; retry
+     *                   the batch (after fixing Redis);
+     * VIGIL_EUNAVAILABLE the connection failed: outcome unknown, retry the
+     *                   whole batch (see vigil_redis_store_commit_pairs). */
+    vigil_status status;
+    int already;          /* VIGIL_OK: the offset was at or past (seq, wm): applied before, no entry appended */
+    uint64_t epoch;       /* VIGIL_ESTALE: the epoch Redis holds (0: none) */
+} vigil_pair_result;
+
+/* The fenced commit: for each pair, one EVALSHA of the commit script
+ * (redis_pairs.c), all pipelined in ONE round trip (the script is loaded
+ * with SCRIPT LOAD in the same pipeline on a new connection; a NOSCRIPT
+ * answer — Redis restarted or flushed its scripts — is redone with EVAL
+ * in a second round trip: NOSCRIPT means nothing ran). KEYS of a pair's
+ * call, all under its hash tag: epoch, offset, outbox stream, then the state
+ * keys. The script first checks GET epoch == expected; otherwise it writes
+ * nothing and answers an error "STALE <current epoch>". Then it compares
+ * the offsets (above), writes the records, XADDs the outbox entries (no
+ * MAXLEN: the stream is trimmed as its consumer groups ack, outbox.h) and
+ * sets the offset. Each pair is atomic on its own; pairs are independent
+ * (one stale pair does not stop the others).
+ *
+ * A pair appears once per call (the same pair again with the same (seq,
+ * wm) would be a retry: answered `already`). res[0..npairs) gets each
+ * pair's outcome. Returns VIGIL_OK when every pair
+ * is VIGIL_OK; VIGIL_EUNAVAILABLE when the connection failed (then every
+ * res[i].status is VIGIL_EUNAVAILABLE: unknown; the caller retries the
+ * whole batch — a retried pair is not applied twice, see seq above);
+ * VIGIL_EINVAL for bad input (the store has no partitions, a record outside
+ * its pair, a group with '{' or '}', an empty outbox field list: nothing is
+ * sent, every res[i].status is VIGIL_EINVAL); otherwise the status of the
+ * first pair that failed (VIGIL_ESTALE or VIGIL_ESTORE), with err saying
+ * which pair and why, while res says it for each. npairs == 0: VIGIL_OK,
+ * no round trip. VIGIL_FAULT=commit:N kills the process once the N-th
+ * commit (this one or vigil_redis_store_commit) is on the wire. */
+vigil_status vigil_redis_store_commit_pairs(vigil_store *st, const vigil_redis_pair_commit *pc, int npairs,
+                                            vigil_pair_result *res, vigil_error *err);
+
+/* One pair's offset: *seq and *wm (0 and INT64_MIN when absent). One round
+ * trip. VIGIL_EUNAVAILABLE, VIGIL_ESTORE (also: a malformed record),
+ * VIGIL_EINVAL. */
+vigil_status vigil_redis_store_load_pair_offset(vigil_store *st, const char *group_name, int partition,
+                                                uint64_t *seq, int64_t *wm, vigil_error *err);
+
+/* The pair's epoch (0 when absent): for tests and for the owner that just
+ * took the pair. vigil_redis_store_epoch_incr: INCR it and give the new
+ * value (what taking a pair does). One round trip each. Errors as above. */
+vigil_status vigil_redis_store_epoch_get(vigil_store *st, const char *group_name, int partition, uint64_t *epoch,
+                                         vigil_error *err);
+vigil_status vigil_redis_store_epoch_incr(vigil_store *st, const char *group_name, int partition,
+                                          uint64_t *epoch, vigil_error *err);
+
 #endif
