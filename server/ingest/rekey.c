@@ -38,6 +38,7 @@
 #include "ingest_int.h"
 #include "server/common/log.h"
 #include "server/common/pairs.h"
+#include "vigil/clock.h"
 
 #define ACK_WAIT_NS (30LL * 1000000000LL)   /* a round takes at most ack_timeout_ms (10 s) */
 #define MAX_ACK_PENDING 1024                /* raw messages out and unacked, all instances together */
@@ -46,6 +47,7 @@
 #define NAK_DELAY_MS 1000
 #define STALL_MS 2000                       /* a publish call waits this long for room, then fails */
 #define MAX_ID 200                          /* longer event ids are hashed in the Msg-Id */
+#define PROGRESS_MS 10000                   /* a round still publishing after this: InProgress (AckWait anew) */
 
 struct vrekey_pub {
     jsCtx *js;
@@ -411,9 +413,15 @@ static void run_round(vigil_ingest *ig, vrekey *rk, natsMsgList *list) {
     int failed = 0;
     size_t copies = 0;
     char why[300] = "";
-    for (int i = 0; i < n; i++)
+    int64_t mark = vigil_now_ms();
+    for (int i = 0; i < n; i++) {
+        if (vigil_now_ms() - mark > PROGRESS_MS) {   /* a long round: keep the server from redelivering it */
+            for (int k = i; k < n; k++) natsMsg_InProgress(list->Msgs[k], NULL);
+            mark = vigil_now_ms();
+        }
         fate[i] = failed ? M_BACK : (unsigned char)rekey_msg(ig, rk, rs, list->Msgs[i], &copies, &failed, why,
                                                              sizeof why);
+    }
     vigil_ruleset_release(rs);
     size_t lost = pub_wait(rk->pub, before, rk->ack_timeout_ms, why, sizeof why);
     if (lost) failed = 1;

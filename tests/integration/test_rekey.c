@@ -27,7 +27,7 @@
  *  6. a keyed stream of that name with other subjects: a second server
  *     refuses to start and says why;
  *  7. nats-server stopped: POST answers 503 with Retry-After; restarted on
- *     its store: POST answers 202 again.
+ *     its store: POST answers 202 again, and raw messages are rekeyed again.
  * About 3 s. */
 #define _GNU_SOURCE
 #include <CUnit/Basic.h>
@@ -549,8 +549,26 @@ static void test_nats_down(void) {
     nats = vt_restart_nats(NULL, SIGKILL, nport, dir);
     CU_ASSERT_FATAL(nats != NULL);
     long st = 0;
-    for (long long t0 = vt_now_ms(); vt_now_ms() - t0 < 15000 && st != 202; vt_sleep_ms(200)) st = post("/v1/events", ev, "application/json").status;
+    for (long long t0 = vt_now_ms(); vt_now_ms() - t0 < 15000 && st != 202; vt_sleep_ms(200))
+        st = post("/v1/events", ev, "application/json").status;
     CU_ASSERT_EQUAL(st, 202);
+    /* and the rekey worker takes raw messages again */
+    const char *r1 = "{\"id\":\"r1\",\"ts\":1700000031000,\"customer_id\":501}";
+    uint64_t before = stream_msgs(KEYED);
+    uint64_t seq = 0;
+    for (long long t0 = vt_now_ms(); vt_now_ms() - t0 < 10000 && !seq; vt_sleep_ms(200)) {
+        jsPubOptions po;
+        jsPubOptions_Init(&po);
+        po.MsgId = "raw-R";
+        jsPubAck *pa = NULL;
+        jsErrCode jerr = 0;
+        if (js_Publish(&pa, js, "vigil.events.z", r1, (int)strlen(r1), &po, &jerr) == NATS_OK) seq = pa->Sequence;
+        jsPubAck_Destroy(pa);
+    }
+    CU_ASSERT_FATAL(seq > 0);
+    CU_ASSERT_EQUAL(wait_floor(seq, before + 1), 0);
+    read_keyed();
+    expect_copy("r1", "customer_id", "501", r1);
 }
 
 int main(void) {
