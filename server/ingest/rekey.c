@@ -427,20 +427,22 @@ static void run_round(vigil_ingest *ig, vrekey *rk, natsMsgList *list) {
     if (lost) failed = 1;
     atomic_fetch_add(&ig->rekey_copies, copies > lost ? copies - lost : 0);
     atomic_fetch_add(&ig->rekey_publish_failures, lost + (failed && !lost));
+    int back = 0;
     for (int i = 0; i < n; i++) {
         natsMsg *m = list->Msgs[i];
         if (fate[i] == M_EMPTY || (fate[i] == M_COPIES && !failed)) {
             if (natsMsg_Ack(m, NULL) == NATS_OK) atomic_fetch_add(&ig->rekey_msgs, 1);
-        } else {
+        } else {   /* not acked: redelivered after the delay (or after AckWait if this Nak is lost) */
             natsMsg_NakWithDelay(m, NAK_DELAY_MS, NULL);
             atomic_fetch_add(&ig->rekey_naks, 1);
+            back++;
         }
     }
-    if (failed) {
-        unsigned long long k = atomic_load(&ig->rekey_publish_failures);
+    if (back) {
+        unsigned long long k = atomic_load(&ig->rekey_naks);
         if (k < 20 || k % 1000 == 0)
             vigil_log(VIGIL_LOG_ERROR, "ingest", "rekey: %s; %d raw message(s) handed back for redelivery in %d ms",
-                      why[0] ? why : "a copy was not stored", n, NAK_DELAY_MS);
+                      why[0] ? why : "out of memory", back, NAK_DELAY_MS);
     }
 }
 

@@ -24,8 +24,9 @@
  *  5. POST /v1/events in cluster mode: 202 only once every copy is stored
  *     (read right after the answer), POST ids "<sha256(body)>:<line>:<g>";
  *     ?wait answers 400; a bad line 400 with no copy;
- *  6. a keyed stream of that name with other subjects: a second server
- *     refuses to start and says why;
+ *  6. a second instance (vigil-b) shares the raw consumer: 40 raw messages
+ *     rekeyed between the two, each copy stored once; a keyed stream of
+ *     that name with other subjects: a server refuses to start, saying why;
  *  7. nats-server stopped: POST answers 503 with Retry-After; restarted on
  *     its store: POST answers 202 again, and raw messages are rekeyed again.
  * About 3 s. */
@@ -507,6 +508,66 @@ static void test_post(void) {
     CU_ASSERT_EQUAL(stream_msgs(KEYED), n);
 }
 
+static double metric_at(const char *at, const char *series) {
+    char keep[128];
+    memcpy(keep, base, sizeof base);
+    snprintf(base, sizeof base, "%s", at);
+    double v = metric(series);
+    memcpy(base, keep, sizeof base);
+    return v;
+}
+
+/* Two instances share the raw consumer (a work queue): every raw message is
+ * rekeyed, every copy stored once, whichever instance took it. */
+static void test_two_instances(void) {
+    char log2[700], base_a[128], base_b[128];
+    snprintf(log2, sizeof log2, "%s/vigil-b.log", dir);
+    memcpy(base_a, base, sizeof base);
+    setenv("VIGIL_CLUSTER_INSTANCE", "vigil-b", 1);
+    vt_proc *b = start_vigil(log2);
+    setenv("VIGIL_CLUSTER_INSTANCE", "vigil-a", 1);
+    memcpy(base_b, base, sizeof base);
+    memcpy(base, base_a, sizeof base);
+    CU_ASSERT_FATAL(b != NULL);
+    const char *acked = "vigil_rekey_messages_total{outcome=\"acked\"}";
+    double a0 = metric_at(base_a, acked);
+    uint64_t before = stream_msgs(KEYED), last = 0;
+    enum { MSGS = 40 };
+    for (int i = 0; i < MSGS; i++) {
+        char body[512], mid[32];
+        snprintf(body, sizeof body,
+                 "{\"id\":\"w%d\",\"ts\":1700000040000,\"customer_id\":%d,\"terminal_id\":\"t%d\"}\n"
+                 "{\"id\":\"v%d\",\"ts\":1700000040001,\"customer_id\":%d}\n", i, 600 + i, i % 7, i, 700 + i);
+        snprintf(mid, sizeof mid, "raw-W%d", i);
+        last = publish_raw("vigil.events.w", body, mid);
+    }
+    CU_ASSERT_EQUAL(wait_floor(last, before + 3 * MSGS), 0);
+    read_keyed();
+    CU_ASSERT_EQUAL(ncopies, before + 3 * MSGS);
+    for (int i = 0; i < MSGS; i++) {
+        char id[16], k[16], t[16];
+        snprintf(id, sizeof id, "w%d", i);
+        snprintf(k, sizeof k, "%d", 600 + i);
+        snprintf(t, sizeof t, "t%d", i % 7);
+        char mid[64];
+        snprintf(mid, sizeof mid, "%s:customer_id", id);
+        CU_ASSERT_EQUAL(count_id(mid, NULL), 1);
+        snprintf(mid, sizeof mid, "%s:terminal_id", id);
+        CU_ASSERT_EQUAL(count_id(mid, NULL), 1);
+        snprintf(mid, sizeof mid, "v%d:customer_id", i);
+        CU_ASSERT_EQUAL(count_id(mid, NULL), 1);
+    }
+    double da = 0, db = 0;   /* counted just after the ack is sent: may trail the floor by a moment */
+    for (long long t0 = vt_now_ms(); vt_now_ms() - t0 < 2000; vt_sleep_ms(20)) {
+        da = metric_at(base_a, acked) - a0;
+        db = metric_at(base_b, acked);
+        if (da + db >= MSGS) break;
+    }
+    printf("  raw messages rekeyed: %.0f by vigil-a, %.0f by vigil-b\n", da, db);
+    CU_ASSERT_EQUAL(da + db, MSGS);
+    vt_kill(b, SIGTERM);
+}
+
 static void test_conflicting_stream(void) {
     jsStreamConfig sc;
     jsStreamConfig_Init(&sc);
@@ -580,6 +641,7 @@ int main(void) {
     CU_add_test(s, "the same batch again: deduplicated", test_redelivery_dedup);
     CU_add_test(s, "keyed stream refusing: Nak, then redelivered once", test_failure_nak);
     CU_add_test(s, "POST in cluster mode", test_post);
+    CU_add_test(s, "two instances share the raw consumer", test_two_instances);
     CU_add_test(s, "a keyed stream with other subjects: refused at start", test_conflicting_stream);
     CU_add_test(s, "NATS down: 503 with Retry-After, then 202", test_nats_down);
     CU_basic_set_mode(CU_BRM_VERBOSE);
