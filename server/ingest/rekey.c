@@ -156,31 +156,37 @@ static const char *id_part(const char *id, char hbuf[2 * SHA256_DIGEST_LENGTH + 
 }
 
 /* The group tokens of rs (one allocation: tok[g] points into it; NULL for
- * a group a reload left without rules, which takes no events). */
+ * a group a reload left without rules, which takes no events, and for one
+ * whose name is too long to name a pair: pairs.h, VIGIL_PAIR_NAME_MAX). */
 typedef struct gtokens {
     int ng;
     size_t maxlen;
+    const char *name[64];
     char *tok[64];
     char *mem;
 } gtokens;
 
-static vigil_status tokens_make(const vigil_ruleset *rs, gtokens *t) {
+static atomic_int unnamed_logged;
+
+static vigil_status tokens_make(const vrekey *rk, const vigil_ruleset *rs, gtokens *t) {
     memset(t, 0, sizeof *t);
     t->ng = vigil_ruleset_group_count(rs);
     if (t->ng > 64) t->ng = 64;   /* the router's limit (VROUTE_MAX_GROUPS): no ruleset has more */
-    size_t total = 0;
-    for (int g = 0; g < t->ng; g++) total += 2 * strlen(vigil_ruleset_group_key(rs, g)) + 2;
-    if (!(t->mem = malloc(total ? total : 1))) return VIGIL_ENOMEM;
-    size_t off = 0;
+    if (!(t->mem = malloc((size_t)(t->ng ? t->ng : 1) * VIGIL_PAIR_NAME_MAX))) return VIGIL_ENOMEM;
     for (int g = 0; g < t->ng; g++) {
         const char *k = vigil_ruleset_group_key(rs, g);
-        size_t room = 2 * strlen(k) + 2;
-        int n = vigil_cluster_group_token(k, t->mem + off, room);
-        if (n >= 0 && vigil_ruleset_group_rule_count(rs, g) > 0) {
-            t->tok[g] = t->mem + off;
-            if ((size_t)n > t->maxlen) t->maxlen = (size_t)n;
+        char *tok = t->mem + (size_t)g * VIGIL_PAIR_NAME_MAX, probe[VIGIL_PAIR_NAME_MAX + 300];
+        if (vigil_ruleset_group_rule_count(rs, g) == 0) continue;
+        int n = vigil_cluster_group_token(k, tok, VIGIL_PAIR_NAME_MAX);
+        if (n < 0 || vigil_pair_subject(probe, sizeof probe, rk->subject, k, 0) < 0) {
+            if (atomic_fetch_add(&unnamed_logged, 1) < 5)
+                vigil_log(VIGIL_LOG_ERROR, "ingest", "rekey: the key field '%.64s…' is too long to name its pairs "
+                          "(subjects, consumers); its events get no keyed copy", k);
+            continue;
         }
-        off += room;
+        t->name[g] = k;
+        t->tok[g] = tok;
+        if ((size_t)n > t->maxlen) t->maxlen = (size_t)n;
     }
     return VIGIL_OK;
 }
@@ -192,8 +198,8 @@ static vigil_status tokens_make(const vigil_ruleset *rs, gtokens *t) {
 static vigil_status publish_events(const vrekey *rk, vrekey_pub *p, const vigil_ruleset *rs,
                                    vigil_event *const *evs, size_t n, size_t *copies, char *why, size_t wn) {
     gtokens t;
-    if (tokens_make(rs, &t) != VIGIL_OK) return VIGIL_ENOMEM;
-    size_t cap = strlen(rk->subject) + t.maxlen + 2 * MAX_ID + 64;
+    if (tokens_make(rk, rs, &t) != VIGIL_OK) return VIGIL_ENOMEM;
+    size_t cap = strlen(rk->subject) + t.maxlen + 2 * MAX_ID + 64;   /* subject and Msg-Id */
     char *subj = malloc(cap), *mid = malloc(cap);
     vigil_status st = subj && mid ? VIGIL_OK : VIGIL_ENOMEM;
     for (size_t i = 0; i < n && st == VIGIL_OK; i++) {
@@ -206,8 +212,8 @@ static vigil_status publish_events(const vrekey *rk, vrekey_pub *p, const vigil_
             const char *k = t.tok[g] ? vigil_event_key(evs[i], g, &kl) : NULL;
             if (!k) continue;
             if (!idp) idp = id_part(vigil_event_id(evs[i]), hbuf);
-            unsigned p_ = (unsigned)(vigil_hash(k, kl) % (uint64_t)rk->partitions);
-            snprintf(subj, cap, "%s.%s.%u", rk->subject, t.tok[g], p_);
+            int part = (int)(vigil_hash(k, kl) % (uint64_t)rk->partitions);   /* as the router's key_part */
+            vigil_pair_subject(subj, cap, rk->subject, t.name[g], part);     /* fits: tokens_make tried it */
             snprintf(mid, cap, "%s:%s", idp, t.tok[g]);
             natsMsg *m = NULL;
             natsStatus ns = natsMsg_Create(&m, subj, NULL, json, (int)len);
