@@ -191,6 +191,7 @@ vigil_status vigil_server_start(const vigil_server_config *cfg, vigil_server **o
                               .fetch_batch = s->cfg.fetch_batch, .max_fields = s->cfg.limits.max_fields,
                               .max_depth = s->cfg.limits.max_depth, .max_key_bytes = s->cfg.limits.max_key_bytes,
                               .max_lines = s->cfg.limits.max_lines,
+                              .cluster = s->cfg.cluster_instance != NULL,   /* issue 14 (h8): no single consumer */
                               .nats_auth = {.user = s->cfg.nats_user, .password = s->cfg.nats_password,
                                             .token = s->cfg.nats_token, .creds = s->cfg.nats_creds,
                                             .tls = s->cfg.nats_tls, .tls_ca = s->cfg.nats_tls_ca,
@@ -220,6 +221,15 @@ vigil_status vigil_server_start(const vigil_server_config *cfg, vigil_server **o
     if ((st = vigil_http_start(s->http, err)) != VIGIL_OK || (st = vigil_ingest_start(s->ingest, err)) != VIGIL_OK) {
         vigil_server_stop(s);
         return st;
+    }
+    /* issue 14 (h8): cluster mode rekeys the raw stream into the keyed one */
+    if (s->cfg.cluster_instance) {
+        vigil_rekey_config rkc = {.stream = s->cfg.cluster_stream, .subject = s->cfg.cluster_subject,
+                                  .partitions = s->cfg.partitions};
+        if ((st = vigil_rekey_start(s->ingest, &rkc, err)) != VIGIL_OK) {
+            vigil_server_stop(s);
+            return st;
+        }
     }
     *out = s;
     return VIGIL_OK;

@@ -219,7 +219,10 @@ static vigil_status decode_one(const vigil_ruleset *rs, const vigil_batch_opts *
     if (check_limits(rs, o, body, s, line, NULL, e) != VIGIL_OK) return VIGIL_EPARSE;
     vigil_error derr;
     vigil_error_clear(&derr);
-    vigil_status st = vigil_event_decode_json(rs, dopts, s.a, (size_t)(s.b - s.a), NULL, 1, ev, &derr);
+    char fid[160];   /* "<prefix>:<line>" */
+    if (o->fallback_id_prefix) snprintf(fid, sizeof fid, "%.128s:%zu", o->fallback_id_prefix, line);
+    vigil_status st = vigil_event_decode_json(rs, dopts, s.a, (size_t)(s.b - s.a),
+                                              o->fallback_id_prefix ? fid : NULL, 1, ev, &derr);
     if (st == VIGIL_OK && check_limits(rs, o, body, s, line, *ev, e) != VIGIL_OK) {
         vigil_event_release(*ev);
         *ev = NULL;

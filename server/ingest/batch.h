@@ -76,6 +76,12 @@ typedef struct vigil_batch_opts {
     int max_fields;          /* object members in one event, every level (0: no limit) */
     int max_depth;           /* nesting of objects and arrays in one event (0: no limit) */
     int max_key_bytes;       /* bytes of one key value (0: no limit) */
+    /* NULL: an event without an id field gets the first 16 hex digits of
+     * SHA-256 of its bytes (vigil_event_decode_json). Set (cluster mode's
+     * rekey stage, issue 14): it gets "<prefix>:<line>" instead (line as in
+     * vigil_batch_error; a prefix over 128 bytes is cut), so that a message
+     * decoded again yields the same ids. Borrowed for the call. */
+    const char *fallback_id_prefix;
     vigil_batch_bad_fn on_bad;   /* may be NULL */
     void *ud;                    /* passed to on_bad */
 } vigil_batch_opts;

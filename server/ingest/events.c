@@ -4,7 +4,9 @@
  * the batch is applied. ?wait=MS answers with the event's alerts (the
  * connection is suspended, never blocking an MHD thread). With JetStream the
  * body is published to the stream as it came (one message, Nats-Msg-Id =
- * SHA-256 of it) and decoded once more only by the fetcher. */
+ * SHA-256 of it) and decoded once more only by the fetcher. In cluster mode
+ * (issue 14) the publisher threads publish the events' keyed copies instead
+ * (rekey.c) and the answer, 202 or 503, says whether all are stored. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,6 +91,9 @@ static enum MHD_Result handle_new(vigil_ingest *ig, vigil_ruleset *rs, struct MH
         wait_ms = strtol(wait, &end, 10);
         if (*end || wait_ms < 0 || wait_ms > 60000)
             return vigil_http_problem(c, 400, "Bad Request", "wait must be milliseconds between 0 and 60000", NULL, NULL);
+        /* issue 14 (h8): the event's alerts come from the instance that owns its pair */
+        if (ig->cfg.cluster)
+            return vigil_http_problem(c, 400, "Bad Request", "?wait is not available in cluster mode", NULL, NULL);
     }
     /* decode and validate the whole batch first: all or nothing */
     vigil_batch_opts bo = {.mode = ndjson ? VIGIL_BATCH_LINES : VIGIL_BATCH_ONE_EVENT,
@@ -176,14 +181,16 @@ static enum MHD_Result handle_new(vigil_ingest *ig, vigil_ruleset *rs, struct MH
         free(evs);
         return MHD_YES;
     }
-    if (vigil_ingest_paused(ig)) {
+    /* cluster mode (h8): only NATS matters here (the copies go to the keyed stream, not to this store) */
+    if (ig->cfg.cluster ? !ig->nc || natsConnection_Status(ig->nc) != NATS_CONN_STATUS_CONNECTED
+                        : vigil_ingest_paused(ig)) {
         release_all(evs, n);
         atomic_fetch_add(&ig->rejected_full, n);
         return vigil_http_problem(c, 503, "Service Unavailable",
                                   "intake is paused: the state store or the event stream is unreachable; nothing of "
                                   "this batch was applied; retry later", NULL, "1");
     }
-    if (ig->js) {
+    if (ig->js || ig->cfg.cluster) {
         /* durable path: the body, as it came, becomes one stream message,
          * all or nothing; the fetcher decodes it like any other */
         release_all(evs, n);
@@ -199,8 +206,9 @@ static enum MHD_Result handle_new(vigil_ingest *ig, vigil_ruleset *rs, struct MH
                                              published, e);
         if (pst != VIGIL_OK) {
             e->pub_status = 503;
-            snprintf(e->pub_detail, sizeof e->pub_detail, "too many batches waiting for the event stream; nothing "
-                     "of this batch was applied; retry later");
+            snprintf(e->pub_detail, sizeof e->pub_detail, "%s; nothing of this batch was applied; retry later",
+                     pst == VIGIL_EFULL ? "too many batches waiting for the event stream"
+                                        : "the event stream is not ready");
             MHD_resume_connection(c);
         }
         return MHD_YES;

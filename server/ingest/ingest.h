@@ -34,6 +34,12 @@ typedef struct vigil_ingest_config {
      * is a bad line (HTTP: 400, nothing applied; NATS: skipped, counted) */
     int max_fields, max_depth, max_key_bytes;
     size_t max_lines;                   /* NDJSON lines in one POST (413); 0: no limit but the body's */
+    /* issue 14 (h8): cluster mode (cluster.instance set; needs jetstream).
+     * vigil_ingest_start then neither binds the single durable consumer
+     * nor starts its fetcher (the lead's per-pair consumers take the keyed
+     * stream); POST /v1/events publishes its events' keyed copies (see
+     * vigil_rekey_start) and ?wait answers 400. */
+    int cluster;
 } vigil_ingest_config;
 
 vigil_status vigil_ingest_create(const vigil_ingest_config *cfg, vigil_ingest **out, vigil_error *err);
@@ -98,7 +104,56 @@ typedef struct vigil_ingest_stats {
     int64_t newest_ms[3];
     int nats_configured, nats_up, jetstream;
     unsigned long long js_fetched, js_acked, js_msgs_bad, js_fetch_errors;
+    /* issue 14 (h8), cluster mode: raw messages whose copies are all stored
+     * (then acked), raw messages handed back (Nak) after a failed publish,
+     * copies stored in the keyed stream (a duplicate the stream dropped
+     * counts too: it is stored), copies the stream refused or did not
+     * confirm in time (raw path and POST) */
+    unsigned long long rekey_msgs, rekey_naks, rekey_copies, rekey_publish_failures;
+    int rekey_running;
 } vigil_ingest_stats;
 void vigil_ingest_get_stats(vigil_ingest *ig, vigil_ingest_stats *out);
+
+/* ---- cluster mode: the rekey stage (issue 14, rekey.c) -------------------------------
+ *
+ * Every event is published once per key group it has a key of to the keyed
+ * stream, subject "<subject>.<gtoken>.<p>" (gtoken: vigil_cluster_group_token
+ * of the group's key field, server/common/pairs.h; p = vigil_hash(key) %
+ * partitions, as the router computes it), so that the owner of a (group,
+ * partition) pair reads only its own events. Each copy is ONE event: its
+ * JSON text as it came (vigil_event_json; a pretty-printed HTTP event keeps
+ * its newlines, so decode a copy with VIGIL_BATCH_ONE_EVENT), with header
+ * Nats-Msg-Id = "<event id>:<gtoken>". An event without an id field has the
+ * id "<raw stream seq>:<line>" (raw path) or "<SHA-256 hex of the POST
+ * body>:<line>" (POST), line 1-based in the message or body; an id that is
+ * not printable ASCII (0x21..0x7e) or is over 200 bytes is replaced by "h" +
+ * the SHA-256 hex of it. Within the stream's duplicate window (2 min), a
+ * copy published again (a redelivered raw message, a retried POST) is
+ * dropped by JetStream. Copies of one key are in raw order only within one
+ * raw message: rekey workers of several instances share the raw consumer. */
+typedef struct vigil_rekey_config {
+    const char *stream;        /* keyed stream; NULL: "VIGIL_KEYED" (cluster.stream) */
+    const char *subject;       /* subject prefix; NULL: "vigil.keyed" (cluster.subject) */
+    int partitions;            /* P, the same on every instance (partitions); <= 0: 16 */
+    const char *consumer;      /* the raw stream's shared durable; NULL: "<nats consumer>-rekey" */
+    int max_pending;           /* copies in flight per publisher; <= 0: 4096 */
+    int ack_timeout_ms;        /* wait for one round's copies to be stored; <= 0: 10000 */
+} vigil_rekey_config;
+
+/* Start the rekey stage on a started ingest with cfg->cluster and
+ * JetStream: create the keyed stream if absent (subjects "<subject>.>",
+ * limits retention, file storage, duplicate window 2 min) or check it (a
+ * stream of that name with other subjects, or another retention, is refused:
+ * VIGIL_EINVAL naming what it has), create or bind the raw stream's shared
+ * durable pull consumer (AckExplicit, AckWait 30 s, MaxAckPending 1024) and
+ * start the rekey worker thread. Strings of cfg are copied. Errors:
+ * VIGIL_EINVAL (not cluster mode, no JetStream, keyed subjects that the raw
+ * subject would also capture, a keyed stream configured otherwise),
+ * VIGIL_EUNAVAILABLE (JetStream unreachable), VIGIL_ENOMEM. */
+vigil_status vigil_rekey_start(vigil_ingest *ig, const vigil_rekey_config *cfg, vigil_error *err);
+/* Stop the rekey worker (it finishes its round: at most ack_timeout_ms +
+ * 0.5 s) and release its subscription; the durable consumer stays. Also
+ * called by vigil_ingest_stop_intake and vigil_ingest_destroy; idempotent. */
+void vigil_rekey_stop(vigil_ingest *ig);
 
 #endif

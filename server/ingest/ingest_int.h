@@ -33,6 +33,11 @@ struct vigil_ingest {
     atomic_ullong js_handled_seq;  /* highest stream sequence handed to the router (the fetcher's) */
     atomic_ullong js_rounds;       /* fetch rounds whose messages are all handed over */
     struct vpairs *pairs;          /* cluster mode: the owned pairs' consumers (pair_fetch.c) */
+    /* cluster mode, the rekey stage (rekey.c; issue 14, h8): set once
+     * vigil_rekey_start succeeded, freed by vigil_ingest_destroy after the
+     * HTTP publishers stopped (they read it) */
+    _Atomic(struct vrekey *) rekey;
+    atomic_ullong rekey_msgs, rekey_naks, rekey_copies, rekey_publish_failures;
 };
 
 /* The newest event time of a decoded batch, per source (watermark lag per source). */
@@ -66,5 +71,19 @@ void vjs_on_reconnected(vigil_ingest *ig);
  * VIGIL_EFULL when too many batches wait. */
 vigil_status vjs_publish_async(vigil_ingest *ig, const char *body, size_t len, const char *format,
                                void (*done)(void *ctx, int status, const char *detail), void *ctx);
+
+/* rekey.c (issue 14, h8): one thread's asynchronous publisher of keyed
+ * copies (its own jsCtx: js_PublishAsyncComplete waits for its copies only) */
+typedef struct vrekey_pub vrekey_pub;
+void vrekey_pub_destroy(vrekey_pub *p);   /* accepts NULL */
+/* POST /v1/events in cluster mode, on an HTTP publisher thread: decode the
+ * (validated) body again with the current rules, publish every event's
+ * copies on *pub (created at first use: the caller destroys it), wait until
+ * all are stored. Returns 202, or 503 with detail (why; retry is safe: the
+ * copies carry Nats-Msg-Id). format: "json" | "ndjson". */
+int vrekey_post(vigil_ingest *ig, vrekey_pub **pub, const char *body, size_t len, const char *format,
+                char *detail, size_t detail_len);
+/* Free the rekey stage (stopping it first); after the publishers stopped. */
+void vrekey_free(vigil_ingest *ig);
 
 #endif

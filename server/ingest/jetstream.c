@@ -304,17 +304,26 @@ static void *fetcher_main(void *arg) {
 static void *publisher_main(void *arg) {
     vigil_ingest *ig = arg;
     vjspub *p = ig->pub;
+    vrekey_pub *rpub = NULL;   /* cluster mode: this thread's publisher of keyed copies (rekey.c) */
     for (;;) {
         pthread_mutex_lock(&p->mu);
         while (!p->n && !p->stop) pthread_cond_wait(&p->cv, &p->mu);
         if (!p->n) {
             pthread_mutex_unlock(&p->mu);
+            vrekey_pub_destroy(rpub);
             return NULL;
         }
         pubjob j = p->q[p->head];
         p->head = (p->head + 1) % PUB_QUEUE;
         p->n--;
         pthread_mutex_unlock(&p->mu);
+        if (ig->cfg.cluster) {   /* issue 14 (h8): the events' keyed copies, not the raw body */
+            char detail[256];
+            int status = vrekey_post(ig, &rpub, j.body, j.len, j.format, detail, sizeof detail);
+            free(j.body);
+            j.done(j.ctx, status, detail);
+            continue;
+        }
         unsigned char h[SHA256_DIGEST_LENGTH];
         char id[2 * SHA256_DIGEST_LENGTH + 1];
         SHA256((const unsigned char *)j.body, j.len, h);
@@ -374,7 +383,9 @@ vigil_status vjs_start(vigil_ingest *ig, vigil_error *err) {
     natsStatus ns = natsConnection_JetStream(&ig->js, ig->nc, NULL);
     if (ns != NATS_OK) return vigil_error_set(err, VIGIL_EUNAVAILABLE, "JetStream: %s", natsStatus_GetText(ns));
     vigil_status st = ensure_stream(ig, err);
-    if (st == VIGIL_OK) st = bind_consumer(ig, err);
+    /* issue 14 (h8): in cluster mode the single durable consumer does not
+     * run; the rekey stage (vigil_rekey_start) reads the raw stream */
+    if (st == VIGIL_OK && !ig->cfg.cluster) st = bind_consumer(ig, err);
     if (st != VIGIL_OK) return st;
     atomic_store(&ig->js_resync, 0);
     ig->pub = calloc(1, sizeof *ig->pub);
@@ -383,7 +394,7 @@ vigil_status vjs_start(vigil_ingest *ig, vigil_error *err) {
     pthread_cond_init(&ig->pub->cv, NULL);
     for (int i = 0; i < PUBLISHERS; i++)
         if (pthread_create(&ig->pub->th[i], NULL, publisher_main, ig) == 0) ig->pub->nth++;
-    if (pthread_create(&ig->fetcher, NULL, fetcher_main, ig) == 0) ig->fetcher_started = 1;
+    if (!ig->cfg.cluster && pthread_create(&ig->fetcher, NULL, fetcher_main, ig) == 0) ig->fetcher_started = 1;
     return VIGIL_OK;
 }
 

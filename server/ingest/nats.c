@@ -120,6 +120,9 @@ vigil_status vigil_ingest_connect(vigil_ingest *ig, vigil_error *err) {
 natsConnection *vigil_ingest_nats(vigil_ingest *ig) { return ig->nc; }
 
 vigil_status vigil_ingest_start(vigil_ingest *ig, vigil_error *err) {
+    if (ig->cfg.cluster && (!ig->nc || !ig->cfg.jetstream))   /* issue 14 (h8) */
+        return vigil_error_set(err, VIGIL_EINVAL, "cluster mode (cluster.instance) needs NATS with JetStream: set "
+                               "nats.url and nats.jetstream = true");
     if (!ig->nc) return VIGIL_OK;
     if (ig->cfg.jetstream) return vjs_start(ig, err);   /* every event takes one path: the stream */
     natsStatus ns = natsConnection_Subscribe(&ig->sub, ig->nc, ig->cfg.subject, on_msg, ig);
@@ -135,6 +138,7 @@ void vigil_ingest_stop_intake(vigil_ingest *ig) {
     if (!ig) return;
     vjs_stop_fetch(ig);
     vigil_ingest_pairs_stop(ig);
+    vigil_rekey_stop(ig);
     if (ig->sub) {
         natsSubscription_Unsubscribe(ig->sub);
         natsSubscription_WaitForDrainCompletion(ig->sub, 100);
@@ -152,6 +156,7 @@ void vigil_ingest_destroy(vigil_ingest *ig) {
     vigil_ingest_stop_intake(ig);
     vjs_stop(ig);
     vingest_pairs_free(ig);
+    vrekey_free(ig);   /* after the HTTP publishers: they read it */
     if (ig->nc) {
         natsConnection_FlushTimeout(ig->nc, 2000);
         natsConnection_Destroy(ig->nc);
@@ -185,4 +190,9 @@ void vigil_ingest_get_stats(vigil_ingest *ig, vigil_ingest_stats *o) {
     o->js_acked = atomic_load(&ig->js_acked);
     o->js_msgs_bad = atomic_load(&ig->js_msgs_bad);
     o->js_fetch_errors = atomic_load(&ig->js_fetch_errors);
+    o->rekey_msgs = atomic_load(&ig->rekey_msgs);
+    o->rekey_naks = atomic_load(&ig->rekey_naks);
+    o->rekey_copies = atomic_load(&ig->rekey_copies);
+    o->rekey_publish_failures = atomic_load(&ig->rekey_publish_failures);
+    o->rekey_running = atomic_load(&ig->rekey) != NULL;
 }

@@ -140,6 +140,14 @@ enum MHD_Result vops_metrics(void *ctx, struct MHD_Connection *c, const char *ur
         sb_printf(&b, "# HELP vigil_jetstream_lag Messages fetched and not yet acked.\n# TYPE vigil_jetstream_lag gauge\nvigil_jetstream_lag %llu\n",
                   is.js_fetched - is.js_acked);
     }
+    if (is.rekey_running) {   /* issue 14 (h8): cluster mode's rekey stage */
+        sb_printf(&b, "# HELP vigil_rekey_messages_total Raw stream messages rekeyed: acked once all their copies were stored, or handed back (Nak) after a failed publish.\n# TYPE vigil_rekey_messages_total counter\n");
+        sb_printf(&b, "vigil_rekey_messages_total{outcome=\"acked\"} %llu\nvigil_rekey_messages_total{outcome=\"handed_back\"} %llu\n",
+                  is.rekey_msgs, is.rekey_naks);
+        sb_printf(&b, "# HELP vigil_rekey_copies_total Event copies (one per key group of an event) stored in the keyed stream, or refused or unconfirmed (the raw message or POST is retried).\n# TYPE vigil_rekey_copies_total counter\n");
+        sb_printf(&b, "vigil_rekey_copies_total{outcome=\"stored\"} %llu\nvigil_rekey_copies_total{outcome=\"failed\"} %llu\n",
+                  is.rekey_copies, is.rekey_publish_failures);
+    }
     vigil_control_stats cs;
     vigil_control_get_stats(s->control, &cs);
     sb_printf(&b, "# HELP vigil_rules Rules running (not deleted).\n# TYPE vigil_rules gauge\nvigil_rules %d\n", cs.rules);
