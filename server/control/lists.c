@@ -260,7 +260,7 @@ enum MHD_Result vctl_lists(void *ctx, struct MHD_Connection *conn, const char *u
         return vigil_http_problem(conn, 404, "Not Found", "a list name is letters, digits, '_', '-' and '.'", NULL, NULL);
     pthread_mutex_lock(&c->mu);
     enum MHD_Result ret;
-    if (strcmp(r->method, "PUT") == 0 && name) ret = put_list(c, conn, name, r);
+    if (strcmp(r->method, "PUT") == 0 && name) ret = (vctl_cluster_catch_up(c), put_list(c, conn, name, r));   /* cluster mode */
     else if (strcmp(r->method, "GET") == 0) ret = get_lists(c, conn, name);
     else ret = vigil_http_problem(conn, 405, "Method Not Allowed", "PUT /v1/lists/{name} or GET", NULL, NULL);
     pthread_mutex_unlock(&c->mu);

@@ -270,6 +270,7 @@ enum MHD_Result vctl_triage_put(void *ctx, struct MHD_Connection *conn, const ch
     vigil_error_clear(&err);
     vigil_status st = VIGIL_ENOMEM;
     pthread_mutex_lock(&c->mu);   /* the store: one change at a time */
+    vctl_cluster_catch_up(c);   /* cluster mode (issue 14) */
     if (value) {
         vctl_txn x;
         vctl_txn_init(&x, r->who);
