@@ -72,7 +72,7 @@ static void resync_rule(void *ud, const char *name, const char *json) {
 
 /* Read the catalog at generation gen and apply it; on failure the running
  * catalog and lists stay. Holds mu. */
-static int resync_locked(vigil_control *c, uint64_t gen) {
+static int resync_locked(vigil_control *c, uint64_t gen, const char *why) {
     vigil_catalog old = c->cat;
     vctl_list *olists = c->lists;
     int onl = c->nlists, ocap = c->caplists;
@@ -113,8 +113,8 @@ static int resync_locked(vigil_control *c, uint64_t gen) {
         c->failed_gen = gen;
         return -1;
     }
-    vigil_log(VIGIL_LOG_INFO, "control", "cluster: rule catalog generation %llu applied (was %llu): %d rules",
-              (unsigned long long)gen, (unsigned long long)c->gen, vcat_live_count(&c->cat));
+    vigil_log(VIGIL_LOG_INFO, "control", "cluster: rule catalog generation %llu applied (was %llu; found by %s): %d rules",
+              (unsigned long long)gen, (unsigned long long)c->gen, why, vcat_live_count(&c->cat));
     c->gen = gen;
     c->failed_gen = 0;
     atomic_fetch_add(&c->syncs, 1);
@@ -128,7 +128,7 @@ static void wake(vigil_control *c) {
     pthread_mutex_unlock(&c->cl_mu);
 }
 
-int vctl_cluster_catch_up(vigil_control *c) {
+static int catch_up(vigil_control *c, const char *why) {
     if (!vctl_clustered(c)) return 0;
     uint64_t gen = 0;
     vigil_error err;
@@ -140,10 +140,12 @@ int vctl_cluster_catch_up(vigil_control *c) {
     }
     if (gen == c->gen) return 0;
     if (gen == c->failed_gen) return -1;   /* said once already */
-    int r = resync_locked(c, gen);
+    int r = resync_locked(c, gen, why);
     if (r == 0) wake(c);   /* the versions: published by the thread */
     return r;
 }
+
+int vctl_cluster_catch_up(vigil_control *c) { return catch_up(c, "a change here"); }
 
 /* ---- notices --------------------------------------------------------------------------- */
 
@@ -324,7 +326,7 @@ static void *cluster_main(void *arg) {
         pthread_mutex_lock(&c->mu);
         unsigned long long ng = atomic_load(&c->notice_gen);
         if (periodic || (ng && ng != c->gen)) {
-            vctl_cluster_catch_up(c);   /* the store is at least as new as any notice: it is served */
+            catch_up(c, ng && ng != c->gen ? "a notice" : "the periodic check");   /* the store is at least as new as any notice */
             if (ng) atomic_compare_exchange_strong(&c->notice_gen, &ng, 0);
         }
         pthread_mutex_unlock(&c->mu);
