@@ -49,20 +49,25 @@ static void put(vigil_hub *hub, uint64_t seq, const char *id) {
     hub->idx[i] = seq;
 }
 
+/* The index of what the ring holds now (the stale entries go). */
+static void rebuild(vigil_hub *hub) {
+    memset(hub->idx, 0, hub->idx_cap * sizeof *hub->idx);
+    hub->idx_adds = 0;
+    for (uint64_t q = hub->count ? oldest_seq(hub) : 1; hub->count && q <= hub->last_seq; q++) {
+        const struct slot *s = live_slot(hub, q);
+        if (s && s->id[0]) put(hub, q, s->id);
+    }
+}
+
 /* At most cap live and cap stale entries in 4 × cap places: the probe
  * always ends at an empty one. Every cap additions the stale ones go. */
 void vhub_idx_add(vigil_hub *hub, uint64_t seq) {
-    if (hub->idx_adds >= hub->cap) {
-        memset(hub->idx, 0, hub->idx_cap * sizeof *hub->idx);
-        hub->idx_adds = 0;
-        for (uint64_t q = oldest_seq(hub); hub->count && q < seq; q++) {
-            const struct slot *s = live_slot(hub, q);
-            if (s && s->id[0]) put(hub, q, s->id);
-        }
+    if (++hub->idx_adds >= hub->cap) {
+        rebuild(hub);   /* seq is in the ring: indexed with the rest */
+        return;
     }
     const struct slot *s = live_slot(hub, seq);
     if (s && s->id[0]) put(hub, seq, s->id);
-    hub->idx_adds++;
 }
 
 /* ---- NATS ----------------------------------------------------------------- */
@@ -97,30 +102,40 @@ static void on_alert(natsConnection *nc, natsSubscription *sub, natsMsg *msg, vo
     natsMsg_Destroy(msg);
 }
 
+vigil_status vigil_hub_keep_unique(vigil_hub *hub) {
+    if (!hub) return VIGIL_EINVAL;
+    size_t icap = 1;
+    while (icap < 4 * hub->cap) icap <<= 1;
+    uint64_t *idx = calloc(icap, sizeof *idx);
+    if (!idx) return VIGIL_ENOMEM;
+    pthread_mutex_lock(&hub->mu);
+    if (hub->idx) {
+        free(idx);
+    } else {
+        hub->idx = idx;
+        hub->idx_cap = icap;
+        rebuild(hub);   /* what the ring holds already counts */
+    }
+    pthread_mutex_unlock(&hub->mu);
+    return VIGIL_OK;
+}
+
 vigil_status vigil_hub_follow(vigil_hub *hub, natsConnection *nc, const char *instance, vigil_error *err) {
     if (!hub || !nc || !instance || !*instance || strlen(instance) > 255)
         return vigil_error_set(err, VIGIL_EINVAL, "hub follow: an instance name (1 to 255 bytes) and NATS are needed");
     struct vhub_follow *f = calloc(1, sizeof *f);
-    size_t icap = 1;
-    while (icap < 4 * hub->cap) icap <<= 1;
-    uint64_t *idx = calloc(icap, sizeof *idx);
-    if (!f || !idx) {
+    if (!f || vigil_hub_keep_unique(hub) != VIGIL_OK) {
         free(f);
-        free(idx);
         return vigil_error_set(err, VIGIL_ENOMEM, "hub follow: out of memory");
     }
     f->hub = hub;
     snprintf(f->instance, sizeof f->instance, "%s", instance);
     pthread_mutex_lock(&hub->mu);
-    if (hub->follow || hub->idx) {
+    if (hub->follow) {
         pthread_mutex_unlock(&hub->mu);
         free(f);
-        free(idx);
         return vigil_error_set(err, VIGIL_EINVAL, "hub follow: the hub follows the cluster already");
     }
-    hub->idx = idx;
-    hub->idx_cap = icap;
-    hub->idx_adds = hub->cap;   /* the first addition indexes what the ring holds */
     hub->follow = f;
     pthread_mutex_unlock(&hub->mu);
     static const char *const subj[2] = {"vigil.alerts.>", "vigil.shadow.>"};

@@ -31,6 +31,12 @@
  * per hub. Errors: VIGIL_EINVAL (no name, twice), VIGIL_ENOMEM,
  * VIGIL_EUNAVAILABLE (NATS refused the subscriptions; err says why). */
 vigil_status vigil_hub_follow(vigil_hub *hub, natsConnection *nc, const char *instance, vigil_error *err);
+/* From now on keep one alert per alert id (what vigil_hub_follow does
+ * first; for tests without NATS): vigil_hub_publish of an id the ring
+ * holds answers VIGIL_ECONFLICT and keeps nothing. The index costs 8 bytes
+ * × 4 × the ring's cap (rounded up to a power of two). Errors: VIGIL_EINVAL,
+ * VIGIL_ENOMEM. */
+vigil_status vigil_hub_keep_unique(vigil_hub *hub);
 /* Stop taking the others' alerts (what the ring holds stays). Accepts a
  * hub that does not follow. */
 void vigil_hub_unfollow(vigil_hub *hub);
