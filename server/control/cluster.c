@@ -56,6 +56,7 @@ int vctl_cluster_shared(vigil_control *c) {
 }
 
 void vctl_cluster_stats(vigil_control *c, vigil_control_stats *o) {
+    o->clustered = vctl_clustered(c);
     o->generation = c->gen;
     o->cluster_syncs = atomic_load(&c->syncs);
     o->notices_sent = atomic_load(&c->notices_sent);

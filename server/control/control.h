@@ -133,6 +133,7 @@ typedef struct vigil_control_stats {
     int snoozes;                       /* snoozes recorded (live or not yet pruned) */
     unsigned long long refused_max_rules; /* changes refused over limits.max_rules */
     /* cluster mode */
+    int clustered;                      /* cfg.instance set */
     unsigned long long generation;      /* the catalog generation this instance runs */
     unsigned long long cluster_syncs;   /* catalogs read from the store after another instance's change */
     unsigned long long notices_sent, notices_seen;   /* on vigil.control.rules (seen: from others) */

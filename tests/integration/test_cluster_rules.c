@@ -19,7 +19,9 @@
  *     3 s;
  *  4. two PUTs of one rule at once, on A and on B: each answers 200/201 or
  *     409 (the store's generation decides), and both instances end up
- *     running the same version and source.
+ *     running the same version and source;
+ *  5. the cluster metrics (generation, syncs, notices, conflicts, the hub's
+ *     remote alerts) count what happened.
  *
  * The whole file takes about 20 s. */
 #define _GNU_SOURCE
@@ -48,7 +50,7 @@
 #define SPREAD_MS 3000   /* a change on one instance running on every one */
 
 static char *dir;
-static int redis_port, nats_port;
+static int redis_port, nats_port, nats_http_port;
 static vt_proc *redis, *nats;
 
 typedef struct server {
@@ -80,12 +82,14 @@ static int low_port(void) {
 static int start_nats(void) {
     char conf[600], path[512], log[512];
     nats_port = low_port();
+    do nats_http_port = low_port();
+    while (nats_http_port == nats_port);
     snprintf(path, sizeof path, "%s/nats.conf", dir);
     snprintf(log, sizeof log, "%s/nats.log", dir);
     /* a client that misses its pings (a stopped process) is dropped within about a second */
     snprintf(conf, sizeof conf,
-             "listen: \"127.0.0.1:%d\"\njetstream { store_dir: \"%s/js\" }\nping_interval: \"500ms\"\nping_max: 1\n",
-             nats_port, dir);
+             "listen: \"127.0.0.1:%d\"\nhttp: \"127.0.0.1:%d\"\njetstream { store_dir: \"%s/js\" }\n"
+             "ping_interval: \"500ms\"\nping_max: 1\n", nats_port, nats_http_port, dir);
     FILE *f = fopen(path, "w");
     if (!f) return -1;
     fputs(conf, f);
@@ -97,6 +101,20 @@ static int start_nats(void) {
         return -1;
     }
     return 0;
+}
+
+/* The clients nats-server has now (its monitoring endpoint /connz), -1: unknown. */
+static int nats_clients(void) {
+    char url[96];
+    long st = 0;
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/connz", nats_http_port);
+    char *body = vt_http("GET", url, NULL, 0, NULL, &st);
+    cJSON *o = body ? cJSON_Parse(body) : NULL;
+    free(body);
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(o, "num_connections");
+    int v = cJSON_IsNumber(n) ? (int)n->valuedouble : -1;
+    cJSON_Delete(o);
+    return v;
 }
 
 static int start(server *s, const char *name) {
@@ -277,11 +295,16 @@ static void test_change_spreads(void) {
     CU_ASSERT_STRING_EQUAL(state, "active");
     CU_ASSERT(both);
     cJSON_Delete(inst);
-    /* A's answer shows both too */
-    inst = NULL;
-    CU_ASSERT_EQUAL(rule_version(&A, "big", &inst, NULL, 0), 2);
-    CU_ASSERT(instances_at(inst, 2));
-    cJSON_Delete(inst);
+    /* A's answer shows both too (B's versions reach A a moment after B runs them) */
+    both = 0;
+    while (!both && vt_now_ms() - t0 < SPREAD_MS) {
+        inst = NULL;
+        v = rule_version(&A, "big", &inst, NULL, 0);
+        both = v == 2 && instances_at(inst, 2);
+        cJSON_Delete(inst);
+        if (!both) vt_sleep_ms(50);
+    }
+    CU_ASSERT(both);
     /* one audit entry for the change, A's */
     long st = 0;
     cJSON *au = get_json(&B, "/v1/audit", &st);
@@ -346,10 +369,16 @@ static void test_stopped_catches_up(void) {
     char *log0 = vt_slurp(B.log);
     size_t off = log0 ? strlen(log0) : 0;
     free(log0);
+    int before = nats_clients();
     CU_ASSERT_FATAL(kill(B.p->pid, SIGSTOP) == 0);
-    vt_sleep_ms(200);
+    /* NATS drops B (it misses its pings): only then the change, so that its notice
+       cannot wait in B's socket buffer */
+    long long t = vt_now_ms();
+    while (nats_clients() >= before && vt_now_ms() - t < 8000) vt_sleep_ms(100);
+    printf("  NATS clients %d -> %d after %lld ms\n", before, nats_clients(), vt_now_ms() - t);
+    CU_ASSERT(nats_clients() < before);
     CU_ASSERT_EQUAL(put_rule(&A, "big", V3), 200);
-    vt_sleep_ms(2500);   /* NATS drops B meanwhile (missed pings): the notice is gone */
+    vt_sleep_ms(300);
     CU_ASSERT_FATAL(kill(B.p->pid, SIGCONT) == 0);
     long long t0 = vt_now_ms();
     int v = -1;
@@ -414,6 +443,35 @@ static void test_race(void) {
     CU_ASSERT(same);
 }
 
+/* A sample of s's /metrics (-1: absent). */
+static double metric(const server *s, const char *sample) {
+    char url[256];
+    long st = 0;
+    snprintf(url, sizeof url, "%s/metrics", s->base);
+    char *body = vt_http("GET", url, NULL, 0, NULL, &st);
+    double v = -1;
+    size_t n = strlen(sample);
+    for (char *p = body; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (strncmp(p, sample, n) == 0 && p[n] == ' ') v = strtod(p + n + 1, NULL);
+    free(body);
+    return v;
+}
+
+static void test_metrics(void) {
+    double ga = metric(&A, "vigil_cluster_rules_generation"), gb = metric(&B, "vigil_cluster_rules_generation");
+    printf("  generation A %.0f, B %.0f; B synced %.0f times, saw %.0f notices; A sent %.0f\n", ga, gb,
+           metric(&B, "vigil_cluster_rule_syncs_total"), metric(&B, "vigil_cluster_rule_notices_total{direction=\"seen\"}"),
+           metric(&A, "vigil_cluster_rule_notices_total{direction=\"sent\"}"));
+    CU_ASSERT(ga >= 4 && ga == gb);
+    CU_ASSERT(metric(&B, "vigil_cluster_rule_syncs_total") >= 2);
+    CU_ASSERT(metric(&A, "vigil_cluster_rule_notices_total{direction=\"sent\"}") >= 2);
+    CU_ASSERT(metric(&A, "vigil_cluster_rule_conflicts_total") + metric(&B, "vigil_cluster_rule_conflicts_total") >= 1);
+    CU_ASSERT(metric(&B, "vigil_cluster_alerts_total{outcome=\"kept\"}") >= 1);      /* A's alert */
+    CU_ASSERT(metric(&B, "vigil_cluster_alerts_total{outcome=\"duplicate\"}") >= 1); /* vigil-x's copy */
+    CU_ASSERT(metric(&B, "vigil_cluster_alerts_total{outcome=\"own\"}") >= 1);       /* "vigil-b"'s */
+    CU_ASSERT(metric(&A, "vigil_cluster_alerts_total{outcome=\"own\"}") >= 1);       /* its own alert back */
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     signal(SIGPIPE, SIG_IGN);
@@ -442,7 +500,8 @@ int main(void) {
     if (!su || !CU_add_test(su, "a PUT on A runs on B within 3 s; instances shows both", test_change_spreads) ||
         !CU_add_test(su, "an alert of A on B's list and stream; one per id; own skipped", test_alerts_everywhere) ||
         !CU_add_test(su, "a stopped instance catches up by the periodic check", test_stopped_catches_up) ||
-        !CU_add_test(su, "two changes at once: the generation decides, both converge", test_race)) {
+        !CU_add_test(su, "two changes at once: the generation decides, both converge", test_race) ||
+        !CU_add_test(su, "the cluster metrics count it all", test_metrics)) {
         CU_cleanup_registry();
         return 1;
     }
