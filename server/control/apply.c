@@ -320,7 +320,10 @@ static void retire_drained(vigil_control *c) {
     if (any) {
         vigil_error err;
         vigil_error_clear(&err);
-        if (vctl_commit(c, &x, &err) != VIGIL_OK)
+        vigil_status st = vctl_commit(c, &x, &err);
+        if (st == VIGIL_ECONFLICT)   /* cluster mode: another instance changed the rules (or retired it) first */
+            vigil_log(VIGIL_LOG_INFO, "control", "retiring a drained rule version: %s", err.msg);
+        else if (st != VIGIL_OK)
             vigil_log(VIGIL_LOG_ERROR, "control", "retiring a drained rule version failed: %s (retried)", err.msg);
     } else {
         txn_free(&x);
