@@ -17,10 +17,13 @@
  *     client that misses its pings: ping_interval 500 ms, ping_max 1) and
  *     after SIGCONT catches up by its periodic check (its log says so) within
  *     3 s;
- *  4. two PUTs of one rule at once, on A and on B: each answers 200/201 or
+ *  4. SIGHUP on A pushes its changed rules file as a change that B runs;
+ *     a third instance starting with an older file in its own directory
+ *     serves the shared catalog (the directory is not applied at start);
+ *  5. two PUTs of one rule at once, on A and on B: each answers 200/201 or
  *     409 (the store's generation decides), and both instances end up
  *     running the same version and source;
- *  5. the cluster metrics (generation, syncs, notices, conflicts, the hub's
+ *  6. the cluster metrics (generation, syncs, notices, conflicts, the hub's
  *     remote alerts) count what happened.
  *
  * The whole file takes about 20 s. */
@@ -394,6 +397,54 @@ static void test_stopped_catches_up(void) {
     vt_sleep_ms(1500);
 }
 
+/* SIGHUP on A pushes its changed file like a PUT; a new instance C, whose
+ * own directory holds another version of the rule, serves the shared catalog. */
+static void test_directory(void) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/rules/big.lua", dir);
+    const char *v4 = "rule { name = \"big\", key = \"card\", where = { amount = gt(200) }, window = sliding(\"1m\"),\n"
+                     "       when = ge(count(), 1), severity = \"critical\" }\n";
+    FILE *f = fopen(path, "w");
+    CU_ASSERT_FATAL(f != NULL);
+    fputs(v4, f);
+    fclose(f);
+    int before = rule_version(&A, "big", NULL, NULL, 0);
+    CU_ASSERT_FATAL(kill(A.p->pid, SIGHUP) == 0);
+    long long t0 = vt_now_ms();
+    int vb = -1;
+    while ((vb = rule_version(&B, "big", NULL, NULL, 0)) != before + 1 && vt_now_ms() - t0 < SPREAD_MS + 2000) vt_sleep_ms(50);
+    printf("  SIGHUP on A: B runs version %d (was %d) after %lld ms\n", vb, before, vt_now_ms() - t0);
+    CU_ASSERT_EQUAL(vb, before + 1);
+    /* C starts with a directory of its own holding an older text: the shared catalog wins */
+    char cdir[600], cfile[700];
+    snprintf(cdir, sizeof cdir, "%s/rules-c", dir);
+    mkdir(cdir, 0755);
+    snprintf(cfile, sizeof cfile, "%s/big.lua", cdir);
+    f = fopen(cfile, "w");
+    CU_ASSERT_FATAL(f != NULL);
+    fputs(V1, f);
+    fclose(f);
+    server C;
+    memset(&C, 0, sizeof C);
+    snprintf(C.log, sizeof C.log, "%s/serve-vigil-c.log", dir);
+    char listen[64], nurl[64], rurl[64];
+    C.port = low_port();
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", C.port);
+    snprintf(nurl, sizeof nurl, "nats://127.0.0.1:%d", nats_port);
+    snprintf(rurl, sizeof rurl, "redis://127.0.0.1:%d", redis_port);
+    setenv("VIGIL_CLUSTER_INSTANCE", "vigil-c", 1);
+    const char *argv[] = {VIGIL_BIN, "serve", "--rules", cdir, "--listen", listen, "--nats", nurl, "--redis", rurl,
+                          "--data-dir", "", "--workers", "1", NULL};
+    C.p = vt_start_vigil(argv, C.log, C.base, sizeof C.base, 20000);
+    unsetenv("VIGIL_CLUSTER_INSTANCE");
+    CU_ASSERT_FATAL(C.p != NULL);
+    CU_ASSERT_EQUAL(rule_version(&C, "big", NULL, NULL, 0), before + 1);
+    vt_sleep_ms(2500);   /* a periodic check later: still so, on A too */
+    CU_ASSERT_EQUAL(rule_version(&A, "big", NULL, NULL, 0), before + 1);
+    CU_ASSERT_EQUAL(rule_version(&C, "big", NULL, NULL, 0), before + 1);
+    vt_kill(C.p, SIGTERM);
+}
+
 static void test_race(void) {
     const char *src[2] = {
         "rule { name = \"race\", key = \"card\", where = { amount = gt(1) }, window = sliding(\"1m\"), when = ge(count(), 5) }\n",
@@ -500,6 +551,7 @@ int main(void) {
     if (!su || !CU_add_test(su, "a PUT on A runs on B within 3 s; instances shows both", test_change_spreads) ||
         !CU_add_test(su, "an alert of A on B's list and stream; one per id; own skipped", test_alerts_everywhere) ||
         !CU_add_test(su, "a stopped instance catches up by the periodic check", test_stopped_catches_up) ||
+        !CU_add_test(su, "SIGHUP pushes the directory; a new instance serves the shared catalog", test_directory) ||
         !CU_add_test(su, "two changes at once: the generation decides, both converge", test_race) ||
         !CU_add_test(su, "the cluster metrics count it all", test_metrics)) {
         CU_cleanup_registry();
