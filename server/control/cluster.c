@@ -146,7 +146,7 @@ static int catch_up(vigil_control *c, const char *why) {
     return r;
 }
 
-int vctl_cluster_catch_up(vigil_control *c) { return catch_up(c, "a change here"); }
+int vctl_cluster_catch_up(vigil_control *c) { return catch_up(c, "a change asked here"); }
 
 /* ---- notices --------------------------------------------------------------------------- */
 
