@@ -15,8 +15,9 @@
  *
  * A catalog that cannot be built here (say a list file only the other
  * instance has) keeps the running rules; it is logged once per generation.
- * Shadow compares (GET /v1/rules/{name}/compare) stay per instance: they
- * are not read back from the store.
+ * Shadow compares (GET /v1/rules/{name}/compare) are per instance: a shadow
+ * started elsewhere gets a compare here from its start (counting this
+ * instance's alerts); the stored compare records are not read back.
  *
  * Versions per instance: through the hooks (control.h), or this file's own
  * over NATS (vigil.control.versions), kept for VIGIL_CONTROL_PEER_TTL_MS. */
@@ -118,6 +119,7 @@ static int resync_locked(vigil_control *c, uint64_t gen, const char *why) {
               (unsigned long long)gen, (unsigned long long)c->gen, why, vcat_live_count(&c->cat));
     c->gen = gen;
     c->failed_gen = 0;
+    vctl_compare_sync(c);   /* a shadow started or promoted on another instance */
     atomic_fetch_add(&c->syncs, 1);
     return 0;
 }

@@ -195,6 +195,7 @@ enum MHD_Result vctl_compare_get(vigil_control *c, struct MHD_Connection *conn, 
 void vctl_compare_flush(vigil_control *c);                    /* holds mu: store what changed */
 int vctl_compare_record(vigil_control *c, const char *key, const char *json);   /* 1: a compare's record */
 void vctl_compare_free(vigil_control *c);
+void vctl_compare_sync(vigil_control *c);   /* cluster mode, after a catalog read: holds mu */
 
 /* lists.c */
 enum MHD_Result vctl_lists(void *ctx, struct MHD_Connection *conn, const char *url, vigil_http_req *r);

@@ -13,7 +13,8 @@
  *     own versions table shows it at the new version;
  *  3. a change made on t2 while t2 still runs an older generation than the
  *     store's cannot happen: t2 catches up first (the store's generation
- *     decides), so its PUT is the next version. */
+ *     decides), so its PUT is the next version;
+ *  4. a shadow started on t1 gets a compare on t2; promoted on t1, t2's goes. */
 #define _GNU_SOURCE
 #include <CUnit/Basic.h>
 #include <arpa/inet.h>
@@ -227,6 +228,44 @@ static void test_change_on_a_behind_instance(void) {
     CU_ASSERT_EQUAL(s1.sync_conflicts + s2.sync_conflicts, 0);
 }
 
+static long get_status(const inst *t, const char *path, cJSON **out) {
+    char url[256];
+    long st = 0;
+    snprintf(url, sizeof url, "%s%s", t->base, path);
+    char *body = vt_http("GET", url, NULL, 0, NULL, &st);
+    if (out) *out = body ? cJSON_Parse(body) : NULL;
+    free(body);
+    return st;
+}
+
+static void test_shadow_compare_follows(void) {
+    const char *sh = "rule { name = \"big\", key = \"card\", where = { amount = gt(100) }, window = sliding(\"1m\"), when = ge(count(), 1) }\n";
+    char url[256];
+    long st = 0;
+    snprintf(url, sizeof url, "%s/v1/rules/big?mode=shadow", T1.base);
+    free(vt_http("PUT", url, sh, strlen(sh), "text/x-lua", &st));
+    CU_ASSERT_EQUAL(st, 200);
+    long long t0 = vt_now_ms();
+    cJSON *o = NULL;
+    while ((st = get_status(&T2, "/v1/rules/big/compare", &o)) != 200 && vt_now_ms() - t0 < 3000) {
+        cJSON_Delete(o);
+        o = NULL;
+        vt_sleep_ms(50);
+    }
+    CU_ASSERT_EQUAL(st, 200);
+    CU_ASSERT_EQUAL((int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "shadow_version")), 5);
+    CU_ASSERT_EQUAL((int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "active_version")), 4);
+    cJSON_Delete(o);
+    /* promoted on t1: t2's compare goes */
+    snprintf(url, sizeof url, "%s/v1/rules/big/promote", T1.base);
+    free(vt_http("POST", url, "", 0, "application/json", &st));
+    CU_ASSERT_EQUAL(st, 200);
+    t0 = vt_now_ms();
+    while ((st = get_status(&T2, "/v1/rules/big/compare", NULL)) != 404 && vt_now_ms() - t0 < 3000) vt_sleep_ms(50);
+    CU_ASSERT_EQUAL(st, 404);
+    CU_ASSERT_EQUAL(version_of(&T2, "big"), 5);
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     signal(SIGPIPE, SIG_IGN);
@@ -250,7 +289,8 @@ int main(void) {
     CU_pSuite su = CU_add_suite("control: cluster hooks and the periodic check (issue 14)", NULL, NULL);
     if (!su || !CU_add_test(su, "the hooks: versions published, instances shown", test_hooks) ||
         !CU_add_test(su, "no NATS: the periodic check alone spreads a change", test_periodic_without_nats) ||
-        !CU_add_test(su, "a change on an instance behind the store applies on top", test_change_on_a_behind_instance)) {
+        !CU_add_test(su, "a change on an instance behind the store applies on top", test_change_on_a_behind_instance) ||
+        !CU_add_test(su, "a shadow started and promoted on t1: t2's compare follows", test_shadow_compare_follows)) {
         CU_cleanup_registry();
         return 1;
     }
