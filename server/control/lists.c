@@ -212,6 +212,8 @@ static enum MHD_Result put_list(vigil_control *c, struct MHD_Connection *conn, c
         else *l = old;
         char d[1200];
         vigil_error_format(&err, d, sizeof d);
+        if (st == VIGIL_ECONFLICT)   /* cluster mode: another instance changed the rules first */
+            return vigil_http_problem(conn, 409, "Conflict", d, NULL, "1");
         return vigil_http_problem(conn, st == VIGIL_ECOMPILE ? 422 : 503,
                                   st == VIGIL_ECOMPILE ? "Unprocessable Content" : "Service Unavailable", d, NULL,
                                   st == VIGIL_ECOMPILE ? NULL : "1");
