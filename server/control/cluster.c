@@ -84,6 +84,7 @@ static int resync_locked(vigil_control *c, uint64_t gen, const char *why) {
     vigil_error err;
     vigil_error_clear(&err);
     vigil_status st = vigil_catalog_store_load(c->store, resync_rule, vctl_load_file_hash, c, &err);
+    int loaded = st == VIGIL_OK;   /* a failed read is retried at the next check; a failed build waits for a change */
     if (st == VIGIL_OK) st = vctl_apply_catalog(c, &err);
     vigil_catalog drop = st == VIGIL_OK ? old : c->cat;
     vctl_list *dl = st == VIGIL_OK ? olists : c->lists;
@@ -105,14 +106,16 @@ static int resync_locked(vigil_control *c, uint64_t gen, const char *why) {
     c->nlists = kn;
     c->caplists = kcap;
     if (st != VIGIL_OK) {
-        if (c->failed_gen != gen) {
-            char buf[1200];
-            vigil_error_format(&err, buf, sizeof buf);
+        char buf[1200];
+        vigil_error_format(&err, buf, sizeof buf);
+        if (!loaded)
+            vigil_log(VIGIL_LOG_WARN, "control", "cluster: reading the rule catalog at generation %llu: %s (retried in %d ms)",
+                      (unsigned long long)gen, buf, VIGIL_CONTROL_SYNC_MS);
+        else if (c->failed_gen != gen)
             vigil_log(VIGIL_LOG_ERROR, "control", "cluster: the rule catalog at generation %llu cannot run here (%s); the "
                       "running rules (generation %llu) stay until the next change", (unsigned long long)gen, buf,
                       (unsigned long long)c->gen);
-        }
-        c->failed_gen = gen;
+        if (loaded) c->failed_gen = gen;
         return -1;
     }
     vigil_log(VIGIL_LOG_INFO, "control", "cluster: rule catalog generation %llu applied (was %llu; found by %s): %d rules",
