@@ -10,6 +10,7 @@
 #include <string.h>
 #include "server_int.h"
 #include "server/http/auth.h"
+#include "server/alerts/follow.h"   /* issue 14 (h10): the cluster's alerts */
 #include "server/state/redis.h"
 #include "vigil/clock.h"
 #include "vigil/rules.h"
@@ -57,6 +58,7 @@ static void server_free(vigil_server *s) {
     vigil_control_destroy(s->control);
     vigil_router_destroy(s->router);
     vigil_waiters_destroy(s->waiters);
+    vigil_hub_unfollow(s->hub);   /* issue 14 (h10): before NATS closes */
     vigil_ingest_destroy(s->ingest);
     vigil_webhooks_stop(s->dispatch, s->outbox);
     vigil_sinks_destroy(s->sinks);
@@ -122,6 +124,21 @@ static vigil_status start_auth(vigil_server *s, vigil_error *err) {
     return vigil_http_set_auth(s->http, auth, err);
 }
 
+/* Issue 14, rules and alerts across the cluster (h10): in cluster mode the
+ * alerts carry the instance (JSON member, NATS header) and the hub takes
+ * the other instances' alerts from NATS. Rule changes: vigil_control_cluster_start
+ * after vigil_control_start. The lead wires the cluster wing's versions
+ * hooks (vigil_control_set_cluster_hooks) here; without them the control
+ * wing publishes versions on NATS itself. */
+static vigil_status start_cluster_alerts(vigil_server *s, vigil_error *err) {
+    natsConnection *nc = vigil_ingest_nats(s->ingest);
+    if (!nc)
+        return vigil_error_set(err, VIGIL_EINVAL, "cluster.instance is set but nats.url is not: the instances share "
+                                                  "rule changes and alerts through NATS");
+    vigil_sinks_set_instance(s->sinks, s->cfg.cluster_instance);
+    return vigil_hub_follow(s->hub, nc, s->cfg.cluster_instance, err);
+}
+
 static vigil_status ingest_sync(void *ud, int timeout_ms, vigil_error *err) {
     return vigil_ingest_sync(ud, timeout_ms, err);
 }
@@ -148,7 +165,8 @@ vigil_status vigil_server_start(const vigil_server_config *cfg, vigil_server **o
     /* control: the rule catalog (stored versions, then the directory) gives the first ruleset */
     vigil_control_config cc = {.rules = s->cfg.rules, .decode = &s->cfg.ev.decode, .redis_url = s->cfg.redis_url,
                                .redis_prefix = s->cfg.redis_prefix, .data_dir = s->cfg.data_dir,
-                               .watch = s->cfg.watch, .max_rules = s->cfg.limits.max_rules};
+                               .watch = s->cfg.watch, .max_rules = s->cfg.limits.max_rules,
+                               .instance = s->cfg.cluster_instance};   /* issue 14 (h10) */
     if ((st = vigil_control_create(&cc, &s->control, err)) != VIGIL_OK) goto fail;
     s->rs = vigil_control_ruleset(s->control);
     /* the HTTP edge first checks `listen`, so a bad address fails before anything starts */
@@ -169,6 +187,10 @@ vigil_status vigil_server_start(const vigil_server_config *cfg, vigil_server **o
         goto fail;
     }
     if ((st = start_webhooks(s, err)) != VIGIL_OK) goto fail;
+    if ((st = vigil_alert_record_set_instance(s->cfg.cluster_instance)) != VIGIL_OK) {   /* issue 14 (h10) */
+        vigil_error_set(err, st, "cluster.instance: over 255 bytes");
+        goto fail;
+    }
     /* route: workers, their engines and stores, their durable starting point */
     vigil_router_config rc = {.rs = s->rs, .workers = s->cfg.workers, .partitions = s->cfg.partitions,
                               .queue_cap = s->cfg.queue_cap, .allowed_lateness_ms = s->cfg.allowed_lateness_ms,
@@ -199,6 +221,7 @@ vigil_status vigil_server_start(const vigil_server_config *cfg, vigil_server **o
     if ((st = vigil_ingest_create(&ic, &s->ingest, err)) != VIGIL_OK) goto fail;
     if ((st = vigil_ingest_connect(s->ingest, err)) != VIGIL_OK) goto fail;
     vigil_sinks_set_nats(s->sinks, vigil_ingest_nats(s->ingest));
+    if (s->cfg.cluster_instance && (st = start_cluster_alerts(s, err)) != VIGIL_OK) goto fail;   /* issue 14 (h10) */
     vigil_control_set_sinks(s->control, s->sinks, s->hub);
     vigil_ops_config oc = {.http = s->http, .ingest = s->ingest, .router = s->router, .control = s->control,
                            .sinks = s->sinks, .hub = s->hub, .dispatch = s->dispatch, .outbox = s->outbox,
@@ -218,7 +241,8 @@ vigil_status vigil_server_start(const vigil_server_config *cfg, vigil_server **o
     vigil_http_on_stop(s->http, hub_close, s->hub);
     vigil_router_start(s->router);
     vigil_control_start(s->control, s->router, ingest_sync, s->ingest);
-    if ((st = vigil_http_start(s->http, err)) != VIGIL_OK || (st = vigil_ingest_start(s->ingest, err)) != VIGIL_OK) {
+    if ((st = vigil_control_cluster_start(s->control, vigil_ingest_nats(s->ingest), err)) != VIGIL_OK ||   /* issue 14 (h10) */
+        (st = vigil_http_start(s->http, err)) != VIGIL_OK || (st = vigil_ingest_start(s->ingest, err)) != VIGIL_OK) {
         vigil_server_stop(s);
         return st;
     }
@@ -266,6 +290,7 @@ void vigil_server_stop(vigil_server *s) {
     /* 3: requests still waiting are answered: ?wait ones time out, published ones resume */
     vigil_waiters_destroy(s->waiters);
     s->waiters = NULL;
+    vigil_hub_unfollow(s->hub);   /* issue 14 (h10): no alert of another instance once NATS closes */
     vigil_ingest_stop(s->ingest);
     /* 4: the HTTP edge (the hub closes its streams first), then the rest */
     vigil_http_stop(s->http);

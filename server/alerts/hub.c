@@ -278,6 +278,7 @@ void vigil_hub_destroy(vigil_hub *hub)
     for (size_t i = 0; i < cap; i++)
         free(ring[i].block);
     free(ring);
+    vhub_follow_free(hub);
     if (last)
         hub_free(hub);
 }
@@ -412,6 +413,12 @@ vigil_status vigil_hub_publish(vigil_hub *hub, const char *json, size_t len,
         free(block);
         return VIGIL_EINVAL;
     }
+    if (hub->idx && id[0] && vhub_idx_has(hub, id)) {   /* cluster mode: this alert is kept already */
+        hub->dups++;
+        pthread_mutex_unlock(&hub->mu);
+        free(block);
+        return VIGIL_ECONFLICT;
+    }
     uint64_t seq = hub->last_seq + 1;
     int pl = snprintf(prefix, sizeof prefix, "id: %" PRIu64 "\nevent: alert\ndata: ", seq);
     /* pl < PREFIX_MAX always: 4 + 20 + 20 = 44 */
@@ -435,6 +442,8 @@ vigil_status vigil_hub_publish(vigil_hub *hub, const char *json, size_t len,
     hub->published++;
     if (hub->count < hub->cap)
         hub->count++;
+    if (hub->idx && id[0])
+        vhub_idx_add(hub, seq);
     wake_waiting(hub);
     pthread_mutex_unlock(&hub->mu);
     free(old);

@@ -64,7 +64,8 @@ void vigil_hub_set_max_streams(vigil_hub *hub, size_t max);
  * suspended stream notice a vanished client. EINVAL when ms < 10. */
 vigil_status vigil_hub_set_keepalive(vigil_hub *hub, int ms);
 
-/* Publish one alert: copies json (len bytes, the alert object of DESIGN.md
+/* Publish one alert (in cluster mode, follow.h: unless the ring holds an
+ * alert with its id already: VIGIL_ECONFLICT, nothing kept): copies json (len bytes, the alert object of DESIGN.md
  * §3), rule, severity, key (NUL-terminated; NULL is taken as ""), ts_ms (the
  * alert's `ts`, ms since the epoch). Assigns the next sequence number (from
  * 1) and wakes every waiting stream. Raw CR/LF in json (only legal as

@@ -50,7 +50,19 @@ struct vigil_hub {
     pthread_t ka_thread;
     vigil_hub_triage_fn triage;   /* dispositions (the control wing's), or NULL */
     void *triage_ud;
+    /* cluster mode (follow.c): the ring's alert ids, so one id is kept once */
+    uint64_t *idx;         /* open addressing by id: sequence numbers (0: empty; stale ones skipped) */
+    size_t idx_cap;        /* a power of two >= 4 × cap */
+    size_t idx_adds;       /* since the last rebuild: at cap, rebuilt from the ring (drops stale ones) */
+    unsigned long long dups;      /* alerts not kept: their id was in the ring */
+    struct vhub_follow *follow;   /* the NATS subscriptions, or NULL */
 };
+
+/* follow.c, under hub->mu: whether the ring holds an alert with this id (32
+ * hex digits); remember the alert of sequence seq (its slot is filled). */
+bool vhub_idx_has(vigil_hub *hub, const char *id);
+void vhub_idx_add(vigil_hub *hub, uint64_t seq);
+void vhub_follow_free(vigil_hub *hub);   /* at destroy */
 
 static inline uint64_t oldest_seq(const vigil_hub *hub) { return hub->last_seq - hub->count + 1; }
 

@@ -46,6 +46,13 @@ vigil_status vigil_alert_record_from_alert(const vigil_alert *a, int64_t detecte
 void vigil_alert_record_set(vigil_alert_record *r, const char *id, const char *rule, const char *severity,
                             const char *key, vigil_mode mode, char *json, size_t len);
 
+/* Cluster mode (issue 14): every alert made from now on carries
+ * "instance": name as its last member, so an alert says which instance
+ * produced it (with "rule_version", which version). Set once at start,
+ * before the workers run (NULL or "": none, the default). It is no part of
+ * the alert id. Errors: VIGIL_ETOOBIG (over 255 bytes). */
+vigil_status vigil_alert_record_set_instance(const char *name);
+
 /* Free r->json (the record itself is the caller's). Accepts NULL. */
 void vigil_alert_record_free(vigil_alert_record *r);
 

@@ -12,6 +12,7 @@
 struct vigil_sinks {
     vigil_hub *hub;
     natsConnection *_Atomic nc;
+    char instance[256];   /* cluster mode: the Vigil-Instance header ("": none) */
     /* per (rule, version, mode): rules come and go with hot reloads */
     pthread_mutex_t rule_mu;
     struct rcount { char rule[64]; int version; vigil_mode mode; unsigned long long n; } *counts;
@@ -31,6 +32,21 @@ vigil_status vigil_sinks_create(vigil_hub *hub, vigil_sinks **out) {
 
 void vigil_sinks_set_nats(vigil_sinks *s, natsConnection *nc) { atomic_store(&s->nc, nc); }
 
+void vigil_sinks_set_instance(vigil_sinks *s, const char *name) {
+    snprintf(s->instance, sizeof s->instance, "%s", name ? name : "");
+}
+
+/* One alert to NATS: with the instance header in cluster mode. */
+static natsStatus publish_alert(vigil_sinks *s, natsConnection *nc, const char *subj, const vigil_alert_record *a) {
+    if (!s->instance[0]) return natsConnection_Publish(nc, subj, a->json, (int)a->len);
+    natsMsg *m = NULL;
+    natsStatus ns = natsMsg_Create(&m, subj, NULL, a->json, (int)a->len);
+    if (ns == NATS_OK) ns = natsMsgHeader_Set(m, VIGIL_INSTANCE_HEADER, s->instance);
+    if (ns == NATS_OK) ns = natsConnection_PublishMsg(nc, m);
+    natsMsg_Destroy(m);
+    return ns;
+}
+
 void vigil_sinks_destroy(vigil_sinks *s) {
     if (!s) return;
     free(s->counts);
@@ -44,7 +60,7 @@ void vigil_sinks_alert(vigil_sinks *s, const vigil_alert_record *a) {
     if (nc) {
         char subj[128];
         snprintf(subj, sizeof subj, "vigil.%s.%s", a->mode == VIGIL_MODE_SHADOW ? "shadow" : "alerts", a->rule);
-        if (natsConnection_Publish(nc, subj, a->json, (int)a->len) == NATS_OK)
+        if (publish_alert(s, nc, subj, a) == NATS_OK)
             atomic_fetch_add(&s->nats_published, 1);
     }
     pthread_mutex_lock(&s->rule_mu);   /* per alert, not per event: a lock is cheap enough */

@@ -22,11 +22,17 @@
 
 typedef struct vigil_sinks vigil_sinks;
 
+#define VIGIL_INSTANCE_HEADER "Vigil-Instance"   /* on an alert's NATS message (cluster mode) */
+
 /* hub: borrowed, required. NATS is set later with vigil_sinks_set_nats
  * (none until then). */
 vigil_status vigil_sinks_create(vigil_hub *hub, vigil_sinks **out);
 void vigil_sinks_set_nats(vigil_sinks *s, natsConnection *nc);
 void vigil_sinks_destroy(vigil_sinks *s);   /* accepts NULL */
+/* Cluster mode (issue 14): every alert published to NATS carries the
+ * header `Vigil-Instance: <name>`, so that the instances' hubs (follow.h)
+ * skip their own. Set once before the workers run; NULL: no header. */
+void vigil_sinks_set_instance(vigil_sinks *s, const char *name);
 
 /* One committed alert to the hub and NATS; counted per rule and mode. */
 void vigil_sinks_alert(vigil_sinks *s, const vigil_alert_record *a);

@@ -165,7 +165,18 @@ static vigil_status store_commit(vigil_control *c, vctl_txn *x, vigil_error *err
         w[k] = (vigil_catalog_write){.kind = VIGIL_CW_AUDIT, .value = texts[k]};
         k++;
     }
-    st = vigil_catalog_store_commit(c->store, w, k, err);
+    if (vctl_clustered(c)) {   /* issue 14: the generation decides between instances */
+        st = vigil_catalog_store_commit_gen(c->store, w, k, &c->gen, &c->gen, err);
+        if (st == VIGIL_ECONFLICT) {
+            atomic_fetch_add(&c->conflicts, 1);
+            atomic_store(&c->notice_gen, UINT64_MAX);   /* the cluster thread catches up at once */
+            size_t l = strlen(err->msg);
+            snprintf(err->msg + l, sizeof err->msg - l, " (the rules changed on another instance meanwhile; this "
+                     "one is catching up: retry)");
+        }
+    } else {
+        st = vigil_catalog_store_commit(c->store, w, k, err);
+    }
 out:
     if (st == VIGIL_ENOMEM && !err->msg[0]) vigil_error_set(err, st, "out of memory storing the change");
     for (int i = 0; texts && i < n; i++) free(texts[i]);
@@ -174,12 +185,14 @@ out:
     return st;
 }
 
+static void swap_in(vigil_control *c, vigil_ruleset *rs);
+
 vigil_status vctl_commit(vigil_control *c, vctl_txn *x, vigil_error *err) {
     int64_t now = vigil_now_ms();
     if (!x->n && !x->nf && !x->rebuild) {   /* no rule changed (a snooze): stored, nothing to build or swap */
         vigil_status st = store_commit(c, x, err);
         if (st != VIGIL_OK) vctl_abort(c, x);
-        else txn_free(x), atomic_fetch_add(&c->changes, 1);
+        else txn_free(x), atomic_fetch_add(&c->changes, 1), vctl_cluster_committed(c);
         return st;
     }
     vigil_ruleset *rs = NULL;
@@ -225,6 +238,16 @@ vigil_status vctl_commit(vigil_control *c, vctl_txn *x, vigil_error *err) {
         return st;
     }
     /* 2. stored: now it runs (a failed swap leaves the stored change for the next start) */
+    swap_in(c, rs);
+    atomic_fetch_add(&c->changes, 1);
+    txn_free(x);
+    vctl_cluster_committed(c);
+    return VIGIL_OK;
+}
+
+/* Swap rs into the router's workers (after the ingest sync) and make it the
+ * running ruleset (rs is taken over). Holds mu. */
+static void swap_in(vigil_control *c, vigil_ruleset *rs) {
     if (c->router) {
         vigil_error se;
         vigil_error_clear(&se);
@@ -238,8 +261,18 @@ vigil_status vctl_commit(vigil_control *c, vctl_txn *x, vigil_error *err) {
     }
     vigil_ruleset_release(c->rs);
     c->rs = rs;
-    atomic_fetch_add(&c->changes, 1);
-    txn_free(x);
+}
+
+vigil_status vctl_apply_catalog(vigil_control *c, vigil_error *err) {
+    vigil_ruleset *rs = NULL;
+    vigil_status st = build(c, &rs, err);
+    if (st == VIGIL_OK && vigil_ruleset_group_count(rs) > 64)
+        st = vigil_error_set(err, VIGIL_ETOOBIG, "more than 64 key fields across the rules");
+    if (st != VIGIL_OK) {
+        vigil_ruleset_release(rs);
+        return st;
+    }
+    swap_in(c, rs);
     return VIGIL_OK;
 }
 
@@ -263,6 +296,15 @@ static void retire_drained(vigil_control *c) {
             /* Redis: after a restart the workers hold only the keys they loaded since,
              * so "no live state" counts from then on only once a partial match
              * begun before the restart would have ended anyway */
+            /* cluster mode (issue 14): the other instances hold other keys, and each
+             * counts only its own; so a version retires only once a partial match
+             * begun before it ended would have ended anyway, on every instance (a
+             * pattern without `within` is never retired by itself there) */
+            if (vctl_clustered(c)) {
+                int ri = vigil_ruleset_rule_find(c->rs, r->name, v->version);
+                int64_t h = ri >= 0 ? vigil_ruleset_rule_horizon(c->rs, ri) : 0;
+                if (!h || vigil_now_ms() - v->ended_ms < h) continue;
+            }
             if (c->cfg.redis_url && v->ended_ms < c->started_ms) {
                 int ri = vigil_ruleset_rule_find(c->rs, r->name, v->version);
                 int64_t h = ri >= 0 ? vigil_ruleset_rule_horizon(c->rs, ri) : 0;
@@ -278,7 +320,10 @@ static void retire_drained(vigil_control *c) {
     if (any) {
         vigil_error err;
         vigil_error_clear(&err);
-        if (vctl_commit(c, &x, &err) != VIGIL_OK)
+        vigil_status st = vctl_commit(c, &x, &err);
+        if (st == VIGIL_ECONFLICT)   /* cluster mode: another instance changed the rules (or retired it) first */
+            vigil_log(VIGIL_LOG_INFO, "control", "retiring a drained rule version: %s", err.msg);
+        else if (st != VIGIL_OK)
             vigil_log(VIGIL_LOG_ERROR, "control", "retiring a drained rule version failed: %s (retried)", err.msg);
     } else {
         txn_free(&x);

@@ -302,6 +302,37 @@ vigil_status vigil_catalog_store_commit(vigil_catalog_store *st, const vigil_cat
     return s;
 }
 
+vigil_status vigil_catalog_store_generation(vigil_catalog_store *st, uint64_t *out, vigil_error *err)
+{
+    if (!st || !out)
+        return vigil_error_set(err, VIGIL_EINVAL, "catalog generation: bad arguments");
+    vigil_status s = st->kind == VCAT_REDIS ? vcat_redis_generation(st, err) : VIGIL_OK;
+    *out = st->gen;
+    return s;
+}
+
+vigil_status vigil_catalog_store_commit_gen(vigil_catalog_store *st, const vigil_catalog_write *w, int n,
+                                            const uint64_t *expect, uint64_t *gen_out, vigil_error *err)
+{
+    if (!st)
+        return vigil_error_set(err, VIGIL_EINVAL, "catalog commit: bad arguments");
+    if (expect && st->kind != VCAT_REDIS && *expect != st->gen)
+        return vigil_error_set(err, VIGIL_ECONFLICT, "catalog commit: the catalog is at generation %llu, the "
+                               "change was made at %llu: nothing written", (unsigned long long)st->gen,
+                               (unsigned long long)*expect);
+    uint64_t before = st->gen;
+    st->bump = 1;
+    st->expect = expect;
+    vigil_status s = vigil_catalog_store_commit(st, w, n, err);
+    st->bump = 0;
+    st->expect = NULL;
+    if (s == VIGIL_OK && st->kind != VCAT_REDIS)
+        st->gen = before + 1;   /* redis: set from EXEC's INCR */
+    if (s == VIGIL_OK && gen_out)
+        *gen_out = st->gen;
+    return s;
+}
+
 vigil_status vigil_catalog_store_audit(vigil_catalog_store *st, size_t offset, size_t limit,
                                        void (*fn)(void *ud, const char *json), void *ud, vigil_error *err)
 {

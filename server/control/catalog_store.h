@@ -25,6 +25,7 @@
 #define VIGIL_CATALOG_STORE_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include "vigil/status.h"
 
 #define VIGIL_AUDIT_MAX 100000
@@ -76,6 +77,23 @@ typedef struct vigil_catalog_write {
  * memory either, and err says what failed. */
 vigil_status vigil_catalog_store_commit(vigil_catalog_store *st, const vigil_catalog_write *w, int n,
                                         vigil_error *err);
+
+/* The catalog's generation (cluster mode, issue 14): a counter that
+ * vigil_catalog_store_commit_gen increments in the same transaction as its
+ * writes, so that servers sharing one Redis see whether the catalog changed
+ * since they read it (redis: the integer key <prefix>:catalog_gen; file and
+ * memory: this handle's count, kept for the process). 0 before the first
+ * such commit. Errors: the store's (VIGIL_EUNAVAILABLE, VIGIL_ESTORE when
+ * the key holds no integer). */
+vigil_status vigil_catalog_store_generation(vigil_catalog_store *st, uint64_t *out, vigil_error *err);
+
+/* vigil_catalog_store_commit that also increments the generation. expect:
+ * NULL, or the generation the caller's catalog was read at; when the
+ * store's generation is another, nothing is written and the answer is
+ * VIGIL_ECONFLICT (err names both: another server changed the catalog).
+ * *gen_out (may be NULL) gets the new generation. */
+vigil_status vigil_catalog_store_commit_gen(vigil_catalog_store *st, const vigil_catalog_write *w, int n,
+                                            const uint64_t *expect, uint64_t *gen_out, vigil_error *err);
 
 /* The audit entries, oldest first, after skipping `offset` of the newest-first
  * order and taking at most `limit`: fn(ud, json) per entry. So offset 0,

@@ -9,6 +9,7 @@
 #define VIGIL_CATALOG_STORE_INT_H
 
 #include <cjson/cJSON.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include "server/control/catalog_store.h"
 #include "server/state/redis.h"
@@ -26,6 +27,12 @@ struct vigil_catalog_store {
     /* redis */
     vigil_redis *r;
     char k_rules[VCAT_PREFIX_MAX + 16], k_files[VCAT_PREFIX_MAX + 16], k_audit[VCAT_PREFIX_MAX + 16];
+    char k_gen[VCAT_PREFIX_MAX + 16];   /* <prefix>:catalog_gen, the generation (cluster mode) */
+    /* the generation (every backend): the last one read or committed; the
+     * commit in progress bumps it when `bump`, after checking `expect` (NULL: no check) */
+    uint64_t gen;
+    int bump;
+    const uint64_t *expect;
     /* file */
     char *dir, *cat_path, *cat_tmp, *aud_path, *aud_tmp;
     int afd;                      /* audit.log, -1 until first needed */
@@ -54,6 +61,8 @@ vigil_status vcat_redis_open(vigil_catalog_store *st, const char *url, const cha
 /* One MULTI/EXEC (after a WATCH and TYPE check) for all n writes. */
 vigil_status vcat_redis_commit(vigil_catalog_store *st, const vigil_catalog_write *w, const vcat_norm *nm, int n,
                                vigil_error *err);
+/* GET <prefix>:catalog_gen into st->gen (absent: 0). */
+vigil_status vcat_redis_generation(vigil_catalog_store *st, vigil_error *err);
 vigil_status vcat_redis_load(vigil_catalog_store *st, void (*rule)(void *, const char *, const char *),
                              void (*file)(void *, const char *, const char *), void *ud, vigil_error *err);
 /* offset and limit already within audit_max. */

@@ -23,28 +23,59 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* WATCH the three keys and check their types, so that no command of the
- * transaction can fail at EXEC (Redis would not roll the others back). */
+/* An integer reply or text of one (GET of the generation): -1 when it is neither. */
+static int r_gen_value(const redisReply *r, uint64_t *out)
+{
+    if (r->type == REDIS_REPLY_NIL) {
+        *out = 0;
+        return 0;
+    }
+    if (r->type == REDIS_REPLY_INTEGER && r->integer >= 0) {
+        *out = (uint64_t)r->integer;
+        return 0;
+    }
+    if (r->type != REDIS_REPLY_STRING || r->len == 0 || r->len > 19)
+        return -1;
+    uint64_t v = 0;
+    for (size_t i = 0; i < r->len; i++) {
+        if (r->str[i] < '0' || r->str[i] > '9')
+            return -1;
+        v = v * 10 + (uint64_t)(r->str[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+/* WATCH the keys (the three, and the generation when the commit bumps it)
+ * and check their types, so that no command of the transaction can fail at
+ * EXEC (Redis would not roll the others back); with a bump, GET the
+ * generation and compare it with st->expect. */
 static vigil_status r_watch(vigil_catalog_store *st, vigil_error *err)
 {
-    const char *keys[3] = { st->k_rules, st->k_files, st->k_audit };
+    const char *keys[4] = { st->k_rules, st->k_files, st->k_audit, st->k_gen };
     const char *want[3] = { "hash", "hash", "list" };
-    const char *wv[4] = { "WATCH", keys[0], keys[1], keys[2] };
-    size_t wl[4] = { 5, strlen(keys[0]), strlen(keys[1]), strlen(keys[2]) };
-    const char *tv[3][2];
-    size_t tl[3][2];
-    vigil_redis_cmd cmds[4] = { { 4, wv, wl } };
+    int nk = st->bump ? 4 : 3;
+    const char *wv[5] = { "WATCH", keys[0], keys[1], keys[2], keys[3] };
+    size_t wl[5] = { 5, strlen(keys[0]), strlen(keys[1]), strlen(keys[2]), strlen(keys[3]) };
+    const char *tv[4][2];
+    size_t tl[4][2];
+    vigil_redis_cmd cmds[5] = { { 1 + nk, wv, wl } };
     for (int i = 0; i < 3; i++) {
         tv[i][0] = "TYPE"; tl[i][0] = 4;
         tv[i][1] = keys[i]; tl[i][1] = wl[i + 1];
         cmds[i + 1] = (vigil_redis_cmd){ 2, tv[i], tl[i] };
     }
-    redisReply *rep[4];
-    vigil_status s = vigil_redis_pipeline(st->r, cmds, 4, rep, "catalog commit (WATCH)", err);
+    tv[3][0] = "GET"; tl[3][0] = 3;
+    tv[3][1] = keys[3]; tl[3][1] = wl[4];
+    cmds[4] = (vigil_redis_cmd){ 2, tv[3], tl[3] };
+    int nc = st->bump ? 5 : 4;
+    redisReply *rep[5];
+    vigil_status s = vigil_redis_pipeline(st->r, cmds, nc, rep, "catalog commit (WATCH)", err);
     if (s != VIGIL_OK)
         return s;
-    for (int i = 0; i < 4 && s == VIGIL_OK; i++)
-        s = vigil_redis_reply_check(st->r, rep[i], i ? "catalog commit (TYPE)" : "catalog commit (WATCH)", err);
+    for (int i = 0; i < nc && s == VIGIL_OK; i++)
+        s = vigil_redis_reply_check(st->r, rep[i], i == 0 ? "catalog commit (WATCH)" : i < 4 ? "catalog commit (TYPE)"
+                                                                                              : "catalog commit (GET generation)", err);
     for (int i = 0; i < 3 && s == VIGIL_OK; i++) {
         const redisReply *t = rep[i + 1];
         if (t->type != REDIS_REPLY_STATUS)
@@ -54,9 +85,36 @@ static vigil_status r_watch(vigil_catalog_store *st, vigil_error *err)
             s = vigil_error_set(err, VIGIL_ESTORE, "Redis %s: catalog key %s is a %s, not a %s: nothing written",
                                 vigil_redis_where(st->r), keys[i], t->str, want[i]);
     }
-    vigil_redis_free_replies(rep, 4);
+    uint64_t cur = 0;
+    if (s == VIGIL_OK && st->bump && r_gen_value(rep[4], &cur) != 0)
+        s = vigil_error_set(err, VIGIL_ESTORE, "Redis %s: catalog key %s holds no generation (a whole number): "
+                            "nothing written", vigil_redis_where(st->r), st->k_gen);
+    if (s == VIGIL_OK && st->bump && st->expect && cur != *st->expect)
+        s = vigil_error_set(err, VIGIL_ECONFLICT, "Redis %s: the rule catalog is at generation %llu, this change was "
+                            "made at %llu (another server changed it): nothing written", vigil_redis_where(st->r),
+                            (unsigned long long)cur, (unsigned long long)*st->expect);
+    vigil_redis_free_replies(rep, nc);
     if (s != VIGIL_OK)
         vigil_redis_disconnect(st->r);   /* drops the WATCH with the connection */
+    return s;
+}
+
+vigil_status vcat_redis_generation(vigil_catalog_store *st, vigil_error *err)
+{
+    const char *av[2] = { "GET", st->k_gen };
+    size_t al[2] = { 3, strlen(st->k_gen) };
+    redisReply *r = NULL;
+    vigil_status s = vigil_redis_command(st->r, &(vigil_redis_cmd){ 2, av, al }, &r, "catalog generation", err);
+    if (s != VIGIL_OK)
+        return s;
+    s = vigil_redis_reply_check(st->r, r, "GET catalog generation", err);
+    uint64_t v = 0;
+    if (s == VIGIL_OK && r_gen_value(r, &v) != 0)
+        s = vigil_error_set(err, VIGIL_ESTORE, "Redis %s: catalog key %s holds no generation (a whole number)",
+                            vigil_redis_where(st->r), st->k_gen);
+    if (s == VIGIL_OK)
+        st->gen = v;
+    freeReplyObject(r);
     return s;
 }
 
@@ -75,7 +133,7 @@ vigil_status vcat_redis_commit(vigil_catalog_store *st, const vigil_catalog_writ
     int naud = 0;
     for (int i = 0; i < n; i++)
         naud += w[i].kind == VIGIL_CW_AUDIT;
-    int ncmd = n - naud + (naud ? 2 : 0);
+    int ncmd = n - naud + (naud ? 2 : 0) + (st->bump ? 1 : 0);   /* + INCR of the generation */
     const char **pv = calloc((size_t)naud + 2, sizeof *pv);
     size_t *pl = calloc((size_t)naud + 2, sizeof *pl);
     if (!pv || !pl) {
@@ -114,6 +172,11 @@ vigil_status vcat_redis_commit(vigil_catalog_store *st, const vigil_catalog_writ
         if (s == VIGIL_OK)
             s = vigil_redis_append(st->r, &(vigil_redis_cmd){ 4, tv, tl }, err);
     }
+    if (s == VIGIL_OK && st->bump) {   /* last: EXEC's last element is the new generation */
+        const char *gv[2] = { "INCR", st->k_gen };
+        size_t gl[2] = { 4, strlen(st->k_gen) };
+        s = vigil_redis_append(st->r, &(vigil_redis_cmd){ 2, gv, gl }, err);
+    }
     if (s == VIGIL_OK)
         s = vigil_redis_append(st->r, &(vigil_redis_cmd){ 1, &exec, &el }, err);
     free(pv);
@@ -137,8 +200,8 @@ vigil_status vcat_redis_commit(vigil_catalog_store *st, const vigil_catalog_writ
             else if (i <= ncmd && r->type != REDIS_REPLY_STATUS)
                 s = vigil_error_set(err, VIGIL_ESTORE, "Redis %s: catalog commit: unexpected reply to %s", where,
                                     i ? "a queued command" : "MULTI");
-            else if (i == ncmd + 1 && r->type == REDIS_REPLY_NIL)
-                s = vigil_error_set(err, VIGIL_ESTORE,
+            else if (i == ncmd + 1 && r->type == REDIS_REPLY_NIL)   /* a race with another server: a conflict */
+                s = vigil_error_set(err, st->bump ? VIGIL_ECONFLICT : VIGIL_ESTORE,
                                     "Redis %s: catalog commit: %s, %s or %s changed during the commit "
                                     "(another writer?): nothing written", where, st->k_rules, st->k_files, st->k_audit);
             else if (i == ncmd + 1 && (r->type != REDIS_REPLY_ARRAY || r->elements != (size_t)ncmd))
@@ -149,6 +212,11 @@ vigil_status vcat_redis_commit(vigil_catalog_store *st, const vigil_catalog_writ
                         s = vigil_error_set(err, VIGIL_ESTORE, "Redis %s: catalog commit: command %zu failed at EXEC "
                                             "(the others were applied): %.*s", where, j,
                                             (int)r->element[j]->len, r->element[j]->str);
+            if (s == VIGIL_OK && i == ncmd + 1 && st->bump) {
+                const redisReply *g = r->element[r->elements - 1];
+                if (g->type == REDIS_REPLY_INTEGER && g->integer > 0)
+                    st->gen = (uint64_t)g->integer;
+            }
         }
         freeReplyObject(r);
     }
@@ -228,6 +296,7 @@ vigil_status vcat_redis_open(vigil_catalog_store *st, const char *url, const cha
     snprintf(st->k_rules, sizeof st->k_rules, "%s:rules", p);
     snprintf(st->k_files, sizeof st->k_files, "%s:rulefiles", p);
     snprintf(st->k_audit, sizeof st->k_audit, "%s:audit", p);
+    snprintf(st->k_gen, sizeof st->k_gen, "%s:catalog_gen", p);
     vigil_status s = vigil_redis_create(url, NULL, &st->r, err);
     if (s == VIGIL_OK)
         s = vigil_redis_connect(st->r, err);

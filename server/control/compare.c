@@ -233,3 +233,34 @@ int vctl_compare_record(vigil_control *c, const char *key, const char *json) {
     cJSON_Delete(o);
     return 1;
 }
+
+/* Cluster mode (issue 14): after a catalog read from the store, a compare
+ * for each shadow the catalog has beside its active version (started from
+ * the shadow's start, counting this instance's alerts) and none for a rule
+ * without one. Nothing is stored here. Holds mu. */
+void vctl_compare_sync(vigil_control *c) {
+    pthread_mutex_lock(&c->cmp_mu);
+    for (int i = 0; i < c->ncmp;) {   /* compares whose shadow is gone */
+        vcat_rule *r = vcat_find(&c->cat, c->cmp[i].name);
+        vcat_ver *b = vcat_beside(r);
+        if (b && b->version == c->cmp[i].shadow_v) {
+            i++;
+            continue;
+        }
+        cmp_clear(&c->cmp[i]);
+        c->cmp[i] = c->cmp[--c->ncmp];
+    }
+    pthread_mutex_unlock(&c->cmp_mu);
+    for (int i = 0; i < c->cat.n; i++) {   /* shadows without a compare here */
+        vcat_rule *r = c->cat.rules[i];
+        vcat_ver *b = vcat_beside(r), *live = vcat_live(r);
+        if (!b || !live) continue;
+        pthread_mutex_lock(&c->cmp_mu);
+        int have = find(c, r->name) != NULL;
+        pthread_mutex_unlock(&c->cmp_mu);
+        if (!have) vctl_compare_start(c, r->name, live->version, b->version, r->shadow_since);
+    }
+    pthread_mutex_lock(&c->cmp_mu);
+    atomic_store(&c->ncmp_live, c->ncmp);
+    pthread_mutex_unlock(&c->cmp_mu);
+}

@@ -19,7 +19,7 @@
 
 /* ---- life ------------------------------------------------------------------------------ */
 
-static void load_rule(void *ud, const char *name, const char *json) {
+void vctl_load_rule(void *ud, const char *name, const char *json) {
     vigil_control *c = ud;
     const char *why = NULL;
     if (strcmp(name, VCTL_SNOOZES_RECORD) == 0) {
@@ -33,7 +33,7 @@ static void load_rule(void *ud, const char *name, const char *json) {
         vigil_log(VIGIL_LOG_WARN, "control", "the stored record of rule %s is unreadable (%s); skipped", name, why);
 }
 
-static void load_file_hash(void *ud, const char *path, const char *hash) {
+void vctl_load_file_hash(void *ud, const char *path, const char *hash) {
     vigil_control *c = ud;
     vcat_set_file_hash(&c->cat, path, hash);
 }
@@ -53,6 +53,11 @@ vigil_status vigil_control_create(const vigil_control_config *cfg, vigil_control
     pthread_rwlock_init(&c->snooze_lock, NULL);
     pthread_rwlock_init(&c->triage_lock, NULL);
     pthread_mutex_init(&c->cmp_mu, NULL);
+    vigil_status st = vctl_cluster_init(c, err);   /* cluster mode (issue 14) */
+    if (st != VIGIL_OK) {
+        vigil_control_destroy(c);
+        return st;
+    }
     /* in_list() files: <rules dir>/lists, as `vigil replay` finds them */
     snprintf(c->lists_dir, sizeof c->lists_dir, "%s/lists", cfg->rules);
     if (!is_dir(cfg->rules)) {
@@ -68,11 +73,12 @@ vigil_status vigil_control_create(const vigil_control_config *cfg, vigil_control
     c->ropts.list_ud = c;
     vigil_catalog_store_config sc = {.redis_url = cfg->redis_url, .redis_prefix = cfg->redis_prefix,
                                      .data_dir = cfg->data_dir};
-    vigil_status st;
     for (;;) {   /* Redis not up yet (or loading): wait for it, as the workers do, rather than
                     start without the rules that ran before */
         st = vigil_catalog_store_open(&sc, &c->store, err);
-        if (st == VIGIL_OK) st = vigil_catalog_store_load(c->store, load_rule, load_file_hash, c, err);
+        /* cluster mode: the generation before the records (a change in between is read again later) */
+        if (st == VIGIL_OK && vctl_clustered(c)) st = vigil_catalog_store_generation(c->store, &c->gen, err);
+        if (st == VIGIL_OK) st = vigil_catalog_store_load(c->store, vctl_load_rule, vctl_load_file_hash, c, err);
         if (st == VIGIL_OK) break;
         vigil_catalog_store_close(c->store);
         c->store = NULL;
@@ -103,15 +109,17 @@ vigil_status vigil_control_create(const vigil_control_config *cfg, vigil_control
             return vigil_error_set(err, st, "cannot build an empty ruleset");
         }
     }
-    /* then the directory: files whose hash changed since */
-    if (access(cfg->rules, F_OK) == 0) {
+    /* then the directory: files whose hash changed since; in cluster mode only while
+       the shared catalog is empty (else it is the truth: SIGHUP or --watch pushes files) */
+    int shared = vctl_cluster_shared(c);   /* it says so in the log */
+    if (!shared && access(cfg->rules, F_OK) == 0) {
         vctl_reload_locked(c, "start");
         if (c->new_refused) {   /* a file that never ran does not compile: say so before serving */
             vigil_error_set(err, VIGIL_ECOMPILE, "%s", c->first_refusal);
             vigil_control_destroy(c);
             return VIGIL_ECOMPILE;
         }
-    } else {
+    } else if (!shared) {
         vigil_log(VIGIL_LOG_WARN, "control", "rules directory %s does not exist: only the stored rules run (%d)", cfg->rules,
                 vcat_live_count(&c->cat));
     }
@@ -151,6 +159,7 @@ void vigil_control_start(vigil_control *c, vigil_router *router, vigil_control_s
 void vigil_control_stop(vigil_control *c) {
     if (!c) return;
     atomic_store(&c->stopping, 1);
+    vctl_cluster_stop(c);
     if (c->maint_started) pthread_join(c->maint_th, NULL);
     if (c->watch_started) pthread_join(c->watch_th, NULL);
     c->maint_started = c->watch_started = 0;
@@ -162,6 +171,7 @@ void vigil_control_stop(vigil_control *c) {
 void vigil_control_destroy(vigil_control *c) {
     if (!c) return;
     vigil_control_stop(c);
+    vctl_cluster_free(c);
     if (c->inotify_fd >= 0) close(c->inotify_fd);
     vigil_ruleset_release(c->rs);
     vcat_free(&c->cat);
@@ -190,6 +200,7 @@ void vigil_control_get_stats(vigil_control *c, vigil_control_stats *o) {
     pthread_mutex_lock(&c->mu);
     o->rules = vcat_live_count(&c->cat);
     o->refused_max_rules = atomic_load(&c->refused_max_rules);
+    vctl_cluster_stats(c, o);
     for (int i = 0; i < c->cat.n; i++)
         for (int j = 0; j < c->cat.rules[i]->nv; j++) o->draining += c->cat.rules[i]->v[j].state == VCAT_DRAINING;
     pthread_mutex_unlock(&c->mu);
@@ -378,6 +389,7 @@ static enum MHD_Result get_rules(void *ctx, struct MHD_Connection *conn, const c
         pthread_mutex_unlock(&c->mu);
         if (!o) return no_rule(conn, name);
         add_feedback(c, o, name);
+        vctl_cluster_add_instances(c, o, 0);   /* cluster mode: the version each instance runs */
         return vigil_http_send_json(conn, 200, o);
     }
     cJSON *o = cJSON_CreateObject();
@@ -410,6 +422,7 @@ static enum MHD_Result get_rules(void *ctx, struct MHD_Connection *conn, const c
         const cJSON *nm = cJSON_GetObjectItemCaseSensitive(x, "name");
         if (cJSON_IsString(nm)) add_feedback(c, x, nm->valuestring);
     }
+    vctl_cluster_add_instances(c, a, 1);   /* cluster mode: the version each instance runs */
     return vigil_http_send_json(conn, 200, o);
 }
 
@@ -440,6 +453,8 @@ static enum MHD_Result change_failed(struct MHD_Connection *conn, vigil_status s
     }
     if (st == VIGIL_EUNAVAILABLE || st == VIGIL_ESTORE)
         return vigil_http_problem(conn, 503, "Service Unavailable", d, NULL, "1");
+    if (st == VIGIL_ECONFLICT)   /* cluster mode: another instance's change won the race */
+        return vigil_http_problem(conn, 409, "Conflict", d, NULL, "1");
     return vigil_http_problem(conn, 500, "Internal Server Error", d, NULL, NULL);
 }
 
@@ -557,6 +572,7 @@ static enum MHD_Result put_rule(vigil_control *c, struct MHD_Connection *conn, c
     if (mode && strcmp(mode, "active") != 0 && strcmp(mode, "shadow") != 0)
         return vigil_http_problem(conn, 400, "Bad Request", "mode must be \"active\" or \"shadow\"", NULL, NULL);
     pthread_mutex_lock(&c->mu);
+    vctl_cluster_catch_up(c);   /* cluster mode: the change applies to the catalog the store holds */
     enum MHD_Result ret = put_source(c, conn, name, r->body ? r->body : "", r->len, 0, mode, "put", 0, r->who);
     pthread_mutex_unlock(&c->mu);
     return ret;
@@ -566,6 +582,7 @@ static enum MHD_Result put_rule(vigil_control *c, struct MHD_Connection *conn, c
 
 static enum MHD_Result delete_rule(vigil_control *c, struct MHD_Connection *conn, const char *name, const char *who) {
     pthread_mutex_lock(&c->mu);
+    vctl_cluster_catch_up(c);
     vcat_rule *rule = vcat_find(&c->cat, name);
     vcat_ver *live = vcat_live(rule);
     if (!live) {
@@ -604,6 +621,7 @@ static enum MHD_Result set_mode(vigil_control *c, struct MHD_Connection *conn, c
     cJSON_Delete(in);
     if (!ok) return vigil_http_problem(conn, 400, "Bad Request", "expected {\"mode\": \"active\" | \"shadow\"}", NULL, NULL);
     pthread_mutex_lock(&c->mu);
+    vctl_cluster_catch_up(c);
     vcat_rule *rule = vcat_find(&c->cat, name);
     vcat_ver *live = vcat_live(rule);
     enum MHD_Result ret;
@@ -642,6 +660,7 @@ static enum MHD_Result rollback(vigil_control *c, struct MHD_Connection *conn, c
     cJSON_Delete(in);
     if (!version) return vigil_http_problem(conn, 400, "Bad Request", "expected {\"version\": n}, n a whole number >= 1", NULL, NULL);
     pthread_mutex_lock(&c->mu);
+    vctl_cluster_catch_up(c);
     vcat_rule *rule = vcat_find(&c->cat, name);
     vcat_ver *old = vcat_live(rule) ? vcat_version(rule, version) : NULL;
     enum MHD_Result ret;
@@ -667,6 +686,7 @@ static enum MHD_Result rollback(vigil_control *c, struct MHD_Connection *conn, c
  * active one retires, or drains when it has partial matches to finish. */
 static enum MHD_Result promote(vigil_control *c, struct MHD_Connection *conn, const char *name, const char *who) {
     pthread_mutex_lock(&c->mu);
+    vctl_cluster_catch_up(c);
     vcat_rule *rule = vcat_find(&c->cat, name);
     vcat_ver *live = vcat_live(rule), *beside = vcat_beside(rule);
     enum MHD_Result ret;
@@ -714,6 +734,7 @@ static enum MHD_Result rule_change(void *ctx, struct MHD_Connection *conn, const
     if (strcmp(r->method, "GET") == 0 && strcmp(action, "compare") == 0) return vctl_compare_get(c, conn, name);
     if (strcmp(r->method, "POST") == 0 && strcmp(action, "snooze") == 0) {
         pthread_mutex_lock(&c->mu);
+        vctl_cluster_catch_up(c);
         enum MHD_Result ret = vctl_snooze(c, conn, name, r);
         pthread_mutex_unlock(&c->mu);
         return ret;

@@ -28,6 +28,13 @@ typedef struct vigil_control_config {
     const char *redis_url, *redis_prefix, *data_dir;
     int watch;                        /* reload on every change of the directory (inotify) */
     int max_rules;                    /* rules served at once (limits.max_rules); 0: VCAT_MAX_RULES */
+    /* cluster mode (issue 14; cluster.instance, needs redis_url): this
+     * server's instance name, or NULL/"": a single server. With a name the
+     * shared catalog in Redis is the source of truth once it holds one (the
+     * rules directory is not applied at start, only on SIGHUP/--watch, as a
+     * change like PUT), every change bumps the catalog's generation, and
+     * vigil_control_cluster_start makes changes reach every instance. */
+    const char *instance;
 } vigil_control_config;
 
 /* Load the catalog, reconcile the directory, build the first ruleset. A
@@ -67,6 +74,54 @@ int vigil_control_snoozed(void *ud, const char *rule, const char *key);
 struct vigil_alert_record;
 void vigil_control_batch_alerts(void *ud, const struct vigil_alert_record *a, size_t n);
 
+/* ---- cluster mode (issue 14; server/control/cluster.c) ----------------------------------
+ *
+ * Rule changes across instances. After every committed change (PUT/DELETE
+ * /v1/rules/…, mode, promote, rollback, snooze, lists, dispositions, a
+ * reload, a retirement) this instance publishes on NATS
+ * `vigil.control.rules` the notice {"instance":"<name>","generation":N}, N
+ * the catalog's generation in Redis after the change. Every instance
+ * listens: a notice from another instance with a generation other than the
+ * one it runs, or a check of the store every VIGIL_CONTROL_SYNC_MS that
+ * finds one, makes it read the whole catalog from the store and apply it
+ * the way a change is applied (build over the running ruleset, swap at the
+ * workers' batch boundaries), without storing, auditing or announcing it
+ * again. A missed notice only delays a change by up to
+ * VIGIL_CONTROL_SYNC_MS. A change made at an older generation than the
+ * store's is refused (409, VIGIL_ECONFLICT): each handler first catches up
+ * with the store, so only two changes racing on two instances meet that.
+ *
+ * Versions per instance: the control wing tells the cluster which version
+ * of each rule this instance runs, and reads the others', through two hooks
+ * (the cluster wing's members entries; docs/scaling.md):
+ *   publish_versions(ud, json): json = {"<rule>": <running version>, …}
+ *     (borrowed for the call), this instance's live rules; called after
+ *     every change it applies and every VIGIL_CONTROL_SYNC_MS;
+ *   read_versions(ud): every live member's, as a cJSON object the caller
+ *     deletes: {"<instance>": {"<rule>": <version>, …}, …} (NULL: unknown).
+ * Without hooks the wing uses its own: each instance publishes
+ * {"instance","versions":{…},"at_ms"} on `vigil.control.versions` every
+ * VIGIL_CONTROL_SYNC_MS and keeps the others' for VIGIL_CONTROL_PEER_TTL_MS.
+ * GET /v1/rules and /v1/rules/{name} then add to each rule "instances":
+ * {"<instance>": <version> | null (a member that runs no version of it)}. */
+#define VIGIL_CONTROL_NOTICE_SUBJECT "vigil.control.rules"
+#define VIGIL_CONTROL_VERSIONS_SUBJECT "vigil.control.versions"
+#define VIGIL_CONTROL_SYNC_MS 2000
+#define VIGIL_CONTROL_PEER_TTL_MS 10000
+
+struct cJSON;
+typedef struct vigil_control_cluster_hooks {
+    void (*publish_versions)(void *ud, const char *json);
+    struct cJSON *(*read_versions)(void *ud);
+    void *ud;
+} vigil_control_cluster_hooks;
+/* Before vigil_control_cluster_start; NULL: the wing's own (NATS). */
+void vigil_control_set_cluster_hooks(vigil_control *ctl, const vigil_control_cluster_hooks *hooks);
+/* Listen for notices and start the periodic check (nc borrowed: it must
+ * outlive vigil_control_stop). Only with cfg.instance set (else a no-op).
+ * Errors: VIGIL_EUNAVAILABLE when NATS refuses the subscriptions. */
+vigil_status vigil_control_cluster_start(vigil_control *ctl, natsConnection *nc, vigil_error *err);
+
 typedef struct vigil_control_stats {
     unsigned long long changes;        /* rule changes applied (API, reloads, retirements) */
     unsigned long long reloads;        /* directory reloads */
@@ -77,6 +132,12 @@ typedef struct vigil_control_stats {
     unsigned long long snoozed_alerts; /* alerts held back by a snooze */
     int snoozes;                       /* snoozes recorded (live or not yet pruned) */
     unsigned long long refused_max_rules; /* changes refused over limits.max_rules */
+    /* cluster mode */
+    int clustered;                      /* cfg.instance set */
+    unsigned long long generation;      /* the catalog generation this instance runs */
+    unsigned long long cluster_syncs;   /* catalogs read from the store after another instance's change */
+    unsigned long long notices_sent, notices_seen;   /* on vigil.control.rules (seen: from others) */
+    unsigned long long sync_conflicts;  /* changes refused: made at an older generation than the store's */
 } vigil_control_stats;
 void vigil_control_get_stats(vigil_control *ctl, vigil_control_stats *out);
 

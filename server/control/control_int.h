@@ -98,7 +98,45 @@ struct vigil_control {
     size_t disp_cap, ndisp;
     struct vctl_rule_disp { char rule[VIGIL_MAX_RULE_NAME + 1]; unsigned long long n[3]; } *rdisp;
     int nrdisp, caprdisp;
+    /* cluster mode (cluster.c) */
+    char instance[256];              /* "": a single server */
+    uint64_t gen;                    /* the catalog generation this instance runs (under mu) */
+    uint64_t failed_gen;             /* a generation whose catalog cannot run here (logged once) */
+    natsConnection *nc;
+    natsSubscription *sub_rules, *sub_versions;
+    vigil_control_cluster_hooks hooks;
+    pthread_mutex_t cl_mu;           /* cl_cv, peers */
+    pthread_cond_t cl_cv;
+    pthread_t cl_th;
+    int cl_started, cl_wake;
+    struct cJSON *peers;             /* the own hooks: {"<instance>": {"at_ms":…, "versions":{…}}} */
+    atomic_ullong notice_gen;        /* the newest generation another instance announced */
+    atomic_ullong syncs, notices_sent, notices_seen, conflicts;
 };
+
+/* cluster.c */
+static inline int vctl_clustered(const vigil_control *c) { return c->instance[0] != '\0'; }
+/* Holding mu: read the store's generation and, when it is not the one this
+ * instance runs, read the catalog and apply it (no store, audit or notice).
+ * Errors are logged; 0 when this instance now runs the store's generation. */
+int vctl_cluster_catch_up(vigil_control *c);
+/* Holding mu, after a committed change: announce it (notice, versions). */
+void vctl_cluster_committed(vigil_control *c);
+/* "instances" of each rule object in arr (GET /v1/rules); not under mu. */
+void vctl_cluster_add_instances(vigil_control *c, cJSON *rules, int is_array);
+void vctl_cluster_stop(vigil_control *c);
+/* At create: the instance name and the thread's lock (cfg.instance needs redis_url: VIGIL_EINVAL). */
+vigil_status vctl_cluster_init(vigil_control *c, vigil_error *err);
+/* At create, the catalog read: 1 when the shared one is the truth (not the directory). */
+int vctl_cluster_shared(vigil_control *c);
+void vctl_cluster_stats(vigil_control *c, vigil_control_stats *o);   /* under mu */
+void vctl_cluster_free(vigil_control *c);
+/* control.c: one stored record / file hash into the wing (at start and on a catch-up) */
+void vctl_load_rule(void *ud, const char *name, const char *json);
+void vctl_load_file_hash(void *ud, const char *path, const char *hash);
+/* apply.c: build the ruleset of c->cat over the running one and swap it in
+ * (a catalog read from the store: nothing stored). Holds mu. */
+vigil_status vctl_apply_catalog(vigil_control *c, vigil_error *err);
 
 /* The most rules served at once (limits.max_rules). */
 static inline int vctl_max_rules(const vigil_control *c) {
@@ -157,6 +195,7 @@ enum MHD_Result vctl_compare_get(vigil_control *c, struct MHD_Connection *conn, 
 void vctl_compare_flush(vigil_control *c);                    /* holds mu: store what changed */
 int vctl_compare_record(vigil_control *c, const char *key, const char *json);   /* 1: a compare's record */
 void vctl_compare_free(vigil_control *c);
+void vctl_compare_sync(vigil_control *c);   /* cluster mode, after a catalog read: holds mu */
 
 /* lists.c */
 enum MHD_Result vctl_lists(void *ctx, struct MHD_Connection *conn, const char *url, vigil_http_req *r);

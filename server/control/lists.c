@@ -212,6 +212,8 @@ static enum MHD_Result put_list(vigil_control *c, struct MHD_Connection *conn, c
         else *l = old;
         char d[1200];
         vigil_error_format(&err, d, sizeof d);
+        if (st == VIGIL_ECONFLICT)   /* cluster mode: another instance changed the rules first */
+            return vigil_http_problem(conn, 409, "Conflict", d, NULL, "1");
         return vigil_http_problem(conn, st == VIGIL_ECOMPILE ? 422 : 503,
                                   st == VIGIL_ECOMPILE ? "Unprocessable Content" : "Service Unavailable", d, NULL,
                                   st == VIGIL_ECOMPILE ? NULL : "1");
@@ -260,7 +262,7 @@ enum MHD_Result vctl_lists(void *ctx, struct MHD_Connection *conn, const char *u
         return vigil_http_problem(conn, 404, "Not Found", "a list name is letters, digits, '_', '-' and '.'", NULL, NULL);
     pthread_mutex_lock(&c->mu);
     enum MHD_Result ret;
-    if (strcmp(r->method, "PUT") == 0 && name) ret = put_list(c, conn, name, r);
+    if (strcmp(r->method, "PUT") == 0 && name) ret = (vctl_cluster_catch_up(c), put_list(c, conn, name, r));   /* cluster mode */
     else if (strcmp(r->method, "GET") == 0) ret = get_lists(c, conn, name);
     else ret = vigil_http_problem(conn, 405, "Method Not Allowed", "PUT /v1/lists/{name} or GET", NULL, NULL);
     pthread_mutex_unlock(&c->mu);

@@ -205,6 +205,7 @@ int vctl_reload_locked(vigil_control *c, const char *why) {
 
 int vigil_control_reload(vigil_control *c, const char *why) {
     pthread_mutex_lock(&c->mu);
+    vctl_cluster_catch_up(c);   /* cluster mode: the files are compared with the shared catalog's hashes */
     int bad = vctl_reload_locked(c, why);
     pthread_mutex_unlock(&c->mu);
     return bad;

@@ -170,6 +170,7 @@ enum MHD_Result vctl_snooze(vigil_control *c, struct MHD_Connection *conn, const
     if (st != VIGIL_OK) {   /* not stored: it does not hold either */
         free(next);
         cJSON_Delete(in);
+        if (st == VIGIL_ECONFLICT) return vigil_http_problem(conn, 409, "Conflict", err.msg, NULL, "1");   /* cluster mode */
         return vigil_http_problem(conn, 503, "Service Unavailable", err.msg[0] ? err.msg : "out of memory", NULL, "1");
     }
     pthread_rwlock_wrlock(&c->snooze_lock);

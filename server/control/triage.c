@@ -270,6 +270,7 @@ enum MHD_Result vctl_triage_put(void *ctx, struct MHD_Connection *conn, const ch
     vigil_error_clear(&err);
     vigil_status st = VIGIL_ENOMEM;
     pthread_mutex_lock(&c->mu);   /* the store: one change at a time */
+    vctl_cluster_catch_up(c);   /* cluster mode (issue 14) */
     if (value) {
         vctl_txn x;
         vctl_txn_init(&x, r->who);
@@ -282,6 +283,7 @@ enum MHD_Result vctl_triage_put(void *ctx, struct MHD_Connection *conn, const ch
     free(value);
     if (st != VIGIL_OK) {   /* not stored: not kept either */
         free(text);
+        if (st == VIGIL_ECONFLICT) return vigil_http_problem(conn, 409, "Conflict", err.msg, NULL, "1");   /* cluster mode */
         return vigil_http_problem(conn, 503, "Service Unavailable", err.msg[0] ? err.msg : "out of memory", NULL, "1");
     }
     cJSON *out = disp_json(&d, 1);

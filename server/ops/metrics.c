@@ -7,6 +7,7 @@
 #include "ops_int.h"
 #include "server/http/reply.h"
 #include "server/alerts/webhooks.h"
+#include "server/alerts/follow.h"   /* issue 14 (h10): vigil_cluster_alerts_total */
 #include "vigil/clock.h"
 #include "server/common/histogram.h"
 #include "server/common/version.h"
@@ -170,6 +171,20 @@ enum MHD_Result vops_metrics(void *ctx, struct MHD_Connection *c, const char *ur
         sb_printf(&b, "vigil_alerts_total{rule=\"%s\",mode=\"%s\"} %llu\n", rc.v[i].rule, vigil_mode_str(rc.v[i].mode),
                   rc.v[i].n);
     free(rc.v);
+    if (cs.clustered) {   /* issue 14 (h10): rules and alerts across the cluster, docs/scaling.md */
+        sb_printf(&b, "# HELP vigil_cluster_rules_generation The shared rule catalog's generation this instance runs.\n# TYPE vigil_cluster_rules_generation gauge\nvigil_cluster_rules_generation %llu\n", cs.generation);
+        sb_printf(&b, "# HELP vigil_cluster_rule_syncs_total Catalogs read from the store after another instance's change.\n# TYPE vigil_cluster_rule_syncs_total counter\nvigil_cluster_rule_syncs_total %llu\n", cs.cluster_syncs);
+        sb_printf(&b, "# HELP vigil_cluster_rule_notices_total Notices on vigil.control.rules, sent and seen (from others).\n# TYPE vigil_cluster_rule_notices_total counter\n"
+                      "vigil_cluster_rule_notices_total{direction=\"sent\"} %llu\nvigil_cluster_rule_notices_total{direction=\"seen\"} %llu\n", cs.notices_sent, cs.notices_seen);
+        sb_printf(&b, "# HELP vigil_cluster_rule_conflicts_total Changes refused (409): made at an older catalog generation than the store's.\n# TYPE vigil_cluster_rule_conflicts_total counter\nvigil_cluster_rule_conflicts_total %llu\n", cs.sync_conflicts);
+        vigil_follow_stats fs;
+        vigil_hub_follow_stats(s->hub, &fs);
+        sb_printf(&b, "# HELP vigil_cluster_alerts_total Alerts of other instances from NATS, by outcome (duplicate: local ones too).\n# TYPE vigil_cluster_alerts_total counter\n");
+        const struct { const char *o; unsigned long long n; } fo[] = {{"kept", fs.kept}, {"duplicate", fs.dups}, {"own", fs.own},
+                                                                      {"bad", fs.bad}, {"dropped", fs.dropped}};
+        for (size_t i = 0; i < sizeof fo / sizeof fo[0]; i++)
+            sb_printf(&b, "vigil_cluster_alerts_total{outcome=\"%s\"} %llu\n", fo[i].o, fo[i].n);
+    }
     vigil_hub_counters hc;
     int hub_ok = vigil_hub_stats(s->hub, &hc) == VIGIL_OK;
     if (hub_ok)

@@ -382,6 +382,52 @@ static void test_replace_and_remove(void)
     }
 }
 
+/* Cluster mode (issue 14): the generation is bumped by commit_gen only, in the
+ * same commit; a commit made at another generation writes nothing (ECONFLICT);
+ * Redis: a second handle (another server) sees the first one's generation. */
+static void test_generation(void)
+{
+    for (int b = 0; b < NBACKENDS; b++) {
+        place p = new_place(b);
+        vigil_catalog_store *st = open_ok(&p);
+        vigil_error err;
+        uint64_t g = 99, g2 = 0;
+        CU_ASSERT_EQUAL(vigil_catalog_store_generation(st, &g, &err), VIGIL_OK);
+        CU_ASSERT_EQUAL(g, 0);
+        commit_base(st);   /* a plain commit: no bump */
+        CU_ASSERT_EQUAL(vigil_catalog_store_generation(st, &g, &err), VIGIL_OK);
+        CU_ASSERT_EQUAL(g, 0);
+        vigil_catalog_write w1[] = { { VIGIL_CW_RULE, "a", REC_A2 }, { VIGIL_CW_AUDIT, NULL, "{\"action\":\"put\"}" } };
+        vigil_error_clear(&err);
+        CU_ASSERT_EQUAL(vigil_catalog_store_commit_gen(st, w1, 2, &g, &g2, &err), VIGIL_OK);
+        CU_ASSERT_EQUAL(g2, 1);
+        vigil_catalog_write w2[] = { { VIGIL_CW_RULE, "a", REC_C } };
+        uint64_t stale = 0;
+        vigil_error_clear(&err);
+        CU_ASSERT_EQUAL(vigil_catalog_store_commit_gen(st, w2, 1, &stale, NULL, &err), VIGIL_ECONFLICT);
+        CU_ASSERT(strstr(err.msg, "generation") != NULL);
+        loaded l = { 0 };
+        load_ok(st, &l);
+        CU_ASSERT(json_eq(find(&l.rules, "a"), REC_A2));   /* the refused commit wrote nothing */
+        loaded_free(&l);
+        if (b == B_REDIS) {   /* another server's handle on the same catalog */
+            vigil_catalog_store *other = open_ok(&p);
+            CU_ASSERT_EQUAL(vigil_catalog_store_generation(other, &g, &err), VIGIL_OK);
+            CU_ASSERT_EQUAL(g, 1);
+            vigil_error_clear(&err);
+            CU_ASSERT_EQUAL(vigil_catalog_store_commit_gen(other, w2, 1, &g, &g2, &err), VIGIL_OK);
+            CU_ASSERT_EQUAL(g2, 2);
+            uint64_t one = 1;   /* the first handle still thinks 1 */
+            vigil_error_clear(&err);
+            CU_ASSERT_EQUAL(vigil_catalog_store_commit_gen(st, w1, 2, &one, NULL, &err), VIGIL_ECONFLICT);
+            CU_ASSERT_EQUAL(vigil_catalog_store_generation(st, &g, &err), VIGIL_OK);
+            CU_ASSERT_EQUAL(g, 2);
+            vigil_catalog_store_close(other);
+        }
+        vigil_catalog_store_close(st);
+    }
+}
+
 static void test_audit_pages(void)
 {
     for (int b = 0; b < NBACKENDS; b++) {
@@ -794,6 +840,7 @@ int main(void)
     CU_pSuite s = CU_add_suite("catalog_store", suite_init, suite_clean);
     CU_add_test(s, "commit then load, from a new handle (memory, file, redis)", test_commit_then_load);
     CU_add_test(s, "replace and remove (memory, file, redis)", test_replace_and_remove);
+    CU_add_test(s, "generation: bumped in the commit, a stale one writes nothing (issue 14)", test_generation);
     CU_add_test(s, "audit pages: oldest first, offset 0 limit N = latest N", test_audit_pages);
     CU_add_test(s, "audit cap: the last N entries", test_audit_cap);
     CU_add_test(s, "bad input: an error naming the write, nothing applied", test_bad_input_changes_nothing);
