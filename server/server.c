@@ -21,6 +21,10 @@
 /* Webhook endpoints: the config file's, then one per --webhook URL, over
  * the outbox the store calls for (alerts/webhooks.h). */
 static vigil_status start_webhooks(vigil_server *s, vigil_error *err) {
+    if (s->cfg.cluster_instance)   /* cluster mode: the owned pairs' outbox streams (cluster_run.c adds them) */
+        return vigil_webhooks_start_pairs(s->cfg.endpoints, s->cfg.nendpoints, s->cfg.webhooks, s->cfg.nwebhooks,
+                                          s->cfg.webhook_secret, s->cfg.redis_url, s->cfg.redis_prefix, &s->outbox,
+                                          &s->dispatch, err);
     return vigil_webhooks_start(s->cfg.endpoints, s->cfg.nendpoints, s->cfg.webhooks, s->cfg.nwebhooks,
                                 s->cfg.webhook_secret, s->cfg.redis_url, s->cfg.redis_prefix, s->cfg.data_dir,
                                 s->cfg.outbox_fsync, &s->outbox, &s->dispatch, err);
@@ -59,6 +63,7 @@ static void server_free(vigil_server *s) {
     vigil_router_destroy(s->router);
     vigil_waiters_destroy(s->waiters);
     vigil_hub_unfollow(s->hub);   /* issue 14 (h10): before NATS closes */
+    vserver_cluster_free(s);      /* it borrows the NATS connection */
     vigil_ingest_destroy(s->ingest);
     vigil_webhooks_stop(s->dispatch, s->outbox);
     vigil_sinks_destroy(s->sinks);
@@ -201,6 +206,7 @@ vigil_status vigil_server_start(const vigil_server_config *cfg, vigil_server **o
                               .outbox = s->outbox, .alert_filter = vigil_control_snoozed,
                               .alert_filter_ud = s->control, .alerts_hook = vigil_control_batch_alerts,
                               .alerts_hook_ud = s->control};
+    vserver_cluster_router(s, &rc);
     if ((st = vigil_router_create(&rc, &s->router, err)) != VIGIL_OK) goto fail;
     if ((st = vigil_waiters_create(&s->waiters)) != VIGIL_OK) {
         vigil_error_set(err, st, "cannot start the ?wait timer");
@@ -238,9 +244,11 @@ vigil_status vigil_server_start(const vigil_server_config *cfg, vigil_server **o
     vigil_http_route(s->http, "GET", "/v1/alerts/evidence", 0, alerts_evidence, s->hub);
     vigil_control_register(s->control, s->http);
     vigil_ops_register(s->ops, s->http);
+    vserver_cluster_routes(s);
     vigil_http_on_stop(s->http, hub_close, s->hub);
     vigil_router_start(s->router);
     vigil_control_start(s->control, s->router, ingest_sync, s->ingest);
+    vserver_cluster_hooks(s);
     if ((st = vigil_control_cluster_start(s->control, vigil_ingest_nats(s->ingest), err)) != VIGIL_OK ||   /* issue 14 (h10) */
         (st = vigil_http_start(s->http, err)) != VIGIL_OK || (st = vigil_ingest_start(s->ingest, err)) != VIGIL_OK) {
         vigil_server_stop(s);
@@ -249,8 +257,9 @@ vigil_status vigil_server_start(const vigil_server_config *cfg, vigil_server **o
     /* issue 14 (h8): cluster mode rekeys the raw stream into the keyed one */
     if (s->cfg.cluster_instance) {
         vigil_rekey_config rkc = {.stream = s->cfg.cluster_stream, .subject = s->cfg.cluster_subject,
-                                  .partitions = s->cfg.partitions};
-        if ((st = vigil_rekey_start(s->ingest, &rkc, err)) != VIGIL_OK) {
+                                  .partitions = s->cfg.partitions, .gated = 1};
+        if ((st = vigil_rekey_start(s->ingest, &rkc, err)) != VIGIL_OK ||
+            (st = vserver_cluster_start(s, err)) != VIGIL_OK) {
             vigil_server_stop(s);
             return st;
         }
@@ -282,6 +291,8 @@ void vigil_server_reload(vigil_server *s) { vigil_control_reload(s->control, "SI
 
 void vigil_server_stop(vigil_server *s) {
     if (!s) return;
+    /* 0: a cluster member hands its pairs back (they stop here, their leases go) */
+    vserver_cluster_stop(s);
     /* 1: no new input, no rule change */
     vigil_control_stop(s->control);
     vigil_ingest_stop_intake(s->ingest);

@@ -4,6 +4,7 @@
 #ifndef VIGIL_SERVER_INT_H
 #define VIGIL_SERVER_INT_H
 
+#include <stdatomic.h>
 #include "server.h"
 #include "server/http/http.h"
 #include "server/ingest/ingest.h"
@@ -16,6 +17,7 @@
 #include "server/alerts/dispatch.h"
 #include "server/alerts/webhooks.h"
 #include "server/ops/ops.h"
+#include "server/cluster/cluster.h"
 
 struct vigil_server {
     vigil_server_config cfg;
@@ -31,6 +33,16 @@ struct vigil_server {
     vigil_ops *ops;
     vigil_http *http;
     char *redis_url;               /* cfg.redis_url with redis.user/password in it (wiped at free) */
+    vigil_cluster *cluster;        /* cluster mode: pair ownership (set before its first callback) */
+    atomic_int cluster_ready;      /* vserver_cluster_start returned: hooks and GET /v1/cluster may use it */
 };
+
+/* cluster_run.c: cluster mode's lifecycle (each a no-op outside it) */
+void vserver_cluster_hooks(vigil_server *s);                           /* before vigil_control_cluster_start */
+void vserver_cluster_router(vigil_server *s, vigil_router_config *rc);
+void vserver_cluster_routes(vigil_server *s);                          /* GET /v1/cluster, before the edge starts */
+vigil_status vserver_cluster_start(vigil_server *s, vigil_error *err); /* last: the pairs come and go from now */
+void vserver_cluster_stop(vigil_server *s);                            /* first: every pair handed back */
+void vserver_cluster_free(vigil_server *s);
 
 #endif

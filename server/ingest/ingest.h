@@ -138,6 +138,9 @@ typedef struct vigil_rekey_config {
     const char *consumer;      /* the raw stream's shared durable; NULL: "<nats consumer>-rekey" */
     int max_pending;           /* copies in flight per publisher; <= 0: 4096 */
     int ack_timeout_ms;        /* wait for one round's copies to be stored; <= 0: 10000 */
+    int gated;             /* 1: the raw consumer is read only while vigil_rekey_set_active(ig, 1) holds: one
+                              re-keyer at a time keeps every pair's copies in raw stream order (cluster mode:
+                              the owner of the first pair); 0: every instance pulls from it */
 } vigil_rekey_config;
 
 /* Start the rekey stage on a started ingest with cfg->cluster and
@@ -154,6 +157,11 @@ vigil_status vigil_rekey_start(vigil_ingest *ig, const vigil_rekey_config *cfg, 
 /* Stop the rekey worker (it finishes its round: at most ack_timeout_ms +
  * 0.5 s) and release its subscription; the durable consumer stays. Also
  * called by vigil_ingest_stop_intake and vigil_ingest_destroy; idempotent. */
+/* Gated (see vigil_rekey_config.gated): start (on = 1) or stop re-keying the
+ * raw stream here. Starting repositions the shared durable consumer at its
+ * ack floor + 1, so a previous re-keyer's unacked messages come first, in
+ * order (their copies stored before are dropped as duplicates). */
+void vigil_rekey_set_active(vigil_ingest *ig, int on);
 void vigil_rekey_stop(vigil_ingest *ig);
 
 #endif

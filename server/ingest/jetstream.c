@@ -104,11 +104,16 @@ static vigil_status ensure_stream(vigil_ingest *ig, vigil_error *err) {
     return VIGIL_OK;
 }
 
-static vigil_status position_consumer(vigil_ingest *ig, vigil_error *err) {
+/* (Re)create durable `consumer` on `stream` at its ack floor + 1 (see the
+ * top of this file: delivery resumes in stream order from the first
+ * message that may not be applied everywhere). The rekey stage uses it when
+ * an instance becomes the re-keyer (rekey.c). */
+vigil_status vjs_position_consumer(jsCtx *js, const char *stream, const char *consumer, const char *subject,
+                                   int64_t ack_wait_ns, int max_ack_pending, vigil_error *err) {
     jsConsumerInfo *ci = NULL;
     jsErrCode jerr = 0;
     uint64_t floor = 0;
-    natsStatus ns = js_GetConsumerInfo(&ci, ig->js, ig->cfg.stream, ig->cfg.consumer, NULL, &jerr);
+    natsStatus ns = js_GetConsumerInfo(&ci, js, stream, consumer, NULL, &jerr);
     if (ns == NATS_OK) {
         floor = ci->AckFloor.Stream;
         /* a consumer we created at sequence N that acked nothing yet reports
@@ -117,36 +122,41 @@ static vigil_status position_consumer(vigil_ingest *ig, vigil_error *err) {
             floor = ci->Config->OptStartSeq - 1;
         jsConsumerInfo_Destroy(ci);
         ci = NULL;
-        ns = js_DeleteConsumer(ig->js, ig->cfg.stream, ig->cfg.consumer, NULL, &jerr);
+        ns = js_DeleteConsumer(js, stream, consumer, NULL, &jerr);
         if (ns != NATS_OK)
             return vigil_error_set(err, VIGIL_EUNAVAILABLE, "JetStream: cannot reset consumer %s: %s",
-                                   ig->cfg.consumer, natsStatus_GetText(ns));
+                                   consumer, natsStatus_GetText(ns));
     } else if (ns != NATS_NOT_FOUND) {
-        return vigil_error_set(err, VIGIL_EUNAVAILABLE, "JetStream: cannot look up consumer %s: %s", ig->cfg.consumer,
+        return vigil_error_set(err, VIGIL_EUNAVAILABLE, "JetStream: cannot look up consumer %s: %s", consumer,
                                natsStatus_GetText(ns));
     }
     jsConsumerConfig cc;
     jsConsumerConfig_Init(&cc);
-    cc.Durable = ig->cfg.consumer;
+    cc.Durable = consumer;
     cc.AckPolicy = js_AckExplicit;
-    cc.AckWait = ACK_WAIT_NS;
+    cc.AckWait = ack_wait_ns;
     cc.MaxDeliver = -1;
-    cc.MaxAckPending = MAX_ACK_PENDING;
-    cc.FilterSubject = ig->cfg.subject;
+    cc.MaxAckPending = max_ack_pending;
+    cc.FilterSubject = subject;
     if (floor) {
         cc.DeliverPolicy = js_DeliverByStartSequence;
         cc.OptStartSeq = floor + 1;
     } else {
         cc.DeliverPolicy = js_DeliverAll;
     }
-    ns = js_AddConsumer(&ci, ig->js, ig->cfg.stream, &cc, NULL, &jerr);
+    ns = js_AddConsumer(&ci, js, stream, &cc, NULL, &jerr);
     if (ns != NATS_OK)
         return vigil_error_set(err, VIGIL_EUNAVAILABLE, "JetStream: cannot create consumer %s: %s (error %d)",
-                               ig->cfg.consumer, natsStatus_GetText(ns), (int)jerr);
+                               consumer, natsStatus_GetText(ns), (int)jerr);
     jsConsumerInfo_Destroy(ci);
-    vigil_log(VIGIL_LOG_INFO, "ingest", "JetStream consumer %s on %s resumes at stream sequence %llu", ig->cfg.consumer,
-            ig->cfg.stream, (unsigned long long)floor + 1);
+    vigil_log(VIGIL_LOG_INFO, "ingest", "JetStream consumer %s on %s resumes at stream sequence %llu", consumer,
+            stream, (unsigned long long)floor + 1);
     return VIGIL_OK;
+}
+
+static vigil_status position_consumer(vigil_ingest *ig, vigil_error *err) {
+    return vjs_position_consumer(ig->js, ig->cfg.stream, ig->cfg.consumer, ig->cfg.subject, ACK_WAIT_NS,
+                                 MAX_ACK_PENDING, err);
 }
 
 /* ---- fetching ---------------------------------------------------------------------- */

@@ -24,6 +24,7 @@
 #include <unistd.h>
 #include "ingest_int.h"
 #include "server/common/log.h"
+#include "server/common/pairs.h"
 
 #define PAIR_ACK_WAIT_NS (60LL * 1000000000LL)
 #define PAIR_MAX_ACK_PENDING 20000
@@ -69,33 +70,15 @@ static void psrc_done(vigil_source *src, void *ud) {
     free(j);
 }
 
-/* ---- naming ----------------------------------------------------------------------- */
-
-/* The group's token in subjects and consumer names: the name itself when it
- * is [A-Za-z0-9_-]+, else "x" and the hex of its bytes. */
-static void group_token(const char *g, char *buf, size_t n) {
-    int plain = *g != 0;
-    for (const char *c = g; *c && plain; c++)
-        plain = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '_' ||
-                *c == '-';
-    if (plain) {
-        snprintf(buf, n, "%s", g);
-        return;
-    }
-    size_t o = 0;
-    if (n) buf[o++] = 'x';
-    for (const unsigned char *c = (const unsigned char *)g; *c && o + 3 <= n; c++) o += (size_t)snprintf(buf + o, 3, "%02x", *c);
-    buf[o < n ? o : n - 1] = 0;
-}
-
 /* ---- consumers -------------------------------------------------------------------- */
 
 static vigil_status make_consumer(vigil_ingest *ig, struct vpairs *ps, vpslot *s, uint64_t start_seq,
                                   vigil_error *err) {
-    char tok[600], durable[800], subject[900];
-    group_token(s->gname, tok, sizeof tok);
-    snprintf(durable, sizeof durable, "%s-%s-p%d", ps->consumer, tok, s->p);
-    snprintf(subject, sizeof subject, "%s.%s.%d", ps->subject, tok, s->p);
+    char durable[VIGIL_PAIR_NAME_MAX], subject[VIGIL_PAIR_NAME_MAX];
+    if (vigil_pair_consumer(durable, sizeof durable, ps->consumer, s->gname, s->p) < 0 ||
+        vigil_pair_subject(subject, sizeof subject, ps->subject, s->gname, s->p) < 0)
+        return vigil_error_set(err, VIGIL_EINVAL, "pair %s:p%d: its consumer or subject name is too long", s->gname,
+                               s->p);
     jsErrCode jerr = 0;
     natsStatus ns = js_DeleteConsumer(ig->js, ps->stream, durable, NULL, &jerr);
     if (ns != NATS_OK && ns != NATS_NOT_FOUND)

@@ -65,6 +65,9 @@ typedef struct vrekey {
     pthread_t th;
     int started;
     atomic_int stop;
+    int gated;                   /* cluster mode: only the instance told so (vigil_rekey_set_active) re-keys */
+    atomic_int want_active;      /* gated: told to re-key */
+    int active;                  /* gated: the worker's state (its thread only) */
 } vrekey;
 
 /* ---- publishing copies ------------------------------------------------------------ */
@@ -457,6 +460,28 @@ static void *worker_main(void *arg) {
     vrekey *rk = atomic_load(&ig->rekey);
     int errors = 0;
     while (!atomic_load(&rk->stop)) {
+        if (rk->gated && atomic_load(&rk->want_active) != rk->active) {   /* handed the re-keying, or giving it up */
+            if (rk->sub) natsSubscription_Destroy(rk->sub);
+            rk->sub = NULL;
+            rk->active = !rk->active;
+            if (rk->active) {   /* resume in stream order at the ack floor: a dead re-keyer's unacked messages first */
+                vigil_error err;
+                vigil_error_clear(&err);
+                if (vjs_position_consumer(rk->js, ig->cfg.stream, rk->consumer, ig->cfg.subject, ACK_WAIT_NS,
+                                          MAX_ACK_PENDING, &err) != VIGIL_OK) {
+                    vigil_log(VIGIL_LOG_ERROR, "ingest", "rekey: %s; retrying", err.msg);
+                    rk->active = 0;
+                    usleep(200000);
+                    continue;
+                }
+            }
+            vigil_log(VIGIL_LOG_INFO, "ingest", "rekey: this instance %s re-keying %s", rk->active ? "starts" : "stops",
+                      ig->cfg.stream);
+        }
+        if (rk->gated && !rk->active) {
+            usleep(50000);
+            continue;
+        }
         if (!rk->sub || natsConnection_Status(ig->nc) != NATS_CONN_STATUS_CONNECTED) {
             if (!rk->sub && natsConnection_Status(ig->nc) == NATS_CONN_STATUS_CONNECTED) {
                 vigil_error err;
@@ -582,7 +607,8 @@ vigil_status vigil_rekey_start(vigil_ingest *ig, const vigil_rekey_config *cfg, 
     if (st == VIGIL_OK && (ns = natsConnection_JetStream(&rk->js, ig->nc, NULL)) != NATS_OK)
         st = vigil_error_set(err, VIGIL_EUNAVAILABLE, "JetStream: %s", natsStatus_GetText(ns));
     if (st == VIGIL_OK) st = keyed_stream(rk, 1, err);
-    if (st == VIGIL_OK) st = bind_raw(ig, rk, err);
+    rk->gated = cfg->gated;
+    if (st == VIGIL_OK && !rk->gated) st = bind_raw(ig, rk, err);
     if (st == VIGIL_OK && !(rk->pub = pub_create(ig->nc, rk->max_pending, err))) st = VIGIL_EUNAVAILABLE;
     if (st != VIGIL_OK) {
         rekey_free(rk);
@@ -598,6 +624,11 @@ vigil_status vigil_rekey_start(vigil_ingest *ig, const vigil_rekey_config *cfg, 
     vigil_log(VIGIL_LOG_INFO, "ingest", "rekey: %s (%s) → %s '%s.<group>.<0..%d>'", ig->cfg.stream, rk->consumer,
               rk->stream, rk->subject, rk->partitions - 1);
     return VIGIL_OK;
+}
+
+void vigil_rekey_set_active(vigil_ingest *ig, int on) {
+    vrekey *rk = ig ? atomic_load(&ig->rekey) : NULL;
+    if (rk) atomic_store(&rk->want_active, on != 0);
 }
 
 void vigil_rekey_stop(vigil_ingest *ig) {

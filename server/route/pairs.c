@@ -182,91 +182,54 @@ static void drop_item(vitem *x) {
     if (x->src) atomic_store(&x->src->noack, 1);
 }
 
-/* The stream name of pair `pair`'s outbox into buf. */
-static void outbox_stream(vigil_router *r, const vworker *wk, int pair, char *buf, size_t n) {
-    snprintf(buf, n, "%s:{%s:p%d}:outbox", r->cfg.redis_prefix,
-             vigil_ruleset_group_key(wk->rs, pair / r->partitions), pair % r->partitions);
-}
-
-/* One pair's commit (the state wing's fenced commit takes these). */
-typedef struct pcommit {
-    const char *group_name;
-    int partition;
-    uint64_t epoch, seq;
-    int64_t wm;
-    const vigil_store_record *recs;
-    size_t nrecs;
-    const char *outbox;
-    const vigil_alert_record **alerts;
-    size_t nalerts;
-} pcommit;
-
-/* TEMPORARY until the state wing's fenced commit lands: one MULTI/EXEC per
- * pair, unfenced. */
-static vigil_status store_commit_pairs(vigil_store *st, const pcommit *pc, int n, vigil_status *res, vigil_error *err) {
-    for (int i = 0; i < n; i++) {
-        vigil_redis_offset off = {.group_name = pc[i].group_name, .partition = pc[i].partition, .seq = pc[i].seq,
-                                  .wm = pc[i].wm};
-        size_t na = pc[i].nalerts;
-        vigil_redis_cmd *xc = calloc(na ? na : 1, sizeof *xc);
-        const char **xv = calloc((na ? na : 1) * VIGIL_OUTBOX_XADD_ARGC, sizeof *xv);
-        size_t *xl = calloc((na ? na : 1) * VIGIL_OUTBOX_XADD_ARGC, sizeof *xl);
-        vigil_status s = xc && xv && xl ? VIGIL_OK : vigil_error_set(err, VIGIL_ENOMEM, "out of memory");
-        for (size_t a = 0; s == VIGIL_OK && a < na; a++) {
-            xc[a].argv = xv + a * VIGIL_OUTBOX_XADD_ARGC;
-            xc[a].lens = xl + a * VIGIL_OUTBOX_XADD_ARGC;
-            xc[a].argc = vigil_outbox_redis_xadd_args(pc[i].outbox, pc[i].alerts[a], xv + a * VIGIL_OUTBOX_XADD_ARGC,
-                                                      xl + a * VIGIL_OUTBOX_XADD_ARGC);
-        }
-        if (s == VIGIL_OK) s = vigil_redis_store_commit(st, pc[i].recs, (int)pc[i].nrecs, &off, 1, xc, (int)na, err);
-        free(xc);
-        free(xv);
-        free(xl);
-        if (s != VIGIL_OK) return s;
-        res[i] = VIGIL_OK;
-    }
-    return VIGIL_OK;
-}
-
 /* Commit every run: one pair commit each, fenced by its epoch, all in one
  * round trip. Fills runs[i].result (VIGIL_OK, VIGIL_ESTALE, or an error
  * for all when the connection failed). */
 static vigil_status commit_runs(vworker *wk, pairrun *runs, int nruns, vigil_error *err) {
     vigil_router *r = wk->r;
-    pcommit *pc = calloc((size_t)nruns, sizeof *pc);
-    vigil_status *res = calloc((size_t)nruns, sizeof *res);
-    char (*streams)[300] = calloc((size_t)nruns, sizeof *streams);
-    const vigil_alert_record **oa = calloc(wk->nalerts ? wk->nalerts : 1, sizeof *oa);
-    vigil_status st = pc && res && streams && oa ? VIGIL_OK : vigil_error_set(err, VIGIL_ENOMEM, "out of memory");
-    size_t noa = 0;
-    int begun = 0;
+    size_t na = wk->nalerts ? wk->nalerts : 1;
+    vigil_redis_pair_commit *pc = calloc((size_t)nruns, sizeof *pc);
+    vigil_pair_result *res = calloc((size_t)nruns, sizeof *res);
+    vigil_redis_cmd *xc = calloc(na, sizeof *xc);   /* each alert's outbox fields */
+    const char **xv = calloc(na * VIGIL_OUTBOX_FIELDS_ARGC, sizeof *xv);
+    size_t *xl = calloc(na * VIGIL_OUTBOX_FIELDS_ARGC, sizeof *xl);
+    vigil_status st = pc && res && xc && xv && xl ? VIGIL_OK : vigil_error_set(err, VIGIL_ENOMEM, "out of memory");
+    int nx = 0, begun = 0;
     for (int i = 0; st == VIGIL_OK && i < nruns; i++, begun++) {
         pairrun *u = &runs[i];
         const vigil_store_record *recs;
         size_t n;
         st = vigil_engine_commit_begin(u->eng, &recs, &n, err);
         if (st != VIGIL_OK) break;
-        outbox_stream(r, wk, u->pair, streams[i], sizeof streams[i]);
-        size_t o0 = noa;
-        for (size_t a = u->a0; r->cfg.outbox && a < u->a1; a++)
-            if (wk->alerts[a].mode == VIGIL_MODE_ACTIVE) oa[noa++] = &wk->alerts[a];
-        pc[i] = (pcommit){.group_name = vigil_ruleset_group_key(wk->rs, u->pair / r->partitions),
+        int x0 = nx;
+        for (size_t a = u->a0; r->cfg.outbox && a < u->a1; a++) {
+            if (wk->alerts[a].mode != VIGIL_MODE_ACTIVE) continue;   /* shadow alerts never reach webhooks */
+            xc[nx].argv = xv + (size_t)nx * VIGIL_OUTBOX_FIELDS_ARGC;
+            xc[nx].lens = xl + (size_t)nx * VIGIL_OUTBOX_FIELDS_ARGC;
+            xc[nx].argc = vigil_outbox_fields(&wk->alerts[a], (const char **)xc[nx].argv, (size_t *)xc[nx].lens);
+            nx++;
+        }
+        pc[i] = (vigil_redis_pair_commit){.group_name = vigil_ruleset_group_key(wk->rs, u->pair / r->partitions),
                                           .partition = u->pair % r->partitions, .epoch = u->epoch,
                                           .seq = r->off_seq[u->pair], .wm = vigil_engine_watermark(u->eng),
-                                          .recs = recs, .nrecs = n, .outbox = streams[i], .alerts = oa + o0,
-                                          .nalerts = noa - o0};
+                                          .recs = recs, .nrecs = (int)n, .outbox = xc + x0, .noutbox = nx - x0};
     }
     if (st == VIGIL_OK) vigil_fault_pause("pair_commit");   /* the cluster test's SIGSTOP mid-commit */
-    if (st == VIGIL_OK) st = store_commit_pairs(wk->store, pc, nruns, res, err);
+    if (st == VIGIL_OK) st = vigil_redis_store_commit_pairs(wk->store, pc, nruns, res, err);
     for (int i = 0; i < begun; i++) {
-        runs[i].result = st == VIGIL_OK ? res[i] : st;
+        /* a stale or failed pair keeps its keys dirty (it is dropped, or the batch is retried) */
+        runs[i].result = st == VIGIL_EUNAVAILABLE || st == VIGIL_EINVAL || st == VIGIL_ENOMEM ? st : res[i].status;
         vigil_engine_commit_end(runs[i].eng, runs[i].result == VIGIL_OK);
     }
     free(pc);
     free(res);
-    free(streams);
-    free(oa);
-    return st;
+    free(xc);
+    free(xv);
+    free(xl);
+    /* a stale pair is settled, not retried: only a connection or store failure retries the batch */
+    for (int i = 0; st != VIGIL_OK && i < nruns; i++)
+        if (runs[i].result != VIGIL_OK && runs[i].result != VIGIL_ESTALE) return st;
+    return VIGIL_OK;
 }
 
 /* After the commit: a pair refused for its epoch is given up; its alerts
