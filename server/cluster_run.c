@@ -133,6 +133,7 @@ vigil_status vserver_cluster_start(vigil_server *s, vigil_error *err) {
     vigil_ruleset_release(rs);
     if (st != VIGIL_OK) return st;
     vigil_cluster_set_lag_fn(s->cluster, pair_lag, s);
+    vigil_ops_set_cluster(s->ops, s->cluster);
     atomic_store(&s->cluster_ready, 1);
     return VIGIL_OK;
 }
@@ -143,7 +144,7 @@ void vserver_cluster_stop(vigil_server *s) {
 }
 
 void vserver_cluster_free(vigil_server *s) {
-    atomic_store(&s->cluster_ready, 0);
+    atomic_store(&s->cluster_ready, 0);   /* the HTTP edge and ops are gone by now */
     vigil_cluster_destroy(s->cluster);
     s->cluster = NULL;
 }

@@ -100,6 +100,11 @@ static void apply_defaults(vigil_server_config *c) {
     if (c->idle_timeout_ms < 0) c->idle_timeout_ms = 0;
     if (c->snapshot_interval_ms <= 0) c->snapshot_interval_ms = 10000;
     if (!c->redis_prefix) c->redis_prefix = "vigil";
+    if (!c->cluster_stream) c->cluster_stream = "VIGIL_KEYED";   /* cluster mode (DESIGN.md §7) */
+    if (!c->cluster_subject) c->cluster_subject = "vigil.keyed";
+    if (!c->cluster_kv_prefix) c->cluster_kv_prefix = "VIGIL";
+    if (c->cluster_lease_ms <= 0) c->cluster_lease_ms = 10000;
+    if (c->cluster_heartbeat_ms <= 0) c->cluster_heartbeat_ms = c->cluster_lease_ms / 3;
 }
 
 /* Bearer tokens: the config's, then the tokens file's; every request is

@@ -51,6 +51,7 @@
 
 struct vrekey_pub {
     jsCtx *js;
+    atomic_int used;             /* published once: nats.c 3.4's pending list exists only from then on */
     atomic_ullong refused;       /* copies the stream refused (ErrHandler), over its life */
     pthread_mutex_t mu;
     char why[256];               /* the last refusal */
@@ -107,7 +108,8 @@ void vrekey_pub_destroy(vrekey_pub *p) {
     if (!p) return;
     if (p->js) {
         natsMsgList pend = {0};   /* nothing should be left: every round waits for its acks */
-        if (js_PublishAsyncGetPendingList(&pend, p->js) == NATS_OK) natsMsgList_Destroy(&pend);
+        /* (a context that never published has no pending list: nats.c 3.4 crashes asking for it) */
+        if (atomic_load(&p->used) && js_PublishAsyncGetPendingList(&pend, p->js) == NATS_OK) natsMsgList_Destroy(&pend);
         jsCtx_Destroy(p->js);
     }
     pthread_mutex_destroy(&p->mu);
@@ -126,7 +128,7 @@ static size_t pub_wait(vrekey_pub *p, unsigned long long refused_before, int tim
     natsStatus ns = js_PublishAsyncComplete(p->js, &po);
     if (ns != NATS_OK) {
         natsMsgList pend = {0};
-        if (js_PublishAsyncGetPendingList(&pend, p->js) == NATS_OK) {
+        if (atomic_load(&p->used) && js_PublishAsyncGetPendingList(&pend, p->js) == NATS_OK) {
             lost = (size_t)pend.Count;
             natsMsgList_Destroy(&pend);
         }
@@ -221,6 +223,7 @@ static vigil_status publish_events(const vrekey *rk, vrekey_pub *p, const vigil_
             natsMsg *m = NULL;
             natsStatus ns = natsMsg_Create(&m, subj, NULL, json, (int)len);
             if (ns == NATS_OK) ns = natsMsgHeader_Set(m, "Nats-Msg-Id", mid);
+            if (ns == NATS_OK) atomic_store(&p->used, 1);
             if (ns == NATS_OK) ns = js_PublishMsgAsync(p->js, &m, NULL);
             natsMsg_Destroy(m);   /* NULL when the library took it */
             if (ns == NATS_OK) {

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "ops_int.h"
+#include "server/cluster/cluster.h"
 #include "server/http/reply.h"
 #include "server/alerts/webhooks.h"
 #include "server/alerts/follow.h"   /* issue 14 (h10): vigil_cluster_alerts_total */
@@ -184,6 +185,17 @@ enum MHD_Result vops_metrics(void *ctx, struct MHD_Connection *c, const char *ur
                                                                       {"bad", fs.bad}, {"dropped", fs.dropped}};
         for (size_t i = 0; i < sizeof fo / sizeof fo[0]; i++)
             sb_printf(&b, "vigil_cluster_alerts_total{outcome=\"%s\"} %llu\n", fo[i].o, fo[i].n);
+    }
+    struct vigil_cluster *cl = atomic_load(&ops->cluster);
+    if (cl) {   /* issue 14: pair ownership (server/cluster/) and fenced commits (route wing) */
+        vigil_cluster_stats st;
+        vigil_cluster_get_stats(cl, &st);
+        sb_printf(&b, "# HELP vigil_cluster_members Live members of the cluster.\n# TYPE vigil_cluster_members gauge\nvigil_cluster_members %llu\n", st.members);
+        sb_printf(&b, "# HELP vigil_cluster_pair_moves_total (key group, partition) pairs this instance took or gave up.\n# TYPE vigil_cluster_pair_moves_total counter\n"
+                      "vigil_cluster_pair_moves_total{direction=\"acquired\"} %llu\nvigil_cluster_pair_moves_total{direction=\"lost\"} %llu\n", st.acquired, st.lost);
+        sb_printf(&b, "# HELP vigil_cluster_lease_renewals_total Lease renewals of held pairs, by outcome.\n# TYPE vigil_cluster_lease_renewals_total counter\n"
+                      "vigil_cluster_lease_renewals_total{outcome=\"ok\"} %llu\nvigil_cluster_lease_renewals_total{outcome=\"failed\"} %llu\n", st.renewals, st.renew_failures);
+        sb_printf(&b, "# HELP vigil_cluster_pairs_fenced_total Pair commits Redis refused because another instance took the pair (a stale fencing epoch): nothing of them was written.\n# TYPE vigil_cluster_pairs_fenced_total counter\nvigil_cluster_pairs_fenced_total %llu\n", rs.pairs_fenced);
     }
     vigil_hub_counters hc;
     int hub_ok = vigil_hub_stats(s->hub, &hc) == VIGIL_OK;

@@ -186,3 +186,5 @@ void vigil_ops_register(vigil_ops *ops, vigil_http *h) {
     vigil_http_route(h, "GET", "/v1/openapi.yaml", 0, vigil_ops_handle_doc, ops);
     vigil_http_fallback(h, vigil_ops_handle_asset, ops);
 }
+
+void vigil_ops_set_cluster(vigil_ops *ops, struct vigil_cluster *c) { atomic_store(&ops->cluster, c); }

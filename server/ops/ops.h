@@ -34,6 +34,11 @@ typedef struct vigil_ops_config {
     int64_t started_ms;
 } vigil_ops_config;
 
+/* Cluster mode: the cluster wing's counters in /metrics from now on (it
+ * starts after ops; c outlives the ops' handlers or is unset with NULL first). */
+struct vigil_cluster;
+void vigil_ops_set_cluster(vigil_ops *ops, struct vigil_cluster *c);
+
 /* Starts the health thread (first refresh done before it returns). */
 vigil_status vigil_ops_create(const vigil_ops_config *cfg, vigil_ops **out);
 /* /metrics, /healthz, /readyz, /v1/deadletters, and the assets as the fallback. */

@@ -20,6 +20,7 @@ typedef struct vops_sample {         /* the counters at one moment (stats.c) */
 
 struct vigil_ops {
     vigil_ops_config cfg;
+    _Atomic(struct vigil_cluster *) cluster;   /* cluster mode, once it runs (vigil_ops_set_cluster) */
     pthread_t th;
     int started;
     pthread_mutex_t mu;
