@@ -29,12 +29,28 @@
 #define PAIR_ACK_WAIT_NS (60LL * 1000000000LL)
 #define PAIR_MAX_ACK_PENDING 20000
 
+/* A pair's subscription, alive while a message fetched from it is in the
+ * workers: nats.c's messages hold no reference to their subscription, and
+ * acking one after natsSubscription_Destroy reads freed memory. */
+typedef struct vpsub {
+    natsSubscription *sub;
+    atomic_int refs;             /* the slot's, and one per message out */
+    atomic_int stopped;          /* the pair was given up: its messages are not acked */
+} vpsub;
+
+static void vpsub_release(vpsub *v) {
+    if (v && atomic_fetch_sub(&v->refs, 1) == 1) {
+        natsSubscription_Destroy(v->sub);   /* the durable stays: the next owner recreates it */
+        free(v);
+    }
+}
+
 typedef struct vpslot {
     int used;                    /* a started pair */
     int g, p;
     char gname[256];
     uint64_t epoch;
-    natsSubscription *sub;
+    vpsub *sub;
     int busy;                    /* the fetcher is using sub (outside the lock) */
     uint64_t pending;            /* messages the consumer had left at the last fetch */
 } vpslot;
@@ -57,6 +73,7 @@ struct vpairs {
 typedef struct psrc {            /* one message while its event is in the workers */
     vigil_source base;
     natsMsg *msg;
+    vpsub *sub;                  /* a reference: the message is acked through it */
     struct vpairs *ps;
 } psrc;
 
@@ -64,9 +81,11 @@ static void psrc_done(vigil_source *src, void *ud) {
     psrc *j = (psrc *)src;
     (void)ud;
     if (j->msg) {
-        if (!atomic_load(&src->noack) && natsMsg_Ack(j->msg, NULL) == NATS_OK) atomic_fetch_add(&j->ps->acked, 1);
+        if (!atomic_load(&src->noack) && !atomic_load(&j->sub->stopped) && natsMsg_Ack(j->msg, NULL) == NATS_OK)
+            atomic_fetch_add(&j->ps->acked, 1);
         natsMsg_Destroy(j->msg);
     }
+    vpsub_release(j->sub);
     free(j);
 }
 
@@ -108,7 +127,16 @@ static vigil_status make_consumer(vigil_ingest *ig, struct vpairs *ps, vpslot *s
     jsSubOptions_Init(&so);
     so.Stream = ps->stream;
     so.Consumer = durable;
-    ns = js_PullSubscribe(&s->sub, ig->js, subject, durable, NULL, &so, &jerr);
+    natsSubscription *sub = NULL;
+    ns = js_PullSubscribe(&sub, ig->js, subject, durable, NULL, &so, &jerr);
+    if (ns == NATS_OK && !(s->sub = calloc(1, sizeof *s->sub))) {
+        natsSubscription_Destroy(sub);
+        return vigil_error_set(err, VIGIL_ENOMEM, "out of memory");
+    }
+    if (ns == NATS_OK) {
+        s->sub->sub = sub;
+        atomic_init(&s->sub->refs, 1);
+    }
     if (ns != NATS_OK)
         return vigil_error_set(err, VIGIL_EUNAVAILABLE, "JetStream: cannot bind to consumer %s: %s (error %d)",
                                durable, natsStatus_GetText(ns), (int)jerr);
@@ -155,6 +183,8 @@ static void handle(vigil_ingest *ig, struct vpairs *ps, const vpslot *s, natsMsg
         return;
     }
     src->msg = msg;
+    src->sub = s->sub;
+    atomic_fetch_add(&s->sub->refs, 1);
     src->ps = ps;
     src->base.seq = seq;
     src->base.epoch = s->epoch;
@@ -218,7 +248,7 @@ static void *fetcher_main(void *arg) {
         fr.Batch = ig->cfg.fetch_batch > 0 ? ig->cfg.fetch_batch : 1000;
         fr.NoWait = true;
         fr.Expires = 200LL * 1000000LL;
-        natsStatus ns = natsSubscription_FetchRequest(&list, snap.sub, &fr);
+        natsStatus ns = natsSubscription_FetchRequest(&list, snap.sub->sub, &fr);
         if (ns == NATS_OK && list.Count > 0) {
             quiet = 0;
             errors = 0;
@@ -302,10 +332,11 @@ void vigil_ingest_pair_stop(vigil_ingest *ig, int g, int p) {
     pthread_mutex_lock(&ps->mu);
     vpslot *s = &ps->slots[g * ps->cfg.partitions + p];
     while (s->busy) pthread_cond_wait(&ps->idle, &ps->mu);
-    natsSubscription *sub = s->sub;
+    vpsub *sub = s->sub;
     memset(s, 0, sizeof *s);
     pthread_mutex_unlock(&ps->mu);
-    if (sub) natsSubscription_Destroy(sub);   /* the durable stays: the next owner recreates it */
+    if (sub) atomic_store(&sub->stopped, 1);
+    vpsub_release(sub);   /* destroyed once the workers released its messages */
 }
 
 uint64_t vigil_ingest_pair_pending(vigil_ingest *ig, int g, int p) {
@@ -325,8 +356,8 @@ void vigil_ingest_pairs_stop(vigil_ingest *ig) {
     ps->started = 0;
     pthread_mutex_lock(&ps->mu);
     for (int i = 0; i < ps->nslots; i++)
-        if (ps->slots[i].sub) {
-            natsSubscription_Destroy(ps->slots[i].sub);
+        if (ps->slots[i].sub) {   /* messages still in the workers keep it (and are still acked) */
+            vpsub_release(ps->slots[i].sub);
             ps->slots[i].sub = NULL;
         }
     pthread_mutex_unlock(&ps->mu);
