@@ -29,7 +29,9 @@ static void serve_usage(void) {
             "  VIGIL_NATS_TLS, VIGIL_NATS_TLS_CA, VIGIL_NATS_TLS_CERT, VIGIL_NATS_TLS_KEY, VIGIL_REDIS_USER,\n"
             "  VIGIL_REDIS_PASSWORD, VIGIL_TOKENS_FILE, VIGIL_METRICS_TOKEN, VIGIL_MAX_FIELDS, VIGIL_MAX_DEPTH,\n"
             "  VIGIL_MAX_KEY_BYTES, VIGIL_MAX_LINES, VIGIL_MAX_RULES, VIGIL_MAX_SSE_CLIENTS, VIGIL_MAX_CONNS_PER_IP,\n"
-            "  VIGIL_REQUEST_TIMEOUT, VIGIL_MAX_HEADER_BYTES (secrets never as flags: a process's arguments are visible\n"
+            "  VIGIL_REQUEST_TIMEOUT, VIGIL_MAX_HEADER_BYTES, VIGIL_CLUSTER_INSTANCE, VIGIL_CLUSTER_LEASE,\n"
+            "  VIGIL_CLUSTER_HEARTBEAT, VIGIL_CLUSTER_STREAM, VIGIL_CLUSTER_SUBJECT, VIGIL_CLUSTER_KV_PREFIX\n"
+            "  (secrets never as flags: a process's arguments are visible\n"
             "  to every user)\n");
 }
 

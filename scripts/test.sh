@@ -28,7 +28,7 @@ cmake --build build-asan -j"$JOBS"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --output-on-failure -L unit)
 (cd build-asan && ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 \
-    ctest --output-on-failure -L integration)
+    ctest --output-on-failure -L integration -LE cluster)   # the cluster test runs once (above)
 # fuzz regression: every libFuzzer target once over its kept corpus (no fuzzing)
 echo "== fuzz corpora (tests/fuzz/regress.sh)"
 bash tests/fuzz/regress.sh

@@ -28,6 +28,19 @@ static const char *group_name(vigil_server *s, int g, char *buf, size_t n) {
     return buf;
 }
 
+/* The re-keyer is the owner of partition 0 of the key group whose name
+ * sorts first: every instance agrees on it by name (group indices are each
+ * instance's own: they follow its rule catalog's order). */
+static int rekey_pair(vigil_server *s, const char *gname, int p) {
+    if (p != 0 || !*gname) return 0;
+    vigil_ruleset *rs = vigil_router_ruleset(s->router);
+    int first = 1;
+    for (int g = 0; g < vigil_ruleset_group_count(rs) && first; g++)
+        if (vigil_ruleset_group_rule_count(rs, g) > 0 && strcmp(vigil_ruleset_group_key(rs, g), gname) < 0) first = 0;
+    vigil_ruleset_release(rs);
+    return first;
+}
+
 static void on_acquired(void *ud, int g, int p, uint64_t epoch) {
     vigil_server *s = ud;
     char gname[256];
@@ -45,7 +58,7 @@ static void on_acquired(void *ud, int g, int p, uint64_t epoch) {
         vigil_cluster_fenced(s->cluster, g, p);   /* set before the first callback */
         return;
     }
-    if (g == 0 && p == 0) vigil_rekey_set_active(s->ingest, 1);   /* one re-keyer: the first pair's owner */
+    if (rekey_pair(s, gname, p)) vigil_rekey_set_active(s->ingest, 1, epoch);   /* one re-keyer: the first pair's owner */
     if (s->outbox && vigil_outbox_pairs_add(s->outbox, gname, p, &err) != VIGIL_OK)
         vigil_log(VIGIL_LOG_ERROR, "cluster", "pair %s:p%d: its webhooks: %s", gname, p, err.msg);
     vigil_log(VIGIL_LOG_INFO, "cluster", "pair %s:p%d taken (epoch %llu), resuming after keyed sequence %llu", gname,
@@ -56,7 +69,7 @@ static void on_lost(void *ud, int g, int p) {
     vigil_server *s = ud;
     char gname[256];
     group_name(s, g, gname, sizeof gname);
-    if (g == 0 && p == 0) vigil_rekey_set_active(s->ingest, 0);
+    if (rekey_pair(s, gname, p)) vigil_rekey_set_active(s->ingest, 0, 0);   /* returns once its round is done */
     vigil_ingest_pair_stop(s->ingest, g, p);
     vigil_router_pair_close(s->router, g, p);
     vigil_error err;
@@ -73,15 +86,32 @@ static void on_fenced(void *ud, int g, int p, uint64_t epoch) {
     if (s->cluster) vigil_cluster_fenced(s->cluster, g, p);   /* a pair was ours: set */
 }
 
-/* The control wing's versions hooks: through our members entry (the
- * cluster wing starts after the control wing; until then nothing). */
+/* The cluster wing once vserver_cluster_start returned (the control wing's
+ * hooks start before it: until then they do nothing). */
+static vigil_cluster *ready(vigil_server *s) { return atomic_load(&s->cluster_ready) ? s->cluster : NULL; }
+
+/* The control wing's versions hooks, through our members entry. After every
+ * rule change the control wing applies, and every 2 s: our versions, and
+ * the key groups a change added into the pairs the cluster wing deals out
+ * (groups only grow, in order). */
 static void publish_versions(void *ud, const char *json) {
-    vigil_cluster *c = atomic_load(&((vigil_server *)ud)->cluster);
-    if (c) vigil_cluster_set_versions(c, json);
+    vigil_server *s = ud;
+    vigil_cluster *c = ready(s);
+    if (!c) return;
+    vigil_cluster_set_versions(c, json);
+    vigil_ruleset *rs = vigil_router_ruleset(s->router);
+    int ng = vigil_ruleset_group_count(rs);
+    if (ng > atomic_load(&s->cluster_groups)) {
+        const char *groups[64];
+        for (int g = 0; g < ng && g < 64; g++) groups[g] = vigil_ruleset_group_key(rs, g);
+        vigil_cluster_set_groups(c, groups, ng < 64 ? ng : 64);
+        atomic_store(&s->cluster_groups, ng);
+    }
+    vigil_ruleset_release(rs);
 }
 
 static cJSON *read_versions(void *ud) {
-    vigil_cluster *c = atomic_load(&((vigil_server *)ud)->cluster);
+    vigil_cluster *c = ready(ud);
     cJSON *all = c ? vigil_cluster_json(c) : NULL, *out = all ? cJSON_CreateObject() : NULL;
     const cJSON *m, *members = out ? cJSON_GetObjectItemCaseSensitive(all, "members") : NULL;
     cJSON_ArrayForEach(m, members) {
@@ -100,6 +130,30 @@ void vserver_cluster_hooks(vigil_server *s) {
     vigil_control_set_cluster_hooks(s->control, &h);
 }
 
+/* The pair fetcher and the re-keyer ask before each fetch: only while the
+ * lease is known fresh (a process paused past its lease fetches nothing). */
+static int may_fetch(void *ud, int g, int p, uint64_t epoch) {
+    vigil_server *s = ud;
+    return s->cluster && vigil_cluster_fresh_epoch(s->cluster, g, p) == epoch;
+}
+
+static int may_rekey(void *ud, uint64_t epoch) {
+    vigil_server *s = ud;
+    if (!s->cluster) return 0;
+    vigil_ruleset *rs = vigil_router_ruleset(s->router);
+    int ok = 0;
+    for (int g = 0; g < vigil_ruleset_group_count(rs) && !ok; g++)
+        ok = rekey_pair(s, vigil_ruleset_group_key(rs, g), 0) && vigil_cluster_fresh_epoch(s->cluster, g, 0) == epoch;
+    vigil_ruleset_release(rs);
+    return ok;
+}
+
+void vserver_cluster_rekey_hooks(vigil_server *s, vigil_rekey_config *rc) {
+    rc->gated = 1;   /* one re-keyer: the owner of the first pair (on_acquired) */
+    rc->may_rekey = may_rekey;
+    rc->may_ud = s;
+}
+
 static uint64_t pair_lag(void *ud, int g, int p) { return vigil_ingest_pair_pending(((vigil_server *)ud)->ingest, g, p); }
 
 void vserver_cluster_router(vigil_server *s, vigil_router_config *rc) {
@@ -113,7 +167,8 @@ void vserver_cluster_router(vigil_server *s, vigil_router_config *rc) {
 vigil_status vserver_cluster_start(vigil_server *s, vigil_error *err) {
     if (!s->cfg.cluster_instance) return VIGIL_OK;
     vigil_pairs_config pc = {.stream = s->cfg.cluster_stream, .subject = s->cfg.cluster_subject,
-                             .consumer = s->cfg.consumer, .partitions = s->cfg.partitions};
+                             .consumer = s->cfg.consumer, .partitions = s->cfg.partitions, .may_fetch = may_fetch,
+                             .ud = s};
     vigil_status st = vigil_ingest_pairs_start(s->ingest, &pc, err);
     if (st != VIGIL_OK) return st;
     vigil_ruleset *rs = vigil_router_ruleset(s->router);
@@ -129,6 +184,7 @@ vigil_status vserver_cluster_start(vigil_server *s, vigil_error *err) {
                                .heartbeat_ms = s->cfg.cluster_heartbeat_ms, .kv_prefix = s->cfg.cluster_kv_prefix,
                                .groups = groups, .ngroups = ng < 64 ? ng : 64, .partitions = s->cfg.partitions,
                                .acquired = on_acquired, .lost = on_lost, .ud = s};
+    atomic_store(&s->cluster_groups, ng);
     st = vigil_cluster_start(&cc, &s->cluster, err);   /* *out is set before its thread runs */
     vigil_ruleset_release(rs);
     if (st != VIGIL_OK) return st;

@@ -262,7 +262,8 @@ vigil_status vigil_server_start(const vigil_server_config *cfg, vigil_server **o
     /* issue 14 (h8): cluster mode rekeys the raw stream into the keyed one */
     if (s->cfg.cluster_instance) {
         vigil_rekey_config rkc = {.stream = s->cfg.cluster_stream, .subject = s->cfg.cluster_subject,
-                                  .partitions = s->cfg.partitions, .gated = 1};
+                                  .partitions = s->cfg.partitions};
+        vserver_cluster_rekey_hooks(s, &rkc);
         if ((st = vigil_rekey_start(s->ingest, &rkc, err)) != VIGIL_OK ||
             (st = vserver_cluster_start(s, err)) != VIGIL_OK) {
             vigil_server_stop(s);

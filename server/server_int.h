@@ -35,11 +35,13 @@ struct vigil_server {
     char *redis_url;               /* cfg.redis_url with redis.user/password in it (wiped at free) */
     vigil_cluster *cluster;        /* cluster mode: pair ownership (set before its first callback) */
     atomic_int cluster_ready;      /* vserver_cluster_start returned: hooks and GET /v1/cluster may use it */
+    atomic_int cluster_groups;     /* key groups the cluster wing deals pairs of (they only grow) */
 };
 
 /* cluster_run.c: cluster mode's lifecycle (each a no-op outside it) */
 void vserver_cluster_hooks(vigil_server *s);                           /* before vigil_control_cluster_start */
 void vserver_cluster_router(vigil_server *s, vigil_router_config *rc);
+void vserver_cluster_rekey_hooks(vigil_server *s, vigil_rekey_config *rc);
 void vserver_cluster_routes(vigil_server *s);                          /* GET /v1/cluster, before the edge starts */
 vigil_status vserver_cluster_start(vigil_server *s, vigil_error *err); /* last: the pairs come and go from now */
 void vserver_cluster_stop(vigil_server *s);                            /* first: every pair handed back */

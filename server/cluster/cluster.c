@@ -235,6 +235,17 @@ uint64_t vigil_cluster_epoch(vigil_cluster *c, int g, int p) {
     return e;
 }
 
+uint64_t vigil_cluster_fresh_epoch(vigil_cluster *c, int g, int p) {
+    if (!c || p < 0 || p >= c->cfg.partitions || g < 0) return 0;
+    int64_t now = vigil_now_ms();
+    pthread_mutex_lock(&c->mu);
+    const vcl_pair *pr = g < c->ngroups ? &c->pairs[g][p] : NULL;
+    uint64_t e = pr && pr->held && !pr->fenced && now - pr->renewed_ms < c->cfg.lease_ms - c->cfg.heartbeat_ms
+                     ? pr->epoch : 0;
+    pthread_mutex_unlock(&c->mu);
+    return e;
+}
+
 void vigil_cluster_fenced(vigil_cluster *c, int g, int p) {
     if (!c || p < 0 || p >= c->cfg.partitions || g < 0) return;
     pthread_mutex_lock(&c->mu);

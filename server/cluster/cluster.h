@@ -113,6 +113,12 @@ uint64_t vigil_cluster_epoch(vigil_cluster *c, int g, int p);
  * pair again at a later heartbeat if the lease turns out to be still its
  * own, with a new epoch. */
 void vigil_cluster_fenced(vigil_cluster *c, int g, int p);
+/* The epoch while the pair is held AND its lease was renewed less than
+ * lease - heartbeat ago (our clock), else 0: a process that was paused
+ * (SIGSTOP, a long GC-like stall) past its lease sees 0 before its thread
+ * notices the loss. Fetchers ask it before each fetch, so a paused owner
+ * never takes messages from the pair's next owner. Thread-safe. */
+uint64_t vigil_cluster_fresh_epoch(vigil_cluster *c, int g, int p);
 /* The key groups after a hot reload: groups must start with the current
  * ones in order (key groups only grow); the new ones are added and become
  * pairs at the next heartbeat. A list that drops or reorders groups is

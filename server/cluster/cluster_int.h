@@ -24,7 +24,7 @@ typedef struct vcl_pair {
     int fenced;              /* vigil_cluster_fenced asked for a loss */
     /* the cluster thread's alone */
     uint64_t rev;            /* the revision of our last write of the lease */
-    int64_t renewed_ms;      /* when that write succeeded (our clock) */
+    _Atomic int64_t renewed_ms;   /* when that write succeeded (our clock); read by vigil_cluster_fresh_epoch */
     /* the view of the last heartbeat, under mu */
     char owner[VCL_NAME];    /* "" when no live lease */
     uint64_t seen_epoch;

@@ -71,12 +71,17 @@ enum MHD_Result vigil_ingest_handle_events(void *ctx, struct MHD_Connection *c, 
 
 /* Cluster mode (pair_fetch.c, DESIGN.md §7): the owned (key group,
  * partition) pairs of the keyed stream, each with its durable pull consumer
- * "<consumer>-<group token>-p<p>" on "<subject>.<group token>.<p>". */
+ * "<consumer>-<group token>-p<p>-e<epoch>" on "<subject>.<group token>.<p>"
+ * (one per ownership: taking a pair deletes the previous owner's). */
 typedef struct vigil_pairs_config {
     const char *stream;                 /* the keyed stream, "VIGIL_KEYED" */
     const char *subject;                /* "vigil.keyed" */
     const char *consumer;               /* the consumers' base name, "vigil" */
     int partitions;                     /* P */
+    /* asked before each fetch of pair (g, p) held with epoch: 0 = not now (the
+     * lease is not known fresh: a paused process must not fetch); NULL: always */
+    int (*may_fetch)(void *ud, int g, int p, uint64_t epoch);
+    void *ud;
 } vigil_pairs_config;
 /* Start the pair fetcher (no pair yet). Needs JetStream (after vigil_ingest_start). */
 vigil_status vigil_ingest_pairs_start(vigil_ingest *ig, const vigil_pairs_config *pc, vigil_error *err);
@@ -141,6 +146,9 @@ typedef struct vigil_rekey_config {
     int gated;             /* 1: the raw consumer is read only while vigil_rekey_set_active(ig, 1) holds: one
                               re-keyer at a time keeps every pair's copies in raw stream order (cluster mode:
                               the owner of the first pair); 0: every instance pulls from it */
+    int (*may_rekey)(void *ud, uint64_t epoch);   /* gated: asked before each round; 0 = not now (the
+                                                     re-keying's lease is not known fresh); NULL: always */
+    void *may_ud;
 } vigil_rekey_config;
 
 /* Start the rekey stage on a started ingest with cfg->cluster and
@@ -154,14 +162,17 @@ typedef struct vigil_rekey_config {
  * subject would also capture, a keyed stream configured otherwise),
  * VIGIL_EUNAVAILABLE (JetStream unreachable), VIGIL_ENOMEM. */
 vigil_status vigil_rekey_start(vigil_ingest *ig, const vigil_rekey_config *cfg, vigil_error *err);
+/* Gated (see vigil_rekey_config.gated): start (on = 1) or stop re-keying the
+ * raw stream here; stopping returns once the round in progress is done
+ * (at most ack_timeout_ms + 5 s). Starting (with the epoch of the pair that
+ * makes this instance the re-keyer) deletes the previous re-keyer's durable
+ * consumer and creates "<consumer>-e<epoch>" at its ack floor + 1, so its
+ * unacked messages come first, in order (their copies stored before are
+ * dropped as duplicates), and a paused previous re-keyer cannot fetch. */
+void vigil_rekey_set_active(vigil_ingest *ig, int on, uint64_t epoch);
 /* Stop the rekey worker (it finishes its round: at most ack_timeout_ms +
  * 0.5 s) and release its subscription; the durable consumer stays. Also
  * called by vigil_ingest_stop_intake and vigil_ingest_destroy; idempotent. */
-/* Gated (see vigil_rekey_config.gated): start (on = 1) or stop re-keying the
- * raw stream here. Starting repositions the shared durable consumer at its
- * ack floor + 1, so a previous re-keyer's unacked messages come first, in
- * order (their copies stored before are dropped as duplicates). */
-void vigil_rekey_set_active(vigil_ingest *ig, int on);
 void vigil_rekey_stop(vigil_ingest *ig);
 
 #endif

@@ -60,6 +60,9 @@ void vingest_bad_line(void *ud, const vigil_batch_error *e);
 void vingest_pairs_free(vigil_ingest *ig);
 
 /* jetstream.c */
+vigil_status vjs_take_consumer(jsCtx *js, const char *stream, const char *family, const char *name,
+                               const char *subject, uint64_t start_seq, int64_t ack_wait_ns, int max_ack_pending,
+                               vigil_error *err);
 vigil_status vjs_position_consumer(jsCtx *js, const char *stream, const char *consumer, const char *subject,
                                    int64_t ack_wait_ns, int max_ack_pending, vigil_error *err);
 vigil_status vjs_start(vigil_ingest *ig, vigil_error *err);

@@ -154,6 +154,70 @@ vigil_status vjs_position_consumer(jsCtx *js, const char *stream, const char *co
     return VIGIL_OK;
 }
 
+/* Cluster mode: a durable consumer that changes hands. Every earlier
+ * incarnation (a durable named `family` or `family-e<N>`) is deleted, so a
+ * paused previous owner's subscription finds nothing to fetch (it would
+ * otherwise take messages from the new owner: delivered to it, they come
+ * back only after AckWait, behind later ones). `name` is created at
+ * start_seq, or (start_seq 0) at the highest ack floor of the deleted ones
+ * + 1, so delivery resumes in stream order from the first message that may
+ * not be done. */
+vigil_status vjs_take_consumer(jsCtx *js, const char *stream, const char *family, const char *name,
+                               const char *subject, uint64_t start_seq, int64_t ack_wait_ns, int max_ack_pending,
+                               vigil_error *err) {
+    jsConsumerNamesList *names = NULL;
+    jsErrCode jerr = 0;
+    natsStatus ns = js_ConsumerNames(&names, js, stream, NULL, &jerr);
+    if (ns != NATS_OK && ns != NATS_NOT_FOUND)
+        return vigil_error_set(err, VIGIL_EUNAVAILABLE, "JetStream: cannot list the consumers of %s: %s", stream,
+                               natsStatus_GetText(ns));
+    size_t fl = strlen(family);
+    uint64_t floor = 0;
+    for (int i = 0; names && i < names->Count; i++) {
+        const char *n = names->List[i];
+        if (strncmp(n, family, fl) != 0 || (n[fl] && strncmp(n + fl, "-e", 2) != 0)) continue;
+        jsConsumerInfo *ci = NULL;
+        if (js_GetConsumerInfo(&ci, js, stream, n, NULL, &jerr) == NATS_OK) {
+            uint64_t f = ci->AckFloor.Stream;
+            if (ci->Config && ci->Config->DeliverPolicy == js_DeliverByStartSequence && ci->Config->OptStartSeq > f + 1)
+                f = ci->Config->OptStartSeq - 1;
+            if (f > floor) floor = f;
+            jsConsumerInfo_Destroy(ci);
+        }
+        ns = js_DeleteConsumer(js, stream, n, NULL, &jerr);
+        if (ns != NATS_OK && ns != NATS_NOT_FOUND) {
+            jsConsumerNamesList_Destroy(names);
+            return vigil_error_set(err, VIGIL_EUNAVAILABLE, "JetStream: cannot delete consumer %s: %s", n,
+                                   natsStatus_GetText(ns));
+        }
+    }
+    jsConsumerNamesList_Destroy(names);
+    if (!start_seq) start_seq = floor + 1;
+    jsConsumerConfig cc;
+    jsConsumerConfig_Init(&cc);
+    cc.Durable = name;
+    cc.AckPolicy = js_AckExplicit;
+    cc.AckWait = ack_wait_ns;
+    cc.MaxDeliver = -1;
+    cc.MaxAckPending = max_ack_pending;
+    cc.FilterSubject = subject;
+    if (start_seq > 1) {
+        cc.DeliverPolicy = js_DeliverByStartSequence;
+        cc.OptStartSeq = start_seq;
+    } else {
+        cc.DeliverPolicy = js_DeliverAll;
+    }
+    jsConsumerInfo *ci = NULL;
+    ns = js_AddConsumer(&ci, js, stream, &cc, NULL, &jerr);
+    if (ns != NATS_OK)
+        return vigil_error_set(err, VIGIL_EUNAVAILABLE, "JetStream: cannot create consumer %s: %s (error %d)", name,
+                               natsStatus_GetText(ns), (int)jerr);
+    jsConsumerInfo_Destroy(ci);
+    vigil_log(VIGIL_LOG_INFO, "ingest", "JetStream consumer %s on %s starts at stream sequence %llu", name, stream,
+              (unsigned long long)start_seq);
+    return VIGIL_OK;
+}
+
 static vigil_status position_consumer(vigil_ingest *ig, vigil_error *err) {
     return vjs_position_consumer(ig->js, ig->cfg.stream, ig->cfg.consumer, ig->cfg.subject, ACK_WAIT_NS,
                                  MAX_ACK_PENDING, err);

@@ -93,36 +93,19 @@ static void psrc_done(vigil_source *src, void *ud) {
 
 static vigil_status make_consumer(vigil_ingest *ig, struct vpairs *ps, vpslot *s, uint64_t start_seq,
                                   vigil_error *err) {
-    char durable[VIGIL_PAIR_NAME_MAX], subject[VIGIL_PAIR_NAME_MAX];
-    if (vigil_pair_consumer(durable, sizeof durable, ps->consumer, s->gname, s->p) < 0 ||
+    char family[VIGIL_PAIR_NAME_MAX], durable[VIGIL_PAIR_NAME_MAX + 32], subject[VIGIL_PAIR_NAME_MAX];
+    if (vigil_pair_consumer(family, sizeof family, ps->consumer, s->gname, s->p) < 0 ||
         vigil_pair_subject(subject, sizeof subject, ps->subject, s->gname, s->p) < 0)
         return vigil_error_set(err, VIGIL_EINVAL, "pair %s:p%d: its consumer or subject name is too long", s->gname,
                                s->p);
+    /* one durable per ownership (its epoch in the name): the previous owner's is deleted, so it cannot
+     * fetch from ours even if it was paused and does not know yet */
+    snprintf(durable, sizeof durable, "%s-e%llu", family, (unsigned long long)s->epoch);
+    vigil_status st = vjs_take_consumer(ig->js, ps->stream, family, durable, subject, start_seq > 1 ? start_seq : 1,
+                                        PAIR_ACK_WAIT_NS, PAIR_MAX_ACK_PENDING, err);
+    if (st != VIGIL_OK) return st;
     jsErrCode jerr = 0;
-    natsStatus ns = js_DeleteConsumer(ig->js, ps->stream, durable, NULL, &jerr);
-    if (ns != NATS_OK && ns != NATS_NOT_FOUND)
-        return vigil_error_set(err, VIGIL_EUNAVAILABLE, "JetStream: cannot reset consumer %s: %s", durable,
-                               natsStatus_GetText(ns));
-    jsConsumerConfig cc;
-    jsConsumerConfig_Init(&cc);
-    cc.Durable = durable;
-    cc.AckPolicy = js_AckExplicit;
-    cc.AckWait = PAIR_ACK_WAIT_NS;
-    cc.MaxDeliver = -1;
-    cc.MaxAckPending = PAIR_MAX_ACK_PENDING;
-    cc.FilterSubject = subject;
-    if (start_seq > 1) {
-        cc.DeliverPolicy = js_DeliverByStartSequence;
-        cc.OptStartSeq = start_seq;
-    } else {
-        cc.DeliverPolicy = js_DeliverAll;
-    }
-    jsConsumerInfo *ci = NULL;
-    ns = js_AddConsumer(&ci, ig->js, ps->stream, &cc, NULL, &jerr);
-    if (ns != NATS_OK)
-        return vigil_error_set(err, VIGIL_EUNAVAILABLE, "JetStream: cannot create consumer %s: %s (error %d)", durable,
-                               natsStatus_GetText(ns), (int)jerr);
-    jsConsumerInfo_Destroy(ci);
+    natsStatus ns;
     jsSubOptions so;
     jsSubOptions_Init(&so);
     so.Stream = ps->stream;
@@ -242,6 +225,13 @@ static void *fetcher_main(void *arg) {
             continue;
         }
         next = i + 1;
+        if (ps->cfg.may_fetch && !ps->cfg.may_fetch(ps->cfg.ud, snap.g, snap.p, snap.epoch)) {   /* lease not fresh */
+            pthread_mutex_lock(&ps->mu);
+            ps->slots[i].busy = 0;
+            pthread_cond_broadcast(&ps->idle);
+            pthread_mutex_unlock(&ps->mu);
+            continue;
+        }
         natsMsgList list = {0};
         jsFetchRequest fr;
         jsFetchRequest_Init(&fr);

@@ -58,7 +58,7 @@ struct vrekey_pub {
 };
 
 typedef struct vrekey {
-    char stream[128], subject[256], consumer[160];
+    char stream[128], subject[256], consumer[232];   /* the family and "-e<epoch>" (gated) */
     int partitions, max_pending, ack_timeout_ms;
     jsCtx *js;                   /* the worker's management context (consumer info, bind) */
     natsSubscription *sub;       /* the shared durable pull consumer */
@@ -68,7 +68,11 @@ typedef struct vrekey {
     atomic_int stop;
     int gated;                   /* cluster mode: only the instance told so (vigil_rekey_set_active) re-keys */
     atomic_int want_active;      /* gated: told to re-key */
-    int active;                  /* gated: the worker's state (its thread only) */
+    _Atomic uint64_t epoch;      /* gated: the re-keying's epoch (the first pair's): its consumer's name */
+    char family[200];            /* gated: the consumer's name without "-e<epoch>" */
+    int (*may_rekey)(void *ud, uint64_t epoch);   /* gated: asked before each round */
+    void *may_ud;
+    atomic_int active;           /* gated: the worker's state (written by its thread only) */
 } vrekey;
 
 /* ---- publishing copies ------------------------------------------------------------ */
@@ -463,25 +467,34 @@ static void *worker_main(void *arg) {
     vrekey *rk = atomic_load(&ig->rekey);
     int errors = 0;
     while (!atomic_load(&rk->stop)) {
-        if (rk->gated && atomic_load(&rk->want_active) != rk->active) {   /* handed the re-keying, or giving it up */
+        if (rk->gated && atomic_load(&rk->want_active) != atomic_load(&rk->active)) {   /* handed the re-keying, or giving it up */
             if (rk->sub) natsSubscription_Destroy(rk->sub);
             rk->sub = NULL;
-            rk->active = !rk->active;
-            if (rk->active) {   /* resume in stream order at the ack floor: a dead re-keyer's unacked messages first */
+            atomic_store(&rk->active, !atomic_load(&rk->active));
+            if (atomic_load(&rk->active)) {   /* resume in stream order at the ack floor: a dead re-keyer's unacked messages first */
                 vigil_error err;
                 vigil_error_clear(&err);
-                if (vjs_position_consumer(rk->js, ig->cfg.stream, rk->consumer, ig->cfg.subject, ACK_WAIT_NS,
-                                          MAX_ACK_PENDING, &err) != VIGIL_OK) {
+                /* a consumer of our own (the epoch in its name): the previous re-keyer's is deleted, so a
+                 * paused one cannot fetch from ours */
+                snprintf(rk->consumer, sizeof rk->consumer, "%s-e%llu", rk->family,
+                         (unsigned long long)atomic_load(&rk->epoch));
+                if (vjs_take_consumer(rk->js, ig->cfg.stream, rk->family, rk->consumer, ig->cfg.subject, 0, ACK_WAIT_NS,
+                                      MAX_ACK_PENDING, &err) != VIGIL_OK) {
                     vigil_log(VIGIL_LOG_ERROR, "ingest", "rekey: %s; retrying", err.msg);
-                    rk->active = 0;
+                    atomic_store(&rk->active, 0);
                     usleep(200000);
                     continue;
                 }
             }
-            vigil_log(VIGIL_LOG_INFO, "ingest", "rekey: this instance %s re-keying %s", rk->active ? "starts" : "stops",
+            vigil_log(VIGIL_LOG_INFO, "ingest", "rekey: this instance %s re-keying %s", atomic_load(&rk->active) ? "starts" : "stops",
                       ig->cfg.stream);
         }
-        if (rk->gated && !rk->active) {
+        if (rk->gated && atomic_load(&rk->active) && rk->may_rekey &&
+            !rk->may_rekey(rk->may_ud, atomic_load(&rk->epoch))) {   /* our lease is not known fresh: wait */
+            usleep(50000);
+            continue;
+        }
+        if (rk->gated && !atomic_load(&rk->active)) {
             usleep(50000);
             continue;
         }
@@ -589,8 +602,8 @@ vigil_status vigil_rekey_start(vigil_ingest *ig, const vigil_rekey_config *cfg, 
     const char *stream = cfg->stream ? cfg->stream : "VIGIL_KEYED", *subject = cfg->subject ? cfg->subject : "vigil.keyed";
     int bad = (size_t)snprintf(rk->stream, sizeof rk->stream, "%s", stream) >= sizeof rk->stream ||
               (size_t)snprintf(rk->subject, sizeof rk->subject, "%s", subject) >= sizeof rk->subject;
-    if (cfg->consumer) bad |= (size_t)snprintf(rk->consumer, sizeof rk->consumer, "%s", cfg->consumer) >= sizeof rk->consumer;
-    else bad |= (size_t)snprintf(rk->consumer, sizeof rk->consumer, "%s-rekey", ig->cfg.consumer) >= sizeof rk->consumer;
+    if (cfg->consumer) bad |= (size_t)snprintf(rk->consumer, sizeof rk->consumer, "%s", cfg->consumer) >= sizeof rk->family;
+    else bad |= (size_t)snprintf(rk->consumer, sizeof rk->consumer, "%s-rekey", ig->cfg.consumer) >= sizeof rk->family;
     rk->partitions = cfg->partitions > 0 ? cfg->partitions : 16;
     rk->max_pending = cfg->max_pending > 0 ? cfg->max_pending : 4096;
     rk->ack_timeout_ms = cfg->ack_timeout_ms > 0 ? cfg->ack_timeout_ms : 10000;
@@ -611,6 +624,9 @@ vigil_status vigil_rekey_start(vigil_ingest *ig, const vigil_rekey_config *cfg, 
         st = vigil_error_set(err, VIGIL_EUNAVAILABLE, "JetStream: %s", natsStatus_GetText(ns));
     if (st == VIGIL_OK) st = keyed_stream(rk, 1, err);
     rk->gated = cfg->gated;
+    rk->may_rekey = cfg->may_rekey;
+    rk->may_ud = cfg->may_ud;
+    snprintf(rk->family, sizeof rk->family, "%s", rk->consumer);
     if (st == VIGIL_OK && !rk->gated) st = bind_raw(ig, rk, err);
     if (st == VIGIL_OK && !(rk->pub = pub_create(ig->nc, rk->max_pending, err))) st = VIGIL_EUNAVAILABLE;
     if (st != VIGIL_OK) {
@@ -629,9 +645,14 @@ vigil_status vigil_rekey_start(vigil_ingest *ig, const vigil_rekey_config *cfg, 
     return VIGIL_OK;
 }
 
-void vigil_rekey_set_active(vigil_ingest *ig, int on) {
+void vigil_rekey_set_active(vigil_ingest *ig, int on, uint64_t epoch) {
     vrekey *rk = ig ? atomic_load(&ig->rekey) : NULL;
-    if (rk) atomic_store(&rk->want_active, on != 0);
+    if (!rk) return;
+    if (on) atomic_store(&rk->epoch, epoch);
+    atomic_store(&rk->want_active, on != 0);
+    /* stopping waits for the round in progress (at most ack_timeout_ms): the next re-keyer starts after it */
+    for (int waited = 0; !on && rk->started && atomic_load(&rk->active) && waited < rk->ack_timeout_ms + 5000; waited += 10)
+        usleep(10000);
 }
 
 void vigil_rekey_stop(vigil_ingest *ig) {
