@@ -626,7 +626,7 @@ vigil_status vigil_rekey_start(vigil_ingest *ig, const vigil_rekey_config *cfg, 
     rk->gated = cfg->gated;
     rk->may_rekey = cfg->may_rekey;
     rk->may_ud = cfg->may_ud;
-    snprintf(rk->family, sizeof rk->family, "%s", rk->consumer);
+    snprintf(rk->family, sizeof rk->family, "%.199s", rk->consumer);   /* checked above to fit */
     if (st == VIGIL_OK && !rk->gated) st = bind_raw(ig, rk, err);
     if (st == VIGIL_OK && !(rk->pub = pub_create(ig->nc, rk->max_pending, err))) st = VIGIL_EUNAVAILABLE;
     if (st != VIGIL_OK) {

@@ -54,7 +54,22 @@
 #define P 8
 #define KEYED "VIGIL_KEYED"
 #define RAW "VIGIL_EVENTS"
-#define REKEY "vigil-rekey"
+#define REKEY "vigil-rekey"   /* the re-keyer's consumer: REKEY "-e<epoch>" (one per re-keyer) */
+
+/* The name of the re-keyer's consumer now (the one of the family REKEY), in buf; 0 when none. */
+static int rekey_consumer(jsCtx *j, char *buf, size_t n) {
+    jsConsumerNamesList *l = NULL;
+    jsErrCode jerr = 0;
+    int found = 0;
+    if (js_ConsumerNames(&l, j, RAW, NULL, &jerr) == NATS_OK)
+        for (int i = 0; i < l->Count && !found; i++)
+            if (strncmp(l->List[i], REKEY "-e", strlen(REKEY "-e")) == 0) {
+                snprintf(buf, n, "%s", l->List[i]);
+                found = 1;
+            }
+    jsConsumerNamesList_Destroy(l);
+    return found;
+}
 #define WAIT_MS 10000
 
 static char *dir;
@@ -152,8 +167,12 @@ static void expect_no_copy(const char *id, const char *group) {
 static uint64_t ack_floor(void) {
     jsConsumerInfo *ci = NULL;
     jsErrCode jerr = 0;
-    if (js_GetConsumerInfo(&ci, js, RAW, REKEY, NULL, &jerr) != NATS_OK) return 0;
-    uint64_t f = ci->AckFloor.Stream;
+    char name[256];
+    if (!rekey_consumer(js, name, sizeof name) || js_GetConsumerInfo(&ci, js, RAW, name, NULL, &jerr) != NATS_OK)
+        return 0;
+    uint64_t f = ci->AckFloor.Stream;   /* a consumer made at sequence N reports 0 until it acks */
+    if (ci->Config && ci->Config->DeliverPolicy == js_DeliverByStartSequence && ci->Config->OptStartSeq > f + 1)
+        f = ci->Config->OptStartSeq - 1;
     jsConsumerInfo_Destroy(ci);
     return f;
 }
@@ -359,7 +378,9 @@ static void test_start(void) {
     CU_ASSERT_EQUAL(si->Config->Duplicates, 120LL * 1000000000LL);
     jsStreamInfo_Destroy(si);
     jsConsumerInfo *ci = NULL;
-    CU_ASSERT_EQUAL(js_GetConsumerInfo(&ci, js, RAW, REKEY, NULL, &jerr), NATS_OK);
+    char name[256] = "";
+    CU_ASSERT_FATAL(rekey_consumer(js, name, sizeof name));   /* created by the re-keyer, with its epoch */
+    CU_ASSERT_EQUAL(js_GetConsumerInfo(&ci, js, RAW, name, NULL, &jerr), NATS_OK);
     if (ci) {
         CU_ASSERT_EQUAL(ci->Config->AckPolicy, js_AckExplicit);
         CU_ASSERT(ci->Config->MaxAckPending > 0 && ci->Config->MaxAckPending <= 10000);
