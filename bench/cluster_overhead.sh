@@ -46,6 +46,7 @@ cleanup() {
     rm -rf "$TMP"
 }
 trap cleanup EXIT
+[ "${KEEP:-0}" = 1 ] && trap - EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 cpu_ticks() {   # utime + stime of the pids, in clock ticks
@@ -117,7 +118,7 @@ run_mode() {   # mode round -> "secs cpu_s"
     for p in "${vpids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
     for p in "${vpids[@]}"; do wait "$p" 2>/dev/null || true; done
     if [ "$got" -lt "$want" ]; then echo "cluster_overhead: $mode processed $got of $want deliveries" >&2; fi
-    python3 -c "print('%.3f %.3f %d' % ($t1 - $t0, $ticks / $HZ, $got))"
+    python3 -c "print('%.3f %.3f %d' % ($t1 - $t0, $ticks / $HZ, $got))" > "$TMP/result"
 }
 
 echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'); commit $(git -C "$ROOT" rev-parse --short HEAD); $(nproc) cores; load $(cut -d' ' -f1 /proc/loadavg)"
@@ -125,7 +126,8 @@ echo "events: $EVENTS transactions (x2 key groups), P = $PARTITIONS, $ROUNDS rou
 declare -A SECS CPU
 for r in $(seq "$ROUNDS"); do
     for m in $MODES; do
-        read -r s c g < <(run_mode "$m" "$r")
+        run_mode "$m" "$r"   # not in a subshell: it restarts nats-server (PIDS[0])
+        read -r s c g < "$TMP/result"
         echo "round $r $m: ${s}s wall, ${c}s CPU, $g deliveries"
         SECS[$m]="${SECS[$m]:-} $s"; CPU[$m]="${CPU[$m]:-} $c"
     done
