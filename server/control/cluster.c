@@ -19,8 +19,8 @@
  * started elsewhere gets a compare here from its start (counting this
  * instance's alerts); the stored compare records are not read back.
  *
- * Versions per instance: through the hooks (control.h), or this file's own
- * over NATS (vigil.control.versions), kept for VIGIL_CONTROL_PEER_TTL_MS. */
+ * Versions per instance: through the hooks (control.h): the server wires
+ * them to the cluster wing's members entries (server/cluster_run.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +30,6 @@
 #include "server/common/log.h"
 
 #define CMP_RECORD "~compare:"   /* compare.c's records: per instance, not read back */
-#define PEERS_MAX 256            /* instances the own versions table keeps */
 
 /* ---- life ------------------------------------------------------------------------------ */
 
@@ -204,77 +203,6 @@ static char *versions_json(vigil_control *c) {
     return s;
 }
 
-/* The own hooks: publish on NATS, keep the others' (and our own). */
-static void own_publish(void *ud, const char *json) {
-    vigil_control *c = ud;
-    cJSON *v = cJSON_Parse(json);
-    if (!v) return;
-    int64_t now = vigil_now_ms();
-    cJSON *m = cJSON_CreateObject();
-    cJSON_AddStringToObject(m, "instance", c->instance);
-    cJSON_AddItemToObject(m, "versions", cJSON_Duplicate(v, 1));
-    cJSON_AddNumberToObject(m, "at_ms", (double)now);
-    char *body = cJSON_PrintUnformatted(m);
-    cJSON_Delete(m);
-    if (body && c->nc) natsConnection_PublishString(c->nc, VIGIL_CONTROL_VERSIONS_SUBJECT, body);
-    free(body);
-    pthread_mutex_lock(&c->cl_mu);
-    if (!c->peers) c->peers = cJSON_CreateObject();
-    cJSON *e = cJSON_CreateObject();
-    cJSON_AddNumberToObject(e, "at_ms", (double)now);
-    cJSON_AddItemToObject(e, "versions", v);
-    cJSON_DeleteItemFromObjectCaseSensitive(c->peers, c->instance);
-    cJSON_AddItemToObject(c->peers, c->instance, e);
-    pthread_mutex_unlock(&c->cl_mu);
-}
-
-static void on_versions(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *ud) {
-    (void)nc;
-    (void)sub;
-    vigil_control *c = ud;
-    cJSON *o = cJSON_ParseWithLength(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg));
-    const cJSON *in = cJSON_GetObjectItemCaseSensitive(o, "instance");
-    cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "versions");
-    if (cJSON_IsString(in) && cJSON_IsObject(v) && strcmp(in->valuestring, c->instance) != 0 &&
-        strlen(in->valuestring) < sizeof c->instance) {
-        cJSON *e = cJSON_CreateObject();
-        cJSON_AddNumberToObject(e, "at_ms", (double)vigil_now_ms());   /* our clock: the age is ours to judge */
-        cJSON_AddItemToObject(e, "versions", cJSON_DetachItemViaPointer(o, v));
-        pthread_mutex_lock(&c->cl_mu);
-        if (!c->peers) c->peers = cJSON_CreateObject();
-        int known = cJSON_GetObjectItemCaseSensitive(c->peers, in->valuestring) != NULL;
-        if (known || cJSON_GetArraySize(c->peers) < PEERS_MAX) {
-            cJSON_DeleteItemFromObjectCaseSensitive(c->peers, in->valuestring);
-            cJSON_AddItemToObject(c->peers, in->valuestring, e);
-        } else {
-            cJSON_Delete(e);
-        }
-        pthread_mutex_unlock(&c->cl_mu);
-    }
-    cJSON_Delete(o);
-    natsMsg_Destroy(msg);
-}
-
-static cJSON *own_read(void *ud) {
-    vigil_control *c = ud;
-    cJSON *out = cJSON_CreateObject();
-    int64_t now = vigil_now_ms();
-    pthread_mutex_lock(&c->cl_mu);
-    cJSON *e = c->peers ? c->peers->child : NULL;
-    while (e) {
-        cJSON *next = e->next;
-        int64_t at = (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(e, "at_ms"));
-        if (now - at > VIGIL_CONTROL_PEER_TTL_MS) {   /* gone: forget it */
-            cJSON_Delete(cJSON_DetachItemViaPointer(c->peers, e));
-        } else {
-            cJSON_AddItemToObject(out, e->string, cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(e, "versions"), 1));
-        }
-        e = next;
-    }
-    pthread_mutex_unlock(&c->cl_mu);
-    return out;
-}
-
 void vctl_cluster_add_instances(vigil_control *c, cJSON *rules, int is_array) {
     if (!vctl_clustered(c) || !c->hooks.read_versions) return;
     cJSON *all = c->hooks.read_versions(c->hooks.ud);
@@ -348,16 +276,12 @@ void vigil_control_set_cluster_hooks(vigil_control *c, const vigil_control_clust
 
 vigil_status vigil_control_cluster_start(vigil_control *c, natsConnection *nc, vigil_error *err) {
     if (!vctl_clustered(c)) return VIGIL_OK;
-    int own = !c->hooks.publish_versions && !c->hooks.read_versions;
-    if (own) c->hooks = (vigil_control_cluster_hooks){.publish_versions = own_publish, .read_versions = own_read, .ud = c};
     pthread_mutex_lock(&c->mu);
     c->nc = nc;
     pthread_mutex_unlock(&c->mu);
     natsStatus ns = NATS_OK;
     if (nc) {
         ns = natsConnection_Subscribe(&c->sub_rules, nc, VIGIL_CONTROL_NOTICE_SUBJECT, on_notice, c);
-        if (ns == NATS_OK && own)
-            ns = natsConnection_Subscribe(&c->sub_versions, nc, VIGIL_CONTROL_VERSIONS_SUBJECT, on_versions, c);
         if (ns == NATS_OK) ns = natsConnection_Flush(nc);   /* subscribed before the first change */
     }
     if (ns != NATS_OK)
@@ -374,7 +298,6 @@ vigil_status vigil_control_cluster_start(vigil_control *c, natsConnection *nc, v
 
 void vctl_cluster_stop(vigil_control *c) {
     if (c->sub_rules) natsSubscription_Unsubscribe(c->sub_rules);
-    if (c->sub_versions) natsSubscription_Unsubscribe(c->sub_versions);
     if (c->cl_started) {
         wake(c);
         pthread_join(c->cl_th, NULL);
@@ -384,10 +307,7 @@ void vctl_cluster_stop(vigil_control *c) {
 
 void vctl_cluster_free(vigil_control *c) {
     natsSubscription_Destroy(c->sub_rules);
-    natsSubscription_Destroy(c->sub_versions);
-    c->sub_rules = c->sub_versions = NULL;
-    cJSON_Delete(c->peers);
-    c->peers = NULL;
+    c->sub_rules = NULL;
     pthread_cond_destroy(&c->cl_cv);
     pthread_mutex_destroy(&c->cl_mu);
 }

@@ -99,15 +99,11 @@ void vigil_control_batch_alerts(void *ud, const struct vigil_alert_record *a, si
  *     every change it applies and every VIGIL_CONTROL_SYNC_MS;
  *   read_versions(ud): every live member's, as a cJSON object the caller
  *     deletes: {"<instance>": {"<rule>": <version>, …}, …} (NULL: unknown).
- * Without hooks the wing uses its own: each instance publishes
- * {"instance","versions":{…},"at_ms"} on `vigil.control.versions` every
- * VIGIL_CONTROL_SYNC_MS and keeps the others' for VIGIL_CONTROL_PEER_TTL_MS.
+ * Without hooks no instance's versions are shown.
  * GET /v1/rules and /v1/rules/{name} then add to each rule "instances":
  * {"<instance>": <version> | null (a member that runs no version of it)}. */
 #define VIGIL_CONTROL_NOTICE_SUBJECT "vigil.control.rules"
-#define VIGIL_CONTROL_VERSIONS_SUBJECT "vigil.control.versions"
 #define VIGIL_CONTROL_SYNC_MS 2000
-#define VIGIL_CONTROL_PEER_TTL_MS 10000
 
 struct cJSON;
 typedef struct vigil_control_cluster_hooks {
@@ -115,7 +111,7 @@ typedef struct vigil_control_cluster_hooks {
     struct cJSON *(*read_versions)(void *ud);
     void *ud;
 } vigil_control_cluster_hooks;
-/* Before vigil_control_cluster_start; NULL: the wing's own (NATS). */
+/* Before vigil_control_cluster_start; NULL: none (no "instances" shown). */
 void vigil_control_set_cluster_hooks(vigil_control *ctl, const vigil_control_cluster_hooks *hooks);
 /* Listen for notices and start the periodic check (nc borrowed: it must
  * outlive vigil_control_stop). Only with cfg.instance set (else a no-op).

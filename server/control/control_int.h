@@ -103,13 +103,12 @@ struct vigil_control {
     uint64_t gen;                    /* the catalog generation this instance runs (under mu) */
     uint64_t failed_gen;             /* a generation whose catalog cannot run here (logged once) */
     natsConnection *nc;
-    natsSubscription *sub_rules, *sub_versions;
+    natsSubscription *sub_rules;
     vigil_control_cluster_hooks hooks;
-    pthread_mutex_t cl_mu;           /* cl_cv, peers */
+    pthread_mutex_t cl_mu;           /* cl_cv */
     pthread_cond_t cl_cv;
     pthread_t cl_th;
     int cl_started, cl_wake;
-    struct cJSON *peers;             /* the own hooks: {"<instance>": {"at_ms":…, "versions":{…}}} */
     atomic_ullong notice_gen;        /* the newest generation another instance announced */
     atomic_ullong syncs, notices_sent, notices_seen, conflicts;
 };

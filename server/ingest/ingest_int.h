@@ -63,8 +63,6 @@ void vingest_pairs_free(vigil_ingest *ig);
 vigil_status vjs_take_consumer(jsCtx *js, const char *stream, const char *family, const char *name,
                                const char *subject, uint64_t start_seq, int64_t ack_wait_ns, int max_ack_pending,
                                vigil_error *err);
-vigil_status vjs_position_consumer(jsCtx *js, const char *stream, const char *consumer, const char *subject,
-                                   int64_t ack_wait_ns, int max_ack_pending, vigil_error *err);
 vigil_status vjs_start(vigil_ingest *ig, vigil_error *err);
 void vjs_stop_fetch(vigil_ingest *ig);
 void vjs_stop(vigil_ingest *ig);

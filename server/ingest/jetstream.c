@@ -104,57 +104,8 @@ static vigil_status ensure_stream(vigil_ingest *ig, vigil_error *err) {
     return VIGIL_OK;
 }
 
-/* (Re)create durable `consumer` on `stream` at its ack floor + 1 (see the
- * top of this file: delivery resumes in stream order from the first
- * message that may not be applied everywhere). The rekey stage uses it when
- * an instance becomes the re-keyer (rekey.c). */
-vigil_status vjs_position_consumer(jsCtx *js, const char *stream, const char *consumer, const char *subject,
-                                   int64_t ack_wait_ns, int max_ack_pending, vigil_error *err) {
-    jsConsumerInfo *ci = NULL;
-    jsErrCode jerr = 0;
-    uint64_t floor = 0;
-    natsStatus ns = js_GetConsumerInfo(&ci, js, stream, consumer, NULL, &jerr);
-    if (ns == NATS_OK) {
-        floor = ci->AckFloor.Stream;
-        /* a consumer we created at sequence N that acked nothing yet reports
-         * floor 0, though everything before N was acked by its predecessor */
-        if (ci->Config && ci->Config->DeliverPolicy == js_DeliverByStartSequence && ci->Config->OptStartSeq > floor + 1)
-            floor = ci->Config->OptStartSeq - 1;
-        jsConsumerInfo_Destroy(ci);
-        ci = NULL;
-        ns = js_DeleteConsumer(js, stream, consumer, NULL, &jerr);
-        if (ns != NATS_OK)
-            return vigil_error_set(err, VIGIL_EUNAVAILABLE, "JetStream: cannot reset consumer %s: %s",
-                                   consumer, natsStatus_GetText(ns));
-    } else if (ns != NATS_NOT_FOUND) {
-        return vigil_error_set(err, VIGIL_EUNAVAILABLE, "JetStream: cannot look up consumer %s: %s", consumer,
-                               natsStatus_GetText(ns));
-    }
-    jsConsumerConfig cc;
-    jsConsumerConfig_Init(&cc);
-    cc.Durable = consumer;
-    cc.AckPolicy = js_AckExplicit;
-    cc.AckWait = ack_wait_ns;
-    cc.MaxDeliver = -1;
-    cc.MaxAckPending = max_ack_pending;
-    cc.FilterSubject = subject;
-    if (floor) {
-        cc.DeliverPolicy = js_DeliverByStartSequence;
-        cc.OptStartSeq = floor + 1;
-    } else {
-        cc.DeliverPolicy = js_DeliverAll;
-    }
-    ns = js_AddConsumer(&ci, js, stream, &cc, NULL, &jerr);
-    if (ns != NATS_OK)
-        return vigil_error_set(err, VIGIL_EUNAVAILABLE, "JetStream: cannot create consumer %s: %s (error %d)",
-                               consumer, natsStatus_GetText(ns), (int)jerr);
-    jsConsumerInfo_Destroy(ci);
-    vigil_log(VIGIL_LOG_INFO, "ingest", "JetStream consumer %s on %s resumes at stream sequence %llu", consumer,
-            stream, (unsigned long long)floor + 1);
-    return VIGIL_OK;
-}
-
-/* Cluster mode: a durable consumer that changes hands. Every earlier
+/* A durable consumer that changes hands (cluster mode; and the single
+ * process's own consumer at start, family = name). Every earlier
  * incarnation (a durable named `family` or `family-e<N>`) is deleted, so a
  * paused previous owner's subscription finds nothing to fetch (it would
  * otherwise take messages from the new owner: delivered to it, they come
@@ -175,7 +126,11 @@ vigil_status vjs_take_consumer(jsCtx *js, const char *stream, const char *family
     uint64_t floor = 0;
     for (int i = 0; names && i < names->Count; i++) {
         const char *n = names->List[i];
-        if (strncmp(n, family, fl) != 0 || (n[fl] && strncmp(n + fl, "-e", 2) != 0)) continue;
+        if (strncmp(n, family, fl) != 0) continue;
+        if (n[fl]) {   /* family "-e<digits>" only */
+            const char *d = n + fl + 2;
+            if (strncmp(n + fl, "-e", 2) != 0 || !*d || strspn(d, "0123456789") != strlen(d)) continue;
+        }
         jsConsumerInfo *ci = NULL;
         if (js_GetConsumerInfo(&ci, js, stream, n, NULL, &jerr) == NATS_OK) {
             uint64_t f = ci->AckFloor.Stream;
@@ -218,9 +173,10 @@ vigil_status vjs_take_consumer(jsCtx *js, const char *stream, const char *family
     return VIGIL_OK;
 }
 
+/* The durable consumer recreated at its ack floor + 1 (see the top of this file). */
 static vigil_status position_consumer(vigil_ingest *ig, vigil_error *err) {
-    return vjs_position_consumer(ig->js, ig->cfg.stream, ig->cfg.consumer, ig->cfg.subject, ACK_WAIT_NS,
-                                 MAX_ACK_PENDING, err);
+    return vjs_take_consumer(ig->js, ig->cfg.stream, ig->cfg.consumer, ig->cfg.consumer, ig->cfg.subject, 0,
+                             ACK_WAIT_NS, MAX_ACK_PENDING, err);
 }
 
 /* ---- fetching ---------------------------------------------------------------------- */
