@@ -267,6 +267,7 @@ void vigil_hub_destroy(vigil_hub *hub)
     if (!hub)
         return;
     vigil_hub_close(hub);
+    vhub_follow_free(hub);   /* while our reference holds the hub (a stream's release may free it below) */
     pthread_mutex_lock(&hub->mu);
     /* Closed streams never read the ring again, so it can go now. */
     struct slot *ring = hub->ring;
@@ -278,7 +279,6 @@ void vigil_hub_destroy(vigil_hub *hub)
     for (size_t i = 0; i < cap; i++)
         free(ring[i].block);
     free(ring);
-    vhub_follow_free(hub);
     if (last)
         hub_free(hub);
 }
