@@ -16,6 +16,7 @@ struct vigil_ingest {
     vigil_ingest_config cfg;
     natsConnection *nc;
     natsSubscription *sub;
+    struct vnats_batch *nbatch;  /* core NATS: the events of a burst of messages, routed together (nats.c) */
     /* JetStream (jetstream.c) */
     jsCtx *js;
     natsSubscription *jsub;

@@ -54,8 +54,11 @@ int vigil_router_store_down(const vigil_router *r) {
 }
 
 /* only_g >= 0: to that key group alone (cluster mode: one pair's message) */
+/* srcs (may be NULL): the source of each event, each source's events
+ * contiguous in evs; else src (may be NULL) is every event's */
 static vigil_status enqueue(vigil_router *r, const vigil_ruleset *rs, vigil_event **evs, int n, vigil_waiter *w,
-                            vigil_source *src, int block, const atomic_int *quitp, int only_g) {
+                            vigil_source *src1, vigil_source *const *srcs, int block, const atomic_int *quitp,
+                            int only_g) {
     if (atomic_load(&r->closed)) return VIGIL_EUNAVAILABLE;
     int ng = vigil_ruleset_group_count(rs);
     size_t *need = calloc((size_t)r->nworkers, sizeof *need);
@@ -146,8 +149,9 @@ static vigil_status enqueue(vigil_router *r, const vigil_ruleset *rs, vigil_even
         vqueue *q = &r->workers[wi].q;
         pthread_mutex_lock(&q->mu);
         size_t lastslot = 0;
-        int any = 0;
-        for (int i = 0; i < n; i++)
+        const vigil_source *lastsrc = NULL;
+        for (int i = 0; i < n; i++) {
+            vigil_source *src = srcs ? srcs[i] : src1;
             for (int g = 0; g < ng; g++) {
                 size_t kl;
                 const char *k = routed(rs, g) && (only_g < 0 || g == only_g) ? vigil_event_key(in[i], g, &kl) : NULL;
@@ -158,14 +162,15 @@ static vigil_status enqueue(vigil_router *r, const vigil_ruleset *rs, vigil_even
                 if (w) vigil_waiter_retain(w);
                 if (src) atomic_fetch_add(&src->refs, 1);
                 size_t slot = (q->head + q->n) % q->cap;
-                /* an item is its message's last in this queue until another follows */
-                if (src && any) q->items[lastslot].msg_end = 0;
+                /* an item is its message's last in this queue until another of it follows */
+                if (src && src == lastsrc) q->items[lastslot].msg_end = 0;
                 q->items[slot] = (vitem){.ev = in[i], .group = g, .part = part, .msg_end = 1,
                                          .seq = src ? src->seq : 0, .src = src, .w = w, .rx_us = rx};
                 lastslot = slot;
-                any = 1;
+                lastsrc = src;
                 q->n++;
             }
+        }
         pthread_cond_signal(&q->nonempty);
         pthread_mutex_unlock(&q->mu);
     }
@@ -179,19 +184,24 @@ static vigil_status enqueue(vigil_router *r, const vigil_ruleset *rs, vigil_even
 
 vigil_status vigil_router_enqueue(vigil_router *r, const vigil_ruleset *rs, vigil_event **evs, int n,
                                   vigil_waiter *w, int block, const atomic_int *quit) {
-    return enqueue(r, rs, evs, n, w, NULL, block, quit, -1);
+    return enqueue(r, rs, evs, n, w, NULL, NULL, block, quit, -1);
 }
 
 vigil_status vigil_router_enqueue_src(vigil_router *r, const vigil_ruleset *rs, vigil_event **evs, int n,
                                       vigil_source *src, int block, const atomic_int *quit) {
-    return enqueue(r, rs, evs, n, NULL, src, block, quit, -1);
+    return enqueue(r, rs, evs, n, NULL, src, NULL, block, quit, -1);
+}
+
+vigil_status vigil_router_enqueue_srcs(vigil_router *r, const vigil_ruleset *rs, vigil_event **evs, int n,
+                                       vigil_source *const *srcs, int block, const atomic_int *quit) {
+    return enqueue(r, rs, evs, n, NULL, NULL, srcs, block, quit, -1);
 }
 
 vigil_status vigil_router_enqueue_pair(vigil_router *r, const vigil_ruleset *rs, vigil_event *ev, int g,
                                        vigil_source *src, int block, const atomic_int *quit) {
     if (g < 0 || g >= vigil_ruleset_group_count(rs) || !routed(rs, g) || !vigil_event_key(ev, g, NULL))
         return VIGIL_ENOTFOUND;
-    return enqueue(r, rs, &ev, 1, NULL, src, block, quit, g);
+    return enqueue(r, rs, &ev, 1, NULL, src, NULL, block, quit, g);
 }
 
 /* ---- hot reload ----------------------------------------------------------------------- */

@@ -126,6 +126,11 @@ vigil_status vigil_router_enqueue(vigil_router *r, const vigil_ruleset *rs, vigi
 /* The same for the events of one source message (src->refs gets one per item). */
 vigil_status vigil_router_enqueue_src(vigil_router *r, const vigil_ruleset *rs, vigil_event **evs, int n,
                                       vigil_source *src, int block, const atomic_int *quit);
+/* Events of several source messages in one enqueue (a fetched batch):
+ * srcs[i] is the source of evs[i] (each gets one reference per item), and
+ * each source's events are contiguous in evs. All or nothing, as above. */
+vigil_status vigil_router_enqueue_srcs(vigil_router *r, const vigil_ruleset *rs, vigil_event **evs, int n,
+                                       vigil_source *const *srcs, int block, const atomic_int *quit);
 
 /* Cluster mode (pairs.c). Take pair (g, p) with fencing epoch `epoch`: on the
  * pair's worker, between two batches, its offset and watermark are read from
