@@ -181,10 +181,91 @@ static vigil_status position_consumer(vigil_ingest *ig, vigil_error *err) {
 
 /* ---- fetching ---------------------------------------------------------------------- */
 
+/* A fetch's messages, decoded, routed in one enqueue (issue 16: one per
+ * message made the workers wake for a few items each). */
+typedef struct jsacc {
+    vigil_ruleset *rs;           /* what they were decoded with (retained) */
+    vigil_event **evs;
+    vigil_source **srcs;         /* the source of each event */
+    size_t n, cap;
+    jsrc **msgs;                 /* each message with events, in order */
+    size_t nmsgs, capmsgs;
+} jsacc;
+
+/* Route one message's events on their own (the fallback of a batch the
+ * router refused as a whole), then drop the creator's reference. */
+static void route_one(vigil_ingest *ig, vigil_ruleset *rs, jsrc *src, vigil_event **evs, size_t n) {
+    if (n) {
+        vigil_status st = vigil_router_enqueue_src(ig->cfg.router, rs, evs, (int)n, &src->base, 1, &ig->js_stop);
+        if (st == VIGIL_OK) {
+            atomic_fetch_add(&ig->nats_events, n);
+        } else {
+            for (size_t i = 0; i < n; i++) vigil_event_release(evs[i]);
+            if (st == VIGIL_ETOOBIG) {   /* can never fit: rejected, acked */
+                atomic_fetch_add(&ig->rejected_full, n);
+                vigil_log(VIGIL_LOG_WARN, "ingest", "JetStream seq %llu: %zu events do not fit a worker queue; rejected",
+                          (unsigned long long)src->base.seq, n);
+            } else {   /* stopping: leave it unacked for the next run */
+                natsMsg_Destroy(src->msg);
+                src->msg = NULL;
+            }
+        }
+    }
+    vigil_source_release(&src->base);   /* acks now if nothing (left) to apply */
+}
+
+/* Route what acc holds: one enqueue for all its messages; if the router
+ * refuses the whole (a queue too small for it, stopping), message by
+ * message as before. Leaves acc empty. */
+static void acc_flush(vigil_ingest *ig, jsacc *a) {
+    if (a->n) {
+        vigil_status st = vigil_router_enqueue_srcs(ig->cfg.router, a->rs, a->evs, (int)a->n, a->srcs, 1, &ig->js_stop);
+        if (st == VIGIL_OK) {
+            atomic_fetch_add(&ig->nats_events, a->n);
+            for (size_t m = 0; m < a->nmsgs; m++) vigil_source_release(&a->msgs[m]->base);
+        } else {
+            size_t i = 0;
+            for (size_t m = 0; m < a->nmsgs; m++) {
+                size_t j = i;
+                while (j < a->n && a->srcs[j] == &a->msgs[m]->base) j++;
+                route_one(ig, a->rs, a->msgs[m], a->evs + i, j - i);
+                i = j;
+            }
+        }
+    }
+    a->n = a->nmsgs = 0;
+    vigil_ruleset_release(a->rs);
+    a->rs = NULL;
+}
+
+/* Room for n more events and one more message; 0 when out of memory. */
+static int acc_room(jsacc *a, size_t n) {
+    if (a->n + n > a->cap) {
+        size_t cap = a->cap ? a->cap : 1024;
+        while (cap < a->n + n) cap *= 2;
+        vigil_event **ne = realloc(a->evs, cap * sizeof *ne);
+        if (!ne) return 0;
+        a->evs = ne;
+        vigil_source **ns = realloc(a->srcs, cap * sizeof *ns);
+        if (!ns) return 0;
+        a->srcs = ns;
+        a->cap = cap;
+    }
+    if (a->nmsgs == a->capmsgs) {
+        size_t cap = a->capmsgs ? 2 * a->capmsgs : 256;
+        jsrc **nm = realloc(a->msgs, cap * sizeof *nm);
+        if (!nm) return 0;
+        a->msgs = nm;
+        a->capmsgs = cap;
+    }
+    return 1;
+}
+
 /* Decode one message (one event, or NDJSON lines; header Vigil-Format:
  * json marks an HTTP body that is one, maybe pretty-printed, event) and
- * route it. Takes msg. A bad line is counted and logged; the rest go on. */
-static void handle_msg(vigil_ingest *ig, natsMsg *msg) {
+ * add it to acc (routed at the next acc_flush; a message without events is
+ * acked at once). Takes msg. A bad line is counted and logged; the rest go on. */
+static void handle_msg(vigil_ingest *ig, natsMsg *msg, jsacc *acc) {
     jsMsgMetaData *meta = NULL;
     if (natsMsg_GetMetaData(&meta, msg) != NATS_OK) {
         natsMsg_Destroy(msg);
@@ -208,6 +289,7 @@ static void handle_msg(vigil_ingest *ig, natsMsg *msg) {
     vigil_batch b;
     vigil_batch_error berr;
     vigil_ruleset *rs = vigil_router_ruleset(ig->cfg.router);   /* the rules now (hot reload) */
+    if (acc->rs && acc->rs != rs) acc_flush(ig, acc);            /* one ruleset per batch */
     vigil_status bst = vigil_batch_decode(rs, &bo, data ? data : "", len > 0 ? (size_t)len : 0, &b, &berr);
     if (bst == VIGIL_ENOMEM) {   /* out of memory: leave it unacked, it comes back */
         vigil_ruleset_release(rs);
@@ -221,8 +303,6 @@ static void handle_msg(vigil_ingest *ig, natsMsg *msg) {
         b.bad = 1;
     }
     if (b.bad) atomic_fetch_add(&ig->js_msgs_bad, 1);
-    vigil_event **evs = b.events;
-    size_t n = b.n;
     jsrc *src = calloc(1, sizeof *src);
     if (!src) {   /* out of memory: leave it unacked, it comes back */
         vigil_batch_release(&b);
@@ -235,26 +315,26 @@ static void handle_msg(vigil_ingest *ig, natsMsg *msg) {
     src->base.seq = seq;
     src->base.done = src_done;
     atomic_init(&src->base.refs, 1);   /* ours while routing */
-    if (n) {
-        vingest_note_times(ig, VINGEST_SRC_JETSTREAM, evs, n);
-        vigil_status st = vigil_router_enqueue_src(ig->cfg.router, rs, evs, (int)n, &src->base, 1, &ig->js_stop);
-        if (st == VIGIL_OK) {
-            atomic_fetch_add(&ig->nats_events, n);
-            b.n = 0;   /* the queues took the references */
-        } else {
-            if (st == VIGIL_ETOOBIG) {   /* can never fit: rejected, acked */
-                atomic_fetch_add(&ig->rejected_full, n);
-                vigil_log(VIGIL_LOG_WARN, "ingest", "JetStream seq %llu: %zu events do not fit a worker queue; rejected",
-                        (unsigned long long)seq, n);
-            } else {   /* stopping: leave it unacked for the next run */
-                natsMsg_Destroy(msg);
-                src->msg = NULL;
-            }
+    if (b.n) vingest_note_times(ig, VINGEST_SRC_JETSTREAM, b.events, b.n);
+    if (!b.n) {
+        vigil_source_release(&src->base);   /* nothing to apply: acked now */
+    } else if (!acc_room(acc, b.n)) {       /* out of memory for the batch: this one on its own */
+        route_one(ig, rs, src, b.events, b.n);
+        b.n = 0;
+    } else {
+        if (!acc->rs) {
+            acc->rs = rs;
+            vigil_ruleset_retain(rs);
         }
+        for (size_t i = 0; i < b.n; i++) {
+            acc->evs[acc->n] = b.events[i];
+            acc->srcs[acc->n++] = &src->base;
+        }
+        acc->msgs[acc->nmsgs++] = src;
+        b.n = 0;   /* acc took the references */
     }
     vigil_batch_release(&b);
     vigil_ruleset_release(rs);
-    vigil_source_release(&src->base);   /* acks now if nothing (left) to apply */
 }
 
 static vigil_status bind_consumer(vigil_ingest *ig, vigil_error *err) {
@@ -295,6 +375,7 @@ void vjs_on_reconnected(vigil_ingest *ig) { atomic_store(&ig->js_resync, 1); }
 static void *fetcher_main(void *arg) {
     vigil_ingest *ig = arg;
     int errors = 0;
+    jsacc acc = {0};
     while (!atomic_load(&ig->js_stop)) {
         if (atomic_exchange(&ig->js_resync, 0)) {
             resync(ig);
@@ -321,11 +402,15 @@ static void *fetcher_main(void *arg) {
         for (int i = 0; i < list.Count; i++) {
             natsMsg *m = list.Msgs[i];
             list.Msgs[i] = NULL;
-            handle_msg(ig, m);
+            handle_msg(ig, m, &acc);
         }
+        acc_flush(ig, &acc);
         atomic_fetch_add(&ig->js_rounds, 1);   /* every fetched message handed over (vigil_ingest_sync) */
         natsMsgList_Destroy(&list);
     }
+    free(acc.evs);
+    free(acc.srcs);
+    free(acc.msgs);
     return NULL;
 }
 

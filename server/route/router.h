@@ -4,7 +4,7 @@
  * Sources hand decoded events to vigil_router_enqueue; each event goes once
  * per key group, by hash of its key into one of `partitions` partitions,
  * and partition p to worker p % workers, so one worker owns a key and its
- * state needs no lock. A worker takes up to 1000 items (never splitting a
+ * state needs no lock. A worker takes up to 2048 items (never splitting a
  * source message), prefetches missing key state (one pipelined Redis round
  * trip), feeds its engine, commits the changed keys with the batch's pair
  * offsets and outbox rows (one MULTI/EXEC, or the outbox file), and only

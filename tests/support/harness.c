@@ -861,3 +861,22 @@ vt_proc *vt_start_vigil(const char *const argv[], const char *log_path, char *ba
     vt_kill(p, SIGKILL);
     return NULL;
 }
+
+double vt_metric(const char *base, const char *name) {
+    char url[300];
+    long st = 0;
+    snprintf(url, sizeof url, "%s/metrics", base);
+    char *t = vt_http("GET", url, NULL, 0, NULL, &st);
+    double v = -1;
+    size_t n = strlen(name);
+    for (const char *p = t; st == 200 && p && *p;) {
+        if (strncmp(p, name, n) == 0 && p[n] == ' ') {
+            v = strtod(p + n + 1, NULL);
+            break;
+        }
+        p = strchr(p, '\n');
+        if (p) p++;
+    }
+    free(t);
+    return v;
+}

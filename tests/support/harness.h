@@ -145,4 +145,8 @@ char *vt_slurp(const char *path);
  * log's tail on stderr and the process killed, when it exits or never says so. */
 vt_proc *vt_start_vigil(const char *const argv[], const char *log_path, char *base, size_t base_len, int timeout_ms);
 
+/* The value of the unlabelled sample `name` (or a full `name{labels}` as
+ * printed) on base's GET /metrics; -1 when absent or unreachable. */
+double vt_metric(const char *base, const char *name);
+
 #endif
