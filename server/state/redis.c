@@ -532,6 +532,92 @@ vigil_status vigil_redis_append(vigil_redis *r, const vigil_redis_cmd *cmd, vigi
     return VIGIL_OK;
 }
 
+void vigil_redis_batch_reset(vigil_redis_batch *b)
+{
+    b->len = 0;
+    b->ncmds = 0;
+    b->failed = 0;
+}
+
+void vigil_redis_batch_free(vigil_redis_batch *b)
+{
+    free(b->buf);
+    memset(b, 0, sizeof *b);
+}
+
+static int batch_room(vigil_redis_batch *b, size_t more)
+{
+    if (b->len + more <= b->cap)
+        return 1;
+    size_t cap = b->cap ? b->cap : 65536;
+    while (cap < b->len + more)
+        cap *= 2;
+    char *nb = realloc(b->buf, cap);
+    if (!nb) {
+        b->failed = 1;
+        return 0;
+    }
+    b->buf = nb;
+    b->cap = cap;
+    return 1;
+}
+
+/* "<c><n>\r\n" at p; returns the bytes written (at most 23) */
+static size_t resp_head(char *p, char c, size_t n)
+{
+    char tmp[20];
+    size_t k = 0, o = 0;
+    do {
+        tmp[k++] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n);
+    p[o++] = c;
+    while (k)
+        p[o++] = tmp[--k];
+    p[o++] = '\r';
+    p[o++] = '\n';
+    return o;
+}
+
+void vigil_redis_batch_add(vigil_redis_batch *b, int argc, const char *const *argv, const size_t *lens)
+{
+    if (b->failed || argc <= 0)
+        return;
+    size_t need = 23;
+    for (int i = 0; i < argc; i++)
+        need += 23 + lens[i] + 2;
+    if (!batch_room(b, need))
+        return;
+    char *p = b->buf + b->len;
+    p += resp_head(p, '*', (size_t)argc);
+    for (int i = 0; i < argc; i++) {
+        p += resp_head(p, '$', lens[i]);
+        if (lens[i])
+            memcpy(p, argv[i], lens[i]);
+        p += lens[i];
+        *p++ = '\r';
+        *p++ = '\n';
+    }
+    b->len = (size_t)(p - b->buf);
+    b->ncmds++;
+}
+
+vigil_status vigil_redis_append_batch(vigil_redis *r, const vigil_redis_batch *b, vigil_error *err)
+{
+    if (!r || !b || b->failed)
+        return vigil_error_set(err, VIGIL_ENOMEM, "Redis: out of memory formatting a pipeline");
+    if (!b->ncmds)
+        return VIGIL_OK;
+    vigil_status s = vigil_redis_connect(r, err);
+    if (s != VIGIL_OK)
+        return s;
+    if (redisAppendFormattedCommand(r->c, b->buf, b->len) != REDIS_OK)
+        return transport_failed(r, "cannot queue a pipeline", err);
+    r->pending += b->ncmds;
+    r->fresh = 1;
+    return VIGIL_OK;
+}
+
 vigil_status vigil_redis_flush(vigil_redis *r, vigil_error *err)
 {
     if (!r || !r->c)

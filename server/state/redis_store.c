@@ -213,8 +213,10 @@ static vigil_status do_save(vigil_store *st, const vigil_store_record *recs, int
     }
     const char *multi = "MULTI", *exec = "EXEC";
     size_t ml = 5, el = 4;
-    vigil_status s = vrs_queue(rs, 1, &multi, &ml, err);
-    for (int i = 0; i < n && s == VIGIL_OK; i++) {
+    vigil_redis_batch *bt = &rs->batch;
+    vigil_redis_batch_reset(bt);
+    vigil_redis_batch_add(bt, 1, &multi, &ml);
+    for (int i = 0; i < n; i++) {
         const vigil_store_record *rec = &recs[i];
         size_t kl = vrs_build_key(rs, rec->k.group_name, rec->k.key, rec->k.keylen, rs->keybuf);
         const char *av[5];
@@ -234,20 +236,22 @@ static vigil_status do_save(vigil_store *st, const vigil_store_record *recs, int
                 av[ac] = ttl; al[ac++] = (size_t)tl;
             }
         }
-        s = vrs_queue(rs, ac, av, al, err);
+        vigil_redis_batch_add(bt, ac, av, al);
     }
-    for (int i = 0; i < noffs && s == VIGIL_OK; i++) {
+    for (int i = 0; i < noffs; i++) {
         char key[600], val[48];   /* prefix <= 256, group <= 200 bytes */
         int kl = vigil_redis_pair_key(rs->prefix, offs[i].group_name, offs[i].partition, "offset", key, sizeof key);
         int vl = snprintf(val, sizeof val, "%llu %lld", (unsigned long long)offs[i].seq, (long long)offs[i].wm);
         const char *av[3] = { "SET", key, val };
         size_t al[3] = { 3, (size_t)kl, (size_t)vl };
-        s = vrs_queue(rs, 3, av, al, err);
+        vigil_redis_batch_add(bt, 3, av, al);
     }
-    for (int i = 0; i < nextra && s == VIGIL_OK; i++)
-        s = vigil_redis_append(rs->conn, &extra[i], err);
-    if (s == VIGIL_OK)
-        s = vrs_queue(rs, 1, &exec, &el, err);
+    for (int i = 0; i < nextra; i++)
+        vigil_redis_batch_add(bt, extra[i].argc, extra[i].argv, extra[i].lens);
+    vigil_redis_batch_add(bt, 1, &exec, &el);
+    vigil_status s = vigil_redis_append_batch(rs->conn, bt, err);
+    if (bt->cap > ((size_t)64 << 20))
+        vigil_redis_batch_free(bt);   /* an outsized commit does not keep its buffer */
     if (s != VIGIL_OK) {
         vigil_redis_disconnect(rs->conn);   /* never leave half a transaction buffered */
         rs->stats.errors++;
@@ -320,6 +324,7 @@ static void rs_destroy(vigil_store *st)
     if (!rs)
         return;
     vigil_redis_destroy(rs->conn);
+    vigil_redis_batch_free(&rs->batch);
     free(rs->prefix);
     free(rs->replies);
     rs->magic = 0;

@@ -24,6 +24,7 @@ typedef struct redis_store {
     int partitions;            /* 0: tag {group}; else {group:p<hash % partitions>} */
     redisReply **replies;      /* load(): replies held until all are checked */
     size_t replies_cap;
+    vigil_redis_batch batch;   /* the commit's commands, formatted (reused) */
     uint64_t script_conn;      /* redis_pairs.c: the connection (counters.connects) the script was loaded on; 0: none */
 } redis_store;
 
