@@ -33,28 +33,41 @@ static long long wait_processed(const char *base, double want, int timeout_ms) {
     return -1;
 }
 
+/* vigil serve with one worker on NATS nurl (and Redis rurl, or the memory
+ * store without snapshots), a client connection to the same NATS, and the
+ * commit count before anything is sent */
+static vt_proc *serve(const char *tag, const char *nurl, const char *rurl, char *base, size_t blen,
+                      natsConnection **nc, double *c0) {
+    char log[600];
+    snprintf(log, sizeof log, "%s/vigil-%s.log", dir, tag);
+    const char *argv[] = {VIGIL_BIN, "serve", "--rules", rules, "--listen", "127.0.0.1:0", "--workers", "1",
+                          "--nats", nurl, "--idle-timeout", "0", rurl ? "--redis" : "--data-dir", rurl ? rurl : "",
+                          NULL};
+    vt_proc *v = vt_start_vigil(argv, log, base, blen, 20000);
+    if (!v || natsConnection_ConnectTo(nc, nurl) != NATS_OK || (*c0 = vt_metric(base, "vigil_state_commits_total")) < 0)
+        return NULL;
+    return v;
+}
+
+static void publish(natsConnection *nc, const char *tag, int i) {
+    char ev[160];
+    int n = snprintf(ev, sizeof ev, "{\"id\":\"%s%d\",\"ts\":%d,\"card\":\"c%d\",\"amount\":5}", tag, i, 1000 + i, i % 97);
+    CU_ASSERT_FATAL(natsConnection_Publish(nc, "vigil.events.tx", ev, n) == NATS_OK);
+}
+
 static void test_core_backlog_batches(void) {
     int nport = 0;
     vt_proc *nats = vt_start_nats(&nport, dir);
     CU_ASSERT_FATAL(nats != NULL);
-    char nurl[64], log[600], base[64];
+    char nurl[64], base[64];
     snprintf(nurl, sizeof nurl, "nats://127.0.0.1:%d", nport);
-    snprintf(log, sizeof log, "%s/vigil-core.log", dir);
-    const char *argv[] = {VIGIL_BIN, "serve", "--rules", rules, "--listen", "127.0.0.1:0", "--workers", "1",
-                          "--nats", nurl, "--data-dir", "", NULL};
-    vt_proc *v = vt_start_vigil(argv, log, base, sizeof base, 20000);
-    CU_ASSERT_FATAL(v != NULL);
     natsConnection *nc = NULL;
-    CU_ASSERT_FATAL(natsConnection_ConnectTo(&nc, nurl) == NATS_OK);
-    double c0 = vt_metric(base, "vigil_state_commits_total");
-    CU_ASSERT_FATAL(c0 >= 0);
+    double c0 = -1;
+    vt_proc *v = serve("core", nurl, NULL, base, sizeof base, &nc, &c0);
+    CU_ASSERT_FATAL(v != NULL);
     enum { N = 5000 };
     kill(v->pid, SIGSTOP);   /* the messages wait in its socket and subscription */
-    char ev[160];
-    for (int i = 0; i < N; i++) {
-        int n = snprintf(ev, sizeof ev, "{\"id\":\"b%d\",\"ts\":%d,\"card\":\"c%d\",\"amount\":5}", i, 1000 + i, i % 97);
-        CU_ASSERT_FATAL(natsConnection_Publish(nc, "vigil.events.tx", ev, n) == NATS_OK);
-    }
+    for (int i = 0; i < N; i++) publish(nc, "b", i);
     natsConnection_FlushTimeout(nc, 5000);
     vt_sleep_ms(200);   /* in the kernel's buffers and the client library's */
     kill(v->pid, SIGCONT);
@@ -75,24 +88,17 @@ static void test_redis_linger(void) {
     vt_proc *redis = vt_start_redis(&rport, dir);
     vt_proc *nats = vt_start_nats(&nport, dir);
     CU_ASSERT_FATAL(redis && nats);
-    char rurl[64], nurl[64], log[600], base[64];
+    char rurl[64], nurl[64], base[64];
     snprintf(rurl, sizeof rurl, "redis://127.0.0.1:%d/0", rport);
     snprintf(nurl, sizeof nurl, "nats://127.0.0.1:%d", nport);
-    snprintf(log, sizeof log, "%s/vigil-linger.log", dir);
-    const char *argv[] = {VIGIL_BIN, "serve", "--rules", rules, "--listen", "127.0.0.1:0", "--workers", "1",
-                          "--nats", nurl, "--redis", rurl, "--idle-timeout", "0", NULL};
-    vt_proc *v = vt_start_vigil(argv, log, base, sizeof base, 20000);
-    CU_ASSERT_FATAL(v != NULL);
     natsConnection *nc = NULL;
-    CU_ASSERT_FATAL(natsConnection_ConnectTo(&nc, nurl) == NATS_OK);
-    double c0 = vt_metric(base, "vigil_state_commits_total");
-    CU_ASSERT_FATAL(c0 >= 0);
+    double c0 = -1;
+    vt_proc *v = serve("linger", nurl, rurl, base, sizeof base, &nc, &c0);
+    CU_ASSERT_FATAL(v != NULL);
     enum { N = 2000 };
-    char ev[160];
     long long t0 = vt_now_ms();
     for (int i = 0; i < N; i++) {   /* one event every 0.5 ms, each flushed: a trickle */
-        int n = snprintf(ev, sizeof ev, "{\"id\":\"l%d\",\"ts\":%d,\"card\":\"c%d\",\"amount\":5}", i, 1000 + i, i % 97);
-        CU_ASSERT_FATAL(natsConnection_Publish(nc, "vigil.events.tx", ev, n) == NATS_OK);
+        publish(nc, "l", i);
         natsConnection_Flush(nc);
         usleep(500);
     }

@@ -117,24 +117,7 @@ static char *post(const server *s, const char *path, const char *body, const cha
     return vt_http("POST", url, body, strlen(body), ct, status);
 }
 
-static double metric(const server *s, const char *name) {
-    char url[256];
-    long st;
-    snprintf(url, sizeof url, "%s/metrics", s->base);
-    char *t = vt_http("GET", url, NULL, 0, NULL, &st);
-    double v = -1;
-    size_t n = strlen(name);
-    for (const char *p = t; p && *p;) {
-        if (strncmp(p, name, n) == 0 && p[n] == ' ') {
-            v = strtod(p + n + 1, NULL);
-            break;
-        }
-        p = strchr(p, '\n');
-        if (p) p++;
-    }
-    free(t);
-    return v;
-}
+static double metric(const server *s, const char *name) { return vt_metric(s->base, name); }
 
 static int alerts_in(const char *body) {
     cJSON *o = body ? cJSON_Parse(body) : NULL;
