@@ -1,6 +1,6 @@
 /* worker.c — one worker's loop and its phases, in a fixed order per batch:
- * take up to 2048 items (never splitting a source message; with a store,
- * lingering up to 2 ms for more at low rates), skip what the
+ * take up to 2048 items or 4 MiB of events (never splitting a source
+ * message; with a store, lingering up to 2 ms for more at low rates), skip what the
  * pair offsets say was applied, prefetch missing key state, feed the
  * engine, commit (key states, pair offsets and outbox rows together), then
  * release: acks (memory store: after the next snapshot), alerts and late
@@ -28,6 +28,9 @@
  * rates a worker commits at most once per LINGER_US (at 300 events/s: one
  * commit of ~1 event each 2 ms, not one per event). Full batches do not wait. */
 #define LINGER_US 2000
+/* ... and a batch stops growing once its events' JSON adds up to this much
+ * (a message is never split): large events make smaller commits. */
+#define BATCH_BYTES ((size_t)4 << 20)
 
 int vroute_durable_snapshots(const vigil_router *r) {
     return !r->cfg.redis_url && r->cfg.data_dir && *r->cfg.data_dir;
@@ -459,9 +462,10 @@ void *vroute_worker_main(void *arg) {
         /* a batch: up to BATCH items, never splitting a source message (its
          * offset covers all of it) */
         int n = 0;
+        size_t bytes = 0;
         vigil_ruleset *swap_to = NULL;
         vroute_task *task = NULL;
-        while (wk->q.n && (n < BATCH || !it[n - 1].msg_end)) {
+        while (wk->q.n && ((n < BATCH && bytes < BATCH_BYTES) || !it[n - 1].msg_end)) {
             vitem *head = &wk->q.items[wk->q.head];
             if (head->swap || head->task) {   /* a hot reload or a task: the batch ends here; it follows */
                 swap_to = head->swap;
@@ -482,7 +486,13 @@ void *vroute_worker_main(void *arg) {
                 evs = ne;
                 groups = ng;
             }
-            it[n++] = wk->q.items[wk->q.head];
+            it[n] = wk->q.items[wk->q.head];
+            if (it[n].ev) {
+                size_t jl = 0;
+                vigil_event_json(it[n].ev, &jl);
+                bytes += jl;
+            }
+            n++;
             wk->q.head = (wk->q.head + 1) % wk->q.cap;
             wk->q.n--;
         }
