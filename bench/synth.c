@@ -57,7 +57,8 @@
  *            log-linear histogram (0.2 % resolution): p50/p99/p99.9/max
  *   memory   bytes per idle key of a velocity-only ruleset
  *            (bench/rules_synth/velocity): VmRSS and malloc'd-heap deltas
- *            (glibc mallinfo2; the engine's stats count keys, not bytes);
+ *            (jemalloc's stats.allocated, or glibc's mallinfo2 in a build
+ *            without jemalloc; the engine's stats count keys, not bytes);
  *            then whether the keys expire once their hour has passed
  *   growth   the mix over --events (default 10 M) events: RSS, heap, keys,
  *            runs at every million
@@ -84,8 +85,12 @@
 #include <unistd.h>
 #ifdef __GLIBC__
 #include <malloc.h>
+#if defined(VIGIL_JEMALLOC)
+#include <jemalloc/jemalloc.h>
+#endif
 #endif
 #include <hs/hs.h>
+#include "cli/alloc.h"
 #include "vigil/engine.h"
 #include "vigil/rules.h"
 
@@ -222,9 +227,16 @@ static uint64_t proc_status(const char *field) {
 }
 static uint64_t rss_now(void) { return proc_status("VmRSS"); }
 
-/* Bytes malloc has handed out and not got back (glibc), -1 elsewhere. */
+/* Bytes malloc has handed out and not got back (jemalloc's stats.allocated
+ * when it is the allocator, else glibc's mallinfo2), -1 elsewhere. */
 static int64_t heap_now(void) {
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+#if defined(VIGIL_JEMALLOC)
+    uint64_t epoch = 1;
+    size_t allocated = 0, sz = sizeof epoch;
+    mallctl("epoch", &epoch, &sz, &epoch, sz);   /* refresh the stats */
+    sz = sizeof allocated;
+    return mallctl("stats.allocated", &allocated, &sz, NULL, 0) == 0 ? (int64_t)allocated : -1;
+#elif defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
     struct mallinfo2 mi = mallinfo2();
     return (int64_t)(mi.uordblks + mi.hblkhd);
 #else

@@ -1,6 +1,7 @@
 /* main.c — the vigil binary: one subcommand per job (DESIGN.md §5). */
 #include <stdio.h>
 #include <string.h>
+#include "alloc.h"
 #include "cli.h"
 #include "gen.h"
 #include "server/common/version.h"

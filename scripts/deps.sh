@@ -8,7 +8,7 @@
 set -euo pipefail
 PKGS=(build-essential cmake pkg-config git ca-certificates clang libclang-rt-14-dev
       libhyperscan-dev libmicrohttpd-dev libnats-dev libhiredis-dev liblua5.4-dev
-      libcunit1-dev libcurl4-openssl-dev libcjson-dev libssl-dev zlib1g-dev
+      libcunit1-dev libcurl4-openssl-dev libcjson-dev libssl-dev zlib1g-dev libjemalloc-dev
       nats-server redis-server redis-tools util-linux openssl
       prometheus   # promtool: tests check /metrics and the alert rules with it
       dpkg-dev systemd)   # cpack's dpkg-shlibdeps; systemd-analyze verify of the unit
