@@ -30,7 +30,7 @@
 #      the uncompressed CSV (decompressed into the temporary directory)   vs
 #      bench/baseline.py on the same file (plain CPython)       target >= 3x
 #
-#   bash bench/targets.sh                         # every row, ~10 min here
+#   bash bench/targets.sh                         # every row, 7-9 min here
 #   ROWS="a g" RUNS=5 bash bench/targets.sh
 #   SRV_RUNS=2 LAT_SECS=30 SYNTH_EVENTS=2M bash bench/targets.sh
 #
