@@ -24,6 +24,10 @@
 #              js-redis-b100  the same with --fetch-batch 100
 #              js-memdir      JetStream, memory store with snapshots
 #   js_aof   the js pair again with Redis appendonly yes + appendfsync always.
+#   lowrate  Redis commits at the quickstart's rate (issue 16): JetStream +
+#            Redis, LOW_RATE events/s (300) for LOW_SECS s (15); the delta
+#            of vigil_state_commits_total over the run, per second per
+#            worker and per event.
 #
 # Builds what is missing (cmake --build build-bench), starts nats-server -js
 # and redis-server on free loopback ports in a temporary directory, runs each
@@ -53,6 +57,10 @@ LAT_RATE=${LAT_RATE:-20000}
 LAT_SECS=${LAT_SECS:-30}
 LAT_MODES=${LAT_MODES:-"core-mem core-memdir core-redis js-redis js-redis-b100"}
 KEEP_LOGS=${KEEP_LOGS:-0}
+LOW_RATE=${LOW_RATE:-300}
+LOW_SECS=${LOW_SECS:-15}
+WORKERS=${WORKERS:-2}
+RESULTS_OUT=${RESULTS_OUT:-}        # copy the "key value" results there (bench/targets.sh reads them)
 TX=$DATA/fdh-transactions-2018-04-to-07.csv.gz
 RP=$DATA/fdh-fraud-reports-2018-04-to-07.csv.gz
 EVOPTS=(--time-field tx_datetime,report_datetime --id-field transaction_id,report_id)
@@ -149,7 +157,7 @@ for _ in $(seq 1 100); do grep -q 'Server is ready' "$T/nats-server.log" && brea
 # vigil serve in the tmp dir (no stray ./vigil-data); sets VPID and VPORT
 start_vigil() {
     VPORT=$(freeport)
-    (cd "$T" && exec "$VIGIL" serve --rules "$ROOT/rules/fraud" "${EVOPTS[@]}" --workers 2 \
+    (cd "$T" && exec "$VIGIL" serve --rules "$ROOT/rules/fraud" "${EVOPTS[@]}" --workers "$WORKERS" \
         --listen "127.0.0.1:$VPORT" "$@") > "$T/vigil-$LOGTAG.log" 2>&1 &
     VPID=$!
     PIDS+=("$VPID")
@@ -362,6 +370,41 @@ if [[ " $PHASES " == *" latency "* ]]; then
     done
 fi
 
+# ---- lowrate: Redis commits at the quickstart's 300 events/s --------------------------------
+if [[ " $PHASES " == *" lowrate "* ]]; then
+    low_n=$((LOW_RATE * LOW_SECS))
+    echo "lowrate: JetStream + Redis, $LOW_RATE events/s for $LOW_SECS s ($low_n events), $WORKERS workers"
+    for r in $(seq 1 "$RUNS"); do
+        LOGTAG="low-$r"
+        redis-cli -p "$REDIS_PORT" flushall >/dev/null
+        pfx="bench.low$r"
+        start_vigil --nats "$NATS" --jetstream --stream "LOW_$r" --consumer "low_$r" --subject "$pfx.>" \
+            --redis "$REDIS" --data-dir ""
+        wait_ready "$VPORT"
+        sleep 0.3
+        c0=$(metric "$VPORT" vigil_state_commits_total); rt0=$(metric "$VPORT" vigil_redis_round_trips_total)
+        t0=$(now)
+        "$BUILD/bench_nats_pub" --nats "$NATS" --subject-prefix "$pfx" --jetstream "${INPUTS[@]}" "${EVOPTS[@]}" \
+            --count "$low_n" --rate "$LOW_RATE" > "$T/$LOGTAG.pub" 2> "$T/$LOGTAG.err" || true
+        for _ in $(seq 1 100); do   # until every delivery (2 key groups an event) is processed, 5 s at most
+            [ "$(metric "$VPORT" vigil_events_processed_total)" -ge $((2 * low_n)) ] && break
+            sleep 0.05
+        done
+        t1=$(now)
+        c1=$(metric "$VPORT" vigil_state_commits_total); rt1=$(metric "$VPORT" vigil_redis_round_trips_total)
+        secs=$(echo "$t1 - $t0" | bc)
+        res "low_${r}_events" "$low_n"
+        res "low_${r}_secs" "$secs"
+        res "low_${r}_commits" "$((c1 - c0))"
+        res "low_${r}_commits_per_s_per_worker" "$(awk -v c="$((c1 - c0))" -v s="$secs" -v w="$WORKERS" 'BEGIN {printf "%.1f", c / s / w}')"
+        res "low_${r}_commits_per_event" "$(awk -v c="$((c1 - c0))" -v n="$low_n" 'BEGIN {printf "%.3f", c / n}')"
+        res "low_${r}_rt_per_event" "$(awk -v c="$((rt1 - rt0))" -v n="$low_n" 'BEGIN {printf "%.3f", c / n}')"
+        res "low_${r}_processed" "$(metric "$VPORT" vigil_events_processed_total)"
+        stop_vigil
+        echo "  lowrate run $r: $((c1 - c0)) commits for $low_n events in $secs s: $(grep "^low_${r}_commits_per_s_per_worker" "$T/results" | cut -d' ' -f2) commits/s per worker, $(grep "^low_${r}_commits_per_event" "$T/results" | cut -d' ' -f2) per event (load $(cut -d' ' -f1 /proc/loadavg))"
+    done
+fi
+
 # ---- js_aof: the js pair with a durable Redis -------------------------------------------------
 if [[ " $PHASES " == *" js_aof "* ]]; then
     echo "js_aof: Redis appendonly yes, appendfsync always"
@@ -416,5 +459,6 @@ END {
     }
 }' "$T/results"
 echo
+[ -n "$RESULTS_OUT" ] && cp "$T/results" "$RESULTS_OUT"
 echo "details (key value):"
 sort "$T/results" | grep -v -E '_(bare|vigil)_eps$' | paste -sd' ' | fold -s -w 160
