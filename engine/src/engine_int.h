@@ -87,11 +87,16 @@ typedef struct vwtail {      /* tumbling and session windows: the open window an
  * aggregate (an alert's window_events), at most max_alert_events, oldest
  * first, in one allocation: records of u16 length | bytes. Kept in step
  * with the window: once it holds fewer counted events than ids, the oldest
- * ids go. NULL until the first such event. */
+ * ids go. NULL until the first such event. The records live at
+ * data[start, start + used): the oldest goes by moving `start` (O(1)); the
+ * dead prefix is reclaimed when the block is full and it is at least a
+ * quarter of the block (window_ids.c), so each byte is moved at most three
+ * times over its life instead of once per id that leaves before it. */
 typedef struct vwids {
     uint16_t n;              /* ids */
     uint16_t pad;
-    uint32_t used, cap;      /* bytes of data */
+    uint32_t start;          /* bytes of data before the oldest record (left by ids that went) */
+    uint32_t used, cap;      /* bytes of records, bytes of data */
     unsigned char data[];
 } vwids;
 

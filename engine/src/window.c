@@ -673,6 +673,8 @@ uint64_t vwin_events(const vwin *w, const vrule *r) {
 }
 
 void vwin_warm(const vwin *w, const vrule *r) {
+    if (r->window == VIGIL_WIN_SLIDING && w->ids && !(w->ids & 1))   /* a block of ids (window_ids.c) */
+        __builtin_prefetch((const void *)w->ids);
     if (!w->n) return;
     __builtin_prefetch(at(w, r, 0));
     __builtin_prefetch(at(w, r, w->n - 1));
