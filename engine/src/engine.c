@@ -173,7 +173,7 @@ size_t veng_ks_slot(const vigil_engine *eng, int g, const char *k, size_t n, uin
     size_t mask = eng->cap - 1, i = h & mask;
     for (;;) {
         const vslot *sl = &eng->tab[i];
-        if (!sl->ks || (sl->h == (uint32_t)h && sl->ks->group == g && sl->ks->keylen == n && memcmp(sl->ks->key, k, n) == 0))
+        if (!sl->ks || (sl->h == (uint32_t)h && sl->ks->group == g && sl->ks->keylen == n && vbytes_eq(sl->ks->key, k, n)))
             return i;
         i = (i + 1) & mask;
     }
@@ -403,7 +403,7 @@ static vigil_status feed_group(vigil_engine *eng, vigil_event *ev, int g, const 
     const vigil_ruleset *rs = eng->rs;
     if (g < 0 || g >= rs->ngroups) return vigil_error_set(err, VIGIL_EINVAL, "no key group %d", g);
     size_t kl;
-    const char *k = vigil_event_key(ev, g, &kl);
+    const char *k = vev_key(ev, g, &kl);
     if (!k) return vigil_error_set(err, VIGIL_ENOKEY, "event %s lacks key field '%s'", ev->id, rs->groups[g].key);
     /* the watermark moves to this event's time first: what expires before
      * it (absences, within) is decided before the event is matched */
@@ -450,7 +450,7 @@ void vigil_engine_warm(vigil_engine *eng, vigil_event *const *evs, int n) {
         for (int i = 0; i < m; i++)
             for (int g = 0; g < rs->ngroups && g < 4; g++) {
                 size_t kl;
-                const char *k = vigil_event_key(evs[i], g, &kl);
+                const char *k = vev_key(evs[i], g, &kl);
                 if (!k) continue;
                 h[nk] = veng_key_hash(g, k, kl);
                 grp[nk] = g;
@@ -458,17 +458,26 @@ void vigil_engine_warm(vigil_engine *eng, vigil_event *const *evs, int n) {
                 __builtin_prefetch(&eng->tab[h[nk] & mask]);
                 nk++;
             }
-        for (int j = 0; j < nk; j++) {
-            size_t kl;
-            const char *k = vigil_event_key(who[j], grp[j], &kl);
-            ks[j] = eng->tab[veng_ks_slot(eng, grp[j], k, kl, h[j])].ks;
-            if (ks[j]) __builtin_prefetch(ks[j]->rs);
+        for (int j = 0; j < nk; j++) {   /* the state the home slot points to, when its hash matches */
+            const vslot *sl = &eng->tab[h[j] & mask];
+            if (sl->ks && sl->h == (uint32_t)h[j]) {
+                __builtin_prefetch(sl->ks);
+                __builtin_prefetch((const char *)sl->ks + 64);   /* its rule states' pointers, the key */
+            }
         }
         for (int j = 0; j < nk; j++) {
+            size_t kl = 0;
+            const char *k = vev_key(who[j], grp[j], &kl);
+            ks[j] = eng->tab[veng_ks_slot(eng, grp[j], k, kl, h[j])].ks;
+        }
+        for (int j = 0; j < nk; j++) {   /* a rule state's header may span two lines (a window's sums, counts) */
             if (!ks[j]) continue;
             const vgroup *gr = &rs->groups[grp[j]];
             for (int i = 0; i < gr->nrules; i++)
-                if (ks[j]->rs[i]) __builtin_prefetch(ks[j]->rs[i]);
+                if (ks[j]->rs[i]) {
+                    __builtin_prefetch(ks[j]->rs[i]);
+                    __builtin_prefetch((const char *)ks[j]->rs[i] + 64);
+                }
         }
         for (int j = 0; j < nk; j++) {
             if (!ks[j]) continue;
@@ -493,7 +502,7 @@ static vigil_status process(vigil_engine *eng, vigil_event *ev, int g, vigil_err
     int any = 0;
     const uint64_t *hits = NULL;
     for (int gg = 0; gg < eng->rs->ngroups; gg++) {
-        if (!vigil_event_key(ev, gg, NULL)) continue;
+        if (!vev_key(ev, gg, NULL)) continue;
         if (!any) hits = scan(eng, ev);   /* one Hyperscan scan per field per event */
         any = 1;
         vigil_status s = feed_group(eng, ev, gg, hits, err);
@@ -544,13 +553,13 @@ static void release_held(vigil_engine *eng, int64_t wm) {
 
 /* An event arrives: late check, watermark, then matched now or held. */
 static vigil_status arrive(vigil_engine *eng, vigil_event *ev, int g, vigil_error *err) {
-    if (g >= 0 && (g >= eng->rs->ngroups || !vigil_event_key(ev, g, NULL))) {
+    if (g >= 0 && (g >= eng->rs->ngroups || !vev_key(ev, g, NULL))) {
         if (g >= eng->rs->ngroups) return vigil_error_set(err, VIGIL_EINVAL, "no key group %d", g);
         return vigil_error_set(err, VIGIL_ENOKEY, "event %s lacks key field '%s'", ev->id, eng->rs->groups[g].key);
     }
     if (g < 0) {
         int any = 0;
-        for (int gg = 0; gg < eng->rs->ngroups && !any; gg++) any = vigil_event_key(ev, gg, NULL) != NULL;
+        for (int gg = 0; gg < eng->rs->ngroups && !any; gg++) any = vev_key(ev, gg, NULL) != NULL;
         if (!any && eng->rs->ngroups)
             return vigil_error_set(err, VIGIL_ENOKEY, "event %s has none of the key fields of the rules", ev->id);
     }
@@ -848,7 +857,7 @@ vigil_status vigil_engine_prefetch(vigil_engine *eng, vigil_event *const *evs, c
         for (int gg = 0; gg < eng->rs->ngroups; gg++) {
             if (g >= 0 && gg != g) continue;
             size_t kl;
-            const char *k = vigil_event_key(evs[i], gg, &kl);
+            const char *k = vev_key(evs[i], gg, &kl);
             if (!k || veng_key(eng, gg, k, kl, 0)) continue;
             int dup = 0;
             for (int j = 0; j < nk && !dup; j++)
