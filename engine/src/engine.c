@@ -148,6 +148,7 @@ void vigil_engine_destroy(vigil_engine *eng) {
     free(eng->tab);
     free(eng->dirty);
     veng_commit_free(eng);
+    EVP_MD_CTX_free(eng->mdctx);
     free(eng->timers);
     for (size_t i = 0; i < eng->nheld; i++) vigil_event_release(eng->held[i].ev);
     free(eng->held);
@@ -489,6 +490,14 @@ void vigil_engine_warm(vigil_engine *eng, vigil_event *const *evs, int n) {
                 else vwin_warm(ks[j]->rs[i], r);
             }
         }
+        for (int j = 0; j < nk; j++) {   /* what the previous stage's lines point to: window_events' ends */
+            if (!ks[j]) continue;
+            const vgroup *gr = &rs->groups[grp[j]];
+            for (int i = 0; i < gr->nrules; i++) {
+                const vrule *r = &rs->rules[gr->rules[i]];
+                if (ks[j]->rs[i] && !r->nsteps) vwin_warm_ids(ks[j]->rs[i], r);
+            }
+        }
         evs += m;
         n -= m;
     }
@@ -626,9 +635,14 @@ uint64_t vigil_engine_rule_alerts(const vigil_engine *eng, int rule) {
 
 /* ---- alerts ----------------------------------------------------------------- */
 
-static void alert_id(const vigil_alert *a, char out[33]) {
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    unsigned char d[EVP_MAX_MD_SIZE];
+/* The alert's id: the first 16 bytes of a SHA-256 over its identity, in
+ * hex. The digest context is the engine's, made once (EVP_MD_CTX_new per
+ * alert was most of an alert's cost); without one it is made here. */
+static void alert_id(vigil_engine *eng, const vigil_alert *a, char out[33]) {
+    static const char hex[] = "0123456789abcdef";
+    if (!eng->mdctx) eng->mdctx = EVP_MD_CTX_new();
+    EVP_MD_CTX *ctx = eng->mdctx ? eng->mdctx : EVP_MD_CTX_new();
+    unsigned char d[EVP_MAX_MD_SIZE] = {0};
     unsigned int dl = 0;
     char ver[24], ws[48];
     snprintf(ver, sizeof ver, "%d", a->rule_version);
@@ -649,8 +663,12 @@ static void alert_id(const vigil_alert *a, char out[33]) {
         EVP_DigestUpdate(ctx, ws, (size_t)n);
     }
     EVP_DigestFinal_ex(ctx, d, &dl);
-    EVP_MD_CTX_free(ctx);
-    for (int i = 0; i < 16; i++) snprintf(out + 2 * i, 3, "%02x", d[i]);
+    if (ctx != eng->mdctx) EVP_MD_CTX_free(ctx);
+    for (int i = 0; i < 16; i++) {
+        out[2 * i] = hex[d[i] >> 4];
+        out[2 * i + 1] = hex[d[i] & 15];
+    }
+    out[32] = '\0';
 }
 
 typedef struct wev { const char *const *ids; int n, truncated; } wev;   /* window_events */
@@ -767,7 +785,7 @@ static void emit_common(vigil_engine *eng, const vrule *r, const vkeystate *ks, 
         a.nwindow_events = we->n < 0 ? nids : we->n;
         a.window_events_truncated = we->n < 0 ? truncated : we->truncated;
     }
-    alert_id(&a, a.id);   /* window_events are not part of the id */
+    alert_id(eng, &a, a.id);   /* window_events are not part of the id */
     eng->st.alerts++;
     eng->rule_alerts[r - eng->rs->rules]++;
     if (eng->fn) eng->fn(eng->ud, &a);

@@ -167,6 +167,7 @@ struct vigil_engine {
     vigil_store_record *crecs;
     size_t ncrecs;
     size_t ndirty, capdirty;
+    struct evp_md_ctx_st *mdctx;   /* alert ids (engine.c alert_id): OpenSSL's EVP_MD_CTX, made once */
 };
 
 /* A key table slot: the low half of the key's hash (its home slot and a
@@ -234,6 +235,7 @@ vwin *vwin_new(const vrule *r);                         /* empty state; NULL whe
 /* Make room for n entries (the codec fills them); -1 when out of memory. */
 int vwin_reserve(vwin *w, const vrule *r, uint32_t n);
 void vwin_warm(const vwin *w, const vrule *r);          /* prefetch the ring's ends */
+void vwin_warm_ids(const vwin *w, const vrule *r);      /* then the ends of its window_events (window_ids.c) */
 /* explain.c: every aggregate now and without the newest entry (r->nagg each). */
 void vwin_values(vwin *w, const vrule *r, vigil_value *cur, vigil_value *prior);
 uint64_t vwin_events(const vwin *w, const vrule *r);    /* events in the window (buckets: their counts) */

@@ -29,6 +29,10 @@ static void compact(vwids *ids) {
 }
 
 #define IDS_INLINE_MAX 7   /* bytes of an id kept in the pointer's word itself */
+/* A new block's bytes of records: with its header one 64-byte malloc chunk,
+ * four 7-byte ids (a block sized to its first two ids was realloc'd again
+ * at the third). */
+#define IDS_FIRST_CAP (64 - 8 - sizeof(vwids))
 
 static int ids_inline(uintptr_t f) { return (f & 1) != 0; }
 
@@ -103,7 +107,7 @@ int vw_ids_push(uintptr_t *fp, uint32_t cap, const char *id, size_t len) {
     size_t used = ids ? ids->used : 0;
     if (!ids || ids->start + used + rec > ids->cap) {
         if (ids) compact(ids);   /* growing: the dead prefix goes first (realloc then copies less) */
-        size_t nc = ids ? (size_t)ids->cap * 2 : 0;
+        size_t nc = ids ? (size_t)ids->cap * 2 : IDS_FIRST_CAP;
         if (nc < used + more + rec) nc = used + more + rec;
         if (nc > UINT32_MAX) return -1;
         vwids *g = realloc(ids, sizeof *g + nc);
@@ -151,3 +155,11 @@ uint64_t vw_counted_events(const vwin *w, const vrule *r) {
     return n;
 }
 
+/* The block's oldest record (the next to leave) and its end (where the next
+ * id goes); its header was prefetched by vwin_warm, a stage earlier. */
+void vwin_warm_ids(const vwin *w, const vrule *r) {
+    if (r->window != VIGIL_WIN_SLIDING || !w->ids || (w->ids & 1)) return;
+    const vwids *ids = (const vwids *)w->ids;
+    __builtin_prefetch(ids->data + ids->start);
+    __builtin_prefetch(ids->data + ids->start + ids->used, 1);
+}
