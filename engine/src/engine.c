@@ -399,6 +399,12 @@ static const uint64_t *scan(vigil_engine *eng, const vigil_event *ev) {
     return eng->regex_hits;
 }
 
+/* The hint slot of (event, group): a small direct-mapped table, so a
+ * collision only costs the lookup the hint would have saved. */
+static inline size_t hint_of(const vigil_event *ev, int g) {
+    return (size_t)(((uintptr_t)ev >> 4) ^ ((uintptr_t)ev >> 12) ^ (uintptr_t)g * 0x61) & (VENG_HINTS - 1);
+}
+
 static vigil_status feed_group(vigil_engine *eng, vigil_event *ev, int g, const uint64_t *hits,
                                vigil_error *err) {
     const vigil_ruleset *rs = eng->rs;
@@ -409,8 +415,16 @@ static vigil_status feed_group(vigil_engine *eng, vigil_event *ev, int g, const 
     /* the watermark moves to this event's time first: what expires before
      * it (absences, within) is decided before the event is matched */
     if (eng->ntimers && eng->timers[0].when <= ev->ts) fire_timers(eng, ev->ts);
-    vkeystate *ks = veng_key(eng, g, k, kl, 1);
-    if (!ks) return vigil_error_set(err, VIGIL_ENOMEM, "out of memory for key state");
+    vkeystate *ks = NULL;
+    const vhint *hint = &eng->hint[hint_of(ev, g)];
+    if (hint->ev == ev && hint->g == g && hint->slot < eng->cap) {   /* where warm found it: still there? */
+        vkeystate *c = eng->tab[hint->slot].ks;
+        if (c && c->group == g && c->keylen == kl && vbytes_eq(c->key, k, kl)) {
+            ks = c;
+            eng->last_slot = hint->slot;
+        }
+    }
+    if (!ks && !(ks = veng_key(eng, g, k, kl, 1))) return vigil_error_set(err, VIGIL_ENOMEM, "out of memory for key state");
     uint64_t seq = ++ks->seq;
     ks->last_ts = ev->ts;
     eng->tab[eng->last_slot].last_s = ev->ts <= 0 ? 0 : ev->ts / 1000 >= UINT32_MAX ? UINT32_MAX : (uint32_t)(ev->ts / 1000);
@@ -469,7 +483,9 @@ void vigil_engine_warm(vigil_engine *eng, vigil_event *const *evs, int n) {
         for (int j = 0; j < nk; j++) {
             size_t kl = 0;
             const char *k = vev_key(who[j], grp[j], &kl);
-            ks[j] = eng->tab[veng_ks_slot(eng, grp[j], k, kl, h[j])].ks;
+            size_t slot = veng_ks_slot(eng, grp[j], k, kl, h[j]);
+            ks[j] = eng->tab[slot].ks;
+            if (ks[j]) eng->hint[hint_of(who[j], grp[j])] = (vhint){.ev = who[j], .slot = slot, .g = grp[j]};
         }
         for (int j = 0; j < nk; j++) {   /* a rule state's header may span two lines (a window's sums, counts) */
             if (!ks[j]) continue;

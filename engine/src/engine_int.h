@@ -112,6 +112,8 @@ typedef struct vkeystate {
     void *rs[];              /* per rule of the group: vpat* or vwin* */
 } vkeystate;
 
+#define VENG_HINTS 256   /* a power of two, >= the events of a warmed batch (64) times their key groups */
+
 struct vigil_engine {
     vigil_ruleset *rs;
     vigil_engine_opts o;
@@ -168,7 +170,13 @@ struct vigil_engine {
     size_t ncrecs;
     size_t ndirty, capdirty;
     struct evp_md_ctx_st *mdctx;   /* alert ids (engine.c alert_id): OpenSSL's EVP_MD_CTX, made once */
+    /* the table slot where vigil_engine_warm found an event's key, so that
+     * feeding it does not hash and probe again: only a hint, checked (the
+     * slot still holds a state of that group and key) before it is used —
+     * keys expire, move (backward shift, growth) and events are recycled */
+    struct vhint { const vigil_event *ev; size_t slot; int g; } hint[VENG_HINTS];
 };
+typedef struct vhint vhint;
 
 /* A key table slot: the low half of the key's hash (its home slot and a
  * cheap filter before comparing keys) and the second of its last event, so
