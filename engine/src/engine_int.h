@@ -1,6 +1,6 @@
 /* engine_int.h — the engine's private per-key state and the interfaces
- * between engine.c (key table, routing, alerts), nfa.c (pattern runs) and
- * window.c, window_late.c (window rules). */
+ * between engine.c (key table, routing, alerts), warm.c (batch prefetch),
+ * nfa.c (pattern runs) and window.c, window_late.c (window rules). */
 #ifndef VIGIL_ENGINE_INT_H
 #define VIGIL_ENGINE_INT_H
 
@@ -177,6 +177,12 @@ struct vigil_engine {
     struct vhint { const vigil_event *ev; size_t slot; int g; } hint[VENG_HINTS];
 };
 typedef struct vhint vhint;
+
+/* The hint slot of (event, group): a small direct-mapped table, so a
+ * collision only costs the lookup the hint would have saved. */
+static inline size_t hint_of(const vigil_event *ev, int g) {
+    return (size_t)(((uintptr_t)ev >> 4) ^ ((uintptr_t)ev >> 12) ^ (uintptr_t)g * 0x61) & (VENG_HINTS - 1);
+}
 
 /* A key table slot: the low half of the key's hash (its home slot and a
  * cheap filter before comparing keys) and the second of its last event, so
