@@ -427,8 +427,17 @@ static vigil_status feed_group(vigil_engine *eng, vigil_event *ev, int g, const 
     const vgroup *gr = &rs->groups[g];
     for (int i = 0; i < gr->nrules; i++) {
         const vrule *r = &rs->rules[gr->rules[i]];
+        int where_holds = 0;
+        if (r->pre) {   /* `where` (or a pattern's start) would be false: nothing to do */
+            const vigil_value *v = r->pre_field < ev->nslots ? &ev->slots[r->pre_field] : NULL;
+            if (!v || v->type != VIGIL_T_STR || v->len != r->pre->len || !vbytes_eq(v->u.str, r->pre->u.str, v->len)) {
+                if (!r->nsteps || !ks->rs[i] || !((const vpat *)ks->rs[i])->nruns) continue;   /* runs see every event */
+            } else {
+                where_holds = r->pre_all;
+            }
+        }
         vigil_status s = r->nsteps ? vnfa_feed(eng, r, ks, i, (vpat **)&ks->rs[i], ev, seq, hits)
-                                   : vwin_feed(eng, r, ks, i, (vwin **)&ks->rs[i], ev, hits);
+                                   : vwin_feed(eng, r, ks, i, (vwin **)&ks->rs[i], ev, hits, where_holds);
         if (s != VIGIL_OK) return vigil_error_set(err, s, "rule '%s': %s", r->name, vigil_status_str(s));
     }
     return VIGIL_OK;

@@ -231,8 +231,9 @@ void vnfa_warm(const vpat *p);   /* prefetch the runs (vigil_engine_warm) */
 void vrun_clear(vrun *r);
 
 /* window.c */
+/* where_holds: the caller knows `where` holds for ev (vrule.pre_all). */
 vigil_status vwin_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, int slot, vwin **wp, vigil_event *ev,
-                       const uint64_t *hits);
+                       const uint64_t *hits, int where_holds);
 /* The watermark at which an open tumbling/session window closes: its end for
  * a tumbling window; one past it for a session, since an event exactly `gap`
  * after the last one still joins (Flink merges session windows that touch,

@@ -84,6 +84,13 @@ typedef struct vrule {
     int nagg;
     vagg *aggs;
     int64_t suppress_ms;
+    /* a rule whose `where` (a pattern: whose first step) needs one field to
+     * equal a string (type = "tx", alone or in its all_of): that field and
+     * string, so that routing skips the rule for the events it would refuse
+     * without evaluating anything (a pattern only while it has no run) */
+    int pre_field;
+    int pre_all;                 /* the test is the whole `where`: passing it, `where` holds */
+    const vigil_value *pre;      /* NULL: no such test */
     int alert_fn;                /* host function of `alert = function(m)`, 0: none */
     /* hot reload (lineage.c) */
     int draining;                /* runs only what it had: starts no run and no window */

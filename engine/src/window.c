@@ -546,11 +546,11 @@ void vwin_timer(vigil_engine *eng, const vrule *r, vkeystate *ks, int slot, vwin
 }
 
 vigil_status vwin_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, int slot, vwin **wp, vigil_event *ev,
-                       const uint64_t *hits) {
+                       const uint64_t *hits, int where_holds) {
     veval c = {.ev = ev, .rule = r, .regex_hits = hits};
     vwin *w = *wp;
     if (r->draining && (!w || !w->open || r->window == VIGIL_WIN_SLIDING)) return VIGIL_OK;
-    if (!vexpr_true(r->where, &c)) return VIGIL_OK;
+    if (!where_holds && !vexpr_true(r->where, &c)) return VIGIL_OK;
     eng->step_hits[(size_t)(r - eng->rs->rules) * VIGIL_MAX_STEPS]++;   /* lint: the where matched */
     if (!w) {
         if (!(w = vwin_new(r))) return VIGIL_ENOMEM;
