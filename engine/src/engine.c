@@ -12,7 +12,8 @@
  * Why over 800 lines: the key table, the timer heap, the watermark buffer and
  * the store batches all act on the same per-key state of one engine, on its
  * hot path; the matching itself is already apart (nfa.c, window.c, eval.c),
- * the state record codec too (codec.c), and the batch prefetch (warm.c). */
+ * the state record codec too (codec.c). vigil_engine_warm stays here: bench/synth.c
+ * references it weakly, which does not pull a separate object out of the library. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -430,17 +431,94 @@ static vigil_status feed_group(vigil_engine *eng, vigil_event *ev, int g, const 
         int where_holds = 0;
         if (r->pre) {   /* `where` (or a pattern's start) would be false: nothing to do */
             const vigil_value *v = r->pre_field < ev->nslots ? &ev->slots[r->pre_field] : NULL;
-            if (!v || v->type != VIGIL_T_STR || v->len != r->pre->len || !vbytes_eq(v->u.str, r->pre->u.str, v->len)) {
-                if (!r->nsteps || !ks->rs[i] || !((const vpat *)ks->rs[i])->nruns) continue;   /* runs see every event */
-            } else {
+            if (v && v->type == VIGIL_T_STR && v->len == r->pre->len && vbytes_eq(v->u.str, r->pre->u.str, v->len))
                 where_holds = r->pre_all;
-            }
+            else if (!r->nsteps || !ks->rs[i] || !((const vpat *)ks->rs[i])->nruns) continue;   /* runs see every event */
         }
         vigil_status s = r->nsteps ? vnfa_feed(eng, r, ks, i, (vpat **)&ks->rs[i], ev, seq, hits)
                                    : vwin_feed(eng, r, ks, i, (vwin **)&ks->rs[i], ev, hits, where_holds);
         if (s != VIGIL_OK) return vigil_error_set(err, s, "rule '%s': %s", r->name, vigil_status_str(s));
     }
     return VIGIL_OK;
+}
+
+/* ---- warming: software prefetch over a batch ------------------------------- */
+
+/* Most of the time of a fed event goes to cache misses on its key's slot,
+ * state, rule states and window rings, which sit in random places of a large
+ * heap. Touching them for a whole batch first, in stages (slots; then the
+ * states they point to; then the rule states; then the rings and runs), lets
+ * the memory system serve these misses in parallel instead of one after the
+ * other (the batched-lookup technique of e.g. "Cuckoo++ hash tables",
+ * Le Scouarnec 2018; DPDK's rte_hash bulk lookup). Only a hint: it changes
+ * nothing observable. */
+#define WARM_MAX 64
+
+void vigil_engine_warm(vigil_engine *eng, vigil_event *const *evs, int n) {
+    const vigil_ruleset *rs = eng->rs;
+    while (n > 0) {
+        int m = n < WARM_MAX ? n : WARM_MAX;
+        uint64_t h[WARM_MAX * 4];
+        int grp[WARM_MAX * 4];
+        const vigil_event *who[WARM_MAX * 4];
+        vkeystate *ks[WARM_MAX * 4];
+        int nk = 0;
+        size_t mask = eng->cap - 1;
+        for (int i = 0; i < m; i++)
+            for (int g = 0; g < rs->ngroups && g < 4; g++) {
+                size_t kl;
+                const char *k = vev_key(evs[i], g, &kl);
+                if (!k) continue;
+                h[nk] = veng_key_hash(g, k, kl);
+                grp[nk] = g;
+                who[nk] = evs[i];
+                __builtin_prefetch(&eng->tab[h[nk] & mask]);
+                nk++;
+            }
+        for (int j = 0; j < nk; j++) {   /* the state the home slot points to, when its hash matches */
+            const vslot *sl = &eng->tab[h[j] & mask];
+            if (sl->ks && sl->h == (uint32_t)h[j]) {
+                __builtin_prefetch(sl->ks);
+                __builtin_prefetch((const char *)sl->ks + 64);   /* its rule states' pointers, the key */
+            }
+        }
+        for (int j = 0; j < nk; j++) {
+            size_t kl = 0;
+            const char *k = vev_key(who[j], grp[j], &kl);
+            size_t slot = veng_ks_slot(eng, grp[j], k, kl, h[j]);
+            ks[j] = eng->tab[slot].ks;
+            if (ks[j]) eng->hint[hint_of(who[j], grp[j])] = (vhint){.ev = who[j], .slot = slot, .g = grp[j]};
+        }
+        for (int j = 0; j < nk; j++) {   /* a rule state's header may span two lines (a window's sums, counts) */
+            if (!ks[j]) continue;
+            const vgroup *gr = &rs->groups[grp[j]];
+            for (int i = 0; i < gr->nrules; i++)
+                if (ks[j]->rs[i]) {
+                    __builtin_prefetch(ks[j]->rs[i]);
+                    __builtin_prefetch((const char *)ks[j]->rs[i] + 64);
+                }
+        }
+        for (int j = 0; j < nk; j++) {
+            if (!ks[j]) continue;
+            const vgroup *gr = &rs->groups[grp[j]];
+            for (int i = 0; i < gr->nrules; i++) {
+                const vrule *r = &rs->rules[gr->rules[i]];
+                if (!ks[j]->rs[i]) continue;
+                if (r->nsteps) vnfa_warm(ks[j]->rs[i]);
+                else vwin_warm(ks[j]->rs[i], r);
+            }
+        }
+        for (int j = 0; j < nk; j++) {   /* what the previous stage's lines point to: window_events' ends */
+            if (!ks[j]) continue;
+            const vgroup *gr = &rs->groups[grp[j]];
+            for (int i = 0; i < gr->nrules; i++) {
+                const vrule *r = &rs->rules[gr->rules[i]];
+                if (ks[j]->rs[i] && !r->nsteps) vwin_warm_ids(ks[j]->rs[i], r);
+            }
+        }
+        evs += m;
+        n -= m;
+    }
 }
 
 /* Match an event now: one key group, or (g < 0) every group it has a key for. */
@@ -575,9 +653,8 @@ uint64_t vigil_engine_rule_alerts(const vigil_engine *eng, int rule) {
 
 /* ---- alerts ----------------------------------------------------------------- */
 
-/* The alert's id: the first 16 bytes of a SHA-256 over its identity, in
- * hex. The digest context is the engine's, made once (EVP_MD_CTX_new per
- * alert was most of an alert's cost); without one it is made here. */
+/* The alert's id: 16 bytes of SHA-256 over its identity, in hex; with the
+ * engine's digest context, made once (EVP_MD_CTX_new per alert cost most). */
 static void alert_id(vigil_engine *eng, const vigil_alert *a, char out[33]) {
     static const char hex[] = "0123456789abcdef";
     if (!eng->mdctx) eng->mdctx = EVP_MD_CTX_new();
@@ -604,10 +681,7 @@ static void alert_id(vigil_engine *eng, const vigil_alert *a, char out[33]) {
     }
     EVP_DigestFinal_ex(ctx, d, &dl);
     if (ctx != eng->mdctx) EVP_MD_CTX_free(ctx);
-    for (int i = 0; i < 16; i++) {
-        out[2 * i] = hex[d[i] >> 4];
-        out[2 * i + 1] = hex[d[i] & 15];
-    }
+    for (int i = 0; i < 16; i++) out[2 * i] = hex[d[i] >> 4], out[2 * i + 1] = hex[d[i] & 15];
     out[32] = '\0';
 }
 

@@ -1,6 +1,6 @@
 /* engine_int.h — the engine's private per-key state and the interfaces
- * between engine.c (key table, routing, alerts), warm.c (batch prefetch),
- * nfa.c (pattern runs) and window.c, window_late.c (window rules). */
+ * between engine.c (key table, routing, alerts), nfa.c (pattern runs) and
+ * window.c, window_late.c (window rules). */
 #ifndef VIGIL_ENGINE_INT_H
 #define VIGIL_ENGINE_INT_H
 
