@@ -12,7 +12,8 @@
  * Why over 800 lines: the key table, the timer heap, the watermark buffer and
  * the store batches all act on the same per-key state of one engine, on its
  * hot path; the matching itself is already apart (nfa.c, window.c, eval.c),
- * the state record codec too (codec.c). */
+ * the state record codec too (codec.c). vigil_engine_warm stays here: bench/synth.c
+ * references it weakly, which does not pull a separate object out of the library. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,6 +149,7 @@ void vigil_engine_destroy(vigil_engine *eng) {
     free(eng->tab);
     free(eng->dirty);
     veng_commit_free(eng);
+    EVP_MD_CTX_free(eng->mdctx);
     free(eng->timers);
     for (size_t i = 0; i < eng->nheld; i++) vigil_event_release(eng->held[i].ev);
     free(eng->held);
@@ -173,7 +175,7 @@ size_t veng_ks_slot(const vigil_engine *eng, int g, const char *k, size_t n, uin
     size_t mask = eng->cap - 1, i = h & mask;
     for (;;) {
         const vslot *sl = &eng->tab[i];
-        if (!sl->ks || (sl->h == (uint32_t)h && sl->ks->group == g && sl->ks->keylen == n && memcmp(sl->ks->key, k, n) == 0))
+        if (!sl->ks || (sl->h == (uint32_t)h && sl->ks->group == g && sl->ks->keylen == n && vbytes_eq(sl->ks->key, k, n)))
             return i;
         i = (i + 1) & mask;
     }
@@ -403,13 +405,21 @@ static vigil_status feed_group(vigil_engine *eng, vigil_event *ev, int g, const 
     const vigil_ruleset *rs = eng->rs;
     if (g < 0 || g >= rs->ngroups) return vigil_error_set(err, VIGIL_EINVAL, "no key group %d", g);
     size_t kl;
-    const char *k = vigil_event_key(ev, g, &kl);
+    const char *k = vev_key(ev, g, &kl);
     if (!k) return vigil_error_set(err, VIGIL_ENOKEY, "event %s lacks key field '%s'", ev->id, rs->groups[g].key);
     /* the watermark moves to this event's time first: what expires before
      * it (absences, within) is decided before the event is matched */
     if (eng->ntimers && eng->timers[0].when <= ev->ts) fire_timers(eng, ev->ts);
-    vkeystate *ks = veng_key(eng, g, k, kl, 1);
-    if (!ks) return vigil_error_set(err, VIGIL_ENOMEM, "out of memory for key state");
+    vkeystate *ks = NULL;
+    const vhint *hint = &eng->hint[hint_of(ev, g)];
+    if (hint->ev == ev && hint->g == g && hint->slot < eng->cap) {   /* where warm found it: still there? */
+        vkeystate *c = eng->tab[hint->slot].ks;
+        if (c && c->group == g && c->keylen == kl && vbytes_eq(c->key, k, kl)) {
+            ks = c;
+            eng->last_slot = hint->slot;
+        }
+    }
+    if (!ks && !(ks = veng_key(eng, g, k, kl, 1))) return vigil_error_set(err, VIGIL_ENOMEM, "out of memory for key state");
     uint64_t seq = ++ks->seq;
     ks->last_ts = ev->ts;
     eng->tab[eng->last_slot].last_s = ev->ts <= 0 ? 0 : ev->ts / 1000 >= UINT32_MAX ? UINT32_MAX : (uint32_t)(ev->ts / 1000);
@@ -418,8 +428,15 @@ static vigil_status feed_group(vigil_engine *eng, vigil_event *ev, int g, const 
     const vgroup *gr = &rs->groups[g];
     for (int i = 0; i < gr->nrules; i++) {
         const vrule *r = &rs->rules[gr->rules[i]];
+        int where_holds = 0;
+        if (r->pre) {   /* `where` (or a pattern's start) would be false: nothing to do */
+            const vigil_value *v = r->pre_field < ev->nslots ? &ev->slots[r->pre_field] : NULL;
+            if (v && v->type == VIGIL_T_STR && v->len == r->pre->len && vbytes_eq(v->u.str, r->pre->u.str, v->len))
+                where_holds = r->pre_all;
+            else if (!r->nsteps || !ks->rs[i] || !((const vpat *)ks->rs[i])->nruns) continue;   /* runs see every event */
+        }
         vigil_status s = r->nsteps ? vnfa_feed(eng, r, ks, i, (vpat **)&ks->rs[i], ev, seq, hits)
-                                   : vwin_feed(eng, r, ks, i, (vwin **)&ks->rs[i], ev, hits);
+                                   : vwin_feed(eng, r, ks, i, (vwin **)&ks->rs[i], ev, hits, where_holds);
         if (s != VIGIL_OK) return vigil_error_set(err, s, "rule '%s': %s", r->name, vigil_status_str(s));
     }
     return VIGIL_OK;
@@ -450,7 +467,7 @@ void vigil_engine_warm(vigil_engine *eng, vigil_event *const *evs, int n) {
         for (int i = 0; i < m; i++)
             for (int g = 0; g < rs->ngroups && g < 4; g++) {
                 size_t kl;
-                const char *k = vigil_event_key(evs[i], g, &kl);
+                const char *k = vev_key(evs[i], g, &kl);
                 if (!k) continue;
                 h[nk] = veng_key_hash(g, k, kl);
                 grp[nk] = g;
@@ -458,17 +475,28 @@ void vigil_engine_warm(vigil_engine *eng, vigil_event *const *evs, int n) {
                 __builtin_prefetch(&eng->tab[h[nk] & mask]);
                 nk++;
             }
-        for (int j = 0; j < nk; j++) {
-            size_t kl;
-            const char *k = vigil_event_key(who[j], grp[j], &kl);
-            ks[j] = eng->tab[veng_ks_slot(eng, grp[j], k, kl, h[j])].ks;
-            if (ks[j]) __builtin_prefetch(ks[j]->rs);
+        for (int j = 0; j < nk; j++) {   /* the state the home slot points to, when its hash matches */
+            const vslot *sl = &eng->tab[h[j] & mask];
+            if (sl->ks && sl->h == (uint32_t)h[j]) {
+                __builtin_prefetch(sl->ks);
+                __builtin_prefetch((const char *)sl->ks + 64);   /* its rule states' pointers, the key */
+            }
         }
         for (int j = 0; j < nk; j++) {
+            size_t kl = 0;
+            const char *k = vev_key(who[j], grp[j], &kl);
+            size_t slot = veng_ks_slot(eng, grp[j], k, kl, h[j]);
+            ks[j] = eng->tab[slot].ks;
+            if (ks[j]) eng->hint[hint_of(who[j], grp[j])] = (vhint){.ev = who[j], .slot = slot, .g = grp[j]};
+        }
+        for (int j = 0; j < nk; j++) {   /* a rule state's header may span two lines (a window's sums, counts) */
             if (!ks[j]) continue;
             const vgroup *gr = &rs->groups[grp[j]];
             for (int i = 0; i < gr->nrules; i++)
-                if (ks[j]->rs[i]) __builtin_prefetch(ks[j]->rs[i]);
+                if (ks[j]->rs[i]) {
+                    __builtin_prefetch(ks[j]->rs[i]);
+                    __builtin_prefetch((const char *)ks[j]->rs[i] + 64);
+                }
         }
         for (int j = 0; j < nk; j++) {
             if (!ks[j]) continue;
@@ -478,6 +506,14 @@ void vigil_engine_warm(vigil_engine *eng, vigil_event *const *evs, int n) {
                 if (!ks[j]->rs[i]) continue;
                 if (r->nsteps) vnfa_warm(ks[j]->rs[i]);
                 else vwin_warm(ks[j]->rs[i], r);
+            }
+        }
+        for (int j = 0; j < nk; j++) {   /* what the previous stage's lines point to: window_events' ends */
+            if (!ks[j]) continue;
+            const vgroup *gr = &rs->groups[grp[j]];
+            for (int i = 0; i < gr->nrules; i++) {
+                const vrule *r = &rs->rules[gr->rules[i]];
+                if (ks[j]->rs[i] && !r->nsteps) vwin_warm_ids(ks[j]->rs[i], r);
             }
         }
         evs += m;
@@ -493,7 +529,7 @@ static vigil_status process(vigil_engine *eng, vigil_event *ev, int g, vigil_err
     int any = 0;
     const uint64_t *hits = NULL;
     for (int gg = 0; gg < eng->rs->ngroups; gg++) {
-        if (!vigil_event_key(ev, gg, NULL)) continue;
+        if (!vev_key(ev, gg, NULL)) continue;
         if (!any) hits = scan(eng, ev);   /* one Hyperscan scan per field per event */
         any = 1;
         vigil_status s = feed_group(eng, ev, gg, hits, err);
@@ -544,13 +580,13 @@ static void release_held(vigil_engine *eng, int64_t wm) {
 
 /* An event arrives: late check, watermark, then matched now or held. */
 static vigil_status arrive(vigil_engine *eng, vigil_event *ev, int g, vigil_error *err) {
-    if (g >= 0 && (g >= eng->rs->ngroups || !vigil_event_key(ev, g, NULL))) {
+    if (g >= 0 && (g >= eng->rs->ngroups || !vev_key(ev, g, NULL))) {
         if (g >= eng->rs->ngroups) return vigil_error_set(err, VIGIL_EINVAL, "no key group %d", g);
         return vigil_error_set(err, VIGIL_ENOKEY, "event %s lacks key field '%s'", ev->id, eng->rs->groups[g].key);
     }
     if (g < 0) {
         int any = 0;
-        for (int gg = 0; gg < eng->rs->ngroups && !any; gg++) any = vigil_event_key(ev, gg, NULL) != NULL;
+        for (int gg = 0; gg < eng->rs->ngroups && !any; gg++) any = vev_key(ev, gg, NULL) != NULL;
         if (!any && eng->rs->ngroups)
             return vigil_error_set(err, VIGIL_ENOKEY, "event %s has none of the key fields of the rules", ev->id);
     }
@@ -617,9 +653,13 @@ uint64_t vigil_engine_rule_alerts(const vigil_engine *eng, int rule) {
 
 /* ---- alerts ----------------------------------------------------------------- */
 
-static void alert_id(const vigil_alert *a, char out[33]) {
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    unsigned char d[EVP_MAX_MD_SIZE];
+/* The alert's id: 16 bytes of SHA-256 over its identity, in hex; with the
+ * engine's digest context, made once (EVP_MD_CTX_new per alert cost most). */
+static void alert_id(vigil_engine *eng, const vigil_alert *a, char out[33]) {
+    static const char hex[] = "0123456789abcdef";
+    if (!eng->mdctx) eng->mdctx = EVP_MD_CTX_new();
+    EVP_MD_CTX *ctx = eng->mdctx ? eng->mdctx : EVP_MD_CTX_new();
+    unsigned char d[EVP_MAX_MD_SIZE] = {0};
     unsigned int dl = 0;
     char ver[24], ws[48];
     snprintf(ver, sizeof ver, "%d", a->rule_version);
@@ -640,8 +680,9 @@ static void alert_id(const vigil_alert *a, char out[33]) {
         EVP_DigestUpdate(ctx, ws, (size_t)n);
     }
     EVP_DigestFinal_ex(ctx, d, &dl);
-    EVP_MD_CTX_free(ctx);
-    for (int i = 0; i < 16; i++) snprintf(out + 2 * i, 3, "%02x", d[i]);
+    if (ctx != eng->mdctx) EVP_MD_CTX_free(ctx);
+    for (int i = 0; i < 16; i++) out[2 * i] = hex[d[i] >> 4], out[2 * i + 1] = hex[d[i] & 15];
+    out[32] = '\0';
 }
 
 typedef struct wev { const char *const *ids; int n, truncated; } wev;   /* window_events */
@@ -758,7 +799,7 @@ static void emit_common(vigil_engine *eng, const vrule *r, const vkeystate *ks, 
         a.nwindow_events = we->n < 0 ? nids : we->n;
         a.window_events_truncated = we->n < 0 ? truncated : we->truncated;
     }
-    alert_id(&a, a.id);   /* window_events are not part of the id */
+    alert_id(eng, &a, a.id);   /* window_events are not part of the id */
     eng->st.alerts++;
     eng->rule_alerts[r - eng->rs->rules]++;
     if (eng->fn) eng->fn(eng->ud, &a);
@@ -848,7 +889,7 @@ vigil_status vigil_engine_prefetch(vigil_engine *eng, vigil_event *const *evs, c
         for (int gg = 0; gg < eng->rs->ngroups; gg++) {
             if (g >= 0 && gg != g) continue;
             size_t kl;
-            const char *k = vigil_event_key(evs[i], gg, &kl);
+            const char *k = vev_key(evs[i], gg, &kl);
             if (!k || veng_key(eng, gg, k, kl, 0)) continue;
             int dup = 0;
             for (int j = 0; j < nk && !dup; j++)

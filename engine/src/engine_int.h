@@ -87,11 +87,16 @@ typedef struct vwtail {      /* tumbling and session windows: the open window an
  * aggregate (an alert's window_events), at most max_alert_events, oldest
  * first, in one allocation: records of u16 length | bytes. Kept in step
  * with the window: once it holds fewer counted events than ids, the oldest
- * ids go. NULL until the first such event. */
+ * ids go. NULL until the first such event. The records live at
+ * data[start, start + used): the oldest goes by moving `start` (O(1)); the
+ * dead prefix is reclaimed when the block is full and it is at least a
+ * quarter of the block (window_ids.c), so each byte is moved at most three
+ * times over its life instead of once per id that leaves before it. */
 typedef struct vwids {
     uint16_t n;              /* ids */
     uint16_t pad;
-    uint32_t used, cap;      /* bytes of data */
+    uint32_t start;          /* bytes of data before the oldest record (left by ids that went) */
+    uint32_t used, cap;      /* bytes of records, bytes of data */
     unsigned char data[];
 } vwids;
 
@@ -106,6 +111,8 @@ typedef struct vkeystate {
     uint32_t ntimers;        /* timers in the heap that point here: the key cannot expire */
     void *rs[];              /* per rule of the group: vpat* or vwin* */
 } vkeystate;
+
+#define VENG_HINTS 256   /* a power of two, >= the events of a warmed batch (64) times their key groups */
 
 struct vigil_engine {
     vigil_ruleset *rs;
@@ -162,7 +169,20 @@ struct vigil_engine {
     vigil_store_record *crecs;
     size_t ncrecs;
     size_t ndirty, capdirty;
+    struct evp_md_ctx_st *mdctx;   /* alert ids (engine.c alert_id): OpenSSL's EVP_MD_CTX, made once */
+    /* the table slot where vigil_engine_warm found an event's key, so that
+     * feeding it does not hash and probe again: only a hint, checked (the
+     * slot still holds a state of that group and key) before it is used —
+     * keys expire, move (backward shift, growth) and events are recycled */
+    struct vhint { const vigil_event *ev; size_t slot; int g; } hint[VENG_HINTS];
 };
+typedef struct vhint vhint;
+
+/* The hint slot of (event, group): a small direct-mapped table, so a
+ * collision only costs the lookup the hint would have saved. */
+static inline size_t hint_of(const vigil_event *ev, int g) {
+    return (size_t)(((uintptr_t)ev >> 4) ^ ((uintptr_t)ev >> 12) ^ (uintptr_t)g * 0x61) & (VENG_HINTS - 1);
+}
 
 /* A key table slot: the low half of the key's hash (its home slot and a
  * cheap filter before comparing keys) and the second of its last event, so
@@ -211,8 +231,9 @@ void vnfa_warm(const vpat *p);   /* prefetch the runs (vigil_engine_warm) */
 void vrun_clear(vrun *r);
 
 /* window.c */
+/* where_holds: the caller knows `where` holds for ev (vrule.pre_all). */
 vigil_status vwin_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, int slot, vwin **wp, vigil_event *ev,
-                       const uint64_t *hits);
+                       const uint64_t *hits, int where_holds);
 /* The watermark at which an open tumbling/session window closes: its end for
  * a tumbling window; one past it for a session, since an event exactly `gap`
  * after the last one still joins (Flink merges session windows that touch,
@@ -229,6 +250,7 @@ vwin *vwin_new(const vrule *r);                         /* empty state; NULL whe
 /* Make room for n entries (the codec fills them); -1 when out of memory. */
 int vwin_reserve(vwin *w, const vrule *r, uint32_t n);
 void vwin_warm(const vwin *w, const vrule *r);          /* prefetch the ring's ends */
+void vwin_warm_ids(const vwin *w, const vrule *r);      /* then the ends of its window_events (window_ids.c) */
 /* explain.c: every aggregate now and without the newest entry (r->nagg each). */
 void vwin_values(vwin *w, const vrule *r, vigil_value *cur, vigil_value *prior);
 uint64_t vwin_events(const vwin *w, const vrule *r);    /* events in the window (buckets: their counts) */

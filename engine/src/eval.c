@@ -31,7 +31,7 @@ static int equal(const vigil_value *a, const vigil_value *b) {
     if (a->type != b->type) return 0;
     switch (a->type) {
     case VIGIL_T_NUM: return a->u.num == b->u.num;
-    case VIGIL_T_STR: return a->len == b->len && memcmp(a->u.str, b->u.str, a->len) == 0;
+    case VIGIL_T_STR: return a->len == b->len && vbytes_eq(a->u.str, b->u.str, a->len);
     case VIGIL_T_BOOL: return a->u.b == b->u.b;
     case VIGIL_T_NULL: return 1;
     default: return 0;

@@ -84,6 +84,13 @@ typedef struct vrule {
     int nagg;
     vagg *aggs;
     int64_t suppress_ms;
+    /* a rule whose `where` (a pattern: whose first step) needs one field to
+     * equal a string (type = "tx", alone or in its all_of): that field and
+     * string, so that routing skips the rule for the events it would refuse
+     * without evaluating anything (a pattern only while it has no run) */
+    int pre_field;
+    int pre_all;                 /* the test is the whole `where`: passing it, `where` holds */
+    const vigil_value *pre;      /* NULL: no such test */
     int alert_fn;                /* host function of `alert = function(m)`, 0: none */
     /* hot reload (lineage.c) */
     int draining;                /* runs only what it had: starts no run and no window */
@@ -145,6 +152,21 @@ static inline int vrule_takes(const vrule *r, uint32_t version) {
            ((uint32_t)r->inherits <= version && version < (uint32_t)r->version && !r->draining);
 }
 
+/* n bytes of a and b equal. Keys and the strings rules compare are short
+ * (a customer id, "tx"): inline 8-byte words beat a call into libc's memcmp,
+ * which costs more in its dispatch than in comparing. */
+static inline int vbytes_eq(const char *a, const char *b, size_t n) {
+    for (; n >= 8; a += 8, b += 8, n -= 8) {
+        uint64_t x, y;
+        __builtin_memcpy(&x, a, 8);
+        __builtin_memcpy(&y, b, 8);
+        if (x != y) return 0;
+    }
+    while (n--)
+        if (*a++ != *b++) return 0;
+    return 1;
+}
+
 /* ---- events ----------------------------------------------------------- */
 
 typedef struct vkey { const char *s; uint32_t len; } vkey;
@@ -165,6 +187,13 @@ struct vigil_event {
     const char *type_default;
     char *strs;                  /* copied strings the slots and keys point into */
 };
+
+/* vigil_event_key inlined, for the engine's hot paths (the same answer). */
+static inline const char *vev_key(const vigil_event *e, int g, size_t *len) {
+    if (g < 0 || g >= e->ngroups || !e->keys[g].s) return NULL;
+    if (len) *len = e->keys[g].len;
+    return e->keys[g].s;
+}
 
 struct vigil_csv_header {
     atomic_int refs;

@@ -784,6 +784,37 @@ static vigil_status build_regex_dbs(vigil_ruleset *rs, vigil_error *err) {
     return VIGIL_OK;
 }
 
+/* eq(field, "text") (either way round): the field and the constant. */
+static int eq_field_str(const vigil_expr *x, int *field, const vigil_value **v) {
+    if (!x || x->op != VIGIL_X_EQ || x->nargs != 2) return 0;
+    const vigil_expr *a = x->args[0], *b = x->args[1];
+    if (a->op == VIGIL_X_CONST) {
+        const vigil_expr *t = a;
+        a = b;
+        b = t;
+    }
+    if (a->op != VIGIL_X_FIELD || a->field < 0 || b->op != VIGIL_X_CONST || b->v.type != VIGIL_T_STR) return 0;
+    *field = a->field;
+    *v = &b->v;
+    return 1;
+}
+
+/* A rule's routing test (vrule.pre): its `where` (a pattern: the condition
+ * of its first step, when no later step can start a run) is such an eq, or an
+ * all_of with one among its direct members; false there makes it false. */
+static void rule_prefilter(vrule *r) {
+    r->pre = NULL;
+    r->pre_all = 0;
+    const vigil_expr *w = r->nsteps ? (r->steps[0].optional ? NULL : r->steps[0].cond) : r->where;
+    if (!w) return;
+    if (eq_field_str(w, &r->pre_field, &r->pre)) {
+        r->pre_all = !r->nsteps;
+        return;
+    }
+    if (w->op == VIGIL_X_AND)
+        for (int i = 0; i < w->nargs && !eq_field_str(w->args[i], &r->pre_field, &r->pre); i++) {}
+}
+
 vigil_status vigil_ruleset_finalize(vigil_ruleset *rs, vigil_error *err) {
     if (rs->finalized) return VIGIL_OK;
     /* key groups: rules sharing a key field (after those a base left, in its order) */
@@ -806,6 +837,7 @@ vigil_status vigil_ruleset_finalize(vigil_ruleset *rs, vigil_error *err) {
         gr->rules = nr;
         gr->rules[gr->nrules++] = i;
         r->group = g;
+        rule_prefilter(r);
     }
     vigil_status s = build_regex_dbs(rs, err);
     if (s != VIGIL_OK) return s;

@@ -546,11 +546,11 @@ void vwin_timer(vigil_engine *eng, const vrule *r, vkeystate *ks, int slot, vwin
 }
 
 vigil_status vwin_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, int slot, vwin **wp, vigil_event *ev,
-                       const uint64_t *hits) {
+                       const uint64_t *hits, int where_holds) {
     veval c = {.ev = ev, .rule = r, .regex_hits = hits};
     vwin *w = *wp;
     if (r->draining && (!w || !w->open || r->window == VIGIL_WIN_SLIDING)) return VIGIL_OK;
-    if (!vexpr_true(r->where, &c)) return VIGIL_OK;
+    if (!where_holds && !vexpr_true(r->where, &c)) return VIGIL_OK;
     eng->step_hits[(size_t)(r - eng->rs->rules) * VIGIL_MAX_STEPS]++;   /* lint: the where matched */
     if (!w) {
         if (!(w = vwin_new(r))) return VIGIL_ENOMEM;
@@ -673,6 +673,8 @@ uint64_t vwin_events(const vwin *w, const vrule *r) {
 }
 
 void vwin_warm(const vwin *w, const vrule *r) {
+    if (r->window == VIGIL_WIN_SLIDING && w->ids && !(w->ids & 1))   /* a block of ids (window_ids.c) */
+        __builtin_prefetch((const void *)w->ids);
     if (!w->n) return;
     __builtin_prefetch(at(w, r, 0));
     __builtin_prefetch(at(w, r, w->n - 1));

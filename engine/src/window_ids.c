@@ -5,23 +5,34 @@
  * first, in arrival order, trimmed as the window lets entries go. Kept in
  * the window header's word (vwin.ids): a single id of at most 7 bytes in
  * the word itself (an idle velocity key's one event costs no allocation),
- * else one block of `u16 length | bytes` records. Apart from window.c, which
- * is near its size limit. */
+ * else one block of `u16 length | bytes` records (the oldest leaves in O(1):
+ * see vwids). Apart from window.c, which is near its size limit. */
 #include <stdlib.h>
 #include <string.h>
 #include "window_int.h"
 
-/* Drop the oldest id (ids->n > 0). */
+/* Drop the oldest id (ids->n > 0): O(1), its bytes stay until compact(). */
 static void ids_drop(vwids *ids) {
     uint16_t len;
-    memcpy(&len, ids->data, sizeof len);
-    size_t rec = sizeof len + len;
-    memmove(ids->data, ids->data + rec, ids->used - rec);
-    ids->used -= (uint32_t)rec;
+    memcpy(&len, ids->data + ids->start, sizeof len);
+    uint32_t rec = (uint32_t)(sizeof len + len);
+    ids->used -= rec;
     ids->n--;
+    ids->start = ids->n ? ids->start + rec : 0;
+}
+
+/* Move the records to the front of the block (the dead prefix goes). */
+static void compact(vwids *ids) {
+    if (!ids->start) return;
+    memmove(ids->data, ids->data + ids->start, ids->used);
+    ids->start = 0;
 }
 
 #define IDS_INLINE_MAX 7   /* bytes of an id kept in the pointer's word itself */
+/* A new block's bytes of records: with its header one 64-byte malloc chunk,
+ * four 7-byte ids (a block sized to its first two ids was realloc'd again
+ * at the third). */
+#define IDS_FIRST_CAP (64 - 8 - sizeof(vwids))
 
 static int ids_inline(uintptr_t f) { return (f & 1) != 0; }
 
@@ -53,7 +64,7 @@ void vwin_ids_view(uintptr_t f, vwids_view *v) {
     const vwids *ids = (const vwids *)f;
     v->n = ids->n;
     v->used = ids->used;
-    v->data = ids->data;
+    v->data = ids->data + ids->start;
 }
 
 /* Keep at most `keep` ids, the newest (the window holds `keep` counted
@@ -92,14 +103,17 @@ int vw_ids_push(uintptr_t *fp, uint32_t cap, const char *id, size_t len) {
     uint16_t l = (uint16_t)len;
     size_t rec = sizeof l + len, more = ids ? 0 : (ids_inline(*fp) ? one.used : 0);
     if (ids && ids->n >= cap) ids_drop(ids);
+    if (ids && ids->start + ids->used + rec > ids->cap && ids->start >= ids->cap / 4) compact(ids);
     size_t used = ids ? ids->used : 0;
-    if (!ids || used + rec > ids->cap) {
-        size_t nc = ids ? (size_t)ids->cap * 2 : 0;
+    if (!ids || ids->start + used + rec > ids->cap) {
+        if (ids) compact(ids);   /* growing: the dead prefix goes first (realloc then copies less) */
+        size_t nc = ids ? (size_t)ids->cap * 2 : IDS_FIRST_CAP;
         if (nc < used + more + rec) nc = used + more + rec;
+        if (nc > UINT32_MAX) return -1;
         vwids *g = realloc(ids, sizeof *g + nc);
         if (!g) return -1;
         if (!ids) {
-            g->n = 0, g->pad = 0, g->used = 0;
+            g->n = 0, g->pad = 0, g->start = 0, g->used = 0;
             if (more) {
                 memcpy(g->data, one.data, one.used);
                 g->n = 1;
@@ -110,8 +124,9 @@ int vw_ids_push(uintptr_t *fp, uint32_t cap, const char *id, size_t len) {
         ids = g;
         *fp = (uintptr_t)g;
     }
-    memcpy(ids->data + ids->used, &l, sizeof l);
-    memcpy(ids->data + ids->used + sizeof l, id, len);
+    unsigned char *end = ids->data + ids->start + ids->used;
+    memcpy(end, &l, sizeof l);
+    memcpy(end + sizeof l, id, len);
     ids->used += (uint32_t)rec;
     ids->n++;
     return 0;
@@ -140,3 +155,11 @@ uint64_t vw_counted_events(const vwin *w, const vrule *r) {
     return n;
 }
 
+/* The block's oldest record (the next to leave) and its end (where the next
+ * id goes); its header was prefetched by vwin_warm, a stage earlier. */
+void vwin_warm_ids(const vwin *w, const vrule *r) {
+    if (r->window != VIGIL_WIN_SLIDING || !w->ids || (w->ids & 1)) return;
+    const vwids *ids = (const vwids *)w->ids;
+    __builtin_prefetch(ids->data + ids->start);
+    __builtin_prefetch(ids->data + ids->start + ids->used, 1);
+}
