@@ -116,18 +116,9 @@ static void test_redis_linger(void) {
 
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
-    signal(SIGPIPE, SIG_IGN);
-    const char *const unset[] = {"VIGIL_NATS", "VIGIL_REDIS", "VIGIL_RULES", "VIGIL_LISTEN", "VIGIL_FAULT",
-                                 "VIGIL_CONFIG", NULL};
-    for (int i = 0; unset[i]; i++) unsetenv(unset[i]);
-    setenv("NO_PROXY", "127.0.0.1,localhost", 1);
-    dir = vt_tmpdir();
+    dir = vt_serve_test_setup("rule { name = \"many\", key = \"card\", window = sliding(\"1h\"), when = ge(count(), 1000) }\n",
+                              rules, sizeof rules);
     if (!dir) return 1;
-    snprintf(rules, sizeof rules, "%s/rules.lua", dir);
-    FILE *f = fopen(rules, "w");
-    if (!f) return 1;
-    fputs("rule { name = \"many\", key = \"card\", window = sliding(\"1h\"), when = ge(count(), 1000) }\n", f);
-    fclose(f);
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
     CU_pSuite su = CU_add_suite("batching (issue 16)", NULL, NULL);
     if (!su || !CU_add_test(su, "core NATS: a backlog is routed in batches", test_core_backlog_batches) ||

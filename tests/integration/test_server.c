@@ -415,23 +415,10 @@ static void test_invalid_utf8(void) {
 
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
-    signal(SIGPIPE, SIG_IGN);
-    unsetenv("VIGIL_NATS");
-    unsetenv("VIGIL_REDIS");
-    unsetenv("VIGIL_RULES");
-    unsetenv("VIGIL_LISTEN");
-    unsetenv("VIGIL_FAULT");
-    unsetenv("VIGIL_CONFIG");
-    setenv("NO_PROXY", "127.0.0.1,localhost", 1);
-    dir = vt_tmpdir();
+    dir = vt_serve_test_setup("rule { name = \"big\", key = \"card\", window = sliding(\"1h\"), where = { amount = gt(100) },\n"
+                              "       when = ge(count(), 1) }\n",
+                              rules, sizeof rules);
     if (!dir) return 1;
-    snprintf(rules, sizeof rules, "%s/rules.lua", dir);
-    FILE *f = fopen(rules, "w");
-    if (!f) return 1;
-    fputs("rule { name = \"big\", key = \"card\", window = sliding(\"1h\"), where = { amount = gt(100) },\n"
-          "       when = ge(count(), 1) }\n",
-          f);
-    fclose(f);
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
     CU_pSuite su = CU_add_suite("server (issue 10)", NULL, NULL);
     if (!su || !CU_add_test(su, "SIGHUP is logged and ignored", test_sighup) ||

@@ -880,3 +880,19 @@ double vt_metric(const char *base, const char *name) {
     free(t);
     return v;
 }
+
+char *vt_serve_test_setup(const char *rules_text, char *rules_path, size_t n) {
+    signal(SIGPIPE, SIG_IGN);
+    static const char *const vars[] = {"VIGIL_NATS", "VIGIL_REDIS", "VIGIL_RULES", "VIGIL_LISTEN",
+                                       "VIGIL_FAULT", "VIGIL_CONFIG", NULL};
+    for (int i = 0; vars[i]; i++) unsetenv(vars[i]);
+    setenv("NO_PROXY", "127.0.0.1,localhost", 1);
+    char *dir = vt_tmpdir();
+    if (!dir) return NULL;
+    snprintf(rules_path, n, "%s/rules.lua", dir);
+    FILE *f = fopen(rules_path, "w");
+    if (!f) return NULL;
+    int ok = fputs(rules_text, f) >= 0;
+    if (fclose(f) != 0 || !ok) return NULL;
+    return dir;
+}

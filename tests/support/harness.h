@@ -149,4 +149,11 @@ vt_proc *vt_start_vigil(const char *const argv[], const char *log_path, char *ba
  * printed) on base's GET /metrics; -1 when absent or unreachable. */
 double vt_metric(const char *base, const char *name);
 
+/* The common start of a test that runs `vigil serve`: SIGPIPE ignored, the
+ * VIGIL_* variables that would change the server's configuration unset,
+ * NO_PROXY for loopback, a temporary directory (vt_tmpdir) holding
+ * rules.lua with rules_text (its path into rules_path). The directory, or
+ * NULL on an error. */
+char *vt_serve_test_setup(const char *rules_text, char *rules_path, size_t n);
+
 #endif
