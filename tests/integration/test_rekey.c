@@ -197,24 +197,7 @@ static int wait_floor(uint64_t seq, uint64_t need) {
     return -1;
 }
 
-static double metric(const char *series) {
-    char url[256];
-    long st = 0;
-    snprintf(url, sizeof url, "%s/metrics", base);
-    char *t = vt_http("GET", url, NULL, 0, NULL, &st);
-    double v = -1;
-    size_t n = strlen(series);
-    for (const char *p = t; p && *p;) {
-        if (strncmp(p, series, n) == 0 && p[n] == ' ') {
-            v = strtod(p + n + 1, NULL);
-            break;
-        }
-        const char *nl = strchr(p, '\n');
-        p = nl ? nl + 1 : NULL;
-    }
-    free(t);
-    return v;
-}
+static double metric(const char *series) { return vt_metric(base, series); }
 
 typedef struct answer {
     long status;
