@@ -562,18 +562,32 @@ static int batch_room(vigil_redis_batch *b, size_t more)
     return 1;
 }
 
-/* "<c><n>\r\n" at p; returns the bytes written (at most 23) */
-static size_t resp_head(char *p, char c, size_t n)
+size_t vigil_redis_fmt_u64(char *buf, uint64_t v)
 {
     char tmp[20];
     size_t k = 0, o = 0;
     do {
-        tmp[k++] = (char)('0' + n % 10);
-        n /= 10;
-    } while (n);
-    p[o++] = c;
+        tmp[k++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
     while (k)
-        p[o++] = tmp[--k];
+        buf[o++] = tmp[--k];
+    return o;
+}
+
+size_t vigil_redis_fmt_i64(char *buf, int64_t v)
+{
+    if (v >= 0)
+        return vigil_redis_fmt_u64(buf, (uint64_t)v);
+    buf[0] = '-';
+    return 1 + vigil_redis_fmt_u64(buf + 1, 0 - (uint64_t)v);   /* INT64_MIN too */
+}
+
+/* "<c><n>\r\n" at p; returns the bytes written (at most 23) */
+static size_t resp_head(char *p, char c, size_t n)
+{
+    p[0] = c;
+    size_t o = 1 + vigil_redis_fmt_u64(p + 1, n);
     p[o++] = '\r';
     p[o++] = '\n';
     return o;

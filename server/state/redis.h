@@ -137,6 +137,12 @@ typedef struct vigil_redis_batch {
 void vigil_redis_batch_reset(vigil_redis_batch *b);
 void vigil_redis_batch_add(vigil_redis_batch *b, int argc, const char *const *argv, const size_t *lens);
 void vigil_redis_batch_free(vigil_redis_batch *b);   /* its buffer; b is left empty */
+/* The decimal text of v (or of a signed v) into buf (>= 21 bytes, not
+ * NUL-terminated); returns its length. Commands' numbers (TTLs, offsets,
+ * partition tags) are formatted per key on the commit path, where snprintf
+ * cost ~6 % of the JetStream → Redis path's instructions (issue 16). */
+size_t vigil_redis_fmt_u64(char *buf, uint64_t v);
+size_t vigil_redis_fmt_i64(char *buf, int64_t v);
 /* Append every command of b, as vigil_redis_append would one by one.
  * VIGIL_ENOMEM when b failed (nothing appended), else as vigil_redis_append. */
 vigil_status vigil_redis_append_batch(vigil_redis *r, const vigil_redis_batch *b, vigil_error *err);

@@ -48,8 +48,10 @@ static size_t part_tag(int partitions, const char *key, size_t keylen, char *buf
 {
     if (partitions <= 0)
         return 0;
-    unsigned p = (unsigned)(vigil_hash(key, keylen) % (uint64_t)partitions);
-    return (size_t)snprintf(buf, 16, ":p%u", p);
+    uint64_t p = vigil_hash(key, keylen) % (uint64_t)partitions;
+    buf[0] = ':';
+    buf[1] = 'p';
+    return 2 + vigil_redis_fmt_u64(buf + 2, p);   /* partitions is an int: at most 10 digits */
 }
 
 /* Build "<prefix>:{<group>[:p<n>]}:k:<key>" into buf (the caller checked the size). */
@@ -231,9 +233,9 @@ static vigil_status do_save(vigil_store *st, const vigil_store_record *recs, int
             av[ac] = rs->keybuf; al[ac++] = kl;
             av[ac] = rec->len ? (const char *)rec->data : ""; al[ac++] = rec->len;
             if (rec->ttl_ms > 0) {
-                int tl = snprintf(ttl, sizeof ttl, "%lld", (long long)rec->ttl_ms);
+                size_t tl = vigil_redis_fmt_i64(ttl, rec->ttl_ms);
                 av[ac] = "PX"; al[ac++] = 2;
-                av[ac] = ttl; al[ac++] = (size_t)tl;
+                av[ac] = ttl; al[ac++] = tl;
             }
         }
         vigil_redis_batch_add(bt, ac, av, al);
@@ -241,9 +243,11 @@ static vigil_status do_save(vigil_store *st, const vigil_store_record *recs, int
     for (int i = 0; i < noffs; i++) {
         char key[600], val[48];   /* prefix <= 256, group <= 200 bytes */
         int kl = vigil_redis_pair_key(rs->prefix, offs[i].group_name, offs[i].partition, "offset", key, sizeof key);
-        int vl = snprintf(val, sizeof val, "%llu %lld", (unsigned long long)offs[i].seq, (long long)offs[i].wm);
+        size_t vl = vigil_redis_fmt_u64(val, offs[i].seq);
+        val[vl++] = ' ';
+        vl += vigil_redis_fmt_i64(val + vl, offs[i].wm);
         const char *av[3] = { "SET", key, val };
-        size_t al[3] = { 3, (size_t)kl, (size_t)vl };
+        size_t al[3] = { 3, (size_t)kl, vl };
         vigil_redis_batch_add(bt, 3, av, al);
     }
     for (int i = 0; i < nextra; i++)
