@@ -106,10 +106,11 @@ static int put_retained(vcodec_buf *b, evtab *et, const vrule *r, const vwin *w)
     return bad;
 }
 
-vigil_status vcodec_encode(const vigil_engine *eng, const vkeystate *ks, vcodec_buf *out) {
+vigil_status vcodec_encode(const vigil_engine *eng, const vkeystate *ks, vcodec_buf *out, vcodec_buf *scratch) {
     const vigil_ruleset *rs = eng->rs;
     const vgroup *g = &rs->groups[ks->group];
-    vcodec_buf body = {0};
+    vcodec_buf own = {0}, body = scratch ? *scratch : own;
+    body.len = 0;
     evtab et = {0};
     int bad = 0;
     uint32_t nr = (uint32_t)g->nrules, blen0 = 0;
@@ -208,9 +209,62 @@ vigil_status vcodec_encode(const vigil_engine *eng, const vkeystate *ks, vcodec_
         bad |= put_str(out, et.v[i]->id, strlen(et.v[i]->id)) || PUT(out, et.v[i]->ts) || put_str(out, j, jl);
     }
     bad |= put(out, body.p, body.len);
-    free(body.p);
+    if (scratch)
+        *scratch = body;   /* kept, grown, for the next record */
+    else
+        free(body.p);
     free(et.v);
     return bad ? VIGIL_ENOMEM : VIGIL_OK;
+}
+
+#define COMMIT_KEEP ((size_t)64 << 20)   /* a buffer above this is not kept after its commit */
+
+void vcodec_commit_free(vigil_engine *eng, int all) {
+    for (int i = 0; eng->cbufs && i < 2; i++)
+        if (all || eng->cbufs[i].cap > COMMIT_KEEP) {
+            free(eng->cbufs[i].p);
+            eng->cbufs[i] = (vcodec_buf){0};
+        }
+    if (all || eng->capcrecs * sizeof *eng->crecs > COMMIT_KEEP) {
+        free(eng->crecs);
+        eng->crecs = NULL;
+        eng->capcrecs = 0;
+    }
+    if (all) {
+        free(eng->cbufs);
+        eng->cbufs = NULL;
+    }
+    eng->ncrecs = 0;
+}
+
+vigil_status vcodec_encode_dirty(vigil_engine *eng) {
+    size_t nd = eng->ndirty;
+    eng->ncrecs = 0;
+    if (!eng->cbufs && !(eng->cbufs = calloc(2, sizeof *eng->cbufs))) return VIGIL_ENOMEM;
+    if (nd > eng->capcrecs) {
+        vigil_store_record *n = realloc(eng->crecs, nd * sizeof *n);
+        if (!n) return VIGIL_ENOMEM;
+        eng->crecs = n;
+        eng->capcrecs = nd;
+    }
+    vcodec_buf *all = &eng->cbufs[0];
+    all->len = 0;
+    for (size_t i = 0; i < nd; i++) {   /* offsets first: the buffer moves while it grows */
+        vkeystate *ks = eng->dirty[i];
+        size_t start = all->len;
+        vigil_status s = vcodec_encode(eng, ks, all, &eng->cbufs[1]);
+        if (s != VIGIL_OK) {
+            vcodec_commit_free(eng, 0);
+            return s;
+        }
+        eng->crecs[i] = (vigil_store_record){.k = {.group = ks->group, .group_name = eng->rs->groups[ks->group].key,
+                                                   .key = ks->key, .keylen = ks->keylen},
+                                             .data = (const unsigned char *)(uintptr_t)start, .len = all->len - start,
+                                             .ttl_ms = vcodec_ttl(eng, ks)};
+    }
+    for (size_t i = 0; i < nd; i++) eng->crecs[i].data = all->p + (uintptr_t)eng->crecs[i].data;
+    eng->ncrecs = nd;
+    return VIGIL_OK;
 }
 
 typedef struct rd { const unsigned char *p; size_t len, off; int bad; } rd;

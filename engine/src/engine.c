@@ -22,8 +22,6 @@
 #include "engine_int.h"
 #include "codec.h"
 
-static void veng_commit_free(vigil_engine *eng);
-
 static int hs_on_match(unsigned int id, unsigned long long from, unsigned long long to, unsigned int flags,
                        void *ctx) {
     uint64_t *hits = ctx;
@@ -148,7 +146,7 @@ void vigil_engine_destroy(vigil_engine *eng) {
         if (eng->tab[i].ks) veng_ks_free(eng, eng->tab[i].ks);
     free(eng->tab);
     free(eng->dirty);
-    veng_commit_free(eng);
+    vcodec_commit_free(eng, 1);
     EVP_MD_CTX_free(eng->mdctx);
     free(eng->timers);
     for (size_t i = 0; i < eng->nheld; i++) vigil_event_release(eng->held[i].ev);
@@ -850,15 +848,6 @@ char *vigil_alert_to_json(const vigil_alert *a, int64_t detected_ms) {
 
 /* ---- store batches ------------------------------------------------------------ */
 
-static void veng_commit_free(vigil_engine *eng) {
-    for (size_t i = 0; eng->cbufs && i < eng->ncrecs; i++) free(eng->cbufs[i].p);
-    free(eng->cbufs);
-    free(eng->crecs);
-    eng->cbufs = NULL;
-    eng->crecs = NULL;
-    eng->ncrecs = 0;
-}
-
 typedef struct pf_ctx {
     vigil_engine *eng;
     vigil_store_key *keys;
@@ -912,28 +901,10 @@ vigil_status vigil_engine_commit_begin(vigil_engine *eng, const vigil_store_reco
                                        vigil_error *err) {
     *recs = NULL;
     *n = 0;
-    veng_commit_free(eng);
     size_t nd = eng->ndirty;
     if (!nd) return VIGIL_OK;
-    eng->crecs = calloc(nd, sizeof *eng->crecs);
-    eng->cbufs = calloc(nd, sizeof *eng->cbufs);
-    if (!eng->crecs || !eng->cbufs) {
-        veng_commit_free(eng);
-        return vigil_error_set(err, VIGIL_ENOMEM, "out of memory encoding %zu key states", nd);
-    }
-    eng->ncrecs = nd;
-    for (size_t i = 0; i < nd; i++) {
-        vkeystate *ks = eng->dirty[i];
-        vigil_status s = vcodec_encode(eng, ks, &eng->cbufs[i]);
-        if (s != VIGIL_OK) {
-            veng_commit_free(eng);
-            return vigil_error_set(err, s, "cannot encode the state of a key");
-        }
-        eng->crecs[i] = (vigil_store_record){.k = {.group = ks->group, .group_name = eng->rs->groups[ks->group].key,
-                                                   .key = ks->key, .keylen = ks->keylen},
-                                             .data = eng->cbufs[i].p, .len = eng->cbufs[i].len,
-                                             .ttl_ms = vcodec_ttl(eng, ks)};
-    }
+    vigil_status s = vcodec_encode_dirty(eng);
+    if (s != VIGIL_OK) return vigil_error_set(err, s, "cannot encode the state of %zu keys", nd);
     *recs = eng->crecs;
     *n = nd;
     return VIGIL_OK;
@@ -944,7 +915,7 @@ void vigil_engine_commit_end(vigil_engine *eng, int saved) {
         for (size_t i = 0; i < eng->ndirty; i++) eng->dirty[i]->dirty = 0;
         eng->ndirty = 0;
     }
-    veng_commit_free(eng);
+    vcodec_commit_free(eng, 0);
 }
 
 vigil_status vigil_engine_commit(vigil_engine *eng, vigil_error *err) {
@@ -961,13 +932,14 @@ vigil_status vigil_engine_commit(vigil_engine *eng, vigil_error *err) {
 }
 
 vigil_status vigil_engine_foreach_state(vigil_engine *eng, vigil_state_fn fn, void *ud, vigil_error *err) {
-    vcodec_buf b = {0};
+    vcodec_buf b = {0}, sc = {0};   /* the record; the encoder's scratch */
     for (size_t i = 0; i < eng->cap; i++) {
         vkeystate *ks = eng->tab[i].ks;
         if (!ks) continue;
-        vigil_status s = vcodec_encode(eng, ks, &b);
+        vigil_status s = vcodec_encode(eng, ks, &b, &sc);
         if (s != VIGIL_OK) {
             free(b.p);
+            free(sc.p);
             return vigil_error_set(err, s, "cannot encode the state of a key");
         }
         vigil_store_record r = {.k = {.group = ks->group, .group_name = eng->rs->groups[ks->group].key,
@@ -977,10 +949,12 @@ vigil_status vigil_engine_foreach_state(vigil_engine *eng, vigil_state_fn fn, vo
         b.len = 0;   /* the buffer is reused for the next key */
         if (stop) {
             free(b.p);
+            free(sc.p);
             return vigil_error_set(err, VIGIL_EIO, "stopped by the caller");
         }
     }
     free(b.p);
+    free(sc.p);
     return VIGIL_OK;
 }
 

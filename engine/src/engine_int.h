@@ -165,9 +165,10 @@ struct vigil_engine {
     size_t ngrave, capgrave;
     vigil_ruleset **grave_rs;
     int ngrave_rs;
-    struct vcodec_buf *cbufs;      /* commit_begin … commit_end: the encoded records */
+    struct vcodec_buf *cbufs;      /* [0] commit_begin … commit_end's records, back to back; [1] the
+                                      encoder's scratch; both kept across commits (codec.c) */
     vigil_store_record *crecs;
-    size_t ncrecs;
+    size_t ncrecs, capcrecs;
     size_t ndirty, capdirty;
     struct evp_md_ctx_st *mdctx;   /* alert ids (engine.c alert_id): OpenSSL's EVP_MD_CTX, made once */
     /* the table slot where vigil_engine_warm found an event's key, so that
