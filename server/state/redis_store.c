@@ -114,14 +114,18 @@ static vigil_status do_load(vigil_store *st, const vigil_store_key *keys, int n,
         rs->replies = nr;
         rs->replies_cap = (size_t)n;
     }
-    vigil_status s = VIGIL_OK;
-    for (int i = 0; i < n && s == VIGIL_OK; i++) {
+    vigil_redis_batch *bt = &rs->batch;   /* the GETs in one buffer, as a commit's SETs */
+    vigil_redis_batch_reset(bt);
+    for (int i = 0; i < n; i++) {
         const vigil_store_key *k = &keys[i];
         size_t kl = vrs_build_key(rs, k->group_name, k->key, k->keylen, rs->keybuf);
         const char *av[2] = { "GET", rs->keybuf };
         size_t al[2] = { 3, kl };
-        s = vrs_queue(rs, 2, av, al, err);
+        vigil_redis_batch_add(bt, 2, av, al);
     }
+    vigil_status s = vigil_redis_append_batch(rs->conn, bt, err);
+    if (bt->cap > ((size_t)64 << 20))
+        vigil_redis_batch_free(bt);
     if (s != VIGIL_OK) {
         rs->stats.errors++;
         return s;
