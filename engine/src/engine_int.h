@@ -223,6 +223,12 @@ void veng_grave_drain(vigil_engine *eng, size_t n);
 /* Call the rule in `slot` of ks's group back when the watermark reaches
  * `when` (vnfa_timer / vwin_timer). */
 int veng_timer_add(vigil_engine *eng, int64_t when, vkeystate *ks, int slot);
+/* timers.c: fire the timers due at watermark upto, in time order. */
+void veng_fire_timers(vigil_engine *eng, int64_t upto);
+/* Up to max (<= VENG_DUE_MAX) timers due at upto, copied to out, found from
+ * the heap's top (not in firing order): a hint for prefetching. */
+#define VENG_DUE_MAX 64
+size_t veng_timers_due(const vigil_engine *eng, int64_t upto, vtimer *out, size_t max);
 /* Re-register the timers of a key whose state was loaded from a store. */
 void veng_rearm(vigil_engine *eng, vkeystate *ks);
 int veng_mark_dirty(vigil_engine *eng, vkeystate *ks);
