@@ -478,12 +478,10 @@ vigil_status vcodec_decode(vigil_engine *eng, vkeystate *ks, const unsigned char
             GET(&r, n);
             vpat *pt = NULL;
             if (rule && rule->nsteps && n < len) {
-                if (!(pt = calloc(1, sizeof *pt)) || (n && !(pt->runs = calloc(n, sizeof *pt->runs)))) {
-                    free(pt);
+                if (!(pt = vnfa_new(n))) {
                     s = VIGIL_ENOMEM;
                     break;
                 }
-                pt->cap = n;
                 pt->last_alert_ts = la;
                 pt->alerted = alerted;
                 ks->rs[slot] = pt;

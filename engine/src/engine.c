@@ -9,10 +9,10 @@
  * SHA-256 over rule, version, key and the matched event ids joined by NUL
  * bytes (DESIGN.md §3), so replay and serve agree.
  *
- * Why over 800 lines: the key table, the timer heap, the watermark buffer and
- * the store batches all act on the same per-key state of one engine, on its
- * hot path; the matching itself is already apart (nfa.c, window.c, eval.c),
- * the state record codec too (codec.c). vigil_engine_warm stays here: bench/synth.c
+ * Why over 800 lines: the key table, the watermark buffer and the store
+ * batches all act on the same per-key state of one engine, on its hot path;
+ * the matching itself is already apart (nfa.c, window.c, eval.c), the state
+ * record codec too (codec.c), and the timer heap (timers.c). vigil_engine_warm stays here: bench/synth.c
  * references it weakly, which does not pull a separate object out of the library. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -315,74 +315,6 @@ static void sweep(vigil_engine *eng, size_t n) {
     }
 }
 
-/* ---- timers: a binary min-heap by event time ------------------------------------ */
-
-int veng_timer_add(vigil_engine *eng, int64_t when, vkeystate *ks, int slot) {
-    if (eng->ntimers == eng->captimers) {
-        size_t cap = eng->captimers ? eng->captimers * 2 : 1024;
-        vtimer *t = realloc(eng->timers, cap * sizeof *t);
-        if (!t) return -1;
-        eng->timers = t;
-        eng->captimers = cap;
-    }
-    size_t i = eng->ntimers++;
-    while (i > 0) {
-        size_t parent = (i - 1) / 2;
-        if (eng->timers[parent].when <= when) break;
-        eng->timers[i] = eng->timers[parent];
-        i = parent;
-    }
-    eng->timers[i] = (vtimer){.when = when, .ks = ks, .slot = slot};
-    ks->ntimers++;
-    return 0;
-}
-
-static vtimer timer_pop(vigil_engine *eng) {
-    vtimer top = eng->timers[0], last = eng->timers[--eng->ntimers];
-    size_t i = 0, n = eng->ntimers;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= n) break;
-        if (c + 1 < n && eng->timers[c + 1].when < eng->timers[c].when) c++;
-        if (last.when <= eng->timers[c].when) break;
-        eng->timers[i] = eng->timers[c];
-        i = c;
-    }
-    if (n) eng->timers[i] = last;
-    return top;
-}
-
-static void fire_timers(vigil_engine *eng, int64_t upto) {
-    while (eng->ntimers && eng->timers[0].when <= upto) {
-        vtimer t = timer_pop(eng);
-        t.ks->ntimers--;
-        if (t.slot < 0 || !t.ks->rs[t.slot]) continue;   /* its state went with a hot reload, or ended */
-        const vrule *r = &eng->rs->rules[eng->rs->groups[t.ks->group].rules[t.slot]];
-        if (r->nsteps) vnfa_timer(eng, r, t.ks, t.ks->rs[t.slot], t.when);
-        else vwin_timer(eng, r, t.ks, t.slot, t.ks->rs[t.slot], t.when);
-        veng_mark_dirty(eng, t.ks);
-    }
-}
-
-void veng_rearm(vigil_engine *eng, vkeystate *ks) {
-    const vgroup *g = &eng->rs->groups[ks->group];
-    for (int i = 0; i < g->nrules; i++) {
-        const vrule *r = &eng->rs->rules[g->rules[i]];
-        if (!r->nsteps) {   /* an open tumbling/session window closes at its end */
-            if (ks->rs[i]) vwin_rearm(eng, r, ks, i, ks->rs[i]);
-            continue;
-        }
-        const vpat *p = ks->rs[i];
-        if (!r->within_ms || !p) continue;
-        int64_t last = INT64_MIN;
-        for (uint32_t j = 0; j < p->nruns; j++)   /* one timer per distinct start of a partial run */
-            if (!p->runs[j].held && p->runs[j].start_ts != last) {
-                last = p->runs[j].start_ts;
-                veng_timer_add(eng, last + r->within_ms, ks, i);
-            }
-    }
-}
-
 /* ---- feeding --------------------------------------------------------------- */
 
 static const uint64_t *scan(vigil_engine *eng, const vigil_event *ev) {
@@ -407,7 +339,7 @@ static vigil_status feed_group(vigil_engine *eng, vigil_event *ev, int g, const 
     if (!k) return vigil_error_set(err, VIGIL_ENOKEY, "event %s lacks key field '%s'", ev->id, rs->groups[g].key);
     /* the watermark moves to this event's time first: what expires before
      * it (absences, within) is decided before the event is matched */
-    if (eng->ntimers && eng->timers[0].when <= ev->ts) fire_timers(eng, ev->ts);
+    if (eng->ntimers && eng->timers[0].when <= ev->ts) veng_fire_timers(eng, ev->ts);
     vkeystate *ks = NULL;
     const vhint *hint = &eng->hint[hint_of(ev, g)];
     if (hint->ev == ev && hint->g == g && hint->slot < eng->cap) {   /* where warm found it: still there? */
@@ -609,7 +541,7 @@ static vigil_status arrive(vigil_engine *eng, vigil_event *ev, int g, vigil_erro
     held_push(eng, (vheld){.ts = ev->ts, .seq = eng->arrivals++, .ev = ev, .group = g});
     if (wm > eng->wm) eng->wm = wm;
     release_held(eng, eng->wm);
-    if (eng->ntimers && eng->timers[0].when <= eng->wm) fire_timers(eng, eng->wm);
+    if (eng->ntimers && eng->timers[0].when <= eng->wm) veng_fire_timers(eng, eng->wm);
     return VIGIL_OK;
 }
 
@@ -624,7 +556,7 @@ vigil_status vigil_engine_feed(vigil_engine *eng, vigil_event *ev, vigil_error *
 void vigil_engine_advance(vigil_engine *eng, int64_t wm) {
     if (wm > eng->wm) eng->wm = wm;
     release_held(eng, wm);
-    fire_timers(eng, wm);
+    veng_fire_timers(eng, wm);
 }
 
 int64_t vigil_engine_watermark(const vigil_engine *eng) { return eng->wm; }

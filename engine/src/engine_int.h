@@ -26,12 +26,18 @@ typedef struct vrun {
     uint64_t *evseq;
 } vrun;
 
-typedef struct vpat {        /* a pattern rule's state for one key */
+/* A pattern rule's state for one key. Most keys hold one run at a time
+ * (or none, between matches): it sits inline, so such a key's pattern state
+ * is one allocation and one cache miss fewer (issue 16); a malloc'd array
+ * takes over from the second run and goes again once one run is left. */
+typedef struct vpat {
     uint32_t nruns, cap;
-    vrun *runs;              /* partial matches and, flagged held, completed matches not emitted yet */
+    vrun *runs;              /* partial matches and, flagged held, completed matches not emitted yet:
+                                &one while cap is 1, else malloc'd; never NULL (vnfa_new) */
     uint32_t nheld;          /* runs that are held */
-    int64_t last_alert_ts;
     int alerted;
+    int64_t last_alert_ts;
+    vrun one;
 } vpat;
 
 /* A window entry: an event (or, with precision, a bucket of events). */
@@ -218,6 +224,12 @@ void veng_grave_drain(vigil_engine *eng, size_t n);
 /* Call the rule in `slot` of ks's group back when the watermark reaches
  * `when` (vnfa_timer / vwin_timer). */
 int veng_timer_add(vigil_engine *eng, int64_t when, vkeystate *ks, int slot);
+/* timers.c: fire the timers due at watermark upto, in time order. */
+void veng_fire_timers(vigil_engine *eng, int64_t upto);
+/* Up to max (<= VENG_DUE_MAX) timers due at upto, copied to out, found from
+ * the heap's top (not in firing order): a hint for prefetching. */
+#define VENG_DUE_MAX 64
+size_t veng_timers_due(const vigil_engine *eng, int64_t upto, vtimer *out, size_t max);
 /* Re-register the timers of a key whose state was loaded from a store. */
 void veng_rearm(vigil_engine *eng, vkeystate *ks);
 int veng_mark_dirty(vigil_engine *eng, vkeystate *ks);
@@ -228,6 +240,9 @@ vigil_status vnfa_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, int slo
 /* The watermark reached wm: complete absences, drop runs past `within`. */
 void vnfa_timer(vigil_engine *eng, const vrule *r, vkeystate *ks, vpat *p, int64_t wm);
 void vnfa_free(vpat *p);
+/* An empty pattern state with room for n runs (the codec fills them); NULL
+ * when out of memory. */
+vpat *vnfa_new(uint32_t n);
 void vnfa_warm(const vpat *p);   /* prefetch the runs (vigil_engine_warm) */
 void vrun_clear(vrun *r);
 

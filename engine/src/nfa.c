@@ -310,11 +310,50 @@ static int pruned(const vrule *r, const vrun *m, const vrun *x) {
     return 0;
 }
 
+vpat *vnfa_new(uint32_t n) {
+    vpat *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    p->runs = &p->one;
+    p->cap = 1;
+    if (n > 1) {
+        if (!(p->runs = calloc(n, sizeof *p->runs))) {
+            free(p);
+            return NULL;
+        }
+        p->cap = n;
+    }
+    return p;
+}
+
+/* Room for one more run in the key's runs: the inline one, then a
+ * malloc'd array (4, doubling). */
+static vrun *pat_push(vpat *p) {
+    if (p->nruns == p->cap) {
+        uint32_t c = p->cap < 4 ? 4 : p->cap * 2;
+        vrun *nv;
+        if (p->runs == &p->one) {
+            if (!(nv = malloc(c * sizeof *nv))) return NULL;
+            memcpy(nv, p->runs, p->nruns * sizeof *nv);
+        } else if (!(nv = realloc(p->runs, c * sizeof *nv))) {
+            return NULL;
+        }
+        p->runs = nv;
+        p->cap = c;
+    }
+    return &p->runs[p->nruns++];
+}
+
 static void compact(vpat *p) {
     uint32_t w = 0;
     for (uint32_t i = 0; i < p->nruns; i++)
         if (p->runs[i].nev) p->runs[w++] = p->runs[i];
     p->nruns = w;
+    if (w <= 1 && p->runs != &p->one) {   /* back to the inline run: the array goes */
+        if (w) p->one = p->runs[0];
+        free(p->runs);
+        p->runs = &p->one;
+        p->cap = 1;
+    }
 }
 
 static void emit(vigil_engine *eng, const vrule *r, vkeystate *ks, vpat *p, const vrun *m, int64_t ts) {
@@ -369,7 +408,7 @@ static void emit_done(vigil_engine *eng, const vrule *r, vkeystate *ks, vpat *p,
  * failure (out of memory) the ones not moved are dropped. */
 static int hold_done(vigil_engine *eng, vpat *p) {
     for (uint32_t i = 0; i < eng->ntmp_done; i++) {
-        vrun *d = push(&p->runs, &p->nruns, &p->cap);
+        vrun *d = pat_push(p);
         if (!d) {
             for (; i < eng->ntmp_done; i++) vrun_clear(&eng->tmp_done[i]);
             eng->ntmp_done = 0;
@@ -446,7 +485,7 @@ vigil_status vnfa_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, int slo
         if (cond(&r->steps[j], &c) && !stops(&r->steps[j], &c)) starts |= 1u << j;
     if (!p) {
         if (!starts) return VIGIL_OK;
-        if (!(p = calloc(1, sizeof *p))) return VIGIL_ENOMEM;
+        if (!(p = vnfa_new(1))) return VIGIL_ENOMEM;
         *pp = p;
     }
     eng->ntmp_new = eng->ntmp_done = 0;
@@ -471,7 +510,7 @@ vigil_status vnfa_feed(vigil_engine *eng, const vrule *r, vkeystate *ks, int slo
     }
     /* new partial runs join the key's runs */
     for (uint32_t i = 0; i < eng->ntmp_new; i++) {
-        vrun *d = push(&p->runs, &p->nruns, &p->cap);
+        vrun *d = pat_push(p);
         if (!d) return VIGIL_ENOMEM;
         *d = eng->tmp_new[i];
     }
@@ -513,6 +552,6 @@ void vnfa_warm(const vpat *p) {
 void vnfa_free(vpat *p) {
     if (!p) return;
     for (uint32_t i = 0; i < p->nruns; i++) vrun_clear(&p->runs[i]);
-    free(p->runs);
+    if (p->runs != &p->one) free(p->runs);
     free(p);
 }

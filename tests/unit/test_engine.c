@@ -391,6 +391,45 @@ static void test_state_roundtrip(void) {
     vigil_ruleset_release(rs);
 }
 
+static void test_inline_run_roundtrip(void) {
+    /* a key's pattern state keeps its only run inline (nfa.c): one run
+     * loads into it, a second moves the runs to an array, and once they
+     * complete the state goes back to inline and takes runs again */
+    vigil_ruleset *rs = pattern2("p", 1, 1, VIGIL_CONT_RELAXED, "big", VIGIL_SKIP_NO_SKIP, NULL, 0);
+    mstore m = {.base = {.load = ms_load, .save = ms_save}};
+    got g = {0};
+    vigil_error err;
+    vigil_engine *e1 = vigil_engine_create(rs, NULL, &m.base, on_alert, &g);
+    feed(e1, rs, "p1:p:0");
+    CU_ASSERT_EQUAL(vigil_engine_commit(e1, &err), VIGIL_OK);
+    vigil_engine_destroy(e1);
+    vigil_engine *e2 = vigil_engine_create(rs, NULL, &m.base, on_alert, &g);
+    const char *js = "{\"id\":\"p2\",\"type\":\"p\",\"ts\":1,\"card\":\"k1\"}";
+    vigil_event *ev;
+    CU_ASSERT_EQUAL_FATAL(vigil_event_decode_json(rs, NULL, js, strlen(js), NULL, 1, &ev, &err), VIGIL_OK);
+    CU_ASSERT_EQUAL(vigil_engine_prefetch(e2, &ev, NULL, 1, &err), VIGIL_OK);
+    CU_ASSERT_EQUAL(vigil_engine_feed(e2, ev, &err), VIGIL_OK);
+    vigil_event_release(ev);
+    vigil_engine_stats st;
+    vigil_engine_get_stats(e2, &st);
+    CU_ASSERT_EQUAL(st.runs, 2);
+    feed(e2, rs, "p3:p:2 big1:big:3");
+    CU_ASSERT_EQUAL(g.n, 3);
+    if (g.n == 3) {
+        CU_ASSERT_STRING_EQUAL(g.ids[0], "p1,big1");
+        CU_ASSERT_STRING_EQUAL(g.ids[1], "p2,big1");
+        CU_ASSERT_STRING_EQUAL(g.ids[2], "p3,big1");
+    }
+    vigil_engine_get_stats(e2, &st);
+    CU_ASSERT_EQUAL(st.runs, 0);
+    feed(e2, rs, "p4:p:4 big2:big:5");
+    CU_ASSERT_EQUAL(g.n, 4);
+    if (g.n == 4) CU_ASSERT_STRING_EQUAL(g.ids[3], "p4,big2");
+    vigil_engine_destroy(e2);
+    for (int i = 0; i < m.n; i++) free(m.data[i]);
+    vigil_ruleset_release(rs);
+}
+
 static void test_window_state_roundtrip(void) {
     /* an open tumbling window survives a move between engines via the store */
     vigil_ruleset *rs = vigil_ruleset_create();
@@ -594,6 +633,7 @@ int main(void) {
     CU_add_test(s, "time parsing", test_time_parse);
     CU_add_test(s, "ids and keys as text, CSV", test_ids_and_keys_as_text);
     CU_add_test(s, "state codec round trip via store", test_state_roundtrip);
+    CU_add_test(s, "a pattern state's inline run: loaded, moved to an array and back", test_inline_run_roundtrip);
     CU_add_test(s, "tumbling window state round trip via store", test_window_state_roundtrip);
     CU_add_test(s, "max_out_of_orderness: buffered, sorted, late beyond it", test_out_of_orderness);
     CU_add_test(s, "held match released when its blocker expires by within", test_held_released_by_within);
