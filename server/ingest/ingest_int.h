@@ -60,6 +60,13 @@ void vingest_bad_line(void *ud, const vigil_batch_error *e);
 /* pair_fetch.c: free the pair consumers' state (after the workers released every message) */
 void vingest_pairs_free(vigil_ingest *ig);
 
+/* js_fetch.c: one pull of up to `want` messages (more when late deliveries
+ * wait: see the file) — the server's no-wait answer, waiting up to wait_ms
+ * for the first message; with wait_for_one, a server that says at once that
+ * nothing waits (404) is asked again to wait for one. As
+ * natsSubscription_FetchRequest: NATS_OK with list filled, NATS_TIMEOUT /
+ * NATS_NOT_FOUND when nothing came. */
+natsStatus vjs_fetch(natsMsgList *list, natsSubscription *sub, int want, int64_t wait_ms, int wait_for_one);
 /* jetstream.c */
 vigil_status vjs_take_consumer(jsCtx *js, const char *stream, const char *family, const char *name,
                                const char *subject, uint64_t start_seq, int64_t ack_wait_ns, int max_ack_pending,

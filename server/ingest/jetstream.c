@@ -386,9 +386,8 @@ static void *fetcher_main(void *arg) {
             continue;
         }
         natsMsgList list = {0};
-        jsErrCode jerr = 0;
-        natsStatus ns = natsSubscription_Fetch(&list, ig->jsub, ig->cfg.fetch_batch, 500, &jerr);
-        if (ns == NATS_TIMEOUT) continue;
+        natsStatus ns = vjs_fetch(&list, ig->jsub, ig->cfg.fetch_batch, 500, 1);
+        if (ns == NATS_TIMEOUT || ns == NATS_NOT_FOUND) continue;
         if (ns != NATS_OK) {
             atomic_fetch_add(&ig->js_fetch_errors, 1);
             if (errors++ < 5 || errors % 100 == 0)

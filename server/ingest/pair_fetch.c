@@ -233,12 +233,7 @@ static void *fetcher_main(void *arg) {
             continue;
         }
         natsMsgList list = {0};
-        jsFetchRequest fr;
-        jsFetchRequest_Init(&fr);
-        fr.Batch = ig->cfg.fetch_batch > 0 ? ig->cfg.fetch_batch : 1000;
-        fr.NoWait = true;
-        fr.Expires = 200LL * 1000000LL;
-        natsStatus ns = natsSubscription_FetchRequest(&list, snap.sub->sub, &fr);
+        natsStatus ns = vjs_fetch(&list, snap.sub->sub, ig->cfg.fetch_batch > 0 ? ig->cfg.fetch_batch : 1000, 200, 0);
         if (ns == NATS_OK && list.Count > 0) {
             quiet = 0;
             errors = 0;

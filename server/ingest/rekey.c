@@ -510,9 +510,8 @@ static void *worker_main(void *arg) {
             continue;
         }
         natsMsgList list = {0};
-        jsErrCode jerr = 0;
-        natsStatus ns = natsSubscription_Fetch(&list, rk->sub, FETCH_BATCH, 500, &jerr);
-        if (ns == NATS_TIMEOUT) continue;
+        natsStatus ns = vjs_fetch(&list, rk->sub, FETCH_BATCH, 500, 1);
+        if (ns == NATS_TIMEOUT || ns == NATS_NOT_FOUND) continue;
         if (ns != NATS_OK) {
             if (errors++ < 5 || errors % 100 == 0)
                 vigil_log(VIGIL_LOG_ERROR, "ingest", "rekey: fetch failed: %s; retrying", natsStatus_GetText(ns));
