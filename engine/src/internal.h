@@ -203,6 +203,13 @@ struct vigil_csv_header {
 };
 
 vigil_event *vev_new(int nslots, int ngroups);
+/* Shared by the two decoders, event.c (CSV) and event_json.c (JSON):
+ * "'a', 'b' or 'c'" for error messages (fields NULL: "'ts'"), and the
+ * require_keys check (ENOKEY with err set when the event has no key). */
+void vev_join_names(const char *const *fields, int n, char *buf, size_t len);
+vigil_status vev_check_keys(const vigil_ruleset *rs, vigil_event *e, int require, vigil_error *err);
+/* event_json.c: vigil_event_field_text of a JSON event. */
+int vev_json_field_text(const vigil_event *e, const char *path, char *buf, size_t n);
 /* event_raw.c: the raw text of the number at `path` in the JSON object buf
  * (a top-level member of that name wins, else the nested members along the
  * dots); v is its value as cJSON read it. *out points into buf. 0, or -1 when

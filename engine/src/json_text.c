@@ -1,5 +1,5 @@
 /* json_text.c — what cJSON accepts and a JSON text does not (json_text.h).
- * First stage of the flow, beside event.c's decoder. cJSON stops after the
+ * First stage of the flow, beside event_json.c's decoder. cJSON stops after the
  * first value (`{…} x` parses), treats every byte up to 0x20 as whitespace
  * and takes control characters, NUL included, inside strings. The event
  * keeps its text as it came, and alerts quote it as evidence: a NUL cut

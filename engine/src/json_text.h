@@ -1,7 +1,7 @@
 /* json_text.h — the bytes cJSON accepts in an event and a JSON text
  * (RFC 8259) does not. An event keeps its JSON text as it came and its
  * alerts quote that text as evidence, verbatim, so an event's text must be
- * JSON itself: the decoder (event.c) refuses what this finds. Private to
+ * JSON itself: the decoder (event_json.c) refuses what this finds. Private to
  * engine/. */
 #ifndef VIGIL_JSON_TEXT_H
 #define VIGIL_JSON_TEXT_H
