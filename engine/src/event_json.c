@@ -15,6 +15,7 @@
 #include <cjson/cJSON.h>
 #include <openssl/sha.h>
 #include "internal.h"
+#include "json_arena.h"
 #include "json_text.h"
 
 /* ---- string pool for one event ------------------------------------------------ */
@@ -143,13 +144,10 @@ static void hash_id(const char *buf, size_t len, char out[17]) {
     for (int i = 0; i < 8; i++) snprintf(out + 2 * i, 3, "%02x", d[i]);
 }
 
-vigil_status vigil_event_decode_json(const vigil_ruleset *rs, const vigil_decode_opts *o, const char *buf,
-                                     size_t len, const char *fallback_id, int require_keys,
-                                     vigil_event **out, vigil_error *err) {
-    static const vigil_decode_opts defaults = {.time_fields = {"ts"}, .ntime_fields = 1,
-                                               .id_fields = {"id"}, .nid_fields = 1};
-    if (!o) o = &defaults;
-    *out = NULL;
+/* vigil_event_decode_json inside the arena: the tree is never deleted, the
+ * arena's end takes it. */
+static vigil_status decode_json(const vigil_ruleset *rs, const vigil_decode_opts *o, const char *buf, size_t len,
+                                const char *fallback_id, int require_keys, vigil_event **out, vigil_error *err) {
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
     if (!root) {
@@ -162,11 +160,9 @@ vigil_status vigil_event_decode_json(const vigil_ruleset *rs, const vigil_decode
     const char *why = NULL;
     size_t bad = vjson_text_bad(buf, len, end && end >= buf && end <= buf + len ? (size_t)(end - buf) : len, &why);
     if (bad < len) {
-        cJSON_Delete(root);
         return vigil_error_set(err, VIGIL_EPARSE, "invalid JSON near byte %ld: %s", (long)bad, why);
     }
     if (!cJSON_IsObject(root)) {
-        cJSON_Delete(root);
         return vigil_error_set(err, VIGIL_EPARSE, "expected a JSON object");
     }
     vigil_status s = VIGIL_ENOMEM;
@@ -224,7 +220,6 @@ vigil_status vigil_event_decode_json(const vigil_ruleset *rs, const vigil_decode
     memcpy(e->json, buf, len);
     e->json[len] = '\0';
     e->json_len = len;
-    cJSON_Delete(root);
     if ((s = vev_check_keys(rs, e, require_keys, err)) != VIGIL_OK) {
         vigil_event_release(e);
         return s;
@@ -232,15 +227,14 @@ vigil_status vigil_event_decode_json(const vigil_ruleset *rs, const vigil_decode
     *out = e;
     return VIGIL_OK;
 fail:
-    cJSON_Delete(root);
     free(p.buf);
     vigil_event_release(e);
     if (s == VIGIL_ENOMEM) vigil_error_set(err, s, "out of memory decoding an event");
     return s;
 }
 
-vigil_status vev_from_record(const vigil_ruleset *rs, const char *id, size_t idlen, int64_t ts,
-                             const char *json, size_t len, vigil_event **out) {
+static vigil_status from_record(const vigil_ruleset *rs, const char *id, size_t idlen, int64_t ts,
+                                const char *json, size_t len, vigil_event **out) {
     cJSON *root = cJSON_ParseWithLength(json, len);
     if (!root) return VIGIL_EPARSE;
     spool p = {0};
@@ -259,13 +253,31 @@ vigil_status vev_from_record(const vigil_ruleset *rs, const char *id, size_t idl
     memcpy(e->json, json, len);
     e->json[len] = '\0';
     e->json_len = len;
-    cJSON_Delete(root);
     *out = e;
     return VIGIL_OK;
 fail:
-    cJSON_Delete(root);
     free(p.buf);
     vigil_event_release(e);
+    return s;
+}
+
+vigil_status vigil_event_decode_json(const vigil_ruleset *rs, const vigil_decode_opts *o, const char *buf,
+                                     size_t len, const char *fallback_id, int require_keys,
+                                     vigil_event **out, vigil_error *err) {
+    static const vigil_decode_opts defaults = {.time_fields = {"ts"}, .ntime_fields = 1,
+                                               .id_fields = {"id"}, .nid_fields = 1};
+    *out = NULL;
+    vjson_arena_begin();
+    vigil_status s = decode_json(rs, o ? o : &defaults, buf, len, fallback_id, require_keys, out, err);
+    vjson_arena_end();
+    return s;
+}
+
+vigil_status vev_from_record(const vigil_ruleset *rs, const char *id, size_t idlen, int64_t ts,
+                             const char *json, size_t len, vigil_event **out) {
+    vjson_arena_begin();
+    vigil_status s = from_record(rs, id, idlen, ts, json, len, out);
+    vjson_arena_end();
     return s;
 }
 
@@ -275,6 +287,7 @@ vigil_status vigil_event_redecode(const vigil_ruleset *rs, const vigil_event *e,
     if (!js) return VIGIL_ENOMEM;
     return vev_from_record(rs, e->id, strlen(e->id), e->ts, js, len, out);
 }
+
 int vev_json_field_text(const vigil_event *e, const char *path, char *buf, size_t n) {
     size_t len;
     const char *js = vigil_event_json(e, &len);
