@@ -58,15 +58,42 @@ static int num_text(double v, char *buf, size_t n) {
     return snprintf(buf, n, "%.17g", v);
 }
 
-/* "'a' or 'b'" for error messages; fields NULL means the default "ts". */
 /* ---- JSON -------------------------------------------------------------------- */
 
-static const cJSON *json_path(const cJSON *obj, const char *path) {
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, path);
+/* The event being decoded: its bytes, its tree and where its top-level
+ * members' ':' are (json_text.h), for numbers' raw text. */
+typedef struct jdoc {
+    const char *buf;
+    size_t len;
+    const cJSON *root;
+    const uint32_t *colons;
+    int ncolons;
+} jdoc;
+
+#define MAX_COLONS 64   /* members past it take event_raw.c's search */
+
+/* A member of obj by name, as cJSON_GetObjectItemCaseSensitive finds it (the
+ * first of that name); *ord: its position among obj's members. */
+static const cJSON *member(const cJSON *obj, const char *name, int *ord) {
+    int i = 0;
+    for (const cJSON *c = obj->child; c && c->string; c = c->next, i++)
+        if (c->string[0] == name[0] && strcmp(c->string, name) == 0) {
+            *ord = i;
+            return c;
+        }
+    return NULL;
+}
+
+/* The value at path: a top-level member of that name (*ord its position),
+ * else, for a path with dots, the nested members along them (*ord -1). */
+static const cJSON *json_path_at(const cJSON *obj, const char *path, int *ord) {
+    *ord = -1;
+    const cJSON *it = member(obj, path, ord);
     if (it || !strchr(path, '.')) return it;
     char seg[256];
     const char *p = path;
     const cJSON *cur = obj;
+    int o;
     while (cur && *p) {
         const char *dot = strchr(p, '.');
         size_t n = dot ? (size_t)(dot - p) : strlen(p);
@@ -74,21 +101,49 @@ static const cJSON *json_path(const cJSON *obj, const char *path) {
         memcpy(seg, p, n);
         seg[n] = '\0';
         if (!cJSON_IsObject(cur)) return NULL;
-        cur = cJSON_GetObjectItemCaseSensitive(cur, seg);
+        cur = member(cur, seg, &o);
         p = dot ? dot + 1 : p + n;
     }
     return cur;
 }
 
-static vigil_status value_text(const cJSON *it, const char *buf, size_t len, const char *name,
-                               spool *p, size_t *off) {
+static const cJSON *json_path(const cJSON *obj, const char *path) {
+    int ord;
+    return json_path_at(obj, path, &ord);
+}
+
+/* The raw text of the number that is top-level member ord: after its ':',
+ * past what cJSON skips as whitespace (bytes up to 0x20), the token's
+ * bytes. cJSON took that token whole (strtod stopped at its end, or the
+ * object's syntax would have failed). 0, or -1: not known here. */
+static int raw_at(const jdoc *d, int ord, const char **out, size_t *olen) {
+    if (ord < 0 || ord >= d->ncolons) return -1;
+    size_t i = (d->colons[ord] & ~VJSON_NAME_ESCAPED) + 1, j;
+    while (i < d->len && (unsigned char)d->buf[i] <= 0x20) i++;
+    for (j = i; j < d->len; j++) {
+        char c = d->buf[j];
+        if (!((unsigned char)(c - '0') < 10 || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E')) break;
+    }
+    if (j == i) return -1;
+    *out = d->buf + i;
+    *olen = j - i;
+    return 0;
+}
+
+static vigil_status value_text(const cJSON *it, const jdoc *d, int ord, const char *name, spool *p, size_t *off) {
     char tmp[64];
     if (cJSON_IsString(it)) {
         *off = spool_add(p, it->valuestring, strlen(it->valuestring));
     } else if (cJSON_IsNumber(it)) {
         const char *raw;   /* its raw text: 1, 1.0, 1e0 are three keys (DESIGN.md §3) */
         size_t rl;
-        if (vev_raw_number(buf, len, name, it->valuedouble, &raw, &rl) == 0) {
+        /* a top-level member's text where the scan saw it; a name written
+         * with escapes gets the double's text, as event_raw.c (which looks
+         * for the name's bytes) always gave it; nested members and members
+         * past MAX_COLONS are searched for by event_raw.c */
+        int r = ord >= 0 && ord < d->ncolons ? ((d->colons[ord] & VJSON_NAME_ESCAPED) ? -1 : raw_at(d, ord, &raw, &rl))
+                                             : vev_raw_number(d->buf, d->len, name, it->valuedouble, &raw, &rl);
+        if (r == 0) {
             *off = spool_add(p, raw, rl);
         } else {
             int n = num_text(it->valuedouble, tmp, sizeof tmp);
@@ -102,8 +157,8 @@ static vigil_status value_text(const cJSON *it, const char *buf, size_t len, con
     return *off == (size_t)-1 ? VIGIL_ENOMEM : VIGIL_OK;
 }
 
-static vigil_status json_fill(const vigil_ruleset *rs, const cJSON *root, const char *buf, size_t len,
-                              vigil_event *e, spool *p) {
+static vigil_status json_fill(const vigil_ruleset *rs, const jdoc *d, vigil_event *e, spool *p) {
+    const cJSON *root = d->root;
     for (int f = 0; f < rs->nfields; f++) {
         const cJSON *it = json_path(root, rs->fields[f]);
         vigil_value *v = &e->slots[f];
@@ -128,10 +183,11 @@ static vigil_status json_fill(const vigil_ruleset *rs, const cJSON *root, const 
         }
     }
     for (int g = 0; g < rs->ngroups; g++) {
-        const cJSON *it = json_path(root, rs->groups[g].key);
+        int ord;
+        const cJSON *it = json_path_at(root, rs->groups[g].key, &ord);
         size_t off;
         e->keys[g].s = NULL;
-        if (!it || value_text(it, buf, len, rs->groups[g].key, p, &off) != VIGIL_OK) continue;
+        if (!it || value_text(it, d, ord, rs->groups[g].key, p, &off) != VIGIL_OK) continue;
         e->keys[g].s = OFFPTR(off);
         e->keys[g].len = (uint32_t)strlen(p->buf + off);
     }
@@ -158,7 +214,10 @@ static vigil_status decode_json(const vigil_ruleset *rs, const vigil_decode_opts
     /* what cJSON accepts and JSON does not: the event keeps its text as it
      * came and its alerts quote it as evidence (json_text.h) */
     const char *why = NULL;
-    size_t bad = vjson_text_bad(buf, len, end && end >= buf && end <= buf + len ? (size_t)(end - buf) : len, &why);
+    uint32_t colons[MAX_COLONS];
+    jdoc d = {.buf = buf, .len = len, .root = root, .colons = colons};
+    size_t bad = vjson_text_bad(buf, len, end && end >= buf && end <= buf + len ? (size_t)(end - buf) : len, &why,
+                                colons, MAX_COLONS, &d.ncolons);
     if (bad < len) {
         return vigil_error_set(err, VIGIL_EPARSE, "invalid JSON near byte %ld: %s", (long)bad, why);
     }
@@ -169,7 +228,7 @@ static vigil_status decode_json(const vigil_ruleset *rs, const vigil_decode_opts
     spool p = {0};
     vigil_event *e = vev_new(rs->nfields, rs->ngroups);
     if (!e) goto fail;
-    if ((s = json_fill(rs, root, buf, len, e, &p)) != VIGIL_OK) goto fail;
+    if ((s = json_fill(rs, &d, e, &p)) != VIGIL_OK) goto fail;
     if (o->type_default && rs->type_field >= 0 && e->slots[rs->type_field].type == VIGIL_T_MISSING) {
         size_t off = spool_add(&p, o->type_default, strlen(o->type_default));
         if (off == (size_t)-1) goto fail;
@@ -199,11 +258,12 @@ static vigil_status decode_json(const vigil_ruleset *rs, const vigil_decode_opts
     /* id */
     const cJSON *idv = NULL;
     const char *idname = "id";
+    int idord = -1;
     for (int i = 0; i < o->nid_fields && !idv; i++)
-        if ((idv = json_path(root, o->id_fields[i]))) idname = o->id_fields[i];
-    if (!o->nid_fields) idv = json_path(root, "id");
+        if ((idv = json_path_at(root, o->id_fields[i], &idord))) idname = o->id_fields[i];
+    if (!o->nid_fields) idv = json_path_at(root, "id", &idord);
     size_t off;
-    if (idv && (s = value_text(idv, buf, len, idname, &p, &off)) == VIGIL_OK) {
+    if (idv && (s = value_text(idv, &d, idord, idname, &p, &off)) == VIGIL_OK) {
         e->id = OFFPTR(off);
     } else if (fallback_id) {
         if ((off = spool_add(&p, fallback_id, strlen(fallback_id))) == (size_t)-1) goto fail;
@@ -235,14 +295,19 @@ fail:
 
 static vigil_status from_record(const vigil_ruleset *rs, const char *id, size_t idlen, int64_t ts,
                                 const char *json, size_t len, vigil_event **out) {
-    cJSON *root = cJSON_ParseWithLength(json, len);
+    const char *end = NULL, *why;
+    cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
     if (!root) return VIGIL_EPARSE;
+    uint32_t colons[MAX_COLONS];   /* where the members are (none if the text is not JSON: then searched) */
+    jdoc d = {.buf = json, .len = len, .root = root, .colons = colons};
+    (void)vjson_text_bad(json, len, end && end >= json && end <= json + len ? (size_t)(end - json) : len, &why,
+                         colons, MAX_COLONS, &d.ncolons);
     spool p = {0};
     vigil_status s = VIGIL_ENOMEM;
     vigil_event *e = vev_new(rs->nfields, rs->ngroups);
     size_t off;
     if (!e) goto fail;
-    if ((s = json_fill(rs, root, json, len, e, &p)) != VIGIL_OK) goto fail;
+    if ((s = json_fill(rs, &d, e, &p)) != VIGIL_OK) goto fail;
     s = VIGIL_ENOMEM;
     if ((off = spool_add(&p, id, idlen)) == (size_t)-1) goto fail;
     e->id = OFFPTR(off);

@@ -1,33 +1,64 @@
-/* json_text.c — what cJSON accepts and a JSON text does not (json_text.h).
- * First stage of the flow, beside event_json.c's decoder. cJSON stops after the
- * first value (`{…} x` parses), treats every byte up to 0x20 as whitespace
- * and takes control characters, NUL included, inside strings. The event
- * keeps its text as it came, and alerts quote it as evidence: a NUL cut
- * that evidence (cJSON_CreateRaw reads a C string), anything else made the
- * alert invalid JSON to a strict receiver (found by fuzz_http, issue 13). */
+/* json_text.c — what cJSON accepts and a JSON text does not, and where the
+ * top-level members are (json_text.h). First stage of the flow, beside
+ * event_json.c's decoder. cJSON stops after the first value (`{…} x`
+ * parses), treats every byte up to 0x20 as whitespace and takes control
+ * characters, NUL included, inside strings. The event keeps its text as it
+ * came, and alerts quote it as evidence: a NUL cut that evidence
+ * (cJSON_CreateRaw reads a C string), anything else made the alert invalid
+ * JSON to a strict receiver (found by fuzz_http, issue 13). The pass runs
+ * over text cJSON accepted, so its brackets, strings and escapes are
+ * well-formed; the member offsets it notes rely on that. */
 #include "json_text.h"
 
-size_t vjson_text_bad(const char *buf, size_t len, size_t value_end, const char **why) {
+/* Bytes that need a look outside a string: quote, brackets, ':' and the
+ * control characters (1); everything else is skipped (0). */
+static const unsigned char outside[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0,   /* '"' ':' */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0, 0,   /* '[' ']' */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0, 0,   /* '{' '}' */
+};
+
+size_t vjson_text_bad(const char *buf, size_t len, size_t value_end, const char **why, uint32_t *colons, int max,
+                      int *ncolons) {
     size_t i = value_end;
+    int n = 0;
+    if (ncolons) *ncolons = 0;
     while (i < len && (buf[i] == ' ' || buf[i] == '\t' || buf[i] == '\r' || buf[i] == '\n')) i++;
     if (i < len) {
         *why = "text after the event's value";
         return i;
     }
     *why = "a control character that is not escaped";
-    int in_str = 0;
-    for (i = 0; i < value_end && i < len; i++) {
+    if (!colons) max = 0;
+    size_t end = value_end < len ? value_end : len;
+    int depth = 0;
+    uint32_t esc = 0;   /* the last string had a backslash */
+    for (i = 0; i < end; i++) {
         unsigned char c = (unsigned char)buf[i];
-        if (in_str) {
-            if (c < 0x20) return i;
-            if (c == '\\') i++;   /* the escaped byte (cJSON checked the escape) */
-            else if (c == '"') in_str = 0;
-        } else if (c == '"') {
-            in_str = 1;
-        } else if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') {
+        if (!outside[c]) continue;
+        if (c == '"') {   /* a string: to its closing quote */
+            esc = 0;
+            for (i++; i < end; i++) {
+                c = (unsigned char)buf[i];
+                if (c == '"') break;
+                if (c < 0x20) return i;
+                if (c == '\\') {   /* the escaped byte (cJSON checked the escape) */
+                    esc = VJSON_NAME_ESCAPED;
+                    i++;
+                }
+            }
+        } else if (c == '{' || c == '[') {
+            depth++;
+        } else if (c == '}' || c == ']') {
+            depth--;
+        } else if (c == ':') {
+            if (depth == 1 && n < max && i < VJSON_NAME_ESCAPED) colons[n++] = (uint32_t)i | esc;
+        } else if (c != '\t' && c != '\n' && c != '\r') {
             return i;
         }
     }
+    if (ncolons) *ncolons = n;
     *why = NULL;
     return len;
 }
