@@ -21,7 +21,11 @@
  *   ids by their raw text.
  * - Batches: a bad line in the middle of NDJSON (invalid JSON, invalid
  *   UTF-8, a control character, text after the value) under both policies,
- *   with the line, byte offset and message of each. */
+ *   with the line, byte offset and message of each; and the batch's one
+ *   pass over a line (UTF-8 and the shape limits, issue 16) against the two
+ *   passes it replaced (vigil_utf8_check, then the old shape() copied here),
+ *   by the messages, on random lines of brackets, quotes, escapes and good
+ *   and bad UTF-8 under small limits. */
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -559,6 +563,89 @@ static void test_batch_bad_mid(void) {
     CU_ASSERT_STRING_EQUAL(e.msg, "invalid UTF-8 at byte offset 6: overlong encoding");
 }
 
+
+/* ---- the batch's one pass (UTF-8 + shape) against the two passes it replaced -------- */
+
+/* batch.c's shape() before issue 16, word for word. */
+static void ref_shape(const char *a, const char *b, int max_depth, int max_fields, int *depth, int *fields) {
+    int d = 0, md = 0, f = 0, in_str = 0;
+    for (const char *p = a; p < b; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (in_str) {
+            if (c == '\\') p++;
+            else if (c == '"') in_str = 0;
+            continue;
+        }
+        if (c == '"') in_str = 1;
+        else if (c == '{' || c == '[') {
+            if (++d > md) md = d;
+        } else if (c == '}' || c == ']') d--;
+        else if (c == ':') f++;
+        if (md > max_depth && f > max_fields) break;
+    }
+    *depth = md;
+    *fields = f;
+}
+
+static void test_scan_reference(void) {
+    static const char *const atoms[] = {"{", "}", "[", "]", ":", "\"", "\\", ",", "a", "12", " ", "\xc3\xa9",
+                                        "\x80", "\xe0\x80", "\xf0\x9f\x98\x80", "\xed\xa0\x80", "\xc3",
+                                        "\\\xc3\xa9", "\\\"", "\xff", "\t"};
+    enum { NATOMS = sizeof atoms / sizeof *atoms };
+    rng = seed0 ^ 0x5ca1ab1e;
+    char line[256];
+    for (int it = 0; it < 100000; it++) {
+        size_t len = 0;
+        int natoms = 1 + (int)below(40);
+        for (int k = 0; k < natoms; k++) {
+            /* mostly structure, sometimes a bad byte */
+            unsigned r = below(100);
+            const char *at = atoms[r < 85 ? below(12) : 12 + below(NATOMS - 12)];
+            size_t al = strlen(at);
+            if (len + al >= sizeof line) break;
+            memcpy(line + len, at, al);
+            len += al;
+        }
+        int maxd = (int)below(5), maxf = (int)below(5);   /* 0: not checked */
+        vigil_batch_opts o = {.mode = VIGIL_BATCH_ONE_EVENT, .max_depth = maxd, .max_fields = maxf};
+        vigil_batch b;
+        vigil_batch_error e;
+        vigil_status st = vigil_batch_decode(rs, &o, line, len, &b, &e);
+        if (st == VIGIL_OK) vigil_batch_release(&b);
+        /* the reference: blanks trimmed as the batch does, UTF-8 first, then the limits */
+        const char *a = line, *z = line + len;
+        while (a < z && (*a == ' ' || *a == '\t' || *a == '\r' || *a == '\n')) a++;
+        while (z > a && (z[-1] == ' ' || z[-1] == '\t' || z[-1] == '\r' || z[-1] == '\n')) z--;
+        if (a == z) continue;   /* an empty body */
+        char want[256] = "";
+        size_t bad;
+        const char *why;
+        int depth, fields;
+        if (!vigil_utf8_check(a, (size_t)(z - a), &bad, &why)) {
+            snprintf(want, sizeof want, "invalid UTF-8 at byte offset %zu: %s", (size_t)(a - line) + bad, why);
+        } else if (maxd || maxf) {
+            ref_shape(a, z, maxd ? maxd : INT32_MAX, maxf ? maxf : INT32_MAX, &depth, &fields);
+            if (maxd && depth > maxd)
+                snprintf(want, sizeof want, "the event nests objects and arrays %d deep; at most %d are allowed "
+                         "(limits.max_depth)", depth, maxd);
+            else if (maxf && fields > maxf)
+                snprintf(want, sizeof want, "the event has %d fields; at most %d are allowed (limits.max_fields)",
+                         fields, maxf);
+        }
+        if (want[0]) {
+            CU_ASSERT_EQUAL(st, VIGIL_EPARSE);
+            CU_ASSERT_STRING_EQUAL(e.msg, want);
+            if (strcmp(e.msg, want) != 0) {
+                fprintf(stderr, "\nseed %llu, input %d: got \"%s\", want \"%s\"\n", (unsigned long long)seed0, it,
+                        e.msg, want);
+                return;
+            }
+        } else {
+            CU_ASSERT(st != VIGIL_EPARSE || (!strstr(e.msg, "UTF-8") && !strstr(e.msg, "limits.")));
+        }
+    }
+}
+
 int main(void) {
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
     CU_pSuite s = CU_add_suite("decode_json", setup, teardown);
@@ -569,6 +656,7 @@ int main(void) {
     CU_add_test(s, "duplicates, nested paths, raw number text, escapes, errors", test_fixed_cases);
     CU_add_test(s, "20,000 random events: slots, keys, ids, times as generated", test_random_events);
     CU_add_test(s, "bad lines in the middle of a batch: line, offset, message", test_batch_bad_mid);
+    CU_add_test(s, "100,000 random lines: UTF-8 and limits as the two passes before", test_scan_reference);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     int fails = (int)CU_get_number_of_failures();
