@@ -10,14 +10,22 @@
  * well-formed; the member offsets it notes rely on that. */
 #include "json_text.h"
 
-/* Bytes that need a look outside a string: quote, brackets, ':' and the
- * control characters (1); everything else is skipped (0). */
-static const unsigned char outside[256] = {
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0,   /* '"' ':' */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0, 0,   /* '[' ']' */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0, 0,   /* '{' '}' */
-};
+#define C1 1, 1, 1, 1, 1, 1, 1, 1
+/* Bytes that need a look outside a string: the control characters, '"',
+ * ':' and the brackets; inside one: the control characters, '"' and '\\'.
+ * Everything else is skipped, four bytes at a time. */
+static const unsigned char outside[256] = {C1, C1, C1, C1, ['"'] = 1, [':'] = 1, ['['] = 1, [']'] = 1,
+                                           ['{'] = 1, ['}'] = 1};
+static const unsigned char inside[256] = {C1, C1, C1, C1, ['"'] = 1, ['\\'] = 1};
+#undef C1
+
+/* The first i >= from with t[b[i]] set, or end. */
+static inline size_t skip(const unsigned char *b, size_t from, size_t end, const unsigned char *t) {
+    size_t i = from;
+    while (i + 4 <= end && !(t[b[i]] | t[b[i + 1]] | t[b[i + 2]] | t[b[i + 3]])) i += 4;
+    while (i < end && !t[b[i]]) i++;
+    return i;
+}
 
 size_t vjson_text_bad(const char *buf, size_t len, size_t value_end, const char **why, uint32_t *colons, int max,
                       int *ncolons) {
@@ -31,22 +39,20 @@ size_t vjson_text_bad(const char *buf, size_t len, size_t value_end, const char 
     }
     *why = "a control character that is not escaped";
     if (!colons) max = 0;
+    const unsigned char *b = (const unsigned char *)buf;
     size_t end = value_end < len ? value_end : len;
     int depth = 0;
     uint32_t esc = 0;   /* the last string had a backslash */
-    for (i = 0; i < end; i++) {
-        unsigned char c = (unsigned char)buf[i];
-        if (!outside[c]) continue;
+    for (i = skip(b, 0, end, outside); i < end; i = skip(b, i + 1, end, outside)) {
+        unsigned char c = b[i];
         if (c == '"') {   /* a string: to its closing quote */
             esc = 0;
-            for (i++; i < end; i++) {
-                c = (unsigned char)buf[i];
+            for (i = skip(b, i + 1, end, inside); i < end; i = skip(b, i, end, inside)) {
+                c = b[i];
                 if (c == '"') break;
                 if (c < 0x20) return i;
-                if (c == '\\') {   /* the escaped byte (cJSON checked the escape) */
-                    esc = VJSON_NAME_ESCAPED;
-                    i++;
-                }
+                esc = VJSON_NAME_ESCAPED;   /* '\\' and the escaped byte (cJSON checked the escape) */
+                i += 2;
             }
         } else if (c == '{' || c == '[') {
             depth++;

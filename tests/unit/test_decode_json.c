@@ -25,7 +25,9 @@
  *   pass over a line (UTF-8 and the shape limits, issue 16) against the two
  *   passes it replaced (vigil_utf8_check, then the old shape() copied here),
  *   by the messages, on random lines of brackets, quotes, escapes and good
- *   and bad UTF-8 under small limits. */
+ *   and bad UTF-8 under small limits; json_text.c's check of an event's
+ *   text against the one it replaced, and the top-level members' ':' it
+ *   notes against a plain walk. */
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -39,6 +41,7 @@
 #include "vigil/rules.h"
 #include "batch.h"
 #include "../../engine/src/json_arena.h"
+#include "../../engine/src/json_text.h"
 
 static vigil_ruleset *rs;
 static uint64_t seed0 = 20261207, rng;
@@ -646,6 +649,90 @@ static void test_scan_reference(void) {
     }
 }
 
+/* ---- json_text.c's pass against the one before issue 16 ------------------------------ */
+
+/* vjson_text_bad before issue 16, word for word (without the member offsets). */
+static size_t ref_text_bad(const char *buf, size_t len, size_t value_end, const char **why) {
+    size_t i = value_end;
+    while (i < len && (buf[i] == ' ' || buf[i] == '\t' || buf[i] == '\r' || buf[i] == '\n')) i++;
+    if (i < len) {
+        *why = "text after the event's value";
+        return i;
+    }
+    *why = "a control character that is not escaped";
+    int in_str = 0;
+    for (i = 0; i < value_end && i < len; i++) {
+        unsigned char c = (unsigned char)buf[i];
+        if (in_str) {
+            if (c < 0x20) return i;
+            if (c == '\\') i++;
+            else if (c == '"') in_str = 0;
+        } else if (c == '"') {
+            in_str = 1;
+        } else if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') {
+            return i;
+        }
+    }
+    *why = NULL;
+    return len;
+}
+
+static void test_text_reference(void) {
+    static const char *const atoms[] = {"{", "}", "[", "]", ":", "\"", "\\", ",", "ab", "12", " ", "\t", "\n",
+                                        "\x01", "\x1f", "\\\"", "\\\x01", "\xc3\xa9"};
+    enum { NATOMS = sizeof atoms / sizeof *atoms };
+    rng = seed0 ^ 0x7e47;
+    char line[256];
+    for (int it = 0; it < 100000; it++) {
+        size_t len = 0;
+        int natoms = 1 + (int)below(40);
+        line[len++] = '{';
+        for (int k = 0; k < natoms; k++) {
+            unsigned r = below(100);
+            const char *at = atoms[r < 90 ? below(13) : 13 + below(NATOMS - 13)];
+            size_t al = strlen(at);
+            if (len + al >= sizeof line) break;
+            memcpy(line + len, at, al);
+            len += al;
+        }
+        size_t vend = below(4) ? len : below((unsigned)len + 1);
+        const char *w1, *w2;
+        uint32_t colons[8];
+        int nc = -1;
+        size_t got = vjson_text_bad(line, len, vend, &w1, colons, 8, &nc), want = ref_text_bad(line, len, vend, &w2);
+        int same_why = (!w1 && !w2) || (w1 && w2 && strcmp(w1, w2) == 0);
+        CU_ASSERT_EQUAL(got, want);
+        CU_ASSERT(same_why);
+        if (got != want || !same_why) {
+            fprintf(stderr, "\nseed %llu, input %d: got %zu, want %zu\n", (unsigned long long)seed0, it, got, want);
+            return;
+        }
+        if (got < len) continue;
+        /* the members' ':' at depth 1, by a plain walk */
+        int depth = 0, in_str = 0, n = 0, ok = 1;
+        uint32_t esc = 0;
+        for (size_t i = 0; i < vend && ok; i++) {
+            char c = line[i];
+            if (in_str) {
+                if (c == '\\') {
+                    esc = VJSON_NAME_ESCAPED;
+                    i++;
+                } else if (c == '"') in_str = 0;
+            } else if (c == '"') {
+                in_str = 1;
+                esc = 0;
+            } else if (c == '{' || c == '[') depth++;
+            else if (c == '}' || c == ']') depth--;
+            else if (c == ':' && depth == 1 && n < 8) ok = colons[n++] == ((uint32_t)i | esc);
+        }
+        CU_ASSERT(ok && n == nc);
+        if (!ok || n != nc) {
+            fprintf(stderr, "\nseed %llu, input %d: member offsets differ\n", (unsigned long long)seed0, it);
+            return;
+        }
+    }
+}
+
 int main(void) {
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
     CU_pSuite s = CU_add_suite("decode_json", setup, teardown);
@@ -657,6 +744,7 @@ int main(void) {
     CU_add_test(s, "20,000 random events: slots, keys, ids, times as generated", test_random_events);
     CU_add_test(s, "bad lines in the middle of a batch: line, offset, message", test_batch_bad_mid);
     CU_add_test(s, "100,000 random lines: UTF-8 and limits as the two passes before", test_scan_reference);
+    CU_add_test(s, "100,000 random texts: the text check as before, the members' ':' found", test_text_reference);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     int fails = (int)CU_get_number_of_failures();
