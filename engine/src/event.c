@@ -26,9 +26,10 @@
 #include "internal.h"
 
 /* An event with `text` more bytes after its keys (vev_text): CSV events
- * keep their row there, so that one malloc serves the whole event. The
- * struct, slots and keys are zeroed, the text is not. */
-static vigil_event *vev_alloc(int nslots, int ngroups, size_t text) {
+ * keep their row there, JSON events their text and strings, so that one
+ * malloc serves the whole event. The struct, slots and keys are zeroed, the
+ * text is not. */
+vigil_event *vev_alloc(int nslots, int ngroups, size_t text) {
     size_t sz = sizeof(vigil_event) + (size_t)nslots * sizeof(vigil_value) + (size_t)ngroups * sizeof(vkey);
     vigil_event *e = malloc(sz + text);
     if (!e) return NULL;
@@ -41,7 +42,7 @@ static vigil_event *vev_alloc(int nslots, int ngroups, size_t text) {
     return e;
 }
 
-static char *vev_text(vigil_event *e) { return (char *)(e->keys + e->ngroups); }
+char *vev_text(vigil_event *e) { return (char *)(e->keys + e->ngroups); }
 
 vigil_event *vev_new(int nslots, int ngroups) { return vev_alloc(nslots, ngroups, 0); }
 
@@ -49,8 +50,9 @@ void vigil_event_retain(vigil_event *e) { atomic_fetch_add_explicit(&e->refs, 1,
 
 void vigil_event_release(vigil_event *e) {
     if (!e || atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel) != 1) return;
-    free(e->json);
-    if (e->line != vev_text(e)) {   /* CSV events keep line and strs inside the event */
+    char *t = vev_text(e);
+    if (e->json != t) free(e->json);   /* JSON events keep json and strs inside the event */
+    if (e->line != t && e->json != t) {   /* CSV events keep line and strs inside it */
         free(e->line);
         free(e->strs);
     }

@@ -20,18 +20,21 @@
 
 /* ---- string pool for one event ------------------------------------------------ */
 
-typedef struct spool { char *buf; size_t len, cap; } spool;
+typedef struct spool { char *buf; size_t len, cap; int heap; } spool;
 
 /* Append s and return its offset, or (size_t)-1. Offsets, not pointers:
- * the buffer may move while it grows. */
+ * the buffer may move while it grows (from the draft's own bytes to the
+ * heap, then within it). */
 static size_t spool_add(spool *p, const char *s, size_t n) {
     if (p->len + n + 1 > p->cap) {
         size_t cap = p->cap ? p->cap * 2 : 128;
         while (cap < p->len + n + 1) cap *= 2;
-        char *b = realloc(p->buf, cap);
+        char *b = p->heap ? realloc(p->buf, cap) : malloc(cap);
         if (!b) return (size_t)-1;
+        if (!p->heap && p->len) memcpy(b, p->buf, p->len);
         p->buf = b;
         p->cap = cap;
+        p->heap = 1;
     }
     size_t off = p->len;
     memcpy(p->buf + off, s, n);
@@ -41,15 +44,70 @@ static size_t spool_add(spool *p, const char *s, size_t n) {
 }
 
 /* Slots and keys hold offsets into the pool while decoding (as pointers
- * cast from offset + 1, 0 meaning none); fix them up once the pool is final. */
+ * cast from offset + 1, 0 meaning none); fix them up once the pool is in
+ * its place. */
 #define OFFPTR(o) ((const char *)(uintptr_t)((o) + 1))
-static void fixup(vigil_event *e, spool *p) {
-    e->strs = p->buf;
+static void fixup(vigil_event *e, char *strs) {
+    e->strs = strs;
     for (int i = 0; i < e->nslots; i++)
-        if (e->slots[i].type == VIGIL_T_STR) e->slots[i].u.str = p->buf + ((uintptr_t)e->slots[i].u.str - 1);
+        if (e->slots[i].type == VIGIL_T_STR) e->slots[i].u.str = strs + ((uintptr_t)e->slots[i].u.str - 1);
     for (int g = 0; g < e->ngroups; g++)
-        if (e->keys[g].s) e->keys[g].s = p->buf + ((uintptr_t)e->keys[g].s - 1);
-    e->id = p->buf + ((uintptr_t)e->id - 1);
+        if (e->keys[g].s) e->keys[g].s = strs + ((uintptr_t)e->keys[g].s - 1);
+    e->id = strs + ((uintptr_t)e->id - 1);
+}
+
+/* An event while it is decoded: its slots and keys in the draft's arrays
+ * (on the stack for rulesets of up to 64 fields and 16 key groups), its
+ * strings in a pool (512 bytes on the stack, then the heap). draft_finish
+ * makes it one allocation: the event, slots, keys, JSON text, strings. */
+#define DRAFT_SLOTS 64
+#define DRAFT_KEYS 16
+typedef struct draft {
+    vigil_event e;
+    spool p;
+    vigil_value sbuf[DRAFT_SLOTS];
+    vkey kbuf[DRAFT_KEYS];
+    char pbuf[512];
+} draft;
+
+static vigil_status draft_init(draft *d, int nslots, int ngroups) {
+    memset(&d->e, 0, sizeof d->e);
+    d->p = (spool){.buf = d->pbuf, .cap = sizeof d->pbuf};
+    d->e.nslots = nslots;
+    d->e.ngroups = ngroups;
+    d->e.slots = nslots <= DRAFT_SLOTS ? d->sbuf : malloc((size_t)nslots * sizeof(vigil_value));
+    d->e.keys = ngroups <= DRAFT_KEYS ? d->kbuf : malloc((size_t)ngroups * sizeof(vkey));
+    if (!d->e.slots || !d->e.keys) return VIGIL_ENOMEM;
+    memset(d->e.slots, 0, (size_t)nslots * sizeof(vigil_value));
+    memset(d->e.keys, 0, (size_t)ngroups * sizeof(vkey));
+    return VIGIL_OK;
+}
+
+static void draft_free(draft *d) {
+    if (d->e.slots != d->sbuf) free(d->e.slots);
+    if (d->e.keys != d->kbuf) free(d->e.keys);
+    if (d->p.heap) free(d->p.buf);
+}
+
+/* The draft as an event of one allocation with the JSON text json[0..len).
+ * NULL: out of memory. The draft is freed either way. */
+static vigil_event *draft_finish(draft *d, const char *json, size_t len) {
+    vigil_event *e = vev_alloc(d->e.nslots, d->e.ngroups, len + 1 + d->p.len);
+    if (e) {
+        memcpy(e->slots, d->e.slots, (size_t)d->e.nslots * sizeof(vigil_value));
+        memcpy(e->keys, d->e.keys, (size_t)d->e.ngroups * sizeof(vkey));
+        e->ts = d->e.ts;
+        e->id = d->e.id;
+        char *t = vev_text(e);
+        memcpy(t, json, len);
+        t[len] = '\0';
+        e->json = t;
+        e->json_len = len;
+        memcpy(t + len + 1, d->p.buf, d->p.len);
+        fixup(e, t + len + 1);
+    }
+    draft_free(d);
+    return e;
 }
 
 /* Format an integral double exactly, as an id or key text. */
@@ -224,13 +282,14 @@ static vigil_status decode_json(const vigil_ruleset *rs, const vigil_decode_opts
     if (!cJSON_IsObject(root)) {
         return vigil_error_set(err, VIGIL_EPARSE, "expected a JSON object");
     }
-    vigil_status s = VIGIL_ENOMEM;
-    spool p = {0};
-    vigil_event *e = vev_new(rs->nfields, rs->ngroups);
-    if (!e) goto fail;
-    if ((s = json_fill(rs, &d, e, &p)) != VIGIL_OK) goto fail;
+    draft dr;
+    vigil_event *e = &dr.e;
+    spool *p = &dr.p;
+    vigil_status s = draft_init(&dr, rs->nfields, rs->ngroups);
+    if (s != VIGIL_OK) goto fail;
+    if ((s = json_fill(rs, &d, e, p)) != VIGIL_OK) goto fail;
     if (o->type_default && rs->type_field >= 0 && e->slots[rs->type_field].type == VIGIL_T_MISSING) {
-        size_t off = spool_add(&p, o->type_default, strlen(o->type_default));
+        size_t off = spool_add(p, o->type_default, strlen(o->type_default));
         if (off == (size_t)-1) goto fail;
         e->slots[rs->type_field] = (vigil_value){.type = VIGIL_T_STR, .len = (uint32_t)strlen(o->type_default),
                                                  .u.str = OFFPTR(off)};
@@ -263,32 +322,26 @@ static vigil_status decode_json(const vigil_ruleset *rs, const vigil_decode_opts
         if ((idv = json_path_at(root, o->id_fields[i], &idord))) idname = o->id_fields[i];
     if (!o->nid_fields) idv = json_path_at(root, "id", &idord);
     size_t off;
-    if (idv && (s = value_text(idv, &d, idord, idname, &p, &off)) == VIGIL_OK) {
+    if (idv && (s = value_text(idv, &d, idord, idname, p, &off)) == VIGIL_OK) {
         e->id = OFFPTR(off);
     } else if (fallback_id) {
-        if ((off = spool_add(&p, fallback_id, strlen(fallback_id))) == (size_t)-1) goto fail;
+        if ((off = spool_add(p, fallback_id, strlen(fallback_id))) == (size_t)-1) goto fail;
         e->id = OFFPTR(off);
     } else {
         char h[17];
         hash_id(buf, len, h);
-        if ((off = spool_add(&p, h, 16)) == (size_t)-1) goto fail;
+        if ((off = spool_add(p, h, 16)) == (size_t)-1) goto fail;
         e->id = OFFPTR(off);
     }
-    fixup(e, &p);
-    p.buf = NULL;
-    if (!(e->json = malloc(len + 1))) goto fail;
-    memcpy(e->json, buf, len);
-    e->json[len] = '\0';
-    e->json_len = len;
-    if ((s = vev_check_keys(rs, e, require_keys, err)) != VIGIL_OK) {
-        vigil_event_release(e);
+    if ((s = vev_check_keys(rs, e, require_keys, err)) != VIGIL_OK) {   /* on the draft: nothing to copy */
+        draft_free(&dr);
         return s;
     }
+    if (!(e = draft_finish(&dr, buf, len))) return vigil_error_set(err, VIGIL_ENOMEM, "out of memory decoding an event");
     *out = e;
     return VIGIL_OK;
 fail:
-    free(p.buf);
-    vigil_event_release(e);
+    draft_free(&dr);
     if (s == VIGIL_ENOMEM) vigil_error_set(err, s, "out of memory decoding an event");
     return s;
 }
@@ -302,27 +355,19 @@ static vigil_status from_record(const vigil_ruleset *rs, const char *id, size_t 
     jdoc d = {.buf = json, .len = len, .root = root, .colons = colons};
     (void)vjson_text_bad(json, len, end && end >= json && end <= json + len ? (size_t)(end - json) : len, &why,
                          colons, MAX_COLONS, &d.ncolons);
-    spool p = {0};
-    vigil_status s = VIGIL_ENOMEM;
-    vigil_event *e = vev_new(rs->nfields, rs->ngroups);
+    draft dr;
     size_t off;
-    if (!e) goto fail;
-    if ((s = json_fill(rs, &d, e, &p)) != VIGIL_OK) goto fail;
+    vigil_status s = draft_init(&dr, rs->nfields, rs->ngroups);
+    if (s != VIGIL_OK) goto fail;
+    if ((s = json_fill(rs, &d, &dr.e, &dr.p)) != VIGIL_OK) goto fail;
     s = VIGIL_ENOMEM;
-    if ((off = spool_add(&p, id, idlen)) == (size_t)-1) goto fail;
-    e->id = OFFPTR(off);
-    e->ts = ts;
-    fixup(e, &p);
-    p.buf = NULL;
-    if (!(e->json = malloc(len + 1))) goto fail;
-    memcpy(e->json, json, len);
-    e->json[len] = '\0';
-    e->json_len = len;
-    *out = e;
+    if ((off = spool_add(&dr.p, id, idlen)) == (size_t)-1) goto fail;
+    dr.e.id = OFFPTR(off);
+    dr.e.ts = ts;
+    if (!(*out = draft_finish(&dr, json, len))) return VIGIL_ENOMEM;
     return VIGIL_OK;
 fail:
-    free(p.buf);
-    vigil_event_release(e);
+    draft_free(&dr);
     return s;
 }
 

@@ -203,6 +203,12 @@ struct vigil_csv_header {
 };
 
 vigil_event *vev_new(int nslots, int ngroups);
+/* An event with `text` bytes after its keys, at vev_text(e), in the same
+ * allocation: CSV events keep their row there (e->line), JSON events their
+ * text (e->json) and then their strings (e->strs); vigil_event_release
+ * frees neither when it points there. */
+vigil_event *vev_alloc(int nslots, int ngroups, size_t text);
+char *vev_text(vigil_event *e);
 /* Shared by the two decoders, event.c (CSV) and event_json.c (JSON):
  * "'a', 'b' or 'c'" for error messages (fields NULL: "'ts'"), and the
  * require_keys check (ENOKEY with err set when the event has no key). */
