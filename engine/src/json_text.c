@@ -10,6 +10,10 @@
  * well-formed; the member offsets it notes rely on that. */
 #include "json_text.h"
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 #define C1 1, 1, 1, 1, 1, 1, 1, 1
 /* Bytes that need a look outside a string: the control characters, '"',
  * ':' and the brackets; inside one: the control characters, '"' and '\\'.
@@ -19,9 +23,30 @@ static const unsigned char outside[256] = {C1, C1, C1, C1, ['"'] = 1, [':'] = 1,
 static const unsigned char inside[256] = {C1, C1, C1, C1, ['"'] = 1, ['\\'] = 1};
 #undef C1
 
-/* The first i >= from with t[b[i]] set, or end. */
-static inline size_t skip(const unsigned char *b, size_t from, size_t end, const unsigned char *t) {
+/* The first i >= from with t[b[i]] set, or end (t is `inside` when in_str,
+ * else `outside`). With SSE2 (every x86-64), sixteen bytes at a time: the
+ * same bytes as a mask. */
+static inline size_t skip(const unsigned char *b, size_t from, size_t end, const unsigned char *t, int in_str) {
     size_t i = from;
+#ifdef __SSE2__
+    const __m128i ctl = _mm_set1_epi8(0x1f);
+    while (i + 16 <= end) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(b + i));
+        __m128i m = _mm_or_si128(_mm_cmpeq_epi8(_mm_max_epu8(v, ctl), ctl), _mm_cmpeq_epi8(v, _mm_set1_epi8('"')));
+        if (in_str) {
+            m = _mm_or_si128(m, _mm_cmpeq_epi8(v, _mm_set1_epi8('\\')));
+        } else {
+            __m128i low = _mm_or_si128(v, _mm_set1_epi8(0x20));   /* { [ and } ] */
+            m = _mm_or_si128(m, _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8(':')),
+                                             _mm_or_si128(_mm_cmpeq_epi8(low, _mm_set1_epi8('{')),
+                                                          _mm_cmpeq_epi8(low, _mm_set1_epi8('}')))));
+        }
+        unsigned mask = (unsigned)_mm_movemask_epi8(m);
+        if (mask) return i + (size_t)__builtin_ctz(mask);
+        i += 16;
+    }
+#endif
+    (void)in_str;
     while (i + 4 <= end && !(t[b[i]] | t[b[i + 1]] | t[b[i + 2]] | t[b[i + 3]])) i += 4;
     while (i < end && !t[b[i]]) i++;
     return i;
@@ -43,11 +68,11 @@ size_t vjson_text_bad(const char *buf, size_t len, size_t value_end, const char 
     size_t end = value_end < len ? value_end : len;
     int depth = 0;
     uint32_t esc = 0;   /* the last string had a backslash */
-    for (i = skip(b, 0, end, outside); i < end; i = skip(b, i + 1, end, outside)) {
+    for (i = skip(b, 0, end, outside, 0); i < end; i = skip(b, i + 1, end, outside, 0)) {
         unsigned char c = b[i];
         if (c == '"') {   /* a string: to its closing quote */
             esc = 0;
-            for (i = skip(b, i + 1, end, inside); i < end; i = skip(b, i, end, inside)) {
+            for (i = skip(b, i + 1, end, inside, 1); i < end; i = skip(b, i, end, inside, 1)) {
                 c = b[i];
                 if (c == '"') break;
                 if (c < 0x20) return i;

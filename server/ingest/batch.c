@@ -18,6 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 void *(*vigil_batch_realloc)(void *p, size_t n) = realloc;
 
@@ -146,7 +149,7 @@ static size_t line_of(const char *body, size_t off) {
     return line;
 }
 
-/* What a byte is to scan_line: 0 nothing (skipped four at a time), 1 what
+/* What a byte is to scan_line: 0 nothing (skipped), 1 what
  * the shape turns on ('"', '\\', ':', the brackets), 2 not ASCII. */
 #define X2 2, 2, 2, 2, 2, 2, 2, 2
 static const unsigned char scan_class[256] = {
@@ -154,6 +157,37 @@ static const unsigned char scan_class[256] = {
     [0x80] = X2, X2, X2, X2, X2, X2, X2, X2, X2, X2, X2, X2, X2, X2, X2, X2,
 };
 #undef X2
+
+/* The first i' >= i with scan_class[u[i']] set, or n. With SSE2 (every
+ * x86-64), sixteen bytes at a time: a mask of the block that starts at the
+ * first byte not yet looked at, kept while the scan stays inside it. */
+typedef struct finder {
+    const unsigned char *u;
+    size_t n, base;      /* the block [base, base + 16) */
+    uint32_t m;          /* its bytes of class 1 or 2 */
+} finder;
+
+static inline size_t next_special(finder *fd, size_t i) {
+#ifdef __SSE2__
+    for (;;) {
+        if (i - fd->base < 16) {   /* inside the block (base <= i) */
+            uint32_t m = fd->m >> (i - fd->base);
+            if (m) return i + (size_t)__builtin_ctz(m);
+            i = fd->base + 16;
+        }
+        if (i + 16 > fd->n) break;
+        __m128i v = _mm_loadu_si128((const __m128i *)(fd->u + i)), low = _mm_or_si128(v, _mm_set1_epi8(0x20));
+        __m128i sp = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+                                  _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8(':')),
+                                               _mm_or_si128(_mm_cmpeq_epi8(low, _mm_set1_epi8('{')),   /* { [ */
+                                                            _mm_cmpeq_epi8(low, _mm_set1_epi8('}')))));   /* } ] */
+        fd->base = i;
+        fd->m = (uint32_t)_mm_movemask_epi8(_mm_or_si128(sp, v));   /* | the high bit: not ASCII */
+    }
+#endif
+    while (i < fd->n && !scan_class[fd->u[i]]) i++;
+    return i;
+}
 
 /* One pass over an event's bytes [a, a + n) before it is parsed (so an event
  * over a limit costs no parse): vigil_utf8_check, and the shape of its
@@ -166,13 +200,11 @@ static const unsigned char scan_class[256] = {
 static int scan_line(const char *a, size_t n, int max_depth, int max_fields, size_t *bad, const char **why,
                      int *depth, int *fields) {
     const unsigned char *u = (const unsigned char *)a;
-    const unsigned char *cls = scan_class;
+    finder fd = {.u = u, .n = n, .base = SIZE_MAX - 16};
     int d = 0, md = 0, f = 0, in_str = 0;
     size_t i = 0;
     for (;;) {
-        while (i + 4 <= n && !(cls[u[i]] | cls[u[i + 1]] | cls[u[i + 2]] | cls[u[i + 3]])) i += 4;
-        while (i < n && !cls[u[i]]) i++;
-        if (i >= n) break;
+        if ((i = next_special(&fd, i)) >= n) break;
         unsigned c = u[i];
         if (c >= 0x80) {   /* never part of the shape: check the sequence, step over it */
             size_t k = utf8_seq(u, i, n, why);
