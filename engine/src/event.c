@@ -489,6 +489,16 @@ static int parse_number(const char *s, size_t n, double *v) {
     return number_strtod(s, n, v);
 }
 
+double vev_json_number(const char *s, size_t n) {
+    double v;
+    if (n <= NUMBER_MAX && number_fast(s, n, &v) == NUM_YES) return v;
+    char tmp[NUMBER_MAX + 1];
+    if (n > NUMBER_MAX) n = NUMBER_MAX;   /* json_scan.c passes no more */
+    memcpy(tmp, s, n);
+    tmp[n] = '\0';
+    return strtod(tmp, NULL);
+}
+
 static int col_of(const vigil_csv_header *h, const char *name) {
     for (int i = 0; i < h->ncols; i++)
         if (strcmp(h->names[i], name) == 0) return i;

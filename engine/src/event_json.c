@@ -16,6 +16,7 @@
 #include <openssl/sha.h>
 #include "internal.h"
 #include "json_arena.h"
+#include "json_scan.h"
 #include "json_text.h"
 
 /* ---- string pool for one event ------------------------------------------------ */
@@ -118,8 +119,8 @@ static int num_text(double v, char *buf, size_t n) {
 
 /* ---- JSON -------------------------------------------------------------------- */
 
-/* The event being decoded: its bytes, its tree and where its top-level
- * members' ':' are (json_text.h), for numbers' raw text. */
+/* The event's tree on cJSON's path: its bytes, its tree and where its
+ * top-level members' ':' are (json_text.h), for numbers' raw text. */
 typedef struct jdoc {
     const char *buf;
     size_t len;
@@ -129,6 +130,27 @@ typedef struct jdoc {
 } jdoc;
 
 #define MAX_COLONS 64   /* members past it take event_raw.c's search */
+
+/* Where an event's values come from: cJSON's tree, or the scan of
+ * json_scan.c (one of the two is set). */
+typedef struct jsrc {
+    const jdoc *d;
+    const vjs_doc *s;
+} jsrc;
+
+/* A value as the decoder needs it, from either source. */
+typedef struct jval {
+    int type;            /* VIGIL_T_*: objects and arrays are VIGIL_T_MISSING */
+    int b;               /* BOOL */
+    const char *s;       /* STR: its text (NUL-terminated on cJSON's path only) */
+    size_t n;
+    double num;          /* NUM */
+    int ord;             /* a top-level member: its position among the root's members; else -1 */
+    const char *tok;     /* NUM, from the scan: its token */
+    size_t toklen;
+} jval;
+
+int vjs_enabled = 1;
 
 /* A member of obj by name, as cJSON_GetObjectItemCaseSensitive finds it (the
  * first of that name); *ord: its position among obj's members. */
@@ -170,10 +192,98 @@ static const cJSON *json_path(const cJSON *obj, const char *path) {
     return json_path_at(obj, path, &ord);
 }
 
-/* The raw text of the number that is top-level member ord: after its ':',
- * past what cJSON skips as whitespace (bytes up to 0x20), the token's
- * bytes. cJSON took that token whole (strtod stopped at its end, or the
- * object's syntax would have failed). 0, or -1: not known here. */
+/* The scan's first member of object obj named name[0..nl), or -1. */
+static int scan_member(const vjs_doc *d, int obj, const char *name, size_t nl, int *ord) {
+    int k = 0;
+    for (int i = 0; i < d->n; i++) {
+        const vjs_member *m = &d->m[i];
+        if (m->obj != obj) continue;
+        if (m->name_len == nl && (nl == 0 || (d->buf[m->name] == name[0] && memcmp(d->buf + m->name, name, nl) == 0))) {
+            *ord = k;
+            return i;
+        }
+        k++;
+    }
+    return -1;
+}
+
+/* json_path_at over the scan: the member at path, or -1. */
+static int scan_path(const vjs_doc *d, const char *path, int *ord) {
+    int o;
+    *ord = -1;
+    int i = scan_member(d, 0, path, strlen(path), ord);
+    if (i >= 0 || !strchr(path, '.')) return i;
+    *ord = -1;
+    const char *p = path;
+    int cur = -2;   /* -2: the root object; else a member */
+    while (cur != -1 && *p) {
+        const char *dot = strchr(p, '.');
+        size_t n = dot ? (size_t)(dot - p) : strlen(p);
+        if (n >= 256) return -1;   /* as json_path_at's segment buffer */
+        if (cur != -2 && d->m[cur].type != VJS_OBJ) return -1;
+        cur = scan_member(d, cur == -2 ? 0 : d->m[cur].child, p, n, &o);
+        p = dot ? dot + 1 : p + n;
+    }
+    return cur == -2 ? -1 : cur;
+}
+
+/* The value at path from either source: 1, or 0 when there is none. */
+static int get(const jsrc *src, const char *path, jval *v) {
+    if (src->d) {
+        const cJSON *it = json_path_at(src->d->root, path, &v->ord);
+        if (!it) return 0;
+        v->tok = NULL;
+        if (cJSON_IsNumber(it)) {
+            v->type = VIGIL_T_NUM;
+            v->num = it->valuedouble;
+        } else if (cJSON_IsString(it)) {
+            v->type = VIGIL_T_STR;
+            v->s = it->valuestring;
+            v->n = strlen(it->valuestring);
+        } else if (cJSON_IsBool(it)) {
+            v->type = VIGIL_T_BOOL;
+            v->b = cJSON_IsTrue(it) != 0;
+        } else if (cJSON_IsNull(it)) {
+            v->type = VIGIL_T_NULL;
+        } else {
+            v->type = VIGIL_T_MISSING;   /* objects and arrays are not comparable values */
+        }
+        return 1;
+    }
+    const vjs_doc *d = src->s;
+    int i = scan_path(d, path, &v->ord);
+    if (i < 0) return 0;
+    const vjs_member *m = &d->m[i];
+    switch (m->type) {
+    case VJS_STR:
+        v->type = VIGIL_T_STR;
+        v->s = d->buf + m->val;
+        v->n = m->val_len;
+        break;
+    case VJS_NUM:   /* what cJSON's strtod of the same token gives */
+        v->type = VIGIL_T_NUM;
+        v->tok = d->buf + m->val;
+        v->toklen = m->val_len;
+        v->num = vev_json_number(v->tok, v->toklen);
+        break;
+    case VJS_TRUE:
+    case VJS_FALSE:
+        v->type = VIGIL_T_BOOL;
+        v->b = m->type == VJS_TRUE;
+        break;
+    case VJS_NULL:
+        v->type = VIGIL_T_NULL;
+        break;
+    default:
+        v->type = VIGIL_T_MISSING;
+    }
+    return 1;
+}
+
+/* The raw text of the number that is top-level member ord on cJSON's path:
+ * after its ':', past what cJSON skips as whitespace (bytes up to 0x20),
+ * the token's bytes. cJSON took that token whole (strtod stopped at its
+ * end, or the object's syntax would have failed). 0, or -1: not known. */
 static int raw_at(const jdoc *d, int ord, const char **out, size_t *olen) {
     if (ord < 0 || ord >= d->ncolons) return -1;
     size_t i = (d->colons[ord] & ~VJSON_NAME_ESCAPED) + 1, j;
@@ -188,64 +298,70 @@ static int raw_at(const jdoc *d, int ord, const char **out, size_t *olen) {
     return 0;
 }
 
-static vigil_status value_text(const cJSON *it, const jdoc *d, int ord, const char *name, spool *p, size_t *off) {
+/* A key's or id's text: strings as they are, numbers by their raw text
+ * (1, 1.0, 1e0 are three keys: DESIGN.md §3), booleans as true/false. */
+static vigil_status value_text(const jsrc *src, const jval *v, const char *name, spool *p, size_t *off) {
     char tmp[64];
-    if (cJSON_IsString(it)) {
-        *off = spool_add(p, it->valuestring, strlen(it->valuestring));
-    } else if (cJSON_IsNumber(it)) {
-        const char *raw;   /* its raw text: 1, 1.0, 1e0 are three keys (DESIGN.md §3) */
+    if (v->type == VIGIL_T_STR) {
+        *off = spool_add(p, v->s, v->n);
+    } else if (v->type == VIGIL_T_NUM) {
+        const char *raw;
         size_t rl;
-        /* a top-level member's text where the scan saw it; a name written
-         * with escapes gets the double's text, as event_raw.c (which looks
-         * for the name's bytes) always gave it; nested members and members
-         * past MAX_COLONS are searched for by event_raw.c */
-        int r = ord >= 0 && ord < d->ncolons ? ((d->colons[ord] & VJSON_NAME_ESCAPED) ? -1 : raw_at(d, ord, &raw, &rl))
-                                             : vev_raw_number(d->buf, d->len, name, it->valuedouble, &raw, &rl);
+        int r;
+        /* a top-level member's text where the scan (or the text check) saw
+         * it; on cJSON's path a name written with escapes gets the double's
+         * text, as event_raw.c (which looks for the name's bytes) always
+         * gave it; nested members and members past MAX_COLONS are searched
+         * for by event_raw.c */
+        const jdoc *d = src->d;
+        if (v->tok && v->ord >= 0) {
+            raw = v->tok;
+            rl = v->toklen;
+            r = 0;
+        } else if (d && v->ord >= 0 && v->ord < d->ncolons) {
+            r = (d->colons[v->ord] & VJSON_NAME_ESCAPED) ? -1 : raw_at(d, v->ord, &raw, &rl);
+        } else {
+            r = d ? vev_raw_number(d->buf, d->len, name, v->num, &raw, &rl)
+                  : vev_raw_number(src->s->buf, src->s->len, name, v->num, &raw, &rl);
+        }
         if (r == 0) {
             *off = spool_add(p, raw, rl);
         } else {
-            int n = num_text(it->valuedouble, tmp, sizeof tmp);
+            int n = num_text(v->num, tmp, sizeof tmp);
             *off = spool_add(p, tmp, (size_t)n);
         }
-    } else if (cJSON_IsBool(it)) {
-        *off = spool_add(p, cJSON_IsTrue(it) ? "true" : "false", cJSON_IsTrue(it) ? 4 : 5);
+    } else if (v->type == VIGIL_T_BOOL) {
+        *off = spool_add(p, v->b ? "true" : "false", v->b ? 4 : 5);
     } else {
         return VIGIL_EPARSE;
     }
     return *off == (size_t)-1 ? VIGIL_ENOMEM : VIGIL_OK;
 }
 
-static vigil_status json_fill(const vigil_ruleset *rs, const jdoc *d, vigil_event *e, spool *p) {
-    const cJSON *root = d->root;
+static vigil_status json_fill(const vigil_ruleset *rs, const jsrc *src, vigil_event *e, spool *p) {
+    jval v;
     for (int f = 0; f < rs->nfields; f++) {
-        const cJSON *it = json_path(root, rs->fields[f]);
-        vigil_value *v = &e->slots[f];
-        if (!it) {
-            v->type = VIGIL_T_MISSING;
-        } else if (cJSON_IsNumber(it)) {
-            v->type = VIGIL_T_NUM;
-            v->u.num = it->valuedouble;
-        } else if (cJSON_IsString(it)) {
-            size_t n = strlen(it->valuestring), off = spool_add(p, it->valuestring, n);
+        vigil_value *sv = &e->slots[f];
+        if (!get(src, rs->fields[f], &v)) {
+            sv->type = VIGIL_T_MISSING;
+            continue;
+        }
+        sv->type = (vigil_type)v.type;
+        if (v.type == VIGIL_T_NUM) {
+            sv->u.num = v.num;
+        } else if (v.type == VIGIL_T_STR) {
+            size_t off = spool_add(p, v.s, v.n);
             if (off == (size_t)-1) return VIGIL_ENOMEM;
-            v->type = VIGIL_T_STR;
-            v->len = (uint32_t)n;
-            v->u.str = OFFPTR(off);
-        } else if (cJSON_IsBool(it)) {
-            v->type = VIGIL_T_BOOL;
-            v->u.b = cJSON_IsTrue(it);
-        } else if (cJSON_IsNull(it)) {
-            v->type = VIGIL_T_NULL;
-        } else {
-            v->type = VIGIL_T_MISSING;   /* objects and arrays are not comparable values */
+            sv->len = (uint32_t)v.n;
+            sv->u.str = OFFPTR(off);
+        } else if (v.type == VIGIL_T_BOOL) {
+            sv->u.b = v.b;
         }
     }
     for (int g = 0; g < rs->ngroups; g++) {
-        int ord;
-        const cJSON *it = json_path_at(root, rs->groups[g].key, &ord);
         size_t off;
         e->keys[g].s = NULL;
-        if (!it || value_text(it, d, ord, rs->groups[g].key, p, &off) != VIGIL_OK) continue;
+        if (!get(src, rs->groups[g].key, &v) || value_text(src, &v, rs->groups[g].key, p, &off) != VIGIL_OK) continue;
         e->keys[g].s = OFFPTR(off);
         e->keys[g].len = (uint32_t)strlen(p->buf + off);
     }
@@ -258,36 +374,16 @@ static void hash_id(const char *buf, size_t len, char out[17]) {
     for (int i = 0; i < 8; i++) snprintf(out + 2 * i, 3, "%02x", d[i]);
 }
 
-/* vigil_event_decode_json inside the arena: the tree is never deleted, the
- * arena's end takes it. */
-static vigil_status decode_json(const vigil_ruleset *rs, const vigil_decode_opts *o, const char *buf, size_t len,
-                                const char *fallback_id, int require_keys, vigil_event **out, vigil_error *err) {
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
-    if (!root) {
-        const char *ep = cJSON_GetErrorPtr();
-        long at = ep && ep >= buf && ep <= buf + len ? (long)(ep - buf) : -1;
-        return vigil_error_set(err, VIGIL_EPARSE, "invalid JSON near byte %ld", at);
-    }
-    /* what cJSON accepts and JSON does not: the event keeps its text as it
-     * came and its alerts quote it as evidence (json_text.h) */
-    const char *why = NULL;
-    uint32_t colons[MAX_COLONS];
-    jdoc d = {.buf = buf, .len = len, .root = root, .colons = colons};
-    size_t bad = vjson_text_bad(buf, len, end && end >= buf && end <= buf + len ? (size_t)(end - buf) : len, &why,
-                                colons, MAX_COLONS, &d.ncolons);
-    if (bad < len) {
-        return vigil_error_set(err, VIGIL_EPARSE, "invalid JSON near byte %ld: %s", (long)bad, why);
-    }
-    if (!cJSON_IsObject(root)) {
-        return vigil_error_set(err, VIGIL_EPARSE, "expected a JSON object");
-    }
+/* The event from its values (either source): slots, keys, type, time, id. */
+static vigil_status fill_event(const vigil_ruleset *rs, const vigil_decode_opts *o, const jsrc *src, const char *buf,
+                               size_t len, const char *fallback_id, int require_keys, vigil_event **out,
+                               vigil_error *err) {
     draft dr;
     vigil_event *e = &dr.e;
     spool *p = &dr.p;
     vigil_status s = draft_init(&dr, rs->nfields, rs->ngroups);
     if (s != VIGIL_OK) goto fail;
-    if ((s = json_fill(rs, &d, e, p)) != VIGIL_OK) goto fail;
+    if ((s = json_fill(rs, src, e, p)) != VIGIL_OK) goto fail;
     if (o->type_default && rs->type_field >= 0 && e->slots[rs->type_field].type == VIGIL_T_MISSING) {
         size_t off = spool_add(p, o->type_default, strlen(o->type_default));
         if (off == (size_t)-1) goto fail;
@@ -295,34 +391,35 @@ static vigil_status decode_json(const vigil_ruleset *rs, const vigil_decode_opts
                                                  .u.str = OFFPTR(off)};
     }
     /* time */
-    const cJSON *t = NULL;
+    jval t;
+    int have = 0;
     const char *tname = o->ntime_fields ? o->time_fields[0] : "ts";
-    for (int i = 0; i < o->ntime_fields && !t; i++)
-        if ((t = json_path(root, o->time_fields[i]))) tname = o->time_fields[i];
-    if (!o->ntime_fields) t = json_path(root, "ts");
-    if (!t) {
+    for (int i = 0; i < o->ntime_fields && !have; i++)
+        if ((have = get(src, o->time_fields[i], &t))) tname = o->time_fields[i];
+    if (!o->ntime_fields) have = get(src, "ts", &t);
+    if (!have) {
         char names[256];
         vev_join_names(o->ntime_fields ? o->time_fields : NULL, o->ntime_fields, names, sizeof names);
         s = vigil_error_set(err, VIGIL_ENOTIME, "missing event time field (looked for %s)", names);
         goto fail;
     }
-    if (cJSON_IsNumber(t)) s = vigil_time_from_number(t->valuedouble, o->time_format, &e->ts);
-    else if (cJSON_IsString(t) && o->time_format != VIGIL_TIME_S && o->time_format != VIGIL_TIME_MS)
-        s = vigil_time_parse_rfc3339(t->valuestring, strlen(t->valuestring), &e->ts);
+    if (t.type == VIGIL_T_NUM) s = vigil_time_from_number(t.num, o->time_format, &e->ts);
+    else if (t.type == VIGIL_T_STR && o->time_format != VIGIL_TIME_S && o->time_format != VIGIL_TIME_MS)
+        s = vigil_time_parse_rfc3339(t.s, t.n, &e->ts);
     else s = VIGIL_EPARSE;
     if (s != VIGIL_OK) {
         s = vigil_error_set(err, VIGIL_ENOTIME, "event time field '%s' is not a valid time (expected RFC 3339 text or epoch s/ms)", tname);
         goto fail;
     }
     /* id */
-    const cJSON *idv = NULL;
+    jval idv;
+    have = 0;
     const char *idname = "id";
-    int idord = -1;
-    for (int i = 0; i < o->nid_fields && !idv; i++)
-        if ((idv = json_path_at(root, o->id_fields[i], &idord))) idname = o->id_fields[i];
-    if (!o->nid_fields) idv = json_path_at(root, "id", &idord);
+    for (int i = 0; i < o->nid_fields && !have; i++)
+        if ((have = get(src, o->id_fields[i], &idv))) idname = o->id_fields[i];
+    if (!o->nid_fields) have = get(src, "id", &idv);
     size_t off;
-    if (idv && (s = value_text(idv, &d, idord, idname, p, &off)) == VIGIL_OK) {
+    if (have && (s = value_text(src, &idv, idname, p, &off)) == VIGIL_OK) {
         e->id = OFFPTR(off);
     } else if (fallback_id) {
         if ((off = spool_add(p, fallback_id, strlen(fallback_id))) == (size_t)-1) goto fail;
@@ -346,20 +443,52 @@ fail:
     return s;
 }
 
+/* vigil_event_decode_json inside the arena: the tree is never deleted, the
+ * arena's end takes it. An event the scan understands skips cJSON. */
+static vigil_status decode_json(const vigil_ruleset *rs, const vigil_decode_opts *o, const char *buf, size_t len,
+                                const char *fallback_id, int require_keys, vigil_event **out, vigil_error *err) {
+    vjs_doc sd;
+    if (vjs_enabled && vjs_scan(buf, len, &sd))
+        return fill_event(rs, o, &(jsrc){.s = &sd}, buf, len, fallback_id, require_keys, out, err);
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
+    if (!root) {
+        const char *ep = cJSON_GetErrorPtr();
+        long at = ep && ep >= buf && ep <= buf + len ? (long)(ep - buf) : -1;
+        return vigil_error_set(err, VIGIL_EPARSE, "invalid JSON near byte %ld", at);
+    }
+    /* what cJSON accepts and JSON does not: the event keeps its text as it
+     * came and its alerts quote it as evidence (json_text.h) */
+    const char *why = NULL;
+    uint32_t colons[MAX_COLONS];
+    jdoc d = {.buf = buf, .len = len, .root = root, .colons = colons};
+    size_t bad = vjson_text_bad(buf, len, end && end >= buf && end <= buf + len ? (size_t)(end - buf) : len, &why,
+                                colons, MAX_COLONS, &d.ncolons);
+    if (bad < len) return vigil_error_set(err, VIGIL_EPARSE, "invalid JSON near byte %ld: %s", (long)bad, why);
+    if (!cJSON_IsObject(root)) return vigil_error_set(err, VIGIL_EPARSE, "expected a JSON object");
+    return fill_event(rs, o, &(jsrc){.d = &d}, buf, len, fallback_id, require_keys, out, err);
+}
+
 static vigil_status from_record(const vigil_ruleset *rs, const char *id, size_t idlen, int64_t ts,
                                 const char *json, size_t len, vigil_event **out) {
-    const char *end = NULL, *why;
-    cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
-    if (!root) return VIGIL_EPARSE;
+    vjs_doc sd;
+    jdoc d;
     uint32_t colons[MAX_COLONS];   /* where the members are (none if the text is not JSON: then searched) */
-    jdoc d = {.buf = json, .len = len, .root = root, .colons = colons};
-    (void)vjson_text_bad(json, len, end && end >= json && end <= json + len ? (size_t)(end - json) : len, &why,
-                         colons, MAX_COLONS, &d.ncolons);
+    jsrc src = {.s = &sd};
+    if (!vjs_enabled || !vjs_scan(json, len, &sd)) {
+        const char *end = NULL, *why;
+        cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
+        if (!root) return VIGIL_EPARSE;
+        d = (jdoc){.buf = json, .len = len, .root = root, .colons = colons};
+        (void)vjson_text_bad(json, len, end && end >= json && end <= json + len ? (size_t)(end - json) : len, &why,
+                             colons, MAX_COLONS, &d.ncolons);
+        src = (jsrc){.d = &d};
+    }
     draft dr;
     size_t off;
     vigil_status s = draft_init(&dr, rs->nfields, rs->ngroups);
     if (s != VIGIL_OK) goto fail;
-    if ((s = json_fill(rs, &d, &dr.e, &dr.p)) != VIGIL_OK) goto fail;
+    if ((s = json_fill(rs, &src, &dr.e, &dr.p)) != VIGIL_OK) goto fail;
     s = VIGIL_ENOMEM;
     if ((off = spool_add(&dr.p, id, idlen)) == (size_t)-1) goto fail;
     dr.e.id = OFFPTR(off);

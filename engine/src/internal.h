@@ -214,6 +214,9 @@ char *vev_text(vigil_event *e);
  * require_keys check (ENOKEY with err set when the event has no key). */
 void vev_join_names(const char *const *fields, int n, char *buf, size_t len);
 vigil_status vev_check_keys(const vigil_ruleset *rs, vigil_event *e, int require, vigil_error *err);
+/* event.c: a JSON number token of at most 63 bytes as cJSON reads it: the
+ * double strtod gives for it (Clinger's exact fast path when it applies). */
+double vev_json_number(const char *s, size_t n);
 /* event_json.c: vigil_event_field_text of a JSON event. */
 int vev_json_field_text(const vigil_event *e, const char *path, char *buf, size_t n);
 /* event_raw.c: the raw text of the number at `path` in the JSON object buf

@@ -42,6 +42,7 @@
 #include "batch.h"
 #include "../../engine/src/json_arena.h"
 #include "../../engine/src/json_text.h"
+#include "../../engine/src/json_scan.h"
 
 static vigil_ruleset *rs;
 static uint64_t seed0 = 20261207, rng;
@@ -105,7 +106,10 @@ static const char *key(const vigil_event *ev, const char *name) { return vigil_e
 
 /* ---- the arena ----------------------------------------------------------------- */
 
+/* The arena tests decode on cJSON's path (json_scan.c would take these
+ * events without cJSON). */
 static void test_arena_reset(void) {
+    vjs_enabled = 0;
     CU_ASSERT_EQUAL(vjson_arena_used(), 0);
     vjson_arena_begin();
     cJSON *a = cJSON_Parse("{\"x\":[1,2,3],\"y\":\"text\"}");
@@ -128,9 +132,11 @@ static void test_arena_reset(void) {
         CU_ASSERT_EQUAL(vjson_arena_used(), 0);
         vigil_event_release(ev);
     }
+    vjs_enabled = 1;
 }
 
 static void test_arena_big_event(void) {
+    vjs_enabled = 0;
     size_t n = 300 * 1024;   /* more than the 64 KiB chunk: blocks of their own */
     char *js = malloc(n + 100);
     CU_ASSERT_PTR_NOT_NULL_FATAL(js);
@@ -162,12 +168,14 @@ static void test_arena_big_event(void) {
     CU_ASSERT_EQUAL(vjson_arena_used(), 0);
     free(many);
     free(js);
+    vjs_enabled = 1;
 }
 
 /* A tree parsed with no arena active is malloc'd: decodes between its parse
  * and its delete must not touch it (they would, if the hooks used the
  * arena outside begin/end), and printing and freeing work as before. */
 static void test_outside_arena(void) {
+    vjs_enabled = 0;
     cJSON *t = cJSON_Parse("{\"a\":[1,2,{\"b\":\"c\"}],\"d\":true,\"e\":\"long enough to be a block\"}");
     CU_ASSERT_PTR_NOT_NULL_FATAL(t);
     char *before = cJSON_PrintUnformatted(t);
@@ -185,6 +193,7 @@ static void test_outside_arena(void) {
     cJSON_free(after);
     cJSON_free(more);
     cJSON_Delete(t);
+    vjs_enabled = 1;
 }
 
 typedef struct tharg { int id; int bad; } tharg;
@@ -206,12 +215,14 @@ static void *decode_thread(void *p) {
 }
 
 static void test_arena_threads(void) {
+    vjs_enabled = 0;   /* set before the threads start, read by both */
     pthread_t t[2];
     tharg a[2] = {{.id = 1}, {.id = 2}};
     for (int i = 0; i < 2; i++) CU_ASSERT_EQUAL_FATAL(pthread_create(&t[i], NULL, decode_thread, &a[i]), 0);
     for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
     CU_ASSERT_EQUAL(a[0].bad, 0);
     CU_ASSERT_EQUAL(a[1].bad, 0);
+    vjs_enabled = 1;
 }
 
 /* ---- fixed cases ------------------------------------------------------------------ */
@@ -733,6 +744,171 @@ static void test_text_reference(void) {
     }
 }
 
+/* ---- json_scan.c against cJSON: the same bytes through both paths ---------------------- */
+
+static size_t diff_inputs, diff_scanned;
+
+/* Decode js[0..len) with the scan on and off: the same status, message,
+ * id, time, text, slots and keys. 0 when they differ (printed). */
+static int diff_decode(const vigil_decode_opts *o, const char *js, size_t len) {
+    vigil_event *a = NULL, *b = NULL;
+    vigil_error ea, eb;
+    vigil_error_clear(&ea);
+    vigil_error_clear(&eb);
+    vjs_doc sd;
+    diff_inputs++;
+    diff_scanned += (size_t)vjs_scan(js, len, &sd);
+    vjs_enabled = 1;
+    vigil_status sa = vigil_event_decode_json(rs, o, js, len, NULL, 1, &a, &ea);
+    vjs_enabled = 0;
+    vigil_status sb = vigil_event_decode_json(rs, o, js, len, NULL, 1, &b, &eb);
+    vjs_enabled = 1;
+    int ok = sa == sb && strcmp(ea.msg, eb.msg) == 0 && (a != NULL) == (b != NULL);
+    if (ok && a) {
+        size_t la, lb;
+        const char *ja = vigil_event_json(a, &la), *jb = vigil_event_json(b, &lb);
+        ok = strcmp(vigil_event_id(a), vigil_event_id(b)) == 0 && vigil_event_time(a) == vigil_event_time(b) &&
+             la == lb && memcmp(ja, jb, la) == 0;
+        for (int f = 0; ok && f < vigil_ruleset_field_count(rs); f++) {
+            const vigil_value *x = vigil_event_slot(a, f), *y = vigil_event_slot(b, f);
+            ok = x->type == y->type;
+            if (ok && x->type == VIGIL_T_NUM) ok = memcmp(&x->u.num, &y->u.num, sizeof(double)) == 0;
+            if (ok && x->type == VIGIL_T_STR) ok = x->len == y->len && memcmp(x->u.str, y->u.str, x->len) == 0;
+            if (ok && x->type == VIGIL_T_BOOL) ok = x->u.b == y->u.b;
+        }
+        for (int g = 0; ok && g < vigil_ruleset_group_count(rs); g++) {
+            size_t ka = 0, kb = 0;
+            const char *x = vigil_event_key(a, g, &ka), *y = vigil_event_key(b, g, &kb);
+            ok = (x != NULL) == (y != NULL) && (!x || (ka == kb && memcmp(x, y, ka) == 0));
+        }
+    }
+    if (!ok)
+        fprintf(stderr, "\nscan and cJSON differ on %.*s: %d \"%s\" / %d \"%s\"\n", (int)(len > 300 ? 300 : len), js,
+                sa, ea.msg, sb, eb.msg);
+    vigil_event_release(a);
+    vigil_event_release(b);
+    return ok;
+}
+
+static const vigil_decode_opts *diff_opts(int k) {
+    static vigil_decode_opts o[4] = {
+        {.time_fields = {"ts"}, .ntime_fields = 1, .id_fields = {"id"}, .nid_fields = 1},
+        {.time_fields = {"when.at", "ts"}, .ntime_fields = 2, .id_fields = {"card.id", "acct", "id"}, .nid_fields = 3,
+         .type_default = "tx"},
+        {.time_fields = {"ts"}, .ntime_fields = 1, .id_fields = {"note", "id"}, .nid_fields = 2,
+         .time_format = VIGIL_TIME_S},
+        {.time_fields = {"note", "ts"}, .ntime_fields = 2, .id_fields = {"a.b"}, .nid_fields = 1,
+         .time_format = VIGIL_TIME_RFC3339},
+    };
+    return &o[k & 3];
+}
+
+/* Generated events (as test_random_events), each also cut short, with a
+ * byte changed, and wrapped in blanks. */
+static void test_scan_generated(void) {
+    static const char *const names[] = {"customer_id", "acct", "amount", "flag", "note", "ts", "id",
+                                        "card", "a", "a.b", "card.id", "when"};
+    rng = seed0 ^ 0xd1ff;
+    gen g = {0};
+    int bad = 0;
+    diff_inputs = diff_scanned = 0;
+    static const char flips[] = "{}[]:,\"\\ 0-.eE+tfn\x01\x7f\xc3";
+    for (int it = 0; it < 20000 && bad < 5; it++) {
+        truth tr[16];
+        memset(tr, 0, sizeof tr);
+        g.len = 0;
+        put(&g, "");
+        ws(&g);
+        gen_object(&g, 0, names, 12, tr);
+        ws(&g);
+        const vigil_decode_opts *o = diff_opts((int)below(4));
+        bad += !diff_decode(o, g.buf, g.len);
+        size_t cut = below((unsigned)g.len + 1);
+        bad += !diff_decode(o, g.buf, cut);
+        char *cp = malloc(g.len + 1);
+        memcpy(cp, g.buf, g.len + 1);
+        cp[below((unsigned)g.len)] = flips[below(sizeof flips - 1)];
+        bad += !diff_decode(o, cp, g.len);
+        free(cp);
+    }
+    free(g.buf);
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT(diff_scanned * 4 > diff_inputs);   /* the scan's path is taken, not only declined */
+    printf("(%zu inputs, %zu through the scan) ", diff_inputs, diff_scanned);
+}
+
+/* Fixed inputs at the scan's edges: numbers, literals, blanks, limits. */
+static void test_scan_edges(void) {
+    static const char *const ev[] = {
+        "{\"ts\":1,\"acct\":0}", "{\"ts\":1,\"acct\":-0}", "{\"ts\":1,\"acct\":01}", "{\"ts\":1,\"acct\":+1}",
+        "{\"ts\":1,\"acct\":1.}", "{\"ts\":1,\"acct\":.5}", "{\"ts\":1,\"acct\":1e}", "{\"ts\":1,\"acct\":1e+}",
+        "{\"ts\":1,\"acct\":1E-0}", "{\"ts\":1,\"acct\":1e400}", "{\"ts\":1,\"acct\":-1e-400}",
+        "{\"ts\":1,\"acct\":123456789012345678901234567890123456789012345678901234567890123}",
+        "{\"ts\":1,\"acct\":1234567890123456789012345678901234567890123456789012345678901234}",
+        "{\"ts\":1,\"acct\":0.1e1,\"amount\":1.7976931348623157e308,\"note\":4.9e-324}",
+        "{\"ts\":1,\"acct\":tru}", "{\"ts\":1,\"acct\":true}", "{\"ts\":1,\"acct\":nul}", "{\"ts\":1,\"flag\":false }",
+        "\xef\xbb\xbf{\"ts\":1,\"acct\":1}", "\x0c{\"ts\":1,\"acct\":1}", "{\"ts\":1,\"acct\":1}\x0b",
+        "{\"ts\":1,\"acct\":1}\r\n", " \t{ \"ts\" :1 ,\"acct\":\"x\" } ", "{\"ts\":1,\"acct\":\"a\tb\"}",
+        "{\"ts\":1,\"acct\":\"\xc3\xa9\xff\"}", "{\"ts\":1,\"acct\":\"a\\/b\"}", "{\"ts\":1,\"acct\":[1,{\"x\":[]}]}",
+        "{\"ts\":1,\"card\":{\"id\":5,\"id\":6},\"card\":{\"id\":7}}", "{\"ts\":1,\"card\":{}}", "{}", "{\"ts\":1}",
+        "{\"ts\":1,}", "{\"ts\":1 \"acct\":2}", "{\"ts\":1,\"acct\":2}}", "{\"ts\":1,\"acct\":2", "[]", "\"x\"", "",
+        "{\"ts\":\"2018-04-01T00:00:31Z\",\"acct\":1}", "{\"ts\":1e11,\"acct\":1}", "{\"ts\":9e16,\"acct\":1}",
+        "{\"when\":{\"at\":3},\"ts\":1,\"acct\":2}", "{\"\":1,\"ts\":1,\"acct\":2}", "{\"a.b\":2,\"ts\":1,\"acct\":3}",
+    };
+    int bad = 0;
+    for (size_t i = 0; i < sizeof ev / sizeof *ev; i++)
+        for (int k = 0; k < 4; k++) bad += !diff_decode(diff_opts(k), ev[i], strlen(ev[i]));
+    /* nesting and members at the scan's limits and one past them */
+    char buf[8192];
+    for (int depth = VJS_MAX_DEPTH - 2; depth <= VJS_MAX_DEPTH + 1; depth++) {
+        size_t n = 0;
+        n += (size_t)snprintf(buf + n, sizeof buf - n, "{\"ts\":1,\"acct\":1,\"x\":");
+        for (int k = 1; k < depth; k++) n += (size_t)snprintf(buf + n, sizeof buf - n, "{\"y\":");
+        n += (size_t)snprintf(buf + n, sizeof buf - n, "2");
+        for (int k = 0; k < depth; k++) buf[n++] = '}';
+        bad += !diff_decode(diff_opts(0), buf, n);
+    }
+    for (int members = VJS_MAX_MEMBERS - 2; members <= VJS_MAX_MEMBERS + 1; members++) {
+        size_t n = (size_t)snprintf(buf, sizeof buf, "{\"ts\":1");
+        for (int k = 1; k < members - 1; k++) n += (size_t)snprintf(buf + n, sizeof buf - n, ",\"m%d\":%d", k, k);
+        n += (size_t)snprintf(buf + n, sizeof buf - n, ",\"acct\":1.50}");
+        bad += !diff_decode(diff_opts(0), buf, n);
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+}
+
+/* Every line of the fuzz corpus of the JSON decoder (tests/fuzz/corpus/json). */
+static void test_scan_corpus(void) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "ls %s/tests/fuzz/corpus/json", VIGIL_SOURCE_DIR);
+    FILE *ls = popen(cmd, "r");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ls);
+    char name[256];
+    int bad = 0, files = 0;
+    diff_inputs = diff_scanned = 0;
+    while (fgets(name, sizeof name, ls) && bad < 5) {
+        name[strcspn(name, "\n")] = '\0';
+        char path[600];
+        snprintf(path, sizeof path, "%s/tests/fuzz/corpus/json/%s", VIGIL_SOURCE_DIR, name);
+        FILE *f = fopen(path, "rb");
+        if (!f) continue;
+        static char data[1 << 20];
+        size_t n = fread(data, 1, sizeof data, f);
+        fclose(f);
+        files++;
+        for (size_t a = 0; a < n;) {
+            const char *nl = memchr(data + a, '\n', n - a);
+            size_t b = nl ? (size_t)(nl - data) : n;
+            for (int k = 0; k < 4; k++) bad += !diff_decode(diff_opts(k), data + a, b - a);
+            a = b + 1;
+        }
+    }
+    pclose(ls);
+    CU_ASSERT(files > 100);
+    CU_ASSERT_EQUAL(bad, 0);
+    printf("(%d files, %zu inputs, %zu through the scan) ", files, diff_inputs, diff_scanned);
+}
+
 int main(void) {
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
     CU_pSuite s = CU_add_suite("decode_json", setup, teardown);
@@ -745,6 +921,9 @@ int main(void) {
     CU_add_test(s, "bad lines in the middle of a batch: line, offset, message", test_batch_bad_mid);
     CU_add_test(s, "100,000 random lines: UTF-8 and limits as the two passes before", test_scan_reference);
     CU_add_test(s, "100,000 random texts: the text check as before, the members' ':' found", test_text_reference);
+    CU_add_test(s, "scan vs cJSON: 60,000 generated, cut and changed events", test_scan_generated);
+    CU_add_test(s, "scan vs cJSON: numbers, literals, blanks, limits", test_scan_edges);
+    CU_add_test(s, "scan vs cJSON: every line of the fuzz corpus", test_scan_corpus);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     int fails = (int)CU_get_number_of_failures();
