@@ -198,7 +198,7 @@ static int scan_member(const vjs_doc *d, int obj, const char *name, size_t nl, i
     for (int i = 0; i < d->n; i++) {
         const vjs_member *m = &d->m[i];
         if (m->obj != obj) continue;
-        if (m->name_len == nl && (nl == 0 || (d->buf[m->name] == name[0] && memcmp(d->buf + m->name, name, nl) == 0))) {
+        if (m->name_len == nl && vbytes_eq(d->buf + m->name, name, nl)) {
             *ord = k;
             return i;
         }
