@@ -144,7 +144,7 @@ typedef struct jval {
     int b;               /* BOOL */
     const char *s;       /* STR: its text (NUL-terminated on cJSON's path only) */
     size_t n;
-    double num;          /* NUM */
+    double num;          /* NUM (from the scan: once jnum has read tok) */
     int ord;             /* a top-level member: its position among the root's members; else -1 */
     const char *tok;     /* NUM, from the scan: its token */
     size_t toklen;
@@ -260,11 +260,10 @@ static int get(const jsrc *src, const char *path, jval *v) {
         v->s = d->buf + m->val;
         v->n = m->val_len;
         break;
-    case VJS_NUM:   /* what cJSON's strtod of the same token gives */
+    case VJS_NUM:   /* its double when it is asked for (jnum): a key or id needs only its text */
         v->type = VIGIL_T_NUM;
         v->tok = d->buf + m->val;
         v->toklen = m->val_len;
-        v->num = vev_json_number(v->tok, v->toklen);
         break;
     case VJS_TRUE:
     case VJS_FALSE:
@@ -279,6 +278,10 @@ static int get(const jsrc *src, const char *path, jval *v) {
     }
     return 1;
 }
+
+/* A number's value: cJSON's, or what cJSON's strtod of the scan's token
+ * gives. */
+static double jnum(const jval *v) { return v->tok ? vev_json_number(v->tok, v->toklen) : v->num; }
 
 /* The raw text of the number that is top-level member ord on cJSON's path:
  * after its ':', past what cJSON skips as whitespace (bytes up to 0x20),
@@ -322,12 +325,12 @@ static vigil_status value_text(const jsrc *src, const jval *v, const char *name,
             r = (d->colons[v->ord] & VJSON_NAME_ESCAPED) ? -1 : raw_at(d, v->ord, &raw, &rl);
         } else {
             r = d ? vev_raw_number(d->buf, d->len, name, v->num, &raw, &rl)
-                  : vev_raw_number(src->s->buf, src->s->len, name, v->num, &raw, &rl);
+                  : vev_raw_number(src->s->buf, src->s->len, name, jnum(v), &raw, &rl);
         }
         if (r == 0) {
             *off = spool_add(p, raw, rl);
         } else {
-            int n = num_text(v->num, tmp, sizeof tmp);
+            int n = num_text(jnum(v), tmp, sizeof tmp);
             *off = spool_add(p, tmp, (size_t)n);
         }
     } else if (v->type == VIGIL_T_BOOL) {
@@ -338,17 +341,25 @@ static vigil_status value_text(const jsrc *src, const jval *v, const char *name,
     return *off == (size_t)-1 ? VIGIL_ENOMEM : VIGIL_OK;
 }
 
+#define KEEP_VALS 64   /* the fields' values kept for the key groups (a key is a field too) */
+
 static vigil_status json_fill(const vigil_ruleset *rs, const jsrc *src, vigil_event *e, spool *p) {
-    jval v;
+    jval v, vals[KEEP_VALS];
+    unsigned char found[KEEP_VALS];
     for (int f = 0; f < rs->nfields; f++) {
         vigil_value *sv = &e->slots[f];
-        if (!get(src, rs->fields[f], &v)) {
+        int have = get(src, rs->fields[f], &v);
+        if (f < KEEP_VALS) {
+            found[f] = (unsigned char)have;
+            if (have) vals[f] = v;
+        }
+        if (!have) {
             sv->type = VIGIL_T_MISSING;
             continue;
         }
         sv->type = (vigil_type)v.type;
         if (v.type == VIGIL_T_NUM) {
-            sv->u.num = v.num;
+            sv->u.num = jnum(&v);
         } else if (v.type == VIGIL_T_STR) {
             size_t off = spool_add(p, v.s, v.n);
             if (off == (size_t)-1) return VIGIL_ENOMEM;
@@ -360,8 +371,16 @@ static vigil_status json_fill(const vigil_ruleset *rs, const jsrc *src, vigil_ev
     }
     for (int g = 0; g < rs->ngroups; g++) {
         size_t off;
+        const char *key = rs->groups[g].key;
+        int f = rs->groups[g].field, have;
         e->keys[g].s = NULL;
-        if (!get(src, rs->groups[g].key, &v) || value_text(src, &v, rs->groups[g].key, p, &off) != VIGIL_OK) continue;
+        if (f >= 0 && f < rs->nfields && f < KEEP_VALS && strcmp(rs->fields[f], key) == 0) {   /* looked up above */
+            have = found[f];
+            v = vals[f];
+        } else {
+            have = get(src, key, &v);
+        }
+        if (!have || value_text(src, &v, key, p, &off) != VIGIL_OK) continue;
         e->keys[g].s = OFFPTR(off);
         e->keys[g].len = (uint32_t)strlen(p->buf + off);
     }
@@ -403,7 +422,7 @@ static vigil_status fill_event(const vigil_ruleset *rs, const vigil_decode_opts 
         s = vigil_error_set(err, VIGIL_ENOTIME, "missing event time field (looked for %s)", names);
         goto fail;
     }
-    if (t.type == VIGIL_T_NUM) s = vigil_time_from_number(t.num, o->time_format, &e->ts);
+    if (t.type == VIGIL_T_NUM) s = vigil_time_from_number(jnum(&t), o->time_format, &e->ts);
     else if (t.type == VIGIL_T_STR && o->time_format != VIGIL_TIME_S && o->time_format != VIGIL_TIME_MS)
         s = vigil_time_parse_rfc3339(t.s, t.n, &e->ts);
     else s = VIGIL_EPARSE;
