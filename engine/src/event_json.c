@@ -2,12 +2,17 @@
  *
  * First stage of the flow, the server's hot path (HTTP, core NATS and
  * JetStream bodies come here through server/ingest/batch.c; replay's JSON
- * Lines through cli/input.c). cJSON parses and validates; only the ruleset's
- * fields (paths like "card.bin": nested objects, or a literal key with a dot)
- * are copied into slots. Keys and ids are taken as text: strings as they
- * are, numbers by their raw JSON text (1, 1.0 and 1e0 are three keys).
- * Split from event.c, which keeps the CSV decoder, the event's allocation
- * and the time parsers. */
+ * Lines through cli/input.c). Two paths give the same event: an event of
+ * plain JSON is read by json_scan.c's single pass (no tree, no copies);
+ * any other, and every error, goes through cJSON, which parses and
+ * validates it in a per-thread arena (json_arena.c), after which
+ * json_text.c refuses what cJSON accepts and JSON does not. Only the
+ * ruleset's fields (paths like "card.bin": nested objects, or a literal key
+ * with a dot) are copied into slots. Keys and ids are taken as text:
+ * strings as they are, numbers by their raw JSON text (1, 1.0 and 1e0 are
+ * three keys). An event is one allocation (event, slots, keys, text,
+ * strings). Split from event.c, which keeps the CSV decoder, the event's
+ * allocation and the time parsers. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
