@@ -1,14 +1,10 @@
-/* event.c — decoding JSON objects and CSV rows into events with typed slots.
- * (Over 800 lines on purpose: "Why one file" below says why.)
+/* event.c — decoding CSV rows into events with typed slots; the event
+ * itself (allocation, refcount, accessors) and the time parsers.
  *
- * First stage of the flow. JSON goes through cJSON; only the ruleset's fields
- * (paths like "card.bin": nested objects, or a literal key with a dot) are
- * copied into slots. Keys and ids are taken as text: strings as they are,
- * numbers by their raw JSON text (cJSON keeps only a double, so the number's
- * text is re-read from the raw bytes by event_raw.c: 1, 1.0 and 1e0 are
- * three keys). CSV rows
- * are split in place (RFC 4180 quoting) and rendered to JSON only when an
- * alert needs them as evidence.
+ * First stage of the flow. JSON objects are decoded by event_json.c (the
+ * server's path); this file keeps what both decoders share. CSV rows are
+ * split in place (RFC 4180 quoting) and rendered to JSON only when an alert
+ * needs them as evidence.
  *
  * CSV decoding is the replay's hot path (about a million rows a second), so
  * it has fast paths that give exactly what the general code gives: a CSV
@@ -16,13 +12,8 @@
  * split copy of the row); numbers short enough for Clinger's fast path are
  * converted without strtod (bit-identical results, strtod for the rest);
  * RFC 3339 times of the fixed shape "YYYY-MM-DDTHH:MM:SSZ" skip the general
- * parser; key columns are looked up once per header.
- *
- * Why one file of over 800 lines: JSON and CSV decoding share the event's
- * one-allocation layout, its string pool and the time parsers, and the CSV
- * fast paths are checked against the general JSON path (test_decode.c);
- * split, those private pieces would need a shared internal header for one
- * stage of the flow. A split along JSON / CSV is the natural one if it grows. */
+ * parser; key columns are looked up once per header. The CSV fast paths are
+ * checked against the general JSON path (test_decode.c). */
 #include <ctype.h>
 #include <errno.h>
 #include <float.h>
@@ -32,14 +23,13 @@
 #include <string.h>
 #include <time.h>
 #include <cjson/cJSON.h>
-#include <openssl/sha.h>
 #include "internal.h"
-#include "json_text.h"
 
 /* An event with `text` more bytes after its keys (vev_text): CSV events
- * keep their row there, so that one malloc serves the whole event. The
- * struct, slots and keys are zeroed, the text is not. */
-static vigil_event *vev_alloc(int nslots, int ngroups, size_t text) {
+ * keep their row there, JSON events their text and strings, so that one
+ * malloc serves the whole event. The struct, slots and keys are zeroed, the
+ * text is not. */
+vigil_event *vev_alloc(int nslots, int ngroups, size_t text) {
     size_t sz = sizeof(vigil_event) + (size_t)nslots * sizeof(vigil_value) + (size_t)ngroups * sizeof(vkey);
     vigil_event *e = malloc(sz + text);
     if (!e) return NULL;
@@ -52,7 +42,7 @@ static vigil_event *vev_alloc(int nslots, int ngroups, size_t text) {
     return e;
 }
 
-static char *vev_text(vigil_event *e) { return (char *)(e->keys + e->ngroups); }
+char *vev_text(vigil_event *e) { return (char *)(e->keys + e->ngroups); }
 
 vigil_event *vev_new(int nslots, int ngroups) { return vev_alloc(nslots, ngroups, 0); }
 
@@ -60,8 +50,9 @@ void vigil_event_retain(vigil_event *e) { atomic_fetch_add_explicit(&e->refs, 1,
 
 void vigil_event_release(vigil_event *e) {
     if (!e || atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel) != 1) return;
-    free(e->json);
-    if (e->line != vev_text(e)) {   /* CSV events keep line and strs inside the event */
+    char *t = vev_text(e);
+    if (e->json != t) free(e->json);   /* JSON events keep json and strs inside the event */
+    if (e->line != t && e->json != t) {   /* CSV events keep line and strs inside it */
         free(e->line);
         free(e->strs);
     }
@@ -236,48 +227,7 @@ vigil_status vigil_decode_opts_set_list(const char *csv, const char **fields, in
     return *n ? VIGIL_OK : VIGIL_EINVAL;
 }
 
-/* ---- string pool for one event ------------------------------------------------ */
-
-typedef struct spool { char *buf; size_t len, cap; } spool;
-
-/* Append s and return its offset, or (size_t)-1. Offsets, not pointers:
- * the buffer may move while it grows. */
-static size_t spool_add(spool *p, const char *s, size_t n) {
-    if (p->len + n + 1 > p->cap) {
-        size_t cap = p->cap ? p->cap * 2 : 128;
-        while (cap < p->len + n + 1) cap *= 2;
-        char *b = realloc(p->buf, cap);
-        if (!b) return (size_t)-1;
-        p->buf = b;
-        p->cap = cap;
-    }
-    size_t off = p->len;
-    memcpy(p->buf + off, s, n);
-    p->buf[off + n] = '\0';
-    p->len += n + 1;
-    return off;
-}
-
-/* Slots and keys hold offsets into the pool while decoding (as pointers
- * cast from offset + 1, 0 meaning none); fix them up once the pool is final. */
-#define OFFPTR(o) ((const char *)(uintptr_t)((o) + 1))
-static void fixup(vigil_event *e, spool *p) {
-    e->strs = p->buf;
-    for (int i = 0; i < e->nslots; i++)
-        if (e->slots[i].type == VIGIL_T_STR) e->slots[i].u.str = p->buf + ((uintptr_t)e->slots[i].u.str - 1);
-    for (int g = 0; g < e->ngroups; g++)
-        if (e->keys[g].s) e->keys[g].s = p->buf + ((uintptr_t)e->keys[g].s - 1);
-    e->id = p->buf + ((uintptr_t)e->id - 1);
-}
-
-/* Format an integral double exactly, as an id or key text. */
-static int num_text(double v, char *buf, size_t n) {
-    if (fabs(v) < 9007199254740992.0 && v == floor(v)) return snprintf(buf, n, "%.0f", v);
-    return snprintf(buf, n, "%.17g", v);
-}
-
-/* "'a' or 'b'" for error messages; fields NULL means the default "ts". */
-static void join_names(const char *const *fields, int n, char *buf, size_t len) {
+void vev_join_names(const char *const *fields, int n, char *buf, size_t len) {
     size_t off = 0;
     buf[0] = '\0';
     if (!fields || n == 0) {
@@ -288,231 +238,13 @@ static void join_names(const char *const *fields, int n, char *buf, size_t len) 
         off += (size_t)snprintf(buf + off, len - off, "%s'%s'", i ? (i + 1 == n ? " or " : ", ") : "", fields[i]);
 }
 
-/* ---- JSON -------------------------------------------------------------------- */
-
-static const cJSON *json_path(const cJSON *obj, const char *path) {
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, path);
-    if (it || !strchr(path, '.')) return it;
-    char seg[256];
-    const char *p = path;
-    const cJSON *cur = obj;
-    while (cur && *p) {
-        const char *dot = strchr(p, '.');
-        size_t n = dot ? (size_t)(dot - p) : strlen(p);
-        if (n >= sizeof seg) return NULL;
-        memcpy(seg, p, n);
-        seg[n] = '\0';
-        if (!cJSON_IsObject(cur)) return NULL;
-        cur = cJSON_GetObjectItemCaseSensitive(cur, seg);
-        p = dot ? dot + 1 : p + n;
-    }
-    return cur;
-}
-
-static vigil_status value_text(const cJSON *it, const char *buf, size_t len, const char *name,
-                               spool *p, size_t *off) {
-    char tmp[64];
-    if (cJSON_IsString(it)) {
-        *off = spool_add(p, it->valuestring, strlen(it->valuestring));
-    } else if (cJSON_IsNumber(it)) {
-        const char *raw;   /* its raw text: 1, 1.0, 1e0 are three keys (DESIGN.md §3) */
-        size_t rl;
-        if (vev_raw_number(buf, len, name, it->valuedouble, &raw, &rl) == 0) {
-            *off = spool_add(p, raw, rl);
-        } else {
-            int n = num_text(it->valuedouble, tmp, sizeof tmp);
-            *off = spool_add(p, tmp, (size_t)n);
-        }
-    } else if (cJSON_IsBool(it)) {
-        *off = spool_add(p, cJSON_IsTrue(it) ? "true" : "false", cJSON_IsTrue(it) ? 4 : 5);
-    } else {
-        return VIGIL_EPARSE;
-    }
-    return *off == (size_t)-1 ? VIGIL_ENOMEM : VIGIL_OK;
-}
-
-static vigil_status json_fill(const vigil_ruleset *rs, const cJSON *root, const char *buf, size_t len,
-                              vigil_event *e, spool *p) {
-    for (int f = 0; f < rs->nfields; f++) {
-        const cJSON *it = json_path(root, rs->fields[f]);
-        vigil_value *v = &e->slots[f];
-        if (!it) {
-            v->type = VIGIL_T_MISSING;
-        } else if (cJSON_IsNumber(it)) {
-            v->type = VIGIL_T_NUM;
-            v->u.num = it->valuedouble;
-        } else if (cJSON_IsString(it)) {
-            size_t n = strlen(it->valuestring), off = spool_add(p, it->valuestring, n);
-            if (off == (size_t)-1) return VIGIL_ENOMEM;
-            v->type = VIGIL_T_STR;
-            v->len = (uint32_t)n;
-            v->u.str = OFFPTR(off);
-        } else if (cJSON_IsBool(it)) {
-            v->type = VIGIL_T_BOOL;
-            v->u.b = cJSON_IsTrue(it);
-        } else if (cJSON_IsNull(it)) {
-            v->type = VIGIL_T_NULL;
-        } else {
-            v->type = VIGIL_T_MISSING;   /* objects and arrays are not comparable values */
-        }
-    }
-    for (int g = 0; g < rs->ngroups; g++) {
-        const cJSON *it = json_path(root, rs->groups[g].key);
-        size_t off;
-        e->keys[g].s = NULL;
-        if (!it || value_text(it, buf, len, rs->groups[g].key, p, &off) != VIGIL_OK) continue;
-        e->keys[g].s = OFFPTR(off);
-        e->keys[g].len = (uint32_t)strlen(p->buf + off);
-    }
-    return VIGIL_OK;
-}
-
-static void hash_id(const char *buf, size_t len, char out[17]) {
-    unsigned char d[SHA256_DIGEST_LENGTH];
-    SHA256((const unsigned char *)buf, len, d);
-    for (int i = 0; i < 8; i++) snprintf(out + 2 * i, 3, "%02x", d[i]);
-}
-
-static vigil_status check_keys(const vigil_ruleset *rs, vigil_event *e, int require, vigil_error *err) {
+vigil_status vev_check_keys(const vigil_ruleset *rs, vigil_event *e, int require, vigil_error *err) {
     if (!require) return VIGIL_OK;
     int any = 0;
     for (int g = 0; g < rs->ngroups; g++) any |= e->keys[g].s != NULL;
     if (any || rs->ngroups == 0) return VIGIL_OK;
     return vigil_error_set(err, VIGIL_ENOKEY, "event has none of the key fields of the rules (first: '%s')",
                            rs->groups[0].key);
-}
-
-vigil_status vigil_event_decode_json(const vigil_ruleset *rs, const vigil_decode_opts *o, const char *buf,
-                                     size_t len, const char *fallback_id, int require_keys,
-                                     vigil_event **out, vigil_error *err) {
-    static const vigil_decode_opts defaults = {.time_fields = {"ts"}, .ntime_fields = 1,
-                                               .id_fields = {"id"}, .nid_fields = 1};
-    if (!o) o = &defaults;
-    *out = NULL;
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
-    if (!root) {
-        const char *ep = cJSON_GetErrorPtr();
-        long at = ep && ep >= buf && ep <= buf + len ? (long)(ep - buf) : -1;
-        return vigil_error_set(err, VIGIL_EPARSE, "invalid JSON near byte %ld", at);
-    }
-    /* what cJSON accepts and JSON does not: the event keeps its text as it
-     * came and its alerts quote it as evidence (json_text.h) */
-    const char *why = NULL;
-    size_t bad = vjson_text_bad(buf, len, end && end >= buf && end <= buf + len ? (size_t)(end - buf) : len, &why);
-    if (bad < len) {
-        cJSON_Delete(root);
-        return vigil_error_set(err, VIGIL_EPARSE, "invalid JSON near byte %ld: %s", (long)bad, why);
-    }
-    if (!cJSON_IsObject(root)) {
-        cJSON_Delete(root);
-        return vigil_error_set(err, VIGIL_EPARSE, "expected a JSON object");
-    }
-    vigil_status s = VIGIL_ENOMEM;
-    spool p = {0};
-    vigil_event *e = vev_new(rs->nfields, rs->ngroups);
-    if (!e) goto fail;
-    if ((s = json_fill(rs, root, buf, len, e, &p)) != VIGIL_OK) goto fail;
-    if (o->type_default && rs->type_field >= 0 && e->slots[rs->type_field].type == VIGIL_T_MISSING) {
-        size_t off = spool_add(&p, o->type_default, strlen(o->type_default));
-        if (off == (size_t)-1) goto fail;
-        e->slots[rs->type_field] = (vigil_value){.type = VIGIL_T_STR, .len = (uint32_t)strlen(o->type_default),
-                                                 .u.str = OFFPTR(off)};
-    }
-    /* time */
-    const cJSON *t = NULL;
-    const char *tname = o->ntime_fields ? o->time_fields[0] : "ts";
-    for (int i = 0; i < o->ntime_fields && !t; i++)
-        if ((t = json_path(root, o->time_fields[i]))) tname = o->time_fields[i];
-    if (!o->ntime_fields) t = json_path(root, "ts");
-    if (!t) {
-        char names[256];
-        join_names(o->ntime_fields ? o->time_fields : NULL, o->ntime_fields, names, sizeof names);
-        s = vigil_error_set(err, VIGIL_ENOTIME, "missing event time field (looked for %s)", names);
-        goto fail;
-    }
-    if (cJSON_IsNumber(t)) s = vigil_time_from_number(t->valuedouble, o->time_format, &e->ts);
-    else if (cJSON_IsString(t) && o->time_format != VIGIL_TIME_S && o->time_format != VIGIL_TIME_MS)
-        s = vigil_time_parse_rfc3339(t->valuestring, strlen(t->valuestring), &e->ts);
-    else s = VIGIL_EPARSE;
-    if (s != VIGIL_OK) {
-        s = vigil_error_set(err, VIGIL_ENOTIME, "event time field '%s' is not a valid time (expected RFC 3339 text or epoch s/ms)", tname);
-        goto fail;
-    }
-    /* id */
-    const cJSON *idv = NULL;
-    const char *idname = "id";
-    for (int i = 0; i < o->nid_fields && !idv; i++)
-        if ((idv = json_path(root, o->id_fields[i]))) idname = o->id_fields[i];
-    if (!o->nid_fields) idv = json_path(root, "id");
-    size_t off;
-    if (idv && (s = value_text(idv, buf, len, idname, &p, &off)) == VIGIL_OK) {
-        e->id = OFFPTR(off);
-    } else if (fallback_id) {
-        if ((off = spool_add(&p, fallback_id, strlen(fallback_id))) == (size_t)-1) goto fail;
-        e->id = OFFPTR(off);
-    } else {
-        char h[17];
-        hash_id(buf, len, h);
-        if ((off = spool_add(&p, h, 16)) == (size_t)-1) goto fail;
-        e->id = OFFPTR(off);
-    }
-    fixup(e, &p);
-    p.buf = NULL;
-    if (!(e->json = malloc(len + 1))) goto fail;
-    memcpy(e->json, buf, len);
-    e->json[len] = '\0';
-    e->json_len = len;
-    cJSON_Delete(root);
-    if ((s = check_keys(rs, e, require_keys, err)) != VIGIL_OK) {
-        vigil_event_release(e);
-        return s;
-    }
-    *out = e;
-    return VIGIL_OK;
-fail:
-    cJSON_Delete(root);
-    free(p.buf);
-    vigil_event_release(e);
-    if (s == VIGIL_ENOMEM) vigil_error_set(err, s, "out of memory decoding an event");
-    return s;
-}
-
-vigil_status vev_from_record(const vigil_ruleset *rs, const char *id, size_t idlen, int64_t ts,
-                             const char *json, size_t len, vigil_event **out) {
-    cJSON *root = cJSON_ParseWithLength(json, len);
-    if (!root) return VIGIL_EPARSE;
-    spool p = {0};
-    vigil_status s = VIGIL_ENOMEM;
-    vigil_event *e = vev_new(rs->nfields, rs->ngroups);
-    size_t off;
-    if (!e) goto fail;
-    if ((s = json_fill(rs, root, json, len, e, &p)) != VIGIL_OK) goto fail;
-    s = VIGIL_ENOMEM;
-    if ((off = spool_add(&p, id, idlen)) == (size_t)-1) goto fail;
-    e->id = OFFPTR(off);
-    e->ts = ts;
-    fixup(e, &p);
-    p.buf = NULL;
-    if (!(e->json = malloc(len + 1))) goto fail;
-    memcpy(e->json, json, len);
-    e->json[len] = '\0';
-    e->json_len = len;
-    cJSON_Delete(root);
-    *out = e;
-    return VIGIL_OK;
-fail:
-    cJSON_Delete(root);
-    free(p.buf);
-    vigil_event_release(e);
-    return s;
-}
-
-vigil_status vigil_event_redecode(const vigil_ruleset *rs, const vigil_event *e, vigil_event **out) {
-    size_t len = 0;
-    const char *js = vigil_event_json(e, &len);
-    if (!js) return VIGIL_ENOMEM;
-    return vev_from_record(rs, e->id, strlen(e->id), e->ts, js, len, out);
 }
 
 /* ---- CSV --------------------------------------------------------------------- */
@@ -757,6 +489,16 @@ static int parse_number(const char *s, size_t n, double *v) {
     return number_strtod(s, n, v);
 }
 
+double vev_json_number(const char *s, size_t n) {
+    double v;
+    if (n <= NUMBER_MAX && number_fast(s, n, &v) == NUM_YES) return v;
+    char tmp[NUMBER_MAX + 1];
+    if (n > NUMBER_MAX) n = NUMBER_MAX;   /* json_scan.c passes no more */
+    memcpy(tmp, s, n);
+    tmp[n] = '\0';
+    return strtod(tmp, NULL);
+}
+
 static int col_of(const vigil_csv_header *h, const char *name) {
     for (int i = 0; i < h->ncols; i++)
         if (strcmp(h->names[i], name) == 0) return i;
@@ -846,7 +588,7 @@ vigil_status vigil_event_decode_csv(const vigil_ruleset *rs, const vigil_decode_
     }
     if (tc < 0) {
         char names[256];
-        join_names(o->ntime_fields ? o->time_fields : NULL, o->ntime_fields, names, sizeof names);
+        vev_join_names(o->ntime_fields ? o->time_fields : NULL, o->ntime_fields, names, sizeof names);
         vigil_event_release(e);
         return vigil_error_set(err, VIGIL_ENOTIME, "missing event time field (looked for %s)", names);
     }
@@ -878,7 +620,7 @@ vigil_status vigil_event_decode_csv(const vigil_ruleset *rs, const vigil_decode_
     }
     atomic_fetch_add(&h->refs, 1);
     e->csv = h;
-    vigil_status ks = check_keys(rs, e, require_keys, err);
+    vigil_status ks = vev_check_keys(rs, e, require_keys, err);
     if (ks != VIGIL_OK) {
         vigil_event_release(e);
         return ks;
@@ -937,14 +679,5 @@ int vigil_event_field_text(const vigil_event *e, const char *path, char *buf, si
         free(copy);
         return ok;
     }
-    size_t len;
-    const char *js = vigil_event_json(e, &len);
-    cJSON *root = cJSON_ParseWithLength(js, len);
-    const cJSON *it = root ? json_path(root, path) : NULL;
-    int ok = 0;
-    if (it && cJSON_IsString(it)) ok = snprintf(buf, n, "%s", it->valuestring) >= 0;
-    else if (it && cJSON_IsNumber(it)) ok = num_text(it->valuedouble, buf, n) > 0;
-    else if (it && cJSON_IsBool(it)) ok = snprintf(buf, n, "%s", cJSON_IsTrue(it) ? "true" : "false") > 0;
-    cJSON_Delete(root);
-    return ok;
+    return vev_json_field_text(e, path, buf, n);
 }

@@ -1,11 +1,11 @@
 /* event_raw.c — the raw JSON text of a number, for keys and ids.
  *
- * Part of decoding (event.c): DESIGN.md §3 takes keys and ids from the raw
+ * Part of decoding (event_json.c): DESIGN.md §3 takes keys and ids from the raw
  * text, never through a double, so 1, 1.0 and 1e0 are three keys and ids
  * above 2^53 keep their digits. cJSON keeps only the double and no position,
  * so the number's token is found again in the bytes cJSON parsed: quickly
  * when the member's name occurs once, else by a scan that tracks the nesting.
- * Split from event.c (at its size limit); only event.c calls it. */
+ * Split from event.c (at its size limit); only event_json.c calls it. */
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>

@@ -203,6 +203,22 @@ struct vigil_csv_header {
 };
 
 vigil_event *vev_new(int nslots, int ngroups);
+/* An event with `text` bytes after its keys, at vev_text(e), in the same
+ * allocation: CSV events keep their row there (e->line), JSON events their
+ * text (e->json) and then their strings (e->strs); vigil_event_release
+ * frees neither when it points there. */
+vigil_event *vev_alloc(int nslots, int ngroups, size_t text);
+char *vev_text(vigil_event *e);
+/* Shared by the two decoders, event.c (CSV) and event_json.c (JSON):
+ * "'a', 'b' or 'c'" for error messages (fields NULL: "'ts'"), and the
+ * require_keys check (ENOKEY with err set when the event has no key). */
+void vev_join_names(const char *const *fields, int n, char *buf, size_t len);
+vigil_status vev_check_keys(const vigil_ruleset *rs, vigil_event *e, int require, vigil_error *err);
+/* event.c: a JSON number token of at most 63 bytes as cJSON reads it: the
+ * double strtod gives for it (Clinger's exact fast path when it applies). */
+double vev_json_number(const char *s, size_t n);
+/* event_json.c: vigil_event_field_text of a JSON event. */
+int vev_json_field_text(const vigil_event *e, const char *path, char *buf, size_t n);
 /* event_raw.c: the raw text of the number at `path` in the JSON object buf
  * (a top-level member of that name wins, else the nested members along the
  * dots); v is its value as cJSON read it. *out points into buf. 0, or -1 when

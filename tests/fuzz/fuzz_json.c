@@ -1,6 +1,10 @@
 /* fuzz_json.c — libFuzzer target for the JSON event decoder
- * (vigil_event_decode_json, engine/src/event.c) and an NDJSON batch through
- * the engine.
+ * (vigil_event_decode_json, engine/src/event_json.c) and an NDJSON batch
+ * through the engine, and the differential test of the decoder's scanner
+ * (engine/src/json_scan.c) against cJSON: every line, under every option,
+ * is decoded a second time with the scanner off (cJSON's path), and the
+ * two must give the same status, message, id, time, text, slots and keys
+ * (abort otherwise).
  *
  * The first stage of the flow takes bytes from HTTP, NATS and replay files,
  * so it must survive anything. The input is NDJSON: every line is decoded
@@ -22,6 +26,32 @@
 #include "vigil/event.h"
 #include "vigil/rules.h"
 #include "fuzz_common.h"
+#include "json_scan.h"
+
+/* The same outcome of one line on the scanner's and on cJSON's path. */
+static int same(const vigil_ruleset *r, vigil_status sa, const vigil_error *ea, const vigil_event *a,
+                vigil_status sb, const vigil_error *eb, const vigil_event *b) {
+    if (sa != sb || strcmp(ea->msg, eb->msg) != 0 || (a != NULL) != (b != NULL)) return 0;
+    if (!a) return 1;
+    size_t la, lb;
+    const char *ja = vigil_event_json(a, &la), *jb = vigil_event_json(b, &lb);
+    if (strcmp(vigil_event_id(a), vigil_event_id(b)) != 0 || vigil_event_time(a) != vigil_event_time(b) || la != lb ||
+        memcmp(ja, jb, la) != 0)
+        return 0;
+    for (int f = 0; f < vigil_ruleset_field_count(r); f++) {
+        const vigil_value *x = vigil_event_slot(a, f), *y = vigil_event_slot(b, f);
+        if (x->type != y->type) return 0;
+        if (x->type == VIGIL_T_NUM && memcmp(&x->u.num, &y->u.num, sizeof(double)) != 0) return 0;
+        if (x->type == VIGIL_T_STR && (x->len != y->len || memcmp(x->u.str, y->u.str, x->len) != 0)) return 0;
+        if (x->type == VIGIL_T_BOOL && x->u.b != y->u.b) return 0;
+    }
+    for (int g = 0; g < vigil_ruleset_group_count(r); g++) {
+        size_t ka = 0, kb = 0;
+        const char *x = vigil_event_key(a, g, &ka), *y = vigil_event_key(b, g, &kb);
+        if ((x != NULL) != (y != NULL) || (x && (ka != kb || memcmp(x, y, ka) != 0))) return 0;
+    }
+    return 1;
+}
 
 
 #define MAX_LINES 64            /* lines fed to the engine per input */
@@ -114,6 +144,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             vigil_error_clear(&err);
             const char *fid = o == 1 ? "in.ndjson:7" : NULL;
             vigil_status s = vigil_event_decode_json(rs, o ? &opts[o] : NULL, line, len, fid, o & 1, &ev, &err);
+            {   /* the differential test: the same line on cJSON's path */
+                vigil_event *cev = NULL;
+                vigil_error cerr;
+                vigil_error_clear(&cerr);
+                vjs_enabled = 0;
+                vigil_status cs = vigil_event_decode_json(rs, o ? &opts[o] : NULL, line, len, fid, o & 1, &cev, &cerr);
+                vjs_enabled = 1;
+                if (!same(rs, s, &err, ev, cs, &cerr, cev)) {
+                    fprintf(stderr, "json_scan.c and cJSON differ (option %d): %d \"%s\" / %d \"%s\"\n", o, s, err.msg,
+                            cs, cerr.msg);
+                    abort();
+                }
+                vigil_event_release(cev);
+            }
             if (s == VIGIL_OK) {
                 touch(ev);
                 if (o == feed_opt && nev < MAX_LINES) {
