@@ -343,6 +343,111 @@ static void test_state_moves_mid_stream(void) {
     vigil_ruleset_release(rs);
 }
 
+/* The bytes of numeric window entries (codec.c writes them without a
+ * bounds check per field since issue 16): walked here by the layout
+ * codec.c's top comment gives — each kind-2 entry's body is exactly its
+ * length, its entries carry the events' times (a bucket's start with
+ * precision) and, per set mask bit, the amount as f64 (then, with
+ * precision, u32 events in the bucket). */
+typedef struct rd_ { const unsigned char *p; size_t len, off; int bad; } rd_;
+static void rget(rd_ *r, void *v, size_t n) {
+    if (r->len - r->off < n) { r->bad = 1; memset(v, 0, n); return; }
+    memcpy(v, r->p + r->off, n);
+    r->off += n;
+}
+
+static void test_numeric_entry_bytes(void) {
+    vigil_ruleset *rs = load("rule{name='ns',key='k',window=sliding('1h'),when=ge(sum('amount'),1000)}\n"
+                             "rule{name='np',key='k',window=sliding('1h',{precision='10m'}),when=ge(sum('amount'),1000)}\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(rs);
+    vigil_engine *eng = vigil_engine_create(rs, NULL, NULL, NULL, NULL);
+    const int64_t ts[] = {1000, 2000, 700000};
+    const double amount[] = {5, 7.25, 11};
+    vigil_error err;
+    for (int i = 0; i < 3; i++) {
+        char js[160];
+        snprintf(js, sizeof js, "{\"id\":\"n%d\",\"k\":\"a\",\"ts\":%lld,\"amount\":%g}", i, (long long)(ts[i] / 1000),
+                 amount[i]);   /* seconds */
+        vigil_event *ev;
+        CU_ASSERT_EQUAL_FATAL(vigil_event_decode_json(rs, NULL, js, strlen(js), NULL, 1, &ev, &err), VIGIL_OK);
+        vigil_engine_feed(eng, ev, &err);
+        vigil_event_release(ev);
+    }
+    recs rc = {0};
+    CU_ASSERT_EQUAL_FATAL(vigil_engine_foreach_state(eng, keep_record, &rc, &err), VIGIL_OK);
+    CU_ASSERT_EQUAL_FATAL(rc.n, 1);
+    rd_ r = {rc.data[0], rc.len[0], 0, 0};
+    char magic[4];
+    uint64_t seq;
+    int64_t last_ts;
+    uint32_t nev, nr;
+    rget(&r, magic, 4);
+    rget(&r, &seq, 8);
+    rget(&r, &last_ts, 8);
+    rget(&r, &nev, 4);
+    CU_ASSERT(memcmp(magic, "VGS\6", 4) == 0);
+    CU_ASSERT_EQUAL(nev, 0);   /* sliding windows keep no events, only ids */
+    rget(&r, &nr, 4);
+    int windows = 0;
+    for (uint32_t i = 0; i < nr && !r.bad; i++) {
+        uint32_t nl, ver, blen;
+        uint8_t kind;
+        rget(&r, &nl, 4);
+        char name[8] = {0};
+        rget(&r, name, nl < 8 ? nl : 8);
+        rget(&r, &ver, 4);
+        rget(&r, &kind, 1);
+        rget(&r, &blen, 4);
+        size_t end = r.off + blen;
+        if (kind != 2) { r.off = end; continue; }
+        windows++;
+        int bucketed = strcmp(name, "np") == 0;
+        int64_t la, prec;
+        uint8_t alerted;
+        uint32_t nagg, n;
+        rget(&r, &la, 8);
+        rget(&r, &alerted, 1);
+        rget(&r, &nagg, 4);
+        rget(&r, &prec, 8);
+        rget(&r, &n, 4);
+        CU_ASSERT_EQUAL(prec, bucketed ? 600000 : 0);
+        CU_ASSERT_EQUAL(n, bucketed ? 2 : 3);   /* buckets [0, 10m) and [10m, 20m); or one entry per event */
+        double sum_seen = 0;
+        for (uint32_t j = 0; j < n && !r.bad; j++) {
+            int64_t ets;
+            uint32_t mask;
+            rget(&r, &ets, 8);
+            rget(&r, &mask, 4);
+            CU_ASSERT_EQUAL(ets, bucketed ? (j ? 600000 : 0) : ts[j]);
+            int bits = 0;
+            for (uint32_t k = 0; k < nagg; k++)
+                if (mask >> k & 1) {
+                    double v;
+                    rget(&r, &v, 8);
+                    sum_seen += v;
+                    bits++;
+                    if (!bucketed) CU_ASSERT_EQUAL(v, amount[j]);
+                }
+            CU_ASSERT_EQUAL(bits, 1);
+            for (uint32_t k = 0; bucketed && k < nagg; k++)
+                if (mask >> k & 1) {
+                    uint32_t cnt;
+                    rget(&r, &cnt, 4);
+                    CU_ASSERT_EQUAL(cnt, j ? 1u : 2u);
+                }
+        }
+        CU_ASSERT_EQUAL(sum_seen, 5 + 7.25 + 11);
+        CU_ASSERT(r.off <= end);   /* the tail fields follow, inside the body */
+        r.off = end;
+    }
+    CU_ASSERT(!r.bad);
+    CU_ASSERT_EQUAL(windows, 2);
+    CU_ASSERT_EQUAL(r.off, rc.len[0]);
+    recs_free(&rc);
+    vigil_engine_destroy(eng);
+    vigil_ruleset_release(rs);
+}
+
 /* A record written by the engine before the window state was reorganised
  * (commit 6c68fe5, record version 2): a sliding window with distinct and
  * is_new (12 entries), a bucketed one (precision) and an open tumbling
@@ -766,6 +871,7 @@ int main(int argc, char **argv) {
         CU_add_test(s, "a v4 record (before typed values) loads", test_golden_record_v4);
         CU_add_test(s, "a retained closed window moves between engines", test_retained_window_moves);
         CU_add_test(s, "window_events: the counted events, capped, across a store round trip", test_window_events);
+        CU_add_test(s, "numeric window entries: their bytes, with and without precision", test_numeric_entry_bytes);
     }
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
