@@ -35,15 +35,20 @@
 #include "codec.h"
 
 
+/* Room for n more bytes: 0, or -1 when out of memory (b unchanged). */
+static int reserve(vcodec_buf *b, size_t n) {
+    if (b->len + n <= b->cap) return 0;
+    size_t cap = b->cap ? b->cap * 2 : 256;
+    while (cap < b->len + n) cap *= 2;
+    unsigned char *np = realloc(b->p, cap);
+    if (!np) return -1;
+    b->p = np;
+    b->cap = cap;
+    return 0;
+}
+
 static int put(vcodec_buf *b, const void *p, size_t n) {
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 256;
-        while (cap < b->len + n) cap *= 2;
-        unsigned char *np = realloc(b->p, cap);
-        if (!np) return -1;
-        b->p = np;
-        b->cap = cap;
-    }
+    if (reserve(b, n)) return -1;
     memcpy(b->p + b->len, p, n);
     b->len += n;
     return 0;
@@ -120,14 +125,7 @@ static int any_text(const vrule *r) {
 static int put_entries_fast(vcodec_buf *b, const vwin *w, const vrule *r, uint32_t n) {
     int prec = r->precision_ms != 0, nagg = r->nagg;
     size_t most = (size_t)n * (sizeof(int64_t) + sizeof(uint32_t) + (size_t)nagg * (sizeof(double) + sizeof(uint32_t)));
-    if (b->len + most > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 256;
-        while (cap < b->len + most) cap *= 2;
-        unsigned char *np = realloc(b->p, cap);
-        if (!np) return -1;
-        b->p = np;
-        b->cap = cap;
-    }
+    if (reserve(b, most)) return -1;
     unsigned char *o = b->p + b->len;
     for (uint32_t j = 0; j < n; j++) {
         const ventry *e = vwin_at(w, r, j);

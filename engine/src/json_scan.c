@@ -95,6 +95,22 @@ static int literal(sc *s, const char *w, size_t n) {
 
 /* At '{': the object numbered id; its members are written down when rec
  * (an object a path can reach: not inside an array). */
+/* After a member's or an element's value: 1 at a ',' (passed, and the
+ * blanks after it), 0 at `close` (passed: the container ends), -1 for
+ * anything else. */
+static int after_value(sc *s, char close) {
+    blanks(s);
+    if (s->i >= s->len) return -1;
+    if (s->b[s->i] == ',') {
+        s->i++;
+        blanks(s);
+        return 1;
+    }
+    if (s->b[s->i] != close) return -1;
+    s->i++;
+    return 0;
+}
+
 static int object(sc *s, int depth, int rec, int32_t id) {
     if (depth > VJS_MAX_DEPTH) return 0;
     s->i++;
@@ -117,16 +133,8 @@ static int object(sc *s, int depth, int rec, int32_t id) {
         blanks(s);
         m->obj = id;
         if (!value(s, depth, rec, m)) return 0;
-        blanks(s);
-        if (s->i >= s->len) return 0;
-        if (s->b[s->i] == ',') {
-            s->i++;
-            blanks(s);
-            continue;
-        }
-        if (s->b[s->i] != '}') return 0;
-        s->i++;
-        return 1;
+        int more = after_value(s, '}');
+        if (more <= 0) return more == 0;
     }
 }
 
@@ -141,16 +149,8 @@ static int array(sc *s, int depth) {
     for (;;) {
         vjs_member tmp;
         if (!value(s, depth, 0, &tmp)) return 0;
-        blanks(s);
-        if (s->i >= s->len) return 0;
-        if (s->b[s->i] == ',') {
-            s->i++;
-            blanks(s);
-            continue;
-        }
-        if (s->b[s->i] != ']') return 0;
-        s->i++;
-        return 1;
+        int more = after_value(s, ']');
+        if (more <= 0) return more == 0;
     }
 }
 
