@@ -28,7 +28,7 @@
 static int guarded_batch(natsSubscription *sub, int want) {
     int waiting = 0;
     if (natsSubscription_GetPending(sub, &waiting, NULL) != NATS_OK || waiting < 0) waiting = 0;
-    long long b = want; (void)waiting;
+    long long b = waiting ? 2LL * ((long long)waiting + want) : want;
     return b > INT_MAX / 2 ? INT_MAX / 2 : (int)b;
 }
 
