@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <CUnit/Basic.h>
+#include "vt_rand.h"
 #include "vigil/event.h"
 #include "vigil/rules.h"
 #include "batch.h"
@@ -459,12 +460,7 @@ static size_t ref_utf8(const unsigned char *s, size_t len) {
 }
 
 static uint64_t rng = 20261121;
-static uint64_t next_rand(void) {   /* xorshift64* */
-    rng ^= rng >> 12;
-    rng ^= rng << 25;
-    rng ^= rng >> 27;
-    return rng * UINT64_C(2685821657736338717);
-}
+static uint64_t next_rand(void) { return vt_xorshift(&rng); }
 
 static void test_utf8_reference(void) {
     static const unsigned char alphabet[] = {'a', '"', 0x00, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xC1,

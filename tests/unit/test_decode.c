@@ -24,16 +24,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <CUnit/Basic.h>
+#include "vt_rand.h"
 #include "vigil/engine.h"
 
 static uint64_t seed0 = 20261121, rng;
 
-static uint64_t next_rand(void) {   /* xorshift64* */
-    rng ^= rng >> 12;
-    rng ^= rng << 25;
-    rng ^= rng >> 27;
-    return rng * UINT64_C(2685821657736338717);
-}
+static uint64_t next_rand(void) { return vt_xorshift(&rng); }
 static unsigned below(unsigned n) { return (unsigned)(next_rand() % n); }
 
 /* ---- references: the decoder's code before the fast paths ------------------ */

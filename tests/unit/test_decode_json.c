@@ -37,6 +37,7 @@
 #include <cjson/cJSON.h>
 #include <openssl/sha.h>
 #include <CUnit/Basic.h>
+#include "vt_rand.h"
 #include "vigil/event.h"
 #include "vigil/rules.h"
 #include "batch.h"
@@ -47,12 +48,7 @@
 static vigil_ruleset *rs;
 static uint64_t seed0 = 20261207, rng;
 
-static uint64_t next_rand(void) {   /* xorshift64* */
-    rng ^= rng >> 12;
-    rng ^= rng << 25;
-    rng ^= rng >> 27;
-    return rng * UINT64_C(2685821657736338717);
-}
+static uint64_t next_rand(void) { return vt_xorshift(&rng); }
 static unsigned below(unsigned n) { return (unsigned)(next_rand() % n); }
 
 /* Three key groups (customer_id, the nested card.id, acct) and fields of
