@@ -20,6 +20,15 @@ struct vigil_ingest {
     /* JetStream (jetstream.c) */
     jsCtx *js;
     natsSubscription *jsub;
+    /* subscriptions replaced by a re-bind after a reconnect (resync): kept,
+     * unsubscribed, until vjs_stop — messages fetched through them may still
+     * be in the workers, and libnats' ack reads the message's subscription
+     * (and its JetStream part) without holding a reference to it. At most
+     * RETIRED_SUBS; past that the oldest is destroyed (its messages were
+     * committed and acked reconnects ago). */
+#define RETIRED_SUBS 16
+    natsSubscription *jsub_retired[RETIRED_SUBS];
+    int njsub_retired;
     pthread_t fetcher;
     int fetcher_started;
     atomic_int js_resync;        /* NATS reconnected: re-position the consumer */

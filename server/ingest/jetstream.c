@@ -357,8 +357,14 @@ static vigil_status bind_consumer(vigil_ingest *ig, vigil_error *err) {
  * unacked until AckWait. Re-position the consumer at its ack floor now:
  * what follows is redelivered in order, skipped by the offsets and acked. */
 static void resync(vigil_ingest *ig) {
-    if (ig->jsub) {
-        natsSubscription_Destroy(ig->jsub);
+    if (ig->jsub) {   /* retired, not destroyed: its messages may still be acked (ingest_int.h) */
+        natsSubscription_Unsubscribe(ig->jsub);
+        if (ig->njsub_retired == RETIRED_SUBS) {
+            natsSubscription_Destroy(ig->jsub_retired[0]);
+            memmove(ig->jsub_retired, ig->jsub_retired + 1, (RETIRED_SUBS - 1) * sizeof ig->jsub_retired[0]);
+            ig->njsub_retired--;
+        }
+        ig->jsub_retired[ig->njsub_retired++] = ig->jsub;
         ig->jsub = NULL;
     }
     vigil_error err;
@@ -537,6 +543,8 @@ void vjs_stop(vigil_ingest *ig) {
         natsSubscription_Destroy(ig->jsub);   /* the durable consumer stays */
         ig->jsub = NULL;
     }
+    for (int i = 0; i < ig->njsub_retired; i++) natsSubscription_Destroy(ig->jsub_retired[i]);
+    ig->njsub_retired = 0;
     if (ig->js) {
         jsCtx_Destroy(ig->js);
         ig->js = NULL;
