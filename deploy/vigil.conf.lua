@@ -100,6 +100,7 @@ return {
     --   backoff = "1s",                            -- first retry delay, doubled per attempt
     --   max_backoff = "1h",                        -- cap on one delay
     --   horizon = "24h",                           -- then the delivery is dead-lettered
+    --   max_attempts = 20,                         -- or after this many attempts; default: no limit
     -- },
   },
 

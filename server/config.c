@@ -256,6 +256,7 @@ const setting cfg_endpoint_settings[] = {
     {"backoff", NULL, K_MS_LONG, EOFF(backoff_ms), 1, DUR_MAX, 0, "1s"},
     {"max_backoff", NULL, K_MS_LONG, EOFF(max_backoff_ms), 1, DUR_MAX, 0, "1h"},
     {"horizon", NULL, K_MS_LONG, EOFF(horizon_ms), 1, DUR_MAX, 0, "24h"},
+    {"max_attempts", NULL, K_INT, EOFF(max_attempts), 1, 1000000, 0, "20"},
     {NULL, NULL, K_PATH, 0, 0, 0, 0, NULL}};
 
 const setting cfg_token_settings[] = {

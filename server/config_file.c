@@ -317,7 +317,8 @@ static const char *const redis_keys[] = {"url", "prefix", "user", "password", NU
 static const char *const cluster_keys[] = {"instance", "lease", "heartbeat", "stream", "subject", "kv_prefix", NULL};
 static const char *const store_keys[] = {"data_dir", "snapshot_interval", "outbox_fsync", NULL};
 static const char *const endpoint_keys[] = {"name", "url", "secret", "rules", "min_severity", "concurrency",
-                                            "timeout", "backoff", "max_backoff", "horizon", NULL};
+                                            "timeout", "backoff", "max_backoff", "horizon", "max_attempts",
+                                            NULL};
 static const char *const token_keys[] = {"name", "token", "role", "rate", NULL};
 static const char *const limits_keys[] = {"max_fields", "max_depth", "max_key_bytes", "max_lines", "max_rules",
                                           "max_sse_clients", "max_conns_per_ip", "request_timeout",

@@ -420,7 +420,7 @@ static vigil_status setup_endpoint(vigil_dispatch *d, endpoint *ep, const vigil_
                                    "of info, low, medium, high, critical", ep->name, c->min_severity);
     }
     if (c->concurrency < 0 || c->concurrency > MAX_CONCURRENCY || c->timeout_ms < 0 || c->backoff_ms < 0 ||
-        c->max_backoff_ms < 0 || c->horizon_ms < 0)
+        c->max_backoff_ms < 0 || c->horizon_ms < 0 || c->max_attempts < 0)
         return vigil_error_set(err, VIGIL_EINVAL, "webhook endpoint %s: negative number or concurrency "
                                "over %d", ep->name, MAX_CONCURRENCY);
     ep->concurrency = c->concurrency ? c->concurrency : DEF_CONCURRENCY;
@@ -428,6 +428,7 @@ static vigil_status setup_endpoint(vigil_dispatch *d, endpoint *ep, const vigil_
     ep->backoff_ms = c->backoff_ms ? c->backoff_ms : DEF_BACKOFF_MS;
     ep->max_backoff_ms = c->max_backoff_ms ? c->max_backoff_ms : DEF_MAX_BACKOFF_MS;
     ep->horizon_ms = c->horizon_ms ? c->horizon_ms : DEF_HORIZON_MS;
+    ep->max_attempts = c->max_attempts;
     if (ep->max_backoff_ms < ep->backoff_ms) ep->max_backoff_ms = ep->backoff_ms;
     ep->rng = ((uint64_t)vigil_now_ms() << 16) ^ (uint64_t)(uintptr_t)ep ^ 0x9E3779B97F4A7C15ull;
     if (!ep->rng) ep->rng = 1;
@@ -505,6 +506,8 @@ vigil_status vigil_dispatch_create(const vigil_endpoint_config *endpoints, int n
     *out = d;
     return VIGIL_OK;
 }
+
+long vigil_dispatch_shutdown_ms(const vigil_dispatch *d) { return d ? d->shutdown_ms : 0; }
 
 int vigil_dispatch_count(const vigil_dispatch *d) { return d ? d->n : 0; }
 

@@ -43,7 +43,8 @@
  *     5xx: retried after backoff_ms × 2^(attempt−1), ±20 % jitter, capped at
  *     max_backoff_ms; a Retry-After (seconds or HTTP date) longer than that is
  *     honoured (also capped at max_backoff_ms). When the next attempt would
- *     start more than horizon_ms after the first one: dead letter + ack. The
+ *     start more than horizon_ms after the first one, or max_attempts (when
+ *     set) were made: dead letter + ack. The
  *     horizon counts from the first attempt in this process: after a restart
  *     an alert gets a new horizon.
  *   - 410 Gone: the endpoint is disabled until restart (logged once, metric
@@ -118,7 +119,7 @@ void vigil_dispatch_endpoint_name(const vigil_endpoint_config *c, int index, cha
  * destroy lets in-flight requests finish (0: 2000). n may be 0 (no thread).
  * Errors: VIGIL_EINVAL (err names the endpoint and field: bad or duplicate
  * name, URL not http(s), bad secret, unknown min_severity, more than 32
- * rules, negative numbers, concurrency over 1024, more than 64 endpoints),
+ * rules, negative numbers (max_attempts included), concurrency over 1024, more than 64 endpoints),
  * VIGIL_ENOMEM, VIGIL_EIO (libcurl or a thread could not start). On success
  * *out is owned by the caller until vigil_dispatch_destroy. err may be NULL. */
 vigil_status vigil_dispatch_create(const vigil_endpoint_config *endpoints, int n,
@@ -127,6 +128,9 @@ vigil_status vigil_dispatch_create(const vigil_endpoint_config *endpoints, int n
 
 /* Number of endpoints. */
 int vigil_dispatch_count(const vigil_dispatch *d);
+
+/* The shutdown_ms it was created with (0 given: 2000). 0 for NULL. */
+long vigil_dispatch_shutdown_ms(const vigil_dispatch *d);
 
 /* Counters of endpoint i (0-based) into *st. Thread-safe. VIGIL_EINVAL for
  * a bad index. */

@@ -60,6 +60,7 @@ typedef struct endpoint {
     int min_sev;
     int concurrency;
     long timeout_ms, backoff_ms, max_backoff_ms, horizon_ms;
+    int max_attempts;              /* 0: no limit */
 
     pthread_t thread;
     int started;

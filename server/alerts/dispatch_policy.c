@@ -8,7 +8,7 @@
  * envelope. After each attempt it classifies the answer: 2xx delivered
  * (histogram, ack), 408/429/5xx and transport errors retried after
  * backoff_ms × 2^(attempt−1) ±20 % (Retry-After honoured, everything capped
- * at max_backoff_ms) until horizon_ms, 410 disables the endpoint, anything
+ * at max_backoff_ms) until horizon_ms (or max_attempts), 410 disables the endpoint, anything
  * else is a dead letter. Acks and dead letters go to the outbox in batches
  * and are retried every second while the outbox fails. Window states:
  *
@@ -294,7 +294,8 @@ void vdisp_do_read(endpoint *ep, vigil_alert_record *buf, int wait_ms) {
 /* ---- outcomes ------------------------------------------------------------ */
 
 /* A failed attempt (it->why says why): another one after the backoff, or
- * the dead-letter list once the horizon would be passed. During shutdown
+ * the dead-letter list once the horizon would be passed or max_attempts
+ * attempts were made. During shutdown
  * the alert is just left unacked. */
 void vdisp_retry_or_dead(endpoint *ep, item *it, long retry_after_s) {
     long long now = mono_ms();
@@ -314,7 +315,7 @@ void vdisp_retry_or_dead(endpoint *ep, item *it, long retry_after_s) {
     if (delay > (double)ep->max_backoff_ms) delay = (double)ep->max_backoff_ms;
     long long d = (long long)delay;
     if (d < 1) d = 1;
-    if (now + d - it->first_ms > ep->horizon_ms) {
+    if (now + d - it->first_ms > ep->horizon_ms || (ep->max_attempts && it->attempts >= ep->max_attempts)) {
         char why[sizeof it->why];
         snprintf(why, sizeof why, "%s", it->why);
         log_limited(ep, "alert %s: giving up after %d attempt%s in %lld ms: %s", it->e.id, it->attempts,

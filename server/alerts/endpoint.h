@@ -20,6 +20,8 @@ typedef struct vigil_endpoint_config {
     long backoff_ms;           /* first retry delay; default 1000, doubled per attempt, ±20 % jitter */
     long max_backoff_ms;       /* cap on one delay; default 3600000 (1 h) */
     long horizon_ms;           /* after this long since the first attempt: dead letter; default 86400000 (24 h) */
+    int max_attempts;          /* attempts per alert, the first included, then dead letter; 0: no limit
+                                  (the horizon decides) */
 } vigil_endpoint_config;
 
 #endif

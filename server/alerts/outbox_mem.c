@@ -270,7 +270,7 @@ int vigil_outbox_is_mem(const vigil_outbox *ob) { return ob && ob->destroy == m_
 vigil_status vigil_outbox_mem_append(vigil_outbox *ob, const vigil_alert_record *alerts, int n, vigil_error *err) {
     if (!vigil_outbox_is_mem(ob)) return vigil_error_set(err, VIGIL_EINVAL, "outbox: not a memory outbox");
     mob *o = (mob *)ob;
-    vigil_status s = voutbox_check_alerts(alerts, n, VIGIL_WEBHOOK_MAX_ID, VIGIL_WEBHOOK_MAX_ALERT, err);
+    vigil_status s = voutbox_check_alerts(alerts, n, VIGIL_ALERT_ID_MAX, VIGIL_WEBHOOK_MAX_ALERT, err);
     if (s != VIGIL_OK) return s;
     long long now = vigil_now_ms();
     int refused = 0;

@@ -39,15 +39,17 @@ static char *with_instance(char *json) {
     return j;
 }
 
-void vigil_alert_record_set(vigil_alert_record *r, const char *id, const char *rule, const char *severity,
-                            const char *key, vigil_mode mode, char *json, size_t len) {
-    snprintf(r->id, sizeof r->id, "%s", id ? id : "");
+vigil_status vigil_alert_record_set(vigil_alert_record *r, const char *id, const char *rule, const char *severity,
+                                    const char *key, vigil_mode mode, char *json, size_t len) {
+    int id_fits = id && strnlen(id, sizeof r->id) < sizeof r->id;
+    snprintf(r->id, sizeof r->id, "%s", id_fits ? id : "");
     snprintf(r->rule, sizeof r->rule, "%s", rule ? rule : "");
     snprintf(r->severity, sizeof r->severity, "%s", severity ? severity : "");
     snprintf(r->key, sizeof r->key, "%s", key ? key : "");
     r->mode = mode;
     r->json = json;
     r->len = len;
+    return id_fits ? VIGIL_OK : VIGIL_EINVAL;
 }
 
 vigil_status vigil_alert_record_from_alert(const vigil_alert *a, int64_t detected_ms, vigil_alert_record *out) {
@@ -55,7 +57,7 @@ vigil_status vigil_alert_record_from_alert(const vigil_alert *a, int64_t detecte
     char *json = vigil_alert_to_json(a, detected_ms);
     if (!json) return VIGIL_ENOMEM;
     json = with_instance(json);
-    vigil_alert_record_set(out, a->id, a->rule, vigil_severity_str(a->severity), a->key, a->mode, json,
+    (void)vigil_alert_record_set(out, a->id, a->rule, vigil_severity_str(a->severity), a->key, a->mode, json,
                            strlen(json));
     out->ts = a->ts;
     out->rule_version = a->rule_version;

@@ -10,7 +10,9 @@
  *
  * Strings are NUL-terminated copies. rule, severity and key longer than
  * their field are cut to fit: they serve filtering, metrics labels and
- * per-key ordering only; json is always whole. */
+ * per-key ordering only; json is always whole. The id is never cut: it is
+ * the webhook-id receivers deduplicate by, so two alerts whose ids share
+ * their first 32 bytes must not become one. */
 #ifndef VIGIL_ALERT_RECORD_H
 #define VIGIL_ALERT_RECORD_H
 
@@ -19,9 +21,11 @@
 #include "vigil/engine.h"
 
 #define VIGIL_ALERT_REF_MAX 48
+/* Longest alert id a record holds (bytes): the engine's are 32 hex digits. */
+#define VIGIL_ALERT_ID_MAX 32
 
 typedef struct vigil_alert_record {
-    char id[33];                     /* 32 hex digits (DESIGN.md §3) */
+    char id[VIGIL_ALERT_ID_MAX + 1]; /* 32 hex digits (DESIGN.md §3); never cut */
     char rule[64];
     int rule_version;                /* 0 when unknown (a record read back from an outbox) */
     char event[128];                 /* the completing event's id ("" when unknown; cut to fit) */
@@ -41,9 +45,12 @@ typedef struct vigil_alert_record {
  * zeroed, nothing to free). */
 vigil_status vigil_alert_record_from_alert(const vigil_alert *a, int64_t detected_ms, vigil_alert_record *out);
 
-/* Set the string fields from their texts (cut to fit) and take over json
- * (malloc'd, len bytes; the record owns it from now on). */
-void vigil_alert_record_set(vigil_alert_record *r, const char *id, const char *rule, const char *severity,
+/* Set the string fields from their texts (rule, severity, key cut to fit)
+ * and take over json (malloc'd, len bytes; the record owns it from now on).
+ * An id that is NULL or longer than VIGIL_ALERT_ID_MAX is not cut: r->id is
+ * left "", which every outbox's append refuses (VIGIL_EINVAL), and the call
+ * says VIGIL_EINVAL; the other fields are set all the same. */
+vigil_status vigil_alert_record_set(vigil_alert_record *r, const char *id, const char *rule, const char *severity,
                             const char *key, vigil_mode mode, char *json, size_t len);
 
 /* Cluster mode (issue 14): every alert made from now on carries

@@ -16,8 +16,6 @@
 #define VIGIL_WEBHOOK_SIG_MAX 48
 /* Largest alert JSON the in-memory outbox accepts (bytes). */
 #define VIGIL_WEBHOOK_MAX_ALERT (4u * 1024u * 1024u)
-/* Longest alert id (bytes): it travels in an HTTP header. */
-#define VIGIL_WEBHOOK_MAX_ID 255
 
 /* The Standard Webhooks signature value "v1,<base64>" of (id, ts, body) under
  * secret ("whsec_<base64>"), written NUL-terminated into out (outlen >=

@@ -116,7 +116,7 @@ static void drain(vigil_dispatch *d, long timeout_ms) {
 }
 
 void vigil_webhooks_stop(vigil_dispatch *d, vigil_outbox *ob) {
-    if (d && vigil_outbox_is_mem(ob)) drain(d, VIGIL_WEBHOOKS_SHUTDOWN_MS);
+    if (d && vigil_outbox_is_mem(ob)) drain(d, vigil_dispatch_shutdown_ms(d));
     vigil_dispatch_destroy(d);
     if (ob) ob->destroy(ob);
 }

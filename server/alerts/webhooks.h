@@ -70,10 +70,11 @@ void vigil_webhooks_metrics(vigil_dispatch *d, vigil_outbox *ob, void (*emit)(vo
                             void *ud);
 
 /* Stop delivery and free both. Memory outbox: first let the dispatcher
- * deliver what is held for up to VIGIL_WEBHOOKS_SHUTDOWN_MS (nothing else
- * would ever send it). Durable outboxes: stop at once; what is not acked
- * is sent after the restart. Then the dispatcher gives requests in flight
- * up to VIGIL_WEBHOOKS_SHUTDOWN_MS. Accepts NULLs. */
+ * deliver what is held for up to its shutdown_ms (vigil_dispatch_create;
+ * VIGIL_WEBHOOKS_SHUTDOWN_MS when started here), since nothing else would
+ * ever send it. Durable outboxes: stop at once; what is not acked is sent
+ * after the restart. Then the dispatcher gives requests in flight up to
+ * shutdown_ms: at most twice shutdown_ms in all. Accepts NULLs. */
 void vigil_webhooks_stop(vigil_dispatch *d, vigil_outbox *ob);
 
 #endif

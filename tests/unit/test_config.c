@@ -224,6 +224,20 @@ static void test_every_key(void) {
     fx_free(&f);
 }
 
+/* max_attempts (endpoint.h): per endpoint, 1 or more; unset: 0 (no limit). */
+static void test_webhook_max_attempts(void) {
+    fixture f;
+    fx_init(&f);
+    CU_ASSERT_EQUAL_FATAL(fx_load(&f, "return { webhooks = { { url = 'http://a', max_attempts = 6 }, 'http://b' } }"),
+                          VIGIL_OK);
+    CU_ASSERT_EQUAL_FATAL(f.cfg.nendpoints, 2);
+    CU_ASSERT_EQUAL(f.cfg.endpoints[0].max_attempts, 6);
+    CU_ASSERT_EQUAL(f.cfg.endpoints[1].max_attempts, 0);
+    fx_free(&f);
+    expect_error("return { webhooks = { { url = 'http://a', max_attempts = 0 } } }", 0,
+                 "webhooks[1].max_attempts = 0 is not a whole number from 1 to 1000000");
+}
+
 static void test_shorthands(void) {
     fixture f;
     fx_init(&f);
@@ -756,6 +770,7 @@ int main(void) {
     CU_add_test(s, "types and values", test_type_and_value_errors);
     CU_add_test(s, "URLs", test_url_errors);
     CU_add_test(s, "webhook endpoints", test_webhook_errors);
+    CU_add_test(s, "webhook endpoints: max_attempts", test_webhook_max_attempts);
     CU_add_test(s, "tokens", test_token_errors);
     CU_add_test(s, "limits, tokens_file, metrics_token", test_limits);
     CU_add_test(s, "Lua errors and unreadable files", test_lua_errors);
