@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test.sh — the whole test suite, as CI runs it (.ci/run calls this):
-# check the include layers and file sizes (scripts/check_layers.sh,
-# scripts/check_sizes.sh), install dependencies, build (RelWithDebInfo),
+# check the include layers, file sizes and that docs/architecture.md names
+# every production file (scripts/check_layers.sh, check_sizes.sh,
+# check_architecture.sh), install dependencies, build (RelWithDebInfo),
 # run every ctest suite (unit, integration against real nats-server/redis-server/webhook receiver, the
 # dashboard in headless Chromium, docs/openapi.yaml validated and checked against a real
 # server — tests/openapi, npm ci from its package-lock.json), then build the unit tests with
@@ -14,6 +15,7 @@ cd "$ROOT"
 # include between units, no oversized file or unit (issue 10)
 bash scripts/check_layers.sh
 bash scripts/check_sizes.sh
+bash scripts/check_architecture.sh
 bash scripts/deps.sh
 JOBS=$(nproc 2>/dev/null || echo 2)
 

@@ -8,9 +8,10 @@
  * envelope. After each attempt it classifies the answer: 2xx delivered
  * (histogram, ack), 408/429/5xx and transport errors retried after
  * backoff_ms × 2^(attempt−1) ±20 % (Retry-After honoured, everything capped
- * at max_backoff_ms) until horizon_ms (or max_attempts), 410 disables the endpoint, anything
- * else is a dead letter. Acks and dead letters go to the outbox in batches
- * and are retried every second while the outbox fails. Window states:
+ * at max_backoff_ms) until horizon_ms or max_attempts, 410 disables the
+ * endpoint, anything else is a dead letter. Acks and dead letters go to the
+ * outbox in batches and are retried every second while the outbox fails.
+ * Window states:
  *
  *   READY → FLIGHT → (done: ack) | WAIT (retry due later) → FLIGHT …
  *                               | DEAD (dead letter to write) → (done)

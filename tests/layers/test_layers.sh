@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# test_layers.sh — proves that scripts/check_layers.sh and
-# scripts/check_sizes.sh fail when they should and pass when they should.
+# test_layers.sh — proves that scripts/check_layers.sh,
+# scripts/check_sizes.sh and scripts/check_architecture.sh fail when they
+# should and pass when they should.
 #
 # Builds tiny fake trees (engine/, lua/, server/<wing>/, cli/) in a temporary
 # folder: a clean one (both checks exit 0), then one broken copy per rule:
 # a cycle between two wings, a cycle through three units, an include against
 # the direction cli -> server -> lua -> engine, an include that names no file,
 # a .c file over 1000 lines, one over 800 lines without a comment saying why
-# (and the same with one: passes), one unit over a third of the lines. Each
+# (and the same with one: passes), one unit over a third of the lines, a
+# production file docs/architecture.md does not name. Each
 # broken tree must make its check exit 1 and name the offending file:line.
 # Last, the checks run on the real tree: by default they must pass; with
 # VIGIL_LAYERS_REAL=report (the tree mid-restructure) their findings are only
@@ -16,6 +18,7 @@ set -euo pipefail
 REPO=${1:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 LAYERS=$REPO/scripts/check_layers.sh
 SIZES=$REPO/scripts/check_sizes.sh
+ARCH=$REPO/scripts/check_architecture.sh
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 failures=0
@@ -126,8 +129,22 @@ t=$(fresh share)
 lines 400 >"$t/server/route/queue.c"
 expect_fail "one wing over a third of the code" "$SIZES" "$t" "server/route"
 
+# docs/architecture.md names every production file
+t=$(fresh arch)
+mkdir -p "$t/docs"
+echo "| file | job |" >"$t/docs/architecture.md"
+for f in $(cd "$t" && find engine lua server cli -name '*.[ch]'); do
+    echo "| \`${f##*/}\` | a job |" >>"$t/docs/architecture.md"
+done
+expect_pass "every file named: architecture ok" "$ARCH" "$t"
+printf '/* new */\n' >"$t/server/route/queue.c"
+expect_fail "a file the document does not name" "$ARCH" "$t" "server/route/queue.c is not named"
+rm "$t/docs/architecture.md"
+expect_fail_rc() { local out rc=0; out=$(bash "$2" "$3" 2>&1) || rc=$?; [ "$rc" -eq "$4" ] && ok "$1" || bad "$1: exit $rc, expected $4"; }
+expect_fail_rc "no docs/architecture.md: exit 2" "$ARCH" "$t" 2
+
 # the real tree
-for script in "$LAYERS" "$SIZES"; do
+for script in "$LAYERS" "$SIZES" "$ARCH"; do
     rc=0
     out=$(bash "$script" "$REPO" 2>&1) || rc=$?
     if [ "$rc" -eq 0 ]; then
