@@ -335,9 +335,9 @@ static void *run(void *arg) {
         vigil_log(VIGIL_LOG_WARN, "alerts", "webhook %s (%s): shutdown deadline passed, %d request%s cut (unacked, " "re-sent after restart)", ep->name, ep->label, cut, cut == 1 ? "" : "s");
     vdisp_flush_acks(ep, mono_ms(), 1);
     vdisp_flush_dead(ep, mono_ms(), 1);
-    if (ep->nacks)
+    if (ep->nacks_delivered)
         vigil_log(VIGIL_LOG_INFO, "alerts", "webhook %s: %d delivered alert%s not acked (re-sent after restart)",
-                ep->name, ep->nacks, ep->nacks == 1 ? "" : "s");
+                ep->name, ep->nacks_delivered, ep->nacks_delivered == 1 ? "" : "s");
     while (ep->head) vdisp_window_drop(ep, ep->head);   /* unsettled dead letters: read again next run */
     free(buf);
     return NULL;

@@ -93,8 +93,8 @@ extern const double vigil_dispatch_buckets[VIGIL_DISPATCH_NBUCKETS];
 typedef struct vigil_dispatch_stats {
     char name[65];
     char label[256];                /* "scheme://host[:port]" */
-    unsigned long long delivered;   /* 2xx, acked */
-    unsigned long long filtered;    /* shadow, other rule, below min_severity: acked */
+    unsigned long long delivered;   /* 2xx, acked (counted once the ack is in the outbox) */
+    unsigned long long filtered;    /* shadow, other rule, below min_severity: acked (likewise) */
     unsigned long long dead;        /* written to the dead-letter list, acked */
     unsigned long long attempts;    /* HTTP requests started */
     unsigned long long retries;     /* attempts scheduled after a failed attempt */

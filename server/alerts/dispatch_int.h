@@ -73,6 +73,7 @@ typedef struct endpoint {
     char after[VIGIL_ALERT_REF_MAX];
     char **acks;
     int nacks, capacks;
+    int nacks_delivered, nacks_filtered;   /* of nacks: counted as such once the ack is in the outbox */
     long long ack_retry_ms, dead_retry_ms, next_read_ms;
     int disabled;
     uint64_t rng;

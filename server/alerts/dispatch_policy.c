@@ -132,7 +132,9 @@ void vdisp_window_drop(endpoint *ep, item *it) {
     item_free(it);
 }
 
-static int push_ack(endpoint *ep, const char *ref) {
+/* Queue the ack of ref; delivered: 1 for a 2xx, 0 for a filtered alert
+ * (which counter it joins once the ack is in the outbox). */
+static int push_ack(endpoint *ep, const char *ref, int delivered) {
     if (ep->nacks == ep->capacks) {
         int cap = ep->capacks ? ep->capacks * 2 : 64;
         char **n = realloc(ep->acks, (size_t)cap * sizeof *n);
@@ -143,6 +145,8 @@ static int push_ack(endpoint *ep, const char *ref) {
     char *r = strdup(ref);
     if (!r) return -1;
     ep->acks[ep->nacks++] = r;
+    if (delivered) ep->nacks_delivered++;
+    else ep->nacks_filtered++;
     return 0;
 }
 
@@ -160,6 +164,12 @@ void vdisp_flush_acks(endpoint *ep, long long now, int force) {
     }
     for (int i = 0; i < ep->nacks; i++) free(ep->acks[i]);
     ep->nacks = 0;
+    /* counted now, not at the 2xx: "delivered" and "filtered" mean acked
+     * (dispatch.h), so a reader that sees them also sees the outbox without
+     * those alerts */
+    atomic_fetch_add(&ep->delivered, (unsigned long long)ep->nacks_delivered);
+    atomic_fetch_add(&ep->filtered, (unsigned long long)ep->nacks_filtered);
+    ep->nacks_delivered = ep->nacks_filtered = 0;
 }
 
 /* The alert is finished at this endpoint without a delivery: to the
@@ -225,11 +235,10 @@ static int wanted(const endpoint *ep, const vigil_alert_record *e) {
  * it, so the next read returns it again. */
 static int take(endpoint *ep, vigil_alert_record *e) {
     if (!wanted(ep, e)) {
-        if (push_ack(ep, e->ref) != 0) {
+        if (push_ack(ep, e->ref, 0) != 0) {
             vigil_alert_record_free(e);
             return -1;
         }
-        atomic_fetch_add(&ep->filtered, 1);
         snprintf(ep->after, sizeof ep->after, "%s", e->ref);
         vigil_alert_record_free(e);
         return 0;
@@ -332,7 +341,6 @@ void vdisp_retry_or_dead(endpoint *ep, item *it, long retry_after_s) {
 }
 
 static void delivered(endpoint *ep, item *it) {
-    atomic_fetch_add(&ep->delivered, 1);
     if (it->e.appended_ms > 0) {
         long long lat = vigil_now_ms() - it->e.appended_ms;
         if (lat < 0) lat = 0;   /* clock skew between Redis and us */
@@ -348,7 +356,7 @@ static void delivered(endpoint *ep, item *it) {
         vigil_log(VIGIL_LOG_INFO, "alerts", "VIGIL_FAULT: alert %s delivered to %s, not acked", it->e.id, ep->name);
         vigil_fault_kill("deliver");
     }
-    if (push_ack(ep, it->e.ref) != 0) {
+    if (push_ack(ep, it->e.ref, 1) != 0) {
         /* Not acked: re-sent after a restart (at-least-once). */
         log_limited(ep, "out of memory queueing the ack of alert %s", it->e.id);
     }

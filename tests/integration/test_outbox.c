@@ -1160,6 +1160,61 @@ static void test_redis_down(void) {
     CU_ASSERT_EQUAL(check_delivery(&r, 10, 1), 0);
 }
 
+/* "delivered" counts an alert once its ack is in the outbox (dispatch.h),
+ * so whoever reads the counter also sees the outbox without it: with Redis
+ * stopped (SIGSTOP) between the request and its 2xx, the receiver has the
+ * alert, the request is finished, and the counter still says 0; after
+ * SIGCONT the ack goes through and both agree. */
+static void test_delivered_means_acked(void) {
+    bk b;
+    rx r;
+    talert t[1];
+    const char *names[] = {"main"};
+    test_no++;
+    bk_init(&b, 1, "acked");
+    const char *extra[] = {"--delay-ms", "300", NULL};
+    CU_ASSERT_EQUAL_FATAL(rx_start(&r, "acked", 200, extra), 0);
+    vigil_outbox *ob = bk_open(&b, names, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ob);
+    mk(&t[0], 0, "r", "high", "k", 0);
+    vigil_endpoint_config c = ep_cfg("main", r.url);
+    /* a read blocked by the stopped Redis holds the endpoint's thread for
+     * the 5 s I/O timeout: the attempt must outlive that */
+    c.timeout_ms = 60000;
+    vigil_dispatch *d = dstart(&c, 1, ob, 500);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    CU_ASSERT_EQUAL(bk_append(&b, ob, t, 1), VIGIL_OK);
+    long long deadline = vt_now_ms() + 5000;
+    while (stats(d, 0).inflight != 1 && vt_now_ms() < deadline) vt_sleep_ms(2);
+    CU_ASSERT_EQUAL_FATAL(stats(d, 0).inflight, 1);
+    kill(redis->pid, SIGSTOP);
+    int nl = 0;
+    deadline = vt_now_ms() + 5000;
+    for (;;) {   /* the receiver wrote its line: the 2xx is on its way */
+        line *v = read_lines(&r, &nl);
+        free_lines(v, nl);
+        if (nl >= 1 || vt_now_ms() >= deadline) break;
+        vt_sleep_ms(10);
+    }
+    CU_ASSERT_EQUAL(nl, 1);
+    deadline = vt_now_ms() + 15000;   /* a poll read may hold the thread for the 5 s I/O timeout */
+    while (stats(d, 0).inflight != 0 && vt_now_ms() < deadline) vt_sleep_ms(10);
+    vt_sleep_ms(200);
+    vigil_dispatch_stats st = stats(d, 0);
+    CU_ASSERT_EQUAL(st.inflight, 0);
+    CU_ASSERT_EQUAL(st.delivered, 0);   /* answered 2xx, not acked: not counted yet */
+    kill(redis->pid, SIGCONT);
+    CU_ASSERT(wait_done(d, 0, 1, 20000));
+    st = stats(d, 0);
+    CU_ASSERT_EQUAL(st.delivered, 1);
+    uint64_t dn = 1;
+    CU_ASSERT_EQUAL(ob->depth(ob, "main", &dn, NULL), VIGIL_OK);
+    CU_ASSERT_EQUAL(dn, 0);
+    vigil_dispatch_destroy(d);
+    ob->destroy(ob);
+    rx_stop(&r);
+}
+
 /* The crash child (this binary again, fresh, so VIGIL_FAULT is read anew):
  * argv: --dispatch-child file|redis <dir or prefix> <redis url> <webhook url>.
  * Runs one dispatcher; VIGIL_FAULT=deliver:N kills it. */
@@ -1279,6 +1334,7 @@ int main(int argc, char **argv) {
         !CU_add_test(s, "timeouts retried, Retry-After honoured", test_timeout_and_retry_after) ||
         !CU_add_test(s, "filters: rules, min_severity, shadow", test_filters) ||
         !CU_add_test(s, "redis: down and back", test_redis_down) ||
+        !CU_add_test(s, "redis: delivered counts acked alerts only", test_delivered_means_acked) ||
         !CU_add_test(s, "file: SIGKILL between 2xx and ack", test_crash_file) ||
         !CU_add_test(s, "redis: SIGKILL between 2xx and ack", test_crash_redis)) {
         CU_cleanup_registry();
