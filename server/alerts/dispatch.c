@@ -131,8 +131,11 @@ static void start(endpoint *ep, item *it, long long now) {
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, it->body);   /* borrowed: the item outlives the transfer */
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "vigil-webhook/1");
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, ep->timeout_ms);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, ep->timeout_ms);
+    /* No CURLOPT_TIMEOUT_MS: the attempt's deadline is checked by the
+     * endpoint thread (expire) after it collected the finished transfers.
+     * libcurl's own clock would also run while the thread is blocked in an
+     * outbox call (a stalled Redis holds it up to its I/O timeout), and then
+     * fail a request whose 2xx had arrived meanwhile: a needless resend. */
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     /* Redirects are never followed (dispatch.h): a 3xx would send a signed
      * alert to a URL nobody configured (another host, an internal address),
@@ -158,6 +161,7 @@ static void start(endpoint *ep, item *it, long long now) {
     s->next_free = NULL;
     s->hdrs = h;
     s->it = it;
+    s->deadline_ms = now + ep->timeout_ms;
     vdisp_set_state(ep, it, Q_FLIGHT);
     atomic_fetch_add(&ep->inflight, 1);
 }
@@ -192,6 +196,26 @@ static void drain(endpoint *ep) {
         curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &priv);
         finish(ep, (slot *)priv, rc);
     }
+}
+
+/* Attempts past their deadline (timeout_ms since they started) end as a
+ * transport timeout. Called after drain(), so that an answer that arrived
+ * while the thread was busy elsewhere counts. */
+static void expire(endpoint *ep, long long now) {
+    for (int i = 0; i < ep->concurrency; i++) {
+        slot *s = &ep->slots[i];
+        if (!s->it || now < s->deadline_ms) continue;
+        snprintf(s->errbuf, sizeof s->errbuf, "timed out after %ld ms", ep->timeout_ms);
+        finish(ep, s, CURLE_OPERATION_TIMEDOUT);
+    }
+}
+
+/* The earliest deadline of an attempt in flight, or -1. */
+static long long next_deadline(const endpoint *ep) {
+    long long t = -1;
+    for (int i = 0; i < ep->concurrency; i++)
+        if (ep->slots[i].it && (t < 0 || ep->slots[i].deadline_ms < t)) t = ep->slots[i].deadline_ms;
+    return t;
 }
 
 /* ---- scheduling ---------------------------------------------------------- */
@@ -300,6 +324,7 @@ static void *run(void *arg) {
         curl_multi_perform(ep->multi, &running);
         drain(ep);
         now = mono_ms();
+        if (ep->ninflight) expire(ep, now);
         vdisp_flush_acks(ep, now, 0);
         vdisp_flush_dead(ep, now, 0);
 
@@ -311,6 +336,8 @@ static void *run(void *arg) {
         if (can_read) t = ep->next_read_ms - now < t ? ep->next_read_ms - now : t;
         long long due = stopping ? -1 : next_due(ep);
         if (due >= 0 && due - now < t) t = due - now;
+        long long dl = ep->ninflight ? next_deadline(ep) : -1;
+        if (dl >= 0 && dl - now < t) t = dl - now;
         if (ep->nacks && ep->ack_retry_ms - now < t) t = ep->ack_retry_ms - now;
         if (ep->ndead && ep->dead_retry_ms - now < t) t = ep->dead_retry_ms - now;
         if (stopping && atomic_load(&d->deadline_ms) - now < t) t = atomic_load(&d->deadline_ms) - now;

@@ -39,7 +39,10 @@
  *     longer holds it (outbox.h, holds: its pair moved to another instance)
  *     is dropped unacked instead of starting its next attempt.
  *   - 2xx: delivered, acked.
- *   - transport error (connect, reset, timeout after timeout_ms), 408, 429,
+ *   - transport error (connect, reset, timeout after timeout_ms: the
+ *     endpoint thread's own deadline for the whole attempt, checked after
+ *     it collected the finished transfers, so a 2xx that arrived while it
+ *     was held by a slow outbox call still counts), 408, 429,
  *     5xx: retried after backoff_ms × 2^(attempt−1), ±20 % jitter, capped at
  *     max_backoff_ms; a Retry-After (seconds or HTTP date) longer than that is
  *     honoured (also capped at max_backoff_ms). When the next attempt would

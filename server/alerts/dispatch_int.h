@@ -46,6 +46,7 @@ typedef struct slot {
     CURL *easy;
     struct curl_slist *hdrs;
     item *it;                /* NULL when free */
+    long long deadline_ms;   /* monotonic: the attempt times out then (checked by the thread, not libcurl) */
     struct slot *next_free;
     char errbuf[CURL_ERROR_SIZE];
 } slot;
