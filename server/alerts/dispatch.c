@@ -200,22 +200,21 @@ static void drain(endpoint *ep) {
 
 /* Attempts past their deadline (timeout_ms since they started) end as a
  * transport timeout. Called after drain(), so that an answer that arrived
- * while the thread was busy elsewhere counts. */
-static void expire(endpoint *ep, long long now) {
+ * while the thread was busy elsewhere counts. Returns the earliest deadline
+ * of the attempts still in flight, or -1. */
+static long long expire(endpoint *ep, long long now) {
+    long long next = -1;
     for (int i = 0; i < ep->concurrency; i++) {
         slot *s = &ep->slots[i];
-        if (!s->it || now < s->deadline_ms) continue;
+        if (!s->it) continue;
+        if (now < s->deadline_ms) {
+            if (next < 0 || s->deadline_ms < next) next = s->deadline_ms;
+            continue;
+        }
         snprintf(s->errbuf, sizeof s->errbuf, "timed out after %ld ms", ep->timeout_ms);
         finish(ep, s, CURLE_OPERATION_TIMEDOUT);
     }
-}
-
-/* The earliest deadline of an attempt in flight, or -1. */
-static long long next_deadline(const endpoint *ep) {
-    long long t = -1;
-    for (int i = 0; i < ep->concurrency; i++)
-        if (ep->slots[i].it && (t < 0 || ep->slots[i].deadline_ms < t)) t = ep->slots[i].deadline_ms;
-    return t;
+    return next;
 }
 
 /* ---- scheduling ---------------------------------------------------------- */
@@ -324,7 +323,7 @@ static void *run(void *arg) {
         curl_multi_perform(ep->multi, &running);
         drain(ep);
         now = mono_ms();
-        if (ep->ninflight) expire(ep, now);
+        long long dl = ep->ninflight ? expire(ep, now) : -1;   /* the next attempt deadline */
         vdisp_flush_acks(ep, now, 0);
         vdisp_flush_dead(ep, now, 0);
 
@@ -336,7 +335,6 @@ static void *run(void *arg) {
         if (can_read) t = ep->next_read_ms - now < t ? ep->next_read_ms - now : t;
         long long due = stopping ? -1 : next_due(ep);
         if (due >= 0 && due - now < t) t = due - now;
-        long long dl = ep->ninflight ? next_deadline(ep) : -1;
         if (dl >= 0 && dl - now < t) t = dl - now;
         if (ep->nacks && ep->ack_retry_ms - now < t) t = ep->ack_retry_ms - now;
         if (ep->ndead && ep->dead_retry_ms - now < t) t = ep->dead_retry_ms - now;
